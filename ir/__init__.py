@@ -1,0 +1,24 @@
+"""aalbert's intermediate representation.
+
+A `Module` is a content-hashed pool of `Weight`s plus one SSA `Graph` per
+task. Ops are declared once in `ir.registry` (type inference, numpy
+semantics, work). The text form is printed by `ir.printer` and parsed by
+`ir.parser` (grammar `ir/ir.lark`); weight data travels in a sidecar `.npz`
+(`ir.fileio`). `ir.verifier` checks invariants, `ir.interpreter` executes,
+`ir.analysis` offers a networkx view.
+
+This package depends on nothing else of aalbert.
+"""
+
+from .builder import Builder
+from .errors import AalbertError, FrontendError, InterpreterError, IRParseError, IRVerifyError, Loc
+from .graph import Graph, Node, Sym, Value
+from .module import Module, Weight, content_hash
+from .registry import OpDef, Work, all_ops, get_op
+from .types import DType, TensorType
+
+__all__ = [
+    "AalbertError", "Builder", "DType", "FrontendError", "Graph", "IRParseError", "IRVerifyError",
+    "InterpreterError", "Loc", "Module", "Node", "OpDef", "Sym", "TensorType", "Value", "Weight",
+    "Work", "all_ops", "content_hash", "get_op",
+]

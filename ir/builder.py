@@ -1,0 +1,97 @@
+"""`Builder`: appends typed nodes to a graph, folding constants as it goes.
+
+Frontends and passes create nodes through a builder. Result types come from
+the op registry; a node whose operands are all constants is evaluated at once
+and becomes a `constant` (this is how shape arithmetic disappears once batch
+and sequence length are fixed). Each weight and each distinct constant is
+materialized once per graph.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .graph import Attr, Graph, Sym, Value
+from .module import Module, Weight
+from .ops.source import constant_array
+from .registry import InferContext, get_op
+from .types import TensorType
+
+# Results larger than this are folded only when all their elements are equal
+# (they print as one splat value); otherwise the op stays in the graph.
+FOLD_LIMIT = 1 << 16
+
+
+class Builder:
+    def __init__(self, module: Module, graph: Graph):
+        self.module = module
+        self.graph = graph
+        self.ctx = InferContext(lambda sym: module.weights[sym].type)
+        self._weights: dict[str, Value] = {}
+        self._consts: dict[tuple, Value] = {}
+        self.fold = True
+
+    # -- leaves ---------------------------------------------------------------
+    def input(self, name: str, type: TensorType) -> Value:
+        return self.graph.add_input(name, type)
+
+    def weight(self, weight: Weight) -> Value:
+        value = self._weights.get(weight.name)
+        if value is None:
+            node = self.graph.create_node("weight", [], {"name": Sym(weight.name)}, [weight.type])
+            value = self.graph.append(node).output
+            self._weights[weight.name] = value
+        return value
+
+    def constant(self, array: np.ndarray) -> Value:
+        array = constant_array(np.asarray(array))
+        key = (array.dtype.str, array.shape, array.tobytes())
+        value = self._consts.get(key)
+        if value is None:
+            node = self.graph.create_node("constant", [], {"value": array}, [TensorType.of(array)])
+            value = self.graph.append(node).output
+            self._consts[key] = value
+        return value
+
+    # -- ops ------------------------------------------------------------------
+    def infer(self, op: str, inputs: Sequence[Value], attrs: dict[str, Attr]) -> list[TensorType]:
+        return get_op(op).infer([v.type for v in inputs], attrs, self.ctx)
+
+    def op(self, op: str, inputs: Sequence[Value], attrs: dict[str, Attr] | None = None) -> list[Value]:
+        """Append `op`, or fold it when every operand is a constant."""
+        attrs = attrs or {}
+        types = self.infer(op, inputs, attrs)
+        if self.fold and inputs and all(const_value(v) is not None for v in inputs):
+            folded = self._try_fold(op, inputs, attrs, types)
+            if folded is not None:
+                return folded
+        node = self.graph.create_node(op, list(inputs), attrs, types)
+        return self.graph.append(node).outputs
+
+    def op1(self, op: str, inputs: Sequence[Value], attrs: dict[str, Attr] | None = None) -> Value:
+        (out,) = self.op(op, inputs, attrs)
+        return out
+
+    def _try_fold(self, op, inputs, attrs, types) -> list[Value] | None:
+        if sum(t.numel for t in types) > FOLD_LIMIT and not all(
+                _is_splat(v) for v in inputs):
+            return None
+        with np.errstate(all="ignore"):
+            results = get_op(op).eval([const_value(v) for v in inputs], attrs)
+        return [self.constant(np.asarray(r, dtype=t.dtype.np).reshape(t.shape))
+                for r, t in zip(results, types)]
+
+
+def const_value(value: Value) -> np.ndarray | None:
+    """The data of a value produced by a `constant` node, else None."""
+    node = value.producer
+    if node is not None and node.op == "constant":
+        return node.attrs["value"]
+    return None
+
+
+def _is_splat(value: Value) -> bool:
+    a = const_value(value)
+    return a is not None and (a.size <= 1 or bool(np.all(a == a.flat[0])))

@@ -1,0 +1,156 @@
+"""Reading and writing modules: text `.ir` plus a sidecar `.npz` of weight data.
+
+`save_module` writes `name.ir` and `name.npz` side by side; `load_module`
+reads the text, verifies it and, when the sidecar exists, loads and checks
+every array against the weight it belongs to (name, type and content hash).
+Files are written atomically (a temporary file renamed into place) and the
+`.npz` is byte-for-byte reproducible (fixed zip timestamps, pool order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+from .errors import AalbertError
+from .module import Module, content_hash
+from .parser import parse_module
+from .printer import print_module
+from .types import TensorType
+from .verifier import verify
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Write to a temporary file next to `path`; rename it over `path` on success."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def sidecar_path(ir_path: str | os.PathLike) -> Path:
+    return Path(ir_path).with_suffix(".npz")
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """A reproducible `.npz` (as numpy writes it, minus the timestamps), in dict order."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            payload = io.BytesIO()
+            np.lib.format.write_array(payload, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(info, payload.getvalue())
+    return buf.getvalue()
+
+
+def weights_npz_bytes(module: Module) -> bytes:
+    """The sidecar's bytes: one `.npy` entry per weight, in pool order."""
+    return npz_bytes({w.name: w.data for w in module.weights.values() if w.data is not None})
+
+
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    blob = npz_bytes(arrays)
+    with atomic_writer(path) as f:
+        f.write(blob)
+
+
+def read_npz(path: str | os.PathLike, what: str = "arrays") -> dict[str, np.ndarray]:
+    """All arrays of an `.npz`, or one clear error."""
+    p = Path(path)
+    if not p.exists():
+        raise AalbertError(f"{path}: no such file")
+    try:
+        with np.load(p, allow_pickle=False) as archive:
+            return {k: archive[k] for k in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise AalbertError(f"{path}: not a readable .npz file of {what} ({e})") from None
+
+
+def save_module(module: Module, ir_path: str | os.PathLike) -> list[Path]:
+    """Write `x.ir` and, if the module has weight data, `x.npz`. Returns the paths."""
+    ir_path = Path(ir_path)
+    written = [ir_path]
+    text = print_module(module)
+    blob = weights_npz_bytes(module) if module.weights and module.has_data else None
+    with atomic_writer(ir_path) as f:
+        f.write(text.encode())
+    if blob is not None:
+        with atomic_writer(sidecar_path(ir_path)) as f:
+            f.write(blob)
+        written.append(sidecar_path(ir_path))
+    return written
+
+
+def read_text(path: str | os.PathLike) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AalbertError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise AalbertError(f"{path}: is a directory, expected an .ir file") from None
+    except UnicodeDecodeError:
+        raise AalbertError(f"{path}: not a text file (expected aalbert IR)") from None
+    except OSError as e:
+        raise AalbertError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def load_module(path: str | os.PathLike, weights: str | os.PathLike | None = None,
+                require_data: bool = False) -> Module:
+    """Parse and verify `path`; attach weight data from the sidecar if present."""
+    module = parse_module(read_text(path), str(path))
+    verify(module)
+    npz = Path(weights) if weights is not None else sidecar_path(path)
+    if npz.exists():
+        load_weights(module, npz)
+    elif weights is not None or (require_data and module.weights):
+        raise AalbertError(f"{npz}: no such file (the weight data of {path})")
+    return module
+
+
+def load_weights(module: Module, npz_path: str | os.PathLike) -> None:
+    """Attach arrays from an `.npz` to the module's weights, checking each one."""
+    try:
+        archive = np.load(npz_path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise AalbertError(f"{npz_path}: not a readable .npz file ({e})") from None
+    with archive:
+        keys = set(archive.files)
+        for w in module.weights.values():
+            if w.name not in keys:
+                raise AalbertError(f"{npz_path}: no array for weight @{w.name}")
+            try:
+                array = archive[w.name]
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+                raise AalbertError(f"{npz_path}: array {w.name!r} is unreadable ({e})") from None
+            try:
+                got = TensorType.of(array)
+            except ValueError:
+                got = None
+            if got != w.type:
+                raise AalbertError(f"{npz_path}: array {w.name!r} is {got or array.dtype}, "
+                                   f"the IR declares @{w.name} : {w.type}")
+            if content_hash(array) != w.hash:
+                raise AalbertError(f"{npz_path}: array {w.name!r} does not match the hash "
+                                   f"{w.hash} of @{w.name} (data from another model?)")
+            w.data = array
+        extra = sorted(keys - set(module.weights))
+        if extra:
+            raise AalbertError(f"{npz_path}: array {extra[0]!r} belongs to no weight of the IR")

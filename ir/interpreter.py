@@ -1,0 +1,99 @@
+"""The reference interpreter: runs one task graph of a module on numpy.
+
+Each op's meaning is its `eval` in the registry; the interpreter binds
+weights and inputs, runs nodes in program order, frees values after their
+last use, and checks every result against its declared type.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .errors import InterpreterError
+from .graph import Graph, Value
+from .module import Module, Weight
+from .registry import get_op
+from .types import DType, TensorType
+
+WeightData = Callable[[Weight], np.ndarray]
+
+
+def _weight_data(w: Weight) -> np.ndarray:
+    if w.data is None:
+        raise InterpreterError(f"weight @{w.name} has no data: load the module with its .npz sidecar")
+    return w.data
+
+
+def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Match inputs to the graph's by name, type and shape (integers may widen)."""
+    names = [v.name for v in graph.inputs]
+    missing = [n for n in names if n not in inputs]
+    if missing:
+        raise InterpreterError(f"task {graph.name!r}: missing input(s) {', '.join(missing)} "
+                               f"(the graph takes {', '.join(names)})")
+    extra = sorted(set(inputs) - set(names))
+    if extra:
+        raise InterpreterError(f"task {graph.name!r}: unknown input(s) {', '.join(extra)} "
+                               f"(the graph takes {', '.join(names)})")
+    bound = {}
+    for v in graph.inputs:
+        a = np.asarray(inputs[v.name])
+        try:
+            got = TensorType.of(a)
+        except ValueError:
+            raise InterpreterError(f"input {v.name!r}: unsupported element type {a.dtype}") from None
+        if got.shape != v.type.shape:
+            raise InterpreterError(f"input {v.name!r} has shape {list(got.shape)}, "
+                                   f"the graph expects {list(v.type.shape)}")
+        if got.dtype != v.type.dtype:
+            if got.dtype.is_int and v.type.dtype.is_int and np.can_cast(a, v.type.dtype.np, "same_kind"):
+                a = a.astype(v.type.dtype.np)
+            else:
+                raise InterpreterError(f"input {v.name!r} is {got.dtype}, the graph expects {v.type.dtype}")
+        bound[v.name] = a
+    return bound
+
+
+def run(module: Module, task: str, inputs: Mapping[str, np.ndarray],
+        weight_data: WeightData = _weight_data) -> dict[str, np.ndarray]:
+    """Execute `task` and return its outputs by name."""
+    if task not in module.graphs:
+        raise InterpreterError(f"no task {task!r} (tasks: {', '.join(module.graphs)})")
+    graph = module.graphs[task]
+    bound = check_inputs(graph, inputs)
+    env: dict[Value, np.ndarray] = {v: bound[v.name] for v in graph.inputs}
+    last_use = _last_uses(graph)
+    keep = {v for _, v in graph.outputs}
+    with np.errstate(all="ignore"):
+        for i, node in enumerate(graph.nodes):
+            if node.op == "weight":
+                results = [weight_data(module.weights[node.attrs["name"].name])]
+            else:
+                try:
+                    results = get_op(node.op).eval([env[v] for v in node.inputs], node.attrs)
+                except (IndexError, ValueError) as e:
+                    raise InterpreterError(f"task {task!r}, node '{node!r}' ({node.op}): {e}") from None
+            for value, result in zip(node.outputs, results):
+                _check_result(node, value, result)
+                env[value] = result
+            for v in node.inputs:
+                if last_use.get(v) == i and v not in keep:
+                    env.pop(v, None)
+    return {name: env[v] for name, v in graph.outputs}
+
+
+def _check_result(node, value: Value, result: np.ndarray) -> None:
+    if not isinstance(result, np.ndarray) or result.shape != value.type.shape \
+            or DType.from_numpy(result.dtype) != value.type.dtype:
+        got = TensorType.of(np.asarray(result))
+        raise AssertionError(f"{node.op} produced {got} for %{value.name}: {value.type}")
+
+
+def _last_uses(graph: Graph) -> dict[Value, int]:
+    last: dict[Value, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            last[v] = i
+    return last

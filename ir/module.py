@@ -1,0 +1,157 @@
+"""`Weight` and `Module`: the content-addressed weight pool and the task graphs.
+
+A module owns one pool of weights and one graph per task. A weight is stored
+once however many graphs or nodes use it: identical contents (same element
+type, shape and bytes) are the same weight, found by content hash. Graphs
+refer to weights by symbol through `weight` nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .graph import Graph, Sym
+from .types import TensorType
+
+HASH_HEX_DIGITS = 16
+
+
+def content_hash(array: np.ndarray) -> str:
+    """A stable digest of element type, shape and bytes (little-endian, C order)."""
+    a = np.ascontiguousarray(array)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    h = hashlib.sha256()
+    h.update(f"{a.dtype.name}:{'x'.join(map(str, a.shape))}:".encode())
+    h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:HASH_HEX_DIGITS]
+
+
+@dataclass(eq=False)
+class Weight:
+    """A tensor of model data, stored once in the module's pool.
+
+    `data` may be None for a module parsed without its sidecar: such a module
+    can still be verified and analysed, but not executed.
+    """
+
+    name: str
+    type: TensorType
+    hash: str
+    data: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def numel(self) -> int:
+        return self.type.numel
+
+    @property
+    def nbytes(self) -> int:
+        return self.type.nbytes
+
+
+_SYMBOL_CHARS = re.compile(r"[^A-Za-z0-9_.$/-]+")
+
+
+def sanitize_symbol(name: str) -> str:
+    """A readable symbol from a model's parameter name."""
+    cleaned = _SYMBOL_CHARS.sub("_", name).strip("_") or "w"
+    return cleaned
+
+
+@dataclass
+class Module:
+    """A pool of weights plus one graph per task, in insertion order."""
+
+    weights: dict[str, Weight] = field(default_factory=dict)
+    graphs: dict[str, Graph] = field(default_factory=dict)
+    _by_hash: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def add_weight(self, data: np.ndarray, name_hint: str = "w", scope: str | None = None,
+                   digest: str | None = None) -> Weight:
+        """Return the pool's weight with this content, adding it if new.
+
+        A new weight is named after `name_hint`; if another weight has that
+        name already, `scope/name_hint` (then a numeric suffix) is used.
+        """
+        digest = digest or content_hash(data)
+        existing = self._by_hash.get(digest)
+        if existing is not None:
+            return self.weights[existing]
+        base = sanitize_symbol(name_hint)
+        if base in self.weights and scope:
+            base = f"{sanitize_symbol(scope)}/{base}"
+        name = self._unique_symbol(base)
+        weight = Weight(name, TensorType.of(data), digest, data)
+        self.insert_weight(weight)
+        return weight
+
+    def insert_weight(self, weight: Weight) -> None:
+        """Add a weight exactly as given (the parser uses this)."""
+        if weight.name in self.weights:
+            raise ValueError(f"weight @{weight.name} declared twice")
+        self.weights[weight.name] = weight
+        self._by_hash.setdefault(weight.hash, weight.name)
+
+    def remove_weight(self, name: str) -> Weight:
+        weight = self.weights.pop(name)
+        if self._by_hash.get(weight.hash) == name:
+            del self._by_hash[weight.hash]
+        return weight
+
+    def _unique_symbol(self, base: str) -> str:
+        if base not in self.weights:
+            return base
+        n = 1
+        while f"{base}.{n}" in self.weights:
+            n += 1
+        return f"{base}.{n}"
+
+    def merge(self, other: "Module") -> None:
+        """Add another module's weights (deduplicated by hash) and graphs."""
+        clash = sorted(set(other.graphs) & set(self.graphs))
+        if clash:
+            raise ValueError(f"task {clash[0]!r} defined twice")
+        renamed: dict[str, str] = {}
+        for w in other.weights.values():
+            existing = self._by_hash.get(w.hash)
+            if existing is None:
+                existing = self._unique_symbol(w.name)
+                self.insert_weight(Weight(existing, w.type, w.hash, w.data))
+            renamed[w.name] = existing
+        for graph in other.graphs.values():
+            for node in graph.nodes:
+                if node.op == "weight":
+                    node.attrs = {"name": Sym(renamed[node.attrs["name"].name])}
+            self.add_graph(graph)
+
+    def add_graph(self, graph: Graph) -> Graph:
+        if graph.name in self.graphs:
+            raise ValueError(f"task {graph.name!r} defined twice")
+        self.graphs[graph.name] = graph
+        return graph
+
+    @property
+    def has_data(self) -> bool:
+        return all(w.data is not None for w in self.weights.values())
+
+    def used_weights(self, task: str) -> list[Weight]:
+        """The weights a task's graph reads, in first-use order."""
+        seen: dict[str, Weight] = {}
+        for node in self.graphs[task].nodes:
+            if node.op == "weight":
+                sym = node.attrs["name"].name
+                seen.setdefault(sym, self.weights[sym])
+        return list(seen.values())
+
+    def remove_unused_weights(self) -> int:
+        """Drop weights no graph references; returns how many."""
+        used = {n.attrs["name"].name for g in self.graphs.values()
+                for n in g.nodes if n.op == "weight"}
+        dead = [name for name in self.weights if name not in used]
+        for name in dead:
+            self.remove_weight(name)
+        return len(dead)

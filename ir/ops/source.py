@@ -1,0 +1,54 @@
+"""Ops that bring data into a graph: `weight` (from the module's pool) and
+`constant` (small data written inline in the IR, e.g. shapes and scalars)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import AttrKind, InferError, OpDef, Work, register
+from ..types import TensorType
+
+
+@register
+class WeightOp(OpDef):
+    name = "weight"
+    kind = "source"
+    operands = (0, 0)
+    attrs = {"name": AttrKind.SYM}
+    doc = "Read a weight of the module's pool by symbol."
+
+    def infer(self, types, attrs, ctx):
+        if ctx is None:
+            raise InferError("weight types need the module")
+        return [ctx.weight_type(attrs["name"].name)]
+
+    def eval(self, args, attrs):
+        raise AssertionError("the interpreter binds weights itself")
+
+    def work(self, ins, outs, attrs):
+        return Work()
+
+
+@register
+class ConstantOp(OpDef):
+    name = "constant"
+    kind = "source"
+    operands = (0, 0)
+    attrs = {"value": AttrKind.DENSE}
+    doc = "An inline constant tensor."
+
+    def infer(self, types, attrs, ctx):
+        return [TensorType.of(attrs["value"])]
+
+    def eval(self, args, attrs):
+        return [attrs["value"]]
+
+    def work(self, ins, outs, attrs):
+        return Work()
+
+
+def constant_array(value: np.ndarray) -> np.ndarray:
+    """Freeze an array for use as a constant attribute."""
+    a = np.array(value, copy=True, order="C")
+    a.setflags(write=False)
+    return a

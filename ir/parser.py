@@ -1,0 +1,244 @@
+"""Parse the IR text form (grammar: `ir/ir.lark`) back into a `Module`.
+
+`parse_module` checks syntax and name resolution and records each node's
+position; it does not type-check (use `ir.verifier.verify`, which reports
+type errors at the same positions). Errors read `file:line:col: message`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+
+import lark
+import numpy as np
+
+from .errors import IRParseError, Loc
+from .graph import Graph, Sym, Value
+from .module import Module, Weight
+from .ops.source import constant_array
+from .types import DType, TensorType, parse_tensor_type
+
+_TERMINAL_WORDS = {
+    "TYPE": "a type (tensor<...>)", "SYMBOL": "a symbol (@name)", "VALUE": "a value (%name)",
+    "OPNAME": "an op name", "KEY": "an attribute name", "FLOAT": "a number", "INT": "a number",
+    "STRING": "a string", "TRUE": "true", "FALSE": "false", "$END": "end of input",
+}
+
+
+@functools.cache
+def _parser() -> lark.Lark:
+    grammar = resources.files("ir").joinpath("ir.lark").read_text()
+    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _describe(names) -> str:
+    parser = _parser()
+    words = set()
+    for name in names:
+        if name in _TERMINAL_WORDS:
+            words.add(_TERMINAL_WORDS[name])
+            continue
+        try:
+            pattern = parser.get_terminal(name).pattern
+            words.add(f"'{pattern.value}'" if pattern.type == "str" else name)
+        except KeyError:
+            words.add(name)
+    return ", ".join(sorted(words))
+
+
+def _syntax_error(e: lark.exceptions.LarkError, filename: str) -> IRParseError:
+    if isinstance(e, lark.exceptions.UnexpectedCharacters):
+        loc = Loc(filename, e.line, e.column)
+        text = e.char if e.char.strip() else repr(e.char)
+        return IRParseError(f"unexpected character '{text}'; expected {_describe(e.allowed)}", loc)
+    if isinstance(e, lark.exceptions.UnexpectedToken):
+        tok = e.token
+        if tok.type == "$END":
+            return IRParseError(f"unexpected end of input; expected {_describe(e.expected)}",
+                                Loc(filename, e.line if e.line > 0 else 1, max(e.column, 1)))
+        return IRParseError(f"unexpected '{tok.value}'; expected {_describe(e.expected)}",
+                            Loc(filename, tok.line, tok.column))
+    if isinstance(e, lark.exceptions.UnexpectedEOF):
+        return IRParseError(f"unexpected end of input; expected {_describe(e.expected)}",
+                            Loc(filename, 1, 1))
+    return IRParseError(str(e).splitlines()[0], Loc(filename, 1, 1))
+
+
+def _name(token: str) -> str:
+    body = token[1:]
+    return json.loads(body) if body.startswith('"') else body
+
+
+def parse_module(text: str, filename: str = "<input>") -> Module:
+    try:
+        tree = _parser().parse(text)
+    except lark.exceptions.LarkError as e:
+        raise _syntax_error(e, filename) from None
+    return _Builder(filename).module(tree)
+
+
+class _Builder:
+    def __init__(self, filename: str):
+        self.filename = filename
+
+    def loc(self, item) -> Loc:
+        line = getattr(item, "line", None) or getattr(getattr(item, "meta", None), "line", 1)
+        col = getattr(item, "column", None) or getattr(getattr(item, "meta", None), "column", 1)
+        return Loc(self.filename, line, col)
+
+    def error(self, message: str, item) -> IRParseError:
+        return IRParseError(message, self.loc(item))
+
+    def type(self, token) -> TensorType:
+        try:
+            return parse_tensor_type(str(token))
+        except ValueError as e:
+            raise self.error(str(e), token) from None
+
+    def module(self, tree) -> Module:
+        module = Module()
+        for item in tree.children:
+            if item.data == "weight_decl":
+                sym, type_tok, hash_tok = item.children
+                name = _name(sym)
+                if name in module.weights:
+                    raise self.error(f"weight @{name} declared twice", sym)
+                module.insert_weight(Weight(name, self.type(type_tok), json.loads(hash_tok)))
+            else:
+                graph = self.graph(item, module)
+                if graph.name in module.graphs:
+                    raise self.error(f"graph @{graph.name} defined twice", item.children[0])
+                module.add_graph(graph)
+        return module
+
+    def graph(self, tree, module: Module) -> Graph:
+        sym, *rest = tree.children
+        graph = Graph(_name(sym))
+        scope: dict[str, Value] = {}
+        results: list[tuple[str, TensorType, object]] = []
+        for item in rest:
+            if item is None:
+                continue
+            if item.data == "arg":
+                vtok, ttok = item.children
+                name = _name(vtok)
+                if name in scope:
+                    raise self.error(f"%{name} defined twice", vtok)
+                scope[name] = graph.add_input(name, self.type(ttok))
+            elif item.data == "result":
+                stok, ttok = item.children
+                results.append((json.loads(stok), self.type(ttok), stok))
+            elif item.data == "node":
+                self.node(item, graph, scope)
+            elif item.data == "ret":
+                values = [self.use(t, scope) for t in item.children if t is not None]
+                if len(values) != len(results):
+                    raise self.error(f"return has {len(values)} values but the signature "
+                                     f"declares {len(results)} results", item)
+                for (rname, rtype, rtok), v in zip(results, values):
+                    if v.type != rtype:
+                        raise self.error(f"result \"{rname}\" is declared {rtype} but "
+                                         f"%{v.name} is {v.type}", rtok)
+                graph.set_outputs((rname, v) for (rname, _, _), v in zip(results, values))
+        return graph
+
+    def use(self, token, scope: dict[str, Value]) -> Value:
+        name = _name(token)
+        try:
+            return scope[name]
+        except KeyError:
+            raise self.error(f"use of undefined value %{name}", token) from None
+
+    def node(self, tree, graph: Graph, scope: dict[str, Value]) -> None:
+        kids = tree.children
+        i = 0
+        out_tokens = []
+        while kids[i].type == "VALUE":
+            out_tokens.append(kids[i])
+            i += 1
+        op_tok, operands, attrs = kids[i], kids[i + 1], kids[i + 2]
+        type_tokens = kids[i + 3:]
+        if len(type_tokens) != len(out_tokens):
+            raise self.error(f"{len(out_tokens)} results but {len(type_tokens)} types", op_tok)
+        inputs = [self.use(t, scope) for t in (operands.children if operands else []) if t is not None]
+        attr_map = {}
+        for attr in (attrs.children if attrs else []):
+            if attr is None:
+                continue
+            key, val = attr.children
+            if str(key) in attr_map:
+                raise self.error(f"attribute '{key}' given twice", key)
+            attr_map[str(key)] = self.attr(val)
+        names = []
+        for t in out_tokens:
+            name = _name(t)
+            if name in scope or name in names:
+                raise self.error(f"%{name} defined twice", t)
+            names.append(name)
+        node = graph.create_node(str(op_tok), inputs, attr_map, [self.type(t) for t in type_tokens],
+                                 names, loc=self.loc(out_tokens[0]))
+        graph.append(node)
+        for v in node.outputs:
+            scope[v.name] = v
+
+    def attr(self, item):
+        if isinstance(item, lark.Token):  # SYMBOL
+            return Sym(_name(item))
+        if item.data == "scalar":
+            return self.scalar(item.children[0])
+        if item.data == "list":
+            values = tuple(self.scalar(s.children[0]) for s in item.children if s is not None)
+            kinds = {type(v) for v in values}
+            if len(kinds) > 1 or kinds - {int, float}:
+                raise self.error("a list attribute holds only ints or only floats", item)
+            return values
+        return self.dense(item)
+
+    def scalar(self, tok):
+        match tok.type:
+            case "INT":
+                return int(tok)
+            case "FLOAT":
+                return float(tok)
+            case "STRING":
+                return json.loads(tok)
+            case "TRUE":
+                return True
+            case "FALSE":
+                return False
+        raise self.error(f"unexpected {tok}", tok)
+
+    def dense(self, item) -> np.ndarray:
+        body, type_tok = item.children
+        t = self.type(type_tok)
+        if body.data == "list":
+            tokens = [s.children[0] for s in body.children if s is not None]
+            if len(tokens) != t.numel:
+                raise self.error(f"dense literal has {len(tokens)} elements, {t} needs {t.numel}", type_tok)
+        else:
+            tokens = [body.children[0]] * t.numel
+        try:
+            flat = [self.element(tok, t.dtype) for tok in tokens]
+            array = np.array(flat, dtype=t.dtype.np).reshape(t.shape)
+        except (ValueError, OverflowError) as e:
+            raise self.error(f"bad dense element for {t}: {e}", type_tok) from None
+        return constant_array(array)
+
+    def element(self, tok, dtype: DType):
+        if dtype is DType.BOOL:
+            if tok.type not in ("TRUE", "FALSE"):
+                raise ValueError(f"'{tok}' is not true or false")
+            return tok.type == "TRUE"
+        if tok.type in ("TRUE", "FALSE", "STRING"):
+            raise ValueError(f"'{tok}' is not a number")
+        if dtype.is_int:
+            if tok.type != "INT":
+                raise ValueError(f"'{tok}' is not an integer")
+            value = int(tok)
+            info = np.iinfo(dtype.np)
+            if not info.min <= value <= info.max:
+                raise ValueError(f"{value} does not fit {dtype}")
+            return value
+        return float(tok)

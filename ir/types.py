@@ -1,0 +1,119 @@
+"""Element types and tensor types of the IR, and their text syntax.
+
+A `TensorType` is a static shape plus an element type and prints as
+`tensor<1x128x768xf32>` (a scalar is `tensor<f32>`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+
+class DType(str, Enum):
+    """Element types; the value is the spelling used in the text form."""
+
+    F64 = "f64"
+    F32 = "f32"
+    F16 = "f16"
+    I64 = "i64"
+    I32 = "i32"
+    I16 = "i16"
+    I8 = "i8"
+    U8 = "u8"
+    BOOL = "bool"
+
+    @property
+    def np(self) -> np.dtype:
+        return np.dtype(_TO_NUMPY[self])
+
+    @property
+    def itemsize(self) -> int:
+        return self.np.itemsize
+
+    @property
+    def is_float(self) -> bool:
+        return self in (DType.F64, DType.F32, DType.F16)
+
+    @property
+    def is_int(self) -> bool:
+        return self in (DType.I64, DType.I32, DType.I16, DType.I8, DType.U8)
+
+    @staticmethod
+    def from_numpy(dtype: np.dtype | type) -> "DType":
+        key = np.dtype(dtype).name
+        try:
+            return _FROM_NUMPY[key]
+        except KeyError:
+            raise ValueError(f"unsupported element type {key}") from None
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_TO_NUMPY = {
+    DType.F64: "float64", DType.F32: "float32", DType.F16: "float16",
+    DType.I64: "int64", DType.I32: "int32", DType.I16: "int16",
+    DType.I8: "int8", DType.U8: "uint8", DType.BOOL: "bool",
+}
+_FROM_NUMPY = {v: k for k, v in _TO_NUMPY.items()}
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """A statically shaped tensor type."""
+
+    shape: tuple[int, ...]
+    dtype: DType
+
+    def __post_init__(self) -> None:
+        if any((not isinstance(d, int)) or d < 0 for d in self.shape):
+            raise ValueError(f"bad tensor shape {self.shape}")
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+    def with_shape(self, shape: tuple[int, ...]) -> "TensorType":
+        return TensorType(tuple(int(d) for d in shape), self.dtype)
+
+    def with_dtype(self, dtype: DType) -> "TensorType":
+        return TensorType(self.shape, dtype)
+
+    @staticmethod
+    def of(array: np.ndarray) -> "TensorType":
+        return TensorType(tuple(int(d) for d in array.shape), DType.from_numpy(array.dtype))
+
+    def __str__(self) -> str:
+        dims = "".join(f"{d}x" for d in self.shape)
+        return f"tensor<{dims}{self.dtype.value}>"
+
+
+def parse_tensor_type(text: str) -> TensorType:
+    """Parse `tensor<2x3xf32>`; raises ValueError with a reason."""
+    if not (text.startswith("tensor<") and text.endswith(">")):
+        raise ValueError(f"expected tensor<...>, got {text!r}")
+    parts = text[len("tensor<"):-1].split("x")
+    *dims, elem = parts
+    try:
+        dtype = DType(elem)
+    except ValueError:
+        names = ", ".join(d.value for d in DType)
+        raise ValueError(f"unknown element type {elem!r} (known: {names})") from None
+    shape = []
+    for d in dims:
+        if not d.isdigit():
+            raise ValueError(f"bad dimension {d!r} in {text}")
+        shape.append(int(d))
+    return TensorType(tuple(shape), dtype)

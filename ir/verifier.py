@@ -1,0 +1,88 @@
+"""The IR verifier: checks the invariants every pass must preserve.
+
+- every op is registered, with an allowed number of operands and exactly
+  its declared attributes, each of the declared kind;
+- SSA: every operand is defined earlier in the same graph, every name once;
+- every result type equals the op's inferred type;
+- every `weight` node names a weight of the pool, with the pool's type;
+- weight data, when present, has the declared type.
+
+Errors name the graph and node (and the text position for parsed IR).
+"""
+
+from __future__ import annotations
+
+from .errors import IRVerifyError
+from .graph import Graph, Node
+from .module import Module
+from .registry import InferContext, InferError, get_op
+from .types import TensorType
+
+
+def _fail(graph: Graph, node: Node | None, message: str) -> IRVerifyError:
+    if node is None:
+        return IRVerifyError(f"graph @{graph.name}: {message}")
+    where = f"graph @{graph.name}, node '{node!r}'"
+    return IRVerifyError(f"{where}: {message}", node.loc)
+
+
+def verify(module: Module) -> None:
+    for w in module.weights.values():
+        if w.data is not None and TensorType.of(w.data) != w.type:
+            raise IRVerifyError(f"weight @{w.name}: data is {TensorType.of(w.data)}, declared {w.type}")
+    for graph in module.graphs.values():
+        verify_graph(graph, module)
+
+
+def verify_graph(graph: Graph, module: Module) -> None:
+    def weight_type(sym: str) -> TensorType:
+        if sym not in module.weights:
+            raise InferError(f"unknown weight @{sym}")
+        return module.weights[sym].type
+
+    ctx = InferContext(weight_type)
+    defined: set[int] = set()
+    names: set[str] = set()
+    for v in graph.inputs:
+        if v.name in names:
+            raise _fail(graph, None, f"input %{v.name} defined twice")
+        names.add(v.name)
+        defined.add(id(v))
+    for node in graph.nodes:
+        try:
+            opdef = get_op(node.op)
+        except KeyError:
+            raise _fail(graph, node, f"unknown op '{node.op}'") from None
+        lo, hi = opdef.operands
+        n = len(node.inputs)
+        if n < lo or (hi is not None and n > hi):
+            want = f"{lo}" if lo == hi else f"{lo} to {hi if hi is not None else 'any'}"
+            raise _fail(graph, node, f"{node.op} takes {want} operands, got {n}")
+        for v in node.inputs:
+            if id(v) not in defined:
+                raise _fail(graph, node, f"operand %{v.name} is not defined before this node")
+        extra = set(node.attrs) - set(opdef.attrs)
+        if extra:
+            raise _fail(graph, node, f"unknown attribute '{sorted(extra)[0]}' for {node.op}")
+        for key, kind in opdef.attrs.items():
+            if key not in node.attrs:
+                raise _fail(graph, node, f"missing attribute '{key}' ({kind.value})")
+            if not kind.accepts(node.attrs[key]):
+                raise _fail(graph, node, f"attribute '{key}' must be {kind.value}")
+        try:
+            inferred = opdef.infer([v.type for v in node.inputs], node.attrs, ctx)
+        except InferError as e:
+            raise _fail(graph, node, str(e)) from None
+        declared = [v.type for v in node.outputs]
+        if len(inferred) != len(declared):
+            raise _fail(graph, node, f"{node.op} has {len(inferred)} results, {len(declared)} declared")
+        for out, want in zip(node.outputs, inferred):
+            if out.type != want:
+                raise _fail(graph, node, f"result %{out.name} is declared {out.type} but {node.op} gives {want}")
+            if out.name in names:
+                raise _fail(graph, node, f"%{out.name} defined twice")
+            names.add(out.name)
+            defined.add(id(out))
+    for name, v in graph.outputs:
+        if id(v) not in defined:
+            raise _fail(graph, None, f"output {name!r} reads %{v.name}, which is not defined")
