@@ -1,0 +1,162 @@
+"""Pass infrastructure: declarative passes, a registry, pipelines and a checked pass manager.
+
+A pass is a frozen dataclass with a `name` and typed options; its options
+double as pipeline syntax, e.g. `fold-transposes,dce` or
+`quantize{bits=4,format=int}`. `PassManager` runs a pipeline, verifies the
+module after every pass (naming the pass that broke it) and can keep the IR
+text after each pass for `--dump-ir`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+from ir.errors import IRVerifyError, OptionError
+from ir.module import Module
+from ir.printer import print_module
+from ir.verifier import verify
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Base class: subclasses are frozen dataclasses whose fields are options."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+
+    def run(self, module: Module) -> Module:
+        raise NotImplementedError
+
+    def spec(self) -> str:
+        """This pass as pipeline text (options that differ from the defaults)."""
+        opts = [f"{f.name}={_format(getattr(self, f.name))}" for f in dataclasses.fields(self)
+                if getattr(self, f.name) != f.default]
+        return self.name + ("{" + ",".join(opts) + "}" if opts else "")
+
+
+PASSES: dict[str, type[Pass]] = {}
+
+
+def register_pass(cls: type[Pass]) -> type[Pass]:
+    if cls.name in PASSES:
+        raise ValueError(f"pass {cls.name} registered twice")
+    PASSES[cls.name] = cls
+    return cls
+
+
+def _format(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*(\{[^{}]*\})?\s*")
+
+
+def parse_pipeline(text: str) -> list[Pass]:
+    """Parse `p1,p2{opt=v,...},...` into pass instances."""
+    from . import registry  # noqa: F401  (registers the built-in passes)
+    passes: list[Pass] = []
+    pos = 0
+    text = text.strip()
+    if not text:
+        raise OptionError("empty pass pipeline")
+    while pos < len(text):
+        m = _ITEM.match(text, pos)
+        if not m or m.end() == pos:
+            raise OptionError(f"bad pass pipeline {text!r} at character {pos + 1}")
+        passes.append(make_pass(m.group(1), _options(m.group(1), m.group(2))))
+        pos = m.end()
+        if pos < len(text):
+            if text[pos] != ",":
+                raise OptionError(f"bad pass pipeline {text!r}: expected ',' at character {pos + 1}")
+            pos += 1
+            if pos == len(text):
+                raise OptionError(f"bad pass pipeline {text!r}: ends with ','")
+    return passes
+
+
+def _options(name: str, body: str | None) -> dict[str, str]:
+    if not body:
+        return {}
+    opts: dict[str, str] = {}
+    inner = body[1:-1].strip()
+    if not inner:
+        return opts
+    for item in inner.split(","):
+        key, eq, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not key or not value:
+            raise OptionError(f"pass '{name}': bad option {item.strip()!r} (expected key=value)")
+        if key in opts:
+            raise OptionError(f"pass '{name}': option '{key}' given twice")
+        opts[key] = value
+    return opts
+
+
+def make_pass(name: str, options: dict[str, str]) -> Pass:
+    from . import registry  # noqa: F401
+    cls = PASSES.get(name)
+    if cls is None:
+        raise OptionError(f"unknown pass '{name}'; known passes: {', '.join(sorted(PASSES))}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, raw in options.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise OptionError(f"pass '{name}': unknown option '{key}' (options: {known})")
+        kwargs[key] = _convert(name, key, raw, hints[key])
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise OptionError(f"pass '{name}': {e}") from None
+
+
+def _convert(name: str, key: str, raw: str, hint) -> object:
+    try:
+        if hint is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return raw.lower() in ("true", "1")
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if typing.get_origin(hint) is typing.Literal:
+            choices = typing.get_args(hint)
+            if raw not in choices:
+                raise OptionError(f"pass '{name}': option '{key}' must be one of {', '.join(choices)}, got {raw!r}")
+            return raw
+        return raw
+    except ValueError:
+        kind = getattr(hint, "__name__", str(hint))
+        raise OptionError(f"pass '{name}': option '{key}' must be {kind}, got {raw!r}") from None
+
+
+class PassManager:
+    """Run passes in order; verify after each; optionally keep each stage's IR text."""
+
+    def __init__(self, passes: list[Pass], verify_each: bool = True, keep_text: bool = False):
+        self.passes = passes
+        self.verify_each = verify_each
+        self.keep_text = keep_text
+        self.dumps: list[tuple[str, str]] = []  # (file name, IR text)
+
+    def run(self, module: Module, on_pass: Callable[[Pass], None] | None = None) -> Module:
+        for i, p in enumerate(self.passes, start=1):
+            if on_pass is not None:
+                on_pass(p)
+            module = p.run(module)
+            if self.verify_each:
+                try:
+                    verify(module)
+                except IRVerifyError as e:
+                    raise IRVerifyError(f"after pass '{p.name}': {e}", e.loc) from None
+            if self.keep_text:
+                self.dumps.append((f"{i:02d}-{p.name}.ir", print_module(module)))
+        return module
