@@ -1,0 +1,1 @@
+"""The compiler driver: frontends, pipelines, reports and the command-line tools."""
