@@ -1,0 +1,5 @@
+"""Example models: ALBERT and adapter-ALBERT in PyTorch, with GLUE task heads.
+
+`examples.albert` defines the models, `examples.zoo` builds the multi-task
+families with seeded weights, `examples.export` writes per-task ONNX files.
+"""

@@ -1,0 +1,89 @@
+"""Export the example families as one ONNX file per task.
+
+    python -m examples.export --family adapter-albert --tasks 8 --size base --out models/
+
+writes models/cola.onnx, models/sst2.onnx, ... with inputs input_ids,
+attention_mask and token_type_ids ([batch, seq], int64, both dimensions
+dynamic) and output logits. `--exporter torchscript` uses torch.onnx's
+TorchScript exporter (opset 17 by default), `--exporter dynamo` its dynamo
+exporter (opset 18 by default; weights go to an external `.onnx.data` file
+when large, as that exporter does by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from .albert import AdapterConfig
+from .zoo import FAMILIES, FamilySpec, build_family, example_inputs, task_names
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAMES = ("logits",)
+DEFAULT_OPSET = {"torchscript": 17, "dynamo": 18}
+
+
+def export_model(model: torch.nn.Module, path: Path, exporter: str = "torchscript", opset: int | None = None,
+                 seq_len: int = 16, batch: int = 1) -> Path:
+    """Export one task model; both batch and sequence dimensions stay dynamic."""
+    inputs = example_inputs(model.config, batch, seq_len)
+    args = tuple(inputs[n] for n in INPUT_NAMES)
+    opset = opset or DEFAULT_OPSET[exporter]
+    # the exporters are chatty (progress lines, deprecation warnings): keep that off the user's terminal
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if exporter == "torchscript":
+            torch.onnx.export(model, args, str(path), dynamo=False, opset_version=opset,
+                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                              dynamic_axes={n: {0: "batch", 1: "seq"} for n in INPUT_NAMES})
+        elif exporter == "dynamo":
+            batch_dim = torch.export.Dim("batch", max=1024)
+            seq_dim = torch.export.Dim("seq", min=2, max=model.config.max_position)
+            shapes = {n: {0: batch_dim, 1: seq_dim} for n in INPUT_NAMES}
+            torch.onnx.export(model, args, str(path), dynamo=True, opset_version=opset,
+                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                              dynamic_shapes=shapes, verbose=False)
+        else:
+            raise ValueError(f"unknown exporter {exporter!r} (torchscript or dynamo)")
+    return path
+
+
+def export_family(spec: FamilySpec, out_dir: Path, exporter: str = "torchscript", opset: int | None = None,
+                  seq_len: int = 16) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models = build_family(spec)
+    return {task: export_model(m, out_dir / f"{task}.onnx", exporter, opset, seq_len) for task, m in models.items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m examples.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--family", choices=FAMILIES, default="adapter-albert")
+    p.add_argument("--tasks", type=int, default=2, help="number of GLUE tasks (default: 2)")
+    p.add_argument("--size", choices=("base", "tiny", "xxlarge"), default="tiny")
+    p.add_argument("--bottleneck", type=int, default=64)
+    p.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared")
+    p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
+    p.add_argument("--opset", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    args = p.parse_args(argv)
+    try:
+        spec = FamilySpec(args.family, args.size, tuple(task_names(args.tasks)),
+                          AdapterConfig(args.bottleneck, args.adapter_placement), seed=args.seed)
+    except ValueError as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 2
+    for task, path in export_family(spec, args.out, args.exporter, args.opset).items():
+        print(f"{task}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
