@@ -48,7 +48,11 @@ def _describe(names) -> str:
     return ", ".join(sorted(words))
 
 
-def _syntax_error(e: lark.exceptions.LarkError, filename: str) -> IRParseError:
+def _end(text: str, filename: str) -> Loc:
+    return Loc(filename, text.count("\n") + 1, len(text) - text.rfind("\n"))
+
+
+def _syntax_error(e: lark.exceptions.LarkError, text: str, filename: str) -> IRParseError:
     if isinstance(e, lark.exceptions.UnexpectedCharacters):
         loc = Loc(filename, e.line, e.column)
         text = e.char if e.char.strip() else repr(e.char)
@@ -56,13 +60,11 @@ def _syntax_error(e: lark.exceptions.LarkError, filename: str) -> IRParseError:
     if isinstance(e, lark.exceptions.UnexpectedToken):
         tok = e.token
         if tok.type == "$END":
-            return IRParseError(f"unexpected end of input; expected {_describe(e.expected)}",
-                                Loc(filename, e.line if e.line > 0 else 1, max(e.column, 1)))
+            return IRParseError(f"unexpected end of input; expected {_describe(e.expected)}", _end(text, filename))
         return IRParseError(f"unexpected '{tok.value}'; expected {_describe(e.expected)}",
                             Loc(filename, tok.line, tok.column))
     if isinstance(e, lark.exceptions.UnexpectedEOF):
-        return IRParseError(f"unexpected end of input; expected {_describe(e.expected)}",
-                            Loc(filename, 1, 1))
+        return IRParseError(f"unexpected end of input; expected {_describe(e.expected)}", _end(text, filename))
     return IRParseError(str(e).splitlines()[0], Loc(filename, 1, 1))
 
 
@@ -75,7 +77,7 @@ def parse_module(text: str, filename: str = "<input>") -> Module:
     try:
         tree = _parser().parse(text)
     except lark.exceptions.LarkError as e:
-        raise _syntax_error(e, filename) from None
+        raise _syntax_error(e, text, filename) from None
     return _Builder(filename).module(tree)
 
 

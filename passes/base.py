@@ -156,7 +156,7 @@ class PassManager:
                 try:
                     verify(module)
                 except IRVerifyError as e:
-                    raise IRVerifyError(f"after pass '{p.name}': {e}", e.loc) from None
+                    raise IRVerifyError(f"after pass '{p.name}': {e.message}", e.loc) from None
             if self.keep_text:
                 self.dumps.append((f"{i:02d}-{p.name}.ir", print_module(module)))
         return module

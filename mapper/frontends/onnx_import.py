@@ -3,9 +3,9 @@
 What real exporters produce for BERT/ALBERT-family encoders imports here:
 torch.onnx's TorchScript and dynamo exporters (opsets 11-20), Hugging Face
 models, external-data files. Dynamic dimensions are fixed at import
-(`DimSpec`); shape arithmetic folds away. Floating-point initializers of more
-than one element become weights of the module's pool (deduplicated by content
-across files); other initializers and Constant nodes become inline constants.
+(`DimSpec`); shape arithmetic folds away. Floating-point initializers become
+weights of the module's pool (deduplicated by content across files); integer
+initializers, scalars and small Constant nodes become inline constants.
 Weights that are only ever read transposed are stored transposed, so a weight
 has one canonical layout and hash whichever exporter wrote it.
 """
@@ -66,8 +66,16 @@ def import_onnx(path: str | os.PathLike, module: Module, task: str | None = None
     return graph
 
 
-def _is_weight(array: np.ndarray) -> bool:
-    return array.dtype.kind == "f" and array.size > 1
+def _is_weight(array: np.ndarray, initializer: bool) -> bool:
+    """Model data, as opposed to code constants (shapes, axes, scalars).
+
+    Floating-point initializers of rank >= 1 are weights (a 1-label head's
+    bias has one element); a Constant node is a weight only if it holds more
+    than one number.
+    """
+    if array.dtype.kind != "f":
+        return False
+    return array.ndim >= 1 if initializer else array.size > 1
 
 
 class _Importer:
@@ -139,12 +147,12 @@ class _Importer:
                 shape = self.dims.resolve(self.where, inp.name, dims, seen)
             self.env[inp.name] = self.b.input(inp.name, TensorType(shape, dtype))
 
-    def _data(self, name: str, array: np.ndarray) -> Value:
+    def _data(self, name: str, array: np.ndarray, initializer: bool) -> Value:
         try:
             DType.from_numpy(array.dtype)
         except ValueError:
             raise self.fail(f"'{name}' has element type {array.dtype}, which is not supported") from None
-        if _is_weight(array):
+        if _is_weight(array, initializer):
             return self.b.weight(self.module.add_weight(np.ascontiguousarray(array), name, scope=self.graph.name))
         return self.b.constant(array)
 
@@ -155,7 +163,7 @@ class _Importer:
                 array = numpy_helper.to_array(self.initializers[name])
             except Exception as e:
                 raise self.fail(f"initializer '{name}' is corrupt ({e})") from None
-            v = self.env[name] = self._data(name, array)
+            v = self.env[name] = self._data(name, array, initializer=True)
         return v
 
     def _node(self, node: onnx.NodeProto) -> None:
@@ -208,4 +216,4 @@ class _Importer:
             raise self.fail(f"{label}: attribute '{attr.name}' is not supported")
         if not isinstance(array, np.ndarray):
             raise self.fail(f"{label}: bad constant value")
-        self.env[node.output[0]] = self._data(node.output[0], array)
+        self.env[node.output[0]] = self._data(node.output[0], array, initializer=False)

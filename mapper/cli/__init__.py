@@ -1,0 +1,1 @@
+"""The command-line tools: aalbert-compile, aalbert-opt, aalbert-run."""

@@ -1,0 +1,87 @@
+"""aalbert-compile: import models (one ONNX file per task, or the built-in
+example), run the pass pipeline and print the summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ir.errors import OptionError
+from ir.fileio import atomic_writer, save_module
+
+from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
+from ..summary import summary_text
+from .common import ArgumentParser, add_dim_args, dims_from_args, main_wrapper, positive_int
+
+DEFAULT_PIPELINE = "verify"
+
+DESCRIPTION = """\
+Compile transformer models for a heterogeneous-memory edge accelerator.
+
+Give one ONNX file per task (the task is named after the file, or use
+--task NAME=PATH); weights that several files share are stored once.
+Without files, the built-in example is compiled: adapter-ALBERT (or ALBERT
+fine-tuned per task) with seeded random weights.
+"""
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="aalbert-compile", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="*", metavar="MODEL", help="ONNX (.onnx) or IR (.ir) files; one task per ONNX file")
+    p.add_argument("--task", action="append", default=[], metavar="NAME=PATH", help="an ONNX file for task NAME")
+    ex = p.add_argument_group("built-in example (used when no models are given)")
+    ex.add_argument("--example", choices=("adapter-albert", "albert"), default="adapter-albert",
+                    help="model family (default: adapter-albert)")
+    ex.add_argument("--tasks", type=positive_int, default=8, help="number of GLUE tasks (default: 8)")
+    ex.add_argument("--size", choices=("base", "tiny", "xxlarge"), default="base", help="model size (default: base)")
+    ex.add_argument("--bottleneck", type=positive_int, default=64, help="adapter bottleneck (default: 64)")
+    ex.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared",
+                    help="one adapter pair for the repeated layer, or one per layer position (default: shared)")
+    add_dim_args(p)
+    p.add_argument("-p", "--passes", default=DEFAULT_PIPELINE, metavar="PIPELINE",
+                   help=f"pass pipeline, e.g. 'fold-transposes,dce' (default: {DEFAULT_PIPELINE})")
+    p.add_argument("--dump-ir", metavar="DIR",
+                   help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
+                        "and the compiled module with its weights (module.ir + module.npz)")
+    return p
+
+
+def _main(argv) -> int:
+    from passes.base import PassManager, parse_pipeline
+
+    args = build_parser().parse_args(argv)
+    dims = dims_from_args(args)
+    pipeline = parse_pipeline(args.passes)
+    dump_dir = Path(args.dump_ir) if args.dump_ir else None
+    if dump_dir is not None and dump_dir.exists() and not dump_dir.is_dir():
+        raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
+    named = [(None, m) for m in args.models] + [parse_task_arg(t) for t in args.task]
+    if named:
+        module = load_files(named, dims)
+        title = f"aalbert-compile: {len(module.graphs)} task(s) from {len(named)} file(s), " \
+                f"batch {dims.batch}, sequence {dims.seq_len}"
+    else:
+        spec = ExampleSpec(args.example, args.tasks, args.size, args.bottleneck, args.adapter_placement)
+        module = load_example(spec, dims)
+        title = f"aalbert-compile: example {spec.family} ({spec.size}, {spec.tasks} task(s)), " \
+                f"batch {dims.batch}, sequence {dims.seq_len}"
+    manager = PassManager(pipeline, verify_each=True, keep_text=dump_dir is not None)
+    input_copy = None
+    if dump_dir is not None:
+        from ir.printer import print_module
+        input_copy = print_module(module)
+    module = manager.run(module)
+    if dump_dir is not None:
+        dump_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(dump_dir / "00-input.ir") as f:
+            f.write(input_copy.encode())
+        save_module(module, dump_dir / "module.ir")
+        for name, text in manager.dumps:
+            with atomic_writer(dump_dir / name) as f:
+                f.write(text.encode())
+    print(summary_text(module, title), end="")
+    return 0
+
+
+main = main_wrapper("aalbert-compile", _main)

@@ -1,0 +1,72 @@
+"""aalbert-run: execute a model on inputs from an .npz (the reference interpreter)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ir.errors import AalbertError, OptionError
+from ir.fileio import load_module, read_npz, write_npz
+from ir.interpreter import run
+from ir.module import Module
+
+from ..frontends import DimSpec, import_onnx
+from .common import ArgumentParser, check_output_path, main_wrapper
+
+DESCRIPTION = """\
+Run one task of a model on numpy with aalbert's reference interpreter.
+
+MODEL is an ONNX file (one task; its dynamic dimensions are fixed from the
+shapes of the inputs given) or an IR file with its .npz sidecar of weights.
+Inputs and outputs are .npz files keyed by the model's own input and output
+names.
+"""
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="aalbert-run", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="an .onnx file, or an .ir file with its .npz sidecar")
+    p.add_argument("--task", help="the task to run (needed when an IR file holds several)")
+    p.add_argument("--inputs", required=True, metavar="IN.npz", help="input arrays by input name")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the outputs")
+    return p
+
+
+def _load(model: str, task: str | None, inputs: dict[str, np.ndarray]) -> tuple[Module, str]:
+    suffix = Path(model).suffix.lower()
+    if suffix == ".ir":
+        module = load_module(model, require_data=True)
+        if task is None:
+            if len(module.graphs) != 1:
+                raise OptionError(f"{model} holds tasks {', '.join(module.graphs)}; choose one with --task")
+            task = next(iter(module.graphs))
+        elif task not in module.graphs:
+            raise OptionError(f"{model} has no task {task!r} (tasks: {', '.join(module.graphs)})")
+        return module, task
+    if suffix not in (".onnx", ""):
+        raise AalbertError(f"{model}: unknown file type '{suffix}' (expected .onnx or .ir)")
+    module = Module()
+    name = task or Path(model).stem
+    shapes = {k: tuple(v.shape) for k, v in inputs.items()}
+    import_onnx(model, module, name, DimSpec(), input_shapes=shapes)
+    return module, name
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    out = check_output_path(args.output, [args.model, args.inputs], "outputs")
+    if Path(args.output).suffix.lower() != ".npz":
+        raise OptionError(f"{args.output}: the output file must end in .npz")
+    inputs = read_npz(args.inputs, "inputs")
+    module, task = _load(args.model, args.task, inputs)
+    outputs = run(module, task, inputs)
+    write_npz(out, outputs)
+    for name, value in outputs.items():
+        print(f"{name}: {list(value.shape)} {value.dtype}")
+    return 0
+
+
+main = main_wrapper("aalbert-run", _main)

@@ -1,0 +1,81 @@
+"""Gathering a compiler's input into one module: ONNX files, IR files, or the built-in example.
+
+Each ONNX file is one task (named after the file, or `--task NAME=PATH`);
+IR files bring all their tasks. Weights shared between files are stored once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ir.errors import AalbertError, OptionError
+from ir.fileio import load_module
+from ir.module import Module
+
+from .frontends import DimSpec, import_onnx
+
+
+@dataclass(frozen=True)
+class ExampleSpec:
+    family: str = "adapter-albert"
+    tasks: int = 8
+    size: str = "base"
+    bottleneck: int = 64
+    adapter_placement: str = "shared"
+    seed: int = 0
+
+
+def parse_task_arg(text: str) -> tuple[str, str]:
+    name, eq, path = text.partition("=")
+    if not eq or not name or not path:
+        raise OptionError(f"--task expects NAME=PATH, got {text!r}")
+    return name, path
+
+
+def load_files(named: list[tuple[str | None, str]], dims: DimSpec) -> Module:
+    """Import (task name or None, path) pairs into one module."""
+    module = Module()
+    origin: dict[str, str] = {}
+    for name, path in named:
+        suffix = Path(path).suffix.lower()
+        if suffix == ".ir":
+            if name is not None:
+                raise OptionError(f"--task names one task, but {path} is an IR file holding its own tasks")
+            other = load_module(path)
+            for task in other.graphs:
+                _claim(origin, task, path)
+            module.merge(other)
+        elif suffix in (".onnx", ""):
+            task = name or Path(path).stem
+            _claim(origin, task, path)
+            import_onnx(path, module, task, dims)
+        else:
+            raise AalbertError(f"{path}: unknown file type '{suffix}' (expected .onnx or .ir)")
+    return module
+
+
+def _claim(origin: dict[str, str], task: str, path: str) -> None:
+    if task in origin:
+        raise OptionError(f"task '{task}' comes from both {origin[task]} and {path}; "
+                          "name tasks with --task NAME=PATH")
+    origin[task] = path
+
+
+def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
+    """The built-in example family, imported through the torch.fx frontend."""
+    from examples.albert import AdapterConfig
+    from examples.zoo import FamilySpec, build_family, example_inputs, task_names
+
+    from .frontends.fx_import import import_torch
+
+    try:
+        family = FamilySpec(spec.family, spec.size, tuple(task_names(spec.tasks)),
+                            AdapterConfig(spec.bottleneck, spec.adapter_placement), seed=spec.seed)
+        inputs = example_inputs(family.config, dims.batch, dims.seq_len, seed=spec.seed)
+    except ValueError as e:
+        raise OptionError(str(e)) from None
+    module = Module()
+    for task, model in build_family(family).items():
+        import_torch(model, inputs, module, task, ("logits",))
+    return module

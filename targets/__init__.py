@@ -1,0 +1,1 @@
+"""Target descriptions (hardware data with sources) and their backends."""
