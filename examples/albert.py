@@ -44,7 +44,7 @@ class AlbertConfig:
 SIZES: dict[str, AlbertConfig] = {
     "base": AlbertConfig(),
     "tiny": AlbertConfig(vocab_size=100, embedding_size=16, hidden_size=32, num_heads=4,
-                         intermediate_size=64, num_layers=3, max_position=64),
+                         intermediate_size=64, num_layers=3, max_position=128),
     # ALBERT-xxlarge dimensions (used by the scaling benchmarks)
     "xxlarge": AlbertConfig(embedding_size=128, hidden_size=4096, num_heads=64,
                             intermediate_size=16384, num_layers=12),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -36,6 +37,7 @@ def export_model(model: torch.nn.Module, path: Path, exporter: str = "torchscrip
     args = tuple(inputs[n] for n in INPUT_NAMES)
     opset = opset or DEFAULT_OPSET[exporter]
     # the exporters are chatty (progress lines, deprecation warnings): keep that off the user's terminal
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if exporter == "torchscript":
@@ -69,14 +71,17 @@ def main(argv=None) -> int:
     p.add_argument("--size", choices=("base", "tiny", "xxlarge"), default="tiny")
     p.add_argument("--bottleneck", type=int, default=64)
     p.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared")
+    p.add_argument("--task-specific", default="adapters,layernorm,head",
+                   help="adapter-ALBERT: groups each task owns (adapters, layernorm, head, pooler, embeddings)")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
     p.add_argument("--opset", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="output directory")
     args = p.parse_args(argv)
     try:
+        groups = frozenset(g.strip() for g in args.task_specific.split(",") if g.strip())
         spec = FamilySpec(args.family, args.size, tuple(task_names(args.tasks)),
-                          AdapterConfig(args.bottleneck, args.adapter_placement), seed=args.seed)
+                          AdapterConfig(args.bottleneck, args.adapter_placement, groups), seed=args.seed)
     except ValueError as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ class ExampleSpec:
     size: str = "base"
     bottleneck: int = 64
     adapter_placement: str = "shared"
+    task_specific: tuple[str, ...] = ("adapters", "layernorm", "head")
     seed: int = 0
 
 
@@ -70,8 +71,8 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     from .frontends.fx_import import import_torch
 
     try:
-        family = FamilySpec(spec.family, spec.size, tuple(task_names(spec.tasks)),
-                            AdapterConfig(spec.bottleneck, spec.adapter_placement), seed=spec.seed)
+        adapters = AdapterConfig(spec.bottleneck, spec.adapter_placement, frozenset(spec.task_specific))
+        family = FamilySpec(spec.family, spec.size, tuple(task_names(spec.tasks)), adapters, seed=spec.seed)
         inputs = example_inputs(family.config, dims.batch, dims.seq_len, seed=spec.seed)
     except ValueError as e:
         raise OptionError(str(e)) from None

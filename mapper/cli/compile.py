@@ -38,6 +38,9 @@ def build_parser() -> ArgumentParser:
     ex.add_argument("--bottleneck", type=positive_int, default=64, help="adapter bottleneck (default: 64)")
     ex.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared",
                     help="one adapter pair for the repeated layer, or one per layer position (default: shared)")
+    ex.add_argument("--task-specific", default="adapters,layernorm,head", metavar="GROUPS",
+                    help="adapter-ALBERT: parameter groups each task owns, from adapters, layernorm, head, "
+                         "pooler, embeddings (default: adapters,layernorm,head)")
     add_dim_args(p)
     p.add_argument("-p", "--passes", default=DEFAULT_PIPELINE, metavar="PIPELINE",
                    help=f"pass pipeline, e.g. 'fold-transposes,dce' (default: {DEFAULT_PIPELINE})")
@@ -62,7 +65,8 @@ def _main(argv) -> int:
         title = f"aalbert-compile: {len(module.graphs)} task(s) from {len(named)} file(s), " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
     else:
-        spec = ExampleSpec(args.example, args.tasks, args.size, args.bottleneck, args.adapter_placement)
+        groups = tuple(g.strip() for g in args.task_specific.split(",") if g.strip())
+        spec = ExampleSpec(args.example, args.tasks, args.size, args.bottleneck, args.adapter_placement, groups)
         module = load_example(spec, dims)
         title = f"aalbert-compile: example {spec.family} ({spec.size}, {spec.tasks} task(s)), " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
