@@ -35,6 +35,7 @@ class AlbertConfig:
     max_position: int = 512
     type_vocab_size: int = 2
     layer_norm_eps: float = 1e-12
+    adapter_bottleneck: int = 64  # the default adapter width for this size
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -44,7 +45,7 @@ class AlbertConfig:
 SIZES: dict[str, AlbertConfig] = {
     "base": AlbertConfig(),
     "tiny": AlbertConfig(vocab_size=100, embedding_size=16, hidden_size=32, num_heads=4,
-                         intermediate_size=64, num_layers=3, max_position=128),
+                         intermediate_size=64, num_layers=3, max_position=128, adapter_bottleneck=8),
     # ALBERT-xxlarge dimensions (used by the scaling benchmarks)
     "xxlarge": AlbertConfig(embedding_size=128, hidden_size=4096, num_heads=64,
                             intermediate_size=16384, num_layers=12),
@@ -63,14 +64,14 @@ class AdapterConfig:
     "per_layer": one pair per layer position.
     """
 
-    bottleneck: int = 64
+    bottleneck: int | None = None  # None: the model size's default (64 for base)
     placement: str = "shared"
     task_specific: frozenset[str] = field(default_factory=lambda: frozenset({"adapters", "layernorm", "head"}))
 
     def __post_init__(self) -> None:
         if self.placement not in ("shared", "per_layer"):
             raise ValueError(f"adapter placement must be 'shared' or 'per_layer', got {self.placement!r}")
-        if self.bottleneck < 1:
+        if self.bottleneck is not None and self.bottleneck < 1:
             raise ValueError(f"adapter bottleneck must be >= 1, got {self.bottleneck}")
         unknown = set(self.task_specific) - set(TASK_GROUPS)
         if unknown:
@@ -158,7 +159,8 @@ class TaskModel(nn.Module):
             self.adapters = None
         else:
             n = c.num_layers if adapters.placement == "per_layer" else 1
-            self.adapters = nn.ModuleList(AdapterPair(c.hidden_size, adapters.bottleneck) for _ in range(n))
+            width = adapters.bottleneck or c.adapter_bottleneck
+            self.adapters = nn.ModuleList(AdapterPair(c.hidden_size, width) for _ in range(n))
 
     def _parts(self):
         bb = self.backbone

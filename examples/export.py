@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--family", choices=FAMILIES, default="adapter-albert")
     p.add_argument("--tasks", type=int, default=2, help="number of GLUE tasks (default: 2)")
     p.add_argument("--size", choices=("base", "tiny", "xxlarge"), default="tiny")
-    p.add_argument("--bottleneck", type=int, default=64)
+    p.add_argument("--bottleneck", type=int, help="adapter bottleneck (default: 64; 8 for tiny)")
     p.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared")
     p.add_argument("--task-specific", default="adapters,layernorm,head",
                    help="adapter-ALBERT: groups each task owns (adapters, layernorm, head, pooler, embeddings)")

@@ -31,7 +31,9 @@ class Builder:
         self.ctx = InferContext(lambda sym: module.weights[sym].type)
         self._weights: dict[str, Value] = {}
         self._consts: dict[tuple, Value] = {}
+        self._memo: dict[tuple, list[Value]] = {}
         self.fold = True
+        self.cse = False  # reuse an identical earlier node instead of adding a new one
 
     # -- leaves ---------------------------------------------------------------
     def input(self, name: str, type: TensorType) -> Value:
@@ -67,8 +69,16 @@ class Builder:
             folded = self._try_fold(op, inputs, attrs, types)
             if folded is not None:
                 return folded
+        key = None
+        if self.cse:
+            key = (op, tuple(id(v) for v in inputs), attrs_key(attrs))
+            if key in self._memo:
+                return self._memo[key]
         node = self.graph.create_node(op, list(inputs), attrs, types)
-        return self.graph.append(node).outputs
+        outs = self.graph.append(node).outputs
+        if key is not None:
+            self._memo[key] = outs
+        return outs
 
     def op1(self, op: str, inputs: Sequence[Value], attrs: dict[str, Attr] | None = None) -> Value:
         (out,) = self.op(op, inputs, attrs)
@@ -82,6 +92,15 @@ class Builder:
             results = get_op(op).eval([const_value(v) for v in inputs], attrs)
         return [self.constant(np.asarray(r, dtype=t.dtype.np).reshape(t.shape))
                 for r, t in zip(results, types)]
+
+
+def attrs_key(attrs: dict) -> tuple:
+    """A hashable form of an attribute dict (arrays by type and bytes)."""
+    def one(v):
+        if isinstance(v, np.ndarray):
+            return ("array", v.dtype.str, v.shape, v.tobytes())
+        return (type(v).__name__, v)
+    return tuple((k, one(attrs[k])) for k in sorted(attrs))
 
 
 def const_value(value: Value) -> np.ndarray | None:

@@ -20,10 +20,10 @@ from typing import IO, Iterator
 import numpy as np
 
 from .errors import AalbertError
-from .module import Module, content_hash
+from .module import Module
 from .parser import parse_module
 from .printer import print_module
-from .types import TensorType
+from .types import DType, TensorType
 from .verifier import verify
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -68,9 +68,19 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+SCALES = "@scales"  # suffix of the entry holding a weight's per-channel scales
+
+
 def weights_npz_bytes(module: Module) -> bytes:
-    """The sidecar's bytes: one `.npy` entry per weight, in pool order."""
-    return npz_bytes({w.name: w.data for w in module.weights.values() if w.data is not None})
+    """The sidecar's bytes: one `.npy` entry per weight (plus its scales), in pool order."""
+    arrays = {}
+    for w in module.weights.values():
+        if w.data is None:
+            continue
+        arrays[w.name] = w.data
+        if w.scales is not None:
+            arrays[w.name + SCALES] = w.scales
+    return npz_bytes(arrays)
 
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -132,6 +142,22 @@ def load_module(path: str | os.PathLike, weights: str | os.PathLike | None = Non
     return module
 
 
+def _entry(archive, keys: set[str], npz_path, key: str, want: TensorType, what: str) -> np.ndarray:
+    if key not in keys:
+        raise AalbertError(f"{npz_path}: no array for {what}")
+    try:
+        array = archive[key]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise AalbertError(f"{npz_path}: array {key!r} is unreadable ({e})") from None
+    try:
+        got = TensorType.of(array)
+    except ValueError:
+        got = None
+    if got != want:
+        raise AalbertError(f"{npz_path}: array {key!r} is {got or array.dtype}, {what} needs {want}")
+    return array
+
+
 def load_weights(module: Module, npz_path: str | os.PathLike) -> None:
     """Attach arrays from an `.npz` to the module's weights, checking each one."""
     try:
@@ -140,24 +166,18 @@ def load_weights(module: Module, npz_path: str | os.PathLike) -> None:
         raise AalbertError(f"{npz_path}: not a readable .npz file ({e})") from None
     with archive:
         keys = set(archive.files)
+        expected = set()
         for w in module.weights.values():
-            if w.name not in keys:
-                raise AalbertError(f"{npz_path}: no array for weight @{w.name}")
-            try:
-                array = archive[w.name]
-            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-                raise AalbertError(f"{npz_path}: array {w.name!r} is unreadable ({e})") from None
-            try:
-                got = TensorType.of(array)
-            except ValueError:
-                got = None
-            if got != w.type:
-                raise AalbertError(f"{npz_path}: array {w.name!r} is {got or array.dtype}, "
-                                   f"the IR declares @{w.name} : {w.type}")
-            if content_hash(array) != w.hash:
+            w.data = _entry(archive, keys, npz_path, w.name, w.code_type, f"weight @{w.name}")
+            expected.add(w.name)
+            if w.encoding.format == "int" and w.encoding.granularity == "channel":
+                scales_type = TensorType((w.type.shape[-1],), DType.F32)
+                w.scales = _entry(archive, keys, npz_path, w.name + SCALES, scales_type,
+                                  f"the scales of @{w.name}")
+                expected.add(w.name + SCALES)
+            if w.expected_hash() != w.hash:
                 raise AalbertError(f"{npz_path}: array {w.name!r} does not match the hash "
                                    f"{w.hash} of @{w.name} (data from another model?)")
-            w.data = array
-        extra = sorted(keys - set(module.weights))
+        extra = sorted(keys - expected)
         if extra:
             raise AalbertError(f"{npz_path}: array {extra[0]!r} belongs to no weight of the IR")

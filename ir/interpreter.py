@@ -23,7 +23,7 @@ WeightData = Callable[[Weight], np.ndarray]
 def _weight_data(w: Weight) -> np.ndarray:
     if w.data is None:
         raise InterpreterError(f"weight @{w.name} has no data: load the module with its .npz sidecar")
-    return w.data
+    return w.values()
 
 
 def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

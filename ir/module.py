@@ -14,20 +14,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .encoding import Encoding, Role
 from .graph import Graph, Sym
 from .types import TensorType
 
 HASH_HEX_DIGITS = 16
 
 
-def content_hash(array: np.ndarray) -> str:
-    """A stable digest of element type, shape and bytes (little-endian, C order)."""
-    a = np.ascontiguousarray(array)
-    if a.dtype.byteorder == ">":
-        a = a.astype(a.dtype.newbyteorder("<"))
+def content_hash(array: np.ndarray, *extra: np.ndarray | str) -> str:
+    """A stable digest of element type, shape and bytes (little-endian, C order).
+
+    `extra` (encoding text, scale arrays) is mixed in for encoded weights.
+    """
     h = hashlib.sha256()
-    h.update(f"{a.dtype.name}:{'x'.join(map(str, a.shape))}:".encode())
-    h.update(memoryview(a).cast("B"))
+    for item in (array, *extra):
+        if isinstance(item, str):
+            h.update(b"|" + item.encode())
+            continue
+        a = np.ascontiguousarray(item)
+        if a.dtype.byteorder == ">":
+            a = a.astype(a.dtype.newbyteorder("<"))
+        h.update(f"{a.dtype.name}:{'x'.join(map(str, a.shape))}:".encode())
+        h.update(memoryview(a).cast("B"))
     return h.hexdigest()[:HASH_HEX_DIGITS]
 
 
@@ -35,14 +43,24 @@ def content_hash(array: np.ndarray) -> str:
 class Weight:
     """A tensor of model data, stored once in the module's pool.
 
-    `data` may be None for a module parsed without its sidecar: such a module
-    can still be verified and analysed, but not executed.
+    `type` is the logical type the graphs see; `data` holds the stored codes
+    (the values themselves for the plain encoding) and `scales` the
+    per-channel scales of an int encoding. `data` may be None for a module
+    parsed without its sidecar: such a module can still be verified and
+    analysed (byte counts included), but not executed.
     """
 
     name: str
     type: TensorType
     hash: str
     data: np.ndarray | None = field(default=None, repr=False)
+    role: Role | None = None
+    encoding: Encoding | None = None
+    scales: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.encoding is None:
+            self.encoding = Encoding.plain(self.type.dtype)
 
     @property
     def numel(self) -> int:
@@ -50,8 +68,26 @@ class Weight:
 
     @property
     def nbytes(self) -> int:
-        return self.type.nbytes
+        """Bytes as stored (codes, masks and format metadata)."""
+        return self.encoding.storage_bytes(self.type)
 
+    @property
+    def code_type(self) -> TensorType:
+        from .types import DType
+        return TensorType(self.type.shape, DType.from_numpy(self.encoding.code_dtype(self.type.dtype)))
+
+    def values(self) -> np.ndarray:
+        """The weight's values in its logical type (decoded from the codes)."""
+        if self.data is None:
+            raise ValueError(f"weight @{self.name} has no data")
+        return self.encoding.decode(self.data, self.type.dtype, self.scales)
+
+    def expected_hash(self) -> str:
+        """The hash its data and encoding should have."""
+        if self.encoding.format == "plain":
+            return content_hash(self.data)
+        extra = [repr(self.encoding)] + ([self.scales] if self.scales is not None else [])
+        return content_hash(self.data, *extra)
 
 _SYMBOL_CHARS = re.compile(r"[^A-Za-z0-9_.$/-]+")
 
@@ -96,6 +132,14 @@ class Module:
         self.weights[weight.name] = weight
         self._by_hash.setdefault(weight.hash, weight.name)
 
+    def replace_weight(self, weight: Weight) -> None:
+        """Put a new version of a weight (same name: new data or encoding) in the pool."""
+        old = self.weights[weight.name]
+        if self._by_hash.get(old.hash) == old.name:
+            del self._by_hash[old.hash]
+        self.weights[weight.name] = weight
+        self._by_hash.setdefault(weight.hash, weight.name)
+
     def remove_weight(self, name: str) -> Weight:
         weight = self.weights.pop(name)
         if self._by_hash.get(weight.hash) == name:
@@ -120,7 +164,7 @@ class Module:
             existing = self._by_hash.get(w.hash)
             if existing is None:
                 existing = self._unique_symbol(w.name)
-                self.insert_weight(Weight(existing, w.type, w.hash, w.data))
+                self.insert_weight(Weight(existing, w.type, w.hash, w.data, w.role, w.encoding, w.scales))
             renamed[w.name] = existing
         for graph in other.graphs.values():
             for node in graph.nodes:

@@ -7,6 +7,7 @@ type errors at the same positions). Errors read `file:line:col: message`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from importlib import resources
@@ -14,6 +15,7 @@ from importlib import resources
 import lark
 import numpy as np
 
+from .encoding import KINDS, Encoding, Role
 from .errors import IRParseError, Loc
 from .graph import Graph, Sym, Value
 from .module import Module, Weight
@@ -103,11 +105,14 @@ class _Builder:
         module = Module()
         for item in tree.children:
             if item.data == "weight_decl":
-                sym, type_tok, hash_tok = item.children
+                sym, type_tok, hash_tok, facts = item.children
                 name = _name(sym)
                 if name in module.weights:
                     raise self.error(f"weight @{name} declared twice", sym)
-                module.insert_weight(Weight(name, self.type(type_tok), json.loads(hash_tok)))
+                weight = Weight(name, self.type(type_tok), json.loads(hash_tok))
+                if facts is not None:
+                    self.weight_facts(weight, self.attr_dict(facts), sym)
+                module.insert_weight(weight)
             else:
                 graph = self.graph(item, module)
                 if graph.name in module.graphs:
@@ -165,14 +170,7 @@ class _Builder:
         if len(type_tokens) != len(out_tokens):
             raise self.error(f"{len(out_tokens)} results but {len(type_tokens)} types", op_tok)
         inputs = [self.use(t, scope) for t in (operands.children if operands else []) if t is not None]
-        attr_map = {}
-        for attr in (attrs.children if attrs else []):
-            if attr is None:
-                continue
-            key, val = attr.children
-            if str(key) in attr_map:
-                raise self.error(f"attribute '{key}' given twice", key)
-            attr_map[str(key)] = self.attr(val)
+        attr_map = self.attr_dict(attrs) if attrs else {}
         names = []
         for t in out_tokens:
             name = _name(t)
@@ -185,6 +183,53 @@ class _Builder:
         for v in node.outputs:
             scope[v.name] = v
 
+    def attr_dict(self, tree) -> dict:
+        result = {}
+        for attr in tree.children:
+            if attr is None:
+                continue
+            key, val = attr.children
+            if str(key) in result:
+                raise self.error(f"attribute '{key}' given twice", key)
+            result[str(key)] = self.attr(val)
+        return result
+
+    def weight_facts(self, weight: Weight, facts: dict, where) -> None:
+        """Fill role and encoding from a weight's attribute dict, checking each field."""
+        facts = dict(facts)
+        role = facts.pop("role", None)
+        tasks = facts.pop("tasks", ())
+        uses = facts.pop("uses", None)
+        kind = facts.pop("kind", "other")
+        if role is not None:
+            if role not in ("shared", "task") or not isinstance(uses, int) or kind not in KINDS \
+                    or not all(isinstance(t, str) for t in tasks) or (role == "shared") == bool(tasks):
+                raise self.error(f"weight @{weight.name}: bad role facts (role shared, or role task with "
+                                 f"tasks; uses an int; kind one of {', '.join(KINDS)})", where)
+            weight.role = Role(role == "shared", tuple(tasks), uses, kind)
+        elif tasks or uses is not None:
+            raise self.error(f"weight @{weight.name}: tasks and uses need a role", where)
+        kinds = {f.name: f.type for f in dataclasses.fields(Encoding)}
+        fields = {}
+        for key, value in facts.items():
+            if key not in kinds:
+                raise self.error(f"weight @{weight.name}: unknown fact '{key}'", where)
+            want = {"int": int, "str": str, "float": float}.get(kinds[key])
+            if key == "block":
+                ok = isinstance(value, tuple) and all(isinstance(v, int) for v in value)
+            else:
+                ok = want is not None and type(value) is want
+            if not ok:
+                raise self.error(f"weight @{weight.name}: fact '{key}' has the wrong type", where)
+            fields[key] = value
+        if fields:
+            encoding = dataclasses.replace(Encoding.plain(weight.type.dtype), **fields)
+            try:
+                encoding.check()
+            except ValueError as e:
+                raise self.error(f"weight @{weight.name}: {e}", where) from None
+            weight.encoding = encoding
+
     def attr(self, item):
         if isinstance(item, lark.Token):  # SYMBOL
             return Sym(_name(item))
@@ -193,8 +238,8 @@ class _Builder:
         if item.data == "list":
             values = tuple(self.scalar(s.children[0]) for s in item.children if s is not None)
             kinds = {type(v) for v in values}
-            if len(kinds) > 1 or kinds - {int, float}:
-                raise self.error("a list attribute holds only ints or only floats", item)
+            if len(kinds) > 1 or kinds - {int, float, str}:
+                raise self.error("a list attribute holds only ints, only floats or only strings", item)
             return values
         return self.dense(item)
 

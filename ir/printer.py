@@ -17,12 +17,14 @@ is byte-identical.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 
 import numpy as np
 
+from .encoding import Encoding
 from .graph import Attr, Graph, Node, Sym
 from .module import Module, Weight
 from .types import DType, TensorType
@@ -110,8 +112,29 @@ def node_text(node: Node) -> str:
     return "".join(parts)
 
 
+def weight_facts(w: Weight) -> dict[str, Attr]:
+    """The facts passes added to a weight, as attributes (defaults left out)."""
+    facts: dict[str, Attr] = {}
+    if w.role is not None:
+        facts["role"] = "shared" if w.role.shared else "task"
+        if not w.role.shared:
+            facts["tasks"] = tuple(w.role.tasks)
+        facts["uses"] = w.role.uses
+        facts["kind"] = w.role.kind
+    default = Encoding.plain(w.type.dtype)
+    for f in dataclasses.fields(Encoding):
+        value = getattr(w.encoding, f.name)
+        if value != getattr(default, f.name):
+            facts[f.name] = value
+    return facts
+
+
 def weight_text(w: Weight) -> str:
-    return f"weight @{name_text(w.name)} : {w.type} hash {json.dumps(w.hash)}"
+    text = f"weight @{name_text(w.name)} : {w.type} hash {json.dumps(w.hash)}"
+    facts = weight_facts(w)
+    if facts:
+        text += " {" + ", ".join(f"{k} = {attr_text(v)}" for k, v in facts.items()) + "}"
+    return text
 
 
 def graph_lines(graph: Graph, indent: str = "") -> list[str]:

@@ -5,7 +5,7 @@
 - SSA: every operand is defined earlier in the same graph, every name once;
 - every result type equals the op's inferred type;
 - every `weight` node names a weight of the pool, with the pool's type;
-- weight data, when present, has the declared type.
+- weight data, when present, has the type its encoding stores.
 
 Errors name the graph and node (and the text position for parsed IR).
 """
@@ -28,8 +28,11 @@ def _fail(graph: Graph, node: Node | None, message: str) -> IRVerifyError:
 
 def verify(module: Module) -> None:
     for w in module.weights.values():
-        if w.data is not None and TensorType.of(w.data) != w.type:
-            raise IRVerifyError(f"weight @{w.name}: data is {TensorType.of(w.data)}, declared {w.type}")
+        if w.data is not None and TensorType.of(w.data) != w.code_type:
+            raise IRVerifyError(f"weight @{w.name}: data is {TensorType.of(w.data)}, its encoding "
+                                f"{w.encoding.label} stores {w.code_type}")
+        if w.role is not None and not set(w.role.tasks) <= set(module.graphs):
+            raise IRVerifyError(f"weight @{w.name}: role names tasks that are not in the module")
     for graph in module.graphs.values():
         verify_graph(graph, module)
 

@@ -21,7 +21,7 @@ class ExampleSpec:
     family: str = "adapter-albert"
     tasks: int = 8
     size: str = "base"
-    bottleneck: int = 64
+    bottleneck: int | None = None  # None: the size's default
     adapter_placement: str = "shared"
     task_specific: tuple[str, ...] = ("adapters", "layernorm", "head")
     seed: int = 0

@@ -1,9 +1,11 @@
-"""The compile summary: tasks, ops, weights, parameters, bytes and MACs."""
+"""The compile summary: tasks, ops, weights, parameters, bytes, MACs and, once
+`share` has run, what is shared and what each task owns."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+from ir.encoding import KINDS
 from ir.module import Module
 from ir.registry import Work, get_op
 
@@ -26,6 +28,15 @@ def megabytes(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
+def table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    """Plain text columns; align has one 'l' or 'r' per column."""
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(f"{c:<{w}}" if a == "l" else f"{c:>{w}}" for c, w, a in zip(cells, widths, align)).rstrip()
+    return [line(header)] + [line(r) for r in rows]
+
+
 def summary_text(module: Module, title: str) -> str:
     lines = [title, ""]
     params = sum(w.numel for w in module.weights.values())
@@ -33,14 +44,46 @@ def summary_text(module: Module, title: str) -> str:
     lines.append(f"weights: {len(module.weights)} tensors, {params:,} parameters, {megabytes(nbytes)} as stored")
     lines.append(f"tasks:   {len(module.graphs)}")
     lines.append("")
-    width = max([4] + [len(t) for t in module.graphs])
-    lines.append(f"{'task':<{width}}  {'nodes':>6}  {'weights':>7}  {'parameters':>12}  {'MACs/inference':>14}")
+    rows = []
     for task, graph in module.graphs.items():
         used = module.used_weights(task)
         work = graph_work(module, task)
-        lines.append(f"{task:<{width}}  {len(graph.nodes):>6}  {len(used):>7}  "
-                     f"{sum(w.numel for w in used):>12,}  {si(work.macs) + 'MAC':>14}")
+        rows.append([task, str(len(graph.nodes)), str(len(used)), f"{sum(w.numel for w in used):,}",
+                     si(work.macs) + "MAC"])
+    lines += table(["task", "nodes", "weights", "parameters", "MACs/inference"], rows, "lrrrr")
+    if all(w.role is not None for w in module.weights.values()) and module.weights:
+        lines.append("")
+        lines += sharing_lines(module)
     ops = Counter(n.op for g in module.graphs.values() for n in g.nodes)
     lines.append("")
-    lines.append("ops over all tasks: " + ", ".join(f"{op} {n}" for op, n in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))))
+    lines.append("ops over all tasks: " + ", ".join(
+        f"{op} {n}" for op, n in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))))
     return "\n".join(lines) + "\n"
+
+
+def sharing_lines(module: Module) -> list[str]:
+    """Shared vs task-specific parameters and bytes, per task, in total and per kind."""
+    weights = list(module.weights.values())
+    shared = [w for w in weights if w.role.shared]
+    own = [w for w in weights if not w.role.shared]
+    n = len(module.graphs)
+    lines = [f"shared by all {n} task(s): {sum(w.numel for w in shared):,} parameters, "
+             f"{megabytes(sum(w.nbytes for w in shared))} (stored once)",
+             f"task-specific:           {sum(w.numel for w in own):,} parameters, "
+             f"{megabytes(sum(w.nbytes for w in own))}", ""]
+    rows = []
+    for task in module.graphs:
+        mine = [w for w in own if task in w.role.tasks]
+        rows.append([task, f"{sum(w.numel for w in shared):,}", f"{sum(w.numel for w in mine):,}",
+                     megabytes(sum(w.nbytes for w in shared)), megabytes(sum(w.nbytes for w in mine))])
+    lines += table(["task", "shared params", "own params", "shared bytes", "own bytes"], rows, "lrrrr")
+    lines.append("")
+    rows = []
+    for kind in KINDS:
+        s = sum(w.numel for w in shared if w.role.kind == kind)
+        t = sum(w.numel for w in own if w.role.kind == kind)
+        if s or t:
+            reads = max((w.role.uses for w in weights if w.role.kind == kind), default=0)
+            rows.append([kind, f"{s:,}", f"{t:,}", str(reads)])
+    lines += table(["kind", "shared params", "task-specific params", "reads/inference"], rows, "lrrr")
+    return lines

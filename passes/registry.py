@@ -48,3 +48,7 @@ class FoldTransposes(Pass):
             fold_weight_transposes(module, graph)
         module.remove_unused_weights()
         return module
+
+
+# passes defined in their own modules register on import
+from . import canonicalize, share  # noqa: E402,F401

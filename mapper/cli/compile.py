@@ -13,7 +13,7 @@ from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
 from ..summary import summary_text
 from .common import ArgumentParser, add_dim_args, dims_from_args, main_wrapper, positive_int
 
-DEFAULT_PIPELINE = "verify"
+DEFAULT_PIPELINE = "canonicalize,share"
 
 DESCRIPTION = """\
 Compile transformer models for a heterogeneous-memory edge accelerator.
@@ -35,7 +35,7 @@ def build_parser() -> ArgumentParser:
                     help="model family (default: adapter-albert)")
     ex.add_argument("--tasks", type=positive_int, default=8, help="number of GLUE tasks (default: 8)")
     ex.add_argument("--size", choices=("base", "tiny", "xxlarge"), default="base", help="model size (default: base)")
-    ex.add_argument("--bottleneck", type=positive_int, default=64, help="adapter bottleneck (default: 64)")
+    ex.add_argument("--bottleneck", type=positive_int, help="adapter bottleneck (default: 64; 8 for tiny)")
     ex.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared",
                     help="one adapter pair for the repeated layer, or one per layer position (default: shared)")
     ex.add_argument("--task-specific", default="adapters,layernorm,head", metavar="GROUPS",

@@ -27,6 +27,7 @@ from ir.graph import Graph, Value
 from ir.module import Module
 from ir.registry import InferError
 from ir.types import DType, TensorType
+from passes.layout import fold_weight_transposes
 
 _TORCH_DTYPES = {torch.float32: DType.F32, torch.float16: DType.F16, torch.float64: DType.F64,
                  torch.int64: DType.I64, torch.int32: DType.I32, torch.int16: DType.I16,
@@ -52,20 +53,43 @@ class _Fail(Exception):
 
 
 def import_torch(model: nn.Module, example_inputs: Mapping[str, torch.Tensor], module: Module,
-                 task: str, output_names: Sequence[str] = ("output",)) -> Graph:
-    """Trace `model` called with `example_inputs` (by parameter name) into task `task`."""
-    try:
-        gm = torch.fx.symbolic_trace(model)
-    except Exception as e:
-        raise FrontendError(f"task {task!r}: torch.fx cannot trace {type(model).__name__} "
-                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                 task: str, output_names: Sequence[str] = ("output",), tracer: str = "auto") -> Graph:
+    """Trace `model` called with `example_inputs` (keyword arguments) into task `task`.
+
+    tracer "symbolic" uses `torch.fx.symbolic_trace` (fast; the module must be
+    traceable), "export" uses `torch.export` (handles Hugging Face models;
+    ATen-level graph), "auto" tries symbolic first.
+    """
+    if tracer not in ("auto", "symbolic", "export"):
+        raise ValueError(f"unknown tracer {tracer!r}")
     graph = Graph(task)
-    imp = _FxImporter(gm, module, graph, task)
-    imp.run(example_inputs, output_names)
+    gm = None
+    if tracer in ("auto", "symbolic"):
+        try:
+            gm = torch.fx.symbolic_trace(model)
+        except Exception as e:
+            if tracer == "symbolic":
+                raise FrontendError(f"task {task!r}: torch.fx cannot trace {type(model).__name__} "
+                                    f"({type(e).__name__}: {_first_line(e)})") from None
+    if gm is not None:
+        _FxImporter(gm, module, graph, task).run(example_inputs, output_names)
+    else:
+        try:
+            ep = torch.export.export(model, (), dict(example_inputs), strict=False)
+        except Exception as e:
+            raise FrontendError(f"task {task!r}: torch.fx cannot trace {type(model).__name__}, nor torch.export "
+                                f"({type(e).__name__}: {_first_line(e)})") from None
+        _FxImporter(ep.graph_module, module, graph, task).run_exported(ep, example_inputs, output_names)
     graph.remove_dead()
+    fold_weight_transposes(module, graph)  # torch.export reads linear weights through a transpose
     graph.renumber()
     module.add_graph(graph)
+    module.remove_unused_weights()
     return graph
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else ""
 
 
 class _FxImporter:
@@ -78,15 +102,44 @@ class _FxImporter:
 
     # -- driver -----------------------------------------------------------------------
     def run(self, inputs: Mapping[str, torch.Tensor], output_names: Sequence[str]) -> None:
-        env: dict[torch.fx.Node, Any] = {}
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
         missing = [n.target for n in placeholders if n.target not in inputs]
         if missing:
             raise FrontendError(f"task {self.task!r}: no example input for {', '.join(missing)}")
+        bound = {n: self._input(n.target, inputs[n.target]) for n in placeholders}
+        self._walk(bound, output_names)
+
+    def run_exported(self, ep, inputs: Mapping[str, torch.Tensor], output_names: Sequence[str]) -> None:
+        """Walk a `torch.export` program: lifted parameters, buffers and constants become data."""
+        from torch.export.graph_signature import InputKind
+
+        placeholders = {n.name: n for n in self.gm.graph.nodes if n.op == "placeholder"}
+        bound = {}
+        for spec in ep.graph_signature.input_specs:
+            node = placeholders[spec.arg.name]
+            if spec.kind == InputKind.USER_INPUT:
+                if spec.arg.name not in inputs:
+                    raise FrontendError(f"task {self.task!r}: no example input for {spec.arg.name}")
+                bound[node] = self._input(spec.arg.name, inputs[spec.arg.name])
+            elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+                tensor = ep.state_dict.get(spec.target)
+                if tensor is None:  # non-persistent buffers live in `constants`
+                    tensor = ep.constants[spec.target]
+                bound[node] = self.param(tensor, spec.target) if tensor.is_floating_point() else tensor
+            elif spec.kind == InputKind.CONSTANT_TENSOR:
+                bound[node] = ep.constants[spec.target]
+            else:
+                raise FrontendError(f"task {self.task!r}: exported input {spec.arg.name} of kind "
+                                    f"{spec.kind.name} is not supported")
+        self._walk(bound, output_names)
+
+    def _input(self, name: str, x: torch.Tensor) -> T:
+        return T(self.b.input(name, TensorType(tuple(x.shape), _dtype(x.dtype))))
+
+    def _walk(self, bound: dict, output_names: Sequence[str]) -> None:
+        env: dict[torch.fx.Node, Any] = dict(bound)
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
-                x = inputs[node.target]
-                env[node] = T(self.b.input(node.target, TensorType(tuple(x.shape), _dtype(x.dtype))))
                 continue
             if node.op == "output":
                 result = _load(node.args[0], env)
@@ -126,6 +179,13 @@ class _FxImporter:
         # call_function
         if not _has_tensor(args, kwargs):
             return node.target(*args, **kwargs)
+        if isinstance(node.target, torch._ops.OpOverload):
+            name = node.target._schema.name.split("::")[-1]
+            handler = _ATEN.get(name)
+            if handler is None:
+                raise UnsupportedOpError(f"task {self.task!r}: ATen op {name}.{node.target._overloadname} "
+                                         f"is not supported; supported: {', '.join(sorted(_ATEN))}")
+            return handler(self, *args, **kwargs)
         handler = _FUNCTIONS.get(node.target)
         if handler is None:
             name = getattr(node.target, "__name__", str(node.target))
@@ -452,7 +512,7 @@ def _linear_fn(imp, x: T, weight, bias=None):
 
 def _embedding_fn(imp, ids: T, weight, *args, **kwargs):
     table = imp.param(weight, "embedding.weight") if isinstance(weight, nn.Parameter) else T(imp.tensor(weight))
-    return imp.op("embedding", [table.v, ids.v])
+    return imp.op("embedding", [table.v, imp.tensor(ids)])
 
 
 def _layer_norm_fn(imp, x: T, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -526,4 +586,130 @@ _METHODS: dict[str, Callable] = {
     "tanh": _unary("tanh"), "relu": _unary("relu"), "exp": _unary("exp"), "sqrt": _unary("sqrt"),
     "mean": _reduce("reduce_mean"), "sum": _reduce("reduce_sum"),
     "__getitem__": _getitem,
+}
+
+
+# -- ATen ops (graphs from torch.export) -----------------------------------------------------------
+def _aten_embedding(imp, weight, ids, *args, **kwargs):
+    return _embedding_fn(imp, ids, weight)
+
+
+def _aten_layer_norm(imp, x, shape, weight=None, bias=None, eps=1e-5, *rest):
+    return _layer_norm_fn(imp, x, shape, weight, bias, eps)
+
+
+def _aten_slice(imp, x: T, dim: int = 0, start=None, end=None, step: int = 1):
+    index = [slice(None)] * x.type.rank
+    index[_axis(dim, x.type.rank)] = slice(start, end, step)
+    return _getitem(imp, x, tuple(index))
+
+
+def _aten_select(imp, x: T, dim: int, i: int):
+    index = [slice(None)] * x.type.rank
+    index[_axis(dim, x.type.rank)] = i
+    return _getitem(imp, x, tuple(index))
+
+
+def _aten_to(imp, x, *args, **kwargs):
+    dtype = kwargs.get("dtype")
+    for a in args:
+        if isinstance(a, torch.dtype):
+            dtype = a
+    return x if dtype is None else imp.cast(x, _dtype(dtype))
+
+
+def _aten_new_ones(imp, x: T, size, dtype=None, **kwargs):
+    dt = dtype or _TO_TORCH[x.type.dtype]
+    return torch.ones(tuple(size), dtype=dt)
+
+
+def _aten_index(imp, x: T, indices):
+    if any(i is None for i in indices) or not all(isinstance(i, torch.Tensor) for i in indices):
+        raise _Fail("indexing with tensors computed by the model (or with gaps) is not supported")
+    idx = [i.numpy().astype(np.int64) for i in indices]
+    shape = np.broadcast_shapes(*(i.shape for i in idx))
+    stacked = np.stack([np.broadcast_to(i, shape) for i in idx], axis=-1)
+    return imp.op("gather_nd", [x.v, imp.tensor(stacked)], {"batch_dims": 0})
+
+
+def _aten_where(imp, cond, a, b):
+    return _where(imp, cond, a, b)
+
+
+def _aten_sdpa(imp, q: T, k: T, v: T, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
+    if is_causal:
+        raise _Fail("causal attention is not supported")
+    d = q.type.shape[-1]
+    kt = _transpose(imp, k, -1, -2)
+    scores = _matmul(imp, q, kt)
+    scores = imp.binary("mul", scores, float(scale) if scale is not None else 1.0 / math.sqrt(d))
+    if attn_mask is not None:
+        mask = attn_mask if isinstance(attn_mask, T) else T(imp.tensor(attn_mask))
+        if mask.type.dtype is DType.BOOL:
+            zero, neg = T(imp.tensor(0.0, like=scores)), T(imp.tensor(-math.inf, like=scores))
+            mask = _where(imp, mask, zero, neg)
+        scores = imp.binary("add", scores, mask)
+    return _matmul(imp, _softmax(imp, scores, -1), v)
+
+
+def _aten_reduce(name):
+    inner = _reduce(name)
+
+    def handler(imp, x, dim=None, keepdim=False, *rest, **kwargs):
+        return inner(imp, x, dim, keepdim)
+    return handler
+
+
+def _aten_unary(name):
+    inner = _unary(name)
+
+    def handler(imp, x, *rest, **kwargs):
+        return inner(imp, x)
+    return handler
+
+
+def _aten_rsub(imp, x, other, alpha=1):
+    if alpha != 1:
+        raise _Fail("the alpha argument is not supported")
+    return imp.binary("sub", other, x)
+
+
+def _aten_pow(imp, x, exponent):
+    return imp.binary("pow", x, exponent)
+
+
+def _aten_passthrough(imp, x, *args, **kwargs):
+    return x
+
+
+_ATEN: dict[str, Callable] = {
+    "linear": lambda imp, x, w, b=None: _linear_fn(imp, x, w, b),
+    "embedding": _aten_embedding, "layer_norm": _aten_layer_norm,
+    "gelu": lambda imp, x, approximate="none": _gelu(imp, x, approximate),
+    "softmax": lambda imp, x, dim, *rest, **kw: _softmax(imp, x, dim),
+    "_softmax": lambda imp, x, dim, *rest, **kw: _softmax(imp, x, dim),
+    "add": _bin("add"), "sub": _bin("sub"), "mul": _bin("mul"), "div": _bin("div"), "rsub": _aten_rsub,
+    "pow": _aten_pow, "maximum": _bin("max"), "minimum": _bin("min"),
+    "eq": _bin("equal"), "lt": _bin("less"), "le": _bin("less_equal"), "gt": _bin("greater"),
+    "ge": _bin("greater_equal"), "__and__": _bin("and"), "bitwise_and": _bin("and"),
+    "logical_and": _bin("and"), "__or__": _bin("or"), "bitwise_or": _bin("or"),
+    "matmul": lambda imp, a, b: _matmul(imp, a, b), "bmm": lambda imp, a, b: _matmul(imp, a, b),
+    "mm": lambda imp, a, b: _matmul(imp, a, b),
+    "view": lambda imp, x, shape: _view(imp, x, shape), "reshape": lambda imp, x, shape: _view(imp, x, shape),
+    "_unsafe_view": lambda imp, x, shape: _view(imp, x, shape),
+    "permute": lambda imp, x, dims: _permute(imp, x, *dims), "transpose": _transpose,
+    "t": lambda imp, x: _permute(imp, x, 1, 0), "unsqueeze": _unsqueeze,
+    "squeeze": lambda imp, x, dim=None: _squeeze(imp, x, dim), "expand": lambda imp, x, sizes, **kw: _expand(imp, x, sizes),
+    "flatten": _flatten, "cat": _cat, "concat": _cat,
+    "slice": _aten_slice, "select": _aten_select, "index": _aten_index,
+    "to": _aten_to, "_to_copy": _aten_to, "type_as": lambda imp, x, o: _to(imp, x, o),
+    "new_ones": _aten_new_ones, "where": _aten_where, "masked_fill": lambda imp, x, m, v: _masked_fill(imp, x, m, v),
+    "scaled_dot_product_attention": _aten_sdpa,
+    "tanh": _aten_unary("tanh"), "relu": _aten_unary("relu"), "exp": _aten_unary("exp"),
+    "sqrt": _aten_unary("sqrt"), "rsqrt": lambda imp, x: _rsqrt(imp, x), "erf": _aten_unary("erf"),
+    "sigmoid": _aten_unary("sigmoid"), "neg": _aten_unary("neg"), "abs": _aten_unary("abs"),
+    "mean": _aten_reduce("reduce_mean"), "sum": _aten_reduce("reduce_sum"),
+    "contiguous": _aten_passthrough, "clone": _aten_passthrough, "alias": _aten_passthrough,
+    "detach": _aten_passthrough, "lift_fresh_copy": _aten_passthrough,
+    "dropout": _aten_passthrough, "_assert_tensor_metadata": lambda imp, *a, **k: None,
 }

@@ -1,0 +1,115 @@
+"""What passes learn about a weight: its role and its stored encoding.
+
+`Role` records which tasks read a weight, how often one inference reads it,
+and what kind of parameter it is (found from the graph's structure).
+`Encoding` records how the weight is stored: the number format of its codes,
+the format's parameters, and dense or bit-mask storage. `storage_bytes`
+counts the bytes exactly:
+
+    dense:    ceil(n * bits / 8)                     + metadata
+    bitmask:  ceil(n / 8) + ceil(nnz * bits / 8)     + metadata
+
+where metadata is 4 bytes per scale (int formats: one per tensor or one per
+output channel), 1 byte for an AdaptivFloat exponent bias, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .formats import afloat_decode, int_decode
+from .types import DType, TensorType
+
+KINDS = ("embedding", "projection", "attention", "ffn", "adapter", "layernorm", "head", "other")
+FORMATS = ("plain", "f16", "int", "afloat")
+STORAGES = ("dense", "bitmask")
+
+
+@dataclass(frozen=True)
+class Role:
+    """Which tasks read a weight (`shared`: all of them), reads per inference, and its kind."""
+
+    shared: bool
+    tasks: tuple[str, ...]
+    uses: int
+    kind: str = "other"
+
+    def __str__(self) -> str:
+        return "shared" if self.shared else f"task({', '.join(self.tasks)})"
+
+
+@dataclass(frozen=True)
+class Encoding:
+    format: str = "plain"        # plain (the logical type itself) | f16 | int | afloat
+    bits: int = 32
+    exp_bits: int = 0            # afloat
+    exp_bias: int = 0            # afloat: one per tensor
+    granularity: str = "tensor"  # int: one scale per tensor, or per output channel (in the sidecar)
+    scale: float = 0.0           # int with a per-tensor scale
+    storage: str = "dense"       # dense | bitmask
+    nnz: int = -1                # non-zero codes (bitmask storage)
+    block: tuple[int, ...] = ()  # the pruning block, if pruned in blocks
+
+    @staticmethod
+    def plain(dtype: DType) -> "Encoding":
+        return Encoding(bits=dtype.itemsize * 8)
+
+    @property
+    def label(self) -> str:
+        """A short name: f32, f16, int8, afloat<8,3>, with '+bitmask' if so stored."""
+        base = {"plain": f"f{self.bits}", "f16": "f16", "int": f"int{self.bits}",
+                "afloat": f"afloat<{self.bits},{self.exp_bits}>"}[self.format]
+        if self.format == "int" and self.granularity == "channel":
+            base += "/ch"
+        return base + ("+bitmask" if self.storage == "bitmask" else "")
+
+    def code_dtype(self, logical: DType) -> np.dtype:
+        if self.format == "plain":
+            return logical.np
+        if self.format == "f16":
+            return np.dtype(np.float16)
+        if self.format == "int":
+            return np.dtype(np.int8 if self.bits <= 8 else np.int16)
+        return np.dtype(np.uint8 if self.bits <= 8 else np.uint16)
+
+    def metadata_bytes(self, t: TensorType) -> int:
+        if self.format == "int":
+            return 4 * (t.shape[-1] if self.granularity == "channel" and t.rank else 1)
+        if self.format == "afloat":
+            return 1
+        return 0
+
+    def storage_bytes(self, t: TensorType) -> int:
+        n = t.numel
+        if self.storage == "bitmask":
+            nnz = n if self.nnz < 0 else self.nnz
+            return math.ceil(n / 8) + math.ceil(nnz * self.bits / 8) + self.metadata_bytes(t)
+        return math.ceil(n * self.bits / 8) + self.metadata_bytes(t)
+
+    def decode(self, codes: np.ndarray, logical: DType, scales: np.ndarray | None) -> np.ndarray:
+        if self.format == "plain":
+            return codes
+        if self.format == "f16":
+            return codes.astype(logical.np)
+        if self.format == "int":
+            s = scales if self.granularity == "channel" else np.float32(self.scale)
+            return int_decode(codes, np.asarray(s)).astype(logical.np)
+        return afloat_decode(codes, self.bits, self.exp_bits, self.exp_bias).astype(logical.np)
+
+    def check(self) -> None:
+        """Raise ValueError if the fields contradict each other."""
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r} (known: {', '.join(FORMATS)})")
+        if self.storage not in STORAGES:
+            raise ValueError(f"unknown storage {self.storage!r} (known: {', '.join(STORAGES)})")
+        if self.granularity not in ("tensor", "channel"):
+            raise ValueError(f"unknown granularity {self.granularity!r} (tensor or channel)")
+        if self.format == "int" and not 2 <= self.bits <= 16:
+            raise ValueError(f"int formats take 2 to 16 bits, got {self.bits}")
+        if self.format == "afloat" and not (1 <= self.exp_bits and self.exp_bits + 1 < self.bits <= 16):
+            raise ValueError(f"afloat<{self.bits},{self.exp_bits}> needs 1 <= exp_bits < bits - 1 <= 15")
+        if self.format == "f16" and self.bits != 16:
+            raise ValueError("f16 has 16 bits")

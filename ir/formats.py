@@ -1,0 +1,90 @@
+"""Number formats for stored weights: encode to codes, decode to values.
+
+- `f16`: IEEE half precision.
+- `int<b>`: symmetric integers in [-(2^(b-1) - 1), 2^(b-1) - 1] times a scale,
+  one scale per tensor or per output channel (the last axis, which is the
+  output axis of canonical [in, out] linear weights).
+- `afloat<n,e>`: AdaptivFloat (Tambe et al., DAC 2020), as in EdgeBERT: a
+  sign, e exponent bits, m = n-1-e mantissa bits and one exponent bias per
+  tensor; magnitude 2^(E + bias) * (1 + M / 2^m) for E in [0, 2^e - 1],
+  M in [0, 2^m - 1]; no denormals; the code with E = 0 and M = 0 is zero.
+  The bias is chosen from the tensor's largest magnitude so that the top
+  exponent covers it: bias = floor(log2(max|w|)) - (2^e - 1).
+
+Encoding rounds to the nearest representable value (ties to even mantissa /
+even integer) and saturates at the largest magnitude.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+# -- integers -----------------------------------------------------------------------------------
+def int_limit(bits: int) -> int:
+    return 2 ** (bits - 1) - 1
+
+
+def int_scales(w: np.ndarray, bits: int, per_channel: bool) -> np.ndarray:
+    """Scale per tensor (shape ()) or per last-axis channel (shape (C,))."""
+    mag = np.abs(w.astype(np.float64))
+    peak = mag.reshape(-1, w.shape[-1]).max(axis=0) if per_channel else np.asarray(mag.max() if mag.size else 0.0)
+    scale = peak / int_limit(bits)
+    return np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+
+def int_encode(w: np.ndarray, bits: int, scales: np.ndarray) -> np.ndarray:
+    limit = int_limit(bits)
+    q = np.rint(w.astype(np.float64) / scales.astype(np.float64))
+    return np.clip(q, -limit, limit).astype(np.int8 if bits <= 8 else np.int16)
+
+
+def int_decode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    return (codes.astype(np.float32) * scales.astype(np.float32)).astype(np.float32)
+
+
+# -- AdaptivFloat -------------------------------------------------------------------------------
+def afloat_bias(w: np.ndarray, exp_bits: int) -> int:
+    """The exponent bias that makes the top exponent cover max|w| (0 for an all-zero tensor)."""
+    peak = float(np.max(np.abs(w))) if w.size else 0.0
+    if peak == 0.0 or not math.isfinite(peak):
+        return 0
+    return math.floor(math.log2(peak)) - (2 ** exp_bits - 1)
+
+
+def afloat_magnitudes(bits: int, exp_bits: int, bias: int) -> np.ndarray:
+    """Magnitude of every code without its sign bit, indexed by code (index 0 is zero)."""
+    m = bits - 1 - exp_bits
+    if m < 0 or exp_bits < 1:
+        raise ValueError(f"afloat<{bits},{exp_bits}> needs at least one exponent bit and no more than {bits - 1}")
+    codes = np.arange(2 ** (bits - 1))
+    e, mant = codes >> m, codes & (2 ** m - 1)
+    mags = np.ldexp(1.0 + mant / 2.0 ** m, e + bias)
+    mags[0] = 0.0
+    return mags
+
+
+def afloat_encode(w: np.ndarray, bits: int, exp_bits: int, bias: int) -> np.ndarray:
+    mags = afloat_magnitudes(bits, exp_bits, bias)
+    order = np.argsort(mags, kind="stable")  # ascending magnitude: code 0, then codes 1.. in order
+    grid = mags[order]
+    x = np.abs(w.astype(np.float64))
+    hi = np.clip(np.searchsorted(grid, x, side="left"), 1, len(grid) - 1)
+    lo = hi - 1
+    d_lo, d_hi = x - grid[lo], grid[hi] - x
+    pick_hi = (d_hi < d_lo) | ((d_hi == d_lo) & (order[hi] % 2 == 0) & (order[lo] % 2 == 1))
+    idx = np.where(pick_hi, hi, lo)
+    idx = np.where(x >= grid[-1], len(grid) - 1, idx)  # saturate
+    codes = order[idx].astype(np.int64)
+    sign = (np.signbit(w) & (codes != 0)).astype(np.int64) << (bits - 1)
+    return (codes | sign).astype(np.uint8 if bits <= 8 else np.uint16)
+
+
+def afloat_decode(codes: np.ndarray, bits: int, exp_bits: int, bias: int) -> np.ndarray:
+    mags = afloat_magnitudes(bits, exp_bits, bias).astype(np.float32)
+    c = codes.astype(np.int64)
+    half = 2 ** (bits - 1)
+    values = mags[c % half]
+    return np.where(c >= half, -values, values).astype(np.float32)

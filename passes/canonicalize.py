@@ -1,0 +1,292 @@
+"""`canonicalize`: one frontend-independent form of an encoder.
+
+The same model imported from the TorchScript exporter, the dynamo exporter
+and torch.fx canonicalizes to the same graph: same ops, same order, same
+weights. The pass rebuilds each graph node by node through a folding,
+deduplicating `Builder` and applies local rules as it goes:
+
+- constant folding, common-subexpression elimination, dead-code elimination;
+- identities: x+0, x*1, x/1, x and true, x or false, where(const, a, b);
+- `gather(weight, ids, axis 0)` is an `embedding`; `matmul(x, weight)` a
+  `linear` (constant ids are flattened, the result reshaped);
+- layout chains (reshape, transpose, broadcast, tile, slice, gathers with
+  constant indices) are re-spelled canonically from their index maps
+  (`passes.views`); elementwise ops move before layout chains that do not
+  shrink the data (cast(reshape(x)) becomes reshape(cast(x))), and explicit
+  broadcasts that numpy broadcasting does anyway are dropped;
+- commutative ops take constants and weights as their second operand.
+
+Then `passes.fusion` recognizes linear + bias, GELU (the Gelu op, the erf
+form, the tanh/Pow form) and the decomposed LayerNorm. Rounds repeat until
+nothing changes; the nodes are finally put in a canonical order (operands
+before users, depth first from the outputs) and renumbered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ir.builder import Builder, const_value
+from ir.graph import Graph, Node, Value
+from ir.module import Module
+from ir.printer import print_graph
+from ir.registry import get_op
+
+from .base import Pass, register_pass
+from .fusion import fuse
+from .views import LAYOUT_OPS, Step, canonical_recipe, iota, is_numpy_broadcast
+
+COMMUTATIVE = ("add", "mul", "max", "min", "and", "or", "xor", "equal")
+MAX_ROUNDS = 10
+
+
+@register_pass
+@dataclass(frozen=True)
+class Canonicalize(Pass):
+    name = "canonicalize"
+    summary = "frontend-independent form: linear, gelu, layernorm, embedding, canonical layout; fold, CSE, DCE, order"
+
+    def run(self, module: Module) -> Module:
+        cache = ChainCache()
+        for task in list(module.graphs):
+            module.graphs[task] = canonicalize_graph(module, module.graphs[task], cache)
+        module.remove_unused_weights()
+        return module
+
+
+def canonicalize_graph(module: Module, graph: Graph, cache: "ChainCache | None" = None) -> Graph:
+    cache = cache or ChainCache()
+    previous = None
+    for _ in range(MAX_ROUNDS):
+        graph = _Sweep(module, graph, cache).run()
+        fuse(module, graph)
+        graph.remove_dead()
+        schedule(graph)
+        graph.renumber()
+        text = print_graph(graph)
+        if text == previous:
+            break
+        previous = text
+    return graph
+
+
+def schedule(graph: Graph) -> None:
+    """Canonical order: depth first from the outputs, operands left to right."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    for _, out in graph.outputs:
+        stack = [(out.producer, 0)] if out.producer is not None else []
+        while stack:
+            node, i = stack.pop()
+            if id(node) in seen:
+                continue
+            if i < len(node.inputs):
+                stack.append((node, i + 1))
+                p = node.inputs[i].producer
+                if p is not None and id(p) not in seen:
+                    stack.append((p, 0))
+            else:
+                seen.add(id(node))
+                order.append(node)
+    graph.nodes = order
+
+
+class ChainCache:
+    """Index maps and canonical recipes of layout chains, by (source shape, steps)."""
+
+    def __init__(self) -> None:
+        self._info: dict[tuple, tuple] = {}
+
+    def info(self, shape: tuple[int, ...], steps: tuple[Step, ...]):
+        """(recipe or None, reads X as a numpy broadcast?, keeps or grows the element count?)."""
+        key = (shape, steps)
+        found = self._info.get(key)
+        if found is None:
+            m = iota(shape)
+            for step in steps:
+                m = step.apply(m)
+            found = (canonical_recipe(m, shape), is_numpy_broadcast(m, shape), m.size >= int(np.prod(shape)))
+            self._info[key] = found
+        return found
+
+
+def _is_source(v: Value) -> bool:
+    return v.producer is not None and v.producer.op in ("weight", "constant")
+
+
+def _splat(v: Value):
+    c = const_value(v)
+    if c is None or c.size == 0:
+        return None
+    first = c.reshape(-1)[0]
+    return first if np.all(c == first) else None
+
+
+class _Sweep:
+    def __init__(self, module: Module, old: Graph, cache: ChainCache):
+        self.module = module
+        self.old = old
+        self.cache = cache
+        self.new = Graph(old.name)
+        self.b = Builder(module, self.new)
+        self.b.cse = True
+        self.views: dict[Value, tuple[Value, tuple[Step, ...]]] = {}
+
+    def run(self) -> Graph:
+        env: dict[Value, Value] = {}
+        for v in self.old.inputs:
+            env[v] = self.b.input(v.name, v.type)
+        for node in self.old.nodes:
+            outs = self.emit(node, [env[v] for v in node.inputs])
+            env.update(zip(node.outputs, outs))
+        self.new.set_outputs((name, env[v]) for name, v in self.old.outputs)
+        self.new.remove_dead()
+        return self.new
+
+    # -- emission ---------------------------------------------------------------------------
+    def emit(self, node: Node, ins: list[Value]) -> list[Value]:
+        op, attrs = node.op, node.attrs
+        if op == "weight":
+            return [self.b.weight(self.module.weights[attrs["name"].name])]
+        if op == "constant":
+            return [self.b.constant(attrs["value"])]
+        out_type = node.outputs[0].type
+        kind = get_op(op).kind
+        if kind == "elementwise" and len(ins) > 1:
+            ins = self._strip_broadcasts(op, ins, out_type.shape)
+        for rule in (self._identity, self._embedding, self._linear, self._layout, self._sink):
+            result = rule(op, ins, attrs, out_type)
+            if result is not None:
+                return result
+        if op in COMMUTATIVE and _is_source(ins[0]) and not _is_source(ins[1]):
+            ins = [ins[1], ins[0]]
+        return self.b.op(op, ins, attrs)
+
+    def chain(self, src: Value, steps: tuple[Step, ...]) -> Value:
+        """Emit the canonical spelling of `steps` applied to `src`."""
+        if not steps:
+            return src
+        recipe, _, _ = self.cache.info(src.type.shape, steps)
+        v = src
+        if recipe is None:
+            for step in steps:
+                args = [v] + ([self.b.constant(np.frombuffer(step.index, step.index_dtype).reshape(step.index_shape))]
+                              if step.index is not None else [])
+                v = self.b.op1(step.op, args, dict(step.attrs))
+        else:
+            for op, attrs in recipe:
+                v = self.b.op1(op, [v], dict(attrs))
+        if v is not src:
+            self.views[v] = (src, steps)
+        return v
+
+    def _layout_to(self, x: Value, op: str, attrs: dict, index: Value | None = None) -> Value:
+        src, steps = self.views.get(x, (x, ()))
+        if index is None:
+            step = Step(op, tuple(sorted(attrs.items())))
+        else:
+            idx = const_value(index)
+            step = Step(op, tuple(sorted(attrs.items())), idx.tobytes(), idx.shape, idx.dtype.str)
+        return self.chain(src, steps + (step,))
+
+    # -- rules (each returns the node's new results, or None) ------------------------------------
+    def _identity(self, op, ins, attrs, out_type):
+        x = None
+        if op in ("add", "sub") and _splat(ins[1]) == 0:
+            x = ins[0]
+        elif op == "add" and _splat(ins[0]) == 0:
+            x = ins[1]
+        elif op in ("mul", "div") and _splat(ins[1]) == 1:
+            x = ins[0]
+        elif op == "mul" and _splat(ins[0]) == 1:
+            x = ins[1]
+        elif op == "and" and _splat(ins[1]) is not None and bool(_splat(ins[1])):
+            x = ins[0]
+        elif op == "and" and _splat(ins[0]) is not None and bool(_splat(ins[0])):
+            x = ins[1]
+        elif op == "or" and _splat(ins[1]) is not None and not bool(_splat(ins[1])):
+            x = ins[0]
+        elif op == "cast" and ins[0].type.dtype == out_type.dtype:
+            x = ins[0]
+        elif op == "where" and _splat(ins[0]) is not None:
+            x = ins[1] if bool(_splat(ins[0])) else ins[2]
+        if x is None or x.type.dtype != out_type.dtype:
+            return None
+        if x.type.shape != out_type.shape:
+            x = self._layout_to(x, "broadcast", {"shape": out_type.shape})
+        return [x]
+
+    def _embedding(self, op, ins, attrs, out_type):
+        if op == "gather":
+            table, ids = ins
+            if attrs["axis"] != 0 or table.type.rank != 2 or table.producer is None \
+                    or table.producer.op != "weight":
+                return None
+        elif op != "embedding":
+            return None
+        table, ids = ins
+        c = const_value(ids)
+        if c is not None and c.ndim != 1:
+            flat = self.b.op1("embedding", [table, self.b.constant(c.reshape(-1))])
+            return [self._layout_to(flat, "reshape", {"shape": out_type.shape})]
+        if op == "gather":
+            return [self.b.op1("embedding", [table, ids])]
+        return None
+
+    def _linear(self, op, ins, attrs, out_type):
+        if op != "matmul":
+            return None
+        x, w = ins
+        if w.producer is None or w.producer.op != "weight" or w.type.rank != 2 or x.type.rank < 1:
+            return None
+        return [self.b.op1("linear", [x, w])]
+
+    def _layout(self, op, ins, attrs, out_type):
+        if op not in LAYOUT_OPS:
+            return None
+        index = None
+        if op in ("gather", "gather_nd"):
+            index = ins[1]
+            if const_value(index) is None:
+                return None
+        return [self._layout_to(ins[0], op, dict(attrs), index)]
+
+    def _sink(self, op, ins, attrs, out_type):
+        """op(layout(x), scalars) -> layout(op(x, scalars)) when the layout does not shrink x."""
+        if get_op(op).kind != "elementwise":
+            return None
+        viewed = [i for i, v in enumerate(ins) if v in self.views]
+        if len(viewed) != 1:
+            return None
+        others = [v for i, v in enumerate(ins) if i != viewed[0]]
+        if any(const_value(v) is None or const_value(v).size != 1 for v in others):
+            return None
+        src, steps = self.views[ins[viewed[0]]]
+        _, _, grows = self.cache.info(src.type.shape, steps)
+        if not grows:
+            return None
+        args = [src if i == viewed[0] else self.b.constant(const_value(v).reshape(()))
+                for i, v in enumerate(ins)]
+        inner = self.b.op1(op, args, attrs)
+        return [self.chain(inner, steps)]
+
+    def _strip_broadcasts(self, op, ins, out_shape):
+        """Drop explicit broadcasts that the op's own numpy broadcasting performs."""
+        result = list(ins)
+        for i, v in enumerate(ins):
+            if v not in self.views:
+                continue
+            src, steps = self.views[v]
+            _, numpy_like, _ = self.cache.info(src.type.shape, steps)
+            if not numpy_like:
+                continue
+            trial = result[:i] + [src] + result[i + 1:]
+            try:
+                shape = tuple(np.broadcast_shapes(*(t.type.shape for t in trial)))
+            except ValueError:
+                continue
+            if shape == out_shape:
+                result = trial
+        return result

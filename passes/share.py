@@ -1,0 +1,42 @@
+"""`share`: tag every weight with its role, from use alone.
+
+For each weight: the tasks whose graphs read it (`shared` when every task
+does), how many nodes read it in one inference (ALBERT's layer weights: 12),
+and its kind (`passes.kinds`). Works across separately imported files,
+because identical weights were stored once when they were imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ir.encoding import Role
+from ir.module import Module
+
+from .base import Pass, register_pass
+from .kinds import weight_kinds
+
+
+@register_pass
+@dataclass(frozen=True)
+class Share(Pass):
+    name = "share"
+    summary = "tag weights shared (read by every task) or task-specific, with reads per inference and kind"
+
+    def run(self, module: Module) -> Module:
+        order = list(module.graphs)
+        readers: dict[str, set[str]] = {}
+        reads: dict[str, int] = {}
+        for task, graph in module.graphs.items():
+            users = graph.users()
+            for node in graph.nodes:
+                if node.op == "weight":
+                    name = node.attrs["name"].name
+                    readers.setdefault(name, set()).add(task)
+                    reads[name] = max(reads.get(name, 0), len(users[node.output]))
+        kinds = weight_kinds(module)
+        for w in module.weights.values():
+            tasks = tuple(t for t in order if t in readers.get(w.name, ()))
+            shared = len(tasks) == len(order)
+            w.role = Role(shared, () if shared else tasks, reads.get(w.name, 0), kinds.get(w.name, "other"))
+        return module

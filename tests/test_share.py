@@ -1,0 +1,115 @@
+"""share: roles from use alone, across graphs and across separately exported files."""
+
+from __future__ import annotations
+
+import torch
+
+from examples.export import export_model
+from examples.zoo import FamilySpec, build_family, task_names
+from ir.module import Module
+from mapper.frontends import DimSpec, import_onnx
+from mapper.frontends.fx_import import import_torch
+from mapper.summary import sharing_lines
+from ir.printer import print_module
+from passes.base import PassManager, parse_pipeline
+
+from .conftest import SEQ
+from .ir_cases import module_with_data
+
+
+def test_share_tags_on_small_ir():
+    module = module_with_data("""module {
+  weight @shared : tensor<3xf32> hash "0"
+  weight @mine : tensor<3xf32> hash "1"
+  graph @a(%x: tensor<3xf32>) -> ("y": tensor<3xf32>) {
+    %0 = weight {name = @shared} : tensor<3xf32>
+    %1 = mul(%x, %0) : tensor<3xf32>
+    %2 = mul(%1, %0) : tensor<3xf32>
+    %3 = weight {name = @mine} : tensor<3xf32>
+    %4 = add(%2, %3) : tensor<3xf32>
+    return %4
+  }
+  graph @b(%x: tensor<3xf32>) -> ("y": tensor<3xf32>) {
+    %0 = weight {name = @shared} : tensor<3xf32>
+    %1 = mul(%x, %0) : tensor<3xf32>
+    return %1
+  }
+}
+""")
+    PassManager(parse_pipeline("share")).run(module)
+    head = print_module(module).splitlines()[1:3]
+    assert head[0].endswith('{role = "shared", uses = 2, kind = "other"}')
+    assert head[1].endswith('{role = "task", tasks = ["a"], uses = 1, kind = "other"}')
+
+
+def _torch_counts(models):
+    """(shared parameters, {task: own parameters}) of a family, from torch itself."""
+    per_task = {t: {id(p): p.numel() for p in m.parameters()} for t, m in models.items()}
+    common = set.intersection(*(set(d) for d in per_task.values()))
+    any_task = next(iter(per_task.values()))
+    shared = sum(any_task[i] for i in common)
+    own = {t: sum(n for i, n in d.items() if i not in common) for t, d in per_task.items()}
+    return shared, own
+
+
+def _module_counts(module):
+    shared = sum(w.numel for w in module.weights.values() if w.role.shared)
+    own = {t: sum(w.numel for w in module.weights.values() if not w.role.shared and t in w.role.tasks)
+           for t in module.graphs}
+    return shared, own
+
+
+def _fx_module(models, inputs):
+    module = Module()
+    for task, model in models.items():
+        import_torch(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, module, task, ("logits",))
+    return PassManager(parse_pipeline("canonicalize,share")).run(module)
+
+
+def test_adapter_albert_roles_and_kinds(tiny_models, tiny_inputs):
+    models = tiny_models["adapter-albert"]
+    module = _fx_module(models, tiny_inputs)
+    assert _module_counts(module) == _torch_counts(models)
+    layers = models["cola"].config.num_layers
+    by_name = {w.name: w.role for w in module.weights.values()}
+    assert by_name["backbone.layer.query.weight"].uses == layers
+    assert by_name["backbone.layer.query.weight"].kind == "attention"
+    assert by_name["backbone.layer.attn_out.weight"].kind == "attention"
+    assert by_name["backbone.layer.ffn.weight"].kind == "ffn"
+    assert by_name["backbone.layer.ffn_out.weight"].kind == "ffn"
+    assert by_name["backbone.embeddings.word.weight"].kind == "embedding"
+    assert by_name["backbone.projection.weight"].kind == "projection"
+    assert by_name["backbone.pooler.weight"].kind == "head"
+    assert by_name["classifier.weight"].kind == "head"
+    assert by_name["adapters.0.attention.down.weight"].kind == "adapter"
+    assert by_name["adapters.0.ffn.up.weight"].kind == "adapter"
+    assert by_name["layernorms.attention.weight"].kind == "layernorm"
+    assert not by_name["classifier.weight"].shared and by_name["classifier.weight"].tasks == ("cola",)
+
+
+def test_finetuned_albert_shares_nothing_unless_frozen(tiny_inputs):
+    tasks = tuple(task_names(8))
+    models = build_family(FamilySpec("albert", "tiny", tasks))
+    module = _fx_module(models, tiny_inputs)
+    assert _module_counts(module)[0] == 0
+    frozen = build_family(FamilySpec("albert", "tiny", tasks, frozen=frozenset({"embeddings"})))
+    module = _fx_module(frozen, tiny_inputs)
+    shared = [w for w in module.weights.values() if w.role.shared]
+    assert {w.role.kind for w in shared} == {"embedding"}
+    assert sum(w.numel for w in shared) == sum(p.numel() for p in frozen["cola"].backbone.embeddings.parameters())
+
+
+def test_adapter_albert_base_eight_onnx_files(tmp_path):
+    """The acceptance case: 8 per-task ONNX files of adapter-ALBERT base; counts exactly torch's."""
+    tasks = tuple(task_names(8))
+    models = build_family(FamilySpec("adapter-albert", "base", tasks))
+    module = Module()
+    for task, model in models.items():
+        import_onnx(export_model(model, tmp_path / f"{task}.onnx", seq_len=8), module, task, DimSpec(1, SEQ))
+    PassManager(parse_pipeline("canonicalize,share")).run(module)
+    shared, own = _module_counts(module)
+    assert (shared, own) == _torch_counts(models)
+    assert shared == 11_680_256  # ALBERT-base without its LayerNorms, which every task owns
+    assert own["cola"] == 198_272 + 3_328 + 1_538  # adapters + LayerNorms + a 2-label head
+    report = "\n".join(sharing_lines(module))
+    assert "shared by all 8 task(s): 11,680,256 parameters" in report
