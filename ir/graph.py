@@ -141,6 +141,21 @@ class Graph:
                 return v
         raise KeyError(name)
 
+    def copy(self) -> "Graph":
+        """A structurally independent copy (attribute values are shared; they are immutable)."""
+        new = Graph(self.name)
+        env: dict[int, Value] = {}
+        for v in self.inputs:
+            env[id(v)] = new.add_input(v.name, v.type)
+        for node in self.nodes:
+            n = new.create_node(node.op, [env[id(v)] for v in node.inputs], node.attrs,
+                                [v.type for v in node.outputs], [v.name for v in node.outputs], node.loc)
+            new.append(n)
+            env.update((id(a), b) for a, b in zip(node.outputs, n.outputs))
+        new.set_outputs((name, env[id(v)]) for name, v in self.outputs)
+        new._counter = self._counter
+        return new
+
     # -- rewriting ----------------------------------------------------------
     def replace_uses(self, old: Value, new: Value) -> None:
         """Make every reader of `old` (nodes and graph outputs) read `new`."""

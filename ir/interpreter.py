@@ -56,9 +56,25 @@ def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     return bound
 
 
+def fixed_point(frac_bits: int = 10, bits: int = 16) -> Callable[[np.ndarray], np.ndarray]:
+    """Round floats to signed fixed point (EdgeBERT's activations: 16 bits, 10 fractional)."""
+    scale = float(2 ** frac_bits)
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def quantize(x: np.ndarray) -> np.ndarray:
+        return (np.clip(np.rint(x * scale), lo, hi) / scale).astype(x.dtype)
+    return quantize
+
+
 def run(module: Module, task: str, inputs: Mapping[str, np.ndarray],
-        weight_data: WeightData = _weight_data) -> dict[str, np.ndarray]:
-    """Execute `task` and return its outputs by name."""
+        weight_data: WeightData = _weight_data,
+        activations: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Execute `task` and return its outputs by name.
+
+    `weight_data` supplies each weight's values (default: decoded from its
+    codes); `activations`, if given, is applied to every floating-point
+    result of a computing node (e.g. `fixed_point()`).
+    """
     if task not in module.graphs:
         raise InterpreterError(f"no task {task!r} (tasks: {', '.join(module.graphs)})")
     graph = module.graphs[task]
@@ -75,6 +91,8 @@ def run(module: Module, task: str, inputs: Mapping[str, np.ndarray],
                     results = get_op(node.op).eval([env[v] for v in node.inputs], node.attrs)
                 except (IndexError, ValueError) as e:
                     raise InterpreterError(f"task {task!r}, node '{node!r}' ({node.op}): {e}") from None
+            if activations is not None and node.op not in ("weight", "constant"):
+                results = [activations(r) if r.dtype.kind == "f" else r for r in results]
             for value, result in zip(node.outputs, results):
                 _check_result(node, value, result)
                 env[value] = result

@@ -154,6 +154,15 @@ class Module:
             n += 1
         return f"{base}.{n}"
 
+    def copy(self) -> "Module":
+        """An independent module over the same (immutable) weight arrays."""
+        new = Module()
+        for w in self.weights.values():
+            new.insert_weight(Weight(w.name, w.type, w.hash, w.data, w.role, w.encoding, w.scales))
+        for graph in self.graphs.values():
+            new.add_graph(graph.copy())
+        return new
+
     def merge(self, other: "Module") -> None:
         """Add another module's weights (deduplicated by hash) and graphs."""
         clash = sorted(set(other.graphs) & set(self.graphs))

@@ -87,7 +87,7 @@ def _options(name: str, body: str | None) -> dict[str, str]:
     inner = body[1:-1].strip()
     if not inner:
         return opts
-    for item in inner.split(","):
+    for item in _split_top(inner):
         key, eq, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not eq or not key or not value:
@@ -96,6 +96,18 @@ def _options(name: str, body: str | None) -> dict[str, str]:
             raise OptionError(f"pass '{name}': option '{key}' given twice")
         opts[key] = value
     return opts
+
+
+def _split_top(text: str) -> list[str]:
+    """Split at commas that are not inside <...> (so afloat<8,3> stays one value)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "<") - (ch == ">")
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 def make_pass(name: str, options: dict[str, str]) -> Pass:
@@ -147,10 +159,10 @@ class PassManager:
         self.keep_text = keep_text
         self.dumps: list[tuple[str, str]] = []  # (file name, IR text)
 
-    def run(self, module: Module, on_pass: Callable[[Pass], None] | None = None) -> Module:
+    def run(self, module: Module, before_pass: Callable[[Pass, Module], None] | None = None) -> Module:
         for i, p in enumerate(self.passes, start=1):
-            if on_pass is not None:
-                on_pass(p)
+            if before_pass is not None:
+                before_pass(p, module)
             module = p.run(module)
             if self.verify_each:
                 try:

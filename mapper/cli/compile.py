@@ -44,6 +44,21 @@ def build_parser() -> ArgumentParser:
     add_dim_args(p)
     p.add_argument("-p", "--passes", default=DEFAULT_PIPELINE, metavar="PIPELINE",
                    help=f"pass pipeline, e.g. 'fold-transposes,dce' (default: {DEFAULT_PIPELINE})")
+    c = p.add_argument_group("compression")
+    c.add_argument("--compress", metavar="POLICY",
+                   help="prune and quantize by a policy: 'edgebert' or a TOML policy file")
+    c.add_argument("--quantize", metavar="FORMAT",
+                   help="encode every weight in FORMAT (f16, int8, int4, afloat8, afloat<n,e>)")
+    c.add_argument("--sparsity", type=float, metavar="S",
+                   help="magnitude-prune every matrix to sparsity S in [0, 1), stored as a bit mask")
+    c.add_argument("--block", metavar="HxW", default="none",
+                   help="with --sparsity: prune blocks of HxW (e.g. 16x16) instead of single elements")
+    c.add_argument("--fidelity", action="store_true",
+                   help="compare every task's outputs before and after compression on seeded inputs")
+    c.add_argument("--samples", type=positive_int, default=8, help="inputs per task for --fidelity (default: 8)")
+    c.add_argument("--activations", choices=("f32", "fixed16"), default="f32",
+                   help="with --fidelity: run the compressed model's activations in f32 or EdgeBERT's "
+                        "16-bit fixed point with 10 fraction bits (default: f32)")
     p.add_argument("--dump-ir", metavar="DIR",
                    help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
                         "and the compiled module with its weights (module.ir + module.npz)")
@@ -55,7 +70,7 @@ def _main(argv) -> int:
 
     args = build_parser().parse_args(argv)
     dims = dims_from_args(args)
-    pipeline = parse_pipeline(args.passes)
+    pipeline = parse_pipeline(args.passes + _compression_passes(args))
     dump_dir = Path(args.dump_ir) if args.dump_ir else None
     if dump_dir is not None and dump_dir.exists() and not dump_dir.is_dir():
         raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
@@ -75,7 +90,13 @@ def _main(argv) -> int:
     if dump_dir is not None:
         from ir.printer import print_module
         input_copy = print_module(module)
-    module = manager.run(module)
+    reference: list = []
+
+    def keep_reference(p, current) -> None:  # the uncompressed module, for --fidelity
+        if args.fidelity and not reference and p.name in COMPRESSING:
+            reference.append(current.copy())
+
+    module = manager.run(module, keep_reference)
     if dump_dir is not None:
         dump_dir.mkdir(parents=True, exist_ok=True)
         with atomic_writer(dump_dir / "00-input.ir") as f:
@@ -84,8 +105,36 @@ def _main(argv) -> int:
         for name, text in manager.dumps:
             with atomic_writer(dump_dir / name) as f:
                 f.write(text.encode())
-    print(summary_text(module, title), end="")
+    text = summary_text(module, title)
+    if args.fidelity:
+        if not reference:
+            raise OptionError("--fidelity needs compression: use --compress, --quantize or --sparsity")
+        from ..fidelity import compare, fidelity_lines, storage_bytes
+        from ir.interpreter import fixed_point
+
+        acts = fixed_point() if args.activations == "fixed16" else None
+        rows = compare(reference[0], module, samples=args.samples, activations=acts)
+        note = "activations in 16-bit fixed point" if acts else "activations in f32"
+        text += "\n" + "\n".join(fidelity_lines(rows, storage_bytes(reference[0]), storage_bytes(module), note)) + "\n"
+    print(text, end="")
     return 0
+
+
+COMPRESSING = ("compress", "quantize", "prune")
+
+
+def _compression_passes(args) -> str:
+    """The pipeline suffix that --compress, --sparsity and --quantize ask for."""
+    extra = []
+    if args.compress and (args.quantize or args.sparsity is not None):
+        raise OptionError("--compress takes a whole policy; do not combine it with --quantize or --sparsity")
+    if args.compress:
+        extra.append(f"compress{{policy={args.compress}}}")
+    if args.sparsity is not None:
+        extra.append(f"prune{{sparsity={args.sparsity},block={args.block}}}")
+    if args.quantize:
+        extra.append(f"quantize{{format={args.quantize}}}")
+    return "".join("," + e for e in extra)
 
 
 main = main_wrapper("aalbert-compile", _main)

@@ -1,0 +1,130 @@
+"""What compression costs in output fidelity.
+
+The reference interpreter runs every task on the uncompressed module and on
+the compressed one (decoded codes, pruned weights; optionally activations
+rounded to EdgeBERT's 16-bit fixed point) over the same seeded inputs, and
+reports the cosine similarity of the outputs, their largest absolute error,
+and how often the task head's top-1 class agrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ir.graph import Graph
+from ir.interpreter import run
+from ir.module import Module, Weight
+
+from .summary import megabytes, table
+
+
+@dataclass(frozen=True)
+class FidelityRow:
+    task: str
+    samples: int
+    cosine: float          # mean over samples of the outputs' cosine similarity
+    max_abs_error: float   # over all samples and outputs
+    top1: float | None     # agreement of the first output's argmax; None for 1-wide outputs
+
+
+def sample_inputs(graph: Graph, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Seeded inputs: ids within the table that reads them, masks with some padding, zeros otherwise."""
+    rows: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op in ("embedding", "gather") and node.inputs[1] in graph.inputs:
+            rows.setdefault(node.inputs[1].name, node.inputs[0].type.shape[0])
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(count):
+        feeds = {}
+        for v in graph.inputs:
+            shape, dtype = v.type.shape, v.type.dtype.np
+            if "mask" in v.name.lower() and len(shape) == 2:
+                a = np.ones(shape, dtype=dtype)
+                for row in a:
+                    row[shape[1] - int(rng.integers(0, max(1, shape[1] // 4))):] = 0
+            elif v.name in rows and "type" not in v.name.lower():
+                a = rng.integers(0, rows[v.name], size=shape).astype(dtype)
+            elif v.type.dtype.is_float:
+                a = rng.standard_normal(shape).astype(dtype)
+            else:
+                a = np.zeros(shape, dtype=dtype)
+            feeds[v.name] = a
+        samples.append(feeds)
+    return samples
+
+
+def _decoded(module: Module) -> Callable[[Weight], np.ndarray]:
+    cache: dict[str, np.ndarray] = {}
+
+    def values(w: Weight) -> np.ndarray:
+        if w.name not in cache:
+            cache[w.name] = w.values()
+        return cache[w.name]
+    return values
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return 1.0 if na == nb else 0.0
+    return float(a @ b / (na * nb))
+
+
+def reference_outputs(reference: Module, inputs: dict[str, list[dict[str, np.ndarray]]]):
+    """The uncompressed model's outputs on the given inputs, to compare several compressions with."""
+    values = _decoded(reference)
+    return {task: [run(reference, task, f, values) for f in feeds] for task, feeds in inputs.items()}
+
+
+def compare(reference: Module, compressed: Module, samples: int = 8, seed: int = 0,
+            activations: Callable[[np.ndarray], np.ndarray] | None = None,
+            inputs: dict[str, list[dict[str, np.ndarray]]] | None = None,
+            expected: dict[str, list[dict[str, np.ndarray]]] | None = None) -> list[FidelityRow]:
+    """Run both modules on the same inputs (seeded samples unless given) and compare outputs.
+
+    `expected` may hold `reference_outputs(reference, inputs)` computed once.
+    """
+    inputs = inputs or {t: sample_inputs(g, samples, seed) for t, g in reference.graphs.items()}
+    expected = expected or reference_outputs(reference, inputs)
+    new_values = _decoded(compressed)
+    rows = []
+    for task in reference.graphs:
+        cosines, worst, agree, total = [], 0.0, 0, 0
+        width = None
+        feeds = inputs[task]
+        for f, want in zip(feeds, expected[task]):
+            got = run(compressed, task, f, new_values, activations)
+            flat_w = np.concatenate([v.reshape(-1) for v in want.values()])
+            flat_g = np.concatenate([v.reshape(-1) for v in got.values()])
+            cosines.append(cosine(flat_w, flat_g))
+            worst = max(worst, float(np.max(np.abs(flat_w.astype(np.float64) - flat_g))))
+            first_w, first_g = next(iter(want.values())), next(iter(got.values()))
+            width = first_w.shape[-1] if first_w.ndim else 1
+            if width > 1:
+                aw = first_w.reshape(-1, width).argmax(axis=1)
+                ag = first_g.reshape(-1, width).argmax(axis=1)
+                agree += int((aw == ag).sum())
+                total += aw.size
+        rows.append(FidelityRow(task, len(feeds), float(np.mean(cosines)), worst,
+                                agree / total if total else None))
+    return rows
+
+
+def fidelity_lines(rows: list[FidelityRow], bytes_before: int, bytes_after: int, note: str = "") -> list[str]:
+    lines = [f"fidelity against the uncompressed model ({rows[0].samples if rows else 0} seeded inputs per task"
+             + (f", {note}" if note else "") + ")"]
+    body = [[r.task, f"{r.cosine:.6f}", f"{r.max_abs_error:.3g}", "-" if r.top1 is None else f"{100 * r.top1:.1f} %"]
+            for r in rows]
+    lines += table(["task", "cosine", "max abs error", "top-1 agreement"], body, "lrrr")
+    ratio = bytes_before / bytes_after if bytes_after else float("inf")
+    lines.append(f"weights: {megabytes(bytes_before)} before, {megabytes(bytes_after)} after ({ratio:.2f}x smaller)")
+    return lines
+
+
+def storage_bytes(module: Module) -> int:
+    return sum(w.nbytes for w in module.weights.values())
