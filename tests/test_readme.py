@@ -11,3 +11,14 @@ def test_ci_runs_the_readme_commands():
     ci = ROOT.joinpath(".ci", "run").read_text().splitlines()
     assert blocks[0] in ci and blocks[1] in ci
     assert "aalbert-compile" in blocks[0] and "pytest" in blocks[1]
+
+
+def test_readme_shows_what_the_first_command_prints(capsys):
+    """The README quotes the default compile's output; it must be what the command prints now."""
+    from mapper.cli import compile as compile_cli
+
+    readme = ROOT.joinpath("README.md").read_text()
+    start = readme.index("The first command prints:\n\n```\n") + len("The first command prints:\n\n```\n")
+    quoted = readme[start:readme.index("```", start)]
+    assert compile_cli.main([]) == 0
+    assert capsys.readouterr().out == quoted
