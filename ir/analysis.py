@@ -1,4 +1,4 @@
-"""A networkx view of a graph, for analyses (order, reachability, liveness).
+"""A networkx view of a graph, and analyses: order, reachability, liveness.
 
 The IR stores graphs as ordered node lists; `to_digraph` builds a
 `networkx.DiGraph` whose nodes are positions in `graph.nodes` and whose edges
@@ -6,6 +6,9 @@ carry the value that flows along them.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import networkx as nx
 
@@ -49,3 +52,52 @@ def depth(graph: Graph) -> int:
     """Length of the longest dependence chain (in nodes)."""
     g = to_digraph(graph)
     return nx.dag_longest_path_length(g) + 1 if len(g) else 0
+
+
+ALIGN = 64  # bytes: buffers start on a 512-bit boundary (a DMA beat of the edge targets)
+
+
+@dataclass
+class Buffer:
+    root: Value
+    size: int
+    start: int
+    end: int
+    offset: int = -1
+
+
+def buffer_bytes(v: Value, activation_bits: int) -> int:
+    per = activation_bits / 8 if v.type.dtype.is_float else v.type.dtype.itemsize
+    return max(1, math.ceil(v.type.numel * per))
+
+
+def _aligned(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def activation_buffers(graph: Graph, activation_bits: int) -> tuple[list[Buffer], dict[Value, Buffer]]:
+    """The graph's activation buffers with their live ranges (reshapes alias their operand)."""
+    owner: dict[Value, Buffer] = {}
+    result: list[Buffer] = []
+    for v in graph.inputs:
+        b = Buffer(v, _aligned(buffer_bytes(v, activation_bits)), -1, -1)
+        owner[v] = b
+        result.append(b)
+    for i, node in enumerate(graph.nodes):
+        if node.op in ("weight", "constant"):
+            continue
+        for v in node.inputs:
+            if v in owner:
+                owner[v].end = max(owner[v].end, i)
+        if node.op == "reshape" and node.inputs[0] in owner:
+            owner[node.output] = owner[node.inputs[0]]
+            continue
+        for v in node.outputs:
+            b = Buffer(v, _aligned(buffer_bytes(v, activation_bits)), i, i)
+            owner[v] = b
+            result.append(b)
+    end = len(graph.nodes)
+    for _, v in graph.outputs:
+        if v in owner:
+            owner[v].end = end
+    return result, owner

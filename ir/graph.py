@@ -36,13 +36,14 @@ Attr = Any
 class Value:
     """An SSA value: a graph input or one result of a node."""
 
-    __slots__ = ("name", "type", "producer", "index")
+    __slots__ = ("name", "type", "producer", "index", "offset")
 
     def __init__(self, name: str, type: TensorType, producer: "Node | None" = None, index: int = 0):
         self.name = name
         self.type = type
         self.producer = producer
         self.index = index
+        self.offset: int | None = None  # byte offset in the graph's activation arena, once planned
 
     def __repr__(self) -> str:
         return f"%{self.name}: {self.type}"
@@ -80,6 +81,7 @@ class Graph:
     inputs: list[Value] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     outputs: list[tuple[str, Value]] = field(default_factory=list)
+    arena: Any = None  # ir.placement.Arena, once activations are planned
     _names: set[str] = field(default_factory=set, repr=False)
     _counter: int = field(default=0, repr=False)
 
@@ -153,6 +155,9 @@ class Graph:
             new.append(n)
             env.update((id(a), b) for a, b in zip(node.outputs, n.outputs))
         new.set_outputs((name, env[id(v)]) for name, v in self.outputs)
+        for old_v in self.values():
+            env[id(old_v)].offset = old_v.offset
+        new.arena = self.arena
         new._counter = self._counter
         return new
 

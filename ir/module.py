@@ -16,6 +16,7 @@ import numpy as np
 
 from .encoding import Encoding, Role
 from .graph import Graph, Sym
+from .placement import Placement
 from .types import TensorType
 
 HASH_HEX_DIGITS = 16
@@ -57,6 +58,7 @@ class Weight:
     role: Role | None = None
     encoding: Encoding | None = None
     scales: np.ndarray | None = field(default=None, repr=False)
+    placement: Placement | None = None
 
     def __post_init__(self) -> None:
         if self.encoding is None:
@@ -105,6 +107,8 @@ class Module:
     weights: dict[str, Weight] = field(default_factory=dict)
     graphs: dict[str, Graph] = field(default_factory=dict)
     _by_hash: dict[str, str] = field(default_factory=dict, repr=False)
+    # what a placement pass decided and why (not part of the IR text; for reports)
+    allocation: object = field(default=None, repr=False, compare=False)
 
     def add_weight(self, data: np.ndarray, name_hint: str = "w", scope: str | None = None,
                    digest: str | None = None) -> Weight:
@@ -158,7 +162,7 @@ class Module:
         """An independent module over the same (immutable) weight arrays."""
         new = Module()
         for w in self.weights.values():
-            new.insert_weight(Weight(w.name, w.type, w.hash, w.data, w.role, w.encoding, w.scales))
+            new.insert_weight(Weight(w.name, w.type, w.hash, w.data, w.role, w.encoding, w.scales, w.placement))
         for graph in self.graphs.values():
             new.add_graph(graph.copy())
         return new
@@ -173,7 +177,8 @@ class Module:
             existing = self._by_hash.get(w.hash)
             if existing is None:
                 existing = self._unique_symbol(w.name)
-                self.insert_weight(Weight(existing, w.type, w.hash, w.data, w.role, w.encoding, w.scales))
+                self.insert_weight(Weight(existing, w.type, w.hash, w.data, w.role, w.encoding, w.scales,
+                                          w.placement))
             renamed[w.name] = existing
         for graph in other.graphs.values():
             for node in graph.nodes:

@@ -17,10 +17,13 @@ import numpy as np
 
 from .encoding import KINDS, Encoding, Role
 from .errors import IRParseError, Loc
+from .placement import RESIDENCIES, Arena, Placement
 from .graph import Graph, Sym, Value
 from .module import Module, Weight
 from .ops.source import constant_array
 from .types import DType, TensorType, parse_tensor_type
+
+_PLACEMENT = {f.name: f.type for f in dataclasses.fields(Placement)}
 
 _TERMINAL_WORDS = {
     "TYPE": "a type (tensor<...>)", "SYMBOL": "a symbol (@name)", "VALUE": "a value (%name)",
@@ -129,11 +132,15 @@ class _Builder:
             if item is None:
                 continue
             if item.data == "arg":
-                vtok, ttok = item.children
+                vtok, typed = item.children
                 name = _name(vtok)
                 if name in scope:
                     raise self.error(f"%{name} defined twice", vtok)
-                scope[name] = graph.add_input(name, self.type(ttok))
+                t, offset = self.typed(typed)
+                scope[name] = graph.add_input(name, t)
+                scope[name].offset = offset
+            elif item.data == "arena":
+                graph.arena = self.arena(item)
             elif item.data == "result":
                 stok, ttok = item.children
                 results.append((json.loads(stok), self.type(ttok), stok))
@@ -166,9 +173,9 @@ class _Builder:
             out_tokens.append(kids[i])
             i += 1
         op_tok, operands, attrs = kids[i], kids[i + 1], kids[i + 2]
-        type_tokens = kids[i + 3:]
-        if len(type_tokens) != len(out_tokens):
-            raise self.error(f"{len(out_tokens)} results but {len(type_tokens)} types", op_tok)
+        typed = [self.typed(t) for t in kids[i + 3:]]
+        if len(typed) != len(out_tokens):
+            raise self.error(f"{len(out_tokens)} results but {len(typed)} types", op_tok)
         inputs = [self.use(t, scope) for t in (operands.children if operands else []) if t is not None]
         attr_map = self.attr_dict(attrs) if attrs else {}
         names = []
@@ -177,11 +184,32 @@ class _Builder:
             if name in scope or name in names:
                 raise self.error(f"%{name} defined twice", t)
             names.append(name)
-        node = graph.create_node(str(op_tok), inputs, attr_map, [self.type(t) for t in type_tokens],
+        node = graph.create_node(str(op_tok), inputs, attr_map, [t for t, _ in typed],
                                  names, loc=self.loc(out_tokens[0]))
         graph.append(node)
-        for v in node.outputs:
+        for v, (_, offset) in zip(node.outputs, typed):
+            v.offset = offset
             scope[v.name] = v
+
+    def typed(self, tree) -> tuple[TensorType, int | None]:
+        type_tok, offset = tree.children
+        if offset is not None and int(offset) < 0:
+            raise self.error(f"negative offset {offset}", offset)
+        return self.type(type_tok), None if offset is None else int(offset)
+
+    def arena(self, tree) -> Arena:
+        facts = self.attr_dict(tree.children[0])
+        where = tree.children[0]
+        kinds = {f.name: f.type for f in dataclasses.fields(Arena)}
+        for key, value in facts.items():
+            want = {"int": int, "str": str, "int | None": int, "str | None": str}.get(kinds.get(key))
+            if want is None:
+                raise self.error(f"arena: unknown field '{key}'", where)
+            if type(value) is not want or (want is int and value < 0):
+                raise self.error(f"arena: field '{key}' has the wrong type", where)
+        if "size" not in facts or "total" not in facts:
+            raise self.error("arena: needs size and total", where)
+        return Arena(**facts)
 
     def attr_dict(self, tree) -> dict:
         result = {}
@@ -209,12 +237,12 @@ class _Builder:
             weight.role = Role(role == "shared", tuple(tasks), uses, kind)
         elif tasks or uses is not None:
             raise self.error(f"weight @{weight.name}: tasks and uses need a role", where)
-        kinds = {f.name: f.type for f in dataclasses.fields(Encoding)}
+        kinds = {f.name: f.type for f in dataclasses.fields(Encoding)} | _PLACEMENT
         fields = {}
         for key, value in facts.items():
             if key not in kinds:
                 raise self.error(f"weight @{weight.name}: unknown fact '{key}'", where)
-            want = {"int": int, "str": str, "float": float}.get(kinds[key])
+            want = {"int": int, "str": str, "float": float, "int | None": int, "str | None": str}.get(kinds[key])
             if key == "block":
                 ok = isinstance(value, tuple) and all(isinstance(v, int) for v in value)
             else:
@@ -222,6 +250,13 @@ class _Builder:
             if not ok:
                 raise self.error(f"weight @{weight.name}: fact '{key}' has the wrong type", where)
             fields[key] = value
+        placed = {k: fields.pop(k) for k in list(fields) if k in _PLACEMENT}
+        if placed:
+            if not {"level", "residency", "offset"} <= set(placed) or placed["residency"] not in RESIDENCIES \
+                    or placed["offset"] < 0:
+                raise self.error(f"weight @{weight.name}: a placement needs level, residency "
+                                 f"({', '.join(RESIDENCIES)}) and a non-negative offset", where)
+            weight.placement = Placement(**placed)
         if fields:
             encoding = dataclasses.replace(Encoding.plain(weight.type.dtype), **fields)
             try:

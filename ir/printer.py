@@ -25,6 +25,7 @@ import re
 import numpy as np
 
 from .encoding import Encoding
+from .placement import Arena, Placement
 from .graph import Attr, Graph, Node, Sym
 from .module import Module, Weight
 from .types import DType, TensorType
@@ -108,8 +109,18 @@ def node_text(node: Node) -> str:
     if node.attrs:
         items = ", ".join(f"{k} = {attr_text(node.attrs[k])}" for k in sorted(node.attrs))
         parts.append(" {" + items + "}")
-    parts.append(" : " + ", ".join(str(v.type) for v in node.outputs))
+    parts.append(" : " + ", ".join(typed_text(v) for v in node.outputs))
     return "".join(parts)
+
+
+def typed_text(v) -> str:
+    """A value's type, and its arena offset once activations are planned."""
+    return f"{v.type} at {v.offset}" if v.offset is not None else str(v.type)
+
+
+def arena_text(arena: Arena) -> str:
+    fields = {f.name: getattr(arena, f.name) for f in dataclasses.fields(Arena)}
+    return "arena {" + ", ".join(f"{k} = {attr_text(v)}" for k, v in fields.items() if v is not None) + "}"
 
 
 def weight_facts(w: Weight) -> dict[str, Attr]:
@@ -126,6 +137,11 @@ def weight_facts(w: Weight) -> dict[str, Attr]:
         value = getattr(w.encoding, f.name)
         if value != getattr(default, f.name):
             facts[f.name] = value
+    if w.placement is not None:
+        for f in dataclasses.fields(Placement):
+            value = getattr(w.placement, f.name)
+            if value is not None:
+                facts[f.name] = value
     return facts
 
 
@@ -138,9 +154,11 @@ def weight_text(w: Weight) -> str:
 
 
 def graph_lines(graph: Graph, indent: str = "") -> list[str]:
-    args = ", ".join(f"%{name_text(v.name)}: {v.type}" for v in graph.inputs)
+    args = ", ".join(f"%{name_text(v.name)}: {typed_text(v)}" for v in graph.inputs)
     results = ", ".join(f"{json.dumps(n)}: {v.type}" for n, v in graph.outputs)
     lines = [f"{indent}graph @{name_text(graph.name)}({args}) -> ({results}) {{"]
+    if graph.arena is not None:
+        lines.append(f"{indent}  {arena_text(graph.arena)}")
     lines += [f"{indent}  {node_text(n)}" for n in graph.nodes]
     rets = ", ".join("%" + name_text(v.name) for _, v in graph.outputs)
     lines.append(f"{indent}  return {rets}")

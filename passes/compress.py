@@ -273,7 +273,7 @@ def compress_weight(w: Weight, rule: Rule) -> Weight:
     block = tuple(rule.block) if pruned and rule.block is not None else prior.block
     if block:
         enc = dataclasses.replace(enc, block=block)
-    new = Weight(w.name, w.type, "", codes, w.role, enc, scales)
+    new = Weight(w.name, w.type, "", codes, w.role, enc, scales, w.placement)
     new.hash = new.expected_hash()
     return new
 

@@ -51,4 +51,4 @@ class FoldTransposes(Pass):
 
 
 # passes defined in their own modules register on import
-from . import canonicalize, compress, share  # noqa: E402,F401
+from . import allocate, canonicalize, compress, plan, share  # noqa: E402,F401

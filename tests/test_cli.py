@@ -170,7 +170,7 @@ def test_compile_bad_model_files(tmp_path, capsys, bad_files, key, match):
 @pytest.mark.parametrize("argv, match", [
     (["--tasks", "0"], "argument --tasks: expected a positive integer, got 0"),
     (["--size", "huge"], "argument --size: invalid choice: 'huge'"),
-    (["-p", "verify,frobnicate"], "unknown pass 'frobnicate'; known passes: canonicalize, compress, dce, "),
+    (["-p", "verify,frobnicate"], "unknown pass 'frobnicate'; known passes: allocate, canonicalize, compress, dce, "),
     (["-p", "verify{strict=1}"], "pass 'verify': unknown option 'strict' (options: none)"),
     (["--dim", "seq"], "--dim expects NAME=N with N >= 1, got 'seq'"),
     (["--task", "nopath"], "--task expects NAME=PATH, got 'nopath'"),

@@ -11,7 +11,7 @@ from ir.fileio import atomic_writer, save_module
 
 from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
 from ..summary import summary_text
-from .common import ArgumentParser, add_dim_args, dims_from_args, main_wrapper, positive_int
+from .common import ArgumentParser, add_dim_args, check_output_path, dims_from_args, main_wrapper, positive_int
 
 DEFAULT_PIPELINE = "canonicalize,share"
 
@@ -59,6 +59,20 @@ def build_parser() -> ArgumentParser:
     c.add_argument("--activations", choices=("f32", "fixed16"), default="f32",
                    help="with --fidelity: run the compressed model's activations in f32 or EdgeBERT's "
                         "16-bit fixed point with 10 fraction bits (default: f32)")
+    t = p.add_argument_group("placement on a target")
+    t.add_argument("--target", metavar="NAME|FILE",
+                   help="place weights and activations on a target: a built-in name (edge_accel, edge_accel_sram, "
+                        "edge_accel_dram, tpu_like) or a TOML file")
+    t.add_argument("--workload", metavar="FILE", help="task mix, switch rate and power-ups ([workload] TOML)")
+    t.add_argument("--switch-rate", type=float, metavar="R",
+                   help="probability that an inference runs another task than the last (default: 1)")
+    t.add_argument("--wakeup", type=float, metavar="N",
+                   help="inferences per power-up; volatile memories start empty at each (default: 1)")
+    t.add_argument("--spill", action="store_true", help="allow weights in off-chip memory when they do not fit")
+    t.add_argument("--solver", choices=("auto", "ilp", "greedy"), default="auto",
+                   help="integer program, greedy, or ILP unless the instance is huge (default: auto)")
+    t.add_argument("--report-json", metavar="FILE", help="write the memory map and allocation as JSON")
+    t.add_argument("--memory-map", metavar="FILE", help="draw the memory map (.png or .svg)")
     p.add_argument("--dump-ir", metavar="DIR",
                    help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
                         "and the compiled module with its weights (module.ir + module.npz)")
@@ -70,7 +84,14 @@ def _main(argv) -> int:
 
     args = build_parser().parse_args(argv)
     dims = dims_from_args(args)
-    pipeline = parse_pipeline(args.passes + _compression_passes(args))
+    pipeline = parse_pipeline(args.passes + _compression_passes(args) + _placement_passes(args))
+    outputs = [o for o in (args.report_json, args.memory_map) if o]
+    for o in outputs:
+        check_output_path(o, [m for m in args.models] + [t.partition("=")[2] for t in args.task], "report")
+    if (args.report_json or args.memory_map) and not args.target:
+        raise OptionError("--report-json and --memory-map need --target")
+    if args.memory_map and Path(args.memory_map).suffix.lower() not in (".png", ".svg"):
+        raise OptionError(f"--memory-map {args.memory_map}: the picture must be a .png or .svg file")
     dump_dir = Path(args.dump_ir) if args.dump_ir else None
     if dump_dir is not None and dump_dir.exists() and not dump_dir.is_dir():
         raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
@@ -116,11 +137,50 @@ def _main(argv) -> int:
         rows = compare(reference[0], module, samples=args.samples, activations=acts)
         note = "activations in 16-bit fixed point" if acts else "activations in f32"
         text += "\n" + "\n".join(fidelity_lines(rows, storage_bytes(reference[0]), storage_bytes(module), note)) + "\n"
+    if args.target:
+        from targets.spec import load_target
+
+        from ..memory_report import allocation_lines, memory_json, memory_lines, plot_memory_map
+
+        target = load_target(args.target)
+        text += "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(module)) + "\n"
+        if args.report_json:
+            with atomic_writer(args.report_json) as f:
+                f.write(memory_json(module, target).encode())
+        if args.memory_map:
+            tmp = Path(args.memory_map)
+            with atomic_writer(tmp) as f:
+                plot_memory_map(module, target, f)
     print(text, end="")
     return 0
 
 
 COMPRESSING = ("compress", "quantize", "prune")
+
+
+def _placement_passes(args) -> str:
+    """plan-activations and allocate, when --target is given."""
+    if not args.target:
+        for flag in ("workload", "switch_rate", "wakeup"):
+            if getattr(args, flag) is not None:
+                raise OptionError(f"--{flag.replace('_', '-')} needs --target")
+        if args.spill:
+            raise OptionError("--spill needs --target")
+        return ""
+    from targets.spec import load_target
+
+    target = load_target(args.target)
+    opts = [f"target={args.target}", f"solver={args.solver}"]
+    if args.workload:
+        opts.append(f"workload={args.workload}")
+    if args.switch_rate is not None:
+        opts.append(f"switch_rate={args.switch_rate}")
+    if args.wakeup is not None:
+        opts.append(f"inferences_per_wakeup={args.wakeup}")
+    if args.spill:
+        opts.append("spill=true")
+    return (f",plan-activations{{activation_bits={target.compute.activation_bits}}}"
+            f",allocate{{{','.join(opts)}}}")
 
 
 def _compression_passes(args) -> str:

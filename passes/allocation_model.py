@@ -1,0 +1,270 @@
+"""The placement problem as an integer program, with a greedy fallback and a brute force.
+
+Items (weights) each choose one option; the activation arena chooses a
+level. An option costs energy (pJ per inference, expected over the
+workload), occupies bytes in some levels (`resident` bytes add up; `swap`
+bytes belong to tasks, and a level needs only the largest task's total,
+because tasks run one at a time) and keeps memory ports busy (cycles per
+inference). The runtime of an inference is the larger of the compute time
+and the busiest port (transfers overlap compute), and the chip leaks for
+all of it: objective = sum of option energies + arena energy + leakage
+power x runtime. Capacities bound each level.
+
+`solve_milp` (scipy's milp, i.e. HiGHS) finds the optimum; `solve_greedy`
+is the fallback for huge instances; `brute_force` checks both on small ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+
+@dataclass(frozen=True)
+class Option:
+    kind: str                          # resident | staged | streamed
+    level: str                         # where it is read from
+    home: str | None                   # where a staged weight is kept
+    cost: float                        # pJ per inference
+    resident: tuple[tuple[str, int], ...] = ()   # (level, bytes) held for good
+    swap: tuple[tuple[str, int], ...] = ()       # (level, bytes) held while its task runs
+    busy: tuple[tuple[str, float], ...] = ()     # (level, port cycles per inference)
+
+
+@dataclass
+class Item:
+    name: str
+    tasks: tuple[str, ...]             # the task owning its swap bytes (or all tasks)
+    options: list[Option]
+
+
+@dataclass(frozen=True)
+class ArenaOption:
+    level: str
+    size: int
+    cost: float
+    busy: float                        # port cycles per inference
+
+
+@dataclass
+class Problem:
+    items: list[Item]
+    capacities: dict[str, int]
+    arena_options: list[ArenaOption]
+    tasks: tuple[str, ...]
+    base_cycles: float = 0.0           # compute cycles per inference
+    leak_pj_per_cycle: float = 0.0
+
+
+@dataclass
+class Solution:
+    choice: dict[str, Option]
+    arena: ArenaOption
+    objective: float
+    bound: float
+    method: str
+    status: str
+    usage: dict[str, int] = field(default_factory=dict)
+    cycles: float = 0.0
+
+    @property
+    def gap(self) -> float:
+        if self.objective == 0:
+            return 0.0
+        return max(0.0, (self.objective - self.bound) / abs(self.objective))
+
+
+def _swap_tasks(problem: Problem, item: Item) -> tuple[str, ...]:
+    return item.tasks if len(item.tasks) == 1 else problem.tasks
+
+
+def usage(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, int]:
+    """Bytes used per level: resident sums, plus the largest task's swap total, plus the arena."""
+    used = {lvl: 0 for lvl in problem.capacities}
+    swap: dict[tuple[str, str], int] = {}
+    for item in problem.items:
+        opt = choice[item.name]
+        for lvl, b in opt.resident:
+            used[lvl] += b
+        for lvl, b in opt.swap:
+            for t in _swap_tasks(problem, item):
+                swap[lvl, t] = swap.get((lvl, t), 0) + b
+    for lvl in problem.capacities:
+        used[lvl] += max([v for (l2, _), v in swap.items() if l2 == lvl], default=0)
+    used[arena.level] += arena.size
+    return used
+
+
+def cycles(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
+    busy = {lvl: 0.0 for lvl in problem.capacities}
+    for item in problem.items:
+        for lvl, c in choice[item.name].busy:
+            busy[lvl] += c
+    busy[arena.level] += arena.busy
+    return max([problem.base_cycles] + list(busy.values()))
+
+
+def feasible(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> bool:
+    used = usage(problem, choice, arena)
+    return all(used[lvl] <= cap for lvl, cap in problem.capacities.items())
+
+
+def objective(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
+    return (sum(choice[i.name].cost for i in problem.items) + arena.cost
+            + problem.leak_pj_per_cycle * cycles(problem, choice, arena))
+
+
+def _solution(problem, choice, arena, bound, method, status) -> Solution:
+    value = objective(problem, choice, arena)
+    return Solution(choice, arena, value, value if bound is None else bound, method, status,
+                    usage(problem, choice, arena), cycles(problem, choice, arena))
+
+
+def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) -> Solution | None:
+    """The optimum (with relax=True only the LP bound, as `objective`); None if infeasible."""
+    cols: list[tuple] = [("x", i, k) for i, item in enumerate(problem.items) for k in range(len(item.options))]
+    cols += [("y", a) for a in range(len(problem.arena_options))]
+    swap_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.swap})
+    cols += [("s", lvl) for lvl in swap_levels] + [("t",)]
+    n = len(cols)
+    index = {c: j for j, c in enumerate(cols)}
+    costs = [abs(o.cost) for it in problem.items for o in it.options] + [abs(a.cost) for a in problem.arena_options]
+    scale = 1.0 / max([1.0] + costs)
+    cyc = 1.0 / max(1.0, problem.base_cycles)
+    kb = 1.0 / 1024.0
+    c = np.zeros(n)
+    for i, item in enumerate(problem.items):
+        for k, o in enumerate(item.options):
+            c[index["x", i, k]] = o.cost * scale
+    for a, opt in enumerate(problem.arena_options):
+        c[index["y", a]] = opt.cost * scale
+    c[index["t",]] = problem.leak_pj_per_cycle * scale / cyc
+    rows, lo, hi = [], [], []
+
+    def row(entries: dict[int, float], low: float, high: float) -> None:
+        r = np.zeros(n)
+        for j, v in entries.items():
+            r[j] += v
+        rows.append(r)
+        lo.append(low)
+        hi.append(high)
+
+    for i, item in enumerate(problem.items):
+        row({index["x", i, k]: 1.0 for k in range(len(item.options))}, 1, 1)
+    row({index["y", a]: 1.0 for a in range(len(problem.arena_options))}, 1, 1)
+    for lvl, cap in problem.capacities.items():
+        entries: dict[int, float] = {}
+        for i, item in enumerate(problem.items):
+            for k, o in enumerate(item.options):
+                b = sum(b for l2, b in o.resident if l2 == lvl)
+                if b:
+                    entries[index["x", i, k]] = b * kb
+        for a, opt in enumerate(problem.arena_options):
+            if opt.level == lvl:
+                entries[index["y", a]] = opt.size * kb
+        if lvl in swap_levels:
+            entries[index["s", lvl]] = 1.0
+        if entries:
+            row(entries, -np.inf, cap * kb)
+    for lvl in swap_levels:
+        for t in problem.tasks:
+            entries = {index["s", lvl]: -1.0}
+            for i, item in enumerate(problem.items):
+                if t not in _swap_tasks(problem, item):
+                    continue
+                for k, o in enumerate(item.options):
+                    b = sum(b for l2, b in o.swap if l2 == lvl)
+                    if b:
+                        entries[index["x", i, k]] = b * kb
+            row(entries, -np.inf, 0.0)
+    row({index["t",]: 1.0}, problem.base_cycles * cyc, np.inf)
+    for lvl in problem.capacities:
+        entries = {index["t",]: -1.0}
+        for i, item in enumerate(problem.items):
+            for k, o in enumerate(item.options):
+                b = sum(c2 for l2, c2 in o.busy if l2 == lvl)
+                if b:
+                    entries[index["x", i, k]] = b * cyc
+        for a, opt in enumerate(problem.arena_options):
+            if opt.level == lvl and opt.busy:
+                entries[index["y", a]] = opt.busy * cyc
+        if len(entries) > 1:
+            row(entries, -np.inf, 0.0)
+    continuous = ("s", "t")
+    integrality = np.array([0 if col[0] in continuous or relax else 1 for col in cols])
+    upper = np.array([np.inf if col[0] in continuous else 1.0 for col in cols])
+    res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(n), upper),
+               constraints=LinearConstraint(np.array(rows), np.array(lo), np.array(hi)),
+               options={"time_limit": time_limit, "mip_rel_gap": 1e-9})
+    if res.x is None:
+        return None
+    if relax:
+        return Solution({}, problem.arena_options[0], res.fun / scale, res.fun / scale, "lp", res.message)
+    choice = {}
+    for i, item in enumerate(problem.items):
+        k = max(range(len(item.options)), key=lambda k: res.x[index["x", i, k]])
+        choice[item.name] = item.options[k]
+    arena = problem.arena_options[max(range(len(problem.arena_options)), key=lambda a: res.x[index["y", a]])]
+    bound = getattr(res, "mip_dual_bound", None)
+    return _solution(problem, choice, arena, None if bound is None else bound / scale, "ilp", res.message)
+
+
+def solve_greedy(problem: Problem) -> Solution | None:
+    """Arena in its cheapest fitting level; then items by saving per byte, each its cheapest fitting option."""
+    for arena in sorted(problem.arena_options, key=lambda a: a.cost):
+        if arena.size > problem.capacities[arena.level]:
+            continue
+        resident = {lvl: 0 for lvl in problem.capacities}
+        resident[arena.level] += arena.size
+        swap: dict[tuple[str, str], int] = {}
+
+        def extra(lvl: str, o: Option, tasks) -> int:
+            more = sum(b for l2, b in o.resident if l2 == lvl)
+            now = max([v for (l2, _), v in swap.items() if l2 == lvl], default=0)
+            add = sum(b for l2, b in o.swap if l2 == lvl)
+            after = max([now] + [swap.get((lvl, t), 0) + add for t in tasks]) if add else now
+            return more + after - now
+
+        def saving(item: Item) -> float:
+            costs = sorted(o.cost for o in item.options)
+            size = max(1, max(sum(b for _, b in o.resident + o.swap) for o in item.options))
+            return (costs[-1] - costs[0]) / size
+
+        choice: dict[str, Option] = {}
+        for item in sorted(problem.items, key=lambda it: (-saving(it), it.name)):
+            tasks = _swap_tasks(problem, item)
+            for o in sorted(item.options, key=lambda o: o.cost):
+                levels = {lvl for lvl, _ in o.resident + o.swap}
+                if all(resident[lvl] + extra(lvl, o, tasks) <= problem.capacities[lvl] for lvl in levels):
+                    for lvl in levels:
+                        resident[lvl] += sum(b for l2, b in o.resident if l2 == lvl)
+                    for lvl, b in o.swap:
+                        for t in tasks:
+                            swap[lvl, t] = swap.get((lvl, t), 0) + b
+                    choice[item.name] = o
+                    break
+            else:
+                break
+        if len(choice) == len(problem.items) and feasible(problem, choice, arena):
+            return _solution(problem, choice, arena, None, "greedy", "heuristic")
+    return None
+
+
+def brute_force(problem: Problem) -> Solution | None:
+    """Every combination (for tests on small instances)."""
+    best = None
+    for arena in problem.arena_options:
+        for combo in itertools.product(*(item.options for item in problem.items)):
+            choice = {item.name: o for item, o in zip(problem.items, combo)}
+            if feasible(problem, choice, arena):
+                value = objective(problem, choice, arena)
+                if best is None or value < best.objective - 1e-9 * max(1.0, abs(value)):
+                    best = _solution(problem, choice, arena, None, "brute force", "optimal")
+    return best
+
+
+def variable_count(problem: Problem) -> int:
+    return sum(len(i.options) for i in problem.items) + len(problem.arena_options) + len(problem.capacities) + 1

@@ -1,0 +1,90 @@
+"""`plan-activations`: byte offsets for every activation, by liveness.
+
+Each task graph gets one arena. Its buffers are the graph inputs and the
+results of computing nodes (weights and constants live elsewhere); a
+`reshape` is a view, so it shares its operand's buffer and extends its life.
+A buffer lives from its definition to its last reader (graph outputs to the
+end). Offsets come from greedy-by-size placement: the largest buffer first,
+each at the lowest offset where it overlaps no buffer whose life overlaps
+its own. The arena records the peak (its size) next to the sum of all
+buffers, the memory a planner-less allocator would need.
+
+Sizes use the target's activation precision for floating-point tensors
+(EdgeBERT keeps activations in 16-bit fixed point) and the element size for
+integer ones. Graphs with the same structure (the tasks of one family)
+share one plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ir.analysis import Buffer, activation_buffers
+from ir.graph import Graph
+from ir.module import Module
+from ir.placement import Arena
+
+from .base import Pass, register_pass
+
+def place(bufs: list[Buffer]) -> int:
+    """Greedy by size; returns the peak."""
+    placed: list[Buffer] = []
+    peak = 0
+    for b in sorted(bufs, key=lambda b: (-b.size, b.start, b.end)):
+        busy = sorted((p.offset, p.offset + p.size) for p in placed if p.start <= b.end and b.start <= p.end)
+        offset = 0
+        for lo, hi in busy:
+            if offset + b.size <= lo:
+                break
+            offset = max(offset, hi)
+        b.offset = offset
+        placed.append(b)
+        peak = max(peak, offset + b.size)
+    return peak
+
+
+def _signature(graph: Graph) -> tuple:
+    index = {id(v): i for i, v in enumerate(graph.inputs)}
+    sig = [tuple(v.type for v in graph.inputs)]
+    for node in graph.nodes:
+        sig.append((node.op, tuple(index.get(id(v), -1) for v in node.inputs),
+                    tuple(v.type for v in node.outputs)))
+        for v in node.outputs:
+            index[id(v)] = len(index)
+    sig.append(tuple(index.get(id(v), -1) for _, v in graph.outputs))
+    return tuple(sig)
+
+
+def plan_graph(graph: Graph, activation_bits: int, cache: dict | None = None) -> Arena:
+    key = (_signature(graph), activation_bits)
+    bufs, owner = activation_buffers(graph, activation_bits)
+    if cache is not None and key in cache:
+        offsets, peak = cache[key]
+        for b, off in zip(bufs, offsets):
+            b.offset = off
+    else:
+        peak = place(bufs)
+        if cache is not None:
+            cache[key] = ([b.offset for b in bufs], peak)
+    for v in graph.values():
+        v.offset = owner[v].offset if v in owner else None
+    graph.arena = Arena(size=peak, total=sum(b.size for b in bufs))
+    return graph.arena
+
+
+@register_pass
+@dataclass(frozen=True)
+class PlanActivations(Pass):
+    name = "plan-activations"
+    summary = "give every activation an offset in its task's arena, by liveness (greedy by size)"
+    activation_bits: int = 16
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.activation_bits <= 64:
+            raise ValueError(f"activation_bits must be in [1, 64], got {self.activation_bits}")
+
+    def run(self, module: Module) -> Module:
+        cache: dict = {}
+        for graph in module.graphs.values():
+            plan_graph(graph, self.activation_bits, cache)
+        return module

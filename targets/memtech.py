@@ -1,0 +1,93 @@
+"""Memory technology models: numbers for a memory of any capacity, from published anchors.
+
+Anchors are NVMExplorer's 2 MB arrays at 22 nm with 64-bit words (Pentecost
+et al., "NVMExplorer: A Framework for Cross-Stack Comparisons of Embedded
+Non-Volatile Memories", HPCA 2022; the values are those of
+../shared/DESIGN.md's table). A memory of capacity C is modelled as
+s = C / 2 MB of the anchor, with the usual first-order rule (as CACTI's array
+models behave):
+
+- area and leakage scale linearly with s (they are per cell);
+- energy and latency per access scale with sqrt(s) (word and bit lines, and
+  the H-tree, grow with the side of the array);
+- bandwidth: one word per bank per access time, one bank per 2 MB (at least
+  one), so it grows with s.
+
+The rule is a first-order model, documented as such in every number it
+produces (`source`), so a design-space sweep can ask for any size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MB2 = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Anchor:
+    technology: str
+    capacity_bytes: int
+    word_bits: int
+    area_mm2: float
+    read_latency_ns: float
+    write_latency_ns: float
+    read_energy_pj: float
+    write_energy_pj: float
+    leakage_mw: float
+    write_endurance: float
+    volatile: bool
+    source: str
+
+
+NVMEXPLORER = "NVMExplorer (HPCA 2022), 2 MB array, 22 nm, 64-bit word"
+ANCHORS: dict[str, Anchor] = {
+    "rram": Anchor("rram", MB2, 64, 0.526, 0.79, 0.79, 6.18, 49.7, 11.98, 1e8, False,
+                   f"{NVMEXPLORER}, RRAM optimized for read energy-delay product; write latency taken equal "
+                   "to read latency (not in the anchor table); endurance 1e8 writes is an assumption "
+                   "(RRAM endurance varies by orders of magnitude between devices)"),
+    "rram_low_energy": Anchor("rram", MB2, 64, 0.443, 13.7, 13.7, 1.12, 49.7, 1.32, 1e8, False,
+                              f"{NVMEXPLORER}, RRAM optimized for read energy; write energy and latency, "
+                              "endurance as for the read-EDP RRAM (not in the anchor table)"),
+    "sram": Anchor("sram", MB2, 64, 1.309, 4.68, 4.68, 1.13, 17.0, 56.3, math.inf, True,
+                   f"{NVMEXPLORER}, SRAM optimized for read energy-delay product; write latency taken "
+                   "equal to read latency; volatile, no wear-out"),
+}
+
+
+@dataclass(frozen=True)
+class MemoryNumbers:
+    area_mm2: float
+    read_latency_ns: float
+    write_latency_ns: float
+    read_energy_pj: float
+    write_energy_pj: float
+    leakage_mw: float
+    read_bytes_per_cycle: float
+    write_bytes_per_cycle: float
+    write_endurance: float
+    volatile: bool
+    word_bits: int
+    source: str
+
+
+def scaled(model: str, capacity_bytes: int, clock_mhz: float) -> MemoryNumbers:
+    """The anchor `model` scaled to `capacity_bytes` by the module's rule."""
+    a = ANCHORS[model]
+    s = capacity_bytes / a.capacity_bytes
+    root = math.sqrt(s)
+    cycle_ns = 1000.0 / clock_mhz
+    banks = max(1, math.ceil(s))
+    read_lat, write_lat = a.read_latency_ns * root, a.write_latency_ns * root
+    word = a.word_bits / 8
+    source = (f"{a.source}; scaled to {capacity_bytes} bytes (s = {s:.4g} x 2 MB): area and leakage x s, "
+              f"energy and latency per access x sqrt(s); bandwidth {banks} bank(s) x {a.word_bits}-bit word "
+              f"per max(1 cycle, access time) at {clock_mhz:g} MHz")
+    return MemoryNumbers(
+        area_mm2=a.area_mm2 * s, read_latency_ns=read_lat, write_latency_ns=write_lat,
+        read_energy_pj=a.read_energy_pj * root, write_energy_pj=a.write_energy_pj * root,
+        leakage_mw=a.leakage_mw * s,
+        read_bytes_per_cycle=banks * word * min(1.0, cycle_ns / read_lat),
+        write_bytes_per_cycle=banks * word * min(1.0, cycle_ns / write_lat),
+        write_endurance=a.write_endurance, volatile=a.volatile, word_bits=a.word_bits, source=source)

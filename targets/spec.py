@@ -1,0 +1,385 @@
+"""Target descriptions: a TOML file loaded into typed, validated dataclasses.
+
+A target is data: the clock, the compute array (with the energy of a MAC in
+each number format it supports), the special-function unit, the memory
+levels (technology, capacity, word width, per-word read/write energy,
+latency, bandwidth, leakage, area, write endurance, volatility, what data
+each may hold and where its data can move), and the DMA bandwidth. Every
+table that holds numbers carries a `source` saying where they come from (a
+paper, a tool's file, or the arithmetic behind a chosen size); a memory
+level may instead name a technology `model` (see `targets.memtech`) and
+take its numbers, with their provenance, from it.
+
+`load_target("edge_accel")` finds a built-in target (targets/builtin/);
+`load_target("path/to/chip.toml")` a user's. Every problem is one
+`TargetError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import networkx as nx
+
+from ir.errors import AalbertError
+
+from .memtech import ANCHORS, scaled
+
+DATA_KINDS = ("weights", "activations")
+TECHNOLOGIES = ("sram", "rram", "mram", "dram")
+DATAFLOWS = ("weight_stationary", "output_stationary")
+ZERO_SKIPPING = ("none", "energy", "energy_and_cycles")
+
+
+class TargetError(AalbertError):
+    """A target (or workload) file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class FormatCost:
+    name: str
+    energy_pj_per_mac: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Compute:
+    rows: int
+    cols: int
+    dataflow: str
+    macs_per_cycle: int
+    activation_bits: int
+    zero_skipping: str
+    input_buffer_bytes: int
+    input_buffers: int
+    area_mm2: float
+    leakage_mw: float
+    formats: dict[str, FormatCost]
+    source: str
+
+    def mac_energy(self, fmt: str) -> float:
+        if fmt in self.formats:
+            return self.formats[fmt].energy_pj_per_mac
+        raise KeyError(fmt)
+
+
+@dataclass(frozen=True)
+class SFU:
+    elements_per_cycle: int
+    energy_pj_per_element: float
+    area_mm2: float
+    leakage_mw: float
+    passes: dict[str, int]
+    source: str
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    name: str
+    technology: str
+    capacity_bytes: int
+    word_bits: int
+    read_energy_pj: float        # per word
+    write_energy_pj: float       # per word
+    read_latency_ns: float
+    write_latency_ns: float
+    read_bytes_per_cycle: float
+    write_bytes_per_cycle: float
+    leakage_mw: float
+    area_mm2: float
+    write_endurance: float       # writes per cell over its life (inf: no wear-out)
+    volatile: bool
+    off_chip: bool
+    field_writable: bool         # false: written once (at deployment), never during operation
+    holds: tuple[str, ...]
+    reaches: tuple[str, ...]     # other levels, or "compute"
+    source: str
+
+    @property
+    def word_bytes(self) -> int:
+        return max(1, self.word_bits // 8)
+
+    def words(self, nbytes: int) -> int:
+        return math.ceil(nbytes / self.word_bytes)
+
+    @property
+    def read_pj_per_byte(self) -> float:
+        return self.read_energy_pj / self.word_bytes
+
+    @property
+    def write_pj_per_byte(self) -> float:
+        return self.write_energy_pj / self.word_bytes
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    clock_mhz: float
+    compute: Compute
+    sfu: SFU
+    memories: tuple[MemoryLevel, ...]
+    dma_bytes_per_cycle: float
+    sources: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+
+    def level(self, name: str) -> MemoryLevel:
+        for m in self.memories:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    @property
+    def on_chip(self) -> tuple[MemoryLevel, ...]:
+        return tuple(m for m in self.memories if not m.off_chip)
+
+    @property
+    def area_mm2(self) -> float:
+        return self.compute.area_mm2 + self.sfu.area_mm2 + sum(m.area_mm2 for m in self.on_chip)
+
+    @property
+    def leakage_mw(self) -> float:
+        return self.compute.leakage_mw + self.sfu.leakage_mw + sum(m.leakage_mw for m in self.memories)
+
+    def reach_graph(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        g.add_node("compute")
+        for m in self.memories:
+            g.add_node(m.name)
+            for r in m.reaches:
+                g.add_edge(m.name, r)
+        return g
+
+    def fetch_pj_per_byte(self, level: str) -> float:
+        """Energy to bring one byte from `level` to the compute array, on the cheapest path:
+        a read at the source, then a write and a read at every level it passes through."""
+        g = self.reach_graph()
+        for a, b in g.edges:
+            src = self.level(a)
+            hop = src.read_pj_per_byte + (0.0 if b == "compute" else self.level(b).write_pj_per_byte)
+            g.edges[a, b]["pj"] = hop
+        return nx.shortest_path_length(g, level, "compute", weight="pj")
+
+    def fetch_path(self, level: str) -> list[str]:
+        g = self.reach_graph()
+        for a, b in g.edges:
+            src = self.level(a)
+            g.edges[a, b]["pj"] = src.read_pj_per_byte + (0.0 if b == "compute" else self.level(b).write_pj_per_byte)
+        return nx.shortest_path(g, level, "compute", weight="pj")
+
+
+# -- loading ----------------------------------------------------------------------------------------------------
+def builtin_targets() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("targets").joinpath("builtin").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_target(spec: str) -> Target:
+    """A built-in target by name, or a TOML file by path."""
+    if spec in builtin_targets():
+        text = resources.files("targets").joinpath("builtin", f"{spec}.toml").read_text()
+        return parse_target(text, f"{spec}.toml (built-in)")
+    path = Path(spec)
+    if not path.exists():
+        raise TargetError(f"{spec}: no such target file (built-in targets: {', '.join(builtin_targets())})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise TargetError(f"{spec}: cannot read ({e})") from None
+    return parse_target(text, spec)
+
+
+class _Table:
+    """A TOML table being read: typed getters, and unknown keys reported at the end."""
+
+    def __init__(self, where: str, data, required_source: bool = True):
+        if not isinstance(data, dict):
+            raise TargetError(f"{where}: expected a table")
+        self.where = where
+        self.data = data
+        self.used: set[str] = set()
+        if required_source and _has_numbers(data) and not isinstance(data.get("source"), str):
+            raise TargetError(f"{where}: numbers without a 'source' (say where they come from)")
+
+    def get(self, key: str, kind, default=...):
+        self.used.add(key)
+        if key not in self.data:
+            near = difflib.get_close_matches(key, [k for k in self.data if k not in self.used], n=1)
+            if near and default is ...:  # a misspelling is more useful to hear about than a missing key
+                raise TargetError(f"{self.where}: unknown key '{near[0]}' (did you mean '{key}'?)")
+            if default is ...:
+                raise TargetError(f"{self.where}: missing key '{key}'")
+            return default
+        value = self.data[key]
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is str:
+            ok = isinstance(value, str)
+        elif kind is list:
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            value = tuple(value) if ok else value
+        elif kind is dict:
+            ok = isinstance(value, dict)
+        else:
+            raise TypeError(kind)
+        if not ok:
+            raise TargetError(f"{self.where}: key '{key}' must be {getattr(kind, '__name__', kind)}, got {value!r}")
+        return value
+
+    def positive(self, key: str, kind=float, default=..., allow_zero: bool = False):
+        value = self.get(key, kind, default)
+        bad = math.isnan(value) or value < 0 or (value == 0 and not allow_zero)
+        if bad:
+            raise TargetError(f"{self.where}: key '{key}' must be {'non-negative' if allow_zero else 'positive'}, "
+                              f"got {value}")
+        return value
+
+    def choice(self, key: str, choices, default=...):
+        value = self.get(key, str, default)
+        if value not in choices:
+            raise TargetError(f"{self.where}: key '{key}' must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def done(self, extra=()) -> None:
+        unknown = set(self.data) - self.used - {"source"} - set(extra)
+        if unknown:
+            raise TargetError(f"{self.where}: unknown key '{sorted(unknown)[0]}'")
+
+
+def _has_numbers(data: dict) -> bool:
+    return any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values())
+
+
+def parse_target(text: str, where: str) -> Target:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise TargetError(f"{where}: not valid TOML ({e})") from None
+    top = _Table(where, data, required_source=False)
+    name = top.get("name", str)
+    description = top.get("description", str, "")
+    clock = _Table(f"{where}: [clock]", top.get("clock", dict))
+    mhz = clock.positive("frequency_mhz")
+    clock.done()
+    compute = _compute(where, top.get("compute", dict))
+    sfu = _sfu(where, top.get("sfu", dict))
+    inter = _Table(f"{where}: [interconnect]", top.get("interconnect", dict))
+    dma = inter.positive("dma_bytes_per_cycle")
+    inter.done()
+    raw_memories = data.get("memory")
+    top.used.add("memory")
+    if not isinstance(raw_memories, list) or not raw_memories:
+        raise TargetError(f"{where}: no [[memory]] levels")
+    memories = tuple(_memory(where, i, m, mhz) for i, m in enumerate(raw_memories, start=1))
+    top.done()
+    names = [m.name for m in memories]
+    if len(set(names)) != len(names):
+        raise TargetError(f"{where}: two memory levels are named '{next(n for n in names if names.count(n) > 1)}'")
+    target = Target(name, description, mhz, compute, sfu, memories, dma, path=where)
+    _check_topology(target)
+    return target
+
+
+def _compute(where: str, data) -> Compute:
+    t = _Table(f"{where}: [compute]", data)
+    rows, cols = t.positive("rows", int), t.positive("cols", int)
+    dataflow = t.choice("dataflow", DATAFLOWS)
+    macs = t.positive("macs_per_cycle", int)
+    if macs != rows * cols:
+        raise TargetError(f"{where}: [compute] macs_per_cycle {macs} is not rows x cols = {rows * cols}")
+    formats = {}
+    raw = t.get("formats", dict)
+    if not raw:
+        raise TargetError(f"{where}: [compute.formats] lists no number format")
+    for fname, fdata in raw.items():
+        ft = _Table(f"{where}: [compute.formats.{fname}]", fdata)
+        formats[fname] = FormatCost(fname, ft.positive("energy_pj_per_mac"), ft.get("source", str))
+        ft.done()
+    result = Compute(rows, cols, dataflow, macs, t.positive("activation_bits", int),
+                     t.choice("zero_skipping", ZERO_SKIPPING), t.positive("input_buffer_bytes", int),
+                     t.positive("input_buffers", int), t.positive("area_mm2", allow_zero=True),
+                     t.positive("leakage_mw", allow_zero=True), formats, t.get("source", str))
+    t.done()
+    return result
+
+
+def _sfu(where: str, data) -> SFU:
+    t = _Table(f"{where}: [sfu]", data)
+    raw = t.get("passes", dict)
+    passes = {}
+    for op, n in raw.items():
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise TargetError(f"{where}: [sfu.passes] key '{op}' must be a positive integer, got {n!r}")
+        passes[op] = n
+    result = SFU(t.positive("elements_per_cycle", int), t.positive("energy_pj_per_element"),
+                 t.positive("area_mm2", allow_zero=True), t.positive("leakage_mw", allow_zero=True),
+                 passes, t.get("source", str))
+    t.done()
+    return result
+
+
+_MODEL_FIELDS = ("word_bits", "read_energy_pj", "write_energy_pj", "read_latency_ns", "write_latency_ns",
+                 "read_bytes_per_cycle", "write_bytes_per_cycle", "leakage_mw", "area_mm2", "write_endurance",
+                 "volatile")
+
+
+def _memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
+    label = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else f"#{index}"
+    t = _Table(f"{where}: memory '{label}'", data)
+    name = t.get("name", str)
+    technology = t.choice("technology", TECHNOLOGIES)
+    capacity = t.positive("capacity_bytes", int)
+    model = t.get("model", str, None)
+    derived = {}
+    if model is not None:
+        if model not in ANCHORS:
+            raise TargetError(f"{t.where}: key 'model' must be one of {', '.join(ANCHORS)}, got {model!r}")
+        n = scaled(model, capacity, mhz)
+        derived = {f: getattr(n, f) for f in _MODEL_FIELDS}
+    values = {}
+    for f in _MODEL_FIELDS:
+        kind = bool if f == "volatile" else int if f == "word_bits" else float
+        if f in t.data or f not in derived:
+            values[f] = t.get(f, kind) if kind is bool else t.positive(
+                f, kind, allow_zero=f in ("leakage_mw", "area_mm2"))
+        else:
+            values[f] = derived[f]
+    holds = t.get("holds", list)
+    bad = [h for h in holds if h not in DATA_KINDS]
+    if bad:
+        raise TargetError(f"{t.where}: key 'holds' names '{bad[0]}'; data kinds are {', '.join(DATA_KINDS)}")
+    source = t.get("source", str)
+    if model is not None:
+        source = f"{source}; other numbers: {scaled(model, capacity, mhz).source}"
+    level = MemoryLevel(name=name, technology=technology, capacity_bytes=capacity,
+                        off_chip=t.get("off_chip", bool, False), field_writable=t.get("field_writable", bool, True),
+                        holds=holds, reaches=t.get("reaches", list), source=source, **values)
+    t.done()
+    return level
+
+
+def _check_topology(target: Target) -> None:
+    names = {m.name for m in target.memories}
+    for m in target.memories:
+        for r in m.reaches:
+            if r != "compute" and r not in names:
+                raise TargetError(f"{target.path}: memory '{m.name}': key 'reaches' names unknown level '{r}'")
+    g = target.reach_graph()
+    for m in target.memories:
+        if not nx.has_path(g, m.name, "compute"):
+            raise TargetError(f"{target.path}: memory '{m.name}': nothing it holds can reach the compute array "
+                              f"(key 'reaches')")
+    if not any("weights" in m.holds for m in target.memories):
+        raise TargetError(f"{target.path}: no memory level holds weights (key 'holds')")
+    if not any("activations" in m.holds for m in target.memories):
+        raise TargetError(f"{target.path}: no memory level holds activations (key 'holds')")

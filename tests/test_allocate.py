@@ -1,0 +1,255 @@
+"""plan-activations and allocate: exact on small instances, right on the design cases, verified."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import pytest
+
+from ir.errors import IRVerifyError, OptionError
+from ir.placement import Placement
+from mapper.cli import compile as compile_cli
+from mapper.frontends import DimSpec
+from mapper.loading import ExampleSpec, load_example
+from passes.allocate import default_workload, load_workload
+from passes.allocation_model import ArenaOption, Item, Option, Problem, brute_force, solve_greedy, solve_milp
+from passes.base import PassManager, parse_pipeline
+from targets.check import verify_placement
+from targets.spec import TargetError, load_target
+
+from .ir_cases import module_with_data
+from .test_cli import assert_clean_error, call
+
+
+# --- the solver on random instances ---------------------------------------------------------------------
+def random_problem(seed: int) -> Problem:
+    rng = random.Random(seed)
+    levels = ["a", "b", "off"]
+    caps = {"a": rng.randint(30, 120), "b": rng.randint(30, 120), "off": 10_000}
+    tasks = ("t1", "t2")
+    items = []
+    for i in range(rng.randint(3, 6)):
+        size = rng.randint(5, 40)
+        owner = rng.choice([tasks, ("t1",), ("t2",)])
+        options = [Option("resident", lvl, None, rng.uniform(1, 100), resident=((lvl, size),),
+                          busy=((lvl, rng.uniform(0, 50)),)) for lvl in ("a", "b")]
+        options.append(Option("streamed", "off", None, rng.uniform(50, 300), resident=(("off", size),),
+                              busy=(("off", rng.uniform(0, 200)),)))
+        if owner != tasks:
+            options.append(Option("staged", "a", "off", rng.uniform(1, 150), resident=(("off", size),),
+                                  swap=(("a", size),), busy=(("a", rng.uniform(0, 50)),)))
+        items.append(Item(f"w{i}", owner, options))
+    arena = [ArenaOption(lvl, rng.randint(5, 30), rng.uniform(1, 50), rng.uniform(0, 100)) for lvl in ("a", "b")]
+    return Problem(items, caps, arena, tasks, base_cycles=rng.uniform(0, 150), leak_pj_per_cycle=rng.uniform(0, 2))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_ilp_equals_brute_force_and_greedy_is_never_better(seed):
+    problem = random_problem(seed)
+    exact = brute_force(problem)
+    ilp = solve_milp(problem)
+    if exact is None:
+        assert ilp is None
+        return
+    assert ilp is not None and ilp.objective == pytest.approx(exact.objective, rel=1e-6, abs=1e-6)
+    greedy = solve_greedy(problem)
+    if greedy is not None:
+        assert greedy.objective >= exact.objective - 1e-6
+    lp = solve_milp(problem, relax=True)
+    assert lp.objective <= exact.objective + 1e-6  # the LP relaxation bounds every placement from below
+
+
+# --- plan-activations -----------------------------------------------------------------------------------
+PLAN = """module {
+  graph @t(%x: tensor<64xf32>) -> ("y": tensor<64xf32>) {
+    %0 = tanh(%x) : tensor<64xf32>
+    %1 = exp(%0) : tensor<64xf32>
+    %2 = reshape(%1) {shape = [8, 8]} : tensor<8x8xf32>
+    %3 = neg(%2) : tensor<8x8xf32>
+    %4 = reshape(%3) {shape = [64]} : tensor<64xf32>
+    %5 = add(%4, %x) : tensor<64xf32>
+    return %5
+  }
+}
+"""
+
+
+def test_plan_activations_on_small_ir():
+    module = module_with_data(PLAN)
+    PassManager(parse_pipeline("plan-activations{activation_bits=16}")).run(module)
+    from ir.printer import print_graph
+    # 128-byte buffers (64 x 16 bit); %x lives to the end; reshapes share their operand's buffer
+    assert print_graph(module.graphs["t"]) == """graph @t(%x: tensor<64xf32> at 0) -> ("y": tensor<64xf32>) {
+  arena {size = 384, total = 640}
+  %0 = tanh(%x) : tensor<64xf32> at 128
+  %1 = exp(%0) : tensor<64xf32> at 256
+  %2 = reshape(%1) {shape = [8, 8]} : tensor<8x8xf32> at 256
+  %3 = neg(%2) : tensor<8x8xf32> at 128
+  %4 = reshape(%3) {shape = [64]} : tensor<64xf32> at 128
+  %5 = add(%4, %x) : tensor<64xf32> at 256
+  return %5
+}
+"""
+
+
+def test_plan_is_within_live_bytes_on_a_real_model():
+    from ir.analysis import activation_buffers
+
+    module = load_example(ExampleSpec("adapter-albert", 1, "tiny"), DimSpec(1, 32))
+    PassManager(parse_pipeline("canonicalize,plan-activations")).run(module)
+    graph = module.graphs["cola"]
+    bufs, _ = activation_buffers(graph, 16)
+    live_peak = max(sum(b.size for b in bufs if b.start <= i <= b.end) for i in range(-1, len(graph.nodes) + 1))
+    assert live_peak <= graph.arena.size < graph.arena.total
+    assert graph.arena.size <= 1.5 * live_peak  # greedy by size stays near the lower bound here
+
+
+# --- the design cases -----------------------------------------------------------------------------------
+def compiled(family: str, tasks: int = 8, size: str = "base"):
+    module = load_example(ExampleSpec(family, tasks, size), DimSpec(1, 128 if size == "base" else 16))
+    return PassManager(parse_pipeline("canonicalize,share,compress{policy=edgebert},"
+                                      "plan-activations{activation_bits=16}")).run(module)
+
+
+@pytest.fixture(scope="module")
+def adapter_base():
+    return compiled("adapter-albert")
+
+
+def test_adapter_albert_on_edge_accel_backbone_in_rram_tasks_in_sram(adapter_base):
+    module = adapter_base
+    PassManager(parse_pipeline("allocate{target=edge_accel}")).run(module)
+    shared = [w for w in module.weights.values() if w.role.shared]
+    own = [w for w in module.weights.values() if not w.role.shared]
+    assert shared and all(w.placement.level == "rram" for w in shared)
+    assert own and all(w.placement.level == "sram" and w.placement.residency == "resident" for w in own)
+    assert {w.role.kind for w in own} == {"adapter", "layernorm", "head"}
+    assert all(g.arena.level == "sram" for g in module.graphs.values())
+    a = module.allocation
+    assert a.dram_bytes_per_inference == 0 and set(a.dram_bytes_per_switch.values()) == {0}
+    assert a.solution.method == "ilp" and a.solution.gap < 1e-6
+
+
+def test_finetuned_albert_needs_spill_and_reports_dram_traffic(capsys):
+    module = compiled("albert")
+    with pytest.raises(OptionError, match=r"do not fit edge_accel: they need 57,4\d\d,\d\d\d bytes.*sram 4,194,304"):
+        PassManager(parse_pipeline("allocate{target=edge_accel}")).run(module)
+    PassManager(parse_pipeline("allocate{target=edge_accel,spill=true}")).run(module)
+    a = module.allocation
+    assert a.dram_bytes_per_inference > 10e6 and min(a.dram_bytes_per_switch.values()) > 1e6
+    assert any(b.startswith("capacity of sram") for b in a.binding)
+    assert any("written only once" in b for b in a.binding)
+    assert all(w.placement.level != "rram" for w in module.weights.values())
+
+
+def test_dram_target_streams_every_weight(adapter_base):
+    """edge_accel_dram keeps weights only in DRAM: every weight is streamed, every inference."""
+    module = adapter_base.copy()
+    PassManager(parse_pipeline("allocate{target=edge_accel_dram}")).run(module)
+    assert all(w.placement.level == "dram" for w in module.weights.values())
+    assert module.allocation.dram_bytes_per_inference > 50e6
+
+
+# --- the verifier ----------------------------------------------------------------------------------------
+@pytest.fixture
+def placed():
+    module = compiled("adapter-albert", tasks=2, size="tiny")
+    PassManager(parse_pipeline("allocate{target=edge_accel}")).run(module)
+    return module, load_target("edge_accel")
+
+
+def _move(module, name, **changes):
+    w = module.weights[name]
+    w.placement = dataclasses.replace(w.placement, **changes)
+
+
+def test_verifier_accepts_the_allocation(placed):
+    verify_placement(*placed)
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda m, ws: _move(m, ws[1].name, offset=ws[0].placement.offset), "overlap in rram"),
+    (lambda m, ws: _move(m, ws[0].name, offset=8388608 - 64), "which has 8,388,608"),
+    (lambda m, ws: _move(m, ws[0].name, level="dram"), None),
+    (lambda m, ws: _move(m, ws[0].name, level="l2"), "which edge_accel does not have"),
+    (lambda m, ws: setattr(ws[0], "placement", None), "is not placed"),
+    (lambda m, ws: setattr(next(iter(m.graphs.values())), "arena",
+                           dataclasses.replace(next(iter(m.graphs.values())).arena, level="rram")),
+     "arena in rram, which may not hold activations"),
+])
+def test_verifier_rejects_corrupted_placements(placed, corrupt, message):
+    module, target = placed
+    shared = sorted((w for w in module.weights.values() if w.role.shared), key=lambda w: -w.nbytes)
+    corrupt(module, shared)
+    if message is None:  # a weight off chip is a spill: legal, reported, not an error
+        verify_placement(module, target)
+        return
+    with pytest.raises(IRVerifyError, match=message):
+        verify_placement(module, target)
+
+
+def test_verifier_rejects_overlapping_live_activations(placed):
+    module, target = placed
+    graph = next(iter(module.graphs.values()))
+    a, b = [n.output for n in graph.nodes if n.op == "linear"][:2]
+    b.offset = a.offset
+    with pytest.raises(IRVerifyError, match="are alive together and overlap"):
+        verify_placement(module, target)
+
+
+def test_forbidden_level_for_weights(placed):
+    module, target = placed
+    w = next(w for w in module.weights.values() if w.role.shared)
+    w.placement = Placement("sram", "resident", 0)
+    target = dataclasses.replace(target, memories=tuple(dataclasses.replace(m, holds=("activations",))
+                                                        if m.name == "sram" else m for m in target.memories))
+    with pytest.raises(IRVerifyError, match="which may not hold weights"):
+        verify_placement(module, target)
+
+
+# --- workloads and the command line ----------------------------------------------------------------------
+@pytest.mark.parametrize("text, message", [
+    ('[workload]\nswitch_rate = 2\n', "key 'switch_rate' must be a number in [0.0, 1.0], got 2"),
+    ('[workload]\nmix = { cola = 1, wnli = 1 }\n', "key 'mix' names task 'wnli', which is not compiled"),
+    ('[workload]\nmix = { cola = -1 }\n', "mix share of 'cola' must be a non-negative number"),
+    ('[workload]\nswich_rate = 0.5\n', "[workload]: unknown key 'swich_rate'"),
+    ('[workloads]\n', "expected one [workload] table"),
+    ('[workload]\ninferences_per_wakeup = 0\n', "key 'inferences_per_wakeup' must be a number in [1.0"),
+])
+def test_bad_workloads(tmp_path, capsys, text, message):
+    (tmp_path / "w.toml").write_text(text)
+    with pytest.raises(TargetError, match=None) as e:
+        load_workload(str(tmp_path / "w.toml"), ["cola", "sst2"])
+    assert message in str(e.value) and str(tmp_path / "w.toml") in str(e.value)
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--target", "edge_accel",
+                                          "--workload", tmp_path / "w.toml"], capsys, message)
+
+
+def test_workload_file_and_default():
+    assert default_workload(["a", "b"]).mix == {"a": 0.5, "b": 0.5}
+
+
+def test_compile_with_target_writes_reports(tmp_path, capsys):
+    out_json, out_png = tmp_path / "m.json", tmp_path / "m.png"
+    code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--compress",
+                                             "edgebert", "--target", "edge_accel", "--report-json", out_json,
+                                             "--memory-map", out_png], capsys)
+    assert code == 0, err
+    assert "memory map on edge_accel" in out and "allocation (optimal)" in out
+    data = json.loads(out_json.read_text())
+    assert {lvl["name"] for lvl in data["levels"]} == {"rram", "sram", "dram"}
+    assert data["allocation"]["dram_bytes_per_inference"] == 0
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--spill"], "--spill needs --target"),
+    (["--switch-rate", "0.5"], "--switch-rate needs --target"),
+    (["--memory-map", "x.png"], "--report-json and --memory-map need --target"),
+    (["--target", "edge_accel", "--memory-map", "map.jpg"], "the picture must be a .png or .svg file"),
+    (["--target", "edge_accel", "--switch-rate", "3"], "pass 'allocate': switch_rate must be in [0, 1], got 3.0"),
+])
+def test_bad_placement_options(capsys, argv, message):
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16"] + argv, capsys, message)
