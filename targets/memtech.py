@@ -10,8 +10,10 @@ models behave):
 - area and leakage scale linearly with s (they are per cell);
 - energy and latency per access scale with sqrt(s) (word and bit lines, and
   the H-tree, grow with the side of the array);
-- bandwidth: one word per bank per access time, one bank per 2 MB (at least
-  one), so it grows with s.
+- banks: a memory built of b banks is b arrays of C / b bytes, each with its
+  own word-wide port: energy and latency per access follow the bank's size
+  (sqrt of C / b / 2 MB), bandwidth is one word per bank per max(cycle, access
+  time). Without a stated bank count, one bank per 2 MB.
 
 The rule is a first-order model, documented as such in every number it
 produces (`source`), so a design-space sweep can ask for any size.
@@ -72,18 +74,18 @@ class MemoryNumbers:
     source: str
 
 
-def scaled(model: str, capacity_bytes: int, clock_mhz: float) -> MemoryNumbers:
-    """The anchor `model` scaled to `capacity_bytes` by the module's rule."""
+def scaled(model: str, capacity_bytes: int, clock_mhz: float, banks: int | None = None) -> MemoryNumbers:
+    """The anchor `model` scaled to `capacity_bytes` (in `banks` banks) by the module's rule."""
     a = ANCHORS[model]
     s = capacity_bytes / a.capacity_bytes
-    root = math.sqrt(s)
+    banks = banks or max(1, math.ceil(s))
+    root = math.sqrt(s / banks)  # per bank
     cycle_ns = 1000.0 / clock_mhz
-    banks = max(1, math.ceil(s))
     read_lat, write_lat = a.read_latency_ns * root, a.write_latency_ns * root
     word = a.word_bits / 8
-    source = (f"{a.source}; scaled to {capacity_bytes} bytes (s = {s:.4g} x 2 MB): area and leakage x s, "
-              f"energy and latency per access x sqrt(s); bandwidth {banks} bank(s) x {a.word_bits}-bit word "
-              f"per max(1 cycle, access time) at {clock_mhz:g} MHz")
+    source = (f"{a.source}; scaled to {capacity_bytes} bytes in {banks} bank(s) (s = {s:.4g} x 2 MB): area and "
+              f"leakage x s, energy and latency per access x sqrt(s / banks); bandwidth {banks} x "
+              f"{a.word_bits}-bit word per max(1 cycle, access time) at {clock_mhz:g} MHz")
     return MemoryNumbers(
         area_mm2=a.area_mm2 * s, read_latency_ns=read_lat, write_latency_ns=write_lat,
         read_energy_pj=a.read_energy_pj * root, write_energy_pj=a.write_energy_pj * root,

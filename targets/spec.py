@@ -54,6 +54,7 @@ class Compute:
     dataflow: str
     macs_per_cycle: int
     activation_bits: int
+    matmul_format: str           # number format of activation x activation products
     zero_skipping: str
     input_buffer_bytes: int
     input_buffers: int
@@ -305,7 +306,11 @@ def _compute(where: str, data) -> Compute:
         ft = _Table(f"{where}: [compute.formats.{fname}]", fdata)
         formats[fname] = FormatCost(fname, ft.positive("energy_pj_per_mac"), ft.get("source", str))
         ft.done()
-    result = Compute(rows, cols, dataflow, macs, t.positive("activation_bits", int),
+    matmul_format = t.get("matmul_format", str)
+    if matmul_format not in formats:
+        raise TargetError(f"{where}: [compute] matmul_format '{matmul_format}' is not in [compute.formats] "
+                          f"({', '.join(formats)})")
+    result = Compute(rows, cols, dataflow, macs, t.positive("activation_bits", int), matmul_format,
                      t.choice("zero_skipping", ZERO_SKIPPING), t.positive("input_buffer_bytes", int),
                      t.positive("input_buffers", int), t.positive("area_mm2", allow_zero=True),
                      t.positive("leakage_mw", allow_zero=True), formats, t.get("source", str))
@@ -340,12 +345,15 @@ def _memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
     technology = t.choice("technology", TECHNOLOGIES)
     capacity = t.positive("capacity_bytes", int)
     model = t.get("model", str, None)
+    banks = t.positive("banks", int, None) if "banks" in t.data else None
     derived = {}
     if model is not None:
         if model not in ANCHORS:
             raise TargetError(f"{t.where}: key 'model' must be one of {', '.join(ANCHORS)}, got {model!r}")
-        n = scaled(model, capacity, mhz)
+        n = scaled(model, capacity, mhz, banks)
         derived = {f: getattr(n, f) for f in _MODEL_FIELDS}
+    elif banks is not None:
+        raise TargetError(f"{t.where}: key 'banks' goes with 'model' (give bandwidths directly otherwise)")
     values = {}
     for f in _MODEL_FIELDS:
         kind = bool if f == "volatile" else int if f == "word_bits" else float
@@ -360,7 +368,7 @@ def _memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
         raise TargetError(f"{t.where}: key 'holds' names '{bad[0]}'; data kinds are {', '.join(DATA_KINDS)}")
     source = t.get("source", str)
     if model is not None:
-        source = f"{source}; other numbers: {scaled(model, capacity, mhz).source}"
+        source = f"{source}; other numbers: {scaled(model, capacity, mhz, banks).source}"
     level = MemoryLevel(name=name, technology=technology, capacity_bytes=capacity,
                         off_chip=t.get("off_chip", bool, False), field_writable=t.get("field_writable", bool, True),
                         holds=holds, reaches=t.get("reaches", list), source=source, **values)

@@ -77,11 +77,16 @@ def test_technology_scaling_rule():
     same = scaled("rram", MB2, 500)
     assert (same.area_mm2, same.read_energy_pj, same.leakage_mw) == (anchor.area_mm2, anchor.read_energy_pj,
                                                                       anchor.leakage_mw)
-    big = scaled("rram", 4 * MB2, 500)
+    big = scaled("rram", 4 * MB2, 500)  # by default one bank per 2 MB: four anchor-sized banks
     assert math.isclose(big.area_mm2, 4 * anchor.area_mm2) and math.isclose(big.leakage_mw, 4 * anchor.leakage_mw)
-    assert math.isclose(big.read_energy_pj, 2 * anchor.read_energy_pj)
-    assert math.isclose(big.read_latency_ns, 2 * anchor.read_latency_ns)
+    assert math.isclose(big.read_energy_pj, anchor.read_energy_pj)
     assert big.read_bytes_per_cycle == 4 * 8  # four banks of 64-bit words, each faster than a 2 ns cycle
+    one = scaled("rram", 4 * MB2, 500, banks=1)  # one big array: longer lines, slower and costlier accesses
+    assert math.isclose(one.read_energy_pj, 2 * anchor.read_energy_pj)
+    assert math.isclose(one.read_latency_ns, 2 * anchor.read_latency_ns) and one.read_bytes_per_cycle == 8
+    small = scaled("sram", MB2, 500, banks=16)  # 128 KB banks: a quarter of the anchor's access energy
+    assert math.isclose(small.read_energy_pj, ANCHORS["sram"].read_energy_pj / 4)
+    assert small.area_mm2 == ANCHORS["sram"].area_mm2 / 2
     assert "scaled to" in big.source
 
 
