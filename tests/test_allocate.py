@@ -247,7 +247,7 @@ def test_compile_with_target_writes_reports(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--spill"], "--spill needs --target"),
     (["--switch-rate", "0.5"], "--switch-rate needs --target"),
-    (["--memory-map", "x.png"], "--report-json and --memory-map need --target"),
+    (["--memory-map", "x.png"], "--memory-map needs --target"),
     (["--target", "edge_accel", "--memory-map", "map.jpg"], "the picture must be a .png or .svg file"),
     (["--target", "edge_accel", "--switch-rate", "3"], "pass 'allocate': switch_rate must be in [0, 1], got 3.0"),
 ])

@@ -72,6 +72,16 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--solver", choices=("auto", "ilp", "greedy"), default="auto",
                    help="integer program, greedy, or ILP unless the instance is huge (default: auto)")
     t.add_argument("--report-json", metavar="FILE", help="write the memory map and allocation as JSON")
+    t.add_argument("--emit", choices=("asm", "json"), help="write the instruction programs (with -o FILE)")
+    t.add_argument("-o", "--output", metavar="FILE", help="where --emit writes")
+    t.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace of the first task's program")
+    t.add_argument("--sim-json", metavar="FILE", help="write the simulation results as JSON")
+    t.add_argument("--requests", type=int, default=100, metavar="N",
+                   help="simulate a stream of N requests over the tasks (default: 100; 0: none)")
+    t.add_argument("--pattern", default="round-robin", metavar="PATTERN",
+                   help="round-robin, random (with the workload's mix), bursts, or a trace file of "
+                        "'task [arrival seconds]' lines (default: round-robin)")
+    t.add_argument("--burst", type=positive_int, default=8, help="requests per burst for --pattern bursts")
     t.add_argument("--memory-map", metavar="FILE", help="draw the memory map (.png or .svg)")
     p.add_argument("--dump-ir", metavar="DIR",
                    help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
@@ -85,11 +95,18 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     dims = dims_from_args(args)
     pipeline = parse_pipeline(args.passes + _compression_passes(args) + _placement_passes(args))
-    outputs = [o for o in (args.report_json, args.memory_map) if o]
+    outputs = [o for o in (args.report_json, args.memory_map, args.output, args.trace, args.sim_json) if o]
     for o in outputs:
         check_output_path(o, [m for m in args.models] + [t.partition("=")[2] for t in args.task], "report")
-    if (args.report_json or args.memory_map) and not args.target:
-        raise OptionError("--report-json and --memory-map need --target")
+    if len(set(outputs)) != len(outputs):
+        raise OptionError("two outputs would go to the same file")
+    needs_target = [f for f in ("report_json", "memory_map", "emit", "trace", "sim_json") if getattr(args, f)]
+    if needs_target and not args.target:
+        raise OptionError(f"--{needs_target[0].replace('_', '-')} needs --target")
+    if bool(args.emit) != bool(args.output):
+        raise OptionError("--emit and -o go together")
+    if args.requests < 0:
+        raise OptionError(f"--requests must be >= 0, got {args.requests}")
     if args.memory_map and Path(args.memory_map).suffix.lower() not in (".png", ".svg"):
         raise OptionError(f"--memory-map {args.memory_map}: the picture must be a .png or .svg file")
     dump_dir = Path(args.dump_ir) if args.dump_ir else None
@@ -142,8 +159,33 @@ def _main(argv) -> int:
 
         from ..memory_report import allocation_lines, memory_json, memory_lines, plot_memory_map
 
+        from targets.program import programs_asm, programs_json
+        from targets.trace import trace_json
+
+        from ..backend import run_backend
+        from ..sim_report import breakdown_lines, sim_json, stream_lines, task_lines
+
         target = load_target(args.target)
         text += "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(module)) + "\n"
+        backend = run_backend(module, target, args.requests, args.pattern, args.burst)
+        first = next(iter(module.graphs))
+        lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first])
+        if backend.stream is not None:
+            wl = module.allocation.workload
+            lines += [""] + stream_lines(backend.stream, args.pattern, wl.inferences_per_second,
+                                         wl.inferences_per_wakeup)
+        text += "\n" + "\n".join(lines) + "\n"
+        if args.emit:
+            body = programs_asm(list(backend.programs.values())) if args.emit == "asm" else \
+                programs_json(list(backend.programs.values()))
+            with atomic_writer(args.output) as f:
+                f.write(body.encode())
+        if args.trace:
+            with atomic_writer(args.trace) as f:
+                f.write(trace_json(backend.programs[first], backend.results[first]).encode())
+        if args.sim_json:
+            with atomic_writer(args.sim_json) as f:
+                f.write(sim_json(backend.results, backend.stream).encode())
         if args.report_json:
             with atomic_writer(args.report_json) as f:
                 f.write(memory_json(module, target).encode())

@@ -32,6 +32,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--task", help="the task to run (needed when an IR file holds several)")
     p.add_argument("--inputs", required=True, metavar="IN.npz", help="input arrays by input name")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the outputs")
+    p.add_argument("--target", metavar="NAME|FILE",
+                   help="run the compiled program on the target's functional simulator instead of the interpreter "
+                        "(the module is canonicalized, shared and placed first unless it already is)")
+    p.add_argument("--compress", metavar="POLICY", help="with --target: compress by a policy first (e.g. edgebert)")
+    p.add_argument("--spill", action="store_true", help="with --target: allow weights off chip")
     return p
 
 
@@ -60,13 +65,39 @@ def _main(argv) -> int:
     out = check_output_path(args.output, [args.model, args.inputs], "outputs")
     if Path(args.output).suffix.lower() != ".npz":
         raise OptionError(f"{args.output}: the output file must end in .npz")
+    if (args.compress or args.spill) and not args.target:
+        raise OptionError("--compress and --spill go with --target")
     inputs = read_npz(args.inputs, "inputs")
     module, task = _load(args.model, args.task, inputs)
-    outputs = run(module, task, inputs)
+    if args.target:
+        outputs = _on_target(module, task, inputs, args)
+    else:
+        outputs = run(module, task, inputs)
     write_npz(out, outputs)
     for name, value in outputs.items():
         print(f"{name}: {list(value.shape)} {value.dtype}")
     return 0
+
+
+def _on_target(module: Module, task: str, inputs, args) -> dict[str, np.ndarray]:
+    from passes.base import PassManager, parse_pipeline
+    from targets.functional import execute
+    from targets.lower import lower
+    from targets.spec import load_target
+
+    target = load_target(args.target)
+    placed = all(w.placement is not None for w in module.weights.values()) and all(
+        g.arena is not None and g.arena.level is not None for g in module.graphs.values())
+    if not placed:
+        steps = ["canonicalize", "share"] + ([f"compress{{policy={args.compress}}}"] if args.compress else [])
+        steps += [f"plan-activations{{activation_bits={target.compute.activation_bits}}}",
+                  f"allocate{{target={args.target},spill={'true' if args.spill else 'false'}}}"]
+        module = PassManager(parse_pipeline(",".join(steps))).run(module)
+    elif args.compress:
+        raise OptionError(f"{args.model} is already placed; compress before placing it")
+    program = lower(module, target, task)
+    print(f"functional execution of task {task} on {target.name}: {len(program.instrs)} instructions")
+    return execute(program, module, target, inputs)
 
 
 main = main_wrapper("aalbert-run", _main)

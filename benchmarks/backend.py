@@ -1,0 +1,98 @@
+"""Backend figures: compile + simulate time, simulation speed, PE utilization in the FFN.
+
+    python benchmarks/backend.py
+
+1. adapter-ALBERT base, 8 tasks, `edgebert` compression, on edge_accel: wall
+   time of the whole flow (build the example, import it, canonicalize,
+   share, compress, plan, allocate, lower and simulate every task), per phase,
+   median of 3 runs in this process (torch's import excluded: it happens once).
+2. Lowering and simulating one base-size inference (12 layers): median time.
+3. How busy the PE array is during ALBERT-base's FFN GEMMs with weights on
+   chip: PE cycles of the FFN GEMM instructions over the span from the start
+   of each FFN linear's first weight transfer to the end of its last GEMM.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mapper.backend import run_backend  # noqa: E402
+from mapper.frontends import DimSpec  # noqa: E402
+from mapper.loading import ExampleSpec, load_example  # noqa: E402
+from passes.base import PassManager, parse_pipeline  # noqa: E402
+from targets.lower import lower  # noqa: E402
+from targets.sim import simulate  # noqa: E402
+from targets.spec import load_target  # noqa: E402
+
+PIPELINE = ("canonicalize,share,compress{policy=edgebert},plan-activations{activation_bits=16},"
+            "allocate{target=edge_accel}")
+
+
+def flow() -> tuple[dict[str, float], object, object]:
+    phases = {}
+    t0 = time.perf_counter()
+    module = load_example(ExampleSpec("adapter-albert", 8, "base"), DimSpec(1, 128))
+    phases["build + import (fx)"] = time.perf_counter() - t0
+    for p in parse_pipeline(PIPELINE):
+        t = time.perf_counter()
+        module = PassManager([p]).run(module)
+        phases[p.name] = time.perf_counter() - t
+    t = time.perf_counter()
+    target = load_target("edge_accel")
+    backend = run_backend(module, target, requests=100)
+    phases["lower + simulate 8 tasks + 100 requests"] = time.perf_counter() - t
+    phases["total"] = time.perf_counter() - t0
+    return phases, module, backend
+
+
+def ffn_busy(module, program, sim) -> float:
+    graph = module.graphs[program.task]
+    ffn_nodes = set()
+    for i, node in enumerate(graph.nodes):
+        if node.op == "linear":
+            w = module.weights[node.inputs[1].producer.attrs["name"].name]
+            if w.role.kind == "ffn":
+                ffn_nodes.add(i)
+    busy = span = 0.0
+    for n in ffn_nodes:
+        instrs = [i for i in program.instrs if i.node == n]
+        span += max(sim.finish[i.id] for i in instrs) - min(sim.start[i.id] for i in instrs)
+        busy += sum(sim.finish[i.id] - sim.start[i.id] for i in instrs if i.unit == "pe")
+    return busy / span
+
+
+def main() -> int:
+    import torch  # noqa: F401  (import once, outside the timings)
+
+    runs = [flow() for _ in range(3)]
+    names = list(runs[0][0])
+    print("adapter-ALBERT base, 8 tasks, edgebert, edge_accel: wall time per phase (median of 3)")
+    for name in names:
+        print(f"  {name:<42} {statistics.median(r[0][name] for r in runs):6.2f} s")
+    module, backend = runs[-1][1], runs[-1][2]
+    target = load_target("edge_accel")
+    task = next(iter(module.graphs))
+    lows, sims = [], []
+    for _ in range(5):
+        t = time.perf_counter()
+        program = lower(module, target, task)
+        lows.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sim = simulate(program, target)
+        sims.append(time.perf_counter() - t)
+    print(f"one base inference ({len(program.instrs)} instructions): lower {statistics.median(lows) * 1e3:.0f} ms, "
+          f"simulate {statistics.median(sims) * 1e3:.0f} ms (median of 5)")
+    print(f"simulated: {sim.cycles / 1e6:.2f} M cycles, {sim.seconds * 1e3:.1f} ms, {sim.total_pj / 1e9:.2f} mJ; "
+          f"PE array busy {100 * sim.busy['pe'] / sim.cycles:.1f} % of the inference")
+    ffn_level = next(w.placement.level for w in module.weights.values() if w.role.kind == "ffn")
+    print(f"PE array busy during the FFN GEMMs (weights in {ffn_level}): {100 * ffn_busy(module, program, sim):.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

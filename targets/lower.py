@@ -1,0 +1,289 @@
+"""Lowering: an allocated task graph into a `Program` for a target.
+
+Every canonical op becomes instructions:
+
+- `linear`: the weight is cut into chunks of output columns that fit one
+  slot of the PE array's double-buffered weight buffer; each chunk is a DMA
+  from wherever the allocator placed the weight (RRAM, SRAM or DRAM, on that
+  level's channel) into a slot, then a GEMM reading the activations from the
+  arena. A DMA into a slot waits for the GEMM that last read it, so the
+  next chunk's transfer overlaps the current chunk's compute. The bias is
+  added in the accumulators. ALBERT's repeated layer lowers to twelve such
+  sequences reading the same weights.
+- `matmul` of two activations (attention): the second operand is copied
+  into the weight buffer a few heads at a time and multiplied the same way.
+- `embedding`: a DMA of the gathered rows from the table's level.
+- elementwise ops, softmax, layernorm, reductions: one SFU instruction.
+- layout ops (transpose, slice, ...): a DMA within the arena; `reshape` is
+  free (same bytes).
+
+Dependencies: a reader waits for the writers of its operands; a writer
+waits for every instruction still reading or writing bytes it reuses (the
+arena reuses addresses by liveness). A GEMM reads its activations once if
+they fit an input buffer, else once per 16-column tile (weight-stationary).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ir.errors import AalbertError
+from ir.graph import Graph, Node, Value
+from ir.module import Module, Weight
+from ir.registry import get_op
+
+from .program import Buf, Instr, Program
+from .spec import Target
+
+LAYOUT_COPIES = ("transpose", "broadcast", "tile", "slice", "concat", "gather", "gather_nd", "split")
+
+
+class LoweringError(AalbertError):
+    """A module the target cannot run as it stands."""
+
+
+def format_name(w: Weight) -> str:
+    """The target's name for a weight's number format."""
+    e = w.encoding
+    if e.format == "plain":
+        return f"f{e.bits}"
+    if e.format == "f16":
+        return "f16"
+    if e.format == "int":
+        return f"int{e.bits}"
+    return f"afloat{e.bits}"
+
+
+def lower(module: Module, target: Target, task: str) -> Program:
+    graph = module.graphs[task]
+    if graph.arena is None or graph.arena.level is None:
+        raise LoweringError(f"task {task!r}: activations are not placed; run plan-activations and allocate "
+                            "(aalbert-compile --target)")
+    missing = [w.name for w in module.used_weights(task) if w.placement is None]
+    if missing:
+        raise LoweringError(f"task {task!r}: weight @{missing[0]} is not placed; run allocate first")
+    return _Lowering(module, target, graph).run()
+
+
+class _Lowering:
+    def __init__(self, module: Module, target: Target, graph: Graph):
+        self.module, self.t, self.g = module, target, graph
+        self.program = Program(target.name, graph.name)
+        self.arena = graph.arena.level
+        self.base = graph.arena.offset
+        self.ab = target.compute.activation_bits / 8
+        self.slot_bytes = target.compute.input_buffer_bytes
+        self.writers: dict[int, list[int]] = {}   # value id -> instructions that write it
+        self.readers: dict[int, list[int]] = {}   # value id -> instructions that read it
+        self.root: dict[int, Value] = {}          # reshape outputs alias their operand
+        self.regions: list[tuple[int, int, Value]] = []  # arena byte ranges written so far
+        self.slot_users: list[list[int]] = [[], []]
+        self.slot = 0
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def bytes_of(self, v: Value) -> int:
+        per = self.ab if v.type.dtype.is_float else v.type.dtype.itemsize
+        return max(1, math.ceil(v.type.numel * per))
+
+    def rootof(self, v: Value) -> Value:
+        return self.root.get(id(v), v)
+
+    def buf(self, v: Value) -> Buf:
+        r = self.rootof(v)
+        return Buf(self.arena, self.base + r.offset, self.bytes_of(v))
+
+    def weight_of(self, v: Value) -> Weight | None:
+        p = v.producer
+        return self.module.weights[p.attrs["name"].name] if p is not None and p.op == "weight" else None
+
+    def is_data(self, v: Value) -> bool:
+        return v.producer is not None and v.producer.op in ("weight", "constant")
+
+    def emit(self, node_index: int, node: Node, **fields) -> Instr:
+        ins = Instr(id=len(self.program.instrs), node=node_index, op=node.op, layer=self.layer(node),
+                    deps=tuple(sorted(set(fields.pop("deps", ())))), **fields)
+        self.program.instrs.append(ins)
+        return ins
+
+    def layer(self, node: Node) -> str:
+        return f"{node.op} %{node.outputs[0].name}" if node.outputs else node.op
+
+    def read_deps(self, values) -> list[int]:
+        deps = []
+        for v in values:
+            if not self.is_data(v):
+                deps += self.writers.get(id(self.rootof(v)), [])
+        return deps
+
+    def write_deps(self, v: Value) -> list[int]:
+        """Wait for everyone still using the bytes `v` is about to overwrite."""
+        lo = self.base + v.offset
+        hi = lo + self.bytes_of(v)
+        deps = []
+        for a, b, old in self.regions:
+            if a < hi and lo < b:
+                deps += self.writers.get(id(old), []) + self.readers.get(id(old), [])
+        return deps
+
+    def note_reads(self, ins: Instr, values) -> None:
+        for v in values:
+            if not self.is_data(v):
+                self.readers.setdefault(id(self.rootof(v)), []).append(ins.id)
+
+    def note_write(self, v: Value, ids: list[int]) -> None:
+        lo = self.base + v.offset
+        hi = lo + self.bytes_of(v)
+        # values wholly overwritten are dead: their hazards now reach later writers through `v`'s writers
+        self.regions = [r for r in self.regions if not (lo <= r[0] and r[1] <= hi)]
+        self.regions.append((lo, hi, v))
+        self.writers[id(v)] = ids
+
+    # -- the walk ------------------------------------------------------------------------------------------
+    def run(self) -> Program:
+        for v in self.g.inputs:
+            if v.offset is not None:
+                self.note_write(v, [])
+        for i, node in enumerate(self.g.nodes):
+            self.node(i, node)
+        return self.program
+
+    def node(self, i: int, node: Node) -> None:
+        op = node.op
+        if op in ("weight", "constant"):
+            return
+        if op == "reshape":
+            self.root[id(node.output)] = self.rootof(node.inputs[0])
+            return
+        if op == "linear" or (op == "matmul" and self.weight_of(node.inputs[1]) is not None):
+            self.linear(i, node)
+        elif op == "matmul":
+            self.act_matmul(i, node)
+        elif op in ("embedding", "gather") and self.weight_of(node.inputs[0]) is not None:
+            self.gather_rows(i, node)
+        elif op in LAYOUT_COPIES:
+            self.copy(i, node)
+        elif get_op(op).kind in ("elementwise", "normalization", "reduction"):
+            self.vector(i, node)
+        else:
+            raise LoweringError(f"task {self.g.name!r}: {self.t.name} has no lowering for op '{op}' "
+                                f"(node %{node.outputs[0].name})")
+
+    def next_slot(self) -> int:
+        s = self.slot
+        self.slot ^= 1
+        return s
+
+    def linear(self, i: int, node: Node) -> None:
+        x, wv = node.inputs[0], node.inputs[1]
+        w = self.weight_of(wv)
+        fmt = format_name(w)
+        if fmt not in self.t.compute.formats:
+            raise LoweringError(f"{self.t.name} does not run {fmt} (weight @{w.name}); it runs "
+                                f"{', '.join(self.t.compute.formats)}: compress to one of them")
+        out = node.output
+        k, n = w.type.shape
+        rows = math.prod(x.type.shape[:-1])
+        col_bytes = (w.nbytes - w.encoding.metadata_bytes(w.type)) / n  # scales and exponent biases aside
+        c = self.t.compute.cols
+        width = max(c, int(self.slot_bytes / max(col_bytes, 1e-9)) // c * c)
+        density = (w.encoding.nnz / w.numel) if w.encoding.storage == "bitmask" else 1.0
+        level = w.placement.level
+        x_bytes = self.bytes_of(x)
+        first = self.read_deps([x]) + self.write_deps(out)
+        gemms = []
+        for c0 in range(0, n, width):
+            c1 = min(n, c0 + width)
+            chunk = max(1, round(col_bytes * (c1 - c0)))
+            slot = self.next_slot()
+            dma = self.emit(i, node, kind="dma", unit=f"dma.{level}", deps=self.slot_users[slot],
+                            reads=(Buf(level, w.placement.offset + round(col_bytes * c0), chunk),),
+                            writes=(Buf(f"wbuf{slot}", 0, chunk),), nbytes=chunk, cols=(c0, c1), slot=slot,
+                            traffic=((level, chunk, 0),))
+            refetch = 1 if x_bytes <= self.slot_bytes else math.ceil((c1 - c0) / c)
+            out_bytes = math.ceil(rows * (c1 - c0) * self.ab)
+            gemm = self.emit(i, node, kind="gemm", unit="pe", deps=[dma.id] + first,
+                             reads=(self.buf(x), Buf(f"wbuf{slot}", 0, chunk)), writes=(self.buf(out),),
+                             m=rows, k=k, n=c1 - c0, fmt=fmt, density=density, cols=(c0, c1), slot=slot,
+                             traffic=((self.arena, x_bytes * refetch, out_bytes),))
+            self.note_reads(gemm, [x])
+            self.slot_users[slot] = [gemm.id]
+            gemms.append(gemm.id)
+        self.note_write(out, gemms)
+
+    def act_matmul(self, i: int, node: Node) -> None:
+        a, b = node.inputs
+        out = node.output
+        m, k = a.type.shape[-2], a.type.shape[-1]
+        n = b.type.shape[-1]
+        batch = math.prod(out.type.shape[:-2])
+        b_batch = math.prod(b.type.shape[:-2])
+        per_head = math.ceil(k * n * self.ab)
+        heads = max(1, int(self.slot_bytes // per_head)) if b_batch > 1 else batch
+        first = self.read_deps([a, b]) + self.write_deps(out)
+        a_per = math.ceil(m * k * self.ab)
+        gemms = []
+        for h0 in range(0, batch, heads):
+            h1 = min(batch, h0 + heads)
+            nb = per_head * ((h1 - h0) if b_batch > 1 else 1)
+            slot = self.next_slot()
+            dma = self.emit(i, node, kind="dma", unit=f"dma.{self.arena}", deps=self.slot_users[slot] + first,
+                            reads=(self.buf(b),), writes=(Buf(f"wbuf{slot}", 0, nb),), nbytes=nb, cols=(h0, h1),
+                            slot=slot, traffic=((self.arena, nb, 0),))
+            refetch = 1 if a_per * (h1 - h0) <= self.slot_bytes else math.ceil(n / self.t.compute.cols)
+            gemm = self.emit(i, node, kind="gemm", unit="pe", deps=[dma.id] + first,
+                             reads=(self.buf(a), Buf(f"wbuf{slot}", 0, nb)), writes=(self.buf(out),),
+                             batch=h1 - h0, m=m, k=k, n=n, fmt=self.t.compute.matmul_format, cols=(h0, h1),
+                             slot=slot, traffic=((self.arena, a_per * (h1 - h0) * refetch,
+                                                  math.ceil((h1 - h0) * m * n * self.ab)),))
+            self.note_reads(dma, [b])
+            self.note_reads(gemm, [a])
+            self.slot_users[slot] = [gemm.id]
+            gemms.append(gemm.id)
+        self.note_write(out, gemms)
+
+    def gather_rows(self, i: int, node: Node) -> None:
+        table, ids = node.inputs[0], node.inputs[1]
+        w = self.weight_of(table)
+        out = node.output
+        nbytes = max(1, round(w.nbytes * min(1.0, out.type.numel / w.numel)))
+        level = w.placement.level
+        same = level == self.arena
+        ins = self.emit(i, node, kind="dma", unit=f"dma.{level}",
+                        deps=self.read_deps([ids]) + self.write_deps(out),
+                        reads=(Buf(level, w.placement.offset, nbytes),) + ((self.buf(ids),) if not self.is_data(ids) else ()),
+                        writes=(self.buf(out),), nbytes=nbytes,
+                        traffic=((level, nbytes, self.bytes_of(out) if same else 0),)
+                        + (() if same else ((self.arena, 0, self.bytes_of(out)),)))
+        self.note_reads(ins, [ids])
+        self.note_write(out, [ins.id])
+
+    def copy(self, i: int, node: Node) -> None:
+        moved = sum(self.bytes_of(v) for v in node.outputs)
+        reads = [v for v in node.inputs if not self.is_data(v)]
+        deps = self.read_deps(reads)
+        for v in node.outputs:
+            deps += self.write_deps(v)
+        ins = self.emit(i, node, kind="dma", unit=f"dma.{self.arena}", deps=deps,
+                        reads=tuple(self.buf(v) for v in reads), writes=tuple(self.buf(v) for v in node.outputs),
+                        nbytes=moved, traffic=((self.arena, moved, moved),))
+        self.note_reads(ins, reads)
+        for v in node.outputs:
+            self.note_write(v, [ins.id])
+
+    def vector(self, i: int, node: Node) -> None:
+        out = node.output
+        acts = [v for v in node.inputs if not self.is_data(v)]
+        traffic = {self.arena: [sum(self.bytes_of(v) for v in acts), self.bytes_of(out)]}
+        reads = [self.buf(v) for v in acts]
+        for v in node.inputs:
+            w = self.weight_of(v)
+            if w is not None:  # LayerNorm scales and shifts, adapter biases: read where they are kept
+                traffic.setdefault(w.placement.level, [0, 0])[0] += w.nbytes
+                reads.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
+        elements = node.inputs[0].type.numel if get_op(node.op).kind == "reduction" else out.type.numel
+        ins = self.emit(i, node, kind="vec", unit="sfu", deps=self.read_deps(acts) + self.write_deps(out),
+                        reads=tuple(reads), writes=(self.buf(out),), elements=elements,
+                        passes=self.t.sfu.passes.get(node.op, 1),
+                        traffic=tuple((lvl, rw[0], rw[1]) for lvl, rw in traffic.items()))
+        self.note_reads(ins, acts)
+        self.note_write(out, [ins.id])

@@ -1,0 +1,157 @@
+"""The timing and energy simulator: reads a `Program` and a `Target`, nothing else.
+
+Each unit (the PE array, the SFU, one DMA channel per source memory) runs
+its instructions in program order; an instruction starts when its unit is
+free and every instruction it depends on has finished. Cycles = the
+makespan. Durations:
+
+- DMA: the source's access latency plus bytes over the narrowest of the
+  source's read bandwidth, the destination's write bandwidth and the DMA path;
+- GEMM, weight-stationary R x C array: every R x C weight tile streams the m
+  rows through, max(m, R) cycles per tile (the next tile loads meanwhile),
+  plus R + C cycles to fill and drain; output-stationary: every R x C output
+  tile accumulates over k, max(k, R) cycles per tile; `energy_and_cycles`
+  zero-skipping scales the tiles by the weights' density; and never faster
+  than the activations' memory traffic allows;
+- SFU: elements x passes over elements per cycle, or the memory traffic.
+
+Energy: MACs x the format's energy per MAC (x density when zero operands are
+clock-gated), SFU elements x passes x energy per element, every byte read
+or written in a memory level at that level's per-byte energy (a transfer
+into the PE's weight buffer is charged at its source), and the leakage of
+every component over the makespan. The breakdowns (by layer, op, memory
+level, component, unit) add up to the total.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .program import Instr, Program
+from .spec import Target
+
+
+@dataclass
+class SimResult:
+    target: str
+    task: str
+    start: list[float]
+    finish: list[float]
+    cycles: float
+    clock_mhz: float
+    energy: dict[str, float]               # component -> pJ (dynamic, and leakage:<component>)
+    by_layer: dict[str, float] = field(default_factory=dict)   # dynamic pJ per graph node
+    by_op: dict[str, float] = field(default_factory=dict)
+    busy: dict[str, float] = field(default_factory=dict)      # unit -> busy cycles
+    macs: int = 0
+    traffic: dict[str, list[float]] = field(default_factory=dict)  # level -> [bytes read, bytes written]
+
+    @property
+    def seconds(self) -> float:
+        return self.cycles / (self.clock_mhz * 1e6)
+
+    @property
+    def total_pj(self) -> float:
+        return sum(self.energy.values())
+
+    @property
+    def power_mw(self) -> float:
+        return self.total_pj * 1e-12 / self.seconds * 1e3 if self.seconds else 0.0
+
+    def by_level(self) -> dict[str, float]:
+        """Dynamic and leakage energy per memory level."""
+        out: dict[str, float] = {}
+        for k, v in self.energy.items():
+            name = k.split(":", 1)[-1]
+            if name not in ("pe", "sfu"):
+                out[name] = out.get(name, 0.0) + v
+        return out
+
+
+def _latency_cycles(target: Target, level: str) -> float:
+    return math.ceil(target.level(level).read_latency_ns * target.clock_mhz / 1000.0)
+
+
+def duration(ins: Instr, t: Target) -> float:
+    if ins.kind == "dma":
+        src = ins.reads[0].level
+        bw = [t.dma_bytes_per_cycle, t.level(src).read_bytes_per_cycle]
+        dst = ins.writes[0].level
+        if not dst.startswith("wbuf"):
+            bw.append(t.level(dst).write_bytes_per_cycle)
+        return _latency_cycles(t, src) + ins.nbytes / min(bw)
+    memory = max([rd / t.level(lvl).read_bytes_per_cycle + wr / t.level(lvl).write_bytes_per_cycle
+                  for lvl, rd, wr in ins.traffic] or [0.0])
+    if ins.kind == "gemm":
+        return max(gemm_cycles(ins, t), memory)
+    return max(math.ceil(ins.elements * ins.passes / t.sfu.elements_per_cycle), memory)
+
+
+def gemm_cycles(ins: Instr, t: Target) -> float:
+    """Cycles of the PE array for one GEMM instruction (the analytic count of its tiling)."""
+    c = t.compute
+    r, cols = c.rows, c.cols
+    if c.dataflow == "weight_stationary":
+        tiles = ins.batch * math.ceil(ins.k / r) * math.ceil(ins.n / cols)
+        per_tile = max(ins.m, r)
+    else:
+        tiles = ins.batch * math.ceil(ins.m / r) * math.ceil(ins.n / cols)
+        per_tile = max(ins.k, r)
+    if c.zero_skipping == "energy_and_cycles":
+        tiles = math.ceil(tiles * ins.density)
+    return tiles * per_tile + r + cols
+
+
+def dynamic_energy(ins: Instr, t: Target) -> dict[str, float]:
+    e: dict[str, float] = {}
+    if ins.kind == "gemm":
+        gated = ins.density if t.compute.zero_skipping != "none" else 1.0
+        e["pe"] = ins.macs * t.compute.mac_energy(ins.fmt) * gated
+    elif ins.kind == "vec":
+        e["sfu"] = ins.elements * ins.passes * t.sfu.energy_pj_per_element
+    for lvl, rd, wr in ins.traffic:
+        m = t.level(lvl)
+        e[lvl] = e.get(lvl, 0.0) + rd * m.read_pj_per_byte + wr * m.write_pj_per_byte
+    return e
+
+
+def simulate(program: Program, target: Target) -> SimResult:
+    n = len(program.instrs)
+    start, finish = [0.0] * n, [0.0] * n
+    unit_free: dict[str, float] = {}
+    busy: dict[str, float] = {}
+    energy: dict[str, float] = {}
+    by_layer: dict[str, float] = {}
+    by_op: dict[str, float] = {}
+    traffic: dict[str, list[float]] = {}
+    macs = 0
+    for ins in program.instrs:
+        s = unit_free.get(ins.unit, 0.0)
+        for d in ins.deps:
+            if finish[d] > s:
+                s = finish[d]
+        dur = duration(ins, target)
+        start[ins.id], finish[ins.id] = s, s + dur
+        unit_free[ins.unit] = s + dur
+        busy[ins.unit] = busy.get(ins.unit, 0.0) + dur
+        e = dynamic_energy(ins, target)
+        total = 0.0
+        for k, v in e.items():
+            energy[k] = energy.get(k, 0.0) + v
+            total += v
+        by_layer[ins.layer] = by_layer.get(ins.layer, 0.0) + total
+        by_op[ins.op] = by_op.get(ins.op, 0.0) + total
+        for lvl, rd, wr in ins.traffic:
+            acc = traffic.setdefault(lvl, [0.0, 0.0])
+            acc[0] += rd
+            acc[1] += wr
+        macs += ins.macs
+    cycles = max(finish, default=0.0)
+    ns = cycles * 1000.0 / target.clock_mhz
+    leak = {"pe": target.compute.leakage_mw, "sfu": target.sfu.leakage_mw}
+    leak.update({m.name: m.leakage_mw for m in target.memories})
+    for name, mw in leak.items():
+        energy[f"leakage:{name}"] = mw * ns  # mW x ns = pJ
+    return SimResult(target.name, program.task, start, finish, cycles, target.clock_mhz, energy, by_layer, by_op,
+                     busy, macs, traffic)

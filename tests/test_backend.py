@@ -1,0 +1,242 @@
+"""The backend: lowering, timing, energy, functional execution, request streams, traces."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ir.interpreter import run
+from mapper.cli import compile as compile_cli
+from mapper.cli import run as run_cli
+from mapper.fidelity import sample_inputs
+from mapper.frontends import DimSpec
+from mapper.loading import ExampleSpec, load_example
+from passes.base import PassManager, parse_pipeline
+from targets.functional import execute
+from targets.lower import lower
+from targets.requests import make_stream, read_trace, run_stream
+from targets.sim import simulate
+from targets.spec import load_target
+from targets.trace import chrome_trace
+
+from .ir_cases import module_with_data
+from .test_cli import assert_clean_error, call
+
+GEMM = """module {
+  weight @w : tensor<%(k)dx%(n)dxf32> hash "0"
+  graph @t(%%x: tensor<%(m)dx%(k)dxf32>) -> ("y": tensor<%(m)dx%(n)dxf32>) {
+    %%0 = weight {name = @w} : tensor<%(k)dx%(n)dxf32>
+    %%1 = linear(%%x, %%0) : tensor<%(m)dx%(n)dxf32>
+    return %%1
+  }
+}
+"""
+
+
+def single_gemm(target_name: str, k: int, n: int, m: int = 128, spill: bool = False):
+    module = module_with_data(GEMM % {"m": m, "k": k, "n": n})
+    target = load_target(target_name)
+    pipe = f"share,quantize{{format=afloat8}},plan-activations,allocate{{target={target_name},spill={str(spill).lower()}}}"
+    PassManager(parse_pipeline(pipe)).run(module)
+    program = lower(module, target, "t")
+    return module, target, program, simulate(program, target)
+
+
+@pytest.mark.parametrize("target_name, k, n", [("edge_accel", 256, 512), ("edge_accel_dram", 512, 1024),
+                                               ("tpu_like", 768, 768)])
+def test_single_gemm_cycles_are_the_analytic_count(target_name, k, n):
+    module, t, program, sim = single_gemm(target_name, k, n)
+    w = module.weights["w"]
+    dmas = [i for i in program.instrs if i.kind == "dma"]
+    gemms = [i for i in program.instrs if i.kind == "gemm"]
+    assert sum(g.n for g in gemms) == n and len(dmas) == len(gemms)
+    # the tiling, counted by hand: weight-stationary tiles of R x C, each streaming the 128 rows
+    r, c = t.compute.rows, t.compute.cols
+    g = [math.ceil(k / r) * math.ceil(x.n / c) * max(128, r) + r + c for x in gemms]
+    level = t.level(w.placement.level)
+    lat = math.ceil(level.read_latency_ns * t.clock_mhz / 1000)
+    d = [lat + x.nbytes / min(t.dma_bytes_per_cycle, level.read_bytes_per_cycle) for x in dmas]
+    # two weight-buffer slots: a chunk's transfer waits for the GEMM two chunks back
+    dma_end, gemm_end = [], []
+    for i in range(len(g)):
+        dma_end.append(max(dma_end[i - 1] if i else 0, gemm_end[i - 2] if i > 1 else 0) + d[i])
+        gemm_end.append(max(dma_end[i], gemm_end[i - 1] if i else 0) + g[i])
+    assert sim.cycles == pytest.approx(gemm_end[-1])
+    if len(set(g)) == 1 and len(set(d)) == 1:  # uniform chunks: the closed form of that pipeline
+        assert sim.cycles == pytest.approx(d[0] + g[0] + (len(g) - 1) * max(d[0], g[0]))
+    compute_bound = 128 * k * n / t.compute.macs_per_cycle
+    memory_bound = w.nbytes / min(t.dma_bytes_per_cycle, level.read_bytes_per_cycle)
+    assert sim.cycles >= max(compute_bound, memory_bound)
+
+
+def test_dram_streamed_gemm_is_memory_bound():
+    module, t, program, sim = single_gemm("edge_accel_dram", 512, 1024, m=16)  # few rows: little reuse
+    assert module.weights["w"].placement.level == "dram"
+    dma = sum(sim.finish[i.id] - sim.start[i.id] for i in program.instrs if i.kind == "dma")
+    assert sim.busy["pe"] < dma <= sim.cycles
+
+
+@pytest.fixture(scope="module")
+def tiny_placed():
+    out = {}
+    for family in ("adapter-albert", "albert"):
+        for policy in ("", ",compress{policy=edgebert}"):
+            module = load_example(ExampleSpec(family, 3, "tiny"), DimSpec(1, 16))
+            PassManager(parse_pipeline(f"canonicalize,share{policy},plan-activations,"
+                                       "allocate{target=edge_accel,spill=true}")).run(module)
+            out[family, bool(policy)] = module
+    return out
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("family", ["adapter-albert", "albert"])
+def test_functional_mode_equals_the_interpreter(tiny_placed, family, compressed):
+    module = tiny_placed[family, compressed]
+    target = load_target("edge_accel")
+    for task, graph in module.graphs.items():
+        program = lower(module, target, task)
+        for feeds in sample_inputs(graph, 2, seed=5):
+            want = run(module, task, feeds)
+            got = execute(program, module, target, feeds)
+            for k in want:
+                np.testing.assert_allclose(got[k], want[k], atol=1e-5, rtol=1e-5)
+
+
+def test_functional_mode_catches_a_missing_dependency(tiny_placed):
+    module = tiny_placed["adapter-albert", True]
+    target = load_target("edge_accel")
+    program = lower(module, target, "cola")
+    feeds = sample_inputs(module.graphs["cola"], 1, seed=5)[0]
+    want = run(module, "cola", feeds)["logits"]
+    sim = simulate(program, target)
+    pe = [i for i in program.instrs if i.unit == "pe"]
+    # a GEMM that really waited for a producer (the PE was free before its operand was ready)
+    victim = next(b for a, b in zip(pe, pe[1:]) if sim.start[b.id] > sim.finish[a.id]
+                  and any(program.instrs[d].kind == "vec" for d in b.deps))
+    broken = dataclasses.replace(program, instrs=[dataclasses.replace(i, deps=()) if i is victim else i
+                                                  for i in program.instrs])
+    from targets.functional import ExecutionError
+    try:
+        got = execute(broken, module, target, feeds)["logits"]
+    except ExecutionError as e:  # read bytes nobody wrote, or a weight slot its DMA had not filled
+        assert "nothing has written yet" in str(e) or "missing dependency" in str(e)
+    else:  # or it read stale data
+        assert not np.allclose(got, want, atol=1e-5)
+
+
+def test_energy_adds_up_and_matches_access_counts(tiny_placed):
+    module = tiny_placed["adapter-albert", True]
+    target = load_target("edge_accel")
+    program = lower(module, target, "cola")
+    sim = simulate(program, target)
+    assert sim.total_pj == pytest.approx(sum(sim.energy.values()))
+    dynamic = sum(v for k, v in sim.energy.items() if not k.startswith("leakage:"))
+    assert sum(sim.by_layer.values()) == pytest.approx(dynamic)
+    assert sum(sim.by_op.values()) == pytest.approx(dynamic)
+    assert sum(sim.by_level().values()) == pytest.approx(sum(v for k, v in sim.energy.items()
+                                                             if k.split(":")[-1] not in ("pe", "sfu")))
+    for m in target.memories:
+        reads = sum(rd for i in program.instrs for lvl, rd, _ in i.traffic if lvl == m.name)
+        writes = sum(wr for i in program.instrs for lvl, _, wr in i.traffic if lvl == m.name)
+        expected = reads * m.read_energy_pj / m.word_bytes + writes * m.write_energy_pj / m.word_bytes
+        assert sim.energy.get(m.name, 0.0) == pytest.approx(expected)
+        assert sim.energy[f"leakage:{m.name}"] == pytest.approx(m.leakage_mw * sim.cycles * 1000 / target.clock_mhz)
+    macs = sum(i.macs for i in program.instrs)
+    assert macs == sim.macs > 0
+
+
+def test_trace_is_chrome_json_matching_the_instructions(tiny_placed):
+    module = tiny_placed["albert", True]
+    target = load_target("edge_accel")
+    program = lower(module, target, "cola")
+    sim = simulate(program, target)
+    trace = json.loads(json.dumps(chrome_trace(program, sim)))
+    events = trace["traceEvents"]
+    spans = [e for e in events if e["ph"] == "X"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert len(spans) == len(program.instrs)
+    for e in spans:
+        assert set(e) >= {"name", "ph", "ts", "dur", "pid", "tid"} and e["ts"] >= 0 and e["dur"] >= 0
+        ins = program.instrs[e["args"]["id"]]
+        assert names[e["tid"]] == ins.unit
+        assert e["ts"] == pytest.approx(sim.start[ins.id] / target.clock_mhz, abs=1e-6)
+        assert e["dur"] == pytest.approx((sim.finish[ins.id] - sim.start[ins.id]) / target.clock_mhz, abs=1e-6)
+
+
+def test_request_streams(tiny_placed):
+    module = tiny_placed["albert", True]
+    target = load_target("edge_accel")
+    results = {t: simulate(lower(module, target, t), target) for t in module.graphs}
+    tasks = list(module.graphs)
+    rr = run_stream(make_stream("round-robin", tasks, 30, 1000.0), module, target, results, 1e9)
+    bursts = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10), module, target, results, 1e9)
+    assert rr.switches == 29 and bursts.switches == 2 and rr.power_ups == bursts.power_ups == 1
+    cold = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10), module, target, results, 1)
+    assert cold.power_ups == 30 and cold.dram_bytes > bursts.dram_bytes  # SRAM refilled at every power-up
+    # stage one task-specific weight: every switch into its task now brings it from DRAM
+    staged = module.copy()
+    w = next(w for w in staged.weights.values() if w.role.tasks == ("cola",) and w.placement.level == "sram")
+    w.placement = dataclasses.replace(w.placement, residency="staged", home="dram", home_offset=0)
+    rr2 = run_stream(make_stream("round-robin", tasks, 30, 1000.0), staged, target, results, 1e9)
+    bursts2 = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10), staged, target, results, 1e9)
+    # cola runs 10 times round-robin: the power-up before the first loads it either way, 9 switches more
+    assert rr2.dram_bytes - rr.dram_bytes == 9 * w.nbytes
+    assert bursts2.dram_bytes == bursts.dram_bytes  # in bursts cola runs once, right after the power-up
+    assert rr.percentile(50) <= rr.percentile(95) <= rr.percentile(99) <= rr.latencies.max()
+    one = min(r.seconds for r in results.values())
+    assert rr.latencies.min() == pytest.approx(one) or rr.latencies.min() > one
+
+
+def test_request_trace_files(tmp_path):
+    (tmp_path / "t.txt").write_text("# task arrival\ncola 0.0\nsst2 0.5\ncola\n")
+    reqs = read_trace(str(tmp_path / "t.txt"), ["cola", "sst2"], 10.0)
+    assert [(r.task, r.arrival) for r in reqs] == [("cola", 0.0), ("sst2", 0.5), ("cola", pytest.approx(0.6))]
+    (tmp_path / "bad.txt").write_text("cola 0.1\nwnli 0.2\n")
+    from ir.errors import AalbertError
+    with pytest.raises(AalbertError, match=r"bad.txt:2: task 'wnli' is not compiled"):
+        read_trace(str(tmp_path / "bad.txt"), ["cola", "sst2"], 10.0)
+
+
+def test_compile_emits_programs_traces_and_sim_json(tmp_path, capsys):
+    argv = ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--compress", "edgebert", "--target", "edge_accel",
+            "--emit", "asm", "-o", tmp_path / "p.asm", "--trace", tmp_path / "t.json", "--sim-json", tmp_path / "s.json",
+            "--requests", "20"]
+    code, out, err = call(compile_cli.main, argv, capsys)
+    assert code == 0, err
+    assert "simulation on edge_accel at 500 MHz" in out and "request stream: 20 round-robin requests" in out
+    asm = (tmp_path / "p.asm").read_text()
+    assert asm.startswith("; aalbert program: task cola on edge_accel") and " gemm " in asm
+    assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    sims = json.loads((tmp_path / "s.json").read_text())
+    assert set(sims["tasks"]) == {"cola", "sst2"} and sims["stream"]["requests"] == 20
+    code, out2, _ = call(compile_cli.main, argv[:-6] + ["--emit", "json", "-o", tmp_path / "p.json"], capsys)
+    assert code == 0 and json.loads((tmp_path / "p.json").read_text())["programs"][0]["task"] == "cola"
+
+
+def test_run_on_the_target_equals_the_interpreter(tmp_path, capsys, tiny_exports, tiny_inputs):
+    from ir.fileio import write_npz
+    write_npz(tmp_path / "in.npz", tiny_inputs)
+    path = tiny_exports["adapter-albert", "torchscript"]["cola"]
+    code, out, err = call(run_cli.main, [path, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "ref.npz"], capsys)
+    assert code == 0, err
+    code, out, err = call(run_cli.main, [path, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "acc.npz",
+                                         "--target", "edge_accel"], capsys)
+    assert code == 0, err
+    assert "functional execution of task cola on edge_accel" in out
+    np.testing.assert_allclose(np.load(tmp_path / "acc.npz")["logits"], np.load(tmp_path / "ref.npz")["logits"],
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--emit", "asm"], "--emit needs --target"),
+    (["--target", "edge_accel", "--emit", "asm"], "--emit and -o go together"),
+    (["--target", "edge_accel", "--requests", "-1"], "--requests must be >= 0"),
+    (["--target", "edge_accel", "--pattern", "zigzag"], "zigzag: no such request trace"),
+    (["--target", "tpu_like", "--quantize", "int4"], "tpu_like does not run int4"),
+])
+def test_bad_backend_options(capsys, argv, message):
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16"] + argv, capsys, message)
