@@ -3,11 +3,11 @@
 The activation arena is emulated byte by byte (one float64 slot per byte,
 each value written at its element stride), so an instruction that reads a
 buffer before its producer wrote it, or a planner that lets two live values
-share bytes, shows up as wrong numbers. Instructions run in the order of
-their simulated start times (ties by program order), so a missing
-dependency shows up too. GEMM chunks fill their output columns from the
-weight-buffer slot their DMA filled; SFU and layout instructions apply the
-op's semantics from the registry. Outputs equal the reference interpreter's
+share bytes, shows up as wrong numbers or an error. Instructions follow their
+simulated times - an instruction reads its operands when it starts, its
+results land when it finishes - so a missing dependency shows up too. GEMM
+chunks fill their output columns from the weight-buffer slot their DMA
+filled; SFU and layout instructions apply the op's registry semantics. Outputs equal the reference interpreter's
 on the same (compressed) module, to floating-point tolerance: that is the
 proof that lowering is correct.
 """
@@ -89,32 +89,50 @@ def execute(program: Program, module: Module, target: Target, inputs: dict[str, 
     slots: list[np.ndarray | None] = [None, None]
     holder: list[tuple | None] = [None, None]  # which chunk each weight-buffer slot holds
     timing = simulate(program, target)
-    order = sorted(range(len(program.instrs)), key=lambda i: (timing.start[i], i))
+    # an instruction reads its operands when it starts and its results land when it finishes
+    events = sorted([(timing.start[i], 1, i) for i in range(len(program.instrs))]
+                    + [(timing.finish[i], 0, i) for i in range(len(program.instrs))])
+    pending: dict[int, object] = {}
     with np.errstate(all="ignore"):
-        for i in order:
+        for _, is_start, i in events:
             ins = program.instrs[i]
             node = graph.nodes[ins.node]
-            if ins.kind == "dma" and ins.slot >= 0:
-                lo, hi = ins.cols
-                operand = value(node.inputs[1])
-                if _weight_product(node):  # a chunk of output columns of the weight
-                    slots[ins.slot] = operand[:, lo:hi]
-                else:  # some heads of attention's second operand
-                    slots[ins.slot] = _batched(operand, node, lo, hi)
-                holder[ins.slot] = (ins.node, ins.cols)
-            elif ins.kind == "gemm":
-                if holder[ins.slot] != (ins.node, ins.cols):
-                    raise ExecutionError(f"instruction {ins.id:04d} ({ins.layer}) reads weight-buffer slot "
-                                         f"{ins.slot} before its transfer arrived (a missing dependency)")
-                _gemm(ins, node, slots[ins.slot], value, arena, address)
+            if is_start:
+                pending[i] = _begin(ins, node, slots, holder, value)
             else:
-                results = get_op(node.op).eval([value(v) for v in node.inputs], node.attrs)
-                for v, r in zip(node.outputs, results):
-                    arena.write(v, address(v), r)
+                _commit(ins, node, pending.pop(i), slots, holder, arena, address)
     out = {}
     for name, v in graph.outputs:
         out[name] = value(v).astype(v.type.dtype.np)
     return out
+
+
+def _begin(ins, node, slots, holder, value):
+    """Read the operands and compute; nothing is written yet."""
+    if ins.kind == "dma" and ins.slot >= 0:
+        lo, hi = ins.cols
+        operand = value(node.inputs[1])
+        if _weight_product(node):  # a chunk of output columns of the weight
+            return operand[:, lo:hi]
+        return _batched(operand, node, lo, hi)  # some heads of attention's second operand
+    if ins.kind == "gemm":
+        if holder[ins.slot] != (ins.node, ins.cols):
+            raise ExecutionError(f"instruction {ins.id:04d} ({ins.layer}) reads weight-buffer slot "
+                                 f"{ins.slot} before its transfer arrived (a missing dependency)")
+        return _gemm(ins, node, slots[ins.slot], value)
+    return get_op(node.op).eval([value(v) for v in node.inputs], node.attrs)
+
+
+def _commit(ins, node, result, slots, holder, arena: "_Arena", address) -> None:
+    if ins.kind == "dma" and ins.slot >= 0:
+        slots[ins.slot] = result
+        holder[ins.slot] = (ins.node, ins.cols)
+    elif ins.kind == "gemm":
+        y, positions = result
+        arena.write(node.output, address(node.output), y, positions)
+    else:
+        for v, r in zip(node.outputs, result):
+            arena.write(v, address(v), r)
 
 
 def _weight_product(node) -> bool:
@@ -130,24 +148,21 @@ def _batched(b: np.ndarray, node, lo: int, hi: int) -> np.ndarray:
     return full[lo:hi]
 
 
-def _gemm(ins, node, stationary, value, arena: _Arena, address) -> None:
+def _gemm(ins, node, stationary, value) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk's results and their flat positions in the output tensor."""
     out = node.output
     lo, hi = ins.cols
     if _weight_product(node):
-        x = value(node.inputs[0])
-        y = np.matmul(x, stationary)
+        y = np.matmul(value(node.inputs[0]), stationary)
         if node.op == "linear" and len(node.inputs) == 3:
             y = y + value(node.inputs[2])[lo:hi]
         n = out.type.shape[-1]
         rows = math.prod(out.type.shape[:-1])
         positions = (np.arange(rows)[:, None] * n + np.arange(lo, hi)[None, :]).reshape(-1)
-        arena.write(out, address(out), y.astype(out.type.dtype.np), positions)
-        return
+        return y.astype(out.type.dtype.np), positions
     a = value(node.inputs[0])
     m, k = a.shape[-2], a.shape[-1]
-    out_batch = out.type.shape[:-2]
-    a3 = np.broadcast_to(a, out_batch + (m, k)).reshape(-1, m, k)[lo:hi]
+    a3 = np.broadcast_to(a, out.type.shape[:-2] + (m, k)).reshape(-1, m, k)[lo:hi]
     y = np.matmul(a3, stationary)
     per = out.type.shape[-2] * out.type.shape[-1]
-    positions = np.arange(lo * per, hi * per)
-    arena.write(out, address(out), y.astype(out.type.dtype.np), positions)
+    return y.astype(out.type.dtype.np), np.arange(lo * per, hi * per)

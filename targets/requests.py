@@ -92,6 +92,7 @@ class StreamResult:
     switches: int
     power_ups: int
     dram_bytes: float
+    by_component: dict[str, float]  # pJ: pe, sfu, each memory (dynamic), leakage (all components)
 
     @property
     def energy_per_inference_pj(self) -> float:
@@ -131,6 +132,10 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
 
     onchip = next((m.name for m in target.on_chip if m.volatile), target.memories[0].name)
     latencies, energy, dram = [], 0.0, 0.0
+    parts: dict[str, float] = {}
+
+    def add(name: str, pj: float) -> None:
+        parts[name] = parts.get(name, 0.0) + pj
     current, free_at, switches, ups = None, 0.0, 0, 0
     per_wake = max(1, int(round(inferences_per_wakeup)))
     for i, r in enumerate(requests):
@@ -143,13 +148,23 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         sim = results[r.task]
         start = max(r.arrival, free_at)
         if not cold and i:  # powered on since the last request: it leaked while idle
-            energy += leak_mw * (start - free_at) * 1e9
+            idle = leak_mw * (start - free_at) * 1e9
+            energy += idle
+            add("leakage", idle)
         service = (cycles + sim.cycles) * cycle_s
         free_at = start + service
         latencies.append(free_at - r.arrival)
-        energy += pj + sim.total_pj + leak_mw * cycles * cycle_s * 1e9  # mW x ns = pJ
+        load_leak = leak_mw * cycles * cycle_s * 1e9  # mW x ns = pJ
+        energy += pj + sim.total_pj + load_leak
+        add("leakage", load_leak)
+        if pj and store is not None:
+            dst = target.level(onchip)
+            add(store.name, nbytes * store.read_pj_per_byte)
+            add(onchip, nbytes * dst.write_pj_per_byte)
+        for k, v in sim.energy.items():
+            add("leakage" if k.startswith("leakage:") else k, v)
         dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
                              if target.level(lvl).off_chip)
         current = r.task
     span = free_at - requests[0].arrival
-    return StreamResult(len(requests), np.array(latencies), energy, span, switches, ups, dram)
+    return StreamResult(len(requests), np.array(latencies), energy, span, switches, ups, dram, parts)

@@ -182,17 +182,8 @@ def builtin_targets() -> list[str]:
 
 def load_target(spec: str) -> Target:
     """A built-in target by name, or a TOML file by path."""
-    if spec in builtin_targets():
-        text = resources.files("targets").joinpath("builtin", f"{spec}.toml").read_text()
-        return parse_target(text, f"{spec}.toml (built-in)")
-    path = Path(spec)
-    if not path.exists():
-        raise TargetError(f"{spec}: no such target file (built-in targets: {', '.join(builtin_targets())})")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise TargetError(f"{spec}: cannot read ({e})") from None
-    return parse_target(text, spec)
+    text, where = target_text(spec)
+    return parse_target(text, where)
 
 
 class _Table:
@@ -262,10 +253,31 @@ def _has_numbers(data: dict) -> bool:
 
 
 def parse_target(text: str, where: str) -> Target:
+    return target_from_dict(target_dict(text, where), where)
+
+
+def target_dict(text: str, where: str) -> dict:
+    """The raw tables of a target file (to edit before `target_from_dict`, as sweeps do)."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise TargetError(f"{where}: not valid TOML ({e})") from None
+
+
+def target_text(spec: str) -> tuple[str, str]:
+    """(TOML text, where) of a built-in target or a target file."""
+    if spec in builtin_targets():
+        return resources.files("targets").joinpath("builtin", f"{spec}.toml").read_text(), f"{spec}.toml (built-in)"
+    path = Path(spec)
+    if not path.exists():
+        raise TargetError(f"{spec}: no such target file (built-in targets: {', '.join(builtin_targets())})")
+    try:
+        return path.read_text(encoding="utf-8"), spec
+    except (OSError, UnicodeDecodeError) as e:
+        raise TargetError(f"{spec}: cannot read ({e})") from None
+
+
+def target_from_dict(data: dict, where: str) -> Target:
     top = _Table(where, data, required_source=False)
     name = top.get("name", str)
     description = top.get("description", str, "")

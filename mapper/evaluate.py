@@ -1,0 +1,207 @@
+"""Evaluating one configuration end to end: model, compression, target, workload -> metrics.
+
+Shared by `aalbert-study` and `aalbert-sweep`. A `ModelSpec` names a model
+family built from the example zoo; `prepared` builds it once for its largest
+task count, canonicalizes, shares and compresses it (cached per process),
+and `subset` keeps the first N tasks with the roles found over all of them
+(a task's adapters stay task-specific when it runs alone). `evaluate`
+plans, allocates (spilling allowed, so DRAM traffic is measured rather
+than refused), lowers, simulates every task and a request stream, and
+returns flat, JSON-friendly metrics. Weights go off chip only when they do
+not fit (as `--spill` after a refusal). `smallest_chip` says how much
+non-volatile and volatile memory would hold a configuration with no
+off-chip traffic, and what it would cost in area and leakage.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+
+from ir.encoding import Role
+from ir.errors import OptionError
+from ir.module import Module
+from passes.allocate import Workload, allocate, default_workload
+from passes.base import PassManager, parse_pipeline
+from passes.compress import BUILTIN_POLICIES, Policy, Rule, apply_policy, load_policy, parse_format
+from targets.memtech import scaled
+from targets.spec import Target, target_dict, target_from_dict, target_text
+
+from .backend import run_backend
+from .frontends import DimSpec
+from .loading import ExampleSpec, load_example
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    family: str = "adapter-albert"
+    tasks: int = 8
+    size: str = "base"
+    bottleneck: int | None = None
+    adapter_placement: str = "shared"
+    policy: str = "edgebert"
+    format: str | None = None          # replaces the number format of every rule of the policy
+    seq_len: int = 128
+    seed: int = 0
+
+
+_CACHE: dict[tuple, Module] = {}
+
+
+def policy_for(spec: ModelSpec) -> Policy:
+    policy = load_policy(spec.policy) if spec.policy not in BUILTIN_POLICIES else BUILTIN_POLICIES[spec.policy]
+    if spec.format is None:
+        return policy
+    fmt = parse_format(spec.format)
+    fmt = None if fmt.name == "f32" else fmt
+    rules = tuple(dataclasses.replace(r, format=fmt) for r in policy.rules) or (Rule(format=fmt),)
+    return Policy(f"{policy.name}/{spec.format}", rules)
+
+
+def prepared(spec: ModelSpec, all_tasks: int | None = None) -> Module:
+    """The family with `all_tasks` tasks (default spec.tasks), canonical, shared and compressed."""
+    n = max(spec.tasks, all_tasks or spec.tasks)
+    key = dataclasses.astuple(dataclasses.replace(spec, tasks=n))
+    if key not in _CACHE:
+        example = ExampleSpec(spec.family, n, spec.size, spec.bottleneck, spec.adapter_placement, seed=spec.seed)
+        module = load_example(example, DimSpec(1, spec.seq_len))
+        module = PassManager(parse_pipeline("canonicalize,share")).run(module)
+        _CACHE.clear()  # one family at a time: base-size modules are large
+        _CACHE[key] = apply_policy(module, policy_for(spec))
+    return subset(_CACHE[key], spec.tasks)
+
+
+def subset(module: Module, n: int) -> Module:
+    """The first n tasks; weights the others alone read are dropped; roles keep their kind."""
+    keep = list(module.graphs)[:n]
+    out = Module()
+    used = {node.attrs["name"].name for t in keep for node in module.graphs[t].nodes if node.op == "weight"}
+    for w in module.weights.values():
+        if w.name not in used:
+            continue
+        role = w.role
+        if role is not None and not role.shared:
+            role = Role(False, tuple(t for t in role.tasks if t in keep), role.uses, role.kind)
+        new = copy.copy(w)
+        new.role, new.placement = role, None
+        out.insert_weight(new)
+    for t in keep:
+        out.add_graph(module.graphs[t].copy())
+    return out
+
+
+def override_target(spec: str, overrides: dict[str, object]) -> Target:
+    """A target with some numbers changed: keys like `compute.array`, `memory.sram.capacity_bytes`."""
+    text, where = target_text(spec)
+    data = target_dict(text, where)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if parts == ["compute", "array"]:
+            data["compute"].update(rows=value, cols=value, macs_per_cycle=value * value)
+        elif parts[0] == "memory" and len(parts) == 3:
+            level = next((m for m in data.get("memory", []) if m.get("name") == parts[1]), None)
+            if level is None:
+                raise OptionError(f"{where} has no memory level '{parts[1]}' (in '{key}')")
+            level[parts[2]] = value
+        elif len(parts) == 2 and isinstance(data.get(parts[0]), dict):
+            data[parts[0]][parts[1]] = value
+        else:
+            raise OptionError(f"cannot set '{key}' in {where}")
+    label = where + "".join(f", {k} = {v}" for k, v in sorted(overrides.items()))
+    return target_from_dict(data, label)
+
+
+def evaluate(module: Module, target: Target, workload: Workload | None = None, requests: int = 50) -> dict:
+    """Place, lower, simulate; metrics of one configuration."""
+    module = module.copy()
+    PassManager(parse_pipeline(f"plan-activations{{activation_bits={target.compute.activation_bits}}}")).run(module)
+    wl = workload or default_workload(module.graphs)
+    try:  # weights go off chip only when they do not fit, as a user would ask with --spill
+        module.allocation = allocate(module, target, wl, spill=False)
+        spilled = False
+    except OptionError:
+        module.allocation = allocate(module, target, wl, spill=True)
+        spilled = True
+    backend = run_backend(module, target, requests=requests)
+    a = module.allocation
+    tasks = list(module.graphs)
+    on_chip = {m.name for m in target.on_chip}
+    used = sum(b for lvl, b in a.usage.items() if lvl in on_chip)
+    stream = backend.stream
+    single = [r.seconds * 1e3 for r in backend.results.values()]
+    metrics = {
+        "tasks": len(tasks),
+        "weight_bytes": sum(w.nbytes for w in module.weights.values()),
+        "shared_bytes": sum(w.nbytes for w in module.weights.values() if w.role.shared),
+        "on_chip_used_bytes": used,
+        "on_chip_capacity_bytes": sum(m.capacity_bytes for m in target.on_chip),
+        "area_mm2": target.area_mm2,
+        "leakage_mw": target.leakage_mw,
+        "dram_bytes_per_inference": a.dram_bytes_per_inference,
+        "dram_bytes_per_switch": sum(wl.mix[t] * b for t, b in a.dram_bytes_per_switch.items()),
+        "dram_bytes_per_power_up": sum(wl.mix[t] * b for t, b in a.dram_bytes_per_cold_start.items()),
+        "latency_ms": sum(single) / len(single),
+        "stream_latency_mean_ms": float(stream.latencies.mean() * 1e3),
+        "stream_latency_p99_ms": stream.percentile(99) * 1e3,
+        "energy_mj": stream.energy_per_inference_pj / 1e9,
+        "power_mw": stream.power_mw,
+        "allocation_gap": a.solution.gap,
+        "spilled": spilled,
+        "fits_on_chip": a.dram_bytes_per_inference == 0 and all(b == 0 for b in a.dram_bytes_per_switch.values()),
+    }
+    for name, pj in sorted(stream.by_component.items()):
+        metrics[f"energy_{name}_mj"] = pj / stream.requests / 1e9
+    return metrics
+
+
+def smallest_chip(module: Module, target: Target, workload: Workload | None = None) -> dict:
+    """Non-volatile and volatile capacity for no off-chip traffic, and what it costs (memtech models)."""
+    from ir.analysis import ALIGN
+
+    m2 = module.copy()
+    PassManager(parse_pipeline(f"plan-activations{{activation_bits={target.compute.activation_bits}}}")).run(m2)
+    wl = workload or default_workload(module.graphs)
+    aligned = [-(-w.nbytes // ALIGN) * ALIGN for w in module.weights.values()]
+    frozen = sum(b for w, b in zip(module.weights.values(), aligned) if w.role.shared or not wl.task_weights_change)
+    mutable = sum(aligned) - frozen
+    arena = max(g.arena.size for g in m2.graphs.values())
+    mhz = target.clock_mhz
+    hetero_rram = scaled("rram", max(frozen, 1), mhz)
+    hetero_sram = scaled("sram", mutable + arena, mhz, 16)
+    all_sram = scaled("sram", frozen + mutable + arena, mhz, 16)
+    return {"frozen_bytes": frozen, "mutable_bytes": mutable, "arena_bytes": arena,
+            "rram_sram_area_mm2": (hetero_rram.area_mm2 if frozen else 0.0) + hetero_sram.area_mm2,
+            "rram_sram_leakage_mw": (hetero_rram.leakage_mw if frozen else 0.0) + hetero_sram.leakage_mw,
+            "sram_only_area_mm2": all_sram.area_mm2, "sram_only_leakage_mw": all_sram.leakage_mw}
+
+
+def mib(n: float) -> float:
+    return n / 2 ** 20
+
+
+def parameter_table(size: str = "base", bottlenecks=(16, 32, 64, 128, 256)) -> list[dict]:
+    """Model-side accounting: per-task parameters and bytes (edgebert) as the adapter choices vary."""
+    rows = []
+    settings = [("adapter-albert", b, "shared", ("adapters", "layernorm", "head")) for b in bottlenecks]
+    settings += [("adapter-albert", 64, "per_layer", ("adapters", "layernorm", "head")),
+                 ("adapter-albert", 64, "shared", ("adapters", "head")),
+                 ("adapter-albert", 64, "shared", ("adapters", "layernorm", "head", "pooler")),
+                 ("albert", None, "shared", ())]
+    for family, b, placement, groups in settings:
+        example = ExampleSpec(family, 2, size, b, placement, groups)
+        module = load_example(example, DimSpec(1, 8))
+        module = PassManager(parse_pipeline("canonicalize,share")).run(module)
+        task = next(iter(module.graphs))
+        own = [w for w in module.weights.values() if not w.role.shared and task in w.role.tasks]
+        shared = [w for w in module.weights.values() if w.role.shared]
+        params = sum(w.numel for w in own)
+        apply_policy(module, BUILTIN_POLICIES["edgebert"])
+        own_bytes = sum(module.weights[w.name].nbytes for w in own)
+        rows.append({"family": family, "bottleneck": b or "-", "adapters": placement if family != "albert" else "-",
+                     "task-specific": "+".join(groups) if groups else "everything",
+                     "shared_params": sum(w.numel for w in shared), "task_params": params,
+                     "task_bytes_edgebert": own_bytes})
+    return rows
+
+
