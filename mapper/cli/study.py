@@ -1,0 +1,96 @@
+"""aalbert-study: ALBERT vs adapter-ALBERT across task counts and memory architectures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ir.errors import OptionError
+
+from ..study import StudyConfig, accounting_rows, configurations, run_study, write_outputs
+from .common import ArgumentParser, main_wrapper, positive_int
+
+DESCRIPTION = """\
+Compile, place and simulate ALBERT fine-tuned per task and adapter-ALBERT for
+1..N tasks on each memory architecture, and write the comparison: study.csv,
+study.md (tables) and figures (PNG and SVG) into the output directory.
+"""
+
+
+def _tasks(text: str) -> list[int]:
+    try:
+        if "-" in text:
+            lo, hi = (int(x) for x in text.split("-"))
+            values = list(range(lo, hi + 1))
+        else:
+            values = sorted({int(x) for x in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a range like 1-8 or a list like 1,2,8, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"task counts must be >= 1, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return names
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="aalbert-study", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = StudyConfig()
+    p.add_argument("--tasks", type=_tasks, default=d.tasks, help="task counts, e.g. 1-8 or 1,4,8 (default: 1-8)")
+    p.add_argument("--families", type=_names, default=d.families, help="adapter-albert,albert (default: both)")
+    p.add_argument("--targets", type=_names, default=d.targets,
+                   help="memory architectures (default: edge_accel,edge_accel_sram,edge_accel_dram)")
+    p.add_argument("--policies", type=_names, default=d.policies, help="compression policies (default: edgebert)")
+    p.add_argument("--size", choices=("base", "tiny"), default=d.size, help="model size (default: base)")
+    p.add_argument("--seq-len", type=positive_int, default=d.seq_len, help="sequence length (default: 128)")
+    p.add_argument("--requests", type=positive_int, default=d.requests,
+                   help="requests in each configuration's stream (default: 50)")
+    p.add_argument("--fixed-tasks", action="store_true",
+                   help="task-specific weights never change after deployment (may then live in RRAM)")
+    p.add_argument("--no-accounting", action="store_true", help="skip the model-side parameter table")
+    p.add_argument("--out", type=Path, default=Path("study"), help="output directory (default: study)")
+    return p
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    from examples.zoo import FAMILIES
+    from targets.spec import load_target
+    from passes.compress import load_policy
+
+    for f in args.families:
+        if f not in FAMILIES:
+            raise OptionError(f"unknown family '{f}' (known: {', '.join(FAMILIES)})")
+    for t in args.targets:
+        load_target(t)
+    for p in args.policies:
+        load_policy(p)
+    if args.out.exists() and not args.out.is_dir():
+        raise OptionError(f"--out {args.out}: exists and is not a directory")
+    cfg = StudyConfig(args.tasks, args.families, args.targets, args.policies, args.size, args.seq_len,
+                      args.requests, args.fixed_tasks, not args.no_accounting)
+    start = time.perf_counter()
+    from tqdm import tqdm
+
+    with tqdm(total=configurations(cfg), desc="configurations", unit="cfg", file=sys.stderr,
+              disable=not sys.stderr.isatty()) as bar:
+        rows = run_study(cfg, bar)
+    paths = write_outputs(rows, cfg, args.out, accounting_rows(cfg))
+    md = (args.out / "study.md").read_text()
+    headline = md.split("\n## ")[1].split("\n\nRatios")[0]
+    print("## " + headline)
+    print()
+    print(f"{len(rows)} configurations in {time.perf_counter() - start:.0f} s; wrote "
+          + ", ".join(str(p) for p in paths))
+    return 0
+
+
+main = main_wrapper("aalbert-study", _main)
