@@ -98,7 +98,11 @@ def override_target(spec: str, overrides: dict[str, object]) -> Target:
     for key, value in overrides.items():
         parts = key.split(".")
         if parts == ["compute", "array"]:
-            data["compute"].update(rows=value, cols=value, macs_per_cycle=value * value)
+            # a square array of value x value MACs; its area and leakage scale with the MAC count
+            c = data["compute"]
+            scale = value * value / (c["rows"] * c["cols"])
+            c.update(rows=value, cols=value, macs_per_cycle=value * value,
+                     area_mm2=c.get("area_mm2", 0.0) * scale, leakage_mw=c.get("leakage_mw", 0.0) * scale)
         elif parts[0] == "memory" and len(parts) == 3:
             level = next((m for m in data.get("memory", []) if m.get("name") == parts[1]), None)
             if level is None:

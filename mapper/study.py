@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,13 @@ def _cell(v):
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
+def _num(x: float) -> str:
+    """Three significant digits without exponents: 93.7, 13.39 -> 13.4, 0.00123."""
+    if x == 0 or abs(x) >= 100:
+        return f"{x:.0f}"
+    return f"{x:.{max(2 - int(math.floor(math.log10(abs(x)))), 0)}f}"
+
+
 def _mb(b: float) -> str:
     return f"{b / 1e6:.2f} MB"
 
@@ -105,8 +113,8 @@ def markdown(rows: list[dict], cfg: StudyConfig, accounting: list[dict] | None) 
             out.append(f"| {r['target']} | {FAMILY_LABEL[r['family']]} | {_mb(r['on_chip_used_bytes'])} | "
                        f"{r['area_mm2']:.2f} mm² | {_mb(r['dram_bytes_per_inference'])} | "
                        f"{_mb(r['dram_bytes_per_switch'])} | {_mb(r['dram_bytes_per_power_up'])} | "
-                       f"{r['latency_ms']:.1f} ms | {r['stream_latency_mean_ms']:.1f} / "
-                       f"{r['stream_latency_p99_ms']:.1f} ms | {r['energy_mj']:.2f} mJ | {r['power_mw']:.0f} mW |")
+                       f"{_num(r['latency_ms'])} ms | {_num(r['stream_latency_mean_ms'])} / "
+                       f"{_num(r['stream_latency_p99_ms'])} ms | {_num(r['energy_mj'])} mJ | {_num(r['power_mw'])} mW |")
         out += ["", f"Ratios adapter-ALBERT / ALBERT at {most} tasks:", "",
                 "| memory | energy | latency | on-chip memory used | DRAM per inference | DRAM per task switch |",
                 "|---|---:|---:|---:|---:|---:|"]

@@ -326,7 +326,8 @@ def _does_not_fit(module: Module, target: Target, problem: Problem, builder: Bui
         f"allocate: the weights do not fit {target.name}: they need {need:,} bytes, the on-chip memories that "
         f"may hold them ({', '.join(f'{k} {v:,}' for k, v in on_chip.items()) or 'none'}) leave {max(cap, 0):,} after "
         f"the {builder.arena_bytes:,}-byte activation arena, so {need - max(cap, 0):,} bytes are over; the "
-        f"largest weights: {names}; use --spill to keep weights off chip")
+        f"largest weights: {names}; "
+        + ("the off-chip memories cannot take the rest either" if builder.spill else "use --spill to keep weights off chip"))
 
 
 def allocate(module: Module, target: Target, workload: Workload, spill: bool = False,

@@ -1,0 +1,77 @@
+"""aalbert-sweep: a design-space sweep from a TOML file; cached, resumable, parallel, Dask-ready."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ir.errors import OptionError
+from ir.fileio import atomic_writer
+
+from ..study import csv_text
+from ..sweep import METRICS, load_sweep, pareto, run_sweep
+from .common import ArgumentParser, main_wrapper, positive_int
+
+DESCRIPTION = """\
+Evaluate every point of a design space (target numbers, compression, model and
+workload choices; see mapper/sweep.py for the file format) and list the Pareto
+front of energy, area and latency. Points are cached in the cache directory by
+a hash of their inputs: run the same command again to resume an interrupted
+sweep. Writes sweep.csv, sweep.md and pareto.png/.svg into the output directory.
+"""
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="aalbert-sweep", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", metavar="SWEEP.toml", help="the sweep file")
+    p.add_argument("--out", type=Path, help="output directory (default: <config name>_sweep)")
+    p.add_argument("--cache", type=Path, help="cache directory (default: <output directory>/cache)")
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                   help="local worker processes (default: every core)")
+    p.add_argument("--cluster", metavar="ADDRESS", help="run the points on a Dask scheduler, e.g. tcp://host:8786")
+    return p
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    sweep = load_sweep(args.config)
+    out = args.out or Path(args.config).with_suffix("").with_name(Path(args.config).stem + "_sweep")
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out {out}: exists and is not a directory")
+    cache = args.cache or out / "cache"
+    from tqdm import tqdm
+
+    with tqdm(total=len(sweep.points), desc="points", unit="pt", file=sys.stderr) as bar:
+        rows, computed = run_sweep(sweep, cache, args.jobs, args.cluster, bar)
+    front = pareto(rows)
+    feasible = [r for r in rows if r["feasible"]]
+    if not feasible:
+        raise OptionError(f"{args.config}: no point of the sweep can be mapped; first reason: {rows[0]['reason']}")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(out / "sweep.csv") as f:
+        f.write(csv_text(rows).encode())
+    names = list(sweep.parameters)
+    lines = [f"# Sweep `{args.config}`", "", f"{len(rows)} points; Pareto front of {', '.join(METRICS)} "
+             f"(all minimized): {len(front)} points." + (f" {len(rows) - len(feasible)} point(s) cannot be mapped "
+             "(see the reason column of sweep.csv)." if len(feasible) < len(rows) else ""), "",
+             "| " + " | ".join(names + ["energy (mJ)", "area (mm²)", "latency (ms)", "DRAM per inference (MB)"]) + " |",
+             "|" + "---|" * len(names) + "---:|---:|---:|---:|"]
+    for r in sorted(front, key=lambda r: (r["energy_mj"], r["area_mm2"], r["latency_ms"])):
+        lines.append("| " + " | ".join(str(r[n]) for n in names) + f" | {r['energy_mj']:.3f} | {r['area_mm2']:.2f} | "
+                     f"{r['latency_ms']:.2f} | {r['dram_bytes_per_inference'] / 1e6:.2f} |")
+    with atomic_writer(out / "sweep.md") as f:
+        f.write(("\n".join(lines) + "\n").encode())
+    from ..plots import pareto_figure
+    pareto_figure(feasible, front, out / "pareto")
+    print("\n".join(lines))
+    print(f"\n{computed} point(s) computed, {len(rows) - computed} from the cache; wrote {out}/sweep.csv, "
+          f"{out}/sweep.md, {out}/pareto.png, {out}/pareto.svg")
+    return 0
+
+
+main = main_wrapper("aalbert-sweep", _main)
+
+if __name__ == "__main__":
+    sys.exit(main())

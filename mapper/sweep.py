@@ -1,0 +1,234 @@
+"""Design-space sweeps: the cross product of parameters, each point evaluated once, cached, in parallel.
+
+A sweep file:
+
+    [sweep]                       # the fixed part (defaults shown)
+    target = "edge_accel"
+    family = "adapter-albert"
+    tasks = 8
+    size = "base"
+    seq_len = 128
+    policy = "edgebert"
+    requests = 20
+
+    [parameters]                  # each a non-empty list; the sweep is their cross product
+    "memory.rram.capacity_bytes" = [4194304, 8388608]
+    "memory.sram.capacity_bytes" = [2097152, 4194304]
+    "compute.array" = [16, 32]                         # an N x N array; area and leakage per MAC kept
+    "model.bottleneck" = [32, 64, 128]
+    "compression.policy" = ["edgebert", "none"]
+    "compression.format" = ["afloat8", "int8"]
+    "workload.switch_rate" = [0.1, 1.0]
+
+Parameters are target numbers (`<table>.<key>`, `memory.<level>.<key>`,
+`compute.array`), model choices (`model.bottleneck`, `model.tasks`,
+`model.family`, `model.adapter_placement`, `model.seq_len`), compression
+(`compression.policy`, `compression.format`) and workload
+(`workload.switch_rate`, `workload.inferences_per_wakeup`). Every point's
+result is cached in a JSON file named by the hash of everything that
+determines it (the fixed part, the point and the compiler's own sources), so
+an interrupted sweep resumes with the missing points. A point that cannot be
+mapped (say, activations larger than every memory) is recorded as infeasible
+with the reason and left out of the Pareto front.
+Points run on local processes (`jobs`), or on a Dask cluster. The Pareto
+front minimizes energy per inference, area and latency together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ir.errors import AalbertError
+from ir.fileio import atomic_writer
+from passes.allocate import Workload, default_workload
+
+from .evaluate import ModelSpec, evaluate, override_target, prepared
+
+
+class SweepError(AalbertError):
+    """A sweep file that cannot be run."""
+
+
+BASE_KEYS = {"target": str, "family": str, "tasks": int, "size": str, "seq_len": int, "policy": str,
+             "requests": int}
+MODEL_KEYS = {"bottleneck": int, "tasks": int, "family": str, "adapter_placement": str, "seq_len": int}
+COMPRESSION_KEYS = {"policy": str, "format": str}
+WORKLOAD_KEYS = {"switch_rate": float, "inferences_per_wakeup": float}
+METRICS = ("energy_mj", "area_mm2", "latency_ms")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    path: str
+    base: dict
+    parameters: dict[str, list]
+    points: list[dict] = field(default_factory=list)
+
+
+def load_sweep(path: str) -> Sweep:
+    p = Path(path)
+    if not p.exists():
+        raise SweepError(f"{path}: no such sweep file")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
+        raise SweepError(f"{path}: not valid TOML ({e})") from None
+    extra = set(data) - {"sweep", "parameters"}
+    if extra:
+        raise SweepError(f"{path}: unknown table '{sorted(extra)[0]}' (a sweep has [sweep] and [parameters])")
+    base = {"target": "edge_accel", "family": "adapter-albert", "tasks": 8, "size": "base", "seq_len": 128,
+            "policy": "edgebert", "requests": 20}
+    for key, value in data.get("sweep", {}).items():
+        if key not in BASE_KEYS:
+            raise SweepError(f"{path}: [sweep]: unknown key '{key}' (keys: {', '.join(sorted(BASE_KEYS))})")
+        _check_type(path, f"[sweep] {key}", value, BASE_KEYS[key])
+        base[key] = value
+    params = data.get("parameters")
+    if not isinstance(params, dict) or not params:
+        raise SweepError(f"{path}: no [parameters] to sweep")
+    for key, values in params.items():
+        kind = _kind(path, key, base)
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"{path}: [parameters] '{key}': expected a non-empty list of values")
+        for v in values:
+            _check_type(path, f"[parameters] '{key}'", v, kind)
+    names = sorted(params)
+    points = [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
+    sweep = Sweep(str(path), base, {n: params[n] for n in names}, points)
+    for point in points:  # every target override must make a valid target (errors name the file and key)
+        try:
+            override_target(base["target"], _target_part(point))
+        except AalbertError as e:
+            raise SweepError(f"{path}: [parameters]: {e}") from None
+    return sweep
+
+
+def _check_type(path, where, value, kind) -> None:
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if kind is float else \
+        (isinstance(value, kind) and not isinstance(value, bool)) if kind is int else isinstance(value, kind)
+    if not ok:
+        raise SweepError(f"{path}: {where}: {value!r} is not {'a number' if kind is float else kind.__name__}")
+
+
+def _kind(path: str, key: str, base: dict):
+    head, _, rest = key.partition(".")
+    if head == "model" and rest in MODEL_KEYS:
+        return MODEL_KEYS[rest]
+    if head == "compression" and rest in COMPRESSION_KEYS:
+        return COMPRESSION_KEYS[rest]
+    if head == "workload" and rest in WORKLOAD_KEYS:
+        return WORKLOAD_KEYS[rest]
+    if head in ("model", "compression", "workload") or not rest:
+        raise SweepError(f"{path}: [parameters]: unknown parameter '{key}'")
+    if key == "compute.array" or key.endswith(("capacity_bytes", "rows", "cols", "macs_per_cycle", "banks",
+                                                "activation_bits", "input_buffer_bytes", "elements_per_cycle",
+                                                "word_bits")):
+        return int
+    if key.endswith(("dataflow", "zero_skipping", "model", "technology", "matmul_format")):
+        return str
+    return float
+
+
+def _target_part(point: dict) -> dict:
+    return {k: v for k, v in point.items() if k.split(".")[0] not in ("model", "compression", "workload")}
+
+
+@functools.cache
+def code_hash() -> str:
+    """A hash of the compiler's own sources and built-in files: a cached point is stale once they change."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for pkg in ("ir", "passes", "targets", "mapper", "examples"):
+        for f in sorted((root / pkg).rglob("*")):
+            if f.suffix in (".py", ".toml", ".lark") and "__pycache__" not in f.parts:
+                h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def point_key(sweep: Sweep, point: dict) -> str:
+    blob = json.dumps({"base": sweep.base, "point": point, "code": code_hash()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def evaluate_point(base: dict, point: dict) -> dict:
+    """One point's metrics; a point that cannot be mapped at all is recorded, not fatal to the sweep."""
+    try:
+        return {"feasible": True, **_evaluate_point(base, point)}
+    except AalbertError as e:
+        return {"feasible": False, "reason": str(e)}
+
+
+def _evaluate_point(base: dict, point: dict) -> dict:
+    model = {k.split(".", 1)[1]: v for k, v in point.items() if k.startswith("model.")}
+    comp = {k.split(".", 1)[1]: v for k, v in point.items() if k.startswith("compression.")}
+    spec = ModelSpec(family=model.get("family", base["family"]), tasks=model.get("tasks", base["tasks"]),
+                     size=base["size"], bottleneck=model.get("bottleneck"),
+                     adapter_placement=model.get("adapter_placement", "shared"),
+                     policy=comp.get("policy", base["policy"]), format=comp.get("format"),
+                     seq_len=model.get("seq_len", base["seq_len"]))
+    module = prepared(spec)
+    target = override_target(base["target"], _target_part(point))
+    wl = default_workload(module.graphs)
+    for k, v in point.items():
+        if k.startswith("workload."):
+            wl = dataclasses.replace(wl, **{k.split(".", 1)[1]: v})
+    return evaluate(module, target, wl, base["requests"])
+
+
+def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster: str | None = None, progress=None) -> tuple[list[dict], int]:
+    """Evaluate every point not cached yet; returns (rows, points computed now)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    todo = [(point_key(sweep, p), p) for p in sweep.points]
+    missing = [(k, p) for k, p in todo if not (cache / f"{k}.json").exists()]
+    if progress is not None:
+        progress.update(len(todo) - len(missing))
+
+    def done(key: str, point: dict, metrics: dict) -> None:
+        with atomic_writer(cache / f"{key}.json") as f:
+            f.write((json.dumps({"point": point, "metrics": metrics}, sort_keys=True) + "\n").encode())
+        if progress is not None:
+            progress.update(1)
+
+    if missing and cluster:
+        from distributed import Client, as_completed
+
+        with Client(cluster) as client:
+            futures = {client.submit(evaluate_point, sweep.base, p, pure=False): (k, p) for k, p in missing}
+            for fut in as_completed(futures):
+                k, p = futures[fut]
+                done(k, p, fut.result())
+    elif missing and jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed as done_first
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(evaluate_point, sweep.base, p): (k, p) for k, p in missing}
+            for fut in done_first(futures):
+                k, p = futures[fut]
+                done(k, p, fut.result())
+    else:
+        for k, p in missing:
+            done(k, p, evaluate_point(sweep.base, p))
+    rows = []
+    for k, p in todo:
+        data = json.loads((cache / f"{k}.json").read_text())
+        rows.append({**p, **data["metrics"]})
+    return rows, len(missing)
+
+
+def pareto(rows: list[dict], metrics=METRICS) -> list[dict]:
+    """The feasible points no other point beats or matches in every metric while beating it in one."""
+    rows = [r for r in rows if r.get("feasible", True)]
+    front = []
+    for r in rows:
+        dominated = any(all(q[m] <= r[m] for m in metrics) and any(q[m] < r[m] for m in metrics)
+                        for q in rows if q is not r)
+        if not dominated:
+            front.append(r)
+    return front

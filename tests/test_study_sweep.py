@@ -1,0 +1,218 @@
+"""The study and design-space sweeps: outputs, reproducibility, resuming, Dask, and bad sweep files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from mapper.cli import study as study_cli
+from mapper.cli import sweep as sweep_cli
+from mapper.sweep import load_sweep, pareto, run_sweep
+
+from .test_cli import assert_clean_error, call
+
+STUDY_ARGS = ["--size", "tiny", "--tasks", "1,2", "--seq-len", "16", "--requests", "4"]
+OUTPUTS = ("study.csv", "study.md", "study_vs_tasks.png", "study_vs_tasks.svg", "study_energy_breakdown.png",
+           "study_energy_breakdown.svg")
+
+SWEEP = """\
+[sweep]
+size = "tiny"
+tasks = 2
+seq_len = 16
+requests = 4
+
+[parameters]
+"memory.sram.capacity_bytes" = [1048576, 4194304]
+"compression.format" = ["afloat8", "int8"]
+"model.bottleneck" = [4, 8]
+"""
+
+
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory):
+    """The tiny study, run twice into two directories."""
+    outs = [tmp_path_factory.mktemp(f"study{i}") / "out" for i in range(2)]
+    for out in outs:
+        assert study_cli.main(STUDY_ARGS + ["--out", str(out)]) == 0
+    return outs
+
+
+def test_study_writes_every_output(study_run):
+    out = study_run[0]
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "study_vs_tasks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = ET.parse(out / "study_vs_tasks.svg").getroot()
+    assert svg.tag.endswith("svg")
+    text = (out / "study_vs_tasks.svg").read_text()
+    for label in ("number of tasks", "mJ", "mm"):  # axes carry units
+        assert label in text, label
+
+
+def test_study_table_compares_families_on_every_memory(study_run):
+    rows = list(csv.DictReader(io.StringIO((study_run[0] / "study.csv").read_text())))
+    # 2 families x 3 memory variants x 2 task counts x 1 policy
+    assert len(rows) == 12
+    key = {(r["family"], r["target"], int(r["tasks"])): r for r in rows}
+    for target in ("edge_accel", "edge_accel_sram", "edge_accel_dram"):
+        one, two = key["adapter-albert", target, 1], key["adapter-albert", target, 2]
+        a, b = key["adapter-albert", target, 2], key["albert", target, 2]
+        # a second fine-tuned copy costs a whole model; a second adapter task only its own weights
+        assert int(b["weight_bytes"]) - int(key["albert", target, 1]["weight_bytes"]) > \
+            int(two["weight_bytes"]) - int(one["weight_bytes"])
+        assert a["shared_bytes"] == one["shared_bytes"] and int(a["shared_bytes"]) > 0
+        assert int(b["shared_bytes"]) < int(a["shared_bytes"])
+    md = (study_run[0] / "study.md").read_text()
+    assert "## 2 tasks, `edgebert` compression" in md
+    assert "| edge_accel | adapter-ALBERT |" in md and "| edge_accel_dram | ALBERT |" in md
+    assert "Smallest chip with no off-chip traffic" in md and "## Assumptions" in md
+    assert "`aalbert-study --tasks 1-2 --size tiny --seq-len 16 --requests 4`" in md
+
+
+def test_study_outputs_are_byte_identical_across_runs(study_run):
+    for name in OUTPUTS:
+        assert (study_run[0] / name).read_bytes() == (study_run[1] / name).read_bytes(), name
+
+
+def test_study_rejects_bad_options(tmp_path, capsys):
+    assert_clean_error(study_cli.main, ["--targets", "nowhere"], capsys, "nowhere")
+    assert_clean_error(study_cli.main, ["--families", "gpt"], capsys, "unknown family 'gpt'")
+    assert_clean_error(study_cli.main, ["--tasks", "0-3"], capsys, "task counts must be >= 1")
+    (tmp_path / "file").write_text("x")
+    assert_clean_error(study_cli.main, ["--out", tmp_path / "file"], capsys, "not a directory")
+    assert (tmp_path / "file").read_text() == "x"
+
+
+# --- sweeps -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sweep_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sweep") / "space.toml"
+    path.write_text(SWEEP)
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_rows(sweep_file, tmp_path_factory):
+    """The whole sweep computed locally in this process, once."""
+    rows, computed = run_sweep(load_sweep(str(sweep_file)), tmp_path_factory.mktemp("cache"), jobs=1)
+    assert computed == 8
+    return rows
+
+
+def test_sweep_points_differ_where_their_parameters_do(local_rows):
+    assert len(local_rows) == 8 and all(r["feasible"] for r in local_rows)
+    by = {(r["memory.sram.capacity_bytes"], r["compression.format"], r["model.bottleneck"]): r for r in local_rows}
+    small, big = by[1048576, "afloat8", 8], by[4194304, "afloat8", 8]
+    assert big["area_mm2"] > small["area_mm2"] and big["leakage_mw"] > small["leakage_mw"]
+    assert by[1048576, "afloat8", 4]["weight_bytes"] < small["weight_bytes"]  # smaller adapters
+    assert by[1048576, "int8", 8]["energy_pe_mj"] != small["energy_pe_mj"]  # another MAC energy
+
+
+def test_pareto_front_is_the_nondominated_set(local_rows):
+    front = pareto(local_rows)
+    assert front
+    keys = ("energy_mj", "area_mm2", "latency_ms")
+    for r in local_rows:
+        beaten = any(all(q[k] <= r[k] for k in keys) and any(q[k] < r[k] for k in keys) for q in local_rows)
+        assert (r in front) == (not beaten)
+    worse = dict(front[0], energy_mj=front[0]["energy_mj"] * 2, feasible=True)
+    assert worse not in pareto(local_rows + [worse])
+    assert pareto([dict(front[0], feasible=False)]) == []
+
+
+def test_killed_sweep_resumes_with_only_the_missing_points(sweep_file, tmp_path, local_rows):
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    cmd = [sys.executable, "-m", "mapper.cli.sweep", str(sweep_file), "--jobs", "1", "--cache", str(cache),
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(cache.glob("*.json"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    cached = len(list(cache.glob("*.json")))
+    assert 2 <= cached < 8, "the sweep should have been killed part-way"
+    for path in cache.glob("*.json"):  # written atomically: a killed sweep leaves no half-written point
+        json.loads(path.read_text())
+    rows, computed = run_sweep(load_sweep(str(sweep_file)), cache, jobs=1)
+    assert computed == 8 - cached
+    assert rows == local_rows
+    _, again = run_sweep(load_sweep(str(sweep_file)), cache, jobs=1)
+    assert again == 0
+
+
+def test_sweep_on_a_dask_cluster_matches_the_local_run(sweep_file, tmp_path, local_rows):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) \
+            as cluster:
+        rows, computed = run_sweep(load_sweep(str(sweep_file)), tmp_path / "cache", cluster=cluster.scheduler_address)
+    assert computed == 8
+    assert rows == local_rows
+
+
+def test_sweep_command_writes_front_table_and_figure(sweep_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = call(sweep_cli.main, [sweep_file, "--jobs", "2", "--out", out], capsys)
+    assert code == 0, err
+    assert "8 point(s) computed, 0 from the cache" in stdout
+    for name in ("sweep.csv", "sweep.md", "pareto.png", "pareto.svg"):
+        assert (out / name).stat().st_size > 0
+    assert len((out / "sweep.csv").read_text().splitlines()) == 9
+    first = (out / "sweep.md").read_bytes()
+    code, stdout, _ = call(sweep_cli.main, [sweep_file, "--out", out], capsys)
+    assert code == 0 and "0 point(s) computed, 8 from the cache" in stdout
+    assert (out / "sweep.md").read_bytes() == first
+
+
+def test_infeasible_points_are_recorded_not_fatal(tmp_path):
+    path = tmp_path / "tight.toml"
+    path.write_text('[sweep]\nsize = "tiny"\ntasks = 1\nseq_len = 16\nrequests = 2\ntarget = "edge_accel_sram"\n'
+                    '[parameters]\n"memory.sram.capacity_bytes" = [64, 12582912]\n"memory.dram.capacity_bytes" = [64]\n')
+    rows, _ = run_sweep(load_sweep(str(path)), tmp_path / "cache", jobs=1)
+    tight, roomy = sorted(rows, key=lambda r: r["memory.sram.capacity_bytes"])
+    assert roomy["feasible"] and not tight["feasible"]
+    assert "do not fit" in tight["reason"] and "off-chip memories cannot take the rest" in tight["reason"]
+    assert pareto(rows) == [roomy]
+
+
+BAD_SWEEPS = [
+    ('[parameters]\n"model.colour" = [1]\n', "unknown parameter 'model.colour'"),
+    ('[parameters]\n"model.bottleneck" = []\n', "'model.bottleneck': expected a non-empty list"),
+    ('[parameters]\n"model.bottleneck" = 8\n', "'model.bottleneck': expected a non-empty list"),
+    ('[parameters]\n"model.bottleneck" = ["big"]\n', "'big' is not int"),
+    ('[parameters]\n"workload.switch_rate" = [true]\n', "True is not a number"),
+    ('[parameters]\n"memory.sram.capacity_bytes" = [1.5]\n', "1.5 is not int"),
+    ('[parameters]\n"memory.flash.capacity_bytes" = [1]\n', "no memory level 'flash'"),
+    ('[parameters]\n"memory.sram.capacity_bytes" = [-4]\n', "capacity_bytes"),
+    ('[parameters]\n"compute.colour" = [1.0]\n', "compute.colour"),
+    ('[sweep]\ncolour = 1\n[parameters]\n"model.bottleneck" = [8]\n', "[sweep]: unknown key 'colour'"),
+    ('[sweep]\ntasks = "8"\n[parameters]\n"model.bottleneck" = [8]\n', "[sweep] tasks: '8' is not int"),
+    ('[sweep]\ntasks = 2\n', "no [parameters] to sweep"),
+    ('[sweeps]\n', "unknown table 'sweeps'"),
+    ('[parameters\n', "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text,match", BAD_SWEEPS, ids=[m for _, m in BAD_SWEEPS])
+def test_bad_sweep_files_fail_in_one_line(tmp_path, capsys, text, match):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    line = assert_clean_error(sweep_cli.main, [path, "--out", tmp_path / "out"], capsys, match,
+                              must_not_exist=[tmp_path / "out"])
+    assert str(path) in line
+
+
+def test_missing_sweep_file_fails_in_one_line(tmp_path, capsys):
+    assert_clean_error(sweep_cli.main, [tmp_path / "none.toml"], capsys, "no such sweep file")
