@@ -30,9 +30,13 @@ def save(fig, stem: Path) -> list[Path]:
 
 
 def lines_vs_tasks(series: dict[str, list[tuple[int, float]]], ax, ylabel: str, title: str) -> None:
+    drawn = []
     for label, points in series.items():
         xs, ys = zip(*sorted(points))
-        ax.plot(xs, ys, marker="o", markersize=3, label=label)
+        # a line on top of an earlier one is dashed, so both stay visible
+        style = "--" if (xs, ys) in drawn else "-"
+        ax.plot(xs, ys, marker="o", markersize=3, linestyle=style, label=label)
+        drawn.append((xs, ys))
     ax.set_xlabel("number of tasks")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

@@ -56,11 +56,13 @@ def _main(argv) -> int:
     lines = [f"# Sweep `{args.config}`", "", f"{len(rows)} points; Pareto front of {', '.join(METRICS)} "
              f"(all minimized): {len(front)} points." + (f" {len(rows) - len(feasible)} point(s) cannot be mapped "
              "(see the reason column of sweep.csv)." if len(feasible) < len(rows) else ""), "",
-             "| " + " | ".join(names + ["energy (mJ)", "area (mm²)", "latency (ms)", "DRAM per inference (MB)"]) + " |",
-             "|" + "---|" * len(names) + "---:|---:|---:|---:|"]
+             "| " + " | ".join(names + ["energy (mJ)", "area (mm²)", "latency (ms)", "DRAM per inference (MB)",
+                                         "DRAM per task switch (MB)"]) + " |",
+             "|" + "---|" * len(names) + "---:|---:|---:|---:|---:|"]
     for r in sorted(front, key=lambda r: (r["energy_mj"], r["area_mm2"], r["latency_ms"])):
         lines.append("| " + " | ".join(str(r[n]) for n in names) + f" | {r['energy_mj']:.3f} | {r['area_mm2']:.2f} | "
-                     f"{r['latency_ms']:.2f} | {r['dram_bytes_per_inference'] / 1e6:.2f} |")
+                     f"{r['latency_ms']:.2f} | {r['dram_bytes_per_inference'] / 1e6:.2f} | "
+                     f"{r['dram_bytes_per_switch'] / 1e6:.2f} |")
     with atomic_writer(out / "sweep.md") as f:
         f.write(("\n".join(lines) + "\n").encode())
     from ..plots import pareto_figure
