@@ -182,11 +182,18 @@ def _evaluate_point(base: dict, point: dict) -> dict:
     return evaluate(module, target, wl, base["requests"])
 
 
-def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster: str | None = None, progress=None) -> tuple[list[dict], int]:
-    """Evaluate every point not cached yet; returns (rows, points computed now)."""
-    cache.mkdir(parents=True, exist_ok=True)
+def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=None) -> tuple[list[dict], int]:
+    """Evaluate every point not cached yet; returns (rows, points computed now).
+
+    `cluster` is a Dask scheduler address or a connected `distributed.Client`.
+    """
     todo = [(point_key(sweep, p), p) for p in sweep.points]
     missing = [(k, p) for k, p in todo if not (cache / f"{k}.json").exists()]
+    client = connect(cluster) if isinstance(cluster, str) else cluster
+    if client is not None and not missing:
+        client.close()
+        client = None
+    cache.mkdir(parents=True, exist_ok=True)
     if progress is not None:
         progress.update(len(todo) - len(missing))
 
@@ -196,10 +203,10 @@ def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster: str | None = No
         if progress is not None:
             progress.update(1)
 
-    if missing and cluster:
-        from distributed import Client, as_completed
+    if client is not None:
+        from distributed import as_completed
 
-        with Client(cluster) as client:
+        with client:
             futures = {client.submit(evaluate_point, sweep.base, p, pure=False): (k, p) for k, p in missing}
             for fut in as_completed(futures):
                 k, p = futures[fut]
@@ -220,6 +227,16 @@ def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster: str | None = No
         data = json.loads((cache / f"{k}.json").read_text())
         rows.append({**p, **data["metrics"]})
     return rows, len(missing)
+
+
+def connect(address: str, timeout: float = 10.0):
+    """A Dask client for the scheduler at `address`, or one clear error."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, ValueError, TimeoutError) as e:
+        raise SweepError(f"--cluster {address}: cannot reach a Dask scheduler ({e})") from None
 
 
 def pareto(rows: list[dict], metrics=METRICS) -> list[dict]:

@@ -216,3 +216,8 @@ def test_bad_sweep_files_fail_in_one_line(tmp_path, capsys, text, match):
 
 def test_missing_sweep_file_fails_in_one_line(tmp_path, capsys):
     assert_clean_error(sweep_cli.main, [tmp_path / "none.toml"], capsys, "no such sweep file")
+
+
+def test_unreachable_cluster_fails_in_one_line(sweep_file, tmp_path, capsys):
+    assert_clean_error(sweep_cli.main, [sweep_file, "--cluster", "nowhere", "--out", tmp_path / "out"], capsys,
+                       "--cluster nowhere: cannot reach a Dask scheduler", must_not_exist=[tmp_path / "out"])

@@ -11,7 +11,7 @@ from ir.errors import OptionError
 from ir.fileio import atomic_writer
 
 from ..study import csv_text
-from ..sweep import METRICS, load_sweep, pareto, run_sweep
+from ..sweep import METRICS, connect, load_sweep, pareto, run_sweep
 from .common import ArgumentParser, main_wrapper, positive_int
 
 DESCRIPTION = """\
@@ -41,10 +41,11 @@ def _main(argv) -> int:
     if out.exists() and not out.is_dir():
         raise OptionError(f"--out {out}: exists and is not a directory")
     cache = args.cache or out / "cache"
+    client = connect(args.cluster) if args.cluster else None
     from tqdm import tqdm
 
     with tqdm(total=len(sweep.points), desc="points", unit="pt", file=sys.stderr) as bar:
-        rows, computed = run_sweep(sweep, cache, args.jobs, args.cluster, bar)
+        rows, computed = run_sweep(sweep, cache, args.jobs, client, bar)
     front = pareto(rows)
     feasible = [r for r in rows if r["feasible"]]
     if not feasible:
