@@ -66,7 +66,48 @@ def afloat_magnitudes(bits: int, exp_bits: int, bias: int) -> np.ndarray:
     return mags
 
 
+CHUNK = 1 << 18
+
+
 def afloat_encode(w: np.ndarray, bits: int, exp_bits: int, bias: int) -> np.ndarray:
+    m = bits - 1 - exp_bits
+    if w.dtype in (np.float32, np.float16) and bits <= 8 and m >= 1 and -100 < bias < 100:
+        flat = np.ascontiguousarray(w).reshape(-1)
+        out = np.empty(flat.shape, dtype=np.uint8)
+        for i in range(0, flat.size, CHUNK):  # in chunks: temporaries stay small and in cache
+            out[i:i + CHUNK] = _afloat_encode_bits(flat[i:i + CHUNK], bits, exp_bits, bias)
+        return out.reshape(w.shape)
+    return afloat_encode_search(w, bits, exp_bits, bias)
+
+
+def _afloat_encode_bits(w: np.ndarray, bits: int, exp_bits: int, bias: int) -> np.ndarray:
+    """The nearest code by rounding float32 bit patterns: linear time, the same codes as the search.
+
+    Rounding the 23-bit float32 mantissa to m bits, ties to even, is rounding to the nearest
+    representable value among those with the same exponent (a carry moves to the next exponent);
+    an even mantissa is an even code. Below the smallest non-zero magnitude the choice is between it
+    and zero (ties to zero, the even code); above the largest, codes saturate.
+    """
+    m = bits - 1 - exp_bits
+    top = (1 << (bits - 1)) - 1
+    mags = afloat_magnitudes(bits, exp_bits, bias).astype(np.float32)
+    x = np.abs(w.astype(np.float32, copy=False))
+    u = x.view(np.uint32)
+    shift = np.uint32(23 - m)
+    # ties to even: add half an ulp of the target, less one, plus the target's lowest kept bit
+    rounded = (u + np.uint32((1 << (22 - m)) - 1) + ((u >> shift) & np.uint32(1))) >> shift
+    # code = (float32 exponent - 127 - bias) << m | mantissa = rounded - ((127 + bias) << m)
+    codes = rounded.view(np.int32) - np.int32((127 + bias) << m)
+    np.clip(codes, 0, top, out=codes)
+    codes = np.where(x < mags[1], (x > mags[1] / 2).astype(np.int32), codes)
+    codes = np.where(x <= mags[top], codes, top)  # saturate: above the largest magnitude, and NaN
+    out = codes.astype(np.uint8)
+    out |= (np.signbit(w) & (out != 0)).view(np.uint8) << np.uint8(bits - 1)
+    return out
+
+
+def afloat_encode_search(w: np.ndarray, bits: int, exp_bits: int, bias: int) -> np.ndarray:
+    """The nearest code by searching the sorted magnitudes (any format, any dtype)."""
     mags = afloat_magnitudes(bits, exp_bits, bias)
     order = np.argsort(mags, kind="stable")  # ascending magnitude: code 0, then codes 1.. in order
     # float32 is exact here (grid points and their midpoints have few significant bits; a difference
@@ -79,7 +120,7 @@ def afloat_encode(w: np.ndarray, bits: int, exp_bits: int, bias: int) -> np.ndar
     d_lo, d_hi = x - grid[lo], grid[hi] - x
     pick_hi = (d_hi < d_lo) | ((d_hi == d_lo) & (order[hi] % 2 == 0) & (order[lo] % 2 == 1))
     idx = np.where(pick_hi, hi, lo)
-    idx = np.where(x >= grid[-1], len(grid) - 1, idx)  # saturate
+    idx = np.where(x < grid[-1], idx, len(grid) - 1)  # saturate: above the largest magnitude, and NaN
     codes = order[idx].astype(np.int64)
     sign = (np.signbit(w) & (codes != 0)).astype(np.int64) << (bits - 1)
     return (codes | sign).astype(np.uint8 if bits <= 8 else np.uint16)

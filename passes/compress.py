@@ -241,6 +241,8 @@ def compress_weight(w: Weight, rule: Rule) -> Weight:
         raise OptionError(f"weight @{w.name} is already encoded as {w.encoding.label}; compress it once")
     if w.data is None:
         raise OptionError(f"weight @{w.name} has no data: compression needs the .npz sidecar")
+    if w.type.dtype.is_float and not np.isfinite(w.data).all():
+        raise OptionError(f"weight @{w.name} holds NaN or infinite values; it cannot be compressed")
     prior = w.encoding  # a plain weight may already be pruned and stored as a bit mask
     values = prune_array(w.data, rule.sparsity, rule.block)
     fmt = rule.format or Format("f32")

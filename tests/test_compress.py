@@ -45,6 +45,13 @@ def compress(pipeline: str):
     return PassManager(parse_pipeline(pipeline)).run(module), before
 
 
+def test_non_finite_weights_are_refused():
+    module = module_with_data(SMALL)
+    module.weights["w"].data[3, 4] = np.nan
+    with pytest.raises(OptionError, match="@w holds NaN or infinite values"):
+        PassManager(parse_pipeline("quantize{format=afloat<8,3>}")).run(module)
+
+
 def test_prune_unstructured():
     module, before = compress("prune{sparsity=0.25}")
     assert decls(module) == ['weight @w : tensor<32x16xf32> hash "#" {storage = "bitmask", nnz = 384}',

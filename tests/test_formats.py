@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ir.encoding import Encoding
-from ir.formats import (afloat_bias, afloat_decode, afloat_encode, afloat_magnitudes, int_decode, int_encode,
-                        int_scales)
+from ir.formats import (CHUNK, afloat_bias, afloat_decode, afloat_encode, afloat_encode_search, afloat_magnitudes,
+                        int_decode, int_encode, int_scales)
 from ir.types import DType, TensorType
 
 
@@ -58,6 +58,27 @@ def test_afloat_rounds_to_nearest(values):
     grid = np.concatenate([-mags[::-1], mags])
     nearest = np.abs(w.astype(np.float64)[:, None] - grid[None, :]).min(axis=1)
     assert np.all(np.abs(got - w) <= nearest + 1e-12)
+
+
+@pytest.mark.parametrize("bits, exp_bits", [(8, 3), (8, 4), (8, 1), (8, 6), (6, 2), (4, 2), (3, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_afloat_bit_rounding_equals_the_search(bits, exp_bits, dtype):
+    """The linear-time encoder gives the codes of the nearest-value search, ties and edges included."""
+    rng = np.random.default_rng(bits * 10 + exp_bits)
+    for shift in (-3, 0, 2):
+        w = (rng.standard_normal(CHUNK + 999) * 10.0 ** rng.uniform(-4, 2)).astype(np.float32)
+        bias = afloat_bias(w, exp_bits) + shift
+        mags = afloat_magnitudes(bits, exp_bits, bias).astype(np.float32)
+        mids = ((mags[1:] + mags[:-1]) / 2).astype(np.float32)  # exact in float32: ties
+        edges = np.concatenate([mags, mids, np.nextafter(mids, 0), np.nextafter(mids, np.inf), mags[1:2] / 2,
+                                [0.0, np.inf, 1e-45, mags[-1] * 3]]).astype(np.float32)
+        for x in (w, np.concatenate([edges, -edges])):
+            x = x.astype(dtype)
+            np.testing.assert_array_equal(afloat_encode(x, bits, exp_bits, bias),
+                                          afloat_encode_search(x, bits, exp_bits, bias))
+    grid = w[: 40 * 30].reshape(40, 30)[:, ::2].T  # not contiguous
+    np.testing.assert_array_equal(afloat_encode(grid, bits, exp_bits, bias),
+                                  afloat_encode_search(grid, bits, exp_bits, bias))
 
 
 # --- integers ------------------------------------------------------------------------------------------
