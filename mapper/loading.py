@@ -77,6 +77,7 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     except ValueError as e:
         raise OptionError(str(e)) from None
     module = Module()
+    seen: dict = {}  # the backbone's parameters are read once for all tasks
     for task, model in build_family(family).items():
-        import_torch(model, inputs, module, task, ("logits",))
+        import_torch(model, inputs, module, task, ("logits",), seen=seen)
     return module

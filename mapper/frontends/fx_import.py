@@ -53,12 +53,16 @@ class _Fail(Exception):
 
 
 def import_torch(model: nn.Module, example_inputs: Mapping[str, torch.Tensor], module: Module,
-                 task: str, output_names: Sequence[str] = ("output",), tracer: str = "auto") -> Graph:
+                 task: str, output_names: Sequence[str] = ("output",), tracer: str = "auto",
+                 seen: dict | None = None) -> Graph:
     """Trace `model` called with `example_inputs` (keyword arguments) into task `task`.
 
     tracer "symbolic" uses `torch.fx.symbolic_trace` (fast; the module must be
     traceable), "export" uses `torch.export` (handles Hugging Face models;
-    ATen-level graph), "auto" tries symbolic first.
+    ATen-level graph), "auto" tries symbolic first. `seen`, a dict the caller
+    passes to several imports into the same module, remembers which weight
+    each parameter became, so a parameter shared by several task models (a
+    frozen backbone) is copied and hashed once rather than once per task.
     """
     if tracer not in ("auto", "symbolic", "export"):
         raise ValueError(f"unknown tracer {tracer!r}")
@@ -72,14 +76,14 @@ def import_torch(model: nn.Module, example_inputs: Mapping[str, torch.Tensor], m
                 raise FrontendError(f"task {task!r}: torch.fx cannot trace {type(model).__name__} "
                                     f"({type(e).__name__}: {_first_line(e)})") from None
     if gm is not None:
-        _FxImporter(gm, module, graph, task).run(example_inputs, output_names)
+        _FxImporter(gm, module, graph, task, seen).run(example_inputs, output_names)
     else:
         try:
             ep = torch.export.export(model, (), dict(example_inputs), strict=False)
         except Exception as e:
             raise FrontendError(f"task {task!r}: torch.fx cannot trace {type(model).__name__}, nor torch.export "
                                 f"({type(e).__name__}: {_first_line(e)})") from None
-        _FxImporter(ep.graph_module, module, graph, task).run_exported(ep, example_inputs, output_names)
+        _FxImporter(ep.graph_module, module, graph, task, seen).run_exported(ep, example_inputs, output_names)
     graph.remove_dead()
     fold_weight_transposes(module, graph)  # torch.export reads linear weights through a transpose
     graph.renumber()
@@ -93,12 +97,13 @@ def _first_line(e: Exception) -> str:
 
 
 class _FxImporter:
-    def __init__(self, gm: torch.fx.GraphModule, module: Module, graph: Graph, task: str):
+    def __init__(self, gm: torch.fx.GraphModule, module: Module, graph: Graph, task: str, seen: dict | None = None):
         self.gm = gm
         self.module = module
         self.b = Builder(module, graph)
         self.task = task
         self._params: dict[tuple[int, str], Value] = {}
+        self._seen = seen if seen is not None else {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self, inputs: Mapping[str, torch.Tensor], output_names: Sequence[str]) -> None:
@@ -198,14 +203,25 @@ class _FxImporter:
         key = (id(tensor), layout)
         v = self._params.get(key)
         if v is None:
-            data = tensor.detach().cpu()
-            if layout == "linear":
-                data = data.t()
-            array = np.ascontiguousarray(data.numpy()).copy()
-            if array.dtype.kind == "f" and array.ndim >= 1:
-                v = self.b.weight(self.module.add_weight(array, name, scope=self.task))
+            known = self._seen.get(key)  # (tensor, its version, weight name, hash) from an earlier import
+            if known is not None and known[0] is tensor and known[1] == tensor._version and \
+                    known[2] in self.module.weights and self.module.weights[known[2]].hash == known[3]:
+                v = self.b.weight(self.module.weights[known[2]])
             else:
-                v = self.b.constant(array)
+                data = tensor.detach().cpu()
+                if layout == "linear":
+                    data = data.t()
+                # torch's blocked, threaded copy transposes several times faster than numpy's
+                dense = data.contiguous()
+                array = dense.numpy()
+                if dense.data_ptr() == tensor.data_ptr():  # no copy was made: the weight must own its data
+                    array = array.copy()
+                if array.dtype.kind == "f" and array.ndim >= 1:
+                    w = self.module.add_weight(array, name, scope=self.task)
+                    self._seen[key] = (tensor, tensor._version, w.name, w.hash)
+                    v = self.b.weight(w)
+                else:
+                    v = self.b.constant(array)
             self._params[key] = v
         return T(v)
 
