@@ -16,7 +16,7 @@ import numpy as np
 from .graph import Attr, Graph, Sym, Value
 from .module import Module, Weight
 from .ops.source import constant_array
-from .registry import InferContext, get_op
+from .registry import InferContext, get_op, infer_types
 from .types import TensorType
 
 # Results larger than this are folded only when all their elements are equal
@@ -59,7 +59,7 @@ class Builder:
 
     # -- ops ------------------------------------------------------------------
     def infer(self, op: str, inputs: Sequence[Value], attrs: dict[str, Attr]) -> list[TensorType]:
-        return get_op(op).infer([v.type for v in inputs], attrs, self.ctx)
+        return infer_types(get_op(op), [v.type for v in inputs], attrs, self.ctx)
 
     def op(self, op: str, inputs: Sequence[Value], attrs: dict[str, Attr] | None = None) -> list[Value]:
         """Append `op`, or fold it when every operand is a constant."""

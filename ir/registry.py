@@ -110,6 +110,32 @@ def register(cls: type[OpDef]) -> type[OpDef]:
     return cls
 
 
+_INFERRED: dict[tuple, tuple[TensorType, ...]] = {}
+_INFERRED_LIMIT = 200_000
+
+
+def infer_types(opdef: OpDef, types: Sequence[TensorType], attrs: dict[str, Attr],
+                ctx: InferContext | None) -> list[TensorType]:
+    """`opdef.infer`, remembered: a graph of repeated layers asks the same question many times.
+
+    Only ops whose answer depends on nothing but operand types and attributes are remembered
+    (`weight` reads the pool; `constant`'s attribute is its data).
+    """
+    if opdef.name in ("weight", "constant"):
+        return opdef.infer(types, attrs, ctx)
+    try:
+        key = (opdef.name, tuple(types), tuple((k, type(v).__name__, v) for k, v in sorted(attrs.items())))
+        hit = _INFERRED.get(key)
+    except TypeError:  # an unhashable attribute (a list): just infer
+        return opdef.infer(types, attrs, ctx)
+    if hit is None:
+        hit = tuple(opdef.infer(types, attrs, ctx))
+        if len(_INFERRED) >= _INFERRED_LIMIT:
+            _INFERRED.clear()
+        _INFERRED[key] = hit
+    return list(hit)
+
+
 def get_op(name: str) -> OpDef:
     from . import ops  # noqa: F401  (populates the registry)
     try:

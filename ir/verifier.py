@@ -15,7 +15,7 @@ from __future__ import annotations
 from .errors import IRVerifyError
 from .graph import Graph, Node
 from .module import Module
-from .registry import InferContext, InferError, get_op
+from .registry import InferContext, InferError, get_op, infer_types
 from .types import TensorType
 
 
@@ -73,7 +73,7 @@ def verify_graph(graph: Graph, module: Module) -> None:
             if not kind.accepts(node.attrs[key]):
                 raise _fail(graph, node, f"attribute '{key}' must be {kind.value}")
         try:
-            inferred = opdef.infer([v.type for v in node.inputs], node.attrs, ctx)
+            inferred = infer_types(opdef, [v.type for v in node.inputs], node.attrs, ctx)
         except InferError as e:
             raise _fail(graph, node, str(e)) from None
         declared = [v.type for v in node.outputs]
