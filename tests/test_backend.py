@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ir.interpreter import run
+from mapper.backend import run_backend
 from mapper.cli import compile as compile_cli
 from mapper.cli import run as run_cli
 from mapper.fidelity import sample_inputs
@@ -104,6 +105,24 @@ def test_functional_mode_equals_the_interpreter(tiny_placed, family, compressed)
             got = execute(program, module, target, feeds)
             for k in want:
                 np.testing.assert_allclose(got[k], want[k], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["adapter-albert", "albert"])
+def test_tasks_with_one_timing_signature_are_simulated_once(tiny_placed, family):
+    """Sharing a simulation between tasks gives what simulating each task gives."""
+    module = tiny_placed[family, True]
+    target = load_target("edge_accel")
+    backend = run_backend(module, target, requests=0)
+    if family == "adapter-albert":  # three heads of two labels, adapters in one memory: one program's timing
+        assert backend.same_as == {"sst2": "cola", "mrpc": "cola"}
+    for task in module.graphs:
+        program = lower(module, target, task)
+        alone = simulate(program, target)
+        shared = backend.results[task]
+        assert shared.task == task
+        assert (shared.cycles, shared.energy, shared.traffic, shared.by_layer) == \
+            (alone.cycles, alone.energy, alone.traffic, alone.by_layer)
+        assert backend.program(task).instrs == program.instrs
 
 
 def test_functional_mode_catches_a_missing_dependency(tiny_placed):

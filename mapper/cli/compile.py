@@ -176,13 +176,13 @@ def _main(argv) -> int:
                                          wl.inferences_per_wakeup)
         text += "\n" + "\n".join(lines) + "\n"
         if args.emit:
-            body = programs_asm(list(backend.programs.values())) if args.emit == "asm" else \
-                programs_json(list(backend.programs.values()))
+            body = programs_asm(backend.programs()) if args.emit == "asm" else \
+                programs_json(backend.programs())
             with atomic_writer(args.output) as f:
                 f.write(body.encode())
         if args.trace:
             with atomic_writer(args.trace) as f:
-                f.write(trace_json(backend.programs[first], backend.results[first]).encode())
+                f.write(trace_json(backend.program(first), backend.results[first]).encode())
         if args.sim_json:
             with atomic_writer(args.sim_json) as f:
                 f.write(sim_json(backend.results, backend.stream).encode())
