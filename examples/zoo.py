@@ -13,6 +13,7 @@ parameters are equal by accident. Nothing is downloaded.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 
@@ -47,12 +48,15 @@ class FamilySpec:
     adapters: AdapterConfig = field(default_factory=AdapterConfig)
     frozen: frozenset[str] = frozenset()  # fine-tuned ALBERT: groups left untouched
     seed: int = 0
+    layers: int | None = None  # times the shared layer is applied; None: the size's
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; known: {', '.join(FAMILIES)}")
         if self.size not in SIZES:
             raise ValueError(f"unknown size {self.size!r}; known: {', '.join(SIZES)}")
+        if self.layers is not None and self.layers < 1:
+            raise ValueError(f"the number of layers must be >= 1, got {self.layers}")
         if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
             raise ValueError("task names must be distinct and at least one")
         unknown = set(self.frozen) - set(TASK_GROUPS)
@@ -61,7 +65,8 @@ class FamilySpec:
 
     @property
     def config(self) -> AlbertConfig:
-        return SIZES[self.size]
+        c = SIZES[self.size]
+        return c if self.layers is None else dataclasses.replace(c, num_layers=self.layers)
 
 
 def _seed(*parts) -> int:

@@ -25,6 +25,7 @@ class ExampleSpec:
     adapter_placement: str = "shared"
     task_specific: tuple[str, ...] = ("adapters", "layernorm", "head")
     seed: int = 0
+    layers: int | None = None  # times the shared layer is applied; None: the size's (12; 3 for tiny)
 
 
 def parse_task_arg(text: str) -> tuple[str, str]:
@@ -72,7 +73,8 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
 
     try:
         adapters = AdapterConfig(spec.bottleneck, spec.adapter_placement, frozenset(spec.task_specific))
-        family = FamilySpec(spec.family, spec.size, tuple(task_names(spec.tasks)), adapters, seed=spec.seed)
+        family = FamilySpec(spec.family, spec.size, tuple(task_names(spec.tasks)), adapters, seed=spec.seed,
+                            layers=spec.layers)
         inputs = example_inputs(family.config, dims.batch, dims.seq_len, seed=spec.seed)
     except ValueError as e:
         raise OptionError(str(e)) from None

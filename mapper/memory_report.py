@@ -147,8 +147,8 @@ def memory_json(module: Module, target: Target) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def plot_memory_map(module: Module, target: Target, path) -> None:
-    """One horizontal bar per level, split by what it holds (PNG or SVG by the file's suffix)."""
+def plot_memory_map(module: Module, target: Target, path, fmt: str = "png") -> None:
+    """One horizontal bar per level, split by what it holds, as `fmt` (png or svg)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -174,6 +174,5 @@ def plot_memory_map(module: Module, target: Target, path) -> None:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45 if len(levels) < 3 else -0.3), ncol=4, fontsize=8,
               frameon=False)
     fig.tight_layout()
-    fmt = "svg" if str(getattr(path, "name", path)).endswith(".svg") else "png"
     fig.savefig(path, format=fmt, metadata={"Software": None} if fmt == "png" else {"Date": None})
     plt.close(fig)

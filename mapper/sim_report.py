@@ -1,4 +1,4 @@
-"""Reports of the simulated programs: per task, by op kind, by memory level, and the request stream."""
+"""Reports of the simulated programs: per task, by op kind, by memory level, the roofline, the request stream."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from ir.module import Module
 from ir.registry import get_op
 from targets.requests import StreamResult
+from targets.roofline import LayerBound
 from targets.sim import SimResult
 from targets.spec import Target
 
@@ -73,3 +74,68 @@ def sim_json(results: dict[str, SimResult], stream: StreamResult | None) -> str:
             "power_mw": stream.power_mw, "switches": stream.switches, "power_ups": stream.power_ups,
             "dram_bytes": stream.dram_bytes}
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def roofline_lines(bounds: list[LayerBound], task: str, top: int = 10) -> list[str]:
+    """The report: totals, then the layers that take longest; repeats of one layer (ALBERT applies its
+    layer twelve times) are one row, with their mean achieved cycles."""
+    achieved = sum(b.achieved for b in bounds)
+    lines = [f"roofline of one '{task}' inference, per layer (cycles; layers overlap, so they add up to more "
+             f"than the inference): achieved {achieved:,.0f}, compute-bound {sum(b.compute for b in bounds):,.0f}, "
+             f"memory-bound {sum(b.memory for b in bounds):,.0f}"]
+    groups: dict[tuple, list[LayerBound]] = {}
+    for b in bounds:
+        groups.setdefault((b.op, b.unit, b.shape, b.ops, b.compute, b.memory, b.level), []).append(b)
+    ranked = sorted(groups.values(), key=lambda g: (-sum(b.achieved for b in g), g[0].layer))[:top]
+    rows = []
+    for g in ranked:
+        b = g[0]
+        mean = sum(x.achieved for x in g) / len(g)
+        at_roof = max(b.compute, b.memory) / mean if mean else 1.0
+        rows.append([f"{b.op} {b.shape}", str(len(g)), b.unit, f"{mean:,.0f}", f"{b.compute:,.0f}",
+                     f"{b.memory:,.0f}", b.bound, f"{100 * at_roof:.0f} %"])
+    lines += table(["layer", "times", "unit", "achieved", "compute-bound", "memory-bound", "bound", "at roof"],
+                   rows, "lrlrrrlr")
+    return lines
+
+
+def roofline_figure(bounds: list[LayerBound], target: Target, path, title: str, fmt: str = "png") -> None:
+    """Achieved ops per cycle against operational intensity (ops per byte of the binding level), log-log,
+    under the compute roofs of the PE array and the SFU and one bandwidth roof per memory level."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams["svg.hashsalt"] = "aalbert"
+    pts = [b for b in bounds if b.ops > 0 and b.level_bytes > 0 and b.achieved > 0]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    xs = [b.ops / b.level_bytes for b in pts] or [1.0]
+    lo, hi = min(xs) / 4, max(xs) * 4
+    peaks = {"pe": target.compute.macs_per_cycle, "sfu": target.sfu.elements_per_cycle}
+    for name, peak in peaks.items():
+        ax.plot([lo, hi], [peak, peak], color="black", linestyle="-" if name == "pe" else ":", linewidth=1)
+        ax.annotate(f"{name} peak {peak:g}/cycle", (hi, peak), ha="right", va="bottom", fontsize=8)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, m in enumerate(target.memories):
+        bw = m.read_bytes_per_cycle
+        ax.plot([lo, hi], [lo * bw, hi * bw], color=colors[i % len(colors)], linestyle="--", linewidth=1,
+                label=f"{m.name} bandwidth {bw:g} B/cycle")
+    for unit, marker, color in (("pe", "o", "black"), ("sfu", "s", "#888888")):
+        sel = [b for b in pts if b.unit == unit]
+        if sel:
+            ax.scatter([b.ops / b.level_bytes for b in sel], [b.ops / b.achieved for b in sel], marker=marker,
+                       s=18, alpha=0.7, color=color, label=f"{unit} layers", zorder=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    top = max(peaks.values()) * 4
+    bottom = min([b.ops / b.achieved for b in pts] + [1.0]) / 4
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel("operational intensity (MACs or SFU element-passes per byte of the binding memory level)")
+    ax.set_ylabel("achieved MACs or element-passes per cycle")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, format=fmt, metadata={"Software": None} if fmt == "png" else {"Date": None})
+    plt.close(fig)

@@ -242,6 +242,11 @@ def test_compile_with_target_writes_reports(tmp_path, capsys):
     assert {lvl["name"] for lvl in data["levels"]} == {"rram", "sram", "dram"}
     assert data["allocation"]["dram_bytes_per_inference"] == 0
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out_svg = tmp_path / "m.svg"
+    code, _, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--target",
+                                           "edge_accel", "--memory-map", out_svg], capsys)
+    assert code == 0, err
+    assert out_svg.read_text().lstrip().startswith("<?xml") and "memory map on edge_accel" in out_svg.read_text()
 
 
 @pytest.mark.parametrize("argv, message", [

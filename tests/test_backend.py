@@ -20,6 +20,7 @@ from passes.base import PassManager, parse_pipeline
 from targets.functional import execute
 from targets.lower import lower
 from targets.requests import make_stream, read_trace, run_stream
+from targets.roofline import roofline
 from targets.sim import simulate
 from targets.spec import load_target
 from targets.trace import chrome_trace
@@ -234,6 +235,40 @@ def test_compile_emits_programs_traces_and_sim_json(tmp_path, capsys):
     assert set(sims["tasks"]) == {"cola", "sst2"} and sims["stream"]["requests"] == 20
     code, out2, _ = call(compile_cli.main, argv[:-6] + ["--emit", "json", "-o", tmp_path / "p.json"], capsys)
     assert code == 0 and json.loads((tmp_path / "p.json").read_text())["programs"][0]["task"] == "cola"
+
+
+@pytest.mark.parametrize("target_name, k, n, m, bound", [("edge_accel", 256, 512, 128, "compute"),
+                                                          ("edge_accel_dram", 512, 1024, 128, "compute"),
+                                                          ("edge_accel_dram", 512, 1024, 16, "memory (dram)")])
+def test_roofline_of_one_gemm_by_hand(target_name, k, n, m, bound):
+    module, t, program, sim = single_gemm(target_name, k, n, m)
+    (linear,) = [b for b in roofline(program, sim, t) if b.op == "linear"]
+    assert linear.unit == "pe" and linear.shape == f"{m}x{k}x{n}" and linear.ops == m * k * n
+    assert linear.compute == m * k * n / t.compute.macs_per_cycle
+    w = module.weights["w"]
+    per_level = {}
+    for ins in program.instrs:
+        for lvl, rd, wr in ins.traffic:
+            per_level[lvl] = per_level.get(lvl, 0.0) + rd / t.level(lvl).read_bytes_per_cycle + \
+                wr / t.level(lvl).write_bytes_per_cycle
+    assert linear.memory == max(per_level.values())
+    assert linear.level == max(per_level, key=per_level.get)
+    assert linear.achieved == sim.cycles  # the program is this one layer
+    assert linear.achieved >= linear.compute  # nothing beats the peak
+    # weights streamed from DRAM bind the GEMM to DRAM's bandwidth when few rows reuse them
+    assert (w.placement.level == "dram") == (target_name == "edge_accel_dram")
+    assert linear.bound == bound
+
+
+def test_compile_reports_and_draws_the_roofline(tmp_path, capsys):
+    argv = ["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--target", "edge_accel"]
+    code, out, err = call(compile_cli.main, argv + ["--roofline", tmp_path / "r.svg"], capsys)
+    assert code == 0, err
+    assert "roofline of one 'cola' inference" in out and "compute-bound" in out
+    svg = (tmp_path / "r.svg").read_text()
+    assert "operational intensity" in svg and "pe peak" in svg
+    assert_clean_error(compile_cli.main, argv + ["--roofline", tmp_path / "r.pdf"], capsys,
+                       "the picture must be a .png or .svg file", must_not_exist=[tmp_path / "r.pdf"])
 
 
 def test_run_on_the_target_equals_the_interpreter(tmp_path, capsys, tiny_exports, tiny_inputs):

@@ -48,6 +48,18 @@ def test_compile_example_summary(capsys, tiny_models):
     assert "MACs/inference" in out and "ops over all tasks: " in out
 
 
+def test_compile_example_layers(capsys):
+    macs = {}
+    for layers in (2, 4):
+        code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", SEQ, "--layers",
+                                                 layers], capsys)
+        assert code == 0, err
+        assert f"(tiny, {layers} layers, 1 task(s))" in out
+        macs[layers] = float(out.split("\ncola ")[1].split()[3])
+    # the embedding and head are outside the repeated layer: twice the layers, less than twice the work
+    assert macs[2] < macs[4] < 2 * macs[2]
+
+
 def test_compile_files_counts_shared_weights_once(capsys, tiny_exports, tiny_models):
     paths = tiny_exports["adapter-albert", "torchscript"]
     argv = [f"--task=first={paths['cola']}", f"--task=second={paths['stsb']}", "--seq-len", SEQ]

@@ -36,6 +36,8 @@ def build_parser() -> ArgumentParser:
     ex.add_argument("--tasks", type=positive_int, default=8, help="number of GLUE tasks (default: 8)")
     ex.add_argument("--size", choices=("base", "tiny", "xxlarge"), default="base", help="model size (default: base)")
     ex.add_argument("--bottleneck", type=positive_int, help="adapter bottleneck (default: 64; 8 for tiny)")
+    ex.add_argument("--layers", type=positive_int,
+                    help="times ALBERT applies its shared layer (default: 12; 3 for tiny)")
     ex.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared",
                     help="one adapter pair for the repeated layer, or one per layer position (default: shared)")
     ex.add_argument("--task-specific", default="adapters,layernorm,head", metavar="GROUPS",
@@ -83,6 +85,8 @@ def build_parser() -> ArgumentParser:
                         "'task [arrival seconds]' lines (default: round-robin)")
     t.add_argument("--burst", type=positive_int, default=8, help="requests per burst for --pattern bursts")
     t.add_argument("--memory-map", metavar="FILE", help="draw the memory map (.png or .svg)")
+    t.add_argument("--roofline", metavar="FILE",
+                   help="draw the first task's roofline, per layer (.png or .svg)")
     p.add_argument("--dump-ir", metavar="DIR",
                    help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
                         "and the compiled module with its weights (module.ir + module.npz)")
@@ -95,20 +99,24 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     dims = dims_from_args(args)
     pipeline = parse_pipeline(args.passes + _compression_passes(args) + _placement_passes(args))
-    outputs = [o for o in (args.report_json, args.memory_map, args.output, args.trace, args.sim_json) if o]
+    outputs = [o for o in (args.report_json, args.memory_map, args.output, args.trace, args.sim_json,
+                           args.roofline) if o]
     for o in outputs:
         check_output_path(o, [m for m in args.models] + [t.partition("=")[2] for t in args.task], "report")
     if len(set(outputs)) != len(outputs):
         raise OptionError("two outputs would go to the same file")
-    needs_target = [f for f in ("report_json", "memory_map", "emit", "trace", "sim_json") if getattr(args, f)]
+    needs_target = [f for f in ("report_json", "memory_map", "emit", "trace", "sim_json", "roofline")
+                    if getattr(args, f)]
     if needs_target and not args.target:
         raise OptionError(f"--{needs_target[0].replace('_', '-')} needs --target")
     if bool(args.emit) != bool(args.output):
         raise OptionError("--emit and -o go together")
     if args.requests < 0:
         raise OptionError(f"--requests must be >= 0, got {args.requests}")
-    if args.memory_map and Path(args.memory_map).suffix.lower() not in (".png", ".svg"):
-        raise OptionError(f"--memory-map {args.memory_map}: the picture must be a .png or .svg file")
+    for flag in ("memory_map", "roofline"):
+        path = getattr(args, flag)
+        if path and Path(path).suffix.lower() not in (".png", ".svg"):
+            raise OptionError(f"--{flag.replace('_', '-')} {path}: the picture must be a .png or .svg file")
     dump_dir = Path(args.dump_ir) if args.dump_ir else None
     if dump_dir is not None and dump_dir.exists() and not dump_dir.is_dir():
         raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
@@ -119,9 +127,11 @@ def _main(argv) -> int:
                 f"batch {dims.batch}, sequence {dims.seq_len}"
     else:
         groups = tuple(g.strip() for g in args.task_specific.split(",") if g.strip())
-        spec = ExampleSpec(args.example, args.tasks, args.size, args.bottleneck, args.adapter_placement, groups)
+        spec = ExampleSpec(args.example, args.tasks, args.size, args.bottleneck, args.adapter_placement, groups,
+                           layers=args.layers)
         module = load_example(spec, dims)
-        title = f"aalbert-compile: example {spec.family} ({spec.size}, {spec.tasks} task(s)), " \
+        layers = f", {spec.layers} layers" if spec.layers is not None else ""
+        title = f"aalbert-compile: example {spec.family} ({spec.size}{layers}, {spec.tasks} task(s)), " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
     manager = PassManager(pipeline, verify_each=True, keep_text=dump_dir is not None)
     input_copy = None
@@ -163,13 +173,17 @@ def _main(argv) -> int:
         from targets.trace import trace_json
 
         from ..backend import run_backend
-        from ..sim_report import breakdown_lines, sim_json, stream_lines, task_lines
+        from targets.roofline import roofline
+
+        from ..sim_report import breakdown_lines, roofline_figure, roofline_lines, sim_json, stream_lines, task_lines
 
         target = load_target(args.target)
         text += "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(module)) + "\n"
         backend = run_backend(module, target, args.requests, args.pattern, args.burst)
         first = next(iter(module.graphs))
+        bounds = roofline(backend.program(first), backend.results[first], target)
         lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first])
+        lines += [""] + roofline_lines(bounds, first)
         if backend.stream is not None:
             wl = module.allocation.workload
             lines += [""] + stream_lines(backend.stream, args.pattern, wl.inferences_per_second,
@@ -190,9 +204,12 @@ def _main(argv) -> int:
             with atomic_writer(args.report_json) as f:
                 f.write(memory_json(module, target).encode())
         if args.memory_map:
-            tmp = Path(args.memory_map)
-            with atomic_writer(tmp) as f:
-                plot_memory_map(module, target, f)
+            with atomic_writer(Path(args.memory_map)) as f:
+                plot_memory_map(module, target, f, Path(args.memory_map).suffix.lower()[1:])
+        if args.roofline:
+            with atomic_writer(Path(args.roofline)) as f:
+                roofline_figure(bounds, target, f, f"roofline of one '{first}' inference on {target.name}",
+                                Path(args.roofline).suffix.lower()[1:])
     print(text, end="")
     return 0
 
