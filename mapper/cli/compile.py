@@ -4,6 +4,7 @@ example), run the pass pipeline and print the summary."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ir.errors import OptionError
@@ -257,3 +258,7 @@ def _compression_passes(args) -> str:
 
 
 main = main_wrapper("aalbert-compile", _main)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -78,3 +78,7 @@ def _main(argv) -> int:
 
 
 main = main_wrapper("aalbert-opt", _main)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,7 @@ def _on_target(module: Module, task: str, inputs, args) -> dict[str, np.ndarray]
 
 
 main = main_wrapper("aalbert-run", _main)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -94,3 +94,7 @@ def _main(argv) -> int:
 
 
 main = main_wrapper("aalbert-study", _main)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
