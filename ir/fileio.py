@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import tempfile
+import tokenize
 import zipfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -83,6 +84,12 @@ def weights_npz_bytes(module: Module) -> bytes:
     return npz_bytes(arrays)
 
 
+# What numpy raises on a damaged archive: besides I/O and zip errors, a corrupt
+# array header fails in numpy's header parser (SyntaxError, tokenize.TokenError).
+NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, SyntaxError, tokenize.TokenError,
+              MemoryError)
+
+
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     blob = npz_bytes(arrays)
     with atomic_writer(path) as f:
@@ -97,7 +104,7 @@ def read_npz(path: str | os.PathLike, what: str = "arrays") -> dict[str, np.ndar
     try:
         with np.load(p, allow_pickle=False) as archive:
             return {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+    except NPZ_ERRORS as e:
         raise AalbertError(f"{path}: not a readable .npz file of {what} ({e})") from None
 
 
@@ -147,7 +154,7 @@ def _entry(archive, keys: set[str], npz_path, key: str, want: TensorType, what: 
         raise AalbertError(f"{npz_path}: no array for {what}")
     try:
         array = archive[key]
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except NPZ_ERRORS as e:
         raise AalbertError(f"{npz_path}: array {key!r} is unreadable ({e})") from None
     try:
         got = TensorType.of(array)
@@ -162,7 +169,7 @@ def load_weights(module: Module, npz_path: str | os.PathLike) -> None:
     """Attach arrays from an `.npz` to the module's weights, checking each one."""
     try:
         archive = np.load(npz_path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except NPZ_ERRORS as e:
         raise AalbertError(f"{npz_path}: not a readable .npz file ({e})") from None
     with archive:
         keys = set(archive.files)

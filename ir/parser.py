@@ -57,25 +57,43 @@ def _end(text: str, filename: str) -> Loc:
     return Loc(filename, text.count("\n") + 1, len(text) - text.rfind("\n"))
 
 
+def _shown(text: str) -> str:
+    """A token as it can appear in a one-line message."""
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return text if text.isprintable() and text.strip() else repr(text)[1:-1]
+
+
 def _syntax_error(e: lark.exceptions.LarkError, text: str, filename: str) -> IRParseError:
     if isinstance(e, lark.exceptions.UnexpectedCharacters):
         loc = Loc(filename, e.line, e.column)
-        text = e.char if e.char.strip() else repr(e.char)
-        return IRParseError(f"unexpected character '{text}'; expected {_describe(e.allowed)}", loc)
+        return IRParseError(f"unexpected character '{_shown(e.char)}'; expected {_describe(e.allowed)}", loc)
     if isinstance(e, lark.exceptions.UnexpectedToken):
         tok = e.token
         if tok.type == "$END":
             return IRParseError(f"unexpected end of input; expected {_describe(e.expected)}", _end(text, filename))
-        return IRParseError(f"unexpected '{tok.value}'; expected {_describe(e.expected)}",
+        return IRParseError(f"unexpected '{_shown(tok.value)}'; expected {_describe(e.expected)}",
                             Loc(filename, tok.line, tok.column))
     if isinstance(e, lark.exceptions.UnexpectedEOF):
         return IRParseError(f"unexpected end of input; expected {_describe(e.expected)}", _end(text, filename))
     return IRParseError(str(e).splitlines()[0], Loc(filename, 1, 1))
 
 
-def _name(token: str) -> str:
+def _string(token, filename: str) -> str:
+    """The value of a quoted string token; the grammar admits escapes that JSON does not."""
+    try:
+        return json.loads(token)
+    except json.JSONDecodeError as e:
+        raise IRParseError(f"bad string {str(token)[:40]!r} ({e.msg})",
+                           Loc(filename, getattr(token, "line", 1), getattr(token, "column", 1))) from None
+
+
+def _name(token, filename: str) -> str:
     body = token[1:]
-    return json.loads(body) if body.startswith('"') else body
+    if body.startswith('"'):
+        return _string(lark.Token(token.type, body, line=token.line, column=token.column)
+                       if isinstance(token, lark.Token) else body, filename)
+    return body
 
 
 def parse_module(text: str, filename: str = "<input>") -> Module:
@@ -109,10 +127,10 @@ class _Builder:
         for item in tree.children:
             if item.data == "weight_decl":
                 sym, type_tok, hash_tok, facts = item.children
-                name = _name(sym)
+                name = _name(sym, self.filename)
                 if name in module.weights:
                     raise self.error(f"weight @{name} declared twice", sym)
-                weight = Weight(name, self.type(type_tok), json.loads(hash_tok))
+                weight = Weight(name, self.type(type_tok), _string(hash_tok, self.filename))
                 if facts is not None:
                     self.weight_facts(weight, self.attr_dict(facts), sym)
                 module.insert_weight(weight)
@@ -125,7 +143,7 @@ class _Builder:
 
     def graph(self, tree, module: Module) -> Graph:
         sym, *rest = tree.children
-        graph = Graph(_name(sym))
+        graph = Graph(_name(sym, self.filename))
         scope: dict[str, Value] = {}
         results: list[tuple[str, TensorType, object]] = []
         for item in rest:
@@ -133,7 +151,7 @@ class _Builder:
                 continue
             if item.data == "arg":
                 vtok, typed = item.children
-                name = _name(vtok)
+                name = _name(vtok, self.filename)
                 if name in scope:
                     raise self.error(f"%{name} defined twice", vtok)
                 t, offset = self.typed(typed)
@@ -143,7 +161,7 @@ class _Builder:
                 graph.arena = self.arena(item)
             elif item.data == "result":
                 stok, ttok = item.children
-                results.append((json.loads(stok), self.type(ttok), stok))
+                results.append((_string(stok, self.filename), self.type(ttok), stok))
             elif item.data == "node":
                 self.node(item, graph, scope)
             elif item.data == "ret":
@@ -159,7 +177,7 @@ class _Builder:
         return graph
 
     def use(self, token, scope: dict[str, Value]) -> Value:
-        name = _name(token)
+        name = _name(token, self.filename)
         try:
             return scope[name]
         except KeyError:
@@ -180,7 +198,7 @@ class _Builder:
         attr_map = self.attr_dict(attrs) if attrs else {}
         names = []
         for t in out_tokens:
-            name = _name(t)
+            name = _name(t, self.filename)
             if name in scope or name in names:
                 raise self.error(f"%{name} defined twice", t)
             names.append(name)
@@ -267,7 +285,7 @@ class _Builder:
 
     def attr(self, item):
         if isinstance(item, lark.Token):  # SYMBOL
-            return Sym(_name(item))
+            return Sym(_name(item, self.filename))
         if item.data == "scalar":
             return self.scalar(item.children[0])
         if item.data == "list":
@@ -285,7 +303,7 @@ class _Builder:
             case "FLOAT":
                 return float(tok)
             case "STRING":
-                return json.loads(tok)
+                return _string(tok, self.filename)
             case "TRUE":
                 return True
             case "FALSE":

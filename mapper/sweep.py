@@ -85,10 +85,15 @@ def load_sweep(path: str) -> Sweep:
         raise SweepError(f"{path}: unknown table '{sorted(extra)[0]}' (a sweep has [sweep] and [parameters])")
     base = {"target": "edge_accel", "family": "adapter-albert", "tasks": 8, "size": "base", "seq_len": 128,
             "policy": "edgebert", "requests": 20}
-    for key, value in data.get("sweep", {}).items():
+    fixed = data.get("sweep", {})
+    if not isinstance(fixed, dict):
+        raise SweepError(f"{path}: 'sweep' must be a table ([sweep])")
+    for key, value in fixed.items():
         if key not in BASE_KEYS:
             raise SweepError(f"{path}: [sweep]: unknown key '{key}' (keys: {', '.join(sorted(BASE_KEYS))})")
         _check_type(path, f"[sweep] {key}", value, BASE_KEYS[key])
+        if BASE_KEYS[key] is int and value < 1:
+            raise SweepError(f"{path}: [sweep] {key}: must be at least 1, got {value}")
         base[key] = value
     params = data.get("parameters")
     if not isinstance(params, dict) or not params:
@@ -99,6 +104,8 @@ def load_sweep(path: str) -> Sweep:
             raise SweepError(f"{path}: [parameters] '{key}': expected a non-empty list of values")
         for v in values:
             _check_type(path, f"[parameters] '{key}'", v, kind)
+            if key.startswith("model.") and kind is int and v < 1:
+                raise SweepError(f"{path}: [parameters] '{key}': values must be at least 1, got {v}")
     names = sorted(params)
     points = [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
     sweep = Sweep(str(path), base, {n: params[n] for n in names}, points)

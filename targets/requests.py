@@ -68,6 +68,8 @@ def read_trace(path: str, tasks: list[str], rate_hz: float) -> list[Request]:
         if not text:
             continue
         parts = text.replace(",", " ").split()
+        if not parts:
+            raise AalbertError(f"{path}:{n}: expected 'task [arrival seconds]', got only separators")
         if parts[0] not in tasks:
             raise AalbertError(f"{path}:{n}: task '{parts[0]}' is not compiled (tasks: {', '.join(tasks)})")
         try:

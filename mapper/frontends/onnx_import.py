@@ -205,7 +205,10 @@ class _Importer:
         if len(node.attribute) != 1:
             raise self.fail(f"{label}: needs exactly one value attribute")
         attr = node.attribute[0]
-        value = _attr_value(attr)
+        try:
+            value = _attr_value(attr)
+        except HandlerError as e:
+            raise self.fail(f"{label}: {e}") from None
         kinds = {"value_float": np.float32, "value_floats": np.float32,
                  "value_int": np.int64, "value_ints": np.int64}
         if attr.name == "value":

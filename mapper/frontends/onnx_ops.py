@@ -71,7 +71,10 @@ def _attr_value(a: onnx.AttributeProto):
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, onnx.TensorProto):
-        return numpy_helper.to_array(value)
+        try:
+            return numpy_helper.to_array(value)
+        except Exception as e:  # onnx's decoder fails in many ways on inconsistent dims and data
+            raise HandlerError(f"attribute '{a.name}' holds a corrupt tensor ({type(e).__name__}: {e})") from None
     if isinstance(value, list):
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
     return value

@@ -1,0 +1,412 @@
+"""Hostile inputs: every loader turns a malformed file into one clean AalbertError.
+
+Each loader gets mutated copies of a real input: the IR text and its `.npz`,
+ONNX files from both exporters (bytes flipped, truncated, and structurally
+broken: cycles, removed nodes, inconsistent initializers, huge or negative
+dimensions, unknown ops, bad attributes), target, workload, sweep and policy
+TOML files (text mutations and typed value swaps), and request traces. A case
+passes if the loader succeeds or raises an AalbertError whose message is one
+line; any other exception, or a case running past its time limit, fails.
+
+By default a short, fixed (derandomized) set of cases runs with the suite.
+The long mode draws fresh random cases, N per loader:
+
+    AALBERT_FUZZ=10000 python -m pytest -q tests/test_fuzz.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import signal
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ir.errors import AalbertError
+from ir.fileio import load_module, save_module
+from ir.module import Module
+from mapper.frontends import DimSpec
+from mapper.frontends.onnx_import import import_onnx
+from mapper.loading import ExampleSpec, load_example
+from mapper.sweep import load_sweep
+from passes.allocate import load_workload
+from passes.compress import load_policy
+from targets.requests import read_trace
+from targets.spec import load_target
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG = int(os.environ.get("AALBERT_FUZZ", "0") or 0)
+FUZZ = settings(max_examples=LONG or 25, derandomize=not LONG, deadline=None, database=None,
+                suppress_health_check=list(HealthCheck), print_blob=True)
+CASE_SECONDS = 60  # a loader taking longer than this on a small file is hanging
+TASKS = ["cola", "stsb"]
+
+
+class Hang(BaseException):
+    """Raised by the alarm; a BaseException so that no loader's `except Exception` swallows it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    def alarm(signum, frame):
+        raise Hang(f"no answer within {seconds} s")
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def loads_cleanly(load, *args) -> None:
+    """Success, or one clean AalbertError; anything else propagates and fails the case."""
+    try:
+        with time_limit(CASE_SECONDS), contextlib.redirect_stdout(io.StringIO()):
+            load(*args)
+    except AalbertError as e:
+        msg = str(e)
+        assert msg.strip() and "\n" not in msg, f"error message is not one line: {msg!r}"
+
+
+# ---------------------------------------------------------------- byte and text mutations
+
+@st.composite
+def mutated(draw, seed: bytes, tokens: tuple[bytes, ...]) -> bytes:
+    """`seed` with 1-4 edits: bit flips, deletions, insertions of tokens or random bytes, repeats, truncation."""
+    data = bytearray(seed)
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "delete", "token", "bytes", "repeat", "truncate", "swap"]))
+        pos = draw(st.integers(0, len(data)))
+        if kind == "flip" and pos < len(data):
+            data[pos] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "delete":
+            del data[pos:pos + draw(st.integers(1, 64))]
+        elif kind == "token":
+            data[pos:pos] = draw(st.sampled_from(tokens))
+        elif kind == "bytes":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
+        elif kind == "repeat":
+            data[pos:pos] = data[pos:pos + draw(st.integers(1, 200))]
+        elif kind == "truncate":
+            del data[pos:]
+        elif kind == "swap":
+            # replace a number with another: the edits that make well-formed but wrong files
+            digits = [i for i in range(pos, min(len(data), pos + 400)) if chr(data[i]).isdigit()]
+            if digits:
+                i = digits[0]
+                j = i
+                while j < len(data) and (chr(data[j]).isdigit() or data[j] in b".e-"):
+                    j += 1
+                data[i:j] = draw(st.sampled_from(NUMBERS))
+    return bytes(data)
+
+
+NUMBERS = (b"0", b"-1", b"1", b"3", b"1e400", b"-0.0", b"nan", b"inf", b"4294967297", b"99999999999999999999",
+           b"0.5", b"17")
+IR_TOKENS = NUMBERS + (b"%0", b"%99", b"@w", b"tensor<", b">", b"x", b"f32", b"i64", b"f16", b"{", b"}", b"(",
+                       b")", b",", b":", b"=", b'"', b"\n", b"linear", b"weight", b"return", b"graph @t() -> () {}",
+                       b"module {", b"hash", b"?", b"0x", b"\xff", b"\x00")
+TOML_TOKENS = NUMBERS + (b"=", b"[", b"]", b"[[", b"]]", b"{", b"}", b'"', b"'''", b"\n", b"true", b"#", b",",
+                         b"capacity_bytes", b"holds", b"[[memory]]", b"name = ", b".", b"\xff", b"\x00")
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+# ---------------------------------------------------------------- typed value swaps in TOML documents
+
+VALUES = st.one_of(
+    st.sampled_from([0, -1, 1, 2**31, 2**63 - 1, -(2**63), 3]),
+    st.sampled_from([0.0, -0.5, 1e-300, 1e300, math.inf, -math.inf, math.nan]),
+    st.booleans(), st.text(max_size=12),
+    st.lists(st.sampled_from([0, -3, "sram", "weights", "activations", 1.5, "dram"]), max_size=3),
+    st.builds(dict), st.builds(dict, x=st.just(1)))
+
+
+def _paths(doc, prefix=()):
+    """Every key path of a parsed TOML document (tables, arrays of tables and leaves)."""
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc)
+    for k, v in items:
+        yield prefix + (k,)
+        if isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
+            yield from _paths(v, prefix + (k,))
+
+
+@st.composite
+def toml_mutated(draw, seed: bytes) -> bytes:
+    """`seed` parsed, with 1-3 keys deleted, retyped, renamed or added, written back; sometimes text-mutated."""
+    doc = tomllib.loads(seed.decode())
+    for _ in range(draw(st.integers(1, 3))):
+        paths = list(_paths(doc))
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = doc
+        for k in path[:-1]:
+            parent = parent[k]
+        key = path[-1]
+        action = draw(st.sampled_from(["delete", "value", "value", "unknown", "rename"]))
+        if action == "delete":
+            del parent[key]
+        elif action == "value":
+            parent[key] = draw(VALUES)
+        elif action == "unknown" and isinstance(parent, dict):
+            parent[draw(st.sampled_from(["frobnicate", "capacity", "Name", "holds_"]))] = draw(VALUES)
+        elif action == "rename" and isinstance(parent, dict):
+            parent[str(key) + "_"] = parent.pop(key)
+        if isinstance(parent, list) and not parent:
+            parent.append({})
+    text = tomli_w.dumps(doc).encode()
+    if draw(st.booleans()):
+        text = draw(mutated(text, TOML_TOKENS))
+    return text
+
+
+def _fuzz_toml(tmp_path, data, load, *args):
+    path = write(tmp_path, "case.toml", data)
+    loads_cleanly(load, str(path), *args)
+
+
+# ---------------------------------------------------------------- seeds
+
+TARGET_SEED = (ROOT / "targets" / "builtin" / "edge_accel.toml").read_bytes()
+SWEEP_SEED = (ROOT / "examples" / "sweeps" / "edge_memory.toml").read_bytes()
+WORKLOAD_SEED = b"""[workload]
+mix = { cola = 3, stsb = 1 }
+switch_rate = 0.5
+inferences_per_wakeup = 20
+task_weights_change = false
+inferences_per_second = 10
+lifetime_years = 5
+"""
+POLICY_SEED = b"""[[rule]]
+kinds = ["attention", "ffn"]
+role = "shared"
+format = "afloat<8,3>"
+sparsity = 0.5
+block = [16, 16]
+storage = "bitmask"
+
+[[rule]]
+kinds = ["embedding"]
+format = "int8"
+granularity = "channel"
+"""
+TRACE_SEED = b"# task, arrival (s)\ncola 0.0\nstsb, 0.25\ncola\nstsb 1.5\n"
+
+
+@pytest.fixture(scope="module")
+def ir_seed(tmp_path_factory):
+    """A tiny one-task adapter-ALBERT with one layer, printed and saved: (text, npz bytes)."""
+    module = load_example(ExampleSpec("adapter-albert", 1, "tiny", layers=1), DimSpec(1, 8))
+    out = tmp_path_factory.mktemp("ir-seed") / "m.ir"
+    save_module(module, out)
+    return out.read_bytes(), out.with_suffix(".npz").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def onnx_seeds(tiny_exports):
+    """The tiny adapter-ALBERT from both exporters, external data pulled in: {exporter: ModelProto}."""
+    return {exp: onnx.load(str(tiny_exports["adapter-albert", exp]["cola"])) for exp in ("torchscript", "dynamo")}
+
+
+# ---------------------------------------------------------------- the loaders
+
+def test_ir_parser_text(tmp_path_factory, ir_seed):
+    text, npz = ir_seed
+
+    @FUZZ
+    @given(st.data())
+    def case(data):
+        d = tmp_path_factory.mktemp("ir")
+        write(d, "m.npz", npz)
+        path = write(d, "m.ir", data.draw(mutated(text, IR_TOKENS)))
+        loads_cleanly(load_module, path)
+    case()
+
+
+def test_ir_weights_sidecar(tmp_path_factory, ir_seed):
+    text, npz = ir_seed
+    arrays = dict(np.load(io.BytesIO(npz)))
+
+    @st.composite
+    def sidecar(draw):
+        if draw(st.booleans()):
+            return draw(mutated(npz, (b"\x00", b"\xff", b"PK", b"NUMPY")))
+        changed = dict(arrays)
+        key = draw(st.sampled_from(sorted(changed)))
+        action = draw(st.sampled_from(["drop", "shape", "dtype", "nan", "extra", "scalar"]))
+        if action == "drop":
+            del changed[key]
+        elif action == "shape":
+            changed[key] = np.zeros(changed[key].shape + (2,), changed[key].dtype)
+        elif action == "dtype":
+            changed[key] = changed[key].astype(draw(st.sampled_from([np.int8, np.float64, np.int64, np.bool_])))
+        elif action == "nan":
+            changed[key] = np.full_like(changed[key], np.nan) if changed[key].dtype.kind == "f" else changed[key]
+        elif action == "extra":
+            changed["stray"] = np.zeros(3)
+        else:
+            changed[key] = np.float32(1.0)
+        buf = io.BytesIO()
+        np.savez(buf, **changed)
+        return buf.getvalue()
+
+    @FUZZ
+    @given(sidecar())
+    def case(npz_bytes):
+        d = tmp_path_factory.mktemp("npz")
+        write(d, "m.npz", npz_bytes)
+        loads_cleanly(load_module, write(d, "m.ir", text))
+    case()
+
+
+def _onnx_structural(draw, model: onnx.ModelProto) -> onnx.ModelProto:
+    """One to three structural breakages of a real export."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["dim", "remove", "cycle", "self", "init_dims", "init_dtype", "op", "attr",
+                                     "drop_attr", "elem_type", "opset", "dup_output", "constant", "drop_input"]))
+        nodes = list(g.node)
+        n = draw(st.integers(0, max(len(nodes) - 1, 0)))
+        if kind == "dim" and g.input:
+            dims = g.input[draw(st.integers(0, len(g.input) - 1))].type.tensor_type.shape.dim
+            if dims:
+                dim = dims[draw(st.integers(0, len(dims) - 1))]
+                dim.dim_value = draw(st.sampled_from([0, -1, -7, 2**40, 2**62, 1]))
+        elif kind == "remove" and nodes:
+            g.node.remove(g.node[n])
+        elif kind == "cycle" and len(nodes) > 1:
+            # an early node consumes a later node's output
+            later = draw(st.integers(n, len(nodes) - 1))
+            if g.node[n].input and g.node[later].output:
+                g.node[n].input[0] = g.node[later].output[0]
+        elif kind == "self" and nodes and g.node[n].input and g.node[n].output:
+            g.node[n].input[0] = g.node[n].output[0]
+        elif kind == "init_dims" and g.initializer:
+            init = g.initializer[draw(st.integers(0, len(g.initializer) - 1))]
+            if init.dims:
+                i = draw(st.integers(0, len(init.dims) - 1))
+                init.dims[i] = draw(st.sampled_from([0, -1, init.dims[i] * 2, 2**40, init.dims[i] + 1]))
+            else:
+                init.dims.append(draw(st.sampled_from([0, 2, 2**33])))
+        elif kind == "init_dtype" and g.initializer:
+            init = g.initializer[draw(st.integers(0, len(g.initializer) - 1))]
+            init.data_type = draw(st.sampled_from([0, 2, 6, 7, 9, 10, 11, 16, 99]))
+        elif kind == "op" and nodes:
+            g.node[n].op_type = draw(st.sampled_from(["Frobnicate", "MatMul", "Add", "Softmax", "Reshape", "Gather",
+                                                      "Transpose", "Concat", "ConstantOfShape", "Range", "Expand",
+                                                      "Slice", "Where", ""]))
+        elif kind == "attr" and nodes and g.node[n].attribute:
+            a = g.node[n].attribute[draw(st.integers(0, len(g.node[n].attribute) - 1))]
+            if a.type == onnx.AttributeProto.INT:
+                a.i = draw(st.sampled_from([-100, -1, 0, 5, 2**40]))
+            elif a.type == onnx.AttributeProto.INTS:
+                a.ints[:] = draw(st.lists(st.sampled_from([-9, -1, 0, 1, 2, 7, 2**40]), max_size=5))
+            elif a.type == onnx.AttributeProto.FLOAT:
+                a.f = draw(st.sampled_from([math.nan, math.inf, -1.0, 0.0]))
+            elif a.type == onnx.AttributeProto.TENSOR:
+                a.t.dims[:] = draw(st.lists(st.sampled_from([0, 1, 3, 2**40, -1]), max_size=3))
+            else:
+                a.type = onnx.AttributeProto.INT
+        elif kind == "drop_attr" and nodes and g.node[n].attribute:
+            del g.node[n].attribute[draw(st.integers(0, len(g.node[n].attribute) - 1))]
+        elif kind == "elem_type" and g.input:
+            g.input[draw(st.integers(0, len(g.input) - 1))].type.tensor_type.elem_type = \
+                draw(st.sampled_from([0, 1, 2, 7, 9, 11, 16, 99]))
+        elif kind == "opset" and m.opset_import:
+            m.opset_import[0].version = draw(st.sampled_from([1, 7, 13, 17, 18, 21, 99, -1]))
+        elif kind == "dup_output" and len(nodes) > 1 and g.node[n].output:
+            g.node[draw(st.integers(0, len(nodes) - 1))].output[0] = g.node[n].output[0]
+        elif kind == "constant":
+            # a shape-producing constant turned huge or negative
+            big = onnx.helper.make_node("Constant", [], [f"fuzz_c{len(g.node)}"], value=onnx.helper.make_tensor(
+                "v", onnx.TensorProto.INT64, [3], draw(st.sampled_from([[2**20, 2**20, 2**20], [-5, 3, 2],
+                                                                       [0, 0, 0], [1, -1, -1]]))))
+            g.node.insert(0, big)
+            user = g.node[draw(st.integers(1, len(g.node) - 1))]
+            if user.input:
+                user.input[-1] = big.output[0]
+        elif kind == "drop_input" and nodes and g.node[n].input:
+            del g.node[n].input[-1]
+    return m
+
+
+def test_onnx_importer(tmp_path_factory, onnx_seeds):
+    raw = {exp: m.SerializeToString() for exp, m in onnx_seeds.items()}
+
+    @st.composite
+    def onnx_file(draw):
+        exporter = draw(st.sampled_from(sorted(onnx_seeds)))
+        how = draw(st.sampled_from(["structural", "structural", "structural", "bytes", "both"]))
+        data = raw[exporter]
+        if how in ("structural", "both"):
+            data = _onnx_structural(draw, onnx_seeds[exporter]).SerializeToString()
+        if how in ("bytes", "both"):
+            data = draw(mutated(data, (b"\x00", b"\xff", b"\x08\x01", b"MatMul", b"\x12\x00")))
+        return data
+
+    @FUZZ
+    @given(onnx_file())
+    def case(data):
+        path = write(tmp_path_factory.mktemp("onnx"), "cola.onnx", data)
+        loads_cleanly(import_onnx, path, Module(), "cola", DimSpec(1, 16))
+    case()
+
+
+@pytest.mark.parametrize("name, seed, load, args", [
+    ("target", TARGET_SEED, load_target, ()),
+    ("workload", WORKLOAD_SEED, load_workload, (TASKS,)),
+    ("sweep", SWEEP_SEED, load_sweep, ()),
+    ("policy", POLICY_SEED, load_policy, ()),
+])
+def test_toml_loaders(tmp_path_factory, name, seed, load, args):
+    @FUZZ
+    @given(st.one_of(mutated(seed, TOML_TOKENS), toml_mutated(seed)))
+    def case(data):
+        _fuzz_toml(tmp_path_factory.mktemp(name), data, load, *args)
+    case()
+
+
+def test_request_traces(tmp_path_factory):
+    @FUZZ
+    @given(mutated(TRACE_SEED, NUMBERS + (b"cola", b"stsb", b"mnli", b",", b"#", b"\n", b" ", b"\xff")),
+           st.sampled_from([1.0, 10.0, 1e-9, 1e9]))
+    def case(data, rate):
+        path = write(tmp_path_factory.mktemp("trace"), "t.trace", data)
+        loads_cleanly(read_trace, str(path), TASKS, rate)
+    case()
+
+
+def test_the_harness_can_fail():
+    """A loader that crashes, or hangs, is caught; a clean error passes."""
+    def boom(_):
+        raise KeyError("x")
+
+    def clean(_):
+        raise AalbertError("x.toml: bad key")
+
+    with pytest.raises(KeyError):
+        loads_cleanly(boom, None)
+    loads_cleanly(clean, None)
+    with pytest.raises(AssertionError, match="one line"):
+        loads_cleanly(lambda _: (_ for _ in ()).throw(AalbertError("two\nlines")), None)
+    with pytest.raises(Hang):
+        with time_limit(0.05):
+            while True:
+                pass
