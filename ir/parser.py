@@ -79,21 +79,20 @@ def _syntax_error(e: lark.exceptions.LarkError, text: str, filename: str) -> IRP
     return IRParseError(str(e).splitlines()[0], Loc(filename, 1, 1))
 
 
-def _string(token, filename: str) -> str:
-    """The value of a quoted string token; the grammar admits escapes that JSON does not."""
+def _string(token, filename: str, text: str | None = None) -> str:
+    """The value of a quoted string (`text`, default the token's); the grammar admits escapes JSON does not."""
+    text = str(token) if text is None else text
     try:
-        return json.loads(token)
+        return json.loads(text)
     except json.JSONDecodeError as e:
-        raise IRParseError(f"bad string {str(token)[:40]!r} ({e.msg})",
+        raise IRParseError(f"bad string {text[:40]!r} ({e.msg})",
                            Loc(filename, getattr(token, "line", 1), getattr(token, "column", 1))) from None
 
 
 def _name(token, filename: str) -> str:
+    """A symbol's name without its sigil (`@`, `%`), unquoted if quoted."""
     body = token[1:]
-    if body.startswith('"'):
-        return _string(lark.Token(token.type, body, line=token.line, column=token.column)
-                       if isinstance(token, lark.Token) else body, filename)
-    return body
+    return _string(token, filename, body) if body.startswith('"') else body
 
 
 def parse_module(text: str, filename: str = "<input>") -> Module:
