@@ -247,7 +247,7 @@ def _level_energy(energy: dict[str, float]) -> dict[str, float]:
             continue
         if comp in ("pe", "mac"):
             out["MAC"] += pj
-        elif comp.startswith("rf_") or comp.startswith("wbuf"):
+        elif comp.startswith("rf_"):
             out["register files"] += pj
         elif comp.startswith("sram"):
             out["SRAM"] += pj

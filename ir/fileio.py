@@ -14,6 +14,7 @@ import io
 import os
 import tempfile
 import tokenize
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -121,6 +122,17 @@ def save_module(module: Module, ir_path: str | os.PathLike) -> list[Path]:
             f.write(blob)
         written.append(sidecar_path(ir_path))
     return written
+
+
+def read_toml(path: str | os.PathLike, error: type[AalbertError], missing: str, invalid: str) -> dict:
+    """A TOML file's tables; `error(f"{path}: {missing}")` if it does not exist, `{invalid} (why)` if unreadable."""
+    p = Path(path)
+    if not p.exists():
+        raise error(f"{path}: {missing}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
+        raise error(f"{path}: {invalid} ({e})") from None
 
 
 def read_text(path: str | os.PathLike) -> str:

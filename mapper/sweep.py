@@ -41,12 +41,11 @@ import functools
 import hashlib
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ir.errors import AalbertError
-from ir.fileio import atomic_writer
+from ir.fileio import atomic_writer, read_toml
 from passes.allocate import Workload, default_workload
 
 from .evaluate import ModelSpec, evaluate, override_target, prepared
@@ -73,13 +72,7 @@ class Sweep:
 
 
 def load_sweep(path: str) -> Sweep:
-    p = Path(path)
-    if not p.exists():
-        raise SweepError(f"{path}: no such sweep file")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
-        raise SweepError(f"{path}: not valid TOML ({e})") from None
+    data = read_toml(path, SweepError, "no such sweep file", "not valid TOML")
     extra = set(data) - {"sweep", "parameters"}
     if extra:
         raise SweepError(f"{path}: unknown table '{sorted(extra)[0]}' (a sweep has [sweep] and [parameters])")

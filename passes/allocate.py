@@ -24,12 +24,11 @@ report.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ir.analysis import ALIGN, activation_buffers
 from ir.errors import OptionError
+from ir.fileio import read_toml
 from ir.module import Module, Weight
 from ir.placement import Arena, Placement
 from targets.check import verify_placement
@@ -72,13 +71,7 @@ def load_workload(path: str, tasks) -> Workload:
     """[workload] mix = {task = share, ...}, switch_rate, inferences_per_wakeup, task_weights_change,
     inferences_per_second, lifetime_years."""
     tasks = list(tasks)
-    p = Path(path)
-    if not p.exists():
-        raise TargetError(f"{path}: no such workload file")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
-        raise TargetError(f"{path}: not valid TOML ({e})") from None
+    data = read_toml(path, TargetError, "no such workload file", "not valid TOML")
     extra = set(data) - {"workload"}
     if extra or not isinstance(data.get("workload"), dict):
         raise TargetError(f"{path}: expected one [workload] table" + (f", not '{sorted(extra)[0]}'" if extra else ""))

@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import numpy as np
 
 from ir.encoding import KINDS, Encoding
 from ir.errors import OptionError
+from ir.fileio import read_toml
 from ir.formats import afloat_bias, afloat_encode, int_encode, int_scales
 from ir.module import Module, Weight
 
@@ -146,20 +146,15 @@ def load_policy(spec: str) -> Policy:
     """A built-in policy by name, or a TOML policy file; errors name the file, rule and key."""
     if spec in BUILTIN_POLICIES:
         return BUILTIN_POLICIES[spec]
-    path = Path(spec)
-    if not path.exists():
-        raise OptionError(f"{spec}: no such policy file (built-in policies: {', '.join(BUILTIN_POLICIES)})")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
-        raise OptionError(f"{spec}: not a readable TOML policy ({e})") from None
+    data = read_toml(spec, OptionError, f"no such policy file (built-in policies: {', '.join(BUILTIN_POLICIES)})",
+                     "not a readable TOML policy")
     extra = set(data) - {"rule"}
     if extra:
         raise OptionError(f"{spec}: unknown key '{sorted(extra)[0]}' (a policy holds [[rule]] tables)")
     rules = data.get("rule")
     if not isinstance(rules, list) or not rules:
         raise OptionError(f"{spec}: no [[rule]] tables")
-    return Policy(path.stem, tuple(_rule(spec, i, r) for i, r in enumerate(rules, start=1)))
+    return Policy(Path(spec).stem, tuple(_rule(spec, i, r) for i, r in enumerate(rules, start=1)))
 
 
 def _rule(spec: str, i: int, table) -> Rule:
