@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mapper.backend import run_backend  # noqa: E402
-from mapper.frontends import DimSpec  # noqa: E402
-from mapper.loading import ExampleSpec, load_example  # noqa: E402
-from passes.base import PassManager, parse_pipeline  # noqa: E402
-from targets.lower import lower  # noqa: E402
-from targets.sim import simulate  # noqa: E402
-from targets.spec import load_target  # noqa: E402
+from aalbert.mapper.backend import run_backend  # noqa: E402
+from aalbert.mapper.frontends import DimSpec  # noqa: E402
+from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
+from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
+from aalbert.targets.lower import lower  # noqa: E402
+from aalbert.targets.sim import simulate  # noqa: E402
+from aalbert.targets.spec import load_target  # noqa: E402
 
 PIPELINE = ("canonicalize,share,compress{policy=edgebert},plan-activations{activation_bits=16},"
             "allocate{target=edge_accel}")

@@ -32,13 +32,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ir.interpreter import run  # noqa: E402
-from ir.module import Module  # noqa: E402
-from mapper.fidelity import compare, cosine, reference_outputs, sample_inputs, storage_bytes  # noqa: E402
-from mapper.frontends import DimSpec  # noqa: E402
-from mapper.loading import ExampleSpec, load_example  # noqa: E402
-from passes.base import PassManager, parse_pipeline  # noqa: E402
-from passes.compress import Format, Policy, Rule, apply_policy  # noqa: E402
+from aalbert.ir.interpreter import run  # noqa: E402
+from aalbert.ir.module import Module  # noqa: E402
+from aalbert.mapper.fidelity import compare, cosine, reference_outputs, sample_inputs, storage_bytes  # noqa: E402
+from aalbert.mapper.frontends import DimSpec  # noqa: E402
+from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
+from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
+from aalbert.passes.compress import Format, Policy, Rule, apply_policy  # noqa: E402
 
 FORMATS = ("f16", "afloat<8,3>", "int8", "int4")
 SPARSITIES = (0.0, 0.5, 0.9)
@@ -72,7 +72,7 @@ def minilm(rows: list) -> None:
     import torch
     import transformers
 
-    from mapper.frontends.fx_import import import_torch
+    from aalbert.mapper.frontends.fx_import import import_torch
 
     path = os.path.join(spec.submodule_search_locations[0], "model")
     tok = transformers.AutoTokenizer.from_pretrained(path)

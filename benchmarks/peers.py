@@ -194,13 +194,13 @@ def aalbert(gemms: list, dataflow: str) -> dict:
     """aalbert on tpu_like with weights in DRAM and activations in SRAM, summed over the GEMMs."""
     import numpy as np
 
-    from ir.module import content_hash
-    from ir.parser import parse_module
-    from mapper.evaluate import override_target
-    from passes.allocate import allocate, default_workload
-    from passes.base import PassManager, parse_pipeline
-    from targets.lower import lower
-    from targets.sim import simulate
+    from aalbert.ir.module import content_hash
+    from aalbert.ir.parser import parse_module
+    from aalbert.mapper.evaluate import override_target
+    from aalbert.passes.allocate import allocate, default_workload
+    from aalbert.passes.base import PassManager, parse_pipeline
+    from aalbert.targets.lower import lower
+    from aalbert.targets.sim import simulate
 
     target = override_target("tpu_like", {"memory.sram.holds": ["activations"], "compute.dataflow": dataflow})
     cycles, pe_cycles, energy, seconds, traffic = 0.0, 0.0, {}, 0.0, {}
@@ -361,7 +361,7 @@ def main(argv=None) -> int:
 
 
 def _write(path: str, text: str) -> None:
-    from ir.fileio import atomic_writer
+    from aalbert.ir.fileio import atomic_writer
     with atomic_writer(path, "w") as f:
         f.write(text)
 

@@ -42,11 +42,11 @@ def child(size: str, tasks: int, seq: int, layers: int) -> dict:
     """The flow in this process; phase times, peak memory and what it computed."""
     import torch  # noqa: F401  (outside the timing)
 
-    from mapper.backend import run_backend
-    from mapper.frontends import DimSpec
-    from mapper.loading import ExampleSpec, load_example
-    from passes.base import PassManager, parse_pipeline
-    from targets.spec import load_target
+    from aalbert.mapper.backend import run_backend
+    from aalbert.mapper.frontends import DimSpec
+    from aalbert.mapper.loading import ExampleSpec, load_example
+    from aalbert.passes.base import PassManager, parse_pipeline
+    from aalbert.targets.spec import load_target
 
     phases = {}
     t0 = time.perf_counter()
@@ -143,7 +143,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.markdown:
-        from ir.fileio import atomic_writer
+        from aalbert.ir.fileio import atomic_writer
 
         with atomic_writer(args.markdown) as f:
             f.write((text + "\n").encode())

@@ -1,6 +1,6 @@
 """Export the example families as one ONNX file per task.
 
-    python -m examples.export --family adapter-albert --tasks 8 --size base --out models/
+    python -m aalbert.examples.export --family adapter-albert --tasks 8 --size base --out models/
 
 writes models/cola.onnx, models/sst2.onnx, ... with inputs input_ids,
 attention_mask and token_type_ids ([batch, seq], int64, both dimensions
@@ -64,7 +64,7 @@ def export_family(spec: FamilySpec, out_dir: Path, exporter: str = "torchscript"
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m examples.export", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m aalbert.examples.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--family", choices=FAMILIES, default="adapter-albert")
     p.add_argument("--tasks", type=int, default=2, help="number of GLUE tasks (default: 2)")

@@ -34,7 +34,7 @@ _TERMINAL_WORDS = {
 
 @functools.cache
 def _parser() -> lark.Lark:
-    grammar = resources.files("ir").joinpath("ir.lark").read_text()
+    grammar = resources.files("aalbert.ir").joinpath("ir.lark").read_text()
     return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 

@@ -14,13 +14,13 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
-from ir.graph import Graph
-from ir.module import Module
-from targets.lower import lower
-from targets.program import Program
-from targets.requests import PATTERNS, StreamResult, make_stream, read_trace, run_stream
-from targets.sim import SimResult, simulate
-from targets.spec import Target
+from aalbert.ir.graph import Graph
+from aalbert.ir.module import Module
+from aalbert.targets.lower import lower
+from aalbert.targets.program import Program
+from aalbert.targets.requests import PATTERNS, StreamResult, make_stream, read_trace, run_stream
+from aalbert.targets.sim import SimResult, simulate
+from aalbert.targets.spec import Target
 
 
 @dataclass

@@ -19,14 +19,14 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
-from ir.encoding import Role
-from ir.errors import OptionError
-from ir.module import Module
-from passes.allocate import Workload, allocate, default_workload
-from passes.base import PassManager, parse_pipeline
-from passes.compress import BUILTIN_POLICIES, Policy, Rule, apply_policy, load_policy, parse_format
-from targets.memtech import scaled
-from targets.spec import Target, target_dict, target_from_dict, target_text
+from aalbert.ir.encoding import Role
+from aalbert.ir.errors import OptionError
+from aalbert.ir.module import Module
+from aalbert.passes.allocate import Workload, allocate, default_workload
+from aalbert.passes.base import PassManager, parse_pipeline
+from aalbert.passes.compress import BUILTIN_POLICIES, Policy, Rule, apply_policy, load_policy, parse_format
+from aalbert.targets.memtech import scaled
+from aalbert.targets.spec import Target, target_dict, target_from_dict, target_text
 
 from .backend import run_backend
 from .frontends import DimSpec
@@ -161,7 +161,7 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
 
 def smallest_chip(module: Module, target: Target, workload: Workload | None = None) -> dict:
     """Non-volatile and volatile capacity for no off-chip traffic, and what it costs (memtech models)."""
-    from ir.analysis import ALIGN
+    from aalbert.ir.analysis import ALIGN
 
     m2 = module.copy()
     PassManager(parse_pipeline(f"plan-activations{{activation_bits={target.compute.activation_bits}}}")).run(m2)

@@ -14,9 +14,9 @@ from typing import Callable
 
 import numpy as np
 
-from ir.graph import Graph
-from ir.interpreter import run
-from ir.module import Module, Weight
+from aalbert.ir.graph import Graph
+from aalbert.ir.interpreter import run
+from aalbert.ir.module import Module, Weight
 
 from .summary import megabytes, table
 

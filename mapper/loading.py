@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ir.errors import AalbertError, OptionError
-from ir.fileio import load_module
-from ir.module import Module
+from aalbert.ir.errors import AalbertError, OptionError
+from aalbert.ir.fileio import load_module
+from aalbert.ir.module import Module
 
 from .frontends import DimSpec, import_onnx
 
@@ -66,8 +66,8 @@ def _claim(origin: dict[str, str], task: str, path: str) -> None:
 
 def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     """The built-in example family, imported through the torch.fx frontend."""
-    from examples.albert import AdapterConfig
-    from examples.zoo import FamilySpec, build_family, example_inputs, task_names
+    from aalbert.examples.albert import AdapterConfig
+    from aalbert.examples.zoo import FamilySpec, build_family, example_inputs, task_names
 
     from .frontends.fx_import import import_torch
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ir.analysis import ALIGN
-from ir.module import Module
-from targets.spec import Target
+from aalbert.ir.analysis import ALIGN
+from aalbert.ir.module import Module
+from aalbert.targets.spec import Target
 
 from .summary import table
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from ir.module import Module
-from ir.registry import get_op
-from targets.requests import StreamResult
-from targets.roofline import LayerBound
-from targets.sim import SimResult
-from targets.spec import Target
+from aalbert.ir.module import Module
+from aalbert.ir.registry import get_op
+from aalbert.targets.requests import StreamResult
+from aalbert.targets.roofline import LayerBound
+from aalbert.targets.sim import SimResult
+from aalbert.targets.spec import Target
 
 from .summary import table
 

@@ -16,9 +16,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ir.fileio import atomic_writer
-from passes.allocate import Workload, default_workload
-from targets.spec import load_target
+from aalbert.ir.fileio import atomic_writer
+from aalbert.passes.allocate import Workload, default_workload
+from aalbert.targets.spec import load_target
 
 from .evaluate import ModelSpec, evaluate, parameter_table, prepared, smallest_chip
 from .plots import stacked_energy, study_figure

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ir.encoding import KINDS
-from ir.module import Module
-from ir.registry import Work, get_op
+from aalbert.ir.encoding import KINDS
+from aalbert.ir.module import Module
+from aalbert.ir.registry import Work, get_op
 
 
 def graph_work(module: Module, task: str) -> Work:

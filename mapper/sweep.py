@@ -44,9 +44,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ir.errors import AalbertError
-from ir.fileio import atomic_writer, read_toml
-from passes.allocate import Workload, default_workload
+from aalbert.ir.errors import AalbertError
+from aalbert.ir.fileio import atomic_writer, read_toml
+from aalbert.passes.allocate import Workload, default_workload
 
 from .evaluate import ModelSpec, evaluate, override_target, prepared
 

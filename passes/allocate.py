@@ -26,13 +26,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ir.analysis import ALIGN, activation_buffers
-from ir.errors import OptionError
-from ir.fileio import read_toml
-from ir.module import Module, Weight
-from ir.placement import Arena, Placement
-from targets.check import verify_placement
-from targets.spec import MemoryLevel, Target, TargetError, load_target
+from aalbert.ir.analysis import ALIGN, activation_buffers
+from aalbert.ir.errors import OptionError
+from aalbert.ir.fileio import read_toml
+from aalbert.ir.module import Module, Weight
+from aalbert.ir.placement import Arena, Placement
+from aalbert.targets.check import verify_placement
+from aalbert.targets.spec import MemoryLevel, Target, TargetError, load_target
 
 from .allocation_model import (ArenaOption, Item, Option, Problem, Solution, solve_greedy, solve_milp,
                                variable_count)
@@ -295,7 +295,7 @@ def _merge(busy: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
 
 def compute_cycles(module: Module, task: str, target: Target) -> float:
     """PE-array and special-function-unit cycles of one inference, one after the other (a first estimate)."""
-    from ir.registry import get_op
+    from aalbert.ir.registry import get_op
 
     pe = sfu = 0.0
     for node in module.graphs[task].nodes:

@@ -15,10 +15,10 @@ import typing
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-from ir.errors import IRVerifyError, OptionError
-from ir.module import Module
-from ir.printer import print_module
-from ir.verifier import verify
+from aalbert.ir.errors import IRVerifyError, OptionError
+from aalbert.ir.module import Module
+from aalbert.ir.printer import print_module
+from aalbert.ir.verifier import verify
 
 
 @dataclass(frozen=True)

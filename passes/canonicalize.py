@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ir.builder import Builder, const_value
-from ir.graph import Graph, Node, Value
-from ir.module import Module
-from ir.printer import print_graph
-from ir.registry import get_op
+from aalbert.ir.builder import Builder, const_value
+from aalbert.ir.graph import Graph, Node, Value
+from aalbert.ir.module import Module
+from aalbert.ir.printer import print_graph
+from aalbert.ir.registry import get_op
 
 from .base import Pass, register_pass
 from .fusion import fuse

@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ir.encoding import KINDS, Encoding
-from ir.errors import OptionError
-from ir.fileio import read_toml
-from ir.formats import afloat_bias, afloat_encode, int_encode, int_scales
-from ir.module import Module, Weight
+from aalbert.ir.encoding import KINDS, Encoding
+from aalbert.ir.errors import OptionError
+from aalbert.ir.fileio import read_toml
+from aalbert.ir.formats import afloat_bias, afloat_encode, int_encode, int_scales
+from aalbert.ir.module import Module, Weight
 
 from .base import Pass, register_pass
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir.builder import attrs_key, const_value
-from ir.graph import Graph, Node, Value
-from ir.module import Module
-from ir.ops.elementwise import gelu
-from ir.registry import get_op
+from aalbert.ir.builder import attrs_key, const_value
+from aalbert.ir.graph import Graph, Node, Value
+from aalbert.ir.module import Module
+from aalbert.ir.ops.elementwise import gelu
+from aalbert.ir.registry import get_op
 
 GELU_SEARCH_DEPTH = 8
 

@@ -19,8 +19,8 @@ Names differ between frontends (an ONNX file may call a linear weight
 
 from __future__ import annotations
 
-from ir.graph import Graph, Node, Value
-from ir.module import Module
+from aalbert.ir.graph import Graph, Node, Value
+from aalbert.ir.module import Module
 
 from .views import LAYOUT_OPS
 

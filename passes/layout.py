@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir.graph import Graph, Sym
-from ir.module import Module
+from aalbert.ir.graph import Graph, Sym
+from aalbert.ir.module import Module
 
 
 def fold_weight_transposes(module: Module, graph: Graph) -> int:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ir.analysis import Buffer, activation_buffers
-from ir.graph import Graph
-from ir.module import Module
-from ir.placement import Arena
+from aalbert.ir.analysis import Buffer, activation_buffers
+from aalbert.ir.graph import Graph
+from aalbert.ir.module import Module
+from aalbert.ir.placement import Arena
 
 from .base import Pass, register_pass
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ir.module import Module
-from ir.verifier import verify
+from aalbert.ir.module import Module
+from aalbert.ir.verifier import verify
 
 from .base import Pass, register_pass
 from .layout import fold_weight_transposes

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ir.encoding import Role
-from ir.module import Module
+from aalbert.ir.encoding import Role
+from aalbert.ir.module import Module
 
 from .base import Pass, register_pass
 from .kinds import weight_kinds

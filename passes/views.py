@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ir.registry import get_op
+from aalbert.ir.registry import get_op
 
 LAYOUT_OPS = ("reshape", "transpose", "broadcast", "tile", "slice", "gather", "gather_nd")
 

@@ -13,10 +13,10 @@
 
 from __future__ import annotations
 
-from ir.analysis import ALIGN, activation_buffers
-from ir.errors import IRVerifyError
-from ir.module import Module
-from ir.placement import RESIDENCIES
+from aalbert.ir.analysis import ALIGN, activation_buffers
+from aalbert.ir.errors import IRVerifyError
+from aalbert.ir.module import Module
+from aalbert.ir.placement import RESIDENCIES
 
 from .spec import Target
 

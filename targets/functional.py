@@ -18,11 +18,11 @@ import math
 
 import numpy as np
 
-from ir.errors import AalbertError
-from ir.graph import Value
-from ir.interpreter import check_inputs
-from ir.module import Module
-from ir.registry import get_op
+from aalbert.ir.errors import AalbertError
+from aalbert.ir.graph import Value
+from aalbert.ir.interpreter import check_inputs
+from aalbert.ir.module import Module
+from aalbert.ir.registry import get_op
 
 from .program import Program
 from .sim import simulate

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import math
 
-from ir.errors import AalbertError
-from ir.graph import Graph, Node, Value
-from ir.module import Module, Weight
-from ir.registry import get_op
+from aalbert.ir.errors import AalbertError
+from aalbert.ir.graph import Graph, Node, Value
+from aalbert.ir.module import Module, Weight
+from aalbert.ir.registry import get_op
 
 from .program import Buf, Instr, Program
 from .spec import Target

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ir.errors import AalbertError
-from ir.module import Module
+from aalbert.ir.errors import AalbertError
+from aalbert.ir.module import Module
 
 from .sim import SimResult
 from .spec import Target

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from ir.errors import AalbertError
+from aalbert.ir.errors import AalbertError
 
 from .memtech import ANCHORS, scaled
 
@@ -176,7 +176,7 @@ class Target:
 
 # -- loading ----------------------------------------------------------------------------------------------------
 def builtin_targets() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("targets").joinpath("builtin").iterdir()
+    return sorted(p.name[:-5] for p in resources.files("aalbert.targets").joinpath("builtin").iterdir()
                   if p.name.endswith(".toml"))
 
 
@@ -267,7 +267,7 @@ def target_dict(text: str, where: str) -> dict:
 def target_text(spec: str) -> tuple[str, str]:
     """(TOML text, where) of a built-in target or a target file."""
     if spec in builtin_targets():
-        return resources.files("targets").joinpath("builtin", f"{spec}.toml").read_text(), f"{spec}.toml (built-in)"
+        return resources.files("aalbert.targets").joinpath("builtin", f"{spec}.toml").read_text(), f"{spec}.toml (built-in)"
     path = Path(spec)
     if not path.exists():
         raise TargetError(f"{spec}: no such target file (built-in targets: {', '.join(builtin_targets())})")

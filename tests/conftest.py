@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from examples.export import export_model
-from examples.zoo import FamilySpec, build_family, example_inputs
-from ir.graph import Graph
+from aalbert.examples.export import export_model
+from aalbert.examples.zoo import FamilySpec, build_family, example_inputs
+from aalbert.ir.graph import Graph
 
 TINY_TASKS = ("cola", "stsb")  # two heads of different widths (2 labels, 1 output)
 SEQ = 16

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir.module import content_hash
-from ir.parser import parse_module
-from ir.printer import print_module
-from ir.verifier import verify
-from passes.base import PassManager, parse_pipeline
+from aalbert.ir.module import content_hash
+from aalbert.ir.parser import parse_module
+from aalbert.ir.printer import print_module
+from aalbert.ir.verifier import verify
+from aalbert.passes.base import PassManager, parse_pipeline
 
 
 def module_with_data(text: str, seed: int = 0):

@@ -9,9 +9,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from ir.interpreter import run
-from ir.module import Module
-from mapper.frontends import DimSpec, import_onnx
+from aalbert.ir.interpreter import run
+from aalbert.ir.module import Module
+from aalbert.mapper.frontends import DimSpec, import_onnx
 
 NP_TO_ONNX = {np.dtype("float32"): TensorProto.FLOAT, np.dtype("int64"): TensorProto.INT64,
               np.dtype("bool"): TensorProto.BOOL, np.dtype("int32"): TensorProto.INT32,

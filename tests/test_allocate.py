@@ -8,16 +8,16 @@ import random
 
 import pytest
 
-from ir.errors import IRVerifyError, OptionError
-from ir.placement import Placement
-from mapper.cli import compile as compile_cli
-from mapper.frontends import DimSpec
-from mapper.loading import ExampleSpec, load_example
-from passes.allocate import default_workload, load_workload
-from passes.allocation_model import ArenaOption, Item, Option, Problem, brute_force, solve_greedy, solve_milp
-from passes.base import PassManager, parse_pipeline
-from targets.check import verify_placement
-from targets.spec import TargetError, load_target
+from aalbert.ir.errors import IRVerifyError, OptionError
+from aalbert.ir.placement import Placement
+from aalbert.mapper.cli import compile as compile_cli
+from aalbert.mapper.frontends import DimSpec
+from aalbert.mapper.loading import ExampleSpec, load_example
+from aalbert.passes.allocate import default_workload, load_workload
+from aalbert.passes.allocation_model import ArenaOption, Item, Option, Problem, brute_force, solve_greedy, solve_milp
+from aalbert.passes.base import PassManager, parse_pipeline
+from aalbert.targets.check import verify_placement
+from aalbert.targets.spec import TargetError, load_target
 
 from .ir_cases import module_with_data
 from .test_cli import assert_clean_error, call
@@ -79,7 +79,7 @@ PLAN = """module {
 def test_plan_activations_on_small_ir():
     module = module_with_data(PLAN)
     PassManager(parse_pipeline("plan-activations{activation_bits=16}")).run(module)
-    from ir.printer import print_graph
+    from aalbert.ir.printer import print_graph
     # 128-byte buffers (64 x 16 bit); %x lives to the end; reshapes share their operand's buffer
     assert print_graph(module.graphs["t"]) == """graph @t(%x: tensor<64xf32> at 0) -> ("y": tensor<64xf32>) {
   arena {size = 384, total = 640}
@@ -95,7 +95,7 @@ def test_plan_activations_on_small_ir():
 
 
 def test_plan_is_within_live_bytes_on_a_real_model():
-    from ir.analysis import activation_buffers
+    from aalbert.ir.analysis import activation_buffers
 
     module = load_example(ExampleSpec("adapter-albert", 1, "tiny"), DimSpec(1, 32))
     PassManager(parse_pipeline("canonicalize,plan-activations")).run(module)

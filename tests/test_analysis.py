@@ -1,7 +1,7 @@
 """The networkx view of a graph and the analyses built on it."""
 
-from ir.analysis import depth, live_ranges, to_digraph
-from ir.parser import parse_module
+from aalbert.ir.analysis import depth, live_ranges, to_digraph
+from aalbert.ir.parser import parse_module
 
 TEXT = """module {
   graph @t(%x: tensor<2xf32>) -> ("y": tensor<2xf32>, "z": tensor<2xf32>) {

@@ -9,21 +9,21 @@ import math
 import numpy as np
 import pytest
 
-from ir.interpreter import run
-from mapper.backend import run_backend
-from mapper.cli import compile as compile_cli
-from mapper.cli import run as run_cli
-from mapper.fidelity import sample_inputs
-from mapper.frontends import DimSpec
-from mapper.loading import ExampleSpec, load_example
-from passes.base import PassManager, parse_pipeline
-from targets.functional import execute
-from targets.lower import lower
-from targets.requests import make_stream, read_trace, run_stream
-from targets.roofline import roofline
-from targets.sim import simulate
-from targets.spec import load_target
-from targets.trace import chrome_trace
+from aalbert.ir.interpreter import run
+from aalbert.mapper.backend import run_backend
+from aalbert.mapper.cli import compile as compile_cli
+from aalbert.mapper.cli import run as run_cli
+from aalbert.mapper.fidelity import sample_inputs
+from aalbert.mapper.frontends import DimSpec
+from aalbert.mapper.loading import ExampleSpec, load_example
+from aalbert.passes.base import PassManager, parse_pipeline
+from aalbert.targets.functional import execute
+from aalbert.targets.lower import lower
+from aalbert.targets.requests import make_stream, read_trace, run_stream
+from aalbert.targets.roofline import roofline
+from aalbert.targets.sim import simulate
+from aalbert.targets.spec import load_target
+from aalbert.targets.trace import chrome_trace
 
 from .ir_cases import module_with_data
 from .test_cli import assert_clean_error, call
@@ -139,7 +139,7 @@ def test_functional_mode_catches_a_missing_dependency(tiny_placed):
                   and any(program.instrs[d].kind == "vec" for d in b.deps))
     broken = dataclasses.replace(program, instrs=[dataclasses.replace(i, deps=()) if i is victim else i
                                                   for i in program.instrs])
-    from targets.functional import ExecutionError
+    from aalbert.targets.functional import ExecutionError
     try:
         got = execute(broken, module, target, feeds)["logits"]
     except ExecutionError as e:  # read bytes nobody wrote, or a weight slot its DMA had not filled
@@ -216,7 +216,7 @@ def test_request_trace_files(tmp_path):
     reqs = read_trace(str(tmp_path / "t.txt"), ["cola", "sst2"], 10.0)
     assert [(r.task, r.arrival) for r in reqs] == [("cola", 0.0), ("sst2", 0.5), ("cola", pytest.approx(0.6))]
     (tmp_path / "bad.txt").write_text("cola 0.1\nwnli 0.2\n")
-    from ir.errors import AalbertError
+    from aalbert.ir.errors import AalbertError
     with pytest.raises(AalbertError, match=r"bad.txt:2: task 'wnli' is not compiled"):
         read_trace(str(tmp_path / "bad.txt"), ["cola", "sst2"], 10.0)
 
@@ -272,7 +272,7 @@ def test_compile_reports_and_draws_the_roofline(tmp_path, capsys):
 
 
 def test_run_on_the_target_equals_the_interpreter(tmp_path, capsys, tiny_exports, tiny_inputs):
-    from ir.fileio import write_npz
+    from aalbert.ir.fileio import write_npz
     write_npz(tmp_path / "in.npz", tiny_inputs)
     path = tiny_exports["adapter-albert", "torchscript"]["cola"]
     code, out, err = call(run_cli.main, [path, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "ref.npz"], capsys)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from ir.interpreter import run
-from ir.module import Module
-from ir.printer import print_graph
-from mapper.frontends import DimSpec, import_onnx
-from mapper.frontends.fx_import import import_torch
+from aalbert.ir.interpreter import run
+from aalbert.ir.module import Module
+from aalbert.ir.printer import print_graph
+from aalbert.mapper.frontends import DimSpec, import_onnx
+from aalbert.mapper.frontends.fx_import import import_torch
 
 from .conftest import SEQ, random_feeds
 from .ir_cases import graph_text, module_with_data, run_pipeline
@@ -285,7 +285,7 @@ def test_cse_dce_commutative_order_and_schedule():
 # --- whole models --------------------------------------------------------------------------------
 def _canonical(module: Module) -> list[str]:
     """Canonical graphs with weights named by content, to compare across frontends."""
-    from passes.canonicalize import Canonicalize
+    from aalbert.passes.canonicalize import Canonicalize
     Canonicalize().run(module)
     texts = []
     for graph in module.graphs.values():

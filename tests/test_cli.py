@@ -10,12 +10,12 @@ import onnx
 import pytest
 from onnx import helper
 
-from examples.zoo import distinct_parameters
-from ir.fileio import load_module, write_npz
-from ir.printer import print_module
-from mapper.cli import compile as compile_cli
-from mapper.cli import opt as opt_cli
-from mapper.cli import run as run_cli
+from aalbert.examples.zoo import distinct_parameters
+from aalbert.ir.fileio import load_module, write_npz
+from aalbert.ir.printer import print_module
+from aalbert.mapper.cli import compile as compile_cli
+from aalbert.mapper.cli import opt as opt_cli
+from aalbert.mapper.cli import run as run_cli
 
 from .conftest import SEQ
 from .onnx_helpers import make_model

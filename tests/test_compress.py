@@ -7,15 +7,15 @@ import re
 import numpy as np
 import pytest
 
-from ir.errors import OptionError
-from ir.fileio import load_module, save_module
-from ir.interpreter import run
-from ir.printer import print_module
-from mapper.cli import compile as compile_cli
-from mapper.frontends import DimSpec
-from mapper.loading import ExampleSpec, load_example
-from passes.base import PassManager, parse_pipeline
-from passes.compress import BUILTIN_POLICIES, load_policy, prune_array
+from aalbert.ir.errors import OptionError
+from aalbert.ir.fileio import load_module, save_module
+from aalbert.ir.interpreter import run
+from aalbert.ir.printer import print_module
+from aalbert.mapper.cli import compile as compile_cli
+from aalbert.mapper.frontends import DimSpec
+from aalbert.mapper.loading import ExampleSpec, load_example
+from aalbert.passes.base import PassManager, parse_pipeline
+from aalbert.passes.compress import BUILTIN_POLICIES, load_policy, prune_array
 
 from .ir_cases import module_with_data
 from .test_cli import assert_clean_error, call

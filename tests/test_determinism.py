@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from ir import fileio
-from mapper.cli import compile as compile_cli
+from aalbert.ir import fileio
+from aalbert.mapper.cli import compile as compile_cli
 
 from .test_cli import assert_clean_error, call
 
@@ -25,7 +25,7 @@ def compile_in_a_process(out_dir, hash_seed: str) -> str:
     for flag, name in OUTPUTS.items():
         argv += [flag, "asm"] if flag == "--emit" else [flag, str(out_dir / name)]
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    done = subprocess.run([sys.executable, "-m", "mapper.cli.compile"] + argv, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "aalbert.mapper.cli.compile"] + argv, capture_output=True, text=True,
                           env=env, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout

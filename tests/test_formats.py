@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ir.encoding import Encoding
-from ir.formats import (CHUNK, afloat_bias, afloat_decode, afloat_encode, afloat_encode_search, afloat_magnitudes,
+from aalbert.ir.encoding import Encoding
+from aalbert.ir.formats import (CHUNK, afloat_bias, afloat_decode, afloat_encode, afloat_encode_search, afloat_magnitudes,
                         int_decode, int_encode, int_scales)
-from ir.types import DType, TensorType
+from aalbert.ir.types import DType, TensorType
 
 
 # --- AdaptivFloat --------------------------------------------------------------------------------------

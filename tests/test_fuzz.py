@@ -31,17 +31,17 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ir.errors import AalbertError
-from ir.fileio import load_module, save_module
-from ir.module import Module
-from mapper.frontends import DimSpec
-from mapper.frontends.onnx_import import import_onnx
-from mapper.loading import ExampleSpec, load_example
-from mapper.sweep import load_sweep
-from passes.allocate import load_workload
-from passes.compress import load_policy
-from targets.requests import read_trace
-from targets.spec import load_target
+from aalbert.ir.errors import AalbertError
+from aalbert.ir.fileio import load_module, save_module
+from aalbert.ir.module import Module
+from aalbert.mapper.frontends import DimSpec
+from aalbert.mapper.frontends.onnx_import import import_onnx
+from aalbert.mapper.loading import ExampleSpec, load_example
+from aalbert.mapper.sweep import load_sweep
+from aalbert.passes.allocate import load_workload
+from aalbert.passes.compress import load_policy
+from aalbert.targets.requests import read_trace
+from aalbert.targets.spec import load_target
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = int(os.environ.get("AALBERT_FUZZ", "0") or 0)

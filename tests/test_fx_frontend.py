@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from examples.albert import AdapterConfig
-from examples.zoo import FamilySpec, build_family, distinct_parameters, example_inputs
-from ir.interpreter import run
-from ir.module import Module
-from ir.verifier import verify
-from mapper.frontends.fx_import import import_torch
+from aalbert.examples.albert import AdapterConfig
+from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters, example_inputs
+from aalbert.ir.interpreter import run
+from aalbert.ir.module import Module
+from aalbert.ir.verifier import verify
+from aalbert.mapper.frontends.fx_import import import_torch
 
 from .conftest import TINY_TASKS
 
@@ -81,7 +81,7 @@ def test_untraceable_module_is_a_clear_error():
                 return x
             return -x
 
-    from ir.errors import FrontendError
+    from aalbert.ir.errors import FrontendError
     with pytest.raises(FrontendError, match="torch.fx cannot trace Branchy"):
         import_torch(Branchy(), {"x": torch.ones(2)}, Module(), "t")
 

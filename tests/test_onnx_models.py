@@ -11,12 +11,12 @@ import pytest
 import torch
 from onnx import helper
 
-from examples.zoo import FamilySpec, build_family, distinct_parameters
-from ir.errors import FrontendError
-from ir.interpreter import run
-from ir.module import Module
-from mapper.frontends import DimSpec, import_onnx
-from mapper.frontends.fx_import import import_torch
+from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters
+from aalbert.ir.errors import FrontendError
+from aalbert.ir.interpreter import run
+from aalbert.ir.module import Module
+from aalbert.mapper.frontends import DimSpec, import_onnx
+from aalbert.mapper.frontends.fx_import import import_torch
 
 from .conftest import SEQ
 from .onnx_helpers import compare_with_ort, make_model
@@ -64,7 +64,7 @@ def test_finetuned_albert_files_share_nothing(tiny_exports):
 
 def test_adapter_albert_base_two_files_count_each_parameter_once(tmp_path):
     """Base size, two per-task files: the pool holds exactly the torch model's distinct parameters."""
-    from examples.export import export_model
+    from aalbert.examples.export import export_model
 
     models = build_family(FamilySpec("adapter-albert", "base", ("sst2", "mnli")))
     module = Module()

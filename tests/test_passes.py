@@ -8,11 +8,11 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from ir.errors import IRVerifyError, OptionError
-from ir.module import Module, content_hash
-from ir.parser import parse_module
-from ir.printer import print_module
-from passes.base import PASSES, Pass, PassManager, parse_pipeline, register_pass
+from aalbert.ir.errors import IRVerifyError, OptionError
+from aalbert.ir.module import Module, content_hash
+from aalbert.ir.parser import parse_module
+from aalbert.ir.printer import print_module
+from aalbert.passes.base import PASSES, Pass, PassManager, parse_pipeline, register_pass
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ def test_ci_runs_the_readme_commands():
 
 def test_readme_shows_what_the_first_command_prints(capsys):
     """The README quotes the default compile's output; it must be what the command prints now."""
-    from mapper.cli import compile as compile_cli
+    from aalbert.mapper.cli import compile as compile_cli
 
     readme = ROOT.joinpath("README.md").read_text()
     start = readme.index("The first command prints:\n\n```\n") + len("The first command prints:\n\n```\n")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from examples.export import export_model
-from examples.zoo import FamilySpec, build_family, task_names
-from ir.module import Module
-from mapper.frontends import DimSpec, import_onnx
-from mapper.frontends.fx_import import import_torch
-from mapper.summary import sharing_lines
-from ir.printer import print_module
-from passes.base import PassManager, parse_pipeline
+from aalbert.examples.export import export_model
+from aalbert.examples.zoo import FamilySpec, build_family, task_names
+from aalbert.ir.module import Module
+from aalbert.mapper.frontends import DimSpec, import_onnx
+from aalbert.mapper.frontends.fx_import import import_torch
+from aalbert.mapper.summary import sharing_lines
+from aalbert.ir.printer import print_module
+from aalbert.passes.base import PassManager, parse_pipeline
 
 from .conftest import SEQ
 from .ir_cases import module_with_data

@@ -14,9 +14,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mapper.cli import study as study_cli
-from mapper.cli import sweep as sweep_cli
-from mapper.sweep import load_sweep, pareto, run_sweep
+from aalbert.mapper.cli import study as study_cli
+from aalbert.mapper.cli import sweep as sweep_cli
+from aalbert.mapper.sweep import load_sweep, pareto, run_sweep
 
 from .test_cli import assert_clean_error, call
 
@@ -132,7 +132,7 @@ def test_pareto_front_is_the_nondominated_set(local_rows):
 
 def test_killed_sweep_resumes_with_only_the_missing_points(sweep_file, tmp_path, local_rows):
     cache, out = tmp_path / "cache", tmp_path / "out"
-    cmd = [sys.executable, "-m", "mapper.cli.sweep", str(sweep_file), "--jobs", "1", "--cache", str(cache),
+    cmd = [sys.executable, "-m", "aalbert.mapper.cli.sweep", str(sweep_file), "--jobs", "1", "--cache", str(cache),
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -8,9 +8,9 @@ from importlib import resources
 
 import pytest
 
-from mapper.cli import compile as compile_cli
-from targets.memtech import ANCHORS, MB2, scaled
-from targets.spec import TargetError, builtin_targets, load_target, parse_target
+from aalbert.mapper.cli import compile as compile_cli
+from aalbert.targets.memtech import ANCHORS, MB2, scaled
+from aalbert.targets.spec import TargetError, builtin_targets, load_target, parse_target
 
 from .test_cli import assert_clean_error
 
@@ -29,7 +29,7 @@ def _tables(data, path=""):
 
 @pytest.mark.parametrize("name", builtin_targets())
 def test_every_number_in_builtin_targets_has_a_source(name):
-    text = resources.files("targets").joinpath("builtin", f"{name}.toml").read_text()
+    text = resources.files("aalbert.targets").joinpath("builtin", f"{name}.toml").read_text()
     missing = []
     for where, table in _tables(tomllib.loads(text)):
         numbers = [k for k, v in table.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -56,16 +56,16 @@ def test_builtin_targets_match_the_design():
 
 def test_target_sizes_quote_measured_figures(capsys):
     """edge_accel's sizes rest on figures aalbert prints; check they are still what it prints."""
-    from mapper.frontends import DimSpec
-    from mapper.loading import ExampleSpec, load_example
-    from passes.base import PassManager, parse_pipeline
+    from aalbert.mapper.frontends import DimSpec
+    from aalbert.mapper.loading import ExampleSpec, load_example
+    from aalbert.passes.base import PassManager, parse_pipeline
 
     module = load_example(ExampleSpec("adapter-albert", 8, "base"), DimSpec(1, 128))
     PassManager(parse_pipeline("canonicalize,share,compress{policy=edgebert},plan-activations")).run(module)
     shared = sum(w.nbytes for w in module.weights.values() if w.role.shared)
     own = sum(w.nbytes for w in module.weights.values() if not w.role.shared)
     arena = max(g.arena.size for g in module.graphs.values())
-    text = resources.files("targets").joinpath("builtin", "edge_accel.toml").read_text()
+    text = resources.files("aalbert.targets").joinpath("builtin", "edge_accel.toml").read_text()
     for figure in (shared, own, arena, own + arena):
         assert f"{figure:,}" in text
     edge = load_target("edge_accel")
@@ -98,7 +98,7 @@ def test_fetch_path_goes_through_intermediate_levels():
     assert math.isclose(edge.fetch_pj_per_byte("dram"), expected)
 
 
-GOOD = resources.files("targets").joinpath("builtin", "edge_accel.toml").read_text()
+GOOD = resources.files("aalbert.targets").joinpath("builtin", "edge_accel.toml").read_text()
 
 
 @pytest.mark.parametrize("change, message", [

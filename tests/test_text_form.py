@@ -9,17 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ir.builder import Builder
-from ir.errors import IRParseError, IRVerifyError
-from ir.fileio import load_module, save_module
-from ir.graph import Graph
-from ir.module import Module
-from ir.parser import parse_module
-from ir.printer import print_module
-from ir.types import DType, TensorType
-from ir.verifier import verify
-from mapper.frontends import DimSpec, import_onnx
-from mapper.loading import ExampleSpec, load_example
+from aalbert.ir.builder import Builder
+from aalbert.ir.errors import IRParseError, IRVerifyError
+from aalbert.ir.fileio import load_module, save_module
+from aalbert.ir.graph import Graph
+from aalbert.ir.module import Module
+from aalbert.ir.parser import parse_module
+from aalbert.ir.printer import print_module
+from aalbert.ir.types import DType, TensorType
+from aalbert.ir.verifier import verify
+from aalbert.mapper.frontends import DimSpec, import_onnx
+from aalbert.mapper.loading import ExampleSpec, load_example
 
 from .conftest import SEQ
 
@@ -67,7 +67,7 @@ def test_module_without_data_is_still_analysable(tmp_path):
     loaded = load_module(tmp_path / "m.ir")
     assert not loaded.has_data
     verify(loaded)
-    from mapper.summary import graph_work
+    from aalbert.mapper.summary import graph_work
     assert graph_work(loaded, "cola").macs == graph_work(module, "cola").macs > 0
 
 

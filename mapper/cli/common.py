@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ir.errors import AalbertError, OptionError
+from aalbert.ir.errors import AalbertError, OptionError
 
 from ..frontends import DimSpec
 

@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ir.errors import OptionError
-from ir.fileio import atomic_writer, save_module
+from aalbert.ir.errors import OptionError
+from aalbert.ir.fileio import atomic_writer, save_module
 
 from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
 from ..summary import summary_text
@@ -95,7 +95,7 @@ def build_parser() -> ArgumentParser:
 
 
 def _main(argv) -> int:
-    from passes.base import PassManager, parse_pipeline
+    from aalbert.passes.base import PassManager, parse_pipeline
 
     args = build_parser().parse_args(argv)
     dims = dims_from_args(args)
@@ -137,7 +137,7 @@ def _main(argv) -> int:
     manager = PassManager(pipeline, verify_each=True, keep_text=dump_dir is not None)
     input_copy = None
     if dump_dir is not None:
-        from ir.printer import print_module
+        from aalbert.ir.printer import print_module
         input_copy = print_module(module)
     reference: list = []
 
@@ -159,22 +159,22 @@ def _main(argv) -> int:
         if not reference:
             raise OptionError("--fidelity needs compression: use --compress, --quantize or --sparsity")
         from ..fidelity import compare, fidelity_lines, storage_bytes
-        from ir.interpreter import fixed_point
+        from aalbert.ir.interpreter import fixed_point
 
         acts = fixed_point() if args.activations == "fixed16" else None
         rows = compare(reference[0], module, samples=args.samples, activations=acts)
         note = "activations in 16-bit fixed point" if acts else "activations in f32"
         text += "\n" + "\n".join(fidelity_lines(rows, storage_bytes(reference[0]), storage_bytes(module), note)) + "\n"
     if args.target:
-        from targets.spec import load_target
+        from aalbert.targets.spec import load_target
 
         from ..memory_report import allocation_lines, memory_json, memory_lines, plot_memory_map
 
-        from targets.program import programs_asm, programs_json
-        from targets.trace import trace_json
+        from aalbert.targets.program import programs_asm, programs_json
+        from aalbert.targets.trace import trace_json
 
         from ..backend import run_backend
-        from targets.roofline import roofline
+        from aalbert.targets.roofline import roofline
 
         from ..sim_report import breakdown_lines, roofline_figure, roofline_lines, sim_json, stream_lines, task_lines
 
@@ -227,7 +227,7 @@ def _placement_passes(args) -> str:
         if args.spill:
             raise OptionError("--spill needs --target")
         return ""
-    from targets.spec import load_target
+    from aalbert.targets.spec import load_target
 
     target = load_target(args.target)
     opts = [f"target={args.target}", f"solver={args.solver}"]

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ir.errors import OptionError
-from ir.fileio import atomic_writer, load_module, save_module
-from ir.printer import print_module
+from aalbert.ir.errors import OptionError
+from aalbert.ir.fileio import atomic_writer, load_module, save_module
+from aalbert.ir.printer import print_module
 
 from .common import ArgumentParser, check_output_path, main_wrapper
 
@@ -35,8 +35,8 @@ def build_parser() -> ArgumentParser:
 def _list_passes() -> str:
     import dataclasses
 
-    from passes.base import PASSES
-    from passes import registry  # noqa: F401
+    from aalbert.passes.base import PASSES
+    from aalbert.passes import registry  # noqa: F401
 
     lines = []
     for name in sorted(PASSES):
@@ -47,7 +47,7 @@ def _list_passes() -> str:
 
 
 def _main(argv) -> int:
-    from passes.base import PassManager, parse_pipeline
+    from aalbert.passes.base import PassManager, parse_pipeline
 
     args = build_parser().parse_args(argv)
     if args.list_passes:

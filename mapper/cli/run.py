@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ir.errors import AalbertError, OptionError
-from ir.fileio import load_module, read_npz, write_npz
-from ir.interpreter import run
-from ir.module import Module
+from aalbert.ir.errors import AalbertError, OptionError
+from aalbert.ir.fileio import load_module, read_npz, write_npz
+from aalbert.ir.interpreter import run
+from aalbert.ir.module import Module
 
 from ..frontends import DimSpec, import_onnx
 from .common import ArgumentParser, check_output_path, main_wrapper
@@ -81,10 +81,10 @@ def _main(argv) -> int:
 
 
 def _on_target(module: Module, task: str, inputs, args) -> dict[str, np.ndarray]:
-    from passes.base import PassManager, parse_pipeline
-    from targets.functional import execute
-    from targets.lower import lower
-    from targets.spec import load_target
+    from aalbert.passes.base import PassManager, parse_pipeline
+    from aalbert.targets.functional import execute
+    from aalbert.targets.lower import lower
+    from aalbert.targets.spec import load_target
 
     target = load_target(args.target)
     placed = all(w.placement is not None for w in module.weights.values()) and all(

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ir.errors import OptionError
+from aalbert.ir.errors import OptionError
 
 from ..study import StudyConfig, accounting_rows, configurations, run_study, write_outputs
 from .common import ArgumentParser, main_wrapper, positive_int
@@ -62,9 +62,9 @@ def build_parser() -> ArgumentParser:
 
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    from examples.zoo import FAMILIES
-    from targets.spec import load_target
-    from passes.compress import load_policy
+    from aalbert.examples.zoo import FAMILIES
+    from aalbert.targets.spec import load_target
+    from aalbert.passes.compress import load_policy
 
     for f in args.families:
         if f not in FAMILIES:

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ir.errors import OptionError
-from ir.fileio import atomic_writer
+from aalbert.ir.errors import OptionError
+from aalbert.ir.fileio import atomic_writer
 
 from ..study import csv_text
 from ..sweep import METRICS, connect, load_sweep, pareto, run_sweep

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ir.errors import FrontendError
+from aalbert.ir.errors import FrontendError
 
 
 @dataclass(frozen=True)

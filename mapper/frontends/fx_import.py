@@ -21,13 +21,13 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ir.builder import Builder
-from ir.errors import FrontendError, UnsupportedOpError
-from ir.graph import Graph, Value
-from ir.module import Module
-from ir.registry import InferError
-from ir.types import DType, TensorType
-from passes.layout import fold_weight_transposes
+from aalbert.ir.builder import Builder
+from aalbert.ir.errors import FrontendError, UnsupportedOpError
+from aalbert.ir.graph import Graph, Value
+from aalbert.ir.module import Module
+from aalbert.ir.registry import InferError
+from aalbert.ir.types import DType, TensorType
+from aalbert.passes.layout import fold_weight_transposes
 
 _TORCH_DTYPES = {torch.float32: DType.F32, torch.float16: DType.F16, torch.float64: DType.F64,
                  torch.int64: DType.I64, torch.int32: DType.I32, torch.int16: DType.I16,

@@ -19,13 +19,13 @@ import numpy as np
 import onnx
 from onnx import external_data_helper, numpy_helper
 
-from ir.builder import Builder
-from ir.errors import FrontendError, UnsupportedOpError
-from ir.graph import Graph, Value
-from ir.module import Module
-from ir.registry import InferError
-from ir.types import DType, TensorType
-from passes.layout import fold_weight_transposes
+from aalbert.ir.builder import Builder
+from aalbert.ir.errors import FrontendError, UnsupportedOpError
+from aalbert.ir.graph import Graph, Value
+from aalbert.ir.module import Module
+from aalbert.ir.registry import InferError
+from aalbert.ir.types import DType, TensorType
+from aalbert.passes.layout import fold_weight_transposes
 
 from .dims import DimSpec
 from .onnx_ops import HANDLERS, HandlerError, NodeContext, _attr_value, onnx_dtype

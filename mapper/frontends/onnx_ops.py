@@ -16,9 +16,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ir.builder import Builder, const_value
-from ir.graph import Value
-from ir.types import DType
+from aalbert.ir.builder import Builder, const_value
+from aalbert.ir.graph import Value
+from aalbert.ir.types import DType
 
 Handler = Callable[["NodeContext"], list[Value | None]]
 HANDLERS: dict[str, Handler] = {}
