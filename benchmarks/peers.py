@@ -211,7 +211,7 @@ def aalbert(gemms: list, dataflow: str) -> dict:
         w.hash = content_hash(w.data)
         t0 = time.perf_counter()
         PassManager(parse_pipeline("share,quantize{format=int8},plan-activations{activation_bits=8}")).run(module)
-        module.allocation = allocate(module, target, default_workload(module.graphs), spill=True)
+        allocate(module, target, default_workload(module.graphs), spill=True)
         sim = simulate(lower(module, target, "t"), target)
         seconds += time.perf_counter() - t0
         cycles += sim.cycles

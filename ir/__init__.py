@@ -7,9 +7,11 @@ semantics, work). The text form is printed by `ir.printer` and parsed by
 (`ir.fileio`). `ir.verifier` checks invariants, `ir.interpreter` executes,
 `ir.analysis` offers a networkx view.
 
-This package depends on nothing else of aalbert.
+Importing this package registers every op (`ir/ops/`). It depends on
+nothing else of aalbert.
 """
 
+from . import ops  # noqa: F401  (declares and registers every op)
 from .builder import Builder
 from .errors import AalbertError, FrontendError, InterpreterError, IRParseError, IRVerifyError, Loc
 from .graph import Graph, Node, Sym, Value

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .graph import Graph, Value
+from .registry import OpKind, Trait, get_op
 
 
 def to_digraph(graph: Graph) -> nx.DiGraph:
@@ -84,12 +85,13 @@ def activation_buffers(graph: Graph, activation_bits: int) -> tuple[list[Buffer]
         owner[v] = b
         result.append(b)
     for i, node in enumerate(graph.nodes):
-        if node.op in ("weight", "constant"):
+        op = get_op(node.op)
+        if op.kind is OpKind.SOURCE:
             continue
         for v in node.inputs:
             if v in owner:
                 owner[v].end = max(owner[v].end, i)
-        if node.op == "reshape" and node.inputs[0] in owner:
+        if op.has(Trait.VIEW) and node.inputs[0] in owner:
             owner[node.output] = owner[node.inputs[0]]
             continue
         for v in node.outputs:

@@ -13,9 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .graph import Attr, Graph, Sym, Value
+from .graph import Attr, Graph, Sym, Value, constant_array
 from .module import Module, Weight
-from .ops.source import constant_array
 from .registry import InferContext, get_op, infer_types
 from .types import TensorType
 

@@ -29,8 +29,15 @@ class Sym:
 
 
 # An attribute value: int, float, bool, str, Sym, tuple of ints or floats,
-# or a numpy array (a dense constant).
+# or a numpy array (a dense constant, frozen by `constant_array`).
 Attr = Any
+
+
+def constant_array(value: np.ndarray) -> np.ndarray:
+    """Freeze an array for use as a constant attribute."""
+    a = np.array(value, copy=True, order="C")
+    a.setflags(write=False)
+    return a
 
 
 class Value:

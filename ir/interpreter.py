@@ -14,7 +14,7 @@ import numpy as np
 from .errors import InterpreterError
 from .graph import Graph, Value
 from .module import Module, Weight
-from .registry import get_op
+from .registry import OpKind, get_op
 from .types import DType, TensorType
 
 WeightData = Callable[[Weight], np.ndarray]
@@ -91,7 +91,7 @@ def run(module: Module, task: str, inputs: Mapping[str, np.ndarray],
                     results = get_op(node.op).eval([env[v] for v in node.inputs], node.attrs)
                 except (IndexError, ValueError) as e:
                     raise InterpreterError(f"task {task!r}, node '{node!r}' ({node.op}): {e}") from None
-            if activations is not None and node.op not in ("weight", "constant"):
+            if activations is not None and get_op(node.op).kind is not OpKind.SOURCE:
                 results = [activations(r) if r.dtype.kind == "f" else r for r in results]
             for value, result in zip(node.outputs, results):
                 _check_result(node, value, result)

@@ -107,8 +107,6 @@ class Module:
     weights: dict[str, Weight] = field(default_factory=dict)
     graphs: dict[str, Graph] = field(default_factory=dict)
     _by_hash: dict[str, str] = field(default_factory=dict, repr=False)
-    # what a placement pass decided and why (not part of the IR text; for reports)
-    allocation: object = field(default=None, repr=False, compare=False)
 
     def add_weight(self, data: np.ndarray, name_hint: str = "w", scope: str | None = None,
                    digest: str | None = None) -> Weight:

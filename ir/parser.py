@@ -18,9 +18,8 @@ import numpy as np
 from .encoding import KINDS, Encoding, Role
 from .errors import IRParseError, Loc
 from .placement import RESIDENCIES, Arena, Placement
-from .graph import Graph, Sym, Value
+from .graph import Graph, Sym, Value, constant_array
 from .module import Module, Weight
-from .ops.source import constant_array
 from .types import DType, TensorType, parse_tensor_type
 
 _PLACEMENT = {f.name: f.type for f in dataclasses.fields(Placement)}

@@ -1,21 +1,25 @@
 """The op registry: one declaration per op, read by every part of aalbert.
 
 Each op is a subclass of `OpDef` declaring its operand count, its attributes
-(name and kind), its type inference, its numpy semantics (the reference
+(name and kind), its kind and traits (what passes and backends may assume
+about it), its type inference, its numpy semantics (the reference
 interpreter's meaning of the op) and its work (MACs, elementwise operations,
 bytes read and written). The importers, the builder's constant folding, the
-verifier, the interpreter and the cost models all read this one table.
+verifier, the interpreter, the passes and the cost models all read this one
+table; none keeps a list of op names of its own. The op declarations live in
+`ir/ops/`, and importing `aalbert.ir` registers all of them.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
-from .graph import Attr, Sym
+from .graph import Attr, Sym, Value
 from .types import TensorType
 
 
@@ -50,6 +54,29 @@ class AttrKind(Enum):
         return False
 
 
+class OpKind(Enum):
+    """What an op does, broadly; backends choose the unit that runs it from this."""
+
+    SOURCE = "source"                # brings data into a graph (weights, constants)
+    ELEMENTWISE = "elementwise"      # one result element from the same elements of its operands
+    MATMUL = "matmul"                # a matrix product (the PE array's work)
+    NORMALIZATION = "normalization"  # softmax, LayerNorm: statistics over an axis, then elementwise
+    REDUCTION = "reduction"          # fewer (or running) results over some axes
+    LAYOUT = "layout"                # moves or selects data without arithmetic
+
+
+class Trait(Enum):
+    """Facts about an op that passes and backends ask for instead of matching op names."""
+
+    COMMUTATIVE = "commutative"      # op(a, b) == op(b, a)
+    VIEW = "view"                    # the result is the operand's bytes read another way (no data moves)
+    INDEX_MAP = "index_map"          # the result is operand 0 read through an index map fixed by the
+    #                                  attributes (and a constant index operand, if any): a layout chain link
+    GATHERS_ROWS = "gathers_rows"    # reads only the rows of operand 0 that its index operand selects
+    ACTIVATION = "activation"        # the non-linearity between the two linears of an FFN or adapter
+    MIXED_OPERANDS = "mixed_operands"  # a binary op whose operands may have different element types
+
+
 class InferError(Exception):
     """Raised by type inference when operands or attributes are inconsistent."""
 
@@ -80,10 +107,14 @@ class OpDef:
     """Base of op declarations; subclasses override the class attributes."""
 
     name: ClassVar[str]
-    kind: ClassVar[str]  # source | elementwise | matmul | normalization | reduction | layout
+    kind: ClassVar[OpKind]
+    traits: ClassVar[frozenset[Trait]] = frozenset()
     operands: ClassVar[tuple[int, int | None]] = (1, 1)
     attrs: ClassVar[dict[str, AttrKind]] = {}
     doc: ClassVar[str] = ""
+
+    def has(self, trait: Trait) -> bool:
+        return trait in self.traits
 
     def infer(self, types: Sequence[TensorType], attrs: dict[str, Attr],
               ctx: InferContext | None) -> list[TensorType]:
@@ -110,10 +141,6 @@ def register(cls: type[OpDef]) -> type[OpDef]:
     return cls
 
 
-_INFERRED: dict[tuple, tuple[TensorType, ...]] = {}
-_INFERRED_LIMIT = 200_000
-
-
 def infer_types(opdef: OpDef, types: Sequence[TensorType], attrs: dict[str, Attr],
                 ctx: InferContext | None) -> list[TensorType]:
     """`opdef.infer`, remembered: a graph of repeated layers asks the same question many times.
@@ -121,32 +148,42 @@ def infer_types(opdef: OpDef, types: Sequence[TensorType], attrs: dict[str, Attr
     Only ops whose answer depends on nothing but operand types and attributes are remembered
     (`weight` reads the pool; `constant`'s attribute is its data).
     """
-    if opdef.name in ("weight", "constant"):
+    if opdef.kind is OpKind.SOURCE:
         return opdef.infer(types, attrs, ctx)
     try:
-        key = (opdef.name, tuple(types), tuple((k, type(v).__name__, v) for k, v in sorted(attrs.items())))
-        hit = _INFERRED.get(key)
+        key = tuple((k, type(v).__name__, v) for k, v in sorted(attrs.items()))
+        hash(key)
     except TypeError:  # an unhashable attribute (a list): just infer
         return opdef.infer(types, attrs, ctx)
-    if hit is None:
-        hit = tuple(opdef.infer(types, attrs, ctx))
-        if len(_INFERRED) >= _INFERRED_LIMIT:
-            _INFERRED.clear()
-        _INFERRED[key] = hit
-    return list(hit)
+    return list(_infer_remembered(opdef, tuple(types), key))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _infer_remembered(opdef: OpDef, types: tuple[TensorType, ...], key: tuple) -> tuple[TensorType, ...]:
+    return tuple(opdef.infer(types, {k: v for k, _, v in key}, None))
 
 
 def get_op(name: str) -> OpDef:
-    from . import ops  # noqa: F401  (populates the registry)
     try:
         return REGISTRY[name]
     except KeyError:
         raise KeyError(name) from None
 
 
+def op_has(name: str, trait: Trait) -> bool:
+    """Whether the registered op `name` has `trait` (False for an unknown op)."""
+    op = REGISTRY.get(name)
+    return op is not None and trait in op.traits
+
+
 def all_ops() -> dict[str, OpDef]:
-    from . import ops  # noqa: F401
     return dict(REGISTRY)
+
+
+def is_data(value: Value) -> bool:
+    """Whether a value is model data (produced by a source op: a weight or a constant), not an activation."""
+    p = value.producer
+    return p is not None and REGISTRY[p.op].kind is OpKind.SOURCE
 
 
 def require(cond: bool, message: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
+from aalbert.passes.allocate import Workload, default_workload
 from aalbert.targets.lower import lower
 from aalbert.targets.program import Program
 from aalbert.targets.requests import PATTERNS, StreamResult, make_stream, read_trace, run_stream
@@ -71,8 +72,10 @@ def timing_signature(module: Module, graph: Graph) -> str:
     return h.hexdigest()
 
 
-def run_backend(module: Module, target: Target, requests: int = 100, pattern: str = "round-robin",
-                burst: int = 8, seed: int = 0) -> Backend:
+def run_backend(module: Module, target: Target, workload: Workload | None = None, requests: int = 100,
+                pattern: str = "round-robin", burst: int = 8, seed: int = 0) -> Backend:
+    """Lower and simulate every task, then a stream of `requests` requests over the tasks (the workload's
+    rate, power-ups and mix; the default workload when None)."""
     backend = Backend(module, target, {}, None)
     first: dict[str, str] = {}
     for t, graph in module.graphs.items():
@@ -85,13 +88,11 @@ def run_backend(module: Module, target: Target, requests: int = 100, pattern: st
             first[key] = t
             backend.results[t] = simulate(backend.program(t), target)
     if requests:
-        wl = module.allocation.workload if module.allocation is not None else None
-        rate = wl.inferences_per_second if wl else 10.0
-        wakeup = wl.inferences_per_wakeup if wl else 1.0
+        wl = workload or default_workload(module.graphs)
         tasks = list(module.graphs)
         if pattern in PATTERNS:
-            reqs = make_stream(pattern, tasks, requests, rate, wl.mix if wl else None, burst, seed)
+            reqs = make_stream(pattern, tasks, requests, wl.inferences_per_second, wl.mix, burst, seed)
         else:
-            reqs = read_trace(pattern, tasks, rate)
-        backend.stream = run_stream(reqs, module, target, backend.results, wakeup)
+            reqs = read_trace(pattern, tasks, wl.inferences_per_second)
+        backend.stream = run_stream(reqs, module, target, backend.results, wl.inferences_per_wakeup)
     return backend

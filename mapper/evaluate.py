@@ -122,13 +122,12 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
     PassManager(parse_pipeline(f"plan-activations{{activation_bits={target.compute.activation_bits}}}")).run(module)
     wl = workload or default_workload(module.graphs)
     try:  # weights go off chip only when they do not fit, as a user would ask with --spill
-        module.allocation = allocate(module, target, wl, spill=False)
+        a = allocate(module, target, wl, spill=False)
         spilled = False
     except OptionError:
-        module.allocation = allocate(module, target, wl, spill=True)
+        a = allocate(module, target, wl, spill=True)
         spilled = True
-    backend = run_backend(module, target, requests=requests)
-    a = module.allocation
+    backend = run_backend(module, target, wl, requests=requests)
     tasks = list(module.graphs)
     on_chip = {m.name for m in target.on_chip}
     used = sum(b for lvl, b in a.usage.items() if lvl in on_chip)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from aalbert.ir.analysis import ALIGN
 from aalbert.ir.module import Module
+from aalbert.passes.allocate import Allocation
 from aalbert.targets.spec import Target
 
 from .summary import table
@@ -96,8 +97,7 @@ def memory_lines(module: Module, target: Target) -> list[str]:
     return lines
 
 
-def allocation_lines(module: Module) -> list[str]:
-    a = module.allocation
+def allocation_lines(a: Allocation | None) -> list[str]:
     if a is None:
         return []
     s = a.solution
@@ -122,7 +122,7 @@ def allocation_lines(module: Module) -> list[str]:
     return lines
 
 
-def memory_json(module: Module, target: Target) -> str:
+def memory_json(module: Module, target: Target, a: Allocation | None = None) -> str:
     levels = memory_map(module, target)
     data = {"target": target.name,
             "levels": [{"name": u.name, "technology": u.technology, "off_chip": u.off_chip, "capacity": u.capacity,
@@ -133,7 +133,6 @@ def memory_json(module: Module, target: Target) -> str:
                                  "offset": w.placement.offset, "bytes": w.nbytes,
                                  "role": "shared" if w.role.shared else list(w.role.tasks), "kind": w.role.kind}
                         for w in module.weights.values() if w.placement is not None}}
-    a = module.allocation
     if a is not None:
         data["allocation"] = {
             "method": a.solution.method, "objective_pj": a.solution.objective, "bound_pj": a.lp_bound,

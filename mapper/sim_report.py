@@ -34,7 +34,7 @@ def breakdown_lines(module: Module, r: SimResult) -> list[str]:
     """Energy of one task's inference by op kind, and by component (dynamic and leakage)."""
     kinds: dict[str, float] = {}
     for op, pj in r.by_op.items():
-        kind = get_op(op).kind
+        kind = get_op(op).kind.value
         kinds[kind] = kinds.get(kind, 0.0) + pj
     total = r.total_pj
     lines = [f"energy of one '{r.task}' inference: {_mj(total)}"]

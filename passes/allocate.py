@@ -31,12 +31,13 @@ from aalbert.ir.errors import OptionError
 from aalbert.ir.fileio import read_toml
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.placement import Arena, Placement
+from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 from aalbert.targets.check import verify_placement
 from aalbert.targets.spec import MemoryLevel, Target, TargetError, load_target
 
 from .allocation_model import (ArenaOption, Item, Option, Problem, Solution, solve_greedy, solve_milp,
                                variable_count)
-from .base import Pass, register_pass
+from .base import Analyses, Pass, register_pass
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
 MAX_ILP_VARIABLES = 50_000
@@ -142,7 +143,7 @@ def bytes_read(module: Module) -> dict[str, dict[str, float]]:
             w = module.weights[node.attrs["name"].name]
             total = 0.0
             for u in users[node.output]:
-                if u.op in ("embedding", "gather") and u.inputs[0] is node.output:
+                if op_has(u.op, Trait.GATHERS_ROWS) and u.inputs[0] is node.output:
                     total += min(1.0, u.output.type.numel / max(1, w.numel)) * w.nbytes
                 else:
                     total += w.nbytes
@@ -157,11 +158,11 @@ def activation_traffic(module: Module, bits: int) -> dict[str, tuple[float, floa
     for task, graph in module.graphs.items():
         rd = wr = 0.0
         for node in graph.nodes:
-            if node.op in ("weight", "constant", "reshape"):
+            opdef = get_op(node.op)
+            if opdef.kind is OpKind.SOURCE or opdef.has(Trait.VIEW):
                 continue
             for v in node.inputs:
-                p = v.producer
-                if p is None or p.op not in ("weight", "constant"):
+                if not is_data(v):
                     rd += v.type.numel * (per if v.type.dtype.is_float else v.type.dtype.itemsize)
             for v in node.outputs:
                 wr += v.type.numel * (per if v.type.dtype.is_float else v.type.dtype.itemsize)
@@ -295,14 +296,12 @@ def _merge(busy: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
 
 def compute_cycles(module: Module, task: str, target: Target) -> float:
     """PE-array and special-function-unit cycles of one inference, one after the other (a first estimate)."""
-    from aalbert.ir.registry import get_op
-
     pe = sfu = 0.0
     for node in module.graphs[task].nodes:
         op = get_op(node.op)
         work = op.work([v.type for v in node.inputs], [v.type for v in node.outputs], node.attrs)
         pe += work.macs / target.compute.macs_per_cycle
-        if op.kind in ("elementwise", "normalization"):
+        if op.kind in (OpKind.ELEMENTWISE, OpKind.NORMALIZATION):
             sfu += work.elementwise * target.sfu.passes.get(node.op, 1) / target.sfu.elements_per_cycle
     return pe + sfu
 
@@ -442,13 +441,13 @@ class Allocate(Pass):
             raise ValueError(f"inferences_per_wakeup must be >= 1, got {self.inferences_per_wakeup}")
         load_target(self.target)
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         target = load_target(self.target)
         wl = load_workload(self.workload, module.graphs) if self.workload else default_workload(module.graphs)
         if self.switch_rate >= 0:
             wl = dataclasses.replace(wl, switch_rate=self.switch_rate)
         if self.inferences_per_wakeup >= 1:
             wl = dataclasses.replace(wl, inferences_per_wakeup=self.inferences_per_wakeup)
-        module.allocation = allocate(module, target, wl, self.spill, self.solver)
+        analyses.put(allocate(module, target, wl, self.spill, self.solver))
         verify_placement(module, target)
         return module

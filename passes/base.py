@@ -5,6 +5,11 @@ double as pipeline syntax, e.g. `fold-transposes,dce` or
 `quantize{bits=4,format=int}`. `PassManager` runs a pipeline, verifies the
 module after every pass (naming the pass that broke it) and can keep the IR
 text after each pass for `--dump-ir`.
+
+What a pass learns that is not IR (the allocator's objective, bound and
+binding constraints) goes into `Analyses`, kept by the pass manager beside
+the module, as MLIR's analysis manager keeps analyses: a result is recorded
+by type, asked for by type, and dropped when a later pass changes the module.
 """
 
 from __future__ import annotations
@@ -13,12 +18,31 @@ import dataclasses
 import re
 import typing
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, TypeVar
 
 from aalbert.ir.errors import IRVerifyError, OptionError
 from aalbert.ir.module import Module
 from aalbert.ir.printer import print_module
 from aalbert.ir.verifier import verify
+
+
+A = TypeVar("A")
+
+
+class Analyses:
+    """Results computed about a module that are not part of the IR, one per type."""
+
+    def __init__(self) -> None:
+        self._results: dict[type, object] = {}
+
+    def put(self, result: object) -> None:
+        self._results[type(result)] = result
+
+    def get(self, kind: type[A]) -> A | None:
+        return self._results.get(kind)  # type: ignore[return-value]
+
+    def clear(self) -> None:
+        self._results.clear()
 
 
 @dataclass(frozen=True)
@@ -27,8 +51,10 @@ class Pass:
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
+    needs_data: ClassVar[bool] = False       # reads weight values, not only types and facts
+    changes_nothing: ClassVar[bool] = False  # a check: analyses stay valid after it
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         raise NotImplementedError
 
     def spec(self) -> str:
@@ -59,7 +85,6 @@ _ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*(\{[^{}]*\})?\s*")
 
 def parse_pipeline(text: str) -> list[Pass]:
     """Parse `p1,p2{opt=v,...},...` into pass instances."""
-    from . import registry  # noqa: F401  (registers the built-in passes)
     passes: list[Pass] = []
     pos = 0
     text = text.strip()
@@ -111,7 +136,6 @@ def _split_top(text: str) -> list[str]:
 
 
 def make_pass(name: str, options: dict[str, str]) -> Pass:
-    from . import registry  # noqa: F401
     cls = PASSES.get(name)
     if cls is None:
         raise OptionError(f"unknown pass '{name}'; known passes: {', '.join(sorted(PASSES))}")
@@ -151,19 +175,26 @@ def _convert(name: str, key: str, raw: str, hint) -> object:
 
 
 class PassManager:
-    """Run passes in order; verify after each; optionally keep each stage's IR text."""
+    """Run passes in order; verify after each; keep analyses; optionally keep each stage's IR text."""
 
     def __init__(self, passes: list[Pass], verify_each: bool = True, keep_text: bool = False):
         self.passes = passes
         self.verify_each = verify_each
         self.keep_text = keep_text
         self.dumps: list[tuple[str, str]] = []  # (file name, IR text)
+        self.analyses = Analyses()
 
     def run(self, module: Module, before_pass: Callable[[Pass, Module], None] | None = None) -> Module:
+        for p in self.passes:  # refuse before doing any work
+            if p.needs_data and not module.has_data:
+                raise OptionError(f"pass '{p.name}' needs weight data, and the module has none "
+                                  "(load it with its .npz sidecar)")
         for i, p in enumerate(self.passes, start=1):
             if before_pass is not None:
                 before_pass(p, module)
-            module = p.run(module)
+            if not p.changes_nothing:
+                self.analyses.clear()
+            module = p.run(module, self.analyses)
             if self.verify_each:
                 try:
                     verify(module)

@@ -32,13 +32,12 @@ from aalbert.ir.builder import Builder, const_value
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module
 from aalbert.ir.printer import print_graph
-from aalbert.ir.registry import get_op
+from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 
-from .base import Pass, register_pass
+from .base import Analyses, Pass, register_pass
 from .fusion import fuse
-from .views import LAYOUT_OPS, Step, canonical_recipe, iota, is_numpy_broadcast
+from .views import Step, canonical_recipe, iota, is_numpy_broadcast
 
-COMMUTATIVE = ("add", "mul", "max", "min", "and", "or", "xor", "equal")
 MAX_ROUNDS = 10
 
 
@@ -48,7 +47,7 @@ class Canonicalize(Pass):
     name = "canonicalize"
     summary = "frontend-independent form: linear, gelu, layernorm, embedding, canonical layout; fold, CSE, DCE, order"
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         cache = ChainCache()
         for task in list(module.graphs):
             module.graphs[task] = canonicalize_graph(module, module.graphs[task], cache)
@@ -113,7 +112,7 @@ class ChainCache:
 
 
 def _is_source(v: Value) -> bool:
-    return v.producer is not None and v.producer.op in ("weight", "constant")
+    return is_data(v)
 
 
 def _splat(v: Value):
@@ -153,14 +152,14 @@ class _Sweep:
         if op == "constant":
             return [self.b.constant(attrs["value"])]
         out_type = node.outputs[0].type
-        kind = get_op(op).kind
-        if kind == "elementwise" and len(ins) > 1:
+        opdef = get_op(op)
+        if opdef.kind is OpKind.ELEMENTWISE and len(ins) > 1:
             ins = self._strip_broadcasts(op, ins, out_type.shape)
         for rule in (self._identity, self._embedding, self._linear, self._layout, self._sink):
             result = rule(op, ins, attrs, out_type)
             if result is not None:
                 return result
-        if op in COMMUTATIVE and _is_source(ins[0]) and not _is_source(ins[1]):
+        if opdef.has(Trait.COMMUTATIVE) and _is_source(ins[0]) and not _is_source(ins[1]):
             ins = [ins[1], ins[0]]
         return self.b.op(op, ins, attrs)
 
@@ -244,10 +243,10 @@ class _Sweep:
         return [self.b.op1("linear", [x, w])]
 
     def _layout(self, op, ins, attrs, out_type):
-        if op not in LAYOUT_OPS:
+        if not op_has(op, Trait.INDEX_MAP):
             return None
         index = None
-        if op in ("gather", "gather_nd"):
+        if len(ins) > 1:  # a gather: its constant indices are part of the map
             index = ins[1]
             if const_value(index) is None:
                 return None
@@ -255,7 +254,7 @@ class _Sweep:
 
     def _sink(self, op, ins, attrs, out_type):
         """op(layout(x), scalars) -> layout(op(x, scalars)) when the layout does not shrink x."""
-        if get_op(op).kind != "elementwise":
+        if get_op(op).kind is not OpKind.ELEMENTWISE:
             return None
         viewed = [i for i, v in enumerate(ins) if v in self.views]
         if len(viewed) != 1:

@@ -44,7 +44,7 @@ from aalbert.ir.fileio import read_toml
 from aalbert.ir.formats import afloat_bias, afloat_encode, int_encode, int_scales
 from aalbert.ir.module import Module, Weight
 
-from .base import Pass, register_pass
+from .base import Analyses, Pass, register_pass
 
 ROLES = ("any", "shared", "task")
 
@@ -302,12 +302,13 @@ def _block(text: str) -> tuple[int, int] | None:
 class Compress(Pass):
     name = "compress"
     summary = "prune and quantize weights by a policy (built-in name or TOML file)"
+    needs_data = True
     policy: str = "edgebert"
 
     def __post_init__(self) -> None:
         load_policy(self.policy)
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         return apply_policy(module, load_policy(self.policy))
 
 
@@ -316,6 +317,7 @@ class Compress(Pass):
 class Quantize(Pass):
     name = "quantize"
     summary = "encode weights in a number format (f16, int<b>, afloat<n,e>)"
+    needs_data = True
     format: str = "afloat8"
     granularity: str = "tensor"
     kinds: str = "all"
@@ -328,7 +330,7 @@ class Quantize(Pass):
         return Rule(kinds=_kinds(self.kinds), role=self.role, format=parse_format(self.format),
                     granularity=self.granularity)
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         return apply_policy(module, Policy(self.spec(), (self.rule(),)))
 
 
@@ -337,6 +339,7 @@ class Quantize(Pass):
 class Prune(Pass):
     name = "prune"
     summary = "magnitude-prune matrices to a sparsity, by element or block, stored as a bit mask"
+    needs_data = True
     sparsity: float = 0.5
     block: str = "none"
     kinds: str = "all"
@@ -350,5 +353,5 @@ class Prune(Pass):
         return Rule(kinds=_kinds(self.kinds), role=self.role, sparsity=self.sparsity, block=_block(self.block),
                     storage=self.storage)
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         return apply_policy(module, Policy(self.spec(), (self.rule(),)))

@@ -20,7 +20,7 @@ from aalbert.ir.builder import attrs_key, const_value
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module
 from aalbert.ir.ops.elementwise import gelu
-from aalbert.ir.registry import get_op
+from aalbert.ir.registry import OpKind, get_op, is_data
 
 GELU_SEARCH_DEPTH = 8
 
@@ -47,7 +47,7 @@ def _producer(v: Value, op: str) -> Node | None:
 
 
 def _is_data(v: Value) -> bool:
-    return v.producer is not None and v.producer.op in ("weight", "constant")
+    return is_data(v)
 
 
 # -- linear + bias ------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def _region(y: Value, x: Value) -> list[Node] | None:
         if p.op == "constant":
             nodes[id(p)] = p
             continue
-        if get_op(p.op).kind != "elementwise" or len(p.outputs) != 1:
+        if get_op(p.op).kind is not OpKind.ELEMENTWISE or len(p.outputs) != 1:
             return None
         nodes[id(p)] = p
         stack.extend(p.inputs)
@@ -111,7 +111,7 @@ def _single_input(node: Node) -> Value | None:
         p = v.producer
         if p is not None and p.op == "constant":
             continue
-        if p is not None and get_op(p.op).kind == "elementwise" and len(p.inputs) >= 1:
+        if p is not None and get_op(p.op).kind is OpKind.ELEMENTWISE and len(p.inputs) >= 1:
             stack.extend(p.inputs)
             continue
         if id(v) not in sources:
@@ -171,7 +171,7 @@ def _fuse_gelu(graph: Graph) -> int:
             nxt = []
             for v in frontier:
                 for u in users.get(v, []):
-                    if get_op(u.op).kind == "elementwise" and len(u.outputs) == 1:
+                    if get_op(u.op).kind is OpKind.ELEMENTWISE and len(u.outputs) == 1:
                         candidates.append(u)
                         nxt.append(u.output)
             frontier = nxt

@@ -21,10 +21,7 @@ from __future__ import annotations
 
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module
-
-from .views import LAYOUT_OPS
-
-ACTIVATIONS = ("gelu", "relu", "sigmoid", "erf")
+from aalbert.ir.registry import Trait, op_has
 
 
 def _through_layout(v: Value, users: dict[Value, list[Node]]) -> list[Node]:
@@ -32,7 +29,7 @@ def _through_layout(v: Value, users: dict[Value, list[Node]]) -> list[Node]:
     found, stack = [], [v]
     while stack:
         for u in users.get(stack.pop(), []):
-            if u.op in LAYOUT_OPS:
+            if op_has(u.op, Trait.INDEX_MAP):
                 stack.extend(u.outputs)
             else:
                 found.append(u)
@@ -40,7 +37,7 @@ def _through_layout(v: Value, users: dict[Value, list[Node]]) -> list[Node]:
 
 
 def _source_through_layout(v: Value) -> Node | None:
-    while v.producer is not None and v.producer.op in LAYOUT_OPS:
+    while v.producer is not None and op_has(v.producer.op, Trait.INDEX_MAP):
         v = v.producer.inputs[0]
     return v.producer
 
@@ -88,9 +85,9 @@ def _linear_kind(n: Node, users, before, after) -> str:
     src = _source_through_layout(x)
     if any(r.op == "matmul" for r in readers) or (src is not None and src.op == "matmul"):
         return "attention"
-    if any(r.op in ACTIVATIONS for r in readers):
+    if any(op_has(r.op, Trait.ACTIVATION) for r in readers):
         return "adapter" if k_out < k_in else "ffn"
-    if src is not None and src.op in ACTIVATIONS:
+    if src is not None and op_has(src.op, Trait.ACTIVATION):
         return "adapter" if k_in < k_out else "ffn"
     if not after.get(id(y), False):
         return "head"

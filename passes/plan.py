@@ -24,7 +24,7 @@ from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Arena
 
-from .base import Pass, register_pass
+from .base import Analyses, Pass, register_pass
 
 def place(bufs: list[Buffer]) -> int:
     """Greedy by size; returns the peak."""
@@ -83,7 +83,7 @@ class PlanActivations(Pass):
         if not 1 <= self.activation_bits <= 64:
             raise ValueError(f"activation_bits must be in [1, 64], got {self.activation_bits}")
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         cache: dict = {}
         for graph in module.graphs.values():
             plan_graph(graph, self.activation_bits, cache)

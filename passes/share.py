@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aalbert.ir.encoding import Role
 from aalbert.ir.module import Module
 
-from .base import Pass, register_pass
+from .base import Analyses, Pass, register_pass
 from .kinds import weight_kinds
 
 
@@ -23,7 +23,7 @@ class Share(Pass):
     name = "share"
     summary = "tag weights shared (read by every task) or task-specific, with reads per inference and kind"
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         order = list(module.graphs)
         readers: dict[str, set[str]] = {}
         reads: dict[str, int] = {}

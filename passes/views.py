@@ -28,8 +28,6 @@ import numpy as np
 
 from aalbert.ir.registry import get_op
 
-LAYOUT_OPS = ("reshape", "transpose", "broadcast", "tile", "slice", "gather", "gather_nd")
-
 Recipe = tuple[tuple[str, tuple[tuple[str, object], ...]], ...]
 
 

@@ -22,7 +22,7 @@ from aalbert.ir.errors import AalbertError
 from aalbert.ir.graph import Value
 from aalbert.ir.interpreter import check_inputs
 from aalbert.ir.module import Module
-from aalbert.ir.registry import get_op
+from aalbert.ir.registry import Trait, get_op
 
 from .program import Program
 from .sim import simulate
@@ -65,7 +65,7 @@ def execute(program: Program, module: Module, target: Target, inputs: dict[str, 
     arena = _Arena(graph.arena.offset, graph.arena.size, target.compute.activation_bits)
     root: dict[int, Value] = {}
     for node in graph.nodes:
-        if node.op == "reshape":
+        if get_op(node.op).has(Trait.VIEW):
             root[id(node.output)] = root.get(id(node.inputs[0]), node.inputs[0])
     weights: dict[str, np.ndarray] = {}
 

@@ -30,12 +30,10 @@ import math
 from aalbert.ir.errors import AalbertError
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module, Weight
-from aalbert.ir.registry import get_op
+from aalbert.ir.registry import OpKind, Trait, get_op, is_data
 
 from .program import Buf, Instr, Program
 from .spec import Target
-
-LAYOUT_COPIES = ("transpose", "broadcast", "tile", "slice", "concat", "gather", "gather_nd", "split")
 
 
 class LoweringError(AalbertError):
@@ -97,7 +95,7 @@ class _Lowering:
         return self.module.weights[p.attrs["name"].name] if p is not None and p.op == "weight" else None
 
     def is_data(self, v: Value) -> bool:
-        return v.producer is not None and v.producer.op in ("weight", "constant")
+        return is_data(v)
 
     def emit(self, node_index: int, node: Node, **fields) -> Instr:
         ins = Instr(id=len(self.program.instrs), node=node_index, op=node.op, layer=self.layer(node),
@@ -149,20 +147,21 @@ class _Lowering:
 
     def node(self, i: int, node: Node) -> None:
         op = node.op
-        if op in ("weight", "constant"):
+        opdef = get_op(op)
+        if opdef.kind is OpKind.SOURCE:
             return
-        if op == "reshape":
+        if opdef.has(Trait.VIEW):
             self.root[id(node.output)] = self.rootof(node.inputs[0])
             return
-        if op == "linear" or (op == "matmul" and self.weight_of(node.inputs[1]) is not None):
+        if opdef.kind is OpKind.MATMUL and self.weight_of(node.inputs[1]) is not None:
             self.linear(i, node)
-        elif op == "matmul":
+        elif opdef.kind is OpKind.MATMUL:
             self.act_matmul(i, node)
-        elif op in ("embedding", "gather") and self.weight_of(node.inputs[0]) is not None:
+        elif opdef.has(Trait.GATHERS_ROWS) and self.weight_of(node.inputs[0]) is not None:
             self.gather_rows(i, node)
-        elif op in LAYOUT_COPIES:
+        elif opdef.kind is OpKind.LAYOUT:
             self.copy(i, node)
-        elif get_op(op).kind in ("elementwise", "normalization", "reduction"):
+        elif opdef.kind in (OpKind.ELEMENTWISE, OpKind.NORMALIZATION, OpKind.REDUCTION):
             self.vector(i, node)
         else:
             raise LoweringError(f"task {self.g.name!r}: {self.t.name} has no lowering for op '{op}' "
@@ -280,7 +279,7 @@ class _Lowering:
             if w is not None:  # LayerNorm scales and shifts, adapter biases: read where they are kept
                 traffic.setdefault(w.placement.level, [0, 0])[0] += w.nbytes
                 reads.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
-        elements = node.inputs[0].type.numel if get_op(node.op).kind == "reduction" else out.type.numel
+        elements = node.inputs[0].type.numel if get_op(node.op).kind is OpKind.REDUCTION else out.type.numel
         ins = self.emit(i, node, kind="vec", unit="sfu", deps=self.read_deps(acts) + self.write_deps(out),
                         reads=tuple(reads), writes=(self.buf(out),), elements=elements,
                         passes=self.t.sfu.passes.get(node.op, 1),

@@ -13,7 +13,7 @@ from aalbert.ir.placement import Placement
 from aalbert.mapper.cli import compile as compile_cli
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
-from aalbert.passes.allocate import default_workload, load_workload
+from aalbert.passes.allocate import Allocation, default_workload, load_workload
 from aalbert.passes.allocation_model import ArenaOption, Item, Option, Problem, brute_force, solve_greedy, solve_milp
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.targets.check import verify_placement
@@ -118,16 +118,22 @@ def adapter_base():
     return compiled("adapter-albert")
 
 
+def allocated(module, pipeline: str) -> Allocation:
+    """Run an allocate pipeline; the allocation the pass manager kept."""
+    manager = PassManager(parse_pipeline(pipeline))
+    manager.run(module)
+    return manager.analyses.get(Allocation)
+
+
 def test_adapter_albert_on_edge_accel_backbone_in_rram_tasks_in_sram(adapter_base):
     module = adapter_base
-    PassManager(parse_pipeline("allocate{target=edge_accel}")).run(module)
+    a = allocated(module, "allocate{target=edge_accel}")
     shared = [w for w in module.weights.values() if w.role.shared]
     own = [w for w in module.weights.values() if not w.role.shared]
     assert shared and all(w.placement.level == "rram" for w in shared)
     assert own and all(w.placement.level == "sram" and w.placement.residency == "resident" for w in own)
     assert {w.role.kind for w in own} == {"adapter", "layernorm", "head"}
     assert all(g.arena.level == "sram" for g in module.graphs.values())
-    a = module.allocation
     assert a.dram_bytes_per_inference == 0 and set(a.dram_bytes_per_switch.values()) == {0}
     assert a.solution.method == "ilp" and a.solution.gap < 1e-6
 
@@ -136,8 +142,7 @@ def test_finetuned_albert_needs_spill_and_reports_dram_traffic(capsys):
     module = compiled("albert")
     with pytest.raises(OptionError, match=r"do not fit edge_accel: they need 57,4\d\d,\d\d\d bytes.*sram 4,194,304"):
         PassManager(parse_pipeline("allocate{target=edge_accel}")).run(module)
-    PassManager(parse_pipeline("allocate{target=edge_accel,spill=true}")).run(module)
-    a = module.allocation
+    a = allocated(module, "allocate{target=edge_accel,spill=true}")
     assert a.dram_bytes_per_inference > 10e6 and min(a.dram_bytes_per_switch.values()) > 1e6
     assert any(b.startswith("capacity of sram") for b in a.binding)
     assert any("written only once" in b for b in a.binding)
@@ -147,9 +152,9 @@ def test_finetuned_albert_needs_spill_and_reports_dram_traffic(capsys):
 def test_dram_target_streams_every_weight(adapter_base):
     """edge_accel_dram keeps weights only in DRAM: every weight is streamed, every inference."""
     module = adapter_base.copy()
-    PassManager(parse_pipeline("allocate{target=edge_accel_dram}")).run(module)
+    a = allocated(module, "allocate{target=edge_accel_dram}")
     assert all(w.placement.level == "dram" for w in module.weights.values())
-    assert module.allocation.dram_bytes_per_inference > 50e6
+    assert a.dram_bytes_per_inference > 50e6
 
 
 # --- the verifier ----------------------------------------------------------------------------------------

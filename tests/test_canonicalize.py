@@ -285,8 +285,9 @@ def test_cse_dce_commutative_order_and_schedule():
 # --- whole models --------------------------------------------------------------------------------
 def _canonical(module: Module) -> list[str]:
     """Canonical graphs with weights named by content, to compare across frontends."""
+    from aalbert.passes.base import PassManager
     from aalbert.passes.canonicalize import Canonicalize
-    Canonicalize().run(module)
+    PassManager([Canonicalize()]).run(module)
     texts = []
     for graph in module.graphs.values():
         text = print_graph(graph)

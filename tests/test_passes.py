@@ -27,7 +27,7 @@ class _Demo(Pass):
         if not 1 <= self.bits <= 16:
             raise ValueError(f"bits must be in [1, 16], got {self.bits}")
 
-    def run(self, module):
+    def run(self, module, analyses):
         return module
 
 
@@ -35,7 +35,7 @@ class _Demo(Pass):
 class _Breaker(Pass):
     name = "breaker"
 
-    def run(self, module):
+    def run(self, module, analyses):
         graph = next(iter(module.graphs.values()))
         graph.nodes[0].outputs[0].name = graph.inputs[0].name  # a name defined twice
         return module

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy import special
 
-from ..registry import AttrKind, OpDef, register, require
+from ..registry import AttrKind, OpDef, OpKind, Trait, register, require
 from ..types import DType, TensorType
 
 
@@ -25,11 +25,12 @@ def broadcast(types, op: str) -> tuple[int, ...]:
         raise InferError(f"{op}: shapes {shapes} do not broadcast") from None
 
 
-def _unary(name: str, fn, *, domain: str, result: DType | None = None, doc: str = ""):
+def _unary(name: str, fn, *, domain: str, result: DType | None = None, doc: str = "",
+           traits: frozenset[Trait] = frozenset()):
     """Declare a one-operand op. domain: float | numeric | bool."""
 
     class Unary(OpDef):
-        kind = "elementwise"
+        kind = OpKind.ELEMENTWISE
         operands = (1, 1)
 
         def infer(self, types, attrs, ctx):
@@ -43,6 +44,7 @@ def _unary(name: str, fn, *, domain: str, result: DType | None = None, doc: str 
 
     Unary.name = name
     Unary.doc = doc
+    Unary.traits = traits
     Unary.__name__ = Unary.__qualname__ = f"{name.title()}Op"
     register(Unary)
 
@@ -56,19 +58,23 @@ def _check_domain(op: str, dtype: DType, domain: str) -> None:
         require(dtype is DType.BOOL, f"{op} needs a bool operand, got {dtype}")
 
 
-def _binary(name: str, fn, *, domain: str, compare: bool = False, doc: str = ""):
+def _binary(name: str, fn, *, domain: str, compare: bool = False, doc: str = "",
+            traits: frozenset[Trait] = frozenset()):
+    """Declare a two-operand op. Operands share one element type unless the op has MIXED_OPERANDS
+    (then the second needs only be numeric)."""
+
     class Binary(OpDef):
-        kind = "elementwise"
+        kind = OpKind.ELEMENTWISE
         operands = (2, 2)
 
         def infer(self, types, attrs, ctx):
             a, b = types
             _check_domain(self.name, a.dtype, domain)
-            if self.name != "pow":
+            if Trait.MIXED_OPERANDS in self.traits:
+                _check_domain(self.name, b.dtype, "numeric")
+            else:
                 require(a.dtype == b.dtype,
                         f"{self.name}: operand types differ ({a.dtype} and {b.dtype})")
-            else:
-                _check_domain(self.name, b.dtype, "numeric")
             shape = broadcast(types, self.name)
             return [TensorType(shape, DType.BOOL if compare else a.dtype)]
 
@@ -79,6 +85,7 @@ def _binary(name: str, fn, *, domain: str, compare: bool = False, doc: str = "")
 
     Binary.name = name
     Binary.doc = doc
+    Binary.traits = traits
     Binary.__name__ = Binary.__qualname__ = f"{name.title()}Op"
     register(Binary)
 
@@ -106,16 +113,19 @@ def gelu(x: np.ndarray, approximate: str) -> np.ndarray:
     return dt.type(0.5) * x * (dt.type(1.0) + special.erf(x * dt.type(1.0 / math.sqrt(2.0))))
 
 
+ACTIVATION = frozenset({Trait.ACTIVATION})
+COMMUTATIVE = frozenset({Trait.COMMUTATIVE})
+
 # --- unary -------------------------------------------------------------------
 _unary("neg", np.negative, domain="numeric")
 _unary("abs", np.abs, domain="numeric")
-_unary("relu", lambda x: np.maximum(x, x.dtype.type(0)), domain="numeric")
+_unary("relu", lambda x: np.maximum(x, x.dtype.type(0)), domain="numeric", traits=ACTIVATION)
 _unary("sqrt", np.sqrt, domain="float")
 _unary("exp", np.exp, domain="float")
 _unary("log", np.log, domain="float")
-_unary("erf", special.erf, domain="float")
+_unary("erf", special.erf, domain="float", traits=ACTIVATION)
 _unary("tanh", np.tanh, domain="float")
-_unary("sigmoid", special.expit, domain="float")
+_unary("sigmoid", special.expit, domain="float", traits=ACTIVATION)
 _unary("reciprocal", lambda x: x.dtype.type(1) / x, domain="float")
 _unary("sign", np.sign, domain="numeric")
 _unary("floor", np.floor, domain="float")
@@ -124,27 +134,28 @@ _unary("not", np.logical_not, domain="bool")
 _unary("isnan", np.isnan, domain="float", result=DType.BOOL)
 
 # --- binary ------------------------------------------------------------------
-_binary("add", np.add, domain="numeric")
+_binary("add", np.add, domain="numeric", traits=COMMUTATIVE)
 _binary("sub", np.subtract, domain="numeric")
-_binary("mul", np.multiply, domain="numeric")
+_binary("mul", np.multiply, domain="numeric", traits=COMMUTATIVE)
 _binary("div", _divide, domain="numeric")
-_binary("pow", _power, domain="numeric")
-_binary("max", np.maximum, domain="numeric")
-_binary("min", np.minimum, domain="numeric")
-_binary("equal", np.equal, domain="any", compare=True)
+_binary("pow", _power, domain="numeric", traits=frozenset({Trait.MIXED_OPERANDS}))
+_binary("max", np.maximum, domain="numeric", traits=COMMUTATIVE)
+_binary("min", np.minimum, domain="numeric", traits=COMMUTATIVE)
+_binary("equal", np.equal, domain="any", compare=True, traits=COMMUTATIVE)
 _binary("less", np.less, domain="numeric", compare=True)
 _binary("less_equal", np.less_equal, domain="numeric", compare=True)
 _binary("greater", np.greater, domain="numeric", compare=True)
 _binary("greater_equal", np.greater_equal, domain="numeric", compare=True)
-_binary("and", np.logical_and, domain="bool")
-_binary("or", np.logical_or, domain="bool")
-_binary("xor", np.logical_xor, domain="bool")
+_binary("and", np.logical_and, domain="bool", traits=COMMUTATIVE)
+_binary("or", np.logical_or, domain="bool", traits=COMMUTATIVE)
+_binary("xor", np.logical_xor, domain="bool", traits=COMMUTATIVE)
 
 
 @register
 class GeluOp(OpDef):
     name = "gelu"
-    kind = "elementwise"
+    kind = OpKind.ELEMENTWISE
+    traits = ACTIVATION
     attrs = {"approximate": AttrKind.STR}
     doc = "GELU; approximate is 'none' (erf form) or 'tanh'."
 
@@ -162,7 +173,7 @@ class GeluOp(OpDef):
 @register
 class CastOp(OpDef):
     name = "cast"
-    kind = "elementwise"
+    kind = OpKind.ELEMENTWISE
     attrs = {"to": AttrKind.STR}
     doc = "Convert the element type (floats to ints truncate toward zero)."
 
@@ -182,7 +193,7 @@ class CastOp(OpDef):
 @register
 class ClipOp(OpDef):
     name = "clip"
-    kind = "elementwise"
+    kind = OpKind.ELEMENTWISE
     attrs = {"min": AttrKind.FLOAT, "max": AttrKind.FLOAT}
     doc = "Clamp to [min, max]; -inf and inf mean unbounded."
 
@@ -205,7 +216,7 @@ class ClipOp(OpDef):
 @register
 class WhereOp(OpDef):
     name = "where"
-    kind = "elementwise"
+    kind = OpKind.ELEMENTWISE
     operands = (3, 3)
     doc = "Select from the second or third operand by a bool condition."
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..registry import AttrKind, OpDef, Work, register, require
+from ..registry import AttrKind, OpDef, OpKind, Trait, Work, register, require
 from ..types import DType, TensorType
 
 
@@ -20,8 +20,11 @@ def _moved(ins, outs) -> Work:
     return Work(bytes_read=sum(t.nbytes for t in ins), bytes_written=sum(t.nbytes for t in outs))
 
 
+REINDEX = frozenset({Trait.INDEX_MAP})
+
+
 class _Layout(OpDef):
-    kind = "layout"
+    kind = OpKind.LAYOUT
 
     def work(self, ins, outs, attrs):
         return _moved(ins, outs)
@@ -30,6 +33,7 @@ class _Layout(OpDef):
 @register
 class ReshapeOp(_Layout):
     name = "reshape"
+    traits = frozenset({Trait.INDEX_MAP, Trait.VIEW})
     attrs = {"shape": AttrKind.INTS}
     doc = "Same elements, new static shape (a view: no data moves)."
 
@@ -51,6 +55,7 @@ class ReshapeOp(_Layout):
 @register
 class TransposeOp(_Layout):
     name = "transpose"
+    traits = REINDEX
     attrs = {"perm": AttrKind.INTS}
     doc = "Permute axes: result axis i is operand axis perm[i]."
 
@@ -67,6 +72,7 @@ class TransposeOp(_Layout):
 @register
 class BroadcastOp(_Layout):
     name = "broadcast"
+    traits = REINDEX
     attrs = {"shape": AttrKind.INTS}
     doc = "Broadcast (numpy rules) to exactly the given shape."
 
@@ -87,6 +93,7 @@ class BroadcastOp(_Layout):
 @register
 class TileOp(_Layout):
     name = "tile"
+    traits = REINDEX
     attrs = {"repeats": AttrKind.INTS}
     doc = "Repeat along each axis."
 
@@ -104,6 +111,7 @@ class TileOp(_Layout):
 @register
 class SliceOp(_Layout):
     name = "slice"
+    traits = REINDEX
     attrs = {"starts": AttrKind.INTS, "stops": AttrKind.INTS, "steps": AttrKind.INTS}
     doc = "Select range(start, stop, step) on every axis (normalized indices)."
 
@@ -185,6 +193,7 @@ def _check_indices(t: TensorType, op: str) -> None:
 @register
 class GatherOp(_Layout):
     name = "gather"
+    traits = frozenset({Trait.INDEX_MAP, Trait.GATHERS_ROWS})
     operands = (2, 2)
     attrs = {"axis": AttrKind.INT}
     doc = "Take entries of the first operand along an axis (negative indices count from the end)."
@@ -212,6 +221,7 @@ class GatherOp(_Layout):
 @register
 class GatherNdOp(_Layout):
     name = "gather_nd"
+    traits = REINDEX
     operands = (2, 2)
     attrs = {"batch_dims": AttrKind.INT}
     doc = "ONNX GatherND: index tuples in the last axis of the indices."

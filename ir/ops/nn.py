@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..registry import AttrKind, OpDef, Work, register, require
+from ..registry import AttrKind, OpDef, OpKind, Trait, Work, register, require
 from ..types import DType, TensorType
 from .elementwise import broadcast
 
@@ -23,7 +23,7 @@ def _same_float(op: str, *types: TensorType) -> None:
 @register
 class MatmulOp(OpDef):
     name = "matmul"
-    kind = "matmul"
+    kind = OpKind.MATMUL
     operands = (2, 2)
     doc = "Matrix product with numpy's broadcasting rules."
 
@@ -61,7 +61,7 @@ def _mm(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[tuple[int, ...], int, i
 @register
 class LinearOp(OpDef):
     name = "linear"
-    kind = "matmul"
+    kind = OpKind.MATMUL
     operands = (2, 3)
     doc = "x @ W (+ b), W laid out [in, out], b of [out]."
 
@@ -91,7 +91,7 @@ class LinearOp(OpDef):
 @register
 class SoftmaxOp(OpDef):
     name = "softmax"
-    kind = "normalization"
+    kind = OpKind.NORMALIZATION
     attrs = {"axis": AttrKind.INT}
     doc = "exp(x - max) / sum(exp(x - max)) along one axis."
 
@@ -110,7 +110,7 @@ class SoftmaxOp(OpDef):
 @register
 class LayernormOp(OpDef):
     name = "layernorm"
-    kind = "normalization"
+    kind = OpKind.NORMALIZATION
     operands = (2, 3)
     attrs = {"axis": AttrKind.INT, "eps": AttrKind.FLOAT}
     doc = "Normalize over axes [axis, rank), then scale (and shift)."
@@ -142,7 +142,8 @@ class LayernormOp(OpDef):
 @register
 class EmbeddingOp(OpDef):
     name = "embedding"
-    kind = "layout"
+    kind = OpKind.LAYOUT
+    traits = frozenset({Trait.GATHERS_ROWS})
     operands = (2, 2)
     doc = "Rows of a [vocab, dim] table selected by integer ids."
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import AttrKind, OpDef, Work, register, require
+from ..registry import AttrKind, OpDef, OpKind, Work, register, require
 from ..types import DType, TensorType
 
 
 def _reduce(name: str, fn, float_only: bool = False):
     class Reduce(OpDef):
-        kind = "reduction"
+        kind = OpKind.REDUCTION
         attrs = {"axes": AttrKind.INTS, "keepdims": AttrKind.BOOL}
         doc = "Reduce over the given axes (normalized, ascending)."
 
@@ -64,7 +64,7 @@ _reduce("reduce_l2", _l2, float_only=True)
 @register
 class CumsumOp(OpDef):
     name = "cumsum"
-    kind = "reduction"
+    kind = OpKind.REDUCTION
     attrs = {"axis": AttrKind.INT, "exclusive": AttrKind.BOOL, "reverse": AttrKind.BOOL}
     doc = "Running sum along one axis."
 

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..registry import AttrKind, InferError, OpDef, Work, register
+from ..registry import AttrKind, InferError, OpDef, OpKind, Work, register
 from ..types import TensorType
 
 
 @register
 class WeightOp(OpDef):
     name = "weight"
-    kind = "source"
+    kind = OpKind.SOURCE
     operands = (0, 0)
     attrs = {"name": AttrKind.SYM}
     doc = "Read a weight of the module's pool by symbol."
@@ -32,7 +30,7 @@ class WeightOp(OpDef):
 @register
 class ConstantOp(OpDef):
     name = "constant"
-    kind = "source"
+    kind = OpKind.SOURCE
     operands = (0, 0)
     attrs = {"value": AttrKind.DENSE}
     doc = "An inline constant tensor."
@@ -45,10 +43,3 @@ class ConstantOp(OpDef):
 
     def work(self, ins, outs, attrs):
         return Work()
-
-
-def constant_array(value: np.ndarray) -> np.ndarray:
-    """Freeze an array for use as a constant attribute."""
-    a = np.array(value, copy=True, order="C")
-    a.setflags(write=False)
-    return a

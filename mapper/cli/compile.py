@@ -179,14 +179,17 @@ def _main(argv) -> int:
         from ..sim_report import breakdown_lines, roofline_figure, roofline_lines, sim_json, stream_lines, task_lines
 
         target = load_target(args.target)
-        text += "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(module)) + "\n"
-        backend = run_backend(module, target, args.requests, args.pattern, args.burst)
+        from aalbert.passes.allocate import Allocation
+
+        allocation = manager.analyses.get(Allocation)
+        text += "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(allocation)) + "\n"
+        backend = run_backend(module, target, allocation.workload, args.requests, args.pattern, args.burst)
         first = next(iter(module.graphs))
         bounds = roofline(backend.program(first), backend.results[first], target)
         lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first])
         lines += [""] + roofline_lines(bounds, first)
         if backend.stream is not None:
-            wl = module.allocation.workload
+            wl = allocation.workload
             lines += [""] + stream_lines(backend.stream, args.pattern, wl.inferences_per_second,
                                          wl.inferences_per_wakeup)
         text += "\n" + "\n".join(lines) + "\n"
@@ -203,7 +206,7 @@ def _main(argv) -> int:
                 f.write(sim_json(backend.results, backend.stream).encode())
         if args.report_json:
             with atomic_writer(args.report_json) as f:
-                f.write(memory_json(module, target).encode())
+                f.write(memory_json(module, target, allocation).encode())
         if args.memory_map:
             with atomic_writer(Path(args.memory_map)) as f:
                 plot_memory_map(module, target, f, Path(args.memory_map).suffix.lower()[1:])

@@ -36,7 +36,6 @@ def _list_passes() -> str:
     import dataclasses
 
     from aalbert.passes.base import PASSES
-    from aalbert.passes import registry  # noqa: F401
 
     lines = []
     for name in sorted(PASSES):

@@ -1,4 +1,4 @@
-"""The built-in passes (importing this module registers them)."""
+"""Passes that tidy or check a module: `verify`, `dce`, `fold-transposes`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aalbert.ir.module import Module
 from aalbert.ir.verifier import verify
 
-from .base import Pass, register_pass
+from .base import Analyses, Pass, register_pass
 from .layout import fold_weight_transposes
 
 
@@ -16,8 +16,9 @@ from .layout import fold_weight_transposes
 class Verify(Pass):
     name = "verify"
     summary = "check the IR invariants (SSA, types, weights); changes nothing"
+    changes_nothing = True
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         verify(module)
         return module
 
@@ -28,7 +29,7 @@ class DeadCode(Pass):
     name = "dce"
     summary = "remove nodes nothing reads and weights no graph uses"
 
-    def run(self, module: Module) -> Module:
+    def run(self, module: Module, analyses: Analyses) -> Module:
         for graph in module.graphs.values():
             graph.remove_dead()
         module.remove_unused_weights()
@@ -40,15 +41,11 @@ class DeadCode(Pass):
 class FoldTransposes(Pass):
     name = "fold-transposes"
     summary = "store weights that are only read transposed in transposed layout"
+    needs_data = True
 
-    def run(self, module: Module) -> Module:
-        if not module.has_data:
-            return module  # without data there is nothing to transpose
+    def run(self, module: Module, analyses: Analyses) -> Module:
         for graph in module.graphs.values():
             fold_weight_transposes(module, graph)
         module.remove_unused_weights()
         return module
 
-
-# passes defined in their own modules register on import
-from . import allocate, canonicalize, compress, plan, share  # noqa: E402,F401
