@@ -11,12 +11,16 @@ counts the bytes exactly:
 
 where metadata is 4 bytes per scale (int formats: one per tensor or one per
 output channel), 1 byte for an AdaptivFloat exponent bias, 0 otherwise.
+
+Both are fact records (`ir.facts`): their fields are printed, parsed and
+verified from their declarations.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -28,14 +32,27 @@ FORMATS = ("plain", "f16", "int", "afloat")
 STORAGES = ("dense", "bitmask")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Role:
     """Which tasks read a weight (`shared`: all of them), reads per inference, and its kind."""
 
-    shared: bool
-    tasks: tuple[str, ...]
-    uses: int
-    kind: str = "other"
+    scope: Literal["shared", "task"] = field(metadata={"key": "role"})
+    tasks: tuple[str, ...] = ()                  # the tasks that read a task-specific weight
+    uses: int = field(metadata={"min": 0})       # reads in one inference
+    kind: Literal[KINDS] = field(default="other", metadata={"always": True})  # printed even when "other"
+
+    @staticmethod
+    def of(shared: bool, tasks: tuple[str, ...], uses: int, kind: str = "other") -> "Role":
+        return Role(scope="shared" if shared else "task", tasks=() if shared else tuple(tasks), uses=uses,
+                    kind=kind)
+
+    @property
+    def shared(self) -> bool:
+        return self.scope == "shared"
+
+    def check(self) -> None:
+        if self.shared == bool(self.tasks):
+            raise ValueError("a role is shared (no tasks) or task-specific (with its tasks)")
 
     def __str__(self) -> str:
         return "shared" if self.shared else f"task({', '.join(self.tasks)})"
@@ -43,15 +60,15 @@ class Role:
 
 @dataclass(frozen=True)
 class Encoding:
-    format: str = "plain"        # plain (the logical type itself) | f16 | int | afloat
-    bits: int = 32
-    exp_bits: int = 0            # afloat
-    exp_bias: int = 0            # afloat: one per tensor
-    granularity: str = "tensor"  # int: one scale per tensor, or per output channel (in the sidecar)
-    scale: float = 0.0           # int with a per-tensor scale
-    storage: str = "dense"       # dense | bitmask
-    nnz: int = -1                # non-zero codes (bitmask storage)
-    block: tuple[int, ...] = ()  # the pruning block, if pruned in blocks
+    format: Literal[FORMATS] = "plain"    # plain (the logical type itself) | f16 | int | afloat
+    bits: int = field(default=32, metadata={"min": 1})
+    exp_bits: int = 0                     # afloat
+    exp_bias: int = 0                     # afloat: one per tensor
+    granularity: Literal["tensor", "channel"] = "tensor"  # int: one scale per tensor, or per output channel
+    scale: float = 0.0                    # int with a per-tensor scale
+    storage: Literal[STORAGES] = "dense"
+    nnz: int = field(default=-1, metadata={"min": -1})   # non-zero codes (bitmask storage; -1: all)
+    block: tuple[int, ...] = ()           # the pruning block, if pruned in blocks
 
     @staticmethod
     def plain(dtype: DType) -> "Encoding":
@@ -100,13 +117,7 @@ class Encoding:
         return afloat_decode(codes, self.bits, self.exp_bits, self.exp_bias).astype(logical.np)
 
     def check(self) -> None:
-        """Raise ValueError if the fields contradict each other."""
-        if self.format not in FORMATS:
-            raise ValueError(f"unknown format {self.format!r} (known: {', '.join(FORMATS)})")
-        if self.storage not in STORAGES:
-            raise ValueError(f"unknown storage {self.storage!r} (known: {', '.join(STORAGES)})")
-        if self.granularity not in ("tensor", "channel"):
-            raise ValueError(f"unknown granularity {self.granularity!r} (tensor or channel)")
+        """Raise ValueError if the fields contradict each other (their types are the schema's to check)."""
         if self.format == "int" and not 2 <= self.bits <= 16:
             raise ValueError(f"int formats take 2 to 16 bits, got {self.bits}")
         if self.format == "afloat" and not (1 <= self.exp_bits and self.exp_bits + 1 < self.bits <= 16):

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .errors import Loc
+from .placement import Arena
 from .types import TensorType
 
 
@@ -88,7 +89,7 @@ class Graph:
     inputs: list[Value] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     outputs: list[tuple[str, Value]] = field(default_factory=list)
-    arena: Any = None  # ir.placement.Arena, once activations are planned
+    arena: Arena | None = None  # once activations are planned
     _names: set[str] = field(default_factory=set, repr=False)
     _counter: int = field(default=0, repr=False)
 

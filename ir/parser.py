@@ -7,7 +7,6 @@ type errors at the same positions). Errors read `file:line:col: message`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 from importlib import resources
@@ -15,14 +14,13 @@ from importlib import resources
 import lark
 import numpy as np
 
-from .encoding import KINDS, Encoding, Role
+from .encoding import Encoding, Role
 from .errors import IRParseError, Loc
-from .placement import RESIDENCIES, Arena, Placement
+from .facts import FactError, fact_keys, fact_record
+from .placement import Arena, Placement
 from .graph import Graph, Sym, Value, constant_array
 from .module import Module, Weight
 from .types import DType, TensorType, parse_tensor_type
-
-_PLACEMENT = {f.name: f.type for f in dataclasses.fields(Placement)}
 
 _TERMINAL_WORDS = {
     "TYPE": "a type (tensor<...>)", "SYMBOL": "a symbol (@name)", "VALUE": "a value (%name)",
@@ -214,18 +212,10 @@ class _Builder:
         return self.type(type_tok), None if offset is None else int(offset)
 
     def arena(self, tree) -> Arena:
-        facts = self.attr_dict(tree.children[0])
-        where = tree.children[0]
-        kinds = {f.name: f.type for f in dataclasses.fields(Arena)}
-        for key, value in facts.items():
-            want = {"int": int, "str": str, "int | None": int, "str | None": str}.get(kinds.get(key))
-            if want is None:
-                raise self.error(f"arena: unknown field '{key}'", where)
-            if type(value) is not want or (want is int and value < 0):
-                raise self.error(f"arena: field '{key}' has the wrong type", where)
-        if "size" not in facts or "total" not in facts:
-            raise self.error("arena: needs size and total", where)
-        return Arena(**facts)
+        try:
+            return fact_record(Arena, self.attr_dict(tree.children[0]))
+        except FactError as e:
+            raise self.error(f"arena: {e}", tree.children[0]) from None
 
     def attr_dict(self, tree) -> dict:
         result = {}
@@ -239,47 +229,22 @@ class _Builder:
         return result
 
     def weight_facts(self, weight: Weight, facts: dict, where) -> None:
-        """Fill role and encoding from a weight's attribute dict, checking each field."""
-        facts = dict(facts)
-        role = facts.pop("role", None)
-        tasks = facts.pop("tasks", ())
-        uses = facts.pop("uses", None)
-        kind = facts.pop("kind", "other")
-        if role is not None:
-            if role not in ("shared", "task") or not isinstance(uses, int) or kind not in KINDS \
-                    or not all(isinstance(t, str) for t in tasks) or (role == "shared") == bool(tasks):
-                raise self.error(f"weight @{weight.name}: bad role facts (role shared, or role task with "
-                                 f"tasks; uses an int; kind one of {', '.join(KINDS)})", where)
-            weight.role = Role(role == "shared", tuple(tasks), uses, kind)
-        elif tasks or uses is not None:
-            raise self.error(f"weight @{weight.name}: tasks and uses need a role", where)
-        kinds = {f.name: f.type for f in dataclasses.fields(Encoding)} | _PLACEMENT
-        fields = {}
+        """Fill role, encoding and placement from a weight's attribute dict (`ir.facts` checks each)."""
+        groups: dict[type, dict] = {Role: {}, Encoding: {}, Placement: {}}
         for key, value in facts.items():
-            if key not in kinds:
+            owner = next((cls for cls in groups if key in fact_keys(cls)), None)
+            if owner is None:
                 raise self.error(f"weight @{weight.name}: unknown fact '{key}'", where)
-            want = {"int": int, "str": str, "float": float, "int | None": int, "str | None": str}.get(kinds[key])
-            if key == "block":
-                ok = isinstance(value, tuple) and all(isinstance(v, int) for v in value)
-            else:
-                ok = want is not None and type(value) is want
-            if not ok:
-                raise self.error(f"weight @{weight.name}: fact '{key}' has the wrong type", where)
-            fields[key] = value
-        placed = {k: fields.pop(k) for k in list(fields) if k in _PLACEMENT}
-        if placed:
-            if not {"level", "residency", "offset"} <= set(placed) or placed["residency"] not in RESIDENCIES \
-                    or placed["offset"] < 0:
-                raise self.error(f"weight @{weight.name}: a placement needs level, residency "
-                                 f"({', '.join(RESIDENCIES)}) and a non-negative offset", where)
-            weight.placement = Placement(**placed)
-        if fields:
-            encoding = dataclasses.replace(Encoding.plain(weight.type.dtype), **fields)
-            try:
-                encoding.check()
-            except ValueError as e:
-                raise self.error(f"weight @{weight.name}: {e}", where) from None
-            weight.encoding = encoding
+            groups[owner][key] = value
+        try:
+            if groups[Role]:
+                weight.role = fact_record(Role, groups[Role])
+            if groups[Encoding]:
+                weight.encoding = fact_record(Encoding, groups[Encoding], Encoding.plain(weight.type.dtype))
+            if groups[Placement]:
+                weight.placement = fact_record(Placement, groups[Placement])
+        except FactError as e:
+            raise self.error(f"weight @{weight.name}: {e}", where) from None
 
     def attr(self, item):
         if isinstance(item, lark.Token):  # SYMBOL

@@ -6,11 +6,13 @@ when its task becomes active; the tasks' staged weights share one region), or
 `streamed` (read from where it lives every time it is used). `Arena` is the
 region of one task graph's activations; each activation value carries its
 byte offset inside it (`Value.offset`), found by liveness (`plan-activations`).
+Both are fact records (`ir.facts`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 RESIDENCIES = ("resident", "staged", "streamed")
 
@@ -18,15 +20,19 @@ RESIDENCIES = ("resident", "staged", "streamed")
 @dataclass(frozen=True)
 class Placement:
     level: str
-    residency: str
-    offset: int
-    home: str | None = None      # where a staged weight is kept between uses
-    home_offset: int | None = None
+    residency: Literal[RESIDENCIES]
+    offset: int = field(metadata={"min": 0})
+    home: str | None = None                                     # where a staged weight is kept between uses
+    home_offset: int | None = field(default=None, metadata={"min": 0})
+
+    def check(self) -> None:
+        if (self.residency == "staged") != (self.home is not None and self.home_offset is not None):
+            raise ValueError("a staged placement has a home and a home_offset; others have neither")
 
 
 @dataclass(frozen=True)
 class Arena:
-    size: int                    # bytes: the peak of the planned offsets
-    total: int                   # bytes if every activation had its own buffer
-    level: str | None = None     # set by allocate
-    offset: int | None = None
+    size: int = field(metadata={"min": 0})    # bytes: the peak of the planned offsets
+    total: int = field(metadata={"min": 0})   # bytes if every activation had its own buffer
+    level: str | None = None                  # set by allocate
+    offset: int | None = field(default=None, metadata={"min": 0})

@@ -17,7 +17,6 @@ is byte-identical.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -25,7 +24,8 @@ import re
 import numpy as np
 
 from .encoding import Encoding
-from .placement import Arena, Placement
+from .facts import fact_attrs
+from .placement import Arena
 from .graph import Attr, Graph, Node, Sym
 from .module import Module, Weight
 from .types import DType, TensorType
@@ -119,29 +119,17 @@ def typed_text(v) -> str:
 
 
 def arena_text(arena: Arena) -> str:
-    fields = {f.name: getattr(arena, f.name) for f in dataclasses.fields(Arena)}
-    return "arena {" + ", ".join(f"{k} = {attr_text(v)}" for k, v in fields.items() if v is not None) + "}"
+    return "arena {" + ", ".join(f"{k} = {attr_text(v)}" for k, v in fact_attrs(arena).items()) + "}"
 
 
 def weight_facts(w: Weight) -> dict[str, Attr]:
-    """The facts passes added to a weight, as attributes (defaults left out)."""
+    """The facts passes added to a weight (role, encoding, placement), as attributes; defaults left out."""
     facts: dict[str, Attr] = {}
     if w.role is not None:
-        facts["role"] = "shared" if w.role.shared else "task"
-        if not w.role.shared:
-            facts["tasks"] = tuple(w.role.tasks)
-        facts["uses"] = w.role.uses
-        facts["kind"] = w.role.kind
-    default = Encoding.plain(w.type.dtype)
-    for f in dataclasses.fields(Encoding):
-        value = getattr(w.encoding, f.name)
-        if value != getattr(default, f.name):
-            facts[f.name] = value
+        facts |= fact_attrs(w.role)
+    facts |= fact_attrs(w.encoding, Encoding.plain(w.type.dtype))
     if w.placement is not None:
-        for f in dataclasses.fields(Placement):
-            value = getattr(w.placement, f.name)
-            if value is not None:
-                facts[f.name] = value
+        facts |= fact_attrs(w.placement)
     return facts
 
 

@@ -5,6 +5,8 @@
 - SSA: every operand is defined earlier in the same graph, every name once;
 - every result type equals the op's inferred type;
 - every `weight` node names a weight of the pool, with the pool's type;
+- every fact a pass recorded (role, encoding, placement, arena) fits its
+  schema (`ir.facts`);
 - weight data, when present, has the type its encoding stores.
 
 Errors name the graph and node (and the text position for parsed IR).
@@ -13,6 +15,7 @@ Errors name the graph and node (and the text position for parsed IR).
 from __future__ import annotations
 
 from .errors import IRVerifyError
+from .facts import FactError, check_record
 from .graph import Graph, Node
 from .module import Module
 from .registry import InferContext, InferError, get_op, infer_types
@@ -28,12 +31,23 @@ def _fail(graph: Graph, node: Node | None, message: str) -> IRVerifyError:
 
 def verify(module: Module) -> None:
     for w in module.weights.values():
+        for record in (w.role, w.encoding, w.placement):
+            if record is not None:
+                try:
+                    check_record(record)
+                except FactError as e:
+                    raise IRVerifyError(f"weight @{w.name}: {e}") from None
         if w.data is not None and TensorType.of(w.data) != w.code_type:
             raise IRVerifyError(f"weight @{w.name}: data is {TensorType.of(w.data)}, its encoding "
                                 f"{w.encoding.label} stores {w.code_type}")
         if w.role is not None and not set(w.role.tasks) <= set(module.graphs):
             raise IRVerifyError(f"weight @{w.name}: role names tasks that are not in the module")
     for graph in module.graphs.values():
+        if graph.arena is not None:
+            try:
+                check_record(graph.arena)
+            except FactError as e:
+                raise IRVerifyError(f"graph @{graph.name}: arena: {e}") from None
         verify_graph(graph, module)
 
 

@@ -82,7 +82,7 @@ def subset(module: Module, n: int) -> Module:
             continue
         role = w.role
         if role is not None and not role.shared:
-            role = Role(False, tuple(t for t in role.tasks if t in keep), role.uses, role.kind)
+            role = Role.of(False, tuple(t for t in role.tasks if t in keep), role.uses, role.kind)
         new = copy.copy(w)
         new.role, new.placement = role, None
         out.insert_weight(new)

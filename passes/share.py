@@ -38,5 +38,5 @@ class Share(Pass):
         for w in module.weights.values():
             tasks = tuple(t for t in order if t in readers.get(w.name, ()))
             shared = len(tasks) == len(order)
-            w.role = Role(shared, () if shared else tasks, reads.get(w.name, 0), kinds.get(w.name, "other"))
+            w.role = Role.of(shared, tasks, reads.get(w.name, 0), kinds.get(w.name, "other"))
         return module
