@@ -29,7 +29,7 @@ from aalbert.targets.lower import lower  # noqa: E402
 from aalbert.targets.sim import simulate  # noqa: E402
 from aalbert.targets.spec import load_target  # noqa: E402
 
-PIPELINE = ("canonicalize,share,compress{policy=edgebert},plan-activations{activation_bits=16},"
+PIPELINE = ("canonicalize,share,compress{policy=edgebert},plan-activations{target=edge_accel},"
             "allocate{target=edge_accel}")
 
 

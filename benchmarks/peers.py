@@ -197,7 +197,9 @@ def aalbert(gemms: list, dataflow: str) -> dict:
     from aalbert.ir.module import content_hash
     from aalbert.ir.parser import parse_module
     from aalbert.mapper.evaluate import override_target
-    from aalbert.passes.allocate import allocate, default_workload
+    from aalbert.passes.allocate import allocate
+    from aalbert.passes.plan import plan_module
+    from aalbert.targets.workload import default_workload
     from aalbert.passes.base import PassManager, parse_pipeline
     from aalbert.targets.lower import lower
     from aalbert.targets.sim import simulate
@@ -210,7 +212,8 @@ def aalbert(gemms: list, dataflow: str) -> dict:
         w.data = np.random.default_rng(i).standard_normal(w.type.shape).astype(np.float32)
         w.hash = content_hash(w.data)
         t0 = time.perf_counter()
-        PassManager(parse_pipeline("share,quantize{format=int8},plan-activations{activation_bits=8}")).run(module)
+        PassManager(parse_pipeline("share,quantize{format=int8}")).run(module)
+        plan_module(module, target)
         allocate(module, target, default_workload(module.graphs), spill=True)
         sim = simulate(lower(module, target, "t"), target)
         seconds += time.perf_counter() - t0

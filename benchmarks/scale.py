@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PIPELINE = ("canonicalize,share,compress{policy=edgebert},plan-activations{activation_bits=16},"
+PIPELINE = ("canonicalize,share,compress{policy=edgebert},plan-activations{target=edge_accel},"
             "allocate{target=edge_accel,spill=true}")
 
 

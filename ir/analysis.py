@@ -55,9 +55,6 @@ def depth(graph: Graph) -> int:
     return nx.dag_longest_path_length(g) + 1 if len(g) else 0
 
 
-ALIGN = 64  # bytes: buffers start on a 512-bit boundary (a DMA beat of the edge targets)
-
-
 @dataclass
 class Buffer:
     root: Value
@@ -72,16 +69,18 @@ def buffer_bytes(v: Value, activation_bits: int) -> int:
     return max(1, math.ceil(v.type.numel * per))
 
 
-def _aligned(n: int) -> int:
-    return -(-n // ALIGN) * ALIGN
+def align_up(n: int, align: int) -> int:
+    """`n` rounded up to a multiple of `align` (a target's alignment: buffers start on its boundaries)."""
+    return -(-n // align) * align
 
 
-def activation_buffers(graph: Graph, activation_bits: int) -> tuple[list[Buffer], dict[Value, Buffer]]:
-    """The graph's activation buffers with their live ranges (reshapes alias their operand)."""
+def activation_buffers(graph: Graph, activation_bits: int, align: int) -> tuple[list[Buffer], dict[Value, Buffer]]:
+    """The graph's activation buffers, sizes rounded up to `align`, with their live ranges (views alias
+    their operand)."""
     owner: dict[Value, Buffer] = {}
     result: list[Buffer] = []
     for v in graph.inputs:
-        b = Buffer(v, _aligned(buffer_bytes(v, activation_bits)), -1, -1)
+        b = Buffer(v, align_up(buffer_bytes(v, activation_bits), align), -1, -1)
         owner[v] = b
         result.append(b)
     for i, node in enumerate(graph.nodes):
@@ -95,7 +94,7 @@ def activation_buffers(graph: Graph, activation_bits: int) -> tuple[list[Buffer]
             owner[node.output] = owner[node.inputs[0]]
             continue
         for v in node.outputs:
-            b = Buffer(v, _aligned(buffer_bytes(v, activation_bits)), i, i)
+            b = Buffer(v, align_up(buffer_bytes(v, activation_bits), align), i, i)
             owner[v] = b
             result.append(b)
     end = len(graph.nodes)

@@ -32,7 +32,9 @@ class Placement:
 
 @dataclass(frozen=True)
 class Arena:
-    size: int = field(metadata={"min": 0})    # bytes: the peak of the planned offsets
-    total: int = field(metadata={"min": 0})   # bytes if every activation had its own buffer
-    level: str | None = None                  # set by allocate
+    size: int = field(metadata={"min": 0})             # bytes: the peak of the planned offsets
+    total: int = field(metadata={"min": 0})            # bytes if every activation had its own buffer
+    activation_bits: int = field(metadata={"min": 1})  # the bits of a floating-point activation
+    align: int = field(metadata={"min": 1})            # every buffer starts on a multiple of this
+    level: str | None = None                           # set by allocate
     offset: int | None = field(default=None, metadata={"min": 0})

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
-from aalbert.passes.allocate import Workload, default_workload
+from aalbert.targets.workload import Workload, default_workload
 from aalbert.targets.lower import lower
 from aalbert.targets.program import Program
 from aalbert.targets.requests import PATTERNS, StreamResult, make_stream, read_trace, run_stream

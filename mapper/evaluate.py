@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from aalbert.ir.encoding import Role
 from aalbert.ir.errors import OptionError
 from aalbert.ir.module import Module
-from aalbert.passes.allocate import Workload, allocate, default_workload
+from aalbert.ir.analysis import align_up
+from aalbert.passes.allocate import allocate
+from aalbert.passes.plan import plan_module
+from aalbert.targets.workload import Workload, default_workload
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.passes.compress import BUILTIN_POLICIES, Policy, Rule, apply_policy, load_policy, parse_format
 from aalbert.targets.memtech import scaled
@@ -118,8 +121,7 @@ def override_target(spec: str, overrides: dict[str, object]) -> Target:
 
 def evaluate(module: Module, target: Target, workload: Workload | None = None, requests: int = 50) -> dict:
     """Place, lower, simulate; metrics of one configuration."""
-    module = module.copy()
-    PassManager(parse_pipeline(f"plan-activations{{activation_bits={target.compute.activation_bits}}}")).run(module)
+    module = plan_module(module.copy(), target)
     wl = workload or default_workload(module.graphs)
     try:  # weights go off chip only when they do not fit, as a user would ask with --spill
         a = allocate(module, target, wl, spill=False)
@@ -160,12 +162,9 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
 
 def smallest_chip(module: Module, target: Target, workload: Workload | None = None) -> dict:
     """Non-volatile and volatile capacity for no off-chip traffic, and what it costs (memtech models)."""
-    from aalbert.ir.analysis import ALIGN
-
-    m2 = module.copy()
-    PassManager(parse_pipeline(f"plan-activations{{activation_bits={target.compute.activation_bits}}}")).run(m2)
+    m2 = plan_module(module.copy(), target)
     wl = workload or default_workload(module.graphs)
-    aligned = [-(-w.nbytes // ALIGN) * ALIGN for w in module.weights.values()]
+    aligned = [align_up(w.nbytes, target.alignment_bytes) for w in module.weights.values()]
     frozen = sum(b for w, b in zip(module.weights.values(), aligned) if w.role.shared or not wl.task_weights_change)
     mutable = sum(aligned) - frozen
     arena = max(g.arena.size for g in m2.graphs.values())

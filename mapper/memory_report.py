@@ -11,16 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from aalbert.ir.analysis import ALIGN
+from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module
-from aalbert.passes.allocate import Allocation
+from aalbert.passes.allocation_report import Allocation
 from aalbert.targets.spec import Target
 
 from .summary import table
-
-
-def _aligned(n: int) -> int:
-    return -(-n // ALIGN) * ALIGN
 
 
 @dataclass
@@ -47,7 +43,7 @@ def memory_map(module: Module, target: Target) -> list[LevelUse]:
         p = w.placement
         if p is None:
             continue
-        size = _aligned(w.nbytes)
+        size = align_up(w.nbytes, target.alignment_bytes)
         if p.residency == "staged":
             uses[p.home].homes += size
             for t in w.role.tasks:
@@ -64,7 +60,7 @@ def memory_map(module: Module, target: Target) -> list[LevelUse]:
     for g in module.graphs.values():
         if g.arena is not None and g.arena.level is not None:
             key = (g.arena.level, g.arena.offset)
-            arenas[key] = max(arenas[key], _aligned(g.arena.size))
+            arenas[key] = max(arenas[key], align_up(g.arena.size, target.alignment_bytes))
     for (lvl, _), size in arenas.items():
         uses[lvl].activations += size
     return list(uses.values())
@@ -87,9 +83,9 @@ def memory_lines(module: Module, target: Target) -> list[str]:
                     "activations"], rows, "llrrrrrr")
     per_task = []
     for task in module.graphs:
-        on = sum(_aligned(w.nbytes) for w in module.weights.values() if w.placement is not None
+        on = sum(align_up(w.nbytes, target.alignment_bytes) for w in module.weights.values() if w.placement is not None
                  and not target.level(w.placement.level).off_chip and (w.role.shared or task in w.role.tasks))
-        off = sum(_aligned(w.nbytes) for w in module.weights.values() if w.placement is not None
+        off = sum(align_up(w.nbytes, target.alignment_bytes) for w in module.weights.values() if w.placement is not None
                   and w.placement.residency == "streamed" and (w.role.shared or task in w.role.tasks))
         per_task.append([task, _mb(on), _mb(off)])
     lines.append("")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aalbert.ir.fileio import atomic_writer
-from aalbert.passes.allocate import Workload, default_workload
+from aalbert.targets.workload import Workload, default_workload
 from aalbert.targets.spec import load_target
 
 from .evaluate import ModelSpec, evaluate, parameter_table, prepared, smallest_chip

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from aalbert.ir.errors import AalbertError
 from aalbert.ir.fileio import atomic_writer, read_toml
-from aalbert.passes.allocate import default_workload
+from aalbert.targets.workload import default_workload
 
 from .evaluate import ModelSpec, evaluate, override_target, prepared
 

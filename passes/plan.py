@@ -11,8 +11,8 @@ buffers, the memory a planner-less allocator would need.
 
 Sizes use the target's activation precision for floating-point tensors
 (EdgeBERT keeps activations in 16-bit fixed point) and the element size for
-integer ones. Graphs with the same structure (the tasks of one family)
-share one plan.
+integer ones, rounded up to the target's alignment; the arena records both.
+Graphs with the same structure (the tasks of one family) share one plan.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from aalbert.ir.analysis import Buffer, activation_buffers
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Arena
+from aalbert.targets.spec import Target, load_target
 
 from .base import Analyses, Pass, register_pass
 
@@ -55,9 +56,9 @@ def _signature(graph: Graph) -> tuple:
     return tuple(sig)
 
 
-def plan_graph(graph: Graph, activation_bits: int, cache: dict | None = None) -> Arena:
-    key = (_signature(graph), activation_bits)
-    bufs, owner = activation_buffers(graph, activation_bits)
+def plan_graph(graph: Graph, activation_bits: int, align: int, cache: dict | None = None) -> Arena:
+    key = (_signature(graph), activation_bits, align)
+    bufs, owner = activation_buffers(graph, activation_bits, align)
     if cache is not None and key in cache:
         offsets, peak = cache[key]
         for b, off in zip(bufs, offsets):
@@ -68,23 +69,27 @@ def plan_graph(graph: Graph, activation_bits: int, cache: dict | None = None) ->
             cache[key] = ([b.offset for b in bufs], peak)
     for v in graph.values():
         v.offset = owner[v].offset if v in owner else None
-    graph.arena = Arena(size=peak, total=sum(b.size for b in bufs))
+    graph.arena = Arena(size=peak, total=sum(b.size for b in bufs), activation_bits=activation_bits, align=align)
     return graph.arena
+
+
+def plan_module(module: Module, target: Target) -> Module:
+    """Plan every task's activations for a target (its activation precision and alignment)."""
+    cache: dict = {}
+    for graph in module.graphs.values():
+        plan_graph(graph, target.compute.activation_bits, target.alignment_bytes, cache)
+    return module
 
 
 @register_pass
 @dataclass(frozen=True)
 class PlanActivations(Pass):
     name = "plan-activations"
-    summary = "give every activation an offset in its task's arena, by liveness (greedy by size)"
-    activation_bits: int = 16
+    summary = "give every activation an offset in its task's arena, by liveness (greedy by size), for a target"
+    target: str = "edge_accel"
 
     def __post_init__(self) -> None:
-        if not 1 <= self.activation_bits <= 64:
-            raise ValueError(f"activation_bits must be in [1, 64], got {self.activation_bits}")
+        load_target(self.target)
 
     def run(self, module: Module, analyses: Analyses) -> Module:
-        cache: dict = {}
-        for graph in module.graphs.values():
-            plan_graph(graph, self.activation_bits, cache)
-        return module
+        return plan_module(module, load_target(self.target))

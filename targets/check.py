@@ -13,16 +13,12 @@
 
 from __future__ import annotations
 
-from aalbert.ir.analysis import ALIGN, activation_buffers
+from aalbert.ir.analysis import activation_buffers, align_up
 from aalbert.ir.errors import IRVerifyError
 from aalbert.ir.module import Module
 from aalbert.ir.placement import RESIDENCIES
 
 from .spec import Target
-
-def _aligned(n: int) -> int:
-    return -(-n // ALIGN) * ALIGN
-
 
 def _fail(message: str) -> IRVerifyError:
     return IRVerifyError(f"placement: {message}")
@@ -42,7 +38,7 @@ def verify_placement(module: Module, target: Target) -> None:
         level = levels[p.level]
         if "weights" not in level.holds and not level.off_chip:
             raise _fail(f"weight @{w.name} is in {p.level}, which may not hold weights")
-        size = _aligned(w.nbytes)
+        size = align_up(w.nbytes, target.alignment_bytes)
         tasks = frozenset(w.role.tasks) if (p.residency == "staged" and w.role is not None) else None
         regions[p.level].append((p.offset, p.offset + size, f"@{w.name}", tasks))
         if p.residency == "staged":
@@ -62,7 +58,7 @@ def verify_placement(module: Module, target: Target) -> None:
             raise _fail(f"graph @{graph.name}: arena in {a.level}, which may not hold activations")
         arenas.setdefault((a.level, a.offset), 0)
         arenas[a.level, a.offset] = max(arenas[a.level, a.offset], a.size)
-        _check_activations(graph, target.compute.activation_bits)
+        _check_activations(graph, target.compute.activation_bits, target.alignment_bytes)
     for (lvl, off), size in arenas.items():
         regions[lvl].append((off, off + size, "the activation arena", None))
     for name, items in regions.items():
@@ -82,8 +78,8 @@ def verify_placement(module: Module, target: Target) -> None:
                 raise _fail(f"{what} [{lo}, {hi}) and {what2} [{lo2}, {hi2}) overlap in {name}")
 
 
-def _check_activations(graph, activation_bits: int) -> None:
-    bufs, owner = activation_buffers(graph, activation_bits)
+def _check_activations(graph, activation_bits: int, align: int) -> None:
+    bufs, owner = activation_buffers(graph, activation_bits, align)
     for v in graph.values():
         if v in owner and v.offset is None:
             raise _fail(f"graph @{graph.name}: activation %{v.name} has no offset")

@@ -126,6 +126,7 @@ class Target:
     sfu: SFU
     memories: tuple[MemoryLevel, ...]
     dma_bytes_per_cycle: float
+    alignment_bytes: int                 # buffers and weights start on multiples of this (a DMA beat)
     sources: dict[str, str] = field(default_factory=dict)
     path: str = ""
 
@@ -288,6 +289,7 @@ def target_from_dict(data: dict, where: str) -> Target:
     sfu = _sfu(where, top.get("sfu", dict))
     inter = _Table(f"{where}: [interconnect]", top.get("interconnect", dict))
     dma = inter.positive("dma_bytes_per_cycle")
+    alignment = inter.positive("alignment_bytes", int)
     inter.done()
     raw_memories = data.get("memory")
     top.used.add("memory")
@@ -298,7 +300,7 @@ def target_from_dict(data: dict, where: str) -> Target:
     names = [m.name for m in memories]
     if len(set(names)) != len(names):
         raise TargetError(f"{where}: two memory levels are named '{next(n for n in names if names.count(n) > 1)}'")
-    target = Target(name, description, mhz, compute, sfu, memories, dma, path=where)
+    target = Target(name, description, mhz, compute, sfu, memories, dma, alignment, path=where)
     _check_topology(target)
     return target
 

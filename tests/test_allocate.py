@@ -13,7 +13,8 @@ from aalbert.ir.placement import Placement
 from aalbert.mapper.cli import compile as compile_cli
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
-from aalbert.passes.allocate import Allocation, default_workload, load_workload
+from aalbert.passes.allocation_report import Allocation
+from aalbert.targets.workload import default_workload, load_workload
 from aalbert.passes.allocation_model import ArenaOption, Item, Option, Problem, brute_force, solve_greedy, solve_milp
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.targets.check import verify_placement
@@ -78,11 +79,11 @@ PLAN = """module {
 
 def test_plan_activations_on_small_ir():
     module = module_with_data(PLAN)
-    PassManager(parse_pipeline("plan-activations{activation_bits=16}")).run(module)
+    PassManager(parse_pipeline("plan-activations{target=edge_accel}")).run(module)
     from aalbert.ir.printer import print_graph
     # 128-byte buffers (64 x 16 bit); %x lives to the end; reshapes share their operand's buffer
     assert print_graph(module.graphs["t"]) == """graph @t(%x: tensor<64xf32> at 0) -> ("y": tensor<64xf32>) {
-  arena {size = 384, total = 640}
+  arena {size = 384, total = 640, activation_bits = 16, align = 64}
   %0 = tanh(%x) : tensor<64xf32> at 128
   %1 = exp(%0) : tensor<64xf32> at 256
   %2 = reshape(%1) {shape = [8, 8]} : tensor<8x8xf32> at 256
@@ -100,7 +101,7 @@ def test_plan_is_within_live_bytes_on_a_real_model():
     module = load_example(ExampleSpec("adapter-albert", 1, "tiny"), DimSpec(1, 32))
     PassManager(parse_pipeline("canonicalize,plan-activations")).run(module)
     graph = module.graphs["cola"]
-    bufs, _ = activation_buffers(graph, 16)
+    bufs, _ = activation_buffers(graph, 16, 64)
     live_peak = max(sum(b.size for b in bufs if b.start <= i <= b.end) for i in range(-1, len(graph.nodes) + 1))
     assert live_peak <= graph.arena.size < graph.arena.total
     assert graph.arena.size <= 1.5 * live_peak  # greedy by size stays near the lower bound here
@@ -110,7 +111,7 @@ def test_plan_is_within_live_bytes_on_a_real_model():
 def compiled(family: str, tasks: int = 8, size: str = "base"):
     module = load_example(ExampleSpec(family, tasks, size), DimSpec(1, 128 if size == "base" else 16))
     return PassManager(parse_pipeline("canonicalize,share,compress{policy=edgebert},"
-                                      "plan-activations{activation_bits=16}")).run(module)
+                                      "plan-activations{target=edge_accel}")).run(module)
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ GEMM = """module {
 def single_gemm(target_name: str, k: int, n: int, m: int = 128, spill: bool = False):
     module = module_with_data(GEMM % {"m": m, "k": k, "n": n})
     target = load_target(target_name)
-    pipe = f"share,quantize{{format=afloat8}},plan-activations,allocate{{target={target_name},spill={str(spill).lower()}}}"
+    pipe = f"share,quantize{{format=afloat8}},plan-activations{{target={target_name}}},allocate{{target={target_name},spill={str(spill).lower()}}}"
     PassManager(parse_pipeline(pipe)).run(module)
     program = lower(module, target, "t")
     return module, target, program, simulate(program, target)

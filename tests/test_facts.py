@@ -20,7 +20,7 @@ PLACED = """module {
   weight @w : tensor<4x4xf32> hash "0" {role = "task", tasks = ["a"], uses = 1, kind = "adapter", format = "afloat", bits = 8, exp_bits = 3, exp_bias = -4, storage = "bitmask", nnz = 9, level = "sram", residency = "staged", offset = 64, home = "dram", home_offset = 0}
 
   graph @a(%x: tensor<1x4xf32> at 0) -> ("y": tensor<1x4xf32>) {
-    arena {size = 128, total = 192, level = "sram", offset = 4096}
+    arena {size = 128, total = 192, activation_bits = 16, align = 64, level = "sram", offset = 4096}
     %0 = weight {name = @w} : tensor<4x4xf32>
     %1 = linear(%x, %0) : tensor<1x4xf32> at 64
     return %1
@@ -35,7 +35,7 @@ def test_every_fact_round_trips_through_the_text():
     assert w.role == Role(scope="task", tasks=("a",), uses=1, kind="adapter")
     assert w.encoding.format == "afloat" and w.encoding.nnz == 9 and w.encoding.exp_bias == -4
     assert w.placement == Placement("sram", "staged", 64, "dram", 0)
-    assert module.graphs["a"].arena == Arena(128, 192, "sram", 4096)
+    assert module.graphs["a"].arena == Arena(128, 192, 16, 64, "sram", 4096)
     assert print_module(module) == PLACED
 
 

@@ -38,7 +38,7 @@ from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.frontends.onnx_import import import_onnx
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.mapper.sweep import load_sweep
-from aalbert.passes.allocate import load_workload
+from aalbert.targets.workload import load_workload
 from aalbert.passes.compress import load_policy
 from aalbert.targets.requests import read_trace
 from aalbert.targets.spec import load_target

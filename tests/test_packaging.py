@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,8 +21,11 @@ def _python(code: str, cwd: Path) -> str:
 
 
 def test_the_wheel_holds_one_top_level_package(tmp_path):
+    source = tmp_path / "src"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                                 ".pytest_cache", ".hypothesis"))
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     (wheel,) = tmp_path.glob("aalbert-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

@@ -179,7 +179,7 @@ def _main(argv) -> int:
         from ..sim_report import breakdown_lines, roofline_figure, roofline_lines, sim_json, stream_lines, task_lines
 
         target = load_target(args.target)
-        from aalbert.passes.allocate import Allocation
+        from aalbert.passes.allocation_report import Allocation
 
         allocation = manager.analyses.get(Allocation)
         text += "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(allocation)) + "\n"
@@ -230,9 +230,6 @@ def _placement_passes(args) -> str:
         if args.spill:
             raise OptionError("--spill needs --target")
         return ""
-    from aalbert.targets.spec import load_target
-
-    target = load_target(args.target)
     opts = [f"target={args.target}", f"solver={args.solver}"]
     if args.workload:
         opts.append(f"workload={args.workload}")
@@ -242,7 +239,7 @@ def _placement_passes(args) -> str:
         opts.append(f"inferences_per_wakeup={args.wakeup}")
     if args.spill:
         opts.append("spill=true")
-    return (f",plan-activations{{activation_bits={target.compute.activation_bits}}}"
+    return (f",plan-activations{{target={args.target}}}"
             f",allocate{{{','.join(opts)}}}")
 
 

@@ -91,7 +91,7 @@ def _on_target(module: Module, task: str, inputs, args) -> dict[str, np.ndarray]
         g.arena is not None and g.arena.level is not None for g in module.graphs.values())
     if not placed:
         steps = ["canonicalize", "share"] + ([f"compress{{policy={args.compress}}}"] if args.compress else [])
-        steps += [f"plan-activations{{activation_bits={target.compute.activation_bits}}}",
+        steps += [f"plan-activations{{target={args.target}}}",
                   f"allocate{{target={args.target},spill={'true' if args.spill else 'false'}}}"]
         module = PassManager(parse_pipeline(",".join(steps))).run(module)
     elif args.compress:
