@@ -38,7 +38,8 @@ from aalbert.mapper.fidelity import compare, cosine, reference_outputs, sample_i
 from aalbert.mapper.frontends import DimSpec  # noqa: E402
 from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
 from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
-from aalbert.passes.compress import Format, Policy, Rule, apply_policy  # noqa: E402
+from aalbert.ir.formats import parse_format  # noqa: E402
+from aalbert.passes.compress import Policy, Rule, apply_policy  # noqa: E402
 
 FORMATS = ("f16", "afloat<8,3>", "int8", "int4")
 SPARSITIES = (0.0, 0.5, 0.9)
@@ -55,8 +56,7 @@ SENTENCES = [
 
 
 def policy(fmt: str, sparsity: float) -> Policy:
-    f = Format("f16", 16) if fmt == "f16" else Format("afloat", 8, 3) if fmt.startswith("afloat") \
-        else Format("int", int(fmt[3:]))
+    f = parse_format(fmt)
     rules = []
     if sparsity:
         rules.append(Rule(kinds=("attention", "ffn"), role="shared", format=f, sparsity=sparsity))

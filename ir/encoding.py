@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from .formats import afloat_decode, int_decode
+from .formats import NumberFormat, afloat_decode, int_decode
 from .types import DType, TensorType
 
 KINDS = ("embedding", "projection", "attention", "ffn", "adapter", "layernorm", "head", "other")
@@ -75,10 +75,19 @@ class Encoding:
         return Encoding(bits=dtype.itemsize * 8)
 
     @property
+    def number_format(self) -> NumberFormat:
+        """The format of the codes (a plain weight's is its own floating-point type)."""
+        if self.format in ("plain", "f16"):
+            return NumberFormat("float", self.bits)
+        if self.format == "int":
+            return NumberFormat("int", self.bits)
+        return NumberFormat("afloat", self.bits, self.exp_bits)
+
+    @property
     def label(self) -> str:
-        """A short name: f32, f16, int8, afloat<8,3>, with '+bitmask' if so stored."""
-        base = {"plain": f"f{self.bits}", "f16": "f16", "int": f"int{self.bits}",
-                "afloat": f"afloat<{self.bits},{self.exp_bits}>"}[self.format]
+        """The number format's name (f32, f16, int8, afloat<8,3>), with '/ch' for per-channel int scales and
+        '+bitmask' if so stored."""
+        base = str(self.number_format)
         if self.format == "int" and self.granularity == "channel":
             base += "/ch"
         return base + ("+bitmask" if self.storage == "bitmask" else "")

@@ -1,4 +1,9 @@
-"""Number formats for stored weights: encode to codes, decode to values.
+"""Number formats for stored weights: their one name, and encoding to codes and decoding to values.
+
+`NumberFormat` is a format as a value, with the one spelling every report,
+program listing and target file uses (`f32`, `f16`, `int8`, `afloat<8,3>`);
+`parse_format` reads it from any accepted spelling (`afloat8` is
+`afloat<8,3>`, `fp16` is `f16`, ...).
 
 - `f16`: IEEE half precision.
 - `int<b>`: symmetric integers in [-(2^(b-1) - 1), 2^(b-1) - 1] times a scale,
@@ -18,8 +23,53 @@ even integer) and saturates at the largest magnitude.
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    family: Literal["float", "int", "afloat"]
+    bits: int
+    exp_bits: int = 0   # afloat
+
+    def __str__(self) -> str:
+        if self.family == "float":
+            return f"f{self.bits}"
+        if self.family == "int":
+            return f"int{self.bits}"
+        return f"afloat<{self.bits},{self.exp_bits}>"
+
+
+F32 = NumberFormat("float", 32)
+F16 = NumberFormat("float", 16)
+AFLOAT8 = NumberFormat("afloat", 8, 3)
+
+
+def parse_format(text: str) -> NumberFormat:
+    """A number format from its name or a common alias; ValueError naming the known ones."""
+    t = text.strip().lower().replace(" ", "")
+    if t in ("f32", "fp32", "float32", "none"):
+        return F32
+    if t in ("f16", "fp16", "float16"):
+        return F16
+    m = re.fullmatch(r"int(\d+)", t)
+    if m:
+        bits = int(m.group(1))
+        if not 2 <= bits <= 16:
+            raise ValueError(f"int formats take 2 to 16 bits, got {bits}")
+        return NumberFormat("int", bits)
+    m = re.fullmatch(r"afloat(?:<(\d+),(\d+)>|(\d+))", t)
+    if m:
+        bits = int(m.group(1) or m.group(3))
+        exp = int(m.group(2)) if m.group(2) else 3
+        if not (1 <= exp and exp + 1 < bits <= 16):
+            raise ValueError(f"afloat<{bits},{exp}> needs 1 <= exponent bits < total bits - 1 <= 15")
+        return NumberFormat("afloat", bits, exp)
+    raise ValueError(f"unknown number format {text!r} (f32, f16, int8, int4, int<b>, afloat<n,e>, afloat8)")
 
 
 # -- integers -----------------------------------------------------------------------------------

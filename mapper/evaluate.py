@@ -27,7 +27,8 @@ from aalbert.passes.allocate import allocate
 from aalbert.passes.plan import plan_module
 from aalbert.targets.workload import Workload, default_workload
 from aalbert.passes.base import PassManager, parse_pipeline
-from aalbert.passes.compress import BUILTIN_POLICIES, Policy, Rule, apply_policy, load_policy, parse_format
+from aalbert.ir.formats import F32, parse_format
+from aalbert.passes.compress import BUILTIN_POLICIES, Policy, Rule, apply_policy, load_policy
 from aalbert.targets.memtech import scaled
 from aalbert.targets.spec import Target, target_dict, target_from_dict, target_text
 
@@ -57,7 +58,7 @@ def policy_for(spec: ModelSpec) -> Policy:
     if spec.format is None:
         return policy
     fmt = parse_format(spec.format)
-    fmt = None if fmt.name == "f32" else fmt
+    fmt = None if fmt == F32 else fmt
     rules = tuple(dataclasses.replace(r, format=fmt) for r in policy.rules) or (Rule(format=fmt),)
     return Policy(f"{policy.name}/{spec.format}", rules)
 

@@ -41,7 +41,8 @@ import numpy as np
 from aalbert.ir.encoding import KINDS, Encoding
 from aalbert.ir.errors import OptionError
 from aalbert.ir.fileio import read_toml
-from aalbert.ir.formats import afloat_bias, afloat_encode, int_encode, int_scales
+from aalbert.ir.formats import (AFLOAT8, F16, F32, NumberFormat, afloat_bias, afloat_encode, int_encode,
+                                int_scales, parse_format)
 from aalbert.ir.module import Module, Weight
 
 from .base import Analyses, Pass, register_pass
@@ -50,42 +51,10 @@ ROLES = ("any", "shared", "task")
 
 
 @dataclass(frozen=True)
-class Format:
-    name: str          # f32 | f16 | int | afloat
-    bits: int = 32
-    exp_bits: int = 0
-
-    def __str__(self) -> str:
-        return {"f32": "f32", "f16": "f16", "int": f"int{self.bits}", "afloat": f"afloat<{self.bits},{self.exp_bits}>"}[self.name]
-
-
-def parse_format(text: str) -> Format:
-    t = text.strip().lower()
-    if t in ("f32", "fp32", "float32", "none"):
-        return Format("f32")
-    if t in ("f16", "fp16", "float16"):
-        return Format("f16", 16)
-    m = re.fullmatch(r"int(\d+)", t)
-    if m:
-        bits = int(m.group(1))
-        if not 2 <= bits <= 16:
-            raise ValueError(f"int formats take 2 to 16 bits, got {bits}")
-        return Format("int", bits)
-    m = re.fullmatch(r"afloat(?:<(\d+),(\d+)>|(\d+))", t.replace(" ", ""))
-    if m:
-        bits = int(m.group(1) or m.group(3))
-        exp = int(m.group(2)) if m.group(2) else 3
-        if not (1 <= exp and exp + 1 < bits <= 16):
-            raise ValueError(f"afloat<{bits},{exp}> needs 1 <= exponent bits < total bits - 1 <= 15")
-        return Format("afloat", bits, exp)
-    raise ValueError(f"unknown number format {text!r} (f32, f16, int8, int4, int<b>, afloat<n,e>, afloat8)")
-
-
-@dataclass(frozen=True)
 class Rule:
     kinds: tuple[str, ...] = KINDS
     role: str = "any"
-    format: Format | None = None       # None: keep the number format
+    format: NumberFormat | None = None  # None: keep the number format
     granularity: str = "tensor"
     sparsity: float = 0.0
     block: tuple[int, int] | None = None
@@ -129,12 +98,11 @@ class Policy:
         return next((r for r in self.rules if r.matches(w)), None)
 
 
-AF8 = Format("afloat", 8, 3)
 BUILTIN_POLICIES = {
     "edgebert": Policy("edgebert", (
-        Rule(kinds=("embedding",), format=AF8, sparsity=0.6, storage="bitmask"),
-        Rule(kinds=("attention", "ffn"), format=AF8, sparsity=0.5, storage="bitmask"),
-        Rule(format=AF8),
+        Rule(kinds=("embedding",), format=AFLOAT8, sparsity=0.6, storage="bitmask"),
+        Rule(kinds=("attention", "ffn"), format=AFLOAT8, sparsity=0.5, storage="bitmask"),
+        Rule(format=AFLOAT8),
     )),
     "none": Policy("none", ()),
 }
@@ -240,20 +208,20 @@ def compress_weight(w: Weight, rule: Rule) -> Weight:
         raise OptionError(f"weight @{w.name} holds NaN or infinite values; it cannot be compressed")
     prior = w.encoding  # a plain weight may already be pruned and stored as a bit mask
     values = prune_array(w.data, rule.sparsity, rule.block)
-    fmt = rule.format or Format("f32")
+    fmt = rule.format or F32
     enc = Encoding.plain(w.type.dtype)
     scales = None
-    if fmt.name == "f16":
+    if fmt == F16:
         codes = values.astype(np.float16)
         enc = dataclasses.replace(enc, format="f16", bits=16)
-    elif fmt.name == "int":
+    elif fmt.family == "int":
         per_channel = rule.granularity == "channel" and values.ndim >= 1
         s = int_scales(values, fmt.bits, per_channel)
         codes = int_encode(values, fmt.bits, s)
         enc = dataclasses.replace(enc, format="int", bits=fmt.bits, granularity="channel" if per_channel else "tensor",
                                   scale=0.0 if per_channel else float(s))
         scales = s if per_channel else None
-    elif fmt.name == "afloat":
+    elif fmt.family == "afloat":
         bias = afloat_bias(values, fmt.exp_bits)
         codes = afloat_encode(values, fmt.bits, fmt.exp_bits, bias)
         enc = dataclasses.replace(enc, format="afloat", bits=fmt.bits, exp_bits=fmt.exp_bits, exp_bias=bias)

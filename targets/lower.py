@@ -40,18 +40,6 @@ class LoweringError(AalbertError):
     """A module the target cannot run as it stands."""
 
 
-def format_name(w: Weight) -> str:
-    """The target's name for a weight's number format."""
-    e = w.encoding
-    if e.format == "plain":
-        return f"f{e.bits}"
-    if e.format == "f16":
-        return "f16"
-    if e.format == "int":
-        return f"int{e.bits}"
-    return f"afloat{e.bits}"
-
-
 def lower(module: Module, target: Target, task: str) -> Program:
     graph = module.graphs[task]
     if graph.arena is None or graph.arena.level is None:
@@ -175,7 +163,7 @@ class _Lowering:
     def linear(self, i: int, node: Node) -> None:
         x, wv = node.inputs[0], node.inputs[1]
         w = self.weight_of(wv)
-        fmt = format_name(w)
+        fmt = str(w.encoding.number_format)
         if fmt not in self.t.compute.formats:
             raise LoweringError(f"{self.t.name} does not run {fmt} (weight @{w.name}); it runs "
                                 f"{', '.join(self.t.compute.formats)}: compress to one of them")

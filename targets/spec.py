@@ -27,6 +27,7 @@ from pathlib import Path
 import networkx as nx
 
 from aalbert.ir.errors import AalbertError
+from aalbert.ir.formats import parse_format
 
 from .memtech import ANCHORS, scaled
 
@@ -318,9 +319,12 @@ def _compute(where: str, data) -> Compute:
         raise TargetError(f"{where}: [compute.formats] lists no number format")
     for fname, fdata in raw.items():
         ft = _Table(f"{where}: [compute.formats.{fname}]", fdata)
-        formats[fname] = FormatCost(fname, ft.positive("energy_pj_per_mac"), ft.get("source", str))
+        name = _format_name(ft.where, fname)
+        if name in formats:
+            raise TargetError(f"{ft.where}: names {name}, which another [compute.formats] table names too")
+        formats[name] = FormatCost(name, ft.positive("energy_pj_per_mac"), ft.get("source", str))
         ft.done()
-    matmul_format = t.get("matmul_format", str)
+    matmul_format = _format_name(f"{where}: [compute] key 'matmul_format'", t.get("matmul_format", str))
     if matmul_format not in formats:
         raise TargetError(f"{where}: [compute] matmul_format '{matmul_format}' is not in [compute.formats] "
                           f"({', '.join(formats)})")
@@ -330,6 +334,14 @@ def _compute(where: str, data) -> Compute:
                      t.positive("leakage_mw", allow_zero=True), formats, t.get("source", str))
     t.done()
     return result
+
+
+def _format_name(where: str, text: str) -> str:
+    """The one spelling of a number format named in a target file (afloat8 is afloat<8,3>)."""
+    try:
+        return str(parse_format(text))
+    except ValueError as e:
+        raise TargetError(f"{where}: {e}") from None
 
 
 def _sfu(where: str, data) -> SFU:

@@ -113,3 +113,21 @@ T = TensorType((300, 7), DType.F32)
 ])
 def test_storage_bytes_formula(encoding, expected):
     assert encoding.storage_bytes(T) == expected
+
+
+def test_a_number_format_has_one_name_everywhere():
+    """Policies, encodings, target files and program listings spell a format the same way."""
+    from aalbert.ir.formats import parse_format
+    from aalbert.passes.compress import BUILTIN_POLICIES
+    from aalbert.targets.spec import load_target
+
+    for alias, name in [("afloat8", "afloat<8,3>"), ("AFLOAT<8, 3>", "afloat<8,3>"), ("fp16", "f16"),
+                        ("float32", "f32"), ("int4", "int4")]:
+        assert str(parse_format(alias)) == name
+    rule = BUILTIN_POLICIES["edgebert"].rules[0]
+    assert str(rule.format) == "afloat<8,3>"
+    enc = Encoding(format="afloat", bits=8, exp_bits=3, storage="bitmask", nnz=5)
+    assert enc.label == "afloat<8,3>+bitmask" and str(enc.number_format) == "afloat<8,3>"
+    target = load_target("edge_accel")  # its file says [compute.formats.afloat8]
+    assert "afloat<8,3>" in target.compute.formats and target.compute.matmul_format == "afloat<8,3>"
+    assert str(Encoding.plain(DType.F32).number_format) == "f32"
