@@ -21,56 +21,73 @@ produces (`source`), so a design-space sweep can ask for any size.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 MB2 = 2 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Anchor:
-    technology: str
-    capacity_bytes: int
+@dataclass(frozen=True, kw_only=True)
+class MemoryCells:
+    """What an array of memory cells costs, whatever the clock: the fields every memory description shares."""
+
     word_bits: int
-    area_mm2: float
+    read_energy_pj: float        # per word
+    write_energy_pj: float       # per word
     read_latency_ns: float
     write_latency_ns: float
-    read_energy_pj: float
-    write_energy_pj: float
     leakage_mw: float
-    write_endurance: float
+    area_mm2: float
+    write_endurance: float       # writes per cell over its life (inf: no wear-out)
     volatile: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryCost(MemoryCells):
+    """The cells at a clock: with the bandwidth its banks give."""
+
+    read_bytes_per_cycle: float
+    write_bytes_per_cycle: float
+
+
+COST_FIELDS = tuple(f.name for f in dataclasses.fields(MemoryCost))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Anchor(MemoryCells):
+    """A published array: its technology, capacity and numbers, and where they come from."""
+
+    technology: str
+    capacity_bytes: int
     source: str
 
 
 NVMEXPLORER = "NVMExplorer (HPCA 2022), 2 MB array, 22 nm, 64-bit word"
 ANCHORS: dict[str, Anchor] = {
-    "rram": Anchor("rram", MB2, 64, 0.526, 0.79, 0.79, 6.18, 49.7, 11.98, 1e8, False,
-                   f"{NVMEXPLORER}, RRAM optimized for read energy-delay product; write latency taken equal "
+    "rram": Anchor(technology="rram", capacity_bytes=MB2, word_bits=64, area_mm2=0.526, read_latency_ns=0.79,
+                   write_latency_ns=0.79, read_energy_pj=6.18, write_energy_pj=49.7, leakage_mw=11.98,
+                   write_endurance=1e8, volatile=False,
+                   source=f"{NVMEXPLORER}, RRAM optimized for read energy-delay product; write latency taken equal "
                    "to read latency (not in the anchor table); endurance 1e8 writes is an assumption "
                    "(RRAM endurance varies by orders of magnitude between devices)"),
-    "rram_low_energy": Anchor("rram", MB2, 64, 0.443, 13.7, 13.7, 1.12, 49.7, 1.32, 1e8, False,
-                              f"{NVMEXPLORER}, RRAM optimized for read energy; write energy and latency, "
+    "rram_low_energy": Anchor(technology="rram", capacity_bytes=MB2, word_bits=64, area_mm2=0.443,
+                              read_latency_ns=13.7, write_latency_ns=13.7, read_energy_pj=1.12, write_energy_pj=49.7,
+                              leakage_mw=1.32, write_endurance=1e8, volatile=False,
+                              source=f"{NVMEXPLORER}, RRAM optimized for read energy; write energy and latency, "
                               "endurance as for the read-EDP RRAM (not in the anchor table)"),
-    "sram": Anchor("sram", MB2, 64, 1.309, 4.68, 4.68, 1.13, 17.0, 56.3, math.inf, True,
-                   f"{NVMEXPLORER}, SRAM optimized for read energy-delay product; write latency taken "
+    "sram": Anchor(technology="sram", capacity_bytes=MB2, word_bits=64, area_mm2=1.309, read_latency_ns=4.68,
+                   write_latency_ns=4.68, read_energy_pj=1.13, write_energy_pj=17.0, leakage_mw=56.3,
+                   write_endurance=math.inf, volatile=True,
+                   source=f"{NVMEXPLORER}, SRAM optimized for read energy-delay product; write latency taken "
                    "equal to read latency; volatile, no wear-out"),
 }
 
 
-@dataclass(frozen=True)
-class MemoryNumbers:
-    area_mm2: float
-    read_latency_ns: float
-    write_latency_ns: float
-    read_energy_pj: float
-    write_energy_pj: float
-    leakage_mw: float
-    read_bytes_per_cycle: float
-    write_bytes_per_cycle: float
-    write_endurance: float
-    volatile: bool
-    word_bits: int
+@dataclass(frozen=True, kw_only=True)
+class MemoryNumbers(MemoryCost):
+    """A modelled memory's numbers and how they were derived."""
+
     source: str
 
 

@@ -29,7 +29,7 @@ import networkx as nx
 from aalbert.ir.errors import AalbertError
 from aalbert.ir.formats import parse_format
 
-from .memtech import ANCHORS, scaled
+from .memtech import ANCHORS, COST_FIELDS, MemoryCost, scaled
 
 DATA_KINDS = ("weights", "activations")
 TECHNOLOGIES = ("sram", "rram", "mram", "dram")
@@ -80,22 +80,13 @@ class SFU:
     source: str
 
 
-@dataclass(frozen=True)
-class MemoryLevel:
+@dataclass(frozen=True, kw_only=True)
+class MemoryLevel(MemoryCost):
+    """One memory of a target: its cost numbers (`memtech.MemoryCost`), and what it may hold and reach."""
+
     name: str
     technology: str
     capacity_bytes: int
-    word_bits: int
-    read_energy_pj: float        # per word
-    write_energy_pj: float       # per word
-    read_latency_ns: float
-    write_latency_ns: float
-    read_bytes_per_cycle: float
-    write_bytes_per_cycle: float
-    leakage_mw: float
-    area_mm2: float
-    write_endurance: float       # writes per cell over its life (inf: no wear-out)
-    volatile: bool
     off_chip: bool
     field_writable: bool         # false: written once (at deployment), never during operation
     holds: tuple[str, ...]
@@ -359,11 +350,6 @@ def _sfu(where: str, data) -> SFU:
     return result
 
 
-_MODEL_FIELDS = ("word_bits", "read_energy_pj", "write_energy_pj", "read_latency_ns", "write_latency_ns",
-                 "read_bytes_per_cycle", "write_bytes_per_cycle", "leakage_mw", "area_mm2", "write_endurance",
-                 "volatile")
-
-
 def _memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
     label = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else f"#{index}"
     t = _Table(f"{where}: memory '{label}'", data)
@@ -377,11 +363,11 @@ def _memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
         if model not in ANCHORS:
             raise TargetError(f"{t.where}: key 'model' must be one of {', '.join(ANCHORS)}, got {model!r}")
         n = scaled(model, capacity, mhz, banks)
-        derived = {f: getattr(n, f) for f in _MODEL_FIELDS}
+        derived = {f: getattr(n, f) for f in COST_FIELDS}
     elif banks is not None:
         raise TargetError(f"{t.where}: key 'banks' goes with 'model' (give bandwidths directly otherwise)")
     values = {}
-    for f in _MODEL_FIELDS:
+    for f in COST_FIELDS:
         kind = bool if f == "volatile" else int if f == "word_bits" else float
         if f in t.data or f not in derived:
             values[f] = t.get(f, kind) if kind is bool else t.positive(
