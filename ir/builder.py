@@ -102,6 +102,16 @@ def attrs_key(attrs: dict) -> tuple:
     return tuple((k, one(attrs[k])) for k in sorted(attrs))
 
 
+def attrs_from_key(key: tuple) -> dict:
+    """The attribute dict `attrs_key` describes (arrays rebuilt, read-only)."""
+    def one(v):
+        if v[0] == "array":
+            _, dtype, shape, data = v
+            return constant_array(np.frombuffer(data, dtype=np.dtype(dtype)).reshape(shape))
+        return v[1]
+    return {k: one(v) for k, v in key}
+
+
 def const_value(value: Value) -> np.ndarray | None:
     """The data of a value produced by a `constant` node, else None."""
     node = value.producer

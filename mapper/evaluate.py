@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from aalbert.ir.encoding import Role
@@ -50,9 +51,6 @@ class ModelSpec:
     seed: int = 0
 
 
-_CACHE: dict[tuple, Module] = {}
-
-
 def policy_for(spec: ModelSpec) -> Policy:
     policy = load_policy(spec.policy) if spec.policy not in BUILTIN_POLICIES else BUILTIN_POLICIES[spec.policy]
     if spec.format is None:
@@ -66,14 +64,15 @@ def policy_for(spec: ModelSpec) -> Policy:
 def prepared(spec: ModelSpec, all_tasks: int | None = None) -> Module:
     """The family with `all_tasks` tasks (default spec.tasks), canonical, shared and compressed."""
     n = max(spec.tasks, all_tasks or spec.tasks)
-    key = dataclasses.astuple(dataclasses.replace(spec, tasks=n))
-    if key not in _CACHE:
-        example = ExampleSpec(spec.family, n, spec.size, spec.bottleneck, spec.adapter_placement, seed=spec.seed)
-        module = load_example(example, DimSpec(1, spec.seq_len))
-        module = PassManager(parse_pipeline("canonicalize,share")).run(module)
-        _CACHE.clear()  # one family at a time: base-size modules are large
-        _CACHE[key] = apply_policy(module, policy_for(spec))
-    return subset(_CACHE[key], spec.tasks)
+    return subset(_family(dataclasses.replace(spec, tasks=n)), spec.tasks)
+
+
+@functools.lru_cache(maxsize=1)  # one family at a time: base-size modules are large
+def _family(spec: ModelSpec) -> Module:
+    example = ExampleSpec(spec.family, spec.tasks, spec.size, spec.bottleneck, spec.adapter_placement, seed=spec.seed)
+    module = load_example(example, DimSpec(1, spec.seq_len))
+    module = PassManager(parse_pipeline("canonicalize,share")).run(module)
+    return apply_policy(module, policy_for(spec))
 
 
 def subset(module: Module, n: int) -> Module:

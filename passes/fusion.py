@@ -14,13 +14,16 @@ x*0.5*(...), Div by sqrt(2) or Mul by its reciprocal).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from aalbert.ir.builder import attrs_key, const_value
+from aalbert.ir.builder import attrs_from_key, attrs_key, const_value
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module
 from aalbert.ir.ops.elementwise import gelu
 from aalbert.ir.registry import OpKind, get_op, is_data
+from aalbert.ir.types import TensorType
 
 GELU_SEARCH_DEPTH = 8
 
@@ -71,9 +74,6 @@ def _fuse_linear_bias(graph: Graph) -> int:
 
 
 # -- GELU -------------------------------------------------------------------------------------------------
-_GELU_PROBES: dict[tuple, str | None] = {}
-
-
 def _region(y: Value, x: Value) -> list[Node] | None:
     """The elementwise nodes between x and y (constants included), if x is y's only other input."""
     nodes: dict[int, Node] = {}
@@ -128,31 +128,32 @@ def _probe(region: list[Node], graph_order: dict[int, int], x: Value, y: Value) 
         for v in n.outputs:
             index[id(v)] = i
         sig.append((n.op, attrs_key(n.attrs), tuple(index.get(id(v), -1) for v in n.inputs)))
-    key = (x.type, tuple(sig), index[id(y)])
-    if key in _GELU_PROBES:
-        return _GELU_PROBES[key]
-    dt = x.type.dtype.np
+    return _gelu_form(x.type, tuple(sig), index[id(y)])
+
+
+@functools.lru_cache(maxsize=4096)
+def _gelu_form(x_type: TensorType, region: tuple, y_index: int) -> str | None:
+    """The GELU form ('tanh' or 'none') the region computes from x (position 0), if any: evaluated on probe
+    values. The region is (op, attributes key, operand positions) per node, which determines it fully."""
+    dt = x_type.dtype.np
     # at least ~200 probe points: a leading axis broadcasts against every constant of the region
-    reps = max(1, -(-200 // max(x.type.numel, 1)))
+    reps = max(1, -(-200 // max(x_type.numel, 1)))
     values = np.concatenate([np.linspace(-6, 6, 193), [-20, -3.1, 0.0, 0.7, 2.5, 20]]).astype(dt)
-    probe = np.resize(values, (reps,) + x.type.shape)
-    env = {id(x): probe}
+    probe = np.resize(values, (reps,) + x_type.shape)
+    env = {0: probe}
     with np.errstate(all="ignore"):
-        for n in ordered:
-            if n.op == "constant":
-                env[id(n.output)] = n.attrs["value"]
+        for i, (op, key, operands) in enumerate(region, start=1):
+            attrs = attrs_from_key(key)
+            if op == "constant":
+                env[i] = attrs["value"]
                 continue
-            (out,) = get_op(n.op).eval([env[id(v)] for v in n.inputs], n.attrs)
-            env[id(n.output)] = out
-    got = env[id(y)]
-    result = None
+            (env[i],) = get_op(op).eval([env[j] for j in operands], attrs)
+    got = env[y_index]
     for approx in ("tanh", "none"):
         want = gelu(probe, approx)
         if got.shape == want.shape and np.allclose(got, want, rtol=1e-5, atol=1e-5):
-            result = approx
-            break
-    _GELU_PROBES[key] = result
-    return result
+            return approx
+    return None
 
 
 def _fuse_gelu(graph: Graph) -> int:

@@ -27,6 +27,9 @@ from dataclasses import dataclass
 
 MB2 = 2 * 1024 * 1024
 
+# the technologies a target's memory level may name; a new one is added here, with an anchor if it has one
+TECHNOLOGIES = ("sram", "rram", "mram", "dram")
+
 
 @dataclass(frozen=True, kw_only=True)
 class MemoryCells:

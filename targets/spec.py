@@ -29,10 +29,9 @@ import networkx as nx
 from aalbert.ir.errors import AalbertError
 from aalbert.ir.formats import parse_format
 
-from .memtech import ANCHORS, COST_FIELDS, MemoryCost, scaled
+from .memtech import ANCHORS, COST_FIELDS, TECHNOLOGIES, MemoryCost, scaled
 
 DATA_KINDS = ("weights", "activations")
-TECHNOLOGIES = ("sram", "rram", "mram", "dram")
 DATAFLOWS = ("weight_stationary", "output_stationary")
 ZERO_SKIPPING = ("none", "energy", "energy_and_cycles")
 
