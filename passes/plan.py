@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from aalbert.ir.analysis import Buffer, activation_buffers
 from aalbert.ir.graph import Graph
+from aalbert.ir.intervals import LiveIndex
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Arena
 from aalbert.targets.spec import Target, load_target
@@ -28,18 +29,20 @@ from aalbert.targets.spec import Target, load_target
 from .base import Analyses, Pass, register_pass
 
 def place(bufs: list[Buffer]) -> int:
-    """Greedy by size; returns the peak."""
-    placed: list[Buffer] = []
+    """Greedy by size; returns the peak. The buffers alive with each come from a `LiveIndex` (n log n)."""
+    if not bufs:
+        return 0
+    placed: LiveIndex[Buffer] = LiveIndex(min(b.start for b in bufs), max(b.end for b in bufs))
     peak = 0
     for b in sorted(bufs, key=lambda b: (-b.size, b.start, b.end)):
-        busy = sorted((p.offset, p.offset + p.size) for p in placed if p.start <= b.end and b.start <= p.end)
+        busy = sorted((p.offset, p.offset + p.size) for p in placed.overlapping(b.start, b.end))
         offset = 0
         for lo, hi in busy:
             if offset + b.size <= lo:
                 break
             offset = max(offset, hi)
         b.offset = offset
-        placed.append(b)
+        placed.add(b.start, b.end, b)
         peak = max(peak, offset + b.size)
     return peak
 

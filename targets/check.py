@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from aalbert.ir.analysis import activation_buffers, align_up
+from aalbert.ir.intervals import first_overlap
 from aalbert.ir.errors import IRVerifyError
 from aalbert.ir.module import Module
 from aalbert.ir.placement import RESIDENCIES
@@ -87,11 +88,8 @@ def _check_activations(graph, activation_bits: int, align: int) -> None:
         if b.root.offset + b.size > graph.arena.size:
             raise _fail(f"graph @{graph.name}: %{b.root.name} [{b.root.offset}, {b.root.offset + b.size}) "
                         f"lies outside the {graph.arena.size}-byte arena")
-    order = sorted(bufs, key=lambda b: b.root.offset)
-    for i, a in enumerate(order):
-        for b in order[i + 1:]:
-            if b.root.offset >= a.root.offset + a.size:
-                break
-            if a.start <= b.end and b.start <= a.end:
-                raise _fail(f"graph @{graph.name}: %{a.root.name} and %{b.root.name} are alive together "
-                            f"and overlap in the arena")
+    clash = first_overlap([(b.root.offset, b.size, b.start, b.end) for b in bufs])
+    if clash is not None:
+        a, b = bufs[clash[0]], bufs[clash[1]]
+        raise _fail(f"graph @{graph.name}: %{a.root.name} and %{b.root.name} are alive together "
+                    f"and overlap in the arena")
