@@ -16,12 +16,14 @@ import tempfile
 import tokenize
 import tomllib
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Iterator
 
 import numpy as np
 
 from .errors import AalbertError
+from .limits import check_bytes
 from .module import Module
 from .parser import parse_module
 from .printer import print_module
@@ -86,9 +88,36 @@ def weights_npz_bytes(module: Module) -> bytes:
 
 
 # What numpy raises on a damaged archive: besides I/O and zip errors, a corrupt
-# array header fails in numpy's header parser (SyntaxError, tokenize.TokenError).
+# array header fails in numpy's header parser (SyntaxError, tokenize.TokenError),
+# and zipfile refuses features it does not implement (NotImplementedError,
+# RuntimeError for an encrypted entry).
 NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, SyntaxError, tokenize.TokenError,
-              MemoryError)
+              MemoryError, NotImplementedError, RuntimeError, zlib.error)
+_READABLE = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def open_npz(path: str | os.PathLike, what: str):
+    """`np.load` of an `.npz`, after checking what its zip directory promises: only stored or deflated
+    entries numpy can read, no encryption, and no more inflated bytes than the memory budget."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except NPZ_ERRORS as e:
+        raise AalbertError(f"{path}: not a readable .npz file of {what} ({e})") from None
+    for info in infos:
+        feature = ("is encrypted" if info.flag_bits & 0x1 else
+                   "uses compressed patched data" if info.flag_bits & 0x20 else
+                   f"uses compression method {info.compress_type}" if info.compress_type not in _READABLE else
+                   f"needs zip version {info.extract_version / 10:g}" if info.extract_version > zipfile.MAX_EXTRACT_VERSION
+                   else None)
+        if feature:
+            raise AalbertError(f"{path}: entry {info.filename!r} {feature}, which aalbert does not read "
+                               "(write it with numpy.savez or numpy.savez_compressed)")
+    check_bytes(sum(info.file_size for info in infos), f"{path} ({what}, inflated)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except NPZ_ERRORS as e:
+        raise AalbertError(f"{path}: not a readable .npz file of {what} ({e})") from None
 
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -103,7 +132,7 @@ def read_npz(path: str | os.PathLike, what: str = "arrays") -> dict[str, np.ndar
     if not p.exists():
         raise AalbertError(f"{path}: no such file")
     try:
-        with np.load(p, allow_pickle=False) as archive:
+        with open_npz(p, what) as archive:
             return {k: archive[k] for k in archive.files}
     except NPZ_ERRORS as e:
         raise AalbertError(f"{path}: not a readable .npz file of {what} ({e})") from None
@@ -179,11 +208,7 @@ def _entry(archive, keys: set[str], npz_path, key: str, want: TensorType, what: 
 
 def load_weights(module: Module, npz_path: str | os.PathLike) -> None:
     """Attach arrays from an `.npz` to the module's weights, checking each one."""
-    try:
-        archive = np.load(npz_path, allow_pickle=False)
-    except NPZ_ERRORS as e:
-        raise AalbertError(f"{npz_path}: not a readable .npz file ({e})") from None
-    with archive:
+    with open_npz(npz_path, "weights") as archive:
         keys = set(archive.files)
         expected = set()
         for w in module.weights.values():

@@ -17,8 +17,9 @@ import numpy as np
 from .encoding import Encoding, Role
 from .errors import IRParseError, Loc
 from .facts import FactError, fact_keys, fact_record
+from .limits import LimitError, check_bytes
 from .placement import Arena, Placement
-from .graph import Graph, Sym, Value, constant_array
+from .graph import Graph, Sym, Value
 from .module import Module, Weight
 from .types import DType, TensorType, parse_tensor_type
 
@@ -276,18 +277,22 @@ class _Builder:
     def dense(self, item) -> np.ndarray:
         body, type_tok = item.children
         t = self.type(type_tok)
-        if body.data == "list":
-            tokens = [s.children[0] for s in body.children if s is not None]
-            if len(tokens) != t.numel:
-                raise self.error(f"dense literal has {len(tokens)} elements, {t} needs {t.numel}", type_tok)
-        else:
-            tokens = [body.children[0]] * t.numel
         try:
-            flat = [self.element(tok, t.dtype) for tok in tokens]
-            array = np.array(flat, dtype=t.dtype.np).reshape(t.shape)
+            check_bytes(t.nbytes, f"the dense literal {t}")
+        except LimitError as e:
+            raise self.error(e.message, type_tok) from None
+        try:
+            if body.data == "list":
+                tokens = [s.children[0] for s in body.children if s is not None]
+                if len(tokens) != t.numel:
+                    raise self.error(f"dense literal has {len(tokens)} elements, {t} needs {t.numel}", type_tok)
+                array = np.array([self.element(tok, t.dtype) for tok in tokens], dtype=t.dtype.np).reshape(t.shape)
+            else:  # a splat: one value, filled in without a list of every element
+                array = np.full(t.shape, self.element(body.children[0], t.dtype), dtype=t.dtype.np)
         except (ValueError, OverflowError) as e:
             raise self.error(f"bad dense element for {t}: {e}", type_tok) from None
-        return constant_array(array)
+        array.setflags(write=False)  # made here, so frozen in place rather than copied by constant_array
+        return array
 
     def element(self, tok, dtype: DType):
         if dtype is DType.BOOL:

@@ -66,11 +66,17 @@ def _short_float(v) -> str:
     return text if any(c in text for c in ".e") else text + ".0"
 
 
+def _splat(flat: np.ndarray) -> bool:
+    """Every element has the first one's bits (so -0.0 is not 0.0, and a NaN payload counts)."""
+    bits = flat.view(f"u{flat.dtype.itemsize}") if flat.dtype.itemsize in (1, 2, 4, 8) else flat
+    return bool((bits == bits[0]).all())
+
+
 def dense_text(array: np.ndarray) -> str:
     t = TensorType.of(array)
     fmt = _element_text(t.dtype)
     flat = array.reshape(-1)
-    if flat.size >= 2 and flat.tobytes() == np.full_like(flat, flat[0]).tobytes():
+    if flat.size >= 2 and _splat(flat):
         body = fmt(flat[0])
     elif flat.size == 1 and array.ndim > 0:
         body = f"[{fmt(flat[0])}]"
