@@ -19,6 +19,7 @@ from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
+from .affine import Affine
 from .graph import Attr, Sym, Value
 from .types import TensorType
 
@@ -122,6 +123,11 @@ class OpDef:
 
     def eval(self, args: Sequence[np.ndarray], attrs: dict[str, Attr]) -> list[np.ndarray]:
         raise NotImplementedError
+
+    def reindex(self, view: Affine, attrs: dict[str, Attr], index: np.ndarray | None) -> Affine | None:
+        """INDEX_MAP ops: the affine index map of the result given the operand's (`index`: a constant index
+        operand). None when the result's map has no affine form (or the op moves no data this way)."""
+        return None
 
     def work(self, ins: Sequence[TensorType], outs: Sequence[TensorType],
              attrs: dict[str, Attr]) -> Work:

@@ -24,6 +24,7 @@ before users, depth first from the outputs) and renumbered.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 
 from .base import Analyses, Pass, register_pass
 from .fusion import fuse
-from .views import Step, canonical_recipe, iota, is_numpy_broadcast
+from .views import Step, canonical_recipe, chain_view, is_numpy_broadcast
 
 MAX_ROUNDS = 10
 
@@ -103,10 +104,12 @@ class ChainCache:
         key = (shape, steps)
         found = self._info.get(key)
         if found is None:
-            m = iota(shape)
+            out = shape
             for step in steps:
-                m = step.apply(m)
-            found = (canonical_recipe(m, shape), is_numpy_broadcast(m, shape), m.size >= int(np.prod(shape)))
+                out = step.result_shape(out)
+            view = chain_view(shape, steps)
+            found = (None, False) if view is None else (canonical_recipe(view, shape), is_numpy_broadcast(view, shape))
+            found += (math.prod(out) >= math.prod(shape),)
             self._info[key] = found
         return found
 

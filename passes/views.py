@@ -1,22 +1,26 @@
-"""Canonical layout chains, derived from index maps.
+"""Canonical layout chains, derived from affine index maps.
 
 A chain of data-movement ops (reshape, transpose, broadcast, tile, slice,
 gather with constant indices) applied to one source tensor X is fully
-described by its index map M: an integer array of the result's shape whose
-entries are flat positions in X. Two chains with the same map are the same
-computation however an exporter spelled them (Unsqueeze/Unsqueeze vs
-Reshape, a Gather of constant positions vs a Slice, Expand vs an And with
-a tensor of trues).
+described by its index map: which flat position of X each result element
+reads. Two chains with the same map are the same computation however an
+exporter spelled them (Unsqueeze/Unsqueeze vs Reshape, a Gather of constant
+positions vs a Slice, Expand vs an And with a tensor of trues).
 
-`canonical_recipe(M, shape)` rebuilds the one canonical spelling of a map:
+`chain_view` composes a chain's map in affine form (`ir.affine`), each op
+saying what it does to a map (`OpDef.reindex`), so the map costs a few
+integers however large the tensors; a step with no affine rule is evaluated
+on an explicit map only when the tensors are small (`MAP_LIMIT`), else the
+chain is left as written. `canonical_recipe` rebuilds the one canonical
+spelling of a map:
 
     slice (if X is not read whole) -> reshape -> transpose -> reshape/broadcast
 
-found by factoring every result axis into sub-axes with affine strides.
-Size-1 axes take no part in the transpose, adjacent sub-axes that stay
-adjacent are merged, and each step is emitted only if it changes something.
-Maps that are not affine (a reversal, an arbitrary permutation) get None and
-are left as the frontend wrote them.
+from its sub-axes (size, stride): size-1 axes take no part in the
+transpose, adjacent sub-axes that stay adjacent are merged, and each step is
+emitted only if it changes something. Maps that are not affine (a reversal,
+an arbitrary permutation) have no recipe and are left as the frontend wrote
+them.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aalbert.ir.affine import Affine, source_strides
 from aalbert.ir.registry import get_op
+from aalbert.ir.types import DType, TensorType
 
 Recipe = tuple[tuple[str, tuple[tuple[str, object], ...]], ...]
+
+MAP_LIMIT = 1 << 22  # elements: explicit maps up to this size may be evaluated for a step with no affine rule
 
 
 @dataclass(frozen=True)
@@ -41,102 +49,81 @@ class Step:
     index_shape: tuple[int, ...] = ()
     index_dtype: str = ""
 
+    def index_array(self) -> np.ndarray | None:
+        if self.index is None:
+            return None
+        return np.frombuffer(self.index, dtype=self.index_dtype).reshape(self.index_shape)
+
     def apply(self, x: np.ndarray) -> np.ndarray:
-        args = [x]
-        if self.index is not None:
-            args.append(np.frombuffer(self.index, dtype=self.index_dtype).reshape(self.index_shape))
-        (out,) = get_op(self.op).eval(args, dict(self.attrs))
+        index = self.index_array()
+        (out,) = get_op(self.op).eval([x] + ([index] if index is not None else []), dict(self.attrs))
         return out
+
+    def result_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        types = [TensorType(shape, DType.F32)]
+        if self.index is not None:
+            types.append(TensorType(self.index_shape, DType.from_numpy(np.dtype(self.index_dtype))))
+        (out,) = get_op(self.op).infer(types, dict(self.attrs), None)
+        return out.shape
 
 
 def iota(shape: tuple[int, ...]) -> np.ndarray:
     return np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
 
 
-def apply_recipe(x: np.ndarray, recipe: Recipe) -> np.ndarray:
+def chain_view(shape: tuple[int, ...], steps: tuple[Step, ...]) -> Affine | None:
+    """The affine map of a chain applied to a tensor of `shape`, or None if it has none (or it is too
+    large to find without a rule)."""
+    view = Affine.identity(shape)
+    for i, step in enumerate(steps):
+        found = get_op(step.op).reindex(view, dict(step.attrs), step.index_array())
+        if found is None:
+            return _explicit(view, steps[i:])
+        view = found
+    return view.normalized()
+
+
+def _explicit(view: Affine, steps: tuple[Step, ...]) -> Affine | None:
+    """Finish a chain on an explicit map, if every map on the way is small."""
+    shape = view.shape
+    for step in steps:
+        if math.prod(shape) > MAP_LIMIT:
+            return None
+        shape = step.result_shape(shape)
+    if math.prod(shape) > MAP_LIMIT or view.numel == 0:
+        return None
+    m = view.materialize()
+    for step in steps:
+        m = step.apply(m)
+    return Affine.from_map(m)
+
+
+def apply_recipe(view: Affine, recipe: Recipe) -> Affine | None:
     for op, attrs in recipe:
-        (x,) = get_op(op).eval([x], dict(attrs))
-    return x
-
-
-def _divisors_desc(n: int) -> list[int]:
-    small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]), reverse=True)
-
-
-def _factor(d: np.ndarray) -> list[tuple[int, int]] | None:
-    """Split one axis (offsets relative to its first entry) into (size, stride) sub-axes."""
-    n = len(d)
-    if n == 1:
-        return [(1, 0)]
-    s = int(d[1] - d[0])
-    k = 1
-    while k < n and d[k] - d[0] == k * s:
-        k += 1
-    if k == n:
-        return [(n, s)]
-    for b in _divisors_desc(n):
-        if b > k or b < 2:
-            continue
-        blocks = d.reshape(n // b, b)
-        if np.array_equal(blocks - blocks[:, :1], np.broadcast_to(np.arange(b) * s, blocks.shape)):
-            outer = _factor(blocks[:, 0])
-            if outer is not None:
-                return outer + [(b, s)]
-    return None
-
-
-def _affine(m: np.ndarray) -> list[list[tuple[int, int]]] | None:
-    """Per result axis, its (size, stride) sub-axes, if the map is affine over them."""
-    base = int(m.reshape(-1)[0])
-    per_axis = []
-    for ax in range(m.ndim):
-        line = m[tuple(slice(None) if i == ax else 0 for i in range(m.ndim))]
-        subs = _factor(line - base)
-        if subs is None:
+        view = get_op(op).reindex(view, dict(attrs), None)
+        if view is None:
             return None
-        per_axis.append(subs)
-    rebuilt = np.full((), base, dtype=np.int64)
-    for ax, subs in enumerate(per_axis):
-        contrib = np.zeros((1,), dtype=np.int64)
-        for size, stride in subs:
-            contrib = (contrib[:, None] + np.arange(size, dtype=np.int64)[None, :] * stride).reshape(-1)
-        shape = [1] * m.ndim
-        shape[ax] = m.shape[ax]
-        rebuilt = rebuilt + contrib.reshape(shape)
-    if not np.array_equal(np.broadcast_to(rebuilt, m.shape), m):
+    return view.normalized()
+
+
+def is_numpy_broadcast(view: Affine, shape: tuple[int, ...]) -> bool:
+    """Whether the map is X broadcast to the result's shape by numpy's rules (trailing axes aligned)."""
+    try:
+        np.broadcast_shapes(shape, view.shape)
+    except ValueError:
+        return False
+    plain = Affine.identity(shape).broadcast(view.shape)
+    return plain is not None and plain.normalized() == view.normalized()
+
+
+def canonical_recipe(view: Affine, shape: tuple[int, ...]) -> Recipe | None:
+    """The canonical op sequence that reads X (of `shape`) through `view`, or None."""
+    if view.numel == 0 or math.prod(shape) == 0:
         return None
-    return per_axis
-
-
-def _box(m: np.ndarray, shape: tuple[int, ...]):
-    """If the entries read form a box of X (per axis an arithmetic range): the slice and the re-based map."""
-    picked = np.unique(m)
-    coords = np.unravel_index(picked, shape)
-    starts, stops, steps, counts = [], [], [], []
-    for dim, c in zip(shape, coords):
-        u = np.unique(c)
-        step = int(u[1] - u[0]) if len(u) > 1 else 1
-        if len(u) > 1 and not np.array_equal(u, u[0] + np.arange(len(u)) * step):
-            return None
-        starts.append(int(u[0]))
-        stops.append(int(u[-1]) + 1)
-        steps.append(step)
-        counts.append(len(u))
-    if math.prod(counts) != picked.size:
-        return None
-    rebased = np.searchsorted(picked, m).astype(np.int64)
-    return (tuple(starts), tuple(stops), tuple(steps)), tuple(counts), rebased
-
-
-def canonical_recipe(m: np.ndarray, shape: tuple[int, ...]) -> Recipe | None:
-    """The canonical op sequence that reads X (of `shape`) through map `m`, or None."""
-    if m.size == 0 or math.prod(shape) == 0:
-        return None
-    recipe = _derive(m, shape)
+    recipe = _derive(view.normalized(), shape)
     if recipe is not None:
         recipe = _merge_reshapes(recipe)
-    if recipe is None or not np.array_equal(apply_recipe(iota(shape), recipe), m):
+    if recipe is None or apply_recipe(Affine.identity(shape), recipe) != view.normalized():
         return None
     return recipe
 
@@ -155,11 +142,54 @@ def _attrs(**kw) -> tuple[tuple[str, object], ...]:
     return tuple(sorted(kw.items()))
 
 
-def _derive(m: np.ndarray, shape: tuple[int, ...]) -> Recipe | None:
-    per_axis = _affine(m)
-    if per_axis is None:
+def _box(view: Affine, shape: tuple[int, ...]):
+    """If the entries read form a box of X (per axis an arithmetic range): the slice, the box's shape and
+    the map rebased onto the box."""
+    strides = source_strides(shape)
+    coords = [(view.base // s) % d for s, d in zip(strides, shape)]
+    if sum(c * s for c, s in zip(coords, strides)) != view.base:
         return None
-    fine = [(size, stride, ax) for ax, subs in enumerate(per_axis) for size, stride in subs if size > 1]
+    owner: dict[int, list[tuple[int, int]]] = {j: [] for j in range(len(shape))}  # source axis -> (size, step)
+    placed: list[list[tuple[int, int, int] | None]] = []  # per result axis, per sub-axis: (source axis, size, step)
+    for subs in view.axes:
+        row = []
+        for size, stride in subs:
+            if stride == 0:
+                row.append(None)
+                continue
+            j = next((j for j, s in enumerate(strides) if stride % s == 0 and shape[j] > 1), None)
+            if j is None or stride < 0:
+                return None
+            owner[j].append((size, stride // strides[j]))
+            row.append((j, size, stride // strides[j]))
+        placed.append(row)
+    starts, stops, steps, counts = [], [], [], []
+    for j, d in enumerate(shape):
+        parts = sorted(owner[j], key=lambda p: p[1])
+        step = parts[0][1] if parts else 1
+        expected, count = step, 1
+        for size, c in parts:
+            if c != expected:
+                return None  # not one arithmetic range along this axis
+            expected = c * size
+            count *= size
+        last = coords[j] + step * (count - 1)
+        if last >= d:
+            return None
+        starts.append(coords[j])
+        stops.append(last + 1)
+        steps.append(step)
+        counts.append(count)
+    box_strides = source_strides(tuple(counts))
+    axes = []
+    for subs, row in zip(view.axes, placed):
+        axes.append(tuple((size, 0) if p is None else (size, (p[2] // steps[p[0]]) * box_strides[p[0]])
+                          for (size, _), p in zip(subs, row)))
+    return (tuple(starts), tuple(stops), tuple(steps)), tuple(counts), Affine(view.shape, tuple(axes), 0)
+
+
+def _derive(view: Affine, shape: tuple[int, ...]) -> Recipe | None:
+    fine = [(size, stride, ax) for ax, subs in enumerate(view.axes) for size, stride in subs if size > 1]
     moving = [f for f in fine if f[1] != 0]
     if any(stride < 0 for _, stride, _ in moving):
         return None
@@ -168,13 +198,13 @@ def _derive(m: np.ndarray, shape: tuple[int, ...]) -> Recipe | None:
     numel = math.prod(shape)
     covered = math.prod(s for s, _, _ in moving) if moving else 1
     if covered != numel or (moving and not _contiguous(sorted(moving, key=lambda f: -f[1]))) \
-            or int(m.reshape(-1)[0]) != 0 and covered == numel:
-        box = _box(m, shape)
+            or view.base != 0 and covered == numel:
+        box = _box(view, shape)
         if box is None:
             return None
-        (starts, stops, steps), counts, m2 = box
+        (starts, stops, steps), counts, rebased = box
         ops.append(("slice", _attrs(starts=starts, stops=stops, steps=steps)))
-        rest = _derive(m2, counts)
+        rest = _derive(rebased.normalized(), counts)
         if rest is None or (rest and rest[0][0] == "slice"):
             return None
         return tuple(ops) + rest
@@ -197,7 +227,7 @@ def _derive(m: np.ndarray, shape: tuple[int, ...]) -> Recipe | None:
     if perm != tuple(range(len(perm))):
         ops.append(("transpose", _attrs(perm=perm)))
         cur = tuple(cur[p] for p in perm)
-    target = m.shape
+    target = view.shape
     if not any(stride == 0 for _, stride, _ in fine):
         if cur != target:
             ops.append(("reshape", _attrs(shape=target)))
@@ -227,13 +257,3 @@ def _contiguous(memory_order: list[tuple[int, int, int]]) -> bool:
         expected *= size
     return True
 
-
-def is_numpy_broadcast(m: np.ndarray, shape: tuple[int, ...]) -> bool:
-    """Whether the map is X broadcast to m.shape by numpy's rules (trailing axes aligned)."""
-    if len(shape) > m.ndim:
-        return False
-    try:
-        expected = np.broadcast_to(iota(shape), m.shape)
-    except ValueError:
-        return False
-    return np.array_equal(expected, m)

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..affine import Affine
 from ..registry import AttrKind, OpDef, OpKind, Trait, Work, register, require
 from ..types import DType, TensorType
 
@@ -48,6 +49,9 @@ class ReshapeOp(_Layout):
     def eval(self, args, attrs):
         return [args[0].reshape(attrs["shape"])]
 
+    def reindex(self, view, attrs, index):
+        return view.reshape(tuple(attrs["shape"]))
+
     def work(self, ins, outs, attrs):
         return Work()
 
@@ -67,6 +71,9 @@ class TransposeOp(_Layout):
 
     def eval(self, args, attrs):
         return [np.ascontiguousarray(np.transpose(args[0], attrs["perm"]))]
+
+    def reindex(self, view, attrs, index):
+        return view.transpose(tuple(attrs["perm"]))
 
 
 @register
@@ -89,6 +96,9 @@ class BroadcastOp(_Layout):
     def eval(self, args, attrs):
         return [np.ascontiguousarray(np.broadcast_to(args[0], attrs["shape"]))]
 
+    def reindex(self, view, attrs, index):
+        return view.broadcast(tuple(attrs["shape"]))
+
 
 @register
 class TileOp(_Layout):
@@ -106,6 +116,9 @@ class TileOp(_Layout):
 
     def eval(self, args, attrs):
         return [np.tile(args[0], attrs["repeats"])]
+
+    def reindex(self, view, attrs, index):
+        return view.tile(tuple(attrs["repeats"]))
 
 
 @register
@@ -142,6 +155,16 @@ class SliceOp(_Layout):
             else:
                 out = np.take(out, ix, axis=axis)
         return [np.ascontiguousarray(out)]
+
+    def reindex(self, view, attrs, index):
+        for axis, (s, e, st) in enumerate(zip(attrs["starts"], attrs["stops"], attrs["steps"])):
+            r = range(s, e, st)
+            if len(r) == view.shape[axis] and st == 1:
+                continue
+            view = view.take(axis, Affine((len(r),), (((len(r), st),),), r[0] if len(r) else 0))
+            if view is None:
+                return None
+        return view
 
 
 @register
@@ -212,6 +235,13 @@ class GatherOp(_Layout):
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise IndexError(f"index {int(idx.max() if idx.max() >= n else idx.min())} out of range for an axis of size {n}")
         return [np.take(data, idx, axis=axis)]
+
+    def reindex(self, view, attrs, index):
+        n = view.shape[attrs["axis"]]
+        if index is None or index.size == 0 or index.min() < -n or index.max() >= n:
+            return None
+        positions = Affine.from_map(np.where(index < 0, index + n, index).astype(np.int64))
+        return None if positions is None else view.take(attrs["axis"], positions)
 
     def work(self, ins, outs, attrs):
         # only the gathered entries are read, not the whole table
