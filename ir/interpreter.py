@@ -12,6 +12,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from .errors import InterpreterError
+from .limits import check_bytes
 from .graph import Graph, Value
 from .module import Module, Weight
 from .registry import OpKind, get_op
@@ -87,6 +88,7 @@ def run(module: Module, task: str, inputs: Mapping[str, np.ndarray],
             if node.op == "weight":
                 results = [weight_data(module.weights[node.attrs["name"].name])]
             else:
+                check_bytes(sum(v.type.nbytes for v in node.outputs), f"task {task!r}, node '{node!r}'")
                 try:
                     results = get_op(node.op).eval([env[v] for v in node.inputs], node.attrs)
                 except (IndexError, ValueError) as e:

@@ -48,7 +48,7 @@ def check_bytes(nbytes: float, what: str) -> None:
 
 
 def _size(n: float) -> str:
-    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    for unit, scale in (("TiB", 2 ** 40), ("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
     return f"{int(n)} bytes"

@@ -36,7 +36,8 @@ def content_hash(array: np.ndarray, *extra: np.ndarray | str) -> str:
         if a.dtype.byteorder == ">":
             a = a.astype(a.dtype.newbyteorder("<"))
         h.update(f"{a.dtype.name}:{'x'.join(map(str, a.shape))}:".encode())
-        h.update(memoryview(a).cast("B"))
+        if a.size:  # a zero-size array has no bytes (and memoryview cannot cast its shape)
+            h.update(memoryview(a).cast("B"))
     return h.hexdigest()[:HASH_HEX_DIGITS]
 
 

@@ -30,6 +30,10 @@ def task_lines(results: dict[str, SimResult], target: Target) -> list[str]:
     return lines
 
 
+def _share(part: float, total: float) -> str:
+    return f"{100 * part / total:.1f} %" if total else "-"
+
+
 def breakdown_lines(module: Module, r: SimResult) -> list[str]:
     """Energy of one task's inference by op kind, and by component (dynamic and leakage)."""
     kinds: dict[str, float] = {}
@@ -38,9 +42,9 @@ def breakdown_lines(module: Module, r: SimResult) -> list[str]:
         kinds[kind] = kinds.get(kind, 0.0) + pj
     total = r.total_pj
     lines = [f"energy of one '{r.task}' inference: {_mj(total)}"]
-    rows = [[k, _mj(v), f"{100 * v / total:.1f} %"] for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])]
+    rows = [[k, _mj(v), _share(v, total)] for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])]
     leak = sum(v for k, v in r.energy.items() if k.startswith("leakage:"))
-    rows.append(["leakage (all components)", _mj(leak), f"{100 * leak / total:.1f} %"])
+    rows.append(["leakage (all components)", _mj(leak), _share(leak, total)])
     lines += table(["by op kind", "energy", "share"], rows, "lrr")
     lines.append("")
     rows = []

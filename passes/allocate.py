@@ -36,6 +36,15 @@ MAX_ILP_VARIABLES = 50_000
 
 
 def _does_not_fit(module: Module, target: Target, problem: Problem, builder: ProblemBuilder) -> OptionError:
+    roomy = [o for o in problem.arena_options if o.size <= problem.capacities[o.level]]
+    if not roomy:  # the activations alone fit nowhere: say so, not that the weights do not fit
+        largest = max(problem.arena_options, key=lambda o: problem.capacities[o.level])
+        task = max(module.graphs.values(), key=lambda g: g.arena.size).name
+        return OptionError(
+            f"allocate: the activation arena does not fit {target.name}: task {task!r} needs {builder.arena_bytes:,} "
+            f"bytes of activations at once, and the largest memory that may hold them, {largest.level}, has "
+            f"{problem.capacities[largest.level]:,}; use a smaller batch or sequence length, or a target with more "
+            "memory for activations")
     weights = list(module.weights.values())
     on_chip = {m.name: m.capacity_bytes for m in target.on_chip
                if any(builder.can_hold(m, w, quiet=True) for w in weights)}

@@ -93,8 +93,11 @@ def _explicit(view: Affine, steps: tuple[Step, ...]) -> Affine | None:
     if math.prod(shape) > MAP_LIMIT or view.numel == 0:
         return None
     m = view.materialize()
-    for step in steps:
-        m = step.apply(m)
+    try:
+        for step in steps:
+            m = step.apply(m)
+    except (IndexError, ValueError):  # e.g. a constant index out of range: the chain stays as written
+        return None
     return Affine.from_map(m)
 
 

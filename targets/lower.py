@@ -141,6 +141,8 @@ class _Lowering:
         if opdef.has(Trait.VIEW):
             self.root[id(node.output)] = self.rootof(node.inputs[0])
             return
+        if all(v.type.numel == 0 for v in node.outputs):
+            return  # nothing to compute or move
         if opdef.kind is OpKind.MATMUL and self.weight_of(node.inputs[1]) is not None:
             self.linear(i, node)
         elif opdef.kind is OpKind.MATMUL:

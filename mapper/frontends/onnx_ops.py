@@ -405,7 +405,13 @@ def _slice(c: NodeContext):
 @handles("Gather")
 def _gather(c: NodeContext):
     x, idx = c.input(0), c.input(1)
-    return [c.op("gather", [x, idx], {"axis": _axis(c.attr("axis", 0), x.type.rank)})]
+    axis = _axis(c.attr("axis", 0), x.type.rank)
+    known = const_value(idx)
+    n = x.type.shape[axis]
+    if known is not None and known.size and (known.min() < -n or known.max() >= n):
+        bad = int(known.max() if known.max() >= n else known.min())
+        raise HandlerError(f"index {bad} is out of range for axis {axis} of size {n}")
+    return [c.op("gather", [x, idx], {"axis": axis})]
 
 
 @handles("GatherND")
