@@ -72,7 +72,7 @@ def minilm(rows: list) -> None:
     import torch
     import transformers
 
-    from aalbert.mapper.frontends.fx_import import import_torch
+    from aalbert.mapper.frontends.torch_import import import_torch
 
     path = os.path.join(spec.submodule_search_locations[0], "model")
     tok = transformers.AutoTokenizer.from_pretrained(path)

@@ -69,7 +69,7 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     from aalbert.examples.albert import AdapterConfig
     from aalbert.examples.zoo import FamilySpec, build_family, example_inputs, task_names
 
-    from .frontends.fx_import import import_torch
+    from .frontends.torch_import import import_torch
 
     try:
         adapters = AdapterConfig(spec.bottleneck, spec.adapter_placement, frozenset(spec.task_specific))

@@ -13,10 +13,9 @@ from onnx import helper
 
 from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters
 from aalbert.ir.errors import FrontendError
-from aalbert.ir.interpreter import run
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.fx_import import import_torch
+from aalbert.mapper.frontends.torch_import import import_torch
 
 from .conftest import SEQ
 from .onnx_helpers import compare_with_ort, make_model
@@ -145,21 +144,6 @@ def hf_model(name: str, attention: str = "eager"):
 def test_hugging_face_encoders_match_onnxruntime(tmp_path, name, exporter, attention, tiny_inputs):
     path = _export_hf(hf_model(name, attention), tmp_path / f"{name}.onnx", exporter)
     compare_with_ort(path, tiny_inputs)
-
-
-@pytest.mark.parametrize("attention", ["eager", "sdpa"])
-@pytest.mark.parametrize("name", ["albert", "bert"])
-def test_hugging_face_encoders_through_torch_export(name, attention, tiny_inputs):
-    """Hugging Face models are not symbolically traceable: the fx frontend uses torch.export."""
-    model = hf_model(name, attention)
-    module = Module()
-    inputs = {k: torch.from_numpy(v) for k, v in tiny_inputs.items()}
-    import_torch(model, inputs, module, "t", ("last_hidden_state", "pooler_output"))
-    got = run(module, "t", tiny_inputs)
-    with torch.no_grad():
-        want = model(**inputs)
-    np.testing.assert_allclose(got["last_hidden_state"], want.last_hidden_state.numpy(), atol=1e-5, rtol=0)
-    np.testing.assert_allclose(got["pooler_output"], want.pooler_output.numpy(), atol=1e-5, rtol=0)
 
 
 # --- a hand-written encoder layer (another producer, newer ops, odd names) ------------------
