@@ -207,3 +207,13 @@ def test_adapter_split_is_the_same_from_onnx(tmp_path):
         module = PassManager(parse_pipeline("canonicalize,share")).run(module)
         roles.append({w.hash: (w.role.shared, tuple(sorted(w.role.tasks))) for w in module.weights.values()})
     assert roles[0] == roles[1]
+
+
+def test_aten_operator_list_is_generated_from_the_table():
+    from pathlib import Path
+
+    from aalbert.mapper.frontends.aten_ops import markdown
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "aten_ops.md"
+    assert doc.read_text() == markdown()
+    assert all(f"`aten.{name.split('.')[0]}` | `{name.split('.')[1]}`" in doc.read_text() for name in ATEN_OPS)

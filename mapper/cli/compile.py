@@ -1,5 +1,5 @@
-"""aalbert-compile: import models (one ONNX file per task, or the built-in
-example), run the pass pipeline and print the summary."""
+"""aalbert-compile: import models (one ONNX or .pt2 file per task, or the
+built-in example), run the pass pipeline and print the summary."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ DEFAULT_PIPELINE = "canonicalize,share"
 DESCRIPTION = """\
 Compile transformer models for a heterogeneous-memory edge accelerator.
 
-Give one ONNX file per task (the task is named after the file, or use
---task NAME=PATH); weights that several files share are stored once.
+Give one ONNX file or torch.export program (.pt2, from torch.export.save)
+per task (the task is named after the file, or use --task NAME=PATH); weights
+that several files share are stored once.
 Without files, the built-in example is compiled: adapter-ALBERT (or ALBERT
 fine-tuned per task) with seeded random weights.
 """
@@ -29,8 +30,8 @@ fine-tuned per task) with seeded random weights.
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="aalbert-compile", description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="*", metavar="MODEL", help="ONNX (.onnx) or IR (.ir) files; one task per ONNX file")
-    p.add_argument("--task", action="append", default=[], metavar="NAME=PATH", help="an ONNX file for task NAME")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="ONNX (.onnx), torch.export (.pt2) or IR (.ir) files; one task per .onnx or .pt2 file")
+    p.add_argument("--task", action="append", default=[], metavar="NAME=PATH", help="an .onnx or .pt2 file for task NAME")
     ex = p.add_argument_group("built-in example (used when no models are given)")
     ex.add_argument("--example", choices=("adapter-albert", "albert"), default="adapter-albert",
                     help="model family (default: adapter-albert)")

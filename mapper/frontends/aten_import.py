@@ -63,7 +63,9 @@ def capture(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor], where: s
 
 def decompose(ep: ExportedProgram, where: str) -> ExportedProgram:
     try:
-        return ep.run_decompositions(decompositions())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations, nothing the user can act on
+            return ep.run_decompositions(decompositions())
     except Exception as e:
         raise FrontendError(f"{where}: torch cannot decompose the program to Core ATen "
                             f"({type(e).__name__}: {first_line(e)})") from None
