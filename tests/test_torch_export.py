@@ -13,13 +13,13 @@ torch = pytest.importorskip("torch")
 from aalbert.ir.errors import FrontendError, UnsupportedOpError  # noqa: E402
 from aalbert.ir.interpreter import run  # noqa: E402
 from aalbert.ir.module import Module  # noqa: E402
-from aalbert.ir.printer import print_graph  # noqa: E402
 from aalbert.mapper.frontends import DimSpec, import_onnx  # noqa: E402
 from aalbert.mapper.frontends.aten_ops import ATEN_OPS  # noqa: E402
 from aalbert.mapper.frontends.torch_import import TraceFallback, import_torch  # noqa: E402
 from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
 
 from .hf_models import SEQ, adapter_albert, export_onnx, hf_encoder, hf_inputs, input_names  # noqa: E402
+from .test_canonicalize import _canonical as canonical  # noqa: E402
 
 # every family with both attentions; each case's ONNX export by one exporter, both exporters in turn
 CASES = [("albert", "eager", "dynamo"), ("albert", "sdpa", "torchscript"),
@@ -50,19 +50,6 @@ def _imported(family: str, attention: str) -> Module:
         warnings.simplefilter("ignore", TraceFallback)
         import_torch(hf_encoder(family, attention), _torch_feeds(hf_inputs(input_names(family))), module, "t")
     return module
-
-
-def canonical(module: Module) -> list[str]:
-    """Canonical graphs with weights named by content, to compare across frontends."""
-    from aalbert.passes.canonicalize import Canonicalize
-    Canonicalize().run(module)
-    texts = []
-    for graph in module.graphs.values():
-        text = print_graph(graph)
-        for w in module.weights.values():
-            text = text.replace(f"@{w.name}}}", f"@{w.hash}}}")
-        texts.append(text)
-    return texts
 
 
 def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
