@@ -161,11 +161,20 @@ def input_types(ep: ExportedProgram, where: str, dims: DimSpec = DimSpec(),
             shape = dims.resolve(where, name, recorded, seen)
         for i, ((_, sym), n) in enumerate(zip(recorded, shape)):
             r = ranges.get(sym) if sym else None
-            if r is not None and not (int(r.lower) <= n <= (int(r.upper) if r.upper.is_finite else n)):
+            lo, hi = (_bound(r.lower), _bound(r.upper)) if r is not None else (None, None)
+            if (lo is not None and n < lo) or (hi is not None and n > hi):
                 raise FrontendError(f"{where}: input '{name}' dimension {i} is {n}, but the program accepts "
-                                    f"{int(r.lower)} to {r.upper}")
+                                    f"{lo if lo is not None else '-inf'} to {hi if hi is not None else 'inf'}")
         types[name] = TensorType(tuple(shape), dtype)
     return types
+
+
+def _bound(v) -> int | None:
+    """A range bound as an int; None when unbounded (torch and sympy spell infinity several ways)."""
+    try:
+        return int(v)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return None
 
 
 class AtenWalker(TorchEmitter):
