@@ -232,7 +232,7 @@ class AtenWalker(TorchEmitter):
         handler = ATEN_OPS.get(name)
         if handler is None:
             raise UnsupportedOpError(f"{self.where}: ATen operator {name} is not supported; {at}; "
-                                     f"{len(ATEN_OPS)} operators are (docs/aten_ops.md)")
+                                     f"{len(ATEN_OPS)} operators are supported (docs/aten_ops.md)")
         val = node.meta.get("val")
         self.out_dtype = _dtype_or_none(val)
         self.node_target = name.split(".")[0]

@@ -68,7 +68,8 @@ def import_torch(model: nn.Module | ExportedProgram, example_inputs: Mapping[str
                 raise FrontendError(f"{where}: torch.fx cannot trace {type(model).__name__} "
                                     f"({type(e).__name__}: {first_line(e)})") from None
             module.remove_unused_weights()  # whatever the abandoned walk added
-            warnings.warn(f"{where}: torch.fx cannot import {type(model).__name__} ({first_line(e)}); "
+            reason = first_line(e).removeprefix(f"{where}: ")
+            warnings.warn(f"{where}: torch.fx cannot import {type(model).__name__} ({reason}); "
                           "importing it through torch.export instead", TraceFallback, stacklevel=2)
     ep = capture(model, example_inputs, where)
     return import_exported(ep, module, task, shapes={k: v.shape for k, v in example_inputs.items()},
