@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import numpy as np
@@ -69,6 +70,7 @@ def _rewrite(src, dst, change) -> None:
     ("version", "does not match our current archive version"),
     ("state_dict", "not a readable torch.export program"),
     ("missing", "no such file"),
+    ("pickled", "holds a constant that is a pickled Python object"),
     ("outside_range", "dimension 1 is 1, but the program accepts 2"),
 ])
 def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, tiny_pt2, kind, match):
@@ -78,6 +80,12 @@ def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, tiny_pt2, kind, mat
         path.write_bytes(tiny_pt2["cola"].read_bytes()[:50_000])
     elif kind == "version":
         _rewrite(tiny_pt2["cola"], path, lambda name, data: b"7" if name.endswith("archive_version") else data)
+    elif kind == "pickled":  # a constant torch.export.load would unpickle: refused before torch reads anything
+        from torch.export.pt2_archive.constants import OPAQUE_OBJ_FILENAME_PREFIX
+
+        table = json.dumps({"config": {"c": {"path_name": f"{OPAQUE_OBJ_FILENAME_PREFIX}0", "is_param": False,
+                                             "use_pickle": True, "tensor_meta": None}}}).encode()
+        _rewrite(tiny_pt2["cola"], path, lambda name, data: table if name.endswith("constants_config.json") else data)
     elif kind == "state_dict":  # a torch file, but not an ExportedProgram
         torch.save({"weight": torch.ones(3)}, path)
     elif kind == "outside_range":  # the program was exported for sequences of 2 or more

@@ -19,10 +19,12 @@ the dtype and shape torch recorded for the node. A program saved with
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import operator
 import os
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -78,6 +80,7 @@ def load_pt2(path: str | os.PathLike) -> ExportedProgram:
         raise FrontendError(f"{path}: no such file")
     if p.is_dir():
         raise FrontendError(f"{path}: is a directory, expected a .pt2 file")
+    _refuse_pickled_objects(p)
     records: list[logging.LogRecord] = []
     try:
         with _quiet_torch_export(records), _tensors_only():
@@ -90,6 +93,34 @@ def load_pt2(path: str | os.PathLike) -> ExportedProgram:
     if not isinstance(ep, ExportedProgram):
         raise FrontendError(f"{path}: holds a {type(ep).__name__}, not a torch.export program")
     return ep
+
+
+def _refuse_pickled_objects(path: Path) -> None:
+    """torch.export.load unpickles constants that are Python or TorchScript objects, not tensors:
+    refuse a file whose constant table names any (the table is JSON, read before torch reads anything)."""
+    from torch.export.pt2_archive.constants import TENSOR_CONSTANT_FILENAME_PREFIX
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            tables = [json.loads(z.read(i)) for i in z.infolist()
+                      if i.filename.endswith("constants_config.json") and i.file_size < 1 << 24]
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError):
+        return  # not a readable archive: torch.export.load says why
+    names: list[str] = []
+
+    def collect(x) -> None:
+        if isinstance(x, dict):
+            names.extend(v for k, v in x.items() if k == "path_name" and isinstance(v, str))
+            for v in x.values():
+                collect(v)
+        elif isinstance(x, list):
+            for v in x:
+                collect(v)
+    collect(tables)
+    objects = [n for n in names if not n.startswith(TENSOR_CONSTANT_FILENAME_PREFIX)]
+    if objects:
+        raise FrontendError(f"{path}: holds a constant that is a pickled Python object ({objects[0]}); "
+                            "only tensor constants are read")
 
 
 @contextlib.contextmanager
