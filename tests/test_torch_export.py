@@ -46,9 +46,8 @@ def _torch_feeds(feeds):
 @functools.cache
 def _imported(family: str, attention: str) -> Module:
     module = Module()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", TraceFallback)
-        import_torch(hf_encoder(family, attention), _torch_feeds(hf_inputs(input_names(family))), module, "t")
+    import_torch(hf_encoder(family, attention), _torch_feeds(hf_inputs(input_names(family))), module, "t",
+                 tracer="export")
     return module
 
 
@@ -154,7 +153,7 @@ def _adapter_module(attention: str) -> Module:
         warnings.simplefilter("ignore")
         for name in ADAPTERS:
             model.set_active_adapters(name)
-            import_torch(model, feeds, module, name, seen=seen)
+            import_torch(model, feeds, module, name, tracer="export", seen=seen)
     return module
 
 
