@@ -5,6 +5,19 @@ The repository's folders install as the subpackages of this one package:
 `aalbert.mapper` (mapper/) and `aalbert.examples` (examples/). This file is
 the package root; it imports nothing heavy, so `import aalbert.ir` needs
 neither torch nor onnx.
+
+`aalbert.compile(tasks, example_inputs, ...)` is the Python API
+(`aalbert.mapper.api`), loaded on first use.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["compile", "Compiled", "__version__"]
+
+
+def __getattr__(name: str):
+    """The API on first use (PEP 562), so that importing any subpackage stays light."""
+    if name in ("compile", "Compiled"):
+        from aalbert.mapper import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'aalbert' has no attribute {name!r}")

@@ -72,7 +72,7 @@ def minilm(rows: list) -> None:
     import torch
     import transformers
 
-    from aalbert.mapper.frontends.fx_import import import_torch
+    from aalbert.mapper.frontends.torch_import import import_torch
 
     path = os.path.join(spec.submodule_search_locations[0], "model")
     tok = transformers.AutoTokenizer.from_pretrained(path)
@@ -80,7 +80,7 @@ def minilm(rows: list) -> None:
     enc = tok(SENTENCES, padding=True, return_tensors="pt")
     inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
     module = Module()
-    import_torch(model, inputs, module, "minilm", ("last_hidden_state", "pooler_output"))
+    import_torch(model, inputs, module, "minilm", ("last_hidden_state", "pooler_output"), tracer="export")
     PassManager(parse_pipeline("canonicalize,share")).run(module)
     feeds = {k: v.numpy() for k, v in inputs.items()}
     mask = feeds["attention_mask"][..., None].astype(np.float32)

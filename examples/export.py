@@ -1,13 +1,16 @@
-"""Export the example families as one ONNX file per task.
+"""Export the example families as one ONNX or `.pt2` file per task.
 
     python -m aalbert.examples.export --family adapter-albert --tasks 8 --size base --out models/
+    python -m aalbert.examples.export --format pt2 --out models/
 
-writes models/cola.onnx, models/sst2.onnx, ... with inputs input_ids,
-attention_mask and token_type_ids ([batch, seq], int64, both dimensions
-dynamic) and output logits. `--exporter torchscript` uses torch.onnx's
-TorchScript exporter (opset 17 by default), `--exporter dynamo` its dynamo
-exporter (opset 18 by default; weights go to an external `.onnx.data` file
-when large, as that exporter does by default).
+writes models/cola.onnx, models/sst2.onnx, ... (or cola.pt2, ...) with
+inputs input_ids, attention_mask and token_type_ids ([batch, seq], int64,
+both dimensions dynamic) and output logits. `--exporter torchscript` uses
+torch.onnx's TorchScript exporter (opset 17 by default), `--exporter dynamo`
+its dynamo exporter (opset 18 by default; weights go to an external
+`.onnx.data` file when large, as that exporter does by default). `--format
+pt2` writes the `ExportedProgram` of `torch.export` with
+`torch.export.save`.
 """
 
 from __future__ import annotations
@@ -56,10 +59,35 @@ def export_model(model: torch.nn.Module, path: Path, exporter: str = "torchscrip
     return path
 
 
+class NamedOutput(torch.nn.Module):
+    """A task model whose result is {"logits": ...}, so the exported program names its output."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return {OUTPUT_NAMES[0]: self.model(input_ids, attention_mask, token_type_ids)}
+
+
+def export_pt2(model: torch.nn.Module, path: Path, seq_len: int = 16, batch: int = 2) -> Path:
+    """torch.export one task model (batch and sequence dynamic: the example has batch 2, as torch
+    specializes sizes 0 and 1) and save the program."""
+    inputs = example_inputs(model.config, batch, seq_len)
+    batch_dim = torch.export.Dim("batch", max=1024)
+    seq_dim = torch.export.Dim("seq", min=2, max=model.config.max_position)
+    ep = torch.export.export(NamedOutput(model).eval(), tuple(inputs[n] for n in INPUT_NAMES),
+                             dynamic_shapes={n: {0: batch_dim, 1: seq_dim} for n in INPUT_NAMES}, strict=False)
+    torch.export.save(ep, str(path))
+    return path
+
+
 def export_family(spec: FamilySpec, out_dir: Path, exporter: str = "torchscript", opset: int | None = None,
-                  seq_len: int = 16) -> dict[str, Path]:
+                  seq_len: int = 16, fmt: str = "onnx") -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     models = build_family(spec)
+    if fmt == "pt2":
+        return {task: export_pt2(m, out_dir / f"{task}.pt2", seq_len) for task, m in models.items()}
     return {task: export_model(m, out_dir / f"{task}.onnx", exporter, opset, seq_len) for task, m in models.items()}
 
 
@@ -73,7 +101,10 @@ def main(argv=None) -> int:
     p.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared")
     p.add_argument("--task-specific", default="adapters,layernorm,head",
                    help="adapter-ALBERT: groups each task owns (adapters, layernorm, head, pooler, embeddings)")
-    p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
+    p.add_argument("--format", choices=("onnx", "pt2"), default="onnx",
+                   help="ONNX files, or torch.export programs saved as .pt2 (default: onnx)")
+    p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
+                   help="the ONNX exporter (default: torchscript)")
     p.add_argument("--opset", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="output directory")
@@ -85,7 +116,7 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 2
-    for task, path in export_family(spec, args.out, args.exporter, args.opset).items():
+    for task, path in export_family(spec, args.out, args.exporter, args.opset, fmt=args.format).items():
         print(f"{task}: {path}")
     return 0
 

@@ -1,7 +1,8 @@
-"""Gathering a compiler's input into one module: ONNX files, IR files, or the built-in example.
+"""Gathering a compiler's input into one module: ONNX, `.pt2` and IR files, or the built-in example.
 
-Each ONNX file is one task (named after the file, or `--task NAME=PATH`);
-IR files bring all their tasks. Weights shared between files are stored once.
+Each ONNX or `.pt2` file (a `torch.export` program) is one task (named
+after the file, or `--task NAME=PATH`); IR files bring all their tasks.
+Weights shared between files are stored once.
 """
 
 from __future__ import annotations
@@ -52,8 +53,14 @@ def load_files(named: list[tuple[str | None, str]], dims: DimSpec) -> Module:
             task = name or Path(path).stem
             _claim(origin, task, path)
             import_onnx(path, module, task, dims)
+        elif suffix == ".pt2":
+            from .frontends.torch_import import import_pt2  # torch only when a .pt2 file asks for it
+
+            task = name or Path(path).stem
+            _claim(origin, task, path)
+            import_pt2(path, module, task, dims)
         else:
-            raise AalbertError(f"{path}: unknown file type '{suffix}' (expected .onnx or .ir)")
+            raise AalbertError(f"{path}: unknown file type '{suffix}' (expected .onnx, .pt2 or .ir)")
     return module
 
 
@@ -69,7 +76,7 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     from aalbert.examples.albert import AdapterConfig
     from aalbert.examples.zoo import FamilySpec, build_family, example_inputs, task_names
 
-    from .frontends.fx_import import import_torch
+    from .frontends.torch_import import import_torch
 
     try:
         adapters = AdapterConfig(spec.bottleneck, spec.adapter_placement, frozenset(spec.task_specific))

@@ -14,7 +14,13 @@ deduplicating `Builder` and applies local rules as it goes:
   (`passes.views`); elementwise ops move before layout chains that do not
   shrink the data (cast(reshape(x)) becomes reshape(cast(x))), and explicit
   broadcasts that numpy broadcasting does anyway are dropped;
-- commutative ops take constants and weights as their second operand.
+- commutative ops take constants and weights as their second operand;
+- a one-element weight that scales (an operand of mul or div) is a
+  constant: it is the attention scale, which the dynamo exporter stores as
+  an initializer and the other frontends as a number;
+- `cast(cumsum(cast(x)))` from and back to the same integer type is a
+  cumsum of x in that type (two's complement sums wrap alike: torch sums
+  int32 in int64, the TorchScript exporter in int32).
 
 Then `passes.fusion` recognizes linear + bias, GELU (the Gelu op, the erf
 form, the tanh/Pow form) and the decomposed LayerNorm. Rounds repeat until
@@ -156,9 +162,11 @@ class _Sweep:
             return [self.b.constant(attrs["value"])]
         out_type = node.outputs[0].type
         opdef = get_op(op)
+        if op in ("mul", "div"):
+            ins = self._scales_as_constants(ins, out_type)
         if opdef.kind is OpKind.ELEMENTWISE and len(ins) > 1:
             ins = self._strip_broadcasts(op, ins, out_type.shape)
-        for rule in (self._identity, self._embedding, self._linear, self._layout, self._sink):
+        for rule in (self._identity, self._embedding, self._linear, self._layout, self._sink, self._narrow_cumsum):
             result = rule(op, ins, attrs, out_type)
             if result is not None:
                 return result
@@ -273,6 +281,31 @@ class _Sweep:
                 for i, v in enumerate(ins)]
         inner = self.b.op1(op, args, attrs)
         return [self.chain(inner, steps)]
+
+    def _scales_as_constants(self, ins, out_type):
+        result = list(ins)
+        for i, v in enumerate(ins):
+            other = ins[1 - i]
+            if v.producer is None or v.producer.op != "weight" or v.type.numel != 1 \
+                    or other.type.shape != out_type.shape:
+                continue
+            weight = self.module.weights[v.producer.attrs["name"].name]
+            if weight.data is not None:
+                result[i] = self.b.constant(weight.values().reshape(()))
+        return result
+
+    def _narrow_cumsum(self, op, ins, attrs, out_type):
+        """cast(cumsum(cast(x: T -> W)) -> T) with W at least as wide as T is cumsum(x) in T."""
+        if op != "cast" or not out_type.dtype.is_int or ins[0].producer is None:
+            return None
+        total = ins[0].producer
+        if total.op != "cumsum" or not total.output.type.dtype.is_int:
+            return None
+        widen = total.inputs[0].producer
+        if widen is None or widen.op != "cast" or widen.inputs[0].type.dtype != out_type.dtype \
+                or total.output.type.dtype.itemsize < out_type.dtype.itemsize:
+            return None
+        return [self.b.op1("cumsum", [widen.inputs[0]], dict(total.attrs))]
 
     def _strip_broadcasts(self, op, ins, out_shape):
         """Drop explicit broadcasts that the op's own numpy broadcasting performs."""

@@ -10,7 +10,7 @@ from aalbert.ir.interpreter import run
 from aalbert.ir.module import Module
 from aalbert.ir.printer import print_graph
 from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.fx_import import import_torch
+from aalbert.mapper.frontends.torch_import import import_torch
 
 from .conftest import SEQ, random_feeds
 from .ir_cases import graph_text, module_with_data, run_pipeline
@@ -316,25 +316,3 @@ def test_three_frontends_one_canonical_graph(tiny_models, tiny_exports, tiny_inp
     assert texts["dynamo"] == texts["fx"]
     # the canonical form really is canonical: GELU and linear fused, no matmul with a weight left
     assert "gelu(" in texts["fx"][0] and "linear(" in texts["fx"][0]
-
-
-@pytest.mark.parametrize("name", ["bert", "albert"])
-def test_hugging_face_encoder_from_three_frontends(tmp_path, name, tiny_inputs):
-    from .test_onnx_models import _export_hf, hf_model
-
-    model = hf_model(name, attention="eager")
-    inputs = {k: torch.from_numpy(v) for k, v in tiny_inputs.items()}
-    texts, outs = {}, ("last_hidden_state", "pooler_output")
-    for exporter in ("torchscript", "dynamo"):
-        module = Module()
-        import_onnx(_export_hf(model, tmp_path / f"{exporter}.onnx", exporter, dynamic=True), module, "t",
-                    DimSpec(1, SEQ))
-        texts[exporter] = _canonical(module)
-    module = Module()
-    import_torch(model, inputs, module, "t", outs)
-    before = run(module, "t", tiny_inputs)
-    texts["fx"] = _canonical(module)
-    after = run(module, "t", tiny_inputs)
-    for k in outs:
-        np.testing.assert_allclose(after[k], before[k], atol=1e-5)
-    assert texts["torchscript"] == texts["fx"] == texts["dynamo"]

@@ -3,7 +3,9 @@
 Each loader gets mutated copies of a real input: the IR text and its `.npz`,
 ONNX files from both exporters (bytes flipped, truncated, and structurally
 broken: cycles, removed nodes, inconsistent initializers, huge or negative
-dimensions, unknown ops, bad attributes), target, workload, sweep and policy
+dimensions, unknown ops, bad attributes), `.pt2` files (the zip's bytes, or
+one member rewritten: the program's JSON, the weight table, the version),
+target, workload, sweep and policy
 TOML files (text mutations and typed value swaps), and request traces. A case
 passes if the loader succeeds or raises an AalbertError whose message is one
 line; any other exception, or a case running past its time limit, fails.
@@ -22,6 +24,7 @@ import math
 import os
 import signal
 import tomllib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -366,6 +369,49 @@ def test_onnx_importer(tmp_path_factory, onnx_seeds):
     def case(data):
         path = write(tmp_path_factory.mktemp("onnx"), "cola.onnx", data)
         loads_cleanly(import_onnx, path, Module(), "cola", DimSpec(1, 16))
+    case()
+
+
+@pytest.fixture(scope="module")
+def pt2_seed(tmp_path_factory, tiny_models):
+    """The tiny adapter-ALBERT's first task saved by torch.export.save: the archive's members."""
+    from aalbert.examples.export import export_pt2
+
+    path = export_pt2(tiny_models["adapter-albert"]["cola"], tmp_path_factory.mktemp("pt2") / "cola.pt2", seq_len=8)
+    with zipfile.ZipFile(path) as z:
+        return [(info, z.read(info.filename)) for info in z.infolist()]
+
+
+def _zip(members) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for info, data in members:
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+def test_pt2_importer(tmp_path_factory, pt2_seed):
+    from aalbert.mapper.frontends.torch_import import import_pt2
+
+    whole = _zip(pt2_seed)
+    texts = [i for i, (info, _) in enumerate(pt2_seed) if info.filename.endswith((".json", "version", "format"))]
+
+    @st.composite
+    def pt2_file(draw):
+        if draw(st.booleans()):
+            return draw(mutated(whole, (b"\x00", b"\xff", b"PK", b"PK\x03\x04", b"{", b"}")))
+        members = list(pt2_seed)
+        i = draw(st.sampled_from(texts))
+        info, data = members[i]
+        members[i] = (info, draw(mutated(data, NUMBERS + (b'"', b"{", b"}", b"[", b"]", b",", b":", b"null",
+                                                           b'"aten.sort.default"', b'"as_tensor"', b"-1"))))
+        return _zip(members)
+
+    @FUZZ
+    @given(pt2_file())
+    def case(data):
+        path = write(tmp_path_factory.mktemp("pt2"), "cola.pt2", data)
+        loads_cleanly(import_pt2, path, Module(), "cola", DimSpec(1, 8))
     case()
 
 

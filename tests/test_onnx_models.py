@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import warnings
 
 import numpy as np
 import onnx
@@ -13,10 +11,9 @@ from onnx import helper
 
 from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters
 from aalbert.ir.errors import FrontendError
-from aalbert.ir.interpreter import run
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.fx_import import import_torch
+from aalbert.mapper.frontends.torch_import import import_torch
 
 from .conftest import SEQ
 from .onnx_helpers import compare_with_ort, make_model
@@ -80,86 +77,15 @@ def test_adapter_albert_base_two_files_count_each_parameter_once(tmp_path):
 
 
 # --- Hugging Face encoders (random init from a config; nothing downloaded) ------------------
-class _Positional(torch.nn.Module):
-    """Calls an HF model with keyword arguments, returning a tuple (exporter friendly)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return out.last_hidden_state, out.pooler_output
-
-
-def _export_hf(model, path, exporter, dynamic: bool = False):
-    """Export with TorchScript (dynamic axes) or dynamo (static, or dynamic batch and sequence)."""
-    import contextlib
-    import io
-    import logging
-
-    ids = torch.randint(0, 100, (1, SEQ))
-    args = (ids, torch.ones(1, SEQ, dtype=torch.long), torch.zeros(1, SEQ, dtype=torch.long))
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    outputs = ["last_hidden_state", "pooler_output"]
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        if exporter == "torchscript":
-            torch.onnx.export(_Positional(model).eval(), args, str(path), dynamo=False, opset_version=17, input_names=names,
-                              output_names=outputs, dynamic_axes={n: {0: "batch", 1: "seq"} for n in names})
-        else:
-            shapes = None
-            if dynamic:
-                batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", min=2, max=64)
-                shapes = {n: {0: batch, 1: seq} for n in names}
-            torch.onnx.export(_Positional(model).eval(), args, str(path), dynamo=True, input_names=names,
-                              output_names=outputs, dynamic_shapes=shapes, verbose=False)
-    return path
-
-
-@functools.cache
-def hf_model(name: str, attention: str = "eager"):
-    """A tiny HF encoder, randomly initialized, every parameter perturbed (HF's init
-    sets biases to zero and LayerNorm scales to one, which exporters may fold away)."""
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
-    if name == "albert":
-        config = transformers.AlbertConfig(vocab_size=100, embedding_size=16, hidden_size=32, num_attention_heads=4,
-                                           intermediate_size=64, num_hidden_layers=3, max_position_embeddings=64)
-        model = transformers.AlbertModel(config)
-    else:
-        config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_size=64,
-                                         num_hidden_layers=2, max_position_embeddings=64)
-        model = transformers.BertModel(config)
-    config._attn_implementation = attention
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape) * 0.02)
-    return model.eval()
-
-
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 @pytest.mark.parametrize("name", ["albert", "bert"])
 def test_hugging_face_encoders_match_onnxruntime(tmp_path, name, exporter, attention, tiny_inputs):
-    path = _export_hf(hf_model(name, attention), tmp_path / f"{name}.onnx", exporter)
+    from .hf_models import export_onnx, hf_encoder, input_names
+
+    path = export_onnx(hf_encoder(name, attention), tmp_path / f"{name}.onnx", input_names(name),
+                       ("last_hidden_state", "pooler_output"), exporter)
     compare_with_ort(path, tiny_inputs)
-
-
-@pytest.mark.parametrize("attention", ["eager", "sdpa"])
-@pytest.mark.parametrize("name", ["albert", "bert"])
-def test_hugging_face_encoders_through_torch_export(name, attention, tiny_inputs):
-    """Hugging Face models are not symbolically traceable: the fx frontend uses torch.export."""
-    model = hf_model(name, attention)
-    module = Module()
-    inputs = {k: torch.from_numpy(v) for k, v in tiny_inputs.items()}
-    import_torch(model, inputs, module, "t", ("last_hidden_state", "pooler_output"))
-    got = run(module, "t", tiny_inputs)
-    with torch.no_grad():
-        want = model(**inputs)
-    np.testing.assert_allclose(got["last_hidden_state"], want.last_hidden_state.numpy(), atol=1e-5, rtol=0)
-    np.testing.assert_allclose(got["pooler_output"], want.pooler_output.numpy(), atol=1e-5, rtol=0)
 
 
 # --- a hand-written encoder layer (another producer, newer ops, odd names) ------------------

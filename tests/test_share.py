@@ -8,7 +8,7 @@ from aalbert.examples.export import export_model
 from aalbert.examples.zoo import FamilySpec, build_family, task_names
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.fx_import import import_torch
+from aalbert.mapper.frontends.torch_import import import_torch
 from aalbert.mapper.summary import sharing_lines
 from aalbert.ir.printer import print_module
 from aalbert.passes.base import PassManager, parse_pipeline

@@ -1,5 +1,5 @@
-"""aalbert-compile: import models (one ONNX file per task, or the built-in
-example), run the pass pipeline and print the summary."""
+"""aalbert-compile: import models (one ONNX or .pt2 file per task, or the
+built-in example), run the pass pipeline and print the summary."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from aalbert.ir.errors import OptionError
 from aalbert.ir.fileio import atomic_writer, save_module
 
+from ..driver import Compiled, Fidelity, Placement, Stream, compile_module
 from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
-from ..summary import summary_text
 from .common import ArgumentParser, add_dim_args, check_output_path, dims_from_args, main_wrapper, positive_int
 
 DEFAULT_PIPELINE = "canonicalize,share"
@@ -19,8 +19,9 @@ DEFAULT_PIPELINE = "canonicalize,share"
 DESCRIPTION = """\
 Compile transformer models for a heterogeneous-memory edge accelerator.
 
-Give one ONNX file per task (the task is named after the file, or use
---task NAME=PATH); weights that several files share are stored once.
+Give one ONNX file or torch.export program (.pt2, from torch.export.save)
+per task (the task is named after the file, or use --task NAME=PATH); weights
+that several files share are stored once.
 Without files, the built-in example is compiled: adapter-ALBERT (or ALBERT
 fine-tuned per task) with seeded random weights.
 """
@@ -29,8 +30,8 @@ fine-tuned per task) with seeded random weights.
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="aalbert-compile", description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="*", metavar="MODEL", help="ONNX (.onnx) or IR (.ir) files; one task per ONNX file")
-    p.add_argument("--task", action="append", default=[], metavar="NAME=PATH", help="an ONNX file for task NAME")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="ONNX (.onnx), torch.export (.pt2) or IR (.ir) files; one task per .onnx or .pt2 file")
+    p.add_argument("--task", action="append", default=[], metavar="NAME=PATH", help="an .onnx or .pt2 file for task NAME")
     ex = p.add_argument_group("built-in example (used when no models are given)")
     ex.add_argument("--example", choices=("adapter-albert", "albert"), default="adapter-albert",
                     help="model family (default: adapter-albert)")
@@ -95,11 +96,13 @@ def build_parser() -> ArgumentParser:
 
 
 def _main(argv) -> int:
-    from aalbert.passes.base import PassManager, parse_pipeline
+    from aalbert.passes.base import parse_pipeline
 
     args = build_parser().parse_args(argv)
     dims = dims_from_args(args)
-    pipeline = parse_pipeline(args.passes + _compression_passes(args) + _placement_passes(args))
+    pipeline = args.passes + _compression_passes(args)
+    placement = _placement(args)
+    parse_pipeline(pipeline + (placement.passes() if placement else ""))  # a bad pipeline fails before any import
     outputs = [o for o in (args.report_json, args.memory_map, args.output, args.trace, args.sim_json,
                            args.roofline) if o]
     for o in outputs:
@@ -134,94 +137,55 @@ def _main(argv) -> int:
         layers = f", {spec.layers} layers" if spec.layers is not None else ""
         title = f"aalbert-compile: example {spec.family} ({spec.size}{layers}, {spec.tasks} task(s)), " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
-    manager = PassManager(pipeline, verify_each=True, keep_text=dump_dir is not None)
-    input_copy = None
-    if dump_dir is not None:
-        from aalbert.ir.printer import print_module
-        input_copy = print_module(module)
-    reference: list = []
-
-    def keep_reference(p, current) -> None:  # the uncompressed module, for --fidelity
-        if args.fidelity and not reference and p.name in COMPRESSING:
-            reference.append(current.copy())
-
-    module = manager.run(module, keep_reference)
+    compiled = compile_module(module, title, pipeline, placement, Stream(args.requests, args.pattern, args.burst),
+                              Fidelity(args.samples, args.activations) if args.fidelity else None,
+                              keep_text=dump_dir is not None)
     if dump_dir is not None:
         dump_dir.mkdir(parents=True, exist_ok=True)
         with atomic_writer(dump_dir / "00-input.ir") as f:
-            f.write(input_copy.encode())
-        save_module(module, dump_dir / "module.ir")
-        for name, text in manager.dumps:
+            f.write(compiled.input_text.encode())
+        save_module(compiled.module, dump_dir / "module.ir")
+        for name, text in compiled.dumps:
             with atomic_writer(dump_dir / name) as f:
                 f.write(text.encode())
-    text = summary_text(module, title)
-    if args.fidelity:
-        if not reference:
-            raise OptionError("--fidelity needs compression: use --compress, --quantize or --sparsity")
-        from ..fidelity import compare, fidelity_lines, storage_bytes
-        from aalbert.ir.interpreter import fixed_point
-
-        acts = fixed_point() if args.activations == "fixed16" else None
-        rows = compare(reference[0], module, samples=args.samples, activations=acts)
-        note = "activations in 16-bit fixed point" if acts else "activations in f32"
-        text += "\n" + "\n".join(fidelity_lines(rows, storage_bytes(reference[0]), storage_bytes(module), note)) + "\n"
-    if args.target:
-        from aalbert.targets.spec import load_target
-
-        from ..memory_report import allocation_lines, memory_json, memory_lines, plot_memory_map
-
-        from aalbert.targets.program import programs_asm, programs_json
-        from aalbert.targets.trace import trace_json
-
-        from ..backend import run_backend
-        from aalbert.targets.roofline import roofline
-
-        from ..sim_report import breakdown_lines, roofline_figure, roofline_lines, sim_json, stream_lines, task_lines
-
-        target = load_target(args.target)
-        from aalbert.passes.allocation_report import Allocation
-
-        allocation = manager.analyses.get(Allocation)
-        text += "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(allocation)) + "\n"
-        backend = run_backend(module, target, allocation.workload, args.requests, args.pattern, args.burst)
-        first = next(iter(module.graphs))
-        bounds = roofline(backend.program(first), backend.results[first], target)
-        lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first])
-        lines += [""] + roofline_lines(bounds, first)
-        if backend.stream is not None:
-            wl = allocation.workload
-            lines += [""] + stream_lines(backend.stream, args.pattern, wl.inferences_per_second,
-                                         wl.inferences_per_wakeup)
-        text += "\n" + "\n".join(lines) + "\n"
-        if args.emit:
-            body = programs_asm(backend.programs()) if args.emit == "asm" else \
-                programs_json(backend.programs())
-            with atomic_writer(args.output) as f:
-                f.write(body.encode())
-        if args.trace:
-            with atomic_writer(args.trace) as f:
-                f.write(trace_json(backend.program(first), backend.results[first]).encode())
-        if args.sim_json:
-            with atomic_writer(args.sim_json) as f:
-                f.write(sim_json(backend.results, backend.stream).encode())
-        if args.report_json:
-            with atomic_writer(args.report_json) as f:
-                f.write(memory_json(module, target, allocation).encode())
-        if args.memory_map:
-            with atomic_writer(Path(args.memory_map)) as f:
-                plot_memory_map(module, target, f, Path(args.memory_map).suffix.lower()[1:])
-        if args.roofline:
-            with atomic_writer(Path(args.roofline)) as f:
-                roofline_figure(bounds, target, f, f"roofline of one '{first}' inference on {target.name}",
-                                Path(args.roofline).suffix.lower()[1:])
-    print(text, end="")
+    if placement is not None:
+        _write_target_outputs(args, compiled)
+    print(compiled.report, end="")
     return 0
 
 
-COMPRESSING = ("compress", "quantize", "prune")
+def _write_target_outputs(args, compiled: Compiled) -> None:
+    from aalbert.targets.program import programs_asm, programs_json
+    from aalbert.targets.trace import trace_json
+
+    from ..memory_report import memory_json, plot_memory_map
+    from ..sim_report import roofline_figure, sim_json
+
+    module, target, backend = compiled.module, compiled.target, compiled.backend
+    first = next(iter(module.graphs))
+    if args.emit:
+        body = programs_asm(backend.programs()) if args.emit == "asm" else programs_json(backend.programs())
+        with atomic_writer(args.output) as f:
+            f.write(body.encode())
+    if args.trace:
+        with atomic_writer(args.trace) as f:
+            f.write(trace_json(backend.program(first), backend.results[first]).encode())
+    if args.sim_json:
+        with atomic_writer(args.sim_json) as f:
+            f.write(sim_json(backend.results, backend.stream).encode())
+    if args.report_json:
+        with atomic_writer(args.report_json) as f:
+            f.write(memory_json(module, target, compiled.allocation).encode())
+    if args.memory_map:
+        with atomic_writer(Path(args.memory_map)) as f:
+            plot_memory_map(module, target, f, Path(args.memory_map).suffix.lower()[1:])
+    if args.roofline:
+        with atomic_writer(Path(args.roofline)) as f:
+            roofline_figure(compiled.roofline, target, f, f"roofline of one '{first}' inference on {target.name}",
+                            Path(args.roofline).suffix.lower()[1:])
 
 
-def _placement_passes(args) -> str:
+def _placement(args) -> Placement | None:
     """plan-activations and allocate, when --target is given."""
     if not args.target:
         for flag in ("workload", "switch_rate", "wakeup"):
@@ -229,18 +193,8 @@ def _placement_passes(args) -> str:
                 raise OptionError(f"--{flag.replace('_', '-')} needs --target")
         if args.spill:
             raise OptionError("--spill needs --target")
-        return ""
-    opts = [f"target={args.target}", f"solver={args.solver}"]
-    if args.workload:
-        opts.append(f"workload={args.workload}")
-    if args.switch_rate is not None:
-        opts.append(f"switch_rate={args.switch_rate}")
-    if args.wakeup is not None:
-        opts.append(f"inferences_per_wakeup={args.wakeup}")
-    if args.spill:
-        opts.append("spill=true")
-    return (f",plan-activations{{target={args.target}}}"
-            f",allocate{{{','.join(opts)}}}")
+        return None
+    return Placement(args.target, args.workload, args.switch_rate, args.wakeup, args.spill, args.solver)
 
 
 def _compression_passes(args) -> str:

@@ -19,8 +19,9 @@ from .common import ArgumentParser, check_output_path, main_wrapper
 DESCRIPTION = """\
 Run one task of a model on numpy with aalbert's reference interpreter.
 
-MODEL is an ONNX file (one task; its dynamic dimensions are fixed from the
-shapes of the inputs given) or an IR file with its .npz sidecar of weights.
+MODEL is an ONNX file or a torch.export program saved as .pt2 (one task;
+its dynamic dimensions are fixed from the shapes of the inputs given), or an
+IR file with its .npz sidecar of weights.
 Inputs and outputs are .npz files keyed by the model's own input and output
 names.
 """
@@ -29,7 +30,7 @@ names.
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="aalbert-run", description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help="an .onnx file, or an .ir file with its .npz sidecar")
+    p.add_argument("model", metavar="MODEL", help="an .onnx or .pt2 file, or an .ir file with its .npz sidecar")
     p.add_argument("--task", help="the task to run (needed when an IR file holds several)")
     p.add_argument("--inputs", required=True, metavar="IN.npz", help="input arrays by input name")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the outputs")
@@ -52,12 +53,17 @@ def _load(model: str, task: str | None, inputs: dict[str, np.ndarray]) -> tuple[
         elif task not in module.graphs:
             raise OptionError(f"{model} has no task {task!r} (tasks: {', '.join(module.graphs)})")
         return module, task
-    if suffix not in (".onnx", ""):
-        raise AalbertError(f"{model}: unknown file type '{suffix}' (expected .onnx or .ir)")
+    if suffix not in (".onnx", ".pt2", ""):
+        raise AalbertError(f"{model}: unknown file type '{suffix}' (expected .onnx, .pt2 or .ir)")
     module = Module()
     name = task or Path(model).stem
     shapes = {k: tuple(v.shape) for k, v in inputs.items()}
-    import_onnx(model, module, name, DimSpec(), input_shapes=shapes)
+    if suffix == ".pt2":
+        from ..frontends.torch_import import import_pt2
+
+        import_pt2(model, module, name, DimSpec(), input_shapes=shapes)
+    else:
+        import_onnx(model, module, name, DimSpec(), input_shapes=shapes)
     return module, name
 
 

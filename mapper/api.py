@@ -1,0 +1,90 @@
+"""The Python API: `aalbert.compile(tasks, example_inputs, ...)` for notebooks and scripts.
+
+    import aalbert
+    result = aalbert.compile({"sst2": model_a, "mnli": "mnli.onnx"}, inputs, target="edge_accel")
+    print(result.report)        # what aalbert-compile prints
+    result.module, result.allocation, result.programs, result.results, result.stream
+
+A task is an `nn.Module` (imported with its example inputs: symbolic trace
+where it works, else torch.export), an `ExportedProgram`, or a path to an
+.onnx, .pt2 or .ir file. Weights that several tasks share (a frozen
+backbone) are stored once. The compile itself is `driver.compile_module`,
+the same function `aalbert-compile` runs. torch is imported only when a task
+is a PyTorch object.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from aalbert.ir.errors import OptionError
+from aalbert.ir.module import Module
+
+from .driver import Compiled, Fidelity, Placement, Stream, compile_module
+from .frontends.dims import DimSpec
+
+__all__ = ["compile", "Compiled"]
+
+
+def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None = None, *,
+            pipeline: str = "canonicalize,share", target: str | None = None, workload: str | None = None,
+            switch_rate: float | None = None, wakeup: float | None = None, spill: bool = False,
+            solver: str = "auto", batch: int = 1, seq_len: int = 128, dims: Mapping[str, int] | None = None,
+            requests: int = 100, pattern: str = "round-robin", fidelity: bool = False) -> Compiled:
+    """Compile one model per task and, with a `target`, place, lower and simulate it.
+
+    `tasks` maps task names to `nn.Module`s, `ExportedProgram`s or file
+    paths. `example_inputs` are the keyword inputs of the PyTorch models
+    (tensors or numpy arrays by name; or a dict per task name), whose shapes
+    fix the graphs'; files' dynamic dimensions are fixed by `batch`,
+    `seq_len` and `dims`. `pipeline` is a pass pipeline (`aalbert-opt
+    --list-passes`), e.g. "canonicalize,share,compress{policy=edgebert}";
+    `target` a built-in target or a TOML file, `workload` a [workload] TOML
+    file. Returns the `Compiled` result: `module`, `allocation`,
+    `programs`, `results` (per task), `stream` and `report`.
+    """
+    if not tasks:
+        raise OptionError("no tasks to compile")
+    spec = DimSpec(batch, seq_len, dict(dims or {}))
+    module = Module()
+    seen: dict = {}  # a backbone shared by several task models is read once
+    files = []
+    for task, model in tasks.items():
+        if isinstance(model, (str, os.PathLike)):
+            files.append((task, os.fspath(model)))
+        else:
+            _import_model(model, example_inputs, module, task, spec, seen)
+    if files:
+        from .loading import load_files
+        module.merge(load_files(files, spec))
+    order = [t for t in tasks if t in module.graphs] + [t for t in module.graphs if t not in tasks]
+    module.graphs = {t: module.graphs[t] for t in order}  # in the caller's order (an .ir file's own tasks last)
+    placement = Placement(target, workload, switch_rate, wakeup, spill, solver) if target else None
+    if placement is None and any(v is not None for v in (workload, switch_rate, wakeup)):
+        raise OptionError("a workload, switch rate or wakeup needs a target")
+    title = f"aalbert.compile: {len(tasks)} task(s)"
+    return compile_module(module, title, pipeline, placement, Stream(requests, pattern),
+                          Fidelity() if fidelity else None)
+
+
+def _import_model(model, example_inputs, module: Module, task: str, spec: DimSpec, seen: dict) -> None:
+    import numpy as np
+    import torch
+
+    from .frontends.torch_import import import_exported, import_torch
+
+    if not isinstance(model, (torch.nn.Module, torch.export.ExportedProgram)):
+        raise OptionError(f"task {task!r}: expected an nn.Module, an ExportedProgram or a file path, "
+                          f"got {type(model).__name__}")
+    if example_inputs is None:
+        if isinstance(model, torch.export.ExportedProgram):  # its recorded shapes, dynamic ones fixed by spec
+            import_exported(model, module, task, spec, seen=seen)
+            return
+        raise OptionError(f"task {task!r} is a PyTorch module: give its example inputs")
+    inputs = example_inputs[task] if isinstance(example_inputs.get(task), Mapping) else example_inputs
+    tensors = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+    bad = [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise OptionError(f"task {task!r}: example input {bad[0]!r} is not a tensor or numpy array")
+    import_torch(model, tensors, module, task, seen=seen)

@@ -1,0 +1,162 @@
+"""One compile, from an imported module to its report: what `aalbert-compile` prints and `aalbert.compile` returns.
+
+`compile_module` runs the pipeline (plus plan-activations and allocate when
+a `Placement` is given), then, on a target, lowers and simulates every task
+and a request stream, and writes the report text. The result, `Compiled`,
+holds the objects the report was printed from: the module, the allocation,
+the backend's programs, simulation results and stream, the roofline. The
+command-line tool writes its files from it; the Python API returns it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aalbert.ir.errors import OptionError
+from aalbert.ir.module import Module
+
+from .summary import summary_text
+
+COMPRESSING = ("compress", "quantize", "prune")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how to place the module: a target (built-in name or TOML file) and the allocator's options."""
+
+    target: str
+    workload: str | None = None        # a [workload] TOML file
+    switch_rate: float | None = None   # overrides the workload's
+    wakeup: float | None = None        # inferences per power-up; overrides the workload's
+    spill: bool = False
+    solver: str = "auto"
+
+    def passes(self) -> str:
+        opts = [f"target={self.target}", f"solver={self.solver}"]
+        if self.workload:
+            opts.append(f"workload={self.workload}")
+        if self.switch_rate is not None:
+            opts.append(f"switch_rate={self.switch_rate}")
+        if self.wakeup is not None:
+            opts.append(f"inferences_per_wakeup={self.wakeup}")
+        if self.spill:
+            opts.append("spill=true")
+        return f",plan-activations{{target={self.target}}},allocate{{{','.join(opts)}}}"
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The request stream simulated over the tasks."""
+
+    requests: int = 100
+    pattern: str = "round-robin"  # round-robin, random, bursts, or a trace file
+    burst: int = 8
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Compare every task before and after compression on seeded inputs."""
+
+    samples: int = 8
+    activations: str = "f32"  # or fixed16
+
+
+@dataclass
+class Compiled:
+    """A compiled module and everything its report was printed from."""
+
+    module: Module
+    report: str
+    target: object | None = None       # targets.spec.Target
+    allocation: object | None = None   # passes.allocation_report.Allocation
+    backend: object | None = None      # mapper.backend.Backend: programs, results, stream
+    roofline: list = field(default_factory=list)  # the first task's per-layer bounds
+    reference: Module | None = None    # the module before compression (with fidelity)
+    input_text: str | None = None      # the imported IR, when stages were kept
+    dumps: list[tuple[str, str]] = field(default_factory=list)  # (NN-pass.ir, text) per pass
+
+    @property
+    def programs(self) -> dict:
+        """The instruction program of every task (lowered on first access)."""
+        return {} if self.backend is None else {t: self.backend.program(t) for t in self.module.graphs}
+
+    @property
+    def results(self) -> dict:
+        """The simulated cycles, energy and traffic of one inference of every task."""
+        return {} if self.backend is None else dict(self.backend.results)
+
+    @property
+    def stream(self):
+        return None if self.backend is None else self.backend.stream
+
+
+def compile_module(module: Module, title: str, pipeline: str = "canonicalize,share",
+                   placement: Placement | None = None, stream: Stream = Stream(),
+                   fidelity: Fidelity | None = None, keep_text: bool = False) -> Compiled:
+    """Run `pipeline` on `module` (placing it if asked), simulate on the target, and report."""
+    from aalbert.passes.base import PassManager, parse_pipeline
+
+    if stream.requests < 0:
+        raise OptionError(f"--requests must be >= 0, got {stream.requests}")
+    manager = PassManager(parse_pipeline(pipeline + (placement.passes() if placement else "")),
+                          verify_each=True, keep_text=keep_text)
+    input_text = None
+    if keep_text:
+        from aalbert.ir.printer import print_module
+        input_text = print_module(module)
+    reference: list[Module] = []
+
+    def keep_reference(p, current) -> None:  # the uncompressed module, for fidelity
+        if fidelity is not None and not reference and p.name in COMPRESSING:
+            reference.append(current.copy())
+
+    module = manager.run(module, keep_reference)
+    text = summary_text(module, title)
+    compiled = Compiled(module, "", input_text=input_text, dumps=manager.dumps,
+                        reference=reference[0] if reference else None)
+    if fidelity is not None:
+        text += _fidelity_text(compiled, fidelity)
+    if placement is not None:
+        text += _placement_text(compiled, manager, placement, stream)
+    compiled.report = text
+    return compiled
+
+
+def _fidelity_text(compiled: Compiled, fidelity: Fidelity) -> str:
+    from aalbert.ir.interpreter import fixed_point
+
+    from .fidelity import compare, fidelity_lines, storage_bytes
+
+    if compiled.reference is None:
+        raise OptionError("--fidelity needs compression: use --compress, --quantize or --sparsity")
+    acts = fixed_point() if fidelity.activations == "fixed16" else None
+    rows = compare(compiled.reference, compiled.module, samples=fidelity.samples, activations=acts)
+    note = "activations in 16-bit fixed point" if acts else "activations in f32"
+    lines = fidelity_lines(rows, storage_bytes(compiled.reference), storage_bytes(compiled.module), note)
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def _placement_text(compiled: Compiled, manager, placement: Placement, stream: Stream) -> str:
+    from aalbert.passes.allocation_report import Allocation
+    from aalbert.targets.roofline import roofline
+    from aalbert.targets.spec import load_target
+
+    from .backend import run_backend
+    from .memory_report import allocation_lines, memory_lines
+    from .sim_report import breakdown_lines, roofline_lines, stream_lines, task_lines
+
+    module = compiled.module
+    target = load_target(placement.target)
+    allocation = manager.analyses.get(Allocation)
+    text = "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(allocation)) + "\n"
+    backend = run_backend(module, target, allocation.workload, stream.requests, stream.pattern, stream.burst)
+    first = next(iter(module.graphs))
+    bounds = roofline(backend.program(first), backend.results[first], target)
+    lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first])
+    lines += [""] + roofline_lines(bounds, first)
+    if backend.stream is not None:
+        wl = allocation.workload
+        lines += [""] + stream_lines(backend.stream, stream.pattern, wl.inferences_per_second,
+                                     wl.inferences_per_wakeup)
+    compiled.target, compiled.allocation, compiled.backend, compiled.roofline = target, allocation, backend, bounds
+    return text + "\n" + "\n".join(lines) + "\n"

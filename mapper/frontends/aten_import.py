@@ -1,0 +1,304 @@
+"""The main torch path: `torch.export`, decomposition to functional Core ATen, and a walk over it.
+
+`capture` exports a module non-strictly (torch runs the Python forward, so
+Hugging Face and AdapterHub models export as written) and `decompose` runs
+torch's Core ATen decompositions: the result has no in-place or aliasing
+operators left. Three composite operators are kept whole because the IR has
+them as ops and the canonical graph is written with them: `linear`,
+`matmul` and `scaled_dot_product_attention` (decomposed, they would come
+back as reshaped 2-D or 3-D products to be reassembled).
+
+`AtenWalker` walks the program: user inputs become graph inputs, parameters
+and float buffers weights (read lazily, so a matrix only read transposed is
+stored transposed), integer buffers and lifted constants concrete tensors.
+Each node goes through the `aten_ops` table; its result is checked against
+the dtype and shape torch recorded for the node. A program saved with
+`torch.export.save` (`.pt2`) is read by `load_pt2`, safely: tensors only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import operator
+import os
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.fx
+from torch.export import ExportedProgram
+from torch.export.graph_signature import InputKind, OutputKind
+
+from aalbert.ir.errors import FrontendError, UnsupportedOpError
+from aalbert.ir.registry import InferError
+from aalbert.ir.types import TensorType
+
+from .aten_ops import ATEN_OPS
+from .dims import DimSpec
+from .torch_common import Fail, Param, T, TorchEmitter, dtype_of, first_line, has_ir, load, source_line, spec_names
+
+KEPT_WHOLE = ("linear.default", "matmul.default", "scaled_dot_product_attention.default")
+
+
+def decompositions() -> dict:
+    """torch's Core ATen decomposition table, less the composite operators the IR has as ops."""
+    table = torch.export.default_decompositions()
+    for name in KEPT_WHOLE:
+        packet, overload = name.split(".")
+        table.pop(getattr(getattr(torch.ops.aten, packet), overload), None)
+    return table
+
+
+def capture(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor], where: str) -> ExportedProgram:
+    """`torch.export` of `model` called with keyword `inputs`, decomposed; one line on failure."""
+    try:
+        ep = torch.export.export(model, (), dict(inputs), strict=False)
+    except Exception as e:
+        raise FrontendError(f"{where}: torch.export cannot capture {type(model).__name__} "
+                            f"({type(e).__name__}: {first_line(e)})") from None
+    return decompose(ep, where)
+
+
+def decompose(ep: ExportedProgram, where: str) -> ExportedProgram:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations, nothing the user can act on
+            return ep.run_decompositions(decompositions())
+    except Exception as e:
+        raise FrontendError(f"{where}: torch cannot decompose the program to Core ATen "
+                            f"({type(e).__name__}: {first_line(e)})") from None
+
+
+def load_pt2(path: str | os.PathLike) -> ExportedProgram:
+    """An `ExportedProgram` saved by `torch.export.save`, or one line saying why not."""
+    p = Path(path)
+    if not p.exists():
+        raise FrontendError(f"{path}: no such file")
+    if p.is_dir():
+        raise FrontendError(f"{path}: is a directory, expected a .pt2 file")
+    _refuse_pickled_objects(p)
+    records: list[logging.LogRecord] = []
+    try:
+        with _quiet_torch_export(records), _tensors_only():
+            ep = torch.export.load(str(p))
+    except Exception as e:  # a zip reader, a JSON decoder, a schema check: each fails its own way
+        cause = next((r.exc_info[1] for r in records if r.exc_info and r.exc_info[1] is not None), None)
+        reason = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None and \
+            "error when deserializing" in str(e) else f"{type(e).__name__}: {first_line(e)}"
+        raise FrontendError(f"{path}: not a readable torch.export program ({reason})") from None
+    if not isinstance(ep, ExportedProgram):
+        raise FrontendError(f"{path}: holds a {type(ep).__name__}, not a torch.export program")
+    return ep
+
+
+def _refuse_pickled_objects(path: Path) -> None:
+    """torch.export.load unpickles constants that are Python or TorchScript objects, not tensors:
+    refuse a file whose constant table names any (the table is JSON, read before torch reads anything)."""
+    from torch.export.pt2_archive.constants import TENSOR_CONSTANT_FILENAME_PREFIX
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            tables = [json.loads(z.read(i)) for i in z.infolist()
+                      if i.filename.endswith("constants_config.json") and i.file_size < 1 << 24]
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError):
+        return  # not a readable archive: torch.export.load says why
+    names: list[str] = []
+
+    def collect(x) -> None:
+        if isinstance(x, dict):
+            names.extend(v for k, v in x.items() if k == "path_name" and isinstance(v, str))
+            for v in x.values():
+                collect(v)
+        elif isinstance(x, list):
+            for v in x:
+                collect(v)
+    collect(tables)
+    objects = [n for n in names if not n.startswith(TENSOR_CONSTANT_FILENAME_PREFIX)]
+    if objects:
+        raise FrontendError(f"{path}: holds a constant that is a pickled Python object ({objects[0]}); "
+                            "only tensor constants are read")
+
+
+@contextlib.contextmanager
+def _quiet_torch_export(records: list):
+    """Keep torch.export's deserialization traceback off the terminal, but keep its reason."""
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+    logger = logging.getLogger("torch.export")
+    saved = logger.handlers, logger.level, logger.propagate
+    logger.handlers, logger.propagate = [Keep()], False
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.handlers, _, logger.propagate = saved
+        logger.setLevel(saved[1])
+
+
+@contextlib.contextmanager
+def _tensors_only():
+    """torch.load inside torch.export.load may fall back to full unpickling: forbid that."""
+    old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = old
+
+
+def input_types(ep: ExportedProgram, where: str, dims: DimSpec = DimSpec(),
+                shapes: Mapping[str, Sequence[int]] | None = None) -> dict[str, TensorType]:
+    """Static types of the program's user inputs: given shapes, or the recorded ones with
+    dynamic dimensions fixed by `dims`, each checked against the program's range constraints."""
+    shapes = shapes or {}
+    placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    users = [s for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+    unknown = set(shapes) - {s.arg.name for s in users}
+    if unknown:
+        raise FrontendError(f"{where}: the program has no input named '{sorted(unknown)[0]}'")
+    ranges = {str(k): v for k, v in ep.range_constraints.items()}
+    seen: dict[str, int] = {}
+    types = {}
+    for spec in users:
+        name = spec.arg.name
+        val = placeholders[name].meta.get("val") if name in placeholders else None
+        if not isinstance(val, torch.Tensor):
+            raise FrontendError(f"{where}: input '{name}' is not a tensor; only tensor inputs are supported")
+        try:
+            dtype = dtype_of(val.dtype)
+        except Fail as e:
+            raise FrontendError(f"{where}: input '{name}': {e}") from None
+        recorded = [(int(d), None) if isinstance(d, int) else (None, str(d)) for d in val.shape]
+        if name in shapes:
+            shape = tuple(int(d) for d in shapes[name])
+            if len(shape) != len(recorded) or any(v is not None and v != s for (v, _), s in zip(recorded, shape)):
+                want = [v if v is not None else p for v, p in recorded]
+                raise FrontendError(f"{where}: input '{name}' has shape {list(shape)}, the program expects {want}")
+            for (_, sym), s in zip(recorded, shape):
+                if sym and seen.setdefault(sym, s) != s:
+                    raise FrontendError(f"{where}: input '{name}': dimension '{sym}' is {s} here but "
+                                        f"{seen[sym]} in another input")
+        else:
+            shape = dims.resolve(where, name, recorded, seen)
+        for i, ((_, sym), n) in enumerate(zip(recorded, shape)):
+            r = ranges.get(sym) if sym else None
+            lo, hi = (_bound(r.lower), _bound(r.upper)) if r is not None else (None, None)
+            if (lo is not None and n < lo) or (hi is not None and n > hi):
+                raise FrontendError(f"{where}: input '{name}' dimension {i} is {n}, but the program accepts "
+                                    f"{lo if lo is not None else '-inf'} to {hi if hi is not None else 'inf'}")
+        types[name] = TensorType(tuple(shape), dtype)
+    return types
+
+
+def _bound(v) -> int | None:
+    """A range bound as an int; None when unbounded (torch and sympy spell infinity several ways)."""
+    try:
+        return int(v)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return None
+
+
+class AtenWalker(TorchEmitter):
+    """Walks a decomposed `ExportedProgram` into one task's graph."""
+
+    def run(self, ep: ExportedProgram, types: Mapping[str, TensorType], where: str) -> list[tuple[str, Any]]:
+        """Builds the graph; returns the user outputs as (name, value) pairs, named by the program."""
+        self.where = where
+        sig = ep.graph_signature
+        placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+        env: dict[torch.fx.Node, Any] = {}
+        for spec in sig.input_specs:
+            node = placeholders[spec.arg.name]
+            if spec.kind == InputKind.USER_INPUT:
+                env[node] = T(self.b.input(spec.arg.name, types[spec.arg.name]))
+            elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+                tensor = ep.state_dict.get(spec.target)
+                if tensor is None:  # non-persistent buffers live in `constants`
+                    tensor = ep.constants[spec.target]
+                env[node] = Param(tensor, spec.target) if tensor.is_floating_point() else tensor
+            elif spec.kind == InputKind.CONSTANT_TENSOR:
+                env[node] = ep.constants[spec.target]
+            else:
+                raise UnsupportedOpError(f"{where}: program input {spec.arg.name} of kind {spec.kind.name} "
+                                         "is not supported")
+        for spec in sig.output_specs:
+            if spec.kind != OutputKind.USER_OUTPUT:
+                raise UnsupportedOpError(f"{where}: the program writes {spec.target or spec.arg.name} "
+                                         f"({spec.kind.name}); only models without side effects are supported")
+        for node in ep.graph.nodes:
+            if node.op == "placeholder":
+                continue
+            if node.op == "output":
+                results = list(load(node.args[0], env))
+                return list(zip(spec_names(ep.call_spec.out_spec, len(results)), results))
+            if node.op != "call_function":
+                raise UnsupportedOpError(f"{where}: fx node '{node.name}' ({node.op} {node.target}) is not "
+                                         "supported: control flow and submodule calls cannot be imported")
+            env[node] = self.call(node, load(node.args, env), load(node.kwargs, env))
+        raise FrontendError(f"{where}: the program has no output")
+
+    def call(self, node: torch.fx.Node, args, kwargs):
+        if node.target is operator.getitem and isinstance(args[0], (tuple, list)):
+            return args[0][args[1]]
+        name = overload_name(node.target)
+        at = f"fx node '{node.name}' (aten.{name})"
+        line = source_line(node)
+        if line:
+            at += f" from {line}"
+        if not has_ir(args, kwargs):  # sizes, shapes, full(), arange(): run on the spot
+            try:
+                return node.target(*args, **kwargs)
+            except Exception as e:
+                raise FrontendError(f"{self.where}: {at}: {type(e).__name__}: {first_line(e)}") from None
+        handler = ATEN_OPS.get(name)
+        if handler is None:
+            raise UnsupportedOpError(f"{self.where}: ATen operator {name} is not supported; {at}; "
+                                     f"{len(ATEN_OPS)} operators are supported (docs/aten_ops.md)")
+        val = node.meta.get("val")
+        self.out_dtype = _dtype_or_none(val)
+        self.node_target = name.split(".")[0]
+        try:
+            result = handler(self, *args, **kwargs)
+            if isinstance(result, T) and isinstance(val, torch.Tensor):
+                _check(result, val)
+        except (Fail, InferError, ValueError, TypeError, IndexError) as e:
+            raise FrontendError(f"{self.where}: {at}: {first_line(e)}") from None
+        finally:
+            self.out_dtype, self.node_target = None, ""
+        return result
+
+
+def _dtype_or_none(val):
+    if isinstance(val, torch.Tensor):
+        try:
+            return dtype_of(val.dtype)
+        except Fail:
+            return None
+    return None
+
+
+def _check(result: T, val: torch.Tensor) -> None:
+    """The imported node's type must be the one torch recorded."""
+    want = dtype_of(val.dtype)
+    if result.type.dtype != want:
+        raise Fail(f"imports as {result.type.dtype.value}, torch computes {want.value}")
+    shape = tuple(val.shape)
+    if all(isinstance(d, int) for d in shape) and shape != result.type.shape:
+        raise Fail(f"imports with shape {list(result.type.shape)}, torch computes {list(shape)}")
+
+
+def overload_name(target) -> str:
+    """`add.Tensor` for torch.ops.aten.add.Tensor; the Python name of anything else."""
+    if isinstance(target, torch._ops.OpOverload):
+        return f"{target._schema.name.split('::')[-1]}.{target._overloadname}"
+    return getattr(target, "__name__", str(target))

@@ -1,0 +1,109 @@
+"""PyTorch models into a module's graph: `nn.Module`s, `ExportedProgram`s and `.pt2` files.
+
+`import_torch` takes a module and example inputs. It tries the fast path
+first (`fx_trace`: symbolic tracing, for modules written to be traceable,
+like the project's own ALBERT) and otherwise, with a `TraceFallback`
+warning that says why, the main path (`aten_import`: torch.export to
+functional Core ATen). `import_exported` takes a program already exported,
+`import_pt2` one saved with `torch.export.save`. Outputs are named by the
+model: a `ModelOutput`'s or dict's keys, `output` for a lone tensor,
+`output_0`, `output_1`, ... for a tuple.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+import torch.fx
+from torch import nn
+from torch.export import ExportedProgram
+
+from aalbert.ir.errors import FrontendError
+from aalbert.ir.graph import Graph
+from aalbert.ir.module import Module
+from aalbert.passes.layout import fold_weight_transposes
+
+from .aten_import import AtenWalker, capture, decompose, input_types, load_pt2
+from .dims import DimSpec
+from .fx_trace import FxWalker
+from .torch_common import check_count, first_line
+
+
+class TraceFallback(UserWarning):
+    """A module symbolic tracing cannot import goes through torch.export instead (slower)."""
+
+
+def import_torch(model: nn.Module | ExportedProgram, example_inputs: Mapping[str, torch.Tensor], module: Module,
+                 task: str, output_names: Sequence[str] | None = None, tracer: str = "auto",
+                 seen: dict | None = None) -> Graph:
+    """Import `model` called with `example_inputs` (keyword arguments) as task `task`.
+
+    tracer "symbolic" uses only the fast path, "export" only torch.export,
+    "auto" the fast path where it works. `output_names` overrides the names
+    the model gives its outputs. `seen`, a dict the caller passes to several
+    imports into the same module, remembers which weight each parameter
+    became, so a parameter shared by several task models (a frozen
+    backbone) is copied and hashed once rather than once per task.
+    """
+    if tracer not in ("auto", "symbolic", "export"):
+        raise ValueError(f"unknown tracer {tracer!r}")
+    where = f"task {task!r}"
+    if isinstance(model, ExportedProgram):
+        return import_exported(model, module, task, shapes={k: v.shape for k, v in example_inputs.items()},
+                               output_names=output_names, where=where, seen=seen)
+    if tracer != "export":
+        try:
+            gm = torch.fx.symbolic_trace(model)
+            graph = Graph(task)
+            FxWalker(module, graph, task, seen).run(gm, example_inputs, output_names)
+            return _finish(module, graph)
+        except Exception as e:
+            if tracer == "symbolic":
+                if isinstance(e, FrontendError):
+                    raise
+                raise FrontendError(f"{where}: torch.fx cannot trace {type(model).__name__} "
+                                    f"({type(e).__name__}: {first_line(e)})") from None
+            module.remove_unused_weights()  # whatever the abandoned walk added
+            reason = first_line(e).removeprefix(f"{where}: ")
+            warnings.warn(f"{where}: torch.fx cannot import {type(model).__name__} ({reason}); "
+                          "importing it through torch.export instead", TraceFallback, stacklevel=2)
+    ep = capture(model, example_inputs, where)
+    return import_exported(ep, module, task, shapes={k: v.shape for k, v in example_inputs.items()},
+                           output_names=output_names, where=where, seen=seen, decomposed=True)
+
+
+def import_exported(ep: ExportedProgram, module: Module, task: str, dims: DimSpec = DimSpec(),
+                    shapes: Mapping[str, Sequence[int]] | None = None, output_names: Sequence[str] | None = None,
+                    where: str | None = None, seen: dict | None = None, decomposed: bool = False) -> Graph:
+    """Import a `torch.export` program; dynamic dimensions are fixed by `shapes`, else by `dims`."""
+    where = where or f"task {task!r}"
+    types = input_types(ep, where, dims, shapes)
+    if not decomposed:
+        ep = decompose(ep, where)
+    graph = Graph(task)
+    walker = AtenWalker(module, graph, task, seen)
+    outputs = walker.run(ep, types, where)
+    if output_names is not None:
+        outputs = list(zip(check_count(output_names, len(outputs), where), (v for _, v in outputs)))
+    graph.set_outputs((name, walker.tensor(v)) for name, v in outputs)
+    return _finish(module, graph)
+
+
+def import_pt2(path: str | os.PathLike, module: Module, task: str | None = None, dims: DimSpec = DimSpec(),
+               input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """Import a `.pt2` file (`torch.export.save`) as task `task` (default: the file's stem)."""
+    ep = load_pt2(path)
+    return import_exported(ep, module, task or Path(path).stem, dims, input_shapes, where=str(path))
+
+
+def _finish(module: Module, graph: Graph) -> Graph:
+    graph.remove_dead()
+    fold_weight_transposes(module, graph)  # matrices read through a transpose other than linear's
+    graph.renumber()
+    module.add_graph(graph)
+    module.remove_unused_weights()
+    return graph
