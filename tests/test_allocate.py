@@ -21,7 +21,7 @@ from aalbert.targets.check import verify_placement
 from aalbert.targets.spec import TargetError, load_target
 
 from .ir_cases import module_with_data
-from .test_cli import assert_clean_error, call
+from .helpers import assert_clean_error, call
 
 
 # --- the solver on random instances ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from aalbert.ir.printer import print_graph
 from aalbert.mapper.frontends import DimSpec, import_onnx
 from aalbert.mapper.frontends.fx_import import import_torch
 
-from .conftest import SEQ, random_feeds
+from .helpers import SEQ, random_feeds
 from .ir_cases import graph_text, module_with_data, run_pipeline
 
 

@@ -17,26 +17,8 @@ from aalbert.mapper.cli import compile as compile_cli
 from aalbert.mapper.cli import opt as opt_cli
 from aalbert.mapper.cli import run as run_cli
 
-from .conftest import SEQ
+from .helpers import SEQ, assert_clean_error, call
 from .onnx_helpers import make_model
-
-
-def call(main, argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_clean_error(main, argv, capsys, match: str, must_not_exist=()):
-    code, out, err = call(main, argv, capsys)
-    assert code == 2, (out, err)
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert match in lines[0], lines[0]
-    for path in must_not_exist:
-        assert not path.exists(), path
-    return lines[0]
 
 
 # --- aalbert-compile ------------------------------------------------------------------------------

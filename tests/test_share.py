@@ -13,7 +13,7 @@ from aalbert.mapper.summary import sharing_lines
 from aalbert.ir.printer import print_module
 from aalbert.passes.base import PassManager, parse_pipeline
 
-from .conftest import SEQ
+from .helpers import SEQ
 from .ir_cases import module_with_data
 
 

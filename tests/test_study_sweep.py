@@ -18,7 +18,7 @@ from aalbert.mapper.cli import study as study_cli
 from aalbert.mapper.cli import sweep as sweep_cli
 from aalbert.mapper.sweep import load_sweep, pareto, run_sweep
 
-from .test_cli import assert_clean_error, call
+from .helpers import assert_clean_error, call
 
 STUDY_ARGS = ["--size", "tiny", "--tasks", "1,2", "--seq-len", "16", "--requests", "4"]
 OUTPUTS = ("study.csv", "study.md", "study_vs_tasks.png", "study_vs_tasks.svg", "study_energy_breakdown.png",
