@@ -9,13 +9,12 @@ import pytest
 
 from aalbert.ir.errors import AalbertError
 from aalbert.ir.interpreter import run
-from aalbert.ir.module import content_hash
 from aalbert.ir.parser import parse_module
 from aalbert.ir.printer import print_module
-from aalbert.ir.verifier import verify
 from aalbert.passes.base import PASSES, PassManager, parse_pipeline
 
 from ..helpers import random_feeds
+from ..ir_cases import give_data
 from .filecheck import Case, match, read_cases
 
 HERE = Path(__file__).parent
@@ -25,13 +24,7 @@ CASES = [case for path in FILES for case in read_cases(path)]
 
 def load(case: Case):
     module = parse_module(case.module_text, str(case.path))
-    if case.seed is not None:
-        rng = np.random.default_rng(case.seed)
-        for w in module.weights.values():
-            w.data = rng.standard_normal(w.type.shape).astype(w.type.dtype.np)
-            w.hash = content_hash(w.data)
-        verify(module)
-    return module
+    return give_data(module, case.seed) if case.seed is not None else module
 
 
 def run_case(case: Case) -> str:
