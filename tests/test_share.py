@@ -85,4 +85,4 @@ def test_adapter_albert_base_eight_onnx_files(tmp_path):
     assert shared == 11_680_256  # ALBERT-base without its LayerNorms, which every task owns
     assert own["cola"] == 198_272 + 3_328 + 1_538  # adapters + LayerNorms + a 2-label head
     report = "\n".join(sharing_lines(module))
-    assert "shared by all 8 task(s): 11,680,256 parameters" in report
+    assert "shared by all 8 tasks: 11,680,256 parameters" in report

@@ -166,13 +166,13 @@ def test_sweep_command_writes_front_table_and_figure(sweep_file, tmp_path, capsy
     out = tmp_path / "out"
     code, stdout, err = call(sweep_cli.main, [sweep_file, "--jobs", "2", "--out", out], capsys)
     assert code == 0, err
-    assert "8 point(s) computed, 0 from the cache" in stdout
+    assert "8 points computed, 0 from the cache" in stdout
     for name in ("sweep.csv", "sweep.md", "pareto.png", "pareto.svg"):
         assert (out / name).stat().st_size > 0
     assert len((out / "sweep.csv").read_text().splitlines()) == 9
     first = (out / "sweep.md").read_bytes()
     code, stdout, _ = call(sweep_cli.main, [sweep_file, "--out", out], capsys)
-    assert code == 0 and "0 point(s) computed, 8 from the cache" in stdout
+    assert code == 0 and "0 points computed, 8 from the cache" in stdout
     assert (out / "sweep.md").read_bytes() == first
 
 

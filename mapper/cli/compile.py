@@ -11,7 +11,7 @@ from aalbert.ir.errors import OptionError
 from aalbert.ir.fileio import atomic_writer, save_module
 
 from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
-from ..summary import summary_text
+from ..summary import count, summary_text
 from .common import ArgumentParser, add_dim_args, check_output_path, dims_from_args, main_wrapper, positive_int
 
 DEFAULT_PIPELINE = "canonicalize,share"
@@ -124,7 +124,7 @@ def _main(argv) -> int:
     named = [(None, m) for m in args.models] + [parse_task_arg(t) for t in args.task]
     if named:
         module = load_files(named, dims)
-        title = f"aalbert-compile: {len(module.graphs)} task(s) from {len(named)} file(s), " \
+        title = f"aalbert-compile: {count(len(module.graphs), 'task')} from {count(len(named), 'file')}, " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
     else:
         groups = tuple(g.strip() for g in args.task_specific.split(",") if g.strip())
@@ -132,7 +132,7 @@ def _main(argv) -> int:
                            layers=args.layers)
         module = load_example(spec, dims)
         layers = f", {spec.layers} layers" if spec.layers is not None else ""
-        title = f"aalbert-compile: example {spec.family} ({spec.size}{layers}, {spec.tasks} task(s)), " \
+        title = f"aalbert-compile: example {spec.family} ({spec.size}{layers}, {count(spec.tasks, 'task')}), " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
     manager = PassManager(pipeline, verify_each=True, keep_text=dump_dir is not None)
     input_copy = None

@@ -11,6 +11,7 @@ from aalbert.ir.errors import OptionError
 from aalbert.ir.fileio import atomic_writer
 
 from ..study import csv_text
+from ..summary import count
 from ..sweep import METRICS, connect, load_sweep, pareto, run_sweep
 from .common import ArgumentParser, main_wrapper, positive_int
 
@@ -55,7 +56,7 @@ def _main(argv) -> int:
         f.write(csv_text(rows).encode())
     names = list(sweep.parameters)
     lines = [f"# Sweep `{args.config}`", "", f"{len(rows)} points; Pareto front of {', '.join(METRICS)} "
-             f"(all minimized): {len(front)} points." + (f" {len(rows) - len(feasible)} point(s) cannot be mapped "
+             f"(all minimized): {len(front)} points." + (f" {count(len(rows) - len(feasible), 'point')} cannot be mapped "
              "(see the reason column of sweep.csv)." if len(feasible) < len(rows) else ""), "",
              "| " + " | ".join(names + ["energy (mJ)", "area (mm²)", "latency (ms)", "DRAM per inference (MB)",
                                          "DRAM per task switch (MB)"]) + " |",
@@ -69,7 +70,7 @@ def _main(argv) -> int:
     from ..plots import pareto_figure
     pareto_figure(feasible, front, out / "pareto")
     print("\n".join(lines))
-    print(f"\n{computed} point(s) computed, {len(rows) - computed} from the cache; wrote {out}/sweep.csv, "
+    print(f"\n{count(computed, 'point')} computed, {len(rows) - computed} from the cache; wrote {out}/sweep.csv, "
           f"{out}/sweep.md, {out}/pareto.png, {out}/pareto.svg")
     return 0
 
