@@ -6,9 +6,23 @@ not (the pass tests under tests/passes) run without torch and onnx.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from .helpers import SEQ, TINY_TASKS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """The tools' caches (the sweep's points) go to a fresh folder, not the user's ~/.cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME")
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 
 from aalbert.mapper.cli import study as study_cli
 from aalbert.mapper.cli import sweep as sweep_cli
-from aalbert.mapper.sweep import load_sweep, pareto, run_sweep
+from aalbert.mapper.sweep import default_cache_dir, load_sweep, pareto, run_sweep
 
 from .helpers import assert_clean_error, call
 
@@ -166,7 +166,10 @@ def test_sweep_command_writes_front_table_and_figure(sweep_file, tmp_path, capsy
     out = tmp_path / "out"
     code, stdout, err = call(sweep_cli.main, [sweep_file, "--jobs", "2", "--out", out], capsys)
     assert code == 0, err
+    assert err == ""  # no progress bar when stderr is not a terminal
     assert "8 points computed, 0 from the cache" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["pareto.png", "pareto.svg", "sweep.csv", "sweep.md"]
+    assert len(list(default_cache_dir().glob("*.json"))) >= 8  # the cache lives outside the output
     for name in ("sweep.csv", "sweep.md", "pareto.png", "pareto.svg"):
         assert (out / name).stat().st_size > 0
     assert len((out / "sweep.csv").read_text().splitlines()) == 9
