@@ -12,7 +12,8 @@ from aalbert.ir.fileio import atomic_writer, save_module
 
 from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
 from ..summary import count, summary_text
-from .common import ArgumentParser, add_dim_args, check_output_path, dims_from_args, main_wrapper, positive_int
+from .common import (ArgumentParser, add_dim_args, add_quiet_arg, check_output_path, dims_from_args, main_wrapper,
+                     positive_int, progress_bar)
 
 DEFAULT_PIPELINE = "canonicalize,share"
 
@@ -91,11 +92,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--dump-ir", metavar="DIR",
                    help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
                         "and the compiled module with its weights (module.ir + module.npz)")
+    add_quiet_arg(p)
     return p
 
 
 def _main(argv) -> int:
-    from aalbert.passes.base import PassManager, parse_pipeline
+    from aalbert.passes.base import parse_pipeline
 
     args = build_parser().parse_args(argv)
     dims = dims_from_args(args)
@@ -122,6 +124,17 @@ def _main(argv) -> int:
     if dump_dir is not None and dump_dir.exists() and not dump_dir.is_dir():
         raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
     named = [(None, m) for m in args.models] + [parse_task_arg(t) for t in args.task]
+    steps = 1 + len(pipeline) + bool(args.fidelity) + bool(args.target)
+    with progress_bar(steps, "importing", "step", args.quiet) as bar:
+        module, title = _load(args, named, dims)
+        bar.update(1)
+        text = _compile(args, pipeline, module, title, bar)
+    print(text, end="")
+    return 0
+
+
+def _load(args, named, dims):
+    """The module to compile and the summary's title line."""
     if named:
         module = load_files(named, dims)
         title = f"aalbert-compile: {count(len(module.graphs), 'task')} from {count(len(named), 'file')}, " \
@@ -134,18 +147,32 @@ def _main(argv) -> int:
         layers = f", {spec.layers} layers" if spec.layers is not None else ""
         title = f"aalbert-compile: example {spec.family} ({spec.size}{layers}, {count(spec.tasks, 'task')}), " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
+    return module, title
+
+
+def _compile(args, pipeline, module, title, bar) -> str:
+    """Run the pipeline and what the options ask for after it; the text to print."""
+    from aalbert.passes.base import PassManager
+
+    dump_dir = Path(args.dump_ir) if args.dump_ir else None
     manager = PassManager(pipeline, verify_each=True, keep_text=dump_dir is not None)
     input_copy = None
     if dump_dir is not None:
         from aalbert.ir.printer import print_module
         input_copy = print_module(module)
     reference: list = []
+    started: list[str] = []
 
-    def keep_reference(p, current) -> None:  # the uncompressed module, for --fidelity
+    def before_pass(p, current) -> None:
         if args.fidelity and not reference and p.name in COMPRESSING:
-            reference.append(current.copy())
+            reference.append(current.copy())  # the uncompressed module, for --fidelity
+        if started:
+            bar.update(1)
+        started.append(p.name)
+        bar.set_description(p.name)
 
-    module = manager.run(module, keep_reference)
+    module = manager.run(module, before_pass)
+    bar.update(1)
     if dump_dir is not None:
         dump_dir.mkdir(parents=True, exist_ok=True)
         with atomic_writer(dump_dir / "00-input.ir") as f:
@@ -161,10 +188,12 @@ def _main(argv) -> int:
         from ..fidelity import compare, fidelity_lines, storage_bytes
         from aalbert.ir.interpreter import fixed_point
 
+        bar.set_description("fidelity")
         acts = fixed_point() if args.activations == "fixed16" else None
         rows = compare(reference[0], module, samples=args.samples, activations=acts)
         note = "activations in 16-bit fixed point" if acts else "activations in f32"
         text += "\n" + "\n".join(fidelity_lines(rows, storage_bytes(reference[0]), storage_bytes(module), note)) + "\n"
+        bar.update(1)
     if args.target:
         from aalbert.targets.spec import load_target
 
@@ -178,6 +207,7 @@ def _main(argv) -> int:
 
         from ..sim_report import breakdown_lines, roofline_figure, roofline_lines, sim_json, stream_lines, task_lines
 
+        bar.set_description("lowering and simulating")
         target = load_target(args.target)
         from aalbert.passes.allocation_report import Allocation
 
@@ -214,8 +244,8 @@ def _main(argv) -> int:
             with atomic_writer(Path(args.roofline)) as f:
                 roofline_figure(bounds, target, f, f"roofline of one '{first}' inference on {target.name}",
                                 Path(args.roofline).suffix.lower()[1:])
-    print(text, end="")
-    return 0
+        bar.update(1)
+    return text
 
 
 COMPRESSING = ("compress", "quantize", "prune")
