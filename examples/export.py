@@ -4,7 +4,8 @@
 
 writes models/cola.onnx, models/sst2.onnx, ... with inputs input_ids,
 attention_mask and token_type_ids ([batch, seq], int64, both dimensions
-dynamic) and output logits. `--exporter torchscript` uses torch.onnx's
+dynamic) and output logits. `--sample-inputs in.npz` also writes seeded
+inputs for them (batch 1, sequence `--seq-len`) for `aalbert-run`. `--exporter torchscript` uses torch.onnx's
 TorchScript exporter (opset 17 by default), `--exporter dynamo` its dynamo
 exporter (opset 18 by default; weights go to an external `.onnx.data` file
 when large, as that exporter does by default).
@@ -57,10 +58,17 @@ def export_model(model: torch.nn.Module, path: Path, exporter: str = "torchscrip
 
 
 def export_family(spec: FamilySpec, out_dir: Path, exporter: str = "torchscript", opset: int | None = None,
-                  seq_len: int = 16) -> dict[str, Path]:
+                  seq_len: int = 16, progress: bool = False) -> dict[str, Path]:
+    """One file per task; `progress` shows a bar on stderr (when it is a terminal)."""
+    from tqdm import tqdm
+
     out_dir.mkdir(parents=True, exist_ok=True)
     models = build_family(spec)
-    return {task: export_model(m, out_dir / f"{task}.onnx", exporter, opset, seq_len) for task, m in models.items()}
+    paths = {}
+    for task, m in tqdm(models.items(), desc="exporting", unit="task", file=sys.stderr,
+                        disable=not (progress and sys.stderr.isatty())):
+        paths[task] = export_model(m, out_dir / f"{task}.onnx", exporter, opset, seq_len)
+    return paths
 
 
 def main(argv=None) -> int:
@@ -77,16 +85,34 @@ def main(argv=None) -> int:
     p.add_argument("--opset", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--sample-inputs", type=Path, metavar="FILE.npz",
+                   help="also write seeded inputs for the models (batch 1, sequence --seq-len), e.g. for aalbert-run")
+    p.add_argument("--seq-len", type=int, default=128, help="sequence length of the sample inputs (default: 128)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
         groups = frozenset(g.strip() for g in args.task_specific.split(",") if g.strip())
         spec = FamilySpec(args.family, args.size, tuple(task_names(args.tasks)),
                           AdapterConfig(args.bottleneck, args.adapter_placement, groups), seed=args.seed)
+        if args.sample_inputs is not None:
+            if args.sample_inputs.suffix.lower() != ".npz":
+                raise ValueError(f"--sample-inputs {args.sample_inputs}: the file must end in .npz")
+            if not args.sample_inputs.parent.is_dir():
+                raise ValueError(f"--sample-inputs {args.sample_inputs}: directory {args.sample_inputs.parent} "
+                                 "does not exist")
+            if args.seq_len < 2:
+                raise ValueError(f"--seq-len must be at least 2, got {args.seq_len}")
+            inputs = example_inputs(spec.config, 1, args.seq_len, seed=args.seed)
     except ValueError as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 2
-    for task, path in export_family(spec, args.out, args.exporter, args.opset).items():
+    for task, path in export_family(spec, args.out, args.exporter, args.opset, progress=not args.quiet).items():
         print(f"{task}: {path}")
+    if args.sample_inputs is not None:
+        from aalbert.ir.fileio import write_npz
+
+        write_npz(args.sample_inputs, {k: v.numpy() for k, v in inputs.items()})
+        print(f"sample inputs: {args.sample_inputs} ({', '.join(f'{k} {list(v.shape)}' for k, v in inputs.items())})")
     return 0
 
 
