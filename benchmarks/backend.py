@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -66,7 +67,8 @@ def ffn_busy(module, program, sim) -> float:
     return busy / span
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     import torch  # noqa: F401  (import once, outside the timings)
 
     runs = [flow() for _ in range(3)]

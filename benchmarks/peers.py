@@ -164,6 +164,36 @@ def _version(dist: str) -> str:
         return "?"
 
 
+PEER_ENV = ("python3 -m venv .peers && .peers/bin/pip install zigzag-dse==3.9.1 six scalesim==3.0.0 'numpy<2.3'; "
+            "then give --peer-python .peers/bin/python")
+PROBE = """import importlib.util, json
+found = {m: importlib.util.find_spec(m) is not None for m in ("zigzag", "scalesim", "numpy")}
+numpy = __import__("numpy").__version__ if found["numpy"] else None
+print(json.dumps({"found": found, "numpy": numpy}))"""
+
+
+def missing_peers(python: str, tools: list[str]) -> str | None:
+    """Why the peer tools cannot run in `python` (one line saying what to install and how), or None."""
+    try:
+        done = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
+        probe = json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return f"--peer-python {python}: not a Python that runs"
+    names = {"zigzag": "ZigZag (zigzag-dse)", "scalesim": "SCALE-Sim (scalesim)"}
+    missing = [names[t] for t in tools if not probe["found"][t]]
+    numpy = probe["numpy"] or "0"
+    if missing == [names["zigzag"]] and "scalesim" not in tools:
+        return (f"{missing[0]} is not installed for {python}: pip install -c constraints.txt -e '.[peers]' adds it "
+                f"here (or {PEER_ENV}; --skip zigzag leaves it out)")
+    if missing:
+        return (f"{' and '.join(missing)} not installed for {python}; SCALE-Sim needs numpy < 2.3, so the peers get "
+                f"their own environment: {PEER_ENV} (--skip zigzag or --skip scalesim leaves one out)")
+    if "scalesim" in tools and tuple(int(x) for x in numpy.split(".")[:2]) >= (2, 3):
+        return (f"SCALE-Sim 3.0.0 fails with numpy {numpy}, which {python} has (it needs < 2.3): {PEER_ENV} "
+                "(--skip scalesim leaves it out)")
+    return None
+
+
 def run_peer(python: str, tool: str, workload: str, variant: str, timeout: float) -> dict:
     """One peer run in a child process; {"error": ...} when the tool is missing or fails."""
     cmd = [python, __file__, "--child", tool, workload, variant]
@@ -338,6 +368,10 @@ def main(argv=None) -> int:
         print(json.dumps(fn(WORKLOADS[wl], variant)))
         return 0
 
+    problem = missing_peers(args.peer_python, [t for t in ("zigzag", "scalesim") if t not in args.skip])
+    if problem:
+        print(f"benchmarks/peers.py: error: {problem}", file=sys.stderr)
+        return 2
     sys.path.insert(0, str(ROOT))
     results: dict[str, dict] = {}
     for wl, gemms in WORKLOADS.items():

@@ -75,7 +75,8 @@ class AdapterConfig:
             raise ValueError(f"adapter bottleneck must be >= 1, got {self.bottleneck}")
         unknown = set(self.task_specific) - set(TASK_GROUPS)
         if unknown:
-            raise ValueError(f"unknown task-specific group(s) {sorted(unknown)}; known: {', '.join(TASK_GROUPS)}")
+            raise ValueError(f"unknown task-specific group{'s' if len(unknown) > 1 else ''} {sorted(unknown)}; "
+                             f"known: {', '.join(TASK_GROUPS)}")
 
 
 class Embeddings(nn.Module):

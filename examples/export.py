@@ -5,12 +5,13 @@
 
 writes models/cola.onnx, models/sst2.onnx, ... (or cola.pt2, ...) with
 inputs input_ids, attention_mask and token_type_ids ([batch, seq], int64,
-both dimensions dynamic) and output logits. `--exporter torchscript` uses
-torch.onnx's TorchScript exporter (opset 17 by default), `--exporter dynamo`
-its dynamo exporter (opset 18 by default; weights go to an external
-`.onnx.data` file when large, as that exporter does by default). `--format
-pt2` writes the `ExportedProgram` of `torch.export` with
-`torch.export.save`.
+both dimensions dynamic) and output logits. `--sample-inputs in.npz` also
+writes seeded inputs for them (batch 1, sequence `--seq-len`) for
+`aalbert-run`. `--exporter torchscript` uses torch.onnx's TorchScript
+exporter (opset 17 by default), `--exporter dynamo` its dynamo exporter
+(opset 18 by default; weights go to an external `.onnx.data` file when
+large, as that exporter does by default). `--format pt2` writes the
+`ExportedProgram` of `torch.export` with `torch.export.save`.
 """
 
 from __future__ import annotations
@@ -83,12 +84,20 @@ def export_pt2(model: torch.nn.Module, path: Path, seq_len: int = 16, batch: int
 
 
 def export_family(spec: FamilySpec, out_dir: Path, exporter: str = "torchscript", opset: int | None = None,
-                  seq_len: int = 16, fmt: str = "onnx") -> dict[str, Path]:
+                  seq_len: int = 16, fmt: str = "onnx", progress: bool = False) -> dict[str, Path]:
+    """One file per task; `progress` shows a bar on stderr (when it is a terminal)."""
+    from tqdm import tqdm
+
     out_dir.mkdir(parents=True, exist_ok=True)
     models = build_family(spec)
-    if fmt == "pt2":
-        return {task: export_pt2(m, out_dir / f"{task}.pt2", seq_len) for task, m in models.items()}
-    return {task: export_model(m, out_dir / f"{task}.onnx", exporter, opset, seq_len) for task, m in models.items()}
+    paths = {}
+    for task, m in tqdm(models.items(), desc="exporting", unit="task", file=sys.stderr,
+                        disable=not (progress and sys.stderr.isatty())):
+        if fmt == "pt2":
+            paths[task] = export_pt2(m, out_dir / f"{task}.pt2", seq_len)
+        else:
+            paths[task] = export_model(m, out_dir / f"{task}.onnx", exporter, opset, seq_len)
+    return paths
 
 
 def main(argv=None) -> int:
@@ -108,16 +117,35 @@ def main(argv=None) -> int:
     p.add_argument("--opset", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--sample-inputs", type=Path, metavar="FILE.npz",
+                   help="also write seeded inputs for the models (batch 1, sequence --seq-len), e.g. for aalbert-run")
+    p.add_argument("--seq-len", type=int, default=128, help="sequence length of the sample inputs (default: 128)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
         groups = frozenset(g.strip() for g in args.task_specific.split(",") if g.strip())
         spec = FamilySpec(args.family, args.size, tuple(task_names(args.tasks)),
                           AdapterConfig(args.bottleneck, args.adapter_placement, groups), seed=args.seed)
+        if args.sample_inputs is not None:
+            if args.sample_inputs.suffix.lower() != ".npz":
+                raise ValueError(f"--sample-inputs {args.sample_inputs}: the file must end in .npz")
+            if not args.sample_inputs.parent.is_dir():
+                raise ValueError(f"--sample-inputs {args.sample_inputs}: directory {args.sample_inputs.parent} "
+                                 "does not exist")
+            if args.seq_len < 2:
+                raise ValueError(f"--seq-len must be at least 2, got {args.seq_len}")
+            inputs = example_inputs(spec.config, 1, args.seq_len, seed=args.seed)
     except ValueError as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 2
-    for task, path in export_family(spec, args.out, args.exporter, args.opset, fmt=args.format).items():
+    for task, path in export_family(spec, args.out, args.exporter, args.opset, fmt=args.format,
+                                    progress=not args.quiet).items():
         print(f"{task}: {path}")
+    if args.sample_inputs is not None:
+        from aalbert.ir.fileio import write_npz
+
+        write_npz(args.sample_inputs, {k: v.numpy() for k, v in inputs.items()})
+        print(f"sample inputs: {args.sample_inputs} ({', '.join(f'{k} {list(v.shape)}' for k, v in inputs.items())})")
     return 0
 
 

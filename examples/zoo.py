@@ -61,7 +61,8 @@ class FamilySpec:
             raise ValueError("task names must be distinct and at least one")
         unknown = set(self.frozen) - set(TASK_GROUPS)
         if unknown:
-            raise ValueError(f"unknown frozen group(s) {sorted(unknown)}; known: {', '.join(TASK_GROUPS)}")
+            raise ValueError(f"unknown frozen group{'s' if len(unknown) > 1 else ''} {sorted(unknown)}; "
+                             f"known: {', '.join(TASK_GROUPS)}")
 
     @property
     def config(self) -> AlbertConfig:

@@ -32,12 +32,12 @@ def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     names = [v.name for v in graph.inputs]
     missing = [n for n in names if n not in inputs]
     if missing:
-        raise InterpreterError(f"task {graph.name!r}: missing input(s) {', '.join(missing)} "
-                               f"(the graph takes {', '.join(names)})")
+        raise InterpreterError(f"task {graph.name!r}: missing input{'s' if len(missing) > 1 else ''} "
+                               f"{', '.join(missing)} (the graph takes {', '.join(names)})")
     extra = sorted(set(inputs) - set(names))
     if extra:
-        raise InterpreterError(f"task {graph.name!r}: unknown input(s) {', '.join(extra)} "
-                               f"(the graph takes {', '.join(names)})")
+        raise InterpreterError(f"task {graph.name!r}: unknown input{'s' if len(extra) > 1 else ''} "
+                               f"{', '.join(extra)} (the graph takes {', '.join(names)})")
     bound = {}
     for v in graph.inputs:
         a = np.asarray(inputs[v.name])

@@ -23,6 +23,7 @@ from aalbert.ir.module import Module
 
 from .driver import Compiled, Fidelity, Placement, Stream, compile_module
 from .frontends.dims import DimSpec
+from .summary import count
 
 __all__ = ["compile", "Compiled"]
 
@@ -63,7 +64,7 @@ def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None =
     placement = Placement(target, workload, switch_rate, wakeup, spill, solver) if target else None
     if placement is None and any(v is not None for v in (workload, switch_rate, wakeup)):
         raise OptionError("a workload, switch rate or wakeup needs a target")
-    title = f"aalbert.compile: {len(tasks)} task(s)"
+    title = f"aalbert.compile: {count(len(tasks), 'task')}"
     return compile_module(module, title, pipeline, placement, Stream(requests, pattern),
                           Fidelity() if fidelity else None)
 

@@ -11,6 +11,7 @@ command-line tool writes its files from it; the Python API returns it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from aalbert.ir.errors import OptionError
 from aalbert.ir.module import Module
@@ -92,8 +93,11 @@ class Compiled:
 
 def compile_module(module: Module, title: str, pipeline: str = "canonicalize,share",
                    placement: Placement | None = None, stream: Stream = Stream(),
-                   fidelity: Fidelity | None = None, keep_text: bool = False) -> Compiled:
-    """Run `pipeline` on `module` (placing it if asked), simulate on the target, and report."""
+                   fidelity: Fidelity | None = None, keep_text: bool = False,
+                   stage: Callable[[str], None] | None = None) -> Compiled:
+    """Run `pipeline` on `module` (placing it if asked), simulate on the target, and report. `stage`, if
+    given, is told the name of each stage as it starts (each pass, fidelity, simulation): a progress bar."""
+    stage = stage or (lambda name: None)
     from aalbert.passes.base import PassManager, parse_pipeline
 
     if stream.requests < 0:
@@ -106,17 +110,20 @@ def compile_module(module: Module, title: str, pipeline: str = "canonicalize,sha
         input_text = print_module(module)
     reference: list[Module] = []
 
-    def keep_reference(p, current) -> None:  # the uncompressed module, for fidelity
+    def before_pass(p, current) -> None:
+        stage(p.name)
         if fidelity is not None and not reference and p.name in COMPRESSING:
-            reference.append(current.copy())
+            reference.append(current.copy())  # the uncompressed module, for fidelity
 
-    module = manager.run(module, keep_reference)
+    module = manager.run(module, before_pass)
     text = summary_text(module, title)
     compiled = Compiled(module, "", input_text=input_text, dumps=manager.dumps,
                         reference=reference[0] if reference else None)
     if fidelity is not None:
+        stage("fidelity")
         text += _fidelity_text(compiled, fidelity)
     if placement is not None:
+        stage("lowering and simulating")
         text += _placement_text(compiled, manager, placement, stream)
     compiled.report = text
     return compiled

@@ -182,15 +182,19 @@ def mib(n: float) -> float:
     return n / 2 ** 20
 
 
-def parameter_table(size: str = "base", bottlenecks=(16, 32, 64, 128, 256)) -> list[dict]:
+def parameter_settings(bottlenecks=(16, 32, 64, 128, 256)) -> list[tuple]:
+    """The (family, bottleneck, adapter placement, task-specific groups) that `parameter_table` compares."""
+    settings = [("adapter-albert", b, "shared", ("adapters", "layernorm", "head")) for b in bottlenecks]
+    return settings + [("adapter-albert", 64, "per_layer", ("adapters", "layernorm", "head")),
+                       ("adapter-albert", 64, "shared", ("adapters", "head")),
+                       ("adapter-albert", 64, "shared", ("adapters", "layernorm", "head", "pooler")),
+                       ("albert", None, "shared", ())]
+
+
+def parameter_table(size: str = "base", bottlenecks=(16, 32, 64, 128, 256), progress=None) -> list[dict]:
     """Model-side accounting: per-task parameters and bytes (edgebert) as the adapter choices vary."""
     rows = []
-    settings = [("adapter-albert", b, "shared", ("adapters", "layernorm", "head")) for b in bottlenecks]
-    settings += [("adapter-albert", 64, "per_layer", ("adapters", "layernorm", "head")),
-                 ("adapter-albert", 64, "shared", ("adapters", "head")),
-                 ("adapter-albert", 64, "shared", ("adapters", "layernorm", "head", "pooler")),
-                 ("albert", None, "shared", ())]
-    for family, b, placement, groups in settings:
+    for family, b, placement, groups in parameter_settings(bottlenecks):
         example = ExampleSpec(family, 2, size, b, placement, groups)
         module = load_example(example, DimSpec(1, 8))
         module = PassManager(parse_pipeline("canonicalize,share")).run(module)
@@ -204,6 +208,8 @@ def parameter_table(size: str = "base", bottlenecks=(16, 32, 64, 128, 256)) -> l
                      "task-specific": "+".join(groups) if groups else "everything",
                      "shared_params": sum(w.numel for w in shared), "task_params": params,
                      "task_bytes_edgebert": own_bytes})
+        if progress is not None:
+            progress.update(1)
     return rows
 
 

@@ -16,7 +16,7 @@ from aalbert.ir.module import Module
 from aalbert.passes.allocation_report import Allocation
 from aalbert.targets.spec import Target
 
-from .summary import table
+from .summary import count, table
 
 
 @dataclass
@@ -102,8 +102,8 @@ def allocation_lines(a: Allocation | None) -> list[str]:
     lines = [f"allocation ({status}): {s.objective / 1e6:.1f} uJ per inference "
              f"expected (memory traffic and leakage), bound {a.lp_bound / 1e6:.1f} uJ (LP relaxation), "
              f"gap {100 * s.gap:.3g} %",
-             f"workload: {len(w.mix)} task(s), switch rate {w.switch_rate:g}, {w.inferences_per_wakeup:g} "
-             f"inference(s) per power-up, task weights {'change' if w.task_weights_change else 'fixed'} in the field, "
+             f"workload: {count(len(w.mix), 'task')}, switch rate {w.switch_rate:g}, {w.inferences_per_wakeup:g} "
+             f"inference{'' if w.inferences_per_wakeup == 1 else 's'} per power-up, task weights {'change' if w.task_weights_change else 'fixed'} in the field, "
              f"{w.inferences_per_second:g}/s over {w.lifetime_years:g} years",
              f"runtime estimate: {s.cycles / 1e6:.2f} M cycles per inference (compute, or the busiest memory port)"]
     mean_switch = sum(w.mix[t] * b for t, b in a.dram_bytes_per_switch.items())

@@ -20,7 +20,7 @@ from aalbert.ir.fileio import atomic_writer
 from aalbert.targets.workload import Workload, default_workload
 from aalbert.targets.spec import load_target
 
-from .evaluate import ModelSpec, evaluate, parameter_table, prepared, smallest_chip
+from .evaluate import ModelSpec, evaluate, parameter_settings, parameter_table, prepared, smallest_chip
 from .plots import stacked_energy, study_figure
 
 FAMILY_LABEL = {"adapter-albert": "adapter-ALBERT", "albert": "ALBERT"}
@@ -247,7 +247,16 @@ def write_outputs(rows: list[dict], cfg: StudyConfig, out: Path, accounting: lis
     return written + figures(rows, cfg, out)
 
 
-def accounting_rows(cfg: StudyConfig) -> list[dict] | None:
+def _bottlenecks(cfg: StudyConfig) -> tuple[int, ...]:
+    return (8, 16) if cfg.size == "tiny" else (16, 32, 64, 128, 256)
+
+
+def accounting_steps(cfg: StudyConfig) -> int:
+    """How many models the parameter accounting builds (for a progress bar)."""
+    return len(parameter_settings(_bottlenecks(cfg))) if cfg.accounting else 0
+
+
+def accounting_rows(cfg: StudyConfig, progress=None) -> list[dict] | None:
     if not cfg.accounting:
         return None
-    return parameter_table(cfg.size, (8, 16) if cfg.size == "tiny" else (16, 32, 64, 128, 256))
+    return parameter_table(cfg.size, _bottlenecks(cfg), progress)

@@ -24,6 +24,11 @@ def si(n: float) -> str:
     return f"{n:.0f} "
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 task', '8 tasks'."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def megabytes(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
@@ -67,9 +72,11 @@ def sharing_lines(module: Module) -> list[str]:
     shared = [w for w in weights if w.role.shared]
     own = [w for w in weights if not w.role.shared]
     n = len(module.graphs)
-    lines = [f"shared by all {n} task(s): {sum(w.numel for w in shared):,} parameters, "
+    label = ("shared by the one task:" if n == 1 else f"shared by all {n} tasks:", "task-specific:")
+    width = max(len(s) for s in label) + 1
+    lines = [f"{label[0]:<{width}}{sum(w.numel for w in shared):,} parameters, "
              f"{megabytes(sum(w.nbytes for w in shared))} (stored once)",
-             f"task-specific:           {sum(w.numel for w in own):,} parameters, "
+             f"{label[1]:<{width}}{sum(w.numel for w in own):,} parameters, "
              f"{megabytes(sum(w.nbytes for w in own))}", ""]
     rows = []
     for task in module.graphs:

@@ -41,6 +41,7 @@ import functools
 import hashlib
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,13 @@ from aalbert.ir.fileio import atomic_writer, read_toml
 from aalbert.targets.workload import default_workload
 
 from .evaluate import ModelSpec, evaluate, override_target, prepared
+
+
+def default_cache_dir() -> Path:
+    """Where points are cached unless told otherwise: the user's cache folder, never the output folder (which
+    may be committed docs). Keys include the compiler's source hash, so sweeps may share it safely."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "aalbert" / "sweep"
 
 
 class SweepError(AalbertError):

@@ -50,13 +50,14 @@ def binding_constraints(problem: Problem, solution: Solution) -> list[str]:
                     blocked[lvl] = blocked.get(lvl, 0) + 1
                     break
     return [f"capacity of {lvl}: {used.get(lvl, 0):,} of {problem.capacities[lvl]:,} bytes used; "
-            f"{n} weight(s) would be cheaper there" for lvl, n in sorted(blocked.items())]
+            f"{n} weight{'s' if n > 1 else ''} would be cheaper there" for lvl, n in sorted(blocked.items())]
 
 
 def allocation_report(module, target, workload, problem, solution, lp_bound, b: ProblemBuilder, spill) -> Allocation:
     binding = binding_constraints(problem, solution)
     if b.excluded:
-        binding.append(f"{len(b.excluded)} placement(s) ruled out by write endurance or field-writability, "
+        n = len(b.excluded)
+        binding.append(f"{n} placement{'s' if n > 1 else ''} ruled out by write endurance or field-writability, "
                        f"e.g. {b.excluded[0]}")
     off_chip = {m.name for m in target.memories if m.off_chip}
     reads = bytes_read(module)

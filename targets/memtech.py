@@ -103,7 +103,7 @@ def scaled(model: str, capacity_bytes: int, clock_mhz: float, banks: int | None 
     cycle_ns = 1000.0 / clock_mhz
     read_lat, write_lat = a.read_latency_ns * root, a.write_latency_ns * root
     word = a.word_bits / 8
-    source = (f"{a.source}; scaled to {capacity_bytes} bytes in {banks} bank(s) (s = {s:.4g} x 2 MB): area and "
+    source = (f"{a.source}; scaled to {capacity_bytes} bytes in {banks} bank{'s' if banks > 1 else ''} (s = {s:.4g} x 2 MB): area and "
               f"leakage x s, energy and latency per access x sqrt(s / banks); bandwidth {banks} x "
               f"{a.word_bits}-bit word per max(1 cycle, access time) at {clock_mhz:g} MHz")
     return MemoryNumbers(

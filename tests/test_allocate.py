@@ -20,8 +20,7 @@ from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.targets.check import verify_placement
 from aalbert.targets.spec import TargetError, load_target
 
-from .ir_cases import module_with_data
-from .test_cli import assert_clean_error, call
+from .helpers import assert_clean_error, call
 
 
 # --- the solver on random instances ---------------------------------------------------------------------
@@ -63,38 +62,6 @@ def test_ilp_equals_brute_force_and_greedy_is_never_better(seed):
 
 
 # --- plan-activations -----------------------------------------------------------------------------------
-PLAN = """module {
-  graph @t(%x: tensor<64xf32>) -> ("y": tensor<64xf32>) {
-    %0 = tanh(%x) : tensor<64xf32>
-    %1 = exp(%0) : tensor<64xf32>
-    %2 = reshape(%1) {shape = [8, 8]} : tensor<8x8xf32>
-    %3 = neg(%2) : tensor<8x8xf32>
-    %4 = reshape(%3) {shape = [64]} : tensor<64xf32>
-    %5 = add(%4, %x) : tensor<64xf32>
-    return %5
-  }
-}
-"""
-
-
-def test_plan_activations_on_small_ir():
-    module = module_with_data(PLAN)
-    PassManager(parse_pipeline("plan-activations{target=edge_accel}")).run(module)
-    from aalbert.ir.printer import print_graph
-    # 128-byte buffers (64 x 16 bit); %x lives to the end; reshapes share their operand's buffer
-    assert print_graph(module.graphs["t"]) == """graph @t(%x: tensor<64xf32> at 0) -> ("y": tensor<64xf32>) {
-  arena {size = 384, total = 640, activation_bits = 16, align = 64}
-  %0 = tanh(%x) : tensor<64xf32> at 128
-  %1 = exp(%0) : tensor<64xf32> at 256
-  %2 = reshape(%1) {shape = [8, 8]} : tensor<8x8xf32> at 256
-  %3 = neg(%2) : tensor<8x8xf32> at 128
-  %4 = reshape(%3) {shape = [64]} : tensor<64xf32> at 128
-  %5 = add(%4, %x) : tensor<64xf32> at 256
-  return %5
-}
-"""
-
-
 def test_plan_is_within_live_bytes_on_a_real_model():
     from aalbert.ir.analysis import activation_buffers
 

@@ -26,7 +26,7 @@ from aalbert.targets.spec import load_target
 from aalbert.targets.trace import chrome_trace
 
 from .ir_cases import module_with_data
-from .test_cli import assert_clean_error, call
+from .helpers import assert_clean_error, call
 
 GEMM = """module {
   weight @w : tensor<%(k)dx%(n)dxf32> hash "0"

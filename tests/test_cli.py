@@ -17,33 +17,15 @@ from aalbert.mapper.cli import compile as compile_cli
 from aalbert.mapper.cli import opt as opt_cli
 from aalbert.mapper.cli import run as run_cli
 
-from .conftest import SEQ
+from .helpers import SEQ, assert_clean_error, call
 from .onnx_helpers import make_model
-
-
-def call(main, argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_clean_error(main, argv, capsys, match: str, must_not_exist=()):
-    code, out, err = call(main, argv, capsys)
-    assert code == 2, (out, err)
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert match in lines[0], lines[0]
-    for path in must_not_exist:
-        assert not path.exists(), path
-    return lines[0]
 
 
 # --- aalbert-compile ------------------------------------------------------------------------------
 def test_compile_example_summary(capsys, tiny_models):
     code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "2", "--seq-len", SEQ], capsys)
     assert code == 0, err
-    assert "example adapter-albert (tiny, 2 task(s)), batch 1, sequence 16" in out
+    assert "example adapter-albert (tiny, 2 tasks), batch 1, sequence 16" in out
     assert "cola" in out and "sst2" in out
     assert "MACs/inference" in out and "ops over all tasks: " in out
 
@@ -54,7 +36,7 @@ def test_compile_example_layers(capsys):
         code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", SEQ, "--layers",
                                                  layers], capsys)
         assert code == 0, err
-        assert f"(tiny, {layers} layers, 1 task(s))" in out
+        assert f"(tiny, {layers} layers, 1 task)" in out
         macs[layers] = float(out.split("\ncola ")[1].split()[3])
     # the embedding and head are outside the repeated layer: twice the layers, less than twice the work
     assert macs[2] < macs[4] < 2 * macs[2]
@@ -242,7 +224,7 @@ def test_run_rejects_sidecar_of_another_model(dumped, capsys):
 
 
 @pytest.mark.parametrize("inputs, match", [
-    ({"input_ids": np.zeros((1, 8), np.int64)}, "missing input(s) attention_mask, token_type_ids"),
+    ({"input_ids": np.zeros((1, 8), np.int64)}, "missing inputs attention_mask, token_type_ids"),
     ({"input_ids": np.zeros((1, 9), np.int64), "attention_mask": np.ones((1, 8), np.int64),
       "token_type_ids": np.zeros((1, 8), np.int64)}, "input 'input_ids' has shape [1, 9], the graph expects [1, 8]"),
     ({"input_ids": np.full((1, 8), 500, np.int64), "attention_mask": np.ones((1, 8), np.int64),

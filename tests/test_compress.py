@@ -18,7 +18,7 @@ from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.passes.compress import BUILTIN_POLICIES, load_policy, prune_array
 
 from .ir_cases import module_with_data
-from .test_cli import assert_clean_error, call
+from .helpers import assert_clean_error, call
 
 SMALL = """module {
   weight @w : tensor<32x16xf32> hash "0"

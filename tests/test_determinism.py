@@ -11,7 +11,7 @@ import pytest
 from aalbert.ir import fileio
 from aalbert.mapper.cli import compile as compile_cli
 
-from .test_cli import assert_clean_error, call
+from .helpers import assert_clean_error, call
 
 COMPILE = ["--size", "tiny", "--tasks", "3", "--seq-len", "16", "--compress", "edgebert", "--target", "edge_accel",
            "--requests", "12", "--pattern", "random"]

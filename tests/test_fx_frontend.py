@@ -13,7 +13,7 @@ from aalbert.ir.module import Module
 from aalbert.ir.verifier import verify
 from aalbert.mapper.frontends.torch_import import import_torch
 
-from .conftest import TINY_TASKS
+from .helpers import TINY_TASKS
 
 
 def _import(models, inputs) -> Module:

@@ -14,7 +14,7 @@ from aalbert.mapper.cli import run as run_cli
 from aalbert.passes.base import PassManager, parse_pipeline
 
 from .onnx_helpers import make_model
-from .test_cli import assert_clean_error, call
+from .helpers import assert_clean_error, call
 
 X = np.ones((1, 4), dtype=np.float32)
 

@@ -15,7 +15,7 @@ from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
 from aalbert.mapper.frontends.torch_import import import_torch
 
-from .conftest import SEQ
+from .helpers import SEQ
 from .onnx_helpers import compare_with_ort, make_model
 
 

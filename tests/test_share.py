@@ -1,4 +1,4 @@
-"""share: roles from use alone, across graphs and across separately exported files."""
+"""share: roles from use alone, across graphs and across separately exported files (small IR: tests/passes/share.ir)."""
 
 from __future__ import annotations
 
@@ -10,36 +10,9 @@ from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
 from aalbert.mapper.frontends.torch_import import import_torch
 from aalbert.mapper.summary import sharing_lines
-from aalbert.ir.printer import print_module
 from aalbert.passes.base import PassManager, parse_pipeline
 
-from .conftest import SEQ
-from .ir_cases import module_with_data
-
-
-def test_share_tags_on_small_ir():
-    module = module_with_data("""module {
-  weight @shared : tensor<3xf32> hash "0"
-  weight @mine : tensor<3xf32> hash "1"
-  graph @a(%x: tensor<3xf32>) -> ("y": tensor<3xf32>) {
-    %0 = weight {name = @shared} : tensor<3xf32>
-    %1 = mul(%x, %0) : tensor<3xf32>
-    %2 = mul(%1, %0) : tensor<3xf32>
-    %3 = weight {name = @mine} : tensor<3xf32>
-    %4 = add(%2, %3) : tensor<3xf32>
-    return %4
-  }
-  graph @b(%x: tensor<3xf32>) -> ("y": tensor<3xf32>) {
-    %0 = weight {name = @shared} : tensor<3xf32>
-    %1 = mul(%x, %0) : tensor<3xf32>
-    return %1
-  }
-}
-""")
-    PassManager(parse_pipeline("share")).run(module)
-    head = print_module(module).splitlines()[1:3]
-    assert head[0].endswith('{role = "shared", uses = 2, kind = "other"}')
-    assert head[1].endswith('{role = "task", tasks = ["a"], uses = 1, kind = "other"}')
+from .helpers import SEQ
 
 
 def _torch_counts(models):
@@ -112,4 +85,4 @@ def test_adapter_albert_base_eight_onnx_files(tmp_path):
     assert shared == 11_680_256  # ALBERT-base without its LayerNorms, which every task owns
     assert own["cola"] == 198_272 + 3_328 + 1_538  # adapters + LayerNorms + a 2-label head
     report = "\n".join(sharing_lines(module))
-    assert "shared by all 8 task(s): 11,680,256 parameters" in report
+    assert "shared by all 8 tasks: 11,680,256 parameters" in report

@@ -12,7 +12,7 @@ from aalbert.mapper.cli import compile as compile_cli
 from aalbert.targets.memtech import ANCHORS, MB2, scaled
 from aalbert.targets.spec import TargetError, builtin_targets, load_target, parse_target
 
-from .test_cli import assert_clean_error
+from .helpers import assert_clean_error
 
 
 def _tables(data, path=""):

@@ -21,7 +21,7 @@ from aalbert.ir.verifier import verify
 from aalbert.mapper.frontends import DimSpec, import_onnx
 from aalbert.mapper.loading import ExampleSpec, load_example
 
-from .conftest import SEQ
+from .helpers import SEQ
 
 
 def roundtrip(module: Module) -> str:

@@ -36,6 +36,20 @@ def main_wrapper(prog: str, body: Callable[[Sequence[str] | None], int | None]):
     return main
 
 
+def progress_bar(total: int, desc: str, unit: str, quiet: bool = False):
+    """A tqdm bar on stderr, shown only when stderr is a terminal and `quiet` is off: stdout and the files
+    written never change."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
+                disable=quiet or not sys.stderr.isatty())
+
+
+def add_quiet_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none is shown when stderr is not a "
+                                                              "terminal either)")
+
+
 def positive_int(text: str) -> int:
     try:
         n = int(text)

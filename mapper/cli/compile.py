@@ -12,7 +12,9 @@ from aalbert.ir.fileio import atomic_writer, save_module
 
 from ..driver import Compiled, Fidelity, Placement, Stream, compile_module
 from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
-from .common import ArgumentParser, add_dim_args, check_output_path, dims_from_args, main_wrapper, positive_int
+from ..summary import count
+from .common import (ArgumentParser, add_dim_args, add_quiet_arg, check_output_path, dims_from_args, main_wrapper,
+                     positive_int, progress_bar)
 
 DEFAULT_PIPELINE = "canonicalize,share"
 
@@ -92,6 +94,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--dump-ir", metavar="DIR",
                    help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
                         "and the compiled module with its weights (module.ir + module.npz)")
+    add_quiet_arg(p)
     return p
 
 
@@ -125,9 +128,37 @@ def _main(argv) -> int:
     if dump_dir is not None and dump_dir.exists() and not dump_dir.is_dir():
         raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
     named = [(None, m) for m in args.models] + [parse_task_arg(t) for t in args.task]
+    steps = 1 + len(parse_pipeline(pipeline + (placement.passes() if placement else ""))) + bool(args.fidelity) \
+        + bool(placement)
+    with progress_bar(steps, "importing", "step", args.quiet) as bar:
+        module, title = _load(args, named, dims)
+
+        def stage(name: str) -> None:
+            bar.update(1)
+            bar.set_description(name)
+
+        compiled = compile_module(module, title, pipeline, placement, Stream(args.requests, args.pattern, args.burst),
+                                  Fidelity(args.samples, args.activations) if args.fidelity else None,
+                                  keep_text=dump_dir is not None, stage=stage)
+        if dump_dir is not None:
+            dump_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_writer(dump_dir / "00-input.ir") as f:
+                f.write(compiled.input_text.encode())
+            save_module(compiled.module, dump_dir / "module.ir")
+            for name, text in compiled.dumps:
+                with atomic_writer(dump_dir / name) as f:
+                    f.write(text.encode())
+        if placement is not None:
+            _write_target_outputs(args, compiled)
+    print(compiled.report, end="")
+    return 0
+
+
+def _load(args, named, dims):
+    """The module to compile and the summary's title line."""
     if named:
         module = load_files(named, dims)
-        title = f"aalbert-compile: {len(module.graphs)} task(s) from {len(named)} file(s), " \
+        title = f"aalbert-compile: {count(len(module.graphs), 'task')} from {count(len(named), 'file')}, " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
     else:
         groups = tuple(g.strip() for g in args.task_specific.split(",") if g.strip())
@@ -135,23 +166,9 @@ def _main(argv) -> int:
                            layers=args.layers)
         module = load_example(spec, dims)
         layers = f", {spec.layers} layers" if spec.layers is not None else ""
-        title = f"aalbert-compile: example {spec.family} ({spec.size}{layers}, {spec.tasks} task(s)), " \
+        title = f"aalbert-compile: example {spec.family} ({spec.size}{layers}, {count(spec.tasks, 'task')}), " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
-    compiled = compile_module(module, title, pipeline, placement, Stream(args.requests, args.pattern, args.burst),
-                              Fidelity(args.samples, args.activations) if args.fidelity else None,
-                              keep_text=dump_dir is not None)
-    if dump_dir is not None:
-        dump_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(dump_dir / "00-input.ir") as f:
-            f.write(compiled.input_text.encode())
-        save_module(compiled.module, dump_dir / "module.ir")
-        for name, text in compiled.dumps:
-            with atomic_writer(dump_dir / name) as f:
-                f.write(text.encode())
-    if placement is not None:
-        _write_target_outputs(args, compiled)
-    print(compiled.report, end="")
-    return 0
+    return module, title
 
 
 def _write_target_outputs(args, compiled: Compiled) -> None:

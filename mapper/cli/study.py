@@ -9,8 +9,8 @@ from pathlib import Path
 
 from aalbert.ir.errors import OptionError
 
-from ..study import StudyConfig, accounting_rows, configurations, run_study, write_outputs
-from .common import ArgumentParser, main_wrapper, positive_int
+from ..study import StudyConfig, accounting_rows, accounting_steps, configurations, run_study, write_outputs
+from .common import ArgumentParser, add_quiet_arg, main_wrapper, positive_int, progress_bar
 
 DESCRIPTION = """\
 Compile, place and simulate ALBERT fine-tuned per task and adapter-ALBERT for
@@ -57,6 +57,7 @@ def build_parser() -> ArgumentParser:
                    help="task-specific weights never change after deployment (may then live in RRAM)")
     p.add_argument("--no-accounting", action="store_true", help="skip the model-side parameter table")
     p.add_argument("--out", type=Path, default=Path("study"), help="output directory (default: study)")
+    add_quiet_arg(p)
     return p
 
 
@@ -78,12 +79,13 @@ def _main(argv) -> int:
     cfg = StudyConfig(args.tasks, args.families, args.targets, args.policies, args.size, args.seq_len,
                       args.requests, args.fixed_tasks, not args.no_accounting)
     start = time.perf_counter()
-    from tqdm import tqdm
-
-    with tqdm(total=configurations(cfg), desc="configurations", unit="cfg", file=sys.stderr,
-              disable=not sys.stderr.isatty()) as bar:
+    with progress_bar(configurations(cfg) + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar:
         rows = run_study(cfg, bar)
-    paths = write_outputs(rows, cfg, args.out, accounting_rows(cfg))
+        bar.set_description("parameter accounting")
+        accounting = accounting_rows(cfg, bar)
+        bar.set_description("tables and figures")
+        paths = write_outputs(rows, cfg, args.out, accounting)
+        bar.update(1)
     md = (args.out / "study.md").read_text()
     headline = md.split("\n## ")[1].split("\n\nRatios")[0]
     print("## " + headline)

@@ -11,8 +11,9 @@ from aalbert.ir.errors import OptionError
 from aalbert.ir.fileio import atomic_writer
 
 from ..study import csv_text
-from ..sweep import METRICS, connect, load_sweep, pareto, run_sweep
-from .common import ArgumentParser, main_wrapper, positive_int
+from ..summary import count
+from ..sweep import METRICS, connect, default_cache_dir, load_sweep, pareto, run_sweep
+from .common import ArgumentParser, add_quiet_arg, main_wrapper, positive_int, progress_bar
 
 DESCRIPTION = """\
 Evaluate every point of a design space (target numbers, compression, model and
@@ -27,10 +28,12 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="aalbert-sweep", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", metavar="SWEEP.toml", help="the sweep file")
     p.add_argument("--out", type=Path, help="output directory (default: <config name>_sweep)")
-    p.add_argument("--cache", type=Path, help="cache directory (default: <output directory>/cache)")
+    p.add_argument("--cache", type=Path, help=f"cache directory (default: {default_cache_dir()}, from "
+                                              "$XDG_CACHE_HOME or ~/.cache)")
     p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                    help="local worker processes (default: every core)")
     p.add_argument("--cluster", metavar="ADDRESS", help="run the points on a Dask scheduler, e.g. tcp://host:8786")
+    add_quiet_arg(p)
     return p
 
 
@@ -40,11 +43,9 @@ def _main(argv) -> int:
     out = args.out or Path(args.config).with_suffix("").with_name(Path(args.config).stem + "_sweep")
     if out.exists() and not out.is_dir():
         raise OptionError(f"--out {out}: exists and is not a directory")
-    cache = args.cache or out / "cache"
+    cache = args.cache or default_cache_dir()
     client = connect(args.cluster) if args.cluster else None
-    from tqdm import tqdm
-
-    with tqdm(total=len(sweep.points), desc="points", unit="pt", file=sys.stderr) as bar:
+    with progress_bar(len(sweep.points), "points", "pt", args.quiet) as bar:
         rows, computed = run_sweep(sweep, cache, args.jobs, client, bar)
     front = pareto(rows)
     feasible = [r for r in rows if r["feasible"]]
@@ -55,7 +56,7 @@ def _main(argv) -> int:
         f.write(csv_text(rows).encode())
     names = list(sweep.parameters)
     lines = [f"# Sweep `{args.config}`", "", f"{len(rows)} points; Pareto front of {', '.join(METRICS)} "
-             f"(all minimized): {len(front)} points." + (f" {len(rows) - len(feasible)} point(s) cannot be mapped "
+             f"(all minimized): {len(front)} points." + (f" {count(len(rows) - len(feasible), 'point')} cannot be mapped "
              "(see the reason column of sweep.csv)." if len(feasible) < len(rows) else ""), "",
              "| " + " | ".join(names + ["energy (mJ)", "area (mm²)", "latency (ms)", "DRAM per inference (MB)",
                                          "DRAM per task switch (MB)"]) + " |",
@@ -69,7 +70,7 @@ def _main(argv) -> int:
     from ..plots import pareto_figure
     pareto_figure(feasible, front, out / "pareto")
     print("\n".join(lines))
-    print(f"\n{computed} point(s) computed, {len(rows) - computed} from the cache; wrote {out}/sweep.csv, "
+    print(f"\n{count(computed, 'point')} computed, {len(rows) - computed} from the cache; wrote {out}/sweep.csv, "
           f"{out}/sweep.md, {out}/pareto.png, {out}/pareto.svg")
     return 0
 
