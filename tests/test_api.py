@@ -29,8 +29,8 @@ def test_the_readme_example_runs_and_prints_the_report():
         warnings.simplefilter("ignore")
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     text = out.getvalue()
-    assert text.startswith("aalbert.compile: 2 task(s)\n")
-    assert "shared by all 2 task(s)" in text and "memory map" in text.lower()
+    assert text.startswith("aalbert.compile: 2 tasks\n")
+    assert "shared by all 2 tasks" in text and "memory map" in text.lower()
     cycles, dram, programs = text.strip().splitlines()[-1].split()
     assert float(cycles) > 0 and float(dram) >= 0 and programs == "2"
 
@@ -59,7 +59,7 @@ def test_api_takes_modules_and_refuses_what_it_cannot_compile(tiny_models, tiny_
     inputs = {k: torch.from_numpy(v) for k, v in tiny_inputs.items()}
     result = aalbert.compile(dict(models), inputs)
     assert list(result.module.graphs) == list(models) and result.allocation is None and result.programs == {}
-    assert "shared by all 2 task(s)" in result.report
+    assert "shared by all 2 tasks" in result.report
     with pytest.raises(OptionError, match="give its example inputs"):
         aalbert.compile(dict(models))
     with pytest.raises(OptionError, match="expected an nn.Module"):

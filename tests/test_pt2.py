@@ -34,7 +34,7 @@ def test_compile_pt2_files_like_their_onnx_exports(capsys, tiny_pt2, tiny_export
     code, from_onnx, err = call(compile_cli.main, [*onnx.values(), "--seq-len", SEQ], capsys)
     assert code == 0, err
     assert from_pt2 == from_onnx
-    assert "shared by all 2 task(s)" in from_pt2
+    assert "shared by all 2 tasks" in from_pt2
 
 
 def test_task_options_mix_pt2_and_onnx(capsys, tiny_pt2, tiny_exports):
@@ -42,8 +42,8 @@ def test_task_options_mix_pt2_and_onnx(capsys, tiny_pt2, tiny_exports):
     code, out, err = call(compile_cli.main, ["--task", f"a={tiny_pt2['cola']}", "--task", f"b={onnx['stsb']}",
                                              "--seq-len", SEQ, "--batch", 2], capsys)
     assert code == 0, err
-    assert "2 task(s) from 2 file(s), batch 2, sequence 16" in out
-    assert "\na " in out and "\nb " in out and "shared by all 2 task(s)" in out
+    assert "2 tasks from 2 files, batch 2, sequence 16" in out
+    assert "\na " in out and "\nb " in out and "shared by all 2 tasks" in out
 
 
 def test_run_pt2_keys_inputs_and_outputs_by_the_programs_names(tmp_path, capsys, tiny_pt2, tiny_models, tiny_inputs):
