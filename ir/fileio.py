@@ -9,50 +9,26 @@ Files are written atomically (a temporary file renamed into place) and the
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 import tokenize
 import tomllib
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Iterator
 
 import numpy as np
 
 from .errors import AalbertError
 from .limits import check_bytes
 from .module import Module
+from .outputs import atomic_writer, note_read
 from .parser import parse_module
 from .printer import print_module
 from .types import DType, TensorType
 from .verifier import verify
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-@contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Write to a temporary file next to `path`; rename it over `path` on success."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def sidecar_path(ir_path: str | os.PathLike) -> Path:
@@ -99,6 +75,7 @@ _READABLE = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 def open_npz(path: str | os.PathLike, what: str):
     """`np.load` of an `.npz`, after checking what its zip directory promises: only stored or deflated
     entries numpy can read, no encryption, and no more inflated bytes than the memory budget."""
+    note_read(path)
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -158,6 +135,7 @@ def read_toml(path: str | os.PathLike, error: type[AalbertError], missing: str, 
     p = Path(path)
     if not p.exists():
         raise error(f"{path}: {missing}")
+    note_read(p)
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
@@ -165,6 +143,7 @@ def read_toml(path: str | os.PathLike, error: type[AalbertError], missing: str, 
 
 
 def read_text(path: str | os.PathLike) -> str:
+    note_read(path)
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -183,6 +162,7 @@ def load_module(path: str | os.PathLike, weights: str | os.PathLike | None = Non
     module = parse_module(read_text(path), str(path))
     verify(module)
     npz = Path(weights) if weights is not None else sidecar_path(path)
+    note_read(npz)  # a missing sidecar too: an output may not appear in its place
     if npz.exists():
         load_weights(module, npz)
     elif weights is not None or (require_data and module.weights):

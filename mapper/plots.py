@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aalbert.ir.fileio import atomic_writer
+from aalbert.ir.outputs import atomic_writer
 
 COMPONENT_COLORS = {"pe": "#4477aa", "sfu": "#66ccee", "rram": "#228833", "sram": "#ccbb44", "dram": "#ee6677",
                     "leakage": "#bbbbbb"}

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aalbert.ir.fileio import atomic_writer
+from aalbert.ir.outputs import atomic_writer, make_dir
 from aalbert.targets.workload import Workload, default_workload
 from aalbert.targets.spec import load_target
 
@@ -237,14 +237,17 @@ def figures(rows: list[dict], cfg: StudyConfig, out: Path) -> list[Path]:
     return paths
 
 
-def write_outputs(rows: list[dict], cfg: StudyConfig, out: Path, accounting: list[dict] | None) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+def write_outputs(rows: list[dict], cfg: StudyConfig, out: Path,
+                  accounting: list[dict] | None) -> tuple[list[Path], str]:
+    """Write study.csv, study.md and the figures; the paths, and study.md's text."""
+    make_dir(out)
     written = []
-    for name, text in (("study.csv", csv_text(rows)), ("study.md", markdown(rows, cfg, accounting))):
+    md = markdown(rows, cfg, accounting)
+    for name, text in (("study.csv", csv_text(rows)), ("study.md", md)):
         with atomic_writer(out / name) as f:
             f.write(text.encode())
         written.append(out / name)
-    return written + figures(rows, cfg, out)
+    return written + figures(rows, cfg, out), md
 
 
 def _bottlenecks(cfg: StudyConfig) -> tuple[int, ...]:

@@ -206,7 +206,7 @@ def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=N
         progress.update(len(todo) - len(missing))
 
     def done(key: str, point: dict, metrics: dict) -> None:
-        with atomic_writer(cache / f"{key}.json") as f:
+        with atomic_writer(cache / f"{key}.json", durable=True) as f:  # kept if the sweep stops later
             f.write((json.dumps({"point": point, "metrics": metrics}, sort_keys=True) + "\n").encode())
         if progress is not None:
             progress.update(1)

@@ -16,6 +16,7 @@ traffic) kept by the pass manager for the report.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from aalbert.ir.errors import OptionError
@@ -136,26 +137,26 @@ class Allocate(Pass):
     summary = "place weights and activations in the target's memories (integer program; greedy fallback)"
     target: str = "edge_accel"
     workload: str = ""
-    switch_rate: float = -1.0           # overrides the workload's when >= 0
-    inferences_per_wakeup: float = -1.0  # overrides the workload's when >= 1
+    switch_rate: float | None = None            # overrides the workload's
+    inferences_per_wakeup: float | None = None  # overrides the workload's
     spill: bool = False
     solver: str = "auto"
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "ilp", "greedy"):
             raise ValueError(f"solver must be auto, ilp or greedy, got {self.solver!r}")
-        if self.switch_rate != -1.0 and not 0.0 <= self.switch_rate <= 1.0:
+        if self.switch_rate is not None and not 0.0 <= self.switch_rate <= 1.0:
             raise ValueError(f"switch_rate must be in [0, 1], got {self.switch_rate}")
-        if self.inferences_per_wakeup != -1.0 and self.inferences_per_wakeup < 1:
-            raise ValueError(f"inferences_per_wakeup must be >= 1, got {self.inferences_per_wakeup}")
+        if self.inferences_per_wakeup is not None and not 1 <= self.inferences_per_wakeup < math.inf:
+            raise ValueError(f"inferences_per_wakeup must be a number >= 1, got {self.inferences_per_wakeup}")
         load_target(self.target)
 
     def run(self, module: Module, analyses: Analyses) -> Module:
         target = load_target(self.target)
         wl = load_workload(self.workload, module.graphs) if self.workload else default_workload(module.graphs)
-        if self.switch_rate >= 0:
+        if self.switch_rate is not None:
             wl = dataclasses.replace(wl, switch_rate=self.switch_rate)
-        if self.inferences_per_wakeup >= 1:
+        if self.inferences_per_wakeup is not None:
             wl = dataclasses.replace(wl, inferences_per_wakeup=self.inferences_per_wakeup)
         analyses.put(allocate(module, target, wl, self.spill, self.solver))
         verify_placement(module, target)

@@ -15,6 +15,7 @@ by type, asked for by type, and dropped when a later pass changes the module.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -154,6 +155,11 @@ def make_pass(name: str, options: dict[str, str]) -> Pass:
 
 
 def _convert(name: str, key: str, raw: str, hint) -> object:
+    args = typing.get_args(hint)
+    if type(None) in args and len(args) == 2:  # an optional option: 'none' is its absence
+        if raw.lower() == "none":
+            return None
+        hint = next(a for a in args if a is not type(None))
     try:
         if hint is bool:
             if raw.lower() not in ("true", "false", "1", "0"):
@@ -162,7 +168,10 @@ def _convert(name: str, key: str, raw: str, hint) -> object:
         if hint is int:
             return int(raw)
         if hint is float:
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise OptionError(f"pass '{name}': option '{key}' must be a finite number, got {raw!r}")
+            return value
         if typing.get_origin(hint) is typing.Literal:
             choices = typing.get_args(hint)
             if raw not in choices:

@@ -179,7 +179,7 @@ def prune_array(w: np.ndarray, sparsity: float, block: tuple[int, int] | None) -
             out.reshape(-1)[smallest] = 0
         return out
     rows, cols = w.reshape(-1, w.shape[-1]).shape
-    bh, bw = block
+    bh, bw = min(block[0], rows), min(block[1], cols)  # a block beyond the matrix covers all of it
     gh, gw = -(-rows // bh), -(-cols // bw)
     padded = np.zeros((gh * bh, gw * bw), dtype=np.float64)
     padded[:rows, :cols] = w.reshape(rows, cols)

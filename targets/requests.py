@@ -17,6 +17,7 @@ period of the workload's rate after the previous request).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from aalbert.ir.errors import AalbertError
+from aalbert.ir.limits import check_bytes
+from aalbert.ir.outputs import note_read
 from aalbert.ir.module import Module
 
 from .sim import SimResult
 from .spec import Target
 
 PATTERNS = ("round-robin", "random", "bursts")
+REQUEST_BYTES = 200  # what one simulated request holds in memory, about
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ def make_stream(pattern: str, tasks: list[str], count: int, rate_hz: float, mix:
                 burst: int = 8, seed: int = 0) -> list[Request]:
     if pattern not in PATTERNS:
         raise AalbertError(f"unknown request pattern {pattern!r} (round-robin, random, bursts, or a trace file)")
+    check_bytes(count * REQUEST_BYTES, f"a stream of {count:,} requests")
     rng = random.Random(seed)
     names: list[str] = []
     if pattern == "round-robin":
@@ -62,8 +67,16 @@ def read_trace(path: str, tasks: list[str], rate_hz: float) -> list[Request]:
     p = Path(path)
     if not p.exists():
         raise AalbertError(f"{path}: no such request trace")
+    if not p.is_file():
+        raise AalbertError(f"{path}: is not a file (a request trace has one 'task [arrival seconds]' per line)")
+    note_read(p)
+    check_bytes(p.stat().st_size * REQUEST_BYTES / 4, f"{path}'s requests")  # at least 4 bytes a request
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise AalbertError(f"{path}: cannot read ({e.strerror})") from None
     requests = []
-    for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
@@ -75,8 +88,10 @@ def read_trace(path: str, tasks: list[str], rate_hz: float) -> list[Request]:
         try:
             default = requests[-1].arrival + 1.0 / rate_hz if requests else 0.0
             arrival = float(parts[1]) if len(parts) > 1 else default
+            if not math.isfinite(arrival):
+                raise ValueError
         except ValueError:
-            raise AalbertError(f"{path}:{n}: arrival time '{parts[1]}' is not a number") from None
+            raise AalbertError(f"{path}:{n}: arrival time '{parts[1]}' is not a finite number") from None
         if len(parts) > 2 or arrival < 0 or (requests and arrival < requests[-1].arrival):
             raise AalbertError(f"{path}:{n}: expected 'task [arrival seconds]' with arrivals in order")
         requests.append(Request(parts[0], arrival))

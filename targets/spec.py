@@ -28,6 +28,7 @@ import networkx as nx
 
 from aalbert.ir.errors import AalbertError
 from aalbert.ir.formats import parse_format
+from aalbert.ir.outputs import note_read
 
 from .memtech import ANCHORS, COST_FIELDS, TECHNOLOGIES, MemoryCost, scaled
 
@@ -220,12 +221,24 @@ class _Table:
             raise TargetError(f"{self.where}: key '{key}' must be {getattr(kind, '__name__', kind)}, got {value!r}")
         return value
 
-    def positive(self, key: str, kind=float, default=..., allow_zero: bool = False):
+    def positive(self, key: str, kind=float, default=..., allow_zero: bool = False, allow_inf: bool = False):
+        """A positive number (or zero) in the range where every figure derived from it stays finite: floats
+        in [1e-9, 1e12] in the table's unit (inf only where it means "never", as an endurance), integers up
+        to 2^50."""
         value = self.get(key, kind, default)
-        bad = math.isnan(value) or value < 0 or (value == 0 and not allow_zero)
-        if bad:
-            raise TargetError(f"{self.where}: key '{key}' must be {'non-negative' if allow_zero else 'positive'}, "
-                              f"got {value}")
+        if value is None:
+            return value
+        sign = "non-negative" if allow_zero else "positive"
+        if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
+            raise TargetError(f"{self.where}: key '{key}' must be {sign}, got {value}")
+        if math.isinf(value):
+            if allow_inf:
+                return value
+            raise TargetError(f"{self.where}: key '{key}' must be finite, got {value}")
+        if kind is int and value > 2 ** 50 or kind is float and value and not 1e-9 <= value <= (
+                math.inf if allow_inf else 1e12):
+            raise TargetError(f"{self.where}: key '{key}' = {value} is outside the range aalbert models "
+                              f"({'1 to 2^50' if kind is int else '1e-9 to 1e12'})")
         return value
 
     def choice(self, key: str, choices, default=...):
@@ -264,6 +277,7 @@ def target_text(spec: str) -> tuple[str, str]:
     if not path.exists():
         raise TargetError(f"{spec}: no such target file (built-in targets: {', '.join(builtin_targets())})")
     try:
+        note_read(path)
         return path.read_text(encoding="utf-8"), spec
     except (OSError, UnicodeDecodeError) as e:
         raise TargetError(f"{spec}: cannot read ({e})") from None
@@ -370,7 +384,7 @@ def _memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
         kind = bool if f == "volatile" else int if f == "word_bits" else float
         if f in t.data or f not in derived:
             values[f] = t.get(f, kind) if kind is bool else t.positive(
-                f, kind, allow_zero=f in ("leakage_mw", "area_mm2"))
+                f, kind, allow_zero=f in ("leakage_mw", "area_mm2"), allow_inf=f == "write_endurance")
         else:
             values[f] = derived[f]
     holds = t.get("holds", list)

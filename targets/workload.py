@@ -14,6 +14,7 @@ streams follow it. A workload file holds one table:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from aalbert.ir.fileio import read_toml
@@ -69,7 +70,7 @@ def load_workload(path: str, tasks) -> Workload:
         if t not in tasks:
             raise TargetError(f"{path}: [workload]: key 'mix' names task '{t}', which is not compiled "
                               f"(tasks: {', '.join(tasks)})")
-        if not isinstance(share, (int, float)) or isinstance(share, bool) or share < 0:
+        if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 <= share < math.inf:
             raise TargetError(f"{path}: [workload]: mix share of '{t}' must be a non-negative number")
     total = float(sum(mix.values()))
     if total <= 0:

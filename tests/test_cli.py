@@ -200,7 +200,7 @@ def test_opt_bad_ir(tmp_path, capsys, text, match):
 def test_opt_refuses_to_overwrite_its_input(tmp_path, capsys):
     (tmp_path / "m.ir").write_text(GOOD_IR)
     assert_clean_error(opt_cli.main, [tmp_path / "m.ir", "-o", tmp_path / "m.ir"], capsys,
-                       "refusing to overwrite an input file")
+                       "refusing to overwrite a file this command reads")
     assert (tmp_path / "m.ir").read_text() == GOOD_IR
 
 

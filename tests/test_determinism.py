@@ -73,8 +73,8 @@ def test_no_tool_writes_over_its_input(tmp_path, capsys, tiny_exports):
     before = model.read_bytes()
     for flag in ("--report-json", "--trace", "--sim-json"):
         assert_clean_error(compile_cli.main, [model, "--seq-len", "16", "--target", "edge_accel", flag, model],
-                           capsys, "refusing to overwrite an input file")
+                           capsys, "refusing to overwrite a file this command reads")
     code, _, err = call(compile_cli.main, [model, "--seq-len", "16", "--target", "edge_accel", "--emit", "asm",
                                            "-o", model], capsys)
-    assert code == 2 and "refusing to overwrite an input file" in err
+    assert code == 2 and "refusing to overwrite a file this command reads" in err
     assert model.read_bytes() == before

@@ -1,15 +1,20 @@
-"""What the command-line tools share: one-line errors with exit status 2,
-argument parsing helpers and output-path checks."""
+"""What the command-line tools share: one-line errors with exit status 2, outputs written together at
+the end and never over an input (`aalbert.ir.outputs`), the memory budget, and argument helpers."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from aalbert.ir.errors import AalbertError, OptionError
+from aalbert.ir.limits import DEFAULT_BUDGET, budget, parse_size
+from aalbert.ir.outputs import command_outputs, note_read, refuse_overlap
 
 from ..frontends import DimSpec
 
@@ -23,17 +28,72 @@ class ArgumentParser(argparse.ArgumentParser):
         raise OptionError(f"{message} (see --help)")
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is so that it leaves as SIGINT does: outputs as they were."""
+
+
 def main_wrapper(prog: str, body: Callable[[Sequence[str] | None], int | None]):
+    """A tool's `main`: its files staged and committed together at the end (`command_outputs`), a memory
+    budget (`--max-memory`), and every failure one line on stderr with exit status 2 (130 and 143 for
+    SIGINT and SIGTERM)."""
     def main(argv: Sequence[str] | None = None) -> int:
         try:
-            return body(argv) or 0
+            with _sigterm_raises(), budget(_max_memory(argv)), command_outputs():
+                return body(argv) or 0
         except AalbertError as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)
             return 130
+        except Terminated:
+            print(f"{prog}: terminated", file=sys.stderr)
+            return 143
     return main
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    def raise_terminated(signum, frame):
+        raise Terminated()
+    try:
+        old = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _max_memory(argv: Sequence[str] | None) -> int:
+    """The value of --max-memory (the tools' parsers declare it for --help; it applies to the whole run)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, a in enumerate(args):
+        if a == "--max-memory" and i + 1 < len(args):
+            return parse_size(args[i + 1])
+        if a.startswith("--max-memory="):
+            return parse_size(a.split("=", 1)[1])
+    return DEFAULT_BUDGET
+
+
+def add_budget_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", metavar="SIZE", default=None,
+                   help=f"refuse any step that would need more memory than SIZE, e.g. 2G or 512MiB (default: "
+                        f"{DEFAULT_BUDGET // 2 ** 30}G), before it starts")
+
+
+def declare_files(reads: Iterable[str | os.PathLike | None], writes: Iterable[str | os.PathLike | None],
+                  what: str = "output") -> None:
+    """Before any work: the files the command reads (an IR file's weight sidecar with it) and refuses to
+    write over, and the files it will write, each checked against them."""
+    for r in reads:
+        if r is not None:
+            note_read(r)
+            if Path(r).suffix.lower() == ".ir":
+                note_read(Path(r).with_suffix(".npz"))
+    refuse_overlap(writes, what)
 
 
 def progress_bar(total: int, desc: str, unit: str, quiet: bool = False):
@@ -48,6 +108,31 @@ def progress_bar(total: int, desc: str, unit: str, quiet: bool = False):
 def add_quiet_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none is shown when stderr is not a "
                                                               "terminal either)")
+
+
+def finite(text: str, lo: float = -math.inf, hi: float = math.inf, what: str = "a number") -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not (math.isfinite(x) and lo <= x <= hi):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return x
+
+
+def fraction(text: str) -> float:
+    return finite(text, 0.0, 1.0, "a number in [0, 1]")
+
+
+def at_least_one(text: str) -> float:
+    return finite(text, 1.0, math.inf, "a finite number >= 1")
+
+
+def sparsity(text: str) -> float:
+    x = finite(text, 0.0, 1.0, "a sparsity in [0, 1)")
+    if x == 1.0:
+        raise argparse.ArgumentTypeError(f"expected a sparsity in [0, 1), got {text!r}")
+    return x
 
 
 def positive_int(text: str) -> int:
@@ -83,11 +168,10 @@ def dims_from_args(args: argparse.Namespace) -> DimSpec:
 
 
 def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike], what: str) -> Path:
-    """Refuse to write over an input, into a missing directory or onto a directory."""
+    """Refuse to write over an input (or a file it reads with it), into a missing directory or onto a
+    directory."""
     out = Path(path)
-    for i in inputs:
-        if Path(i).exists() and out.exists() and out.resolve() == Path(i).resolve():
-            raise OptionError(f"{path}: refusing to overwrite an input file with the {what}")
+    declare_files(inputs, [out], what)
     if out.is_dir():
         raise OptionError(f"{path}: is a directory (expected a file for the {what})")
     if not out.parent.exists():

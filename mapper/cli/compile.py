@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 from aalbert.ir.errors import OptionError
-from aalbert.ir.fileio import atomic_writer, save_module
+from aalbert.ir.fileio import save_module
+from aalbert.ir.outputs import atomic_writer, make_dir
 
 from ..driver import Compiled, Fidelity, Placement, Stream, compile_module
 from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
 from ..summary import count
-from .common import (ArgumentParser, add_dim_args, add_quiet_arg, check_output_path, dims_from_args, main_wrapper,
-                     positive_int, progress_bar)
+from .common import (ArgumentParser, add_budget_arg, add_dim_args, add_quiet_arg, check_output_path, declare_files,
+                     at_least_one, dims_from_args, fraction, main_wrapper, positive_int, progress_bar, sparsity)
 
 DEFAULT_PIPELINE = "canonicalize,share"
 
@@ -55,7 +56,7 @@ def build_parser() -> ArgumentParser:
                    help="prune and quantize by a policy: 'edgebert' or a TOML policy file")
     c.add_argument("--quantize", metavar="FORMAT",
                    help="encode every weight in FORMAT (f16, int8, int4, afloat8, afloat<n,e>)")
-    c.add_argument("--sparsity", type=float, metavar="S",
+    c.add_argument("--sparsity", type=sparsity, metavar="S",
                    help="magnitude-prune every matrix to sparsity S in [0, 1), stored as a bit mask")
     c.add_argument("--block", metavar="HxW", default="none",
                    help="with --sparsity: prune blocks of HxW (e.g. 16x16) instead of single elements")
@@ -70,9 +71,9 @@ def build_parser() -> ArgumentParser:
                    help="place weights and activations on a target: a built-in name (edge_accel, edge_accel_sram, "
                         "edge_accel_dram, tpu_like) or a TOML file")
     t.add_argument("--workload", metavar="FILE", help="task mix, switch rate and power-ups ([workload] TOML)")
-    t.add_argument("--switch-rate", type=float, metavar="R",
+    t.add_argument("--switch-rate", type=fraction, metavar="R",
                    help="probability that an inference runs another task than the last (default: 1)")
-    t.add_argument("--wakeup", type=float, metavar="N",
+    t.add_argument("--wakeup", type=at_least_one, metavar="N",
                    help="inferences per power-up; volatile memories start empty at each (default: 1)")
     t.add_argument("--spill", action="store_true", help="allow weights in off-chip memory when they do not fit")
     t.add_argument("--solver", choices=("auto", "ilp", "greedy"), default="auto",
@@ -95,6 +96,7 @@ def build_parser() -> ArgumentParser:
                    help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
                         "and the compiled module with its weights (module.ir + module.npz)")
     add_quiet_arg(p)
+    add_budget_arg(p)
     return p
 
 
@@ -108,8 +110,10 @@ def _main(argv) -> int:
     parse_pipeline(pipeline + (placement.passes() if placement else ""))  # a bad pipeline fails before any import
     outputs = [o for o in (args.report_json, args.memory_map, args.output, args.trace, args.sim_json,
                            args.roofline) if o]
+    reads = [m for m in args.models] + [t.partition("=")[2] for t in args.task] + [
+        f for f in (args.target, args.workload, args.compress, args.pattern) if f and Path(f).is_file()]
     for o in outputs:
-        check_output_path(o, [m for m in args.models] + [t.partition("=")[2] for t in args.task], "report")
+        check_output_path(o, reads, "report")
     if len(set(outputs)) != len(outputs):
         raise OptionError("two outputs would go to the same file")
     needs_target = [f for f in ("report_json", "memory_map", "emit", "trace", "sim_json", "roofline")
@@ -125,8 +129,12 @@ def _main(argv) -> int:
         if path and Path(path).suffix.lower() not in (".png", ".svg"):
             raise OptionError(f"--{flag.replace('_', '-')} {path}: the picture must be a .png or .svg file")
     dump_dir = Path(args.dump_ir) if args.dump_ir else None
-    if dump_dir is not None and dump_dir.exists() and not dump_dir.is_dir():
-        raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
+    if dump_dir is not None:
+        if dump_dir.exists() and not dump_dir.is_dir():
+            raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
+        stages = parse_pipeline(pipeline + (placement.passes() if placement else ""))
+        declare_files(reads, [dump_dir / n for n in ["00-input.ir", "module.ir", "module.npz"]
+                              + [f"{i:02d}-{p.name}.ir" for i, p in enumerate(stages, start=1)]], "IR dump")
     named = [(None, m) for m in args.models] + [parse_task_arg(t) for t in args.task]
     steps = 1 + len(parse_pipeline(pipeline + (placement.passes() if placement else ""))) + bool(args.fidelity) \
         + bool(placement)
@@ -141,7 +149,7 @@ def _main(argv) -> int:
                                   Fidelity(args.samples, args.activations) if args.fidelity else None,
                                   keep_text=dump_dir is not None, stage=stage)
         if dump_dir is not None:
-            dump_dir.mkdir(parents=True, exist_ok=True)
+            make_dir(dump_dir)
             with atomic_writer(dump_dir / "00-input.ir") as f:
                 f.write(compiled.input_text.encode())
             save_module(compiled.module, dump_dir / "module.ir")

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from aalbert.ir.errors import OptionError
-from aalbert.ir.fileio import atomic_writer, load_module, save_module
+from aalbert.ir.fileio import load_module, save_module
+from aalbert.ir.outputs import atomic_writer, make_dir
 from aalbert.ir.printer import print_module
 
-from .common import ArgumentParser, check_output_path, main_wrapper
+from .common import ArgumentParser, add_budget_arg, check_output_path, declare_files, main_wrapper
 
 DESCRIPTION = """\
 Run a pass pipeline on an IR file and print (or write) the result.
@@ -29,6 +30,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.ir", help="write the result here (and OUT.npz) instead of stdout")
     p.add_argument("--dump-ir", metavar="DIR", help="write the IR after each pass as NN-<pass>.ir")
     p.add_argument("--list-passes", action="store_true", help="list the passes and their options, then exit")
+    add_budget_arg(p)
     return p
 
 
@@ -56,16 +58,19 @@ def _main(argv) -> int:
         raise OptionError("an input IR file is required (see --help)")
     pipeline = parse_pipeline(args.passes)
     out = None
-    if args.output:
-        out = check_output_path(args.output, [args.input, Path(args.input).with_suffix(".npz")], "result")
+    if args.output:  # the result and its weight sidecar
+        out = check_output_path(args.output, [args.input], "result")
+        declare_files([], [out.with_suffix(".npz")], "result's weights")
     dump_dir = Path(args.dump_ir) if args.dump_ir else None
-    if dump_dir is not None and dump_dir.exists() and not dump_dir.is_dir():
-        raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
+    if dump_dir is not None:
+        if dump_dir.exists() and not dump_dir.is_dir():
+            raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
+        declare_files([], [dump_dir / f"{i:02d}-{p.name}.ir" for i, p in enumerate(pipeline, start=1)], "IR dump")
     module = load_module(args.input)
     manager = PassManager(pipeline, verify_each=True, keep_text=dump_dir is not None)
     module = manager.run(module)
     if dump_dir is not None:
-        dump_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(dump_dir)
         for name, text in manager.dumps:
             with atomic_writer(dump_dir / name) as f:
                 f.write(text.encode())

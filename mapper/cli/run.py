@@ -14,7 +14,7 @@ from aalbert.ir.interpreter import run
 from aalbert.ir.module import Module
 
 from ..frontends import DimSpec, import_onnx
-from .common import ArgumentParser, check_output_path, main_wrapper
+from .common import ArgumentParser, add_budget_arg, check_output_path, main_wrapper
 
 DESCRIPTION = """\
 Run one task of a model on numpy with aalbert's reference interpreter.
@@ -40,6 +40,7 @@ def build_parser() -> ArgumentParser:
                         "largest difference from the interpreter on the same compiled module")
     p.add_argument("--compress", metavar="POLICY", help="with --target: compress by a policy first (e.g. edgebert)")
     p.add_argument("--spill", action="store_true", help="with --target: allow weights off chip")
+    add_budget_arg(p)
     return p
 
 
@@ -70,7 +71,8 @@ def _load(model: str, task: str | None, inputs: dict[str, np.ndarray]) -> tuple[
 
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    out = check_output_path(args.output, [args.model, args.inputs], "outputs")
+    reads = [args.model, args.inputs] + [x for x in (args.target, args.compress) if x and Path(x).suffix == ".toml"]
+    out = check_output_path(args.output, reads, "outputs")
     if Path(args.output).suffix.lower() != ".npz":
         raise OptionError(f"{args.output}: the output file must end in .npz")
     if (args.compress or args.spill) and not args.target:

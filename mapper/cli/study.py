@@ -10,7 +10,8 @@ from pathlib import Path
 from aalbert.ir.errors import OptionError
 
 from ..study import StudyConfig, accounting_rows, accounting_steps, configurations, run_study, write_outputs
-from .common import ArgumentParser, add_quiet_arg, main_wrapper, positive_int, progress_bar
+from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
+                     progress_bar)
 
 DESCRIPTION = """\
 Compile, place and simulate ALBERT fine-tuned per task and adapter-ALBERT for
@@ -58,6 +59,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-accounting", action="store_true", help="skip the model-side parameter table")
     p.add_argument("--out", type=Path, default=Path("study"), help="output directory (default: study)")
     add_quiet_arg(p)
+    add_budget_arg(p)
     return p
 
 
@@ -76,6 +78,8 @@ def _main(argv) -> int:
         load_policy(p)
     if args.out.exists() and not args.out.is_dir():
         raise OptionError(f"--out {args.out}: exists and is not a directory")
+    declare_files([p for p in args.targets + args.policies if Path(p).suffix == ".toml"],
+                  [args.out / name for name in ("study.csv", "study.md")], "study")
     cfg = StudyConfig(args.tasks, args.families, args.targets, args.policies, args.size, args.seq_len,
                       args.requests, args.fixed_tasks, not args.no_accounting)
     start = time.perf_counter()
@@ -84,9 +88,8 @@ def _main(argv) -> int:
         bar.set_description("parameter accounting")
         accounting = accounting_rows(cfg, bar)
         bar.set_description("tables and figures")
-        paths = write_outputs(rows, cfg, args.out, accounting)
+        paths, md = write_outputs(rows, cfg, args.out, accounting)
         bar.update(1)
-    md = (args.out / "study.md").read_text()
     headline = md.split("\n## ")[1].split("\n\nRatios")[0]
     print("## " + headline)
     print()

@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 from aalbert.ir.errors import OptionError
-from aalbert.ir.fileio import atomic_writer
+from aalbert.ir.outputs import atomic_writer, make_dir
 
 from ..study import csv_text
 from ..summary import count
 from ..sweep import METRICS, connect, default_cache_dir, load_sweep, pareto, run_sweep
-from .common import ArgumentParser, add_quiet_arg, main_wrapper, positive_int, progress_bar
+from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
+                     progress_bar)
 
 DESCRIPTION = """\
 Evaluate every point of a design space (target numbers, compression, model and
@@ -34,6 +35,7 @@ def build_parser() -> ArgumentParser:
                    help="local worker processes (default: every core)")
     p.add_argument("--cluster", metavar="ADDRESS", help="run the points on a Dask scheduler, e.g. tcp://host:8786")
     add_quiet_arg(p)
+    add_budget_arg(p)
     return p
 
 
@@ -43,6 +45,7 @@ def _main(argv) -> int:
     out = args.out or Path(args.config).with_suffix("").with_name(Path(args.config).stem + "_sweep")
     if out.exists() and not out.is_dir():
         raise OptionError(f"--out {out}: exists and is not a directory")
+    declare_files([args.config], [out / n for n in ("sweep.csv", "sweep.md", "pareto.png", "pareto.svg")], "sweep")
     cache = args.cache or default_cache_dir()
     client = connect(args.cluster) if args.cluster else None
     with progress_bar(len(sweep.points), "points", "pt", args.quiet) as bar:
@@ -51,7 +54,7 @@ def _main(argv) -> int:
     feasible = [r for r in rows if r["feasible"]]
     if not feasible:
         raise OptionError(f"{args.config}: no point of the sweep can be mapped; first reason: {rows[0]['reason']}")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     with atomic_writer(out / "sweep.csv") as f:
         f.write(csv_text(rows).encode())
     names = list(sweep.parameters)

@@ -34,6 +34,7 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
 from aalbert.ir.errors import FrontendError, UnsupportedOpError
+from aalbert.ir.outputs import note_read
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import TensorType
 
@@ -80,6 +81,7 @@ def load_pt2(path: str | os.PathLike) -> ExportedProgram:
         raise FrontendError(f"{path}: no such file")
     if p.is_dir():
         raise FrontendError(f"{path}: is a directory, expected a .pt2 file")
+    note_read(p)
     _refuse_pickled_objects(p)
     records: list[logging.LogRecord] = []
     try:

@@ -23,6 +23,7 @@ from aalbert.ir.builder import Builder
 from aalbert.ir.errors import FrontendError, UnsupportedOpError
 from aalbert.ir.graph import Graph, Value
 from aalbert.ir.module import Module
+from aalbert.ir.outputs import note_read
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import DType, TensorType
 from aalbert.passes.layout import fold_weight_transposes
@@ -47,12 +48,20 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
         raise FrontendError(f"{path}: not a readable ONNX model ({reason})") from None
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.output:
         raise FrontendError(f"{path}: not an ONNX model (no graph with outputs; truncated or another format?)")
+    note_read(p, *_external_files(model, p.parent))
     try:
         external_data_helper.load_external_data_for_model(model, str(p.parent))
     except Exception as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise FrontendError(f"{path}: cannot read its external weight data ({reason})") from None
     return model
+
+
+def _external_files(model: onnx.ModelProto, folder: Path) -> list[Path]:
+    """The files a model's tensors keep their data in (initializers and Constant nodes)."""
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    return [folder / e.value for t in tensors if external_data_helper.uses_external_data(t)
+            for e in t.external_data if e.key == "location"]
 
 
 def import_onnx(path: str | os.PathLike, module: Module, task: str | None = None,
