@@ -41,6 +41,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,11 @@ def load_sweep(path: str) -> Sweep:
         raise SweepError(f"{path}: no [parameters] to sweep")
     for key, values in params.items():
         kind = _kind(path, key, base)
+        if key.startswith("workload."):  # as the workload file bounds them
+            lo, hi = (0.0, 1.0) if key == "workload.switch_rate" else (1.0, 1e15)
+            bad = [v for v in values if isinstance(v, (int, float)) and not lo <= v <= hi]
+            if bad:
+                raise SweepError(f"{path}: [parameters] '{key}': values must be in [{lo:g}, {hi:g}], got {bad[0]}")
         if not isinstance(values, list) or not values:
             raise SweepError(f"{path}: [parameters] '{key}': expected a non-empty list of values")
         for v in values:
@@ -119,10 +125,12 @@ def load_sweep(path: str) -> Sweep:
 
 
 def _check_type(path, where, value, kind) -> None:
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if kind is float else \
-        (isinstance(value, kind) and not isinstance(value, bool)) if kind is int else isinstance(value, kind)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)) \
+        if kind is float else (isinstance(value, kind) and not isinstance(value, bool)) if kind is int \
+        else isinstance(value, kind)
     if not ok:
-        raise SweepError(f"{path}: {where}: {value!r} is not {'a number' if kind is float else kind.__name__}")
+        raise SweepError(f"{path}: {where}: {value!r} is not "
+                         f"{'a finite number' if kind is float else kind.__name__}")
 
 
 def _kind(path: str, key: str, base: dict):
@@ -166,11 +174,38 @@ def point_key(sweep: Sweep, point: dict) -> str:
 
 
 def evaluate_point(base: dict, point: dict) -> dict:
-    """One point's metrics; a point that cannot be mapped at all is recorded, not fatal to the sweep."""
+    """One point's metrics. A point that cannot be mapped, or whose evaluation fails in any way, is recorded
+    with its one-line reason, not fatal to the sweep; so is one whose figures are not all finite."""
     try:
-        return {"feasible": True, **_evaluate_point(base, point)}
+        metrics = _evaluate_point(base, point)
     except AalbertError as e:
         return {"feasible": False, "reason": str(e)}
+    except Exception as e:  # noqa: BLE001 (one point must not stop the others)
+        first = str(e).splitlines()[0] if str(e) else ""
+        return {"feasible": False, "reason": f"{type(e).__name__}: {first}"}
+    bad = sorted(k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v))
+    if bad:
+        return {"feasible": False, "reason": f"the point's {bad[0]} is not finite ({metrics[bad[0]]})"}
+    return {"feasible": True, **metrics}
+
+
+def cached(path: Path, point: dict) -> dict | None:
+    """A point's metrics from its cache entry, or None if the entry is missing, truncated or not this point's
+    (it is then computed again)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("point") != point or not isinstance(data.get("metrics"), dict):
+        return None
+    metrics = data["metrics"]
+    feasible = metrics.get("feasible")
+    if feasible is True and all(isinstance(metrics.get(m), (int, float)) and math.isfinite(metrics[m])
+                                for m in METRICS):
+        return metrics
+    if feasible is False and isinstance(metrics.get("reason"), str):
+        return metrics
+    return None
 
 
 def _evaluate_point(base: dict, point: dict) -> dict:
@@ -196,16 +231,21 @@ def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=N
     `cluster` is a Dask scheduler address or a connected `distributed.Client`.
     """
     todo = [(point_key(sweep, p), p) for p in sweep.points]
-    missing = [(k, p) for k, p in todo if not (cache / f"{k}.json").exists()]
+    found = {k: cached(cache / f"{k}.json", p) for k, p in todo}
+    missing = [(k, p) for k, p in todo if found[k] is None]
     client = connect(cluster) if isinstance(cluster, str) else cluster
     if client is not None and not missing:
         client.close()
         client = None
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SweepError(f"{cache}: cannot use as the sweep's cache folder ({e.strerror})") from None
     if progress is not None:
         progress.update(len(todo) - len(missing))
 
     def done(key: str, point: dict, metrics: dict) -> None:
+        found[key] = metrics
         with atomic_writer(cache / f"{key}.json", durable=True) as f:  # kept if the sweep stops later
             f.write((json.dumps({"point": point, "metrics": metrics}, sort_keys=True) + "\n").encode())
         if progress is not None:
@@ -230,11 +270,7 @@ def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=N
     else:
         for k, p in missing:
             done(k, p, evaluate_point(sweep.base, p))
-    rows = []
-    for k, p in todo:
-        data = json.loads((cache / f"{k}.json").read_text())
-        rows.append({**p, **data["metrics"]})
-    return rows, len(missing)
+    return [{**p, **found[k]} for k, p in todo], len(missing)
 
 
 def connect(address: str, timeout: float = 10.0):

@@ -26,7 +26,10 @@ class DimSpec:
         """
         shape = []
         for i, (value, param) in enumerate(dims):
-            if value is not None and value > 0:
+            if value is not None and value <= 0:
+                raise FrontendError(f"{where}: input '{input_name}' dimension {i} is declared {value}; a static "
+                                    "dimension must be positive (leave it symbolic to fix it at compile time)")
+            if value is not None:
                 shape.append(value)
                 continue
             if param and param in self.named:

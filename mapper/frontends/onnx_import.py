@@ -111,6 +111,7 @@ class _Importer:
         self.b = Builder(self.module, self.graph)
         self.initializers = {t.name: t for t in g.initializer}
         self.env: dict[str, Value] = {}
+        self.graph_inputs = {i.name for i in g.input}
         self._inputs(g)
         for node in g.node:
             self._node(node)
@@ -155,6 +156,13 @@ class _Importer:
             else:
                 shape = self.dims.resolve(self.where, inp.name, dims, seen)
             self.env[inp.name] = self.b.input(inp.name, TensorType(shape, dtype))
+
+    def _define(self, name: str, label: str) -> None:
+        """A node's result name must be new: onnxruntime refuses a graph that defines a value twice."""
+        if name in self.env or name in self.initializers:
+            what = "a graph input" if name in self.graph_inputs else "an initializer" if name in self.initializers \
+                else "another node's result"
+            raise self.fail(f"{label} defines '{name}', which is already {what} (each value is defined once)")
 
     def _data(self, name: str, array: np.ndarray, initializer: bool) -> Value:
         try:
@@ -208,6 +216,7 @@ class _Importer:
             raise self.fail(f"{label}: cannot be imported ({type(e).__name__}: {e})") from None
         for name, v in zip(node.output, outs):
             if name:
+                self._define(name, label)
                 self.env[name] = v
 
     def _constant(self, node: onnx.NodeProto, label: str) -> None:
@@ -228,4 +237,5 @@ class _Importer:
             raise self.fail(f"{label}: attribute '{attr.name}' is not supported")
         if not isinstance(array, np.ndarray):
             raise self.fail(f"{label}: bad constant value")
+        self._define(node.output[0], label)
         self.env[node.output[0]] = self._data(node.output[0], array, initializer=False)
