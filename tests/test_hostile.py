@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import tracemalloc
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper
 
+from aalbert.ir.fileio import load_module
 from aalbert.ir.parser import parse_module
 from aalbert.mapper.cli import compile as compile_cli
+from aalbert.mapper.cli import opt as opt_cli
 from aalbert.mapper.cli import run as run_cli
 from aalbert.passes.base import PassManager, parse_pipeline
 
 from .onnx_helpers import make_model
-from .helpers import assert_clean_error, call
+from .helpers import assert_clean_error, call, random_feeds
 
 X = np.ones((1, 4), dtype=np.float32)
+
+
+def load_target_path(name: str) -> str:
+    return str(resources.files("aalbert.targets").joinpath("builtin", f"{name}.toml"))
 
 
 def _save(tmp_path, name, nodes, initializers):
@@ -66,3 +83,166 @@ def test_canonicalizing_a_large_transpose_allocates_no_index_map():
         tracemalloc.stop()
     assert peak < 64 * 2 ** 20, peak
     assert [n.op for n in module.graphs["t"].nodes] == ["reshape", "transpose", "reshape"]
+
+
+# --- inputs are never overwritten ---------------------------------------------------------------------------
+@pytest.fixture
+def dumped(tmp_path, capsys):
+    """A tiny compiled module (m/module.ir + m/module.npz), a target file, inputs and a trace."""
+    code, _, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--dump-ir",
+                                           tmp_path / "m"], capsys)
+    assert code == 0, err
+    shutil.copy(load_target_path("edge_accel"), tmp_path / "t.toml")
+    (tmp_path / "w.toml").write_text("[workload]\nswitch_rate = 0.5\n")
+    (tmp_path / "trace.txt").write_text("cola\nstsb\n")
+    module = load_module(tmp_path / "m" / "module.ir")
+    np.savez(tmp_path / "in.npz", **random_feeds(module.graphs["cola"]))
+    return tmp_path
+
+
+def _hashes(folder) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("tool, argv, says", [
+    (opt_cli, ["m/module.ir", "-p", "quantize{format=int8}", "-o", "m/module"], "m/module.npz: refusing to overwrite"),
+    (run_cli, ["m/module.ir", "--task", "cola", "--inputs", "in.npz", "-o", "m/module.npz"], "m/module.npz: refusing"),
+    (compile_cli, ["m/module.ir", "--quantize", "int8", "--dump-ir", "m"], "m/module.ir: refusing to overwrite"),
+    (compile_cli, ["m/module.ir", "--target", "t.toml", "--sim-json", "t.toml"], "t.toml: refusing to overwrite"),
+    (compile_cli, ["m/module.ir", "--target", "edge_accel", "--workload", "w.toml", "--report-json", "w.toml"],
+     "w.toml: refusing to overwrite"),
+    (compile_cli, ["m/module.ir", "--target", "edge_accel", "--pattern", "trace.txt", "--trace", "trace.txt"],
+     "trace.txt: refusing to overwrite"),
+    (compile_cli, ["m/module.ir", "--target", "edge_accel", "--sim-json", "m/module.npz"],
+     "m/module.npz: refusing to overwrite"),
+])
+def test_no_output_overwrites_an_input(dumped, monkeypatch, capsys, tool, argv, says):
+    monkeypatch.chdir(dumped)
+    before = _hashes(dumped)
+    assert_clean_error(tool.main, argv, capsys, says)
+    assert _hashes(dumped) == before
+
+
+def test_a_link_to_an_input_is_refused_too(dumped, monkeypatch, capsys):
+    monkeypatch.chdir(dumped)
+    (dumped / "link.json").symlink_to(dumped / "t.toml")
+    before = _hashes(dumped)
+    assert_clean_error(compile_cli.main, ["m/module.ir", "--target", "t.toml", "--sim-json", "link.json"], capsys,
+                       "link.json: refusing to overwrite")
+    assert _hashes(dumped) == before
+
+
+# --- no debris ------------------------------------------------------------------------------------------------
+def test_a_failing_compile_leaves_no_dump_and_no_earlier_output(tmp_path, capsys):
+    dump = tmp_path / "d"
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--dump-ir", dump,
+                                          "--fidelity"], capsys, "--fidelity needs compression",
+                       must_not_exist=[dump])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_that_fails_part_way_leaves_the_previous_state(tmp_path, monkeypatch, capsys):
+    """A full disk on the third file: nothing new appears, and an older output stays as it was."""
+    (tmp_path / "sim.json").write_text("old")
+    real_replace = os.replace
+    calls = []
+
+    def full_disk(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    code, _, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--target", "edge_accel",
+                                           "--sim-json", tmp_path / "sim.json", "--report-json", tmp_path / "r.json",
+                                           "--trace", tmp_path / "trace.json", "--dump-ir", tmp_path / "d"], capsys)
+    assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))
+    assert (tmp_path / "sim.json").read_text() == "old"
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--dump-ir",
+                                          tmp_path / "file" / "d"], capsys, "cannot create the folder")
+
+
+def test_sigterm_during_the_study_leaves_nothing_behind(tmp_path):
+    out = tmp_path / "study"
+    proc = subprocess.Popen([sys.executable, "-m", "aalbert.mapper.cli.study", "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # the study takes about a minute: it is running
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "aalbert-study: terminated"
+    assert not out.exists()
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))
+
+
+# --- numbers that would make a figure infinite or silently wrong -----------------------------------------------
+@pytest.mark.parametrize("old, new, says", [
+    ("frequency_mhz = 500", "frequency_mhz = inf", "key 'frequency_mhz' must be finite"),
+    ("frequency_mhz = 500", "frequency_mhz = 1e-308", "outside the range aalbert models"),
+    ("energy_pj_per_mac = 0.25", "energy_pj_per_mac = 1e308", "outside the range aalbert models"),
+    ("leakage_mw = 5.0", "leakage_mw = inf", "key 'leakage_mw' must be finite"),
+    ("dma_bytes_per_cycle = 64", "dma_bytes_per_cycle = nan", "must be positive"),
+])
+def test_target_numbers_must_be_finite_and_in_range(tmp_path, capsys, old, new, says):
+    text = Path(load_target_path("edge_accel")).read_text()
+    assert old in text
+    (tmp_path / "t.toml").write_text(text.replace(old, new, 1))
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--target", tmp_path / "t.toml"], capsys,
+                       says)
+
+
+@pytest.mark.parametrize("share", ["nan", "inf", "-1"])
+def test_a_workload_share_must_be_a_finite_number(tmp_path, capsys, share):
+    (tmp_path / "w.toml").write_text(f"[workload]\nmix = {{cola = {share}}}\n")
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--target", "edge_accel", "--workload",
+                                          tmp_path / "w.toml"], capsys, "mix share of 'cola' must be a non-negative")
+
+
+@pytest.mark.parametrize("trace, says", [("cola nan\n", "arrival time 'nan' is not a finite number"),
+                                         ("cola inf\n", "arrival time 'inf' is not a finite number")])
+def test_trace_arrivals_must_be_finite(tmp_path, capsys, trace, says):
+    (tmp_path / "t.txt").write_text(trace)
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--target", "edge_accel", "--pattern",
+                                          tmp_path / "t.txt"], capsys, says)
+
+
+def test_a_folder_given_as_a_trace_is_one_line(tmp_path, capsys):
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--target", "edge_accel", "--pattern",
+                                          tmp_path], capsys, "is not a file")
+
+
+def test_a_huge_request_stream_is_refused_before_it_is_made(capsys):
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--target", "edge_accel", "--requests",
+                                          "1000000000"], capsys, "a stream of 1,000,000,000 requests needs")
+
+
+def test_a_pruning_block_larger_than_the_matrix_covers_it(capsys):
+    code, _, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--sparsity", "0.5", "--block",
+                                           "1000000x1000000"], capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("nodes, says", [
+    ([helper.make_node("Neg", ["x"], ["x"])], "defines 'x', which is already a graph input"),
+    ([helper.make_node("Neg", ["x"], ["y"]), helper.make_node("Abs", ["x"], ["y"])],
+     "defines 'y', which is already another node's result"),
+])
+def test_an_onnx_value_defined_twice_is_refused(tmp_path, capsys, nodes, says):
+    path = tmp_path / "dup.onnx"
+    onnx.save(make_model(nodes, {"x": X}, ["y" if nodes[-1].output[0] == "y" else "x"]), path)
+    assert_clean_error(compile_cli.main, [path], capsys, says)
+
+
+@pytest.mark.parametrize("dim", [0, -3])
+def test_a_non_positive_static_dimension_is_refused(tmp_path, capsys, dim):
+    model = make_model([helper.make_node("Neg", ["x"], ["y"])], {"x": X}, ["y"])
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = dim
+    onnx.save(model, tmp_path / "d.onnx")
+    assert_clean_error(compile_cli.main, [tmp_path / "d.onnx"], capsys,
+                       f"input 'x' dimension 1 is declared {dim}; a static dimension must be positive")
