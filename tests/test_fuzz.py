@@ -6,7 +6,8 @@ broken: cycles, removed nodes, inconsistent initializers, huge or negative
 dimensions, unknown ops, bad attributes), `.pt2` files (the zip's bytes, or
 one member rewritten: the program's JSON, the weight table, the version),
 target, workload, sweep and policy
-TOML files (text mutations and typed value swaps), and request traces. A case
+TOML files (text mutations and typed value swaps), request traces, the
+`--inputs` arrays of aalbert-run and the sweep's cache entries. A case
 passes if the loader succeeds or raises an AalbertError whose message is one
 line; any other exception, or a case running past its time limit, fails.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
 import signal
@@ -40,7 +42,9 @@ from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.frontends.onnx_import import import_onnx
 from aalbert.mapper.loading import ExampleSpec, load_example
-from aalbert.mapper.sweep import load_sweep
+from aalbert.ir.fileio import read_npz
+from aalbert.ir.interpreter import check_inputs
+from aalbert.mapper.sweep import cached, load_sweep
 from aalbert.targets.workload import load_workload
 from aalbert.passes.compress import load_policy
 from aalbert.targets.requests import read_trace
@@ -437,6 +441,89 @@ def test_request_traces(tmp_path_factory):
         path = write(tmp_path_factory.mktemp("trace"), "t.trace", data)
         loads_cleanly(read_trace, str(path), TASKS, rate)
     case()
+
+
+def test_input_arrays(tmp_path_factory, ir_seed):
+    """aalbert-run's --inputs: the archive, then its arrays matched to the graph's inputs."""
+    text, _ = ir_seed
+    d = tmp_path_factory.mktemp("inputs-seed")
+    graph = next(iter(load_module(write(d, "m.ir", text)).graphs.values()))
+    good = {v.name: np.zeros(v.type.shape, v.type.dtype.np) for v in graph.inputs}
+    buf = io.BytesIO()
+    np.savez(buf, **good)
+
+    @st.composite
+    def arrays(draw):
+        if draw(st.booleans()):
+            return draw(mutated(buf.getvalue(), (b"\x00", b"\xff", b"PK", b"NUMPY")))
+        changed = dict(good)
+        key = draw(st.sampled_from(sorted(changed)))
+        action = draw(st.sampled_from(["drop", "shape", "dtype", "extra", "scalar", "huge"]))
+        if action == "drop":
+            del changed[key]
+        elif action == "shape":
+            changed[key] = np.zeros(changed[key].shape + (2,), changed[key].dtype)
+        elif action == "dtype":
+            changed[key] = changed[key].astype(draw(st.sampled_from([np.float32, np.int8, np.bool_, np.float16])))
+        elif action == "extra":
+            changed["stray"] = np.zeros(3)
+        elif action == "scalar":
+            changed[key] = np.int64(1)
+        else:
+            changed[key] = np.full(changed[key].shape, 2 ** 62, np.int64)
+        out = io.BytesIO()
+        (np.savez_compressed if draw(st.booleans()) else np.savez)(out, **changed)
+        return out.getvalue()
+
+    @FUZZ
+    @given(arrays())
+    def case(data):
+        path = write(tmp_path_factory.mktemp("inputs"), "in.npz", data)
+        loads_cleanly(lambda p: check_inputs(graph, read_npz(p, "inputs")), path)
+    case()
+
+
+def test_sweep_cache_entries(tmp_path_factory):
+    """A truncated or forged cache entry is not this point's: computed again, never fatal."""
+    point = {"memory.sram.capacity_bytes": 4194304, "model.bottleneck": 32}
+    seed = (json.dumps({"point": point, "metrics": {"feasible": True, "energy_mj": 1.5, "area_mm2": 2.0,
+                                                    "latency_ms": 3.0}}, sort_keys=True) + "\n").encode()
+
+    @FUZZ
+    @given(mutated(seed, NUMBERS + (b"true", b"false", b"null", b"{", b"}", b"[", b"]", b'"', b":", b",")))
+    def case(data):
+        path = write(tmp_path_factory.mktemp("cache"), "entry.json", data)
+        with time_limit(CASE_SECONDS):
+            got = cached(path, point)
+        assert got is None or (got["feasible"] is False and isinstance(got["reason"], str)) or all(
+            isinstance(got[m], (int, float)) and math.isfinite(got[m]) for m in ("energy_mj", "area_mm2", "latency_ms"))
+    case()
+
+
+# ---------------------------------------------------------------- every loader has a target
+
+# the functions that read what a user gives (each calls note_read: ir/outputs.py), and the tests fuzzing them
+FUZZED = {
+    "read_text": [test_ir_parser_text], "load_module": [test_ir_parser_text, test_ir_weights_sidecar],
+    "open_npz": [test_ir_weights_sidecar, test_input_arrays], "read_toml": [test_toml_loaders],
+    "target_text": [test_toml_loaders], "load_model": [test_onnx_importer], "load_pt2": [test_pt2_importer],
+    "read_trace": [test_request_traces],
+}
+
+
+def test_every_loader_has_a_fuzz_target():
+    import ast
+
+    readers = set()
+    for path in (ROOT / d for d in ("ir", "passes", "targets", "mapper", "examples")):
+        for f in path.rglob("*.py"):
+            if "cli" in f.parts:
+                continue  # the tools declare files; the loaders they call read them
+            for fn in ast.walk(ast.parse(f.read_text())):
+                if isinstance(fn, ast.FunctionDef) and any(
+                        isinstance(c, ast.Call) and getattr(c.func, "id", None) == "note_read" for c in ast.walk(fn)):
+                    readers.add(fn.name)
+    assert readers and readers <= set(FUZZED), sorted(readers - set(FUZZED))
 
 
 def test_the_harness_can_fail():
