@@ -139,10 +139,16 @@ class Graph:
 
     def users(self) -> dict[Value, list[Node]]:
         """Map every value to the nodes that read it (in program order)."""
-        result: dict[Value, list[Node]] = {v: [] for v in self.values()}
+        result: dict[Value, list[Node]] = {v: [] for v in self.inputs}
         for node in self.nodes:
             for v in node.inputs:
-                result.setdefault(v, []).append(node)
+                readers = result.get(v)
+                if readers is None:
+                    result[v] = [node]
+                else:
+                    readers.append(node)
+            for v in node.outputs:
+                result.setdefault(v, [])
         return result
 
     def input_named(self, name: str) -> Value:

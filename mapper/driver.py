@@ -94,7 +94,7 @@ class Compiled:
 def compile_module(module: Module, title: str, pipeline: str = "canonicalize,share",
                    placement: Placement | None = None, stream: Stream = Stream(),
                    fidelity: Fidelity | None = None, keep_text: bool = False,
-                   stage: Callable[[str], None] | None = None) -> Compiled:
+                   stage: Callable[[str], None] | None = None, verify_each: bool = False) -> Compiled:
     """Run `pipeline` on `module` (placing it if asked), simulate on the target, and report. `stage`, if
     given, is told the name of each stage as it starts (each pass, fidelity, simulation): a progress bar."""
     stage = stage or (lambda name: None)
@@ -103,7 +103,7 @@ def compile_module(module: Module, title: str, pipeline: str = "canonicalize,sha
     if stream.requests < 0:
         raise OptionError(f"--requests must be >= 0, got {stream.requests}")
     manager = PassManager(parse_pipeline(pipeline + (placement.passes() if placement else "")),
-                          verify_each=True, keep_text=keep_text)
+                          verify_each=verify_each, keep_text=keep_text)
     input_text = None
     if keep_text:
         from aalbert.ir.printer import print_module

@@ -184,7 +184,9 @@ def _convert(name: str, key: str, raw: str, hint) -> object:
 
 
 class PassManager:
-    """Run passes in order; verify after each; keep analyses; optionally keep each stage's IR text."""
+    """Run passes in order; keep analyses; optionally keep each stage's IR text. With `verify_each` (tests,
+    debugging) the module is verified after every pass and a failure names the pass; without it, once at
+    the end."""
 
     def __init__(self, passes: list[Pass], verify_each: bool = True, keep_text: bool = False):
         self.passes = passes
@@ -211,4 +213,9 @@ class PassManager:
                     raise IRVerifyError(f"after pass '{p.name}': {e.message}", e.loc) from None
             if self.keep_text:
                 self.dumps.append((f"{i:02d}-{p.name}.ir", print_module(module)))
+        if not self.verify_each and self.passes:
+            try:
+                verify(module)
+            except IRVerifyError as e:
+                raise IRVerifyError(f"after the pipeline: {e.message}", e.loc) from None
         return module

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aalbert.ir.builder import Builder, const_value
+from aalbert.ir.builder import Builder, attrs_key, const_value
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module
-from aalbert.ir.printer import print_graph
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 
 from .base import Analyses, Pass, register_pass
@@ -71,11 +70,19 @@ def canonicalize_graph(module: Module, graph: Graph, cache: "ChainCache | None" 
         graph.remove_dead()
         schedule(graph)
         graph.renumber()
-        text = print_graph(graph)
-        if text == previous:
+        now = _fingerprint(graph)
+        if now == previous:
             break
-        previous = text
+        previous = now
     return graph
+
+
+def _fingerprint(graph: Graph) -> tuple:
+    """Everything the printed graph shows (ops, operands by name, attributes, types), without printing it."""
+    return (tuple((v.name, v.type) for v in graph.inputs),
+            tuple((n.op, tuple(v.name for v in n.inputs), attrs_key(n.attrs), tuple(v.type for v in n.outputs))
+                  for n in graph.nodes),
+            tuple((name, v.name) for name, v in graph.outputs))
 
 
 def schedule(graph: Graph) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import math
 import os
 import signal
@@ -76,6 +77,14 @@ def _max_memory(argv: Sequence[str] | None) -> int:
         if a.startswith("--max-memory="):
             return parse_size(a.split("=", 1)[1])
     return DEFAULT_BUDGET
+
+
+def settle_heap() -> None:
+    """After the models and libraries are loaded: collect once, then keep what survives out of the cyclic
+    collector's way. Its full passes over torch's and onnx's million objects otherwise cost more than the
+    compile itself (the built-in example: 3.6 s -> 0.9 s here)."""
+    gc.collect()
+    gc.freeze()
 
 
 def add_budget_arg(p: argparse.ArgumentParser) -> None:

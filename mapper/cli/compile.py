@@ -15,7 +15,8 @@ from ..driver import Compiled, Fidelity, Placement, Stream, compile_module
 from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
 from ..summary import count
 from .common import (ArgumentParser, add_budget_arg, add_dim_args, add_quiet_arg, check_output_path, declare_files,
-                     at_least_one, dims_from_args, fraction, main_wrapper, positive_int, progress_bar, sparsity)
+                     at_least_one, dims_from_args, fraction, main_wrapper, positive_int, progress_bar, settle_heap,
+                     sparsity)
 
 DEFAULT_PIPELINE = "canonicalize,share"
 
@@ -95,6 +96,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--dump-ir", metavar="DIR",
                    help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
                         "and the compiled module with its weights (module.ir + module.npz)")
+    p.add_argument("--verify-each", action="store_true",
+                   help="verify the IR after every pass, naming the pass that broke it (default: once, at the end)")
     add_quiet_arg(p)
     add_budget_arg(p)
     return p
@@ -140,6 +143,7 @@ def _main(argv) -> int:
         + bool(placement)
     with progress_bar(steps, "importing", "step", args.quiet) as bar:
         module, title = _load(args, named, dims)
+        settle_heap()
 
         def stage(name: str) -> None:
             bar.update(1)
@@ -147,7 +151,7 @@ def _main(argv) -> int:
 
         compiled = compile_module(module, title, pipeline, placement, Stream(args.requests, args.pattern, args.burst),
                                   Fidelity(args.samples, args.activations) if args.fidelity else None,
-                                  keep_text=dump_dir is not None, stage=stage)
+                                  keep_text=dump_dir is not None, stage=stage, verify_each=args.verify_each)
         if dump_dir is not None:
             make_dir(dump_dir)
             with atomic_writer(dump_dir / "00-input.ir") as f:
