@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 from aalbert.ir.errors import UnsupportedOpError
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.onnx_ops import HANDLERS
+from aalbert.mapper.frontends.onnx_import import HANDLERS
 
 from .onnx_helpers import compare_with_ort, make_model
 

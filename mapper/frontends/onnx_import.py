@@ -28,8 +28,11 @@ from aalbert.ir.registry import InferError
 from aalbert.ir.types import DType, TensorType
 from aalbert.passes.layout import fold_weight_transposes
 
+from . import onnx_layout, onnx_ops
 from .dims import DimSpec
-from .onnx_ops import HANDLERS, HandlerError, NodeContext, _attr_value, onnx_dtype
+from .onnx_context import HandlerError, NodeContext, _attr_value, onnx_dtype
+
+HANDLERS = {**onnx_ops.HANDLERS, **onnx_layout.HANDLERS}  # every operator the importer translates
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
