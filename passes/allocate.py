@@ -73,8 +73,10 @@ def allocate(module: Module, target: Target, workload: Workload, spill: bool = F
         raise _does_not_fit(module, target, problem, b)
     lp = solve_milp(problem, relax=True)
     lp_bound = lp.objective if lp is not None else solution.bound
-    if solution.method == "greedy":
-        solution.bound = lp_bound
+    # the report's bound is the best lower bound known, and its gap is computed from it and the objective
+    dual = solution.bound if solution.method == "ilp" else -math.inf
+    solution.bound = min(max(dual, lp_bound), solution.objective)
+    solution.bound_kind = "branch and bound" if dual >= lp_bound else "LP relaxation"
     _write_placements(module, target, solution, b.arena_bytes)
     return allocation_report(module, target, workload, problem, solution, lp_bound, b, spill)
 
