@@ -18,6 +18,13 @@ def _mj(pj: float) -> str:
     return f"{pj / 1e9:.3f} mJ"
 
 
+def _energy(pj: float) -> str:
+    """An energy in the unit that shows it: mJ, uJ or nJ."""
+    if abs(pj) >= 1e8 or pj == 0:
+        return _mj(pj)
+    return f"{pj / 1e6:.3f} uJ" if abs(pj) >= 1e5 else f"{pj / 1e3:.3f} nJ"
+
+
 def task_lines(results: dict[str, SimResult], target: Target) -> list[str]:
     rows = []
     for task, r in results.items():
@@ -76,12 +83,12 @@ def state_lines(r: SimResult, target: Target) -> list[str]:
             if not t:
                 continue
             frac = 1.0 if state == "on" else (m.power.retention if state == "retention" else m.power.off)
-            rows.append([m.name, held, state, f"{100 * t / (span * m.banks):.1f} %", f"{100 * frac:.2g} %",
-                         _mj(r.energy.get(f"leakage:{m.name}:{state}", 0.0))])
+            rows.append([m.name, held, state, f"{100 * t / (span * m.banks):.1f} %", f"{100 * frac:.3g} %",
+                         _energy(r.energy.get(f"leakage:{m.name}:{state}", 0.0))])
             held = ""
         wake = r.energy.get(f"wakeup:{m.name}", 0.0)
         if wake:
-            rows.append([m.name, "", "wake-ups", "", "", _mj(wake)])
+            rows.append([m.name, "", "wake-ups", "", "", _energy(wake)])
     lines = [f"static energy by memory level and power state (gating: "
              f"{', '.join(f'{m.name} {m.power_gating}' for m in target.on_chip)}; "
              f"{'after a power-up' if r.after_power_up else 'on a powered chip'})"]
@@ -90,11 +97,11 @@ def state_lines(r: SimResult, target: Target) -> list[str]:
         if m.dram is None:
             continue
         parts = {k.rsplit(":", 1)[1]: v for k, v in r.energy.items() if k.startswith(f"background:{m.name}:")}
-        if not parts:
+        if m.name not in static.dram_idle:
             lines.append(f"DRAM background of {m.name}: none (it holds nothing this chip needs, so it is off)")
             continue
-        detail = ", ".join(f"{k.replace('_', ' ')} {_mj(v)}" for k, v in parts.items())
-        lines.append(f"DRAM background of {m.name}: {_mj(sum(parts.values()))} ({detail}); {m.dram.label}")
+        detail = ", ".join(f"{k.replace('_', ' ')} {_energy(v)}" for k, v in parts.items()) or "no background power"
+        lines.append(f"DRAM background of {m.name}: {_energy(sum(parts.values()))} ({detail}); {m.dram.label}")
     return lines
 
 

@@ -84,6 +84,8 @@ class ProblemBuilder:
         self.module, self.t, self.wl, self.spill = module, target, workload, spill
         self.notes: list[str] = []
         self.excluded: list[str] = []
+        self._paths: dict[str, tuple[list[str], float]] = {}
+        self._arena_cycles: dict[tuple[str, int], float] = {}
         persistent = [m for m in target.memories if m.off_chip]
         self.store = min(persistent, key=lambda m: m.read_pj_per_byte) if persistent else None
 
@@ -102,12 +104,17 @@ class ProblemBuilder:
 
     def fetch(self, level: MemoryLevel, nbytes: float) -> tuple[float, list[tuple[str, float]]]:
         """Energy and port cycles to bring `nbytes` from `level` to the compute array."""
-        path = self.t.fetch_path(level.name)
+        path, pj_per_byte = self._path(level.name)
         busy = [(path[0], nbytes / level.read_bytes_per_cycle)]
         for mid in path[1:-1]:
             m = self.t.level(mid)
             busy.append((mid, nbytes / m.write_bytes_per_cycle + nbytes / m.read_bytes_per_cycle))
-        return nbytes * self.t.fetch_pj_per_byte(level.name), busy
+        return nbytes * pj_per_byte, busy
+
+    def _path(self, level: str) -> tuple[list[str], float]:
+        if level not in self._paths:
+            self._paths[level] = self.t.fetch_path(level), self.t.fetch_pj_per_byte(level)
+        return self._paths[level]
 
     def load(self, into: MemoryLevel, nbytes: float) -> tuple[float, list[tuple[str, float]]]:
         """Energy and port cycles to copy `nbytes` from off-chip storage into `into`."""
@@ -188,6 +195,12 @@ class ProblemBuilder:
         return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks,
                        self.base, leak, banks, busy_pj, dram_pj)
 
+    def _arena_bank_cycles(self, task: str, bank_bytes: int) -> float:
+        key = task, bank_bytes
+        if key not in self._arena_cycles:
+            self._arena_cycles[key] = arena_bank_cycles(self.module.graphs[task], bank_bytes, self.t)
+        return self._arena_cycles[key]
+
     @functools.cached_property
     def base(self) -> float:
         return sum(self.wl.mix[t] * compute_cycles(self.module, t, self.t) for t in self.module.graphs)
@@ -197,8 +210,7 @@ class ProblemBuilder:
         if m.off_chip or m.power_gating != "idle" or m.power is None:
             return 0.0
         hold = m.power.retention if m.power.retention is not None else m.power.off
-        bank_cycles = sum(self.wl.mix[t] * arena_bank_cycles(g, m.bank_bytes, self.t)
-                          for t, g in self.module.graphs.items())
+        bank_cycles = sum(self.wl.mix[t] * self._arena_bank_cycles(t, m.bank_bytes) for t in self.module.graphs)
         return bank_cycles * m.bank_leakage_mw * (1 - hold) * 1000.0 / self.t.clock_mhz
 
     def arena_size(self, graph) -> int:

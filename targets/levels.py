@@ -11,6 +11,7 @@ idle state); DRAM levels have background power by state (`dram.DramPower`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -174,4 +175,13 @@ def _dram(t: Table, capacity: int, mhz: float, model: str | None):
     note = (f"{spec.describe()}; word = one BL{spec.burst} burst ({word} bytes); latency tRCD + RL (reads), "
             f"tRCD + WL (writes); {per_cycle:.3g} bytes per cycle at {mhz:g} MHz; background: "
             f"{spec.power(channels).source}")
-    return derived, note, spec.power(channels), model
+    power = spec.power(channels)
+    given = {k: t.positive(k, float, allow_zero=True) for k in DRAM_BACKGROUND_KEYS if k in t.data}
+    if given:  # numbers given next to a model replace the model's
+        names = {"background_active_mw": "active_mw", "background_power_down_mw": "power_down_mw",
+                 "background_self_refresh_mw": "self_refresh_mw", "refresh_mw": "refresh_mw",
+                 "self_refresh_after_ns": "self_refresh_after_ns", "phy_area_mm2": "phy_area_mm2"}
+        power = dataclasses.replace(power, **{names[k]: v for k, v in given.items()},
+                                    label=f"{power.label}; {', '.join(f'{k} = {v:g}' for k, v in given.items())} "
+                                    "as the target says")
+    return derived, note, power, model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -303,3 +304,59 @@ def test_run_on_the_target_equals_the_interpreter(tmp_path, capsys, tiny_exports
 ])
 def test_bad_backend_options(capsys, argv, message):
     assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16"] + argv, capsys, message)
+
+
+def test_the_workload_switch_rate_drives_the_stream():
+    tasks = ["a", "b", "c", "d"]
+    for rate in (0.0, 0.2, 0.7, 1.0):
+        reqs = make_stream("round-robin", tasks, 2001, 10.0, switch_rate=rate, seed=3)
+        switches = sum(x.task != y.task for x, y in zip(reqs, reqs[1:]))
+        assert switches == pytest.approx(2000 * rate, abs=4 * (2000 * rate * (1 - rate)) ** 0.5 + 1)
+    # random: the mix is kept and the switch rate met (a Markov chain with the mix as its stationary law)
+    mix = {"a": 0.5, "b": 0.3, "c": 0.2, "d": 0.0}
+    reqs = make_stream("random", tasks, 4001, 10.0, mix=mix, switch_rate=0.3, seed=1)
+    switches = sum(x.task != y.task for x, y in zip(reqs, reqs[1:]))
+    assert switches == pytest.approx(4000 * 0.3, rel=0.1)
+    for t, share in mix.items():
+        assert sum(r.task == t for r in reqs) / len(reqs) == pytest.approx(share, abs=0.04)
+    from aalbert.ir.errors import AalbertError
+    with pytest.raises(AalbertError, match="at most 0.2 of the requests can switch"):  # (1 - .82) / (1 - .1)
+        make_stream("random", ["a", "b"], 10, 10.0, mix={"a": 0.9, "b": 0.1}, switch_rate=0.5)
+    with pytest.raises(AalbertError, match="round-robin serves the tasks in turn"):
+        make_stream("round-robin", ["a", "b"], 10, 10.0, mix={"a": 0.9, "b": 0.1})
+    with pytest.raises(AalbertError, match="bursts of 8 requests switch task at rate 0.125"):
+        make_stream("bursts", ["a", "b"], 10, 10.0, burst=8, switch_rate=1.0)
+
+
+def test_a_workload_file_switch_rate_reaches_the_printed_stream(tmp_path, capsys):
+    (tmp_path / "w.toml").write_text("[workload]\nswitch_rate = 0.2\n")
+    argv = ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--target", "edge_accel", "--workload",
+            str(tmp_path / "w.toml"), "--requests", "200"]
+    code, out, err = call(compile_cli.main, argv, capsys)
+    assert code == 0, err
+    assert "switch rate 0.2," in out
+    line = next(x for x in out.splitlines() if x.startswith("request stream:"))
+    switches = int(line.split(" task switches")[0].rsplit(" ", 1)[1])
+    assert 25 <= switches <= 55, line  # 0.2 x 199, seeded
+    code, out, err = call(compile_cli.main, argv[:-2] + ["--requests", "20", "--pattern", "bursts", "--burst", "4"],
+                          capsys)
+    assert code == 2 and "bursts of 4 requests switch task at rate 0.25" in err
+
+
+def test_compile_reports_memory_off_and_dram_background_with_its_source(capsys):
+    code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--target",
+                                             "edge_accel", "--requests", "2"], capsys)
+    assert code == 0, err
+    # the tiny model leaves most of edge_accel's 4 MiB SRAM and 8 MiB RRAM empty: those banks are off
+    rows = [x.split() for x in out.splitlines() if x.startswith(("sram ", "rram ")) and " off " in f" {x} "]
+    assert {r[0] for r in rows} == {"sram", "rram"}
+    for r in rows:
+        share = float(r[r.index("off") + 1])
+        assert share > 70.0
+    for name in ("edge_accel", "edge_accel_sram", "edge_accel_dram", "tpu_like"):
+        code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--target",
+                                                 name, "--requests", "2"], capsys)
+        assert code == 0, err
+        line = next(x for x in out.splitlines() if x.startswith("DRAM background of dram"))
+        assert re.match(r"DRAM background of dram: [\d.]+ [mun]J \(", line), line
+        assert ("DRAMPower" in line) if name != "tpu_like" else "as the target file says" in line
