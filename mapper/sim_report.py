@@ -83,7 +83,7 @@ def state_lines(r: SimResult, target: Target) -> list[str]:
             if not t:
                 continue
             frac = 1.0 if state == "on" else (m.power.retention if state == "retention" else m.power.off)
-            rows.append([m.name, held, state, f"{100 * t / (span * m.banks):.1f} %", f"{100 * frac:.3g} %",
+            rows.append([m.name, held, state, _share(t, span * m.banks), f"{100 * frac:.3g} %",
                          _energy(r.energy.get(f"leakage:{m.name}:{state}", 0.0))])
             held = ""
         wake = r.energy.get(f"wakeup:{m.name}", 0.0)

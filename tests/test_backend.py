@@ -354,8 +354,8 @@ def test_compile_reports_memory_off_and_dram_background_with_its_source(capsys):
         share = float(r[r.index("off") + 1])
         assert share > 70.0
     for name in ("edge_accel", "edge_accel_sram", "edge_accel_dram", "tpu_like"):
-        code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--target",
-                                                 name, "--requests", "2"], capsys)
+        code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--compress",
+                                                 "edgebert", "--target", name, "--requests", "2"], capsys)
         assert code == 0, err
         line = next(x for x in out.splitlines() if x.startswith("DRAM background of dram"))
         assert re.match(r"DRAM background of dram: [\d.]+ [mun]J \(", line), line
