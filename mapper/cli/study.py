@@ -70,7 +70,8 @@ def build_parser() -> ArgumentParser:
 
 
 def command(argv: list[str]) -> str:
-    """The command line a study's outputs name, without its output directory."""
+    """The command line a study's outputs name, without its output directory and --quiet (neither changes
+    them)."""
     args, skip = [], False
     for a in map(str, argv):
         if skip:
@@ -79,7 +80,7 @@ def command(argv: list[str]) -> str:
         if a == "--out":
             skip = True
             continue
-        if not a.startswith("--out="):
+        if not a.startswith("--out=") and a != "--quiet":
             args.append(a)
     return " ".join(["aalbert-study"] + args)
 
