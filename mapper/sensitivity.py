@@ -11,6 +11,7 @@ holds across every variation and where each conclusion flips, with numbers.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,7 @@ VARIATIONS = (
     Variation("RRAM point", "read EDP", (("memory.rram.model", "rram_read_edp"),), source="NVMExplorer"),
     Variation("RRAM point", "read latency", (("memory.rram.model", "rram_read_latency"),), source="NVMExplorer"),
     Variation("DRAM background", "none", ZERO_DRAM, source="the model before DRAM states"),
-    Variation("DRAM background", "no self-refresh while on", (("memory.dram.self_refresh_after_ns", 1e18),),
+    Variation("DRAM background", "no self-refresh while on", (("memory.dram.self_refresh_after_ns", math.inf),),
               source="a controller that only powers down while the accelerator runs"),
     Variation("power gating", "empty banks only", (("memory.sram.power_gating", "empty"),
                                                   ("memory.rram.power_gating", "empty")),

@@ -153,7 +153,8 @@ def _dram(t: Table, capacity: int, mhz: float, model: str | None):
     """A DRAM level: its access numbers and background from a `dram.DRAM_SPECS` model, or given."""
     channels = t.positive("channels", int, 1)
     if model is None:
-        v = {k: t.positive(k, float, allow_zero=True, allow_inf=k == "self_refresh_after_ns") for k in DRAM_BACKGROUND_KEYS}
+        v = {k: t.positive(k, float, allow_zero=True, allow_inf=k == "self_refresh_after_ns")
+             for k in DRAM_BACKGROUND_KEYS}
         power = DramPower(v["background_active_mw"], v["background_power_down_mw"], v["background_self_refresh_mw"],
                           v["refresh_mw"], v["self_refresh_after_ns"], 0.0, v["phy_area_mm2"],
                           "background as the level's source says", "as the target file says")
@@ -176,7 +177,8 @@ def _dram(t: Table, capacity: int, mhz: float, model: str | None):
             f"tRCD + WL (writes); {per_cycle:.3g} bytes per cycle at {mhz:g} MHz; background: "
             f"{spec.power(channels).source}")
     power = spec.power(channels)
-    given = {k: t.positive(k, float, allow_zero=True) for k in DRAM_BACKGROUND_KEYS if k in t.data}
+    given = {k: t.positive(k, float, allow_zero=True, allow_inf=k == "self_refresh_after_ns")
+             for k in DRAM_BACKGROUND_KEYS if k in t.data}
     if given:  # numbers given next to a model replace the model's
         names = {"background_active_mw": "active_mw", "background_power_down_mw": "power_down_mw",
                  "background_self_refresh_mw": "self_refresh_mw", "refresh_mw": "refresh_mw",

@@ -70,17 +70,17 @@ def build_parser() -> ArgumentParser:
 
 
 def command(argv: list[str]) -> str:
-    """The command line a study's outputs name, without its output directory and --quiet (neither changes
-    them)."""
+    """The command line a study's outputs name, without what does not change them: the output directory,
+    --quiet and --max-memory."""
     args, skip = [], False
     for a in map(str, argv):
         if skip:
             skip = False
             continue
-        if a == "--out":
+        if a in ("--out", "--max-memory"):
             skip = True
             continue
-        if not a.startswith("--out=") and a != "--quiet":
+        if not a.startswith(("--out=", "--max-memory=")) and a != "--quiet":
             args.append(a)
     return " ".join(["aalbert-study"] + args)
 
