@@ -14,8 +14,8 @@ chip is busy. Reported: latency (mean, p50, p95, p99), energy per inference,
 average power, switches, power-ups and DRAM bytes.
 
 Streams follow the workload's switch rate: `round-robin` moves to the next
-task with that probability (seeded; every time at rate 1) and needs a
-uniform mix; `random` is a Markov chain whose requests follow the mix and
+task at evenly spread requests, that share of them (every time at rate 1),
+and needs a uniform mix; `random` is a Markov chain whose requests follow the mix and
 switch task at that rate (a rate the mix cannot give is an error);
 `bursts` runs `burst` requests of one task, a switch rate of 1 / burst; or a
 trace file with one request per line: `task [arrival_seconds]` (without a
@@ -63,7 +63,7 @@ def make_stream(pattern: str, tasks: list[str], count: int, rate_hz: float, mix:
         if len(set(round(v, 12) for v in pi.values())) > 1 or len(pi) < len(tasks):
             raise AalbertError("round-robin serves the tasks in turn, and the workload's mix is not uniform: "
                                "use --pattern random to follow the mix")
-        names = _round_robin(tasks, count, switch_rate, rng)
+        names = _round_robin(tasks, count, switch_rate)
     elif pattern == "random":
         names = _markov(pi, count, switch_rate, rng)
     else:
@@ -80,10 +80,12 @@ def make_stream(pattern: str, tasks: list[str], count: int, rate_hz: float, mix:
     return [Request(t, i / rate_hz) for i, t in enumerate(names)]
 
 
-def _round_robin(tasks: list[str], count: int, switch_rate: float, rng: random.Random) -> list[str]:
+def _round_robin(tasks: list[str], count: int, switch_rate: float) -> list[str]:
+    """The tasks in turn, moving to the next one at evenly spread requests: request n switches when
+    floor(n x rate) grows, so n requests hold floor((n - 1) x rate) switches."""
     names, i = [], 0
     for n in range(count):
-        if n and len(tasks) > 1 and rng.random() < switch_rate:
+        if n and len(tasks) > 1 and int(n * switch_rate) > int((n - 1) * switch_rate):
             i += 1
         names.append(tasks[i % len(tasks)])
     return names
