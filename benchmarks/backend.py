@@ -6,7 +6,8 @@
    time of the whole flow (build the example, import it, canonicalize,
    share, compress, plan, allocate, lower and simulate every task), per phase,
    median of 3 runs in this process (torch's import excluded: it happens once).
-2. Lowering and simulating one base-size inference (12 layers): median time.
+2. Lowering and simulating one base-size inference (12 layers, static energy by bank
+   state included): median time.
 3. How busy the PE array is during ALBERT-base's FFN GEMMs with weights on
    chip: PE cycles of the FFN GEMM instructions over the span from the start
    of each FFN linear's first weight transfer to the end of its last GEMM.
@@ -27,6 +28,7 @@ from aalbert.mapper.frontends import DimSpec  # noqa: E402
 from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
 from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
 from aalbert.targets.lower import lower  # noqa: E402
+from aalbert.targets.power import memory_image  # noqa: E402
 from aalbert.targets.sim import simulate  # noqa: E402
 from aalbert.targets.spec import load_target  # noqa: E402
 
@@ -85,12 +87,14 @@ def main(argv=None) -> int:
         program = lower(module, target, task)
         lows.append(time.perf_counter() - t)
         t = time.perf_counter()
-        sim = simulate(program, target)
+        sim = simulate(program, target, memory_image(module, target), cold=True)
         sims.append(time.perf_counter() - t)
     print(f"one base inference ({len(program.instrs)} instructions): lower {statistics.median(lows) * 1e3:.0f} ms, "
           f"simulate {statistics.median(sims) * 1e3:.0f} ms (median of 5)")
-    print(f"simulated: {sim.cycles / 1e6:.2f} M cycles, {sim.seconds * 1e3:.1f} ms, {sim.total_pj / 1e9:.2f} mJ; "
-          f"PE array busy {100 * sim.busy['pe'] / sim.cycles:.1f} % of the inference")
+    static = sum(v for k, v in sim.energy.items() if ":" in k)
+    print(f"simulated: {sim.cycles / 1e6:.2f} M cycles, {sim.seconds * 1e3:.1f} ms, {sim.total_pj / 1e9:.2f} mJ "
+          f"({static / 1e9:.2f} mJ static, after a power-up); PE array busy {100 * sim.busy['pe'] / sim.cycles:.1f} % "
+          "of the inference")
     ffn_level = next(w.placement.level for w in module.weights.values() if w.role.kind == "ffn")
     print(f"PE array busy during the FFN GEMMs (weights in {ffn_level}): {100 * ffn_busy(module, program, sim):.1f} %")
     return 0

@@ -6,6 +6,9 @@ encoding and memory level: adapter-ALBERT's tasks with heads of one width)
 have the same cycles, energy and traffic, because the simulator reads no
 address. Such tasks are lowered and simulated once; the others' programs are
 lowered only when asked for (`Backend.program`), for listings and traces.
+Static energy does depend on addresses (which memory banks a task's weights
+sit in): each such task's is charged on its own banks, the representative's
+accesses moved to its weights' bytes (`power.relocation`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.targets.workload import Workload, default_workload
 from aalbert.targets.lower import lower
+from aalbert.targets.power import memory_image, relocation
 from aalbert.targets.program import Program
 from aalbert.targets.requests import PATTERNS, StreamResult, make_stream, read_trace, run_stream
-from aalbert.targets.sim import SimResult, simulate
+from aalbert.targets.sim import SimResult, simulate, with_static
 from aalbert.targets.spec import Target
 
 
@@ -77,21 +81,26 @@ def run_backend(module: Module, target: Target, workload: Workload | None = None
     """Lower and simulate every task, then a stream of `requests` requests over the tasks (the workload's
     rate, power-ups and mix; the default workload when None)."""
     backend = Backend(module, target, {}, None)
+    wl = workload or default_workload(module.graphs)
+    image = memory_image(module, target)
+    cold = wl.inferences_per_wakeup <= 1
     first: dict[str, str] = {}
     for t, graph in module.graphs.items():
         key = timing_signature(module, graph)
         if key in first:
             rep = first[key]
             backend.same_as[t] = rep
-            backend.results[t] = dataclasses.replace(backend.results[rep], task=t)
+            r = backend.results[rep]
+            moved = r.accesses.relocated(relocation(module, rep, t))
+            backend.results[t] = with_static(dataclasses.replace(r, task=t), target, image, cold, moved)
         else:
             first[key] = t
-            backend.results[t] = simulate(backend.program(t), target)
+            backend.results[t] = simulate(backend.program(t), target, image, cold)
     if requests:
-        wl = workload or default_workload(module.graphs)
         tasks = list(module.graphs)
         if pattern in PATTERNS:
-            reqs = make_stream(pattern, tasks, requests, wl.inferences_per_second, wl.mix, burst, seed)
+            reqs = make_stream(pattern, tasks, requests, wl.inferences_per_second, wl.mix, burst, seed,
+                               wl.switch_rate)
         else:
             reqs = read_trace(pattern, tasks, wl.inferences_per_second)
         backend.stream = run_stream(reqs, module, target, backend.results, wl.inferences_per_wakeup)

@@ -159,7 +159,7 @@ def _placement_text(compiled: Compiled, manager, placement: Placement, stream: S
     backend = run_backend(module, target, allocation.workload, stream.requests, stream.pattern, stream.burst)
     first = next(iter(module.graphs))
     bounds = roofline(backend.program(first), backend.results[first], target)
-    lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first])
+    lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first], target)
     lines += [""] + roofline_lines(bounds, first)
     if backend.stream is not None:
         wl = allocation.workload

@@ -8,9 +8,8 @@ and `subset` keeps the first N tasks with the roles found over all of them
 plans, allocates (spilling allowed, so DRAM traffic is measured rather
 than refused), lowers, simulates every task and a request stream, and
 returns flat, JSON-friendly metrics. Weights go off chip only when they do
-not fit (as `--spill` after a refusal). `smallest_chip` says how much
-non-volatile and volatile memory would hold a configuration with no
-off-chip traffic, and what it would cost in area and leakage.
+not fit (as `--spill` after a refusal). `mapper.chips` sizes a chip to a
+configuration.
 """
 
 from __future__ import annotations
@@ -23,14 +22,12 @@ from dataclasses import dataclass
 from aalbert.ir.encoding import Role
 from aalbert.ir.errors import OptionError
 from aalbert.ir.module import Module
-from aalbert.ir.analysis import align_up
 from aalbert.passes.allocate import allocate
 from aalbert.passes.plan import plan_module
 from aalbert.targets.workload import Workload, default_workload
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.ir.formats import F32, parse_format
 from aalbert.passes.compress import BUILTIN_POLICIES, Policy, Rule, apply_policy, load_policy
-from aalbert.targets.memtech import scaled
 from aalbert.targets.spec import Target, target_dict, target_from_dict, target_text
 
 from .backend import run_backend
@@ -94,8 +91,15 @@ def subset(module: Module, n: int) -> Module:
     return out
 
 
-def override_target(spec: str, overrides: dict[str, object]) -> Target:
+def override_target(spec: str, overrides: dict[str, object], missing_ok: bool = False) -> Target:
     """A target with some numbers changed: keys like `compute.array`, `memory.sram.capacity_bytes`."""
+    data, label = overridden_dict(spec, overrides, missing_ok)
+    return target_from_dict(data, label)
+
+
+def overridden_dict(spec: str, overrides: dict[str, object], missing_ok: bool = False) -> tuple[dict, str]:
+    """The tables of target `spec` with `overrides` applied, and a label naming them; with `missing_ok`, a
+    `memory.<level>.<key>` for a level the target lacks is skipped."""
     text, where = target_text(spec)
     data = target_dict(text, where)
     for key, value in overrides.items():
@@ -109,6 +113,8 @@ def override_target(spec: str, overrides: dict[str, object]) -> Target:
         elif parts[0] == "memory" and len(parts) == 3:
             level = next((m for m in data.get("memory", []) if m.get("name") == parts[1]), None)
             if level is None:
+                if missing_ok:
+                    continue
                 raise OptionError(f"{where} has no memory level '{parts[1]}' (in '{key}')")
             level[parts[2]] = value
         elif len(parts) == 2 and isinstance(data.get(parts[0]), dict):
@@ -116,7 +122,7 @@ def override_target(spec: str, overrides: dict[str, object]) -> Target:
         else:
             raise OptionError(f"cannot set '{key}' in {where}")
     label = where + "".join(f", {k} = {v}" for k, v in sorted(overrides.items()))
-    return target_from_dict(data, label)
+    return data, label
 
 
 def evaluate(module: Module, target: Target, workload: Workload | None = None, requests: int = 50) -> dict:
@@ -137,6 +143,8 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
     single = [r.seconds * 1e3 for r in backend.results.values()]
     metrics = {
         "tasks": len(tasks),
+        "clock_mhz": target.clock_mhz,
+        "memory_models": target.memory_models,
         "weight_bytes": sum(w.nbytes for w in module.weights.values()),
         "shared_bytes": sum(w.nbytes for w in module.weights.values() if w.role.shared),
         "on_chip_used_bytes": used,
@@ -152,30 +160,13 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
         "energy_mj": stream.energy_per_inference_pj / 1e9,
         "power_mw": stream.power_mw,
         "allocation_gap": a.solution.gap,
+        "allocation_mj": a.solution.objective / 1e9,
         "spilled": spilled,
         "fits_on_chip": a.dram_bytes_per_inference == 0 and all(b == 0 for b in a.dram_bytes_per_switch.values()),
     }
     for name, pj in sorted(stream.by_component.items()):
         metrics[f"energy_{name}_mj"] = pj / stream.requests / 1e9
     return metrics
-
-
-def smallest_chip(module: Module, target: Target, workload: Workload | None = None) -> dict:
-    """Non-volatile and volatile capacity for no off-chip traffic, and what it costs (memtech models)."""
-    m2 = plan_module(module.copy(), target)
-    wl = workload or default_workload(module.graphs)
-    aligned = [align_up(w.nbytes, target.alignment_bytes) for w in module.weights.values()]
-    frozen = sum(b for w, b in zip(module.weights.values(), aligned) if w.role.shared or not wl.task_weights_change)
-    mutable = sum(aligned) - frozen
-    arena = max(g.arena.size for g in m2.graphs.values())
-    mhz = target.clock_mhz
-    hetero_rram = scaled("rram", max(frozen, 1), mhz)
-    hetero_sram = scaled("sram", mutable + arena, mhz, 16)
-    all_sram = scaled("sram", frozen + mutable + arena, mhz, 16)
-    return {"frozen_bytes": frozen, "mutable_bytes": mutable, "arena_bytes": arena,
-            "rram_sram_area_mm2": (hetero_rram.area_mm2 if frozen else 0.0) + hetero_sram.area_mm2,
-            "rram_sram_leakage_mw": (hetero_rram.leakage_mw if frozen else 0.0) + hetero_sram.leakage_mw,
-            "sram_only_area_mm2": all_sram.area_mm2, "sram_only_leakage_mw": all_sram.leakage_mw}
 
 
 def mib(n: float) -> float:

@@ -100,8 +100,8 @@ def allocation_lines(a: Allocation | None) -> list[str]:
     w = a.workload
     status = "optimal" if s.method == "ilp" and s.gap < 1e-6 else s.method
     lines = [f"allocation ({status}): {s.objective / 1e6:.1f} uJ per inference "
-             f"expected (memory traffic and leakage), bound {a.lp_bound / 1e6:.1f} uJ (LP relaxation), "
-             f"gap {100 * s.gap:.3g} %",
+             f"expected (memory traffic, leakage by bank state, DRAM background), bound {s.bound / 1e6:.1f} uJ "
+             f"({s.bound_kind}), gap {100 * s.gap:.3g} %",
              f"workload: {count(len(w.mix), 'task')}, switch rate {w.switch_rate:g}, {w.inferences_per_wakeup:g} "
              f"inference{'' if w.inferences_per_wakeup == 1 else 's'} per power-up, task weights {'change' if w.task_weights_change else 'fixed'} in the field, "
              f"{w.inferences_per_second:g}/s over {w.lifetime_years:g} years",
@@ -131,8 +131,8 @@ def memory_json(module: Module, target: Target, a: Allocation | None = None) -> 
                         for w in module.weights.values() if w.placement is not None}}
     if a is not None:
         data["allocation"] = {
-            "method": a.solution.method, "objective_pj": a.solution.objective, "bound_pj": a.lp_bound,
-            "gap": a.solution.gap, "cycles": a.solution.cycles, "binding": a.binding, "notes": a.notes,
+            "method": a.solution.method, "objective_pj": a.solution.objective, "bound_pj": a.solution.bound,
+            "bound_kind": a.solution.bound_kind, "lp_relaxation_pj": a.lp_bound, "gap": a.solution.gap, "cycles": a.solution.cycles, "binding": a.binding, "notes": a.notes,
             "dram_bytes_per_inference": a.dram_bytes_per_inference,
             "dram_bytes_per_switch": a.dram_bytes_per_switch,
             "dram_bytes_per_cold_start": a.dram_bytes_per_cold_start,

@@ -7,7 +7,7 @@ from pathlib import Path
 from aalbert.ir.outputs import atomic_writer
 
 COMPONENT_COLORS = {"pe": "#4477aa", "sfu": "#66ccee", "rram": "#228833", "sram": "#ccbb44", "dram": "#ee6677",
-                    "leakage": "#bbbbbb"}
+                    "leakage": "#bbbbbb", "dram_background": "#aa3377"}
 
 
 def _pyplot():

@@ -8,7 +8,7 @@ from aalbert.ir.module import Module
 from aalbert.ir.registry import get_op
 from aalbert.targets.requests import StreamResult
 from aalbert.targets.roofline import LayerBound
-from aalbert.targets.sim import SimResult
+from aalbert.targets.sim import SimResult, component
 from aalbert.targets.spec import Target
 
 from .summary import table
@@ -16,6 +16,13 @@ from .summary import table
 
 def _mj(pj: float) -> str:
     return f"{pj / 1e9:.3f} mJ"
+
+
+def _energy(pj: float) -> str:
+    """An energy in the unit that shows it: mJ, uJ or nJ."""
+    if abs(pj) >= 1e8 or pj == 0:
+        return _mj(pj)
+    return f"{pj / 1e6:.3f} uJ" if abs(pj) >= 1e5 else f"{pj / 1e3:.3f} nJ"
 
 
 def task_lines(results: dict[str, SimResult], target: Target) -> list[str]:
@@ -34,26 +41,67 @@ def _share(part: float, total: float) -> str:
     return f"{100 * part / total:.1f} %" if total else "-"
 
 
-def breakdown_lines(module: Module, r: SimResult) -> list[str]:
-    """Energy of one task's inference by op kind, and by component (dynamic and leakage)."""
+def breakdown_lines(module: Module, r: SimResult, target: Target) -> list[str]:
+    """Energy of one task's inference by op kind, by component (dynamic and static), the static energy by
+    memory level and power state, and each DRAM's background."""
     kinds: dict[str, float] = {}
     for op, pj in r.by_op.items():
         kind = get_op(op).kind.value
         kinds[kind] = kinds.get(kind, 0.0) + pj
     total = r.total_pj
-    lines = [f"energy of one '{r.task}' inference: {_mj(total)}"]
+    lines = [f"energy of one '{r.task}' inference: {_mj(total)} (memories: {target.memory_models or 'as given'})"]
     rows = [[k, _mj(v), _share(v, total)] for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])]
-    leak = sum(v for k, v in r.energy.items() if k.startswith("leakage:"))
-    rows.append(["leakage (all components)", _mj(leak), _share(leak, total)])
+    static = sum(v for k, v in r.energy.items() if ":" in k)
+    rows.append(["static (leakage, wake-ups, DRAM background)", _mj(static), _share(static, total)])
     lines += table(["by op kind", "energy", "share"], rows, "lrr")
     lines.append("")
     rows = []
-    for name in sorted({k.split(":", 1)[-1] for k in r.energy}):
+    names = ["pe", "sfu"] + [m.name for m in target.memories]
+    for name in names:
         dyn = r.energy.get(name, 0.0)
-        lk = r.energy.get(f"leakage:{name}", 0.0)
+        st = sum(v for k, v in r.energy.items() if ":" in k and component(k) == name)
         rd, wr = r.traffic.get(name, [0.0, 0.0])
-        rows.append([name, _mj(dyn), _mj(lk), f"{rd:,.0f}", f"{wr:,.0f}"])
-    lines += table(["by component", "dynamic", "leakage", "bytes read", "bytes written"], rows, "lrrrr")
+        rows.append([name, _mj(dyn), _mj(st), f"{rd:,.0f}", f"{wr:,.0f}"])
+    lines += table(["by component", "dynamic", "static", "bytes read", "bytes written"], rows, "lrrrr")
+    return lines + [""] + state_lines(r, target)
+
+
+STATES = ("on", "retention", "off")
+
+
+def state_lines(r: SimResult, target: Target) -> list[str]:
+    """Static energy per memory level and power state: bank-time share and energy, banks by what they hold."""
+    static = r.static
+    span = r.cycles * 1000.0 / target.clock_mhz
+    rows = []
+    for m in target.on_chip:
+        cls = static.banks.get(m.name, {})
+        held = f"{m.banks}: {cls.get('accessed', 0)} accessed, {cls.get('held', 0)} holding data, " \
+               f"{cls.get('empty', 0)} empty"
+        for state in STATES:
+            t = static.bank_time.get((m.name, state), 0.0)
+            if not t:
+                continue
+            frac = 1.0 if state == "on" else (m.power.retention if state == "retention" else m.power.off)
+            rows.append([m.name, held, state, _share(t, span * m.banks), f"{100 * frac:.3g} %",
+                         _energy(r.energy.get(f"leakage:{m.name}:{state}", 0.0))])
+            held = ""
+        wake = r.energy.get(f"wakeup:{m.name}", 0.0)
+        if wake:
+            rows.append([m.name, "", "wake-ups", "", "", _energy(wake)])
+    lines = [f"static energy by memory level and power state (gating: "
+             f"{', '.join(f'{m.name} {m.power_gating}' for m in target.on_chip)}; "
+             f"{'after a power-up' if r.after_power_up else 'on a powered chip'})"]
+    lines += table(["level", "banks", "state", "bank-time", "leakage kept", "energy"], rows, "llrrrr")
+    for m in target.memories:
+        if m.dram is None:
+            continue
+        parts = {k.rsplit(":", 1)[1]: v for k, v in r.energy.items() if k.startswith(f"background:{m.name}:")}
+        if m.name not in static.dram_idle:
+            lines.append(f"DRAM background of {m.name}: none (it holds nothing this chip needs, so it is off)")
+            continue
+        detail = ", ".join(f"{k.replace('_', ' ')} {_energy(v)}" for k, v in parts.items()) or "no background power"
+        lines.append(f"DRAM background of {m.name}: {_energy(sum(parts.values()))} ({detail}); {m.dram.label}")
     return lines
 
 

@@ -2,12 +2,15 @@
 
 The objective is the expected energy of one inference under a workload (a
 task mix and a task-switch rate): the reads and copies of every weight from
-where it is kept, the activations' traffic, and the leakage of the whole
-chip over the time those transfers take (`allocation_problem` builds it,
+where it is kept, the activations' traffic, and the static energy as the
+simulator charges it: leakage by memory bank state over the time the
+inference takes, DRAM background (`allocation_problem` builds it,
 `allocation_model` states and solves it).
 
 Exact: an integer program (scipy's milp / HiGHS); a greedy fallback for
-huge instances, with its gap to the LP bound reported. Results: each
+huge instances. The report's bound is the best known (branch and bound's,
+or the LP relaxation's if higher) and its gap is computed from that bound
+and the objective. Results: each
 weight's `placement`, each graph's arena level and offset, and an
 `Allocation` (`allocation_report`: objective, gap, binding constraints,
 traffic) kept by the pass manager for the report.
@@ -73,8 +76,10 @@ def allocate(module: Module, target: Target, workload: Workload, spill: bool = F
         raise _does_not_fit(module, target, problem, b)
     lp = solve_milp(problem, relax=True)
     lp_bound = lp.objective if lp is not None else solution.bound
-    if solution.method == "greedy":
-        solution.bound = lp_bound
+    # the report's bound is the best lower bound known, and its gap is computed from it and the objective
+    dual = solution.bound if solution.method == "ilp" else -math.inf
+    solution.bound = min(max(dual, lp_bound), solution.objective)
+    solution.bound_kind = "branch and bound" if dual >= lp_bound else "LP relaxation"
     _write_placements(module, target, solution, b.arena_bytes)
     return allocation_report(module, target, workload, problem, solution, lp_bound, b, spill)
 

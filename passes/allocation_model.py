@@ -6,9 +6,14 @@ workload), occupies bytes in some levels (`resident` bytes add up; `swap`
 bytes belong to tasks, and a level needs only the largest task's total,
 because tasks run one at a time) and keeps memory ports busy (cycles per
 inference). The runtime of an inference is the larger of the compute time
-and the busiest port (transfers overlap compute), and the chip leaks for
-all of it: objective = sum of option energies + arena energy + leakage
-power x runtime. Capacities bound each level.
+and the busiest port (transfers overlap compute). Static energy, as the
+simulator charges it (`targets.power`): the always-on leakage x runtime;
+per banked level, the banks that hold data (`BankModel`: enough banks for
+the bytes present, an integer) in their holding state and the others off,
+plus the leakage a bank adds while its port is busy; per DRAM, the extra
+background of a busy port and, when any chosen option needs the DRAM, its
+self-refresh over the request period (`dram_pj`, a binary). Objective =
+option energies + arena energy + static energy. Capacities bound each level.
 
 `solve_milp` (scipy's milp, i.e. HiGHS) finds the optimum; `solve_greedy`
 is the fallback for huge instances; `brute_force` checks both on small ones.
@@ -17,6 +22,7 @@ is the fallback for huge instances; `brute_force` checks both on small ones.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +38,8 @@ class Option:
     resident: tuple[tuple[str, int], ...] = ()   # (level, bytes) held for good
     swap: tuple[tuple[str, int], ...] = ()       # (level, bytes) held while its task runs
     busy: tuple[tuple[str, float], ...] = ()     # (level, port cycles per inference)
+    present: tuple[tuple[str, float], ...] = ()  # (level, bytes expected in it during an inference)
+    uses_dram: bool = False                      # needs the DRAM powered (kept, streamed or refilled there)
 
 
 @dataclass
@@ -47,6 +55,19 @@ class ArenaOption:
     size: int
     cost: float
     busy: float                        # port cycles per inference
+    uses_dram: bool = False
+
+
+@dataclass(frozen=True)
+class BankModel:
+    """A banked level's static energy per inference: `held_pj` per bank holding data, `empty_pj` per empty
+    bank (enough banks hold data for the bytes present, rounded up)."""
+
+    level: str
+    bank_bytes: int
+    banks: int
+    held_pj: float
+    empty_pj: float
 
 
 @dataclass
@@ -56,7 +77,10 @@ class Problem:
     arena_options: list[ArenaOption]
     tasks: tuple[str, ...]
     base_cycles: float = 0.0           # compute cycles per inference
-    leak_pj_per_cycle: float = 0.0
+    leak_pj_per_cycle: float = 0.0     # always-on leakage, over the runtime
+    banks: list[BankModel] = field(default_factory=list)
+    busy_pj: dict[str, float] = field(default_factory=dict)   # level -> pJ per busy port cycle
+    dram_pj: float = 0.0               # per inference, when any chosen option uses the DRAM
 
 
 @dataclass
@@ -69,6 +93,7 @@ class Solution:
     status: str
     usage: dict[str, int] = field(default_factory=dict)
     cycles: float = 0.0
+    bound_kind: str = ""               # which bound `bound` is (branch and bound's, or the LP relaxation's)
 
     @property
     def gap(self) -> float:
@@ -98,13 +123,45 @@ def usage(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> di
     return used
 
 
-def cycles(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
+def port_busy(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, float]:
     busy = {lvl: 0.0 for lvl in problem.capacities}
     for item in problem.items:
         for lvl, c in choice[item.name].busy:
             busy[lvl] += c
     busy[arena.level] += arena.busy
-    return max([problem.base_cycles] + list(busy.values()))
+    return busy
+
+
+def cycles(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
+    return max([problem.base_cycles] + list(port_busy(problem, choice, arena).values()))
+
+
+def present(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, float]:
+    """Bytes expected in each level during an inference: weights present, the swap region, the arena."""
+    out = {lvl: 0.0 for lvl in problem.capacities}
+    for item in problem.items:
+        for lvl, b in choice[item.name].present:
+            out[lvl] += b
+    used = usage(problem, choice, arena)
+    for b in problem.banks:
+        resident = sum(bb for item in problem.items for lvl, bb in choice[item.name].resident if lvl == b.level)
+        out[b.level] += used[b.level] - resident - (arena.size if arena.level == b.level else 0)  # the swap region
+    out[arena.level] += arena.size
+    return out
+
+
+def static_pj(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
+    """Static energy per inference (the module doc's terms)."""
+    busy = port_busy(problem, choice, arena)
+    pj = problem.leak_pj_per_cycle * max([problem.base_cycles] + list(busy.values()))
+    pj += sum(problem.busy_pj.get(lvl, 0.0) * c for lvl, c in busy.items())
+    held = present(problem, choice, arena)
+    for b in problem.banks:
+        n = min(b.banks, math.ceil(held[b.level] / b.bank_bytes - 1e-9))
+        pj += n * b.held_pj + (b.banks - n) * b.empty_pj
+    if arena.uses_dram or any(choice[i.name].uses_dram for i in problem.items):
+        pj += problem.dram_pj
+    return pj
 
 
 def feasible(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> bool:
@@ -113,8 +170,7 @@ def feasible(problem: Problem, choice: dict[str, Option], arena: ArenaOption) ->
 
 
 def objective(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
-    return (sum(choice[i.name].cost for i in problem.items) + arena.cost
-            + problem.leak_pj_per_cycle * cycles(problem, choice, arena))
+    return sum(choice[i.name].cost for i in problem.items) + arena.cost + static_pj(problem, choice, arena)
 
 
 def _solution(problem, choice, arena, bound, method, status) -> Solution:
@@ -129,8 +185,10 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
     cols += [("y", a) for a in range(len(problem.arena_options))]
     swap_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.swap})
     cols += [("s", lvl) for lvl in swap_levels] + [("t",)]
+    cols += [("n", b.level) for b in problem.banks] + [("u",)]
     n = len(cols)
     index = {c: j for j, c in enumerate(cols)}
+    constant = sum(b.banks * b.empty_pj for b in problem.banks)
     costs = [abs(o.cost) for it in problem.items for o in it.options] + [abs(a.cost) for a in problem.arena_options]
     scale = 1.0 / max([1.0] + costs)
     cyc = 1.0 / max(1.0, problem.base_cycles)
@@ -138,10 +196,13 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
     c = np.zeros(n)
     for i, item in enumerate(problem.items):
         for k, o in enumerate(item.options):
-            c[index["x", i, k]] = o.cost * scale
+            c[index["x", i, k]] = (o.cost + sum(problem.busy_pj.get(lvl, 0.0) * b for lvl, b in o.busy)) * scale
     for a, opt in enumerate(problem.arena_options):
-        c[index["y", a]] = opt.cost * scale
+        c[index["y", a]] = (opt.cost + problem.busy_pj.get(opt.level, 0.0) * opt.busy) * scale
     c[index["t",]] = problem.leak_pj_per_cycle * scale / cyc
+    for b in problem.banks:
+        c[index["n", b.level]] = (b.held_pj - b.empty_pj) * scale
+    c[index["u",]] = problem.dram_pj * scale
     rows, lo, hi = [], [], []
 
     def row(entries: dict[int, float], low: float, high: float) -> None:
@@ -193,23 +254,48 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
                 entries[index["y", a]] = opt.busy * cyc
         if len(entries) > 1:
             row(entries, -np.inf, 0.0)
+    for b in problem.banks:  # enough banks hold data for the bytes present
+        entries = {index["n", b.level]: -b.bank_bytes * kb}
+        for i, item in enumerate(problem.items):
+            for k, o in enumerate(item.options):
+                v = sum(bb for l2, bb in o.present if l2 == b.level)
+                if v:
+                    entries[index["x", i, k]] = v * kb
+        for a, opt in enumerate(problem.arena_options):
+            if opt.level == b.level:
+                entries[index["y", a]] = opt.size * kb
+        if b.level in swap_levels:
+            entries[index["s", b.level]] = 1.0
+        row(entries, -np.inf, 0.0)
+    users = [index["x", i, k] for i, item in enumerate(problem.items) for k, o in enumerate(item.options)
+             if o.uses_dram] + [index["y", a] for a, opt in enumerate(problem.arena_options) if opt.uses_dram]
+    if users:  # the DRAM is powered when any chosen option needs it
+        row({**{j: 1.0 for j in users}, index["u",]: -float(len(users))}, -np.inf, 0.0)
     continuous = ("s", "t")
     integrality = np.array([0 if col[0] in continuous or relax else 1 for col in cols])
-    upper = np.array([np.inf if col[0] in continuous else 1.0 for col in cols])
+    upper = np.array([np.inf if col[0] in continuous else problem_bound(problem, col) for col in cols])
     res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(n), upper),
                constraints=LinearConstraint(np.array(rows), np.array(lo), np.array(hi)),
                options={"time_limit": time_limit, "mip_rel_gap": 1e-9})
     if res.x is None:
         return None
     if relax:
-        return Solution({}, problem.arena_options[0], res.fun / scale, res.fun / scale, "lp", res.message)
+        value = res.fun / scale + constant
+        return Solution({}, problem.arena_options[0], value, value, "lp", res.message)
     choice = {}
     for i, item in enumerate(problem.items):
         k = max(range(len(item.options)), key=lambda k: res.x[index["x", i, k]])
         choice[item.name] = item.options[k]
     arena = problem.arena_options[max(range(len(problem.arena_options)), key=lambda a: res.x[index["y", a]])]
     bound = getattr(res, "mip_dual_bound", None)
-    return _solution(problem, choice, arena, None if bound is None else bound / scale, "ilp", res.message)
+    return _solution(problem, choice, arena, None if bound is None else bound / scale + constant, "ilp", res.message)
+
+
+def problem_bound(problem: Problem, col: tuple) -> float:
+    """Upper bound of an integer column: a level's bank count, else 1 (a choice)."""
+    if col[0] == "n":
+        return float(next(b.banks for b in problem.banks if b.level == col[1]))
+    return 1.0
 
 
 def solve_greedy(problem: Problem) -> Solution | None:
@@ -267,4 +353,5 @@ def brute_force(problem: Problem) -> Solution | None:
 
 
 def variable_count(problem: Problem) -> int:
-    return sum(len(i.options) for i in problem.items) + len(problem.arena_options) + len(problem.capacities) + 1
+    return (sum(len(i.options) for i in problem.items) + len(problem.arena_options) + len(problem.capacities) + 2
+            + len(problem.banks))

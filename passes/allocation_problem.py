@@ -13,9 +13,21 @@ every use. Off-chip memory holds weights only if the target says so or the
 user allows spilling. A weight that a switch would rewrite goes to a
 non-volatile level only if that level's write endurance covers the writes
 over the stated lifetime. The activation arena chooses a level the same way.
+
+Static energy follows the simulator's power states (`targets.power`,
+`static_terms`): logic leakage over the runtime; per banked level, the
+banks holding data in their holding state (on, or for `power_gating =
+idle` retention or off, waking while the level's port is busy) and the rest
+off, the arena's banks on all along; a weight's bytes count as present in
+volatile memory only while its task may run (after a power-up, volatile
+memory holds just the running task's data); per DRAM, active standby while
+its port is busy and self-refresh for the rest of the request period, when
+any placement needs it.
 """
 
 from __future__ import annotations
+
+import functools
 
 from aalbert.ir.analysis import align_up
 from aalbert.ir.errors import OptionError
@@ -24,7 +36,7 @@ from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 from aalbert.targets.spec import MemoryLevel, Target
 from aalbert.targets.workload import Workload
 
-from .allocation_model import ArenaOption, Item, Option, Problem
+from .allocation_model import ArenaOption, BankModel, Item, Option, Problem
 
 
 def bytes_read(module: Module) -> dict[str, dict[str, float]]:
@@ -72,6 +84,8 @@ class ProblemBuilder:
         self.module, self.t, self.wl, self.spill = module, target, workload, spill
         self.notes: list[str] = []
         self.excluded: list[str] = []
+        self._paths: dict[str, tuple[list[str], float]] = {}
+        self._arena_cycles: dict[tuple[str, int], float] = {}
         persistent = [m for m in target.memories if m.off_chip]
         self.store = min(persistent, key=lambda m: m.read_pj_per_byte) if persistent else None
 
@@ -90,12 +104,17 @@ class ProblemBuilder:
 
     def fetch(self, level: MemoryLevel, nbytes: float) -> tuple[float, list[tuple[str, float]]]:
         """Energy and port cycles to bring `nbytes` from `level` to the compute array."""
-        path = self.t.fetch_path(level.name)
+        path, pj_per_byte = self._path(level.name)
         busy = [(path[0], nbytes / level.read_bytes_per_cycle)]
         for mid in path[1:-1]:
             m = self.t.level(mid)
             busy.append((mid, nbytes / m.write_bytes_per_cycle + nbytes / m.read_bytes_per_cycle))
-        return nbytes * self.t.fetch_pj_per_byte(level.name), busy
+        return nbytes * pj_per_byte, busy
+
+    def _path(self, level: str) -> tuple[list[str], float]:
+        if level not in self._paths:
+            self._paths[level] = self.t.fetch_path(level), self.t.fetch_pj_per_byte(level)
+        return self._paths[level]
 
     def load(self, into: MemoryLevel, nbytes: float) -> tuple[float, list[tuple[str, float]]]:
         """Energy and port cycles to copy `nbytes` from off-chip storage into `into`."""
@@ -125,8 +144,10 @@ class ProblemBuilder:
                 if m.volatile and not m.off_chip:  # refilled after every power-up that runs its task
                     more_pj, more_busy = self.load(m, cold * p_use * w.nbytes)
                     pj, busy = pj + more_pj, busy + more_busy
+                here = size if w.role.shared or not m.volatile else size * (1 - cold * (1 - p_use))
                 options.append(Option("streamed" if m.off_chip else "resident", m.name, None, pj,
-                                      resident=((m.name, size),), busy=_merge(busy)))
+                                      resident=((m.name, size),), busy=_merge(busy), present=((m.name, here),),
+                                      uses_dram=m.off_chip or (m.volatile and self.store is not None)))
             if not w.role.shared:
                 homes = [m for m in self.t.memories if m.off_chip and self.can_hold(m, w)]
                 for on in self.t.on_chip:
@@ -146,7 +167,7 @@ class ProblemBuilder:
                         # keeping a weight resident wins a tie with staging it (no swap region needed)
                         options.append(Option("staged", on.name, home.name, (pj + more_pj) * (1 + 1e-9),
                                               resident=((home.name, size),), swap=((on.name, size),),
-                                              busy=_merge(busy + more_busy)))
+                                              busy=_merge(busy + more_busy), uses_dram=True))
             if not options:
                 raise OptionError(f"allocate: no memory of {self.t.name} may hold weight @{w.name}"
                                   + (f" ({self.excluded[-1]})" if self.excluded else "; use --spill"))
@@ -164,19 +185,61 @@ class ProblemBuilder:
                 self.notes.append(f"activations may not live in {m.name}: {writes_per_cell:.3g} writes per cell "
                                   f"over the lifetime exceed its endurance {m.write_endurance:.3g}")
                 continue
-            cost = act_rd * m.read_pj_per_byte + act_wr * m.write_pj_per_byte
+            cost = act_rd * m.read_pj_per_byte + act_wr * m.write_pj_per_byte + self.arena_on_pj(m, arena)
             busy = act_rd / m.read_bytes_per_cycle + act_wr / m.write_bytes_per_cycle
-            arena_options.append(ArenaOption(m.name, arena, cost, busy))
+            arena_options.append(ArenaOption(m.name, arena, cost, busy, uses_dram=m.off_chip))
         if not arena_options:
             raise OptionError(f"allocate: no memory of {self.t.name} may hold activations")
         self.arena_bytes = arena
-        base = sum(self.wl.mix[t] * compute_cycles(self.module, t, self.t) for t in tasks)
-        leak = self.t.leakage_mw * 1000.0 / self.t.clock_mhz  # mW x ns per cycle = pJ per cycle
+        leak, banks, busy_pj, dram_pj = static_terms(self.t, self.wl, self.base)
         return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks,
-                       base, leak)
+                       self.base, leak, banks, busy_pj, dram_pj)
+
+    def _arena_bank_cycles(self, task: str, bank_bytes: int) -> float:
+        key = task, bank_bytes
+        if key not in self._arena_cycles:
+            self._arena_cycles[key] = arena_bank_cycles(self.module.graphs[task], bank_bytes, self.t)
+        return self._arena_cycles[key]
+
+    @functools.cached_property
+    def base(self) -> float:
+        return sum(self.wl.mix[t] * compute_cycles(self.module, t, self.t) for t in self.module.graphs)
+
+    def arena_on_pj(self, m: MemoryLevel, arena: int) -> float:
+        """The arena's banks are on while a node touches them, rather than in their holding state."""
+        if m.off_chip or m.power_gating != "idle" or m.power is None:
+            return 0.0
+        hold = m.power.retention if m.power.retention is not None else m.power.off
+        bank_cycles = sum(self.wl.mix[t] * self._arena_bank_cycles(t, m.bank_bytes) for t in self.module.graphs)
+        return bank_cycles * m.bank_leakage_mw * (1 - hold) * 1000.0 / self.t.clock_mhz
 
     def arena_size(self, graph) -> int:
         return graph.arena.size
+
+
+def static_terms(t: Target, wl: Workload, base_cycles: float):
+    """The static energy's terms for `allocation_model.Problem`: always-on leakage per cycle, a `BankModel` per
+    gated level, pJ per busy port cycle, and a DRAM's self-refresh over the request period."""
+    cycle_ns = 1000.0 / t.clock_mhz
+    runtime_ns = base_cycles * cycle_ns
+    leak = t.compute.leakage_mw + t.sfu.leakage_mw
+    banks, busy_pj, dram_pj = [], {}, 0.0
+    for m in t.memories:
+        if m.dram is not None:
+            period_ns = 1e9 / wl.inferences_per_second
+            busy_pj[m.name] = (m.dram.active_mw + m.dram.refresh_mw - m.dram.self_refresh_mw) * cycle_ns
+            dram_pj += m.dram.self_refresh_mw * period_ns
+            continue
+        if m.power is None or m.power_gating == "none":
+            leak += m.leakage_mw
+            continue
+        bank = m.bank_leakage_mw
+        hold = 1.0 if m.power_gating == "empty" else (m.power.retention if m.power.retention is not None
+                                                       else m.power.off)
+        banks.append(BankModel(m.name, m.bank_bytes, m.banks, bank * hold * runtime_ns, bank * m.power.off * runtime_ns))
+        if hold < 1.0:
+            busy_pj[m.name] = bank * (1 - hold) * cycle_ns
+    return leak * cycle_ns, banks, busy_pj, dram_pj
 
 
 def _merge(busy: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
@@ -188,11 +251,32 @@ def _merge(busy: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
 
 def compute_cycles(module: Module, task: str, target: Target) -> float:
     """PE-array and special-function-unit cycles of one inference, one after the other (a first estimate)."""
-    pe = sfu = 0.0
-    for node in module.graphs[task].nodes:
-        op = get_op(node.op)
-        work = op.work([v.type for v in node.inputs], [v.type for v in node.outputs], node.attrs)
-        pe += work.macs / target.compute.macs_per_cycle
-        if op.kind in (OpKind.ELEMENTWISE, OpKind.NORMALIZATION):
-            sfu += work.elementwise * target.sfu.passes.get(node.op, 1) / target.sfu.elements_per_cycle
-    return pe + sfu
+    return sum(_node_cycles(node, target) for node in module.graphs[task].nodes)
+
+
+def _node_cycles(node, target: Target) -> float:
+    op = get_op(node.op)
+    work = op.work([v.type for v in node.inputs], [v.type for v in node.outputs], node.attrs)
+    cycles = work.macs / target.compute.macs_per_cycle
+    if op.kind in (OpKind.ELEMENTWISE, OpKind.NORMALIZATION):
+        cycles += work.elementwise * target.sfu.passes.get(node.op, 1) / target.sfu.elements_per_cycle
+    return cycles
+
+
+def arena_bank_cycles(graph, bank_bytes: int, target: Target) -> float:
+    """Bank x cycles the arena's banks are touched in one inference (the arena starting on a bank): each
+    node's estimated cycles times the banks its activation operands and result lie in."""
+    per = target.compute.activation_bits / 8
+    total = 0.0
+    for node in graph.nodes:
+        opdef = get_op(node.op)
+        if opdef.kind is OpKind.SOURCE or opdef.has(Trait.VIEW):
+            continue
+        banks: set[int] = set()
+        for v in list(node.inputs) + list(node.outputs):
+            if is_data(v) or v.offset is None:
+                continue
+            size = v.type.numel * (per if v.type.dtype.is_float else v.type.dtype.itemsize)
+            banks.update(range(v.offset // bank_bytes, (v.offset + max(1, int(size)) - 1) // bank_bytes + 1))
+        total += _node_cycles(node, target) * len(banks)
+    return total

@@ -2,10 +2,16 @@
 
 Anchors are NVMExplorer's 2 MB arrays at 22 nm with 64-bit words (Pentecost
 et al., "NVMExplorer: A Framework for Cross-Stack Comparisons of Embedded
-Non-Volatile Memories", HPCA 2022; the values are those of
-../shared/DESIGN.md's table). A memory of capacity C is modelled as
-s = C / 2 MB of the anchor, with the usual first-order rule (as CACTI's array
-models behave):
+Non-Volatile Memories", HPCA 2022; the values are the RRAM and SRAM rows of
+the artifact's lpentecost/NVMExplorer AE_dnn_output/{RRAM,SRAM}_1BPC-combined.csv:
+RRAM_best_case and SRAM cells, 22 nm, 350 K, 2 MB, 64-bit words, one row per
+optimization target). RRAM comes in NVMExplorer's three read-optimized
+points (read EDP, read energy, read latency); SRAM in the NVMExplorer point
+(device roadmap LOP) and two corners derived from it with CACTI 7's 22 nm
+device parameters (high performance, low standby power; `sram_corner`).
+
+A memory of capacity C is s = C / 2 MB of the anchor, by the usual
+first-order rule (as CACTI's array models behave):
 
 - area and leakage scale linearly with s (they are per cell);
 - energy and latency per access scale with sqrt(s) (word and bit lines, and
@@ -15,8 +21,12 @@ models behave):
   (sqrt of C / b / 2 MB), bandwidth is one word per bank per max(cycle, access
   time). Without a stated bank count, one bank per 2 MB.
 
-The rule is a first-order model, documented as such in every number it
-produces (`source`), so a design-space sweep can ask for any size.
+Each technology also has power states (`POWER_STATES`): the leakage left in
+retention (SRAM keeps its data at a lower supply) and when power-gated
+(SRAM loses its data, non-volatile memory keeps it), and the latency and
+energy of waking a bank. The rule is a first-order model, documented as
+such in every number it produces (`source`), so a design-space sweep can ask
+for any size.
 """
 
 from __future__ import annotations
@@ -66,24 +76,98 @@ class Anchor(MemoryCells):
     source: str
 
 
-NVMEXPLORER = "NVMExplorer (HPCA 2022), 2 MB array, 22 nm, 64-bit word"
+NVMEXPLORER = ("NVMExplorer (HPCA 2022), 2 MB array, 22 nm, 64-bit word, 350 K (lpentecost/NVMExplorer "
+               "AE_dnn_output/{}_1BPC-combined.csv, {} cell, optimization target {})")
+RRAM_ENDURANCE = ("endurance 1e8 writes is an assumption (RRAM endurance varies by orders of magnitude between "
+                  "devices)")
+
+
+def _rram(target: str, area, read_ns, write_ns, read_pj, write_pj, leak_mw) -> Anchor:
+    return Anchor(technology="rram", capacity_bytes=MB2, word_bits=64, area_mm2=area, read_latency_ns=read_ns,
+                  write_latency_ns=write_ns, read_energy_pj=read_pj, write_energy_pj=write_pj, leakage_mw=leak_mw,
+                  write_endurance=1e8, volatile=False,
+                  source=NVMEXPLORER.format("RRAM", "RRAM_best_case", target) + "; " + RRAM_ENDURANCE)
+
+
+# CACTI 7 (HewlettPackard/cacti tech_params/22nm.dat) device parameters at 350 K (NVMExplorer's temperature):
+# supply, off current (subthreshold + gate, A/um), gate capacitance (F/um), on current (A/um)
+CACTI_22NM = {"hp": (0.8, 2.152e-7 + 1.81e-9, 3.27e-16, 2.6264e-3),
+              "lstp": (0.8, 7.73e-10 + 4.51e-10, 3.22e-16, 7.276e-4),
+              "lop": (0.6, 3.99e-7 + 2.74e-9, 3.16e-16, 9.161e-4)}
+
+
+def _sram_corner(base: Anchor, corner: str) -> Anchor:
+    """NVMExplorer's SRAM (LOP devices) moved to another CACTI device roadmap: leakage by I_off x Vdd, access
+    energy by C_gate x Vdd^2, latency by C_gate x Vdd / I_on (first order: cells and periphery alike)."""
+    v, ioff, cg, ion = CACTI_22NM[corner]
+    v0, ioff0, cg0, ion0 = CACTI_22NM["lop"]
+    leak = (ioff * v) / (ioff0 * v0)
+    energy = (cg * v * v) / (cg0 * v0 * v0)
+    delay = (cg * v / ion) / (cg0 * v0 / ion0)
+    return dataclasses.replace(
+        base, leakage_mw=base.leakage_mw * leak, read_energy_pj=base.read_energy_pj * energy,
+        write_energy_pj=base.write_energy_pj * energy, read_latency_ns=base.read_latency_ns * delay,
+        write_latency_ns=base.write_latency_ns * delay,
+        source=f"{base.source}, moved from CACTI's LOP to its {corner.upper()} 22 nm devices at 350 K "
+        f"(HewlettPackard/cacti tech_params/22nm.dat: Vdd, I_off + I_gate, C_gate, I_on): leakage x {leak:.3g} "
+        f"(I_off x Vdd), access energy x {energy:.3g} (C x Vdd^2), latency x {delay:.3g} (C x Vdd / I_on)")
+
+
+_SRAM = Anchor(technology="sram", capacity_bytes=MB2, word_bits=64, area_mm2=1.309, read_latency_ns=4.684,
+               write_latency_ns=4.679, read_energy_pj=1.128, write_energy_pj=17.016, leakage_mw=56.345,
+               write_endurance=math.inf, volatile=True,
+               source=NVMEXPLORER.format("SRAM", "SRAM", "ReadEDP") + ", CACTI device roadmap LOP; volatile, "
+               "no wear-out")
+
 ANCHORS: dict[str, Anchor] = {
-    "rram": Anchor(technology="rram", capacity_bytes=MB2, word_bits=64, area_mm2=0.526, read_latency_ns=0.79,
-                   write_latency_ns=0.79, read_energy_pj=6.18, write_energy_pj=49.7, leakage_mw=11.98,
-                   write_endurance=1e8, volatile=False,
-                   source=f"{NVMEXPLORER}, RRAM optimized for read energy-delay product; write latency taken equal "
-                   "to read latency (not in the anchor table); endurance 1e8 writes is an assumption "
-                   "(RRAM endurance varies by orders of magnitude between devices)"),
-    "rram_low_energy": Anchor(technology="rram", capacity_bytes=MB2, word_bits=64, area_mm2=0.443,
-                              read_latency_ns=13.7, write_latency_ns=13.7, read_energy_pj=1.12, write_energy_pj=49.7,
-                              leakage_mw=1.32, write_endurance=1e8, volatile=False,
-                              source=f"{NVMEXPLORER}, RRAM optimized for read energy; write energy and latency, "
-                              "endurance as for the read-EDP RRAM (not in the anchor table)"),
-    "sram": Anchor(technology="sram", capacity_bytes=MB2, word_bits=64, area_mm2=1.309, read_latency_ns=4.68,
-                   write_latency_ns=4.68, read_energy_pj=1.13, write_energy_pj=17.0, leakage_mw=56.3,
-                   write_endurance=math.inf, volatile=True,
-                   source=f"{NVMEXPLORER}, SRAM optimized for read energy-delay product; write latency taken "
-                   "equal to read latency; volatile, no wear-out"),
+    "rram_read_edp": _rram("ReadEDP", 0.525828515, 0.793295, 5.53, 6.178, 49.72, 11.979),
+    "rram_read_energy": _rram("ReadDynamicEnergy", 0.442507258, 13.737, 16.659, 1.118, 83.81, 1.316),
+    "rram_read_latency": _rram("ReadLatency", 0.575811979, 0.781488, 5.53, 7.253, 47.951, 23.112),
+    "sram": _SRAM,
+    "sram_hp": _sram_corner(_SRAM, "hp"),
+    "sram_lstp": _sram_corner(_SRAM, "lstp"),
+}
+# older names target files may still use
+ALIASES = {"rram": "rram_read_edp", "rram_low_energy": "rram_read_energy", "sram_lop": "sram"}
+RRAM_POINTS = ("rram_read_edp", "rram_read_energy", "rram_read_latency")
+SRAM_CORNERS = ("sram_lstp", "sram", "sram_hp")
+
+
+def model_name(model: str) -> str:
+    """The canonical name of a memory model (resolving the older aliases)."""
+    return ALIASES.get(model, model)
+
+
+def model_names() -> list[str]:
+    return list(ANCHORS) + list(ALIASES)
+
+
+@dataclass(frozen=True)
+class PowerStates:
+    """A technology's power states, as fractions of its leakage when on, and what waking a bank costs."""
+
+    retention: float | None      # leakage kept in retention (None: no retention state; gating keeps the data)
+    off: float                   # leakage left when power-gated
+    wakeup_ns: float             # back to on, per bank
+    wakeup_pj: float             # per bank wake-up
+    keeps_data_off: bool         # non-volatile: the data survive power gating
+    source: str
+
+
+GATED = ("off: supply-gated arrays keep 1/260 of their leakage (IBM, 'The design and implementation of a "
+         "low-overhead supply-gated SRAM', IEEE 2006, 65 nm hardware: over 260x less with hard gating)")
+WAKE = ("wake-up 20 ns and 450 pJ per bank: the restore time and energy of a 65 nm ReRAM nonvolatile processor "
+        "(Liu et al., ISSCC 2016, 4.7)")
+POWER_STATES: dict[str, PowerStates] = {
+    "sram": PowerStates(0.10, 1 / 260, 20.0, 450.0, False,
+                        "retention: data kept at the data-retention voltage with over 90 % less leakage (Qin et al., "
+                        f"ISQED 2004, measured 0.13 um SRAM), so 10 %; {GATED}, contents lost; {WAKE}, taken as an "
+                        "upper bound for an SRAM bank (no SRAM-specific figure found)"),
+    "rram": PowerStates(None, 1 / 260, 20.0, 450.0, True,
+                        f"non-volatile: the cells keep their data unpowered, the periphery is gated; {GATED}; {WAKE}"),
+    "mram": PowerStates(None, 1 / 260, 1.0, 450.0, True,
+                        f"non-volatile; {GATED}; wake-up 1.0 ns (Ohsawa et al., VLSI 2012, power-gated 1 Mb STT-RAM); "
+                        "energy 450 pJ per bank as RRAM (Liu et al., ISSCC 2016)"),
 }
 
 
@@ -96,15 +180,16 @@ class MemoryNumbers(MemoryCost):
 
 def scaled(model: str, capacity_bytes: int, clock_mhz: float, banks: int | None = None) -> MemoryNumbers:
     """The anchor `model` scaled to `capacity_bytes` (in `banks` banks) by the module's rule."""
-    a = ANCHORS[model]
+    a = ANCHORS[model_name(model)]
     s = capacity_bytes / a.capacity_bytes
-    banks = banks or max(1, math.ceil(s))
+    banks = banks or default_banks(capacity_bytes)
     root = math.sqrt(s / banks)  # per bank
     cycle_ns = 1000.0 / clock_mhz
     read_lat, write_lat = a.read_latency_ns * root, a.write_latency_ns * root
     word = a.word_bits / 8
-    source = (f"{a.source}; scaled to {capacity_bytes} bytes in {banks} bank{'s' if banks > 1 else ''} (s = {s:.4g} x 2 MB): area and "
-              f"leakage x s, energy and latency per access x sqrt(s / banks); bandwidth {banks} x "
+    source = (f"{model_name(model)}: {a.source}; scaled to {capacity_bytes} bytes in {banks} "
+              f"bank{'s' if banks > 1 else ''} (s = {s:.4g} x 2 MB): area and leakage x s, energy and latency per "
+              f"access x sqrt(s / banks); bandwidth {banks} x "
               f"{a.word_bits}-bit word per max(1 cycle, access time) at {clock_mhz:g} MHz")
     return MemoryNumbers(
         area_mm2=a.area_mm2 * s, read_latency_ns=read_lat, write_latency_ns=write_lat,
@@ -113,3 +198,8 @@ def scaled(model: str, capacity_bytes: int, clock_mhz: float, banks: int | None 
         read_bytes_per_cycle=banks * word * min(1.0, cycle_ns / read_lat),
         write_bytes_per_cycle=banks * word * min(1.0, cycle_ns / write_lat),
         write_endurance=a.write_endurance, volatile=a.volatile, word_bits=a.word_bits, source=source)
+
+
+def default_banks(capacity_bytes: int) -> int:
+    """One bank per 2 MB, as NVMExplorer's arrays."""
+    return max(1, math.ceil(capacity_bytes / MB2))

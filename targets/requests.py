@@ -5,14 +5,21 @@ may have to bring weights on chip: after a power-up (every
 `inferences_per_wakeup` requests) every weight the task reads from volatile
 on-chip memory is refilled from off-chip storage (RRAM keeps the backbone);
 at a task switch, the task's staged weights are copied into the swap region.
-Then the task's program runs (its cycles and energy from `targets.sim`).
-Requests queue when the chip is busy. Reported: latency (mean, p50, p95,
-p99), energy per inference, average power, switches, power-ups and DRAM bytes.
+Then the task's program runs (its cycles and energy from `targets.sim`, the
+static part as right after a power-up or on a powered chip). Between
+requests a powered chip leaks with its banks in their idle states, a
+power-gated one not at all; the DRAM, while it holds what the chip needs,
+stays in self-refresh (or power-down for short gaps). Requests queue when the
+chip is busy. Reported: latency (mean, p50, p95, p99), energy per inference,
+average power, switches, power-ups and DRAM bytes.
 
-Streams: `round-robin` over the tasks, `random` with the workload's mix
-(seeded), `bursts` (runs of `burst` requests of one task), or a trace file
-with one request per line: `task [arrival_seconds]` (without a time, one
-period of the workload's rate after the previous request).
+Streams follow the workload's switch rate: `round-robin` moves to the next
+task at evenly spread requests, that share of them (every time at rate 1),
+and needs a uniform mix; `random` is a Markov chain whose requests follow the mix and
+switch task at that rate (a rate the mix cannot give is an error);
+`bursts` runs `burst` requests of one task, a switch rate of 1 / burst; or a
+trace file with one request per line: `task [arrival_seconds]` (without a
+time, one period of the workload's rate after the previous request).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from aalbert.ir.limits import check_bytes
 from aalbert.ir.outputs import note_read
 from aalbert.ir.module import Module
 
+from .power import dram_between
 from .sim import SimResult
 from .spec import Target
 
@@ -43,24 +51,65 @@ class Request:
 
 
 def make_stream(pattern: str, tasks: list[str], count: int, rate_hz: float, mix: dict[str, float] | None = None,
-                burst: int = 8, seed: int = 0) -> list[Request]:
+                burst: int = 8, seed: int = 0, switch_rate: float = 1.0) -> list[Request]:
     if pattern not in PATTERNS:
         raise AalbertError(f"unknown request pattern {pattern!r} (round-robin, random, bursts, or a trace file)")
     check_bytes(count * REQUEST_BYTES, f"a stream of {count:,} requests")
     rng = random.Random(seed)
-    names: list[str] = []
+    share = {t: (mix or {}).get(t, 1.0) for t in tasks}
+    total = sum(share.values())
+    pi = {t: v / total for t, v in share.items() if v > 0}
     if pattern == "round-robin":
-        names = [tasks[i % len(tasks)] for i in range(count)]
+        if len(set(round(v, 12) for v in pi.values())) > 1 or len(pi) < len(tasks):
+            raise AalbertError("round-robin serves the tasks in turn, and the workload's mix is not uniform: "
+                               "use --pattern random to follow the mix")
+        names = _round_robin(tasks, count, switch_rate)
     elif pattern == "random":
-        weights = [(mix or {}).get(t, 1.0) for t in tasks]
-        names = rng.choices(tasks, weights=weights, k=count)
+        names = _markov(pi, count, switch_rate, rng)
     else:
+        if len(tasks) > 1 and abs(switch_rate - 1.0 / burst) > 1e-9:
+            raise AalbertError(f"bursts of {burst} requests switch task at rate {1 / burst:g}, and the workload's "
+                               f"switch rate is {switch_rate:g}: give --switch-rate {1 / burst:g}, or a burst length "
+                               "matching the rate")
+        names = []
         i = 0
         while len(names) < count:
             names += [tasks[i % len(tasks)]] * burst
             i += 1
         names = names[:count]
     return [Request(t, i / rate_hz) for i, t in enumerate(names)]
+
+
+def _round_robin(tasks: list[str], count: int, switch_rate: float) -> list[str]:
+    """The tasks in turn, moving to the next one at evenly spread requests: request n switches when
+    floor(n x rate) grows, so n requests hold floor((n - 1) x rate) switches."""
+    names, i = [], 0
+    for n in range(count):
+        if n and len(tasks) > 1 and int(n * switch_rate) > int((n - 1) * switch_rate):
+            i += 1
+        names.append(tasks[i % len(tasks)])
+    return names
+
+
+def _markov(pi: dict[str, float], count: int, switch_rate: float, rng: random.Random) -> list[str]:
+    """Requests whose tasks follow the shares `pi` and switch at `switch_rate`: from task i, switch with
+    probability k (1 - pi_i) to a task j != i drawn by its share, which keeps `pi` stationary and switches at
+    rate k (1 - sum pi^2); the rate is reachable while k (1 - min pi) <= 1."""
+    tasks = list(pi)
+    spread = 1.0 - sum(p * p for p in pi.values())
+    most = spread / (1.0 - min(pi.values())) if len(pi) > 1 else 0.0
+    if switch_rate > most + 1e-9:
+        raise AalbertError(f"a switch rate of {switch_rate:g} conflicts with the workload's mix: with these shares "
+                           f"at most {most:.3g} of the requests can switch task")
+    k = switch_rate / spread if spread > 0 else 0.0
+    current = rng.choices(tasks, weights=[pi[t] for t in tasks])[0]
+    names = [current]
+    for _ in range(count - 1):
+        if rng.random() < k * (1.0 - pi[current]):
+            others = [t for t in tasks if t != current]
+            current = rng.choices(others, weights=[pi[t] for t in others])[0]
+        names.append(current)
+    return names
 
 
 def read_trace(path: str, tasks: list[str], rate_hz: float) -> list[Request]:
@@ -109,7 +158,7 @@ class StreamResult:
     switches: int
     power_ups: int
     dram_bytes: float
-    by_component: dict[str, float]  # pJ: pe, sfu, each memory (dynamic), leakage (all components)
+    by_component: dict[str, float]  # pJ: pe, sfu, each memory (dynamic), leakage (on chip), dram_background
 
     @property
     def energy_per_inference_pj(self) -> float:
@@ -128,7 +177,6 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
     cycle_s = 1.0 / (target.clock_mhz * 1e6)
     store = min((m for m in target.memories if m.off_chip), key=lambda m: m.read_pj_per_byte, default=None)
     volatile = {m.name for m in target.on_chip if m.volatile}
-    leak_mw = target.leakage_mw
 
     def needed(task: str, cold: bool) -> int:
         total = 0
@@ -148,11 +196,13 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         return nbytes / bw, nbytes * (store.read_pj_per_byte + dst.write_pj_per_byte)
 
     onchip = next((m.name for m in target.on_chip if m.volatile), target.memories[0].name)
-    latencies, energy, dram = [], 0.0, 0.0
+    latencies, dram = [], 0.0
     parts: dict[str, float] = {}
 
-    def add(name: str, pj: float) -> None:
-        parts[name] = parts.get(name, 0.0) + pj
+    def add(key: str, pj: float) -> None:
+        if pj:
+            name = _part(key)
+            parts[name] = parts.get(name, 0.0) + pj
     current, free_at, switches, ups = None, 0.0, 0, 0
     per_wake = max(1, int(round(inferences_per_wakeup)))
     for i, r in enumerate(requests):
@@ -163,25 +213,43 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         nbytes = needed(r.task, cold) if (cold or switch) else 0
         cycles, pj = load(nbytes, onchip)
         sim = results[r.task]
+        static = sim.cold if cold else sim.warm
         start = max(r.arrival, free_at)
-        if not cold and i:  # powered on since the last request: it leaked while idle
-            idle = leak_mw * (start - free_at) * 1e9
-            energy += idle
-            add("leakage", idle)
+        if i:  # since the last request: a power-gated chip only keeps its DRAM; a powered one idles
+            gap_ns = (start - free_at) * 1e9
+            for k, v in dram_between(static.dram_idle, gap_ns, asleep=cold).items():
+                add(k, v)
+            if not cold:
+                add("leakage:idle", sim.warm.idle_mw * gap_ns)
         service = (cycles + sim.cycles) * cycle_s
         free_at = start + service
         latencies.append(free_at - r.arrival)
-        load_leak = leak_mw * cycles * cycle_s * 1e9  # mW x ns = pJ
-        energy += pj + sim.total_pj + load_leak
-        add("leakage", load_leak)
+        load_ns = cycles * cycle_s * 1e9
+        add("leakage:load", static.idle_mw * load_ns)  # the chip is on while weights arrive
+        for name, p in static.dram_idle.items():
+            add(f"background:{name}:active", p.active_mw * load_ns)
+            add(f"background:{name}:refresh", p.refresh_mw * load_ns)
+        if cold:
+            add("wakeup:power_up", static.power_up_pj)
         if pj and store is not None:
-            dst = target.level(onchip)
             add(store.name, nbytes * store.read_pj_per_byte)
-            add(onchip, nbytes * dst.write_pj_per_byte)
-        for k, v in sim.energy.items():
-            add("leakage" if k.startswith("leakage:") else k, v)
+            add(onchip, nbytes * target.level(onchip).write_pj_per_byte)
+        for k, v in sim.dynamic.items():
+            add(k, v)
+        for k, v in static.energy.items():
+            add(k, v)
         dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
                              if target.level(lvl).off_chip)
         current = r.task
     span = free_at - requests[0].arrival
-    return StreamResult(len(requests), np.array(latencies), energy, span, switches, ups, dram, parts)
+    return StreamResult(len(requests), np.array(latencies), sum(parts.values()), span, switches, ups, dram, parts)
+
+
+def _part(key: str) -> str:
+    """The stream breakdown's parts: dynamic energy per component, the chip's leakage (wake-ups included), and
+    each DRAM's background."""
+    if key.startswith("background:"):
+        return "dram_background"
+    if key.startswith(("leakage:", "wakeup:")):
+        return "leakage"
+    return key

@@ -18,16 +18,20 @@ makespan. Durations:
 Energy: MACs x the format's energy per MAC (x density when zero operands are
 clock-gated), SFU elements x passes x energy per element, every byte read
 or written in a memory level at that level's per-byte energy (a transfer
-into the PE's weight buffer is charged at its source), and the leakage of
-every component over the makespan. The breakdowns (by layer, op, memory
-level, component, unit) add up to the total.
+into the PE's weight buffer is charged at its source), and the static
+energy over the makespan (`targets.power`: the PE array's and SFU's leakage,
+each memory bank's leakage by its power state over time, wake-ups, DRAM
+background by state). The breakdowns (by layer, op, memory level,
+component, unit) add up to the total.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from .power import Accesses, Region, Static, static_energy
 from .program import Instr, Program
 from .spec import Target
 
@@ -40,12 +44,24 @@ class SimResult:
     finish: list[float]
     cycles: float
     clock_mhz: float
-    energy: dict[str, float]               # component -> pJ (dynamic, and leakage:<component>)
+    energy: dict[str, float]               # pJ: dynamic (pe, sfu, <level>) and static (`power.static_energy` keys)
     by_layer: dict[str, float] = field(default_factory=dict)   # dynamic pJ per graph node
     by_op: dict[str, float] = field(default_factory=dict)
     busy: dict[str, float] = field(default_factory=dict)      # unit -> busy cycles
     macs: int = 0
     traffic: dict[str, list[float]] = field(default_factory=dict)  # level -> [bytes read, bytes written]
+    warm: Static | None = None             # static energy of an inference on a powered chip
+    cold: Static | None = None             # ... right after a power-up (volatile memory held only this task's data)
+    accesses: Accesses | None = field(default=None, repr=False)
+    after_power_up: bool = False           # `energy` charges the static part as `cold` (else `warm`)
+
+    @property
+    def static(self) -> Static:
+        return self.cold if self.after_power_up else self.warm
+
+    @property
+    def dynamic(self) -> dict[str, float]:
+        return {k: v for k, v in self.energy.items() if ":" not in k}
 
     @property
     def seconds(self) -> float:
@@ -60,13 +76,31 @@ class SimResult:
         return self.total_pj * 1e-12 / self.seconds * 1e3 if self.seconds else 0.0
 
     def by_level(self) -> dict[str, float]:
-        """Dynamic and leakage energy per memory level."""
+        """Dynamic and static energy per memory level."""
         out: dict[str, float] = {}
         for k, v in self.energy.items():
-            name = k.split(":", 1)[-1]
+            name = component(k)
             if name not in ("pe", "sfu"):
                 out[name] = out.get(name, 0.0) + v
         return out
+
+
+def component(key: str) -> str:
+    """The component an energy key charges: 'sram', 'leakage:sram:on', 'background:dram:active' -> sram/dram."""
+    parts = key.split(":")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def with_static(r: SimResult, target: Target, image: list[Region] | None, cold: bool,
+                accesses: Accesses | None = None) -> SimResult:
+    """`r` with its static energy computed for `image` (and `accesses`, when they were moved to another task's
+    bytes), charged as right after a power-up when `cold`."""
+    acc = accesses if accesses is not None else r.accesses
+    span = r.cycles * 1000.0 / target.clock_mhz
+    warm = static_energy(acc, image, target, span, r.task, cold=False)
+    after = static_energy(acc, image, target, span, r.task, cold=True)
+    energy = {**r.dynamic, **(after if cold else warm).energy}
+    return dataclasses.replace(r, energy=energy, warm=warm, cold=after, accesses=acc, after_power_up=cold)
 
 
 def _latency_cycles(target: Target, level: str) -> float:
@@ -116,7 +150,9 @@ def dynamic_energy(ins: Instr, t: Target) -> dict[str, float]:
     return e
 
 
-def simulate(program: Program, target: Target) -> SimResult:
+def simulate(program: Program, target: Target, image: list[Region] | None = None, cold: bool = False) -> SimResult:
+    """Schedule and charge `program`; `image` says what the memories hold (`power.memory_image`; without it,
+    a bank holds data only if the program touches it), `cold` charges the inference right after a power-up."""
     n = len(program.instrs)
     start, finish = [0.0] * n, [0.0] * n
     unit_free: dict[str, float] = {}
@@ -148,10 +184,6 @@ def simulate(program: Program, target: Target) -> SimResult:
             acc[1] += wr
         macs += ins.macs
     cycles = max(finish, default=0.0)
-    ns = cycles * 1000.0 / target.clock_mhz
-    leak = {"pe": target.compute.leakage_mw, "sfu": target.sfu.leakage_mw}
-    leak.update({m.name: m.leakage_mw for m in target.memories})
-    for name, mw in leak.items():
-        energy[f"leakage:{name}"] = mw * ns  # mW x ns = pJ
-    return SimResult(target.name, program.task, start, finish, cycles, target.clock_mhz, energy, by_layer, by_op,
-                     busy, macs, traffic)
+    result = SimResult(target.name, program.task, start, finish, cycles, target.clock_mhz, energy, by_layer, by_op,
+                       busy, macs, traffic, accesses=Accesses.of(program, start, finish, target))
+    return with_static(result, target, image, cold)

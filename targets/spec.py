@@ -1,14 +1,17 @@
 """Target descriptions: a TOML file loaded into typed, validated dataclasses.
 
-A target is data: the clock, the compute array (with the energy of a MAC in
-each number format it supports), the special-function unit, the memory
-levels (technology, capacity, word width, per-word read/write energy,
-latency, bandwidth, leakage, area, write endurance, volatility, what data
-each may hold and where its data can move), and the DMA bandwidth. Every
-table that holds numbers carries a `source` saying where they come from (a
-paper, a tool's file, or the arithmetic behind a chosen size); a memory
-level may instead name a technology `model` (see `targets.memtech`) and
-take its numbers, with their provenance, from it.
+A target is data: the clock and supply voltage, the technology node, the
+compute array (with the energy of a MAC in each number format it supports),
+the special-function unit, the memory levels (technology, capacity, banks,
+word width, per-word read/write energy, latency, bandwidth, leakage, area,
+write endurance, volatility, power states, what data each may hold and where
+its data can move; for DRAM, background power by state), and the DMA
+bandwidth. Every table that holds numbers carries a `source` saying where
+they come from (a paper, a tool's file, or the arithmetic behind a chosen
+size); a memory level may instead name a technology `model` (see
+`targets.memtech`, `targets.dram`) and take its numbers, with their
+provenance, from it. Compute energies and areas are scaled from their
+published node to the target's (`targets.scaling`).
 
 `load_target("edge_accel")` finds a built-in target (targets/builtin/);
 `load_target("path/to/chip.toml")` a user's. Every problem is one
@@ -17,8 +20,7 @@ take its numbers, with their provenance, from it.
 
 from __future__ import annotations
 
-import difflib
-import math
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,19 +28,15 @@ from pathlib import Path
 
 import networkx as nx
 
-from aalbert.ir.errors import AalbertError
 from aalbert.ir.formats import parse_format
 from aalbert.ir.outputs import note_read
 
-from .memtech import ANCHORS, COST_FIELDS, TECHNOLOGIES, MemoryCost, scaled
+from .levels import MemoryLevel, parse_memory
+from .scaling import NODES, UNSCALED, Technology
+from .tables import Table, TargetError
 
-DATA_KINDS = ("weights", "activations")
 DATAFLOWS = ("weight_stationary", "output_stationary")
 ZERO_SKIPPING = ("none", "energy", "energy_and_cycles")
-
-
-class TargetError(AalbertError):
-    """A target (or workload) file that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -80,40 +78,13 @@ class SFU:
     source: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class MemoryLevel(MemoryCost):
-    """One memory of a target: its cost numbers (`memtech.MemoryCost`), and what it may hold and reach."""
-
-    name: str
-    technology: str
-    capacity_bytes: int
-    off_chip: bool
-    field_writable: bool         # false: written once (at deployment), never during operation
-    holds: tuple[str, ...]
-    reaches: tuple[str, ...]     # other levels, or "compute"
-    source: str
-
-    @property
-    def word_bytes(self) -> int:
-        return max(1, self.word_bits // 8)
-
-    def words(self, nbytes: int) -> int:
-        return math.ceil(nbytes / self.word_bytes)
-
-    @property
-    def read_pj_per_byte(self) -> float:
-        return self.read_energy_pj / self.word_bytes
-
-    @property
-    def write_pj_per_byte(self) -> float:
-        return self.write_energy_pj / self.word_bytes
-
-
 @dataclass(frozen=True)
 class Target:
     name: str
     description: str
     clock_mhz: float
+    voltage_v: float | None
+    technology: Technology
     compute: Compute
     sfu: SFU
     memories: tuple[MemoryLevel, ...]
@@ -134,11 +105,19 @@ class Target:
 
     @property
     def area_mm2(self) -> float:
-        return self.compute.area_mm2 + self.sfu.area_mm2 + sum(m.area_mm2 for m in self.on_chip)
+        """Compute, SFU, on-chip memories, and the PHY and controller of every DRAM."""
+        phy = sum(m.dram.phy_area_mm2 for m in self.memories if m.dram is not None)
+        return self.compute.area_mm2 + self.sfu.area_mm2 + sum(m.area_mm2 for m in self.on_chip) + phy
 
     @property
     def leakage_mw(self) -> float:
+        """Leakage with every bank on (the upper bound; `targets.power` charges banks by state)."""
         return self.compute.leakage_mw + self.sfu.leakage_mw + sum(m.leakage_mw for m in self.memories)
+
+    @property
+    def memory_models(self) -> str:
+        """The technology models of its memories, e.g. 'rram: rram_read_energy, sram: sram'."""
+        return ", ".join(f"{m.name}: {m.model}" for m in self.memories if m.model)
 
     def reach_graph(self) -> nx.DiGraph:
         g = nx.DiGraph()
@@ -179,84 +158,6 @@ def load_target(spec: str) -> Target:
     return parse_target(text, where)
 
 
-class _Table:
-    """A TOML table being read: typed getters, and unknown keys reported at the end."""
-
-    def __init__(self, where: str, data, required_source: bool = True):
-        if not isinstance(data, dict):
-            raise TargetError(f"{where}: expected a table")
-        self.where = where
-        self.data = data
-        self.used: set[str] = set()
-        if required_source and _has_numbers(data) and not isinstance(data.get("source"), str):
-            raise TargetError(f"{where}: numbers without a 'source' (say where they come from)")
-
-    def get(self, key: str, kind, default=...):
-        self.used.add(key)
-        if key not in self.data:
-            near = difflib.get_close_matches(key, [k for k in self.data if k not in self.used], n=1)
-            if near and default is ...:  # a misspelling is more useful to hear about than a missing key
-                raise TargetError(f"{self.where}: unknown key '{near[0]}' (did you mean '{key}'?)")
-            if default is ...:
-                raise TargetError(f"{self.where}: missing key '{key}'")
-            return default
-        value = self.data[key]
-        if kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif kind is bool:
-            ok = isinstance(value, bool)
-        elif kind is str:
-            ok = isinstance(value, str)
-        elif kind is list:
-            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-            value = tuple(value) if ok else value
-        elif kind is dict:
-            ok = isinstance(value, dict)
-        else:
-            raise TypeError(kind)
-        if not ok:
-            raise TargetError(f"{self.where}: key '{key}' must be {getattr(kind, '__name__', kind)}, got {value!r}")
-        return value
-
-    def positive(self, key: str, kind=float, default=..., allow_zero: bool = False, allow_inf: bool = False):
-        """A positive number (or zero) in the range where every figure derived from it stays finite: floats
-        in [1e-9, 1e12] in the table's unit (inf only where it means "never", as an endurance), integers up
-        to 2^50."""
-        value = self.get(key, kind, default)
-        if value is None:
-            return value
-        sign = "non-negative" if allow_zero else "positive"
-        if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
-            raise TargetError(f"{self.where}: key '{key}' must be {sign}, got {value}")
-        if math.isinf(value):
-            if allow_inf:
-                return value
-            raise TargetError(f"{self.where}: key '{key}' must be finite, got {value}")
-        if kind is int and value > 2 ** 50 or kind is float and value and not 1e-9 <= value <= (
-                math.inf if allow_inf else 1e12):
-            raise TargetError(f"{self.where}: key '{key}' = {value} is outside the range aalbert models "
-                              f"({'1 to 2^50' if kind is int else '1e-9 to 1e12'})")
-        return value
-
-    def choice(self, key: str, choices, default=...):
-        value = self.get(key, str, default)
-        if value not in choices:
-            raise TargetError(f"{self.where}: key '{key}' must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def done(self, extra=()) -> None:
-        unknown = set(self.data) - self.used - {"source"} - set(extra)
-        if unknown:
-            raise TargetError(f"{self.where}: unknown key '{sorted(unknown)[0]}'")
-
-
-def _has_numbers(data: dict) -> bool:
-    return any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values())
-
-
 def parse_target(text: str, where: str) -> Target:
     return target_from_dict(target_dict(text, where), where)
 
@@ -284,15 +185,17 @@ def target_text(spec: str) -> tuple[str, str]:
 
 
 def target_from_dict(data: dict, where: str) -> Target:
-    top = _Table(where, data, required_source=False)
+    top = Table(where, data, required_source=False)
     name = top.get("name", str)
     description = top.get("description", str, "")
-    clock = _Table(f"{where}: [clock]", top.get("clock", dict))
+    clock = Table(f"{where}: [clock]", top.get("clock", dict))
     mhz = clock.positive("frequency_mhz")
+    volts = clock.positive("voltage_v", float, None) if "voltage_v" in clock.data else None
     clock.done()
-    compute = _compute(where, top.get("compute", dict))
-    sfu = _sfu(where, top.get("sfu", dict))
-    inter = _Table(f"{where}: [interconnect]", top.get("interconnect", dict))
+    tech = _technology(where, top.get("technology", dict, None), volts)
+    compute = _scale_compute(_compute(where, top.get("compute", dict)), tech)
+    sfu = _scale_sfu(_sfu(where, top.get("sfu", dict)), tech)
+    inter = Table(f"{where}: [interconnect]", top.get("interconnect", dict))
     dma = inter.positive("dma_bytes_per_cycle")
     alignment = inter.positive("alignment_bytes", int)
     inter.done()
@@ -300,18 +203,18 @@ def target_from_dict(data: dict, where: str) -> Target:
     top.used.add("memory")
     if not isinstance(raw_memories, list) or not raw_memories:
         raise TargetError(f"{where}: no [[memory]] levels")
-    memories = tuple(_memory(where, i, m, mhz) for i, m in enumerate(raw_memories, start=1))
+    memories = tuple(parse_memory(where, i, m, mhz) for i, m in enumerate(raw_memories, start=1))
     top.done()
     names = [m.name for m in memories]
     if len(set(names)) != len(names):
         raise TargetError(f"{where}: two memory levels are named '{next(n for n in names if names.count(n) > 1)}'")
-    target = Target(name, description, mhz, compute, sfu, memories, dma, alignment, path=where)
+    target = Target(name, description, mhz, volts, tech, compute, sfu, memories, dma, alignment, path=where)
     _check_topology(target)
     return target
 
 
 def _compute(where: str, data) -> Compute:
-    t = _Table(f"{where}: [compute]", data)
+    t = Table(f"{where}: [compute]", data)
     rows, cols = t.positive("rows", int), t.positive("cols", int)
     dataflow = t.choice("dataflow", DATAFLOWS)
     macs = t.positive("macs_per_cycle", int)
@@ -322,7 +225,7 @@ def _compute(where: str, data) -> Compute:
     if not raw:
         raise TargetError(f"{where}: [compute.formats] lists no number format")
     for fname, fdata in raw.items():
-        ft = _Table(f"{where}: [compute.formats.{fname}]", fdata)
+        ft = Table(f"{where}: [compute.formats.{fname}]", fdata)
         name = _format_name(ft.where, fname)
         if name in formats:
             raise TargetError(f"{ft.where}: names {name}, which another [compute.formats] table names too")
@@ -349,7 +252,7 @@ def _format_name(where: str, text: str) -> str:
 
 
 def _sfu(where: str, data) -> SFU:
-    t = _Table(f"{where}: [sfu]", data)
+    t = Table(f"{where}: [sfu]", data)
     raw = t.get("passes", dict)
     passes = {}
     for op, n in raw.items():
@@ -363,42 +266,39 @@ def _sfu(where: str, data) -> SFU:
     return result
 
 
-def _memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
-    label = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else f"#{index}"
-    t = _Table(f"{where}: memory '{label}'", data)
-    name = t.get("name", str)
-    technology = t.choice("technology", TECHNOLOGIES)
-    capacity = t.positive("capacity_bytes", int)
-    model = t.get("model", str, None)
-    banks = t.positive("banks", int, None) if "banks" in t.data else None
-    derived = {}
-    if model is not None:
-        if model not in ANCHORS:
-            raise TargetError(f"{t.where}: key 'model' must be one of {', '.join(ANCHORS)}, got {model!r}")
-        n = scaled(model, capacity, mhz, banks)
-        derived = {f: getattr(n, f) for f in COST_FIELDS}
-    elif banks is not None:
-        raise TargetError(f"{t.where}: key 'banks' goes with 'model' (give bandwidths directly otherwise)")
-    values = {}
-    for f in COST_FIELDS:
-        kind = bool if f == "volatile" else int if f == "word_bits" else float
-        if f in t.data or f not in derived:
-            values[f] = t.get(f, kind) if kind is bool else t.positive(
-                f, kind, allow_zero=f in ("leakage_mw", "area_mm2"), allow_inf=f == "write_endurance")
-        else:
-            values[f] = derived[f]
-    holds = t.get("holds", list)
-    bad = [h for h in holds if h not in DATA_KINDS]
-    if bad:
-        raise TargetError(f"{t.where}: key 'holds' names '{bad[0]}'; data kinds are {', '.join(DATA_KINDS)}")
-    source = t.get("source", str)
-    if model is not None:
-        source = f"{source}; other numbers: {scaled(model, capacity, mhz, banks).source}"
-    level = MemoryLevel(name=name, technology=technology, capacity_bytes=capacity,
-                        off_chip=t.get("off_chip", bool, False), field_writable=t.get("field_writable", bool, True),
-                        holds=holds, reaches=t.get("reaches", list), source=source, **values)
+def _technology(where: str, data, volts: float | None) -> Technology:
+    if data is None:
+        return UNSCALED
+    t = Table(f"{where}: [technology]", data)
+    node = t.positive("node_nm")
+    fit = t.positive("scaling_node", int)
+    ref = t.positive("reference_node", int)
+    ref_v = t.positive("reference_voltage_v")
+    for key, n in (("scaling_node", fit), ("reference_node", ref)):
+        if n not in NODES:
+            raise TargetError(f"{t.where}: key '{key}' must be one of {', '.join(map(str, NODES))} (the nodes "
+                              f"Stillmaker & Baas fit), got {n}")
+    if volts is None:
+        raise TargetError(f"{where}: [clock]: missing key 'voltage_v' (the supply the [technology] scaling needs)")
+    tech = Technology(node, fit, volts, ref, ref_v, t.get("source", str))
     t.done()
-    return level
+    return tech
+
+
+def _scale_compute(c: Compute, tech: Technology) -> Compute:
+    if tech is UNSCALED:
+        return c
+    e, a = tech.energy_factor, tech.area_factor
+    formats = {k: FormatCost(f.name, f.energy_pj_per_mac * e, f"{f.source}; {tech.describe()}")
+               for k, f in c.formats.items()}
+    return dataclasses.replace(c, formats=formats, area_mm2=c.area_mm2 * a, source=f"{c.source}; area {tech.describe()}")
+
+
+def _scale_sfu(u: SFU, tech: Technology) -> SFU:
+    if tech is UNSCALED:
+        return u
+    return dataclasses.replace(u, energy_pj_per_element=u.energy_pj_per_element * tech.energy_factor,
+                               area_mm2=u.area_mm2 * tech.area_factor, source=f"{u.source}; {tech.describe()}")
 
 
 def _check_topology(target: Target) -> None:

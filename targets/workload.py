@@ -45,8 +45,9 @@ class Workload:
 
 
 def default_workload(tasks) -> Workload:
+    """A uniform mix, a switch before every inference (none with one task), one inference per power-up."""
     tasks = list(tasks)
-    return Workload({t: 1.0 / len(tasks) for t in tasks})
+    return Workload({t: 1.0 / len(tasks) for t in tasks}, switch_rate=1.0 if len(tasks) > 1 else 0.0)
 
 
 def load_workload(path: str, tasks) -> Workload:
@@ -84,6 +85,6 @@ def load_workload(path: str, tasks) -> Workload:
     change = w.get("task_weights_change", True)
     if not isinstance(change, bool):
         raise TargetError(f"{path}: [workload]: key 'task_weights_change' must be true or false, got {change!r}")
-    return Workload({t: mix.get(t, 0) / total for t in tasks}, number("switch_rate", 1.0, 0.0, 1.0),
+    return Workload({t: mix.get(t, 0) / total for t in tasks}, number("switch_rate", 1.0 if len(tasks) > 1 else 0.0, 0.0, 1.0),
                     number("inferences_per_wakeup", 1.0, 1.0, 1e15), change,
                     number("inferences_per_second", 10.0, 1e-9, 1e12), number("lifetime_years", 5.0, 0.0, 1e3))

@@ -15,7 +15,8 @@ from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.allocation_report import Allocation
 from aalbert.targets.workload import default_workload, load_workload
-from aalbert.passes.allocation_model import ArenaOption, Item, Option, Problem, brute_force, solve_greedy, solve_milp
+from aalbert.passes.allocation_model import ArenaOption, BankModel, Item, Option, Problem, brute_force, solve_greedy, \
+    solve_milp
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.targets.check import verify_placement
 from aalbert.targets.spec import TargetError, load_target
@@ -33,16 +34,26 @@ def random_problem(seed: int) -> Problem:
     for i in range(rng.randint(3, 6)):
         size = rng.randint(5, 40)
         owner = rng.choice([tasks, ("t1",), ("t2",)])
-        options = [Option("resident", lvl, None, rng.uniform(1, 100), resident=((lvl, size),),
-                          busy=((lvl, rng.uniform(0, 50)),)) for lvl in ("a", "b")]
+        options = []
+        for lvl in levels[:2]:
+            here = size * rng.choice([1.0, 0.5])  # a task's bytes in volatile memory: there only while it runs
+            options.append(Option("resident", lvl, None, rng.uniform(1, 100), resident=((lvl, size),),
+                                  busy=((lvl, rng.uniform(0, 100)),), present=((lvl, here),),
+                                  uses_dram=rng.random() < 0.5))
         options.append(Option("streamed", "off", None, rng.uniform(50, 300), resident=(("off", size),),
-                              busy=(("off", rng.uniform(0, 200)),)))
+                              busy=(("off", rng.uniform(0, 200)),), uses_dram=True))
         if owner != tasks:
             options.append(Option("staged", "a", "off", rng.uniform(1, 150), resident=(("off", size),),
-                                  swap=(("a", size),), busy=(("a", rng.uniform(0, 50)),)))
+                                  swap=(("a", size),), busy=(("a", rng.uniform(0, 50)),), uses_dram=True))
         items.append(Item(f"w{i}", owner, options))
     arena = [ArenaOption(lvl, rng.randint(5, 30), rng.uniform(1, 50), rng.uniform(0, 100)) for lvl in ("a", "b")]
-    return Problem(items, caps, arena, tasks, base_cycles=rng.uniform(0, 150), leak_pj_per_cycle=rng.uniform(0, 2))
+    # static energy: banks of 16 bytes in "a" and 25 in "b" (held ones cost more than empty ones), busy ports
+    # and a DRAM that costs something when any chosen option needs it
+    banks = [BankModel("a", 16, -(-caps["a"] // 16), rng.uniform(5, 40), rng.uniform(0, 5)),
+             BankModel("b", 25, -(-caps["b"] // 25), rng.uniform(5, 40), rng.uniform(0, 5))]
+    return Problem(items, caps, arena, tasks, base_cycles=rng.uniform(0, 150), leak_pj_per_cycle=rng.uniform(0, 2),
+                   banks=banks, busy_pj={"a": rng.uniform(0, 0.5), "off": rng.uniform(0, 0.5)},
+                   dram_pj=rng.uniform(0, 200))
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -220,6 +231,30 @@ def test_compile_with_target_writes_reports(tmp_path, capsys):
                                            "edge_accel", "--memory-map", out_svg], capsys)
     assert code == 0, err
     assert out_svg.read_text().lstrip().startswith("<?xml") and "memory map on edge_accel" in out_svg.read_text()
+
+
+def test_the_allocation_reports_a_bound_and_the_gap_computed_from_it(capsys):
+    """The objective, the bound and the gap on the allocation line agree with each other (ALBERT with spilling:
+    there the LP relaxation alone is looser than branch and bound's bound)."""
+    import re
+
+    code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "3", "--seq-len", "16", "--example",
+                                             "albert", "--target", "edge_accel_dram", "--requests", "0"], capsys)
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("allocation ("))
+    m = re.search(r": ([\d.]+) uJ per inference .* bound ([\d.]+) uJ \((branch and bound|LP relaxation)\), gap ([\d.e+-]+) %",
+                  line)
+    assert m, line
+    objective, bound, gap = float(m.group(1)), float(m.group(2)), float(m.group(4))
+    assert bound <= objective
+    assert gap == pytest.approx(100 * (objective - bound) / objective, abs=0.06 + 100 * 0.05 / objective)
+    module = load_example(ExampleSpec("albert", 3, "tiny"), DimSpec(1, 16))
+    manager = PassManager(parse_pipeline("canonicalize,share,allocate{target=edge_accel,spill=true}"))
+    manager.run(module)
+    a = manager.analyses.get(Allocation)
+    s = a.solution
+    assert s.bound >= a.lp_bound - 1e-6 * abs(a.lp_bound) and s.bound <= s.objective
+    assert s.gap == pytest.approx((s.objective - s.bound) / s.objective)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -21,7 +22,8 @@ from aalbert.targets.functional import execute
 from aalbert.targets.lower import lower
 from aalbert.targets.requests import make_stream, read_trace, run_stream
 from aalbert.targets.roofline import roofline
-from aalbert.targets.sim import simulate
+from aalbert.targets.power import memory_image
+from aalbert.targets.sim import component, simulate
 from aalbert.targets.spec import load_target
 from aalbert.targets.trace import chrome_trace
 
@@ -152,19 +154,27 @@ def test_energy_adds_up_and_matches_access_counts(tiny_placed):
     module = tiny_placed["adapter-albert", True]
     target = load_target("edge_accel")
     program = lower(module, target, "cola")
-    sim = simulate(program, target)
+    sim = simulate(program, target, memory_image(module, target))
     assert sim.total_pj == pytest.approx(sum(sim.energy.values()))
-    dynamic = sum(v for k, v in sim.energy.items() if not k.startswith("leakage:"))
+    dynamic = sum(sim.dynamic.values())
     assert sum(sim.by_layer.values()) == pytest.approx(dynamic)
     assert sum(sim.by_op.values()) == pytest.approx(dynamic)
     assert sum(sim.by_level().values()) == pytest.approx(sum(v for k, v in sim.energy.items()
-                                                             if k.split(":")[-1] not in ("pe", "sfu")))
+                                                             if component(k) not in ("pe", "sfu")))
+    span = sim.cycles * 1000 / target.clock_mhz
     for m in target.memories:
         reads = sum(rd for i in program.instrs for lvl, rd, _ in i.traffic if lvl == m.name)
         writes = sum(wr for i in program.instrs for lvl, _, wr in i.traffic if lvl == m.name)
         expected = reads * m.read_energy_pj / m.word_bytes + writes * m.write_energy_pj / m.word_bytes
         assert sim.energy.get(m.name, 0.0) == pytest.approx(expected)
-        assert sim.energy[f"leakage:{m.name}"] == pytest.approx(m.leakage_mw * sim.cycles * 1000 / target.clock_mhz)
+        if m.power is None:
+            continue
+        # every bank spends the whole inference in some state, and is charged its leakage share in it
+        times = {state: sim.warm.bank_time.get((m.name, state), 0.0) for state in ("on", "retention", "off")}
+        assert sum(times.values()) == pytest.approx(m.banks * span)
+        share = {"on": 1.0, "retention": m.power.retention or 0.0, "off": m.power.off}
+        for state, t in times.items():
+            assert sim.energy.get(f"leakage:{m.name}:{state}", 0.0) == pytest.approx(m.bank_leakage_mw * share[state] * t)
     macs = sum(i.macs for i in program.instrs)
     assert macs == sim.macs > 0
 
@@ -193,16 +203,16 @@ def test_request_streams(tiny_placed):
     results = {t: simulate(lower(module, target, t), target) for t in module.graphs}
     tasks = list(module.graphs)
     rr = run_stream(make_stream("round-robin", tasks, 30, 1000.0), module, target, results, 1e9)
-    bursts = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10), module, target, results, 1e9)
+    bursts = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10, switch_rate=0.1), module, target, results, 1e9)
     assert rr.switches == 29 and bursts.switches == 2 and rr.power_ups == bursts.power_ups == 1
-    cold = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10), module, target, results, 1)
+    cold = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10, switch_rate=0.1), module, target, results, 1)
     assert cold.power_ups == 30 and cold.dram_bytes > bursts.dram_bytes  # SRAM refilled at every power-up
     # stage one task-specific weight: every switch into its task now brings it from DRAM
     staged = module.copy()
     w = next(w for w in staged.weights.values() if w.role.tasks == ("cola",) and w.placement.level == "sram")
     w.placement = dataclasses.replace(w.placement, residency="staged", home="dram", home_offset=0)
     rr2 = run_stream(make_stream("round-robin", tasks, 30, 1000.0), staged, target, results, 1e9)
-    bursts2 = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10), staged, target, results, 1e9)
+    bursts2 = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10, switch_rate=0.1), staged, target, results, 1e9)
     # cola runs 10 times round-robin: the power-up before the first loads it either way, 9 switches more
     assert rr2.dram_bytes - rr.dram_bytes == 9 * w.nbytes
     assert bursts2.dram_bytes == bursts.dram_bytes  # in bursts cola runs once, right after the power-up
@@ -294,3 +304,59 @@ def test_run_on_the_target_equals_the_interpreter(tmp_path, capsys, tiny_exports
 ])
 def test_bad_backend_options(capsys, argv, message):
     assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16"] + argv, capsys, message)
+
+
+def test_the_workload_switch_rate_drives_the_stream():
+    tasks = ["a", "b", "c", "d"]
+    for rate in (0.0, 0.2, 0.7, 1.0):  # round-robin: evenly spread, the rate's share of the requests exactly
+        reqs = make_stream("round-robin", tasks, 2001, 10.0, switch_rate=rate, seed=3)
+        switches = sum(x.task != y.task for x, y in zip(reqs, reqs[1:]))
+        assert switches == int(2000 * rate + 1e-9)
+    # random: the mix is kept and the switch rate met (a Markov chain with the mix as its stationary law)
+    mix = {"a": 0.5, "b": 0.3, "c": 0.2, "d": 0.0}
+    reqs = make_stream("random", tasks, 4001, 10.0, mix=mix, switch_rate=0.3, seed=1)
+    switches = sum(x.task != y.task for x, y in zip(reqs, reqs[1:]))
+    assert switches == pytest.approx(4000 * 0.3, rel=0.1)
+    for t, share in mix.items():
+        assert sum(r.task == t for r in reqs) / len(reqs) == pytest.approx(share, abs=0.04)
+    from aalbert.ir.errors import AalbertError
+    with pytest.raises(AalbertError, match="at most 0.2 of the requests can switch"):  # (1 - .82) / (1 - .1)
+        make_stream("random", ["a", "b"], 10, 10.0, mix={"a": 0.9, "b": 0.1}, switch_rate=0.5)
+    with pytest.raises(AalbertError, match="round-robin serves the tasks in turn"):
+        make_stream("round-robin", ["a", "b"], 10, 10.0, mix={"a": 0.9, "b": 0.1})
+    with pytest.raises(AalbertError, match="bursts of 8 requests switch task at rate 0.125"):
+        make_stream("bursts", ["a", "b"], 10, 10.0, burst=8, switch_rate=1.0)
+
+
+def test_a_workload_file_switch_rate_reaches_the_printed_stream(tmp_path, capsys):
+    (tmp_path / "w.toml").write_text("[workload]\nswitch_rate = 0.2\n")
+    argv = ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--target", "edge_accel", "--workload",
+            str(tmp_path / "w.toml"), "--requests", "200"]
+    code, out, err = call(compile_cli.main, argv, capsys)
+    assert code == 0, err
+    assert "switch rate 0.2," in out
+    line = next(x for x in out.splitlines() if x.startswith("request stream:"))
+    switches = int(line.split(" task switches")[0].rsplit(" ", 1)[1])
+    assert switches == 39, line  # 0.2 x 199, evenly spread
+    code, out, err = call(compile_cli.main, argv[:-2] + ["--requests", "20", "--pattern", "bursts", "--burst", "4"],
+                          capsys)
+    assert code == 2 and "bursts of 4 requests switch task at rate 0.25" in err
+
+
+def test_compile_reports_memory_off_and_dram_background_with_its_source(capsys):
+    code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--target",
+                                             "edge_accel", "--requests", "2"], capsys)
+    assert code == 0, err
+    # the tiny model leaves most of edge_accel's 4 MiB SRAM and 8 MiB RRAM empty: those banks are off
+    rows = [x.split() for x in out.splitlines() if x.startswith(("sram ", "rram ")) and " off " in f" {x} "]
+    assert {r[0] for r in rows} == {"sram", "rram"}
+    for r in rows:
+        share = float(r[r.index("off") + 1])
+        assert share > 70.0
+    for name in ("edge_accel", "edge_accel_sram", "edge_accel_dram", "tpu_like"):
+        code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--compress",
+                                                 "edgebert", "--target", name, "--requests", "2"], capsys)
+        assert code == 0, err
+        line = next(x for x in out.splitlines() if x.startswith("DRAM background of dram"))
+        assert re.match(r"DRAM background of dram: [\d.]+ [mun]J \(", line), line
+        assert ("DRAMPower" in line) if name != "tpu_like" else "as the target file says" in line

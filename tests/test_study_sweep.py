@@ -61,8 +61,8 @@ def test_study_writes_every_output(study_run):
 
 def test_study_table_compares_families_on_every_memory(study_run):
     rows = list(csv.DictReader(io.StringIO((study_run[0] / "study.csv").read_text())))
-    # 2 families x 3 memory variants x 2 task counts x 1 policy
-    assert len(rows) == 12
+    # 2 families x (3 fixed chips + 3 sized ones) x 2 task counts x 1 policy
+    assert len(rows) == 24
     key = {(r["family"], r["target"], int(r["tasks"])): r for r in rows}
     for target in ("edge_accel", "edge_accel_sram", "edge_accel_dram"):
         one, two = key["adapter-albert", target, 1], key["adapter-albert", target, 2]
@@ -75,13 +75,53 @@ def test_study_table_compares_families_on_every_memory(study_run):
     md = (study_run[0] / "study.md").read_text()
     assert "## 2 tasks, `edgebert` compression" in md
     assert "| edge_accel | adapter-ALBERT |" in md and "| edge_accel_dram | ALBERT |" in md
-    assert "Smallest chip with no off-chip traffic" in md and "## Assumptions" in md
-    assert "`aalbert-study --tasks 1-2 --size tiny --seq-len 16 --requests 4`" in md
+    assert "| sized: RRAM + SRAM | adapter-ALBERT |" in md and "## Assumptions" in md
+    assert "`aalbert-study --size tiny --tasks 1,2 --seq-len 16 --requests 4`" in md
+    for baseline in ("same chip: edge_accel", "the paper's", "each on its lowest-energy chip"):
+        assert f"| {baseline}" in md
+
+
+def test_sized_chips_hold_their_configuration_on_chip(study_run):
+    rows = list(csv.DictReader(io.StringIO((study_run[0] / "study.csv").read_text())))
+    sized = [r for r in rows if r["sized"] == "True"]
+    assert {r["architecture"] for r in sized} == {"sram", "rram_sram", "rram_sram_fixed"}
+    for r in sized:  # no weight traffic off chip per inference or per switch, and just the memory it needs
+        assert r["fits_on_chip"] == "True" and float(r["dram_bytes_per_inference"]) == 0, r["target"]
+        need = int(r["frozen_bytes"]) + int(r["mutable_bytes"]) + int(r["arena_bytes"])
+        assert need <= int(r["on_chip_capacity_bytes"]) <= need + 17 * 4096 + 64 * 1024
+    # the paper's baseline holds a copy of ALBERT per task: it grows with the tasks, adapter-ALBERT's barely
+    by = {(r["family"], r["architecture"], int(r["tasks"])): int(r["frozen_bytes"]) + int(r["mutable_bytes"])
+          for r in sized}
+    assert by["albert", "sram", 2] - by["albert", "sram", 1] > 4 * (by["adapter-albert", "rram_sram", 2]
+                                                                     - by["adapter-albert", "rram_sram", 1])
 
 
 def test_study_outputs_are_byte_identical_across_runs(study_run):
     for name in OUTPUTS:
         assert (study_run[0] / name).read_bytes() == (study_run[1] / name).read_bytes(), name
+
+
+def test_sensitivity_varies_every_input_and_says_what_holds(tmp_path):
+    out = tmp_path / "out"
+    assert study_cli.main(["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--requests", "2", "--sensitivity",
+                           "--no-accounting", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO((out / "sensitivity.csv").read_text())))
+    from aalbert.mapper.sensitivity import VARIATIONS
+    assert {(r["input"], r["value"]) for r in rows} == {("(built-in values)", "as the targets say")} | {
+        (v.input, v.value) for v in VARIATIONS}
+    assert {"clock", "SRAM corner", "RRAM point", "DRAM background", "power gating", "write-once rule",
+            "technology node"} <= {r["input"] for r in rows}
+    # a variation really changes the chip: at 1 GHz the same work takes less time
+    by = {(r["input"], r["value"], r["family"], r["architecture"]): r for r in rows}
+    fast = by["clock", "1000 MHz", "albert", "edge_accel"]
+    base = by["(built-in values)", "as the targets say", "albert", "edge_accel"]
+    assert float(fast["clock_mhz"]) == 1000 and float(fast["latency_ms"]) < 0.8 * float(base["latency_ms"])
+    assert by["SRAM corner", "LSTP", "albert", "edge_accel"]["memory_models"].count("sram_lstp") == 1
+    md = (out / "study.md").read_text()
+    assert "## Sensitivity: what holds, what flips" in md and "](sensitivity_tornado.png)" in md
+    lines = [x for x in md.splitlines() if x.startswith(("- Holds:", "- Flips:", "- Never holds:"))]
+    assert len(lines) == 5  # three baselines, and each family's best chip
+    assert (out / "sensitivity_tornado.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_study_rejects_bad_options(tmp_path, capsys):

@@ -223,7 +223,10 @@ def _placement(args) -> Placement | None:
         if args.spill:
             raise OptionError("--spill needs --target")
         return None
-    return Placement(args.target, args.workload, args.switch_rate, args.wakeup, args.spill, args.solver)
+    switch = args.switch_rate
+    if switch is None and args.pattern == "bursts" and not args.workload:  # bursts of N switch task at 1 / N
+        switch = 1 / args.burst
+    return Placement(args.target, args.workload, switch, args.wakeup, args.spill, args.solver)
 
 
 def _compression_passes(args) -> str:

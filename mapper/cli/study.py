@@ -9,14 +9,17 @@ from pathlib import Path
 
 from aalbert.ir.errors import OptionError
 
-from ..study import StudyConfig, accounting_rows, accounting_steps, configurations, run_study, write_outputs
+from ..study import StudyConfig, accounting_rows, accounting_steps, configurations, run_study
 from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
                      progress_bar)
 
 DESCRIPTION = """\
 Compile, place and simulate ALBERT fine-tuned per task and adapter-ALBERT for
-1..N tasks on each memory architecture, and write the comparison: study.csv,
-study.md (tables) and figures (PNG and SVG) into the output directory.
+1..N tasks on each memory architecture (the fixed chips, and chips sized to
+each configuration), and write the comparison: study.csv, study.md (tables)
+and figures (PNG and SVG) into the output directory. --sensitivity also
+reruns the most-tasks configurations with every uncertain input varied
+(sensitivity.csv, the tornado figure, what holds and what flips in study.md).
 """
 
 
@@ -48,7 +51,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--tasks", type=_tasks, default=d.tasks, help="task counts, e.g. 1-8 or 1,4,8 (default: 1-8)")
     p.add_argument("--families", type=_names, default=d.families, help="adapter-albert,albert (default: both)")
     p.add_argument("--targets", type=_names, default=d.targets,
-                   help="memory architectures (default: edge_accel,edge_accel_sram,edge_accel_dram)")
+                   help="fixed chips (default: edge_accel,edge_accel_sram,edge_accel_dram)")
     p.add_argument("--policies", type=_names, default=d.policies, help="compression policies (default: edgebert)")
     p.add_argument("--size", choices=("base", "tiny"), default=d.size, help="model size (default: base)")
     p.add_argument("--seq-len", type=positive_int, default=d.seq_len, help="sequence length (default: 128)")
@@ -56,6 +59,9 @@ def build_parser() -> ArgumentParser:
                    help="requests in each configuration's stream (default: 50)")
     p.add_argument("--fixed-tasks", action="store_true",
                    help="task-specific weights never change after deployment (may then live in RRAM)")
+    p.add_argument("--no-sized", action="store_true", help="skip the chips sized to each configuration")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also vary every uncertain input over its sourced range (slower)")
     p.add_argument("--no-accounting", action="store_true", help="skip the model-side parameter table")
     p.add_argument("--out", type=Path, default=Path("study"), help="output directory (default: study)")
     add_quiet_arg(p)
@@ -63,11 +69,28 @@ def build_parser() -> ArgumentParser:
     return p
 
 
+def command(argv: list[str]) -> str:
+    """The command line a study's outputs name, without what does not change them: the output directory,
+    --quiet and --max-memory."""
+    args, skip = [], False
+    for a in map(str, argv):
+        if skip:
+            skip = False
+            continue
+        if a in ("--out", "--max-memory"):
+            skip = True
+            continue
+        if not a.startswith(("--out=", "--max-memory=")) and a != "--quiet":
+            args.append(a)
+    return " ".join(["aalbert-study"] + args)
+
+
 def _main(argv) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from aalbert.examples.zoo import FAMILIES
-    from aalbert.targets.spec import load_target
     from aalbert.passes.compress import load_policy
+    from aalbert.targets.spec import load_target
 
     for f in args.families:
         if f not in FAMILIES:
@@ -78,22 +101,47 @@ def _main(argv) -> int:
         load_policy(p)
     if args.out.exists() and not args.out.is_dir():
         raise OptionError(f"--out {args.out}: exists and is not a directory")
+    outputs = ("study.csv", "study.md") + (("sensitivity.csv",) if args.sensitivity else ())
     declare_files([p for p in args.targets + args.policies if Path(p).suffix == ".toml"],
-                  [args.out / name for name in ("study.csv", "study.md")], "study")
+                  [args.out / name for name in outputs], "study")
+    sized = not args.no_sized
+    if args.sensitivity and not (sized and set(args.families) == {"adapter-albert", "albert"}):
+        raise OptionError("--sensitivity compares both families on every chip: drop --no-sized and --families")
     cfg = StudyConfig(args.tasks, args.families, args.targets, args.policies, args.size, args.seq_len,
-                      args.requests, args.fixed_tasks, not args.no_accounting)
+                      args.requests, args.fixed_tasks, not args.no_accounting, sized, sensitivity=args.sensitivity)
     start = time.perf_counter()
-    with progress_bar(configurations(cfg) + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar:
+    from aalbert.ir.outputs import atomic_writer, make_dir
+
+    from ..sensitivity import VARIATIONS, run_sensitivity, sensitivity_lines, summary, tornado
+    from ..study_report import csv_text, headline, write_outputs
+
+    per_task_count = configurations(cfg) // len(cfg.tasks)
+    steps = configurations(cfg) + (len(VARIATIONS) * per_task_count if cfg.sensitivity else 0)
+    with progress_bar(steps + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar:
         rows = run_study(cfg, bar)
+        extra, paths = None, []
+        if cfg.sensitivity:
+            bar.set_description("sensitivity")
+            srows = run_sensitivity(cfg, rows, bar)
+            entries = summary(srows, cfg.policies[0])
+            make_dir(args.out)
+            paths = tornado(entries, args.out / "sensitivity_tornado")
+            with atomic_writer(args.out / "sensitivity.csv") as f:
+                f.write(csv_text(srows).encode())
+            paths.append(args.out / "sensitivity.csv")
+            extra = sensitivity_lines(entries, "sensitivity_tornado.png")
         bar.set_description("parameter accounting")
         accounting = accounting_rows(cfg, bar)
         bar.set_description("tables and figures")
-        paths, md = write_outputs(rows, cfg, args.out, accounting)
+        paths = write_outputs(rows, cfg, args.out, accounting, command(argv), extra) + paths
         bar.update(1)
-    headline = md.split("\n## ")[1].split("\n\nRatios")[0]
-    print("## " + headline)
+    print("\n".join(headline(rows, cfg, cfg.policies[0])).rstrip())
+    if extra:
+        print()
+        print("\n".join(line for line in extra if line.startswith("- ")))
     print()
-    print(f"{len(rows)} configurations in {time.perf_counter() - start:.0f} s; wrote "
+    configs = len(rows) + (len(srows) - sum(r["tasks"] == max(cfg.tasks) for r in rows) if cfg.sensitivity else 0)
+    print(f"{configs} configurations in {time.perf_counter() - start:.0f} s; wrote "
           + ", ".join(str(p) for p in paths))
     return 0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from aalbert.ir.errors import OptionError
 from aalbert.ir.outputs import atomic_writer, make_dir
 
-from ..study import csv_text
+from ..study_report import csv_text
 from ..summary import count
 from ..sweep import METRICS, connect, default_cache_dir, load_sweep, pareto, run_sweep
 from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,

@@ -1,0 +1,225 @@
+"""Off-chip DRAM, whole: energy per access and background power by state, from a datasheet's currents.
+
+A DRAM model (`DRAM_SPECS`) holds one x16 channel's IDD currents, supply
+voltages and timings as DRAMPower publishes them (tukl-msd/DRAMPower
+memspecs/MICRON_6Gb_LPDDR4-3200_32bit_A.json) and the memory controller's
+PHY (energy per bit and area). From them, the way DRAMPower and Micron's
+power notes compute DRAM energy (written here, not taken from their code):
+
+- a read (write) burst of BL16 x 16 bit = 32 bytes costs
+  sum over supplies of V x (IDD4R - IDD3N) x tBURST (IDD4W for writes), the
+  I/O supply (VDDQ) included; streaming reads open each 2 KB row once:
+  ACT V x (IDD0 - IDD3N) x tRAS plus PRE V x (IDD0 - IDD2N) x tRP per row;
+  the controller's PHY adds its energy per bit;
+- background, by state: active standby (IDD3N) while a transfer is in
+  flight, precharge power-down (IDD2P) in short idle gaps, self-refresh
+  (IDD6) in idle gaps longer than the break-even time and while the
+  accelerator sleeps; outside self-refresh, all-bank refresh costs
+  V x (IDD5 - IDD3N) x tRFC every tREFI.
+
+`background(busy, span_ns, power)` splits a span into those states from the
+intervals during which transfers are in flight, and gives time and energy
+per state. A DRAM level may instead give its background numbers directly
+(`DramPower`), as ZigZag's description does (none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DRAMPOWER = "DRAMPower (tukl-msd/DRAMPower) memspecs/MICRON_6Gb_LPDDR4-3200_32bit_A.json"
+
+
+@dataclass(frozen=True)
+class LPDDR4Spec:
+    """One channel of an LPDDR4 die: currents in mA per supply (VDD1, VDD2, VDDQ), voltages, timings in clocks."""
+
+    name: str
+    clock_mhz: float                      # the DRAM's command clock (data rate = 2 x)
+    width_bits: int
+    burst: int
+    banks: int
+    rows: int
+    columns: int
+    vdd: tuple[float, float, float]
+    idd0: tuple[float, float, float]
+    idd2n: tuple[float, float, float]
+    idd2p: tuple[float, float, float]
+    idd3n: tuple[float, float, float]
+    idd4r: tuple[float, float, float]
+    idd4w: tuple[float, float, float]
+    idd5: tuple[float, float, float]     # all-bank refresh burst
+    idd6: tuple[float, float, float]     # self-refresh
+    t_ras: int
+    t_rp: int
+    t_rcd: int
+    t_rl: int
+    t_wl: int
+    t_rfc: int
+    t_refi: int
+    t_xsr: int                           # self-refresh exit
+    phy_read_pj_per_bit: float
+    phy_write_pj_per_bit: float
+    phy_area_mm2: float
+    source: str
+
+    @property
+    def tck_ns(self) -> float:
+        return 1000.0 / self.clock_mhz
+
+    @property
+    def burst_bytes(self) -> int:
+        return self.burst * self.width_bits // 8
+
+    @property
+    def row_bytes(self) -> int:
+        return self.columns * self.width_bits // 8
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.banks * self.rows * self.row_bytes
+
+    @property
+    def bytes_per_ns(self) -> float:
+        return 2 * self.clock_mhz * self.width_bits / 8 / 1000.0
+
+    def _mw(self, a, b=(0.0, 0.0, 0.0)) -> float:
+        return sum(v * (x - y) for v, x, y in zip(self.vdd, a, b))  # V x mA = mW
+
+    # -- energy per access (pJ per byte) -------------------------------------------------------------------
+    @property
+    def t_burst_ns(self) -> float:
+        return self.burst / 2 * self.tck_ns
+
+    @property
+    def act_pre_pj(self) -> float:
+        """Opening and closing one row: ACT over tRAS, PRE over tRP."""
+        return (self._mw(self.idd0, self.idd3n) * self.t_ras + self._mw(self.idd0, self.idd2n) * self.t_rp) * self.tck_ns
+
+    @property
+    def read_pj_per_byte(self) -> float:
+        core = self._mw(self.idd4r, self.idd3n) * self.t_burst_ns / self.burst_bytes
+        return core + self.act_pre_pj / self.row_bytes + self.phy_read_pj_per_bit * 8
+
+    @property
+    def write_pj_per_byte(self) -> float:
+        core = self._mw(self.idd4w, self.idd3n) * self.t_burst_ns / self.burst_bytes
+        return core + self.act_pre_pj / self.row_bytes + self.phy_write_pj_per_bit * 8
+
+    # -- background ----------------------------------------------------------------------------------------
+    @property
+    def refresh_mw(self) -> float:
+        return self._mw(self.idd5, self.idd3n) * self.t_rfc / self.t_refi
+
+    def power(self, channels: int = 1) -> DramPower:
+        active = self._mw(self.idd3n) * channels
+        down = self._mw(self.idd2p) * channels
+        selfref = self._mw(self.idd6) * channels
+        refresh = self.refresh_mw * channels
+        exit_pj = active * self.t_xsr * self.tck_ns
+        after = exit_pj / max(down + refresh - selfref, 1e-12)
+        return DramPower(
+            active_mw=active, power_down_mw=down, self_refresh_mw=selfref, refresh_mw=refresh,
+            self_refresh_after_ns=after, self_refresh_exit_pj=exit_pj, phy_area_mm2=self.phy_area_mm2 * channels,
+            source=f"{self.name} x {channels} channel{'s' if channels > 1 else ''}: active standby IDD3N {active:.2f} mW, power-down IDD2P "
+            f"{down:.2f} mW, self-refresh IDD6 {selfref:.2f} mW, refresh (IDD5 - IDD3N) x tRFC / tREFI "
+            f"{refresh:.2f} mW, from {self.source}; self-refresh entered in idle gaps over {after:.0f} ns (its exit, "
+            f"tXSR at active-standby power, {exit_pj:.0f} pJ, against the power it saves)",
+            label=f"{self.name}, x{channels}: IDD3N {active:.1f} mW active standby, IDD2P {down:.1f} mW power-down, "
+            f"IDD6 {selfref:.2f} mW self-refresh, refresh {refresh:.1f} mW, from {DRAMPOWER}")
+
+    def describe(self) -> str:
+        return (f"{self.name}: read {self.read_pj_per_byte:.1f} pJ/B, write {self.write_pj_per_byte:.1f} pJ/B (burst "
+                f"IDD4R/IDD4W - IDD3N over tBURST on VDD1, VDD2 and VDDQ, ACT/PRE once per "
+                f"{self.row_bytes}-byte row, PHY {self.phy_read_pj_per_bit} / {self.phy_write_pj_per_bit} pJ/bit), "
+                f"{self.bytes_per_ns:.1f} GB/s, from {self.source}")
+
+
+@dataclass(frozen=True)
+class DramPower:
+    """Background power of a DRAM by state, and its controller's PHY area."""
+
+    active_mw: float              # active standby, while a transfer is in flight
+    power_down_mw: float          # precharge power-down, short idle gaps
+    self_refresh_mw: float        # self-refresh: long idle gaps, and while the accelerator sleeps
+    refresh_mw: float             # refresh outside self-refresh
+    self_refresh_after_ns: float  # idle gaps longer than this go to self-refresh
+    self_refresh_exit_pj: float   # energy of one self-refresh exit
+    phy_area_mm2: float           # on the accelerator
+    source: str
+    label: str = ""               # short provenance for reports
+
+    @property
+    def idle_mw(self) -> float:
+        return self.power_down_mw + self.refresh_mw
+
+
+PHY = ("PHY: Kim et al., 'A 4266 Mb/s/pin LPDDR4 interface with an asynchronous feedback CTLE and an adaptive "
+       "3-step eye detection algorithm for memory controller', IEEE TCAS-II 65(12), 2018: 1.83 pJ/bit burst read, "
+       "5.68 pJ/bit burst write (65 nm); PHY and controller area 0.5 mm2 per x16 channel is an assumption (no "
+       "public figure found)")
+
+DRAM_SPECS: dict[str, LPDDR4Spec] = {
+    "lpddr4_3200": LPDDR4Spec(
+        name="LPDDR4-3200 x16 channel (Micron 6 Gb)", clock_mhz=1600.0, width_bits=16, burst=16, banks=8,
+        rows=49152, columns=1024, vdd=(1.8, 1.1, 1.1),
+        idd0=(3.5, 45.0, 0.75), idd2n=(2.0, 27.0, 0.75), idd2p=(1.2, 3.0, 0.75), idd3n=(2.25, 30.0, 0.75),
+        idd4r=(2.25, 275.0, 150.0), idd4w=(2.25, 210.0, 55.0), idd5=(10.0, 90.0, 0.75), idd6=(0.3, 0.5, 0.1),
+        t_ras=68, t_rp=29, t_rcd=29, t_rl=28, t_wl=14, t_rfc=448, t_refi=6246, t_xsr=458,
+        phy_read_pj_per_bit=1.83, phy_write_pj_per_bit=5.68, phy_area_mm2=0.5,
+        source=f"{DRAMPOWER} (IDD in mA for VDD1 1.8 V, VDD2 1.1 V, VDDQ 1.1 V; clkMhz 1600, RAS 68, RPPB 29, "
+        f"RCD 29, RL 28, WL 14, RFCAB 448, REFIAB 6246, XSR 458); {PHY}"),
+}
+
+
+@dataclass(frozen=True)
+class Background:
+    """Time (ns) and energy (pJ) of one DRAM's background, by state."""
+
+    time_ns: dict[str, float]
+    energy_pj: dict[str, float]
+    self_refresh_exits: int
+
+    @property
+    def total_pj(self) -> float:
+        return sum(self.energy_pj.values())
+
+
+def merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, overlapping or touching intervals joined."""
+    out: list[list[float]] = []
+    for a, b in sorted(intervals):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def background(busy: list[tuple[float, float]], span_ns: float, p: DramPower, asleep_before: bool = True) -> Background:
+    """Background of a DRAM over [0, span_ns] with transfers in flight during `busy` (ns): active standby then,
+    self-refresh in idle gaps longer than `self_refresh_after_ns` (and leaving it costs an exit), power-down in
+    shorter ones; refresh outside self-refresh. The DRAM starts in self-refresh when `asleep_before`."""
+    busy = [(max(0.0, a), min(span_ns, b)) for a, b in merge(busy) if b > 0 and a < span_ns]
+    time = {"active": 0.0, "power_down": 0.0, "self_refresh": 0.0}
+    exits = 0
+    cursor = 0.0
+    in_sr = asleep_before
+    for a, b in busy + [(span_ns, span_ns)]:
+        gap = a - cursor
+        if gap > 0:
+            if gap > p.self_refresh_after_ns or (in_sr and cursor == 0.0):
+                time["self_refresh"] += gap
+                in_sr = True
+            else:
+                time["power_down"] += gap
+        if b > a:
+            exits += in_sr
+            in_sr = False
+            time["active"] += b - a
+        cursor = max(cursor, b)
+    energy = {"active": time["active"] * p.active_mw, "power_down": time["power_down"] * p.power_down_mw,
+              "self_refresh": time["self_refresh"] * p.self_refresh_mw,
+              "refresh": (time["active"] + time["power_down"]) * p.refresh_mw,
+              "self_refresh_exit": exits * p.self_refresh_exit_pj}
+    return Background(time, energy, exits)

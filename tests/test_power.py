@@ -1,0 +1,195 @@
+"""Static energy by hand: leakage per bank by power state over time, DRAM background by state, and the
+numbers a target must give for them."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from aalbert.targets.dram import DRAM_SPECS, DramPower, background
+from aalbert.targets.power import Accesses, Region, static_energy
+from aalbert.targets.spec import TargetError, load_target, parse_target
+
+# 1 GHz: a cycle is a nanosecond. Four 1 KiB SRAM banks leaking 1 mW each; retention keeps 10 %, gating 1 %;
+# waking a bank takes 10 ns and 20 pJ. No logic leakage, and a DRAM without background, to isolate the banks.
+CHIP = """
+name = "hand"
+[clock]
+frequency_mhz = 1000
+source = "test"
+[compute]
+rows = 2
+cols = 2
+dataflow = "weight_stationary"
+macs_per_cycle = 4
+activation_bits = 16
+matmul_format = "int8"
+zero_skipping = "none"
+input_buffer_bytes = 64
+input_buffers = 2
+area_mm2 = 0.0
+leakage_mw = 0.0
+source = "test"
+[compute.formats.int8]
+energy_pj_per_mac = 1.0
+source = "test"
+[sfu]
+elements_per_cycle = 1
+energy_pj_per_element = 1.0
+area_mm2 = 0.0
+leakage_mw = 0.0
+source = "test"
+[sfu.passes]
+[interconnect]
+dma_bytes_per_cycle = 8
+alignment_bytes = 8
+source = "test"
+[[memory]]
+name = "sram"
+technology = "sram"
+capacity_bytes = 4096
+banks = 4
+word_bits = 64
+read_energy_pj = 1.0
+write_energy_pj = 1.0
+read_latency_ns = 1.0
+write_latency_ns = 1.0
+read_bytes_per_cycle = 8.0
+write_bytes_per_cycle = 8.0
+leakage_mw = 4.0
+area_mm2 = 0.0
+write_endurance = inf
+volatile = true
+retention_leakage_fraction = 0.1
+off_leakage_fraction = 0.01
+wakeup_ns = 10.0
+wakeup_pj = 20.0
+power_gating = "GATING"
+holds = ["weights", "activations"]
+reaches = ["compute"]
+source = "test"
+[[memory]]
+name = "dram"
+technology = "dram"
+capacity_bytes = 1048576
+off_chip = true
+word_bits = 64
+read_energy_pj = 1.0
+write_energy_pj = 1.0
+read_latency_ns = 1.0
+write_latency_ns = 1.0
+read_bytes_per_cycle = 8.0
+write_bytes_per_cycle = 8.0
+leakage_mw = 0.0
+area_mm2 = 0.0
+write_endurance = inf
+volatile = true
+background_active_mw = 0.0
+background_power_down_mw = 0.0
+background_self_refresh_mw = 0.0
+refresh_mw = 0.0
+self_refresh_after_ns = 0.0
+phy_area_mm2 = 0.0
+holds = ["weights"]
+reaches = ["sram"]
+source = "test"
+"""
+
+# bank 0: read during [0, 100) and [500, 600); bank 1 during [100, 110) and [120, 130); bank 2 holds another
+# task's weights and is not touched; bank 3 holds nothing. The inference lasts 1000 ns.
+ACCESSES = Accesses({"sram": [(0, 512, 0.0, 100.0), (0, 512, 500.0, 600.0),
+                              (1024, 1100, 100.0, 110.0), (1100, 1200, 120.0, 130.0)]})
+IMAGE = [Region("sram", 0, 1200, None), Region("sram", 2048, 2600, frozenset({"other"}))]
+
+
+def chip(gating: str):
+    return parse_target(CHIP.replace("GATING", gating), "hand.toml")
+
+
+def test_leakage_by_bank_state_over_time_by_hand():
+    s = static_energy(ACCESSES, IMAGE, chip("idle"), 1000.0, "mine", cold=False)
+    # Gating a gap pays off past 10 ns + 20 pJ / (1 mW x 0.9) = 32.2 ns. Bank 0's 400 ns gap is gated: on for
+    # its 200 ns of reads and the 10 ns wake-up before the second, 790 ns in retention, woken twice. Bank 1's
+    # 10 ns gap is not: on from the wake-up at 90 ns to 130 ns (40 ns), 960 ns in retention, woken once.
+    # Bank 2 keeps its data in retention all along; bank 3 is off.
+    assert s.bank_time["sram", "on"] == pytest.approx(210 + 40)
+    assert s.bank_time["sram", "retention"] == pytest.approx(790 + 960 + 1000)
+    assert s.bank_time["sram", "off"] == pytest.approx(1000)
+    assert s.energy["leakage:sram:on"] == pytest.approx(250.0)               # 1 mW x 250 ns
+    assert s.energy["leakage:sram:retention"] == pytest.approx(275.0)        # 0.1 mW x 2750 ns
+    assert s.energy["leakage:sram:off"] == pytest.approx(10.0)               # 0.01 mW x 1000 ns
+    assert s.energy["wakeup:sram"] == pytest.approx(3 * 20.0)
+    assert s.banks["sram"] == {"accessed": 2, "held": 1, "empty": 1}
+    # after a power-up, volatile memory lost the other task's weights: bank 2 is off too
+    cold = static_energy(ACCESSES, IMAGE, chip("idle"), 1000.0, "mine", cold=True)
+    assert cold.energy["leakage:sram:retention"] == pytest.approx(175.0)
+    assert cold.energy["leakage:sram:off"] == pytest.approx(20.0)
+
+
+def test_gating_policies_by_hand():
+    empty = static_energy(ACCESSES, IMAGE, chip("empty"), 1000.0, "mine", cold=False)
+    assert empty.energy["leakage:sram:on"] == pytest.approx(3000.0)          # three banks hold data, on all along
+    assert empty.energy["leakage:sram:off"] == pytest.approx(10.0)
+    none = static_energy(ACCESSES, IMAGE, chip("none"), 1000.0, "mine", cold=False)
+    assert none.energy == {"leakage:pe": 0.0, "leakage:sfu": 0.0, "leakage:sram:on": pytest.approx(4000.0)}
+
+
+def test_dram_state_energy_on_a_hand_made_transfer_pattern():
+    p = DramPower(active_mw=40.0, power_down_mw=6.0, self_refresh_mw=1.0, refresh_mw=5.0, self_refresh_after_ns=1000.0,
+                  self_refresh_exit_pj=100.0, phy_area_mm2=0.0, source="test")
+    # transfers at [0, 100), [300, 400), [5000, 5100) in 10 us, asleep before: leaving self-refresh for the first,
+    # power-down in the 200 ns gap, self-refresh in the 4600 and 4900 ns ones (longer than 1000 ns), left once more
+    bg = background([(0, 100), (300, 400), (5000, 5100)], 10_000.0, p)
+    assert bg.time_ns == {"active": 300.0, "power_down": 200.0, "self_refresh": 9500.0}
+    assert bg.self_refresh_exits == 2
+    assert bg.energy_pj == pytest.approx({"active": 12_000.0, "power_down": 1200.0, "self_refresh": 9500.0,
+                                          "refresh": 2500.0, "self_refresh_exit": 200.0})
+
+
+def test_lpddr4_model_from_the_memspec_currents():
+    spec = DRAM_SPECS["lpddr4_3200"]
+    p = spec.power()
+    # DRAMPower's MICRON_6Gb_LPDDR4-3200 memspec: VDD1 1.8 V, VDD2 1.1 V, VDDQ 1.1 V; currents in mA
+    assert p.active_mw == pytest.approx(1.8 * 2.25 + 1.1 * 30 + 1.1 * 0.75)       # IDD3N
+    assert p.power_down_mw == pytest.approx(1.8 * 1.2 + 1.1 * 3.0 + 1.1 * 0.75)   # IDD2P
+    assert p.self_refresh_mw == pytest.approx(1.8 * 0.3 + 1.1 * 0.5 + 1.1 * 0.1)  # IDD6
+    assert p.refresh_mw == pytest.approx((1.8 * (10 - 2.25) + 1.1 * (90 - 30)) * 448 / 6246)
+    burst = (1.1 * (275 - 30) + 1.1 * (150 - 0.75)) * 8 * 0.625 / 32            # BL16 x 16 bit, 5 ns
+    act = ((1.8 * (3.5 - 2.25) + 1.1 * (45 - 30)) * 68 + (1.8 * (3.5 - 2.0) + 1.1 * (45 - 27)) * 29) * 0.625
+    assert spec.read_pj_per_byte == pytest.approx(burst + act / 2048 + 1.83 * 8)
+    assert spec.capacity_bytes == 768 * 2 ** 20 and spec.bytes_per_ns == pytest.approx(6.4)
+
+
+EDGE = resources.files("aalbert.targets").joinpath("builtin", "edge_accel.toml").read_text()
+TPU = resources.files("aalbert.targets").joinpath("builtin", "tpu_like.toml").read_text()
+
+
+@pytest.mark.parametrize("text, remove, message", [
+    (TPU, "off_leakage_fraction = 0.0\n", "missing key 'off_leakage_fraction'"),
+    (TPU, "retention_leakage_fraction = 0.0\n", "'retention_leakage_fraction'"),
+    (TPU, "wakeup_pj = 0.0\n", "missing key 'wakeup_pj'"),
+    (TPU, "background_self_refresh_mw = 0.0\n", "missing key 'background_self_refresh_mw'"),
+    (TPU, "refresh_mw = 0.0\n", "missing key 'refresh_mw'"),
+    (TPU, "leakage_mw = 0.0\narea_mm2 = 0.0\nwrite_endurance", "missing key 'leakage_mw'"),
+    (EDGE, "voltage_v = 0.8\n", "missing key 'voltage_v'"),
+    (EDGE, "scaling_node = 16\n", "missing key 'scaling_node'"),
+])
+def test_a_target_without_its_leakage_background_or_gating_numbers_is_refused(tmp_path, text, remove, message):
+    assert remove in text
+    path = tmp_path / "chip.toml"
+    path.write_text(text.replace(remove, "area_mm2 = 0.0\nwrite_endurance" if "write_endurance" in remove else "", 1))
+    with pytest.raises(TargetError, match=message):
+        load_target(str(path))
+
+
+def test_every_memory_of_every_builtin_target_has_power_states_or_background():
+    from aalbert.targets.spec import builtin_targets
+
+    for name in builtin_targets():
+        for m in load_target(name).memories:
+            if m.technology == "dram":
+                assert m.dram is not None and m.dram.label, (name, m.name)
+            else:
+                assert m.power is not None and m.power.source and m.banks >= 1, (name, m.name)
+                assert (m.power.retention is not None) == m.volatile, (name, m.name)
