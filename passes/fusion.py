@@ -49,6 +49,11 @@ def _producer(v: Value, op: str) -> Node | None:
     return v.producer if v.producer is not None and v.producer.op == op else None
 
 
+def _nodes_of(graph: Graph, op: str) -> list[Node]:
+    """The graph's nodes of one op, listed first (a fusion replaces nodes as it goes)."""
+    return [n for n in graph.nodes if n.op == op]
+
+
 def _is_data(v: Value) -> bool:
     return is_data(v)
 
@@ -58,9 +63,7 @@ def _fuse_linear_bias(graph: Graph) -> int:
     users = graph.users()
     outputs = {id(v) for _, v in graph.outputs}
     n = 0
-    for node in list(graph.nodes):
-        if node.op != "add":
-            continue
+    for node in _nodes_of(graph, "add"):
         a, b = node.inputs
         lin = _producer(a, "linear")
         if lin is None or len(lin.inputs) != 2 or not _is_data(b) or len(users[a]) != 1 or id(a) in outputs:
@@ -206,9 +209,7 @@ def _mean_of(v: Value, rank: int) -> tuple[Value, tuple[int, ...]] | None:
 def _fuse_layernorm(graph: Graph) -> int:
     users = graph.users()
     n = 0
-    for node in list(graph.nodes):
-        if node.op != "div":
-            continue
+    for node in _nodes_of(graph, "div"):
         centered, denom = node.inputs
         sub = _producer(centered, "sub")
         sqrt = _producer(denom, "sqrt")

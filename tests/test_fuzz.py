@@ -232,6 +232,36 @@ def onnx_seeds(tiny_exports):
 
 # ---------------------------------------------------------------- the loaders
 
+def npz_variants(blob: bytes, arrays: dict[str, np.ndarray], dtypes: list) -> st.SearchStrategy[bytes]:
+    """An archive's bytes mutated, or its arrays changed one way (dropped, reshaped, retyped, NaN, extra, a
+    scalar, huge values) and saved again, plain or compressed."""
+    @st.composite
+    def variant(draw):
+        if draw(st.booleans()):
+            return draw(mutated(blob, (b"\x00", b"\xff", b"PK", b"NUMPY")))
+        changed = dict(arrays)
+        key = draw(st.sampled_from(sorted(changed)))
+        action = draw(st.sampled_from(["drop", "shape", "dtype", "nan", "extra", "scalar", "huge"]))
+        if action == "drop":
+            del changed[key]
+        elif action == "shape":
+            changed[key] = np.zeros(changed[key].shape + (2,), changed[key].dtype)
+        elif action == "dtype":
+            changed[key] = changed[key].astype(draw(st.sampled_from(dtypes)))
+        elif action == "nan" and changed[key].dtype.kind == "f":
+            changed[key] = np.full_like(changed[key], np.nan)
+        elif action == "extra":
+            changed["stray"] = np.zeros(3)
+        elif action == "scalar":
+            changed[key] = changed[key].dtype.type(1)
+        elif action == "huge" and changed[key].dtype.kind in "iu":
+            changed[key] = np.full(changed[key].shape, np.iinfo(changed[key].dtype).max, changed[key].dtype)
+        out = io.BytesIO()
+        (np.savez_compressed if draw(st.booleans()) else np.savez)(out, **changed)
+        return out.getvalue()
+    return variant()
+
+
 def test_ir_parser_text(tmp_path_factory, ir_seed):
     text, npz = ir_seed
 
@@ -247,33 +277,10 @@ def test_ir_parser_text(tmp_path_factory, ir_seed):
 
 def test_ir_weights_sidecar(tmp_path_factory, ir_seed):
     text, npz = ir_seed
-    arrays = dict(np.load(io.BytesIO(npz)))
-
-    @st.composite
-    def sidecar(draw):
-        if draw(st.booleans()):
-            return draw(mutated(npz, (b"\x00", b"\xff", b"PK", b"NUMPY")))
-        changed = dict(arrays)
-        key = draw(st.sampled_from(sorted(changed)))
-        action = draw(st.sampled_from(["drop", "shape", "dtype", "nan", "extra", "scalar"]))
-        if action == "drop":
-            del changed[key]
-        elif action == "shape":
-            changed[key] = np.zeros(changed[key].shape + (2,), changed[key].dtype)
-        elif action == "dtype":
-            changed[key] = changed[key].astype(draw(st.sampled_from([np.int8, np.float64, np.int64, np.bool_])))
-        elif action == "nan":
-            changed[key] = np.full_like(changed[key], np.nan) if changed[key].dtype.kind == "f" else changed[key]
-        elif action == "extra":
-            changed["stray"] = np.zeros(3)
-        else:
-            changed[key] = np.float32(1.0)
-        buf = io.BytesIO()
-        np.savez(buf, **changed)
-        return buf.getvalue()
+    sidecar = npz_variants(npz, dict(np.load(io.BytesIO(npz))), [np.int8, np.float64, np.int64, np.bool_])
 
     @FUZZ
-    @given(sidecar())
+    @given(sidecar)
     def case(npz_bytes):
         d = tmp_path_factory.mktemp("npz")
         write(d, "m.npz", npz_bytes)
@@ -452,31 +459,8 @@ def test_input_arrays(tmp_path_factory, ir_seed):
     buf = io.BytesIO()
     np.savez(buf, **good)
 
-    @st.composite
-    def arrays(draw):
-        if draw(st.booleans()):
-            return draw(mutated(buf.getvalue(), (b"\x00", b"\xff", b"PK", b"NUMPY")))
-        changed = dict(good)
-        key = draw(st.sampled_from(sorted(changed)))
-        action = draw(st.sampled_from(["drop", "shape", "dtype", "extra", "scalar", "huge"]))
-        if action == "drop":
-            del changed[key]
-        elif action == "shape":
-            changed[key] = np.zeros(changed[key].shape + (2,), changed[key].dtype)
-        elif action == "dtype":
-            changed[key] = changed[key].astype(draw(st.sampled_from([np.float32, np.int8, np.bool_, np.float16])))
-        elif action == "extra":
-            changed["stray"] = np.zeros(3)
-        elif action == "scalar":
-            changed[key] = np.int64(1)
-        else:
-            changed[key] = np.full(changed[key].shape, 2 ** 62, np.int64)
-        out = io.BytesIO()
-        (np.savez_compressed if draw(st.booleans()) else np.savez)(out, **changed)
-        return out.getvalue()
-
     @FUZZ
-    @given(arrays())
+    @given(npz_variants(buf.getvalue(), good, [np.float32, np.int8, np.bool_, np.float16]))
     def case(data):
         path = write(tmp_path_factory.mktemp("inputs"), "in.npz", data)
         loads_cleanly(lambda p: check_inputs(graph, read_npz(p, "inputs")), path)

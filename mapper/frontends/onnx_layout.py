@@ -86,14 +86,17 @@ def _squeeze(c: NodeContext):
     return [_reshape_to(c, x, tuple(d for i, d in enumerate(x.type.shape) if i not in norm))]
 
 
+def _unless_identity(c: NodeContext, x: Value, identity: bool, op: str, attrs: dict) -> list[Value]:
+    """x itself when the operator would change nothing, else the op."""
+    return [x] if identity else [c.op(op, [x], attrs)]
+
+
 @handles("Transpose")
 def _transpose(c: NodeContext):
     x = c.input(0)
     perm = c.attr("perm") or list(reversed(range(x.type.rank)))
     perm = tuple(int(p) for p in perm)
-    if perm == tuple(range(x.type.rank)):
-        return [x]
-    return [c.op("transpose", [x], {"perm": perm})]
+    return _unless_identity(c, x, perm == tuple(range(x.type.rank)), "transpose", {"perm": perm})
 
 
 @handles("Expand")
@@ -104,18 +107,14 @@ def _expand(c: NodeContext):
         shape = tuple(int(d) for d in np.broadcast_shapes(x.type.shape, target))
     except ValueError:
         raise HandlerError(f"{x.type} does not broadcast with {list(target)}") from None
-    if shape == x.type.shape:
-        return [x]
-    return [c.op("broadcast", [x], {"shape": shape})]
+    return _unless_identity(c, x, shape == x.type.shape, "broadcast", {"shape": shape})
 
 
 @handles("Tile")
 def _tile(c: NodeContext):
     x = c.input(0)
     reps = _ints(c.const(1, "repeats"))
-    if all(r == 1 for r in reps) and len(reps) == x.type.rank:
-        return [x]
-    return [c.op("tile", [x], {"repeats": reps})]
+    return _unless_identity(c, x, all(r == 1 for r in reps) and len(reps) == x.type.rank, "tile", {"repeats": reps})
 
 
 @handles("Concat")
