@@ -22,7 +22,8 @@ def task_lines(results: dict[str, SimResult], target: Target) -> list[str]:
     rows = []
     for task, r in results.items():
         pe = r.busy.get("pe", 0.0) / r.cycles if r.cycles else 0.0
-        dram = sum(rw[0] + rw[1] for lvl, rw in r.traffic.items() if target.level(lvl).off_chip)
+        dram = sum(rw[0] + rw[1] for lvl, rw in r.traffic.items()
+                   if lvl in target.memory_names and target.level(lvl).off_chip)
         rows.append([task, f"{r.cycles / 1e6:.2f} M", f"{r.seconds * 1e3:.2f} ms", _mj(r.total_pj),
                      f"{r.power_mw:.1f} mW", f"{100 * pe:.0f} %", f"{dram:,.0f}"])
     lines = [f"simulation on {target.name} at {target.clock_mhz:g} MHz (one inference per task)"]

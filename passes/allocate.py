@@ -1,10 +1,20 @@
 """`allocate`: place every weight and the activation arena in the target's memories.
 
 The objective is the expected energy of one inference under a workload (a
-task mix and a task-switch rate): the reads and copies of every weight from
-where it is kept, the activations' traffic, and the leakage of the whole
-chip over the time those transfers take (`allocation_problem` builds it,
-`allocation_model` states and solves it).
+task mix and a task-switch rate): every node's energy and the chip's leakage
+over its cycles, with every product mapped onto the PE array by the search
+(`targets.mapping`; `mapping=fixed` keeps the fixed chunking), and the
+copies of weights at power-ups and task switches (`allocation_problem` builds
+it from `allocation_costs`, `allocation_model` states and solves it).
+
+Placement and mapping decide each other: where a weight lives changes the
+best mapping of its layers (a weight streamed from DRAM wants the blocks that
+read it once), and the mappings change what each place costs (and how much
+free memory staging tiles take). `allocate` prices every option around the
+current placement, solves, and repeats around the solution until the
+placement stops changing (at most `MAX_ROUNDS` times); the report says how
+many rounds it took. Every product node then carries its mapping
+(`Node.mapping`), which the lowering follows.
 
 Exact: an integer program (scipy's milp / HiGHS); a greedy fallback for
 huge instances, with its gap to the LP bound reported. Results: each
@@ -27,6 +37,10 @@ from aalbert.targets.check import verify_placement
 from aalbert.targets.spec import Target, load_target
 from aalbert.targets.workload import Workload, default_workload, load_workload
 
+from aalbert.targets.mapping.nodecost import POLICIES, NodeCoster
+from aalbert.targets.mapping.search import OBJECTIVES
+
+from .allocation_costs import State
 from .allocation_model import Problem, Solution, solve_greedy, solve_milp, variable_count
 from .allocation_problem import ProblemBuilder
 from .plan import plan_graph
@@ -34,6 +48,7 @@ from .allocation_report import Allocation, allocation_report
 from .base import Analyses, Pass, register_pass
 
 MAX_ILP_VARIABLES = 50_000
+MAX_ROUNDS = 4
 
 
 def _does_not_fit(module: Module, target: Target, problem: Problem, builder: ProblemBuilder) -> OptionError:
@@ -62,21 +77,57 @@ def _does_not_fit(module: Module, target: Target, problem: Problem, builder: Pro
 
 
 def allocate(module: Module, target: Target, workload: Workload, spill: bool = False,
-             solver: str = "auto") -> Allocation:
-    """Place every weight and arena; graphs whose activations are not planned are planned for `target`."""
+             solver: str = "auto", mapping: str = "search", objective: str = "balanced") -> Allocation:
+    """Place every weight and arena and map every product; graphs whose activations are not planned are
+    planned for `target`."""
     _check_arenas(module, target)
-    b = ProblemBuilder(module, target, workload, spill)
-    problem = b.problem()
-    use_ilp = solver == "ilp" or (solver == "auto" and variable_count(problem) <= MAX_ILP_VARIABLES)
-    solution = solve_milp(problem) if use_ilp else solve_greedy(problem)
-    if solution is None:
-        raise _does_not_fit(module, target, problem, b)
+    state = _first_state(module, target, spill)
+    rounds = 0
+    while True:
+        rounds += 1
+        free = _free_bytes(module, target, state)
+        coster = NodeCoster(module, target, mapping, objective, free)
+        b = ProblemBuilder(module, target, workload, spill, coster, state)
+        problem = b.problem()
+        use_ilp = solver == "ilp" or (solver == "auto" and variable_count(problem) <= MAX_ILP_VARIABLES)
+        solution = solve_milp(problem) if use_ilp else solve_greedy(problem)
+        if solution is None:
+            raise _does_not_fit(module, target, problem, b)
+        new = State({name: o.level for name, o in solution.choice.items()}, solution.arena.level)
+        if new == state or rounds >= MAX_ROUNDS:
+            state = new
+            break
+        state = new
     lp = solve_milp(problem, relax=True)
     lp_bound = lp.objective if lp is not None else solution.bound
     if solution.method == "greedy":
         solution.bound = lp_bound
     _write_placements(module, target, solution, b.arena_bytes)
-    return allocation_report(module, target, workload, problem, solution, lp_bound, b, spill)
+    costs = b.pricer.mappings(state)
+    for (task, i), cost in costs.items():
+        module.graphs[task].nodes[i].mapping = cost.mapping
+    return allocation_report(module, target, workload, problem, solution, lp_bound, b, spill, rounds, costs,
+                             mapping, objective)
+
+
+def _first_state(module: Module, target: Target, spill: bool) -> State:
+    """Where prices start: the arena in the first level that holds activations and has room for it (on chip
+    first), each weight in the first level that may hold weights."""
+    arena = max(g.arena.size for g in module.graphs.values())
+    acts = [m for m in target.memories if "activations" in m.holds or (m.off_chip and spill)]
+    fits = [m for m in acts if m.capacity_bytes >= arena]
+    level = (sorted(fits, key=lambda m: m.off_chip) or acts or list(target.memories))[0].name
+    holders = [m.name for m in target.memories if "weights" in m.holds] or [target.memories[0].name]
+    return State({w.name: holders[0] for w in module.weights.values()}, level)
+
+
+def _free_bytes(module: Module, target: Target, state: State) -> dict[str, int]:
+    """Bytes of each level left for staging tiles with the weights and the arena where `state` puts them."""
+    used = {m.name: 0 for m in target.memories}
+    for w in module.weights.values():
+        used[state.levels[w.name]] += align_up(w.nbytes, target.alignment_bytes)
+    used[state.arena] += align_up(max(g.arena.size for g in module.graphs.values()), target.alignment_bytes)
+    return {m.name: max(0, m.capacity_bytes - used[m.name]) for m in target.memories if not m.off_chip}
 
 
 def _check_arenas(module: Module, target: Target) -> None:
@@ -134,17 +185,23 @@ def _write_placements(module: Module, target: Target, solution: Solution, arena:
 @dataclass(frozen=True)
 class Allocate(Pass):
     name = "allocate"
-    summary = "place weights and activations in the target's memories (integer program; greedy fallback)"
+    summary = "place weights and activations in the target's memories and map every product (integer program)"
     target: str = "edge_accel"
     workload: str = ""
     switch_rate: float | None = None            # overrides the workload's
     inferences_per_wakeup: float | None = None  # overrides the workload's
     spill: bool = False
     solver: str = "auto"
+    mapping: str = "search"             # search | fixed
+    objective: str = "balanced"         # balanced | energy | latency | edp
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "ilp", "greedy"):
             raise ValueError(f"solver must be auto, ilp or greedy, got {self.solver!r}")
+        if self.mapping not in POLICIES:
+            raise ValueError(f"mapping must be one of {', '.join(POLICIES)}, got {self.mapping!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.switch_rate is not None and not 0.0 <= self.switch_rate <= 1.0:
             raise ValueError(f"switch_rate must be in [0, 1], got {self.switch_rate}")
         if self.inferences_per_wakeup is not None and not 1 <= self.inferences_per_wakeup < math.inf:
@@ -158,6 +215,6 @@ class Allocate(Pass):
             wl = dataclasses.replace(wl, switch_rate=self.switch_rate)
         if self.inferences_per_wakeup is not None:
             wl = dataclasses.replace(wl, inferences_per_wakeup=self.inferences_per_wakeup)
-        analyses.put(allocate(module, target, wl, self.spill, self.solver))
+        analyses.put(allocate(module, target, wl, self.spill, self.solver, self.mapping, self.objective))
         verify_placement(module, target)
         return module

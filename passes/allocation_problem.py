@@ -1,11 +1,12 @@
 """The placement problem of a module on a target under a workload, as `allocation_model` states it.
 
 `ProblemBuilder` turns each weight into an item whose options are the places
-it may live, each with its expected energy per inference and the memory port
-cycles it keeps busy: every read of the weight from where it is kept
-(ALBERT's layer weights are read 12 times; an embedding table only in the
-rows an inference gathers), and the copies that bring it on chip (after a
-power-up into volatile memory; at a task switch for a `staged` weight).
+it may live, each with its expected energy per inference: the nodes charged to
+the weight, mapped and costed with the weight there (`allocation_costs`: the
+same model the simulator's figures come from; ALBERT's layer weights are read
+12 times), the chip's leakage over their cycles, and the copies that bring it
+on chip (after a power-up into volatile memory; at a task switch for a
+`staged` weight), with the leakage over the time they take.
 Options per weight: resident in a level that may hold weights; kept off chip
 and `staged` into an on-chip swap region when its task starts (task-specific
 weights only; the tasks share the region); or `streamed` from off chip on
@@ -24,6 +25,9 @@ from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 from aalbert.targets.spec import MemoryLevel, Target
 from aalbert.targets.workload import Workload
 
+from aalbert.targets.mapping.nodecost import NodeCoster
+
+from .allocation_costs import Price, Pricer, State
 from .allocation_model import ArenaOption, Item, Option, Problem
 
 
@@ -68,12 +72,15 @@ def activation_traffic(module: Module, bits: int) -> dict[str, tuple[float, floa
 class ProblemBuilder:
     """Turns a module, a target and a workload into a `Problem`."""
 
-    def __init__(self, module: Module, target: Target, workload: Workload, spill: bool):
+    def __init__(self, module: Module, target: Target, workload: Workload, spill: bool, coster: NodeCoster,
+                 state: State):
         self.module, self.t, self.wl, self.spill = module, target, workload, spill
         self.notes: list[str] = []
         self.excluded: list[str] = []
         persistent = [m for m in target.memories if m.off_chip]
         self.store = min(persistent, key=lambda m: m.read_pj_per_byte) if persistent else None
+        self.pricer = Pricer(module, target, workload, coster, state)
+        self.leak = target.leakage_mw * 1000.0 / target.clock_mhz
 
     def can_hold(self, m: MemoryLevel, w: Weight, quiet: bool = False) -> bool:
         if not ("weights" in m.holds or (m.off_chip and self.spill)):
@@ -88,26 +95,22 @@ class ProblemBuilder:
     def mutable(self, w: Weight) -> bool:
         return self.wl.task_weights_change and not w.role.shared
 
-    def fetch(self, level: MemoryLevel, nbytes: float) -> tuple[float, list[tuple[str, float]]]:
-        """Energy and port cycles to bring `nbytes` from `level` to the compute array."""
-        path = self.t.fetch_path(level.name)
-        busy = [(path[0], nbytes / level.read_bytes_per_cycle)]
-        for mid in path[1:-1]:
-            m = self.t.level(mid)
-            busy.append((mid, nbytes / m.write_bytes_per_cycle + nbytes / m.read_bytes_per_cycle))
-        return nbytes * self.t.fetch_pj_per_byte(level.name), busy
+    def load(self, into: MemoryLevel, nbytes: float) -> tuple[float, float]:
+        """Energy (with the leakage over its time) and cycles to copy `nbytes` from off-chip storage into `into`,
+        as a request stream does before an inference."""
+        if self.store is None or not nbytes:
+            return 0.0, 0.0
+        cycles = nbytes / min(self.store.read_bytes_per_cycle, into.write_bytes_per_cycle, self.t.dma_bytes_per_cycle)
+        return nbytes * (self.store.read_pj_per_byte + into.write_pj_per_byte) + self.leak * cycles, cycles
 
-    def load(self, into: MemoryLevel, nbytes: float) -> tuple[float, list[tuple[str, float]]]:
-        """Energy and port cycles to copy `nbytes` from off-chip storage into `into`."""
-        if self.store is None:
-            return 0.0, []
-        pj = nbytes * (self.store.read_pj_per_byte + into.write_pj_per_byte)
-        return pj, [(self.store.name, nbytes / self.store.read_bytes_per_cycle),
-                    (into.name, nbytes / into.write_bytes_per_cycle)]
+    def option(self, kind: str, level: str, home: str | None, price: Price, extra_pj: float, extra_cycles: float,
+               resident, swap=()) -> Option:
+        return Option(kind, level, home, price.pj + extra_pj, resident=resident, swap=swap,
+                      stage=tuple(sorted(price.stage.items())), cycles=price.cycles + extra_cycles,
+                      traffic=tuple(sorted(price.traffic.items())))
 
     def problem(self) -> Problem:
         tasks = tuple(self.module.graphs)
-        reads = bytes_read(self.module)
         cold = self.wl.cold_start_rate
         items = []
         for w in self.module.weights.values():
@@ -115,18 +118,19 @@ class ProblemBuilder:
                 raise OptionError("allocate needs weight roles: run 'share' first")
             owners = tasks if w.role.shared else w.role.tasks
             p_use = sum(self.wl.mix[t] for t in owners)
-            expected = sum(self.wl.mix[t] * reads.get(w.name, {}).get(t, 0.0) for t in owners)
             size = align_up(w.nbytes, self.t.alignment_bytes)
             options = []
             for m in self.t.memories:
                 if not self.can_hold(m, w):
                     continue
-                pj, busy = self.fetch(m, expected)
+                price = self.pricer.item(w.name, m.name)
+                if price is None:
+                    continue
+                pj = cycles = 0.0
                 if m.volatile and not m.off_chip:  # refilled after every power-up that runs its task
-                    more_pj, more_busy = self.load(m, cold * p_use * w.nbytes)
-                    pj, busy = pj + more_pj, busy + more_busy
-                options.append(Option("streamed" if m.off_chip else "resident", m.name, None, pj,
-                                      resident=((m.name, size),), busy=_merge(busy)))
+                    pj, cycles = self.load(m, cold * p_use * w.nbytes)
+                options.append(self.option("streamed" if m.off_chip else "resident", m.name, None, price, pj, cycles,
+                                           ((m.name, size),)))
             if not w.role.shared:
                 homes = [m for m in self.t.memories if m.off_chip and self.can_hold(m, w)]
                 for on in self.t.on_chip:
@@ -141,21 +145,25 @@ class ProblemBuilder:
                                              f"{on.write_endurance:.3g}")
                         continue
                     for home in homes:
-                        pj, busy = self.fetch(on, expected)
-                        more_pj, more_busy = self.load(on, loads * w.nbytes)
+                        price = self.pricer.item(w.name, on.name)
+                        if price is None:
+                            continue
+                        pj, cycles = self.load(on, loads * w.nbytes)
                         # keeping a weight resident wins a tie with staging it (no swap region needed)
-                        options.append(Option("staged", on.name, home.name, (pj + more_pj) * (1 + 1e-9),
-                                              resident=((home.name, size),), swap=((on.name, size),),
-                                              busy=_merge(busy + more_busy)))
+                        o = self.option("staged", on.name, home.name, price, pj, cycles, ((home.name, size),),
+                                        ((on.name, size),))
+                        options.append(Option(o.kind, o.level, o.home, o.cost * (1 + 1e-9), o.resident, o.swap,
+                                              o.busy, o.stage, o.cycles, o.traffic))
+            if not options and self.pricer.failures:
+                raise self.pricer.failures[-1]
             if not options:
                 raise OptionError(f"allocate: no memory of {self.t.name} may hold weight @{w.name}"
                                   + (f" ({self.excluded[-1]})" if self.excluded else "; use --spill"))
             items.append(Item(w.name, owners if len(owners) == 1 else tasks, options))
-        traffic = activation_traffic(self.module, self.t.compute.activation_bits)
-        act_rd = sum(self.wl.mix[t] * traffic[t][0] for t in tasks)
-        act_wr = sum(self.wl.mix[t] * traffic[t][1] for t in tasks)
         arena = align_up(max(self.arena_size(g) for g in self.module.graphs.values()), self.t.alignment_bytes)
         arena_options = []
+        traffic = activation_traffic(self.module, self.t.compute.activation_bits)
+        act_wr = sum(self.wl.mix[t] * traffic[t][1] for t in tasks)
         for m in self.t.memories:
             if not ("activations" in m.holds or (m.off_chip and self.spill)):
                 continue
@@ -164,35 +172,17 @@ class ProblemBuilder:
                 self.notes.append(f"activations may not live in {m.name}: {writes_per_cell:.3g} writes per cell "
                                   f"over the lifetime exceed its endurance {m.write_endurance:.3g}")
                 continue
-            cost = act_rd * m.read_pj_per_byte + act_wr * m.write_pj_per_byte
-            busy = act_rd / m.read_bytes_per_cycle + act_wr / m.write_bytes_per_cycle
-            arena_options.append(ArenaOption(m.name, arena, cost, busy))
+            price = self.pricer.arena(m.name)
+            if price is None:
+                continue
+            arena_options.append(ArenaOption(m.name, arena, price.pj, 0.0, tuple(sorted(price.stage.items())),
+                                             price.cycles, tuple(sorted(price.traffic.items()))))
+        if not arena_options and self.pricer.failures:
+            raise self.pricer.failures[-1]
         if not arena_options:
             raise OptionError(f"allocate: no memory of {self.t.name} may hold activations")
         self.arena_bytes = arena
-        base = sum(self.wl.mix[t] * compute_cycles(self.module, t, self.t) for t in tasks)
-        leak = self.t.leakage_mw * 1000.0 / self.t.clock_mhz  # mW x ns per cycle = pJ per cycle
-        return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks,
-                       base, leak)
+        return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks, 0.0, 0.0)
 
     def arena_size(self, graph) -> int:
         return graph.arena.size
-
-
-def _merge(busy: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
-    out: dict[str, float] = {}
-    for lvl, c in busy:
-        out[lvl] = out.get(lvl, 0.0) + c
-    return tuple(sorted(out.items()))
-
-
-def compute_cycles(module: Module, task: str, target: Target) -> float:
-    """PE-array and special-function-unit cycles of one inference, one after the other (a first estimate)."""
-    pe = sfu = 0.0
-    for node in module.graphs[task].nodes:
-        op = get_op(node.op)
-        work = op.work([v.type for v in node.inputs], [v.type for v in node.outputs], node.attrs)
-        pe += work.macs / target.compute.macs_per_cycle
-        if op.kind in (OpKind.ELEMENTWISE, OpKind.NORMALIZATION):
-            sfu += work.elementwise * target.sfu.passes.get(node.op, 1) / target.sfu.elements_per_cycle
-    return pe + sfu

@@ -181,7 +181,7 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         for k, v in sim.energy.items():
             add("leakage" if k.startswith("leakage:") else k, v)
         dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
-                             if target.level(lvl).off_chip)
+                             if lvl in target.memory_names and target.level(lvl).off_chip)
         current = r.task
     span = free_at - requests[0].arrival
     return StreamResult(len(requests), np.array(latencies), energy, span, switches, ups, dram, parts)

@@ -1,0 +1,162 @@
+"""What one node of a placed task graph costs on a target: energy by component, cycles, bytes per level.
+
+Nodes run one after another (see `targets.lower`), so an inference's cycles
+are the sum of its nodes' and its energy the sum of theirs plus leakage: a
+node can be costed alone. A matrix product with a mapping policy of
+`search` is costed by the mapping model (`targets.mapping.cost`) with its
+best mapping; any other node (and a product under `fixed`, today's
+chunking) is lowered alone and its instructions simulated. Either way the
+figures are those the simulator then reports for the whole program.
+
+`NodeCoster.cost(graph, index, levels, arena_level)` answers for weights at
+given levels (to price every placement option) and caches by what the cost
+depends on: the op, the types, the weights' encodings and levels, the arena's
+level and the bytes free for staging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from aalbert.ir.graph import Graph, Node
+from aalbert.ir.module import Module
+from aalbert.ir.placement import Placement
+from aalbert.ir.registry import OpKind, get_op
+from aalbert.ir.schedule import Mapping
+
+from ..spec import Target
+from .problem import arch_of, gemm_of, weight_of
+from .search import MappingError, search
+
+POLICIES = ("search", "fixed")
+
+
+@dataclass(frozen=True)
+class NodeCost:
+    energy: dict[str, float]            # component -> pJ, dynamic
+    cycles: float
+    reads: dict[str, float]             # memory level -> bytes
+    writes: dict[str, float]
+    mapping: Mapping | None = None
+    staged: tuple[str, float] | None = None   # (level, bytes) a staging region needs while it runs
+
+    @property
+    def dynamic_pj(self) -> float:
+        return sum(self.energy.values())
+
+
+def is_product(node: Node) -> bool:
+    return get_op(node.op).kind is OpKind.MATMUL
+
+
+class NodeCoster:
+    def __init__(self, module: Module, target: Target, policy: str = "search", objective: str = "balanced",
+                 free: dict[str, int] | None = None):
+        if policy not in POLICIES:
+            raise ValueError(f"mapping must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.module, self.t, self.policy, self.objective = module, target, policy, objective
+        self.arch = arch_of(target, free)
+        self.leak = target.leakage_mw * 1000.0 / target.clock_mhz   # pJ per cycle
+        self._cache: dict[tuple, NodeCost] = {}
+
+    def weights(self, node: Node) -> list:
+        return [w for w in (weight_of(self.module, v) for v in node.inputs) if w is not None]
+
+    def key(self, node: Node, levels: dict[str, str], arena_level: str) -> tuple:
+        ws = tuple((str(w.type), w.encoding, w.nbytes, levels.get(w.name) or w.placement.level)
+                   for w in self.weights(node))
+        attrs = tuple(sorted((k, repr(v)) for k, v in node.attrs.items())) if node.op != "weight" else ()
+        return (node.op, tuple(str(v.type) for v in node.inputs), tuple(str(v.type) for v in node.outputs), attrs,
+                ws, arena_level, self.policy if is_product(node) else "")
+
+    def cost(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str) -> NodeCost:
+        node = graph.nodes[index]
+        key = self.key(node, levels, arena_level)
+        if key not in self._cache:
+            if is_product(node) and self.policy == "search":
+                self._cache[key] = self.mapped(graph, node, levels, arena_level)
+            else:
+                self._cache[key] = self.simulated(graph, index, levels, arena_level)
+        return self._cache[key]
+
+    def mapped(self, graph: Graph, node: Node, levels: dict[str, str], arena_level: str) -> NodeCost:
+        g = gemm_of(self.module, node, self.t, arena_level, levels)
+        best = search(g, self.arch, self.objective, self.leak)
+        if best is None:  # not in the bytes free now: with the least staging region any mapping needs
+            roomy = dataclasses.replace(self.arch, free={m.name: m.capacity_bytes for m in self.t.on_chip})
+            least = least_staging(g, roomy)
+            if least is not None:
+                free = dict(self.arch.free)
+                free[least[0]] = max(free.get(least[0], 0), least[1])
+                best = search(g, dataclasses.replace(self.arch, free=free), self.objective, self.leak)
+        if best is None:
+            raise MappingError(no_mapping_message(self.t, graph, node, g, self.arch))
+        staged = (best.stage_level, best.staged_bytes) if best.stage_level and best.staged_bytes else None
+        mem = self.t.memory_names
+        return NodeCost(best.energy, best.cycles, {k: v for k, v in best.reads.items() if k in mem},
+                        {k: v for k, v in best.writes.items() if k in mem}, best.mapping, staged)
+
+    def simulated(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str) -> NodeCost:
+        from ..lower import _Lowering
+        from ..sim import simulate
+
+        node = graph.nodes[index]
+        saved = {}
+        for w in self.weights(node):
+            saved[w.name] = w.placement
+            level = levels.get(w.name) or (w.placement.level if w.placement else None)
+            w.placement = Placement(level, "resident", 0)
+        saved_arena, saved_map = graph.arena, node.mapping
+        graph.arena = dataclasses.replace(graph.arena, level=arena_level, offset=0)
+        if self.policy == "fixed":
+            node.mapping = None
+        try:
+            lw = _Lowering(self.module, self.t, graph)
+            for v in graph.inputs:
+                if v.offset is not None:
+                    lw.note_write(v, [])
+            lw.node(index, node)
+            program = lw.program
+        finally:
+            for w in self.weights(node):
+                w.placement = saved[w.name]
+            graph.arena, node.mapping = saved_arena, saved_map
+        if not program.instrs:
+            return NodeCost({}, 0.0, {}, {})
+        sim = simulate(program, self.t)
+        energy = {k: v for k, v in sim.energy.items() if not k.startswith("leakage:")}
+        mem = self.t.memory_names
+        return NodeCost(energy, sim.cycles, {k: rw[0] for k, rw in sim.traffic.items() if k in mem},
+                        {k: rw[1] for k, rw in sim.traffic.items() if k in mem})
+
+
+def least_staging(g, arch) -> tuple[str, int] | None:
+    """(level, bytes) of the smallest staging region with which some mapping of `g` runs; None if none does."""
+    from .cost import evaluate
+    from .space import space
+
+    c = space(g, arch)
+    if not len(c["df"]):
+        return None
+    costs = evaluate(g, arch, c)
+    if costs.stage_level is None or not costs.feasible.any():
+        return None
+    return costs.stage_level, int(costs.staged_bytes[costs.feasible].min()) + 1
+
+
+def no_mapping_message(target: Target, graph: Graph, node: Node, g, arch) -> str:
+    """Why nothing fits, for the user: the layer, the level, the bytes needed and available, a fix."""
+    layer = f"{node.op} %{node.outputs[0].name} in task {graph.name!r} ({g.b}x{g.m}x{g.k}x{g.n})"
+    c = target.compute
+    unit = min(c.rows, c.cols)
+    smallest_w = unit * unit * (g.w_elem + g.w_mask)
+    parts = target.parts
+    if not parts.operand_buffers() and parts.registers.entries < 1:
+        return (f"no mapping of {layer} fits {target.name}: it has no operand buffer and no PE registers to hold a "
+                "tile; add a [[buffer]] with holds = \"operands\" or [pe_registers] entries >= 1")
+    room = max([b.capacity_bytes for b in parts.operand_buffers()] + [parts.registers.entries * c.rows * c.cols])
+    return (f"no mapping of {layer} fits {target.name}: the smallest block needs {smallest_w:,.0f} bytes of the "
+            f"stationary operand in one slot and the largest place for it holds {room:,} bytes "
+            f"(operand buffers or PE registers); the accumulators hold {parts.accumulators.entries:,} partial sums; "
+            f"give a [[buffer]] at least {smallest_w:,.0f} bytes, or more [pe_registers] entries")
