@@ -82,11 +82,11 @@ def allocate(module: Module, target: Target, workload: Workload, spill: bool = F
     planned for `target`."""
     _check_arenas(module, target)
     state = _first_state(module, target, spill)
+    coster = NodeCoster(module, target, mapping, objective)
     rounds = 0
     while True:
         rounds += 1
-        free = _free_bytes(module, target, state)
-        coster = NodeCoster(module, target, mapping, objective, free)
+        coster.set_free(_free_bytes(module, target, state))
         b = ProblemBuilder(module, target, workload, spill, coster, state)
         problem = b.problem()
         use_ilp = solver == "ilp" or (solver == "auto" and variable_count(problem) <= MAX_ILP_VARIABLES)
@@ -121,13 +121,18 @@ def _first_state(module: Module, target: Target, spill: bool) -> State:
     return State({w.name: holders[0] for w in module.weights.values()}, level)
 
 
+FREE_STEP = 64 * 1024
+
+
 def _free_bytes(module: Module, target: Target, state: State) -> dict[str, int]:
-    """Bytes of each level left for staging tiles with the weights and the arena where `state` puts them."""
+    """Bytes of each level left for staging tiles with the weights and the arena where `state` puts them
+    (counted in whole 64 KiB steps, so that placements that differ by little map alike)."""
     used = {m.name: 0 for m in target.memories}
     for w in module.weights.values():
         used[state.levels[w.name]] += align_up(w.nbytes, target.alignment_bytes)
     used[state.arena] += align_up(max(g.arena.size for g in module.graphs.values()), target.alignment_bytes)
-    return {m.name: max(0, m.capacity_bytes - used[m.name]) for m in target.memories if not m.off_chip}
+    return {m.name: max(0, m.capacity_bytes - used[m.name]) // FREE_STEP * FREE_STEP
+            for m in target.memories if not m.off_chip}
 
 
 def _check_arenas(module: Module, target: Target) -> None:

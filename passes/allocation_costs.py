@@ -66,6 +66,8 @@ class Pricer:
         self.side: dict[str, list] = {}     # weight -> [(task, index)] of nodes that also read it
         self.plain: list = []               # (task, index) of nodes without weights
         self.failures: list[MappingError] = []
+        self._side: dict[tuple, dict[str, float]] = {}
+        self._side_pj: dict[tuple, float] = {}
         for task, graph in module.graphs.items():
             for i, node in enumerate(graph.nodes):
                 if node.op in ("weight", "constant"):
@@ -88,6 +90,12 @@ class Pricer:
 
     def side_bytes(self, task: str, index: int, cost: NodeCost) -> dict[str, float]:
         """Bytes a node reads of each of its weights other than the first."""
+        key = (task, index, cost.mapping)
+        if key not in self._side:
+            self._side[key] = self._side_bytes(task, index, cost)
+        return self._side[key]
+
+    def _side_bytes(self, task: str, index: int, cost: NodeCost) -> dict[str, float]:
         graph = self.module.graphs[task]
         node = graph.nodes[index]
         ws = [w for w in (weight_of(self.module, v) for v in node.inputs) if w is not None]
@@ -101,11 +109,17 @@ class Pricer:
 
     def side_pj_per_byte(self, task: str, index: int, level: str) -> float:
         """Energy per byte of a weight read beside a node's first: its level, the wires, the aux buffer."""
+        product = is_product(self.module.graphs[task].nodes[index])
+        key = (product, level)
+        if key not in self._side_pj:
+            self._side_pj[key] = self._side_per_byte(product, level)
+        return self._side_pj[key]
+
+    def _side_per_byte(self, product: bool, level: str) -> float:
         m = self.t.level(level)
         pj = m.read_pj_per_byte + self.t.parts.noc.energy_pj_per_byte
-        node = self.module.graphs[task].nodes[index]
         aux = self.t.parts.role("aux")
-        if is_product(node) and aux is not None:
+        if product and aux is not None:
             pj += aux.read_pj_per_byte + aux.write_pj_per_byte
         return pj
 

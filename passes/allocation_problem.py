@@ -121,7 +121,7 @@ class ProblemBuilder:
             size = align_up(w.nbytes, self.t.alignment_bytes)
             options = []
             for m in self.t.memories:
-                if not self.can_hold(m, w):
+                if not self.can_hold(m, w) or size > m.capacity_bytes:
                     continue
                 price = self.pricer.item(w.name, m.name)
                 if price is None:
@@ -134,7 +134,7 @@ class ProblemBuilder:
             if not w.role.shared:
                 homes = [m for m in self.t.memories if m.off_chip and self.can_hold(m, w)]
                 for on in self.t.on_chip:
-                    if "weights" not in on.holds or not self.can_hold(on, w):
+                    if "weights" not in on.holds or not self.can_hold(on, w) or size > on.capacity_bytes:
                         continue
                     lost = (1 - self.wl.switch_rate) * cold if on.volatile else 0.0
                     loads = p_use * (self.wl.switch_rate + lost)
@@ -162,10 +162,15 @@ class ProblemBuilder:
             items.append(Item(w.name, owners if len(owners) == 1 else tasks, options))
         arena = align_up(max(self.arena_size(g) for g in self.module.graphs.values()), self.t.alignment_bytes)
         arena_options = []
+        # activations go off chip only when no on-chip level that may hold them has room (as --spill for weights)
+        on_chip_room = any("activations" in m.holds and not m.off_chip and arena <= m.capacity_bytes
+                           for m in self.t.memories)
         traffic = activation_traffic(self.module, self.t.compute.activation_bits)
         act_wr = sum(self.wl.mix[t] * traffic[t][1] for t in tasks)
         for m in self.t.memories:
-            if not ("activations" in m.holds or (m.off_chip and self.spill)):
+            if not ("activations" in m.holds or (m.off_chip and self.spill)) or arena > m.capacity_bytes:
+                continue
+            if m.off_chip and on_chip_room:
                 continue
             writes_per_cell = act_wr / max(1, arena) * self.wl.lifetime_inferences
             if writes_per_cell > m.write_endurance:

@@ -172,7 +172,9 @@ class Model:
         b.noc = b.noc + nbytes + through
 
     # -- the evaluation ------------------------------------------------------------------------------------------
-    def run(self) -> Costs:
+    def run(self, exact: bool = True) -> Costs:
+        """Every candidate's costs; with `exact` False its cycles are only a lower bound (the array's compute, or
+        the bytes on its busiest port at that port's bandwidth), which is cheap: the search's bound."""
         g, arch, c, size = self.g, self.arch, self.c, self.size
         R, C = arch.rows, arch.cols
         full = self.full
@@ -228,7 +230,7 @@ class Model:
             if not sel.any():
                 continue
             self._order(order, sel, nblk, nst, inner, n, avg, o_blk_elems, keep_fits, fetched, stream_total,
-                        compute, traffic, steps_time)
+                        compute, traffic, steps_time, exact)
 
 
         # -- bytes and energy -----------------------------------------------------------------------------------
@@ -305,13 +307,19 @@ class Model:
                 staged_bytes = staged_bytes + np.where(self.staged[op], 0.0, 2 * per_block)
 
         # prologue, epilogue, stage transfers
-        cycles = steps_time + self._ends(n, nst, avg, fetched, size_b, o_blk_elems, bias, tile_bytes, stage_fill,
-                                         o_stage_drain)
+        if exact:
+            cycles = steps_time + self._ends(n, nst, avg, fetched, size_b, o_blk_elems, bias, tile_bytes, stage_fill,
+                                             o_stage_drain)
+        else:
+            ends = self._ends(n, nst, avg, fetched, size_b, o_blk_elems, bias, tile_bytes, stage_fill, o_stage_drain)
+            cycles = np.maximum(ends + compute + self.arch.rows + self.arch.cols,
+                                self._bound(compute, traffic, stream_total, stage_fill, o_stage_drain, bias, n, avg,
+                                            o_blk_elems * g.psum_elem))
         return Costs(ok, energy, b.reads, b.writes, acc_acc, s_vals, b.noc + np.zeros(size), cycles, staged_bytes,
                      self.stage_level)
 
     def _order(self, order, sel, nblk, nst, inner, n, avg, o_blk_elems, keep_fits, fetched, stream_total, compute,
-               traffic, steps_time) -> None:
+               traffic, steps_time, exact=True) -> None:
         """Transfers and step times of the candidates whose innermost block loop is `order`."""
         g, size = self.g, self.size
         bias_slice = self.bias_slice
@@ -413,6 +421,8 @@ class Model:
         traffic["bias"] += np.where(sel, bias_slice, 0.0)
         traffic["acc_keep"] += np.where(sel & keep, 2 * o_blk_elems * n, 0.0)
 
+        if not exact:
+            return
         # step times: per port, the transfers of a step one after another
         g_step = compute / n
         fill_drain = float(self.arch.rows + self.arch.cols)
@@ -485,11 +495,21 @@ class Model:
                     if mid is not None:
                         parts[mid] = parts.get(mid, 0.0) + np.where(self.staged[op], dur, 0.0)
                     optional.append((parts, share))
+            # a transfer present in every step of the kind is a plain transfer; one in none is nothing
+            certain: dict[str, np.ndarray] = {}
+            uncertain = []
+            for parts, share in optional:
+                share = np.broadcast_to(np.asarray(share, dtype=float), (size,))
+                if share.min() >= 1.0:
+                    for lv, d in parts.items():
+                        certain[lv] = certain.get(lv, 0.0) + d
+                elif share.max() > 0.0:
+                    uncertain.append((parts, share))
             total_t = 0.0
-            for present in itertools.product((False, True), repeat=len(optional)):
+            for present in itertools.product((False, True), repeat=len(uncertain)):
                 weight = 1.0
-                extra_ports: dict[str, np.ndarray] = {}
-                for on, (parts, share) in zip(present, optional):
+                extra_ports = dict(certain)
+                for on, (parts, share) in zip(present, uncertain):
                     weight = weight * (share if on else 1 - share)
                     if on:
                         for lv, d in parts.items():
@@ -519,6 +539,37 @@ class Model:
             total = np.where(is_q, t, total)
         total = np.where(single, step_time(None, None, fill_drain), total)
         steps_time += np.where(sel, total, 0.0)
+
+    def _bound(self, compute, traffic, stream_total, stage_fill, o_stage_drain, bias, n, avg, o_block) -> np.ndarray:
+        """A lower bound of the cycles: the array's compute, or each port's transfers at its best bandwidth, each
+        paying its port's latency once."""
+        a, ports = self.arch, self.arch.ports
+        per: dict[str, np.ndarray] = {}
+
+        def put(level, nbytes, count):
+            p = ports[level]
+            per[level] = per.get(level, 0.0) + nbytes / min(a.dma_bw, max(p.read_bw, p.write_bw)) \
+                + np.where(nbytes > 0, count * p.latency, 0.0)
+
+        o_moved = traffic["drain_final"] + traffic["drain_psum"] + traffic["reload"]
+        for op, nbytes, count in (("a", traffic["fill_a"] + stream_total["a"],
+                                   traffic["fill_a"] / avg["a"] + np.where(stream_total["a"] > 0, n, 0.0)),
+                                  ("w", traffic["fill_w"] + stream_total["w"],
+                                   traffic["fill_w"] / avg["w"] + np.where(stream_total["w"] > 0, n, 0.0)),
+                                  ("o", o_moved, o_moved / np.maximum(o_block, 1e-9))):
+            home, mid = self.homes[op], self.via[op]
+            put(home, np.where(self.staged[op], 0.0, nbytes), count)
+            if mid is not None:
+                put(mid, np.where(self.staged[op], nbytes, 0.0), count)
+        for op, nbytes in (("a", stage_fill["a"]), ("w", stage_fill["w"]), ("o", o_stage_drain)):
+            if self.via[op] is not None:
+                put(self.homes[op], nbytes, 1.0)
+        if self.g.bias_home is not None and self.g.bias_bytes:
+            put(self.g.bias_home, bias, 1.0)
+        bound = compute + self.arch.rows + self.arch.cols
+        for v in per.values():
+            bound = np.maximum(bound, v)
+        return bound
 
     def _stage_chunks(self, n, nst) -> dict[str, dict[str, np.ndarray]]:
         """Per staged operand: its port and the duration of one slice of a stage tile. The next tile of a or w
@@ -581,11 +632,13 @@ class Model:
 
 
 def fits(g: Gemm, arch: Arch, c: dict[str, np.ndarray]) -> np.ndarray:
-    """Which candidates the hardware can run: the dataflow, the buffers and slots, the PE registers, the
-    accumulators, the staging region; and not the reduction innermost with partial sums going back to memory
-    every block (the next loop innermost moves no more)."""
+    """Which candidates the hardware can run (`fits_block` and `fits_stage`)."""
+    return fits_block(g, arch, c) & fits_stage(g, arch, c)
+
+
+def fits_block(g: Gemm, arch: Arch, c: dict[str, np.ndarray]) -> np.ndarray:
+    """The dataflow, the buffers and their slots, the PE registers and the accumulators can hold the block."""
     R, C = arch.rows, arch.cols
-    full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
     ws, os_, is_ = c["df"] == 0, c["df"] == 1, c["df"] == 2
     pe_hold = c["hold"] == 0
     ok = np.isin(c["df"], [DF.index(d) for d in arch.dataflows])
@@ -606,6 +659,15 @@ def fits(g: Gemm, arch: Arch, c: dict[str, np.ndarray]) -> np.ndarray:
     ok &= ~os_ | pe_hold
     stream_ext = np.where(ws, c["bm"], c["bn"])
     ok &= ~(~os_ & ~pe_hold & (t_rows > 1)) | (stream_ext * C <= arch.acc_entries)
+    return ok
+
+
+def fits_stage(g: Gemm, arch: Arch, c: dict[str, np.ndarray]) -> np.ndarray:
+    """The staged operand can be staged, its tile holds whole blocks, the staging region fits the free bytes;
+    and the reduction is not the innermost loop with partial sums going back to memory every block (the next
+    loop innermost moves no more)."""
+    full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
+    ok = np.ones(len(c["df"]), dtype=bool)
     homes = {"a": g.a_home, "w": g.w_home, "o": g.o_home}
     via = {op: arch.via.get(h) for op, h in homes.items()}
     stage_level = next((v for v in via.values() if v is not None), None)
@@ -616,11 +678,9 @@ def fits(g: Gemm, arch: Arch, c: dict[str, np.ndarray]) -> np.ndarray:
     stile = {d: c["t" + d] for d in DIMS}
     for d in DIMS:
         ok &= (stile[d] == full[d]) | (stile[d] % blk[d] == 0)
-    # the reduction innermost (of the loops that run more than once) needs the output block in the accumulators
     nblk = {d: ceil_div(full[d], blk[d]) for d in DIMS}
     nst = {d: ceil_div(full[d], stile[d]) for d in DIMS}
-    o_blk = c["bb"] * c["bm"] * c["bn"]
-    too_big = o_blk > arch.acc_entries
+    too_big = c["bb"] * c["bm"] * c["bn"] > arch.acc_entries
     if too_big.any():
         for i, order in enumerate(ORDERS):
             sel = (c["order"] == i) & too_big
@@ -634,24 +694,31 @@ def fits(g: Gemm, arch: Arch, c: dict[str, np.ndarray]) -> np.ndarray:
                     k_first |= ~found & runs
                 found |= runs
             ok &= ~(sel & k_first)
-    # the staging region: the staged operand's tile twice, and two blocks of every operand passing through
     if stage_level is None:
-        ok &= c["stage"] == 0
-    else:
-        need = np.zeros(len(ok))
-        per = {"a": g.a_elem, "w": g.w_elem + g.w_mask, "o": max(g.o_elem, g.psum_elem)}
-        dims_of = {"a": "bmk", "w": "kn" + ("b" if g.w_batched else ""), "o": "bmn"}
-        for i, op in enumerate(("a", "w", "o"), start=1):
-            if via[op] != stage_level:
-                continue
-            tile = np.ones(len(ok))
-            block = np.ones(len(ok))
-            for d in dims_of[op]:
-                tile = tile * stile[d]
-                block = block * blk[d]
-            need = need + np.where(c["stage"] == i, 2 * tile * per[op], 2 * block * per[op])
-        ok &= need <= arch.free.get(stage_level, 0)
-    return ok
+        return ok & (c["stage"] == 0)
+    return ok & (staging_need(g, arch, c) <= arch.free.get(stage_level, 0))
+
+
+def staging_need(g: Gemm, arch: Arch, c: dict[str, np.ndarray]) -> np.ndarray:
+    """Bytes of the staging region: the staged operand's tile twice, two blocks of every operand passing."""
+    homes = {"a": g.a_home, "w": g.w_home, "o": g.o_home}
+    via = {op: arch.via.get(h) for op, h in homes.items()}
+    stage_level = next((v for v in via.values() if v is not None), None)
+    need = np.zeros(len(c["df"]))
+    for i, op in enumerate(("a", "w", "o"), start=1):
+        if via[op] is None or via[op] != stage_level:
+            continue
+        tile = np.ones(len(need))
+        block = np.ones(len(need))
+        for d in STAGE_DIMS[op](g):
+            tile = tile * c["t" + d]
+            block = block * c["b" + d]
+        need = need + np.where(c["stage"] == i, 2 * tile * STAGE_BYTES[op](g), 2 * block * STAGE_BYTES[op](g))
+    return need
+
+
+STAGE_DIMS = {"a": lambda g: "bmk", "w": lambda g: "kn" + ("b" if g.w_batched else ""), "o": lambda g: "bmn"}
+STAGE_BYTES = {"a": lambda g: g.a_elem, "w": lambda g: g.w_elem + g.w_mask, "o": lambda g: max(g.o_elem, g.psum_elem)}
 
 
 def _pj(arch: Arch, name: str, how: str) -> float:
@@ -665,5 +732,5 @@ def _pj(arch: Arch, name: str, how: str) -> float:
     return port.read_pj if how == "read" else port.write_pj
 
 
-def evaluate(g: Gemm, arch: Arch, c: dict[str, np.ndarray]) -> Costs:
-    return Model(g, arch, c).run()
+def evaluate(g: Gemm, arch: Arch, c: dict[str, np.ndarray], exact: bool = True) -> Costs:
+    return Model(g, arch, c).run(exact)

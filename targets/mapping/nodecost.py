@@ -59,16 +59,27 @@ class NodeCoster:
         self.arch = arch_of(target, free)
         self.leak = target.leakage_mw * 1000.0 / target.clock_mhz   # pJ per cycle
         self._cache: dict[tuple, NodeCost] = {}
+        self._static: dict[int, tuple] = {}
 
     def weights(self, node: Node) -> list:
         return [w for w in (weight_of(self.module, v) for v in node.inputs) if w is not None]
 
+    def set_free(self, free: dict[str, int]) -> None:
+        """New bytes free for staging (a new placement round): products are priced again, the rest is kept."""
+        if free != self.arch.free:
+            self.arch = arch_of(self.t, free)
+            self._cache = {k: v for k, v in self._cache.items() if not k[5]}
+
     def key(self, node: Node, levels: dict[str, str], arena_level: str) -> tuple:
-        ws = tuple((str(w.type), w.encoding, w.nbytes, levels.get(w.name) or w.placement.level)
-                   for w in self.weights(node))
-        attrs = tuple(sorted((k, repr(v)) for k, v in node.attrs.items())) if node.op != "weight" else ()
-        return (node.op, tuple(str(v.type) for v in node.inputs), tuple(str(v.type) for v in node.outputs), attrs,
-                ws, arena_level, self.policy if is_product(node) else "")
+        static = self._static.get(id(node))
+        if static is None:
+            ws = self.weights(node)
+            attrs = tuple(sorted((k, repr(v)) for k, v in node.attrs.items())) if node.op != "weight" else ()
+            sig = (node.op, tuple(str(v.type) for v in node.inputs), tuple(str(v.type) for v in node.outputs), attrs,
+                   tuple((str(w.type), w.encoding, w.nbytes) for w in ws), self.policy if is_product(node) else "")
+            static = self._static[id(node)] = (sig, tuple(w.name for w in ws), tuple(ws))
+        sig, names, ws = static
+        return sig + (tuple(levels.get(n) or w.placement.level for n, w in zip(names, ws)), arena_level)
 
     def cost(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str) -> NodeCost:
         node = graph.nodes[index]

@@ -101,6 +101,11 @@ class Arch:
         return (self.name, self.rows, self.cols, self.dataflows, self.reg_entries, self.buffers, self.buffer_bytes,
                 self.mask_bytes, self.acc_entries, tuple(sorted(self.free.items())))
 
+    def key_for(self, g: "Gemm") -> tuple:
+        """What a product's mappings depend on: the architecture, and the bytes free where its operands pass."""
+        levels = sorted({v for v in (self.via.get(g.a_home), self.via.get(g.w_home), self.via.get(g.o_home)) if v})
+        return self.key[:-1] + tuple((lv, self.free.get(lv, 0)) for lv in levels)
+
 
 def arch_of(target: Target, free: dict[str, int] | None = None) -> Arch:
     """The mapper's view of `target`; `free` bytes per level may hold staging tiles (default: none)."""

@@ -100,6 +100,61 @@ def _pick(costs: Costs, objective: str, leak_pj_per_cycle: float) -> int:
     return int(close[np.argmin(tie[close])])
 
 
+BATCH = 1024
+
+
+def _keys(costs: Costs, objective: str, leak: float) -> np.ndarray:
+    energy = costs.total_pj + leak * costs.cycles
+    return {"latency": costs.cycles, "edp": energy * costs.cycles}.get(objective, energy)
+
+
+def _bounded(g: Gemm, arch: Arch, c: dict, objective: str, leak: float) -> tuple[dict, Costs] | None:
+    """Branch and bound: the exact costs of every candidate that could be the best, and only those.
+
+    The model's energy is exact and cheap; its cycles have a cheap lower bound. Candidates are evaluated
+    exactly in order of their objective's bound until the best exact objective is below every bound left; for
+    `balanced`, first the fewest cycles, then the least energy among the candidates that may be within the
+    tolerance. What is left out provably cannot win, so the result is that of evaluating everything."""
+    cheap = evaluate(g, arch, c, exact=False)
+    ok = np.flatnonzero(cheap.feasible)
+    if not len(ok):
+        return None
+    margin = 0.99  # the bound's slack against the step model's averaging
+
+    def run(lb: np.ndarray, idx: np.ndarray, key_of, accept=None) -> tuple[list[np.ndarray], float]:
+        order = idx[np.argsort(lb[idx], kind="stable")]
+        best, seen, i = np.inf, [], 0
+        while i < len(order):
+            batch = np.sort(order[i:i + BATCH])
+            sub = {f: v[batch] for f, v in c.items()}
+            costs = evaluate(g, arch, sub)
+            keys = key_of(costs)
+            good = np.ones(len(batch), dtype=bool) if accept is None else accept(costs)
+            if good.any():
+                best = min(best, keys[good].min())
+            seen.append(batch)
+            i += BATCH
+            if i < len(order) and lb[order[i]] * margin > best * (1 + 1e-9) + 1e-9:
+                break
+        return seen, best
+
+    cycles_lb = cheap.cycles
+    energy_lb = cheap.total_pj + leak * cycles_lb
+    lb = {"latency": cycles_lb, "edp": energy_lb * cycles_lb}.get(objective, energy_lb)
+    if objective == "balanced":
+        first, t_min = run(cycles_lb, ok, lambda cs: cs.cycles)
+        window = t_min * (1 + LATENCY_TOLERANCE)
+        inside = ok[cycles_lb[ok] * margin <= window * (1 + 1e-12)]
+        seen, _ = run(energy_lb, inside, lambda cs: cs.total_pj + leak * cs.cycles,
+                      lambda cs: cs.cycles <= window * (1 + 1e-12))
+        seen += first
+    else:
+        seen, _ = run(lb, ok, lambda cs: _keys(cs, objective, leak))
+    idx = np.unique(np.concatenate(seen))
+    sub = {f: v[idx] for f, v in c.items()}
+    return sub, evaluate(g, arch, sub)
+
+
 _CACHE: dict[tuple, GemmCost | None] = {}
 
 
@@ -107,12 +162,15 @@ def search(g: Gemm, arch: Arch, objective: str = "balanced", leak_pj_per_cycle: 
     """The best mapping of `g` on `arch`, or None when none fits (cached)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    key = (g.key, arch.key, objective, leak_pj_per_cycle)
+    key = (g.key, arch.key_for(g), objective, leak_pj_per_cycle)
     if key not in _CACHE:
-        c = space(g, arch, prune=True)
-        costs = evaluate(g, arch, c)
-        i = _pick(costs, objective, leak_pj_per_cycle)
-        _CACHE[key] = None if i < 0 else _one(costs, i, mapping_at(c, i))
+        found = _bounded(g, arch, space(g, arch, prune=True), objective, leak_pj_per_cycle)
+        if found is None:
+            _CACHE[key] = None
+        else:
+            c, costs = found
+            i = _pick(costs, objective, leak_pj_per_cycle)
+            _CACHE[key] = None if i < 0 else _one(costs, i, mapping_at(c, i))
     return _CACHE[key]
 
 

@@ -13,7 +13,10 @@ with its stage tile. The space is the cross product of
   innermost loop;
 - staging, for operands whose home passes its data through an intermediate
   memory: none, or one operand (a, w or o) whose stage tile covers a whole
-  number of blocks and the whole extent of the dimensions it does not have.
+  number of blocks and the whole extent of the dimensions it does not have,
+  and is as large as the free memory allows (`stage_rows`: for every extent
+  of its first dimensions, the largest last one that fits twice over next to
+  the blocks passing through).
 
 `space(..., prune=True)` leaves out what provably changes nothing: an
 innermost loop that runs once (the next loop is innermost then, the same
@@ -25,12 +28,13 @@ tests enumerate as the oracle of the pruned search.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
 from aalbert.ir.schedule import Mapping
 
-from .cost import DF, DIMS, FIELDS, ORDERS, STAGES, ceil_div, fits
+from .cost import DF, DIMS, FIELDS, ORDERS, STAGE_BYTES, STAGE_DIMS, STAGES, ceil_div, fits_block, fits_stage
 from .problem import Arch, Gemm
 
 
@@ -40,9 +44,8 @@ def tile_choices(extent: int, unit: int) -> list[int]:
     return sorted({extent} | {t for t in range(unit, extent, unit) if extent % t == 0})
 
 
-def _configs(g: Gemm, arch: Arch, prune: bool) -> list[tuple]:
-    stages = [0] + [STAGES.index(op) for op, home in (("a", g.a_home), ("w", g.w_home), ("o", g.o_home))
-                    if arch.via.get(home) is not None]
+def _hardware(arch: Arch) -> list[tuple]:
+    """(df, hold, na, nw, sa, sw, sp): what holds what, before any loop order or staging."""
     out = []
     for df in arch.dataflows:
         for hold in ((0,) if df == "os" else (0, 1)):
@@ -51,69 +54,109 @@ def _configs(g: Gemm, arch: Arch, prune: bool) -> list[tuple]:
                     for sa in ((1, 2) if na else (1,)):
                         for sw in ((1, 2) if nw else (1,)):
                             for sp in ((1, 2) if hold == 0 and df != "os" else (1,)):
-                                for stage in stages:
-                                    out.append((DF.index(df), hold, na, nw, sa, sw, sp, stage))
+                                out.append((DF.index(df), hold, na, nw, sa, sw, sp))
     return out
 
 
+def stage_rows(g: Gemm, arch: Arch, op: str, part: dict, choices: dict[str, list[int]]) -> dict:
+    """Candidate rows of `part` joined with the tiles a staged `op` may keep: whole in the dimensions `op` does
+    not have, whole blocks in the others, and for every extent of its first dimensions the largest last one
+    that fits the free bytes twice over next to the blocks passing through."""
+    full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
+    level = arch.via.get({"a": g.a_home, "w": g.w_home, "o": g.o_home}[op])
+    free = arch.free.get(level, 0) if level else 0
+    dims = [d for d in DIMS if d in STAGE_DIMS[op](g)]
+    *heads, last = dims
+    size = len(part["df"])
+    passing = np.zeros(size)
+    for other in ("a", "w", "o"):
+        if other != op and arch.via.get({"a": g.a_home, "w": g.w_home, "o": g.o_home}[other]) == level:
+            block = np.ones(size)
+            for d in STAGE_DIMS[other](g):
+                block = block * part["b" + d]
+            passing = passing + 2 * block * STAGE_BYTES[other](g)
+    rows = []
+    for head in itertools.product(*(choices[d] for d in heads)):
+        ok = np.ones(size, dtype=bool)
+        for d, t in zip(heads, head):
+            ok &= (t >= part["b" + d]) & ((t == full[d]) | (t % part["b" + d] == 0))
+        if not ok.any():
+            continue
+        room = (free - passing) / 2 / STAGE_BYTES[op](g) / max(1, math.prod(head))
+        best = np.zeros(size, dtype=np.int64)
+        b_last = part["b" + last]
+        for t in choices[last]:
+            good = (t <= room) & (t >= b_last) & ((t == full[last]) | (t % b_last == 0))
+            best = np.where(good, np.maximum(best, t), best)
+        ok &= best > 0
+        if not ok.any():
+            continue
+        joined = {f: v[ok] for f, v in part.items()}
+        for d in DIMS:
+            joined["t" + d] = np.full(ok.sum(), full[d])
+        for d, t in zip(heads, head):
+            joined["t" + d] = np.full(ok.sum(), t)
+        joined["t" + last] = best[ok]
+        rows.append(joined)
+    return rows
+
+
 def space(g: Gemm, arch: Arch, prune: bool = True) -> dict[str, np.ndarray]:
-    """Every candidate mapping of `g` on `arch` (columns named as `cost.FIELDS`)."""
+    """Every candidate mapping of `g` on `arch` that the hardware can run (columns named as `cost.FIELDS`)."""
     unit = min(arch.rows, arch.cols)
     full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
     choices = {"b": [t for t in range(1, g.b + 1) if g.b % t == 0]}
     for d in "mkn":
         choices[d] = tile_choices(full[d], unit)
     blocks = np.array(list(itertools.product(*(choices[d] for d in DIMS))), dtype=np.int64)
-    configs = np.array(_configs(g, arch, prune), dtype=np.int64)
-    rows = []
-    stage_dims = {1: "bmk", 2: "kn" + ("b" if g.w_batched else ""), 3: "bmn"}
-    for order in range(3):
-        cfg = configs
-        # every (config, block) pair
-        ci, bi = np.meshgrid(np.arange(len(cfg)), np.arange(len(blocks)), indexing="ij")
-        ci, bi = ci.ravel(), bi.ravel()
-        c = {f: cfg[ci, j] for j, f in enumerate(("df", "hold", "na", "nw", "sa", "sw", "sp", "stage"))}
+    nblk = {d: ceil_div(full[d], blocks[:, j]) for j, d in enumerate(DIMS)}
+    stages = [0] + [STAGES.index(op) for op, home in (("a", g.a_home), ("w", g.w_home), ("o", g.o_home))
+                    if arch.via.get(home) is not None]
+    parts = []
+    for hw in _hardware(arch):
+        c = {f: np.full(len(blocks), v) for f, v in zip(("df", "hold", "na", "nw", "sa", "sw", "sp"), hw)}
         for j, d in enumerate(DIMS):
-            c["b" + d] = blocks[bi, j]
-        c["order"] = np.full(len(ci), order)
-        keep = np.ones(len(ci), dtype=bool)
-        if prune:
-            nblk = {d: ceil_div(full[d], c["b" + d]) for d in DIMS}
-            o = ORDERS[order]
-            trivial = nblk[o] == 1
-            all_trivial = (nblk["m"] == 1) & (nblk["k"] == 1) & (nblk["n"] == 1)
-            keep &= ~trivial | (all_trivial & (o == "m"))
-            distinct_a = nblk["b"] * nblk["m"] * nblk["k"]
-            distinct_w = (nblk["b"] if g.w_batched else 1) * nblk["k"] * nblk["n"]
-            keep &= (c["sa"] == 1) | (distinct_a > 1)
-            keep &= (c["sw"] == 1) | (distinct_w > 1)
-            keep &= (c["sp"] == 1) | np.where(c["df"] == 2, distinct_a > 1, distinct_w > 1)
-        c = {k: v[keep] for k, v in c.items()}
-        # stage tiles: none (the whole extents), or the staged operand's dimensions from the block choices
-        for st in sorted(set(c["stage"].tolist())):
-            sel = c["stage"] == st
-            part = {k: v[sel] for k, v in c.items()}
-            if st == 0:
-                for d in DIMS:
-                    part["t" + d] = np.full(sel.sum(), full[d])
-                rows.append(part)
+            c["b" + d] = blocks[:, j]
+        c.update(order=np.zeros(len(blocks), dtype=np.int64), stage=np.zeros(len(blocks), dtype=np.int64))
+        keep = fits_block(g, arch, c)
+        if prune:  # a second slot for what is fetched once moves the same bytes in twice the room
+            once_a = nblk["b"] * nblk["m"] * nblk["k"] == 1
+            once_w = (nblk["b"] if g.w_batched else 1) * nblk["k"] * nblk["n"] == 1
+            keep &= ~((c["sa"] == 2) & once_a) & ~((c["sw"] == 2) & once_w)
+            keep &= ~((c["sp"] == 2) & np.where(c["df"] == 2, once_a, once_w))
+        if not keep.any():
+            continue
+        base = {f: v[keep] for f, v in c.items()}
+        for order in range(3):
+            sel = np.ones(len(base["df"]), dtype=bool)
+            if prune:  # an innermost loop that runs once: the next one is innermost, the same mapping
+                o = ORDERS[order]
+                nb = {d: ceil_div(full[d], base["b" + d]) for d in "mkn"}
+                trivial = nb[o] == 1
+                all_trivial = (nb["m"] == 1) & (nb["k"] == 1) & (nb["n"] == 1)
+                sel &= ~trivial | (all_trivial & (o == "m"))
+            if not sel.any():
                 continue
-            dims = stage_dims[st]
-            options = list(itertools.product(*(choices[d] if d in dims else [full[d]] for d in DIMS)))
-            opts = np.array(options, dtype=np.int64)
-            pi, oi = np.meshgrid(np.arange(sel.sum()), np.arange(len(opts)), indexing="ij")
-            pi, oi = pi.ravel(), oi.ravel()
-            joined = {k: v[pi] for k, v in part.items()}
-            for j, d in enumerate(DIMS):
-                joined["t" + d] = opts[oi, j]
-            ok = np.ones(len(pi), dtype=bool)
+            ordered = {f: v[sel] for f, v in base.items()}
+            ordered["order"] = np.full(sel.sum(), order)
+            parts.append(ordered)
+    if not parts:
+        return {f: np.zeros(0, dtype=np.int64) for f in FIELDS}
+    plain = {f: np.concatenate([p[f] for p in parts]) for f in parts[0]}
+    parts = []
+    for st in stages:
+        part = dict(plain)
+        part["stage"] = np.full(len(part["df"]), st)
+        if st == 0:
             for d in DIMS:
-                t, b = joined["t" + d], joined["b" + d]
-                ok &= (t >= b) & ((t == full[d]) | (t % b == 0))
-            ok &= np.any([joined["t" + d] != full[d] for d in dims], axis=0)
-            rows.append({k: v[ok] for k, v in joined.items()})
-    out = {f: np.concatenate([r[f] for r in rows]) for f in FIELDS}
-    keep = fits(g, arch, out)  # what the hardware cannot run costs nothing to leave out
+                part["t" + d] = np.full(len(part["df"]), full[d])
+            parts.append(part)
+        else:
+            parts.extend(stage_rows(g, arch, STAGES[st], part, choices))
+    if not parts:
+        return {f: np.zeros(0, dtype=np.int64) for f in FIELDS}
+    out = {f: np.concatenate([p[f] for p in parts]) for f in FIELDS}
+    keep = fits_stage(g, arch, out)
     return {f: v[keep] for f, v in out.items()}
 
 
