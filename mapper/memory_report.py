@@ -142,6 +142,8 @@ def memory_json(module: Module, target: Target, a: Allocation | None = None) -> 
             "workload": {"mix": a.workload.mix, "switch_rate": a.workload.switch_rate,
                          "inferences_per_wakeup": a.workload.inferences_per_wakeup,
                          "task_weights_change": a.workload.task_weights_change}}
+        from .mapping_report import mapping_json
+        data["mapping"] = mapping_json(module, a, target)
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
