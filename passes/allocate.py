@@ -61,6 +61,17 @@ def _does_not_fit(module: Module, target: Target, problem: Problem, builder: Pro
             f"bytes of activations at once, and the largest memory that may hold them, {largest.level}, has "
             f"{problem.capacities[largest.level]:,}; use a smaller batch or sequence length, or a target with more "
             "memory for activations")
+    # the layers' blocks in transit through a level, next to the arena, may be what does not fit
+    for m in target.on_chip:
+        least = [min((dict(o.stage).get(m.name, 0) for o in item.options), default=0) for item in problem.items]
+        least += [min((dict(a.stage).get(m.name, 0) for a in problem.arena_options), default=0)]
+        arena = builder.arena_bytes if all(a.level == m.name for a in problem.arena_options) else 0
+        if max(least) and arena + max(least) > m.capacity_bytes:
+            return OptionError(
+                f"allocate: {target.name} has no room in {m.name} for the layers' blocks in transit: the activation "
+                f"arena takes {arena:,} of its {m.capacity_bytes:,} bytes and the smallest mapping of some layer "
+                f"needs {max(least):,} more for the blocks that pass through it; give {m.name} more capacity_bytes "
+                f"(at least {arena + max(least):,}) or a shorter --seq-len")
     weights = list(module.weights.values())
     on_chip = {m.name: m.capacity_bytes for m in target.on_chip
                if any(builder.can_hold(m, w, quiet=True) for w in weights)}

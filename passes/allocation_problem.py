@@ -185,7 +185,11 @@ class ProblemBuilder:
         if not arena_options and self.pricer.failures:
             raise self.pricer.failures[-1]
         if not arena_options:
-            raise OptionError(f"allocate: no memory of {self.t.name} may hold activations")
+            places = [m for m in self.t.memories if "activations" in m.holds]
+            raise OptionError(
+                f"allocate: the activation arena needs {arena:,} bytes and no memory of {self.t.name} that may hold "
+                f"activations has them ({', '.join(f'{m.name} {m.capacity_bytes:,}' for m in places) or 'none'}); "
+                "give one more capacity_bytes, a shorter --seq-len, or use --spill to keep activations off chip")
         self.arena_bytes = arena
         return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks, 0.0, 0.0)
 

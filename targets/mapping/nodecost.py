@@ -158,16 +158,25 @@ def least_staging(g, arch) -> tuple[str, int] | None:
 
 def no_mapping_message(target: Target, graph: Graph, node: Node, g, arch) -> str:
     """Why nothing fits, for the user: the layer, the level, the bytes needed and available, a fix."""
-    layer = f"{node.op} %{node.outputs[0].name} in task {graph.name!r} ({g.b}x{g.m}x{g.k}x{g.n})"
+    from .space import space
+
+    layer = f"{node.op} %{node.outputs[0].name} of task {graph.name!r} ({g.b}x{g.m}x{g.k}x{g.n})"
+    roomy = dataclasses.replace(arch, free={m.name: m.capacity_bytes for m in target.on_chip})
+    if len(space(g, roomy)["df"]):
+        level, need = least_staging(g, roomy) or (next(iter(arch.free), "?"), 0)
+        homes = sorted({h for h in (g.a_home, g.w_home, g.o_home) if arch.via.get(h) == level})
+        return (f"no mapping of {layer} fits {target.name}: its operands in {', '.join(homes)} pass through {level} "
+                f"on their way to the array, and the smallest mapping needs {need:,} bytes of {level} for the blocks "
+                f"in transit, where {arch.free.get(level, 0):,} are free after the weights and activations kept there; "
+                f"give {level} more capacity_bytes, or keep fewer weights there (another level, or --spill)")
     c = target.compute
-    unit = min(c.rows, c.cols)
-    smallest_w = unit * unit * (g.w_elem + g.w_mask)
-    parts = target.parts
-    if not parts.operand_buffers() and parts.registers.entries < 1:
-        return (f"no mapping of {layer} fits {target.name}: it has no operand buffer and no PE registers to hold a "
-                "tile; add a [[buffer]] with holds = \"operands\" or [pe_registers] entries >= 1")
-    room = max([b.capacity_bytes for b in parts.operand_buffers()] + [parts.registers.entries * c.rows * c.cols])
-    return (f"no mapping of {layer} fits {target.name}: the smallest block needs {smallest_w:,.0f} bytes of the "
-            f"stationary operand in one slot and the largest place for it holds {room:,} bytes "
-            f"(operand buffers or PE registers); the accumulators hold {parts.accumulators.entries:,} partial sums; "
-            f"give a [[buffer]] at least {smallest_w:,.0f} bytes, or more [pe_registers] entries")
+    tile = c.rows * c.cols * (g.w_elem + g.w_mask)
+    buffers = target.parts.operand_buffers()
+    room = max([b.capacity_bytes for b in buffers], default=0)
+    return (f"no mapping of {layer} fits {target.name}: one {c.rows}x{c.cols} tile of its stationary operand needs "
+            f"{tile:,.0f} bytes in a weight-stationary array's PE registers (each PE holds "
+            f"{target.parts.registers.entries} value(s)) or an operand buffer ({len(buffers)} of at most {room:,} bytes; "
+            f"the accumulators hold {target.parts.accumulators.entries:,} partial sums of the {c.rows}-row tiles "
+            f"streamed through one), and no dataflow it lists ({', '.join(c.dataflows)}) runs without them; add a "
+            f"[[buffer]] with holds = \"operands\" and capacity_bytes >= {2 * tile:,.0f}, [pe_registers] entries >= 2, "
+            f"or output_stationary to [compute] dataflows")
