@@ -221,11 +221,9 @@ class _MappedState:
             return data
         if ins.kind == "dma" and ins.role == "drain" and ins.final:
             key = (ins.node, self.out_key(ins.tile))
-            need = ins.tile[5] - ins.tile[4]
             if key not in self.acc or self.k_seen.get(key, 0) != node.inputs[0].type.shape[-1]:
                 raise ExecutionError(f"instruction {ins.id:04d} ({ins.layer}) drains an output block before its "
                                      f"reduction is complete (a missing dependency or block)")
-            del need
             y = self.acc.pop(key)
             self.k_seen.pop(key, None)
             if node.op == "linear" and len(node.inputs) == 3:

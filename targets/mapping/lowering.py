@@ -25,7 +25,7 @@ from aalbert.ir.graph import Node
 from aalbert.ir.schedule import Mapping
 
 from ..program import Buf
-from .cost import DIMS, STAGE_LOOPS, block_loops, ceil_div, relevant
+from .loops import DIMS, STAGE_LOOPS, block_loops, ceil_div, relevant
 from .problem import Gemm
 
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from aalbert.ir.schedule import Mapping
 
-from .cost import DF, DIMS, FIELDS, ORDERS, STAGE_BYTES, STAGE_DIMS, STAGES, ceil_div, fits_block, fits_stage
+from .capacity import fits_block, fits_stage
+from .loops import DF, DIMS, FIELDS, ORDERS, STAGE_BYTES, STAGE_DIMS, STAGES, ceil_div
 from .problem import Arch, Gemm
 
 
@@ -102,7 +103,7 @@ def stage_rows(g: Gemm, arch: Arch, op: str, part: dict, choices: dict[str, list
 
 
 def space(g: Gemm, arch: Arch, prune: bool = True) -> dict[str, np.ndarray]:
-    """Every candidate mapping of `g` on `arch` that the hardware can run (columns named as `cost.FIELDS`)."""
+    """Every candidate mapping of `g` on `arch` that the hardware can run (columns named as `loops.FIELDS`)."""
     unit = min(arch.rows, arch.cols)
     full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
     choices = {"b": [t for t in range(1, g.b + 1) if g.b % t == 0]}
