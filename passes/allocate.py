@@ -52,15 +52,6 @@ MAX_ROUNDS = 4
 
 
 def _does_not_fit(module: Module, target: Target, problem: Problem, builder: ProblemBuilder) -> OptionError:
-    roomy = [o for o in problem.arena_options if o.size <= problem.capacities[o.level]]
-    if not roomy:  # the activations alone fit nowhere: say so, not that the weights do not fit
-        largest = max(problem.arena_options, key=lambda o: problem.capacities[o.level])
-        task = max(module.graphs.values(), key=lambda g: g.arena.size).name
-        return OptionError(
-            f"allocate: the activation arena does not fit {target.name}: task {task!r} needs {builder.arena_bytes:,} "
-            f"bytes of activations at once, and the largest memory that may hold them, {largest.level}, has "
-            f"{problem.capacities[largest.level]:,}; use a smaller batch or sequence length, or a target with more "
-            "memory for activations")
     # the layers' blocks in transit through a level, next to the arena, may be what does not fit
     for m in target.on_chip:
         least = [min((dict(o.stage).get(m.name, 0) for o in item.options), default=0) for item in problem.items]
@@ -132,18 +123,21 @@ def _first_state(module: Module, target: Target, spill: bool) -> State:
     return State({w.name: holders[0] for w in module.weights.values()}, level)
 
 
-FREE_STEP = 64 * 1024
+FREE_STEPS = 64  # free bytes are counted in steps of a 64th of the level (a power of two, at least the alignment)
 
 
 def _free_bytes(module: Module, target: Target, state: State) -> dict[str, int]:
     """Bytes of each level left for staging tiles with the weights and the arena where `state` puts them
-    (counted in whole 64 KiB steps, so that placements that differ by little map alike)."""
+    (counted in whole steps of about a 64th of the level, so that placements that differ by little map alike)."""
     used = {m.name: 0 for m in target.memories}
     for w in module.weights.values():
         used[state.levels[w.name]] += align_up(w.nbytes, target.alignment_bytes)
     used[state.arena] += align_up(max(g.arena.size for g in module.graphs.values()), target.alignment_bytes)
-    return {m.name: max(0, m.capacity_bytes - used[m.name]) // FREE_STEP * FREE_STEP
-            for m in target.memories if not m.off_chip}
+    free = {}
+    for m in target.on_chip:
+        step = max(target.alignment_bytes, 1 << max(0, (m.capacity_bytes // FREE_STEPS).bit_length() - 1))
+        free[m.name] = max(0, m.capacity_bytes - used[m.name]) // step * step
+    return free
 
 
 def _check_arenas(module: Module, target: Target) -> None:

@@ -109,8 +109,23 @@ class ProblemBuilder:
                       stage=tuple(sorted(price.stage.items())), cycles=price.cycles + extra_cycles,
                       traffic=tuple(sorted(price.traffic.items())))
 
+    def _arena_fits(self, arena: int, quiet: bool = True) -> None:
+        """The activations alone fit somewhere, or an error that says so (not that the weights do not fit)."""
+        places = [m for m in self.t.memories if "activations" in m.holds or (m.off_chip and self.spill)]
+        if quiet and any(arena <= m.capacity_bytes for m in places):
+            return
+        largest = max(places or list(self.t.memories), key=lambda m: m.capacity_bytes)
+        task = max(self.module.graphs.values(), key=self.arena_size).name
+        raise OptionError(
+            f"allocate: the activation arena does not fit {self.t.name}: task {task!r} needs {arena:,} bytes of "
+            f"activations at once, and the largest memory that may hold them, {largest.name}, has "
+            f"{largest.capacity_bytes:,}; use a smaller batch or sequence length, or a target with more memory "
+            "for activations")
+
     def problem(self) -> Problem:
         tasks = tuple(self.module.graphs)
+        self._arena_fits(align_up(max(self.arena_size(g) for g in self.module.graphs.values()),
+                                  self.t.alignment_bytes))
         cold = self.wl.cold_start_rate
         items = []
         for w in self.module.weights.values():
@@ -185,11 +200,7 @@ class ProblemBuilder:
         if not arena_options and self.pricer.failures:
             raise self.pricer.failures[-1]
         if not arena_options:
-            places = [m for m in self.t.memories if "activations" in m.holds]
-            raise OptionError(
-                f"allocate: the activation arena needs {arena:,} bytes and no memory of {self.t.name} that may hold "
-                f"activations has them ({', '.join(f'{m.name} {m.capacity_bytes:,}' for m in places) or 'none'}); "
-                "give one more capacity_bytes, a shorter --seq-len, or use --spill to keep activations off chip")
+            self._arena_fits(arena, quiet=False)
         self.arena_bytes = arena
         return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks, 0.0, 0.0)
 

@@ -47,7 +47,8 @@ class NodeCost:
 
 
 def is_product(node: Node) -> bool:
-    return get_op(node.op).kind is OpKind.MATMUL
+    """A matrix product with work to map (an empty one is lowered as before: nothing to compute)."""
+    return get_op(node.op).kind is OpKind.MATMUL and all(v.type.numel for v in (*node.inputs, *node.outputs))
 
 
 class NodeCoster:
@@ -147,7 +148,7 @@ def least_staging(g, arch) -> tuple[str, int] | None:
     from .cost import evaluate
     from .space import space
 
-    c = space(g, arch)
+    c = space(g, arch, fine=True)
     if not len(c["df"]):
         return None
     costs = evaluate(g, arch, c)
@@ -162,7 +163,7 @@ def no_mapping_message(target: Target, graph: Graph, node: Node, g, arch) -> str
 
     layer = f"{node.op} %{node.outputs[0].name} of task {graph.name!r} ({g.b}x{g.m}x{g.k}x{g.n})"
     roomy = dataclasses.replace(arch, free={m.name: m.capacity_bytes for m in target.on_chip})
-    if len(space(g, roomy)["df"]):
+    if len(space(g, roomy, fine=True)["df"]):
         level, need = least_staging(g, roomy) or (next(iter(arch.free), "?"), 0)
         homes = sorted({h for h in (g.a_home, g.w_home, g.o_home) if arch.via.get(h) == level})
         return (f"no mapping of {layer} fits {target.name}: its operands in {', '.join(homes)} pass through {level} "
@@ -171,11 +172,12 @@ def no_mapping_message(target: Target, graph: Graph, node: Node, g, arch) -> str
                 f"give {level} more capacity_bytes, or keep fewer weights there (another level, or --spill)")
     c = target.compute
     tile = c.rows * c.cols * (g.w_elem + g.w_mask)
+    regs = target.parts.registers.entries
     buffers = target.parts.operand_buffers()
     room = max([b.capacity_bytes for b in buffers], default=0)
     return (f"no mapping of {layer} fits {target.name}: one {c.rows}x{c.cols} tile of its stationary operand needs "
             f"{tile:,.0f} bytes in a weight-stationary array's PE registers (each PE holds "
-            f"{target.parts.registers.entries} value(s)) or an operand buffer ({len(buffers)} of at most {room:,} bytes; "
+            f"{regs} value{'' if regs == 1 else 's'}) or an operand buffer ({len(buffers)} of at most {room:,} bytes; "
             f"the accumulators hold {target.parts.accumulators.entries:,} partial sums of the {c.rows}-row tiles "
             f"streamed through one), and no dataflow it lists ({', '.join(c.dataflows)}) runs without them; add a "
             f"[[buffer]] with holds = \"operands\" and capacity_bytes >= {2 * tile:,.0f}, [pe_registers] entries >= 2, "

@@ -165,6 +165,8 @@ def search(g: Gemm, arch: Arch, objective: str = "balanced", leak_pj_per_cycle: 
     key = (g.key, arch.key_for(g), objective, leak_pj_per_cycle)
     if key not in _CACHE:
         found = _bounded(g, arch, space(g, arch, prune=True), objective, leak_pj_per_cycle)
+        if found is None:  # no whole array tile fits: narrower blocks
+            found = _bounded(g, arch, space(g, arch, prune=True, fine=True), objective, leak_pj_per_cycle)
         if found is None:
             _CACHE[key] = None
         else:
@@ -178,6 +180,9 @@ def exhaustive(g: Gemm, arch: Arch, objective: str = "balanced", leak_pj_per_cyc
     """The same search over the whole space, nothing pruned (for tests)."""
     c = space(g, arch, prune=False)
     costs = evaluate(g, arch, c)
+    if not costs.feasible.any():
+        c = space(g, arch, prune=False, fine=True)
+        costs = evaluate(g, arch, c)
     i = _pick(costs, objective, leak_pj_per_cycle)
     return None if i < 0 else _one(costs, i, mapping_at(c, i))
 

@@ -23,6 +23,11 @@ innermost loop that runs once (the next loop is innermost then, the same
 mapping), and a second slot for an operand fetched only once (the same
 transfers in twice the room). With `prune=False` it is the whole space, which
 tests enumerate as the oracle of the pruned search.
+
+With `fine=True` blocks may also be narrower than an array tile (every
+divisor of the extent): some PEs idle, but a block passing through a small
+memory may then fit where no whole tile does. The search looks there only
+when nothing in the coarse space fits.
 """
 
 from __future__ import annotations
@@ -102,9 +107,9 @@ def stage_rows(g: Gemm, arch: Arch, op: str, part: dict, choices: dict[str, list
     return rows
 
 
-def space(g: Gemm, arch: Arch, prune: bool = True) -> dict[str, np.ndarray]:
+def space(g: Gemm, arch: Arch, prune: bool = True, fine: bool = False) -> dict[str, np.ndarray]:
     """Every candidate mapping of `g` on `arch` that the hardware can run (columns named as `loops.FIELDS`)."""
-    unit = min(arch.rows, arch.cols)
+    unit = 1 if fine else min(arch.rows, arch.cols)
     full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
     choices = {"b": [t for t in range(1, g.b + 1) if g.b % t == 0]}
     for d in "mkn":
