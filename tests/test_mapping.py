@@ -4,6 +4,7 @@ energy against the simulation."""
 
 from __future__ import annotations
 
+import importlib
 import random
 
 import numpy as np
@@ -20,8 +21,10 @@ from aalbert.mapper.evaluate import override_target
 from aalbert.mapper.fidelity import sample_inputs
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
+from aalbert.passes.allocate import allocate
 from aalbert.passes.allocation_report import Allocation
 from aalbert.passes.base import PassManager, parse_pipeline
+from aalbert.passes.plan import plan_module
 from aalbert.targets.functional import execute
 from aalbert.targets.lower import lower
 from aalbert.targets.mapping import Gemm, arch_of, cost_of, exhaustive, gemm_of, search
@@ -30,8 +33,11 @@ from aalbert.targets.mapping.search import _CACHE, clear_cache, objective_value
 from aalbert.targets.mapping.space import mapping_at, space
 from aalbert.targets.sim import simulate
 from aalbert.targets.spec import builtin_targets, load_target
+from aalbert.targets.workload import default_workload
 
 from .ir_cases import module_with_data
+
+search_module = importlib.import_module("aalbert.targets.mapping.search")  # the package's `search` is the function
 
 ALL_DATAFLOWS = ["weight_stationary", "output_stationary", "input_stationary"]
 
@@ -50,10 +56,6 @@ def placed_gemm(target, m, k, n, extra="", spill=True):
     """A one-`linear` module quantized and placed on `target` (a Target), and its product."""
     module = module_with_data(GEMM % {"m": m, "k": k, "n": n})
     PassManager(parse_pipeline(f"share{extra},quantize{{format=afloat8}}")).run(module)
-    from aalbert.passes.allocate import allocate
-    from aalbert.passes.plan import plan_module
-    from aalbert.targets.workload import default_workload
-
     plan_module(module, target)
     allocate(module, target, default_workload(module.graphs), spill=spill)
     graph = module.graphs["t"]
@@ -98,7 +100,11 @@ def small_cases():
 
 @pytest.mark.parametrize("case", range(5))
 @pytest.mark.parametrize("objective", ["balanced", "energy", "latency", "edp"])
-def test_search_equals_exhaustive_enumeration(case, objective):
+@pytest.mark.parametrize("batch", [None, 16])
+def test_search_equals_exhaustive_enumeration(case, objective, batch, monkeypatch):
+    """Whole (one batch) and by branch and bound (batches of 16 candidates), the search finds the best."""
+    if batch:
+        monkeypatch.setattr(search_module, "BATCH", batch)
     target, g, free = list(small_cases())[case]
     arch = arch_of(target, free)
     leak = target.leakage_mw * 1000 / target.clock_mhz
@@ -168,6 +174,33 @@ def test_cost_model_agrees_with_the_simulated_blocks(name, extra, free):
     assert max(errors) < 0.03 and sum(errors) / len(errors) < 0.01 and errors[-1] < 0.01
 
 
+def test_the_cheap_bound_never_exceeds_the_exact_cycles():
+    """Branch and bound leaves out candidates by this bound, so it must be one (and its energy exact)."""
+    for target, g, free in small_cases():
+        arch = arch_of(target, free)
+        c = space(g, arch, prune=False)
+        exact, cheap = evaluate(g, arch, c), evaluate(g, arch, c, exact=False)
+        ok = exact.feasible
+        assert ok.any() and (cheap.cycles[ok] <= exact.cycles[ok] * (1 + 1e-9)).all()
+        np.testing.assert_allclose(cheap.total_pj[ok], exact.total_pj[ok], rtol=1e-12)
+
+
+def test_one_block_stage_tiles_bring_the_next_tile_during_their_step():
+    """A stage tile of one block has one step to bring the next tile in; where DRAM binds, that is the time."""
+    target = override_target("edge_accel_dram", {"compute.dataflows": ALL_DATAFLOWS})
+    module, node, g = placed_gemm(target, 16, 256, 96)
+    arch = arch_of(target, {"sram": 12_000})
+    c = space(g, arch, prune=False)
+    costs = evaluate(g, arch, c)
+    one = [i for i in np.flatnonzero(costs.feasible) if c["stage"][i] and c["tn"][i] < g.n
+           and all(c["t" + d][i] == c["b" + d][i] for d in "bmkn")]
+    assert one
+    for i in one[::max(1, len(one) // 6)]:
+        node.mapping = mapping_at(c, i)
+        sim = simulate(lower(module, target, "t", expand=True), target)
+        assert sim.cycles == pytest.approx(cost_of(g, arch, node.mapping).cycles, rel=0.01), node.mapping.text()
+
+
 # --- functional execution per dataflow --------------------------------------------------------------------
 @pytest.mark.parametrize("dataflow", ALL_DATAFLOWS)
 def test_every_dataflow_computes_what_the_interpreter_computes(dataflow):
@@ -181,12 +214,6 @@ def test_every_dataflow_computes_what_the_interpreter_computes(dataflow):
         got = execute(lower(module, target, "t"), module, target, feeds)["y"]
         np.testing.assert_allclose(got, run(module, "t", feeds)["y"], atol=1e-4, rtol=1e-4)
     model = load_example(ExampleSpec("adapter-albert", 2, "tiny"), DimSpec(1, 16))
-    path = target.path
-    del path
-    from aalbert.passes.allocate import allocate
-    from aalbert.passes.plan import plan_module
-    from aalbert.targets.workload import default_workload
-
     model = PassManager(parse_pipeline("canonicalize,share,compress{policy=edgebert}")).run(model)
     plan_module(model, target)
     allocate(model, target, default_workload(model.graphs))

@@ -114,45 +114,74 @@ def _bounded(g: Gemm, arch: Arch, c: dict, objective: str, leak: float) -> tuple
     The model's energy is exact and cheap; its cycles have a cheap lower bound. Candidates are evaluated
     exactly in order of their objective's bound until the best exact objective is below every bound left; for
     `balanced`, first the fewest cycles, then the least energy among the candidates that may be within the
-    tolerance. What is left out provably cannot win, so the result is that of evaluating everything."""
+    tolerance. What is left out provably cannot win, so the result is that of evaluating everything. A space
+    of one batch or less is evaluated exactly at once (bounding it would cost more than it saves)."""
+    if len(c["df"]) <= BATCH:
+        costs = evaluate(g, arch, c)
+        return (c, costs) if costs.feasible.any() else None
     cheap = evaluate(g, arch, c, exact=False)
     ok = np.flatnonzero(cheap.feasible)
     if not len(ok):
         return None
     margin = 0.99  # the bound's slack against the step model's averaging
 
-    def run(lb: np.ndarray, idx: np.ndarray, key_of, accept=None) -> tuple[list[np.ndarray], float]:
+    done: list[tuple[np.ndarray, Costs]] = []  # (rows of a batch, their exact costs)
+
+    def run(lb: np.ndarray, idx: np.ndarray, key_of, accept=None) -> float:
+        """The best exact key among `idx`, evaluating batches in order of their bound until none can win."""
         order = idx[np.argsort(lb[idx], kind="stable")]
-        best, seen, i = np.inf, [], 0
+        best, i = np.inf, 0
         while i < len(order):
             batch = np.sort(order[i:i + BATCH])
-            sub = {f: v[batch] for f, v in c.items()}
-            costs = evaluate(g, arch, sub)
+            costs = evaluate(g, arch, {f: v[batch] for f, v in c.items()})
+            done.append((batch, costs))
             keys = key_of(costs)
             good = np.ones(len(batch), dtype=bool) if accept is None else accept(costs)
             if good.any():
                 best = min(best, keys[good].min())
-            seen.append(batch)
             i += BATCH
             if i < len(order) and lb[order[i]] * margin > best * (1 + 1e-9) + 1e-9:
                 break
-        return seen, best
+        return best
 
     cycles_lb = cheap.cycles
     energy_lb = cheap.total_pj + leak * cycles_lb
     lb = {"latency": cycles_lb, "edp": energy_lb * cycles_lb}.get(objective, energy_lb)
     if objective == "balanced":
-        first, t_min = run(cycles_lb, ok, lambda cs: cs.cycles)
-        window = t_min * (1 + LATENCY_TOLERANCE)
+        window = run(cycles_lb, ok, lambda cs: cs.cycles) * (1 + LATENCY_TOLERANCE)
         inside = ok[cycles_lb[ok] * margin <= window * (1 + 1e-12)]
-        seen, _ = run(energy_lb, inside, lambda cs: cs.total_pj + leak * cs.cycles,
-                      lambda cs: cs.cycles <= window * (1 + 1e-12))
-        seen += first
+        run(energy_lb, inside, lambda cs: cs.total_pj + leak * cs.cycles, lambda cs: cs.cycles <= window * (1 + 1e-12))
     else:
-        seen, _ = run(lb, ok, lambda cs: _keys(cs, objective, leak))
-    idx = np.unique(np.concatenate(seen))
+        run(lb, ok, lambda cs: _keys(cs, objective, leak))
+    idx, where = np.unique(np.concatenate([b for b, _ in done]), return_index=True)
     sub = {f: v[idx] for f, v in c.items()}
-    return sub, evaluate(g, arch, sub)
+    return sub, _rows(_joined([cs for _, cs in done]), where)
+
+
+def _joined(parts: list[Costs]) -> Costs:
+    """Costs of several batches as one (scalars spread over their batch)."""
+    sizes = [len(p.cycles) for p in parts]
+
+    def cat(values) -> np.ndarray:
+        return np.concatenate([np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v, n in zip(values, sizes)])
+
+    def cat_dict(dicts) -> dict:
+        keys = sorted({k for d in dicts for k in d})
+        return {k: cat([d.get(k, 0.0) for d in dicts]) for k in keys}
+
+    first = parts[0]
+    return Costs(np.concatenate([p.feasible for p in parts]), cat_dict([p.energy for p in parts]),
+                 cat_dict([p.reads for p in parts]), cat_dict([p.writes for p in parts]),
+                 cat([p.acc_accesses for p in parts]), cat([p.reg_fills for p in parts]),
+                 cat([p.noc_bytes for p in parts]), cat([p.cycles for p in parts]),
+                 cat([p.staged_bytes for p in parts]), first.stage_level)
+
+
+def _rows(costs: Costs, idx: np.ndarray) -> Costs:
+    pick = {k: v[idx] for k, v in costs.energy.items()}
+    return Costs(costs.feasible[idx], pick, {k: v[idx] for k, v in costs.reads.items()},
+                 {k: v[idx] for k, v in costs.writes.items()}, costs.acc_accesses[idx], costs.reg_fills[idx],
+                 costs.noc_bytes[idx], costs.cycles[idx], costs.staged_bytes[idx], costs.stage_level)
 
 
 _CACHE: dict[tuple, GemmCost | None] = {}

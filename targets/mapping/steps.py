@@ -172,14 +172,11 @@ class StepWalk:
                 return t
 
             # transfers present in some steps of this kind only, with their share of the steps: stage-tile
-            # slices, and the slices of double-buffered operands' next blocks
+            # slices (spread over the steps inside a tile; a whole tile in the one step of a one-block tile, which
+            # a stage loop's transition follows), and the slices of double-buffered operands' next blocks
             optional = []
             for op, ch_ in chunk.items():
-                if op == "o":
-                    on = prev is not None and (prev_p is None or prev_p < 4)
-                else:
-                    on = nxt_ is not None and (next_p is None or next_p < 4)
-                if not on:
+                if (prev if op == "o" else nxt_) is None:
                     continue
                 block_level = (prev_p if op == "o" else next_p)
                 share = np.where(ch_["one"], 1.0, ch_["later"] if (block_level is not None and block_level < 4)
