@@ -53,8 +53,8 @@ def mapping_lines(module: Module, a: Allocation | None, task: str, target: Targe
     if a is None or not a.layers:
         return []
     how = f"searched, objective {a.objective}" if a.mapping == "search" else "fixed column chunks"
-    lines = [f"mapping of the products of '{task}' ({how}; cycles, energy and DRAM bytes of one application; "
-             f"placement and mapping agreed after {a.rounds} round(s))"]
+    lines = [f"mapping of the products of '{task}' ({how}; product [batch x] rows x reduction x columns; cycles, "
+             "energy and DRAM bytes of one application)"]
     rows = [[f"{r['op']} {r['shape']}", str(r["times"]), r["mapping"], f"{r['cycles']:,.0f}",
              f"{r['energy_pj'] / 1e6:.2f} uJ", f"{r['dram_bytes']:,.0f}"] for r in mapping_rows(module, a, task, target)]
     lines += table(["product", "times", "mapping", "cycles", "energy", "DRAM bytes"], rows, "lrlrrr")

@@ -85,8 +85,8 @@ def roofline_lines(bounds: list[LayerBound], task: str, top: int = 10) -> list[s
     """The report: totals, then the layers that take longest; repeats of one layer (ALBERT applies its
     layer twelve times) are one row, with their mean achieved cycles."""
     achieved = sum(b.achieved for b in bounds)
-    lines = [f"roofline of one '{task}' inference, per layer (cycles; layers overlap, so they add up to more "
-             f"than the inference): achieved {achieved:,.0f}, compute-bound {sum(b.compute for b in bounds):,.0f}, "
+    lines = [f"roofline of one '{task}' inference, per layer (cycles; layers run one after another, so they add up "
+             f"to the inference): achieved {achieved:,.0f}, compute-bound {sum(b.compute for b in bounds):,.0f}, "
              f"memory-bound {sum(b.memory for b in bounds):,.0f}"]
     groups: dict[tuple, list[LayerBound]] = {}
     for b in bounds:

@@ -37,7 +37,8 @@ from aalbert.targets.check import verify_placement
 from aalbert.targets.spec import Target, load_target
 from aalbert.targets.workload import Workload, default_workload, load_workload
 
-from aalbert.targets.mapping.nodecost import POLICIES, NodeCoster
+from aalbert.targets.mapping.nodecost import POLICIES, NodeCoster, is_product
+from aalbert.targets.mapping.problem import weight_of
 from aalbert.targets.mapping.search import OBJECTIVES
 
 from .allocation_costs import State
@@ -51,18 +52,34 @@ MAX_ILP_VARIABLES = 50_000
 MAX_ROUNDS = 4
 
 
+def _layer_of(module: Module, weight: str) -> str:
+    """The first layer that reads `weight` (or any product of the activations, for ""), for messages."""
+    for graph in module.graphs.values():
+        for node in graph.nodes:
+            if not is_product(node):
+                continue
+            names = {w.name for w in (weight_of(module, v) for v in node.inputs) if w is not None}
+            if not weight or weight in names:
+                return f"{node.op} %{node.outputs[0].name} of task {graph.name!r}" + (f" (reading @{weight})"
+                                                                                      if weight else "")
+    return f"the layers reading @{weight}"
+
+
 def _does_not_fit(module: Module, target: Target, problem: Problem, builder: ProblemBuilder) -> OptionError:
     # the layers' blocks in transit through a level, next to the arena, may be what does not fit
     for m in target.on_chip:
-        least = [min((dict(o.stage).get(m.name, 0) for o in item.options), default=0) for item in problem.items]
-        least += [min((dict(a.stage).get(m.name, 0) for a in problem.arena_options), default=0)]
+        least = {item.name: min((dict(o.stage).get(m.name, 0) for o in item.options), default=0)
+                 for item in problem.items}
+        least[""] = min((dict(a.stage).get(m.name, 0) for a in problem.arena_options), default=0)
+        worst = max(least, key=lambda k: least[k])
+        need = least[worst]
         arena = builder.arena_bytes if all(a.level == m.name for a in problem.arena_options) else 0
-        if max(least) and arena + max(least) > m.capacity_bytes:
+        if need and arena + need > m.capacity_bytes:
             return OptionError(
-                f"allocate: {target.name} has no room in {m.name} for the layers' blocks in transit: the activation "
-                f"arena takes {arena:,} of its {m.capacity_bytes:,} bytes and the smallest mapping of some layer "
-                f"needs {max(least):,} more for the blocks that pass through it; give {m.name} more capacity_bytes "
-                f"(at least {arena + max(least):,}) or a shorter --seq-len")
+                f"allocate: {target.name} has no room in {m.name} for the blocks in transit of {_layer_of(module, worst)}: "
+                f"the activation arena takes {arena:,} of its {m.capacity_bytes:,} bytes and the smallest mapping of "
+                f"that layer needs {need:,} more for the blocks that pass through {m.name}; give {m.name} more "
+                f"capacity_bytes (at least {arena + need:,}) or use a shorter --seq-len")
     weights = list(module.weights.values())
     on_chip = {m.name: m.capacity_bytes for m in target.on_chip
                if any(builder.can_hold(m, w, quiet=True) for w in weights)}

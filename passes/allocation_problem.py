@@ -171,9 +171,16 @@ class ProblemBuilder:
                                               o.busy, o.stage, o.cycles, o.traffic))
             if not options and self.pricer.failures:
                 raise self.pricer.failures[-1]
+            if not options and self.excluded:
+                raise OptionError(f"allocate: no memory of {self.t.name} may hold weight @{w.name} "
+                                  f"({self.excluded[-1]})")
             if not options:
-                raise OptionError(f"allocate: no memory of {self.t.name} may hold weight @{w.name}"
-                                  + (f" ({self.excluded[-1]})" if self.excluded else "; use --spill"))
+                places = [m for m in self.t.memories if "weights" in m.holds]
+                room = ", ".join(f"{m.name} {m.capacity_bytes:,}" for m in places) or "none"
+                spill = "" if self.spill else "--spill to keep it off chip, "
+                raise OptionError(f"allocate: weight @{w.name} needs {size:,} bytes and no memory of {self.t.name} "
+                                  f"that may hold weights has them ({room}); use {spill}a compression "
+                                  "(--compress, --quantize) or a target with more memory for weights")
             items.append(Item(w.name, owners if len(owners) == 1 else tasks, options))
         arena = align_up(max(self.arena_size(g) for g in self.module.graphs.values()), self.t.alignment_bytes)
         arena_options = []

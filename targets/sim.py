@@ -6,7 +6,8 @@ free and every instruction it depends on has finished. Cycles = the
 makespan. Durations:
 
 - DMA: the source's access latency plus bytes over the narrowest of the
-  source's read bandwidth, the destination's write bandwidth and the DMA path;
+  source's read bandwidth, the destination's write bandwidth and the DMA path
+  (a copy within one level, a layout op, reads and writes its port in turn);
 - GEMM, weight-stationary R x C array: every R x C weight tile streams the m
   rows through, max(m, R) cycles per tile (the next tile loads meanwhile),
   plus R + C cycles to fill and drain; output-stationary: every R x C output
@@ -87,11 +88,14 @@ def duration(ins: Instr, t: Target) -> float:
     memories = t.memory_names
     if ins.kind == "dma":
         bw = [t.dma_bytes_per_cycle]
+        port = 0.0  # a copy within one level (a layout op) reads and writes through the same port, in turn
         for lvl, rd, wr in ins.traffic:
             if lvl in memories:
                 m = t.level(lvl)
                 bw += ([m.read_bytes_per_cycle] if rd else []) + ([m.write_bytes_per_cycle] if wr else [])
-        return _latency_cycles(t, ins.unit.split(".", 1)[1]) + ins.nbytes / min(bw)
+                if rd and wr and not ins.role:
+                    port = max(port, rd / m.read_bytes_per_cycle + wr / m.write_bytes_per_cycle)
+        return _latency_cycles(t, ins.unit.split(".", 1)[1]) + max(ins.nbytes / min(bw), port)
     memory = max([rd / t.level(lvl).read_bytes_per_cycle + wr / t.level(lvl).write_bytes_per_cycle
                   for lvl, rd, wr in ins.traffic if lvl in memories] or [0.0])
     if ins.kind == "gemm" and ins.role:

@@ -10,6 +10,10 @@ Objectives (`--objective`):
   `LATENCY_TOLERANCE` (2 %) of the fewest cycles, so saving energy never costs
   more than that in latency.
 
+The search is exact: branch and bound over the pruned space (`_bounded`),
+which evaluates candidates exactly in batches, in order of a cheap lower
+bound, until no candidate left can win. When no candidate of whole array
+tiles fits, it searches the space of narrower blocks (`space(fine=True)`).
 Ties go to the first candidate in the space's order, so results are
 deterministic. Results are cached per product signature (shape, bytes,
 homes, density, format), architecture and objective: ALBERT's twelve reads
