@@ -8,18 +8,22 @@ their own environment (SCALE-Sim wants numpy < 2.3), which `--peer-python`
 names. This script runs them there in a child process that imports nothing of
 aalbert, and runs aalbert here.
 
-Workloads, 8-bit operands: one 128x768x768 GEMM (rows x in x out), and the four
+Workloads, 8-bit operands (rows x in x out): one 128x768x768 GEMM, the four
 weight GEMMs of one BERT-base encoder layer at sequence 128 (QKV 768->2304,
-attention output 768->768, FFN 768->3072 and 3072->768).
+attention output 768->768, FFN 768->3072 and 3072->768), and three GEMMs of
+other aspect ratios that fit the 2 MB SRAM: 256x2048x1024, 64x4096x1024,
+128x128x3072.
 
-Hardware: ZigZag's `tpu_like` (a 32x32 weight-stationary array, 2 MB SRAM, DRAM
-at 64 bit/cycle), which is aalbert's built-in `tpu_like`. ZigZag's file keeps
-weights only in DRAM and per-PE register files, so aalbert is run with its SRAM
-restricted to activations (weights stream from DRAM, as in ZigZag). ZigZag runs
-twice: its stock file, where every layer also loads its input from DRAM and
-stores its output there, and a variant whose activations live in the SRAM as
-aalbert's do. SCALE-Sim gives the array's compute cycles for each dataflow
-(ideal bandwidth), against aalbert's weight- and output-stationary counts.
+Hardware: ZigZag's `tpu_like` (a 32x32 weight-stationary array, 128-byte
+weight register files and 2-byte output registers per PE, 2 MB SRAM, DRAM at
+64 bit/cycle), which is aalbert's built-in `tpu_like`. ZigZag's file keeps
+weights only in DRAM and the register files, so aalbert runs with its SRAM
+restricted to activations, and ZigZag with a variant whose activations live in
+the SRAM as aalbert's do (`resident`); its stock file, where every layer also
+loads its input from DRAM and stores its output there, runs once more for
+reference. Both tools search their mappings for least energy and for least
+latency. SCALE-Sim gives the array's compute cycles for each dataflow (ideal
+bandwidth), against aalbert's array model of the same dataflow.
 """
 
 from __future__ import annotations
@@ -35,16 +39,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SEQ = 128
-GEMM = [("gemm", SEQ, 768, 768)]
 LAYER = [("qkv", SEQ, 768, 2304), ("attn_out", SEQ, 768, 768), ("ffn_in", SEQ, 768, 3072),
          ("ffn_out", SEQ, 3072, 768)]
-WORKLOADS = {"128x768x768 GEMM": GEMM, "BERT-base layer (4 GEMMs)": LAYER}
+WORKLOADS = {"128x768x768 GEMM": [("gemm", SEQ, 768, 768)], "BERT-base layer (4 GEMMs)": LAYER,
+             "256x2048x1024 GEMM": [("gemm", 256, 2048, 1024)], "64x4096x1024 GEMM": [("gemm", 64, 4096, 1024)],
+             "128x128x3072 GEMM": [("gemm", 128, 128, 3072)]}
+SCALESIM_WORKLOADS = ("128x768x768 GEMM", "BERT-base layer (4 GEMMs)")
+OBJECTIVES = ("energy", "latency")
+LEVELS = ("MAC", "register files", "SRAM", "DRAM", "total")
 
 
 # ---------------------------------------------------------------- peer children (no aalbert imports)
 
-def zigzag_child(gemms: list, variant: str) -> dict:
-    """ZigZag on tpu_like: cycles and energy per memory level, summed over the GEMMs."""
+def zigzag_child(gemms: list, variant: str, opt: str) -> dict:
+    """ZigZag on tpu_like: cycles and energy per memory level, summed over the GEMMs, and its mappings."""
     import logging
 
     import yaml
@@ -69,28 +77,19 @@ def zigzag_child(gemms: list, variant: str) -> dict:
         hw_path.write_text(yaml.safe_dump(hw, sort_keys=False))  # ZigZag reads the levels in order
         t0 = time.perf_counter()
         _, _, cmes = get_hardware_performance_zigzag(workload, str(hw_path), str(pkg / "mapping" / "tpu_like.yaml"),
-                                                     opt="latency", dump_folder=str(Path(tmp) / "out"),
+                                                     opt=opt, dump_folder=str(Path(tmp) / "out"),
                                                      loma_show_progress_bar=False)
         seconds = time.perf_counter() - t0
     layers = [c for c, _ in cmes[0][1]]
     energy: dict[str, float] = {"mac": sum(c.mac_energy for c in layers)}
-    by_operand: dict[str, float] = {}
     for c in layers:
         for op, per_level in c.mem_energy_breakdown.items():
             mem_op = c.memory_operand_links.layer_to_mem_op(op)
             levels = c.accelerator.memory_hierarchy.get_memory_levels(mem_op=mem_op)
             for level, pj in zip(levels, per_level):
-                name = level.name
-                energy[name] = energy.get(name, 0.0) + pj
-                key = f"{name}:{op}"
-                by_operand[key] = by_operand.get(key, 0.0) + pj
-    return {"cycles": sum(c.latency_total2 for c in layers),
-            "compute_and_stall_cycles": sum(c.latency_total0 for c in layers),
-            "onload_cycles": sum(c.latency_total1 - c.latency_total0 for c in layers),
-            "offload_cycles": sum(c.latency_total2 - c.latency_total1 for c in layers),
-            "ideal_cycles": sum(c.ideal_temporal_cycle for c in layers),
-            "energy_pj": energy, "energy_by_operand_pj": by_operand, "seconds": seconds,
-            "version": _version("zigzag-dse")}
+                energy[level.name] = energy.get(level.name, 0.0) + pj
+    return {"cycles": sum(c.latency_total2 for c in layers), "energy_pj": energy, "seconds": seconds,
+            "mappings": [str(c.temporal_mapping) for c in layers], "version": _version("zigzag-dse")}
 
 
 def scalesim_child(gemms: list, dataflow: str) -> dict:
@@ -194,11 +193,11 @@ def missing_peers(python: str, tools: list[str]) -> str | None:
     return None
 
 
-def run_peer(python: str, tool: str, workload: str, variant: str, timeout: float) -> dict:
+def run_peer(python: str, args: list[str], timeout: float) -> dict:
     """One peer run in a child process; {"error": ...} when the tool is missing or fails."""
-    cmd = [python, __file__, "--child", tool, workload, variant]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run([python, __file__, "--child", *args], capture_output=True, text=True, timeout=timeout,
+                              check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if done.returncode != 0:
@@ -220,22 +219,25 @@ GEMM_IR = """module {
 """
 
 
-def aalbert(gemms: list, dataflow: str) -> dict:
-    """aalbert on tpu_like with weights in DRAM and activations in SRAM, summed over the GEMMs."""
+def aalbert(gemms: list, objective: str) -> dict:
+    """aalbert on tpu_like with weights in DRAM and activations in SRAM, summed over the GEMMs: the searched
+    mappings' cycles and energy as simulated, and the search's own time (uncached)."""
     import numpy as np
 
     from aalbert.ir.module import content_hash
     from aalbert.ir.parser import parse_module
     from aalbert.mapper.evaluate import override_target
     from aalbert.passes.allocate import allocate
-    from aalbert.passes.plan import plan_module
-    from aalbert.targets.workload import default_workload
     from aalbert.passes.base import PassManager, parse_pipeline
+    from aalbert.passes.plan import plan_module
     from aalbert.targets.lower import lower
+    from aalbert.targets.mapping import arch_of, gemm_of, search
+    from aalbert.targets.mapping.search import clear_cache
     from aalbert.targets.sim import simulate
+    from aalbert.targets.workload import default_workload
 
-    target = override_target("tpu_like", {"memory.sram.holds": ["activations"], "compute.dataflow": dataflow})
-    cycles, pe_cycles, energy, seconds, traffic = 0.0, 0.0, {}, 0.0, {}
+    target = override_target("tpu_like", {"memory.sram.holds": ["activations"]})
+    out = {"cycles": 0.0, "energy_pj": {}, "seconds": 0.0, "search_seconds": 0.0, "mappings": []}
     for i, (_, m, k, n) in enumerate(gemms):
         module = parse_module(GEMM_IR % {"m": m, "k": k, "n": n})
         w = module.weights["w"]
@@ -244,17 +246,31 @@ def aalbert(gemms: list, dataflow: str) -> dict:
         t0 = time.perf_counter()
         PassManager(parse_pipeline("share,quantize{format=int8}")).run(module)
         plan_module(module, target)
-        allocate(module, target, default_workload(module.graphs), spill=True)
+        allocate(module, target, default_workload(module.graphs), spill=True, objective=objective)
         sim = simulate(lower(module, target, "t"), target)
-        seconds += time.perf_counter() - t0
-        cycles += sim.cycles
-        pe_cycles += sim.busy.get("pe", 0.0)
+        out["seconds"] += time.perf_counter() - t0
+        node = module.graphs["t"].nodes[1]
+        out["mappings"].append(node.mapping.text())
+        g = gemm_of(module, node, target, module.graphs["t"].arena.level)
+        clear_cache()
+        t0 = time.perf_counter()
+        search(g, arch_of(target), objective)
+        out["search_seconds"] += time.perf_counter() - t0
+        out["cycles"] += sim.cycles
         for comp, pj in sim.energy.items():
-            energy[comp] = energy.get(comp, 0.0) + pj
-        for lvl, (rd, wr) in sim.traffic.items():
-            r0, w0 = traffic.get(lvl, (0.0, 0.0))
-            traffic[lvl] = (r0 + rd, w0 + wr)
-    return {"cycles": cycles, "pe_cycles": pe_cycles, "energy_pj": energy, "traffic": traffic, "seconds": seconds}
+            out["energy_pj"][comp] = out["energy_pj"].get(comp, 0.0) + pj
+    return out
+
+
+def array_cycles(gemms: list, dataflow: str) -> float:
+    """aalbert's array model of a dataflow on a 32x32 array, one tile at a time, memory ideal."""
+    from aalbert.targets.program import Instr
+    from aalbert.targets.sim import mapped_cycles
+    from aalbert.targets.spec import load_target
+
+    target = load_target("tpu_like")
+    return sum(mapped_cycles(Instr(0, "gemm", "pe", (), 0, "linear", "", m=m, k=k, n=n, role=f"{dataflow}.buf"),
+                             target) + 64 for _, m, k, n in gemms)
 
 
 # ---------------------------------------------------------------- report
@@ -263,88 +279,90 @@ def _diff(ours: float, theirs: float) -> str:
     return f"{(ours - theirs) / theirs * 100:+.1f} %" if theirs else "-"
 
 
-def _n(x: float) -> str:
-    return f"{x:,.0f}"
-
-
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"] + \
         ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def _level_energy(energy: dict[str, float]) -> dict[str, float]:
-    """Energy of either tool in the same five columns (pJ)."""
-    out = {"MAC": 0.0, "register files": 0.0, "SRAM": 0.0, "DRAM": 0.0}
+def level_energy(energy: dict[str, float]) -> dict[str, float]:
+    """Dynamic energy of either tool in the same columns (pJ)."""
+    out = {k: 0.0 for k in LEVELS[:-1]}
     for comp, pj in energy.items():
-        if comp.startswith("leakage:"):
+        if ":" in comp:  # static energy (leakage, wake-ups, DRAM background)
             continue
-        if comp in ("pe", "mac"):
-            out["MAC"] += pj
-        elif comp.startswith("rf_"):
-            out["register files"] += pj
-        elif comp.startswith("sram"):
-            out["SRAM"] += pj
-        elif comp == "dram":
-            out["DRAM"] += pj
-        else:
-            out.setdefault(comp, 0.0)
-            out[comp] += pj
+        key = {"pe": "MAC", "mac": "MAC", "pe_regs": "register files", "acc": "register files"}.get(comp)
+        if key is None:
+            key = "register files" if comp.startswith("rf_") else "SRAM" if comp.startswith("sram") else \
+                "DRAM" if comp == "dram" else comp
+        out[key] = out.get(key, 0.0) + pj
     out["total"] = sum(out.values())
     return out
 
 
 def report(results: dict) -> list[str]:
-    lines = ["### Cycles on tpu_like (weights streamed from DRAM)", ""]
+    lines = ["### Energy, each tool's least-energy mapping (nJ, dynamic)", ""]
     rows = []
     for wl in WORKLOADS:
-        r = results[wl]
-        ours = r["aalbert"]["cycles"]
-        zr, zs = r.get("zigzag:resident", {}), r.get("zigzag:stock", {})
-        rows.append([wl, _n(ours),
-                     _n(zr["cycles"]) if "cycles" in zr else zr.get("error", "-"), _diff(ours, zr.get("cycles", 0)),
-                     _n(zs["cycles"]) if "cycles" in zs else zs.get("error", "-"), _diff(ours, zs.get("cycles", 0))])
-    lines += _table(["workload", "aalbert", "ZigZag, activations in SRAM", "aalbert vs it",
-                     "ZigZag stock (activations via DRAM)", "aalbert vs it"], rows)
-    lines += ["", "ZigZag's cycles split: compute with stalls / input onloading / output offloading.", ""]
+        ours, z = results[wl]["aalbert:energy"], results[wl].get("zigzag:resident:energy", {})
+        e_ours = level_energy(ours["energy_pj"])["total"]
+        e_z = level_energy(z["energy_pj"])["total"] if "energy_pj" in z else 0.0
+        rows.append([wl, f"{e_ours / 1e3:,.1f}", f"{e_z / 1e3:,.1f}" if e_z else z.get("error", "-"),
+                     _diff(e_ours, e_z), "yes" if e_z and e_ours <= e_z * (1 + 1e-9) else "no"])
+    lines += _table(["workload", "aalbert", "ZigZag", "aalbert vs it", "at or below"], rows)
+    lines += ["", "### Cycles, each tool's least-latency mapping", ""]
     rows = []
     for wl in WORKLOADS:
-        for variant in ("resident", "stock"):
-            z = results[wl].get(f"zigzag:{variant}", {})
-            if "cycles" in z:
-                rows.append([wl, variant, _n(z["ideal_cycles"]), _n(z["compute_and_stall_cycles"]),
-                             _n(z["onload_cycles"]), _n(z["offload_cycles"])])
-    lines += _table(["workload", "ZigZag hardware", "ideal", "compute + stalls", "onloading", "offloading"], rows)
-    lines += ["", "### Energy by memory level (nJ, dynamic; neither tool charges leakage here)", ""]
+        ours, z = results[wl]["aalbert:latency"], results[wl].get("zigzag:resident:latency", {})
+        zs = results[wl].get("zigzag:stock:latency", {})
+        c_z = z.get("cycles", 0)
+        rows.append([wl, f"{ours['cycles']:,.0f}", f"{c_z:,.0f}" if c_z else z.get("error", "-"),
+                     _diff(ours["cycles"], c_z), "yes" if c_z and abs(ours["cycles"] - c_z) <= 0.03 * c_z else "no",
+                     f"{zs['cycles']:,.0f}" if "cycles" in zs else zs.get("error", "-")])
+    lines += _table(["workload", "aalbert", "ZigZag", "aalbert vs it", "within 3 %",
+                     "ZigZag stock (activations via DRAM)"], rows)
+    lines += ["", "### Energy by level, least-energy mappings (nJ, dynamic)", ""]
     rows = []
     for wl in WORKLOADS:
-        for tool in ("aalbert", "zigzag:resident", "zigzag:stock"):
-            r = results[wl].get(tool, {})
-            if "energy_pj" not in r:
-                continue
-            e = _level_energy(r["energy_pj"])
-            rows.append([wl, tool] + [f"{e[k] / 1e3:,.1f}" for k in ("MAC", "register files", "SRAM", "DRAM",
-                                                                         "total")])
-    lines += _table(["workload", "tool", "MAC", "register files", "SRAM", "DRAM", "total"], rows)
-    lines += ["", "### PE-array cycles per dataflow (ideal memory) against SCALE-Sim", ""]
+        ours = level_energy(results[wl]["aalbert:energy"]["energy_pj"])
+        z = results[wl].get("zigzag:resident:energy", {})
+        theirs = level_energy(z["energy_pj"]) if "energy_pj" in z else None
+        rows.append([wl, "aalbert"] + [f"{ours[k] / 1e3:,.1f}" for k in LEVELS])
+        if theirs:
+            rows.append([wl, "ZigZag"] + [f"{theirs[k] / 1e3:,.1f}" for k in LEVELS])
+            rows.append([wl, "aalbert vs it"] + [_diff(ours[k], theirs[k]) for k in LEVELS])
+    lines += _table(["workload", "tool"] + list(LEVELS), rows)
+    lines += ["", "### The mappings each tool chose", ""]
     rows = []
     for wl in WORKLOADS:
-        for df, ours_key in (("ws", "aalbert:ws"), ("os", "aalbert:os"), ("is", None)):
+        for obj in OBJECTIVES:
+            ours = results[wl][f"aalbert:{obj}"]["mappings"]
+            z = results[wl].get(f"zigzag:resident:{obj}", {}).get("mappings", [])
+            for i, mp in enumerate(ours):
+                rows.append([wl if len(ours) == 1 else f"{wl}, {WORKLOADS[wl][i][0]}", obj, f"`{mp}`",
+                             f"`{z[i]}`" if i < len(z) else "-"])
+    lines += _table(["GEMM", "objective", "aalbert", "ZigZag (temporal mapping, innermost first)"], rows)
+    lines += ["", "### Array cycles per dataflow (ideal memory) against SCALE-Sim", ""]
+    rows = []
+    for wl in SCALESIM_WORKLOADS:
+        for df in ("ws", "os", "is"):
             s = results[wl].get(f"scalesim:{df}", {})
-            ours = results[wl][ours_key]["pe_cycles"] if ours_key else None
-            theirs = s.get("cycles")
-            rows.append([wl, df, _n(ours) if ours is not None else "not modelled",
-                         _n(theirs) if theirs is not None else s.get("error", "-"),
-                         _diff(ours, theirs) if ours is not None and theirs else "-"])
+            ours = results[wl][f"array:{df}"]
+            rows.append([wl, df, f"{ours:,.0f}", f"{s['cycles']:,.0f}" if "cycles" in s else s.get("error", "-"),
+                         _diff(ours, s["cycles"]) if "cycles" in s else "-"])
     lines += _table(["workload", "dataflow", "aalbert", "SCALE-Sim", "aalbert vs it"], rows)
-    lines += ["", "### Wall time of each tool (s, this machine)", ""]
+    lines += ["", "### Time to map (s, this machine; aalbert's search alone, uncached, against ZigZag's run)", ""]
     rows = []
     for wl in WORKLOADS:
-        r = results[wl]
-        rows.append([wl] + [f"{r[k]['seconds']:.2f}" if "seconds" in r.get(k, {}) else "-"
-                            for k in ("aalbert", "zigzag:resident", "zigzag:stock", "scalesim:ws")])
-    lines += _table(["workload", "aalbert", "ZigZag (activations in SRAM)", "ZigZag stock", "SCALE-Sim ws"], rows)
+        for obj in OBJECTIVES:
+            ours = results[wl][f"aalbert:{obj}"]
+            z = results[wl].get(f"zigzag:resident:{obj}", {})
+            ratio = f"{z['seconds'] / ours['search_seconds']:,.0f}x" if "seconds" in z else "-"
+            rows.append([wl, obj, f"{ours['search_seconds']:.3f}", f"{ours['seconds']:.2f}",
+                         f"{z['seconds']:.2f}" if "seconds" in z else "-", ratio])
+    lines += _table(["workload", "objective", "aalbert search", "aalbert whole flow", "ZigZag", "ZigZag / search"],
+                    rows)
     versions = sorted({f"{tool.split(':')[0]} {r['version']}" for wl in WORKLOADS
-                       for tool, r in results[wl].items() if "version" in r})
+                       for tool, r in results[wl].items() if isinstance(r, dict) and "version" in r})
     if versions:
         lines += ["", "Peer versions: " + ", ".join(versions) + "."]
     return lines
@@ -359,13 +377,13 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed to each peer run")
     ap.add_argument("--markdown", metavar="PATH", help="also write the tables to PATH (markdown)")
     ap.add_argument("--json", metavar="PATH", help="also write every figure to PATH (JSON)")
-    ap.add_argument("--child", nargs=3, metavar=("TOOL", "WORKLOAD", "VARIANT"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
-        tool, wl, variant = args.child
+        tool, wl, *rest = args.child
         fn = {"zigzag": zigzag_child, "scalesim": scalesim_child}[tool]
-        print(json.dumps(fn(WORKLOADS[wl], variant)))
+        print(json.dumps(fn(WORKLOADS[wl], *rest)))
         return 0
 
     problem = missing_peers(args.peer_python, [t for t in ("zigzag", "scalesim") if t not in args.skip])
@@ -376,18 +394,21 @@ def main(argv=None) -> int:
     results: dict[str, dict] = {}
     for wl, gemms in WORKLOADS.items():
         r = results[wl] = {}
-        r["aalbert"] = r["aalbert:ws"] = aalbert(gemms, "weight_stationary")
-        r["aalbert:os"] = aalbert(gemms, "output_stationary")
-        print(f"{wl}: aalbert {r['aalbert']['cycles']:,.0f} cycles", file=sys.stderr)
+        for obj in OBJECTIVES:
+            r[f"aalbert:{obj}"] = aalbert(gemms, obj)
+        for df in ("ws", "os", "is"):
+            r[f"array:{df}"] = array_cycles(gemms, df)
+        print(f"{wl}: aalbert {r['aalbert:latency']['cycles']:,.0f} cycles", file=sys.stderr)
         runs = []
         if "zigzag" not in args.skip:
-            runs += [("zigzag", "resident"), ("zigzag", "stock")]
-        if "scalesim" not in args.skip:
-            runs += [("scalesim", df) for df in ("ws", "os", "is")]
-        for tool, variant in runs:
-            r[f"{tool}:{variant}"] = out = run_peer(args.peer_python, tool, wl, variant, args.timeout)
+            runs += [(f"zigzag:resident:{obj}", ["zigzag", wl, "resident", obj]) for obj in OBJECTIVES]
+            runs += [("zigzag:stock:latency", ["zigzag", wl, "stock", "latency"])]
+        if "scalesim" not in args.skip and wl in SCALESIM_WORKLOADS:
+            runs += [(f"scalesim:{df}", ["scalesim", wl, df]) for df in ("ws", "os", "is")]
+        for key, child_args in runs:
+            r[key] = out = run_peer(args.peer_python, child_args, args.timeout)
             shown = f"{out['cycles']:,.0f} cycles in {out['seconds']:.1f} s" if "cycles" in out else out["error"]
-            print(f"{wl}: {tool} {variant}: {shown}", file=sys.stderr)
+            print(f"{wl}: {key}: {shown}", file=sys.stderr)
     lines = report(results)
     print("\n".join(lines))
     if args.markdown:

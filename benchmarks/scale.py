@@ -17,6 +17,11 @@ Cases: adapter-ALBERT base with 1, 8 and 64 tasks; ALBERT-xxlarge dimensions
 (hidden 4096, FFN 16384, 64 heads, 12 layers) at sequence 512 with 1 and 64
 tasks; and growth with tasks (1..64), sequence length (64..512) and layers
 (3..48), each with the exponent k of a least-squares fit time ~ x^k.
+
+Each case also prints the DRAM traffic of one inference as simulated, and the
+compulsory traffic it is measured against: every read of a weight kept off
+chip (ALBERT's layer twelve times) plus, when the activations do not fit on
+chip, one write and one read per use of every activation.
 """
 
 from __future__ import annotations
@@ -57,12 +62,31 @@ def child(size: str, tasks: int, seq: int, layers: int) -> dict:
         module = PassManager([p], verify_each=True).run(module)
         phases[p.name] = time.perf_counter() - t
     t = time.perf_counter()
-    backend = run_backend(module, load_target("edge_accel"), requests=100)
+    target = load_target("edge_accel")
+    backend = run_backend(module, target, requests=100)
     phases["lower + simulate"] = time.perf_counter() - t
-    first = backend.results[next(iter(module.graphs))]
-    return {"total": time.perf_counter() - t0, "phases": phases,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "cycles": first.cycles, "programs": len(module.graphs) - len(backend.same_as)}
+    total = time.perf_counter() - t0
+    task = next(iter(module.graphs))
+    first = backend.results[task]
+    off = {m.name for m in target.memories if m.off_chip}
+    dram = sum(rd + wr for lvl, (rd, wr) in first.traffic.items() if lvl in off)
+    return {"total": total, "phases": phases, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cycles": first.cycles, "programs": len(module.graphs) - len(backend.same_as),
+            "dram_bytes": dram, "compulsory_bytes": compulsory_dram(module, target, task)}
+
+
+def compulsory_dram(module, target, task: str) -> float:
+    """DRAM bytes an inference of `task` cannot avoid where the weights and activations are placed: every read of
+    a weight kept off chip, and one write and one read per use of every activation when they are off chip."""
+    from aalbert.passes.allocation_problem import activation_traffic, bytes_read
+
+    off = {m.name for m in target.memories if m.off_chip}
+    reads = bytes_read(module)
+    weights = sum(reads[w.name].get(task, 0.0) for w in module.weights.values()
+                  if w.placement.level in off and w.name in reads)
+    arena = module.graphs[task].arena
+    acts = sum(activation_traffic(module, target.compute.activation_bits)[task]) if arena.level in off else 0.0
+    return weights + acts
 
 
 def run_case(size: str, tasks: int, seq: int, layers: int, repeat: int) -> dict:
@@ -74,7 +98,8 @@ def run_case(size: str, tasks: int, seq: int, layers: int, repeat: int) -> dict:
     best = sorted(runs, key=lambda r: r["total"])[len(runs) // 2]  # the median run, for its phases
     return {"size": size, "tasks": tasks, "seq": seq, "layers": layers,
             "seconds": statistics.median(r["total"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs),
-            "phases": best["phases"], "programs": best["programs"], "runs": len(runs)}
+            "phases": best["phases"], "programs": best["programs"], "runs": len(runs),
+            "dram_bytes": best["dram_bytes"], "compulsory_bytes": best["compulsory_bytes"]}
 
 
 def exponent(xs, ys) -> float:
@@ -86,11 +111,14 @@ def exponent(xs, ys) -> float:
 
 def table(rows: list[dict]) -> list[str]:
     out = ["| model | tasks | sequence | layers | wall time (median) | peak memory | programs simulated | "
-           "slowest phase |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+           "slowest phase | DRAM per inference | compulsory DRAM | ratio |",
+           "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:
         phase, secs = max(r["phases"].items(), key=lambda kv: kv[1])
+        ratio = f"{r['dram_bytes'] / r['compulsory_bytes']:.2f}" if r["compulsory_bytes"] else "-"
         out.append(f"| {r['size']} | {r['tasks']} | {r['seq']} | {r['layers']} | {r['seconds']:.2f} s | "
-                   f"{r['peak_mb'] / 1024:.2f} GB | {r['programs']} | {phase} {secs:.2f} s |")
+                   f"{r['peak_mb'] / 1024:.2f} GB | {r['programs']} | {phase} {secs:.2f} s | "
+                   f"{r['dram_bytes'] / 1e9:.3f} GB | {r['compulsory_bytes'] / 1e9:.3f} GB | {ratio} |")
     return out
 
 
@@ -109,7 +137,8 @@ def main() -> int:
     def case(size, tasks, seq, layers=12):
         r = run_case(size, tasks, seq, layers, args.repeat)
         print(f"  {size} tasks={tasks} seq={seq} layers={layers}: {r['seconds']:.2f} s, "
-              f"{r['peak_mb'] / 1024:.2f} GB", file=sys.stderr, flush=True)
+              f"{r['peak_mb'] / 1024:.2f} GB, DRAM {r['dram_bytes'] / 1e9:.3f} GB per inference "
+              f"(compulsory {r['compulsory_bytes'] / 1e9:.3f} GB)", file=sys.stderr, flush=True)
         return r
 
     lines = [f"Produced by `python benchmarks/scale.py{' --quick' if args.quick else ''}"

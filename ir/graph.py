@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import Loc
 from .placement import Arena
+from .schedule import Mapping
 from .types import TensorType
 
 
@@ -60,7 +61,7 @@ class Value:
 class Node:
     """One operation. `attrs` maps attribute names to immutable values."""
 
-    __slots__ = ("op", "inputs", "attrs", "outputs", "loc")
+    __slots__ = ("op", "inputs", "attrs", "outputs", "loc", "mapping")
 
     def __init__(self, op: str, inputs: list[Value], attrs: dict[str, Attr],
                  outputs: list[Value], loc: Loc | None = None):
@@ -69,6 +70,7 @@ class Node:
         self.attrs = attrs
         self.outputs = outputs
         self.loc = loc
+        self.mapping: Mapping | None = None  # how a matrix product runs on the target, once mapped
 
     @property
     def output(self) -> Value:
@@ -166,6 +168,7 @@ class Graph:
         for node in self.nodes:
             n = new.create_node(node.op, [env[id(v)] for v in node.inputs], node.attrs,
                                 [v.type for v in node.outputs], [v.name for v in node.outputs], node.loc)
+            n.mapping = node.mapping
             new.append(n)
             env.update((id(a), b) for a, b in zip(node.outputs, n.outputs))
         new.set_outputs((name, env[id(v)]) for name, v in self.outputs)

@@ -19,6 +19,7 @@ from .errors import IRParseError, Loc
 from .facts import FactError, fact_keys, fact_record
 from .limits import LimitError, check_bytes
 from .placement import Arena, Placement
+from .schedule import Mapping
 from .graph import Graph, Sym, Value
 from .module import Module, Weight
 from .types import DType, TensorType, parse_tensor_type
@@ -188,7 +189,8 @@ class _Builder:
             out_tokens.append(kids[i])
             i += 1
         op_tok, operands, attrs = kids[i], kids[i + 1], kids[i + 2]
-        typed = [self.typed(t) for t in kids[i + 3:]]
+        mapping = kids[-1]
+        typed = [self.typed(t) for t in kids[i + 3:-1]]
         if len(typed) != len(out_tokens):
             raise self.error(f"{len(out_tokens)} results but {len(typed)} types", op_tok)
         inputs = [self.use(t, scope) for t in (operands.children if operands else []) if t is not None]
@@ -201,6 +203,8 @@ class _Builder:
             names.append(name)
         node = graph.create_node(str(op_tok), inputs, attr_map, [t for t, _ in typed],
                                  names, loc=self.loc(out_tokens[0]))
+        if mapping is not None:
+            node.mapping = self.mapping(mapping.children[0])
         graph.append(node)
         for v, (_, offset) in zip(node.outputs, typed):
             v.offset = offset
@@ -211,6 +215,12 @@ class _Builder:
         if offset is not None and int(offset) < 0:
             raise self.error(f"negative offset {offset}", offset)
         return self.type(type_tok), None if offset is None else int(offset)
+
+    def mapping(self, token) -> Mapping:
+        try:
+            return Mapping.parse(_string(token, self.filename))
+        except FactError as e:
+            raise self.error(f"mapping: {e}", token) from None
 
     def arena(self, tree) -> Arena:
         try:

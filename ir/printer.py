@@ -116,6 +116,8 @@ def node_text(node: Node) -> str:
         items = ", ".join(f"{k} = {attr_text(node.attrs[k])}" for k in sorted(node.attrs))
         parts.append(" {" + items + "}")
     parts.append(" : " + ", ".join(typed_text(v) for v in node.outputs))
+    if node.mapping is not None:
+        parts.append(f" mapping {json.dumps(node.mapping.text())}")
     return "".join(parts)
 
 

@@ -31,7 +31,8 @@ __all__ = ["compile", "Compiled"]
 def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None = None, *,
             pipeline: str = "canonicalize,share", target: str | None = None, workload: str | None = None,
             switch_rate: float | None = None, wakeup: float | None = None, spill: bool = False,
-            solver: str = "auto", batch: int = 1, seq_len: int = 128, dims: Mapping[str, int] | None = None,
+            solver: str = "auto", mapping: str = "search", objective: str = "balanced", batch: int = 1,
+            seq_len: int = 128, dims: Mapping[str, int] | None = None,
             requests: int = 100, pattern: str = "round-robin", fidelity: bool = False) -> Compiled:
     """Compile one model per task and, with a `target`, place, lower and simulate it.
 
@@ -42,7 +43,9 @@ def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None =
     `seq_len` and `dims`. `pipeline` is a pass pipeline (`aalbert-opt
     --list-passes`), e.g. "canonicalize,share,compress{policy=edgebert}";
     `target` a built-in target or a TOML file, `workload` a [workload] TOML
-    file. Returns the `Compiled` result: `module`, `allocation`,
+    file; `mapping` "search" (the default) or "fixed", `objective` what
+    the mapping search minimizes ("balanced", "energy", "latency",
+    "edp"). Returns the `Compiled` result: `module`, `allocation`,
     `programs`, `results` (per task), `stream` and `report`.
     """
     if not tasks:
@@ -61,7 +64,7 @@ def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None =
         module.merge(load_files(files, spec))
     order = [t for t in tasks if t in module.graphs] + [t for t in module.graphs if t not in tasks]
     module.graphs = {t: module.graphs[t] for t in order}  # in the caller's order (an .ir file's own tasks last)
-    placement = Placement(target, workload, switch_rate, wakeup, spill, solver) if target else None
+    placement = Placement(target, workload, switch_rate, wakeup, spill, solver, mapping, objective) if target else None
     if placement is None and any(v is not None for v in (workload, switch_rate, wakeup)):
         raise OptionError("a workload, switch rate or wakeup needs a target")
     title = f"aalbert.compile: {count(len(tasks), 'task')}"

@@ -31,9 +31,12 @@ class Placement:
     wakeup: float | None = None        # inferences per power-up; overrides the workload's
     spill: bool = False
     solver: str = "auto"
+    mapping: str = "search"            # search, or fixed: today's column-chunk lowering
+    objective: str = "balanced"        # what the mapping search minimizes: balanced, energy, latency or edp
 
     def passes(self) -> str:
-        opts = [f"target={self.target}", f"solver={self.solver}"]
+        opts = [f"target={self.target}", f"solver={self.solver}", f"mapping={self.mapping}",
+                f"objective={self.objective}"]
         if self.workload:
             opts.append(f"workload={self.workload}")
         if self.switch_rate is not None:
@@ -149,13 +152,15 @@ def _placement_text(compiled: Compiled, manager, placement: Placement, stream: S
     from aalbert.targets.spec import load_target
 
     from .backend import run_backend
+    from .mapping_report import mapping_lines
     from .memory_report import allocation_lines, memory_lines
     from .sim_report import breakdown_lines, roofline_lines, stream_lines, task_lines
 
     module = compiled.module
     target = load_target(placement.target)
     allocation = manager.analyses.get(Allocation)
-    text = "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(allocation)) + "\n"
+    text = "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(allocation) + [""]
+                            + mapping_lines(module, allocation, next(iter(module.graphs)), target)) + "\n"
     backend = run_backend(module, target, allocation.workload, stream.requests, stream.pattern, stream.burst)
     first = next(iter(module.graphs))
     bounds = roofline(backend.program(first), backend.results[first], target)

@@ -100,12 +100,14 @@ def allocation_lines(a: Allocation | None) -> list[str]:
     w = a.workload
     status = "optimal" if s.method == "ilp" and s.gap < 1e-6 else s.method
     lines = [f"allocation ({status}): {s.objective / 1e6:.1f} uJ per inference "
-             f"expected (memory traffic, leakage by bank state, DRAM background), bound {s.bound / 1e6:.1f} uJ "
+             f"expected (every layer mapped and costed, leakage by bank state, DRAM background, weight copies), "
+             f"bound {s.bound / 1e6:.1f} uJ "
              f"({s.bound_kind}), gap {100 * s.gap:.3g} %",
              f"workload: {count(len(w.mix), 'task')}, switch rate {w.switch_rate:g}, {w.inferences_per_wakeup:g} "
              f"inference{'' if w.inferences_per_wakeup == 1 else 's'} per power-up, task weights {'change' if w.task_weights_change else 'fixed'} in the field, "
              f"{w.inferences_per_second:g}/s over {w.lifetime_years:g} years",
-             f"runtime estimate: {s.cycles / 1e6:.2f} M cycles per inference (compute, or the busiest memory port)"]
+             f"runtime estimate: {a.cycles_per_inference / 1e6:.2f} M cycles per inference (every layer's mapped "
+             f"cycles, one layer after another); placement and mapping agreed after {count(a.rounds, 'round')}"]
     mean_switch = sum(w.mix[t] * b for t, b in a.dram_bytes_per_switch.items())
     mean_cold = sum(w.mix[t] * b for t, b in a.dram_bytes_per_cold_start.items())
     lines.append(f"DRAM traffic: {a.dram_bytes_per_inference:,.0f} bytes per inference in steady state, "
@@ -132,13 +134,18 @@ def memory_json(module: Module, target: Target, a: Allocation | None = None) -> 
     if a is not None:
         data["allocation"] = {
             "method": a.solution.method, "objective_pj": a.solution.objective, "bound_pj": a.solution.bound,
-            "bound_kind": a.solution.bound_kind, "lp_relaxation_pj": a.lp_bound, "gap": a.solution.gap, "cycles": a.solution.cycles, "binding": a.binding, "notes": a.notes,
+            "bound_kind": a.solution.bound_kind, "lp_relaxation_pj": a.lp_bound, "gap": a.solution.gap,
+            "cycles": a.cycles_per_inference, "binding": a.binding, "notes": a.notes,
+            "rounds": a.rounds, "mapping": a.mapping, "objective": a.objective,
+            "traffic_bytes_per_inference": a.traffic_per_inference, "staging_bytes": a.staging,
             "dram_bytes_per_inference": a.dram_bytes_per_inference,
             "dram_bytes_per_switch": a.dram_bytes_per_switch,
             "dram_bytes_per_cold_start": a.dram_bytes_per_cold_start,
             "workload": {"mix": a.workload.mix, "switch_rate": a.workload.switch_rate,
                          "inferences_per_wakeup": a.workload.inferences_per_wakeup,
                          "task_weights_change": a.workload.task_weights_change}}
+        from .mapping_report import mapping_json
+        data["mapping"] = mapping_json(module, a, target)
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 

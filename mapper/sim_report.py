@@ -29,7 +29,8 @@ def task_lines(results: dict[str, SimResult], target: Target) -> list[str]:
     rows = []
     for task, r in results.items():
         pe = r.busy.get("pe", 0.0) / r.cycles if r.cycles else 0.0
-        dram = sum(rw[0] + rw[1] for lvl, rw in r.traffic.items() if target.level(lvl).off_chip)
+        dram = sum(rw[0] + rw[1] for lvl, rw in r.traffic.items()
+                   if lvl in target.memory_names and target.level(lvl).off_chip)
         rows.append([task, f"{r.cycles / 1e6:.2f} M", f"{r.seconds * 1e3:.2f} ms", _mj(r.total_pj),
                      f"{r.power_mw:.1f} mW", f"{100 * pe:.0f} %", f"{dram:,.0f}"])
     lines = [f"simulation on {target.name} at {target.clock_mhz:g} MHz (one inference per task)"]
@@ -132,8 +133,8 @@ def roofline_lines(bounds: list[LayerBound], task: str, top: int = 10) -> list[s
     """The report: totals, then the layers that take longest; repeats of one layer (ALBERT applies its
     layer twelve times) are one row, with their mean achieved cycles."""
     achieved = sum(b.achieved for b in bounds)
-    lines = [f"roofline of one '{task}' inference, per layer (cycles; layers overlap, so they add up to more "
-             f"than the inference): achieved {achieved:,.0f}, compute-bound {sum(b.compute for b in bounds):,.0f}, "
+    lines = [f"roofline of one '{task}' inference, per layer (cycles; layers run one after another, so they add up "
+             f"to the inference): achieved {achieved:,.0f}, compute-bound {sum(b.compute for b in bounds):,.0f}, "
              f"memory-bound {sum(b.memory for b in bounds):,.0f}"]
     groups: dict[tuple, list[LayerBound]] = {}
     for b in bounds:

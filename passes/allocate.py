@@ -1,11 +1,26 @@
 """`allocate`: place every weight and the activation arena in the target's memories.
 
 The objective is the expected energy of one inference under a workload (a
-task mix and a task-switch rate): the reads and copies of every weight from
-where it is kept, the activations' traffic, and the static energy as the
-simulator charges it: leakage by memory bank state over the time the
-inference takes, DRAM background (`allocation_problem` builds it,
-`allocation_model` states and solves it).
+task mix and a task-switch rate): every node's energy and the chip's leakage
+over its cycles, with every product mapped onto the PE array by the search
+(`targets.mapping`; `mapping=fixed` keeps the fixed chunking), and the
+copies of weights at power-ups and task switches (`allocation_problem` builds
+it from `allocation_costs`, `allocation_model` states and solves it).
+
+Placement and mapping decide each other: where a weight lives changes the
+best mapping of its layers (a weight streamed from DRAM wants the blocks that
+read it once), and the mappings change what each place costs (and how much
+free memory staging tiles take). `allocate` prices every option around the
+current placement, solves, and repeats around the solution until the
+placement stops changing (at most `MAX_ROUNDS` times); the report says how
+many rounds it took. Every product node then carries its mapping
+(`Node.mapping`), which the lowering follows.
+
+Static energy follows the simulator's power states (`targets.power`): the
+prices charge the leakage that runs all along and, while a node runs, the
+banks it wakes (`allocation_costs.Rates`); the banks that hold data and the
+empty ones are charged over the runtime at the current placement, which the
+rounds bring to the solution's.
 
 Exact: an integer program (scipy's milp / HiGHS); a greedy fallback for
 huge instances. The report's bound is the best known (branch and bound's,
@@ -30,6 +45,11 @@ from aalbert.targets.check import verify_placement
 from aalbert.targets.spec import Target, load_target
 from aalbert.targets.workload import Workload, default_workload, load_workload
 
+from aalbert.targets.mapping.nodecost import POLICIES, NodeCoster, is_product
+from aalbert.targets.mapping.problem import weight_of
+from aalbert.targets.mapping.search import OBJECTIVES
+
+from .allocation_costs import State
 from .allocation_model import Problem, Solution, solve_greedy, solve_milp, variable_count
 from .allocation_problem import ProblemBuilder
 from .plan import plan_graph
@@ -37,18 +57,37 @@ from .allocation_report import Allocation, allocation_report
 from .base import Analyses, Pass, register_pass
 
 MAX_ILP_VARIABLES = 50_000
+MAX_ROUNDS = 4
+
+
+def _layer_of(module: Module, weight: str) -> str:
+    """The first layer that reads `weight` (or any product of the activations, for ""), for messages."""
+    for graph in module.graphs.values():
+        for node in graph.nodes:
+            if not is_product(node):
+                continue
+            names = {w.name for w in (weight_of(module, v) for v in node.inputs) if w is not None}
+            if not weight or weight in names:
+                return f"{node.op} %{node.outputs[0].name} of task {graph.name!r}" + (f" (reading @{weight})"
+                                                                                      if weight else "")
+    return f"the layers reading @{weight}"
 
 
 def _does_not_fit(module: Module, target: Target, problem: Problem, builder: ProblemBuilder) -> OptionError:
-    roomy = [o for o in problem.arena_options if o.size <= problem.capacities[o.level]]
-    if not roomy:  # the activations alone fit nowhere: say so, not that the weights do not fit
-        largest = max(problem.arena_options, key=lambda o: problem.capacities[o.level])
-        task = max(module.graphs.values(), key=lambda g: g.arena.size).name
-        return OptionError(
-            f"allocate: the activation arena does not fit {target.name}: task {task!r} needs {builder.arena_bytes:,} "
-            f"bytes of activations at once, and the largest memory that may hold them, {largest.level}, has "
-            f"{problem.capacities[largest.level]:,}; use a smaller batch or sequence length, or a target with more "
-            "memory for activations")
+    # the layers' blocks in transit through a level, next to the arena, may be what does not fit
+    for m in target.on_chip:
+        least = {item.name: min((dict(o.stage).get(m.name, 0) for o in item.options), default=0)
+                 for item in problem.items}
+        least[""] = min((dict(a.stage).get(m.name, 0) for a in problem.arena_options), default=0)
+        worst = max(least, key=lambda k: least[k])
+        need = least[worst]
+        arena = builder.arena_bytes if all(a.level == m.name for a in problem.arena_options) else 0
+        if need and arena + need > m.capacity_bytes:
+            return OptionError(
+                f"allocate: {target.name} has no room in {m.name} for the blocks in transit of {_layer_of(module, worst)}: "
+                f"the activation arena takes {arena:,} of its {m.capacity_bytes:,} bytes and the smallest mapping of "
+                f"that layer needs {need:,} more for the blocks that pass through {m.name}; give {m.name} more "
+                f"capacity_bytes (at least {arena + need:,}) or use a shorter --seq-len")
     weights = list(module.weights.values())
     on_chip = {m.name: m.capacity_bytes for m in target.on_chip
                if any(builder.can_hold(m, w, quiet=True) for w in weights)}
@@ -65,15 +104,27 @@ def _does_not_fit(module: Module, target: Target, problem: Problem, builder: Pro
 
 
 def allocate(module: Module, target: Target, workload: Workload, spill: bool = False,
-             solver: str = "auto") -> Allocation:
-    """Place every weight and arena; graphs whose activations are not planned are planned for `target`."""
+             solver: str = "auto", mapping: str = "search", objective: str = "balanced") -> Allocation:
+    """Place every weight and arena and map every product; graphs whose activations are not planned are
+    planned for `target`."""
     _check_arenas(module, target)
-    b = ProblemBuilder(module, target, workload, spill)
-    problem = b.problem()
-    use_ilp = solver == "ilp" or (solver == "auto" and variable_count(problem) <= MAX_ILP_VARIABLES)
-    solution = solve_milp(problem) if use_ilp else solve_greedy(problem)
-    if solution is None:
-        raise _does_not_fit(module, target, problem, b)
+    state = _first_state(module, target, spill)
+    coster = NodeCoster(module, target, mapping, objective)
+    rounds = 0
+    while True:
+        rounds += 1
+        coster.set_free(_free_bytes(module, target, state))
+        b = ProblemBuilder(module, target, workload, spill, coster, state)
+        problem = b.problem()
+        use_ilp = solver == "ilp" or (solver == "auto" and variable_count(problem) <= MAX_ILP_VARIABLES)
+        solution = solve_milp(problem) if use_ilp else solve_greedy(problem)
+        if solution is None:
+            raise _does_not_fit(module, target, problem, b)
+        new = State({name: o.level for name, o in solution.choice.items()}, solution.arena.level)
+        if new == state or rounds >= MAX_ROUNDS:
+            state = new
+            break
+        state = new
     lp = solve_milp(problem, relax=True)
     lp_bound = lp.objective if lp is not None else solution.bound
     # the report's bound is the best lower bound known, and its gap is computed from it and the objective
@@ -81,7 +132,39 @@ def allocate(module: Module, target: Target, workload: Workload, spill: bool = F
     solution.bound = min(max(dual, lp_bound), solution.objective)
     solution.bound_kind = "branch and bound" if dual >= lp_bound else "LP relaxation"
     _write_placements(module, target, solution, b.arena_bytes)
-    return allocation_report(module, target, workload, problem, solution, lp_bound, b, spill)
+    costs = b.pricer.mappings(state)
+    for (task, i), cost in costs.items():
+        module.graphs[task].nodes[i].mapping = cost.mapping
+    return allocation_report(module, target, workload, problem, solution, lp_bound, b, spill, rounds, costs,
+                             mapping, objective)
+
+
+def _first_state(module: Module, target: Target, spill: bool) -> State:
+    """Where prices start: the arena in the first level that holds activations and has room for it (on chip
+    first), each weight in the first level that may hold weights."""
+    arena = max(g.arena.size for g in module.graphs.values())
+    acts = [m for m in target.memories if "activations" in m.holds or (m.off_chip and spill)]
+    fits = [m for m in acts if m.capacity_bytes >= arena]
+    level = (sorted(fits, key=lambda m: m.off_chip) or acts or list(target.memories))[0].name
+    holders = [m.name for m in target.memories if "weights" in m.holds] or [target.memories[0].name]
+    return State({w.name: holders[0] for w in module.weights.values()}, level)
+
+
+FREE_STEPS = 64  # free bytes are counted in steps of a 64th of the level (a power of two, at least the alignment)
+
+
+def _free_bytes(module: Module, target: Target, state: State) -> dict[str, int]:
+    """Bytes of each level left for staging tiles with the weights and the arena where `state` puts them
+    (counted in whole steps of about a 64th of the level, so that placements that differ by little map alike)."""
+    used = {m.name: 0 for m in target.memories}
+    for w in module.weights.values():
+        used[state.levels[w.name]] += align_up(w.nbytes, target.alignment_bytes)
+    used[state.arena] += align_up(max(g.arena.size for g in module.graphs.values()), target.alignment_bytes)
+    free = {}
+    for m in target.on_chip:
+        step = max(target.alignment_bytes, 1 << max(0, (m.capacity_bytes // FREE_STEPS).bit_length() - 1))
+        free[m.name] = max(0, m.capacity_bytes - used[m.name]) // step * step
+    return free
 
 
 def _check_arenas(module: Module, target: Target) -> None:
@@ -139,17 +222,23 @@ def _write_placements(module: Module, target: Target, solution: Solution, arena:
 @dataclass(frozen=True)
 class Allocate(Pass):
     name = "allocate"
-    summary = "place weights and activations in the target's memories (integer program; greedy fallback)"
+    summary = "place weights and activations in the target's memories and map every product (integer program)"
     target: str = "edge_accel"
     workload: str = ""
     switch_rate: float | None = None            # overrides the workload's
     inferences_per_wakeup: float | None = None  # overrides the workload's
     spill: bool = False
     solver: str = "auto"
+    mapping: str = "search"             # search | fixed
+    objective: str = "balanced"         # balanced | energy | latency | edp
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "ilp", "greedy"):
             raise ValueError(f"solver must be auto, ilp or greedy, got {self.solver!r}")
+        if self.mapping not in POLICIES:
+            raise ValueError(f"mapping must be one of {', '.join(POLICIES)}, got {self.mapping!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.switch_rate is not None and not 0.0 <= self.switch_rate <= 1.0:
             raise ValueError(f"switch_rate must be in [0, 1], got {self.switch_rate}")
         if self.inferences_per_wakeup is not None and not 1 <= self.inferences_per_wakeup < math.inf:
@@ -163,6 +252,6 @@ class Allocate(Pass):
             wl = dataclasses.replace(wl, switch_rate=self.switch_rate)
         if self.inferences_per_wakeup is not None:
             wl = dataclasses.replace(wl, inferences_per_wakeup=self.inferences_per_wakeup)
-        analyses.put(allocate(module, target, wl, self.spill, self.solver))
+        analyses.put(allocate(module, target, wl, self.spill, self.solver, self.mapping, self.objective))
         verify_placement(module, target)
         return module

@@ -40,6 +40,9 @@ class Option:
     busy: tuple[tuple[str, float], ...] = ()     # (level, port cycles per inference)
     present: tuple[tuple[str, float], ...] = ()  # (level, bytes expected in it during an inference)
     uses_dram: bool = False                      # needs the DRAM powered (kept, streamed or refilled there)
+    stage: tuple[tuple[str, int], ...] = ()      # (level, bytes) of staging region its layers need
+    cycles: float = 0.0                # cycles per inference it accounts for (reports)
+    traffic: tuple[tuple[str, float], ...] = ()  # (level, bytes moved per inference) (reports)
 
 
 @dataclass
@@ -56,6 +59,9 @@ class ArenaOption:
     cost: float
     busy: float                        # port cycles per inference
     uses_dram: bool = False
+    stage: tuple[tuple[str, int], ...] = ()
+    cycles: float = 0.0
+    traffic: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class Problem:
     banks: list[BankModel] = field(default_factory=list)
     busy_pj: dict[str, float] = field(default_factory=dict)   # level -> pJ per busy port cycle
     dram_pj: float = 0.0               # per inference, when any chosen option uses the DRAM
+    constant_pj: float = 0.0           # per inference whatever the choice
 
 
 @dataclass
@@ -120,7 +127,18 @@ def usage(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> di
     for lvl in problem.capacities:
         used[lvl] += max([v for (l2, _), v in swap.items() if l2 == lvl], default=0)
     used[arena.level] += arena.size
+    for lvl, b in staging(problem, choice, arena).items():
+        used[lvl] += b
     return used
+
+
+def staging(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, int]:
+    """The staging region per level: as large as the largest any chosen layer needs (layers run one at a time)."""
+    out: dict[str, int] = {}
+    for o in [choice[i.name] for i in problem.items] + [arena]:
+        for lvl, b in o.stage:
+            out[lvl] = max(out.get(lvl, 0), b)
+    return out
 
 
 def port_busy(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, float]:
@@ -133,7 +151,10 @@ def port_busy(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -
 
 
 def cycles(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
-    return max([problem.base_cycles] + list(port_busy(problem, choice, arena).values()))
+    """The runtime: the compute time or the busiest port (transfers overlap compute), plus the cycles the options
+    account for themselves (a mapped layer's own overlap of transfers and compute)."""
+    own = sum(choice[i.name].cycles for i in problem.items) + arena.cycles
+    return own + max([problem.base_cycles] + list(port_busy(problem, choice, arena).values()))
 
 
 def present(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, float]:
@@ -153,7 +174,7 @@ def present(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> 
 def static_pj(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
     """Static energy per inference (the module doc's terms)."""
     busy = port_busy(problem, choice, arena)
-    pj = problem.leak_pj_per_cycle * max([problem.base_cycles] + list(busy.values()))
+    pj = problem.constant_pj + problem.leak_pj_per_cycle * max([problem.base_cycles] + list(busy.values()))
     pj += sum(problem.busy_pj.get(lvl, 0.0) * c for lvl, c in busy.items())
     held = present(problem, choice, arena)
     for b in problem.banks:
@@ -184,11 +205,13 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
     cols: list[tuple] = [("x", i, k) for i, item in enumerate(problem.items) for k in range(len(item.options))]
     cols += [("y", a) for a in range(len(problem.arena_options))]
     swap_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.swap})
-    cols += [("s", lvl) for lvl in swap_levels] + [("t",)]
+    stage_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.stage}
+                          | {lvl for a in problem.arena_options for lvl, _ in a.stage})
+    cols += [("s", lvl) for lvl in swap_levels] + [("z", lvl) for lvl in stage_levels] + [("t",)]
     cols += [("n", b.level) for b in problem.banks] + [("u",)]
     n = len(cols)
     index = {c: j for j, c in enumerate(cols)}
-    constant = sum(b.banks * b.empty_pj for b in problem.banks)
+    constant = sum(b.banks * b.empty_pj for b in problem.banks) + problem.constant_pj
     costs = [abs(o.cost) for it in problem.items for o in it.options] + [abs(a.cost) for a in problem.arena_options]
     scale = 1.0 / max([1.0] + costs)
     cyc = 1.0 / max(1.0, problem.base_cycles)
@@ -228,8 +251,20 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
                 entries[index["y", a]] = opt.size * kb
         if lvl in swap_levels:
             entries[index["s", lvl]] = 1.0
+        if lvl in stage_levels:
+            entries[index["z", lvl]] = 1.0
         if entries:
             row(entries, -np.inf, cap * kb)
+    for lvl in stage_levels:  # the staging region holds the largest staging need of any chosen option
+        for i, item in enumerate(problem.items):
+            for k, o in enumerate(item.options):
+                b = sum(b for l2, b in o.stage if l2 == lvl)
+                if b:
+                    row({index["x", i, k]: b * kb, index["z", lvl]: -1.0}, -np.inf, 0.0)
+        for a, opt in enumerate(problem.arena_options):
+            b = sum(b for l2, b in opt.stage if l2 == lvl)
+            if b:
+                row({index["y", a]: b * kb, index["z", lvl]: -1.0}, -np.inf, 0.0)
     for lvl in swap_levels:
         for t in problem.tasks:
             entries = {index["s", lvl]: -1.0}
@@ -266,12 +301,14 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
                 entries[index["y", a]] = opt.size * kb
         if b.level in swap_levels:
             entries[index["s", b.level]] = 1.0
+        if b.level in stage_levels:
+            entries[index["z", b.level]] = 1.0
         row(entries, -np.inf, 0.0)
     users = [index["x", i, k] for i, item in enumerate(problem.items) for k, o in enumerate(item.options)
              if o.uses_dram] + [index["y", a] for a, opt in enumerate(problem.arena_options) if opt.uses_dram]
     if users:  # the DRAM is powered when any chosen option needs it
         row({**{j: 1.0 for j in users}, index["u",]: -float(len(users))}, -np.inf, 0.0)
-    continuous = ("s", "t")
+    continuous = ("s", "z", "t")
     integrality = np.array([0 if col[0] in continuous or relax else 1 for col in cols])
     upper = np.array([np.inf if col[0] in continuous else problem_bound(problem, col) for col in cols])
     res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(n), upper),
@@ -306,13 +343,17 @@ def solve_greedy(problem: Problem) -> Solution | None:
         resident = {lvl: 0 for lvl in problem.capacities}
         resident[arena.level] += arena.size
         swap: dict[tuple[str, str], int] = {}
+        stage = dict(arena.stage)
+        for lvl, b in arena.stage:
+            resident[lvl] += b
 
         def extra(lvl: str, o: Option, tasks) -> int:
             more = sum(b for l2, b in o.resident if l2 == lvl)
             now = max([v for (l2, _), v in swap.items() if l2 == lvl], default=0)
             add = sum(b for l2, b in o.swap if l2 == lvl)
             after = max([now] + [swap.get((lvl, t), 0) + add for t in tasks]) if add else now
-            return more + after - now
+            grow = max([0] + [b - stage.get(lvl, 0) for l2, b in o.stage if l2 == lvl])
+            return more + after - now + grow
 
         def saving(item: Item) -> float:
             costs = sorted(o.cost for o in item.options)
@@ -323,8 +364,11 @@ def solve_greedy(problem: Problem) -> Solution | None:
         for item in sorted(problem.items, key=lambda it: (-saving(it), it.name)):
             tasks = _swap_tasks(problem, item)
             for o in sorted(item.options, key=lambda o: o.cost):
-                levels = {lvl for lvl, _ in o.resident + o.swap}
+                levels = {lvl for lvl, _ in o.resident + o.swap + o.stage}
                 if all(resident[lvl] + extra(lvl, o, tasks) <= problem.capacities[lvl] for lvl in levels):
+                    for lvl, b in o.stage:
+                        resident[lvl] += max(0, b - stage.get(lvl, 0))
+                        stage[lvl] = max(stage.get(lvl, 0), b)
                     for lvl in levels:
                         resident[lvl] += sum(b for l2, b in o.resident if l2 == lvl)
                     for lvl, b in o.swap:

@@ -1,11 +1,12 @@
 """The placement problem of a module on a target under a workload, as `allocation_model` states it.
 
 `ProblemBuilder` turns each weight into an item whose options are the places
-it may live, each with its expected energy per inference and the memory port
-cycles it keeps busy: every read of the weight from where it is kept
-(ALBERT's layer weights are read 12 times; an embedding table only in the
-rows an inference gathers), and the copies that bring it on chip (after a
-power-up into volatile memory; at a task switch for a `staged` weight).
+it may live, each with its expected energy per inference: the nodes charged to
+the weight, mapped and costed with the weight there (`allocation_costs`: the
+same model the simulator's figures come from; ALBERT's layer weights are read
+12 times), the chip's leakage over their cycles, and the copies that bring it
+on chip (after a power-up into volatile memory; at a task switch for a
+`staged` weight), with the leakage over the time they take.
 Options per weight: resident in a level that may hold weights; kept off chip
 and `staged` into an on-chip swap region when its task starts (task-specific
 weights only; the tasks share the region); or `streamed` from off chip on
@@ -27,6 +28,7 @@ any placement needs it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from aalbert.ir.analysis import align_up
@@ -36,6 +38,9 @@ from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 from aalbert.targets.spec import MemoryLevel, Target
 from aalbert.targets.workload import Workload
 
+from aalbert.targets.mapping.nodecost import NodeCoster
+
+from .allocation_costs import Price, Pricer, Rates, State
 from .allocation_model import ArenaOption, BankModel, Item, Option, Problem
 
 
@@ -77,17 +82,83 @@ def activation_traffic(module: Module, bits: int) -> dict[str, tuple[float, floa
     return out
 
 
+def _bytes_at(module: Module, target: Target, state: State) -> dict[str, int]:
+    """Bytes each level holds with the weights and the arena where `state` puts them."""
+    out: dict[str, int] = {}
+    for w in module.weights.values():
+        lvl = state.levels[w.name]
+        out[lvl] = out.get(lvl, 0) + align_up(w.nbytes, target.alignment_bytes)
+    out[state.arena] = out.get(state.arena, 0) + max(g.arena.size for g in module.graphs.values())
+    return out
+
+
 class ProblemBuilder:
     """Turns a module, a target and a workload into a `Problem`."""
 
-    def __init__(self, module: Module, target: Target, workload: Workload, spill: bool):
+    def __init__(self, module: Module, target: Target, workload: Workload, spill: bool, coster: NodeCoster,
+                 state: State):
         self.module, self.t, self.wl, self.spill = module, target, workload, spill
         self.notes: list[str] = []
         self.excluded: list[str] = []
-        self._paths: dict[str, tuple[list[str], float]] = {}
-        self._arena_cycles: dict[tuple[str, int], float] = {}
         persistent = [m for m in target.memories if m.off_chip]
         self.store = min(persistent, key=lambda m: m.read_pj_per_byte) if persistent else None
+        self.cycle_ns = 1000.0 / target.clock_mhz
+        always = target.compute.leakage_mw + target.sfu.leakage_mw + target.parts.leakage_mw
+        self.gated: list[tuple[MemoryLevel, float, float, float]] = []   # (level, hold, off, power-up wake pJ)
+        touch: dict[str, float] = {}
+        held = _bytes_at(module, target, state)
+        self.held_leak = 0.0   # mW of the gated levels' banks at `state`: held ones in their holding state, others off
+        dram_mw = 0.0
+        held_banks: dict[str, int] = {}
+        for m in target.memories:
+            if m.dram is not None:
+                touch[m.name] = (m.dram.active_mw + m.dram.refresh_mw - m.dram.self_refresh_mw) * self.cycle_ns
+                dram_mw += m.dram.active_mw + m.dram.refresh_mw
+            elif m.power is None or m.power_gating == "none":
+                always += m.leakage_mw
+            else:
+                p = m.power
+                hold = 1.0 if m.power_gating == "empty" else (p.retention if p.retention is not None else p.off)
+                wake = p.wakeup_pj if m.power_gating == "empty" or m.volatile else 0.0
+                self.gated.append((m, hold, p.off, wake))
+                n = held_banks[m.name] = max(1, min(m.banks, -(-held.get(m.name, 0) // m.bank_bytes)))
+                self.held_leak += m.bank_leakage_mw * (n * hold + (m.banks - n) * p.off)
+                if hold < 1.0:
+                    touch[m.name] = m.bank_leakage_mw * (1 - hold) * self.cycle_ns
+        self.always_mw = always
+        leak = (always + self.held_leak) * self.cycle_ns
+        self.load_mw = always + self.held_leak + dram_mw   # while weights arrive: the chip idles, the DRAM is active
+        rates = Rates(leak, touch, {m.name: 0 if m.dram is not None or m.off_chip else m.bank_bytes
+                                    for m in target.memories}, target.compute.activation_bits / 8, held_banks)
+        self.pricer = Pricer(module, target, workload, coster, state, rates)
+
+    @functools.cached_property
+    def runtime(self) -> float:
+        return self.pricer.runtime()
+
+    @functools.cached_property
+    def load_leak(self) -> float:
+        """pJ per cycle of copying weights on chip, whose time is taken from the gap to the next request."""
+        return self.load_mw * self.cycle_ns - self.gap_rate
+
+    @property
+    def gap_ns(self) -> float:
+        return max(0.0, 1e9 / self.wl.inferences_per_second - self.runtime * self.cycle_ns)
+
+    @functools.cached_property
+    def gap_rate(self) -> float:
+        """pJ per cycle of the idle gap between requests, at the current placement: a powered chip leaks, a
+        DRAM that holds what the chip needs stays in self-refresh (or power-down in short gaps)."""
+        cold = self.wl.cold_start_rate
+        mw = (1 - cold) * (self.always_mw + self.held_leak)
+        for m in self.t.memories:
+            if m.dram is not None:
+                mw += cold * m.dram.self_refresh_mw + (1 - cold) * self.warm_gap_mw(m)
+        return mw * self.cycle_ns
+
+    def warm_gap_mw(self, m: MemoryLevel) -> float:
+        d = m.dram
+        return d.self_refresh_mw if self.gap_ns > d.self_refresh_after_ns else d.power_down_mw + d.refresh_mw
 
     def can_hold(self, m: MemoryLevel, w: Weight, quiet: bool = False) -> bool:
         if not ("weights" in m.holds or (m.off_chip and self.spill)):
@@ -102,31 +173,37 @@ class ProblemBuilder:
     def mutable(self, w: Weight) -> bool:
         return self.wl.task_weights_change and not w.role.shared
 
-    def fetch(self, level: MemoryLevel, nbytes: float) -> tuple[float, list[tuple[str, float]]]:
-        """Energy and port cycles to bring `nbytes` from `level` to the compute array."""
-        path, pj_per_byte = self._path(level.name)
-        busy = [(path[0], nbytes / level.read_bytes_per_cycle)]
-        for mid in path[1:-1]:
-            m = self.t.level(mid)
-            busy.append((mid, nbytes / m.write_bytes_per_cycle + nbytes / m.read_bytes_per_cycle))
-        return nbytes * pj_per_byte, busy
+    def load(self, into: MemoryLevel, nbytes: float) -> tuple[float, float]:
+        """Energy (with the leakage over its time) and cycles to copy `nbytes` from off-chip storage into `into`,
+        as a request stream does before an inference."""
+        if self.store is None or not nbytes:
+            return 0.0, 0.0
+        cycles = nbytes / min(self.store.read_bytes_per_cycle, into.write_bytes_per_cycle, self.t.dma_bytes_per_cycle)
+        return nbytes * (self.store.read_pj_per_byte + into.write_pj_per_byte) + self.load_leak * cycles, cycles
 
-    def _path(self, level: str) -> tuple[list[str], float]:
-        if level not in self._paths:
-            self._paths[level] = self.t.fetch_path(level), self.t.fetch_pj_per_byte(level)
-        return self._paths[level]
+    def option(self, kind: str, level: str, home: str | None, price: Price, extra_pj: float, extra_cycles: float,
+               resident, swap=(), present=(), uses_dram: bool = False) -> Option:
+        return Option(kind, level, home, price.pj + extra_pj, resident=resident, swap=swap, present=present,
+                      uses_dram=uses_dram, stage=tuple(sorted(price.stage.items())), cycles=price.cycles + extra_cycles,
+                      traffic=tuple(sorted(price.traffic.items())))
 
-    def load(self, into: MemoryLevel, nbytes: float) -> tuple[float, list[tuple[str, float]]]:
-        """Energy and port cycles to copy `nbytes` from off-chip storage into `into`."""
-        if self.store is None:
-            return 0.0, []
-        pj = nbytes * (self.store.read_pj_per_byte + into.write_pj_per_byte)
-        return pj, [(self.store.name, nbytes / self.store.read_bytes_per_cycle),
-                    (into.name, nbytes / into.write_bytes_per_cycle)]
+    def _arena_fits(self, arena: int, quiet: bool = True) -> None:
+        """The activations alone fit somewhere, or an error that says so (not that the weights do not fit)."""
+        places = [m for m in self.t.memories if "activations" in m.holds or (m.off_chip and self.spill)]
+        if quiet and any(arena <= m.capacity_bytes for m in places):
+            return
+        largest = max(places or list(self.t.memories), key=lambda m: m.capacity_bytes)
+        task = max(self.module.graphs.values(), key=self.arena_size).name
+        raise OptionError(
+            f"allocate: the activation arena does not fit {self.t.name}: task {task!r} needs {arena:,} bytes of "
+            f"activations at once, and the largest memory that may hold them, {largest.name}, has "
+            f"{largest.capacity_bytes:,}; use a smaller batch or sequence length, or a target with more memory "
+            "for activations")
 
     def problem(self) -> Problem:
         tasks = tuple(self.module.graphs)
-        reads = bytes_read(self.module)
+        self._arena_fits(align_up(max(self.arena_size(g) for g in self.module.graphs.values()),
+                                  self.t.alignment_bytes))
         cold = self.wl.cold_start_rate
         items = []
         for w in self.module.weights.values():
@@ -134,24 +211,25 @@ class ProblemBuilder:
                 raise OptionError("allocate needs weight roles: run 'share' first")
             owners = tasks if w.role.shared else w.role.tasks
             p_use = sum(self.wl.mix[t] for t in owners)
-            expected = sum(self.wl.mix[t] * reads.get(w.name, {}).get(t, 0.0) for t in owners)
             size = align_up(w.nbytes, self.t.alignment_bytes)
             options = []
             for m in self.t.memories:
-                if not self.can_hold(m, w):
+                if not self.can_hold(m, w) or size > m.capacity_bytes:
                     continue
-                pj, busy = self.fetch(m, expected)
+                price = self.pricer.item(w.name, m.name)
+                if price is None:
+                    continue
+                pj = cycles = 0.0
                 if m.volatile and not m.off_chip:  # refilled after every power-up that runs its task
-                    more_pj, more_busy = self.load(m, cold * p_use * w.nbytes)
-                    pj, busy = pj + more_pj, busy + more_busy
+                    pj, cycles = self.load(m, cold * p_use * w.nbytes)
                 here = size if w.role.shared or not m.volatile else size * (1 - cold * (1 - p_use))
-                options.append(Option("streamed" if m.off_chip else "resident", m.name, None, pj,
-                                      resident=((m.name, size),), busy=_merge(busy), present=((m.name, here),),
-                                      uses_dram=m.off_chip or (m.volatile and self.store is not None)))
+                options.append(self.option("streamed" if m.off_chip else "resident", m.name, None, price, pj, cycles,
+                                           ((m.name, size),), present=((m.name, here),),
+                                           uses_dram=m.off_chip or (m.volatile and self.store is not None)))
             if not w.role.shared:
                 homes = [m for m in self.t.memories if m.off_chip and self.can_hold(m, w)]
                 for on in self.t.on_chip:
-                    if "weights" not in on.holds or not self.can_hold(on, w):
+                    if "weights" not in on.holds or not self.can_hold(on, w) or size > on.capacity_bytes:
                         continue
                     lost = (1 - self.wl.switch_rate) * cold if on.volatile else 0.0
                     loads = p_use * (self.wl.switch_rate + lost)
@@ -162,121 +240,79 @@ class ProblemBuilder:
                                              f"{on.write_endurance:.3g}")
                         continue
                     for home in homes:
-                        pj, busy = self.fetch(on, expected)
-                        more_pj, more_busy = self.load(on, loads * w.nbytes)
+                        price = self.pricer.item(w.name, on.name)
+                        if price is None:
+                            continue
+                        pj, cycles = self.load(on, loads * w.nbytes)
                         # keeping a weight resident wins a tie with staging it (no swap region needed)
-                        options.append(Option("staged", on.name, home.name, (pj + more_pj) * (1 + 1e-9),
-                                              resident=((home.name, size),), swap=((on.name, size),),
-                                              busy=_merge(busy + more_busy), uses_dram=True))
+                        o = self.option("staged", on.name, home.name, price, pj, cycles, ((home.name, size),),
+                                        ((on.name, size),), uses_dram=True)
+                        options.append(dataclasses.replace(o, cost=o.cost * (1 + 1e-9)))
+            if not options and self.pricer.failures:
+                raise self.pricer.failures[-1]
+            if not options and self.excluded:
+                raise OptionError(f"allocate: no memory of {self.t.name} may hold weight @{w.name} "
+                                  f"({self.excluded[-1]})")
             if not options:
-                raise OptionError(f"allocate: no memory of {self.t.name} may hold weight @{w.name}"
-                                  + (f" ({self.excluded[-1]})" if self.excluded else "; use --spill"))
+                places = [m for m in self.t.memories if "weights" in m.holds]
+                room = ", ".join(f"{m.name} {m.capacity_bytes:,}" for m in places) or "none"
+                spill = "" if self.spill else "--spill to keep it off chip, "
+                raise OptionError(f"allocate: weight @{w.name} needs {size:,} bytes and no memory of {self.t.name} "
+                                  f"that may hold weights has them ({room}); use {spill}a compression "
+                                  "(--compress, --quantize) or a target with more memory for weights")
             items.append(Item(w.name, owners if len(owners) == 1 else tasks, options))
-        traffic = activation_traffic(self.module, self.t.compute.activation_bits)
-        act_rd = sum(self.wl.mix[t] * traffic[t][0] for t in tasks)
-        act_wr = sum(self.wl.mix[t] * traffic[t][1] for t in tasks)
         arena = align_up(max(self.arena_size(g) for g in self.module.graphs.values()), self.t.alignment_bytes)
         arena_options = []
+        # activations go off chip only when no on-chip level that may hold them has room (as --spill for weights)
+        on_chip_room = any("activations" in m.holds and not m.off_chip and arena <= m.capacity_bytes
+                           for m in self.t.memories)
+        traffic = activation_traffic(self.module, self.t.compute.activation_bits)
+        act_wr = sum(self.wl.mix[t] * traffic[t][1] for t in tasks)
         for m in self.t.memories:
-            if not ("activations" in m.holds or (m.off_chip and self.spill)):
+            if not ("activations" in m.holds or (m.off_chip and self.spill)) or arena > m.capacity_bytes:
+                continue
+            if m.off_chip and on_chip_room:
                 continue
             writes_per_cell = act_wr / max(1, arena) * self.wl.lifetime_inferences
             if writes_per_cell > m.write_endurance:
                 self.notes.append(f"activations may not live in {m.name}: {writes_per_cell:.3g} writes per cell "
                                   f"over the lifetime exceed its endurance {m.write_endurance:.3g}")
                 continue
-            cost = act_rd * m.read_pj_per_byte + act_wr * m.write_pj_per_byte + self.arena_on_pj(m, arena)
-            busy = act_rd / m.read_bytes_per_cycle + act_wr / m.write_bytes_per_cycle
-            arena_options.append(ArenaOption(m.name, arena, cost, busy, uses_dram=m.off_chip))
+            price = self.pricer.arena(m.name)
+            if price is None:
+                continue
+            arena_options.append(ArenaOption(m.name, arena, price.pj, 0.0, m.off_chip, tuple(sorted(price.stage.items())),
+                                             price.cycles, tuple(sorted(price.traffic.items()))))
+        if not arena_options and self.pricer.failures:
+            raise self.pricer.failures[-1]
         if not arena_options:
-            raise OptionError(f"allocate: no memory of {self.t.name} may hold activations")
+            self._arena_fits(arena, quiet=False)
         self.arena_bytes = arena
-        leak, banks, busy_pj, dram_pj = static_terms(self.t, self.wl, self.base)
+        banks, dram_pj, constant = self.static_terms()
         return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks,
-                       self.base, leak, banks, busy_pj, dram_pj)
+                       banks=banks, dram_pj=dram_pj, constant_pj=constant)
 
-    def _arena_bank_cycles(self, task: str, bank_bytes: int) -> float:
-        key = task, bank_bytes
-        if key not in self._arena_cycles:
-            self._arena_cycles[key] = arena_bank_cycles(self.module.graphs[task], bank_bytes, self.t)
-        return self._arena_cycles[key]
-
-    @functools.cached_property
-    def base(self) -> float:
-        return sum(self.wl.mix[t] * compute_cycles(self.module, t, self.t) for t in self.module.graphs)
-
-    def arena_on_pj(self, m: MemoryLevel, arena: int) -> float:
-        """The arena's banks are on while a node touches them, rather than in their holding state."""
-        if m.off_chip or m.power_gating != "idle" or m.power is None:
-            return 0.0
-        hold = m.power.retention if m.power.retention is not None else m.power.off
-        bank_cycles = sum(self.wl.mix[t] * self._arena_bank_cycles(t, m.bank_bytes) for t in self.module.graphs)
-        return bank_cycles * m.bank_leakage_mw * (1 - hold) * 1000.0 / self.t.clock_mhz
+    def static_terms(self) -> tuple[list[BankModel], float, float]:
+        """The static energy the options' prices leave out, linearised around the current placement (runtime
+        R0, gated banks' leakage G0): each gated level's banks, holding data or empty, over R0 and the idle gap
+        to the next request on a powered chip (`BankModel`, with the wake-up of a held bank after a power-up),
+        less G0 x R0 (the prices charge G0 per cycle); the leakage that runs all along over that gap; and a
+        DRAM's background outside its transfers (self-refresh in the inference, left once, as the simulator
+        starts every inference; self-refresh or power-down in the gap)."""
+        runtime_ns, gap_ns = self.runtime * self.cycle_ns, self.gap_ns
+        cold = self.wl.cold_start_rate
+        powered = (1 - cold) * gap_ns      # a powered chip idles between requests; a power-gated one is off
+        banks = [BankModel(m.name, m.bank_bytes, m.banks,
+                           hold * (runtime_ns + powered) * m.bank_leakage_mw + cold * wake,
+                           off * (runtime_ns + powered) * m.bank_leakage_mw)
+                 for m, hold, off, wake in self.gated]
+        dram_pj = 0.0
+        for m in self.t.memories:
+            if m.dram is not None:
+                d = m.dram
+                dram_pj += (d.self_refresh_mw * runtime_ns + d.self_refresh_exit_pj
+                            + gap_ns * (cold * d.self_refresh_mw + (1 - cold) * self.warm_gap_mw(m)))
+        return banks, dram_pj, self.always_mw * powered - self.held_leak * runtime_ns
 
     def arena_size(self, graph) -> int:
         return graph.arena.size
-
-
-def static_terms(t: Target, wl: Workload, base_cycles: float):
-    """The static energy's terms for `allocation_model.Problem`: always-on leakage per cycle, a `BankModel` per
-    gated level, pJ per busy port cycle, and a DRAM's self-refresh over the request period."""
-    cycle_ns = 1000.0 / t.clock_mhz
-    runtime_ns = base_cycles * cycle_ns
-    leak = t.compute.leakage_mw + t.sfu.leakage_mw
-    banks, busy_pj, dram_pj = [], {}, 0.0
-    for m in t.memories:
-        if m.dram is not None:
-            period_ns = 1e9 / wl.inferences_per_second
-            busy_pj[m.name] = (m.dram.active_mw + m.dram.refresh_mw - m.dram.self_refresh_mw) * cycle_ns
-            dram_pj += m.dram.self_refresh_mw * period_ns
-            continue
-        if m.power is None or m.power_gating == "none":
-            leak += m.leakage_mw
-            continue
-        bank = m.bank_leakage_mw
-        hold = 1.0 if m.power_gating == "empty" else (m.power.retention if m.power.retention is not None
-                                                       else m.power.off)
-        banks.append(BankModel(m.name, m.bank_bytes, m.banks, bank * hold * runtime_ns, bank * m.power.off * runtime_ns))
-        if hold < 1.0:
-            busy_pj[m.name] = bank * (1 - hold) * cycle_ns
-    return leak * cycle_ns, banks, busy_pj, dram_pj
-
-
-def _merge(busy: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
-    out: dict[str, float] = {}
-    for lvl, c in busy:
-        out[lvl] = out.get(lvl, 0.0) + c
-    return tuple(sorted(out.items()))
-
-
-def compute_cycles(module: Module, task: str, target: Target) -> float:
-    """PE-array and special-function-unit cycles of one inference, one after the other (a first estimate)."""
-    return sum(_node_cycles(node, target) for node in module.graphs[task].nodes)
-
-
-def _node_cycles(node, target: Target) -> float:
-    op = get_op(node.op)
-    work = op.work([v.type for v in node.inputs], [v.type for v in node.outputs], node.attrs)
-    cycles = work.macs / target.compute.macs_per_cycle
-    if op.kind in (OpKind.ELEMENTWISE, OpKind.NORMALIZATION):
-        cycles += work.elementwise * target.sfu.passes.get(node.op, 1) / target.sfu.elements_per_cycle
-    return cycles
-
-
-def arena_bank_cycles(graph, bank_bytes: int, target: Target) -> float:
-    """Bank x cycles the arena's banks are touched in one inference (the arena starting on a bank): each
-    node's estimated cycles times the banks its activation operands and result lie in."""
-    per = target.compute.activation_bits / 8
-    total = 0.0
-    for node in graph.nodes:
-        opdef = get_op(node.op)
-        if opdef.kind is OpKind.SOURCE or opdef.has(Trait.VIEW):
-            continue
-        banks: set[int] = set()
-        for v in list(node.inputs) + list(node.outputs):
-            if is_data(v) or v.offset is None:
-                continue
-            size = v.type.numel * (per if v.type.dtype.is_float else v.type.dtype.itemsize)
-            banks.update(range(v.offset // bank_bytes, (v.offset + max(1, int(size)) - 1) // bank_bytes + 1))
-        total += _node_cycles(node, target) * len(banks)
-    return total

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from aalbert.targets.workload import Workload
 
-from .allocation_model import Problem, Solution
-from .allocation_problem import ProblemBuilder, activation_traffic, bytes_read
+from .allocation_model import Problem, Solution, staging
+from .allocation_problem import ProblemBuilder
 
 
 @dataclass
@@ -34,6 +34,13 @@ class Allocation:
     arena_bytes: int
     spill: bool
     usage: dict[str, int] = field(default_factory=dict)
+    rounds: int = 1                                   # price-solve rounds until the placement stood still
+    mapping: str = "search"
+    objective: str = "balanced"
+    cycles_per_inference: float = 0.0                 # the model's, expected over the task mix
+    traffic_per_inference: dict[str, float] = field(default_factory=dict)   # level -> bytes, expected
+    staging: dict[str, int] = field(default_factory=dict)                   # level -> staging region bytes
+    layers: dict = field(default_factory=dict)        # (task, node index) -> NodeCost of every product
 
 
 def binding_constraints(problem: Problem, solution: Solution) -> list[str]:
@@ -53,27 +60,27 @@ def binding_constraints(problem: Problem, solution: Solution) -> list[str]:
             f"{n} weight{'s' if n > 1 else ''} would be cheaper there" for lvl, n in sorted(blocked.items())]
 
 
-def allocation_report(module, target, workload, problem, solution, lp_bound, b: ProblemBuilder, spill) -> Allocation:
+def allocation_report(module, target, workload, problem, solution, lp_bound, b: ProblemBuilder, spill, rounds=1,
+                      layers=None, mapping="search", objective="balanced") -> Allocation:
     binding = binding_constraints(problem, solution)
     if b.excluded:
         n = len(b.excluded)
         binding.append(f"{n} placement{'s' if n > 1 else ''} ruled out by write endurance or field-writability, "
                        f"e.g. {b.excluded[0]}")
     off_chip = {m.name for m in target.memories if m.off_chip}
-    reads = bytes_read(module)
-    per_inference = 0.0
-    for w in module.weights.values():
-        if w.placement.level in off_chip:
-            owners = module.graphs if w.role.shared else w.role.tasks
-            per_inference += sum(workload.mix[t] * reads.get(w.name, {}).get(t, 0.0) for t in owners)
+    chosen = [solution.choice[i.name] for i in problem.items] + [solution.arena]
+    traffic: dict[str, float] = {}
+    for o in chosen:
+        for lvl, nbytes in o.traffic:
+            traffic[lvl] = traffic.get(lvl, 0.0) + nbytes
+    per_inference = sum(v for lvl, v in traffic.items() if lvl in off_chip)
     per_switch = {t: sum(w.nbytes for w in module.weights.values()
                          if w.placement.residency == "staged" and t in w.role.tasks) for t in module.graphs}
     volatile = {m.name for m in target.on_chip if m.volatile}
     per_cold = {t: sum(w.nbytes for w in module.weights.values() if w.placement.level in volatile
                        and (w.role.shared or t in w.role.tasks)) for t in module.graphs}
-    if solution.arena.level in off_chip:
-        traffic = activation_traffic(module, target.compute.activation_bits)
-        per_inference += sum(workload.mix[t] * sum(traffic[t]) for t in module.graphs)
     return Allocation(target.name, workload, solution, lp_bound, dict(problem.capacities), binding, b.notes,
                       per_inference, per_switch, per_cold, sum(w.nbytes for w in module.weights.values()),
-                      b.arena_bytes, spill, solution.usage)
+                      b.arena_bytes, spill, solution.usage, rounds, mapping, objective,
+                      sum(o.cycles for o in chosen), traffic, staging(problem, solution.choice, solution.arena),
+                      dict(layers or {}))

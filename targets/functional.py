@@ -10,6 +10,13 @@ chunks fill their output columns from the weight-buffer slot their DMA
 filled; SFU and layout instructions apply the op's registry semantics. Outputs equal the reference interpreter's
 on the same (compressed) module, to floating-point tolerance: that is the
 proof that lowering is correct.
+
+A mapped product's blocks (`targets.mapping.lowering`): a fill puts an
+operand's tile into a slot; a block's product reads its tiles from the slots
+their fills filled (or from memory when the operand streams) and adds into
+its output block's partial sums; a final drain writes the block (and its bias
+slice) to the arena. A product that reads a slot before its fill arrived, or
+a drain before its reduction is complete, is an error.
 """
 
 from __future__ import annotations
@@ -60,6 +67,11 @@ class _Arena:
 
 
 def execute(program: Program, module: Module, target: Target, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run `program` on `inputs`; a mapped product runs block by block (the program is lowered again with
+    its products expanded when they are single instructions)."""
+    if any(i.cycles for i in program.instrs):
+        from .lower import lower
+        program = lower(module, target, program.task, expand=True)
     graph = module.graphs[program.task]
     bound = check_inputs(graph, inputs)
     arena = _Arena(graph.arena.offset, graph.arena.size, target.compute.activation_bits)
@@ -88,6 +100,7 @@ def execute(program: Program, module: Module, target: Target, inputs: dict[str, 
         arena.write(v, address(v), bound[v.name])
     slots: list[np.ndarray | None] = [None, None]
     holder: list[tuple | None] = [None, None]  # which chunk each weight-buffer slot holds
+    mapped = _MappedState(program, graph, value)
     timing = simulate(program, target)
     # an instruction reads its operands when it starts and its results land when it finishes
     events = sorted([(timing.start[i], 1, i) for i in range(len(program.instrs))]
@@ -97,7 +110,12 @@ def execute(program: Program, module: Module, target: Target, inputs: dict[str, 
         for _, is_start, i in events:
             ins = program.instrs[i]
             node = graph.nodes[ins.node]
-            if is_start:
+            if ins.role:
+                if is_start:
+                    pending[i] = mapped.begin(ins, node)
+                else:
+                    mapped.commit(ins, node, pending.pop(i), arena, address)
+            elif is_start:
                 pending[i] = _begin(ins, node, slots, holder, value)
             else:
                 _commit(ins, node, pending.pop(i), slots, holder, arena, address)
@@ -166,3 +184,90 @@ def _gemm(ins, node, stationary, value) -> tuple[np.ndarray, np.ndarray]:
     y = np.matmul(a3, stationary)
     per = out.type.shape[-2] * out.type.shape[-1]
     return y.astype(out.type.dtype.np), np.arange(lo * per, hi * per)
+
+
+class _MappedState:
+    """Slots, partial sums and checks of mapped products during functional execution."""
+
+    def __init__(self, program: Program, graph, value):
+        self.graph, self.value = graph, value
+        self.slots: dict[tuple, tuple] = {}        # (node, operand, slot) -> (tile, data)
+        self.acc: dict[tuple, np.ndarray] = {}     # (node, output block) -> partial sums
+        self.k_seen: dict[tuple, int] = {}         # (node, output block) -> reduction extent added
+        self.filled = {(i.node, i.operand) for i in program.instrs if i.role == "fill"}
+
+    def operands(self, node) -> tuple[np.ndarray, np.ndarray]:
+        """a as (batch, m, k) and w as (batch or 1, k, n)."""
+        a, w = self.value(node.inputs[0]), self.value(node.inputs[1])
+        out = node.output.type.shape
+        if node.op == "linear" or w.ndim == 2 and len(out) <= 2:
+            return a.reshape(1, -1, a.shape[-1]), w.reshape(1, w.shape[-2], w.shape[-1])
+        batch = out[:-2]
+        a3 = np.broadcast_to(a, batch + a.shape[-2:]).reshape(-1, a.shape[-2], a.shape[-1])
+        w3 = w.reshape(-1, w.shape[-2], w.shape[-1]) if math.prod(w.shape[:-2]) > 1 else w.reshape(1, *w.shape[-2:])
+        return a3, w3
+
+    @staticmethod
+    def part(x: np.ndarray, t, dims: str) -> np.ndarray:
+        rng = {"b": (t[0], t[1]), "m": (t[2], t[3]), "k": (t[4], t[5]), "n": (t[6], t[7])}
+        b = rng["b"] if x.shape[0] > 1 else (0, 1)
+        d1, d2 = dims
+        return x[b[0]:b[1], rng[d1][0]:rng[d1][1], rng[d2][0]:rng[d2][1]]
+
+    def begin(self, ins, node):
+        if ins.kind == "dma" and ins.role == "fill":
+            a3, w3 = self.operands(node)
+            data = self.part(a3, ins.tile, "mk") if ins.operand == "a" else self.part(w3, ins.tile, "kn")
+            return data
+        if ins.kind == "dma" and ins.role == "drain" and ins.final:
+            key = (ins.node, self.out_key(ins.tile))
+            if key not in self.acc or self.k_seen.get(key, 0) != node.inputs[0].type.shape[-1]:
+                raise ExecutionError(f"instruction {ins.id:04d} ({ins.layer}) drains an output block before its "
+                                     f"reduction is complete (a missing dependency or block)")
+            y = self.acc.pop(key)
+            self.k_seen.pop(key, None)
+            if node.op == "linear" and len(node.inputs) == 3:
+                y = y + self.value(node.inputs[2])[ins.tile[6]:ins.tile[7]]
+            return y
+        if ins.kind == "gemm":
+            a3, w3 = self.operands(node)
+            tiles = {}
+            for op, x, dims in (("a", a3, "mk"), ("w", w3, "kn")):
+                want = self.part(x, ins.tile, dims)
+                if (ins.node, op) in self.filled:
+                    held = [d for (n_, o_, _), (tile, d) in self.slots.items() if n_ == ins.node and o_ == op
+                            and d.shape == want.shape and self.covers(tile, ins.tile, op, x.shape[0] > 1)]
+                    if not held:
+                        raise ExecutionError(f"instruction {ins.id:04d} ({ins.layer}) reads its {op} block before "
+                                             f"the transfer that fills it arrived (a missing dependency)")
+                    tiles[op] = held[0]
+                else:
+                    tiles[op] = want
+            return np.matmul(tiles["a"], tiles["w"])
+        return None
+
+    @staticmethod
+    def covers(held, want, op: str, batched: bool) -> bool:
+        dims = {"a": (0, 1, 2), "w": ((0,) if batched else ()) + (2, 3)}[op]
+        return all(held[2 * d] == want[2 * d] and held[2 * d + 1] == want[2 * d + 1] for d in dims)
+
+    @staticmethod
+    def out_key(t) -> tuple:
+        return (t[0], t[1], t[2], t[3], t[6], t[7])
+
+    def commit(self, ins, node, result, arena, address) -> None:
+        if ins.kind == "dma" and ins.role == "fill" and ins.final:  # the last slice of a tile completes it
+            self.slots[(ins.node, ins.operand, ins.slot)] = (ins.tile, result)
+        elif ins.kind == "gemm":
+            key = (ins.node, self.out_key(ins.tile))
+            self.acc[key] = self.acc.get(key, 0.0) + result
+            self.k_seen[key] = self.k_seen.get(key, 0) + (ins.tile[5] - ins.tile[4])
+        elif ins.kind == "dma" and ins.role == "drain" and ins.final:
+            out = node.output
+            shape = out.type.shape
+            m_total, n_total = math.prod(shape[:-1]) if node.op == "linear" else shape[-2], shape[-1]
+            b0, b1, m0, m1, _, _, n0, n1 = ins.tile
+            per_b = (m_total * n_total) if node.op != "linear" else 0
+            pos = (np.arange(b0, b1)[:, None, None] * per_b + np.arange(m0, m1)[None, :, None] * n_total
+                   + np.arange(n0, n1)[None, None, :]).reshape(-1)
+            arena.write(out, address(out), np.asarray(result, dtype=out.type.dtype.np).reshape(-1), pos)

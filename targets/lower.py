@@ -21,6 +21,14 @@ Dependencies: a reader waits for the writers of its operands; a writer
 waits for every instruction still reading or writing bytes it reuses (the
 arena reuses addresses by liveness). A GEMM reads its activations once if
 they fit an input buffer, else once per 16-column tile (weight-stationary).
+Nodes run one after another: a node's instructions start when the previous
+node's have finished (the controller issues a layer at a time; transfers
+overlap computation inside a node, through its buffers' slots).
+
+A `linear` or `matmul` node with a mapping (`Node.mapping`, chosen by
+`allocate`) is lowered by `targets.mapping.lowering` instead: blocks in the
+mapping's loop order, each a `gemm` and its transfers, as the cost model
+counts them. Without a mapping (`--mapping fixed`) the chunking above is used.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
 
+from .mapping.lowering import MappedLowering
+from .mapping.problem import arch_of, gemm_of
+from .mapping.search import cost_of
 from .program import Buf, Instr, Program
 from .spec import Target
 
@@ -40,7 +51,9 @@ class LoweringError(AalbertError):
     """A module the target cannot run as it stands."""
 
 
-def lower(module: Module, target: Target, task: str) -> Program:
+def lower(module: Module, target: Target, task: str, expand: bool = False) -> Program:
+    """The program of `task`; `expand` lowers every mapped product block by block (for functional execution
+    and for checking the cost model against the simulator) instead of as one instruction."""
     graph = module.graphs[task]
     if graph.arena is None or graph.arena.level is None:
         raise LoweringError(f"task {task!r}: activations are not placed; run plan-activations and allocate "
@@ -48,12 +61,13 @@ def lower(module: Module, target: Target, task: str) -> Program:
     missing = [w.name for w in module.used_weights(task) if w.placement is None]
     if missing:
         raise LoweringError(f"task {task!r}: weight @{missing[0]} is not placed; run allocate first")
-    return _Lowering(module, target, graph).run()
+    return _Lowering(module, target, graph, expand).run()
 
 
 class _Lowering:
-    def __init__(self, module: Module, target: Target, graph: Graph):
+    def __init__(self, module: Module, target: Target, graph: Graph, expand: bool = False):
         self.module, self.t, self.g = module, target, graph
+        self.expand = expand
         self.program = Program(target.name, graph.name)
         self.arena = graph.arena.level
         self.base = graph.arena.offset
@@ -65,6 +79,16 @@ class _Lowering:
         self.regions: list[tuple[int, int, Value]] = []  # arena byte ranges written so far
         self.slot_users: list[list[int]] = [[], []]
         self.slot = 0
+        self.barrier: list[int] = []              # the previous node's last instruction on each unit
+        self._stage_base: dict[str, int] | None = None
+        ops = target.parts.operand_buffers()
+        self.slot_buffers = [ops[i % len(ops)].name for i in range(2)] if ops else []
+
+    @property
+    def stage_base(self) -> dict[str, int]:
+        if self._stage_base is None:
+            self._stage_base = staging_base(self.module, self.t)
+        return self._stage_base
 
     # -- helpers ---------------------------------------------------------------------------------------
     def bytes_of(self, v: Value) -> int:
@@ -86,8 +110,9 @@ class _Lowering:
         return is_data(v)
 
     def emit(self, node_index: int, node: Node, **fields) -> Instr:
+        deps = set(fields.pop("deps", ())) | set(self.barrier)
         ins = Instr(id=len(self.program.instrs), node=node_index, op=node.op, layer=self.layer(node),
-                    deps=tuple(sorted(set(fields.pop("deps", ())))), **fields)
+                    deps=tuple(sorted(deps)), **fields)
         self.program.instrs.append(ins)
         return ins
 
@@ -130,7 +155,13 @@ class _Lowering:
             if v.offset is not None:
                 self.note_write(v, [])
         for i, node in enumerate(self.g.nodes):
+            start = len(self.program.instrs)
             self.node(i, node)
+            if len(self.program.instrs) > start:
+                last: dict[str, int] = {}
+                for ins in self.program.instrs[start:]:
+                    last[ins.unit] = ins.id
+                self.barrier = sorted(last.values())
         return self.program
 
     def node(self, i: int, node: Node) -> None:
@@ -143,7 +174,9 @@ class _Lowering:
             return
         if all(v.type.numel == 0 for v in node.outputs):
             return  # nothing to compute or move
-        if opdef.kind is OpKind.MATMUL and self.weight_of(node.inputs[1]) is not None:
+        if opdef.kind is OpKind.MATMUL and node.mapping is not None:
+            self.mapped(i, node)
+        elif opdef.kind is OpKind.MATMUL and self.weight_of(node.inputs[1]) is not None:
             self.linear(i, node)
         elif opdef.kind is OpKind.MATMUL:
             self.act_matmul(i, node)
@@ -161,6 +194,56 @@ class _Lowering:
         s = self.slot
         self.slot ^= 1
         return s
+
+    def mapped(self, i: int, node: Node) -> None:
+        g = gemm_of(self.module, node, self.t, self.arena)
+        w = self.weight_of(node.inputs[1])
+        if w is not None:
+            fmt = str(w.encoding.number_format)
+            if fmt not in self.t.compute.formats:
+                raise LoweringError(f"{self.t.name} does not run {fmt} (weight @{w.name}); it runs "
+                                    f"{', '.join(self.t.compute.formats)}: compress to one of them")
+        places = {"a": self.buf(node.inputs[0]), "o": self.buf(node.output),
+                  "w": Buf(w.placement.level, w.placement.offset, w.nbytes) if w is not None else
+                  self.buf(node.inputs[1])}
+        if len(node.inputs) == 3 and self.weight_of(node.inputs[2]) is not None:
+            b = self.weight_of(node.inputs[2])
+            places["bias"] = Buf(b.placement.level, b.placement.offset, b.nbytes)
+        if self.expand:
+            ids = MappedLowering(self, i, node, g, node.mapping, places, self.stage_base).run()
+        else:
+            ids = [self.mapped_product(i, node, g, places)]
+        reads = [v for v in node.inputs if not self.is_data(v)]
+        for v in reads:
+            self.readers.setdefault(id(self.rootof(v)), []).extend(ids[-1:])
+        self.note_write(node.output, ids[-1:])
+
+    def mapped_product(self, i: int, node: Node, g, places: dict) -> int:
+        """A mapped product as one instruction: the cost model's cycles and traffic for its block schedule."""
+        mp = node.mapping
+        cost = cost_of(g, arch_of(self.t), mp)
+        parts = self.t.parts
+        ops = [b.name for b in parts.operand_buffers()]
+        used = ops[:mp.bufs[0] + mp.bufs[1]] or ops[:1]
+        names = {"buf": used, "mask": [b.name for b in parts.buffers if b.holds == "masks"][:max(1, len(used))],
+                 "aux": [b.name for b in parts.buffers if b.holds == "aux"]}
+        traffic: dict[str, list[float]] = {}
+        for how, table in ((0, cost.reads), (1, cost.writes)):
+            for where, nbytes in table.items():
+                targets = names.get(where, [where])
+                for name in targets:
+                    traffic.setdefault(name, [0.0, 0.0])[how] += nbytes / len(targets)
+        self.program.mappings[i] = mp.text()
+        t = self.t
+        ins = self.emit(i, node, kind="gemm", unit="pe", deps=[], reads=tuple(places[k] for k in ("a", "w")),
+                        writes=(places["o"],), batch=g.b, m=g.m, k=g.k, n=g.n, fmt=g.fmt, density=g.density,
+                        traffic=tuple((name, int(round(rw[0])), int(round(rw[1]))) for name, rw in traffic.items()
+                                      if round(rw[0]) or round(rw[1])),
+                        tile=(0, g.b, 0, g.m, 0, g.k, 0, g.n), role=f"{mp.dataflow}.{mp.hold}",
+                        acc=int(round(cost.acc_accesses)), regfill=int(round(cost.reg_fills)),
+                        nbytes=int(round(cost.noc_bytes)), cycles=cost.cycles)
+        del t
+        return ins.id
 
     def linear(self, i: int, node: Node) -> None:
         x, wv = node.inputs[0], node.inputs[1]
@@ -187,13 +270,14 @@ class _Lowering:
             dma = self.emit(i, node, kind="dma", unit=f"dma.{level}", deps=self.slot_users[slot],
                             reads=(Buf(level, w.placement.offset + round(col_bytes * c0), chunk),),
                             writes=(Buf(f"wbuf{slot}", 0, chunk),), nbytes=chunk, cols=(c0, c1), slot=slot,
-                            traffic=((level, chunk, 0),))
+                            traffic=((level, chunk, 0),) + self.slot_traffic(slot, 0, chunk))
             refetch = 1 if x_bytes <= self.slot_bytes else math.ceil((c1 - c0) / c)
             out_bytes = math.ceil(rows * (c1 - c0) * self.ab)
             gemm = self.emit(i, node, kind="gemm", unit="pe", deps=[dma.id] + first,
                              reads=(self.buf(x), Buf(f"wbuf{slot}", 0, chunk)), writes=(self.buf(out),),
                              m=rows, k=k, n=c1 - c0, fmt=fmt, density=density, cols=(c0, c1), slot=slot,
-                             traffic=((self.arena, x_bytes * refetch, out_bytes),))
+                             traffic=((self.arena, x_bytes * refetch, out_bytes),) + self.slot_traffic(slot, chunk, 0),
+                             regfill=k * (c1 - c0), acc=self.fixed_acc(rows, k, c1 - c0))
             self.note_reads(gemm, [x])
             self.slot_users[slot] = [gemm.id]
             gemms.append(gemm.id)
@@ -217,18 +301,28 @@ class _Lowering:
             slot = self.next_slot()
             dma = self.emit(i, node, kind="dma", unit=f"dma.{self.arena}", deps=self.slot_users[slot] + first,
                             reads=(self.buf(b),), writes=(Buf(f"wbuf{slot}", 0, nb),), nbytes=nb, cols=(h0, h1),
-                            slot=slot, traffic=((self.arena, nb, 0),))
+                            slot=slot, traffic=((self.arena, nb, 0),) + self.slot_traffic(slot, 0, nb))
             refetch = 1 if a_per * (h1 - h0) <= self.slot_bytes else math.ceil(n / self.t.compute.cols)
             gemm = self.emit(i, node, kind="gemm", unit="pe", deps=[dma.id] + first,
                              reads=(self.buf(a), Buf(f"wbuf{slot}", 0, nb)), writes=(self.buf(out),),
                              batch=h1 - h0, m=m, k=k, n=n, fmt=self.t.compute.matmul_format, cols=(h0, h1),
                              slot=slot, traffic=((self.arena, a_per * (h1 - h0) * refetch,
-                                                  math.ceil((h1 - h0) * m * n * self.ab)),))
+                                                  math.ceil((h1 - h0) * m * n * self.ab)),) + self.slot_traffic(slot, nb, 0),
+                             regfill=(h1 - h0) * k * n, acc=(h1 - h0) * self.fixed_acc(m, k, n))
             self.note_reads(dma, [b])
             self.note_reads(gemm, [a])
             self.slot_users[slot] = [gemm.id]
             gemms.append(gemm.id)
         self.note_write(out, gemms)
+
+    def slot_traffic(self, slot: int, rd: int, wr: int) -> tuple:
+        """A weight-buffer slot of the fixed lowering is one of the target's operand buffers."""
+        return ((self.slot_buffers[slot], rd, wr),) if self.slot_buffers else ()
+
+    def fixed_acc(self, rows: int, k: int, n: int) -> int:
+        """Accumulator accesses of a weight-stationary chunk: each column tile's partial sums over its k tiles."""
+        t_k = math.ceil(k / self.t.compute.rows)
+        return rows * n * (2 * t_k - 1) if t_k > 1 else 0
 
     def gather_rows(self, i: int, node: Node) -> None:
         table, ids = node.inputs[0], node.inputs[1]
@@ -276,3 +370,22 @@ class _Lowering:
                         traffic=tuple((lvl, rw[0], rw[1]) for lvl, rw in traffic.items()))
         self.note_reads(ins, acts)
         self.note_write(out, [ins.id])
+
+
+def staging_base(module: Module, target: Target) -> dict[str, int]:
+    """Per memory level, the first byte after every weight (and staged home) and arena placed there: where
+    staging tiles go."""
+    end = {m.name: 0 for m in target.memories}
+    for w in module.weights.values():
+        p = w.placement
+        if p is None:
+            continue
+        size = w.nbytes
+        end[p.level] = max(end[p.level], p.offset + size)
+        if p.home is not None and p.home_offset is not None:
+            end[p.home] = max(end[p.home], p.home_offset + size)
+    for g in module.graphs.values():
+        if g.arena is not None and g.arena.level is not None and g.arena.offset is not None:
+            end[g.arena.level] = max(end[g.arena.level], g.arena.offset + g.arena.size)
+    align = target.alignment_bytes
+    return {k: -(-v // align) * align for k, v in end.items()}

@@ -19,7 +19,8 @@ The accesses come from the program (every buffer an instruction reads or
 writes, during the instruction), the placed data from the module
 (`memory_image`). Energy = bank leakage x (time on + retention fraction x
 time in retention + off fraction x time off) + wake-ups x wake-up energy, per
-level and state. The PE array and SFU leak whenever the chip is powered.
+level and state. The PE array, SFU, registers, buffers, accumulators and
+interconnect leak whenever the chip is powered.
 
 DRAM (`targets.dram`) is in active standby while a transfer is in flight,
 else in power-down or self-refresh; it is charged only while it holds
@@ -167,8 +168,10 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
                   cold: bool) -> Static:
     """Leakage by bank state and DRAM background over one inference of `span_ns` (see the module doc)."""
     energy = {"leakage:pe": target.compute.leakage_mw * span_ns, "leakage:sfu": target.sfu.leakage_mw * span_ns}
+    for name, mw in target.parts.leakage_parts().items():
+        energy[f"leakage:{name}"] = mw * span_ns
     bank_time: dict[tuple[str, str], float] = {}
-    idle_mw = target.compute.leakage_mw + target.sfu.leakage_mw
+    idle_mw = target.compute.leakage_mw + target.sfu.leakage_mw + target.parts.leakage_mw
     power_up = 0.0
     classes: dict[str, dict[str, int]] = {}
     for m in target.memories:

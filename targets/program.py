@@ -5,7 +5,10 @@ A `Program` is what the accelerator would execute for one task's inference:
 - `dma`: move bytes between memory levels, or from a level into one of the
   PE array's weight buffer slots (`wbuf0`, `wbuf1`);
 - `gemm`: a matrix product on the PE array, `batch x m x k x n`, in a number
-  format, with the stationary operand's density (zero-skipping);
+  format, with the stationary operand's density (zero-skipping); a mapped
+  product (see `targets.mapping`) is one `gemm` that stands for its whole
+  block schedule, with the cycles and traffic the cost model gives it (its
+  blocks, one instruction each, are what `lower(..., expand=True)` emits);
 - `vec`: an elementwise or normalization op on the special-function unit;
 - each on a `unit` (`pe`, `sfu`, `dma.<source level>`), which runs its
   instructions in order; `deps` are the instructions whose results (or
@@ -58,6 +61,16 @@ class Instr:
     passes: int = 1                # vec
     cols: tuple[int, int] | None = None   # gemm chunk: output columns [lo, hi); dma chunk: the same
     slot: int = -1                 # weight-buffer slot a gemm reads / a dma fills
+    # mapped products (see targets.mapping): the block, what a transfer carries, what the array does
+    tile: tuple[int, ...] | None = None   # b0, b1, m0, m1, k0, k1, n0, n1 of a gemm's block or a dma's tile
+    role: str = ""                 # dma: fill | stream | drain | reload | stage | bias; gemm: its dataflow.hold
+    operand: str = ""              # dma: a | w | o
+    final: bool = False            # drain: final outputs (else partial sums)
+    fill: bool = True              # gemm: pays the array's fill and drain (rows + columns cycles)
+    acc: int = 0                   # gemm: accumulator accesses
+    regfill: int = 0               # gemm: stationary values written into the PE registers
+    hops: int = 1                  # dma: stretches of interconnect its bytes cross
+    cycles: float = 0.0            # a mapped product as one instruction: its cycles, from its block schedule
 
     @property
     def macs(self) -> int:
@@ -73,6 +86,10 @@ class Instr:
         else:
             body = (f"vec   {self.op} {self.elements} x{self.passes}  "
                     f"{', '.join(map(str, self.reads))} -> {', '.join(map(str, self.writes))}")
+        if self.tile is not None:
+            body += "  [" + ",".join(f"{self.tile[i]}:{self.tile[i + 1]}" for i in range(0, 8, 2)) + "]"
+        if self.role and self.kind == "dma":
+            body += f" {self.role} {self.operand}" + (" final" if self.final else "")
         after = f"  after {','.join(f'{d:04d}' for d in self.deps)}" if self.deps else ""
         return f"{self.id:04d}  {self.unit:<10} {body}{after}  ; {self.layer}"
 
@@ -83,9 +100,16 @@ class Program:
     task: str
     instrs: list[Instr] = field(default_factory=list)
 
+    mappings: dict[int, str] = field(default_factory=dict)   # graph node -> its mapping's text
+
     def asm(self) -> str:
         lines = [f"; aalbert program: task {self.task} on {self.target}, {len(self.instrs)} instructions"]
-        lines += [i.text() for i in self.instrs]
+        shown = set()
+        for i in self.instrs:
+            if i.node in self.mappings and i.node not in shown:
+                shown.add(i.node)
+                lines.append(f"; {i.layer}: mapping {self.mappings[i.node]}")
+            lines.append(i.text())
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict:
@@ -94,8 +118,11 @@ class Program:
             d["reads"] = [asdict(b) for b in i.reads]
             d["writes"] = [asdict(b) for b in i.writes]
             d["traffic"] = [list(t) for t in i.traffic]
-            return {k: v for k, v in d.items() if v not in ((), None, "", -1) or k in ("deps", "node")}
-        return {"target": self.target, "task": self.task, "instructions": [one(i) for i in self.instrs]}
+            defaults = {"final": False, "fill": True, "acc": 0, "regfill": 0, "hops": 1, "cycles": 0.0}
+            return {k: v for k, v in d.items() if (v not in ((), None, "", -1) or k in ("deps", "node"))
+                    and not (k in defaults and v == defaults[k])}
+        return {"target": self.target, "task": self.task, "instructions": [one(i) for i in self.instrs],
+                "mappings": {str(k): v for k, v in sorted(self.mappings.items())}}
 
 
 def programs_json(programs: list[Program]) -> str:

@@ -10,7 +10,9 @@ static part as right after a power-up or on a powered chip). Between
 requests a powered chip leaks with its banks in their idle states, a
 power-gated one not at all; the DRAM, while it holds what the chip needs,
 stays in self-refresh (or power-down for short gaps). Requests queue when the
-chip is busy. Reported: latency (mean, p50, p95, p99), energy per inference,
+chip is busy; the stream repeats (the first request follows the idle gap the
+last one leaves until one mean period after it), so that every request pays
+one gap. Reported: latency (mean, p50, p95, p99), energy per inference,
 average power, switches, power-ups and DRAM bytes.
 
 Streams follow the workload's switch rate: `round-robin` moves to the next
@@ -203,6 +205,12 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         if pj:
             name = _part(key)
             parts[name] = parts.get(name, 0.0) + pj
+    def idle(gap_ns: float, static, sim, cold: bool) -> None:
+        for k, v in dram_between(static.dram_idle, gap_ns, asleep=cold).items():
+            add(k, v)
+        if not cold:
+            add("leakage:idle", sim.warm.idle_mw * gap_ns)
+
     current, free_at, switches, ups = None, 0.0, 0, 0
     per_wake = max(1, int(round(inferences_per_wakeup)))
     for i, r in enumerate(requests):
@@ -216,11 +224,7 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         static = sim.cold if cold else sim.warm
         start = max(r.arrival, free_at)
         if i:  # since the last request: a power-gated chip only keeps its DRAM; a powered one idles
-            gap_ns = (start - free_at) * 1e9
-            for k, v in dram_between(static.dram_idle, gap_ns, asleep=cold).items():
-                add(k, v)
-            if not cold:
-                add("leakage:idle", sim.warm.idle_mw * gap_ns)
+            idle((start - free_at) * 1e9, static, sim, cold)
         service = (cycles + sim.cycles) * cycle_s
         free_at = start + service
         latencies.append(free_at - r.arrival)
@@ -239,8 +243,12 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         for k, v in static.energy.items():
             add(k, v)
         dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
-                             if target.level(lvl).off_chip)
+                             if lvl in target.memory_names and target.level(lvl).off_chip)
         current = r.task
+    if len(requests) > 1:  # the stream repeats: the first request follows an idle gap as every other one does
+        period = (requests[-1].arrival - requests[0].arrival) / (len(requests) - 1)
+        first = results[requests[0].task]
+        idle(max(0.0, requests[-1].arrival + period - free_at) * 1e9, first.cold, first, True)
     span = free_at - requests[0].arrival
     return StreamResult(len(requests), np.array(latencies), sum(parts.values()), span, switches, ups, dram, parts)
 

@@ -61,7 +61,10 @@ def roofline(program: Program, sim: SimResult, target: Target) -> list[LayerBoun
         if macs:
             unit, ops, compute = "pe", float(macs), macs / c.macs_per_cycle
             g = next(i for i in instrs if i.kind == "gemm")
-            if all(i.batch == 1 for i in instrs if i.kind == "gemm"):  # column chunks of one product
+            if g.tile is not None:  # the blocks of a mapped product: its whole extent
+                b, m, k, n = (max(i.tile[j] for i in instrs if i.kind == "gemm") for j in (1, 3, 5, 7))
+                shape = f"{m}x{k}x{n}" if b == 1 else f"{b}x{m}x{k}x{n}"
+            elif all(i.batch == 1 for i in instrs if i.kind == "gemm"):  # column chunks of one product
                 shape = f"{g.m}x{g.k}x{macs // (g.m * g.k)}"
             else:  # head chunks of a batched product
                 shape = f"{macs // (g.m * g.k * g.n)}x{g.m}x{g.k}x{g.n}"
@@ -78,6 +81,8 @@ def roofline(program: Program, sim: SimResult, target: Target) -> list[LayerBoun
                 acc[1] += wr
         memory, level, nbytes = 0.0, "", 0.0
         for lvl, (rd, wr) in sorted(per_level.items()):
+            if lvl not in target.memory_names:
+                continue
             m = target.level(lvl)
             cycles = rd / m.read_bytes_per_cycle + wr / m.write_bytes_per_cycle
             if cycles > memory:

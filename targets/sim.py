@@ -6,7 +6,8 @@ free and every instruction it depends on has finished. Cycles = the
 makespan. Durations:
 
 - DMA: the source's access latency plus bytes over the narrowest of the
-  source's read bandwidth, the destination's write bandwidth and the DMA path;
+  source's read bandwidth, the destination's write bandwidth and the DMA path
+  (a copy within one level, a layout op, reads and writes its port in turn);
 - GEMM, weight-stationary R x C array: every R x C weight tile streams the m
   rows through, max(m, R) cycles per tile (the next tile loads meanwhile),
   plus R + C cycles to fill and drain; output-stationary: every R x C output
@@ -15,14 +16,22 @@ makespan. Durations:
   than the activations' memory traffic allows;
 - SFU: elements x passes over elements per cycle, or the memory traffic.
 
+A mapped product (see `targets.mapping`) is one `gemm` whose cycles and
+traffic are its block schedule's, as the cost model counts them. Expanded
+into blocks (`lower(..., expand=True)`), a block's `gemm` touches no memory
+port: its transfers are the DMAs around it, so a port's transfers queue on
+its unit, and its cycles are its tiles on the array by its dataflow
+(`mapped_cycles`), plus the array's fill and drain on a node's first block.
+
 Energy: MACs x the format's energy per MAC (x density when zero operands are
 clock-gated), SFU elements x passes x energy per element, every byte read
-or written in a memory level at that level's per-byte energy (a transfer
-into the PE's weight buffer is charged at its source), and the static
-energy over the makespan (`targets.power`: the PE array's and SFU's leakage,
-each memory bank's leakage by its power state over time, wake-ups, DRAM
-background by state). The breakdowns (by layer, op, memory level,
-component, unit) add up to the total.
+or written in a memory level or a buffer at its per-byte energy, the PE
+registers (per MAC, and per stationary value loaded), the accumulators (per
+access), the interconnect (per byte a transfer moves, per stretch it
+crosses), and the static energy over the makespan (`targets.power`: the PE
+array's, SFU's and the other components' leakage, each memory bank's leakage
+by its power state over time, wake-ups, DRAM background by state). The
+breakdowns (by layer, op, memory level, component, unit) add up to the total.
 """
 
 from __future__ import annotations
@@ -108,15 +117,23 @@ def _latency_cycles(target: Target, level: str) -> float:
 
 
 def duration(ins: Instr, t: Target) -> float:
+    if ins.cycles:
+        return ins.cycles
+    memories = t.memory_names
     if ins.kind == "dma":
-        src = ins.reads[0].level
-        bw = [t.dma_bytes_per_cycle, t.level(src).read_bytes_per_cycle]
-        dst = ins.writes[0].level
-        if not dst.startswith("wbuf"):
-            bw.append(t.level(dst).write_bytes_per_cycle)
-        return _latency_cycles(t, src) + ins.nbytes / min(bw)
+        bw = [t.dma_bytes_per_cycle]
+        port = 0.0  # a copy within one level (a layout op) reads and writes through the same port, in turn
+        for lvl, rd, wr in ins.traffic:
+            if lvl in memories:
+                m = t.level(lvl)
+                bw += ([m.read_bytes_per_cycle] if rd else []) + ([m.write_bytes_per_cycle] if wr else [])
+                if rd and wr and not ins.role:
+                    port = max(port, rd / m.read_bytes_per_cycle + wr / m.write_bytes_per_cycle)
+        return _latency_cycles(t, ins.unit.split(".", 1)[1]) + max(ins.nbytes / min(bw), port)
     memory = max([rd / t.level(lvl).read_bytes_per_cycle + wr / t.level(lvl).write_bytes_per_cycle
-                  for lvl, rd, wr in ins.traffic] or [0.0])
+                  for lvl, rd, wr in ins.traffic if lvl in memories] or [0.0])
+    if ins.kind == "gemm" and ins.role:
+        return mapped_cycles(ins, t) + (t.compute.rows + t.compute.cols if ins.fill else 0)
     if ins.kind == "gemm":
         return max(gemm_cycles(ins, t), memory)
     return max(math.ceil(ins.elements * ins.passes / t.sfu.elements_per_cycle), memory)
@@ -137,16 +154,48 @@ def gemm_cycles(ins: Instr, t: Target) -> float:
     return tiles * per_tile + r + cols
 
 
+def mapped_cycles(ins: Instr, t: Target) -> float:
+    """Cycles of a mapped block on the array: its tiles by dataflow, each as long as what streams through it."""
+    r, c = t.compute.rows, t.compute.cols
+    dataflow, hold = ins.role.split(".")
+    b, m, k, n = ins.batch, ins.m, ins.k, ins.n
+    if dataflow == "os":
+        cycles = b * math.ceil(m / r) * math.ceil(n / c) * max(k, r)
+    else:
+        rows, cols, stream = (k, n, m) if dataflow == "ws" else (k, m, n)
+        tiles = b * math.ceil(rows / r) * math.ceil(cols / c)
+        cycles = tiles * stream if hold == "pe" else tiles * max(stream, r)
+    if t.compute.zero_skipping == "energy_and_cycles" and dataflow == "ws" and ins.density < 1.0:
+        cycles = math.ceil(cycles * ins.density)
+    return cycles
+
+
 def dynamic_energy(ins: Instr, t: Target) -> dict[str, float]:
     e: dict[str, float] = {}
+    parts = t.parts
+    memories = t.memory_names
+    gated = ins.density if t.compute.zero_skipping != "none" else 1.0
     if ins.kind == "gemm":
-        gated = ins.density if t.compute.zero_skipping != "none" else 1.0
         e["pe"] = ins.macs * t.compute.mac_energy(ins.fmt) * gated
+        regs = ins.macs * parts.registers.per_mac_pj() * gated + ins.regfill * parts.registers.operand_pj
+        if regs:
+            e["pe_regs"] = regs
+        if ins.acc:
+            e["acc"] = ins.acc * parts.accumulators.access_pj
     elif ins.kind == "vec":
         e["sfu"] = ins.elements * ins.passes * t.sfu.energy_pj_per_element
+    moved = 0.0
     for lvl, rd, wr in ins.traffic:
-        m = t.level(lvl)
-        e[lvl] = e.get(lvl, 0.0) + rd * m.read_pj_per_byte + wr * m.write_pj_per_byte
+        if lvl in memories:
+            m = t.level(lvl)
+            e[lvl] = e.get(lvl, 0.0) + rd * m.read_pj_per_byte + wr * m.write_pj_per_byte
+            moved += rd + wr
+        else:
+            b = parts.buffer(lvl)
+            e[lvl] = e.get(lvl, 0.0) + rd * b.read_pj_per_byte + wr * b.write_pj_per_byte
+    noc = (ins.nbytes * ins.hops if ins.nbytes else moved) * parts.noc.energy_pj_per_byte
+    if noc:
+        e["noc"] = noc
     return e
 
 

@@ -21,6 +21,7 @@ published node to the target's (`targets.scaling`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -31,11 +32,12 @@ import networkx as nx
 from aalbert.ir.formats import parse_format
 from aalbert.ir.outputs import note_read
 
+from .components import Components, parse_components
 from .levels import MemoryLevel, parse_memory
 from .scaling import NODES, UNSCALED, Technology
 from .tables import Table, TargetError
 
-DATAFLOWS = ("weight_stationary", "output_stationary")
+DATAFLOWS = ("weight_stationary", "output_stationary", "input_stationary")
 ZERO_SKIPPING = ("none", "energy", "energy_and_cycles")
 
 
@@ -61,6 +63,7 @@ class Compute:
     leakage_mw: float
     formats: dict[str, FormatCost]
     source: str
+    dataflows: tuple[str, ...] = ()      # what a mapping search may choose (default: the dataflow alone)
 
     def mac_energy(self, fmt: str) -> float:
         if fmt in self.formats:
@@ -92,12 +95,17 @@ class Target:
     alignment_bytes: int                 # buffers and weights start on multiples of this (a DMA beat)
     sources: dict[str, str] = field(default_factory=dict)
     path: str = ""
+    parts: Components = Components()     # PE registers, buffers, accumulators, interconnect
 
     def level(self, name: str) -> MemoryLevel:
         for m in self.memories:
             if m.name == name:
                 return m
         raise KeyError(name)
+
+    @functools.cached_property
+    def memory_names(self) -> frozenset[str]:
+        return frozenset(m.name for m in self.memories)
 
     @property
     def on_chip(self) -> tuple[MemoryLevel, ...]:
@@ -107,12 +115,14 @@ class Target:
     def area_mm2(self) -> float:
         """Compute, SFU, on-chip memories, and the PHY and controller of every DRAM."""
         phy = sum(m.dram.phy_area_mm2 for m in self.memories if m.dram is not None)
-        return self.compute.area_mm2 + self.sfu.area_mm2 + sum(m.area_mm2 for m in self.on_chip) + phy
+        return (self.compute.area_mm2 + self.sfu.area_mm2 + sum(m.area_mm2 for m in self.on_chip) + phy
+                + self.parts.area_mm2)
 
     @property
     def leakage_mw(self) -> float:
         """Leakage with every bank on (the upper bound; `targets.power` charges banks by state)."""
-        return self.compute.leakage_mw + self.sfu.leakage_mw + sum(m.leakage_mw for m in self.memories)
+        return (self.compute.leakage_mw + self.sfu.leakage_mw + sum(m.leakage_mw for m in self.memories)
+                + self.parts.leakage_mw)
 
     @property
     def memory_models(self) -> str:
@@ -204,11 +214,13 @@ def target_from_dict(data: dict, where: str) -> Target:
     if not isinstance(raw_memories, list) or not raw_memories:
         raise TargetError(f"{where}: no [[memory]] levels")
     memories = tuple(parse_memory(where, i, m, mhz) for i, m in enumerate(raw_memories, start=1))
+    parts = parse_components(where, data, mhz, top.used)
     top.done()
     names = [m.name for m in memories]
     if len(set(names)) != len(names):
         raise TargetError(f"{where}: two memory levels are named '{next(n for n in names if names.count(n) > 1)}'")
-    target = Target(name, description, mhz, volts, tech, compute, sfu, memories, dma, alignment, path=where)
+    target = Target(name, description, mhz, volts, tech, compute, sfu, memories, dma, alignment, path=where,
+                    parts=parts)
     _check_topology(target)
     return target
 
@@ -235,10 +247,15 @@ def _compute(where: str, data) -> Compute:
     if matmul_format not in formats:
         raise TargetError(f"{where}: [compute] matmul_format '{matmul_format}' is not in [compute.formats] "
                           f"({', '.join(formats)})")
+    dataflows = t.get("dataflows", list, (dataflow,))
+    bad = [d for d in dataflows if d not in DATAFLOWS]
+    if bad or not dataflows:
+        raise TargetError(f"{where}: [compute] key 'dataflows' lists {bad[0] if bad else 'nothing'!r}; dataflows are "
+                          f"{', '.join(DATAFLOWS)}")
     result = Compute(rows, cols, dataflow, macs, t.positive("activation_bits", int), matmul_format,
                      t.choice("zero_skipping", ZERO_SKIPPING), t.positive("input_buffer_bytes", int),
                      t.positive("input_buffers", int), t.positive("area_mm2", allow_zero=True),
-                     t.positive("leakage_mw", allow_zero=True), formats, t.get("source", str))
+                     t.positive("leakage_mw", allow_zero=True), formats, t.get("source", str), tuple(dataflows))
     t.done()
     return result
 

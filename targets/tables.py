@@ -83,7 +83,9 @@ class Table:
     def done(self, extra=()) -> None:
         unknown = set(self.data) - self.used - {"source"} - set(extra)
         if unknown:
-            raise TargetError(f"{self.where}: unknown key '{sorted(unknown)[0]}'")
+            key = sorted(unknown)[0]
+            near = difflib.get_close_matches(key, sorted(self.used | set(extra)), n=1)
+            raise TargetError(f"{self.where}: unknown key '{key}'" + (f" (did you mean '{near[0]}'?)" if near else ""))
 
 
 def _has_numbers(data: dict) -> bool:

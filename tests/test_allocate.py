@@ -155,7 +155,8 @@ def test_verifier_accepts_the_allocation(placed):
 
 @pytest.mark.parametrize("corrupt, message", [
     (lambda m, ws: _move(m, ws[1].name, offset=ws[0].placement.offset), "overlap in rram"),
-    (lambda m, ws: _move(m, ws[0].name, offset=8388608 - 64), "which has 8,388,608"),
+    (lambda m, ws: _move(m, ws[0].name, offset={"rram": 8388608, "sram": 4194304}[ws[0].placement.level] - 64),
+     r"of (rram|sram), which has (8,388,608|4,194,304)"),
     (lambda m, ws: _move(m, ws[0].name, level="dram"), None),
     (lambda m, ws: _move(m, ws[0].name, level="l2"), "which edge_accel does not have"),
     (lambda m, ws: setattr(ws[0], "placement", None), "is not placed"),

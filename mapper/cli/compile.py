@@ -79,6 +79,14 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--spill", action="store_true", help="allow weights in off-chip memory when they do not fit")
     t.add_argument("--solver", choices=("auto", "ilp", "greedy"), default="auto",
                    help="integer program, greedy, or ILP unless the instance is huge (default: auto)")
+    t.add_argument("--mapping", choices=("search", "fixed"), default="search",
+                   help="search: map every matrix product onto the PE array by a search over dataflows, tiles, "
+                        "loop orders, buffers and staging; fixed: cut every weight into column chunks of a "
+                        "weight-buffer slot, as aalbert did before it searched (default: search)")
+    t.add_argument("--objective", choices=("balanced", "energy", "latency", "edp"), default="balanced",
+                   help="what the mapping search minimizes: energy (dynamic plus leakage), latency (cycles), "
+                        "edp (their product), or balanced: the least energy among the mappings within 2 %% of "
+                        "the fewest cycles (default: balanced)")
     t.add_argument("--report-json", metavar="FILE", help="write the memory map and allocation as JSON")
     t.add_argument("--emit", choices=("asm", "json"), help="write the instruction programs (with -o FILE)")
     t.add_argument("-o", "--output", metavar="FILE", help="where --emit writes")
@@ -220,13 +228,17 @@ def _placement(args) -> Placement | None:
         for flag in ("workload", "switch_rate", "wakeup"):
             if getattr(args, flag) is not None:
                 raise OptionError(f"--{flag.replace('_', '-')} needs --target")
+        for flag, default in (("mapping", "search"), ("objective", "balanced")):
+            if getattr(args, flag) != default:
+                raise OptionError(f"--{flag} needs --target")
         if args.spill:
             raise OptionError("--spill needs --target")
         return None
     switch = args.switch_rate
     if switch is None and args.pattern == "bursts" and not args.workload:  # bursts of N switch task at 1 / N
         switch = 1 / args.burst
-    return Placement(args.target, args.workload, switch, args.wakeup, args.spill, args.solver)
+    return Placement(args.target, args.workload, switch, args.wakeup, args.spill, args.solver, args.mapping,
+                     args.objective)
 
 
 def _compression_passes(args) -> str:

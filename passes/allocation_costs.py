@@ -1,0 +1,256 @@
+"""What each placement option costs per inference, from the cost of every node (`targets.mapping.nodecost`).
+
+An inference's energy is the sum over its nodes of their dynamic energy plus
+the static energy over their cycles (nodes run one after another): the
+leakage that runs all along (`Rates.leak`) and, for the memory banks a node
+accesses, what they cost more while it runs (a power-gated bank is on, a
+DRAM in active standby: `Rates.touch`). Each node is charged to one choice of
+the allocator:
+
+- a node that reads weights, to its first weight (a `linear`'s matrix, a
+  table, a LayerNorm's scale), priced with that weight at each level it may
+  take and the node's other weights and the arena where they are now; the
+  other weights are charged their own reads (`side` bytes at their level);
+- a node without weights, to the activation arena's level.
+
+The prices are exact for the placement they were computed around (`State`);
+`allocate` prices, solves, and prices again around the solution until the
+placement stops changing, so that where a weight lives and how its layers are
+mapped agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from aalbert.ir.graph import Graph
+from aalbert.ir.module import Module
+from aalbert.ir.registry import OpKind, Trait, get_op, is_data
+from aalbert.targets.mapping.nodecost import NodeCost, NodeCoster, is_product
+from aalbert.targets.mapping.problem import weight_of
+from aalbert.targets.mapping.search import MappingError
+from aalbert.targets.spec import Target
+from aalbert.targets.workload import Workload
+
+
+@dataclass(frozen=True)
+class State:
+    """The placement prices are linearised around: every weight's level and the arena's."""
+
+    levels: dict[str, str]
+    arena: str
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Static energy the prices charge per cycle of a node: `leak` (pJ per cycle) all along, and per level
+    `touch` (pJ per bank and cycle) for each bank of it the node accesses; `bank_bytes` per level (a DRAM is
+    one bank); `activation_bytes` per activation element."""
+
+    leak: float
+    touch: dict[str, float]
+    bank_bytes: dict[str, int]
+    activation_bytes: float
+    held_banks: dict[str, int]        # level -> banks holding data at the current placement (what a node can touch)
+
+
+@dataclass
+class Price:
+    pj: float = 0.0                       # dynamic energy plus leakage over its cycles
+    cycles: float = 0.0
+    traffic: dict[str, float] = None      # memory level -> bytes moved
+    stage: dict[str, int] = None          # level -> staging bytes needed
+
+    def __post_init__(self):
+        self.traffic = self.traffic or {}
+        self.stage = self.stage or {}
+
+    def add(self, cost: NodeCost, weight: float, leak: float, minus: float = 0.0) -> None:
+        """Add a node's cost, `weight` times (its task's share), with `leak` pJ per cycle of it."""
+        self.pj += weight * (cost.dynamic_pj - minus + leak * cost.cycles)
+        self.cycles += weight * cost.cycles
+        for lvl, b in list(cost.reads.items()) + list(cost.writes.items()):
+            self.traffic[lvl] = self.traffic.get(lvl, 0.0) + weight * b
+        if cost.staged is not None:
+            lvl, b = cost.staged
+            self.stage[lvl] = max(self.stage.get(lvl, 0), int(math.ceil(b)))
+
+
+class Pricer:
+    def __init__(self, module: Module, target: Target, workload: Workload, coster: NodeCoster, state: State,
+                 rates: Rates):
+        self.module, self.t, self.wl, self.coster, self.state, self.rates = module, target, workload, coster, state, rates
+        self._acts: dict[tuple[str, int, int], int] = {}
+        self.main: dict[str, list] = {}     # weight -> [(task, index)] of nodes charged to it
+        self.side: dict[str, list] = {}     # weight -> [(task, index)] of nodes that also read it
+        self.plain: list = []               # (task, index) of nodes without weights
+        self.failures: list[MappingError] = []
+        self._side: dict[tuple, dict[str, float]] = {}
+        self._side_pj: dict[tuple, float] = {}
+        for task, graph in module.graphs.items():
+            for i, node in enumerate(graph.nodes):
+                if node.op in ("weight", "constant"):
+                    continue
+                ws = [w for w in (weight_of(module, v) for v in node.inputs) if w is not None]
+                if not ws:
+                    self.plain.append((task, i))
+                    continue
+                self.main.setdefault(ws[0].name, []).append((task, i))
+                for w in ws[1:]:
+                    self.side.setdefault(w.name, []).append((task, i))
+
+    def leak(self, task: str, index: int, levels: dict[str, str], arena: str, cost: NodeCost) -> float:
+        """pJ per cycle of the node: the leakage all along and the banks it accesses (`Rates`)."""
+        touch = self.rates.touch
+        if not touch:
+            return self.rates.leak
+        node = self.module.graphs[task].nodes[index]
+        nbytes: dict[str, float] = {}
+        for w in self.coster.weights(node):
+            lvl = levels.get(w.name, self.state.levels.get(w.name))
+            nbytes[lvl] = nbytes.get(lvl, 0.0) + w.nbytes
+        if cost.staged is not None:
+            nbytes[cost.staged[0]] = nbytes.get(cost.staged[0], 0.0) + cost.staged[1]
+        banks = {lvl: self._banks(lvl, b) for lvl, b in nbytes.items() if lvl in touch}
+        if arena in touch and self.rates.bank_bytes[arena]:
+            banks[arena] = banks.get(arena, 0) + self._activation_banks(task, index, self.rates.bank_bytes[arena])
+        elif arena in touch:
+            banks[arena] = 1
+        held = self.rates.held_banks
+        return self.rates.leak + sum(touch[lvl] * min(n, held.get(lvl, n)) for lvl, n in banks.items())
+
+    def _banks(self, level: str, nbytes: float) -> int:
+        bank = self.rates.bank_bytes[level]
+        return 1 if not bank else max(1, math.ceil(nbytes / bank))
+
+    def _activation_banks(self, task: str, index: int, bank: int) -> int:
+        """Banks the node's activation operands and result lie in (the arena starting on a bank)."""
+        key = (task, index, bank)
+        if key not in self._acts:
+            self._acts[key] = activation_banks(self.module.graphs[task], index, bank, self.rates.activation_bytes)
+        return self._acts[key]
+
+    def runtime(self) -> float:
+        """Cycles of one inference, expected over the task mix, at the current placement."""
+        return sum(self.wl.mix[task] * self.cost(task, i, self.state.levels, self.state.arena).cycles
+                   for task, graph in self.module.graphs.items() for i, node in enumerate(graph.nodes)
+                   if node.op not in ("weight", "constant"))
+
+    def levels_with(self, name: str, level: str) -> dict[str, str]:
+        levels = dict(self.state.levels)
+        levels[name] = level
+        return levels
+
+    def cost(self, task: str, index: int, levels: dict[str, str], arena: str) -> NodeCost:
+        return self.coster.cost(self.module.graphs[task], index, levels, arena)
+
+    def side_bytes(self, task: str, index: int, cost: NodeCost) -> dict[str, float]:
+        """Bytes a node reads of each of its weights other than the first."""
+        key = (task, index, cost.mapping)
+        if key not in self._side:
+            self._side[key] = self._side_bytes(task, index, cost)
+        return self._side[key]
+
+    def _side_bytes(self, task: str, index: int, cost: NodeCost) -> dict[str, float]:
+        graph = self.module.graphs[task]
+        node = graph.nodes[index]
+        ws = [w for w in (weight_of(self.module, v) for v in node.inputs) if w is not None]
+        if is_product(node):
+            if cost.mapping is None or len(ws) < 2:
+                return {}
+            bias = ws[1]
+            m = math.prod(node.inputs[0].type.shape[:-1])
+            return {bias.name: bias.nbytes * math.ceil(m / cost.mapping.block[1])}
+        return {w.name: float(w.nbytes) for w in ws[1:]}
+
+    def side_pj_per_byte(self, task: str, index: int, level: str) -> float:
+        """Energy per byte of a weight read beside a node's first: its level, the wires, the aux buffer."""
+        product = is_product(self.module.graphs[task].nodes[index])
+        key = (product, level)
+        if key not in self._side_pj:
+            self._side_pj[key] = self._side_per_byte(product, level)
+        return self._side_pj[key]
+
+    def _side_per_byte(self, product: bool, level: str) -> float:
+        m = self.t.level(level)
+        pj = m.read_pj_per_byte + self.t.parts.noc.energy_pj_per_byte
+        aux = self.t.parts.role("aux")
+        if product and aux is not None:
+            pj += aux.read_pj_per_byte + aux.write_pj_per_byte
+        return pj
+
+    def item(self, name: str, level: str) -> Price | None:
+        """What weight `name` at `level` costs per inference (expected over the task mix); None when a layer it
+        feeds has no mapping there (`self.failures` keeps why)."""
+        try:
+            return self._item(name, level)
+        except MappingError as e:
+            self.failures.append(e)
+            return None
+
+    def _item(self, name: str, level: str) -> Price:
+        price = Price()
+        levels = self.levels_with(name, level)
+        for task, i in self.main.get(name, []):
+            cost = self.cost(task, i, levels, self.state.arena)
+            minus = sum(b * self.side_pj_per_byte(task, i, levels[w])
+                        for w, b in self.side_bytes(task, i, cost).items())
+            price.add(cost, self.wl.mix[task], self.leak(task, i, levels, self.state.arena, cost), minus)
+        for task, i in self.side.get(name, []):
+            cost = self.cost(task, i, self.state.levels, self.state.arena)
+            b = self.side_bytes(task, i, cost).get(name, 0.0)
+            price.pj += self.wl.mix[task] * b * self.side_pj_per_byte(task, i, level)
+            price.traffic[level] = price.traffic.get(level, 0.0) + self.wl.mix[task] * b
+        return price
+
+    def arena(self, level: str) -> Price | None:
+        """What the nodes without weights cost per inference with the activations in `level`, plus how much the
+        nodes with weights (priced with the arena where it is now) would cost more or less there; None when a
+        layer has no mapping there."""
+        try:
+            return self._arena(level)
+        except MappingError as e:
+            self.failures.append(e)
+            return None
+
+    def _arena(self, level: str) -> Price:
+        price = Price()
+        for task, i in self.plain:
+            cost = self.cost(task, i, {}, level)
+            price.add(cost, self.wl.mix[task], self.leak(task, i, {}, level, cost))
+        if level != self.state.arena:
+            for nodes in self.main.values():
+                for task, i in nodes:
+                    here = self.cost(task, i, self.state.levels, level)
+                    now = self.cost(task, i, self.state.levels, self.state.arena)
+                    lv = self.state.levels
+                    price.pj += self.wl.mix[task] * (
+                        here.dynamic_pj - now.dynamic_pj + self.leak(task, i, lv, level, here) * here.cycles
+                        - self.leak(task, i, lv, self.state.arena, now) * now.cycles)
+        return price
+
+    def mappings(self, final: State) -> dict[tuple[str, int], NodeCost]:
+        """The cost (and mapping) of every product at a placement, for the report and the IR."""
+        out = {}
+        for task, graph in self.module.graphs.items():
+            for i, node in enumerate(graph.nodes):
+                if is_product(node):
+                    out[task, i] = self.cost(task, i, final.levels, final.arena)
+        return out
+
+
+def activation_banks(graph: Graph, index: int, bank: int, per_element: float) -> int:
+    """Banks of `bank` bytes that node `index`'s activation operands and result lie in, the arena starting on a
+    bank (views touch nothing)."""
+    node = graph.nodes[index]
+    opdef = get_op(node.op)
+    if opdef.kind is OpKind.SOURCE or opdef.has(Trait.VIEW):
+        return 0
+    banks: set[int] = set()
+    for v in list(node.inputs) + list(node.outputs):
+        if is_data(v) or v.offset is None:
+            continue
+        size = v.type.numel * (per_element if v.type.dtype.is_float else v.type.dtype.itemsize)
+        banks.update(range(v.offset // bank, (v.offset + max(1, int(size)) - 1) // bank + 1))
+    return len(banks)
