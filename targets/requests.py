@@ -13,6 +13,10 @@ stays in self-refresh (or power-down for short gaps). Requests queue when the
 chip is busy. Reported: latency (mean, p50, p95, p99), energy per inference,
 average power, switches, power-ups and DRAM bytes.
 
+`run_stream` can also take how each request is served (`serve`: its
+inference's time, energy and off-chip bytes, given what it waited), which is
+how early exit and DVFS policies (`targets.policies`) run a stream.
+
 Streams follow the workload's switch rate: `round-robin` moves to the next
 task at evenly spread requests, that share of them (every time at rate 1),
 and needs a uniform mix; `random` is a Markov chain whose requests follow the mix and
@@ -28,6 +32,7 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -149,6 +154,19 @@ def read_trace(path: str, tasks: list[str], rate_hz: float) -> list[Request]:
     return requests
 
 
+@dataclass(frozen=True)
+class Served:
+    """One request's inference as a policy ran it: its time, energy by `SimResult.energy` key, off-chip bytes."""
+
+    seconds: float
+    energy: dict[str, float]
+    dram_bytes: float
+
+
+# serve(request index, request, after a power-up?, seconds it already spent waiting and loading) -> Served
+Serve = Callable[[int, "Request", bool, float], Served]
+
+
 @dataclass
 class StreamResult:
     requests: int
@@ -173,7 +191,7 @@ class StreamResult:
 
 
 def run_stream(requests: list[Request], module: Module, target: Target, results: dict[str, SimResult],
-               inferences_per_wakeup: float) -> StreamResult:
+               inferences_per_wakeup: float, serve: Serve | None = None) -> StreamResult:
     cycle_s = 1.0 / (target.clock_mhz * 1e6)
     store = min((m for m in target.memories if m.off_chip), key=lambda m: m.read_pj_per_byte, default=None)
     volatile = {m.name for m in target.on_chip if m.volatile}
@@ -221,7 +239,11 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
                 add(k, v)
             if not cold:
                 add("leakage:idle", sim.warm.idle_mw * gap_ns)
-        service = (cycles + sim.cycles) * cycle_s
+        if serve is None:
+            service = (cycles + sim.cycles) * cycle_s
+        else:
+            served = serve(i, r, cold, start - r.arrival + cycles * cycle_s)
+            service = cycles * cycle_s + served.seconds
         free_at = start + service
         latencies.append(free_at - r.arrival)
         load_ns = cycles * cycle_s * 1e9
@@ -234,12 +256,17 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         if pj and store is not None:
             add(store.name, nbytes * store.read_pj_per_byte)
             add(onchip, nbytes * target.level(onchip).write_pj_per_byte)
-        for k, v in sim.dynamic.items():
-            add(k, v)
-        for k, v in static.energy.items():
-            add(k, v)
-        dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
-                             if target.level(lvl).off_chip)
+        if serve is None:
+            for k, v in sim.dynamic.items():
+                add(k, v)
+            for k, v in static.energy.items():
+                add(k, v)
+            dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
+                                 if target.level(lvl).off_chip)
+        else:
+            for k, v in served.energy.items():
+                add(k, v)
+            dram += nbytes + served.dram_bytes
         current = r.task
     span = free_at - requests[0].arrival
     return StreamResult(len(requests), np.array(latencies), sum(parts.values()), span, switches, ups, dram, parts)
