@@ -64,8 +64,8 @@ def stream_sentences(module: Module, workload: Workload, requests: list[Request]
             if len(exits.histogram) != len(ramps) + 1:
                 layers = ", ".join(str(r.layer) for r in ramps)
                 raise ExitError(f"{exits.where}: key 'histogram' has {len(exits.histogram)} entries; task '{task}' "
-                                f"has {len(ramps)} off-ramps (after layers {layers}), so it needs {len(ramps) + 1}: one "
-                                "per off-ramp, then the end")
+                                f"has {len(ramps)} off-ramps (after layers {layers}), so it needs {len(ramps) + 1}: "
+                                "one per off-ramp, then the end")
             pool = from_histogram(exits.histogram, max(1, counts.get(task, 0)), zlib.crc32(f"{seed}:{task}".encode()))
             shares = exits.histogram
             how = f"histogram of {exits.counted:,} sentences" if exits.counted else "histogram of shares"
@@ -109,10 +109,11 @@ def measure(module: Module, task: str, exits: TaskExits) -> np.ndarray:
 def sample_feeds(graph: Graph, arrays: dict[str, np.ndarray], path: str) -> list[dict[str, np.ndarray]]:
     """The inputs of each sample: row i of every array (an array may also stack whole inputs)."""
     count, stacked = None, {}
+    takes = ", ".join(v.name for v in graph.inputs)
     for v in graph.inputs:
         if v.name not in arrays:
             if v.name not in DEFAULTS:
-                raise ExitError(f"{path}: no array '{v.name}' (the graph takes {', '.join(x.name for x in graph.inputs)})")
+                raise ExitError(f"{path}: no array '{v.name}' (the graph takes {takes})")
             continue
         a = np.asarray(arrays[v.name])
         shape = v.type.shape
@@ -127,10 +128,10 @@ def sample_feeds(graph: Graph, arrays: dict[str, np.ndarray], path: str) -> list
             raise ExitError(f"{path}: array '{v.name}' holds {n} samples, another {count}")
         count, stacked[v.name] = n, a
     if not count:
-        raise ExitError(f"{path}: no samples (give at least one row of '{graph.inputs[0].name if graph.inputs else 'inputs'}')")
+        raise ExitError(f"{path}: no samples (give at least one row of each of {takes or 'the inputs'})")
     extra = sorted(set(arrays) - {v.name for v in graph.inputs})
     if extra:
-        raise ExitError(f"{path}: unknown array '{extra[0]}' (the graph takes {', '.join(v.name for v in graph.inputs)})")
+        raise ExitError(f"{path}: unknown array '{extra[0]}' (the graph takes {takes})")
     feeds = []
     for i in range(count):
         feed = {}

@@ -209,7 +209,8 @@ def target_from_dict(data: dict, where: str) -> Target:
     if not isinstance(raw_memories, list) or not raw_memories:
         raise TargetError(f"{where}: no [[memory]] levels")
     memories = tuple(parse_memory(where, i, m, mhz) for i, m in enumerate(raw_memories, start=1))
-    dvfs = parse_dvfs(where, top.get("dvfs", dict, None), mhz, volts, tech, [m.name for m in memories if not m.off_chip])
+    on_chip = [m.name for m in memories if not m.off_chip]
+    dvfs = parse_dvfs(where, top.get("dvfs", dict, None), mhz, volts, tech, on_chip)
     top.done()
     names = [m.name for m in memories]
     if len(set(names)) != len(names):

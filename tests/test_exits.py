@@ -68,7 +68,8 @@ def test_entropy_on_the_interpreter_is_numpys():
 # ---------------------------------------------------------------- where sentences leave
 # off-ramp 1 reads x, off-ramp 2 reads 2x: for x = (a, 0) the entropy falls as |a| grows
 EXIT_IR = """module {
-  graph @t(%x: tensor<1x2xf32>) -> ("exit_logits_1": tensor<1x2xf32>, "exit_logits_2": tensor<1x2xf32>, "logits": tensor<1x2xf32>) {
+  graph @t(%x: tensor<1x2xf32>) -> ("exit_logits_1": tensor<1x2xf32>, "exit_logits_2": tensor<1x2xf32>,
+                                    "logits": tensor<1x2xf32>) {
     %0 = add(%x, %x) : tensor<1x2xf32>
     %1 = add(%0, %0) : tensor<1x2xf32>
     return %x, %0, %1

@@ -173,8 +173,8 @@ def _load(args, named, dims):
     """The module to compile and the summary's title line."""
     if named:
         if args.off_ramps:
-            raise OptionError("--off-ramps adds off-ramps to the built-in example; a model file brings its own (outputs "
-                              "named exit_logits_<k>)")
+            raise OptionError("--off-ramps adds off-ramps to the built-in example; a model file brings its own "
+                              "(outputs named exit_logits_<k>)")
         module = load_files(named, dims)
         title = f"aalbert-compile: {count(len(module.graphs), 'task')} from {count(len(named), 'file')}, " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"

@@ -133,7 +133,8 @@ def _main(argv) -> int:
     from ..study_report import csv_text, headline, write_outputs
 
     per_task_count = configurations(cfg) // len(cfg.tasks)
-    steps = configurations(cfg) + exit_configurations(cfg) + (len(VARIATIONS) * per_task_count if cfg.sensitivity else 0)
+    steps = configurations(cfg) + exit_configurations(cfg) + (
+        len(VARIATIONS) * per_task_count if cfg.sensitivity else 0)
     with progress_bar(steps + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar:
         rows = run_study(cfg, bar)
         if cfg.early_exit:
