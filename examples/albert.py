@@ -10,6 +10,13 @@ own LayerNorms and its classifier head.
 One `TaskModel` is one task: it holds a reference to a `Backbone` (shared by
 the tasks of adapter-ALBERT, copied per task for fine-tuned ALBERT) and the
 task's own parts. The forward pass is written once for both families.
+
+With off-ramps (EdgeBERT's early exit), a task also owns an exit classifier
+after every layer but the last, and returns their logits before its own,
+named `exit_logits_<k>` (the convention of `aalbert.ir.exits`):
+"classifier" off-ramps read the task's pooled first token through the
+model's pooler, "highway" ones have their own pooler each, as EdgeBERT's
+highways do (a hidden x hidden matrix per layer).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ SIZES: dict[str, AlbertConfig] = {
 
 # Parameter groups a task may own (the rest is the shared backbone).
 TASK_GROUPS = ("adapters", "layernorm", "head", "pooler", "embeddings")
+OFF_RAMPS = ("classifier", "highway")  # an exit classifier on the model's pooler, or with its own pooler
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,16 @@ class AdapterPair(nn.Module):
         self.ffn = Adapter(hidden, bottleneck)
 
 
+class OffRamp(nn.Module):
+    """An exit classifier after one layer: logits of the first token's pooled state (its own pooler, or the
+    model's)."""
+
+    def __init__(self, hidden: int, num_labels: int, own_pooler: bool):
+        super().__init__()
+        self.pooler = nn.Linear(hidden, hidden) if own_pooler else None
+        self.classifier = nn.Linear(hidden, num_labels)
+
+
 class Backbone(nn.Module):
     """Everything a task does not own: embeddings, projection, the layer, pooler.
 
@@ -147,8 +165,10 @@ class TaskModel(nn.Module):
     """One task: a backbone plus the task's own parts; returns the logits."""
 
     def __init__(self, backbone: Backbone, num_labels: int, task_specific: frozenset[str] = frozenset({"head"}),
-                 adapters: AdapterConfig | None = None):
+                 adapters: AdapterConfig | None = None, off_ramps: str | None = None):
         super().__init__()
+        if off_ramps is not None and off_ramps not in OFF_RAMPS:
+            raise ValueError(f"off-ramps must be one of {', '.join(OFF_RAMPS)}, got {off_ramps!r}")
         c = backbone.config
         self.config = c
         self.backbone = backbone
@@ -162,13 +182,21 @@ class TaskModel(nn.Module):
             n = c.num_layers if adapters.placement == "per_layer" else 1
             width = adapters.bottleneck or c.adapter_bottleneck
             self.adapters = nn.ModuleList(AdapterPair(c.hidden_size, width) for _ in range(n))
+        self.off_ramps = None if off_ramps is None else nn.ModuleList(
+            OffRamp(c.hidden_size, num_labels, off_ramps == "highway") for _ in range(c.num_layers - 1))
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """What `forward` returns, in order: the off-ramps' logits (if any), then the task's."""
+        count = 0 if self.off_ramps is None else len(self.off_ramps)
+        return tuple(f"exit_logits_{k}" for k in range(1, count + 1)) + ("logits",)
 
     def _parts(self):
         bb = self.backbone
         return (self.embeddings or bb.embeddings, self.layernorms or bb.layernorms, self.pooler or bb.pooler)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor) -> torch.Tensor:
+                token_type_ids: torch.Tensor):
         c = self.config
         emb, ln, pooler = self._parts()
         seq_len = input_ids.size(1)
@@ -177,11 +205,16 @@ class TaskModel(nn.Module):
         h = self.backbone.projection(ln.embeddings(x))
         # additive mask: 0 where attended, -10000 where padded (broadcast over heads and queries)
         mask_bias = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * -10000.0
+        exits = []
         for i in range(c.num_layers):
             pair = None if self.adapters is None else self.adapters[i % len(self.adapters)]
             h = self._layer(h, mask_bias, ln, pair)
+            if self.off_ramps is not None and i < len(self.off_ramps):
+                ramp = self.off_ramps[i]
+                exits.append(ramp.classifier(torch.tanh((ramp.pooler or pooler)(h[:, 0]))))
         pooled = torch.tanh(pooler(h[:, 0]))
-        return self.classifier(pooled)
+        logits = self.classifier(pooled)
+        return logits if self.off_ramps is None else tuple(exits) + (logits,)
 
     def _layer(self, h: torch.Tensor, mask_bias: torch.Tensor, ln: LayerNorms,
                pair: AdapterPair | None) -> torch.Tensor:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .albert import AdapterConfig
+from .albert import OFF_RAMPS, AdapterConfig
 from .zoo import FAMILIES, FamilySpec, build_family, example_inputs, task_names
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -46,29 +46,37 @@ def export_model(model: torch.nn.Module, path: Path, exporter: str = "torchscrip
         warnings.simplefilter("ignore")
         if exporter == "torchscript":
             torch.onnx.export(model, args, str(path), dynamo=False, opset_version=opset,
-                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                              input_names=list(INPUT_NAMES), output_names=list(_output_names(model)),
                               dynamic_axes={n: {0: "batch", 1: "seq"} for n in INPUT_NAMES})
         elif exporter == "dynamo":
             batch_dim = torch.export.Dim("batch", max=1024)
             seq_dim = torch.export.Dim("seq", min=2, max=model.config.max_position)
             shapes = {n: {0: batch_dim, 1: seq_dim} for n in INPUT_NAMES}
             torch.onnx.export(model, args, str(path), dynamo=True, opset_version=opset,
-                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                              input_names=list(INPUT_NAMES), output_names=list(_output_names(model)),
                               dynamic_shapes=shapes, verbose=False)
         else:
             raise ValueError(f"unknown exporter {exporter!r} (torchscript or dynamo)")
     return path
 
 
+def _output_names(model: torch.nn.Module) -> tuple[str, ...]:
+    """A task model's outputs: its off-ramps' logits (exit_logits_<k>), if it has off-ramps, then its logits."""
+    return getattr(model, "output_names", OUTPUT_NAMES)
+
+
 class NamedOutput(torch.nn.Module):
-    """A task model whose result is {"logits": ...}, so the exported program names its output."""
+    """A task model whose result is {"logits": ...} (and its off-ramps'), so the exported program names its
+    outputs."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        return {OUTPUT_NAMES[0]: self.model(input_ids, attention_mask, token_type_ids)}
+        out = self.model(input_ids, attention_mask, token_type_ids)
+        names = _output_names(self.model)
+        return dict(zip(names, out if len(names) > 1 else (out,)))
 
 
 def export_pt2(model: torch.nn.Module, path: Path, seq_len: int = 16, batch: int = 2) -> Path:
@@ -110,6 +118,8 @@ def main(argv=None) -> int:
     p.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared")
     p.add_argument("--task-specific", default="adapters,layernorm,head",
                    help="adapter-ALBERT: groups each task owns (adapters, layernorm, head, pooler, embeddings)")
+    p.add_argument("--off-ramps", choices=OFF_RAMPS,
+                   help="an exit classifier after every layer but the last, outputs exit_logits_<k> (default: none)")
     p.add_argument("--format", choices=("onnx", "pt2"), default="onnx",
                    help="ONNX files, or torch.export programs saved as .pt2 (default: onnx)")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
@@ -125,7 +135,8 @@ def main(argv=None) -> int:
     try:
         groups = frozenset(g.strip() for g in args.task_specific.split(",") if g.strip())
         spec = FamilySpec(args.family, args.size, tuple(task_names(args.tasks)),
-                          AdapterConfig(args.bottleneck, args.adapter_placement, groups), seed=args.seed)
+                          AdapterConfig(args.bottleneck, args.adapter_placement, groups), seed=args.seed,
+                          off_ramps=args.off_ramps)
         if args.sample_inputs is not None:
             if args.sample_inputs.suffix.lower() != ".npz":
                 raise ValueError(f"--sample-inputs {args.sample_inputs}: the file must end in .npz")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .albert import SIZES, TASK_GROUPS, AdapterConfig, AlbertConfig, Backbone, TaskModel
+from .albert import OFF_RAMPS, SIZES, TASK_GROUPS, AdapterConfig, AlbertConfig, Backbone, TaskModel
 
 # GLUE tasks and their number of labels (stsb is a regression: one output).
 GLUE_TASKS: dict[str, int] = {"cola": 2, "sst2": 2, "mrpc": 2, "qqp": 2, "stsb": 1,
@@ -49,8 +49,11 @@ class FamilySpec:
     frozen: frozenset[str] = frozenset()  # fine-tuned ALBERT: groups left untouched
     seed: int = 0
     layers: int | None = None  # times the shared layer is applied; None: the size's
+    off_ramps: str | None = None  # an exit classifier after every layer but the last: classifier | highway
 
     def __post_init__(self) -> None:
+        if self.off_ramps is not None and self.off_ramps not in OFF_RAMPS:
+            raise ValueError(f"unknown off-ramps {self.off_ramps!r}; known: {', '.join(OFF_RAMPS)}")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; known: {', '.join(FAMILIES)}")
         if self.size not in SIZES:
@@ -100,7 +103,7 @@ def build_family(spec: FamilySpec) -> dict[str, TaskModel]:
         backbone = Backbone(c, owned)
         init_weights(backbone, _seed(spec.seed, "backbone"))
         for task in spec.tasks:
-            model = TaskModel(backbone, num_labels(task), owned, spec.adapters)
+            model = TaskModel(backbone, num_labels(task), owned, spec.adapters, spec.off_ramps)
             _init_task_parts(model, _seed(spec.seed, "task", task))
             models[task] = model
     else:
@@ -111,7 +114,7 @@ def build_family(spec: FamilySpec) -> dict[str, TaskModel]:
             for name, part in _groups(backbone).items():
                 if name not in spec.frozen:
                     _perturb(part, _seed(spec.seed, "finetune", task, name))
-            model = TaskModel(backbone, num_labels(task), frozenset({"head"}))
+            model = TaskModel(backbone, num_labels(task), frozenset({"head"}), off_ramps=spec.off_ramps)
             _init_task_parts(model, _seed(spec.seed, "task", task))
             models[task] = model
     for m in models.values():
@@ -128,7 +131,7 @@ def _groups(backbone: Backbone) -> dict[str, nn.Module]:
 
 def _init_task_parts(model: TaskModel, seed: int) -> None:
     for i, part in enumerate(p for p in (model.embeddings, model.layernorms, model.pooler,
-                                         model.classifier, model.adapters) if p is not None):
+                                         model.classifier, model.adapters, model.off_ramps) if p is not None):
         init_weights(part, seed + i)
 
 

@@ -9,6 +9,11 @@ lowered only when asked for (`Backend.program`), for listings and traces.
 Static energy does depend on addresses (which memory banks a task's weights
 sit in): each such task's is charged on its own banks, the representative's
 accesses moved to its weights' bytes (`power.relocation`).
+
+On a model with off-ramps, `exits` gives what an inference costs up to each
+exit test at each operating point, and, when the workload says where
+sentences leave (`[exits]`), `policies` runs the stream under every early-exit
+and DVFS policy (`targets.policies`).
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from dataclasses import dataclass, field
 
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
+from aalbert.ir.exits import off_ramps
+from aalbert.targets.exits import ExitCosts
+from aalbert.targets.policies import PolicyResult, run_policies
 from aalbert.targets.workload import Workload, default_workload
 from aalbert.targets.lower import lower
 from aalbert.targets.power import memory_image, relocation
 from aalbert.targets.program import Program
-from aalbert.targets.requests import PATTERNS, StreamResult, make_stream, read_trace, run_stream
+from aalbert.targets.requests import PATTERNS, Request, StreamResult, make_stream, read_trace, run_stream
 from aalbert.targets.sim import SimResult, simulate, with_static
 from aalbert.targets.spec import Target
 
@@ -36,6 +44,10 @@ class Backend:
     stream: StreamResult | None
     same_as: dict[str, str] = field(default_factory=dict)  # task -> the task simulated for it
     _programs: dict[str, Program] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    exits: ExitCosts | None = None                       # on a model with off-ramps
+    policies: dict[str, PolicyResult] | None = None      # ... whose workload says where sentences leave
+    exit_sources: dict = field(default_factory=dict)     # task -> mapper.exits.ExitSource
 
     def program(self, task: str) -> Program:
         if task not in self._programs:
@@ -104,4 +116,12 @@ def run_backend(module: Module, target: Target, workload: Workload | None = None
         else:
             reqs = read_trace(pattern, tasks, wl.inferences_per_second)
         backend.stream = run_stream(reqs, module, target, backend.results, wl.inferences_per_wakeup)
+        backend.requests = reqs
+    if any(off_ramps(g) for g in module.graphs.values()):
+        backend.exits = ExitCosts(module, target, backend.results, backend.program, backend.same_as, image)
+        if wl.exits is not None and backend.requests:
+            from .exits import stream_sentences
+            sentences, backend.exit_sources = stream_sentences(module, wl, backend.requests, seed)
+            backend.policies = run_policies(backend.requests, backend.exits, sentences, wl.inferences_per_wakeup,
+                                            wl.latency_target_ms)
     return backend

@@ -2,7 +2,11 @@
 
 `compile_module` runs the pipeline (plus plan-activations and allocate when
 a `Placement` is given), then, on a target, lowers and simulates every task
-and a request stream, and writes the report text. The result, `Compiled`,
+and a request stream, and writes the report text. A module whose graphs have
+off-ramps (outputs `exit_logits_<k>`, `aalbert.ir.exits`) gets the
+`early-exit` pass after the pipeline unless it names it, and its report the
+cost of leaving at each off-ramp and, when the workload says where sentences
+leave, every early-exit and DVFS policy. The result, `Compiled`,
 holds the objects the report was printed from: the module, the allocation,
 the backend's programs, simulation results and stream, the roofline. The
 command-line tool writes its files from it; the Python API returns it.
@@ -105,6 +109,7 @@ def compile_module(module: Module, title: str, pipeline: str = "canonicalize,sha
 
     if stream.requests < 0:
         raise OptionError(f"--requests must be >= 0, got {stream.requests}")
+    pipeline = with_exit_tests(module, pipeline)
     manager = PassManager(parse_pipeline(pipeline + (placement.passes() if placement else "")),
                           verify_each=verify_each, keep_text=keep_text)
     input_text = None
@@ -130,6 +135,17 @@ def compile_module(module: Module, title: str, pipeline: str = "canonicalize,sha
         text += _placement_text(compiled, manager, placement, stream)
     compiled.report = text
     return compiled
+
+
+def with_exit_tests(module: Module, pipeline: str) -> str:
+    """`pipeline`, with the early-exit pass after it when the module has off-ramps and the pipeline lacks it."""
+    from aalbert.ir.exits import LOGITS
+    from aalbert.passes.base import parse_pipeline
+
+    ramps = any(name.startswith(LOGITS) for g in module.graphs.values() for name, _ in g.outputs)
+    if not ramps or any(p.name == "early-exit" for p in parse_pipeline(pipeline)):
+        return pipeline
+    return pipeline + ",early-exit"
 
 
 def _fidelity_text(compiled: Compiled, fidelity: Fidelity) -> str:
@@ -166,9 +182,14 @@ def _placement_text(compiled: Compiled, manager, placement: Placement, stream: S
     bounds = roofline(backend.program(first), backend.results[first], target)
     lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first], target)
     lines += [""] + roofline_lines(bounds, first)
+    wl = allocation.workload
     if backend.stream is not None:
-        wl = allocation.workload
         lines += [""] + stream_lines(backend.stream, stream.pattern, wl.inferences_per_second,
                                      wl.inferences_per_wakeup)
+    if backend.exits is not None:
+        from .exit_report import exit_lines, policy_lines
+        lines += [""] + exit_lines(backend, first, wl.inferences_per_wakeup <= 1)
+        if backend.policies is not None:
+            lines += [""] + policy_lines(backend, wl.latency_target_ms)
     compiled.target, compiled.allocation, compiled.backend, compiled.roofline = target, allocation, backend, bounds
     return text + "\n" + "\n".join(lines) + "\n"

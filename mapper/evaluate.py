@@ -9,7 +9,9 @@ plans, allocates (spilling allowed, so DRAM traffic is measured rather
 than refused), lowers, simulates every task and a request stream, and
 returns flat, JSON-friendly metrics. Weights go off chip only when they do
 not fit (as `--spill` after a refusal). `mapper.chips` sizes a chip to a
-configuration.
+configuration. A model with off-ramps under a workload that says where
+sentences leave is measured under every early-exit policy (`<policy>_*`
+metrics), its main metrics being EdgeBERT's predict-then-scale.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class ModelSpec:
     format: str | None = None          # replaces the number format of every rule of the policy
     seq_len: int = 128
     seed: int = 0
+    off_ramps: str | None = None       # an exit classifier after every layer but the last (classifier | highway)
 
 
 def policy_for(spec: ModelSpec) -> Policy:
@@ -66,9 +69,10 @@ def prepared(spec: ModelSpec, all_tasks: int | None = None) -> Module:
 
 @functools.lru_cache(maxsize=1)  # one family at a time: base-size modules are large
 def _family(spec: ModelSpec) -> Module:
-    example = ExampleSpec(spec.family, spec.tasks, spec.size, spec.bottleneck, spec.adapter_placement, seed=spec.seed)
+    example = ExampleSpec(spec.family, spec.tasks, spec.size, spec.bottleneck, spec.adapter_placement, seed=spec.seed,
+                          off_ramps=spec.off_ramps)
     module = load_example(example, DimSpec(1, spec.seq_len))
-    module = PassManager(parse_pipeline("canonicalize,share")).run(module)
+    module = PassManager(parse_pipeline("canonicalize,share" + (",early-exit" if spec.off_ramps else ""))).run(module)
     return apply_policy(module, policy_for(spec))
 
 
@@ -139,7 +143,8 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
     tasks = list(module.graphs)
     on_chip = {m.name for m in target.on_chip}
     used = sum(b for lvl, b in a.usage.items() if lvl in on_chip)
-    stream = backend.stream
+    policies = backend.policies or {}
+    stream = policies["predict-scale"].stream if policies else backend.stream
     single = [r.seconds * 1e3 for r in backend.results.values()]
     metrics = {
         "tasks": len(tasks),
@@ -166,6 +171,19 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
     }
     for name, pj in sorted(stream.by_component.items()):
         metrics[f"energy_{name}_mj"] = pj / stream.requests / 1e9
+    if backend.exits is not None:
+        metrics["layers"] = backend.exits.layers(tasks[0])[-1]
+        metrics["latency_target_ms"] = wl.latency_target_ms
+    first = backend.results[tasks[0]]
+    metrics["banks_accessed"] = sum(c.get("accessed", 0) for c in first.static.banks.values())
+    for name, p in policies.items():
+        key = name.replace("-", "_")
+        s = p.stream
+        metrics.update({f"{key}_energy_mj": s.energy_per_inference_pj / 1e9,
+                        f"{key}_latency_mean_ms": float(s.latencies.mean() * 1e3),
+                        f"{key}_latency_p99_ms": s.percentile(99) * 1e3, f"{key}_deadline_misses": p.misses,
+                        f"{key}_layers": p.mean_layers, f"{key}_forced_exits": p.forced,
+                        f"{key}_points": "; ".join(f"{k}: {v}" for k, v in sorted(p.points.items(), reverse=True))})
     return metrics
 
 

@@ -27,6 +27,7 @@ class ExampleSpec:
     task_specific: tuple[str, ...] = ("adapters", "layernorm", "head")
     seed: int = 0
     layers: int | None = None  # times the shared layer is applied; None: the size's (12; 3 for tiny)
+    off_ramps: str | None = None  # exit classifiers after every layer but the last: classifier | highway
 
 
 def parse_task_arg(text: str) -> tuple[str, str]:
@@ -81,12 +82,12 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     try:
         adapters = AdapterConfig(spec.bottleneck, spec.adapter_placement, frozenset(spec.task_specific))
         family = FamilySpec(spec.family, spec.size, tuple(task_names(spec.tasks)), adapters, seed=spec.seed,
-                            layers=spec.layers)
+                            layers=spec.layers, off_ramps=spec.off_ramps)
         inputs = example_inputs(family.config, dims.batch, dims.seq_len, seed=spec.seed)
     except ValueError as e:
         raise OptionError(str(e)) from None
     module = Module()
     seen: dict = {}  # the backbone's parameters are read once for all tasks
     for task, model in build_family(family).items():
-        import_torch(model, inputs, module, task, ("logits",), seen=seen)
+        import_torch(model, inputs, module, task, model.output_names, seen=seen)
     return module

@@ -94,3 +94,26 @@ def pareto_figure(points: list[dict], front: list[dict], stem: Path) -> list[Pat
     out = save(fig, stem)
     plt.close(fig)
     return out
+
+
+def grouped_bars(groups: dict[str, dict[str, float]], stem: Path, title: str, ylabel: str) -> list[Path]:
+    """One group of bars per label (a bar per series, the same series in every group), values printed on top."""
+    plt = _pyplot()
+    labels = list(groups)
+    series = list(dict.fromkeys(s for g in groups.values() for s in g))
+    fig, ax = plt.subplots(figsize=(12, 5))
+    width = 0.8 / max(1, len(series))
+    for i, name in enumerate(series):
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(labels))]
+        values = [groups[label].get(name, 0.0) for label in labels]
+        bars = ax.bar(xs, values, width=width, label=name)
+        ax.bar_label(bars, labels=[f"{v:.2f}" if v else "" for v in values], fontsize=6, padding=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    out = save(fig, stem)
+    plt.close(fig)
+    return out

@@ -1,6 +1,7 @@
 """The study's outputs: `study.csv` (every configuration), `study.md` (the tables, the ratios per baseline,
-the sized chips, the model-side accounting, the sensitivity's conclusions when it ran, the assumptions)
-and figures (`study_vs_tasks`, `study_energy_breakdown`, PNG and SVG)."""
+the sized chips, early exit and DVFS when they ran, the model-side accounting, the sensitivity's conclusions
+when it ran, the assumptions) and figures (`study_vs_tasks`, `study_energy_breakdown`, `study_early_exit`,
+PNG and SVG)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def headline(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
 
 
 def markdown(rows: list[dict], cfg: StudyConfig, accounting: list[dict] | None, command: str,
-             sensitivity: list[str] | None = None) -> str:
+             sensitivity: list[str] | None = None, exit_rows: list[dict] | None = None) -> str:
     models = next((r["memory_models"] for r in rows if r["architecture"] == cfg.template), rows[0]["memory_models"])
     out = ["# adapter-ALBERT vs ALBERT on an edge accelerator", "",
            f"Produced by `{command}`. Every configuration: {cfg.size} size, sequence {cfg.seq_len}, a request "
@@ -89,6 +90,9 @@ def markdown(rows: list[dict], cfg: StudyConfig, accounting: list[dict] | None, 
     for policy in cfg.policies:
         out += headline(rows, cfg, policy)
         out += _by_tasks(rows, cfg, policy)
+        if exit_rows:
+            from .exit_study import exit_section
+            out += exit_section(rows, exit_rows, cfg, policy, "study_early_exit.png")
     if accounting:
         out += ["## Model side: what each task owns", "",
                 "| model | adapter bottleneck | adapters | task-specific | shared parameters | parameters per task | "
@@ -114,10 +118,16 @@ def markdown(rows: list[dict], cfg: StudyConfig, accounting: list[dict] | None, 
             "(`targets/dram.py`), in self-refresh while the accelerator sleeps.",
             f"- Compute: Horowitz's 45 nm energies and areas scaled to {t.technology.node_nm:g} nm at "
             f"{t.voltage_v} V ({t.technology.describe()}); clock {t.clock_mhz:g} MHz.",
+            *(_exit_assumptions(cfg) if exit_rows else []),
             "- Energy per inference counts the dynamic energy of the PE array, the special-function unit and every "
             "memory access, the loads at task switches and power-ups, the leakage of every bank in its power state "
             "while the chip is on, and the DRAM's background while it holds what the chip needs.", ""]
     return "\n".join(out)
+
+
+def _exit_assumptions(cfg: StudyConfig) -> list[str]:
+    from .exit_study import assumption_lines
+    return assumption_lines(cfg)
 
 
 def _by_tasks(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
@@ -176,13 +186,18 @@ def figures(rows: list[dict], cfg: StudyConfig, out: Path) -> list[Path]:
 
 
 def write_outputs(rows: list[dict], cfg: StudyConfig, out: Path, accounting: list[dict] | None, command: str,
-                  sensitivity: list[str] | None = None) -> list[Path]:
+                  sensitivity: list[str] | None = None, exit_rows: list[dict] | None = None) -> list[Path]:
     make_dir(out)
     written = []
-    for name, text in (("study.csv", csv_text(rows)),
-                       ("study.md", markdown(rows, cfg, accounting, command, sensitivity))):
+    tagged = [{**r, "early_exit": "off"} for r in rows] + exit_rows if exit_rows else rows
+    for name, text in (("study.csv", csv_text(tagged)),
+                       ("study.md", markdown(rows, cfg, accounting, command, sensitivity, exit_rows))):
         with atomic_writer(out / name) as f:
             f.write(text.encode())
         written.append(out / name)
-    return written + figures(rows, cfg, out)
+    written += figures(rows, cfg, out)
+    if exit_rows:
+        from .exit_study import exit_figure
+        written += exit_figure(rows, exit_rows, cfg, out)
+    return written
 

@@ -131,11 +131,39 @@ class Pricer:
             self._acts[key] = activation_banks(self.module.graphs[task], index, bank, self.rates.activation_bytes)
         return self._acts[key]
 
-    def runtime(self) -> float:
-        """Cycles of one inference, expected over the task mix, at the current placement."""
-        return sum(self.wl.mix[task] * self.cost(task, i, self.state.levels, self.state.arena).cycles
-                   for task, graph in self.module.graphs.items() for i, node in enumerate(graph.nodes)
-                   if node.op not in ("weight", "constant"))
+    def timing(self, after: dict[str, float]) -> tuple[float, dict[str, float], dict[str, float]]:
+        """At the current placement, expected over the task mix: the cycles of one inference and, for each
+        DRAM level in `after` (its self-refresh threshold in cycles), the idle cycles it spends powered down
+        within the inference and how often it leaves self-refresh, as `targets.dram.background` counts them:
+        asleep until its first transfer, then powered down in gaps up to the threshold, in self-refresh (left
+        at the next transfer) in longer ones."""
+        runtime, down, exits = 0.0, dict.fromkeys(after, 0.0), dict.fromkeys(after, 0.0)
+        for task, graph in self.module.graphs.items():
+            t, busy = 0.0, {lvl: [] for lvl in after}
+            for i, node in enumerate(graph.nodes):
+                if node.op in ("weight", "constant"):
+                    continue
+                cost = self.cost(task, i, self.state.levels, self.state.arena)
+                for lvl, spans in busy.items():
+                    if cost.reads.get(lvl) or cost.writes.get(lvl):
+                        if spans and spans[-1][1] == t:
+                            spans[-1][1] = t + cost.cycles
+                        else:
+                            spans.append([t, t + cost.cycles])
+                t += cost.cycles
+            share = self.wl.mix[task]
+            runtime += share * t
+            for lvl, spans in busy.items():
+                if not spans:
+                    continue
+                exits[lvl] += share
+                ends = [b for _, b in spans]
+                for gap in [a - b for (a, _), b in zip(spans[1:], ends)] + [t - ends[-1]]:
+                    if gap > after[lvl]:
+                        exits[lvl] += share if gap != t - ends[-1] else 0.0
+                    else:
+                        down[lvl] += share * gap
+        return runtime, down, exits
 
     def levels_with(self, name: str, level: str) -> dict[str, str]:
         levels = dict(self.state.levels)

@@ -110,12 +110,14 @@ class ProblemBuilder:
         self.held_leak = 0.0   # mW of the gated levels' banks at `state`: held ones in their holding state, others off
         dram_mw = 0.0
         held_banks: dict[str, int] = {}
+        self.wake_all = 0.0    # pJ waking the banks of levels that are never gated, after a power-up
         for m in target.memories:
             if m.dram is not None:
                 touch[m.name] = (m.dram.active_mw + m.dram.refresh_mw - m.dram.self_refresh_mw) * self.cycle_ns
                 dram_mw += m.dram.active_mw + m.dram.refresh_mw
             elif m.power is None or m.power_gating == "none":
                 always += m.leakage_mw
+                self.wake_all += m.banks * m.power.wakeup_pj if m.power is not None else 0.0
             else:
                 p = m.power
                 hold = 1.0 if m.power_gating == "empty" else (p.retention if p.retention is not None else p.off)
@@ -133,8 +135,13 @@ class ProblemBuilder:
         self.pricer = Pricer(module, target, workload, coster, state, rates)
 
     @functools.cached_property
+    def timing(self) -> tuple[float, dict[str, float], dict[str, float]]:
+        return self.pricer.timing({m.name: m.dram.self_refresh_after_ns / self.cycle_ns
+                                   for m in self.t.memories if m.dram is not None})
+
+    @property
     def runtime(self) -> float:
-        return self.pricer.runtime()
+        return self.timing[0]
 
     @functools.cached_property
     def load_leak(self) -> float:
@@ -297,9 +304,10 @@ class ProblemBuilder:
         R0, gated banks' leakage G0): each gated level's banks, holding data or empty, over R0 and the idle gap
         to the next request on a powered chip (`BankModel`, with the wake-up of a held bank after a power-up),
         less G0 x R0 (the prices charge G0 per cycle); the leakage that runs all along over that gap; and a
-        DRAM's background outside its transfers (self-refresh in the inference, left once, as the simulator
-        starts every inference; self-refresh or power-down in the gap)."""
+        DRAM's background outside its transfers (in the inference as `Pricer.timing` counts it; self-refresh or
+        power-down in the gap to the next request); the wake-up of banks never gated after a power-up."""
         runtime_ns, gap_ns = self.runtime * self.cycle_ns, self.gap_ns
+        _, down, exits = self.timing
         cold = self.wl.cold_start_rate
         powered = (1 - cold) * gap_ns      # a powered chip idles between requests; a power-gated one is off
         banks = [BankModel(m.name, m.bank_bytes, m.banks,
@@ -310,9 +318,11 @@ class ProblemBuilder:
         for m in self.t.memories:
             if m.dram is not None:
                 d = m.dram
-                dram_pj += (d.self_refresh_mw * runtime_ns + d.self_refresh_exit_pj
+                down_ns = down[m.name] * self.cycle_ns
+                dram_pj += (d.self_refresh_mw * runtime_ns + (d.power_down_mw + d.refresh_mw - d.self_refresh_mw) * down_ns
+                            + exits[m.name] * d.self_refresh_exit_pj
                             + gap_ns * (cold * d.self_refresh_mw + (1 - cold) * self.warm_gap_mw(m)))
-        return banks, dram_pj, self.always_mw * powered - self.held_leak * runtime_ns
+        return banks, dram_pj, self.always_mw * powered - self.held_leak * runtime_ns + cold * self.wake_all
 
     def arena_size(self, graph) -> int:
         return graph.arena.size

@@ -15,7 +15,9 @@ Every canonical op becomes instructions:
 - `embedding`: a DMA of the gathered rows from the table's level.
 - elementwise ops, softmax, layernorm, reductions: one SFU instruction.
 - layout ops (transpose, slice, ...): a DMA within the arena; `reshape` is
-  free (same bytes).
+  free (same bytes);
+- an off-ramp's entropy (a reduction) goes to the SFU like any other, and an
+  exit test follows it (`targets.exits.mark_exits`).
 
 Dependencies: a reader waits for the writers of its operands; a writer
 waits for every instruction still reading or writing bytes it reuses (the
@@ -61,7 +63,9 @@ def lower(module: Module, target: Target, task: str, expand: bool = False) -> Pr
     missing = [w.name for w in module.used_weights(task) if w.placement is None]
     if missing:
         raise LoweringError(f"task {task!r}: weight @{missing[0]} is not placed; run allocate first")
-    return _Lowering(module, target, graph, expand).run()
+    from .exits import mark_exits
+
+    return mark_exits(_Lowering(module, target, graph, expand).run(), graph)
 
 
 class _Lowering:

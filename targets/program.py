@@ -10,6 +10,9 @@ A `Program` is what the accelerator would execute for one task's inference:
   block schedule, with the cycles and traffic the cost model gives it (its
   blocks, one instruction each, are what `lower(..., expand=True)` emits);
 - `vec`: an elementwise or normalization op on the special-function unit;
+- `exit`: the test after an off-ramp (`targets.exits`): the sentence stops
+  there when the entropy just computed is below the task's threshold; it
+  waits for everything before it and everything after it waits for it;
 - each on a `unit` (`pe`, `sfu`, `dma.<source level>`), which runs its
   instructions in order; `deps` are the instructions whose results (or
   whose reads of a buffer about to be overwritten) it waits for.
@@ -41,8 +44,8 @@ class Buf:
 @dataclass(frozen=True, slots=True)
 class Instr:
     id: int
-    kind: str                      # dma | gemm | vec
-    unit: str                      # pe | sfu | dma.<level>
+    kind: str                      # dma | gemm | vec | exit
+    unit: str                      # pe | sfu | dma.<level> | ctrl (exit tests)
     deps: tuple[int, ...]
     node: int                      # index of the graph node it implements
     op: str                        # that node's op
@@ -83,6 +86,8 @@ class Instr:
             shape = f"{self.batch}x{self.m}x{self.k}x{self.n}"
             body = (f"gemm  {shape:>16} {self.fmt} density {self.density:.2f}  "
                     f"{', '.join(map(str, self.reads))} -> {', '.join(map(str, self.writes))}")
+        elif self.kind == "exit":
+            body = "exit  if the entropy is below the threshold"
         else:
             body = (f"vec   {self.op} {self.elements} x{self.passes}  "
                     f"{', '.join(map(str, self.reads))} -> {', '.join(map(str, self.writes))}")

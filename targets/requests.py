@@ -15,6 +15,10 @@ last one leaves until one mean period after it), so that every request pays
 one gap. Reported: latency (mean, p50, p95, p99), energy per inference,
 average power, switches, power-ups and DRAM bytes.
 
+`run_stream` can also take how each request is served (`serve`: its
+inference's time, energy and off-chip bytes, given what it waited), which is
+how early exit and DVFS policies (`targets.policies`) run a stream.
+
 Streams follow the workload's switch rate: `round-robin` moves to the next
 task at evenly spread requests, that share of them (every time at rate 1),
 and needs a uniform mix; `random` is a Markov chain whose requests follow the mix and
@@ -30,6 +34,7 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -151,6 +156,19 @@ def read_trace(path: str, tasks: list[str], rate_hz: float) -> list[Request]:
     return requests
 
 
+@dataclass(frozen=True)
+class Served:
+    """One request's inference as a policy ran it: its time, energy by `SimResult.energy` key, off-chip bytes."""
+
+    seconds: float
+    energy: dict[str, float]
+    dram_bytes: float
+
+
+# serve(request index, request, after a power-up?, seconds it already spent waiting and loading) -> Served
+Serve = Callable[[int, "Request", bool, float], Served]
+
+
 @dataclass
 class StreamResult:
     requests: int
@@ -175,29 +193,31 @@ class StreamResult:
 
 
 def run_stream(requests: list[Request], module: Module, target: Target, results: dict[str, SimResult],
-               inferences_per_wakeup: float) -> StreamResult:
+               inferences_per_wakeup: float, serve: Serve | None = None) -> StreamResult:
     cycle_s = 1.0 / (target.clock_mhz * 1e6)
     store = min((m for m in target.memories if m.off_chip), key=lambda m: m.read_pj_per_byte, default=None)
     volatile = {m.name for m in target.on_chip if m.volatile}
 
-    def needed(task: str, cold: bool) -> int:
-        total = 0
+    def needed(task: str, cold: bool, switch: bool) -> dict[str, int]:
+        """Bytes to copy into each on-chip level: the task's staged weights at a switch (and after a power-up
+        that erased their swap region), everything resident in volatile memory after a power-up."""
+        out: dict[str, int] = {}
         for w in module.weights.values():
             p = w.placement
             if p is None or not (w.role.shared or task in w.role.tasks):
                 continue
-            if p.residency == "staged" or (cold and p.level in volatile and p.residency == "resident"):
-                total += w.nbytes
-        return total
+            erased = cold and p.level in volatile
+            if (p.residency == "staged" and (switch or erased)) or (p.residency == "resident" and erased):
+                out[p.level] = out.get(p.level, 0) + w.nbytes
+        return out
 
-    def load(nbytes: int, into: str) -> tuple[float, float]:
-        if nbytes == 0 or store is None:
-            return 0.0, 0.0
-        dst = target.level(into)
-        bw = min(store.read_bytes_per_cycle, dst.write_bytes_per_cycle, target.dma_bytes_per_cycle)
-        return nbytes / bw, nbytes * (store.read_pj_per_byte + dst.write_pj_per_byte)
+    def load(into: dict[str, int]) -> float:
+        """Cycles to copy `into`'s bytes from the off-chip store, one level after another."""
+        if store is None:
+            return 0.0
+        return sum(n / min(store.read_bytes_per_cycle, target.level(lvl).write_bytes_per_cycle,
+                           target.dma_bytes_per_cycle) for lvl, n in into.items())
 
-    onchip = next((m.name for m in target.on_chip if m.volatile), target.memories[0].name)
     latencies, dram = [], 0.0
     parts: dict[str, float] = {}
 
@@ -218,14 +238,19 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         switch = r.task != current
         ups += cold
         switches += switch and current is not None
-        nbytes = needed(r.task, cold) if (cold or switch) else 0
-        cycles, pj = load(nbytes, onchip)
+        copies = needed(r.task, cold, switch) if (cold or switch) else {}
+        nbytes = sum(copies.values())
+        cycles = load(copies)
         sim = results[r.task]
         static = sim.cold if cold else sim.warm
         start = max(r.arrival, free_at)
         if i:  # since the last request: a power-gated chip only keeps its DRAM; a powered one idles
             idle((start - free_at) * 1e9, static, sim, cold)
-        service = (cycles + sim.cycles) * cycle_s
+        if serve is None:
+            service = (cycles + sim.cycles) * cycle_s
+        else:
+            served = serve(i, r, cold, start - r.arrival + cycles * cycle_s)
+            service = cycles * cycle_s + served.seconds
         free_at = start + service
         latencies.append(free_at - r.arrival)
         load_ns = cycles * cycle_s * 1e9
@@ -235,15 +260,21 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
             add(f"background:{name}:refresh", p.refresh_mw * load_ns)
         if cold:
             add("wakeup:power_up", static.power_up_pj)
-        if pj and store is not None:
+        if nbytes and store is not None:
             add(store.name, nbytes * store.read_pj_per_byte)
-            add(onchip, nbytes * target.level(onchip).write_pj_per_byte)
-        for k, v in sim.dynamic.items():
-            add(k, v)
-        for k, v in static.energy.items():
-            add(k, v)
-        dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
-                             if lvl in target.memory_names and target.level(lvl).off_chip)
+            for lvl, n in copies.items():
+                add(lvl, n * target.level(lvl).write_pj_per_byte)
+        if serve is None:
+            for k, v in sim.dynamic.items():
+                add(k, v)
+            for k, v in static.energy.items():
+                add(k, v)
+            dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
+                                 if lvl in target.memory_names and target.level(lvl).off_chip)
+        else:
+            for k, v in served.energy.items():
+                add(k, v)
+            dram += nbytes + served.dram_bytes
         current = r.task
     if len(requests) > 1:  # the stream repeats: the first request follows an idle gap as every other one does
         period = (requests[-1].arrival - requests[0].arrival) / (len(requests) - 1)

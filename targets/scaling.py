@@ -9,8 +9,10 @@ per operation at node n and supply V is their fitted polynomial
 e_n(V) = a V^2 + b V + c, so energy scales by e_to(V_to) / e_from(V_from);
 area by their published node-to-node factors. The coefficients are the
 paper's high-performance (HP) fits, as tabulated in UCLA NanoCAD's nodeScale
-(wromaszkan/nodeScale). A later DVFS model changes `voltage_v` and gets the
-energy through the same polynomial.
+(wromaszkan/nodeScale). DVFS (`targets.dvfs`) changes `voltage_v` and gets the
+energy through the same polynomial, and each operating point's clock from
+the delay fit: delay at node n and supply V is d_n(V) = a V^3 + b V^2 + c V + d,
+so the frequency scales by d(V_from) / d(V_to).
 
 12 nm has no fit of its own; TSMC's 12 nm FinFET is a shrink of its 16 nm
 process, so a 12 nm target names the 16 nm fit (`scaling_node = 16`), and the
@@ -29,6 +31,12 @@ ENERGY_FIT: dict[int, tuple[float, float, float]] = {
     16: (0.2958, -0.1241, 0.03024), 14: (0.2363, -0.09675, 0.02239), 10: (0.2068, -0.09311, 0.02375),
     7: (0.1776, -0.09097, 0.02447),
 }
+# gate delay, relative: d(V) = a V^3 + b V^2 + c V + d
+DELAY_FIT: dict[int, tuple[float, float, float, float]] = {
+    45: (-501.6, 1567.0, -1619.0, 566.1), 32: (-1047.0, 2982.0, -2797.0, 873.5), 20: (0.0, 34.63, -66.37, 41.15),
+    16: (0.0, 24.8, -47.52, 28.87), 14: (-40.66, 109.2, -100.6, 35.92), 10: (-34.95, 93.65, -85.99, 30.4),
+    7: (-28.58, 76.6, -70.26, 24.69),
+}
 # area of a design at 45 nm divided by its area at the node
 AREA_FROM_45: dict[int, float] = {45: 1.0, 32: 2.2, 20: 4.7, 16: 5.3, 14: 5.8, 10: 9.8, 7: 17.0}
 NODES = tuple(sorted(ENERGY_FIT))
@@ -37,6 +45,11 @@ NODES = tuple(sorted(ENERGY_FIT))
 def energy_fit(node: int, volts: float) -> float:
     a, b, c = ENERGY_FIT[node]
     return a * volts * volts + b * volts + c
+
+
+def delay_fit(node: int, volts: float) -> float:
+    a, b, c, d = DELAY_FIT[node]
+    return ((a * volts + b) * volts + c) * volts + d
 
 
 @dataclass(frozen=True)

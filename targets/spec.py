@@ -11,7 +11,8 @@ they come from (a paper, a tool's file, or the arithmetic behind a chosen
 size); a memory level may instead name a technology `model` (see
 `targets.memtech`, `targets.dram`) and take its numbers, with their
 provenance, from it. Compute energies and areas are scaled from their
-published node to the target's (`targets.scaling`).
+published node to the target's (`targets.scaling`). A target may list the
+voltages it can also run at (`[dvfs]`, `targets.dvfs`).
 
 `load_target("edge_accel")` finds a built-in target (targets/builtin/);
 `load_target("path/to/chip.toml")` a user's. Every problem is one
@@ -20,6 +21,7 @@ published node to the target's (`targets.scaling`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import tomllib
@@ -33,6 +35,7 @@ from aalbert.ir.formats import parse_format
 from aalbert.ir.outputs import note_read
 
 from .components import Components, parse_components
+from .dvfs import Dvfs, parse_dvfs
 from .levels import MemoryLevel, parse_memory
 from .scaling import NODES, UNSCALED, Technology
 from .tables import Table, TargetError
@@ -96,6 +99,8 @@ class Target:
     sources: dict[str, str] = field(default_factory=dict)
     path: str = ""
     parts: Components = Components()     # PE registers, buffers, accumulators, interconnect
+    dvfs: Dvfs | None = None             # the operating points it can also run at
+    tables: dict | None = field(default=None, repr=False, compare=False)  # the file's tables, for `dvfs.at_point`
 
     def level(self, name: str) -> MemoryLevel:
         for m in self.memories:
@@ -215,12 +220,14 @@ def target_from_dict(data: dict, where: str) -> Target:
         raise TargetError(f"{where}: no [[memory]] levels")
     memories = tuple(parse_memory(where, i, m, mhz) for i, m in enumerate(raw_memories, start=1))
     parts = parse_components(where, data, mhz, top.used)
+    on_chip = [m.name for m in memories if not m.off_chip]
+    dvfs = parse_dvfs(where, top.get("dvfs", dict, None), mhz, volts, tech, on_chip)
     top.done()
     names = [m.name for m in memories]
     if len(set(names)) != len(names):
         raise TargetError(f"{where}: two memory levels are named '{next(n for n in names if names.count(n) > 1)}'")
     target = Target(name, description, mhz, volts, tech, compute, sfu, memories, dma, alignment, path=where,
-                    parts=parts)
+                    parts=parts, dvfs=dvfs, tables=copy.deepcopy(data) if dvfs is not None else None)
     _check_topology(target)
     return target
 

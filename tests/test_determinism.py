@@ -19,9 +19,9 @@ OUTPUTS = {"--emit": "prog.s", "--trace": "trace.json", "--sim-json": "sim.json"
            "--memory-map": "map.svg", "--roofline": "roofline.png"}
 
 
-def compile_in_a_process(out_dir, hash_seed: str) -> str:
+def compile_in_a_process(out_dir, hash_seed: str, extra=()) -> str:
     out_dir.mkdir()
-    argv = list(COMPILE) + ["--dump-ir", str(out_dir / "ir"), "-o", str(out_dir / "prog.s")]
+    argv = list(COMPILE) + list(extra) + ["--dump-ir", str(out_dir / "ir"), "-o", str(out_dir / "prog.s")]
     for flag, name in OUTPUTS.items():
         argv += [flag, "asm"] if flag == "--emit" else [flag, str(out_dir / name)]
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
@@ -31,10 +31,16 @@ def compile_in_a_process(out_dir, hash_seed: str) -> str:
     return done.stdout
 
 
-def test_outputs_are_byte_identical_across_processes_and_hash_seeds(tmp_path):
+@pytest.mark.parametrize("early_exit", [False, True])
+def test_outputs_are_byte_identical_across_processes_and_hash_seeds(tmp_path, early_exit):
     a, b = tmp_path / "a", tmp_path / "b"
-    out_a = compile_in_a_process(a, "1")
-    out_b = compile_in_a_process(b, "4242")
+    extra = []
+    if early_exit:  # off-ramps, every policy's stream and the operating points
+        (tmp_path / "w.toml").write_text("[workload]\nlatency_target_ms = 1\n[exits]\nhistogram = [3, 2, 2, 1]\n")
+        extra = ["--off-ramps", "--layers", "4", "--workload", str(tmp_path / "w.toml")]
+    out_a = compile_in_a_process(a, "1", extra)
+    out_b = compile_in_a_process(b, "4242", extra)
+    assert ("predict, then scale" in out_a) == early_exit
     assert out_a == out_b
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert len(files) >= len(OUTPUTS) + 4  # the outputs, plus the IR after each pass and module.ir/.npz

@@ -7,7 +7,8 @@ dimensions, unknown ops, bad attributes), `.pt2` files (the zip's bytes, or
 one member rewritten: the program's JSON, the weight table, the version),
 target, workload, sweep and policy
 TOML files (text mutations and typed value swaps), request traces, the
-`--inputs` arrays of aalbert-run and the sweep's cache entries. A case
+`--inputs` arrays of aalbert-run, the sample inputs a workload's `[exits]`
+measures early exit on, and the sweep's cache entries. A case
 passes if the loader succeeds or raises an AalbertError whose message is one
 line; any other exception, or a case running past its time limit, fails.
 
@@ -198,6 +199,19 @@ inferences_per_wakeup = 20
 task_weights_change = false
 inferences_per_second = 10
 lifetime_years = 5
+latency_target_ms = 100
+
+[exits]
+threshold = 0.28
+histogram = [153, 177, 128, 136, 105, 58, 31, 18, 5, 3, 3, 55]
+source = "EdgeBERT's SST-2 entropies"
+
+[exits.task.stsb]
+histogram = [0.5, 0.25, 0.25]
+
+[exits.task.cola]
+threshold = 0.5
+samples = "cola.npz"
 """
 POLICY_SEED = b"""[[rule]]
 kinds = ["attention", "ffn"]
@@ -467,6 +481,58 @@ def test_input_arrays(tmp_path_factory, ir_seed):
     case()
 
 
+def test_exit_samples(tmp_path_factory):
+    """The sample inputs a workload's [exits] measures early exit on: the archive, then its rows matched to the
+    graph's inputs."""
+    from aalbert.mapper.exits import sample_feeds
+    from aalbert.ir.parser import parse_module
+
+    graph = parse_module(EXIT_IR, "exits.ir").graphs["t"]
+    good = {"x": np.zeros((4, 2), np.float32)}
+
+    @st.composite
+    def arrays(draw):
+        buf = io.BytesIO()
+        if draw(st.booleans()):
+            np.savez(buf, **good)
+            return draw(mutated(buf.getvalue(), (b"\x00", b"\xff", b"PK", b"NUMPY")))
+        changed = dict(good)
+        action = draw(st.sampled_from(["drop", "shape", "dtype", "extra", "scalar", "empty", "stack"]))
+        if action == "drop":
+            del changed["x"]
+        elif action == "shape":
+            changed["x"] = np.zeros((4, 3), np.float32)
+        elif action == "dtype":
+            changed["x"] = changed["x"].astype(draw(st.sampled_from([np.float64, np.int8, np.bool_, np.float16])))
+        elif action == "extra":
+            changed["stray"] = np.zeros(3)
+        elif action == "scalar":
+            changed["x"] = np.float32(1)
+        elif action == "empty":
+            changed["x"] = np.zeros((0, 2), np.float32)
+        else:
+            changed["x"] = np.zeros((4, 1, 2), np.float32)
+        np.savez(buf, **changed)
+        return buf.getvalue()
+
+    @FUZZ
+    @given(arrays())
+    def case(data):
+        path = write(tmp_path_factory.mktemp("samples"), "s.npz", data)
+        loads_cleanly(lambda p: sample_feeds(graph, read_npz(p, "exit samples"), str(p)), path)
+    case()
+
+
+EXIT_IR = """module {
+  graph @t(%x: tensor<1x2xf32>) -> ("exit_logits_1": tensor<1x2xf32>, "logits": tensor<1x2xf32>) {
+    %0 = tanh(%x) : tensor<1x2xf32>
+    %1 = exp(%0) : tensor<1x2xf32>
+    return %0, %1
+  }
+}
+"""
+
+
 def test_sweep_cache_entries(tmp_path_factory):
     """A truncated or forged cache entry is not this point's: computed again, never fatal."""
     point = {"memory.sram.capacity_bytes": 4194304, "model.bottleneck": 32}
@@ -489,7 +555,7 @@ def test_sweep_cache_entries(tmp_path_factory):
 # the functions that read what a user gives (each calls note_read: ir/outputs.py), and the tests fuzzing them
 FUZZED = {
     "read_text": [test_ir_parser_text], "load_module": [test_ir_parser_text, test_ir_weights_sidecar],
-    "open_npz": [test_ir_weights_sidecar, test_input_arrays], "read_toml": [test_toml_loaders],
+    "open_npz": [test_ir_weights_sidecar, test_input_arrays, test_exit_samples], "read_toml": [test_toml_loaders],
     "target_text": [test_toml_loaders], "load_model": [test_onnx_importer], "load_pt2": [test_pt2_importer],
     "read_trace": [test_request_traces],
 }

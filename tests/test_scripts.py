@@ -106,3 +106,15 @@ def test_progress_on_a_terminal_only_and_never_on_stdout(tmp_path, tool, args):
         return re.sub(r" in \d+ s; wrote ", " in N s; wrote ", text)
 
     assert untimed(out) == untimed(out_quiet) == untimed(plain.stdout)
+
+
+def test_edgebert_exit_histogram_counts_the_first_off_ramp_below_the_threshold(tmp_path):
+    """Three sentences in EdgeBERT's format (11 off-ramp entropies and a 12th column): they leave after layer 1,
+    after layer 3, and never."""
+    rows = [[0.1] + [0.6] * 11, [0.5, 0.4, 0.2] + [0.1] * 9, [0.69] * 12]
+    (tmp_path / "e.txt").write_text("\n".join(", ".join(map(str, r)) for r in rows) + "\n")
+    r = subprocess.run(python("benchmarks/edgebert_exits.py") + ["e.txt", "--threshold", "0.3"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "histogram = [1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]" in r.stdout
+    assert "mean exit layer 5.33 of 12" in r.stdout

@@ -267,3 +267,33 @@ def test_missing_sweep_file_fails_in_one_line(tmp_path, capsys):
 def test_unreachable_cluster_fails_in_one_line(sweep_file, tmp_path, capsys):
     assert_clean_error(sweep_cli.main, [sweep_file, "--cluster", "nowhere", "--out", tmp_path / "out"], capsys,
                        "--cluster nowhere: cannot reach a Dask scheduler", must_not_exist=[tmp_path / "out"])
+
+
+def test_study_with_early_exit_compares_every_policy_on_every_chip(tmp_path):
+    exits = tmp_path / "exits.toml"
+    exits.write_text("[workload]\nlatency_target_ms = 5\n\n[exits]\nthreshold = 0.3\nhistogram = [5, 3, 2]\n"
+                     "source = \"a test\"\n")
+    out = tmp_path / "out"
+    assert study_cli.main(["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--requests", "4", "--no-accounting",
+                           "--early-exit", "--exits", str(exits), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO((out / "study.csv").read_text())))
+    on = [r for r in rows if r["early_exit"] == "on"]
+    assert len(on) == 12 and len(rows) == 24  # 2 families x 6 chips, with and without off-ramps
+    for r in on:
+        none, ee, ps = (float(r[f"{k}_energy_mj"]) for k in ("none", "early_exit", "predict_scale"))
+        # scaling down may cost more than it saves where little of the energy is on the scaled rail
+        assert ee < none and ps < none and float(r["energy_mj"]) == pytest.approx(ps, rel=1e-5)
+        assert float(r["early_exit_layers"]) < 3 == int(r["layers"])
+    md = (out / "study.md").read_text()
+    assert "## Early exit and DVFS, 2 tasks, `edgebert` compression" in md
+    assert "| EdgeBERT (Tambe et al., MICRO 2021), abstract | up to 7 | up to 2.5 | - |" in md
+    assert "Why the ratios differ:" in md and "](study_early_exit.png)" in md
+    assert (out / "study_early_exit.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_early_exit_study_options_are_checked_first(tmp_path, capsys):
+    assert_clean_error(study_cli.main, ["--exits", tmp_path / "x.toml"], capsys, "add --early-exit")
+    # EdgeBERT's histogram has 12 exit points; the tiny models have 3 layers
+    assert_clean_error(study_cli.main, ["--size", "tiny", "--early-exit", "--out", tmp_path / "o"], capsys,
+                       "key 'histogram' has 12 entries; the tiny models have 3 layers")
+    assert not (tmp_path / "o").exists()

@@ -1,5 +1,6 @@
 """Reductions over a set of axes (`reduce_sum`, `reduce_mean`, `reduce_max`,
-`reduce_min`, `reduce_l2`) and the running sum `cumsum`."""
+`reduce_min`, `reduce_l2`), the running sum `cumsum`, and `entropy`, the
+entropy of the softmax along one axis (an off-ramp's confidence)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,31 @@ class CumsumOp(OpDef):
         if attrs["reverse"]:
             out = np.flip(out, axis)
         return [np.ascontiguousarray(out, dtype=args[0].dtype)]
+
+
+@register
+class EntropyOp(OpDef):
+    name = "entropy"
+    kind = OpKind.REDUCTION
+    attrs = {"axis": AttrKind.INT}
+    doc = "Entropy in nats of softmax(x) along one axis: log(sum(exp(x))) - sum(softmax(x) * x)."
+
+    def infer(self, types, attrs, ctx):
+        (t,) = types
+        axis = attrs["axis"]
+        require(t.dtype.is_float, f"entropy: needs a floating-point operand, got {t.dtype}")
+        require(0 <= axis < t.rank, f"entropy: axis {axis} out of range for rank {t.rank}")
+        return [TensorType(tuple(d for i, d in enumerate(t.shape) if i != axis), t.dtype)]
+
+    def eval(self, args, attrs):
+        x, axis = args[0], attrs["axis"]
+        # shifted by the maximum, as the special-function unit does (EdgeBERT's Enpy: a max pass, then the sums)
+        d = x - np.max(x, axis=axis, keepdims=True)
+        e = np.exp(d)
+        s = np.sum(e, axis=axis)
+        h = np.log(s) - np.sum(e * d, axis=axis) / s
+        return [np.asarray(h, dtype=x.dtype)]
+
+    def work(self, ins, outs, attrs):
+        # two passes over the logits: the maximum, then the exponentials and their two sums
+        return Work(elementwise=2 * ins[0].numel, bytes_read=2 * ins[0].nbytes, bytes_written=outs[0].nbytes)

@@ -46,6 +46,9 @@ def build_parser() -> ArgumentParser:
                     help="times ALBERT applies its shared layer (default: 12; 3 for tiny)")
     ex.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared",
                     help="one adapter pair for the repeated layer, or one per layer position (default: shared)")
+    ex.add_argument("--off-ramps", nargs="?", const="classifier", choices=("classifier", "highway"),
+                    help="an exit classifier after every layer but the last, for early exit: on the model's pooler "
+                         "(classifier, the default) or with its own pooler, as EdgeBERT's highways (highway)")
     ex.add_argument("--task-specific", default="adapters,layernorm,head", metavar="GROUPS",
                     help="adapter-ALBERT: parameter groups each task owns, from adapters, layernorm, head, "
                          "pooler, embeddings (default: adapters,layernorm,head)")
@@ -177,15 +180,19 @@ def _main(argv) -> int:
 def _load(args, named, dims):
     """The module to compile and the summary's title line."""
     if named:
+        if args.off_ramps:
+            raise OptionError("--off-ramps adds off-ramps to the built-in example; a model file brings its own "
+                              "(outputs named exit_logits_<k>)")
         module = load_files(named, dims)
         title = f"aalbert-compile: {count(len(module.graphs), 'task')} from {count(len(named), 'file')}, " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
     else:
         groups = tuple(g.strip() for g in args.task_specific.split(",") if g.strip())
         spec = ExampleSpec(args.example, args.tasks, args.size, args.bottleneck, args.adapter_placement, groups,
-                           layers=args.layers)
+                           layers=args.layers, off_ramps=args.off_ramps)
         module = load_example(spec, dims)
         layers = f", {spec.layers} layers" if spec.layers is not None else ""
+        layers += f", {spec.off_ramps} off-ramps" if spec.off_ramps else ""
         title = f"aalbert-compile: example {spec.family} ({spec.size}{layers}, {count(spec.tasks, 'task')}), " \
                 f"batch {dims.batch}, sequence {dims.seq_len}"
     return module, title
@@ -207,12 +214,17 @@ def _write_target_outputs(args, compiled: Compiled) -> None:
     if args.trace:
         with atomic_writer(args.trace) as f:
             f.write(trace_json(backend.program(first), backend.results[first]).encode())
+    extra = {}
+    if backend.exits is not None:
+        from ..exit_report import exit_json
+        wl = compiled.allocation.workload
+        extra["early_exit"] = exit_json(backend, first, wl.inferences_per_wakeup <= 1, wl.latency_target_ms)
     if args.sim_json:
         with atomic_writer(args.sim_json) as f:
-            f.write(sim_json(backend.results, backend.stream).encode())
+            f.write(_with(sim_json(backend.results, backend.stream), extra, 1).encode())
     if args.report_json:
         with atomic_writer(args.report_json) as f:
-            f.write(memory_json(module, target, compiled.allocation).encode())
+            f.write(_with(memory_json(module, target, compiled.allocation), extra, 2).encode())
     if args.memory_map:
         with atomic_writer(Path(args.memory_map)) as f:
             plot_memory_map(module, target, f, Path(args.memory_map).suffix.lower()[1:])
@@ -220,6 +232,14 @@ def _write_target_outputs(args, compiled: Compiled) -> None:
         with atomic_writer(Path(args.roofline)) as f:
             roofline_figure(compiled.roofline, target, f, f"roofline of one '{first}' inference on {target.name}",
                             Path(args.roofline).suffix.lower()[1:])
+
+
+def _with(text: str, extra: dict, indent: int) -> str:
+    """A JSON report with `extra`'s sections added (the text as it is when there are none)."""
+    if not extra:
+        return text
+    import json
+    return json.dumps({**json.loads(text), **extra}, indent=indent, sort_keys=True) + "\n"
 
 
 def _placement(args) -> Placement | None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from aalbert.ir.errors import OptionError
 
-from ..study import StudyConfig, accounting_rows, accounting_steps, configurations, run_study
+from ..study import (StudyConfig, accounting_rows, accounting_steps, configurations, exit_configurations, run_exits,
+                     run_study, stated_exits)
 from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
                      progress_bar)
 
@@ -20,6 +21,11 @@ each configuration), and write the comparison: study.csv, study.md (tables)
 and figures (PNG and SVG) into the output directory. --sensitivity also
 reruns the most-tasks configurations with every uncertain input varied
 (sensitivity.csv, the tornado figure, what holds and what flips in study.md).
+--early-exit adds early exit and DVFS as a dimension: the most-tasks
+configurations again with an exit classifier after every layer, where
+sentences leave as a workload file states (--exits; by default EdgeBERT's
+SST-2 exits and a 100 ms latency target), under every policy (study.md's
+early-exit tables, study_early_exit.png).
 """
 
 
@@ -63,6 +69,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--sensitivity", action="store_true",
                    help="also vary every uncertain input over its sourced range (slower)")
     p.add_argument("--no-accounting", action="store_true", help="skip the model-side parameter table")
+    p.add_argument("--early-exit", action="store_true",
+                   help="also the most-tasks configurations with off-ramps, under every early-exit and DVFS policy")
+    p.add_argument("--exits", metavar="FILE",
+                   help="with --early-exit: a workload file ([exits] and latency_target_ms) stating where sentences "
+                        "leave (default: EdgeBERT's SST-2 exits, examples/workloads/edgebert_sst2.toml)")
     p.add_argument("--out", type=Path, default=Path("study"), help="output directory (default: study)")
     add_quiet_arg(p)
     add_budget_arg(p)
@@ -101,24 +112,34 @@ def _main(argv) -> int:
         load_policy(p)
     if args.out.exists() and not args.out.is_dir():
         raise OptionError(f"--out {args.out}: exists and is not a directory")
+    if args.exits and not args.early_exit:
+        raise OptionError("--exits states where sentences leave for the early-exit configurations: add --early-exit")
     outputs = ("study.csv", "study.md") + (("sensitivity.csv",) if args.sensitivity else ())
-    declare_files([p for p in args.targets + args.policies if Path(p).suffix == ".toml"],
+    declare_files([p for p in args.targets + args.policies + [args.exits or ""] if Path(p).suffix == ".toml"],
                   [args.out / name for name in outputs], "study")
     sized = not args.no_sized
     if args.sensitivity and not (sized and set(args.families) == {"adapter-albert", "albert"}):
         raise OptionError("--sensitivity compares both families on every chip: drop --no-sized and --families")
     cfg = StudyConfig(args.tasks, args.families, args.targets, args.policies, args.size, args.seq_len,
-                      args.requests, args.fixed_tasks, not args.no_accounting, sized, sensitivity=args.sensitivity)
+                      args.requests, args.fixed_tasks, not args.no_accounting, sized, sensitivity=args.sensitivity,
+                      early_exit=args.early_exit, exits=args.exits)
+    if cfg.early_exit:
+        stated_exits(cfg)
     start = time.perf_counter()
     from aalbert.ir.outputs import atomic_writer, make_dir
 
     from ..sensitivity import VARIATIONS, run_sensitivity, sensitivity_lines, summary, tornado
+    from ..exit_study import exit_headline
     from ..study_report import csv_text, headline, write_outputs
 
     per_task_count = configurations(cfg) // len(cfg.tasks)
-    steps = configurations(cfg) + (len(VARIATIONS) * per_task_count if cfg.sensitivity else 0)
+    steps = configurations(cfg) + exit_configurations(cfg) + (
+        len(VARIATIONS) * per_task_count if cfg.sensitivity else 0)
     with progress_bar(steps + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar:
         rows = run_study(cfg, bar)
+        if cfg.early_exit:
+            bar.set_description("early exit and DVFS")
+        exit_rows = run_exits(cfg, bar) if cfg.early_exit else []
         extra, paths = None, []
         if cfg.sensitivity:
             bar.set_description("sensitivity")
@@ -133,14 +154,18 @@ def _main(argv) -> int:
         bar.set_description("parameter accounting")
         accounting = accounting_rows(cfg, bar)
         bar.set_description("tables and figures")
-        paths = write_outputs(rows, cfg, args.out, accounting, command(argv), extra) + paths
+        paths = write_outputs(rows, cfg, args.out, accounting, command(argv), extra, exit_rows) + paths
         bar.update(1)
     print("\n".join(headline(rows, cfg, cfg.policies[0])).rstrip())
+    if exit_rows:
+        print()
+        print("\n".join(exit_headline(rows, exit_rows, cfg, cfg.policies[0])).rstrip())
     if extra:
         print()
         print("\n".join(line for line in extra if line.startswith("- ")))
     print()
-    configs = len(rows) + (len(srows) - sum(r["tasks"] == max(cfg.tasks) for r in rows) if cfg.sensitivity else 0)
+    configs = len(rows) + len(exit_rows) + (
+        len(srows) - sum(r["tasks"] == max(cfg.tasks) for r in rows) if cfg.sensitivity else 0)
     print(f"{configs} configurations in {time.perf_counter() - start:.0f} s; wrote "
           + ", ".join(str(p) for p in paths))
     return 0
