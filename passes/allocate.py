@@ -110,14 +110,17 @@ def allocate(module: Module, target: Target, workload: Workload, spill: bool = F
     _check_arenas(module, target)
     state = _first_state(module, target, spill)
     coster = NodeCoster(module, target, mapping, objective)
-    rounds = 0
+    rounds, reserve = 0, True
     while True:
         rounds += 1
-        coster.set_free(_free_bytes(module, target, state))
+        coster.set_free(_free_bytes(module, target, state, reserve))
         b = ProblemBuilder(module, target, workload, spill, coster, state)
         problem = b.problem()
         use_ilp = solver == "ilp" or (solver == "auto" and variable_count(problem) <= MAX_ILP_VARIABLES)
         solution = solve_milp(problem) if use_ilp else solve_greedy(problem)
+        if solution is None and reserve:  # the reserved staging room does not fit: map into what is free
+            reserve = False
+            continue
         if solution is None:
             raise _does_not_fit(module, target, problem, b)
         new = State({name: o.level for name, o in solution.choice.items()}, solution.arena.level)
@@ -151,11 +154,13 @@ def _first_state(module: Module, target: Target, spill: bool) -> State:
 
 
 FREE_STEPS = 64  # free bytes are counted in steps of a 64th of the level (a power of two, at least the alignment)
+STAGING_SHARE = 8  # a staging region may take an eighth of a level whatever the placement (weights make room)
 
 
-def _free_bytes(module: Module, target: Target, state: State) -> dict[str, int]:
-    """Bytes of each level left for staging tiles with the weights and the arena where `state` puts them
-    (counted in whole steps of about a 64th of the level, so that placements that differ by little map alike)."""
+def _free_bytes(module: Module, target: Target, state: State, reserve: bool = True) -> dict[str, int]:
+    """Bytes of each level left for staging tiles with the weights and the arena where `state` puts them (with
+    `reserve`, at least an eighth of the level), in whole steps of about a 64th of the level, so that
+    placements that differ by little map alike."""
     used = {m.name: 0 for m in target.memories}
     for w in module.weights.values():
         used[state.levels[w.name]] += align_up(w.nbytes, target.alignment_bytes)
@@ -163,7 +168,11 @@ def _free_bytes(module: Module, target: Target, state: State) -> dict[str, int]:
     free = {}
     for m in target.on_chip:
         step = max(target.alignment_bytes, 1 << max(0, (m.capacity_bytes // FREE_STEPS).bit_length() - 1))
-        free[m.name] = max(0, m.capacity_bytes - used[m.name]) // step * step
+        # a full level still offers an eighth of itself: the integer program counts the staging region in the
+        # level's capacity, so a mapping that needs it pushes weights out, where mappings priced for no room at
+        # all would read a streamed weight a few bytes at a time
+        room = max(m.capacity_bytes - used[m.name], m.capacity_bytes // STAGING_SHARE if reserve else 0)
+        free[m.name] = max(0, room) // step * step
     return free
 
 
