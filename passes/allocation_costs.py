@@ -81,7 +81,7 @@ class Pricer:
     def __init__(self, module: Module, target: Target, workload: Workload, coster: NodeCoster, state: State,
                  rates: Rates):
         self.module, self.t, self.wl, self.coster, self.state, self.rates = module, target, workload, coster, state, rates
-        self._acts: dict[tuple[str, int, int], int] = {}
+        self._acts: dict[tuple[str, int, int], float] = {}
         self.main: dict[str, list] = {}     # weight -> [(task, index)] of nodes charged to it
         self.side: dict[str, list] = {}     # weight -> [(task, index)] of nodes that also read it
         self.plain: list = []               # (task, index) of nodes without weights
@@ -120,11 +120,12 @@ class Pricer:
         held = self.rates.held_banks
         return self.rates.leak + sum(touch[lvl] * min(n, held.get(lvl, n)) for lvl, n in banks.items())
 
-    def _banks(self, level: str, nbytes: float) -> int:
+    def _banks(self, level: str, nbytes: float) -> float:
+        """Banks `nbytes` lie in, expected over where they start within a bank (a DRAM is one bank)."""
         bank = self.rates.bank_bytes[level]
-        return 1 if not bank else max(1, math.ceil(nbytes / bank))
+        return 1.0 if not bank else 1.0 + max(0.0, nbytes - 1) / bank
 
-    def _activation_banks(self, task: str, index: int, bank: int) -> int:
+    def _activation_banks(self, task: str, index: int, bank: int) -> float:
         """Banks the node's activation operands and result lie in (the arena starting on a bank)."""
         key = (task, index, bank)
         if key not in self._acts:
@@ -268,17 +269,25 @@ class Pricer:
         return out
 
 
-def activation_banks(graph: Graph, index: int, bank: int, per_element: float) -> int:
-    """Banks of `bank` bytes that node `index`'s activation operands and result lie in, the arena starting on a
-    bank (views touch nothing)."""
+def activation_banks(graph: Graph, index: int, bank: int, per_element: float, shifts: int = 16) -> float:
+    """Banks of `bank` bytes that node `index`'s activation operands and result lie in (views touch nothing),
+    averaged over `shifts` evenly spaced starts of the arena within a bank: where the arena starts is decided
+    with the placement."""
     node = graph.nodes[index]
     opdef = get_op(node.op)
     if opdef.kind is OpKind.SOURCE or opdef.has(Trait.VIEW):
         return 0
-    banks: set[int] = set()
+    spans = []
     for v in list(node.inputs) + list(node.outputs):
         if is_data(v) or v.offset is None:
             continue
         size = v.type.numel * (per_element if v.type.dtype.is_float else v.type.dtype.itemsize)
-        banks.update(range(v.offset // bank, (v.offset + max(1, int(size)) - 1) // bank + 1))
-    return len(banks)
+        spans.append((v.offset, v.offset + max(1, int(size)) - 1))
+    total = 0
+    for k in range(shifts):
+        at = k * bank // shifts
+        banks: set[int] = set()
+        for lo, hi in spans:
+            banks.update(range((lo + at) // bank, (hi + at) // bank + 1))
+        total += len(banks)
+    return total / shifts
