@@ -50,7 +50,7 @@ from aalbert.targets.mapping.problem import weight_of
 from aalbert.targets.mapping.search import OBJECTIVES
 
 from .allocation_costs import State
-from .allocation_model import Problem, Solution, solve_greedy, solve_milp, variable_count
+from .allocation_model import Problem, Solution, solve_greedy, solve_milp, staging, variable_count
 from .allocation_problem import ProblemBuilder
 from .plan import plan_graph
 from .allocation_report import Allocation, allocation_report
@@ -110,10 +110,10 @@ def allocate(module: Module, target: Target, workload: Workload, spill: bool = F
     _check_arenas(module, target)
     state = _first_state(module, target, spill)
     coster = NodeCoster(module, target, mapping, objective)
-    rounds, reserve = 0, True
+    rounds, reserve, held = 0, True, _held_bytes(module, target, state)
     while True:
         rounds += 1
-        coster.set_free(_free_bytes(module, target, state, reserve))
+        coster.set_free(_free_bytes(target, held, reserve))
         b = ProblemBuilder(module, target, workload, spill, coster, state)
         problem = b.problem()
         use_ilp = solver == "ilp" or (solver == "auto" and variable_count(problem) <= MAX_ILP_VARIABLES)
@@ -124,6 +124,8 @@ def allocate(module: Module, target: Target, workload: Workload, spill: bool = F
         if solution is None:
             raise _does_not_fit(module, target, problem, b)
         new = State({name: o.level for name, o in solution.choice.items()}, solution.arena.level)
+        stage = staging(problem, solution.choice, solution.arena)
+        held = {lvl: used - stage.get(lvl, 0) for lvl, used in solution.usage.items()}
         if new == state or rounds >= MAX_ROUNDS:
             state = new
             break
@@ -157,21 +159,27 @@ FREE_STEPS = 64  # free bytes are counted in steps of a 64th of the level (a pow
 STAGING_SHARE = 8  # a staging region may take an eighth of a level whatever the placement (weights make room)
 
 
-def _free_bytes(module: Module, target: Target, state: State, reserve: bool = True) -> dict[str, int]:
-    """Bytes of each level left for staging tiles with the weights and the arena where `state` puts them (with
-    `reserve`, at least an eighth of the level), in whole steps of about a 64th of the level, so that
-    placements that differ by little map alike."""
+def _held_bytes(module: Module, target: Target, state: State) -> dict[str, int]:
+    """Bytes of each level the weights and the arena take where `state` puts them (before a solution says which
+    weights share a swap region)."""
     used = {m.name: 0 for m in target.memories}
     for w in module.weights.values():
         used[state.levels[w.name]] += align_up(w.nbytes, target.alignment_bytes)
     used[state.arena] += align_up(max(g.arena.size for g in module.graphs.values()), target.alignment_bytes)
+    return used
+
+
+def _free_bytes(target: Target, used: dict[str, int], reserve: bool = True) -> dict[str, int]:
+    """Bytes of each level left for staging tiles next to `used` (weights, swap region, arena; with `reserve`,
+    at least an eighth of the level), in whole steps of about a 64th of the level, so that placements that
+    differ by little map alike."""
     free = {}
     for m in target.on_chip:
         step = max(target.alignment_bytes, 1 << max(0, (m.capacity_bytes // FREE_STEPS).bit_length() - 1))
         # a full level still offers an eighth of itself: the integer program counts the staging region in the
         # level's capacity, so a mapping that needs it pushes weights out, where mappings priced for no room at
         # all would read a streamed weight a few bytes at a time
-        room = max(m.capacity_bytes - used[m.name], m.capacity_bytes // STAGING_SHARE if reserve else 0)
+        room = max(m.capacity_bytes - used.get(m.name, 0), m.capacity_bytes // STAGING_SHARE if reserve else 0)
         free[m.name] = max(0, room) // step * step
     return free
 

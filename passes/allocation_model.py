@@ -236,16 +236,23 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
         lo.append(low)
         hi.append(high)
 
+    def options_at(field: str, lvl: str, unit: float, task: str | None = None) -> dict[int, float]:
+        """Each option's `field` amount at `lvl` (x `unit`), by column; only the items `task` swaps for."""
+        entries: dict[int, float] = {}
+        for i, item in enumerate(problem.items):
+            if task is not None and task not in _swap_tasks(problem, item):
+                continue
+            for k, o in enumerate(item.options):
+                v = sum(b for l2, b in getattr(o, field) if l2 == lvl)
+                if v:
+                    entries[index["x", i, k]] = v * unit
+        return entries
+
     for i, item in enumerate(problem.items):
         row({index["x", i, k]: 1.0 for k in range(len(item.options))}, 1, 1)
     row({index["y", a]: 1.0 for a in range(len(problem.arena_options))}, 1, 1)
     for lvl, cap in problem.capacities.items():
-        entries: dict[int, float] = {}
-        for i, item in enumerate(problem.items):
-            for k, o in enumerate(item.options):
-                b = sum(b for l2, b in o.resident if l2 == lvl)
-                if b:
-                    entries[index["x", i, k]] = b * kb
+        entries = options_at("resident", lvl, kb)
         for a, opt in enumerate(problem.arena_options):
             if opt.level == lvl:
                 entries[index["y", a]] = opt.size * kb
@@ -267,35 +274,17 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
                 row({index["y", a]: b * kb, index["z", lvl]: -1.0}, -np.inf, 0.0)
     for lvl in swap_levels:
         for t in problem.tasks:
-            entries = {index["s", lvl]: -1.0}
-            for i, item in enumerate(problem.items):
-                if t not in _swap_tasks(problem, item):
-                    continue
-                for k, o in enumerate(item.options):
-                    b = sum(b for l2, b in o.swap if l2 == lvl)
-                    if b:
-                        entries[index["x", i, k]] = b * kb
-            row(entries, -np.inf, 0.0)
+            row({index["s", lvl]: -1.0, **options_at("swap", lvl, kb, t)}, -np.inf, 0.0)
     row({index["t",]: 1.0}, problem.base_cycles * cyc, np.inf)
     for lvl in problem.capacities:
-        entries = {index["t",]: -1.0}
-        for i, item in enumerate(problem.items):
-            for k, o in enumerate(item.options):
-                b = sum(c2 for l2, c2 in o.busy if l2 == lvl)
-                if b:
-                    entries[index["x", i, k]] = b * cyc
+        entries = {index["t",]: -1.0, **options_at("busy", lvl, cyc)}
         for a, opt in enumerate(problem.arena_options):
             if opt.level == lvl and opt.busy:
                 entries[index["y", a]] = opt.busy * cyc
         if len(entries) > 1:
             row(entries, -np.inf, 0.0)
     for b in problem.banks:  # enough banks hold data for the bytes present
-        entries = {index["n", b.level]: -b.bank_bytes * kb}
-        for i, item in enumerate(problem.items):
-            for k, o in enumerate(item.options):
-                v = sum(bb for l2, bb in o.present if l2 == b.level)
-                if v:
-                    entries[index["x", i, k]] = v * kb
+        entries = {index["n", b.level]: -b.bank_bytes * kb, **options_at("present", b.level, kb)}
         for a, opt in enumerate(problem.arena_options):
             if opt.level == b.level:
                 entries[index["y", a]] = opt.size * kb

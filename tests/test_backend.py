@@ -28,6 +28,7 @@ from aalbert.targets.spec import load_target
 from aalbert.targets.trace import chrome_trace
 
 from .ir_cases import module_with_data
+from .program_checks import assert_programs_match_interpreter
 from .helpers import assert_clean_error, call
 
 GEMM = """module {
@@ -101,15 +102,7 @@ def tiny_placed():
 @pytest.mark.parametrize("compressed", [False, True])
 @pytest.mark.parametrize("family", ["adapter-albert", "albert"])
 def test_functional_mode_equals_the_interpreter(tiny_placed, family, compressed):
-    module = tiny_placed[family, compressed]
-    target = load_target("edge_accel")
-    for task, graph in module.graphs.items():
-        program = lower(module, target, task)
-        for feeds in sample_inputs(graph, 2, seed=5):
-            want = run(module, task, feeds)
-            got = execute(program, module, target, feeds)
-            for k in want:
-                np.testing.assert_allclose(got[k], want[k], atol=1e-5, rtol=1e-5)
+    assert_programs_match_interpreter(tiny_placed[family, compressed], load_target("edge_accel"), 2, seed=5)
 
 
 @pytest.mark.parametrize("family", ["adapter-albert", "albert"])

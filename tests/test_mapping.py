@@ -18,7 +18,6 @@ from aalbert.ir.printer import print_module
 from aalbert.ir.schedule import Mapping
 from aalbert.mapper.backend import run_backend
 from aalbert.mapper.evaluate import override_target
-from aalbert.mapper.fidelity import sample_inputs
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.allocate import allocate
@@ -36,6 +35,7 @@ from aalbert.targets.spec import builtin_targets, load_target
 from aalbert.targets.workload import default_workload
 
 from .ir_cases import module_with_data
+from .program_checks import assert_programs_match_interpreter
 
 search_module = importlib.import_module("aalbert.targets.mapping.search")  # the package's `search` is the function
 
@@ -217,13 +217,7 @@ def test_every_dataflow_computes_what_the_interpreter_computes(dataflow):
     model = PassManager(parse_pipeline("canonicalize,share,compress{policy=edgebert}")).run(model)
     plan_module(model, target)
     allocate(model, target, default_workload(model.graphs))
-    for task, graph in model.graphs.items():
-        program = lower(model, target, task)
-        for feeds in sample_inputs(graph, 1, seed=2):
-            want = run(model, task, feeds)
-            got = execute(program, model, target, feeds)
-            for key in want:
-                np.testing.assert_allclose(got[key], want[key], atol=1e-5, rtol=1e-5)
+    assert_programs_match_interpreter(model, target, 1, seed=2)
 
 
 # --- the allocator's expected energy is the simulated one -------------------------------------------------
