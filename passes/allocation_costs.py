@@ -286,8 +286,9 @@ def activation_banks(graph: Graph, index: int, bank: int, per_element: float, sh
     total = 0
     for k in range(shifts):
         at = k * bank // shifts
-        banks: set[int] = set()
-        for lo, hi in spans:
-            banks.update(range((lo + at) // bank, (hi + at) // bank + 1))
-        total += len(banks)
+        end = -1
+        for first, last in sorted(((lo + at) // bank, (hi + at) // bank) for lo, hi in spans):
+            if last > end:  # the banks of this operand not already counted
+                total += last - max(first, end + 1) + 1
+                end = last
     return total / shifts

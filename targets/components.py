@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .memtech import model_names, scaled
-from .tables import Table, TargetError
+from .tables import Table, TargetError, named_table
 
 BUFFER_ROLES = ("operands", "masks", "aux")
 
@@ -152,8 +152,7 @@ def parse_components(where: str, data: dict, mhz: float, used: set) -> Component
 
 
 def _buffer(where: str, index: int, data, mhz: float) -> Buffer:
-    label = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else f"#{index}"
-    t = Table(f"{where}: buffer '{label}'", data)
+    t = named_table(where, "buffer", index, data)
     name = t.get("name", str)
     holds = t.choice("holds", BUFFER_ROLES)
     capacity = t.positive("capacity_bytes", int)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .dram import DRAM_SPECS, DramPower
 from .memtech import COST_FIELDS, POWER_STATES, TECHNOLOGIES, MemoryCost, PowerStates, default_banks, model_name, \
     model_names, scaled
-from .tables import Table, TargetError
+from .tables import Table, TargetError, named_table
 
 DATA_KINDS = ("weights", "activations")
 POWER_GATING = ("none", "empty", "idle")   # no bank gated; empty banks off; also idle banks in their idle state
@@ -68,8 +68,7 @@ class MemoryLevel(MemoryCost):
 
 
 def parse_memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
-    label = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else f"#{index}"
-    t = Table(f"{where}: memory '{label}'", data)
+    t = named_table(where, "memory", index, data)
     name = t.get("name", str)
     technology = t.choice("technology", TECHNOLOGIES)
     capacity = t.positive("capacity_bytes", int)

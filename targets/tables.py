@@ -88,5 +88,12 @@ class Table:
             raise TargetError(f"{self.where}: unknown key '{key}'" + (f" (did you mean '{near[0]}'?)" if near else ""))
 
 
+def named_table(where: str, kind: str, index: int, data) -> Table:
+    """The table of the `index`-th entry of an array of tables (`[[memory]]`, `[[buffer]]`), named in errors by
+    its `name` key when it has one."""
+    label = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else f"#{index}"
+    return Table(f"{where}: {kind} '{label}'", data)
+
+
 def _has_numbers(data: dict) -> bool:
     return any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values())

@@ -27,19 +27,9 @@ from aalbert.targets.sim import component, simulate
 from aalbert.targets.spec import load_target
 from aalbert.targets.trace import chrome_trace
 
-from .ir_cases import module_with_data
+from .ir_cases import GEMM, module_with_data
 from .program_checks import assert_programs_match_interpreter
 from .helpers import assert_clean_error, call
-
-GEMM = """module {
-  weight @w : tensor<%(k)dx%(n)dxf32> hash "0"
-  graph @t(%%x: tensor<%(m)dx%(k)dxf32>) -> ("y": tensor<%(m)dx%(n)dxf32>) {
-    %%0 = weight {name = @w} : tensor<%(k)dx%(n)dxf32>
-    %%1 = linear(%%x, %%0) : tensor<%(m)dx%(n)dxf32>
-    return %%1
-  }
-}
-"""
 
 
 def single_gemm(target_name: str, k: int, n: int, m: int = 128, spill: bool = False):

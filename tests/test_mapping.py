@@ -34,22 +34,12 @@ from aalbert.targets.sim import simulate
 from aalbert.targets.spec import builtin_targets, load_target
 from aalbert.targets.workload import default_workload
 
-from .ir_cases import module_with_data
+from .ir_cases import GEMM, module_with_data
 from .program_checks import assert_programs_match_interpreter
 
 search_module = importlib.import_module("aalbert.targets.mapping.search")  # the package's `search` is the function
 
 ALL_DATAFLOWS = ["weight_stationary", "output_stationary", "input_stationary"]
-
-GEMM = """module {
-  weight @w : tensor<%(k)dx%(n)dxf32> hash "0"
-  graph @t(%%x: tensor<%(m)dx%(k)dxf32>) -> ("y": tensor<%(m)dx%(n)dxf32>) {
-    %%0 = weight {name = @w} : tensor<%(k)dx%(n)dxf32>
-    %%1 = linear(%%x, %%0) : tensor<%(m)dx%(n)dxf32>
-    return %%1
-  }
-}
-"""
 
 
 def placed_gemm(target, m, k, n, extra="", spill=True):
