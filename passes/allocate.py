@@ -51,7 +51,7 @@ from aalbert.targets.mapping.search import OBJECTIVES
 
 from .allocation_costs import State
 from .allocation_model import Problem, Solution, solve_greedy, solve_milp, staging, variable_count
-from .allocation_problem import ProblemBuilder
+from .allocation_problem import ProblemBuilder, bytes_held
 from .plan import plan_graph
 from .allocation_report import Allocation, allocation_report
 from .base import Analyses, Pass, register_pass
@@ -110,7 +110,7 @@ def allocate(module: Module, target: Target, workload: Workload, spill: bool = F
     _check_arenas(module, target)
     state = _first_state(module, target, spill)
     coster = NodeCoster(module, target, mapping, objective)
-    rounds, reserve, held = 0, True, _held_bytes(module, target, state)
+    rounds, reserve, held = 0, True, bytes_held(module, target, state)
     while True:
         rounds += 1
         coster.set_free(_free_bytes(target, held, reserve))
@@ -157,16 +157,6 @@ def _first_state(module: Module, target: Target, spill: bool) -> State:
 
 FREE_STEPS = 64  # free bytes are counted in steps of a 64th of the level (a power of two, at least the alignment)
 STAGING_SHARE = 8  # a staging region may take an eighth of a level whatever the placement (weights make room)
-
-
-def _held_bytes(module: Module, target: Target, state: State) -> dict[str, int]:
-    """Bytes of each level the weights and the arena take where `state` puts them (before a solution says which
-    weights share a swap region)."""
-    used = {m.name: 0 for m in target.memories}
-    for w in module.weights.values():
-        used[state.levels[w.name]] += align_up(w.nbytes, target.alignment_bytes)
-    used[state.arena] += align_up(max(g.arena.size for g in module.graphs.values()), target.alignment_bytes)
-    return used
 
 
 def _free_bytes(target: Target, used: dict[str, int], reserve: bool = True) -> dict[str, int]:

@@ -4,16 +4,15 @@ Items (weights) each choose one option; the activation arena chooses a
 level. An option costs energy (pJ per inference, expected over the
 workload), occupies bytes in some levels (`resident` bytes add up; `swap`
 bytes belong to tasks, and a level needs only the largest task's total,
-because tasks run one at a time) and keeps memory ports busy (cycles per
-inference). The runtime of an inference is the larger of the compute time
-and the busiest port (transfers overlap compute). Static energy, as the
-simulator charges it (`targets.power`): the always-on leakage x runtime;
-per banked level, the banks that hold data (`BankModel`: enough banks for
-the bytes present, an integer) in their holding state and the others off,
-plus the leakage a bank adds while its port is busy; per DRAM, the extra
-background of a busy port and, when any chosen option needs the DRAM, its
-self-refresh over the request period (`dram_pj`, a binary). Objective =
-option energies + arena energy + static energy. Capacities bound each level.
+because tasks run one at a time; a staging region is as large as the
+largest any chosen option needs) and accounts for cycles of the inference.
+An option's cost already holds the static energy over its cycles
+(`passes.allocation_costs`); what it leaves out is here: per banked level,
+the banks that hold data (`BankModel`: enough banks for the bytes present,
+an integer) in their holding state and the others off; per DRAM, its
+background when any chosen option needs the DRAM (`dram_pj`, a binary); and
+a constant. Objective = option energies + arena energy + that static energy.
+Capacities bound each level.
 
 `solve_milp` (scipy's milp, i.e. HiGHS) finds the optimum; `solve_greedy`
 is the fallback for huge instances; `brute_force` checks both on small ones.
@@ -37,7 +36,6 @@ class Option:
     cost: float                        # pJ per inference
     resident: tuple[tuple[str, int], ...] = ()   # (level, bytes) held for good
     swap: tuple[tuple[str, int], ...] = ()       # (level, bytes) held while its task runs
-    busy: tuple[tuple[str, float], ...] = ()     # (level, port cycles per inference)
     present: tuple[tuple[str, float], ...] = ()  # (level, bytes expected in it during an inference)
     uses_dram: bool = False                      # needs the DRAM powered (kept, streamed or refilled there)
     stage: tuple[tuple[str, int], ...] = ()      # (level, bytes) of staging region its layers need
@@ -57,7 +55,6 @@ class ArenaOption:
     level: str
     size: int
     cost: float
-    busy: float                        # port cycles per inference
     uses_dram: bool = False
     stage: tuple[tuple[str, int], ...] = ()
     cycles: float = 0.0
@@ -82,10 +79,7 @@ class Problem:
     capacities: dict[str, int]
     arena_options: list[ArenaOption]
     tasks: tuple[str, ...]
-    base_cycles: float = 0.0           # compute cycles per inference
-    leak_pj_per_cycle: float = 0.0     # always-on leakage, over the runtime
     banks: list[BankModel] = field(default_factory=list)
-    busy_pj: dict[str, float] = field(default_factory=dict)   # level -> pJ per busy port cycle
     dram_pj: float = 0.0               # per inference, when any chosen option uses the DRAM
     constant_pj: float = 0.0           # per inference whatever the choice
 
@@ -141,20 +135,9 @@ def staging(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> 
     return out
 
 
-def port_busy(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, float]:
-    busy = {lvl: 0.0 for lvl in problem.capacities}
-    for item in problem.items:
-        for lvl, c in choice[item.name].busy:
-            busy[lvl] += c
-    busy[arena.level] += arena.busy
-    return busy
-
-
 def cycles(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
-    """The runtime: the compute time or the busiest port (transfers overlap compute), plus the cycles the options
-    account for themselves (a mapped layer's own overlap of transfers and compute)."""
-    own = sum(choice[i.name].cycles for i in problem.items) + arena.cycles
-    return own + max([problem.base_cycles] + list(port_busy(problem, choice, arena).values()))
+    """The cycles of an inference: those every option accounts for (its layers, run one after another)."""
+    return sum(choice[i.name].cycles for i in problem.items) + arena.cycles
 
 
 def present(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, float]:
@@ -173,9 +156,7 @@ def present(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> 
 
 def static_pj(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
     """Static energy per inference (the module doc's terms)."""
-    busy = port_busy(problem, choice, arena)
-    pj = problem.constant_pj + problem.leak_pj_per_cycle * max([problem.base_cycles] + list(busy.values()))
-    pj += sum(problem.busy_pj.get(lvl, 0.0) * c for lvl, c in busy.items())
+    pj = problem.constant_pj
     held = present(problem, choice, arena)
     for b in problem.banks:
         n = min(b.banks, math.ceil(held[b.level] / b.bank_bytes - 1e-9))
@@ -207,22 +188,20 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
     swap_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.swap})
     stage_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.stage}
                           | {lvl for a in problem.arena_options for lvl, _ in a.stage})
-    cols += [("s", lvl) for lvl in swap_levels] + [("z", lvl) for lvl in stage_levels] + [("t",)]
+    cols += [("s", lvl) for lvl in swap_levels] + [("z", lvl) for lvl in stage_levels]
     cols += [("n", b.level) for b in problem.banks] + [("u",)]
     n = len(cols)
     index = {c: j for j, c in enumerate(cols)}
     constant = sum(b.banks * b.empty_pj for b in problem.banks) + problem.constant_pj
     costs = [abs(o.cost) for it in problem.items for o in it.options] + [abs(a.cost) for a in problem.arena_options]
     scale = 1.0 / max([1.0] + costs)
-    cyc = 1.0 / max(1.0, problem.base_cycles)
     kb = 1.0 / 1024.0
     c = np.zeros(n)
     for i, item in enumerate(problem.items):
         for k, o in enumerate(item.options):
-            c[index["x", i, k]] = (o.cost + sum(problem.busy_pj.get(lvl, 0.0) * b for lvl, b in o.busy)) * scale
+            c[index["x", i, k]] = o.cost * scale
     for a, opt in enumerate(problem.arena_options):
-        c[index["y", a]] = (opt.cost + problem.busy_pj.get(opt.level, 0.0) * opt.busy) * scale
-    c[index["t",]] = problem.leak_pj_per_cycle * scale / cyc
+        c[index["y", a]] = opt.cost * scale
     for b in problem.banks:
         c[index["n", b.level]] = (b.held_pj - b.empty_pj) * scale
     c[index["u",]] = problem.dram_pj * scale
@@ -275,14 +254,6 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
     for lvl in swap_levels:
         for t in problem.tasks:
             row({index["s", lvl]: -1.0, **options_at("swap", lvl, kb, t)}, -np.inf, 0.0)
-    row({index["t",]: 1.0}, problem.base_cycles * cyc, np.inf)
-    for lvl in problem.capacities:
-        entries = {index["t",]: -1.0, **options_at("busy", lvl, cyc)}
-        for a, opt in enumerate(problem.arena_options):
-            if opt.level == lvl and opt.busy:
-                entries[index["y", a]] = opt.busy * cyc
-        if len(entries) > 1:
-            row(entries, -np.inf, 0.0)
     for b in problem.banks:  # enough banks hold data for the bytes present
         entries = {index["n", b.level]: -b.bank_bytes * kb, **options_at("present", b.level, kb)}
         for a, opt in enumerate(problem.arena_options):
@@ -297,7 +268,7 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
              if o.uses_dram] + [index["y", a] for a, opt in enumerate(problem.arena_options) if opt.uses_dram]
     if users:  # the DRAM is powered when any chosen option needs it
         row({**{j: 1.0 for j in users}, index["u",]: -float(len(users))}, -np.inf, 0.0)
-    continuous = ("s", "z", "t")
+    continuous = ("s", "z")
     integrality = np.array([0 if col[0] in continuous or relax else 1 for col in cols])
     upper = np.array([np.inf if col[0] in continuous else problem_bound(problem, col) for col in cols])
     res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(n), upper),

@@ -82,14 +82,14 @@ def activation_traffic(module: Module, bits: int) -> dict[str, tuple[float, floa
     return out
 
 
-def _bytes_at(module: Module, target: Target, state: State) -> dict[str, int]:
-    """Bytes each level holds with the weights and the arena where `state` puts them."""
-    out: dict[str, int] = {}
+def bytes_held(module: Module, target: Target, state: State) -> dict[str, int]:
+    """Bytes each level holds with the weights and the arena where `state` puts them (before a solution says
+    which weights share a swap region)."""
+    used = {m.name: 0 for m in target.memories}
     for w in module.weights.values():
-        lvl = state.levels[w.name]
-        out[lvl] = out.get(lvl, 0) + align_up(w.nbytes, target.alignment_bytes)
-    out[state.arena] = out.get(state.arena, 0) + max(g.arena.size for g in module.graphs.values())
-    return out
+        used[state.levels[w.name]] += align_up(w.nbytes, target.alignment_bytes)
+    used[state.arena] += align_up(max(g.arena.size for g in module.graphs.values()), target.alignment_bytes)
+    return used
 
 
 class ProblemBuilder:
@@ -106,7 +106,7 @@ class ProblemBuilder:
         always = target.compute.leakage_mw + target.sfu.leakage_mw + target.parts.leakage_mw
         self.gated: list[tuple[MemoryLevel, float, float, float]] = []   # (level, hold, off, power-up wake pJ)
         touch: dict[str, float] = {}
-        held = _bytes_at(module, target, state)
+        held = bytes_held(module, target, state)
         self.held_leak = 0.0   # mW of the gated levels' banks at `state`: held ones in their holding state, others off
         dram_mw = 0.0
         held_banks: dict[str, int] = {}
@@ -288,7 +288,7 @@ class ProblemBuilder:
             price = self.pricer.arena(m.name)
             if price is None:
                 continue
-            arena_options.append(ArenaOption(m.name, arena, price.pj, 0.0, m.off_chip, tuple(sorted(price.stage.items())),
+            arena_options.append(ArenaOption(m.name, arena, price.pj, m.off_chip, tuple(sorted(price.stage.items())),
                                              price.cycles, tuple(sorted(price.traffic.items()))))
         if not arena_options and self.pricer.failures:
             raise self.pricer.failures[-1]

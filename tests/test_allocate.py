@@ -38,22 +38,21 @@ def random_problem(seed: int) -> Problem:
         for lvl in levels[:2]:
             here = size * rng.choice([1.0, 0.5])  # a task's bytes in volatile memory: there only while it runs
             options.append(Option("resident", lvl, None, rng.uniform(1, 100), resident=((lvl, size),),
-                                  busy=((lvl, rng.uniform(0, 100)),), present=((lvl, here),),
+                                  present=((lvl, here),),
                                   uses_dram=rng.random() < 0.5))
         options.append(Option("streamed", "off", None, rng.uniform(50, 300), resident=(("off", size),),
-                              busy=(("off", rng.uniform(0, 200)),), uses_dram=True))
+                              uses_dram=True))
         if owner != tasks:
             options.append(Option("staged", "a", "off", rng.uniform(1, 150), resident=(("off", size),),
-                                  swap=(("a", size),), busy=(("a", rng.uniform(0, 50)),), uses_dram=True))
+                                  swap=(("a", size),), uses_dram=True))
         items.append(Item(f"w{i}", owner, options))
-    arena = [ArenaOption(lvl, rng.randint(5, 30), rng.uniform(1, 50), rng.uniform(0, 100)) for lvl in ("a", "b")]
-    # static energy: banks of 16 bytes in "a" and 25 in "b" (held ones cost more than empty ones), busy ports
-    # and a DRAM that costs something when any chosen option needs it
+    arena = [ArenaOption(lvl, rng.randint(5, 30), rng.uniform(1, 50)) for lvl in ("a", "b")]
+    # static energy: banks of 16 bytes in "a" and 25 in "b" (held ones cost more than empty ones) and a DRAM
+    # that costs something when any chosen option needs it
     banks = [BankModel("a", 16, -(-caps["a"] // 16), rng.uniform(5, 40), rng.uniform(0, 5)),
              BankModel("b", 25, -(-caps["b"] // 25), rng.uniform(5, 40), rng.uniform(0, 5))]
-    return Problem(items, caps, arena, tasks, base_cycles=rng.uniform(0, 150), leak_pj_per_cycle=rng.uniform(0, 2),
-                   banks=banks, busy_pj={"a": rng.uniform(0, 0.5), "off": rng.uniform(0, 0.5)},
-                   dram_pj=rng.uniform(0, 200))
+    return Problem(items, caps, arena, tasks, banks=banks, dram_pj=rng.uniform(0, 200),
+                   constant_pj=rng.uniform(0, 100))
 
 
 @pytest.mark.parametrize("seed", range(40))
