@@ -208,22 +208,12 @@ def run_peer(python: str, args: list[str], timeout: float) -> dict:
 
 # ---------------------------------------------------------------- aalbert
 
-GEMM_IR = """module {
-  weight @w : tensor<%(k)dx%(n)dxf32> hash "0"
-  graph @t(%%x: tensor<%(m)dx%(k)dxf32>) -> ("y": tensor<%(m)dx%(n)dxf32>) {
-    %%0 = weight {name = @w} : tensor<%(k)dx%(n)dxf32>
-    %%1 = linear(%%x, %%0) : tensor<%(m)dx%(n)dxf32>
-    return %%1
-  }
-}
-"""
-
-
 def aalbert(gemms: list, objective: str) -> dict:
     """aalbert on tpu_like with weights in DRAM and activations in SRAM, summed over the GEMMs: the searched
     mappings' cycles and energy as simulated, and the search's own time (uncached)."""
     import numpy as np
 
+    from aalbert.examples.gemm import gemm_ir
     from aalbert.ir.module import content_hash
     from aalbert.ir.parser import parse_module
     from aalbert.mapper.evaluate import override_target
@@ -239,7 +229,7 @@ def aalbert(gemms: list, objective: str) -> dict:
     target = override_target("tpu_like", {"memory.sram.holds": ["activations"]})
     out = {"cycles": 0.0, "energy_pj": {}, "seconds": 0.0, "search_seconds": 0.0, "mappings": []}
     for i, (_, m, k, n) in enumerate(gemms):
-        module = parse_module(GEMM_IR % {"m": m, "k": k, "n": n})
+        module = parse_module(gemm_ir(m, k, n))
         w = module.weights["w"]
         w.data = np.random.default_rng(i).standard_normal(w.type.shape).astype(np.float32)
         w.hash = content_hash(w.data)

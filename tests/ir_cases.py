@@ -9,18 +9,6 @@ from aalbert.ir.parser import parse_module
 from aalbert.ir.verifier import verify
 
 
-# one linear layer, rows x reduction x columns: GEMM % {"m": m, "k": k, "n": n}
-GEMM = """module {
-  weight @w : tensor<%(k)dx%(n)dxf32> hash "0"
-  graph @t(%%x: tensor<%(m)dx%(k)dxf32>) -> ("y": tensor<%(m)dx%(n)dxf32>) {
-    %%0 = weight {name = @w} : tensor<%(k)dx%(n)dxf32>
-    %%1 = linear(%%x, %%0) : tensor<%(m)dx%(n)dxf32>
-    return %%1
-  }
-}
-"""
-
-
 def give_data(module: Module, seed: int = 0) -> Module:
     """Seeded standard-normal data for every weight, with the hashes to match."""
     rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pytest
 
+from aalbert.examples.gemm import gemm_ir
 from aalbert.ir.errors import IRParseError
 from aalbert.ir.facts import FactError
 from aalbert.ir.interpreter import run
@@ -34,7 +35,7 @@ from aalbert.targets.sim import simulate
 from aalbert.targets.spec import builtin_targets, load_target
 from aalbert.targets.workload import default_workload
 
-from .ir_cases import GEMM, module_with_data
+from .ir_cases import module_with_data
 from .program_checks import assert_programs_match_interpreter
 
 search_module = importlib.import_module("aalbert.targets.mapping.search")  # the package's `search` is the function
@@ -44,7 +45,7 @@ ALL_DATAFLOWS = ["weight_stationary", "output_stationary", "input_stationary"]
 
 def placed_gemm(target, m, k, n, extra="", spill=True):
     """A one-`linear` module quantized and placed on `target` (a Target), and its product."""
-    module = module_with_data(GEMM % {"m": m, "k": k, "n": n})
+    module = module_with_data(gemm_ir(m, k, n))
     PassManager(parse_pipeline(f"share{extra},quantize{{format=afloat8}}")).run(module)
     plan_module(module, target)
     allocate(module, target, default_workload(module.graphs), spill=spill)
