@@ -255,18 +255,3 @@ def test_the_allocation_reports_a_bound_and_the_gap_computed_from_it(capsys):
     s = a.solution
     assert s.bound >= a.lp_bound - 1e-6 * abs(a.lp_bound) and s.bound <= s.objective
     assert s.gap == pytest.approx((s.objective - s.bound) / s.objective)
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--spill"], "--spill needs --target"),
-    (["--switch-rate", "0.5"], "--switch-rate needs --target"),
-    (["--memory-map", "x.png"], "--memory-map needs --target"),
-    (["--target", "edge_accel", "--memory-map", "map.jpg"], "the picture must be a .png or .svg file"),
-    (["--target", "edge_accel", "--switch-rate", "3"], "argument --switch-rate: expected a number in [0, 1], got '3'"),
-    (["--target", "edge_accel", "--switch-rate", "-1"], "argument --switch-rate: expected a number in [0, 1], got '-1'"),
-    (["--target", "edge_accel", "--wakeup", "nan"], "argument --wakeup: expected a finite number >= 1, got 'nan'"),
-    (["--target", "edge_accel", "--wakeup", "inf"], "argument --wakeup: expected a finite number >= 1, got 'inf'"),
-    (["--target", "edge_accel", "--wakeup", "-1"], "argument --wakeup: expected a finite number >= 1, got '-1'"),
-])
-def test_bad_placement_options(capsys, argv, message):
-    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16"] + argv, capsys, message)

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from aalbert.examples.gemm import gemm_ir
 from aalbert.ir.interpreter import run
 from aalbert.mapper.backend import run_backend
 from aalbert.mapper.cli import compile as compile_cli
@@ -27,13 +28,13 @@ from aalbert.targets.sim import component, simulate
 from aalbert.targets.spec import load_target
 from aalbert.targets.trace import chrome_trace
 
-from .ir_cases import GEMM, module_with_data
+from .ir_cases import module_with_data
 from .program_checks import assert_programs_match_interpreter
 from .helpers import assert_clean_error, call
 
 
 def single_gemm(target_name: str, k: int, n: int, m: int = 128, spill: bool = False):
-    module = module_with_data(GEMM % {"m": m, "k": k, "n": n})
+    module = module_with_data(gemm_ir(m, k, n))
     target = load_target(target_name)
     # today's fixed chunking, whose cycles these tests count by hand (mapped products: tests/test_mapping.py)
     pipe = (f"share,quantize{{format=afloat8}},plan-activations{{target={target_name}}},"
@@ -280,17 +281,6 @@ def test_run_on_the_target_equals_the_interpreter(tmp_path, capsys, tiny_exports
     assert "functional execution of task cola on edge_accel" in out
     np.testing.assert_allclose(np.load(tmp_path / "acc.npz")["logits"], np.load(tmp_path / "ref.npz")["logits"],
                                atol=1e-5)
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--emit", "asm"], "--emit needs --target"),
-    (["--target", "edge_accel", "--emit", "asm"], "--emit and -o go together"),
-    (["--target", "edge_accel", "--requests", "-1"], "--requests must be >= 0"),
-    (["--target", "edge_accel", "--pattern", "zigzag"], "zigzag: no such request trace"),
-    (["--target", "tpu_like", "--quantize", "int4"], "tpu_like does not run int4"),
-])
-def test_bad_backend_options(capsys, argv, message):
-    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16"] + argv, capsys, message)
 
 
 def test_the_workload_switch_rate_drives_the_stream():

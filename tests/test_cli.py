@@ -161,6 +161,9 @@ def test_compile_bad_model_files(tmp_path, capsys, bad_files, key, match):
     assert_clean_error(compile_cli.main, [path, "--dump-ir", dump], capsys, match, must_not_exist=[dump])
 
 
+TINY = ["--size", "tiny", "--tasks", "1", "--seq-len", "8"]
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--tasks", "0"], "argument --tasks: expected a positive integer, got 0"),
     (["--size", "huge"], "argument --size: invalid choice: 'huge'"),
@@ -169,8 +172,37 @@ def test_compile_bad_model_files(tmp_path, capsys, bad_files, key, match):
     (["--dim", "seq"], "--dim expects NAME=N with N >= 1, got 'seq'"),
     (["--task", "nopath"], "--task expects NAME=PATH, got 'nopath'"),
     (["model.txt"], "model.txt: unknown file type '.txt'"),
+    # compression, on the tiny model
+    ([*TINY, "--quantize", "int40"], "pass 'quantize': int formats take 2 to 16 bits, got 40"),
+    ([*TINY, "--quantize", "bf8"], "unknown number format 'bf8'"),
+    ([*TINY, "--sparsity", "1.5"], "argument --sparsity: expected a sparsity in [0, 1), got '1.5'"),
+    ([*TINY, "--sparsity", "-0.1"], "argument --sparsity: expected a sparsity in [0, 1), got '-0.1'"),
+    ([*TINY, "--sparsity", "nan"], "argument --sparsity: expected a sparsity in [0, 1), got 'nan'"),
+    ([*TINY, "-p", "prune{sparsity=1.5}"], "pass 'prune': sparsity must be in [0, 1), got 1.5"),
+    ([*TINY, "--sparsity", "0.5", "--block", "16"], "block must look like 16x16, got '16'"),
+    ([*TINY, "--compress", "nope.toml"], "nope.toml: no such policy file (built-in policies: edgebert, none)"),
+    ([*TINY, "--compress", "edgebert", "--quantize", "int8"], "do not combine it with --quantize or --sparsity"),
+    ([*TINY, "--fidelity"], "--fidelity needs compression"),
+    ([*TINY, "-p", "quantize{bits=4}"], "pass 'quantize': unknown option 'bits' (options: format, granularity, kinds, role)"),
+    # placement, on the tiny model
+    ([*TINY, "--spill"], "--spill needs --target"),
+    ([*TINY, "--switch-rate", "0.5"], "--switch-rate needs --target"),
+    ([*TINY, "--memory-map", "x.png"], "--memory-map needs --target"),
+    ([*TINY, "--target", "edge_accel", "--memory-map", "map.jpg"], "the picture must be a .png or .svg file"),
+    ([*TINY, "--target", "edge_accel", "--switch-rate", "3"], "argument --switch-rate: expected a number in [0, 1], got '3'"),
+    ([*TINY, "--target", "edge_accel", "--switch-rate", "-1"], "argument --switch-rate: expected a number in [0, 1], got '-1'"),
+    ([*TINY, "--target", "edge_accel", "--wakeup", "nan"], "argument --wakeup: expected a finite number >= 1, got 'nan'"),
+    ([*TINY, "--target", "edge_accel", "--wakeup", "inf"], "argument --wakeup: expected a finite number >= 1, got 'inf'"),
+    ([*TINY, "--target", "edge_accel", "--wakeup", "-1"], "argument --wakeup: expected a finite number >= 1, got '-1'"),
+    # the backend, on the tiny model
+    ([*TINY, "--emit", "asm"], "--emit needs --target"),
+    ([*TINY, "--target", "edge_accel", "--emit", "asm"], "--emit and -o go together"),
+    ([*TINY, "--target", "edge_accel", "--requests", "-1"], "--requests must be >= 0"),
+    ([*TINY, "--target", "edge_accel", "--pattern", "zigzag"], "zigzag: no such request trace"),
+    ([*TINY, "--target", "tpu_like", "--quantize", "int4"], "tpu_like does not run int4"),
 ])
 def test_compile_bad_options(capsys, argv, match):
+    """Every option the compile command refuses, with the one line it says."""
     assert_clean_error(compile_cli.main, argv, capsys, match)
 
 

@@ -168,23 +168,6 @@ def test_bad_policy_files(tmp_path, text, message):
     assert message in str(e.value)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--quantize", "int40"], "pass 'quantize': int formats take 2 to 16 bits, got 40"),
-    (["--quantize", "bf8"], "unknown number format 'bf8'"),
-    (["--sparsity", "1.5"], "argument --sparsity: expected a sparsity in [0, 1), got '1.5'"),
-    (["--sparsity", "-0.1"], "argument --sparsity: expected a sparsity in [0, 1), got '-0.1'"),
-    (["--sparsity", "nan"], "argument --sparsity: expected a sparsity in [0, 1), got 'nan'"),
-    (["-p", "prune{sparsity=1.5}"], "pass 'prune': sparsity must be in [0, 1), got 1.5"),
-    (["--sparsity", "0.5", "--block", "16"], "block must look like 16x16, got '16'"),
-    (["--compress", "nope.toml"], "nope.toml: no such policy file (built-in policies: edgebert, none)"),
-    (["--compress", "edgebert", "--quantize", "int8"], "do not combine it with --quantize or --sparsity"),
-    (["--fidelity"], "--fidelity needs compression"),
-    (["-p", "quantize{bits=4}"], "pass 'quantize': unknown option 'bits' (options: format, granularity, kinds, role)"),
-])
-def test_bad_compression_options(capsys, argv, message):
-    assert_clean_error(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "8"] + argv, capsys, message)
-
-
 def test_bad_policy_file_through_the_cli(tmp_path, capsys):
     (tmp_path / "p.toml").write_text('[[rule]]\nkinds = ["encoder"]\n')
     assert_clean_error(compile_cli.main, ["--size", "tiny", "--compress", tmp_path / "p.toml"], capsys,
