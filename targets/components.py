@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .memtech import model_names, scaled
+from .levels import on_chip_model
 from .tables import Table, TargetError, named_table
 
 BUFFER_ROLES = ("operands", "masks", "aux")
@@ -156,12 +156,9 @@ def _buffer(where: str, index: int, data, mhz: float) -> Buffer:
     name = t.get("name", str)
     holds = t.choice("holds", BUFFER_ROLES)
     capacity = t.positive("capacity_bytes", int)
-    model = t.get("model", str, None)
     source = t.get("source", str)
-    if model is not None:
-        if model not in model_names():
-            raise TargetError(f"{t.where}: key 'model' must be one of {', '.join(model_names())}, got {model!r}")
-        n = scaled(model, capacity, mhz, t.positive("banks", int, None) if "banks" in t.data else None)
+    if "model" in t.data:
+        _, n = on_chip_model(t, capacity, mhz, t.positive("banks", int, None) if "banks" in t.data else None)
         word = n.word_bits / 8
         values = {"read_pj_per_byte": n.read_energy_pj / word, "write_pj_per_byte": n.write_energy_pj / word,
                   "leakage_mw": n.leakage_mw, "area_mm2": n.area_mm2}

@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 from .dram import DRAM_SPECS, DramPower
-from .memtech import COST_FIELDS, POWER_STATES, TECHNOLOGIES, MemoryCost, PowerStates, default_banks, model_name, \
-    model_names, scaled
+from .memtech import COST_FIELDS, POWER_STATES, TECHNOLOGIES, MemoryCost, MemoryNumbers, PowerStates, default_banks, \
+    model_name, model_names, scaled
 from .tables import Table, TargetError, named_table
 
 DATA_KINDS = ("weights", "activations")
@@ -67,6 +67,14 @@ class MemoryLevel(MemoryCost):
 
 
 
+def on_chip_model(t: Table, capacity: int, mhz: float, banks: int | None) -> tuple[str, MemoryNumbers]:
+    """The table's 'model' key, an on-chip memory model, and its numbers at this capacity, clock and bank count."""
+    model = t.get("model", str)
+    if model_name(model) not in model_names() or model in DRAM_SPECS:
+        raise TargetError(f"{t.where}: key 'model' must be one of {', '.join(model_names())}, got {model!r}")
+    return model_name(model), scaled(model, capacity, mhz, banks)
+
+
 def parse_memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
     t = named_table(where, "memory", index, data)
     name = t.get("name", str)
@@ -81,10 +89,7 @@ def parse_memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
         derived, note, dram, model = _dram(t, capacity, mhz, model)
         banks = 1
     elif model is not None:
-        if model_name(model) not in model_names() or model in DRAM_SPECS:
-            raise TargetError(f"{t.where}: key 'model' must be one of {', '.join(model_names())}, got {model!r}")
-        model = model_name(model)
-        n = scaled(model, capacity, mhz, banks)
+        model, n = on_chip_model(t, capacity, mhz, banks)
         derived = {f: getattr(n, f) for f in COST_FIELDS}
         note = n.source
         banks = banks or default_banks(capacity)
