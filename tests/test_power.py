@@ -13,6 +13,14 @@ from aalbert.targets.spec import TargetError, load_target, parse_target
 
 # 1 GHz: a cycle is a nanosecond. Four 1 KiB SRAM banks leaking 1 mW each; retention keeps 10 %, gating 1 %;
 # waking a bank takes 10 ns and 20 pJ. No logic leakage, and a DRAM without background, to isolate the banks.
+# Both memories have the same ports (PORTS).
+PORTS = """word_bits = 64
+read_energy_pj = 1.0
+write_energy_pj = 1.0
+read_latency_ns = 1.0
+write_latency_ns = 1.0
+read_bytes_per_cycle = 8.0
+write_bytes_per_cycle = 8.0"""
 CHIP = """
 name = "hand"
 [clock]
@@ -50,13 +58,7 @@ name = "sram"
 technology = "sram"
 capacity_bytes = 4096
 banks = 4
-word_bits = 64
-read_energy_pj = 1.0
-write_energy_pj = 1.0
-read_latency_ns = 1.0
-write_latency_ns = 1.0
-read_bytes_per_cycle = 8.0
-write_bytes_per_cycle = 8.0
+PORTS
 leakage_mw = 4.0
 area_mm2 = 0.0
 write_endurance = inf
@@ -74,13 +76,7 @@ name = "dram"
 technology = "dram"
 capacity_bytes = 1048576
 off_chip = true
-word_bits = 64
-read_energy_pj = 1.0
-write_energy_pj = 1.0
-read_latency_ns = 1.0
-write_latency_ns = 1.0
-read_bytes_per_cycle = 8.0
-write_bytes_per_cycle = 8.0
+PORTS
 leakage_mw = 0.0
 area_mm2 = 0.0
 write_endurance = inf
@@ -104,7 +100,7 @@ IMAGE = [Region("sram", 0, 1200, None), Region("sram", 2048, 2600, frozenset({"o
 
 
 def chip(gating: str):
-    return parse_target(CHIP.replace("GATING", gating), "hand.toml")
+    return parse_target(CHIP.replace("PORTS", PORTS).replace("GATING", gating), "hand.toml")
 
 
 def test_leakage_by_bank_state_over_time_by_hand():
