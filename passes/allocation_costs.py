@@ -245,9 +245,9 @@ class Pricer:
 
     def _arena(self, level: str) -> Price:
         price = Price()
-        for task, i in self.plain:
+        for task, i, share in self._plain_classes(level):
             cost = self.cost(task, i, {}, level)
-            price.add(cost, self.wl.mix[task], self.leak(task, i, {}, level, cost))
+            price.add(cost, share, self.leak(task, i, {}, level, cost))
         if level != self.state.arena:
             for nodes in self.main.values():
                 for task, i in nodes:
@@ -259,6 +259,23 @@ class Pricer:
                         - self.leak(task, i, lv, self.state.arena, now) * now.cycles)
         return price
 
+    def _plain_classes(self, level: str) -> list[tuple[str, int, float]]:
+        """The nodes without weights in classes that cost the same with the arena in `level` (one op, types and
+        attributes, operands lying alike across its banks): a (task, index) of each class and the summed task
+        shares of its nodes. A long graph of few kinds of node is priced a class at a time."""
+        bank = self.rates.bank_bytes.get(level, 0) if level in self.rates.touch else 0
+        classes: dict[tuple, list] = {}
+        for task, i in self.plain:
+            graph = self.module.graphs[task]
+            key = (self.coster.key(graph.nodes[i], {}, level),
+                   bank_relative(activation_spans(graph, i, self.rates.activation_bytes), bank) if bank else None)
+            c = classes.get(key)
+            if c is None:
+                classes[key] = [task, i, self.wl.mix[task]]
+            else:
+                c[2] += self.wl.mix[task]
+        return [(task, i, share) for task, i, share in classes.values()]
+
     def mappings(self, final: State) -> dict[tuple[str, int], NodeCost]:
         """The cost (and mapping) of every product at a placement, for the report and the IR."""
         out = {}
@@ -269,20 +286,36 @@ class Pricer:
         return out
 
 
-def activation_banks(graph: Graph, index: int, bank: int, per_element: float, shifts: int = 16) -> float:
-    """Banks of `bank` bytes that node `index`'s activation operands and result lie in (views touch nothing),
-    averaged over `shifts` evenly spaced starts of the arena within a bank: where the arena starts is decided
-    with the placement."""
+def activation_spans(graph: Graph, index: int, per_element: float) -> tuple[tuple[int, int], ...]:
+    """The arena bytes (first, last) of node `index`'s activation operands and result (views touch nothing)."""
     node = graph.nodes[index]
     opdef = get_op(node.op)
     if opdef.kind is OpKind.SOURCE or opdef.has(Trait.VIEW):
-        return 0
+        return ()
     spans = []
     for v in list(node.inputs) + list(node.outputs):
         if is_data(v) or v.offset is None:
             continue
         size = v.type.numel * (per_element if v.type.dtype.is_float else v.type.dtype.itemsize)
         spans.append((v.offset, v.offset + max(1, int(size)) - 1))
+    return tuple(spans)
+
+
+def bank_relative(spans: tuple[tuple[int, int], ...], bank: int) -> tuple[tuple[int, int], ...]:
+    """`spans` moved down by whole banks to start in the first: the same banks apart, so the same bank count."""
+    if not spans:
+        return spans
+    base = min(lo for lo, _ in spans) // bank * bank
+    return tuple((lo - base, hi - base) for lo, hi in spans)
+
+
+def activation_banks(graph: Graph, index: int, bank: int, per_element: float, shifts: int = 16) -> float:
+    """Banks of `bank` bytes that node `index`'s activation operands and result lie in (views touch nothing),
+    averaged over `shifts` evenly spaced starts of the arena within a bank: where the arena starts is decided
+    with the placement."""
+    spans = activation_spans(graph, index, per_element)
+    if not spans:
+        return 0
     total = 0
     for k in range(shifts):
         at = k * bank // shifts

@@ -76,8 +76,8 @@ class NodeCoster:
         if static is None:
             ws = self.weights(node)
             attrs = tuple(sorted((k, repr(v)) for k, v in node.attrs.items())) if node.op != "weight" else ()
-            sig = (node.op, tuple(str(v.type) for v in node.inputs), tuple(str(v.type) for v in node.outputs), attrs,
-                   tuple((str(w.type), w.encoding, w.nbytes) for w in ws), self.policy if is_product(node) else "")
+            sig = (node.op, tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs), attrs,
+                   tuple((w.type, w.encoding, w.nbytes) for w in ws), self.policy if is_product(node) else "")
             static = self._static[id(node)] = (sig, tuple(w.name for w in ws), tuple(ws))
         sig, names, ws = static
         return sig + (tuple(levels.get(n) or w.placement.level for n, w in zip(names, ws)), arena_level)
