@@ -63,7 +63,10 @@ class Canonicalize(Pass):
 
 def canonicalize_graph(module: Module, graph: Graph, cache: "ChainCache | None" = None) -> Graph:
     cache = cache or ChainCache()
-    previous = None
+    # the input in canonical order and numbering: a graph already canonical then takes one round, not two
+    schedule(graph)
+    graph.renumber()
+    previous = _fingerprint(graph)
     for _ in range(MAX_ROUNDS):
         graph = _Sweep(module, graph, cache).run()
         fuse(module, graph)
