@@ -8,8 +8,9 @@ from -1, the graph inputs, to the number of nodes, the graph outputs).
   span's first position (a segment tree of spans, stabbed at that point) plus
   the ones that start inside it (a sorted list of starts).
 - `first_overlap` finds two boxes (a byte range and a span) that overlap in
-  both, or None, by sweeping the byte ranges in address order and keeping
-  the open ones in a segment tree of their spans' latest end by start.
+  both, or None, by sweeping the spans in position order and keeping the
+  byte ranges alive at each position in address order: while none overlap,
+  a new one can only overlap its two neighbours.
 """
 
 from __future__ import annotations
@@ -60,70 +61,23 @@ class LiveIndex(Generic[T]):
         return found
 
 
-class _LatestEnd:
-    """Open spans by start position; the latest end among those starting at or before a position."""
-
-    def __init__(self, lo: int, hi: int):
-        self.lo = lo
-        self.size = 1
-        while self.size < hi - lo + 1:
-            self.size *= 2
-        self.best: list[tuple[int, int]] = [(-(1 << 62), -1)] * (2 * self.size)   # (end, box index)
-        self.at: dict[int, list[tuple[int, int]]] = {}
-
-    def _set(self, start: int) -> None:
-        leaf = start - self.lo + self.size
-        spans = self.at.get(start, [])
-        self.best[leaf] = max(spans) if spans else (-(1 << 62), -1)
-        leaf //= 2
-        while leaf:
-            self.best[leaf] = max(self.best[2 * leaf], self.best[2 * leaf + 1])
-            leaf //= 2
-
-    def add(self, start: int, end: int, index: int) -> None:
-        self.at.setdefault(start, []).append((end, index))
-        self._set(start)
-
-    def remove(self, start: int, end: int, index: int) -> None:
-        self.at[start].remove((end, index))
-        self._set(start)
-
-    def latest(self, upto: int) -> tuple[int, int]:
-        """(end, box) of the open span with the latest end among those starting at or before `upto`."""
-        lo, hi = self.size, upto - self.lo + self.size + 1
-        best = (-(1 << 62), -1)
-        while lo < hi:
-            if lo & 1:
-                best = max(best, self.best[lo])
-                lo += 1
-            if hi & 1:
-                hi -= 1
-                best = max(best, self.best[hi])
-            lo //= 2
-            hi //= 2
-        return best
-
-
 def first_overlap(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int] | None:
     """Indices of two boxes `(offset, nbytes, start, end)` that share bytes and positions, or None."""
-    if not boxes:
-        return None
-    lo = min(b[2] for b in boxes)
-    hi = max(b[3] for b in boxes)
-    open_spans = _LatestEnd(lo, hi)
-    closing: list[tuple[int, int]] = []  # a heap of (byte end, box) of the open boxes
-
-    for i in sorted(range(len(boxes)), key=lambda i: boxes[i][0]):
+    alive = SortedList()               # (offset, box) of the boxes alive at the sweep's position: disjoint
+    ending: list[tuple[int, int]] = []  # a heap of (end, box) of the alive boxes
+    for i in sorted(range(len(boxes)), key=lambda i: boxes[i][2]):
         offset, nbytes, start, end = boxes[i]
         if nbytes <= 0:  # holds no bytes: overlaps nothing
             continue
-        while closing and closing[0][0] <= offset:
-            _, j = heapq.heappop(closing)
-            open_spans.remove(boxes[j][2], boxes[j][3], j)
-        latest_end, j = open_spans.latest(end)
-        if j >= 0 and latest_end >= start:
-            return j, i
-        open_spans.add(start, end, i)
-        heapq.heappush(closing, (offset + nbytes, i))
+        while ending and ending[0][0] < start:
+            _, j = heapq.heappop(ending)
+            alive.remove((boxes[j][0], j))
+        # the alive boxes are disjoint, so only the neighbours in address order can overlap a new one
+        k = alive.bisect_left((offset, -1))
+        if k < len(alive) and alive[k][0] < offset + nbytes:
+            return alive[k][1], i
+        if k and boxes[alive[k - 1][1]][0] + boxes[alive[k - 1][1]][1] > offset:
+            return alive[k - 1][1], i
+        alive.add((offset, i))
+        heapq.heappush(ending, (end, i))
     return None
-
