@@ -6,6 +6,7 @@ A `TensorType` is a static shape plus an element type and prints as
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -28,15 +29,15 @@ class DType(str, Enum):
 
     @property
     def np(self) -> np.dtype:
-        return np.dtype(_TO_NUMPY[self])
+        return _NUMPY[self._value_]
 
     @property
     def itemsize(self) -> int:
-        return self.np.itemsize
+        return _NUMPY[self._value_].itemsize
 
     @property
     def is_float(self) -> bool:
-        return self in (DType.F64, DType.F32, DType.F16)
+        return self._value_ in _FLOATS
 
     @property
     def is_int(self) -> bool:
@@ -60,6 +61,9 @@ _TO_NUMPY = {
     DType.I8: "int8", DType.U8: "uint8", DType.BOOL: "bool",
 }
 _FROM_NUMPY = {v: k for k, v in _TO_NUMPY.items()}
+# by spelling, which hashes faster than the members: asked for every value of every pass
+_NUMPY = {k.value: np.dtype(v) for k, v in _TO_NUMPY.items()}
+_FLOATS = frozenset({"f64", "f32", "f16"})
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class TensorType:
     def rank(self) -> int:
         return len(self.shape)
 
-    @property
+    @functools.cached_property
     def numel(self) -> int:
         return math.prod(self.shape)
 

@@ -41,6 +41,7 @@ from aalbert.ir.errors import AalbertError
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
+from aalbert.ir.types import TensorType
 
 from .mapping.lowering import MappedLowering
 from .mapping.problem import arch_of, gemm_of
@@ -85,6 +86,7 @@ class _Lowering:
         self.slot = 0
         self.barrier: list[int] = []              # the previous node's last instruction on each unit
         self._stage_base: dict[str, int] | None = None
+        self._bytes: dict[int, tuple[TensorType, int]] = {}
         ops = target.parts.operand_buffers()
         self.slot_buffers = [ops[i % len(ops)].name for i in range(2)] if ops else []
 
@@ -96,8 +98,14 @@ class _Lowering:
 
     # -- helpers ---------------------------------------------------------------------------------------
     def bytes_of(self, v: Value) -> int:
-        per = self.ab if v.type.dtype.is_float else v.type.dtype.itemsize
-        return max(1, math.ceil(v.type.numel * per))
+        t = v.type
+        known = self._bytes.get(id(t))
+        if known is not None and known[0] is t:
+            return known[1]
+        per = self.ab if t.dtype.is_float else t.dtype.itemsize
+        n = max(1, math.ceil(t.numel * per))
+        self._bytes[id(t)] = (t, n)  # types are shared by the values of like nodes: computed once per type
+        return n
 
     def rootof(self, v: Value) -> Value:
         return self.root.get(id(v), v)
@@ -359,9 +367,9 @@ class _Lowering:
 
     def vector(self, i: int, node: Node) -> None:
         out = node.output
-        acts = [v for v in node.inputs if not self.is_data(v)]
-        traffic = {self.arena: [sum(self.bytes_of(v) for v in acts), self.bytes_of(out)]}
+        acts = [v for v in node.inputs if not is_data(v)]
         reads = [self.buf(v) for v in acts]
+        traffic = {self.arena: [sum(b.nbytes for b in reads), self.bytes_of(out)]}
         for v in node.inputs:
             w = self.weight_of(v)
             if w is not None:  # LayerNorm scales and shifts, adapter biases: read where they are kept
@@ -371,7 +379,7 @@ class _Lowering:
         ins = self.emit(i, node, kind="vec", unit="sfu", deps=self.read_deps(acts) + self.write_deps(out),
                         reads=tuple(reads), writes=(self.buf(out),), elements=elements,
                         passes=self.t.sfu.passes.get(node.op, 1),
-                        traffic=tuple((lvl, rw[0], rw[1]) for lvl, rw in traffic.items()))
+                        traffic=tuple([(lvl, rw[0], rw[1]) for lvl, rw in traffic.items()]))
         self.note_reads(ins, acts)
         self.note_write(out, [ins.id])
 
