@@ -98,7 +98,7 @@ def run_backend(module: Module, target: Target, workload: Workload | None = None
     cold = wl.inferences_per_wakeup <= 1
     first: dict[str, str] = {}
     for t, graph in module.graphs.items():
-        key = timing_signature(module, graph)
+        key = timing_signature(module, graph) if len(module.graphs) > 1 else t
         if key in first:
             rep = first[key]
             backend.same_as[t] = rep

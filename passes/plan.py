@@ -60,7 +60,7 @@ def _signature(graph: Graph) -> tuple:
 
 
 def plan_graph(graph: Graph, activation_bits: int, align: int, cache: dict | None = None) -> Arena:
-    key = (_signature(graph), activation_bits, align)
+    key = (_signature(graph), activation_bits, align) if cache is not None else None
     bufs, owner = activation_buffers(graph, activation_bits, align)
     if cache is not None and key in cache:
         offsets, peak = cache[key]
@@ -78,7 +78,7 @@ def plan_graph(graph: Graph, activation_bits: int, align: int, cache: dict | Non
 
 def plan_module(module: Module, target: Target) -> Module:
     """Plan every task's activations for a target (its activation precision and alignment)."""
-    cache: dict = {}
+    cache: dict | None = {} if len(module.graphs) > 1 else None  # a plan is shared by graphs alike
     for graph in module.graphs.values():
         plan_graph(graph, target.compute.activation_bits, target.alignment_bytes, cache)
     return module
