@@ -96,6 +96,9 @@ class Work:
                     self.bytes_read + other.bytes_read,
                     self.bytes_written + other.bytes_written)
 
+    def __mul__(self, times: int) -> "Work":
+        return Work(self.macs * times, self.elementwise * times, self.bytes_read * times, self.bytes_written * times)
+
 
 class InferContext:
     """What type inference may ask about the enclosing module."""

@@ -7,13 +7,27 @@ from collections import Counter
 
 from aalbert.ir.encoding import KINDS
 from aalbert.ir.module import Module
-from aalbert.ir.registry import Work, get_op
+from aalbert.ir.builder import attrs_key
+from aalbert.ir.registry import OpKind, Work, get_op
 
 
 def graph_work(module: Module, task: str) -> Work:
+    """The task's work, each kind of node (op, types, attributes) reckoned once and multiplied out."""
+    kinds: dict[tuple, list] = {}
     total = Work()
     for node in module.graphs[task].nodes:
-        total += get_op(node.op).work([v.type for v in node.inputs], [v.type for v in node.outputs], node.attrs)
+        opdef = get_op(node.op)
+        if opdef.kind is OpKind.SOURCE:  # weights and constants: a constant's attribute is its data, not a key
+            total += opdef.work([], [v.type for v in node.outputs], node.attrs)
+            continue
+        key = (node.op, tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs), attrs_key(node.attrs))
+        found = kinds.get(key)
+        if found is None:
+            kinds[key] = [node, 1]
+        else:
+            found[1] += 1
+    for node, times in kinds.values():
+        total += get_op(node.op).work([v.type for v in node.inputs], [v.type for v in node.outputs], node.attrs) * times
     return total
 
 
