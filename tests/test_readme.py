@@ -109,10 +109,12 @@ def test_readme_commands_run_as_written(tmp_path):
                 assert (work / docs / rel).read_bytes() == (ROOT / docs / rel).read_bytes(), \
                     f"{command} writes another {docs}/{rel} than the committed one"
     assert repository_state() == before, "a README command wrote into the repository"
-    # the figure the README quotes from the functional run is the one it prints
+    # the figure the README quotes from the functional run is the one it prints, up to the summation order
+    # of the CPU's BLAS kernels: float32 rounding either way
     (difference,) = re.findall(r"largest difference from the interpreter on the same compiled module: (\S+)",
                                "".join(printed))
-    assert f"prints the largest difference, {difference} here" in " ".join(README.read_text().split())
+    (quoted,) = re.findall(r"prints the largest difference, (\S+) here", " ".join(README.read_text().split()))
+    assert float(difference) < 1e-6 and 1 / 3 <= float(difference) / float(quoted) <= 3, (difference, quoted)
     print("\n".join(ran + [f"not run (set {DOCS_ENV}=1): {c}" for c in skipped]))
 
 
