@@ -119,11 +119,11 @@ class Graph:
                     loc: Loc | None = None) -> Node:
         """Make a node with results of the given types (not yet inserted)."""
         node = Node(op, list(inputs), dict(attrs), [], loc)
-        hints = names or [None] * len(types)
-        for i, (t, hint) in enumerate(zip(types, hints)):
-            name = self.fresh_name(hint)
+        outputs = node.outputs
+        for i, t in enumerate(types):
+            name = self.fresh_name(names[i] if names else None)
             self._claim(name)
-            node.outputs.append(Value(name, t, node, i))
+            outputs.append(Value(name, t, node, i))
         return node
 
     def append(self, node: Node) -> Node:

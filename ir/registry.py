@@ -159,11 +159,14 @@ def infer_types(opdef: OpDef, types: Sequence[TensorType], attrs: dict[str, Attr
     """
     if opdef.kind is OpKind.SOURCE:
         return opdef.infer(types, attrs, ctx)
-    try:
-        key = tuple((k, type(v).__name__, v) for k, v in sorted(attrs.items()))
-        hash(key)
-    except TypeError:  # an unhashable attribute (a list): just infer
-        return opdef.infer(types, attrs, ctx)
+    if not attrs:
+        key = ()
+    else:
+        try:
+            key = tuple((k, type(v).__name__, v) for k, v in sorted(attrs.items()))
+            hash(key)
+        except TypeError:  # an unhashable attribute (a list): just infer
+            return opdef.infer(types, attrs, ctx)
     return list(_infer_remembered(opdef, tuple(types), key))
 
 

@@ -122,9 +122,10 @@ class _Lowering:
         return is_data(v)
 
     def emit(self, node_index: int, node: Node, **fields) -> Instr:
-        deps = set(fields.pop("deps", ())) | set(self.barrier)
+        deps = fields.pop("deps", ())
+        deps = tuple(sorted(set(deps).union(self.barrier))) if deps or self.barrier else ()
         ins = Instr(id=len(self.program.instrs), node=node_index, op=node.op, layer=self.layer(node),
-                    deps=tuple(sorted(deps)), **fields)
+                    deps=deps, **fields)
         self.program.instrs.append(ins)
         return ins
 
