@@ -17,7 +17,8 @@ DIMS = dict(vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_
 # all-MiniLM-L6-v2's BertModel config (the fidelity benchmark's model), with a small vocabulary
 MINILM = dict(vocab_size=100, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536,
               max_position_embeddings=64)
-FAMILIES = ("albert", "bert", "distilbert", "roberta", "minilm", "bert-classifier", "albert-headless")
+FAMILIES = ("albert", "bert", "distilbert", "roberta", "minilm", "albert-classifier", "bert-classifier",
+            "distilbert-classifier", "roberta-classifier", "albert-headless", "bert-headless")
 
 
 def _perturb(model, seed: int):
@@ -43,8 +44,14 @@ def hf_encoder(family: str, attention: str = "eager"):
     elif family == "albert-headless":  # no pooler
         model = T.AlbertModel(T.AlbertConfig(embedding_size=16, num_hidden_layers=2, attn_implementation=attention,
                                              **DIMS), add_pooling_layer=False)
+    elif family == "albert-classifier":  # pooler and a 3-way classification head
+        model = T.AlbertForSequenceClassification(T.AlbertConfig(embedding_size=16, num_hidden_layers=2, num_labels=3,
+                                                                  attn_implementation=attention, **DIMS))
     elif family == "bert":
         model = T.BertModel(T.BertConfig(num_hidden_layers=2, attn_implementation=attention, **DIMS))
+    elif family == "bert-headless":  # no pooler
+        model = T.BertModel(T.BertConfig(num_hidden_layers=2, attn_implementation=attention, **DIMS),
+                            add_pooling_layer=False)
     elif family == "bert-classifier":  # pooler and a 3-way classification head
         model = T.BertForSequenceClassification(T.BertConfig(num_hidden_layers=2, num_labels=3,
                                                              attn_implementation=attention, **DIMS))
@@ -52,16 +59,21 @@ def hf_encoder(family: str, attention: str = "eager"):
         model = T.BertModel(T.BertConfig(attn_implementation=attention, **MINILM))
     elif family == "roberta":
         model = T.RobertaModel(T.RobertaConfig(num_hidden_layers=2, attn_implementation=attention, **DIMS))
-    elif family == "distilbert":
-        model = T.DistilBertModel(T.DistilBertConfig(vocab_size=100, dim=32, n_heads=4, hidden_dim=64, n_layers=2,
-                                                     max_position_embeddings=64, attn_implementation=attention))
+    elif family == "roberta-classifier":  # no pooler: a dense-tanh-projection head on the first token
+        model = T.RobertaForSequenceClassification(T.RobertaConfig(num_hidden_layers=2, num_labels=3,
+                                                                   attn_implementation=attention, **DIMS))
+    elif family in ("distilbert", "distilbert-classifier"):
+        config = T.DistilBertConfig(vocab_size=100, dim=32, n_heads=4, hidden_dim=64, n_layers=2,
+                                    max_position_embeddings=64, num_labels=3, attn_implementation=attention)
+        # the classifier: no pooler, a dense-ReLU-projection head on the first token
+        model = T.DistilBertModel(config) if family == "distilbert" else T.DistilBertForSequenceClassification(config)
     else:
         raise ValueError(family)
     return _perturb(model, 1)
 
 
 def input_names(family: str) -> tuple[str, ...]:
-    return ("input_ids", "attention_mask") if family in ("roberta", "distilbert") else \
+    return ("input_ids", "attention_mask") if family.split("-")[0] in ("roberta", "distilbert") else \
         ("input_ids", "attention_mask", "token_type_ids")
 
 

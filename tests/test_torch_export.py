@@ -29,12 +29,17 @@ CASES = [("albert", "eager", "dynamo"), ("albert", "sdpa", "torchscript"),
          ("minilm", "eager", "dynamo"), ("minilm", "sdpa", "torchscript"),
          ("bert-classifier", "eager", "dynamo"), ("bert-classifier", "sdpa", "torchscript"),
          ("albert-headless", "sdpa", "dynamo")]
+# each family's other heads: the classifiers (RoBERTa's and DistilBERT's have no pooler) and no pooler at all;
+# by the faster exporter, as the family's attention and exporter variants are covered above
+CASES += [("albert-classifier", "eager", "torchscript"), ("roberta-classifier", "sdpa", "torchscript"),
+          ("distilbert-classifier", "eager", "torchscript"), ("albert-headless", "eager", "torchscript"),
+          ("bert-headless", "sdpa", "torchscript")]
 
 
 def _outputs(family: str) -> tuple[str, ...]:
-    if family == "bert-classifier":
+    if family.endswith("-classifier"):
         return ("logits",)
-    if family in ("distilbert", "albert-headless"):
+    if family == "distilbert" or family.endswith("-headless"):
         return ("last_hidden_state",)
     return ("last_hidden_state", "pooler_output")
 
