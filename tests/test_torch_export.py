@@ -182,22 +182,23 @@ def test_adapter_tasks_match_torch_and_store_the_backbone_once(attention):
     assert {t for w in own for t in w.role.tasks} == set(ADAPTERS)
 
 
-def test_adapter_split_is_the_same_from_onnx(tmp_path):
-    model = adapter_albert("eager")
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_adapter_graphs_and_split_are_the_same_from_onnx(tmp_path, attention):
+    model = adapter_albert(attention)
     names = input_names("albert")
-    torch_module = _adapter_module("eager").copy()
     onnx_module = Module()
-    for name in ADAPTERS[:2]:
+    for name in ADAPTERS:
         model.set_active_adapters(name)
         import_onnx(export_onnx(model, tmp_path / f"{name}.onnx", names, ("last_hidden_state",), "torchscript"),
                     onnx_module, name, DimSpec(1, SEQ))
-    for task in ADAPTERS[2:]:
-        del torch_module.graphs[task]
-    roles = []
-    for module in (torch_module, onnx_module):
-        module = PassManager(parse_pipeline("canonicalize,share")).run(module)
+    graphs, roles = [], []
+    for module in (_adapter_module(attention).copy(), onnx_module):
+        graphs.append(canonical(module))
+        module = PassManager(parse_pipeline("share")).run(module)
         roles.append({w.hash: (w.role.shared, tuple(sorted(w.role.tasks))) for w in module.weights.values()})
+    assert graphs[0] == graphs[1]
     assert roles[0] == roles[1]
+    assert set(roles[0].values()) == {(True, ()), *((False, (t,)) for t in ADAPTERS)}  # the backbone, each adapter
 
 
 def test_aten_operator_list_is_generated_from_the_table():
