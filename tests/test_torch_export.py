@@ -145,6 +145,20 @@ def test_uncapturable_model_is_one_line_with_torchs_reason():
     assert "\n" not in str(e.value)
 
 
+def test_model_torch_fx_cannot_trace_is_imported_through_torch_export_and_says_so():
+    model = hf_encoder("bert", "sdpa")  # Hugging Face forwards branch on their inputs: torch.fx cannot trace them
+    feeds = hf_inputs(input_names("bert"))
+    module = Module()
+    with pytest.warns(TraceFallback, match=r"^task 't': torch.fx cannot import BertModel \(.+\); "
+                                           "importing it through torch.export instead$"):
+        import_torch(model, _torch_feeds(feeds), module, "t")
+    got = run(module, "t", feeds)
+    with torch.no_grad():
+        want = model(**_torch_feeds(feeds))
+    for k in _outputs("bert"):
+        assert _relative_error(got[k], want[k].numpy()) < 1e-4, k
+
+
 # --- AdapterHub: one task per adapter, the backbone stored once --------------------------------------
 ADAPTERS = ("seq_bn", "double_seq_bn", "lora")
 
