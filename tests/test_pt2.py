@@ -68,12 +68,14 @@ def _rewrite(src, dst, change) -> None:
 @pytest.mark.parametrize("kind, match", [
     ("truncated", "not a readable torch.export program (BadZipFile"),
     ("version", "does not match our current archive version"),
-    ("state_dict", "not a readable torch.export program"),
+    ("state_dict", "bad.pt2: is a torch.save file, not a torch.export program"),
+    ("saved_module", "bad.pt2: is a torch.save file, not a torch.export program"),
+    ("not_a_program", "bad.pt2: holds a dict, not a torch.export program"),
     ("missing", "no such file"),
     ("pickled", "holds a constant that is a pickled Python object"),
     ("outside_range", "dimension 1 is 1, but the program accepts 2"),
 ])
-def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, tiny_pt2, kind, match):
+def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, monkeypatch, tiny_pt2, kind, match):
     path = tmp_path / "bad.pt2"
     argv = [path]
     if kind == "truncated":
@@ -88,6 +90,11 @@ def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, tiny_pt2, kind, mat
         _rewrite(tiny_pt2["cola"], path, lambda name, data: table if name.endswith("constants_config.json") else data)
     elif kind == "state_dict":  # a torch file, but not an ExportedProgram
         torch.save({"weight": torch.ones(3)}, path)
+    elif kind == "saved_module":
+        torch.save(torch.nn.Linear(2, 2), path)
+    elif kind == "not_a_program":  # torch.export.load returns a program or raises: a stand-in reaches the check
+        path.write_bytes(tiny_pt2["cola"].read_bytes())
+        monkeypatch.setattr(torch.export, "load", lambda *args, **kwargs: {"weight": torch.ones(3)})
     elif kind == "outside_range":  # the program was exported for sequences of 2 or more
         path = tiny_pt2["cola"]
         argv = [path, "--seq-len", 1]

@@ -82,7 +82,7 @@ def load_pt2(path: str | os.PathLike) -> ExportedProgram:
     if p.is_dir():
         raise FrontendError(f"{path}: is a directory, expected a .pt2 file")
     note_read(p)
-    _refuse_pickled_objects(p)
+    _check_archive(p)
     records: list[logging.LogRecord] = []
     try:
         with _quiet_torch_export(records), _tensors_only():
@@ -97,14 +97,20 @@ def load_pt2(path: str | os.PathLike) -> ExportedProgram:
     return ep
 
 
-def _refuse_pickled_objects(path: Path) -> None:
-    """torch.export.load unpickles constants that are Python or TorchScript objects, not tensors:
-    refuse a file whose constant table names any (the table is JSON, read before torch reads anything)."""
+def _check_archive(path: Path) -> None:
+    """Refuse, before torch reads anything, a `torch.save` file (torch would call it a corrupted
+    checkpoint) and a program whose constant table (JSON) names a constant that is a Python or
+    TorchScript object, not a tensor: torch.export.load would unpickle it."""
     from torch.export.pt2_archive.constants import TENSOR_CONSTANT_FILENAME_PREFIX
 
     try:
         with zipfile.ZipFile(path) as z:
-            tables = [json.loads(z.read(i)) for i in z.infolist()
+            infos = z.infolist()
+            if any(i.filename.endswith("/data.pkl") for i in infos) and \
+                    not any(i.filename.endswith("/archive_format") for i in infos):
+                raise FrontendError(f"{path}: is a torch.save file, not a torch.export program "
+                                    "(write one with torch.export.save)")
+            tables = [json.loads(z.read(i)) for i in infos
                       if i.filename.endswith("constants_config.json") and i.file_size < 1 << 24]
     except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError):
         return  # not a readable archive: torch.export.load says why
