@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from aalbert.examples import export as export_cli  # noqa: E402
 from aalbert.examples.export import export_pt2  # noqa: E402
 from aalbert.ir.fileio import write_npz  # noqa: E402
 from aalbert.mapper.cli import compile as compile_cli  # noqa: E402
@@ -57,6 +58,17 @@ def test_run_pt2_keys_inputs_and_outputs_by_the_programs_names(tmp_path, capsys,
     with torch.no_grad():
         want = tiny_models["adapter-albert"]["stsb"](**{k: torch.from_numpy(v) for k, v in feeds.items()})
     np.testing.assert_allclose(got["logits"], want.numpy(), atol=1e-5)
+
+
+def test_export_script_writes_pt2_files_the_compiler_takes(tmp_path, capsys):
+    code, out, err = call(export_cli.main, ["--format", "pt2", "--tasks", 1, "--out", tmp_path / "m", "--quiet"],
+                          capsys)
+    assert code == 0, err
+    path = tmp_path / "m" / "cola.pt2"
+    assert out == f"cola: {path}\n" and sorted((tmp_path / "m").iterdir()) == [path]
+    code, out, err = call(compile_cli.main, [path, "--seq-len", SEQ], capsys)
+    assert code == 0, err
+    assert "1 task from 1 file, batch 1, sequence 16" in out
 
 
 def _rewrite(src, dst, change) -> None:
