@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .graph import Attr, Graph, Sym, Value, constant_array
+from .graph import Attr, Graph, Node, Sym, Value, constant_array
 from .module import Module, Weight
 from .registry import InferContext, get_op, infer_types
 from .types import TensorType
@@ -75,6 +75,24 @@ class Builder:
                 return self._memo[key]
         node = self.graph.create_node(op, list(inputs), attrs, types)
         outs = self.graph.append(node).outputs
+        if key is not None:
+            self._memo[key] = outs
+        return outs
+
+    def adopt(self, node: Node, inputs: Sequence[Value]) -> list[Value]:
+        """What `op(node.op, inputs, node.attrs)` gives, for a node of another graph (which is given up) and
+        operands of this graph with its operands' types: the node itself moves here, reading `inputs`, its
+        result types known, unless it folds or repeats an earlier one. It arrives as `op` would build it: no
+        location, no mapping."""
+        if self.fold and inputs and all(const_value(v) is not None for v in inputs):
+            return self.op(node.op, inputs, node.attrs)
+        key = None
+        if self.cse:
+            key = (node.op, tuple(id(v) for v in inputs), attrs_key(node.attrs))
+            if key in self._memo:
+                return self._memo[key]
+        node.inputs, node.loc, node.mapping = list(inputs), None, None
+        outs = self.graph.adopt(node).outputs
         if key is not None:
             self._memo[key] = outs
         return outs

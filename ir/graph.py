@@ -130,6 +130,14 @@ class Graph:
         self.nodes.append(node)
         return node
 
+    def adopt(self, node: Node) -> Node:
+        """Append `node` of another graph as it is (its operands must be values of this one), its results
+        renamed where their names are taken here."""
+        for v in node.outputs:
+            v.name = self.fresh_name(v.name)
+            self._claim(v.name)
+        return self.append(node)
+
     def set_outputs(self, outputs: Iterable[tuple[str, Value]]) -> None:
         self.outputs = list(outputs)
 

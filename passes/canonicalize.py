@@ -62,6 +62,8 @@ class Canonicalize(Pass):
 
 
 def canonicalize_graph(module: Module, graph: Graph, cache: "ChainCache | None" = None) -> Graph:
+    """The canonical form of `graph`, which is given up: its nodes that need no rewriting move into the
+    result."""
     cache = cache or ChainCache()
     # the input in canonical order and numbering: a graph already canonical then takes one round, not two
     schedule(graph)
@@ -182,6 +184,8 @@ class _Sweep:
                 return result
         if opdef.has(Trait.COMMUTATIVE) and _is_source(ins[0]) and not _is_source(ins[1]):
             ins = [ins[1], ins[0]]
+        if len(ins) == len(node.inputs) and all(a.type == b.type for a, b in zip(ins, node.inputs)):
+            return self.b.adopt(node, ins)  # nothing to rewrite: the node itself moves to the new graph
         return self.b.op(op, ins, attrs)
 
     def chain(self, src: Value, steps: tuple[Step, ...]) -> Value:
