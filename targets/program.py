@@ -41,7 +41,9 @@ class Buf:
         return f"{self.level}[{self.offset:#x}+{self.nbytes}]"
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: a program has an instruction per node and then some, and a frozen dataclass's __init__ pays a
+# call per field; instructions are still never changed once emitted (dataclasses.replace makes a new one)
+@dataclass(slots=True)
 class Instr:
     id: int
     kind: str                      # dma | gemm | vec | exit

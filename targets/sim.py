@@ -211,16 +211,23 @@ def simulate(program: Program, target: Target, image: list[Region] | None = None
     by_op: dict[str, float] = {}
     traffic: dict[str, list[float]] = {}
     macs = 0
+    vec: dict[tuple, tuple[float, dict[str, float]]] = {}  # a vector instruction's cost is its sizes'
     for ins in program.instrs:
         s = unit_free.get(ins.unit, 0.0)
         for d in ins.deps:
             if finish[d] > s:
                 s = finish[d]
-        dur = duration(ins, target)
+        if ins.kind == "vec":
+            key = (ins.elements, ins.passes, ins.traffic, ins.cycles)
+            known = vec.get(key)
+            if known is None:
+                known = vec[key] = (duration(ins, target), dynamic_energy(ins, target))
+            dur, e = known
+        else:
+            dur, e = duration(ins, target), dynamic_energy(ins, target)
         start[ins.id], finish[ins.id] = s, s + dur
         unit_free[ins.unit] = s + dur
         busy[ins.unit] = busy.get(ins.unit, 0.0) + dur
-        e = dynamic_energy(ins, target)
         total = 0.0
         for k, v in e.items():
             energy[k] = energy.get(k, 0.0) + v
