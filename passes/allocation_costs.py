@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from aalbert.ir.builder import attrs_key
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
@@ -267,7 +268,10 @@ class Pricer:
         classes: dict[tuple, list] = {}
         for task, i in self.plain:
             graph = self.module.graphs[task]
-            key = (self.coster.key(graph.nodes[i], {}, level),
+            node = graph.nodes[i]
+            # what a node without weights costs: its op, types, attributes and which operands are data
+            key = (node.op, tuple([v.type for v in node.inputs]), tuple([v.type for v in node.outputs]),
+                   attrs_key(node.attrs), tuple([is_data(v) for v in node.inputs]),
                    bank_relative(activation_spans(graph, i, self.rates.activation_bytes), bank) if bank else None)
             c = classes.get(key)
             if c is None:

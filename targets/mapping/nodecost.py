@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from aalbert.ir.graph import Graph, Node
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Placement
-from aalbert.ir.registry import OpKind, get_op
+from aalbert.ir.registry import OpKind, get_op, is_data
 from aalbert.ir.schedule import Mapping
 
 from ..spec import Target
@@ -61,6 +61,7 @@ class NodeCoster:
         self.leak = target.leakage_mw * 1000.0 / target.clock_mhz   # pJ per cycle
         self._cache: dict[tuple, NodeCost] = {}
         self._static: dict[int, tuple] = {}
+        self._sigs: dict[tuple, int] = {}   # a node's signature, numbered: keys then hash a number, not types
 
     def weights(self, node: Node) -> list:
         return [w for w in (weight_of(self.module, v) for v in node.inputs) if w is not None]
@@ -69,18 +70,22 @@ class NodeCoster:
         """New bytes free for staging (a new placement round): products are priced again, the rest is kept."""
         if free != self.arch.free:
             self.arch = arch_of(self.t, free)
-            self._cache = {k: v for k, v in self._cache.items() if not k[5]}
+            self._cache = {k: v for k, v in self._cache.items() if not k[1]}
 
     def key(self, node: Node, levels: dict[str, str], arena_level: str) -> tuple:
         static = self._static.get(id(node))
         if static is None:
             ws = self.weights(node)
-            attrs = tuple(sorted((k, repr(v)) for k, v in node.attrs.items())) if node.op != "weight" else ()
+            attrs = tuple(sorted((k, repr(v)) for k, v in node.attrs.items())) \
+                if node.attrs and node.op != "weight" else ()
+            policy = self.policy if is_product(node) else ""
             sig = (node.op, tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs), attrs,
-                   tuple((w.type, w.encoding, w.nbytes) for w in ws), self.policy if is_product(node) else "")
-            static = self._static[id(node)] = (sig, tuple(w.name for w in ws), tuple(ws))
-        sig, names, ws = static
-        return sig + (tuple(levels.get(n) or w.placement.level for n, w in zip(names, ws)), arena_level)
+                   tuple((w.type, w.encoding, w.nbytes) for w in ws), policy,
+                   tuple(is_data(v) for v in node.inputs))  # a constant operand moves no activation bytes
+            number = self._sigs.setdefault(sig, len(self._sigs))
+            static = self._static[id(node)] = (number, policy, tuple(w.name for w in ws), tuple(ws))
+        number, policy, names, ws = static
+        return number, policy, tuple(levels.get(n) or w.placement.level for n, w in zip(names, ws)), arena_level
 
     def cost(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str) -> NodeCost:
         node = graph.nodes[index]
