@@ -14,6 +14,7 @@ import networkx as nx
 
 from .graph import Graph, Value
 from .registry import OpKind, Trait, get_op
+from .types import TensorType
 
 
 def to_digraph(graph: Graph) -> nx.DiGraph:
@@ -79,8 +80,16 @@ def activation_buffers(graph: Graph, activation_bits: int, align: int) -> tuple[
     their operand)."""
     owner: dict[Value, Buffer] = {}
     result: list[Buffer] = []
+    sizes: dict[TensorType, int] = {}  # by type: the values of like nodes share one size
+
+    def size(v: Value) -> int:
+        n = sizes.get(v.type)
+        if n is None:
+            n = sizes[v.type] = align_up(buffer_bytes(v, activation_bits), align)
+        return n
+
     for v in graph.inputs:
-        b = Buffer(v, align_up(buffer_bytes(v, activation_bits), align), -1, -1)
+        b = Buffer(v, size(v), -1, -1)
         owner[v] = b
         result.append(b)
     for i, node in enumerate(graph.nodes):
@@ -88,13 +97,14 @@ def activation_buffers(graph: Graph, activation_bits: int, align: int) -> tuple[
         if op.kind is OpKind.SOURCE:
             continue
         for v in node.inputs:
-            if v in owner:
-                owner[v].end = max(owner[v].end, i)
+            b = owner.get(v)
+            if b is not None and b.end < i:
+                b.end = i
         if op.has(Trait.VIEW) and node.inputs[0] in owner:
             owner[node.output] = owner[node.inputs[0]]
             continue
         for v in node.outputs:
-            b = Buffer(v, align_up(buffer_bytes(v, activation_bits), align), i, i)
+            b = Buffer(v, size(v), i, i)
             owner[v] = b
             result.append(b)
     end = len(graph.nodes)

@@ -52,42 +52,56 @@ def roofline(program: Program, sim: SimResult, target: Target) -> list[LayerBoun
     groups: dict[int, list] = {}
     for ins in program.instrs:
         groups.setdefault(ins.node, []).append(ins)
-    c = target.compute
+    bounds: dict[tuple, tuple] = {}  # a lone vector instruction's bounds are its sizes': like layers share them
     out = []
     for instrs in groups.values():
-        macs = sum(i.macs for i in instrs)
-        elems = sum(i.elements * i.passes for i in instrs if i.kind == "vec")
-        shape = ""
-        if macs:
-            unit, ops, compute = "pe", float(macs), macs / c.macs_per_cycle
-            g = next(i for i in instrs if i.kind == "gemm")
-            if g.tile is not None:  # the blocks of a mapped product: its whole extent
-                b, m, k, n = (max(i.tile[j] for i in instrs if i.kind == "gemm") for j in (1, 3, 5, 7))
-                shape = f"{m}x{k}x{n}" if b == 1 else f"{b}x{m}x{k}x{n}"
-            elif all(i.batch == 1 for i in instrs if i.kind == "gemm"):  # column chunks of one product
-                shape = f"{g.m}x{g.k}x{macs // (g.m * g.k)}"
-            else:  # head chunks of a batched product
-                shape = f"{macs // (g.m * g.k * g.n)}x{g.m}x{g.k}x{g.n}"
-        elif elems:
-            unit, ops, compute = "sfu", float(elems), elems / target.sfu.elements_per_cycle
-            shape = f"{sum(i.elements for i in instrs if i.kind == 'vec')}"
-        else:
-            unit, ops, compute = "dma", 0.0, 0.0
-        per_level: dict[str, list[float]] = {}
-        for i in instrs:
-            for lvl, rd, wr in i.traffic:
-                acc = per_level.setdefault(lvl, [0.0, 0.0])
-                acc[0] += rd
-                acc[1] += wr
-        memory, level, nbytes = 0.0, "", 0.0
-        for lvl, (rd, wr) in sorted(per_level.items()):
-            if lvl not in target.memory_names:
-                continue
-            m = target.level(lvl)
-            cycles = rd / m.read_bytes_per_cycle + wr / m.write_bytes_per_cycle
-            if cycles > memory:
-                memory, level, nbytes = cycles, lvl, rd + wr
+        first = instrs[0]
+        key = (first.op, first.elements, first.passes, first.traffic) \
+            if len(instrs) == 1 and first.kind == "vec" else None
+        known = bounds.get(key) if key is not None else None
+        if known is None:
+            known = _bounds(instrs, target)
+            if key is not None:
+                bounds[key] = known
         achieved = max(sim.finish[i.id] for i in instrs) - min(sim.start[i.id] for i in instrs)
-        out.append(LayerBound(instrs[0].layer, instrs[0].op, unit, ops, achieved, compute, memory, level, nbytes,
-                              shape))
+        unit, ops, compute, memory, level, nbytes, shape = known
+        out.append(LayerBound(first.layer, first.op, unit, ops, achieved, compute, memory, level, nbytes, shape))
     return out
+
+
+def _bounds(instrs: list, target: Target) -> tuple:
+    """(unit, ops, compute-bound cycles, memory-bound cycles, binding level, its bytes, shape) of one layer."""
+    c = target.compute
+    macs = sum(i.macs for i in instrs)
+    elems = sum(i.elements * i.passes for i in instrs if i.kind == "vec")
+    shape = ""
+    if macs:
+        unit, ops, compute = "pe", float(macs), macs / c.macs_per_cycle
+        g = next(i for i in instrs if i.kind == "gemm")
+        if g.tile is not None:  # the blocks of a mapped product: its whole extent
+            b, m, k, n = (max(i.tile[j] for i in instrs if i.kind == "gemm") for j in (1, 3, 5, 7))
+            shape = f"{m}x{k}x{n}" if b == 1 else f"{b}x{m}x{k}x{n}"
+        elif all(i.batch == 1 for i in instrs if i.kind == "gemm"):  # column chunks of one product
+            shape = f"{g.m}x{g.k}x{macs // (g.m * g.k)}"
+        else:  # head chunks of a batched product
+            shape = f"{macs // (g.m * g.k * g.n)}x{g.m}x{g.k}x{g.n}"
+    elif elems:
+        unit, ops, compute = "sfu", float(elems), elems / target.sfu.elements_per_cycle
+        shape = f"{sum(i.elements for i in instrs if i.kind == 'vec')}"
+    else:
+        unit, ops, compute = "dma", 0.0, 0.0
+    per_level: dict[str, list[float]] = {}
+    for i in instrs:
+        for lvl, rd, wr in i.traffic:
+            acc = per_level.setdefault(lvl, [0.0, 0.0])
+            acc[0] += rd
+            acc[1] += wr
+    memory, level, nbytes = 0.0, "", 0.0
+    for lvl, (rd, wr) in sorted(per_level.items()):
+        if lvl not in target.memory_names:
+            continue
+        m = target.level(lvl)
+        cycles = rd / m.read_bytes_per_cycle + wr / m.write_bytes_per_cycle
+        if cycles > memory:
+            memory, level, nbytes = cycles, lvl, rd + wr
+    return unit, ops, compute, memory, level, nbytes, shape
