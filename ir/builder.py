@@ -113,6 +113,9 @@ class Builder:
 
 def attrs_key(attrs: dict) -> tuple:
     """A hashable form of an attribute dict (arrays by type and bytes)."""
+    if not attrs:
+        return ()
+
     def one(v):
         if isinstance(v, np.ndarray):
             return ("array", v.dtype.str, v.shape, v.tobytes())

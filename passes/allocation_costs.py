@@ -89,6 +89,7 @@ class Pricer:
         self.failures: list[MappingError] = []
         self._side: dict[tuple, dict[str, float]] = {}
         self._side_pj: dict[tuple, float] = {}
+        self._reps: dict[tuple[str, int], tuple[str, int]] | None = None
         for task, graph in module.graphs.items():
             for i, node in enumerate(graph.nodes):
                 if node.op in ("weight", "constant"):
@@ -140,12 +141,14 @@ class Pricer:
         asleep until its first transfer, then powered down in gaps up to the threshold, in self-refresh (left
         at the next transfer) in longer ones."""
         runtime, down, exits = 0.0, dict.fromkeys(after, 0.0), dict.fromkeys(after, 0.0)
+        reps = self._alike()
         for task, graph in self.module.graphs.items():
             t, busy = 0.0, {lvl: [] for lvl in after}
             for i, node in enumerate(graph.nodes):
                 if node.op in ("weight", "constant"):
                     continue
-                cost = self.cost(task, i, self.state.levels, self.state.arena)
+                rt, ri = reps.get((task, i), (task, i))
+                cost = self.cost(rt, ri, self.state.levels, self.state.arena)
                 for lvl, spans in busy.items():
                     if cost.reads.get(lvl) or cost.writes.get(lvl):
                         if spans and spans[-1][1] == t:
@@ -265,20 +268,30 @@ class Pricer:
         attributes, operands lying alike across its banks): a (task, index) of each class and the summed task
         shares of its nodes. A long graph of few kinds of node is priced a class at a time."""
         bank = self.rates.bank_bytes.get(level, 0) if level in self.rates.touch else 0
+        reps = self._alike()
         classes: dict[tuple, list] = {}
         for task, i in self.plain:
-            graph = self.module.graphs[task]
-            node = graph.nodes[i]
-            # what a node without weights costs: its op, types, attributes and which operands are data
-            key = (node.op, tuple([v.type for v in node.inputs]), tuple([v.type for v in node.outputs]),
-                   attrs_key(node.attrs), tuple([is_data(v) for v in node.inputs]),
-                   bank_relative(activation_spans(graph, i, self.rates.activation_bytes), bank) if bank else None)
+            key = (reps[task, i], bank_relative(activation_spans(self.module.graphs[task], i,
+                                                                 self.rates.activation_bytes), bank) if bank else None)
             c = classes.get(key)
             if c is None:
                 classes[key] = [task, i, self.wl.mix[task]]
             else:
                 c[2] += self.wl.mix[task]
         return [(task, i, share) for task, i, share in classes.values()]
+
+    def _alike(self) -> dict[tuple[str, int], tuple[str, int]]:
+        """Each node without weights -> the first that costs the same as it wherever the arena is: one op, types
+        and attributes, constants as the same operands."""
+        if self._reps is None:
+            first: dict[tuple, tuple[str, int]] = {}
+            self._reps = {}
+            for task, i in self.plain:
+                node = self.module.graphs[task].nodes[i]
+                key = (node.op, tuple([v.type for v in node.inputs]), tuple([v.type for v in node.outputs]),
+                       attrs_key(node.attrs), tuple([is_data(v) for v in node.inputs]))
+                self._reps[task, i] = first.setdefault(key, (task, i))
+        return self._reps
 
     def mappings(self, final: State) -> dict[tuple[str, int], NodeCost]:
         """The cost (and mapping) of every product at a placement, for the report and the IR."""
