@@ -371,11 +371,12 @@ class _Lowering:
         acts = [v for v in node.inputs if not is_data(v)]
         reads = [self.buf(v) for v in acts]
         traffic = {self.arena: [sum(b.nbytes for b in reads), self.bytes_of(out)]}
-        for v in node.inputs:
-            w = self.weight_of(v)
-            if w is not None:  # LayerNorm scales and shifts, adapter biases: read where they are kept
-                traffic.setdefault(w.placement.level, [0, 0])[0] += w.nbytes
-                reads.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
+        if len(acts) < len(node.inputs):
+            for v in node.inputs:
+                w = self.weight_of(v)
+                if w is not None:  # LayerNorm scales and shifts, adapter biases: read where they are kept
+                    traffic.setdefault(w.placement.level, [0, 0])[0] += w.nbytes
+                    reads.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
         elements = node.inputs[0].type.numel if get_op(node.op).kind is OpKind.REDUCTION else out.type.numel
         ins = self.emit(i, node, kind="vec", unit="sfu", deps=self.read_deps(acts) + self.write_deps(out),
                         reads=tuple(reads), writes=(self.buf(out),), elements=elements,

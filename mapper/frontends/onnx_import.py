@@ -160,12 +160,12 @@ class _Importer:
                 shape = self.dims.resolve(self.where, inp.name, dims, seen)
             self.env[inp.name] = self.b.input(inp.name, TensorType(shape, dtype))
 
-    def _define(self, name: str, label: str) -> None:
+    def _define(self, name: str, node: onnx.NodeProto) -> None:
         """A node's result name must be new: onnxruntime refuses a graph that defines a value twice."""
         if name in self.env or name in self.initializers:
             what = "a graph input" if name in self.graph_inputs else "an initializer" if name in self.initializers \
                 else "another node's result"
-            raise self.fail(f"{label} defines '{name}', which is already {what} (each value is defined once)")
+            raise self.fail(f"{_label(node)} defines '{name}', which is already {what} (each value is defined once)")
 
     def _data(self, name: str, array: np.ndarray, initializer: bool) -> Value:
         try:
@@ -187,19 +187,18 @@ class _Importer:
         return v
 
     def _node(self, node: onnx.NodeProto) -> None:
-        label = f"node '{node.name}' ({node.op_type})" if node.name else f"a {node.op_type} node"
         if node.domain not in _DEFAULT_DOMAINS:
             raise UnsupportedOpError(
-                f"{self.where}: {label} is in domain '{node.domain}', which is not supported; "
+                f"{self.where}: {_label(node)} is in domain '{node.domain}', which is not supported; "
                 f"only standard ONNX ops are")
         if node.op_type == "Constant":
-            self._constant(node, label)
+            self._constant(node, _label(node))
             return
         handler = HANDLERS.get(node.op_type)
         if handler is None:
             supported = ", ".join(sorted(HANDLERS))
             raise UnsupportedOpError(
-                f"{self.where}: {label} uses op {node.op_type} (opset {self.version}), which is not "
+                f"{self.where}: {_label(node)} uses op {node.op_type} (opset {self.version}), which is not "
                 f"supported; supported ops: {supported}")
         inputs = []
         for name in node.input:
@@ -208,18 +207,18 @@ class _Importer:
                 continue
             v = self._value(name)
             if v is None:
-                raise self.fail(f"{label} reads '{name}', which nothing defines before it "
+                raise self.fail(f"{_label(node)} reads '{name}', which nothing defines before it "
                                 "(the graph is not topologically sorted or has a cycle)")
             inputs.append(v)
         try:
             outs = handler(NodeContext(self.b, node, inputs, self.version))
         except (HandlerError, InferError) as e:
-            raise self.fail(f"{label}: {e}") from None
+            raise self.fail(f"{_label(node)}: {e}") from None
         except (ValueError, TypeError, IndexError, OverflowError, MemoryError) as e:
-            raise self.fail(f"{label}: cannot be imported ({type(e).__name__}: {e})") from None
+            raise self.fail(f"{_label(node)}: cannot be imported ({type(e).__name__}: {e})") from None
         for name, v in zip(node.output, outs):
             if name:
-                self._define(name, label)
+                self._define(name, node)
                 self.env[name] = v
 
     def _constant(self, node: onnx.NodeProto, label: str) -> None:
@@ -240,5 +239,10 @@ class _Importer:
             raise self.fail(f"{label}: attribute '{attr.name}' is not supported")
         if not isinstance(array, np.ndarray):
             raise self.fail(f"{label}: bad constant value")
-        self._define(node.output[0], label)
+        self._define(node.output[0], node)
         self.env[node.output[0]] = self._data(node.output[0], array, initializer=False)
+
+
+def _label(node: onnx.NodeProto) -> str:
+    """How an error names a node: by its name, or by its op when it has none."""
+    return f"node '{node.name}' ({node.op_type})" if node.name else f"a {node.op_type} node"
