@@ -65,17 +65,18 @@ def canonicalize_graph(module: Module, graph: Graph, cache: "ChainCache | None" 
     """The canonical form of `graph`, which is given up: its nodes that need no rewriting move into the
     result."""
     cache = cache or ChainCache()
-    # the input in canonical order and numbering: a graph already canonical then takes one round, not two
-    schedule(graph)
-    graph.renumber()
-    previous = _fingerprint(graph)
+    previous = None
     for _ in range(MAX_ROUNDS):
-        graph = _Sweep(module, graph, cache).run()
-        fuse(module, graph)
-        graph.remove_dead()
+        sweep = _Sweep(module, graph, cache)
+        graph = sweep.run()
+        changed = sweep.changed
+        changed = bool(fuse(module, graph)) or changed
+        changed = bool(graph.remove_dead()) or changed
         schedule(graph)
         graph.renumber()
-        now = _fingerprint(graph)
+        if not changed:  # every node moved over as it was: this graph is its own next round
+            break
+        now = _fingerprint(graph)  # some rules rebuild what they built before: stop when nothing moves
         if now == previous:
             break
         previous = now
@@ -153,21 +154,30 @@ class _Sweep:
         self.b = Builder(module, self.new)
         self.b.cse = True
         self.views: dict[Value, tuple[Value, tuple[Step, ...]]] = {}
+        self.changed = False  # whether the new graph differs from the old but for order and names
 
     def run(self) -> Graph:
         env: dict[Value, Value] = {}
         for v in self.old.inputs:
             env[v] = self.b.input(v.name, v.type)
+        sources, distinct = 0, set()
         for node in self.old.nodes:
             outs = self.emit(node, [env[v] for v in node.inputs])
+            if node.op in ("weight", "constant"):  # made anew, once per weight and per value
+                sources += 1
+                distinct.add(id(outs[0]))
+            elif outs is not node.outputs:  # rewritten, folded or merged with an earlier node
+                self.changed = True
             env.update(zip(node.outputs, outs))
         self.new.set_outputs((name, env[v]) for name, v in self.old.outputs)
-        self.new.remove_dead()
+        if len(distinct) < sources or self.new.remove_dead():
+            self.changed = True
         return self.new
 
     # -- emission ---------------------------------------------------------------------------
     def emit(self, node: Node, ins: list[Value]) -> list[Value]:
         op, attrs = node.op, node.attrs
+        mapped = ins
         if op == "weight":
             return [self.b.weight(self.module.weights[attrs["name"].name])]
         if op == "constant":
@@ -185,7 +195,9 @@ class _Sweep:
         if opdef.has(Trait.COMMUTATIVE) and _is_source(ins[0]) and not _is_source(ins[1]):
             ins = [ins[1], ins[0]]
         if len(ins) == len(node.inputs) and all(a.type == b.type for a, b in zip(ins, node.inputs)):
-            return self.b.adopt(node, ins)  # nothing to rewrite: the node itself moves to the new graph
+            if any(a is not b for a, b in zip(ins, mapped)):  # operands swapped or replaced
+                self.changed = True
+            return self.b.adopt(node, ins)  # no rule rewrote it: the node itself moves to the new graph
         return self.b.op(op, ins, attrs)
 
     def chain(self, src: Value, steps: tuple[Step, ...]) -> Value:
