@@ -310,11 +310,14 @@ def activation_spans(graph: Graph, index: int, per_element: float) -> tuple[tupl
     if opdef.kind is OpKind.SOURCE or opdef.has(Trait.VIEW):
         return ()
     spans = []
-    for v in list(node.inputs) + list(node.outputs):
-        if is_data(v) or v.offset is None:
-            continue
-        size = v.type.numel * (per_element if v.type.dtype.is_float else v.type.dtype.itemsize)
-        spans.append((v.offset, v.offset + max(1, int(size)) - 1))
+    for values in (node.inputs, node.outputs):
+        for v in values:
+            at = v.offset
+            if at is None or is_data(v):
+                continue
+            t = v.type
+            size = t.numel * (per_element if t.dtype.is_float else t.dtype.itemsize)
+            spans.append((at, at + max(1, int(size)) - 1))
     return tuple(spans)
 
 

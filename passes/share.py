@@ -28,12 +28,17 @@ class Share(Pass):
         readers: dict[str, set[str]] = {}
         reads: dict[str, int] = {}
         for task, graph in module.graphs.items():
-            users = graph.users()
+            readers_of: dict[int, int] = {}   # a weight node's result -> the nodes that read it
+            for node in graph.nodes:
+                for v in node.inputs:
+                    p = v.producer
+                    if p is not None and p.op == "weight":
+                        readers_of[id(v)] = readers_of.get(id(v), 0) + 1
             for node in graph.nodes:
                 if node.op == "weight":
                     name = node.attrs["name"].name
                     readers.setdefault(name, set()).add(task)
-                    reads[name] = max(reads.get(name, 0), len(users[node.output]))
+                    reads[name] = max(reads.get(name, 0), readers_of.get(id(node.output), 0))
         kinds = weight_kinds(module)
         for w in module.weights.values():
             tasks = tuple(t for t in order if t in readers.get(w.name, ()))

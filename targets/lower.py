@@ -50,6 +50,9 @@ from .program import Buf, Instr, Program
 from .spec import Target
 
 
+VECTOR_KINDS = frozenset({OpKind.ELEMENTWISE, OpKind.NORMALIZATION, OpKind.REDUCTION})  # run on the SFU
+
+
 class LoweringError(AalbertError):
     """A module the target cannot run as it stands."""
 
@@ -187,7 +190,9 @@ class _Lowering:
             return
         if all(v.type.numel == 0 for v in node.outputs):
             return  # nothing to compute or move
-        if opdef.kind is OpKind.MATMUL and node.mapping is not None:
+        if opdef.kind in VECTOR_KINDS:  # the most common, and of no other branch's kinds
+            self.vector(i, node)
+        elif opdef.kind is OpKind.MATMUL and node.mapping is not None:
             self.mapped(i, node)
         elif opdef.kind is OpKind.MATMUL and self.weight_of(node.inputs[1]) is not None:
             self.linear(i, node)
@@ -197,8 +202,6 @@ class _Lowering:
             self.gather_rows(i, node)
         elif opdef.kind is OpKind.LAYOUT:
             self.copy(i, node)
-        elif opdef.kind in (OpKind.ELEMENTWISE, OpKind.NORMALIZATION, OpKind.REDUCTION):
-            self.vector(i, node)
         else:
             raise LoweringError(f"task {self.g.name!r}: {self.t.name} has no lowering for op '{op}' "
                                 f"(node %{node.outputs[0].name})")
