@@ -152,6 +152,7 @@ def _main(argv) -> int:
     named = [(None, m) for m in args.models] + [parse_task_arg(t) for t in args.task]
     steps = 1 + len(parse_pipeline(pipeline + (placement.passes() if placement else ""))) + bool(args.fidelity) \
         + bool(placement)
+    settle_heap()  # the libraries' objects; the import itself makes one object after another
     with progress_bar(steps, "importing", "step", args.quiet) as bar:
         module, title = _load(args, named, dims)
         settle_heap()
