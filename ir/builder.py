@@ -15,7 +15,7 @@ import numpy as np
 
 from .graph import Attr, Graph, Node, Sym, Value, constant_array
 from .module import Module, Weight
-from .registry import InferContext, get_op, infer_types
+from .registry import InferContext, get_op, infer_types, is_data
 from .types import TensorType
 
 # Results larger than this are folded only when all their elements are equal
@@ -121,6 +121,13 @@ def attrs_key(attrs: dict) -> tuple:
             return ("array", v.dtype.str, v.shape, v.tobytes())
         return (type(v).__name__, v)
     return tuple((k, one(attrs[k])) for k in sorted(attrs))
+
+
+def node_kind(node: Node) -> tuple:
+    """What a node's result types, work and cost depend on, as a key: its op, operand and result types,
+    attributes, and which operands are data (weights and constants)."""
+    return (node.op, tuple([v.type for v in node.inputs]), tuple([v.type for v in node.outputs]),
+            attrs_key(node.attrs), tuple([is_data(v) for v in node.inputs]))
 
 
 def attrs_from_key(key: tuple) -> dict:

@@ -7,7 +7,7 @@ from collections import Counter
 
 from aalbert.ir.encoding import KINDS
 from aalbert.ir.module import Module
-from aalbert.ir.builder import attrs_key
+from aalbert.ir.builder import node_kind
 from aalbert.ir.registry import OpKind, Work, get_op
 
 
@@ -20,7 +20,7 @@ def graph_work(module: Module, task: str) -> Work:
         if opdef.kind is OpKind.SOURCE:  # weights and constants: a constant's attribute is its data, not a key
             total += opdef.work([], [v.type for v in node.outputs], node.attrs)
             continue
-        key = (node.op, tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs), attrs_key(node.attrs))
+        key = node_kind(node)
         found = kinds.get(key)
         if found is None:
             kinds[key] = [node, 1]

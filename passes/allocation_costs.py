@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from aalbert.ir.builder import attrs_key
+from aalbert.ir.builder import node_kind
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
@@ -288,9 +288,7 @@ class Pricer:
             self._reps = {}
             for task, i in self.plain:
                 node = self.module.graphs[task].nodes[i]
-                key = (node.op, tuple([v.type for v in node.inputs]), tuple([v.type for v in node.outputs]),
-                       attrs_key(node.attrs), tuple([is_data(v) for v in node.inputs]))
-                self._reps[task, i] = first.setdefault(key, (task, i))
+                self._reps[task, i] = first.setdefault(node_kind(node), (task, i))
         return self._reps
 
     def mappings(self, final: State) -> dict[tuple[str, int], NodeCost]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 
+from aalbert.ir.analysis import buffer_bytes
 from aalbert.ir.errors import AalbertError
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module, Weight
@@ -89,7 +90,7 @@ class _Lowering:
         self.slot = 0
         self.barrier: list[int] = []              # the previous node's last instruction on each unit
         self._stage_base: dict[str, int] | None = None
-        self._bytes: dict[int, tuple[TensorType, int]] = {}
+        self._bytes: dict[TensorType, int] = {}
         ops = target.parts.operand_buffers()
         self.slot_buffers = [ops[i % len(ops)].name for i in range(2)] if ops else []
 
@@ -101,13 +102,9 @@ class _Lowering:
 
     # -- helpers ---------------------------------------------------------------------------------------
     def bytes_of(self, v: Value) -> int:
-        t = v.type
-        known = self._bytes.get(id(t))
-        if known is not None and known[0] is t:
-            return known[1]
-        per = self.ab if t.dtype.is_float else t.dtype.itemsize
-        n = max(1, math.ceil(t.numel * per))
-        self._bytes[id(t)] = (t, n)  # types are shared by the values of like nodes: computed once per type
+        n = self._bytes.get(v.type)
+        if n is None:  # once per type: the values of like nodes share theirs
+            n = self._bytes[v.type] = buffer_bytes(v, self.t.compute.activation_bits)
         return n
 
     def rootof(self, v: Value) -> Value:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from aalbert.ir.builder import node_kind
 from aalbert.ir.graph import Graph, Node
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Placement
-from aalbert.ir.registry import OpKind, get_op, is_data
+from aalbert.ir.registry import OpKind, get_op
 from aalbert.ir.schedule import Mapping
 
 from ..spec import Target
@@ -76,12 +77,9 @@ class NodeCoster:
         static = self._static.get(id(node))
         if static is None:
             ws = self.weights(node)
-            attrs = tuple(sorted((k, repr(v)) for k, v in node.attrs.items())) \
-                if node.attrs and node.op != "weight" else ()
             policy = self.policy if is_product(node) else ""
-            sig = (node.op, tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs), attrs,
-                   tuple((w.type, w.encoding, w.nbytes) for w in ws), policy,
-                   tuple(is_data(v) for v in node.inputs))  # a constant operand moves no activation bytes
+            # the node's kind (which operands are data: a constant moves no activation bytes) and its weights
+            sig = node_kind(node) + (tuple((w.type, w.encoding, w.nbytes) for w in ws), policy)
             number = self._sigs.setdefault(sig, len(self._sigs))
             static = self._static[id(node)] = (number, policy, tuple(w.name for w in ws), tuple(ws))
         number, policy, names, ws = static
