@@ -255,3 +255,27 @@ def test_fixed_mapping_keeps_the_column_chunks_and_its_expectation():
     assert any(i.kind == "gemm" and i.cols is not None for i in program.instrs)
     backend = run_backend(module, load_target("edge_accel"), allocation.workload, requests=20)
     assert allocation.solution.objective == pytest.approx(backend.stream.energy_per_inference_pj, rel=0.01)
+
+
+TWO_ADDS = """module {
+  graph @t(%x: tensor<4x64xf32>, %y: tensor<4x64xf32>) -> ("a": tensor<4x64xf32>, "b": tensor<4x64xf32>) {
+    %0 = constant {value = dense<2.0> : tensor<4x64xf32>} : tensor<4x64xf32>
+    %1 = add(%x, %y) : tensor<4x64xf32>
+    %2 = add(%x, %0) : tensor<4x64xf32>
+    return %1, %2
+  }
+}
+"""
+
+
+def test_nodes_alike_but_for_a_constant_operand_cost_apart():
+    """The cost cache keys a node by which operands are data: a constant moves no activation bytes."""
+    from aalbert.targets.mapping.nodecost import NodeCoster
+
+    module = PassManager(parse_pipeline("plan-activations{target=edge_accel},allocate{target=edge_accel}")).run(
+        parse_module(TWO_ADDS))
+    graph = module.graphs["t"]
+    coster = NodeCoster(module, load_target("edge_accel"))
+    two, one = (coster.cost(graph, i, {}, graph.arena.level) for i, n in enumerate(graph.nodes) if n.op == "add")
+    level = graph.arena.level
+    assert two.reads[level] == 2 * one.reads[level] and two.dynamic_pj > one.dynamic_pj
