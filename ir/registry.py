@@ -65,6 +65,8 @@ class OpKind(Enum):
     REDUCTION = "reduction"          # fewer (or running) results over some axes
     LAYOUT = "layout"                # moves or selects data without arithmetic
 
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is Python code, asked per node
+
 
 class Trait(Enum):
     """Facts about an op that passes and backends ask for instead of matching op names."""
@@ -76,6 +78,8 @@ class Trait(Enum):
     GATHERS_ROWS = "gathers_rows"    # reads only the rows of operand 0 that its index operand selects
     ACTIVATION = "activation"        # the non-linearity between the two linears of an FFN or adapter
     MIXED_OPERANDS = "mixed_operands"  # a binary op whose operands may have different element types
+
+    __hash__ = object.__hash__  # as OpKind's
 
 
 class InferError(Exception):

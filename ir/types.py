@@ -6,9 +6,7 @@ A `TensorType` is a static shape plus an element type and prints as
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
@@ -54,6 +52,10 @@ class DType(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    # a member is its spelling: hash it as that string, in C (Enum's own hash is Python code, and types
+    # are hashed for every value of every pass)
+    __hash__ = str.__hash__
+
 
 _TO_NUMPY = {
     DType.F64: "float64", DType.F32: "float32", DType.F16: "float16",
@@ -66,24 +68,50 @@ _NUMPY = {k.value: np.dtype(v) for k, v in _TO_NUMPY.items()}
 _FLOATS = frozenset({"f64", "f32", "f16"})
 
 
-@dataclass(frozen=True)
 class TensorType:
-    """A statically shaped tensor type."""
+    """A statically shaped tensor type, immutable.
 
+    Types are interned: equal types are one object. Every pass compares and hashes the types of the values
+    it meets (its caches are keyed by them), and an interned type does both by identity, in C; a dataclass
+    did both in Python, once per value per pass.
+    """
+
+    __slots__ = ("shape", "dtype", "numel")
     shape: tuple[int, ...]
     dtype: DType
+    numel: int
 
-    def __post_init__(self) -> None:
-        if any((not isinstance(d, int)) or d < 0 for d in self.shape):
-            raise ValueError(f"bad tensor shape {self.shape}")
+    def __new__(cls, shape: tuple[int, ...], dtype: DType) -> "TensorType":
+        if shape.__class__ is not tuple:
+            shape = tuple(shape)
+        for d in shape:
+            if not isinstance(d, int) or d < 0:
+                raise ValueError(f"bad tensor shape {shape}")
+        found = _INTERNED.get((shape, dtype))
+        if found is None:
+            dtype = DType(dtype)
+            shape = tuple(int(d) for d in shape)  # plain ints, whatever int subclass spelled them
+            found = _INTERNED[shape, dtype] = object.__new__(cls)
+            object.__setattr__(found, "shape", shape)
+            object.__setattr__(found, "dtype", dtype)
+            object.__setattr__(found, "numel", math.prod(shape))
+        return found
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError(f"TensorType is immutable: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"TensorType is immutable: cannot delete {name}")
+
+    def __reduce__(self):
+        return TensorType, (self.shape, self.dtype)  # copies and unpickled types are interned too
+
+    def __repr__(self) -> str:
+        return f"TensorType(shape={self.shape!r}, dtype={self.dtype!r})"
 
     @property
     def rank(self) -> int:
         return len(self.shape)
-
-    @functools.cached_property
-    def numel(self) -> int:
-        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -102,6 +130,9 @@ class TensorType:
     def __str__(self) -> str:
         dims = "".join(f"{d}x" for d in self.shape)
         return f"tensor<{dims}{self.dtype.value}>"
+
+
+_INTERNED: dict[tuple[tuple[int, ...], DType], TensorType] = {}
 
 
 def parse_tensor_type(text: str) -> TensorType:
