@@ -60,10 +60,13 @@ def _is_data(v: Value) -> bool:
 
 # -- linear + bias ------------------------------------------------------------------------------------
 def _fuse_linear_bias(graph: Graph) -> int:
+    adds = _nodes_of(graph, "add")
+    if not adds:
+        return 0
     users = graph.users()
     outputs = {id(v) for _, v in graph.outputs}
     n = 0
-    for node in _nodes_of(graph, "add"):
+    for node in adds:
         a, b = node.inputs
         lin = _producer(a, "linear")
         if lin is None or len(lin.inputs) != 2 or not _is_data(b) or len(users[a]) != 1 or id(a) in outputs:
@@ -160,6 +163,8 @@ def _gelu_form(x_type: TensorType, region: tuple, y_index: int) -> str | None:
 
 
 def _fuse_gelu(graph: Graph) -> int:
+    if not any(node.op in ("tanh", "erf") for node in graph.nodes):
+        return 0
     users = graph.users()
     order = {id(n): i for i, n in enumerate(graph.nodes)}
     n_fused = 0
@@ -207,9 +212,12 @@ def _mean_of(v: Value, rank: int) -> tuple[Value, tuple[int, ...]] | None:
 
 
 def _fuse_layernorm(graph: Graph) -> int:
+    divs = _nodes_of(graph, "div")
+    if not divs:
+        return 0
     users = graph.users()
     n = 0
-    for node in _nodes_of(graph, "div"):
+    for node in divs:
         centered, denom = node.inputs
         sub = _producer(centered, "sub")
         sqrt = _producer(denom, "sqrt")

@@ -44,6 +44,8 @@ def _source_through_layout(v: Value) -> Node | None:
 
 def classify(graph: Graph) -> dict[str, str]:
     """Weight symbol -> kind, for the weights this graph reads."""
+    if not any(n.op in ("embedding", "layernorm", "linear") for n in graph.nodes):
+        return {}  # only these readers give a weight a kind
     users = graph.users()
     producers = {id(v): n for n in graph.nodes for v in n.outputs}
     # softmax somewhere before / LayerNorm or softmax somewhere after, for every value

@@ -16,12 +16,13 @@ from aalbert.ir.module import Module
 
 def fold_weight_transposes(module: Module, graph: Graph) -> int:
     """Fold `transpose(weight)` into the weight; returns how many were folded."""
+    weights = [node for node in graph.nodes if node.op == "weight"]
+    if not weights:
+        return 0
     users = graph.users()
     outputs = {id(v) for _, v in graph.outputs}
     folded = 0
-    for node in graph.nodes:
-        if node.op != "weight":
-            continue
+    for node in weights:
         value = node.output
         readers = users.get(value, [])
         if (not readers or id(value) in outputs or any(r.op != "transpose" for r in readers)
