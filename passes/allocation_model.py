@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 
 @dataclass(frozen=True)
@@ -183,6 +182,8 @@ def _solution(problem, choice, arena, bound, method, status) -> Solution:
 
 def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) -> Solution | None:
     """The optimum (with relax=True only the LP bound, as `objective`); None if infeasible."""
+    from scipy.optimize import Bounds, LinearConstraint, milp  # at first use: its import takes 0.4 s
+
     cols: list[tuple] = [("x", i, k) for i, item in enumerate(problem.items) for k in range(len(item.options))]
     cols += [("y", a) for a in range(len(problem.arena_options))]
     swap_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.swap})
