@@ -167,12 +167,15 @@ class _Lowering:
         for v in self.g.inputs:
             if v.offset is not None:
                 self.note_write(v, [])
+        instrs = self.program.instrs
         for i, node in enumerate(self.g.nodes):
-            start = len(self.program.instrs)
+            start = len(instrs)
             self.node(i, node)
-            if len(self.program.instrs) > start:
+            if len(instrs) == start + 1:
+                self.barrier = [instrs[start].id]
+            elif len(instrs) > start:
                 last: dict[str, int] = {}
-                for ins in self.program.instrs[start:]:
+                for ins in instrs[start:]:
                     last[ins.unit] = ins.id
                 self.barrier = sorted(last.values())
         return self.program
@@ -188,7 +191,7 @@ class _Lowering:
         if all(v.type.numel == 0 for v in node.outputs):
             return  # nothing to compute or move
         if opdef.kind in VECTOR_KINDS:  # the most common, and of no other branch's kinds
-            self.vector(i, node)
+            self.vector(i, node, opdef)
         elif opdef.kind is OpKind.MATMUL and node.mapping is not None:
             self.mapped(i, node)
         elif opdef.kind is OpKind.MATMUL and self.weight_of(node.inputs[1]) is not None:
@@ -366,23 +369,44 @@ class _Lowering:
         for v in node.outputs:
             self.note_write(v, [ins.id])
 
-    def vector(self, i: int, node: Node) -> None:
+    def vector(self, i: int, node: Node, opdef) -> None:
+        """One SFU instruction. The most common node by far, so written out rather than through `emit`'s
+        keywords: a 100,000-node graph lowers this path 100,000 times."""
         out = node.output
-        acts = [v for v in node.inputs if not is_data(v)]
-        reads = [self.buf(v) for v in acts]
-        traffic = {self.arena: [sum(b.nbytes for b in reads), self.bytes_of(out)]}
-        if len(acts) < len(node.inputs):
-            for v in node.inputs:
+        arena, base, writers = self.arena, self.base, self.writers
+        acts, reads, deps = [], [], []
+        act_bytes = 0
+        weights = []
+        for v in node.inputs:
+            if is_data(v):
                 w = self.weight_of(v)
                 if w is not None:  # LayerNorm scales and shifts, adapter biases: read where they are kept
-                    traffic.setdefault(w.placement.level, [0, 0])[0] += w.nbytes
-                    reads.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
-        elements = node.inputs[0].type.numel if get_op(node.op).kind is OpKind.REDUCTION else out.type.numel
-        ins = self.emit(i, node, kind="vec", unit="sfu", deps=self.read_deps(acts) + self.write_deps(out),
-                        reads=tuple(reads), writes=(self.buf(out),), elements=elements,
-                        passes=self.t.sfu.passes.get(node.op, 1),
-                        traffic=tuple([(lvl, rw[0], rw[1]) for lvl, rw in traffic.items()]))
-        self.note_reads(ins, acts)
+                    weights.append(w)
+                continue
+            r = self.root.get(id(v), v)
+            b = Buf(arena, base + r.offset, self.bytes_of(v))
+            acts.append(r)
+            reads.append(b)
+            act_bytes += b.nbytes
+            deps += writers.get(id(r), ())
+        traffic = {arena: [act_bytes, self.bytes_of(out)]}
+        for w in weights:
+            traffic.setdefault(w.placement.level, [0, 0])[0] += w.nbytes
+            reads.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
+        deps += self.write_deps(out)
+        if self.barrier:
+            deps = tuple(sorted(set(deps).union(self.barrier)))
+        else:
+            deps = tuple(sorted(set(deps)))
+        elements = node.inputs[0].type.numel if opdef.kind is OpKind.REDUCTION else out.type.numel
+        instrs = self.program.instrs
+        ins = Instr(len(instrs), "vec", "sfu", deps, i, node.op, self.layer(node), tuple(reads), (self.buf(out),),
+                    elements=elements, passes=self.t.sfu.passes.get(node.op, 1),
+                    traffic=tuple([(lvl, rw[0], rw[1]) for lvl, rw in traffic.items()]))
+        instrs.append(ins)
+        readers = self.readers
+        for r in acts:
+            readers.setdefault(id(r), []).append(ins.id)
         self.note_write(out, [ins.id])
 
 

@@ -90,13 +90,19 @@ class Accesses:
     def of(cls, program, start, finish, target: Target) -> Accesses:
         ns = 1000.0 / target.clock_mhz
         names = {m.name for m in target.memories}
-        rows: dict[str, list] = {}
+        flat: dict[str, list] = {}  # per level: lo, hi, start, end, lo, ... (no tuple kept per access)
         for ins in program.instrs:
             a, b = start[ins.id] * ns, finish[ins.id] * ns
-            for buf in ins.reads + ins.writes:
-                if buf.level in names:
-                    rows.setdefault(buf.level, []).append((buf.offset, buf.offset + max(1, buf.nbytes), a, b))
-        return cls(rows)
+            for bufs in (ins.reads, ins.writes):
+                for buf in bufs:
+                    if buf.level in names:
+                        rows = flat.get(buf.level)
+                        if rows is None:
+                            rows = flat[buf.level] = []
+                        rows.extend((buf.offset, buf.offset + max(1, buf.nbytes), a, b))
+        out = cls({})
+        out.levels = {lvl: np.array(r, dtype=float).reshape(-1, 4) for lvl, r in flat.items()}
+        return out
 
     def relocated(self, moves: dict[str, list[tuple[int, int, int]]]) -> Accesses:
         """The accesses with byte ranges moved: per level, (lo, hi, delta) for data at [lo, hi)."""

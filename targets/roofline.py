@@ -25,7 +25,7 @@ from .sim import SimResult
 from .spec import Target
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one per node, and a frozen __init__ pays a call per field; never changed
 class LayerBound:
     layer: str            # e.g. "linear %57"
     op: str
@@ -63,7 +63,10 @@ def roofline(program: Program, sim: SimResult, target: Target) -> list[LayerBoun
             known = _bounds(instrs, target)
             if key is not None:
                 bounds[key] = known
-        achieved = max(sim.finish[i.id] for i in instrs) - min(sim.start[i.id] for i in instrs)
+        if len(instrs) == 1:
+            achieved = sim.finish[first.id] - sim.start[first.id]
+        else:
+            achieved = max(sim.finish[i.id] for i in instrs) - min(sim.start[i.id] for i in instrs)
         unit, ops, compute, memory, level, nbytes, shape = known
         out.append(LayerBound(first.layer, first.op, unit, ops, achieved, compute, memory, level, nbytes, shape))
     return out

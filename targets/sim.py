@@ -238,7 +238,8 @@ def simulate(program: Program, target: Target, image: list[Region] | None = None
             acc = traffic.setdefault(lvl, [0.0, 0.0])
             acc[0] += rd
             acc[1] += wr
-        macs += ins.macs
+        if ins.kind == "gemm":
+            macs += ins.macs
     cycles = max(finish, default=0.0)
     result = SimResult(target.name, program.task, start, finish, cycles, target.clock_mhz, energy, by_layer, by_op,
                        busy, macs, traffic, accesses=Accesses.of(program, start, finish, target))
