@@ -57,8 +57,8 @@ def classify(graph: Graph) -> dict[str, str]:
     after: dict[int, bool] = {}
     for n in reversed(graph.nodes):
         for v in n.outputs:
-            after[id(v)] = any(u.op in ("layernorm", "softmax") or after.get(id(u.output), False)
-                               for u in users.get(v, []) if u.outputs)
+            after[id(v)] = any(u.op in ("layernorm", "softmax") or any(after.get(id(o), False) for o in u.outputs)
+                               for u in users.get(v, []))
     kinds: dict[str, str] = {}
 
     def mark(v: Value, kind: str) -> None:
