@@ -15,7 +15,7 @@ from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
 from aalbert.mapper.frontends.torch_import import import_torch
 
-from .helpers import SEQ
+from .helpers import SEQ, assert_clean_error
 from .onnx_helpers import compare_with_ort, make_model
 
 
@@ -150,6 +150,20 @@ def test_handmade_encoder_layer(tmp_path, external):
     assert not any(n.op == "transpose" and n.inputs[0].producer is not None
                    and n.inputs[0].producer.op == "weight" for n in graph.nodes)
     assert {w.type.shape for w in module.weights.values()} >= {(16, 48), (16, 16)}
+
+
+def test_an_output_onto_the_external_data_is_refused(tmp_path, capsys, monkeypatch):
+    """The external data file is an input like the model: nothing may be written over it."""
+    from aalbert.mapper.cli import compile as compile_cli
+
+    path, _ = _handmade_layer(tmp_path, external=True)
+    data = tmp_path / "layer.onnx.data"
+    before = data.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    assert_clean_error(compile_cli.main, [str(path), "--seq-len", "6",
+                                          "--target", "edge_accel", "--report-json", str(data)],
+                       capsys, "layer.onnx.data: refusing to overwrite")
+    assert data.read_bytes() == before
 
 
 def test_external_data_file_missing_is_a_clear_error(tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import onnx
@@ -51,20 +52,30 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
         raise FrontendError(f"{path}: not a readable ONNX model ({reason})") from None
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.output:
         raise FrontendError(f"{path}: not an ONNX model (no graph with outputs; truncated or another format?)")
-    note_read(p, *_external_files(model, p.parent))
+    external = [t for t in _tensors(model.graph) if external_data_helper.uses_external_data(t)]
+    note_read(p, *(p.parent / e.value for t in external for e in t.external_data if e.key == "location"))
     try:
-        external_data_helper.load_external_data_for_model(model, str(p.parent))
+        for t in external:
+            external_data_helper.load_external_data_for_tensor(t, str(p.parent))
     except Exception as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise FrontendError(f"{path}: cannot read its external weight data ({reason})") from None
     return model
 
 
-def _external_files(model: onnx.ModelProto, folder: Path) -> list[Path]:
-    """The files a model's tensors keep their data in (initializers and Constant nodes)."""
-    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
-    return [folder / e.value for t in tensors if external_data_helper.uses_external_data(t)
-            for e in t.external_data if e.key == "location"]
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a graph holds: its initializers and its nodes' tensor attributes, subgraphs' included.
+    One walk finds the external files to read and to keep from being overwritten."""
+    yield from graph.initializer
+    for node in graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            if a.HasField("g"):
+                yield from _tensors(a.g)
+            for sub in a.graphs:
+                yield from _tensors(sub)
 
 
 def import_onnx(path: str | os.PathLike, module: Module, task: str | None = None,
