@@ -199,9 +199,11 @@ class Graph:
         live: set[int] = {id(v) for _, v in self.outputs}
         kept: list[Node] = []
         for node in reversed(self.nodes):
-            if any(id(v) in live for v in node.outputs):
+            outs = node.outputs
+            if (id(outs[0]) in live if len(outs) == 1 else any(id(v) in live for v in outs)):
                 kept.append(node)
-                live.update(id(v) for v in node.inputs)
+                for v in node.inputs:
+                    live.add(id(v))
             else:
                 for v in node.outputs:
                     self._names.discard(v.name)

@@ -70,8 +70,9 @@ def canonicalize_graph(module: Module, graph: Graph, cache: "ChainCache | None" 
         sweep = _Sweep(module, graph, cache)
         graph = sweep.run()
         changed = sweep.changed
-        changed = bool(fuse(module, graph)) or changed
-        changed = bool(graph.remove_dead()) or changed
+        if fuse(module, graph):  # the sweep removed what it left dead; a fusion may leave more
+            graph.remove_dead()
+            changed = True
         schedule(graph)
         graph.renumber()
         if not changed:  # every node moved over as it was: this graph is its own next round
@@ -133,6 +134,26 @@ class ChainCache:
         return found
 
 
+_IDENTITY_OPS = frozenset({"add", "sub", "mul", "div", "and", "or", "cast", "where"})
+_RULES: dict = {}  # OpDef -> the `_Sweep` rules that may rewrite its nodes
+
+
+def _rules_for(opdef) -> tuple:
+    """The rules that may rewrite a node of `opdef`, in the order they are tried (each returns None for any
+    other op, so this only spares a graph of one op the calls that cannot match)."""
+    rules = _RULES.get(opdef)
+    if rules is None:
+        op = opdef.name
+        table = ((_Sweep._identity, op in _IDENTITY_OPS),
+                 (_Sweep._embedding, op in ("gather", "embedding")),
+                 (_Sweep._linear, op == "matmul"),
+                 (_Sweep._layout, opdef.has(Trait.INDEX_MAP)),
+                 (_Sweep._sink, opdef.kind is OpKind.ELEMENTWISE),
+                 (_Sweep._narrow_cumsum, op == "cast"))
+        rules = _RULES[opdef] = tuple(rule for rule, applies in table if applies)
+    return rules
+
+
 def _is_source(v: Value) -> bool:
     return is_data(v)
 
@@ -188,8 +209,8 @@ class _Sweep:
             ins = self._scales_as_constants(ins, out_type)
         if opdef.kind is OpKind.ELEMENTWISE and len(ins) > 1:
             ins = self._strip_broadcasts(op, ins, out_type.shape)
-        for rule in (self._identity, self._embedding, self._linear, self._layout, self._sink, self._narrow_cumsum):
-            result = rule(op, ins, attrs, out_type)
+        for rule in _rules_for(opdef):
+            result = rule(self, op, ins, attrs, out_type)
             if result is not None:
                 return result
         if opdef.has(Trait.COMMUTATIVE) and _is_source(ins[0]) and not _is_source(ins[1]):
