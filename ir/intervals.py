@@ -31,7 +31,7 @@ class LiveIndex(Generic[T]):
         self.size = 1
         while self.size < hi - lo + 1:
             self.size *= 2
-        self.nodes: dict[int, list[T]] = {}        # segment tree node -> spans covering it whole
+        self.nodes: list[list[T] | None] = [None] * (2 * self.size)  # tree node -> spans covering it whole
         self.starts: SortedList = SortedList()    # (start, sequence number)
         self.items: list[T] = []
 
@@ -41,21 +41,31 @@ class LiveIndex(Generic[T]):
         lo, hi = start - self.lo + self.size, end - self.lo + self.size + 1
         while lo < hi:  # the canonical nodes of [start, end]
             if lo & 1:
-                self.nodes.setdefault(lo, []).append(item)
+                self._hold(lo, item)
                 lo += 1
             if hi & 1:
                 hi -= 1
-                self.nodes.setdefault(hi, []).append(item)
-            lo //= 2
-            hi //= 2
+                self._hold(hi, item)
+            lo >>= 1
+            hi >>= 1
+
+    def _hold(self, node: int, item: T) -> None:
+        bucket = self.nodes[node]
+        if bucket is None:
+            self.nodes[node] = [item]
+        else:
+            bucket.append(item)
 
     def overlapping(self, start: int, end: int) -> list[T]:
         """The buffers alive at some position of [start, end]."""
         found: list[T] = []
+        nodes = self.nodes
         node = start - self.lo + self.size
         while node:  # alive at `start`: every node on the leaf's path to the root
-            found += self.nodes.get(node, ())
-            node //= 2
+            bucket = nodes[node]
+            if bucket is not None:
+                found += bucket
+            node >>= 1
         for _, i in self.starts.irange((start + 1, -1), (end, len(self.items))):
             found.append(self.items[i])
         return found

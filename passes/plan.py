@@ -35,7 +35,7 @@ def place(bufs: list[Buffer]) -> int:
     placed: LiveIndex[Buffer] = LiveIndex(min(b.start for b in bufs), max(b.end for b in bufs))
     peak = 0
     for b in sorted(bufs, key=lambda b: (-b.size, b.start, b.end)):
-        busy = sorted((p.offset, p.offset + p.size) for p in placed.overlapping(b.start, b.end))
+        busy = sorted([(p.offset, p.offset + p.size) for p in placed.overlapping(b.start, b.end)])
         offset = 0
         for lo, hi in busy:
             if offset + b.size <= lo:
