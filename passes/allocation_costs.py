@@ -90,6 +90,7 @@ class Pricer:
         self._side: dict[tuple, dict[str, float]] = {}
         self._side_pj: dict[tuple, float] = {}
         self._reps: dict[tuple[str, int], tuple[str, int]] | None = None
+        self._spans: list | None = None
         for task, graph in module.graphs.items():
             for i, node in enumerate(graph.nodes):
                 if node.op in ("weight", "constant"):
@@ -142,13 +143,16 @@ class Pricer:
         at the next transfer) in longer ones."""
         runtime, down, exits = 0.0, dict.fromkeys(after, 0.0), dict.fromkeys(after, 0.0)
         reps = self._alike()
+        known: dict[tuple[str, int], NodeCost] = {}  # by the first node alike: a long graph has few kinds
         for task, graph in self.module.graphs.items():
             t, busy = 0.0, {lvl: [] for lvl in after}
             for i, node in enumerate(graph.nodes):
                 if node.op in ("weight", "constant"):
                     continue
-                rt, ri = reps.get((task, i), (task, i))
-                cost = self.cost(rt, ri, self.state.levels, self.state.arena)
+                rep = reps.get((task, i), (task, i))
+                cost = known.get(rep)
+                if cost is None:
+                    cost = known[rep] = self.cost(rep[0], rep[1], self.state.levels, self.state.arena)
                 for lvl, spans in busy.items():
                     if cost.reads.get(lvl) or cost.writes.get(lvl):
                         if spans and spans[-1][1] == t:
@@ -269,16 +273,23 @@ class Pricer:
         shares of its nodes. A long graph of few kinds of node is priced a class at a time."""
         bank = self.rates.bank_bytes.get(level, 0) if level in self.rates.touch else 0
         reps = self._alike()
+        spans = self._plain_spans() if bank else None
         classes: dict[tuple, list] = {}
-        for task, i in self.plain:
-            key = (reps[task, i], bank_relative(activation_spans(self.module.graphs[task], i,
-                                                                 self.rates.activation_bytes), bank) if bank else None)
+        for k, (task, i) in enumerate(self.plain):
+            key = (reps[task, i], bank_relative(spans[k], bank) if bank else None)
             c = classes.get(key)
             if c is None:
                 classes[key] = [task, i, self.wl.mix[task]]
             else:
                 c[2] += self.wl.mix[task]
         return [(task, i, share) for task, i, share in classes.values()]
+
+    def _plain_spans(self) -> list[tuple[tuple[int, int], ...]]:
+        """`activation_spans` of each node without weights, in `self.plain`'s order (asked once per level)."""
+        if self._spans is None:
+            per = self.rates.activation_bytes
+            self._spans = [activation_spans(self.module.graphs[task], i, per) for task, i in self.plain]
+        return self._spans
 
     def _alike(self) -> dict[tuple[str, int], tuple[str, int]]:
         """Each node without weights -> the first that costs the same as it wherever the arena is: one op, types
