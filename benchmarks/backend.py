@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     print("adapter-ALBERT base, 8 tasks, edgebert, edge_accel: wall time per phase (median of 3)")
     for name in names:
         print(f"  {name:<42} {statistics.median(r[0][name] for r in runs):6.2f} s")
-    module, backend = runs[-1][1], runs[-1][2]
+    module = runs[-1][1]
     target = load_target("edge_accel")
     task = next(iter(module.graphs))
     lows, sims = [], []
