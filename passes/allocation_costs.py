@@ -287,8 +287,8 @@ class Pricer:
     def _plain_spans(self) -> list[tuple[tuple[int, int], ...]]:
         """`activation_spans` of each node without weights, in `self.plain`'s order (asked once per level)."""
         if self._spans is None:
-            per = self.rates.activation_bytes
-            self._spans = [activation_spans(self.module.graphs[task], i, per) for task, i in self.plain]
+            per, lengths, graphs = self.rates.activation_bytes, {}, self.module.graphs
+            self._spans = [_node_spans(graphs[task].nodes[i], per, lengths) for task, i in self.plain]
         return self._spans
 
     def _alike(self) -> dict[tuple[str, int], tuple[str, int]]:
@@ -314,7 +314,11 @@ class Pricer:
 
 def activation_spans(graph: Graph, index: int, per_element: float) -> tuple[tuple[int, int], ...]:
     """The arena bytes (first, last) of node `index`'s activation operands and result (views touch nothing)."""
-    node = graph.nodes[index]
+    return _node_spans(graph.nodes[index], per_element, {})
+
+
+def _node_spans(node, per_element: float, lengths: dict) -> tuple[tuple[int, int], ...]:
+    """`activation_spans` of one node; `lengths` remembers the byte length of each type met."""
     opdef = get_op(node.op)
     if opdef.kind is OpKind.SOURCE or opdef.has(Trait.VIEW):
         return ()
@@ -325,8 +329,10 @@ def activation_spans(graph: Graph, index: int, per_element: float) -> tuple[tupl
             if at is None or is_data(v):
                 continue
             t = v.type
-            size = t.numel * (per_element if t.dtype.is_float else t.dtype.itemsize)
-            spans.append((at, at + max(1, int(size)) - 1))
+            n = lengths.get(t)
+            if n is None:
+                n = lengths[t] = max(1, int(t.numel * (per_element if t.dtype.is_float else t.dtype.itemsize)))
+            spans.append((at, at + n - 1))
     return tuple(spans)
 
 
