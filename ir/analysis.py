@@ -56,7 +56,7 @@ def depth(graph: Graph) -> int:
     return nx.dag_longest_path_length(g) + 1 if len(g) else 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Buffer:
     root: Value
     size: int

@@ -97,17 +97,20 @@ def schedule(graph: Graph) -> None:
     order: list[Node] = []
     seen: set[int] = set()
     for _, out in graph.outputs:
-        stack = [(out.producer, 0)] if out.producer is not None else []
-        while stack:
-            node, i = stack.pop()
-            if id(node) in seen:
-                continue
+        if out.producer is None or id(out.producer) in seen:
+            continue
+        nodes, next_operand = [out.producer], [0]  # the path being walked, and where each node of it is
+        while nodes:
+            node, i = nodes[-1], next_operand[-1]
             if i < len(node.inputs):
-                stack.append((node, i + 1))
+                next_operand[-1] = i + 1
                 p = node.inputs[i].producer
                 if p is not None and id(p) not in seen:
-                    stack.append((p, 0))
+                    nodes.append(p)
+                    next_operand.append(0)
             else:
+                nodes.pop()
+                next_operand.pop()
                 seen.add(id(node))
                 order.append(node)
     graph.nodes = order
