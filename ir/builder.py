@@ -15,7 +15,7 @@ import numpy as np
 
 from .graph import Attr, Graph, Node, Sym, Value, constant_array
 from .module import Module, Weight
-from .registry import InferContext, get_op, infer_types, is_data
+from .registry import REGISTRY, InferContext, OpKind, get_op, infer_types
 from .types import TensorType
 
 # Results larger than this are folded only when all their elements are equal
@@ -126,8 +126,13 @@ def attrs_key(attrs: dict) -> tuple:
 def node_kind(node: Node) -> tuple:
     """What a node's result types, work and cost depend on, as a key: its op, operand and result types,
     attributes, and which operands are data (weights and constants)."""
-    return (node.op, tuple([v.type for v in node.inputs]), tuple([v.type for v in node.outputs]),
-            attrs_key(node.attrs), tuple([is_data(v) for v in node.inputs]))
+    types, data = [], []
+    for v in node.inputs:  # one pass, `is_data` inlined: asked for every node by several passes
+        types.append(v.type)
+        p = v.producer
+        data.append(p is not None and REGISTRY[p.op].kind is OpKind.SOURCE)
+    return (node.op, tuple(types), tuple([v.type for v in node.outputs]),
+            attrs_key(node.attrs) if node.attrs else (), tuple(data))
 
 
 def attrs_from_key(key: tuple) -> dict:

@@ -340,8 +340,10 @@ def bank_relative(spans: tuple[tuple[int, int], ...], bank: int) -> tuple[tuple[
     """`spans` moved down by whole banks to start in the first: the same banks apart, so the same bank count."""
     if not spans:
         return spans
-    base = min(lo for lo, _ in spans) // bank * bank
-    return tuple((lo - base, hi - base) for lo, hi in spans)
+    base = min([lo for lo, _ in spans]) // bank * bank
+    if not base:
+        return spans  # already in the first bank
+    return tuple([(lo - base, hi - base) for lo, hi in spans])
 
 
 def activation_banks(graph: Graph, index: int, bank: int, per_element: float, shifts: int = 16) -> float:
