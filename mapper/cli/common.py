@@ -81,13 +81,17 @@ def _max_memory(argv: Sequence[str] | None) -> int:
 
 def settle_heap() -> None:
     """Before and after the models are loaded: collect once, keep what survives out of the cyclic
-    collector's way, and let it wait for 10,000 new objects rather than 700. Its passes over torch's and
+    collector's way, and let it wait for 100,000 new objects rather than 700. Its passes over torch's and
     onnx's million objects otherwise cost more than the compile itself (the built-in example with
     --target: 4.3 s -> 2.4 s here, the same peak memory; a 100,000-node graph: 19 s -> 14 s, and 10.2 s ->
-    9.3 s once the import of its nodes ran with it too)."""
+    9.3 s once the import of its nodes ran with it too). A compile keeps what it builds until it exits, so
+    the older generations are collected rarely (after 5 M and 500 M new objects); a cycle that dies young
+    is still found by the next young collection. On the 100,000-node graph the collector's time went from
+    1.1 s (a wait of 10,000 and the older generations ten times as often) to 0.8 s, the peak memory of the
+    built-in examples within run-to-run noise."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    gc.set_threshold(100_000, 50, 100)
 
 
 def add_budget_arg(p: argparse.ArgumentParser) -> None:
