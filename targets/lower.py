@@ -91,6 +91,7 @@ class _Lowering:
         self.barrier: list[int] = []              # the previous node's last instruction on each unit
         self._stage_base: dict[str, int] | None = None
         self._bytes: dict[TensorType, int] = {}
+        self._bufs: dict[tuple[int, int], Buf] = {}
         ops = target.parts.operand_buffers()
         self.slot_buffers = [ops[i % len(ops)].name for i in range(2)] if ops else []
 
@@ -111,8 +112,14 @@ class _Lowering:
         return self.root.get(id(v), v)
 
     def buf(self, v: Value) -> Buf:
-        r = self.rootof(v)
-        return Buf(self.arena, self.base + r.offset, self.bytes_of(v))
+        """The arena bytes of `v`; one `Buf` per distinct range (they are immutable, and a long graph reuses a
+        few ranges over and over)."""
+        r = self.root.get(id(v), v)
+        key = (r.offset, self.bytes_of(v))
+        b = self._bufs.get(key)
+        if b is None:
+            b = self._bufs[key] = Buf(self.arena, self.base + key[0], key[1])
+        return b
 
     def weight_of(self, v: Value) -> Weight | None:
         p = v.producer
@@ -373,7 +380,7 @@ class _Lowering:
         """One SFU instruction. The most common node by far, so written out rather than through `emit`'s
         keywords: a 100,000-node graph lowers this path 100,000 times."""
         out = node.output
-        arena, base, writers = self.arena, self.base, self.writers
+        arena, writers = self.arena, self.writers
         acts, reads, deps = [], [], []
         act_bytes = 0
         weights = []
@@ -384,7 +391,7 @@ class _Lowering:
                     weights.append(w)
                 continue
             r = self.root.get(id(v), v)
-            b = Buf(arena, base + r.offset, self.bytes_of(v))
+            b = self.buf(v)
             acts.append(r)
             reads.append(b)
             act_bytes += b.nbytes
