@@ -183,3 +183,13 @@ def test_fidelity_report(capsys):
     cola = tail[2].split()
     assert cola[0] == "cola" and float(cola[1]) > 0.9999 and cola[3] == "100.0"
     assert tail[-1].startswith("weights: ") and "2.00x smaller" in tail[-1]
+
+
+def test_fidelity_of_a_model_with_off_ramps_compares_the_models_outputs(capsys):
+    """The early-exit pass runs after the reference is copied and adds the exit tests' entropies as outputs:
+    fidelity compares the outputs both have (it used to join outputs of different lengths and crash)."""
+    code, out, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "8", "--off-ramps",
+                                             "--quantize", "f16", "--fidelity", "--samples", "2"], capsys)
+    assert code == 0, err
+    row = out[out.index("fidelity against"):].splitlines()[2].split()
+    assert row[0] == "cola" and float(row[1]) > 0.9999 and row[3] == "100.0"
