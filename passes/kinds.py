@@ -21,7 +21,14 @@ from __future__ import annotations
 
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module
-from aalbert.ir.registry import Trait, op_has
+from aalbert.ir.registry import OpKind, Trait, get_op, op_has
+
+
+def _moves_data(op: str) -> bool:
+    """Whether a value keeps its kind through `op`: layout ops that read it through an index map, and those
+    that cut it into pieces or join it with others (split, concat: a fused q, k, v projection is split);
+    not an embedding, which reads a table's rows."""
+    return op_has(op, Trait.INDEX_MAP) or (get_op(op).kind is OpKind.LAYOUT and not op_has(op, Trait.GATHERS_ROWS))
 
 
 def _through_layout(v: Value, users: dict[Value, list[Node]]) -> list[Node]:
@@ -29,7 +36,7 @@ def _through_layout(v: Value, users: dict[Value, list[Node]]) -> list[Node]:
     found, stack = [], [v]
     while stack:
         for u in users.get(stack.pop(), []):
-            if op_has(u.op, Trait.INDEX_MAP):
+            if _moves_data(u.op):
                 stack.extend(u.outputs)
             else:
                 found.append(u)
@@ -37,7 +44,7 @@ def _through_layout(v: Value, users: dict[Value, list[Node]]) -> list[Node]:
 
 
 def _source_through_layout(v: Value) -> Node | None:
-    while v.producer is not None and op_has(v.producer.op, Trait.INDEX_MAP):
+    while v.producer is not None and _moves_data(v.producer.op):
         v = v.producer.inputs[0]
     return v.producer
 
