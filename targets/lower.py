@@ -364,14 +364,31 @@ class _Lowering:
         self.note_write(out, [ins.id])
 
     def copy(self, i: int, node: Node) -> None:
+        """A DMA of the result's bytes into the arena. An operand that is a weight (a fused weight split or
+        sliced in the graph) is read where the weight is kept, its share of what moves in its stored bytes;
+        the rest is read from the arena."""
         moved = sum(self.bytes_of(v) for v in node.outputs)
         reads = [v for v in node.inputs if not self.is_data(v)]
         deps = self.read_deps(reads)
         for v in node.outputs:
             deps += self.write_deps(v)
-        ins = self.emit(i, node, kind="dma", unit=f"dma.{self.arena}", deps=deps,
-                        reads=tuple(self.buf(v) for v in reads), writes=tuple(self.buf(v) for v in node.outputs),
-                        nbytes=moved, traffic=((self.arena, moved, moved),))
+        bufs = [self.buf(v) for v in reads]
+        from_arena, traffic = moved, {}
+        for v in node.inputs:
+            w = self.weight_of(v)
+            if w is None:
+                continue
+            part = min(1.0, moved / self.bytes_of(v))  # a slice moves part of the weight
+            from_arena -= part * self.bytes_of(v)
+            traffic.setdefault(w.placement.level, [0, 0])[0] += round(part * w.nbytes)
+            bufs.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
+        if reads or not traffic:
+            traffic.setdefault(self.arena, [0, 0])[0] += max(0, round(from_arena))
+        traffic.setdefault(self.arena, [0, 0])[1] += moved
+        source = self.arena if reads or not traffic else next(iter(traffic))
+        ins = self.emit(i, node, kind="dma", unit=f"dma.{source}", deps=deps, reads=tuple(bufs),
+                        writes=tuple(self.buf(v) for v in node.outputs), nbytes=moved,
+                        traffic=tuple((lvl, rw[0], rw[1]) for lvl, rw in traffic.items()))
         self.note_reads(ins, reads)
         for v in node.outputs:
             self.note_write(v, [ins.id])

@@ -337,3 +337,33 @@ def test_compile_reports_memory_off_and_dram_background_with_its_source(capsys):
         line = next(x for x in out.splitlines() if x.startswith("DRAM background of dram"))
         assert re.match(r"DRAM background of dram: [\d.]+ [mun]J \(", line), line
         assert ("DRAMPower" in line) if name != "tpu_like" else "as the target file says" in line
+
+
+SPLIT_WEIGHT = """
+module {
+  weight @w : tensor<8x12xf32> hash "0"
+  graph @t(%x: tensor<2x8xf32>) -> ("y": tensor<2x4xf32>, "z": tensor<2x8xf32>) {
+    %0 = weight {name = @w} : tensor<8x12xf32>
+    %1, %2 = split(%0) {axis = 1, sizes = [4, 8]} : tensor<8x4xf32>, tensor<8x8xf32>
+    %3 = matmul(%x, %1) : tensor<2x4xf32>
+    %4 = matmul(%x, %2) : tensor<2x8xf32>
+    return %3, %4
+  }
+}
+"""
+
+
+def test_a_weight_split_in_the_graph_is_read_where_the_weight_is_kept():
+    """A layout op of a weight (an exporter's Split of a fused initializer) moves the weight's bytes from its
+    level into the arena; it used to be a DMA with no source, charged to the arena."""
+    module = module_with_data(SPLIT_WEIGHT)
+    PassManager(parse_pipeline("share,plan-activations{target=edge_accel},allocate{target=edge_accel}")).run(module)
+    target = load_target("edge_accel")
+    w = module.weights["w"]
+    program = lower(module, target, "t")
+    (dma,) = [i for i in program.instrs if i.op == "split"]
+    assert dma.unit == f"dma.{w.placement.level}" != f"dma.{module.graphs['t'].arena.level}"
+    assert (w.placement.level, w.placement.offset, w.nbytes) in [(b.level, b.offset, b.nbytes) for b in dma.reads]
+    assert dict((lvl, rd) for lvl, rd, _ in dma.traffic)[w.placement.level] == w.nbytes
+    assert simulate(program, target).traffic[w.placement.level][0] >= w.nbytes
+    assert_programs_match_interpreter(module, target, samples=2, seed=0)
