@@ -210,3 +210,24 @@ def test_type_errors_are_reported_at_the_node(bad, message):
     with pytest.raises(IRVerifyError) as e:
         verify(module)
     assert message in str(e.value)
+
+
+def test_tensor_types_are_interned_immutable_and_copy_to_themselves():
+    """Equal types are one object (the passes compare and hash them by identity), whatever spelled them."""
+    import copy
+    import pickle
+
+    from aalbert.ir.types import DType, TensorType, parse_tensor_type
+
+    t = TensorType((2, 3), DType.F32)
+    assert TensorType([2, 3], "f32") is t and TensorType((np.int64(2).item(), 3), DType.F32) is t
+    assert parse_tensor_type("tensor<2x3xf32>") is t and TensorType.of(np.zeros((2, 3), np.float32)) is t
+    assert pickle.loads(pickle.dumps(t)) is t and copy.deepcopy(t) is t
+    assert TensorType((2, 3), DType.F16) is not t and t != TensorType((3, 2), DType.F32)
+    assert (t.numel, t.nbytes, t.rank, str(t)) == (6, 24, 2, "tensor<2x3xf32>")
+    assert len({t, TensorType((2, 3), DType.F32), TensorType((2, 3), DType.I8)}) == 2
+    with pytest.raises(AttributeError):
+        t.shape = (6,)
+    for bad in [(2, -1), (2.0, 3), (np.int64(2), 3)]:
+        with pytest.raises(ValueError, match="bad tensor shape"):
+            TensorType(bad, DType.F32)
