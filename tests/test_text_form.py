@@ -217,7 +217,7 @@ def test_tensor_types_are_interned_immutable_and_copy_to_themselves():
     import copy
     import pickle
 
-    from aalbert.ir.types import DType, TensorType, parse_tensor_type
+    from aalbert.ir.types import parse_tensor_type
 
     t = TensorType((2, 3), DType.F32)
     assert TensorType([2, 3], "f32") is t and TensorType((np.int64(2).item(), 3), DType.F32) is t
