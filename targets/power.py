@@ -83,7 +83,8 @@ def dram_needed(image: list[Region] | None, target: Target, level: MemoryLevel) 
 class Accesses:
     """Every (level, bytes [lo, hi), time [start, end) in ns) a program touches, as arrays per level."""
 
-    def __init__(self, rows: dict[str, list[tuple[int, int, float, float]]]):
+    def __init__(self, rows: dict[str, list]):
+        """`rows`: per level, (lo, hi, start, end) tuples, or the same four numbers after one another."""
         self.levels = {lvl: np.array(r, dtype=float).reshape(-1, 4) for lvl, r in rows.items()}
 
     @classmethod
@@ -100,9 +101,7 @@ class Accesses:
                         if rows is None:
                             rows = flat[buf.level] = []
                         rows.extend((buf.offset, buf.offset + max(1, buf.nbytes), a, b))
-        out = cls({})
-        out.levels = {lvl: np.array(r, dtype=float).reshape(-1, 4) for lvl, r in flat.items()}
-        return out
+        return cls(flat)
 
     def relocated(self, moves: dict[str, list[tuple[int, int, int]]]) -> Accesses:
         """The accesses with byte ranges moved: per level, (lo, hi, delta) for data at [lo, hi)."""
