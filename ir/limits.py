@@ -11,8 +11,10 @@ gives with `--max-memory` (`budget(...)` sets it for a block of code).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
-from typing import Iterator
+import stat
+from typing import BinaryIO, Iterator
 
 from .errors import AalbertError
 
@@ -64,3 +66,44 @@ def parse_size(text: str) -> int:
     if value < 2 ** 20:
         raise AalbertError(f"--max-memory: {text!r} is less than 1 MiB")
     return value
+
+
+def open_regular(path: str | os.PathLike, what: str = "input") -> BinaryIO:
+    """Open an input file for reading, refusing anything but a regular file (a FIFO would block the
+    command forever, a device such as /dev/zero would be read until memory runs out).
+
+    The file is opened without blocking and checked on the open descriptor, so a path swapped for a
+    FIFO between a check and the open cannot slip through."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise AalbertError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise AalbertError(f"{path}: is a directory, expected a file ({what})") from None
+    except OSError as e:
+        raise AalbertError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise AalbertError(f"{path}: is a directory, expected a file ({what})")
+        if not stat.S_ISREG(st.st_mode):
+            raise AalbertError(f"{path}: is not a regular file ({_file_kind(st.st_mode)}); {what} must be a file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_regular(path: str | os.PathLike, what: str = "input") -> None:
+    """Refuse a path that is not a regular file, for readers that open it themselves (onnx, torch)."""
+    open_regular(path, what).close()
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"

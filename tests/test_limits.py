@@ -82,3 +82,23 @@ def test_sizes_and_checks():
     with pytest.raises(LimitError, match="a big thing needs 16 GiB"):
         check_bytes(16 * 2 ** 30, "a big thing")
     assert zipfile.ZIP_DEFLATED  # the archives above are deflated, as numpy.savez_compressed writes them
+
+
+def test_inputs_that_are_not_regular_files_are_refused_without_reading_them(tmp_path):
+    import os
+
+    from aalbert.ir.limits import open_regular
+
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)  # opening it for reading the usual way would block until a writer came
+    with pytest.raises(AalbertError, match=r"model.onnx: is not a regular file \(a FIFO\); a model must be a file"):
+        open_regular(fifo, "a model")
+    with pytest.raises(AalbertError, match=r"/dev/zero: is not a regular file \(a character device\)"):
+        open_regular("/dev/zero", "a model")
+    with pytest.raises(AalbertError, match=r"is a directory, expected a file \(a model\)"):
+        open_regular(tmp_path, "a model")
+    with pytest.raises(AalbertError, match=r"nope.onnx: no such file"):
+        open_regular(tmp_path / "nope.onnx", "a model")
+    (tmp_path / "ok.bin").write_bytes(b"abc")
+    with open_regular(tmp_path / "ok.bin") as f:
+        assert f.read() == b"abc"
