@@ -147,9 +147,11 @@ def toml_mutated(draw, seed: bytes) -> bytes:
     return text
 
 
-def fuzz_files(files: st.SearchStrategy[bytes], tmp_path_factory, name: str, load, *args) -> None:
-    """Every file `files` draws, written as `name` in a folder of its own and given to `load(path, *args)`."""
-    @FUZZ
+def fuzz_files(files: st.SearchStrategy[bytes], tmp_path_factory, name: str, load, *args,
+               examples: int | None = None) -> None:
+    """Every file `files` draws, written as `name` in a folder of its own and given to `load(path, *args)`
+    (`examples` cases by default where each is slow, the long mode's count otherwise)."""
+    @(settings(FUZZ, max_examples=LONG or examples) if examples else FUZZ)
     @given(files)
     def case(data):
         loads_cleanly(load, write(tmp_path_factory.mktemp(Path(name).stem), name, data), *args)

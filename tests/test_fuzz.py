@@ -294,6 +294,51 @@ def test_pt2_importer(tmp_path_factory, pt2_seed):
     fuzz_files(pt2_file(), tmp_path_factory, "cola.pt2", lambda p: import_pt2(p, Module(), "cola", DimSpec(1, 8)))
 
 
+# values that make torch.export.load run code, each planted where the archive's JSON has a string
+HOSTILE_STRINGS = ("__import__('os').system('touch {m}')", "Symbol('s0') + __import__('os').system('touch {m}')",
+                   "torch.os.system", "torch.ops.aten.__class__.__init__", "opaque_obj_0", "custom_obj_0",
+                   "Pow(Integer(9), Integer(99999999999))", "L['x'].__class__", "exec('touch {m}')")
+
+
+def test_pt2_archive_check(tmp_path_factory, pt2_seed):
+    """Hostile strings and flags planted anywhere in the archive's JSON entries: the file loads or is refused
+    in one line, and no planted code runs."""
+    from aalbert.mapper.frontends.torch_import import import_pt2
+
+    marker = tmp_path_factory.mktemp("marker") / "ran"
+    tables = [i for i, (info, _) in enumerate(pt2_seed) if info.filename.endswith(".json")]
+
+    def places(doc, path=()):
+        items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+        for k, v in items:
+            if isinstance(v, (str, bool)) or v is None:
+                yield path + (k,)
+            yield from places(v, path + (k,))
+
+    @st.composite
+    def planted(draw):
+        members = list(pt2_seed)
+        i = draw(st.sampled_from(tables))
+        info, data = members[i]
+        doc = json.loads(data)
+        for _ in range(draw(st.integers(1, 3))):
+            spots = list(places(doc))
+            if not spots:
+                break
+            *parents, key = draw(st.sampled_from(spots))
+            node = doc
+            for k in parents:
+                node = node[k]
+            hostile = draw(st.sampled_from(HOSTILE_STRINGS + (True,)))  # use_pickle and such flags, too
+            node[key] = hostile.format(m=marker) if isinstance(hostile, str) else hostile
+        members[i] = (info, json.dumps(doc).encode())
+        return _zip(members)
+
+    fuzz_files(planted(), tmp_path_factory, "cola.pt2", lambda p: import_pt2(p, Module(), "cola", DimSpec(1, 8)),
+               examples=10)  # a file the check accepts is decomposed by torch: a second each
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("name, seed, load, args", [
     ("target", TARGET_SEED, load_target, ()),
     ("workload", WORKLOAD_SEED, load_workload, (TASKS,)),
@@ -398,7 +443,7 @@ def test_sweep_cache_entries(tmp_path_factory):
 FUZZED = {
     "read_text": [test_ir_parser_text], "load_module": [test_ir_parser_text, test_ir_weights_sidecar],
     "open_npz": [test_ir_weights_sidecar, test_input_arrays, test_exit_samples], "read_toml": [test_toml_loaders],
-    "target_text": [test_toml_loaders], "load_model": [test_onnx_importer], "load_pt2": [test_pt2_importer],
+    "target_text": [test_toml_loaders], "load_model": [test_onnx_importer], "load_pt2": [test_pt2_importer, test_pt2_archive_check],
     "read_trace": [test_request_traces],
 }
 

@@ -84,7 +84,7 @@ def _rewrite(src, dst, change) -> None:
     ("saved_module", "bad.pt2: is a torch.save file, not a torch.export program"),
     ("not_a_program", "bad.pt2: holds a dict, not a torch.export program"),
     ("missing", "no such file"),
-    ("pickled", "holds a constant that is a pickled Python object"),
+    ("pickled", "'c' is a pickled Python object (opaque_obj_0), not a tensor"),
     ("outside_range", "dimension 1 is 1, but the program accepts 2"),
 ])
 def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, monkeypatch, tiny_pt2, kind, match):
@@ -117,3 +117,143 @@ def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, monkeypatch, tiny_p
         write_npz(tmp_path / "in.npz", {"input_ids": np.zeros((1, 4), np.int64)})
         assert_clean_error(run_cli.main, [path, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "o.npz"], capsys,
                            match, must_not_exist=[tmp_path / "o.npz"])
+
+
+# ---------------------------------------------------------------- files crafted to run code while they load
+
+class _Payload:
+    """Pickled, it calls os.system: the marker file appears if anything unpickles it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _craft(src, dst, kind: str, marker) -> None:
+    """`src` rewritten so that loading it with torch.export.load would run `touch marker` (or refuse)."""
+    import pickle
+
+    with zipfile.ZipFile(src) as z:
+        entries = {info.filename: z.read(info) for info in z.infolist()}
+    root = next(iter(entries)).split("/")[0]
+    program, constants = f"{root}/models/model.json", f"{root}/data/constants/model_constants_config.json"
+    shell = f"__import__('os').system('touch {marker}')"
+
+    def edit_json(name, change):
+        doc = json.loads(entries[name])
+        change(doc)
+        entries[name] = json.dumps(doc).encode()
+
+    def add_object(prefix):
+        def change(doc):
+            doc["config"]["evil"] = {"path_name": f"{prefix}0", "is_param": False, "use_pickle": True,
+                                     "tensor_meta": None}
+        edit_json(constants, change)
+        entries[f"{root}/data/constants/{prefix}0"] = pickle.dumps(_Payload(marker))
+
+    if kind == "object_behind_a_broken_table":  # the table check gave up on the broken one, and torch unpickled
+        add_object("opaque_obj_")
+        entries[f"{root}/data/constants/other_constants_config.json"] = b"{not json"
+    elif kind == "object_behind_a_16MiB_table":  # the table check skipped tables of 16 MiB or more
+        add_object("opaque_obj_")
+        entries[constants] += b" " * (1 << 24)
+    elif kind == "script_object":
+        add_object("custom_obj_")
+    elif kind == "pickled_weight":
+        def change(doc):
+            doc["config"][next(iter(doc["config"]))]["use_pickle"] = True
+        edit_json(f"{root}/data/weights/model_weights_config.json", change)
+    elif kind == "guard":  # torch compiles guards into Python that runs when the program is decomposed
+        edit_json(program, lambda doc: doc.__setitem__("guards_code", [f"{shell} == 0"]))
+    elif kind == "shape_expression":  # sympify evaluates shape expressions with eval
+        def change(doc):
+            values = doc["graph_module"]["graph"]["tensor_values"]
+            values[next(iter(values))]["sizes"][0] = {"as_expr": {"expr_str": f"{shell} + 1",
+                                                                  "hint": {"as_int": 1}}}
+        edit_json(program, change)
+    elif kind == "huge_power":  # evaluating it would not end
+        def change(doc):
+            values = doc["graph_module"]["graph"]["tensor_values"]
+            values[next(iter(values))]["sizes"][0] = {"as_expr": {
+                "expr_str": "Pow(Integer(10), Integer(1000000000000))", "hint": {"as_int": 1}}}
+        edit_json(program, change)
+    elif kind == "operator":  # a target resolves to any attribute path under torch
+        def change(doc):
+            doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.os.system"
+        edit_json(program, change)
+    elif kind == "compiled_library":  # torch loads AOTInductor libraries it finds in the archive
+        entries[f"{root}/data/aotinductor/model/model.so"] = b"\x7fELF"
+    elif kind == "sample_inputs":
+        entries[f"{root}/data/sample_inputs/model.pt"] = pickle.dumps(_Payload(marker))
+    with zipfile.ZipFile(dst, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("object_behind_a_broken_table", "entry data/constants/opaque_obj_0 is not part of a torch.export program"),
+    ("object_behind_a_16MiB_table", "entry data/constants/opaque_obj_0 is not part of a torch.export program"),
+    ("script_object", "entry data/constants/custom_obj_0 is not part of a torch.export program"),
+    ("pickled_weight", "is a pickled Python object (weight_0), not a tensor"),
+    ("guard", "guard \"__import__('os').system("),
+    ("shape_expression", "shape expression \"__import__('os').system("),
+    ("huge_power", "shape expression 'Pow(Integer(10), Integer(1000000000000))' uses a call of 'Pow'"),
+    ("operator", "calls 'torch.os.system', which is not an ATen or prims operator"),
+    ("compiled_library", "entry data/aotinductor/model/model.so is not part of a torch.export program"),
+    ("sample_inputs", "entry data/sample_inputs/model.pt is not tensors only"),
+])
+def test_a_pt2_crafted_to_run_code_runs_none_and_is_refused(tmp_path, capsys, tiny_pt2, kind, match):
+    marker = tmp_path / "marker"
+    path = tmp_path / "crafted.pt2"
+    _craft(tiny_pt2["cola"], path, kind, marker)
+    line = assert_clean_error(compile_cli.main, [path, "--seq-len", SEQ], capsys, match)
+    assert line.startswith(f"aalbert-compile: error: {path}: refused: ")
+    assert not marker.exists()
+
+
+def test_saved_programs_pass_the_archive_check_and_load(tmp_path, tiny_pt2):
+    """The check's lists cover what torch.export.save writes: the example's tasks, and a Hugging Face encoder
+    exported with dynamic batch and sequence (its guards and shape expressions are checked, then it loads)."""
+    from aalbert.ir.module import Module
+    from aalbert.mapper.frontends import DimSpec
+    from aalbert.mapper.frontends.pt2_archive import check_archive
+    from aalbert.mapper.frontends.torch_import import import_pt2
+
+    from .hf_models import hf_encoder, hf_inputs, input_names, positional
+
+    names = input_names("bert")
+    feeds = hf_inputs(names, batch=2)
+    batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", min=2, max=64)
+    ep = torch.export.export(positional(hf_encoder("bert", "sdpa"), names, ("last_hidden_state",)),
+                             tuple(torch.from_numpy(feeds[n]) for n in names),
+                             dynamic_shapes={n: {0: batch, 1: seq} for n in names})
+    bert = tmp_path / "bert.pt2"
+    torch.export.save(ep, bert)
+    with zipfile.ZipFile(bert) as z:
+        program = z.read(next(n for n in z.namelist() if n.endswith("models/model.json"))).decode()
+    assert '"expr_str"' in program and '"guards_code": []' not in program  # both checks have work to do
+    for path in (*tiny_pt2.values(), bert):
+        with open(path, "rb") as f:
+            check_archive(f, str(path))
+    graph = import_pt2(bert, Module(), "bert", DimSpec(2, 12))
+    assert [v.type.shape for v in graph.inputs] == [(2, 12)] * 3
+
+
+def test_a_pt2_declaring_more_than_the_budget_is_refused_before_anything_is_read(tmp_path, capsys, tiny_pt2):
+    """A deflated 2 GiB weight makes a small file: its declared size is counted against --max-memory first."""
+    import struct
+
+    path = tmp_path / "big.pt2"
+    data = bytearray(tiny_pt2["cola"].read_bytes())
+    with zipfile.ZipFile(tiny_pt2["cola"]) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("data/weights/weight_0"))
+    # the uncompressed size, in the entry's local header (offset 22) and its central directory record (offset 24)
+    struct.pack_into("<I", data, info.header_offset + 22, 2 ** 31)
+    central = data.index(info.filename.encode(), data.index(b"PK\x01\x02")) - 46
+    struct.pack_into("<I", data, central + 24, 2 ** 31)
+    path.write_bytes(bytes(data))
+    assert_clean_error(compile_cli.main, [path, "--seq-len", SEQ, "--max-memory", "1G"], capsys,
+                       "big.pt2: the archive needs 4 GiB, more than the memory budget of 1 GiB")

@@ -19,13 +19,10 @@ the dtype and shape torch recorded for the node. A program saved with
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import operator
 import os
 import warnings
-import zipfile
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -34,12 +31,14 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
 from aalbert.ir.errors import FrontendError, UnsupportedOpError
+from aalbert.ir.limits import open_regular
 from aalbert.ir.outputs import note_read
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import TensorType
 
 from .aten_ops import ATEN_OPS
 from .dims import DimSpec
+from .pt2_archive import check_archive
 from .torch_common import Fail, Param, T, TorchEmitter, dtype_of, first_line, has_ir, load, source_line, spec_names
 
 KEPT_WHOLE = ("linear.default", "matmul.default", "scaled_dot_product_attention.default")
@@ -75,60 +74,28 @@ def decompose(ep: ExportedProgram, where: str) -> ExportedProgram:
 
 
 def load_pt2(path: str | os.PathLike) -> ExportedProgram:
-    """An `ExportedProgram` saved by `torch.export.save`, or one line saying why not."""
-    p = Path(path)
-    if not p.exists():
-        raise FrontendError(f"{path}: no such file")
-    if p.is_dir():
-        raise FrontendError(f"{path}: is a directory, expected a .pt2 file")
-    note_read(p)
-    _check_archive(p)
-    records: list[logging.LogRecord] = []
-    try:
-        with _quiet_torch_export(records), _tensors_only():
-            ep = torch.export.load(str(p))
-    except Exception as e:  # a zip reader, a JSON decoder, a schema check: each fails its own way
-        cause = next((r.exc_info[1] for r in records if r.exc_info and r.exc_info[1] is not None), None)
-        reason = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None and \
-            "error when deserializing" in str(e) else f"{type(e).__name__}: {first_line(e)}"
-        raise FrontendError(f"{path}: not a readable torch.export program ({reason})") from None
+    """An `ExportedProgram` saved by `torch.export.save`, or one line saying why not.
+
+    Every entry of the archive is checked first (`pt2_archive.check_archive`), and torch then reads the
+    same open file, with tensors-only unpickling forced for anything it unpickles."""
+    note_read(path)
+    with open_regular(path, "a .pt2 model") as f:
+        check_archive(f, str(path))
+        records: list[logging.LogRecord] = []
+        try:
+            with _quiet_torch_export(records), _tensors_only():
+                ep = torch.export.load(f)
+        except Exception as e:  # a zip reader, a JSON decoder, a schema check: each fails its own way
+            cause = next((r.exc_info[1] for r in records if r.exc_info and r.exc_info[1] is not None), None)
+            reason = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None and \
+                "error when deserializing" in str(e) else f"{type(e).__name__}: {first_line(e)}"
+            raise FrontendError(f"{path}: not a readable torch.export program ({reason})") from None
     if not isinstance(ep, ExportedProgram):
         raise FrontendError(f"{path}: holds a {type(ep).__name__}, not a torch.export program")
+    # The guards would become Python run on decomposition; they were checked, and shapes are fixed and
+    # checked against the program's ranges here (input_types), so they are not needed at all.
+    ep._guards_code = []
     return ep
-
-
-def _check_archive(path: Path) -> None:
-    """Refuse, before torch reads anything, a `torch.save` file (torch would call it a corrupted
-    checkpoint) and a program whose constant table (JSON) names a constant that is a Python or
-    TorchScript object, not a tensor: torch.export.load would unpickle it."""
-    from torch.export.pt2_archive.constants import TENSOR_CONSTANT_FILENAME_PREFIX
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-            if any(i.filename.endswith("/data.pkl") for i in infos) and \
-                    not any(i.filename.endswith("/archive_format") for i in infos):
-                raise FrontendError(f"{path}: is a torch.save file, not a torch.export program "
-                                    "(write one with torch.export.save)")
-            tables = [json.loads(z.read(i)) for i in infos
-                      if i.filename.endswith("constants_config.json") and i.file_size < 1 << 24]
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError):
-        return  # not a readable archive: torch.export.load says why
-    names: list[str] = []
-
-    def collect(x) -> None:
-        if isinstance(x, dict):
-            names.extend(v for k, v in x.items() if k == "path_name" and isinstance(v, str))
-            for v in x.values():
-                collect(v)
-        elif isinstance(x, list):
-            for v in x:
-                collect(v)
-    collect(tables)
-    objects = [n for n in names if not n.startswith(TENSOR_CONSTANT_FILENAME_PREFIX)]
-    if objects:
-        raise FrontendError(f"{path}: holds a constant that is a pickled Python object ({objects[0]}); "
-                            "only tensor constants are read")
 
 
 @contextlib.contextmanager
