@@ -3,6 +3,10 @@
 Each op's meaning is its `eval` in the registry; the interpreter binds
 weights and inputs, runs nodes in program order, frees values after their
 last use, and checks every result against its declared type.
+
+`not_finite_origin` runs a task again when its outputs hold NaN or inf and
+says where the first of them arose: the node whose operands are finite but
+whose result is not, or the weight or input that brought them in.
 """
 
 from __future__ import annotations
@@ -76,10 +80,18 @@ def run(module: Module, task: str, inputs: Mapping[str, np.ndarray],
     codes); `activations`, if given, is applied to every floating-point
     result of a computing node (e.g. `fixed_point()`).
     """
+    return _run(module, task, inputs, weight_data, activations)
+
+
+def _run(module: Module, task: str, inputs: Mapping[str, np.ndarray], weight_data: WeightData,
+         activations: Callable[[np.ndarray], np.ndarray] | None, not_finite: dict[Value, str] | None = None):
+    """`run`; with `not_finite`, every value whose result holds NaN or inf is noted in it (with what it holds)."""
     if task not in module.graphs:
         raise InterpreterError(f"no task {task!r} (tasks: {', '.join(module.graphs)})")
     graph = module.graphs[task]
     bound = check_inputs(graph, inputs)
+    if not_finite is not None:
+        not_finite.update((v, what_non_finite(bound[v.name])) for v in graph.inputs if _holds_non_finite(bound[v.name]))
     env: dict[Value, np.ndarray] = {v: bound[v.name] for v in graph.inputs}
     last_use = _last_uses(graph)
     keep = {v for _, v in graph.outputs}
@@ -98,10 +110,51 @@ def run(module: Module, task: str, inputs: Mapping[str, np.ndarray],
             for value, result in zip(node.outputs, results):
                 _check_result(node, value, result)
                 env[value] = result
+                if not_finite is not None and _holds_non_finite(result):
+                    not_finite[value] = what_non_finite(result)
             for v in node.inputs:
                 if last_use.get(v) == i and v not in keep:
                     env.pop(v, None)
     return {name: env[v] for name, v in graph.outputs}
+
+
+def _holds_non_finite(a: np.ndarray) -> bool:
+    return a.dtype.kind in "fc" and not bool(np.isfinite(a).all())
+
+
+def what_non_finite(a: np.ndarray) -> str:
+    """'NaN', 'inf' or 'NaN and inf': what an array holds that is not a finite number ('' if nothing)."""
+    if a.dtype.kind not in "fc":
+        return ""
+    nan, inf = bool(np.isnan(a).any()), bool(np.isinf(a).any())
+    return "NaN and inf" if nan and inf else "NaN" if nan else "inf" if inf else ""
+
+
+def not_finite_origin(module: Module, task: str, inputs: Mapping[str, np.ndarray],
+                      weight_data: WeightData = _weight_data,
+                      activations: Callable[[np.ndarray], np.ndarray] | None = None) -> str | None:
+    """Where the first output of `task` that holds NaN or inf got it, followed back through the graph to the
+    node whose operands are all finite (or the weight or input it came from); None if every output is
+    finite. Runs the task again, noting which results are not finite."""
+    bad: dict[Value, str] = {}
+    _run(module, task, inputs, weight_data, activations, bad)
+    graph = module.graphs[task]
+    out = next(((name, v) for name, v in graph.outputs if v in bad), None)
+    if out is None:
+        return None
+    name, v = out
+    while True:
+        node = v.producer
+        if node is None:
+            return f"output '{name}' of task '{task}': it comes from input '{v.name}', which holds {bad[v]}"
+        if node.op == "weight":
+            return f"output '{name}' of task '{task}': it comes from weight @{node.attrs['name'].name}, which " \
+                   f"holds {bad[v]}"
+        upstream = next((u for u in node.inputs if u in bad), None)
+        if upstream is None:
+            return f"output '{name}' of task '{task}': it arises at node '{node!r}' ({node.op}), whose result " \
+                   f"holds {bad[v]} while its operands are finite"
+        v = upstream
 
 
 def _check_result(node, value: Value, result: np.ndarray) -> None:

@@ -31,8 +31,8 @@ __all__ = ["compile", "Compiled"]
 def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None = None, *,
             pipeline: str = "canonicalize,share", target: str | None = None, workload: str | None = None,
             switch_rate: float | None = None, wakeup: float | None = None, spill: bool = False,
-            solver: str = "auto", mapping: str = "search", objective: str = "balanced", batch: int = 1,
-            seq_len: int = 128, dims: Mapping[str, int] | None = None,
+            solver: str = "auto", mapping: str = "search", objective: str = "balanced", batch: int | None = None,
+            seq_len: int | None = None, dims: Mapping[str, int] | None = None,
             requests: int = 100, pattern: str = "round-robin", fidelity: bool = False) -> Compiled:
     """Compile one model per task and, with a `target`, place, lower and simulate it.
 
@@ -40,17 +40,22 @@ def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None =
     paths. `example_inputs` are the keyword inputs of the PyTorch models
     (tensors or numpy arrays by name; or a dict per task name), whose shapes
     fix the graphs'; files' dynamic dimensions are fixed by `batch`,
-    `seq_len` and `dims`. `pipeline` is a pass pipeline (`aalbert-opt
+    `seq_len` and `dims` (defaults 1 and 128; a size asked for that a
+    static file or the example inputs contradict, or a `dims` name no input
+    has, is an error). `pipeline` is a pass pipeline (`aalbert-opt
     --list-passes`), e.g. "canonicalize,share,compress{policy=edgebert}";
     `target` a built-in target or a TOML file, `workload` a [workload] TOML
     file; `mapping` "search" (the default) or "fixed", `objective` what
     the mapping search minimizes ("balanced", "energy", "latency",
     "edp"). Returns the `Compiled` result: `module`, `allocation`,
-    `programs`, `results` (per task), `stream` and `report`.
+    `programs`, `results` (per task), `stream` and `report`; `not_finite`
+    says where any NaN or inf of the report arose, and `explain(weight)`
+    why a weight is where the allocator put it.
     """
     if not tasks:
         raise OptionError("no tasks to compile")
-    spec = DimSpec(batch, seq_len, dict(dims or {}))
+    given = frozenset(k for k, v in (("batch", batch), ("seq_len", seq_len)) if v is not None)
+    spec = DimSpec(1 if batch is None else batch, 128 if seq_len is None else seq_len, dict(dims or {}), given)
     module = Module()
     seen: dict = {}  # a backbone shared by several task models is read once
     files = []
@@ -61,7 +66,8 @@ def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None =
             _import_model(model, example_inputs, module, task, spec, seen)
     if files:
         from .loading import load_files
-        module.merge(load_files(files, spec))
+        module.merge(load_files(files, spec, check_names=False))
+    spec.check_names()
     order = [t for t in tasks if t in module.graphs] + [t for t in module.graphs if t not in tasks]
     module.graphs = {t: module.graphs[t] for t in order}  # in the caller's order (an .ir file's own tasks last)
     placement = Placement(target, workload, switch_rate, wakeup, spill, solver, mapping, objective) if target else None
@@ -83,7 +89,7 @@ def _import_model(model, example_inputs, module: Module, task: str, spec: DimSpe
                           f"got {type(model).__name__}")
     if example_inputs is None:
         if isinstance(model, torch.export.ExportedProgram):  # its recorded shapes, dynamic ones fixed by spec
-            import_exported(model, module, task, spec, seen=seen)
+            import_exported(model, module, task, spec, seen=seen, where=f"task {task!r}")
             return
         raise OptionError(f"task {task!r} is a PyTorch module: give its example inputs")
     inputs = example_inputs[task] if isinstance(example_inputs.get(task), Mapping) else example_inputs
@@ -91,4 +97,6 @@ def _import_model(model, example_inputs, module: Module, task: str, spec: DimSpe
     bad = [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise OptionError(f"task {task!r}: example input {bad[0]!r} is not a tensor or numpy array")
-    import_torch(model, tensors, module, task, seen=seen)
+    graph = import_torch(model, tensors, module, task, seen=seen)
+    for v in graph.inputs:  # the example inputs fix the shapes: a size asked for must be theirs
+        spec.check_static(f"task {task!r}", v.name, v.type.shape)

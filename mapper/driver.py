@@ -10,6 +10,13 @@ leave, every early-exit and DVFS policy. The result, `Compiled`,
 holds the objects the report was printed from: the module, the allocation,
 the backend's programs, simulation results and stream, the roofline. The
 command-line tool writes its files from it; the Python API returns it.
+
+A figure that is not a finite number (a fidelity comparison of outputs that
+hold NaN or inf) is printed as such, and `Compiled.not_finite` says where it
+arose, one line each (the command exits with status 3). An error a pass or
+the backend raises names the weights it mentions by kind, layer and task
+(`explain.weights_named`), and `Compiled.explain` says why a weight is
+where the allocator put it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Callable
 from aalbert.ir.errors import OptionError
 from aalbert.ir.module import Module
 
+from .explain import weights_named
 from .summary import summary_text
 
 COMPRESSING = ("compress", "quantize", "prune")
@@ -82,6 +90,17 @@ class Compiled:
     reference: Module | None = None    # the module before compression (with fidelity)
     input_text: str | None = None      # the imported IR, when stages were kept
     dumps: list[tuple[str, str]] = field(default_factory=list)  # (NN-pass.ir, text) per pass
+    not_finite: list[str] = field(default_factory=list)  # where each NaN or inf figure arose, one line each
+
+    def explain(self, *weights: str) -> str:
+        """Why each named weight (a symbol, words of its label such as 'ffn layer 2 cola', or a part of a
+        symbol) is where the allocator put it: its kind, layers, tasks, place, and what every other place
+        would cost per inference."""
+        from .explain import explain_lines
+
+        if self.allocation is None:
+            raise OptionError("explaining a weight's place needs a target (--target)")
+        return "\n".join(explain_lines(self.module, self.allocation, list(weights))) + "\n"
 
     @property
     def programs(self) -> dict:
@@ -117,22 +136,25 @@ def compile_module(module: Module, title: str, pipeline: str = "canonicalize,sha
         from aalbert.ir.printer import print_module
         input_text = print_module(module)
     reference: list[Module] = []
+    latest = [module]  # the module the passes are at, whose weights an error names
 
     def before_pass(p, current) -> None:
         stage(p.name)
+        latest[0] = current
         if fidelity is not None and not reference and p.name in COMPRESSING:
             reference.append(current.copy())  # the uncompressed module, for fidelity
 
-    module = manager.run(module, before_pass)
-    text = summary_text(module, title)
-    compiled = Compiled(module, "", input_text=input_text, dumps=manager.dumps,
-                        reference=reference[0] if reference else None)
-    if fidelity is not None:
-        stage("fidelity")
-        text += _fidelity_text(compiled, fidelity)
-    if placement is not None:
-        stage("lowering and simulating")
-        text += _placement_text(compiled, manager, placement, stream)
+    with weights_named(lambda: latest[0]):
+        module = latest[0] = manager.run(module, before_pass)
+        text = summary_text(module, title)
+        compiled = Compiled(module, "", input_text=input_text, dumps=manager.dumps,
+                            reference=reference[0] if reference else None)
+        if fidelity is not None:
+            stage("fidelity")
+            text += _fidelity_text(compiled, fidelity)
+        if placement is not None:
+            stage("lowering and simulating")
+            text += _placement_text(compiled, manager, placement, stream)
     compiled.report = text
     return compiled
 
@@ -159,6 +181,7 @@ def _fidelity_text(compiled: Compiled, fidelity: Fidelity) -> str:
     rows = compare(compiled.reference, compiled.module, samples=fidelity.samples, activations=acts)
     note = "activations in 16-bit fixed point" if acts else "activations in f32"
     lines = fidelity_lines(rows, storage_bytes(compiled.reference), storage_bytes(compiled.module), note)
+    compiled.not_finite += [r.not_finite for r in rows if r.not_finite]
     return "\n" + "\n".join(lines) + "\n"
 
 

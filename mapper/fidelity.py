@@ -4,7 +4,9 @@ The reference interpreter runs every task on the uncompressed module and on
 the compressed one (decoded codes, pruned weights; optionally activations
 rounded to EdgeBERT's 16-bit fixed point) over the same seeded inputs, and
 reports the cosine similarity of the outputs, their largest absolute error,
-and how often the task head's top-1 class agrees.
+and how often the task head's top-1 class agrees. Outputs that hold NaN or
+inf make every figure of their task NaN (or the error inf), printed as such,
+and the row says where the first of them arose (`not_finite`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from aalbert.ir.graph import Graph
-from aalbert.ir.interpreter import run
+from aalbert.ir.interpreter import not_finite_origin, run, what_non_finite
 from aalbert.ir.module import Module, Weight
 
 from .summary import megabytes, table
@@ -28,6 +30,7 @@ class FidelityRow:
     cosine: float          # mean over samples of the outputs' cosine similarity
     max_abs_error: float   # over all samples and outputs
     top1: float | None     # agreement of the first output's argmax; None for 1-wide outputs
+    not_finite: str | None = None  # where the first NaN or inf of the outputs arose (every figure is then nan)
 
 
 def sample_inputs(graph: Graph, count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -90,6 +93,7 @@ def compare(reference: Module, compressed: Module, samples: int = 8, seed: int =
     `expected` may hold `reference_outputs(reference, inputs)` computed once.
     """
     inputs = inputs or {t: sample_inputs(g, samples, seed) for t, g in reference.graphs.items()}
+    values = _decoded(reference)
     expected = expected or reference_outputs(reference, inputs)
     new_values = _decoded(compressed)
     rows = []
@@ -97,12 +101,21 @@ def compare(reference: Module, compressed: Module, samples: int = 8, seed: int =
         cosines, worst, agree, total = [], 0.0, 0, 0
         width = None
         feeds = inputs[task]
+        bad: str | None = None
         for f, want in zip(feeds, expected[task]):
             got = run(compressed, task, f, new_values, activations)
             # the reference's outputs: passes after its copy may add some (the early-exit tests' entropies)
             names = [name for name in want if name in got]
             flat_w = np.concatenate([want[name].reshape(-1) for name in names])
             flat_g = np.concatenate([got[name].reshape(-1) for name in names])
+            if bad is None and (what_non_finite(flat_w) or what_non_finite(flat_g)):
+                bad = _where(reference, compressed, task, f, want, got, names, values, new_values, activations)
+            if bad is not None:
+                with np.errstate(invalid="ignore"):  # inf - inf
+                    diff = np.abs(flat_w.astype(np.float64) - flat_g)
+                worst = float("nan") if np.isnan(worst) or np.isnan(diff).any() else max(worst, float(np.max(diff)))
+                cosines.append(float("nan"))
+                continue
             cosines.append(cosine(flat_w, flat_g))
             worst = max(worst, float(np.max(np.abs(flat_w.astype(np.float64) - flat_g))))
             first_w, first_g = want[names[0]], got[names[0]]
@@ -112,16 +125,30 @@ def compare(reference: Module, compressed: Module, samples: int = 8, seed: int =
                 ag = first_g.reshape(-1, width).argmax(axis=1)
                 agree += int((aw == ag).sum())
                 total += aw.size
-        rows.append(FidelityRow(task, len(feeds), float(np.mean(cosines)), worst,
-                                agree / total if total else None))
+        top1 = float("nan") if bad is not None else agree / total if total else None
+        rows.append(FidelityRow(task, len(feeds), float(np.mean(cosines)), worst, top1, bad))
     return rows
+
+
+def _where(reference: Module, compressed: Module, task: str, feeds, want, got, names, values, new_values,
+           activations) -> str:
+    """Which model's output is not finite, and where that arose."""
+    for label, module, outs, data, acts in (("the uncompressed model", reference, want, values, None),
+                                            ("the compressed model", compressed, got, new_values, activations)):
+        held = {n: what_non_finite(outs[n]) for n in names}
+        if any(held.values()):
+            name = next(n for n in names if held[n])
+            origin = not_finite_origin(module, task, feeds, data, acts)
+            return f"task '{task}': {label}'s output '{name}' holds {held[name]}" + (
+                f"; {origin.split(': ', 1)[1]}" if origin else "")
+    return f"task '{task}': the outputs hold NaN or inf"
 
 
 def fidelity_lines(rows: list[FidelityRow], bytes_before: int, bytes_after: int, note: str = "") -> list[str]:
     lines = [f"fidelity against the uncompressed model ({rows[0].samples if rows else 0} seeded inputs per task"
              + (f", {note}" if note else "") + ")"]
-    body = [[r.task, f"{r.cosine:.6f}", f"{r.max_abs_error:.3g}", "-" if r.top1 is None else f"{100 * r.top1:.1f} %"]
-            for r in rows]
+    body = [[r.task, f"{r.cosine:.6f}", f"{r.max_abs_error:.3g}",
+             "-" if r.top1 is None else "nan" if np.isnan(r.top1) else f"{100 * r.top1:.1f} %"] for r in rows]
     lines += table(["task", "cosine", "max abs error", "top-1 agreement"], body, "lrrr")
     ratio = bytes_before / bytes_after if bytes_after else float("inf")
     lines.append(f"weights: {megabytes(bytes_before)} before, {megabytes(bytes_after)} after ({ratio:.2f}x smaller)")

@@ -2,7 +2,9 @@
 
 Each ONNX or `.pt2` file (a `torch.export` program) is one task (named
 after the file, or `--task NAME=PATH`); IR files bring all their tasks.
-Weights shared between files are stored once.
+Weights shared between files are stored once. A batch, sequence length or
+named dimension asked for that no file can take is refused (`DimSpec`): an IR
+file's shapes are all static.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ def parse_task_arg(text: str) -> tuple[str, str]:
     return name, path
 
 
-def load_files(named: list[tuple[str | None, str]], dims: DimSpec) -> Module:
-    """Import (task name or None, path) pairs into one module."""
+def load_files(named: list[tuple[str | None, str]], dims: DimSpec, check_names: bool = True) -> Module:
+    """Import (task name or None, path) pairs into one module; with `check_names`, a `--dim` name that no
+    file's input has is refused."""
     module = Module()
     origin: dict[str, str] = {}
     for name, path in named:
@@ -47,8 +50,10 @@ def load_files(named: list[tuple[str | None, str]], dims: DimSpec) -> Module:
             if name is not None:
                 raise OptionError(f"--task names one task, but {path} is an IR file holding its own tasks")
             other = load_module(path)
-            for task in other.graphs:
+            for task, graph in other.graphs.items():
                 _claim(origin, task, path)
+                for v in graph.inputs:
+                    dims.check_static(f"{path}, task '{task}'", v.name, v.type.shape)
             module.merge(other)
         elif suffix in (".onnx", ""):
             task = name or Path(path).stem
@@ -62,6 +67,8 @@ def load_files(named: list[tuple[str | None, str]], dims: DimSpec) -> Module:
             import_pt2(path, module, task, dims)
         else:
             raise AalbertError(f"{path}: unknown file type '{suffix}' (expected .onnx, .pt2 or .ir)")
+    if check_names:
+        dims.check_names()
     return module
 
 

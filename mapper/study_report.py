@@ -50,6 +50,18 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}"
 
 
+NO_AREA = "no area model"
+
+
+def area(mm2: float) -> str:
+    """A chip's area; a target that models none (its parts all 0 mm², as ZigZag's tpu_like) says so."""
+    return f"{mm2:.2f} mm²" if mm2 > 0 else NO_AREA
+
+
+def area_ratio(a: float, b: float) -> str:
+    return ratio(a, b) if a > 0 and b > 0 else "-"
+
+
 def headline(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
     """The table of every chip at the most tasks, and the adapter-ALBERT / ALBERT ratios per baseline."""
     most = max(cfg.tasks)
@@ -62,7 +74,7 @@ def headline(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
            "average power |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sel:
         out.append(f"| {label(r['architecture'])} | {FAMILY_LABEL[r['family']]} | {_mb(r['on_chip_capacity_bytes'])} | "
-                   f"{_mb(r['on_chip_used_bytes'])} | {r['area_mm2']:.2f} mm² | {_mb(r['dram_bytes_per_inference'])} | "
+                   f"{_mb(r['on_chip_used_bytes'])} | {area(r['area_mm2'])} | {_mb(r['dram_bytes_per_inference'])} | "
                    f"{_mb(r['dram_bytes_per_switch'])} | {_mb(r['dram_bytes_per_power_up'])} | "
                    f"{num(r['latency_ms'])} ms | {num(r['stream_latency_mean_ms'])} / "
                    f"{num(r['stream_latency_p99_ms'])} ms | {num(r['energy_mj'])} mJ | {num(r['power_mw'])} mW |")
@@ -72,7 +84,7 @@ def headline(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
     for name, a, b in ratios(rows, policy, most):
         out.append(f"| {name} | {label(a['architecture'])} | {label(b['architecture'])} | "
                    f"{ratio(a['energy_mj'], b['energy_mj'])} | {ratio(a['latency_ms'], b['latency_ms'])} | "
-                   f"{ratio(a['area_mm2'], b['area_mm2'])} | {ratio(a['power_mw'], b['power_mw'])} |")
+                   f"{area_ratio(a['area_mm2'], b['area_mm2'])} | {ratio(a['power_mw'], b['power_mw'])} |")
     return out + [""]
 
 
@@ -143,7 +155,7 @@ def _by_tasks(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
            head, rule]
     for family in cfg.families:
         for arch in architectures(cfg):
-            cells = [cell(family, arch, n, lambda r: f"{num(r['energy_mj'])} mJ, {r['area_mm2']:.2f} mm²")
+            cells = [cell(family, arch, n, lambda r: f"{num(r['energy_mj'])} mJ, {area(r['area_mm2'])}")
                      for n in cfg.tasks]
             out.append(f"| {FAMILY_LABEL[family]} | {label(arch)} | " + " | ".join(cells) + " |")
     out += ["", "DRAM bytes per inference (steady state) and per task switch on the fixed chips (weights spill off "

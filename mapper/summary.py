@@ -56,6 +56,16 @@ def table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
     return [line(header)] + [line(r) for r in rows]
 
 
+def shapes_compiled(module: Module) -> str:
+    """'batch 1, sequence 128': the sizes the graphs' inputs were compiled at, by the frontends' convention
+    (dimension 0 is the batch, dimension 1 the sequence); several sizes are listed ('sequence 64 and 128')."""
+    batch = sorted({v.type.shape[0] for g in module.graphs.values() for v in g.inputs if v.type.rank >= 1})
+    seq = sorted({v.type.shape[1] for g in module.graphs.values() for v in g.inputs if v.type.rank >= 2})
+    parts = [f"{name} {' and '.join(map(str, sizes))}" for name, sizes in (("batch", batch), ("sequence", seq))
+             if sizes]
+    return ", ".join(parts) or "no tensor inputs"
+
+
 def summary_text(module: Module, title: str) -> str:
     lines = [title, ""]
     params = sum(w.numel for w in module.weights.values())

@@ -32,6 +32,12 @@ mapped (say, activations larger than every memory) is recorded as infeasible
 with the reason and left out of the Pareto front.
 Points run on local processes (`jobs`), or on a Dask cluster. The Pareto
 front minimizes energy per inference, area and latency together.
+
+A cache entry is checked as it is read (`cached`): JSON holding this point
+and its metrics, every number finite and not negative, the figures the
+tables print present, strings and flags where they belong. An entry that
+fails is computed again and overwritten, and the sweep says so in one line
+naming the entry and what was wrong with it (`docs/sweeps.md`).
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ import itertools
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from aalbert.ir.errors import AalbertError
 from aalbert.ir.fileio import atomic_writer, read_toml
@@ -189,23 +197,72 @@ def evaluate_point(base: dict, point: dict) -> dict:
     return {"feasible": True, **metrics}
 
 
+REQUIRED = METRICS + ("dram_bytes_per_inference", "dram_bytes_per_switch")  # what sweep.md prints of a point
+TEXT_METRICS = ("memory_models",)          # and metrics ending in _points: the rest are numbers or flags
+FLAG_METRICS = ("feasible", "spilled", "fits_on_chip")
+OPTIONAL_METRICS = ("latency_target_ms",)  # null when the workload states none
+METRIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class InvalidEntry(Exception):
+    """A cache entry that is not a valid record of its point (it is computed again)."""
+
+
 def cached(path: Path, point: dict) -> dict | None:
-    """A point's metrics from its cache entry, or None if the entry is missing, truncated or not this point's
-    (it is then computed again)."""
+    """A point's metrics from its cache entry, or None if there is none or it is not valid."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_entry(path, point)
+    except InvalidEntry:
         return None
-    if not isinstance(data, dict) or data.get("point") != point or not isinstance(data.get("metrics"), dict):
+
+
+def read_entry(path: Path, point: dict) -> dict | None:
+    """A point's metrics from its cache entry, or None if there is none; `InvalidEntry` (saying what is wrong)
+    if the entry is truncated, not this point's, or holds a metric of the wrong type, not finite or negative."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
-    metrics = data["metrics"]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidEntry(f"unreadable ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise InvalidEntry("not JSON (truncated?)") from None
+    if not isinstance(data, dict) or data.get("point") != point:
+        raise InvalidEntry("not a record of this point")
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict):
+        raise InvalidEntry("no metrics")
+    _check_metrics(metrics)
+    return metrics
+
+
+def _check_metrics(metrics: dict) -> None:
     feasible = metrics.get("feasible")
-    if feasible is True and all(isinstance(metrics.get(m), (int, float)) and math.isfinite(metrics[m])
-                                for m in METRICS):
-        return metrics
-    if feasible is False and isinstance(metrics.get("reason"), str):
-        return metrics
-    return None
+    if feasible is False:
+        if not isinstance(metrics.get("reason"), str) or set(metrics) != {"feasible", "reason"}:
+            raise InvalidEntry("an infeasible point holds its reason and nothing else")
+        return
+    if feasible is not True:
+        raise InvalidEntry(f"feasible is {feasible!r}, not true or false")
+    missing = [m for m in REQUIRED if m not in metrics]
+    if missing:
+        raise InvalidEntry(f"no {missing[0]}")
+    for key, value in metrics.items():
+        if not isinstance(key, str) or not METRIC_NAME.fullmatch(key):
+            raise InvalidEntry(f"unknown metric {key!r}")
+        if key in FLAG_METRICS:
+            if not isinstance(value, bool):
+                raise InvalidEntry(f"{key} is {value!r}, not true or false")
+        elif key in TEXT_METRICS or key.endswith("_points"):
+            if not isinstance(value, str):
+                raise InvalidEntry(f"{key} is {value!r}, not a string")
+        elif value is None and key in OPTIONAL_METRICS:
+            continue
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value < 0:
+            raise InvalidEntry(f"{key} is {value!r}, not a finite number >= 0")
 
 
 def _evaluate_point(base: dict, point: dict) -> dict:
@@ -225,13 +282,22 @@ def _evaluate_point(base: dict, point: dict) -> dict:
     return evaluate(module, target, wl, base["requests"])
 
 
-def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=None) -> tuple[list[dict], int]:
+def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=None,
+              warn: Callable[[str], None] | None = None) -> tuple[list[dict], int]:
     """Evaluate every point not cached yet; returns (rows, points computed now).
 
-    `cluster` is a Dask scheduler address or a connected `distributed.Client`.
+    `cluster` is a Dask scheduler address or a connected `distributed.Client`. `warn` is told, in one line
+    each, of the cache entries that are not valid (those points are computed again).
     """
     todo = [(point_key(sweep, p), p) for p in sweep.points]
-    found = {k: cached(cache / f"{k}.json", p) for k, p in todo}
+    found: dict[str, dict | None] = {}
+    for k, p in todo:
+        try:
+            found[k] = read_entry(cache / f"{k}.json", p)
+        except InvalidEntry as e:
+            found[k] = None
+            if warn is not None:
+                warn(f"cache entry {cache / f'{k}.json'}: {e}; computing the point again")
     missing = [(k, p) for k, p in todo if found[k] is None]
     client = connect(cluster) if isinstance(cluster, str) else cluster
     if client is not None and not missing:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from aalbert.targets.workload import Workload
 
-from .allocation_model import Problem, Solution, staging
+from .allocation_model import Option, Problem, Solution, staging
 from .allocation_problem import ProblemBuilder
 
 
@@ -41,6 +41,8 @@ class Allocation:
     traffic_per_inference: dict[str, float] = field(default_factory=dict)   # level -> bytes, expected
     staging: dict[str, int] = field(default_factory=dict)                   # level -> staging region bytes
     layers: dict = field(default_factory=dict)        # (task, node index) -> NodeCost of every product
+    options: dict[str, tuple[Option, ...]] = field(default_factory=dict)  # weight -> every place priced for it
+    excluded: tuple[str, ...] = ()                    # placements ruled out, each '@weight ...: why'
 
 
 def binding_constraints(problem: Problem, solution: Solution) -> list[str]:
@@ -83,4 +85,4 @@ def allocation_report(module, target, workload, problem, solution, lp_bound, b: 
                       per_inference, per_switch, per_cold, sum(w.nbytes for w in module.weights.values()),
                       b.arena_bytes, spill, solution.usage, rounds, mapping, objective,
                       sum(o.cycles for o in chosen), traffic, staging(problem, solution.choice, solution.arena),
-                      dict(layers or {}))
+                      dict(layers or {}), {i.name: tuple(i.options) for i in problem.items}, tuple(b.excluded))

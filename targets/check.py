@@ -3,7 +3,7 @@
 - every weight is placed, exactly once: a known level, a known residency,
   its whole byte range inside the level;
 - nothing sits in a memory that may not hold it (weights in a level that
-  holds weights, or off chip: spilled);
+  holds weights, or off chip: spilled, which `spill=False` refuses);
 - no two weights overlap in a level, except staged weights of disjoint
   task sets, which share the swap region (one task runs at a time);
 - every arena lies inside its level, clear of every weight;
@@ -25,7 +25,9 @@ def _fail(message: str) -> IRVerifyError:
     return IRVerifyError(f"placement: {message}")
 
 
-def verify_placement(module: Module, target: Target) -> None:
+def verify_placement(module: Module, target: Target, spill: bool | None = None) -> None:
+    """Raise `IRVerifyError` at the first placement `target` cannot hold; with `spill=False`, a weight or arena
+    off chip too (placements read from a file are checked so before they are used)."""
     levels = {m.name: m for m in target.memories}
     regions: dict[str, list[tuple[int, int, str, frozenset | None]]] = {n: [] for n in levels}
     for w in module.weights.values():
@@ -39,12 +41,18 @@ def verify_placement(module: Module, target: Target) -> None:
         level = levels[p.level]
         if "weights" not in level.holds and not level.off_chip:
             raise _fail(f"weight @{w.name} is in {p.level}, which may not hold weights")
+        if "weights" not in level.holds and spill is False:
+            raise _fail(f"weight @{w.name} is in {p.level}, off chip, where {target.name} keeps weights only when "
+                        "spilling (--spill)")
         size = align_up(w.nbytes, target.alignment_bytes)
         tasks = frozenset(w.role.tasks) if (p.residency == "staged" and w.role is not None) else None
         regions[p.level].append((p.offset, p.offset + size, f"@{w.name}", tasks))
         if p.residency == "staged":
             if p.home not in levels or p.home_offset is None:
                 raise _fail(f"weight @{w.name} is staged but has no home in {target.name}")
+            if "weights" not in levels[p.home].holds and spill is False:
+                raise _fail(f"weight @{w.name} is kept in {p.home}, where {target.name} keeps weights only when "
+                            "spilling (--spill)")
             regions[p.home].append((p.home_offset, p.home_offset + size, f"@{w.name} (home)", None))
         elif p.home is not None:
             raise _fail(f"weight @{w.name} is {p.residency} but names a home")
@@ -57,6 +65,9 @@ def verify_placement(module: Module, target: Target) -> None:
             raise _fail(f"graph @{graph.name}: arena in '{a.level}', which {target.name} does not have")
         if "activations" not in levels[a.level].holds and not levels[a.level].off_chip:
             raise _fail(f"graph @{graph.name}: arena in {a.level}, which may not hold activations")
+        if "activations" not in levels[a.level].holds and spill is False:
+            raise _fail(f"graph @{graph.name}: arena in {a.level}, off chip, where {target.name} keeps activations "
+                        "only when spilling (--spill)")
         arenas.setdefault((a.level, a.offset), 0)
         arenas[a.level, a.offset] = max(arenas[a.level, a.offset], a.size)
         _check_activations(graph, target.compute.activation_bits, target.alignment_bytes)

@@ -218,18 +218,21 @@ def test_request_trace_files(tmp_path):
 
 
 def test_compile_emits_programs_traces_and_sim_json(tmp_path, capsys):
-    argv = ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--compress", "edgebert", "--target", "edge_accel",
-            "--emit", "asm", "-o", tmp_path / "p.asm", "--trace", tmp_path / "t.json", "--sim-json", tmp_path / "s.json",
-            "--requests", "20"]
+    base = ["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--compress", "edgebert", "--target", "edge_accel"]
+    argv = base + ["--emit", "asm", "-o", tmp_path / "p.asm", "--trace", tmp_path / "t.json", "--sim-json",
+                   tmp_path / "s.json", "--requests", "20"]
     code, out, err = call(compile_cli.main, argv, capsys)
     assert code == 0, err
     assert "simulation on edge_accel at 500 MHz" in out and "request stream: 20 round-robin requests" in out
     asm = (tmp_path / "p.asm").read_text()
     assert asm.startswith("; aalbert program: task cola on edge_accel") and " gemm " in asm
-    assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    processes = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert processes == {1: "cola on edge_accel", 2: "sst2 on edge_accel"}  # every task's program, one process each
+    assert all(any(e["ph"] == "X" and e["pid"] == pid for e in events) for pid in processes)
     sims = json.loads((tmp_path / "s.json").read_text())
     assert set(sims["tasks"]) == {"cola", "sst2"} and sims["stream"]["requests"] == 20
-    code, out2, _ = call(compile_cli.main, argv[:-6] + ["--emit", "json", "-o", tmp_path / "p.json"], capsys)
+    code, out2, _ = call(compile_cli.main, base + ["--emit", "json", "-o", tmp_path / "p.json"], capsys)
     assert code == 0 and json.loads((tmp_path / "p.json").read_text())["programs"][0]["task"] == "cola"
 
 

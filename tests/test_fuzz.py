@@ -424,7 +424,8 @@ def test_sweep_cache_entries(tmp_path_factory):
     """A truncated or forged cache entry is not this point's: computed again, never fatal."""
     point = {"memory.sram.capacity_bytes": 4194304, "model.bottleneck": 32}
     seed = (json.dumps({"point": point, "metrics": {"feasible": True, "energy_mj": 1.5, "area_mm2": 2.0,
-                                                    "latency_ms": 3.0}}, sort_keys=True) + "\n").encode()
+                                                    "latency_ms": 3.0, "dram_bytes_per_inference": 0,
+                                                    "dram_bytes_per_switch": 4.0}}, sort_keys=True) + "\n").encode()
 
     @FUZZ
     @given(mutated(seed, NUMBERS + (b"true", b"false", b"null", b"{", b"}", b"[", b"]", b'"', b":", b",")))
@@ -433,7 +434,8 @@ def test_sweep_cache_entries(tmp_path_factory):
         with time_limit(CASE_SECONDS):
             got = cached(path, point)
         assert got is None or (got["feasible"] is False and isinstance(got["reason"], str)) or all(
-            isinstance(got[m], (int, float)) and math.isfinite(got[m]) for m in ("energy_mj", "area_mm2", "latency_ms"))
+            isinstance(got[m], (int, float)) and math.isfinite(got[m]) and got[m] >= 0
+            for m in ("energy_mj", "area_mm2", "latency_ms"))
     case()
 
 

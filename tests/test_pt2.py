@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,3 +260,56 @@ def test_a_pt2_declaring_more_than_the_budget_is_refused_before_anything_is_read
     path.write_bytes(bytes(data))
     assert_clean_error(compile_cli.main, [path, "--seq-len", SEQ, "--max-memory", "1G"], capsys,
                        "big.pt2: the archive needs 4 GiB, more than the memory budget of 1 GiB")
+
+
+@pytest.fixture(scope="session")
+def static_pt2(tmp_path_factory, tiny_models):
+    """The tiny cola model exported with static shapes: batch 2, sequence SEQ."""
+    from aalbert.examples.export import INPUT_NAMES, NamedOutput
+    from aalbert.examples.zoo import example_inputs
+
+    model = tiny_models["adapter-albert"]["cola"]
+    inputs = example_inputs(model.config, 2, SEQ)
+    ep = torch.export.export(NamedOutput(model).eval(), tuple(inputs[n] for n in INPUT_NAMES), strict=False)
+    path = tmp_path_factory.mktemp("static") / "static.pt2"
+    torch.export.save(ep, str(path))
+    return path
+
+
+def test_a_static_program_compiles_at_its_own_shapes(capsys, static_pt2):
+    code, out, err = call(compile_cli.main, [static_pt2, "--seq-len", SEQ], capsys)  # its own sequence: honoured
+    assert code == 0, err
+    assert out.startswith("aalbert-compile: 1 task from 1 file, batch 2, sequence 16\n")
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--seq-len", 8], "static.pt2: input 'input_ids' has the static shape [2, 16], so --seq-len 8 cannot apply (its "
+                       "dimension 1 is 16); leave --seq-len out, or export the model with that dimension dynamic"),
+    (["--batch", 1], "static.pt2: input 'input_ids' has the static shape [2, 16], so --batch 1 cannot apply (its "
+                     "dimension 0 is 2)"),
+    (["--dim", "seq=8"], "--dim seq=8: no model input has a dynamic dimension named 'seq' (the dynamic dimensions: "
+                         "none)"),
+])
+def test_a_static_program_refuses_other_shapes(capsys, static_pt2, extra, match):
+    assert_clean_error(compile_cli.main, [static_pt2, *extra], capsys, match)
+
+
+def test_a_program_returning_a_model_output_says_to_return_a_tuple_or_dict(tmp_path, capsys):
+    from transformers.modeling_outputs import BaseModelOutput
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return BaseModelOutput(last_hidden_state=self.proj(x))
+
+    path = tmp_path / "hf.pt2"
+    torch.export.save(torch.export.export(Encoder(), (torch.ones(1, 4),), strict=False), str(path))
+    # in a process that has not imported transformers (which registers its outputs with torch), as a user's
+    r = subprocess.run([str(Path(sys.executable).parent / "aalbert-compile"), str(path)], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "the program returns a transformers.modeling_outputs.BaseModelOutput, which torch.export.load cannot " \
+           "rebuild: export a model that returns a tuple or a dict of tensors" in r.stderr

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -297,3 +298,34 @@ def test_early_exit_study_options_are_checked_first(tmp_path, capsys):
     assert_clean_error(study_cli.main, ["--size", "tiny", "--early-exit", "--out", tmp_path / "o"], capsys,
                        "key 'histogram' has 12 entries; the tiny models have 3 layers")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda text: re.sub(r'"energy_mj": [^,}]+', '"energy_mj": -5', text), "energy_mj is -5, not a finite number >= 0"),
+    (lambda text: re.sub(r'"latency_ms": [^,}]+', '"latency_ms": NaN', text), "latency_ms is nan, not a finite number >= 0"),
+    (lambda text: text[: len(text) // 2], "not JSON (truncated?)"),
+])
+def test_invalid_cache_entries_are_computed_again_with_one_line(tmp_path, capsys, edit, why):
+    path = tmp_path / "one.toml"
+    path.write_text('[sweep]\nsize = "tiny"\ntasks = 1\nseq_len = 16\nrequests = 2\n[parameters]\n'
+                    '"model.bottleneck" = [4]\n')
+    argv = [path, "--cache", tmp_path / "cache", "--jobs", 1, "--out", tmp_path / "out"]
+    code, _, err = call(sweep_cli.main, argv, capsys)
+    assert code == 0, err
+    (entry,) = (tmp_path / "cache").glob("*.json")
+    good = entry.read_text()
+    entry.write_text(edit(good))
+    code, out, err = call(sweep_cli.main, argv, capsys)
+    assert code == 0 and "1 point computed, 0 from the cache" in out, err
+    assert err.strip() == f"aalbert-sweep: cache entry {entry}: {why}; computing the point again"
+    assert entry.read_text() == good and "-5.000" not in out
+
+
+def test_study_tables_say_when_a_chip_has_no_area_model(tmp_path, capsys):
+    code, out, err = call(study_cli.main, ["--targets", "tpu_like", "--size", "tiny", "--tasks", "1", "--families",
+                                           "adapter-albert", "--no-sized", "--no-accounting", "--seq-len", 16,
+                                           "--requests", 2, "--out", tmp_path], capsys)
+    assert code == 0, err
+    text = (tmp_path / "study.md").read_text()
+    assert "| tpu_like | adapter-ALBERT |" in text and "| no area model |" in text and "mJ, no area model |" in text
+    assert "0.00 mm²" not in text and "0.00 mm²" not in out

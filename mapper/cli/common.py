@@ -1,11 +1,19 @@
 """What the command-line tools share: one-line errors with exit status 2, outputs written together at
-the end and never over an input (`aalbert.ir.outputs`), the memory budget, and argument helpers."""
+the end and never over an input (`aalbert.ir.outputs`), the memory budget, and argument helpers.
+
+Every tool's parser (`ArgumentParser`) has `--version`, refuses an option that takes one value when it is
+given twice (argparse would keep the last), suggests the nearest option or choice for a mistyped one, and
+states the exit statuses in its `--help`: 0 done, 2 bad input (one line on stderr), 3 a result that is not a
+finite number (one line on stderr says where it arose; the outputs are still written), 130 and 143
+interrupted."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import gc
+import re
 import math
 import os
 import signal
@@ -20,13 +28,87 @@ from aalbert.ir.outputs import command_outputs, note_read, refuse_overlap
 from ..frontends import DimSpec
 
 EXIT_USAGE = 2
+EXIT_NOT_FINITE = 3
+
+EXIT_STATUS = """\
+exit status: 0 done; 2 bad input (files, options, targets: one line on stderr
+naming what is wrong, nothing written); 130 or 143 interrupted."""
+EXIT_STATUS_RESULTS = """\
+exit status: 0 done; 2 bad input (files, options, targets: one line on stderr
+naming what is wrong, nothing written); 3 a result, comparison or fidelity
+figure is NaN or infinite (printed as such, the outputs written, and one line
+on stderr per case saying where it arose); 130 or 143 interrupted."""
+
+
+def version() -> str:
+    """The installed package's version (the source tree's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("aalbert")
+    except PackageNotFoundError:
+        from aalbert import __version__
+        return __version__
+
+
+def _given_once(base: type[argparse.Action]) -> type[argparse.Action]:
+    """`base`, refusing a second occurrence of its option on one command line."""
+    class Once(base):  # type: ignore[valid-type, misc]
+        def __call__(self, parser, namespace, values, option_string=None):
+            given = parser.__dict__.setdefault("_given", set())
+            if self.dest in given:
+                parser.error(f"argument {'/'.join(self.option_strings)}: given twice (it takes one value; "
+                             "give it once)")
+            given.add(self.dest)
+            super().__call__(parser, namespace, values, option_string)
+    Once.__name__ = f"Once{base.__name__}"
+    return Once
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (raised, printed by `main`)."""
+    """argparse, but a usage error is one line (raised, printed by `main`) with the nearest option or choice
+    when one was mistyped, an option that takes one value is refused when given twice, and every tool has
+    `--version`. `results=True`: the tool can exit with status 3 (a result that is not finite), as its
+    `--help` says."""
+
+    def __init__(self, *args, results: bool = False, **kwargs):
+        kwargs.setdefault("epilog", EXIT_STATUS_RESULTS if results else EXIT_STATUS)
+        super().__init__(*args, **kwargs)
+        for name, base in ((None, argparse._StoreAction), ("store", argparse._StoreAction),
+                           ("store_const", argparse._StoreConstAction),
+                           ("store_true", argparse._StoreTrueAction), ("store_false", argparse._StoreFalseAction)):
+            self.register("action", name, _given_once(base))
+        self.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                          help="print the version and exit")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._given: set[str] = set()
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):  # type: ignore[override]
-        raise OptionError(f"{message} (see --help)")
+        raise OptionError(f"{message}{self._suggestion(message)} (see --help)")
+
+    def _suggestion(self, message: str) -> str:
+        """'; did you mean ...?' for a mistyped option or choice, else ''."""
+        options = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+        m = re.match(r"unrecognized arguments: (.*)", message)
+        if m:
+            for word in m.group(1).split():
+                if word.startswith("-"):
+                    near = difflib.get_close_matches(word.split("=", 1)[0], options, n=1, cutoff=0.6)
+                    if near:
+                        return f"; did you mean {near[0]}?"
+            return ""
+        m = re.match(r"argument (\S+): invalid choice: '(.*?)'", message)
+        if m:
+            action = next((a for a in self._actions if m.group(1) in a.option_strings or a.dest == m.group(1)
+                           or a.metavar == m.group(1)), None)
+            if action is not None and action.choices:
+                near = difflib.get_close_matches(m.group(2), [str(c) for c in action.choices], n=1, cutoff=0.6)
+                if near:
+                    return f"; did you mean '{near[0]}'?"
+        return ""
 
 
 class Terminated(BaseException):
@@ -44,6 +126,8 @@ def main_wrapper(prog: str, body: Callable[[Sequence[str] | None], int | None]):
         except AalbertError as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
             return EXIT_USAGE
+        except SystemExit as e:  # --help and --version
+            return e.code if isinstance(e.code, int) else 0
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)
             return 130
@@ -126,6 +210,13 @@ def add_quiet_arg(p: argparse.ArgumentParser) -> None:
                                                               "terminal either)")
 
 
+def not_finite(prog: str, notes: Iterable[str]) -> int:
+    """One line on stderr per result that is NaN or infinite, saying where it arose; the exit status."""
+    for note in notes:
+        print(f"{prog}: not finite: {note}", file=sys.stderr)
+    return EXIT_NOT_FINITE
+
+
 def finite(text: str, lo: float = -math.inf, hi: float = math.inf, what: str = "a number") -> float:
     try:
         x = float(text)
@@ -162,9 +253,10 @@ def positive_int(text: str) -> int:
 
 
 def add_dim_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("shapes (models with dynamic dimensions are fixed at compile time)")
-    g.add_argument("--batch", type=positive_int, default=1, help="batch size (default: 1)")
-    g.add_argument("--seq-len", type=positive_int, default=128, help="sequence length (default: 128)")
+    g = p.add_argument_group("shapes (models with dynamic dimensions are fixed at compile time; a shape asked for "
+                             "that a static model cannot take is an error)")
+    g.add_argument("--batch", type=positive_int, help="batch size (default: 1)")
+    g.add_argument("--seq-len", type=positive_int, help="sequence length (default: 128)")
     g.add_argument("--dim", action="append", default=[], metavar="NAME=N",
                    help="fix the named dynamic dimension NAME to N (repeatable)")
 
@@ -179,8 +271,12 @@ def dims_from_args(args: argparse.Namespace) -> DimSpec:
             n = 0
         if not eq or not name or n < 1:
             raise OptionError(f"--dim expects NAME=N with N >= 1, got {item!r}")
+        if name in named and named[name] != n:
+            raise OptionError(f"--dim {name} given twice ({named[name]} and {n})")
         named[name] = n
-    return DimSpec(args.batch, args.seq_len, named)
+    given = frozenset(k for k in ("batch", "seq_len") if getattr(args, k) is not None)
+    return DimSpec(1 if args.batch is None else args.batch, 128 if args.seq_len is None else args.seq_len, named,
+                   given)
 
 
 def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike], what: str) -> Path:

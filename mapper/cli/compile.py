@@ -13,12 +13,14 @@ from aalbert.ir.outputs import atomic_writer, make_dir
 
 from ..driver import Compiled, Fidelity, Placement, Stream, compile_module
 from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
-from ..summary import count
+from ..summary import count, shapes_compiled
 from .common import (ArgumentParser, add_budget_arg, add_dim_args, add_quiet_arg, check_output_path, declare_files,
-                     at_least_one, dims_from_args, fraction, main_wrapper, positive_int, progress_bar, settle_heap,
-                     sparsity)
+                     at_least_one, dims_from_args, fraction, main_wrapper, not_finite, positive_int, progress_bar,
+                     settle_heap, sparsity)
 
 DEFAULT_PIPELINE = "canonicalize,share"
+EXAMPLE_DEFAULTS = {"example": "adapter-albert", "tasks": 8, "size": "base", "bottleneck": None, "layers": None,
+                    "adapter_placement": "shared", "off_ramps": None, "task_specific": "adapters,layernorm,head"}
 
 DESCRIPTION = """\
 Compile transformer models for a heterogeneous-memory edge accelerator.
@@ -27,29 +29,33 @@ Give one ONNX file or torch.export program (.pt2, from torch.export.save)
 per task (the task is named after the file, or use --task NAME=PATH); weights
 that several files share are stored once.
 Without files, the built-in example is compiled: adapter-ALBERT (or ALBERT
-fine-tuned per task) with seeded random weights.
+fine-tuned per task) with seeded random weights; its options (--example,
+--tasks, --size, ...) are refused next to files.
+--list-targets and --list-policies name what is built in; with --target,
+--explain WEIGHT says why a weight is where the allocator put it.
 """
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="aalbert-compile", description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, results=True)
     p.add_argument("models", nargs="*", metavar="MODEL", help="ONNX (.onnx), torch.export (.pt2) or IR (.ir) files; one task per .onnx or .pt2 file")
     p.add_argument("--task", action="append", default=[], metavar="NAME=PATH", help="an .onnx or .pt2 file for task NAME")
-    ex = p.add_argument_group("built-in example (used when no models are given)")
-    ex.add_argument("--example", choices=("adapter-albert", "albert"), default="adapter-albert",
-                    help="model family (default: adapter-albert)")
-    ex.add_argument("--tasks", type=positive_int, default=8, help="number of GLUE tasks (default: 8)")
-    ex.add_argument("--size", choices=("base", "tiny", "xxlarge"), default="base", help="model size (default: base)")
+    p.add_argument("--list-targets", action="store_true", help="list the built-in targets, then exit")
+    p.add_argument("--list-policies", action="store_true", help="list the built-in compression policies, then exit")
+    ex = p.add_argument_group("built-in example (used when no models are given; refused with them)")
+    ex.add_argument("--example", choices=("adapter-albert", "albert"), help="model family (default: adapter-albert)")
+    ex.add_argument("--tasks", type=positive_int, help="number of GLUE tasks (default: 8)")
+    ex.add_argument("--size", choices=("base", "tiny", "xxlarge"), help="model size (default: base)")
     ex.add_argument("--bottleneck", type=positive_int, help="adapter bottleneck (default: 64; 8 for tiny)")
     ex.add_argument("--layers", type=positive_int,
                     help="times ALBERT applies its shared layer (default: 12; 3 for tiny)")
-    ex.add_argument("--adapter-placement", choices=("shared", "per_layer"), default="shared",
+    ex.add_argument("--adapter-placement", choices=("shared", "per_layer"),
                     help="one adapter pair for the repeated layer, or one per layer position (default: shared)")
     ex.add_argument("--off-ramps", nargs="?", const="classifier", choices=("classifier", "highway"),
                     help="an exit classifier after every layer but the last, for early exit: on the model's pooler "
                          "(classifier, the default) or with its own pooler, as EdgeBERT's highways (highway)")
-    ex.add_argument("--task-specific", default="adapters,layernorm,head", metavar="GROUPS",
+    ex.add_argument("--task-specific", metavar="GROUPS",
                     help="adapter-ALBERT: parameter groups each task owns, from adapters, layernorm, head, "
                          "pooler, embeddings (default: adapters,layernorm,head)")
     add_dim_args(p)
@@ -93,7 +99,8 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--report-json", metavar="FILE", help="write the memory map and allocation as JSON")
     t.add_argument("--emit", choices=("asm", "json"), help="write the instruction programs (with -o FILE)")
     t.add_argument("-o", "--output", metavar="FILE", help="where --emit writes")
-    t.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace of the first task's program")
+    t.add_argument("--trace", metavar="FILE",
+                   help="write a Chrome/Perfetto trace of every task's program (one process per task)")
     t.add_argument("--sim-json", metavar="FILE", help="write the simulation results as JSON")
     t.add_argument("--requests", type=int, default=100, metavar="N",
                    help="simulate a stream of N requests over the tasks (default: 100; 0: none)")
@@ -104,6 +111,10 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--memory-map", metavar="FILE", help="draw the memory map (.png or .svg)")
     t.add_argument("--roofline", metavar="FILE",
                    help="draw the first task's roofline, per layer (.png or .svg)")
+    t.add_argument("--explain", action="append", default=[], metavar="WEIGHT",
+                   help="say why WEIGHT is where it is: its kind, layers, tasks, place, and what every other place "
+                        "would cost per inference; WEIGHT is a symbol (@backbone.layer.query.weight), words of its "
+                        "kind, layer and task ('ffn layer 2 cola'), or part of a symbol (repeatable)")
     p.add_argument("--dump-ir", metavar="DIR",
                    help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
                         "and the compiled module with its weights (module.ir + module.npz)")
@@ -118,6 +129,9 @@ def _main(argv) -> int:
     from aalbert.passes.base import parse_pipeline
 
     args = build_parser().parse_args(argv)
+    if args.list_targets or args.list_policies:
+        sys.stdout.write(_listing(args))
+        return 0
     dims = dims_from_args(args)
     pipeline = args.passes + _compression_passes(args)
     placement = _placement(args)
@@ -130,7 +144,7 @@ def _main(argv) -> int:
         check_output_path(o, reads, "report")
     if len(set(outputs)) != len(outputs):
         raise OptionError("two outputs would go to the same file")
-    needs_target = [f for f in ("report_json", "memory_map", "emit", "trace", "sim_json", "roofline")
+    needs_target = [f for f in ("report_json", "memory_map", "emit", "trace", "sim_json", "roofline", "explain")
                     if getattr(args, f)]
     if needs_target and not args.target:
         raise OptionError(f"--{needs_target[0].replace('_', '-')} needs --target")
@@ -172,36 +186,90 @@ def _main(argv) -> int:
             for name, text in compiled.dumps:
                 with atomic_writer(dump_dir / name) as f:
                     f.write(text.encode())
+        explained = compiled.explain(*args.explain) if args.explain else ""
         if placement is not None:
             _write_target_outputs(args, compiled)
     print(compiled.report, end="")
+    if explained:
+        print("\n" + explained, end="")
+    if compiled.not_finite:
+        return not_finite("aalbert-compile", compiled.not_finite)
     return 0
 
 
+def _listing(args) -> str:
+    """The built-in targets and compression policies, a line each."""
+    from aalbert.passes.compress import BUILTIN_POLICIES
+    from aalbert.targets.spec import builtin_targets, load_target
+
+    from ..summary import table
+
+    if args.models or args.task:
+        raise OptionError("--list-targets and --list-policies take no model files")
+    lines = []
+    if args.list_targets:
+        lines += table(["target", "description"], [[n, load_target(n).description] for n in builtin_targets()],
+                       "ll")
+    if args.list_policies:
+        lines += [""] if lines else []
+        lines += table(["policy", "what it does"], [[n, _describe(p)] for n, p in BUILTIN_POLICIES.items()], "ll")
+    return "\n".join(lines) + "\n"
+
+
+def _describe(policy) -> str:
+    """A policy's rules in one line: 'embedding: afloat<8,3>, 60 % sparse (bitmask); ...'."""
+    from aalbert.ir.encoding import KINDS
+
+    if not policy.rules:
+        return "no compression: every weight stays as it is"
+    parts = []
+    for r in policy.rules:
+        what = "every other weight" if set(r.kinds) == set(KINDS) else ", ".join(r.kinds)
+        if r.role != "any":
+            what += f" ({r.role})"
+        how = [str(r.format) if r.format is not None else "format kept"]
+        if r.format is not None and str(r.format).startswith("int"):
+            how[-1] += f" per {r.granularity}"
+        if r.sparsity:
+            block = f" in {r.block[0]}x{r.block[1]} blocks" if r.block else ""
+            how.append(f"{100 * r.sparsity:g} % pruned{block} ({r.storage or 'bitmask'})")
+        parts.append(f"{what}: {', '.join(how)}")
+    return "; ".join(parts)
+
+
 def _load(args, named, dims):
-    """The module to compile and the summary's title line."""
+    """The module to compile and the summary's title line (with the shapes the graphs were compiled at)."""
+    given = [k for k in EXAMPLE_DEFAULTS if getattr(args, k) is not None]
     if named:
         if args.off_ramps:
             raise OptionError("--off-ramps adds off-ramps to the built-in example; a model file brings its own "
                               "(outputs named exit_logits_<k>)")
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise OptionError(f"{flag} shapes the built-in example, which is not compiled when model files are "
+                              f"given; drop {flag} (or the files)")
         module = load_files(named, dims)
         title = f"aalbert-compile: {count(len(module.graphs), 'task')} from {count(len(named), 'file')}, " \
-                f"batch {dims.batch}, sequence {dims.seq_len}"
+                f"{shapes_compiled(module)}"
     else:
-        groups = tuple(g.strip() for g in args.task_specific.split(",") if g.strip())
-        spec = ExampleSpec(args.example, args.tasks, args.size, args.bottleneck, args.adapter_placement, groups,
-                           layers=args.layers, off_ramps=args.off_ramps)
+        if dims.named:
+            raise OptionError("--dim fixes dimensions of model files; the built-in example takes --batch and "
+                              "--seq-len")
+        opts = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in EXAMPLE_DEFAULTS.items()}
+        groups = tuple(g.strip() for g in opts["task_specific"].split(",") if g.strip())
+        spec = ExampleSpec(opts["example"], opts["tasks"], opts["size"], opts["bottleneck"],
+                           opts["adapter_placement"], groups, layers=opts["layers"], off_ramps=opts["off_ramps"])
         module = load_example(spec, dims)
         layers = f", {spec.layers} layers" if spec.layers is not None else ""
         layers += f", {spec.off_ramps} off-ramps" if spec.off_ramps else ""
         title = f"aalbert-compile: example {spec.family} ({spec.size}{layers}, {count(spec.tasks, 'task')}), " \
-                f"batch {dims.batch}, sequence {dims.seq_len}"
+                f"{shapes_compiled(module)}"
     return module, title
 
 
 def _write_target_outputs(args, compiled: Compiled) -> None:
     from aalbert.targets.program import programs_asm, programs_json
-    from aalbert.targets.trace import trace_json
+    from aalbert.targets.trace import traces_json
 
     from ..memory_report import memory_json, plot_memory_map
     from ..sim_report import roofline_figure, sim_json
@@ -214,7 +282,7 @@ def _write_target_outputs(args, compiled: Compiled) -> None:
             f.write(body.encode())
     if args.trace:
         with atomic_writer(args.trace) as f:
-            f.write(trace_json(backend.program(first), backend.results[first]).encode())
+            f.write(traces_json([(backend.program(t), backend.results[t]) for t in module.graphs]).encode())
     extra = {}
     if backend.exits is not None:
         from ..exit_report import exit_json

@@ -11,13 +11,20 @@ from aalbert.ir.fileio import load_module, save_module
 from aalbert.ir.outputs import atomic_writer, make_dir
 from aalbert.ir.printer import print_module
 
-from .common import ArgumentParser, add_budget_arg, check_output_path, declare_files, main_wrapper
+from ..explain import weights_named
+from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, check_output_path, declare_files, main_wrapper,
+                     progress_bar)
 
 DESCRIPTION = """\
 Run a pass pipeline on an IR file and print (or write) the result.
 
 The IR file's .npz sidecar, if present next to it, is loaded too; passes
-that need weight data skip modules without it.
+that need weight data skip modules without it. A module that is already
+placed (weights in memory levels: --dump-ir with --target) has its
+placement verified against --target before any pass runs, and the result
+after them; a placed module without --target is refused (unless the
+pipeline places it anew with allocate), since nothing else says which
+memories its offsets are in.
 """
 
 
@@ -30,6 +37,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.ir", help="write the result here (and OUT.npz) instead of stdout")
     p.add_argument("--dump-ir", metavar="DIR", help="write the IR after each pass as NN-<pass>.ir")
     p.add_argument("--list-passes", action="store_true", help="list the passes and their options, then exit")
+    p.add_argument("--target", metavar="NAME|FILE",
+                   help="the target a placed module was placed on: its placement is verified against it")
+    p.add_argument("--spill", action="store_true",
+                   help="with --target: the placement may keep weights off chip where the target keeps them only "
+                        "when spilling")
+    add_quiet_arg(p)
     add_budget_arg(p)
     return p
 
@@ -66,9 +79,26 @@ def _main(argv) -> int:
         if dump_dir.exists() and not dump_dir.is_dir():
             raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
         declare_files([], [dump_dir / f"{i:02d}-{p.name}.ir" for i, p in enumerate(pipeline, start=1)], "IR dump")
+    if args.spill and not args.target:
+        raise OptionError("--spill goes with --target")
+    target = None
+    if args.target:
+        from aalbert.targets.spec import load_target
+        target = load_target(args.target)
     module = load_module(args.input)
     manager = PassManager(pipeline, verify_each=True, keep_text=dump_dir is not None)
-    module = manager.run(module)
+    current = [module]
+    with weights_named(lambda: current[0]), progress_bar(len(pipeline), "passes", "pass", args.quiet) as bar:
+        if not any(p.name == "allocate" for p in pipeline):  # allocate places anew (and verifies what it places)
+            _check_placement(module, target, args, "")
+
+        def before(p, m) -> None:
+            current[0] = m
+            bar.set_description(p.name)
+            bar.update(1)
+
+        module = current[0] = manager.run(module, before)
+        _check_placement(module, target, args, f" after {', '.join(p.name for p in pipeline)}")
     if dump_dir is not None:
         make_dir(dump_dir)
         for name, text in manager.dumps:
@@ -79,6 +109,26 @@ def _main(argv) -> int:
     else:
         sys.stdout.write(print_module(module))
     return 0
+
+
+def _check_placement(module, target, args, when: str) -> None:
+    """A placed module's placement, verified against the target it was placed on."""
+    from aalbert.ir.errors import AalbertError
+
+    if not any(w.placement is not None for w in module.weights.values()) and not any(
+            g.arena is not None and g.arena.level is not None for g in module.graphs.values()):
+        return
+    if target is None:
+        if when:
+            return  # placed by the pipeline's own allocate, which verifies what it places
+        levels = sorted({w.placement.level for w in module.weights.values() if w.placement is not None})
+        raise OptionError(f"{args.input}: its weights are placed (in {', '.join(levels) or 'no level'}); name the "
+                          "target it was placed on with --target, so that the placement is verified")
+    from aalbert.targets.check import verify_placement
+    try:
+        verify_placement(module, target, spill=args.spill)
+    except AalbertError as e:
+        raise OptionError(f"{args.input}{when}: {e} (checked against {target.name})") from None
 
 
 main = main_wrapper("aalbert-opt", _main)

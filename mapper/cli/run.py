@@ -10,11 +10,13 @@ import numpy as np
 
 from aalbert.ir.errors import AalbertError, OptionError
 from aalbert.ir.fileio import load_module, read_npz, write_npz
-from aalbert.ir.interpreter import run
+from aalbert.ir.interpreter import not_finite_origin, run, what_non_finite
 from aalbert.ir.module import Module
 
+from ..explain import labelled, weights_named
 from ..frontends import DimSpec, import_onnx
-from .common import ArgumentParser, add_budget_arg, check_output_path, main_wrapper
+from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, check_output_path, main_wrapper, not_finite,
+                     progress_bar)
 
 DESCRIPTION = """\
 Run one task of a model on numpy with aalbert's reference interpreter.
@@ -23,13 +25,16 @@ MODEL is an ONNX file or a torch.export program saved as .pt2 (one task;
 its dynamic dimensions are fixed from the shapes of the inputs given), or an
 IR file with its .npz sidecar of weights.
 Inputs and outputs are .npz files keyed by the model's own input and output
-names.
+names. Outputs that hold NaN or inf are written and printed as such, with a
+line on stderr saying where the first arose (exit status 3).
+With --target, a module that is already placed (an IR file from --dump-ir)
+has its placement verified against the target before it runs.
 """
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="aalbert-run", description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, results=True)
     p.add_argument("model", metavar="MODEL", help="an .onnx or .pt2 file, or an .ir file with its .npz sidecar")
     p.add_argument("--task", help="the task to run (needed when an IR file holds several)")
     p.add_argument("--inputs", required=True, metavar="IN.npz", help="input arrays by input name")
@@ -40,6 +45,7 @@ def build_parser() -> ArgumentParser:
                         "largest difference from the interpreter on the same compiled module")
     p.add_argument("--compress", metavar="POLICY", help="with --target: compress by a policy first (e.g. edgebert)")
     p.add_argument("--spill", action="store_true", help="with --target: allow weights off chip")
+    add_quiet_arg(p)
     add_budget_arg(p)
     return p
 
@@ -78,19 +84,33 @@ def _main(argv) -> int:
     if (args.compress or args.spill) and not args.target:
         raise OptionError("--compress and --spill go with --target")
     inputs = read_npz(args.inputs, "inputs")
-    module, task = _load(args.model, args.task, inputs)
-    if args.target:
-        outputs = _on_target(module, task, inputs, args)
-    else:
-        outputs = run(module, task, inputs)
+    with progress_bar(5 if args.target else 2, "importing", "step", args.quiet) as bar:
+        module, task = _load(args.model, args.task, inputs)
+        bar.update(1)
+        if args.target:
+            outputs, notes = _on_target(module, task, inputs, args, bar)
+        else:
+            bar.set_description("interpreting")
+            outputs = run(module, task, inputs)
+            notes = _not_finite(module, task, inputs, outputs)
+        bar.update(1)
     write_npz(out, outputs)
     for name, value in outputs.items():
-        print(f"{name}: {list(value.shape)} {value.dtype}")
-    return 0
+        held = what_non_finite(value)
+        print(f"{name}: {list(value.shape)} {value.dtype}" + (f" (holds {held})" if held else ""))
+    return not_finite("aalbert-run", notes) if notes else 0
 
 
-def _on_target(module: Module, task: str, inputs, args) -> dict[str, np.ndarray]:
+def _not_finite(module: Module, task: str, inputs, outputs: dict[str, np.ndarray]) -> list[str]:
+    """Where the interpreter's first output holding NaN or inf got it (a line), or nothing."""
+    if not any(what_non_finite(v) for v in outputs.values()):
+        return []
+    return [labelled(module, not_finite_origin(module, task, inputs) or f"an output of task '{task}' holds NaN or inf")]
+
+
+def _on_target(module: Module, task: str, inputs, args, bar) -> tuple[dict[str, np.ndarray], list[str]]:
     from aalbert.passes.base import PassManager, parse_pipeline
+    from aalbert.targets.check import verify_placement
     from aalbert.targets.functional import execute
     from aalbert.targets.lower import lower
     from aalbert.targets.spec import load_target
@@ -98,21 +118,44 @@ def _on_target(module: Module, task: str, inputs, args) -> dict[str, np.ndarray]
     target = load_target(args.target)
     placed = all(w.placement is not None for w in module.weights.values()) and all(
         g.arena is not None and g.arena.level is not None for g in module.graphs.values())
-    if not placed:
-        steps = ["canonicalize", "share"] + ([f"compress{{policy={args.compress}}}"] if args.compress else [])
-        steps += [f"plan-activations{{target={args.target}}}",
-                  f"allocate{{target={args.target},spill={'true' if args.spill else 'false'}}}"]
-        module = PassManager(parse_pipeline(",".join(steps))).run(module)
-    elif args.compress:
-        raise OptionError(f"{args.model} is already placed; compress before placing it")
-    program = lower(module, target, task)
-    print(f"functional execution of task {task} on {target.name}: {len(program.instrs)} instructions")
-    outputs = execute(program, module, target, inputs)
+    current = [module]
+    with weights_named(lambda: current[0]):
+        bar.set_description("placing")
+        if not placed:
+            steps = ["canonicalize", "share"] + ([f"compress{{policy={args.compress}}}"] if args.compress else [])
+            steps += [f"plan-activations{{target={args.target}}}",
+                      f"allocate{{target={args.target},spill={'true' if args.spill else 'false'}}}"]
+            module = current[0] = PassManager(parse_pipeline(",".join(steps))).run(
+                module, lambda p, m: current.__setitem__(0, m))
+        elif args.compress:
+            raise OptionError(f"{args.model} is already placed; compress before placing it")
+        else:  # placed elsewhere: checked against this target before anything runs on it
+            try:
+                verify_placement(module, target, spill=args.spill)
+            except AalbertError as e:
+                raise OptionError(f"{args.model}: {e} (checked against {target.name})") from None
+        bar.update(1)
+        bar.set_description("lowering")
+        program = lower(module, target, task)
+        bar.update(1)
+        print(f"functional execution of task {task} on {target.name}: {len(program.instrs)} instructions")
+        bar.set_description("executing")
+        outputs = execute(program, module, target, inputs)
+        bar.update(1)
     # the program's GEMMs run in column chunks, which BLAS sums in another order: equal to float32 rounding
+    bar.set_description("interpreting")
     reference = run(module, task, inputs)
-    worst = max(float(np.max(np.abs(outputs[k].astype(np.float64) - reference[k]), initial=0.0)) for k in outputs)
+    with np.errstate(invalid="ignore"):  # inf - inf
+        diffs = {k: np.abs(outputs[k].astype(np.float64) - reference[k]) for k in outputs}
+    nan = [k for k, d in diffs.items() if np.isnan(d).any()]
+    worst = float("nan") if nan else max((float(np.max(d, initial=0.0)) for d in diffs.values()), default=0.0)
     print(f"largest difference from the interpreter on the same compiled module: {worst:.3g}")
-    return outputs
+    notes = _not_finite(module, task, inputs, reference)
+    if not notes and (nan or not np.isfinite(worst)):
+        k = nan[0] if nan else next(k for k in outputs if what_non_finite(outputs[k]))
+        notes = [f"output '{k}' of task '{task}' holds {what_non_finite(outputs[k])} when run on {target.name}, "
+                 "where the interpreter's is finite"]
+    return outputs, notes
 
 
 main = main_wrapper("aalbert-run", _main)

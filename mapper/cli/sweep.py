@@ -18,10 +18,13 @@ from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_file
 
 DESCRIPTION = """\
 Evaluate every point of a design space (target numbers, compression, model and
-workload choices; see mapper/sweep.py for the file format) and list the Pareto
-front of energy, area and latency. Points are cached in the cache directory by
-a hash of their inputs: run the same command again to resume an interrupted
-sweep. Writes sweep.csv, sweep.md and pareto.png/.svg into the output directory.
+workload choices; docs/sweeps.md describes the file format) and list the
+Pareto front of energy, area and latency. Points are cached in the cache
+directory by a hash of their inputs: run the same command again to resume an
+interrupted sweep. A cache entry that is not valid (truncated, edited, a
+number negative or not finite) is computed again, with a line on stderr
+naming it. Writes sweep.csv, sweep.md and pareto.png/.svg into the output
+directory.
 """
 
 
@@ -49,7 +52,8 @@ def _main(argv) -> int:
     cache = args.cache or default_cache_dir()
     client = connect(args.cluster) if args.cluster else None
     with progress_bar(len(sweep.points), "points", "pt", args.quiet) as bar:
-        rows, computed = run_sweep(sweep, cache, args.jobs, client, bar)
+        rows, computed = run_sweep(sweep, cache, args.jobs, client, bar,
+                                   warn=lambda line: bar.write(f"aalbert-sweep: {line}", file=sys.stderr))
     front = pareto(rows)
     feasible = [r for r in rows if r["feasible"]]
     if not feasible:
@@ -65,7 +69,7 @@ def _main(argv) -> int:
                                          "DRAM per task switch (MB)"]) + " |",
              "|" + "---|" * len(names) + "---:|---:|---:|---:|---:|"]
     for r in sorted(front, key=lambda r: (r["energy_mj"], r["area_mm2"], r["latency_ms"])):
-        lines.append("| " + " | ".join(str(r[n]) for n in names) + f" | {r['energy_mj']:.3f} | {r['area_mm2']:.2f} | "
+        lines.append("| " + " | ".join(str(r[n]) for n in names) + f" | {r['energy_mj']:.3f} | {_area(r['area_mm2'])} | "
                      f"{r['latency_ms']:.2f} | {r['dram_bytes_per_inference'] / 1e6:.2f} | "
                      f"{r['dram_bytes_per_switch'] / 1e6:.2f} |")
     with atomic_writer(out / "sweep.md") as f:
@@ -76,6 +80,10 @@ def _main(argv) -> int:
     print(f"\n{count(computed, 'point')} computed, {len(rows) - computed} from the cache; wrote {out}/sweep.csv, "
           f"{out}/sweep.md, {out}/pareto.png, {out}/pareto.svg")
     return 0
+
+
+def _area(mm2: float) -> str:
+    return f"{mm2:.2f}" if mm2 > 0 else "no area model"
 
 
 main = main_wrapper("aalbert-sweep", _main)

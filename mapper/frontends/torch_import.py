@@ -13,6 +13,7 @@ model: a `ModelOutput`'s or dict's keys, `output` for a lone tensor,
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -96,8 +97,22 @@ def import_exported(ep: ExportedProgram, module: Module, task: str, dims: DimSpe
 def import_pt2(path: str | os.PathLike, module: Module, task: str | None = None, dims: DimSpec = DimSpec(),
                input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
     """Import a `.pt2` file (`torch.export.save`) as task `task` (default: the file's stem)."""
-    ep = load_pt2(path)
+    try:
+        ep = load_pt2(path)
+    except FrontendError as e:
+        raise FrontendError(_with_output_hint(str(e))) from None
     return import_exported(ep, module, task or Path(path).stem, dims, input_shapes, where=str(path))
+
+
+def _with_output_hint(message: str) -> str:
+    """A program whose outputs are a class torch cannot rebuild on load (a Hugging Face `ModelOutput`): say
+    how to save one it can."""
+    m = re.search(r"Deserializing (\S+) in pytree is not registered", message)
+    if m is None:
+        return message
+    return (f"{message}; the program returns a {m.group(1)}, which torch.export.load cannot rebuild: export a "
+            "model that returns a tuple or a dict of tensors (for a Hugging Face model, return_dict=False, or a "
+            "wrapper returning dict(outputs)) and save it again")
 
 
 def _finish(module: Module, graph: Graph) -> Graph:
