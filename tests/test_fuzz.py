@@ -294,6 +294,72 @@ def test_pt2_importer(tmp_path_factory, pt2_seed):
     fuzz_files(pt2_file(), tmp_path_factory, "cola.pt2", lambda p: import_pt2(p, Module(), "cola", DimSpec(1, 8)))
 
 
+@pytest.fixture(scope="module")
+def placed_seed(tmp_path_factory, ir_seed):
+    """The IR seed placed on edge_accel (a placement fact on every weight and arena), saved: (text, npz)."""
+    from aalbert.passes.base import PassManager, parse_pipeline
+
+    d = tmp_path_factory.mktemp("placed")
+    write(d, "m.npz", ir_seed[1])
+    module = load_module(write(d, "m.ir", ir_seed[0]))
+    module = PassManager(parse_pipeline("canonicalize,share,plan-activations{target=edge_accel},"
+                                        "allocate{target=edge_accel}")).run(module)
+    save_module(module, d / "placed.ir")
+    return (d / "placed.ir").read_bytes(), (d / "placed.npz").read_bytes()
+
+
+PLACEMENT_VALUES = ("0", "1", "63", "64", "4096", "1048576", "8388607", "8388608", "99999999999", "-1",
+                    '"rram"', '"sram"', '"dram"', '"nowhere"', '"resident"', '"staged"', '"spilled"', '"swapped"')
+
+
+def test_placement_verifier(tmp_path_factory, placed_seed, ir_seed):
+    """Placement facts of a placed module changed (weights' offsets, levels and residencies, arenas,
+    activations' offsets): the verifier refuses
+    the module in one line, or the module lowers and runs on the target."""
+    import re
+
+    from aalbert.ir.interpreter import run
+    from aalbert.targets.check import verify_placement
+    from aalbert.targets.functional import execute
+    from aalbert.targets.lower import lower
+    from aalbert.targets.spec import load_target
+
+    from .helpers import random_feeds
+
+    target = load_target("edge_accel")
+    text, npz = placed_seed
+    facts = [m.span(2) for m in re.finditer(rb"\b(offset|level|residency|size|swap_offset) = (-?[0-9]+|\"[a-z]+\")",
+                                            text)]
+    facts += [m.span(1) for m in re.finditer(rb" at ([0-9]+)", text)]  # activations' arena offsets
+
+    @st.composite
+    def moved(draw):
+        data = bytearray(text)
+        for start, end in sorted(draw(st.lists(st.sampled_from(facts), min_size=1, max_size=3, unique=True)),
+                                 reverse=True):
+            data[start:end] = draw(st.sampled_from(PLACEMENT_VALUES)).encode()
+        return bytes(data)
+
+    def load_check_run(path):
+        module = load_module(path)
+        verify_placement(module, target, spill=False)
+        for task, graph in module.graphs.items():
+            feeds = random_feeds(graph)
+            got = execute(lower(module, target, task), module, target, feeds)
+            want = run(module, task, feeds)
+            for name, value in want.items():  # an accepted placement computes what the module means
+                np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5)
+
+    d = tmp_path_factory.mktemp("placed-npz")
+    write(d, "m.npz", npz)
+
+    @FUZZ
+    @given(moved())
+    def case(data):
+        loads_cleanly(load_check_run, write(d, "m.ir", data))
+    case()
+
+
 # values that make torch.export.load run code, each planted where the archive's JSON has a string
 HOSTILE_STRINGS = ("__import__('os').system('touch {m}')", "Symbol('s0') + __import__('os').system('touch {m}')",
                    "torch.os.system", "torch.ops.aten.__class__.__init__", "opaque_obj_0", "custom_obj_0",
