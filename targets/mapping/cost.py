@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .capacity import fits
+from .columns import Candidates
 from .loops import DIMS, ORDERS, STAGES, ceil_div, max_sum, relevant, tiles_sum
 from .problem import Arch, Gemm
 from .steps import StepWalk
@@ -77,12 +78,13 @@ class Model(StepWalk):
 
     def __init__(self, g: Gemm, arch: Arch, c: dict[str, np.ndarray]):
         self.g, self.arch, self.c = g, arch, c
-        self.size = len(c["df"])
+        self.cand = Candidates.of(c)
+        self.size = len(self.cand)
         self.full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
         self.rel = relevant(g)
         self.homes = {"a": g.a_home, "w": g.w_home, "o": g.o_home}
         self.via = {op: arch.via.get(h) for op, h in self.homes.items()}
-        self.staged = {op: c["stage"] == STAGES.index(op) for op in ("a", "w", "o")}
+        self.staged = {op: self.cand.stage == STAGES.index(op) for op in ("a", "w", "o")}
         self.stage_level = next((v for v in self.via.values() if v is not None), None)
         self._dur: dict[tuple, tuple] = {}
 
@@ -137,17 +139,17 @@ class Model(StepWalk):
     def run(self, exact: bool = True) -> Costs:
         """Every candidate's costs; with `exact` False its cycles are only a lower bound (the array's compute, or
         the bytes on its busiest port at that port's bandwidth), which is cheap: the search's bound."""
-        g, arch, c, size = self.g, self.arch, self.c, self.size
+        g, arch, c, size = self.g, self.arch, self.cand, self.size
         R, C = arch.rows, arch.cols
         full = self.full
-        blk = {d: c["b" + d] for d in DIMS}
+        blk = c.block
         nblk = {d: ceil_div(full[d], blk[d]) for d in DIMS}
-        stile = {d: c["t" + d] for d in DIMS}
+        stile = c.tile
         nst = {d: ceil_div(full[d], stile[d]) for d in DIMS}
         inner = {d: nblk[d] / nst[d] for d in DIMS}
         n = (nblk["b"] * nblk["m"] * nblk["k"] * nblk["n"]).astype(float)
-        ws, os_, is_ = c["df"] == 0, c["df"] == 1, c["df"] == 2
-        pe_hold = c["hold"] == 0
+        ws, os_, is_ = c.ws, c.os, c.is_
+        pe_hold = c.pe_hold
         w_b = g.b if g.w_batched else 1
         size_b = {"a": g.b * g.m * g.k * g.a_elem, "w": w_b * g.k * g.n * (g.w_elem + g.w_mask),
                   "o": g.b * g.m * g.n * g.o_elem}
@@ -161,22 +163,22 @@ class Model(StepWalk):
         s_is_a, s_is_w = is_, ws
 
         # array tiles and compute
-        t_rows = np.where(os_, ceil_div(c["bm"], R), ceil_div(c["bk"], R))
-        tk_r, tn_c = tiles_sum(g.k, c["bk"], R), tiles_sum(g.n, c["bn"], C)
-        tm_r, tm_c = tiles_sum(g.m, c["bm"], R), tiles_sum(g.m, c["bm"], C)
-        g_ws = np.where(pe_hold, g.b * g.m * tk_r * tn_c, g.b * tk_r * tn_c * max_sum(g.m, c["bm"], R))
-        g_is = np.where(pe_hold, g.b * g.n * tk_r * tm_c, g.b * tk_r * tm_c * max_sum(g.n, c["bn"], R))
-        g_os = g.b * tm_r * tn_c * max_sum(g.k, c["bk"], R)
+        t_rows = np.where(os_, ceil_div(c.block["m"], R), ceil_div(c.block["k"], R))
+        tk_r, tn_c = tiles_sum(g.k, c.block["k"], R), tiles_sum(g.n, c.block["n"], C)
+        tm_r, tm_c = tiles_sum(g.m, c.block["m"], R), tiles_sum(g.m, c.block["m"], C)
+        g_ws = np.where(pe_hold, g.b * g.m * tk_r * tn_c, g.b * tk_r * tn_c * max_sum(g.m, c.block["m"], R))
+        g_is = np.where(pe_hold, g.b * g.n * tk_r * tm_c, g.b * tk_r * tm_c * max_sum(g.n, c.block["n"], R))
+        g_os = g.b * tm_r * tn_c * max_sum(g.k, c.block["k"], R)
         compute = np.where(ws, g_ws, np.where(os_, g_os, g_is)).astype(float)
         if arch.skip_cycles and g.density < 1.0:
             compute = np.where(ws, np.ceil(compute * g.density), compute)
 
-        ok = fits(g, arch, c)
+        ok = fits(g, arch, self.c)
         tile_acc = ~os_ & ~pe_hold & (t_rows > 1)
         keep_fits = o_blk_elems <= arch.acc_entries
 
         # who is fetched into a buffer or the PE registers (else streamed from memory on every use)
-        fetched = {"a": (c["na"] > 0) | (s_is_a & pe_hold), "w": (c["nw"] > 0) | (s_is_w & pe_hold)}
+        fetched = {"a": (c.a_bufs > 0) | (s_is_a & pe_hold), "w": (c.w_bufs > 0) | (s_is_w & pe_hold)}
         a_array = g.b * g.m * g.k * np.where(is_, 1, tn_c)                  # values of a the array reads
         w_array = g.b * g.k * g.n * np.where(os_, tm_r, np.where(is_, tm_c, 1))
         stream_total = {"a": np.where(~fetched["a"] & ~s_is_a, a_array * g.a_elem, 0.0),
@@ -187,7 +189,7 @@ class Model(StepWalk):
                                                "acc_keep", "bias")}
         steps_time = np.zeros(size)
         for oi, order in enumerate(ORDERS):
-            sel = c["order"] == oi
+            sel = c.order == oi
             if not sel.any():
                 continue
             self._order(order, sel, nblk, nst, inner, n, avg, o_blk_elems, keep_fits, fetched, stream_total,
@@ -219,7 +221,7 @@ class Model(StepWalk):
             b.read("aux", bias)
             b.noc = b.noc + bias
         # buffers: written when filled, read by the array
-        for op, nb in (("a", c["na"]), ("w", c["nw"])):
+        for op, nb in (("a", c.a_bufs), ("w", c.w_bufs)):
             buffered = nb > 0
             vals = traffic["fill_" + op] * (g.w_elem / (g.w_elem + g.w_mask) if op == "w" and g.w_mask else 1.0)
             masks = traffic["fill_w"] - vals if op == "w" else 0.0

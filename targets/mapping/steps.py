@@ -96,9 +96,9 @@ class StepWalk:
                                            np.where(keep, 0.0, o_blk_elems * psum)),
                     "bias": np.where(och, bias_slice * final, 0.0)}
 
-        c = self.c
-        one_slot = {"a": np.where(c["na"] > 0, c["sa"] == 1, c["sp"] == 1),
-                    "w": np.where(c["nw"] > 0, c["sw"] == 1, c["sp"] == 1)}
+        c = self.cand
+        one_slot = {"a": np.where(c.a_bufs > 0, c.a_slots == 1, c.pe_slots == 1),
+                    "w": np.where(c.w_bufs > 0, c.w_slots == 1, c.pe_slots == 1)}
         nxt = [as_next(p) for p in range(P)]
         prv = [as_prev(p) for p in range(P)]
         for p in range(P):
