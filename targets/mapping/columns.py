@@ -1,8 +1,8 @@
 """Candidate mappings as named numpy columns, one row per candidate: what the cost model reads.
 
 `space` builds, slices and joins candidates as a dict of columns keyed by
-`loops.FIELDS` (cheap to index row-wise); `Candidates.of` names them once, and
-the cost model and the capacity checks read the names.
+`loops.FIELDS` (cheap to index row-wise); `Candidates.of` names them, and the
+cost model and the capacity checks read the names.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class Candidates:
     order: np.ndarray            # "order": the innermost block loop (index into ORDERS)
     stage: np.ndarray            # "stage": the operand staged in the intermediate level (index into STAGES; 0 none)
     block: dict[str, np.ndarray]  # "bb".."bn": block extent per dimension b, m, k, n
-    tile: dict[str, np.ndarray]   # "tb".."tn": stage tile extent per dimension (the full extent when not staged)
+    tile: dict[str, np.ndarray]   # "tb".."tn": stage tile extent per dimension (the full extent when not staged;
+                                  # empty in the columns `space` checks before it chooses stage tiles)
     ws: np.ndarray               # bool: weight-stationary (w is the stationary operand)
     os: np.ndarray               # bool: output-stationary
     is_: np.ndarray              # bool: input-stationary (a is the stationary operand)
@@ -41,7 +42,7 @@ class Candidates:
         """Names for the columns of `c` (keyed by `loops.FIELDS`); no copies."""
         df = c["df"]
         return cls(df, c["hold"], c["na"], c["nw"], c["sa"], c["sw"], c["sp"], c["order"], c["stage"],
-                   {d: c["b" + d] for d in DIMS}, {d: c["t" + d] for d in DIMS},
+                   {d: c["b" + d] for d in DIMS}, {d: c["t" + d] for d in DIMS if "t" + d in c},
                    df == 0, df == 1, df == 2, c["hold"] == 0)
 
     def __len__(self) -> int:

@@ -179,7 +179,7 @@ class Model(StepWalk):
             cycles = steps_time + ends
         else:
             cycles = np.maximum(ends + compute + self.arch.rows + self.arch.cols, self._bound(compute, traffic))
-        return Costs(fits(self.g, self.arch, self.c), energy, b.reads, b.writes, acc, reg_fills,
+        return Costs(fits(self.g, self.arch, self.cand), energy, b.reads, b.writes, acc, reg_fills,
                      b.noc + np.zeros(size), cycles, self._staged_bytes(), self.stage_level)
 
     def _memory_bytes(self, traffic: Traffic) -> LevelBytes:
