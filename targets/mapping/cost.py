@@ -40,7 +40,7 @@ from .columns import Candidates
 from .loops import ORDERS, STAGE_BYTES, STAGE_DIMS
 from .operands import Operand, array_of, blocks_of, operands_of
 from .problem import Arch, Gemm
-from .steps import StepWalk
+from .steps import StepWalk, Traffic
 
 
 @dataclass
@@ -60,25 +60,8 @@ class Costs:
 
     @property
     def total_pj(self) -> np.ndarray:
+        """The dynamic energy: the sum of the components, in their order."""
         return sum(self.energy.values())
-
-
-@dataclass
-class Traffic:
-    """Bytes the block transfers move between the memories (an operand's home, or its staging region) and the
-    array over the whole product, per kind: sums over the loop nest's transitions (`steps.Transition`)."""
-
-    fill: dict[str, np.ndarray]        # a, w: blocks fetched into a buffer or the PE registers
-    drain_final: np.ndarray            # final outputs written
-    drain_psum: np.ndarray             # partial sums written (their reduction not complete)
-    reload: np.ndarray                 # partial sums read back
-    bias: np.ndarray                   # bias read with the final output blocks
-    acc_keep: np.ndarray               # accumulator accesses (not bytes) of partial sums kept across reduction blocks
-
-    @classmethod
-    def zeros(cls, size: int) -> Traffic:
-        return cls({"a": np.zeros(size), "w": np.zeros(size)}, np.zeros(size), np.zeros(size), np.zeros(size),
-                   np.zeros(size), np.zeros(size))
 
 
 class LevelBytes:
@@ -91,9 +74,11 @@ class LevelBytes:
         self.noc = 0.0
 
     def read(self, where: str, nbytes) -> None:
+        """reads[where] += nbytes."""
         self.reads[where] = self.reads.get(where, 0.0) + nbytes
 
     def write(self, where: str, nbytes) -> None:
+        """writes[where] += nbytes."""
         self.writes[where] = self.writes.get(where, 0.0) + nbytes
 
     def carry(self, x: Operand, nbytes, toward_array: bool) -> None:
@@ -275,6 +260,7 @@ class Model(StepWalk):
 
 
 def _pj(arch: Arch, name: str, how: str) -> float:
+    """pJ per byte read (`how` "read") or written at storage `name`: a buffer of the array or a memory level."""
     if name == "buf":
         return arch.buffer_read_pj if how == "read" else arch.buffer_write_pj
     if name == "mask":

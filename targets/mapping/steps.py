@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .loops import DIMS, STAGE_LOOPS, block_loops
-from .operands import Blocks
+from .operands import Blocks, Operand
 
 BLOCK_LOOPS = 4  # loops 0..3 of a nest are block loops (inside a stage tile), 4..7 the stage loops
 
@@ -44,6 +44,7 @@ class LoopNest:
 
     @classmethod
     def of(cls, order: str, blocks: Blocks, keep_fits: np.ndarray) -> LoopNest:
+        """The nest whose innermost block loop is `order` (the quantities above)."""
         loops = [(d, blocks.inner[d]) for d in block_loops(order)] + \
             [(d, blocks.tiles[d].astype(float)) for d in STAGE_LOOPS]
         dims, counts = [d for d, _ in loops], [cnt for _, cnt in loops]
@@ -151,6 +152,25 @@ class Prefetch:
     share: np.ndarray
 
 
+@dataclass
+class Traffic:
+    """Bytes the block transfers move between the memories (an operand's home, or its staging region) and the
+    array over the whole product, per kind: sums over the loop nest's transitions (`Transition`)."""
+
+    fill: dict[str, np.ndarray]        # a, w: blocks fetched into a buffer or the PE registers
+    drain_final: np.ndarray            # final outputs written
+    drain_psum: np.ndarray             # partial sums written (their reduction not complete)
+    reload: np.ndarray                 # partial sums read back
+    bias: np.ndarray                   # bias read with the final output blocks
+    acc_keep: np.ndarray               # accumulator accesses (not bytes) of partial sums kept across reduction blocks
+
+    @classmethod
+    def zeros(cls, size: int) -> Traffic:
+        """No traffic yet, for `size` candidates."""
+        return cls({"a": np.zeros(size), "w": np.zeros(size)}, np.zeros(size), np.zeros(size), np.zeros(size),
+                   np.zeros(size), np.zeros(size))
+
+
 class PortLoad:
     """Cycles each port (memory level) is busy in one step, transfers one after another on a port: `busy` ones
     overlap the block's product, `serial` ones (fills into an only slot) start when it ends."""
@@ -159,17 +179,18 @@ class PortLoad:
         self.busy: dict[str, np.ndarray] = {}
         self.serial: dict[str, np.ndarray] = {}
 
-    def add(self, op, dur: np.ndarray, after=None) -> None:
-        """`dur` on the port of `op`'s transfers: its staging level when staged, else its home."""
+    def add(self, op: Operand, dur: np.ndarray, serial: bool = False) -> None:
+        """`dur` on the port of `op`'s transfers: its staging level when staged, else its home; `serial`: after
+        the product (the port counts as used, for nothing, before it)."""
         for level, share in ((op.home, ~op.staged), (op.via, op.staged)):
             if level is None:
                 continue
             part = np.where(share, dur, 0.0)
-            if after is None:
-                self.busy[level] = self.busy.get(level, 0.0) + part
+            if serial:
+                self.busy[level] = self.busy.get(level, 0.0) + np.zeros_like(part)
+                self.serial[level] = self.serial.get(level, 0.0) + part
             else:
-                self.busy[level] = self.busy.get(level, 0.0) + np.where(after, 0.0, part)
-                self.serial[level] = self.serial.get(level, 0.0) + np.where(after, part, 0.0)
+                self.busy[level] = self.busy.get(level, 0.0) + part
 
     def finish(self, product: np.ndarray, extra: dict[str, np.ndarray]) -> np.ndarray:
         """The step's cycles with `extra` transfers on some ports:
@@ -217,7 +238,7 @@ class StepTimer:
         for op in ("a", "w"):
             load.add(m.ops[op], m.duration(op, self.per_step.stream[op], "stream"))
             if nxt is not None:
-                load.add(m.ops[op], m.duration(op, nxt.serial[op], "fill"), True)
+                load.add(m.ops[op], m.duration(op, nxt.serial[op], "fill"), serial=True)
         if nxt is not None:
             load.add(m.ops["o"], m.duration("o", nxt.reload, "reload"))
         if prev is not None:
@@ -272,7 +293,8 @@ class StepWalk:
     """Transfers and timing of the block steps; mixed into `cost.Model` (which has g, arch, size, ops, blocks,
     duration)."""
 
-    def _walk(self, order: str, sel: np.ndarray, traffic, steps_time: np.ndarray, per_step: PerStep | None) -> None:
+    def _walk(self, order: str, sel: np.ndarray, traffic: Traffic, steps_time: np.ndarray,
+              per_step: PerStep | None) -> None:
         """Adds to `traffic` and `steps_time` (rows `sel`) those of the candidates whose innermost block loop is
         `order`; the step times only with `per_step` (exact cycles)."""
         nest = LoopNest.of(order, self.blocks, self.keep_fits)
@@ -296,7 +318,7 @@ class StepWalk:
                           np.where(och, out * psum * (1 - final), np.where(keep, 0.0, out * psum)),
                           np.where(och, self.blocks.bias_slice * final, 0.0))
 
-    def _count(self, nest: LoopNest, moves: list[Transition], sel: np.ndarray, traffic) -> None:
+    def _count(self, nest: LoopNest, moves: list[Transition], sel: np.ndarray, traffic: Traffic) -> None:
         """traffic += sum_p trans[p] x (the transfers of a transition of p), plus the first block's fills, the
         last block's drain and bias slice, and the accumulator accesses of kept partial sums (2 out_elems n)."""
         for t, m in zip(nest.trans, moves):
@@ -366,7 +388,7 @@ class StepWalk:
         stream = {x: self.ops[x].stream / n for x in ("a", "w")}
         return PerStep(compute / n, stream, slices, float(self.arch.rows + self.arch.cols))
 
-    def _bound(self, compute: np.ndarray, traffic) -> np.ndarray:
+    def _bound(self, compute: np.ndarray, traffic: Traffic) -> np.ndarray:
         """A lower bound of the cycles: max(compute + R + C, each port's bytes / its best bandwidth + its latency
         once per transfer), the transfers per operand on its home or, staged, its staging level; the stage
         tiles' and the bias's on their home, counted as one."""
