@@ -30,7 +30,8 @@ from aalbert.targets.lower import lower
 from aalbert.targets.mapping import Gemm, arch_of, cost_of, exhaustive, gemm_of, search
 from aalbert.targets.mapping.cost import evaluate
 from aalbert.targets.mapping.search import _CACHE, clear_cache, objective_value
-from aalbert.targets.mapping.space import mapping_at, space
+from aalbert.targets.mapping.problem import Arch, Port
+from aalbert.targets.mapping.space import columns_of, mapping_at, space
 from aalbert.targets.sim import simulate
 from aalbert.targets.spec import builtin_targets, load_target
 from aalbert.targets.workload import default_workload
@@ -279,3 +280,84 @@ def test_nodes_alike_but_for_a_constant_operand_cost_apart():
     two, one = (coster.cost(graph, i, {}, graph.arena.level) for i, n in enumerate(graph.nodes) if n.op == "add")
     level = graph.arena.level
     assert two.reads[level] == 2 * one.reads[level] and two.dynamic_pj > one.dynamic_pj
+
+
+# --- the cost model by hand ---------------------------------------------------------------------------------
+def two_level_arch(buffers: int) -> Arch:
+    """A 4x4 weight-stationary array, one register per PE, `buffers` operand buffers of 64 bytes, and one memory
+    `mem` holding every operand: 4 bytes per cycle each way, 2 cycles of latency, a DMA of 8 bytes per cycle."""
+    mem = Port("mem", read_pj=1.0, write_pj=2.0, read_bw=4.0, write_bw=4.0, latency=2)
+    return Arch("hand", 4, 4, ("ws",), False, False, {"int8": 0.25}, reg_entries=1, reg_operand_pj=0.2,
+                reg_per_mac_pj=0.1, buffers=buffers, buffer_bytes=64, buffer_read_pj=0.5, buffer_write_pj=0.75,
+                mask_bytes=0, mask_read_pj=0.0, mask_write_pj=0.0, aux_read_pj=0.0, aux_write_pj=0.0,
+                acc_entries=64, acc_pj=0.3, noc_pj=0.5, dma_bw=8.0, ports={"mem": mem}, via={"mem": None})
+
+
+HAND_GEMM = Gemm(1, 8, 4, 8, 1.0, 1.0, 0.0, 1.0, 4.0, "mem", "mem", "mem", False, 1.0, "int8")
+
+
+def test_cost_model_counts_a_small_gemm_as_by_hand():
+    """o[8x8] = a[8x4] @ w[4x8], one byte a value, blocks of 4x4x4 (bm bk bn) with m innermost: blocks (m0,n0),
+    (m1,n0), (m0,n1), (m1,n1), so n = 4 steps; transitions of loop m: trans[m] = (2 - 1) x 2 = 2, of loop n:
+    trans[n] = 1. w (k x n) changes at n's transition only, a (m x k) at both, o (m x n) at both.
+
+    Accesses, Timeloop-style (tile x refills):
+    - w, held in the PE registers: a 16-byte tile, filled 1 + trans[n] = 2 times: 32 bytes read from mem, 32
+      values written into the PE registers.
+    - a, streamed (no buffer): every value once per array tile of n (tiles_sum(8, 4, 4) = 2): 64 bytes read.
+    - a, buffered (one 16-byte slot): refilled 1 + trans[m] + trans[n] = 4 times: 64 bytes read from mem and
+      written into the buffer, and the array reads its 64 uses from the buffer.
+    - o: 16-byte blocks, final at every drain (k is one block): 1 + trans[m] + trans[n] = 4 drains, 64 bytes
+      written to mem; nothing to reload. The interconnect carries every mem byte once.
+
+    Cycles: a block's product takes 8 x 1 x 2 / 4 = 4 cycles (b m k_rows n_cols / n). A 16-byte transfer takes
+    2 + 16 / 4 = 6 cycles on mem; transfers on mem go one after another; a fill into the only slot of w's
+    registers (or a's buffer) waits for the product. Steps: step 1 (+ 8 cycles of array fill and drain),
+    step 2 before n's transition, steps 3 and 4.
+    - streamed: a streams 16 bytes a step (6 cycles). step 1: max(4 + 8, 6) = 12; step 2: drain 6 + stream 6 on
+      mem, then w's fill 6: max(4, 12) + 6 = 18; step 3: drain + stream = 12; step 4: 12. Prologue: w's first
+      fill 6; epilogue: the last drain 6. 12 + 18 + 12 + 12 + 6 + 6 = 66.
+    - buffered: step 1: a's fill 6 after the product: 12 + 6 = 18; step 2: drain 6, then the fills of a and w:
+      6 + 12 = 18; step 3: drain 6, then a's fill: 12; step 4: drain 6. Prologue: the first a and w, 12;
+      epilogue 6. 18 + 18 + 12 + 6 + 12 + 6 = 72.
+    """
+    for bufs, a_read, buf_bytes, cycles in ((0, 64, 0, 66), (1, 64, 64, 72)):
+        arch = two_level_arch(bufs)
+        mapping = Mapping.parse(f"ws.pe 1x4x4x4 order=m bufs={bufs},0 slots=1,1,1")
+        cost = cost_of(HAND_GEMM, arch, mapping)
+        assert search_module.fits(HAND_GEMM, arch, mapping)
+        assert cost.reads == {"mem": 32 + a_read, "buf": buf_bytes}
+        assert cost.writes == {"mem": 64, "buf": buf_bytes}
+        assert cost.reg_fills == 32 and cost.acc_accesses == 0 and cost.noc_bytes == 32 + a_read + 64
+        assert cost.cycles == cycles
+        macs = 8 * 4 * 8
+        want = {"pe": macs * 0.25, "pe_regs": macs * 0.1 + 32 * 0.2, "acc": 0.0, "noc": (32 + a_read + 64) * 0.5,
+                "mem": (32 + a_read) * 1.0 + 64 * 2.0, "buf": buf_bytes * 0.5 + buf_bytes * 0.75}
+        assert cost.energy == pytest.approx(want)
+        c = columns_of(HAND_GEMM, [mapping])
+        assert evaluate(HAND_GEMM, arch, c, exact=False).cycles[0] <= cycles  # the search's bound is one
+
+
+def test_every_output_value_is_written_home_once_when_the_reduction_is_one_block():
+    """Whatever the mapping, o's home receives each output byte once when k is one block (no partial sums), and
+    each input's home sends every byte of it at least once; with k in blocks, at least the outputs."""
+    checked = 0
+    for target, g, free in small_cases():
+        arch = arch_of(target, free)
+        c = space(g, arch, prune=False)
+        costs = evaluate(g, arch, c)
+        ok = costs.feasible
+        o_total = g.b * g.m * g.n * g.o_elem
+        one_k = c["bk"] == g.k
+        staged_o = c["stage"] == 3
+        writes = np.broadcast_to(costs.writes[g.o_home], ok.shape)
+        assert ok.any() and (one_k & ok).any()
+        passing = {arch.via.get(h) for h in (g.a_home, g.w_home, g.o_home, g.bias_home) if h is not None}
+        if g.o_home not in passing:  # nothing else is written there
+            checked += 1
+            np.testing.assert_array_equal(writes[one_k & ok & ~staged_o], o_total)
+        assert (writes[ok] >= o_total).all()
+        for home, total in ((g.a_home, g.b * g.m * g.k * g.a_elem),
+                            (g.w_home, (g.b if g.w_batched else 1) * g.k * g.n * (g.w_elem + g.w_mask))):
+            assert (np.broadcast_to(costs.reads[home], ok.shape)[ok] >= total * (1 - 1e-12)).all()
+    assert checked >= 3

@@ -36,14 +36,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from .capacity import fits
-from .loops import DIMS, ORDERS, STAGES, ceil_div, max_sum, relevant, tiles_sum
+from .columns import Candidates
+from .loops import ORDERS, STAGE_BYTES, STAGE_DIMS
+from .operands import Operand, array_of, blocks_of, operands_of
 from .problem import Arch, Gemm
-from .steps import StepWalk
+from .steps import StepWalk, Traffic
 
 
 @dataclass
 class Costs:
-    feasible: np.ndarray
+    """Every candidate's figures, arrays over the candidates (a figure alike for all may be a scalar)."""
+
+    feasible: np.ndarray               # the hardware can run it (`capacity.fits`)
     energy: dict[str, np.ndarray]      # component -> pJ
     reads: dict[str, np.ndarray]       # storage (memory level, buf, mask, aux) -> bytes read
     writes: dict[str, np.ndarray]
@@ -56,231 +60,207 @@ class Costs:
 
     @property
     def total_pj(self) -> np.ndarray:
+        """The dynamic energy: the sum of the components, in their order."""
         return sum(self.energy.values())
 
 
-class _Bytes:
-    def __init__(self):
+class LevelBytes:
+    """Bytes read from and written to each storage (memory level, `buf`, `mask`, `aux`), and moved over the
+    interconnect."""
+
+    def __init__(self) -> None:
         self.reads: dict[str, np.ndarray] = {}
         self.writes: dict[str, np.ndarray] = {}
         self.noc = 0.0
 
     def read(self, where: str, nbytes) -> None:
+        """reads[where] += nbytes."""
         self.reads[where] = self.reads.get(where, 0.0) + nbytes
 
     def write(self, where: str, nbytes) -> None:
+        """writes[where] += nbytes."""
         self.writes[where] = self.writes.get(where, 0.0) + nbytes
+
+    def carry(self, x: Operand, nbytes, toward_array: bool) -> None:
+        """`nbytes` of x between the array and its staging level (staged) or its home: read there toward the
+        array, written there from it; not staged, they pass the intermediate level too (written and read there);
+        the interconnect carries them once per hop."""
+        if x.via is None:
+            (self.read if toward_array else self.write)(x.home, nbytes)
+            self.noc = self.noc + nbytes
+            return
+        self.read(x.via, nbytes) if toward_array else self.write(x.via, nbytes)
+        through = np.where(x.staged, 0.0, nbytes)
+        if toward_array:
+            self.write(x.via, through)
+            self.read(x.home, through)
+        else:
+            self.read(x.via, through)
+            self.write(x.home, through)
+        self.noc = self.noc + nbytes + through
 
 
 class Model(StepWalk):
-    """The cost model of one product on one architecture, over candidate columns `c`."""
+    """The cost model of one product on one architecture, over candidate columns `c` (keyed by `loops.FIELDS`)."""
 
     def __init__(self, g: Gemm, arch: Arch, c: dict[str, np.ndarray]):
         self.g, self.arch, self.c = g, arch, c
-        self.size = len(c["df"])
-        self.full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
-        self.rel = relevant(g)
-        self.homes = {"a": g.a_home, "w": g.w_home, "o": g.o_home}
-        self.via = {op: arch.via.get(h) for op, h in self.homes.items()}
-        self.staged = {op: c["stage"] == STAGES.index(op) for op in ("a", "w", "o")}
-        self.stage_level = next((v for v in self.via.values() if v is not None), None)
-        self._dur: dict[tuple, tuple] = {}
+        self.cand = Candidates.of(c)
+        self.size = len(self.cand)
+        self.blocks = blocks_of(g, self.cand)
+        self.work = array_of(g, arch, self.cand)
+        self.ops = operands_of(g, arch, self.cand, self.blocks, self.work)
+        self.stage_level = next((x.via for x in self.ops.values() if x.via is not None), None)
+        self.keep_fits = self.blocks.out_elems <= arch.acc_entries   # an output block fits the accumulators
+        self._links: dict[tuple[str, bool], tuple] = {}
 
     # -- transfers ---------------------------------------------------------------------------------------------
-    def unit(self, op: str, staged) -> np.ndarray:
-        """The port a transfer of operand `op` (or its outputs) occupies: the staging level, else its home."""
-        return staged
-
     def duration(self, op: str, nbytes, kind: str):
-        """Cycles of one transfer of `nbytes` of `op` (fill, stream, drain or reload) on its port."""
+        """Cycles of one transfer of `nbytes` of `op` (fill, stream, drain or reload) on its port: latency +
+        nbytes / bandwidth, none for no bytes; from its staging level when staged, else from its home (`_link`)."""
         key = (op, kind == "drain")
-        if key not in self._dur:
-            a, p = self.arch, self.arch.ports
-            home, mid = self.homes[op], self.via[op]
-            if kind != "drain":
-                direct = [p[home].read_bw] + ([p[mid].write_bw, p[mid].read_bw] if mid else [])
-                from_stage = [p[mid].read_bw] if mid else [p[home].read_bw]
-            else:
-                direct = [p[home].write_bw] + ([p[mid].write_bw, p[mid].read_bw] if mid else [])
-                from_stage = [p[mid].write_bw] if mid else [p[home].write_bw]
-            self._dur[key] = (p[home].latency, min([a.dma_bw] + direct),
-                              p[mid].latency if mid else p[home].latency, min([a.dma_bw] + from_stage))
-        lat_d, bw_d, lat_s, bw_s = self._dur[key]
-        st = self.staged[op]
+        if key not in self._links:
+            self._links[key] = self._link(self.ops[op], kind == "drain")
+        lat_d, bw_d, lat_s, bw_s = self._links[key]
+        st = self.ops[op].staged
         if not st.any():
             return np.where(nbytes > 0, lat_d + nbytes / bw_d, 0.0)
         return np.where(nbytes > 0, np.where(st, lat_s + nbytes / bw_s, lat_d + nbytes / bw_d), 0.0)
 
-    def port(self, op: str) -> tuple[str, str | None]:
-        """(port when not staged, port when staged)."""
-        return self.homes[op], self.via[op]
-
-    def charge(self, b: _Bytes, op: str, nbytes, toward_array: bool) -> None:
-        """Energy-side bytes of moving `nbytes` of `op` between its staging region or home and the array."""
-        home, mid = self.homes[op], self.via[op]
-        st = self.staged[op]
-        if mid is None:
-            (b.read if toward_array else b.write)(home, nbytes)
-            b.noc = b.noc + nbytes
-            return
-        b.read(mid, nbytes) if toward_array else b.write(mid, nbytes)
-        through = np.where(st, 0.0, nbytes)  # not staged: it passes the intermediate level on its way
-        if toward_array:
-            b.write(mid, through)
-            b.read(home, through)
+    def _link(self, x: Operand, drain: bool) -> tuple[int, float, int, float]:
+        """(latency, bandwidth) of a transfer straight from x's home (through its intermediate level), then from
+        its staging level: the first port's latency; the least bandwidth of the DMA and every port on the way."""
+        a, p = self.arch, self.arch.ports
+        home, mid = x.home, x.via
+        if not drain:
+            direct = [p[home].read_bw] + ([p[mid].write_bw, p[mid].read_bw] if mid else [])
+            from_stage = [p[mid].read_bw] if mid else [p[home].read_bw]
         else:
-            b.read(mid, through)
-            b.write(home, through)
-        b.noc = b.noc + nbytes + through
+            direct = [p[home].write_bw] + ([p[mid].write_bw, p[mid].read_bw] if mid else [])
+            from_stage = [p[mid].write_bw] if mid else [p[home].write_bw]
+        return (p[home].latency, min([a.dma_bw] + direct), p[mid].latency if mid else p[home].latency,
+                min([a.dma_bw] + from_stage))
 
     # -- the evaluation ------------------------------------------------------------------------------------------
     def run(self, exact: bool = True) -> Costs:
         """Every candidate's costs; with `exact` False its cycles are only a lower bound (the array's compute, or
-        the bytes on its busiest port at that port's bandwidth), which is cheap: the search's bound."""
-        g, arch, c, size = self.g, self.arch, self.c, self.size
-        R, C = arch.rows, arch.cols
-        full = self.full
-        blk = {d: c["b" + d] for d in DIMS}
-        nblk = {d: ceil_div(full[d], blk[d]) for d in DIMS}
-        stile = {d: c["t" + d] for d in DIMS}
-        nst = {d: ceil_div(full[d], stile[d]) for d in DIMS}
-        inner = {d: nblk[d] / nst[d] for d in DIMS}
-        n = (nblk["b"] * nblk["m"] * nblk["k"] * nblk["n"]).astype(float)
-        ws, os_, is_ = c["df"] == 0, c["df"] == 1, c["df"] == 2
-        pe_hold = c["hold"] == 0
-        w_b = g.b if g.w_batched else 1
-        size_b = {"a": g.b * g.m * g.k * g.a_elem, "w": w_b * g.k * g.n * (g.w_elem + g.w_mask),
-                  "o": g.b * g.m * g.n * g.o_elem}
-        o_elems = g.b * g.m * g.n
-        distinct = {"a": nblk["b"] * nblk["m"] * nblk["k"],
-                    "w": (nblk["b"] if g.w_batched else 1) * nblk["k"] * nblk["n"],
-                    "o": nblk["b"] * nblk["m"] * nblk["n"]}
-        avg = {op: size_b[op] / distinct[op] for op in ("a", "w", "o")}   # bytes of one block, on average
-        o_blk_elems = o_elems / distinct["o"]
-        self.bias_slice = g.bias_bytes / nblk["n"] if g.bias_home is not None else 0.0 * n
-        s_is_a, s_is_w = is_, ws
+        the bytes on its busiest port at that port's bandwidth), which is cheap: the search's bound.
 
-        # array tiles and compute
-        t_rows = np.where(os_, ceil_div(c["bm"], R), ceil_div(c["bk"], R))
-        tk_r, tn_c = tiles_sum(g.k, c["bk"], R), tiles_sum(g.n, c["bn"], C)
-        tm_r, tm_c = tiles_sum(g.m, c["bm"], R), tiles_sum(g.m, c["bm"], C)
-        g_ws = np.where(pe_hold, g.b * g.m * tk_r * tn_c, g.b * tk_r * tn_c * max_sum(g.m, c["bm"], R))
-        g_is = np.where(pe_hold, g.b * g.n * tk_r * tm_c, g.b * tk_r * tm_c * max_sum(g.n, c["bn"], R))
-        g_os = g.b * tm_r * tn_c * max_sum(g.k, c["bk"], R)
-        compute = np.where(ws, g_ws, np.where(os_, g_os, g_is)).astype(float)
-        if arch.skip_cycles and g.density < 1.0:
-            compute = np.where(ws, np.ceil(compute * g.density), compute)
-
-        ok = fits(g, arch, c)
-        tile_acc = ~os_ & ~pe_hold & (t_rows > 1)
-        keep_fits = o_blk_elems <= arch.acc_entries
-
-        # who is fetched into a buffer or the PE registers (else streamed from memory on every use)
-        fetched = {"a": (c["na"] > 0) | (s_is_a & pe_hold), "w": (c["nw"] > 0) | (s_is_w & pe_hold)}
-        a_array = g.b * g.m * g.k * np.where(is_, 1, tn_c)                  # values of a the array reads
-        w_array = g.b * g.k * g.n * np.where(os_, tm_r, np.where(is_, tm_c, 1))
-        stream_total = {"a": np.where(~fetched["a"] & ~s_is_a, a_array * g.a_elem, 0.0),
-                        "w": np.where(~fetched["w"] & ~s_is_w, w_array * (g.w_elem + g.w_mask), 0.0)}
-
-        # -- loop structure, per order: transitions, what changes, step kinds --------------------------------
-        traffic = {k: np.zeros(size) for k in ("fill_a", "fill_w", "drain_final", "drain_psum", "reload",
-                                               "acc_keep", "bias")}
-        steps_time = np.zeros(size)
+        The loop nest of each candidate's order gives its traffic and steps (`StepWalk`); then bytes per level
+        and energy; cycles = the steps + prologue + epilogue."""
+        size, compute = self.size, self.work.compute
+        traffic, steps_time = Traffic.zeros(size), np.zeros(size)
+        per_step = self._per_step(compute) if exact else None
         for oi, order in enumerate(ORDERS):
-            sel = c["order"] == oi
-            if not sel.any():
-                continue
-            self._order(order, sel, nblk, nst, inner, n, avg, o_blk_elems, keep_fits, fetched, stream_total,
-                        compute, traffic, steps_time, exact)
+            sel = self.cand.order == oi
+            if sel.any():
+                self._walk(order, sel, traffic, steps_time, per_step)
+        b = self._memory_bytes(traffic)
+        self._buffer_bytes(b, traffic)
+        reg_fills, acc = self._reg_fills(traffic), self._acc_accesses(traffic)
+        energy = self._energy(b, reg_fills, acc)
+        ends = self._prologue() + self._epilogue()
+        if exact:
+            cycles = steps_time + ends
+        else:
+            cycles = np.maximum(ends + compute + self.arch.rows + self.arch.cols, self._bound(compute, traffic))
+        return Costs(fits(self.g, self.arch, self.cand), energy, b.reads, b.writes, acc, reg_fills,
+                     b.noc + np.zeros(size), cycles, self._staged_bytes(), self.stage_level)
 
-
-        # -- bytes and energy -----------------------------------------------------------------------------------
-        b = _Bytes()
-        for op in ("a", "w"):
-            self.charge(b, op, traffic["fill_" + op] + stream_total[op], True)
-        psum = traffic["drain_psum"]
-        self.charge(b, "o", traffic["drain_final"] + psum, False)
-        self.charge(b, "o", traffic["reload"], True)
-        stage_fill = {op: np.where(self.staged[op], size_b[op], 0.0) for op in ("a", "w")}
-        for op in ("a", "w"):
-            if self.via[op]:
-                b.read(self.homes[op], stage_fill[op])
-                b.write(self.via[op], stage_fill[op])
-                b.noc = b.noc + stage_fill[op]
-        o_stage_drain = np.where(self.staged["o"], size_b["o"], 0.0)
-        if self.via["o"]:
-            b.read(self.via["o"], o_stage_drain)
-            b.write(self.homes["o"], o_stage_drain)
-            b.noc = b.noc + o_stage_drain
-        bias = traffic["bias"]
+    def _memory_bytes(self, traffic: Traffic) -> LevelBytes:
+        """The memories' bytes: each input's fills and stream to the array, the output's drains from it and
+        reloads to it (`LevelBytes.carry`); each staged operand once between home and staging level; the bias
+        through the auxiliary buffer (written and read there)."""
+        a, w, o, g = self.ops["a"], self.ops["w"], self.ops["o"], self.g
+        b = LevelBytes()
+        for x in (a, w):
+            b.carry(x, traffic.fill[x.name] + x.stream, True)
+        b.carry(o, traffic.drain_final + traffic.drain_psum, False)
+        b.carry(o, traffic.reload, True)
+        for x in (a, w):
+            if x.via:
+                b.read(x.home, x.staging)
+                b.write(x.via, x.staging)
+                b.noc = b.noc + x.staging
+        if o.via:
+            b.read(o.via, o.staging)
+            b.write(o.home, o.staging)
+            b.noc = b.noc + o.staging
         if g.bias_bytes and g.bias_home is not None:
-            b.read(g.bias_home, bias)
-            b.write("aux", bias)
-            b.read("aux", bias)
-            b.noc = b.noc + bias
-        # buffers: written when filled, read by the array
-        for op, nb in (("a", c["na"]), ("w", c["nw"])):
+            b.read(g.bias_home, traffic.bias)
+            b.write("aux", traffic.bias)
+            b.read("aux", traffic.bias)
+            b.noc = b.noc + traffic.bias
+        return b
+
+    def _buffer_bytes(self, b: LevelBytes, traffic: Traffic) -> None:
+        """The operand buffers: a buffered input's fills are written there and the array reads it there,
+        (stationary ? visits : array_reads) x bytes per value; w's mask bits likewise, in the mask buffer when
+        there is one."""
+        g = self.g
+        for x, nb in ((self.ops["a"], self.cand.a_bufs), (self.ops["w"], self.cand.w_bufs)):
             buffered = nb > 0
-            vals = traffic["fill_" + op] * (g.w_elem / (g.w_elem + g.w_mask) if op == "w" and g.w_mask else 1.0)
-            masks = traffic["fill_w"] - vals if op == "w" else 0.0
+            vals = traffic.fill[x.name] * (g.w_elem / (g.w_elem + g.w_mask) if x.name == "w" and g.w_mask else 1.0)
             b.write("buf", np.where(buffered, vals, 0.0))
-            elem = g.a_elem if op == "a" else g.w_elem
-            is_s = s_is_a if op == "a" else s_is_w
-            visits = (g.b * g.m * g.k * nblk["n"]) if op == "a" else \
-                ((g.b if g.w_batched else nblk["b"]) * g.k * g.n * nblk["m"])
-            array = a_array if op == "a" else w_array
-            reads = np.where(is_s, visits, array)
-            b.read("buf", np.where(buffered, reads * elem, 0.0))
-            if op == "w" and g.w_mask:
-                where = "mask" if arch.mask_bytes else "buf"
-                b.write(where, np.where(buffered, masks, 0.0))
+            reads = np.where(x.stationary, x.visits, x.array_reads)
+            b.read("buf", np.where(buffered, reads * (g.a_elem if x.name == "a" else g.w_elem), 0.0))
+            if x.name == "w" and g.w_mask:
+                where = "mask" if self.arch.mask_bytes else "buf"
+                b.write(where, np.where(buffered, traffic.fill["w"] - vals, 0.0))
                 b.read(where, np.where(buffered, reads * g.w_mask, 0.0))
-        s_vals = np.where(s_is_w, np.where(pe_hold, traffic["fill_w"] / (g.w_elem + g.w_mask),
-                                           (g.b if g.w_batched else nblk["b"]) * g.k * g.n * nblk["m"]),
-                          np.where(s_is_a, np.where(pe_hold, traffic["fill_a"] / g.a_elem,
-                                                    g.b * g.m * g.k * nblk["n"]), 0.0))
-        stream_tot = np.where(ws, g.m, g.n)
-        cols_tot = np.where(ws, g.n, g.m)
-        acc_acc = np.where(tile_acc, g.b * stream_tot * cols_tot * (2 * tk_r - nblk["k"]), 0.0)
-        acc_acc = acc_acc + traffic["acc_keep"]
+
+    def _reg_fills(self, traffic: Traffic) -> np.ndarray:
+        """Stationary values written into the PE registers: held there, the values of its fills (fill bytes /
+        bytes per value); else every block's values at each use (visits)."""
+        g, a, w, pe_hold = self.g, self.ops["a"], self.ops["w"], self.cand.pe_hold
+        return np.where(w.stationary, np.where(pe_hold, traffic.fill["w"] / (g.w_elem + g.w_mask), w.visits),
+                        np.where(a.stationary, np.where(pe_hold, traffic.fill["a"] / g.a_elem, a.visits), 0.0))
+
+    def _acc_accesses(self, traffic: Traffic) -> np.ndarray:
+        """Accumulator accesses: a stationary tile in a buffer and more than one array tile of rows per block
+        sums its row tiles there, b x streamed x columns x (2 k_rows - count[k]); plus the kept partial sums."""
+        g, c, work = self.g, self.cand, self.work
+        tile_acc = ~c.os & ~c.pe_hold & (work.rows > 1)
+        stream_tot = np.where(c.ws, g.m, g.n)
+        cols_tot = np.where(c.ws, g.n, g.m)
+        acc = np.where(tile_acc, g.b * stream_tot * cols_tot * (2 * work.k_rows - self.blocks.count["k"]), 0.0)
+        return acc + traffic.acc_keep
+
+    def _energy(self, b: LevelBytes, reg_fills: np.ndarray, acc: np.ndarray) -> dict[str, np.ndarray]:
+        """pJ per component: MACs x the format's energy (x density when gated); the PE registers per MAC plus per
+        stationary value written; the accumulators per access; the interconnect per byte; every storage per byte
+        read and written."""
+        g, arch = self.g, self.arch
         gate = g.density if arch.gate_energy else 1.0
-        energy = {"pe": np.full(size, g.macs * arch.mac_pj.get(g.fmt, 0.0) * gate),
-                  "pe_regs": g.macs * arch.reg_per_mac_pj * gate + s_vals * arch.reg_operand_pj,
-                  "acc": acc_acc * arch.acc_pj, "noc": b.noc * arch.noc_pj + np.zeros(size)}
+        energy = {"pe": np.full(self.size, g.macs * arch.mac_pj.get(g.fmt, 0.0) * gate),
+                  "pe_regs": g.macs * arch.reg_per_mac_pj * gate + reg_fills * arch.reg_operand_pj,
+                  "acc": acc * arch.acc_pj, "noc": b.noc * arch.noc_pj + np.zeros(self.size)}
         for name, nbytes in b.reads.items():
             energy[name] = energy.get(name, 0.0) + nbytes * _pj(arch, name, "read")
         for name, nbytes in b.writes.items():
             energy[name] = energy.get(name, 0.0) + nbytes * _pj(arch, name, "write")
+        return energy
 
-        # staging footprint
+    def _staged_bytes(self) -> np.ndarray:
+        """Bytes needed in the staging level: the staged operand's tile twice (prod of its tile extents x bytes
+        per value), and two blocks of every operand passing through it unstaged."""
+        g, size = self.g, self.size
         tile_bytes = np.zeros(size)
-        dims_of = {"a": "bmk", "w": "kn" + ("b" if g.w_batched else ""), "o": "bmn"}
-        per = {"a": g.a_elem, "w": g.w_elem + g.w_mask, "o": max(g.o_elem, g.psum_elem)}
-        for op in ("a", "w", "o"):
+        for x in self.ops.values():
             elems = np.ones(size)
-            for d in dims_of[op]:
-                elems = elems * stile[d]
-            tile_bytes = np.where(self.staged[op], elems * per[op], tile_bytes)
+            for d in STAGE_DIMS[x.name](g):
+                elems = elems * self.cand.tile[d]
+            tile_bytes = np.where(x.staged, elems * STAGE_BYTES[x.name](g), tile_bytes)
         staged_bytes = 2 * tile_bytes
-        for op in ("a", "w", "o"):
-            if self.via[op] is not None:
-                per_block = avg[op] if op != "o" else o_blk_elems * max(g.o_elem, g.psum_elem)
-                staged_bytes = staged_bytes + np.where(self.staged[op], 0.0, 2 * per_block)
-
-        # prologue, epilogue, stage transfers
-        if exact:
-            cycles = steps_time + self._ends(n, nst, avg, fetched, size_b, o_blk_elems, bias, tile_bytes, stage_fill,
-                                             o_stage_drain)
-        else:
-            ends = self._ends(n, nst, avg, fetched, size_b, o_blk_elems, bias, tile_bytes, stage_fill, o_stage_drain)
-            cycles = np.maximum(ends + compute + self.arch.rows + self.arch.cols,
-                                self._bound(compute, traffic, stream_total, stage_fill, o_stage_drain, bias, n, avg,
-                                            o_blk_elems * g.psum_elem))
-        return Costs(ok, energy, b.reads, b.writes, acc_acc, s_vals, b.noc + np.zeros(size), cycles, staged_bytes,
-                     self.stage_level)
+        for x in self.ops.values():
+            if x.via is not None:
+                per_block = x.block if x.name != "o" else self.blocks.out_elems * max(g.o_elem, g.psum_elem)
+                staged_bytes = staged_bytes + np.where(x.staged, 0.0, 2 * per_block)
+        return staged_bytes
 
 
 def _pj(arch: Arch, name: str, how: str) -> float:
+    """pJ per byte read (`how` "read") or written at storage `name`: a buffer of the array or a memory level."""
     if name == "buf":
         return arch.buffer_read_pj if how == "read" else arch.buffer_write_pj
     if name == "mask":
@@ -292,4 +272,5 @@ def _pj(arch: Arch, name: str, how: str) -> float:
 
 
 def evaluate(g: Gemm, arch: Arch, c: dict[str, np.ndarray], exact: bool = True) -> Costs:
+    """The costs of the candidates `c` (columns keyed by `loops.FIELDS`) of `g` on `arch`."""
     return Model(g, arch, c).run(exact)

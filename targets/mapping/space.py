@@ -40,6 +40,7 @@ import numpy as np
 from aalbert.ir.schedule import Mapping
 
 from .capacity import fits_block, fits_stage
+from .columns import Candidates
 from .loops import DF, DIMS, FIELDS, ORDERS, STAGE_BYTES, STAGE_DIMS, STAGES, ceil_div
 from .problem import Arch, Gemm
 
@@ -124,7 +125,7 @@ def space(g: Gemm, arch: Arch, prune: bool = True, fine: bool = False) -> dict[s
         for j, d in enumerate(DIMS):
             c["b" + d] = blocks[:, j]
         c.update(order=np.zeros(len(blocks), dtype=np.int64), stage=np.zeros(len(blocks), dtype=np.int64))
-        keep = fits_block(g, arch, c)
+        keep = fits_block(g, arch, Candidates.of(c))
         if prune:  # a second slot for what is fetched once moves the same bytes in twice the room
             once_a = nblk["b"] * nblk["m"] * nblk["k"] == 1
             once_w = (nblk["b"] if g.w_batched else 1) * nblk["k"] * nblk["n"] == 1
@@ -162,7 +163,7 @@ def space(g: Gemm, arch: Arch, prune: bool = True, fine: bool = False) -> dict[s
     if not parts:
         return {f: np.zeros(0, dtype=np.int64) for f in FIELDS}
     out = {f: np.concatenate([p[f] for p in parts]) for f in FIELDS}
-    keep = fits_stage(g, arch, out)
+    keep = fits_stage(g, arch, Candidates.of(out))
     return {f: v[keep] for f, v in out.items()}
 
 

@@ -1,326 +1,458 @@
-"""The step walk of the cost model: for each innermost block loop, which transfers every step makes and how
-long the steps last (compute against the busiest port), in closed form over the step kinds; the prologue and
-epilogue; and the cheap lower bound on cycles the search prunes with.
+"""The step walk of the cost model: the loop nest of each innermost block loop, the transfers at each kind of
+transition, and how long the steps last (compute against the busiest port), in closed form over the step kinds;
+the prologue and epilogue; and the cheap lower bound on cycles the search prunes with.
 
-`StepWalk` is the part of `cost.Model` that times the blocks; `Model` supplies the operands' homes, the
-levels they pass through, and each transfer's duration.
+`StepWalk` is the part of `cost.Model` that times the blocks; `Model` supplies the operands (`operands.Operand`:
+homes, the levels they pass through, sizes), the block grid, and each transfer's duration.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
 from .loops import DIMS, STAGE_LOOPS, block_loops
+from .operands import Blocks, Operand
+
+BLOCK_LOOPS = 4  # loops 0..3 of a nest are block loops (inside a stage tile), 4..7 the stage loops
+
+
+@dataclass(frozen=True)
+class LoopNest:
+    """The loops around the block steps for one innermost block loop, innermost first: the block loops (counts
+    blocks.inner[d], `loops.block_loops`), then the stage loops m, k, n, b (counts blocks.tiles[d]).
+
+        outer[p] = prod_{q > p} counts[q]           how often loop p runs through all its iterations
+        trans[p] = (counts[p] - 1) outer[p]         transitions at which loop p advances (those inside restart)
+        changed[p][d]                               d's index changes there: d is loop p's or that of a loop
+                                                    inside it that runs more than once
+        k_out[p] = prod_{q > p, dims[q] = k} counts[q]   an output block left there is final once in k_out[p]
+        first                                       the innermost loop with counts > 1 (len(counts) if none)
+        keep                                        partial sums stay in the accumulators: the first loop is a
+                                                    reduction and an output block fits them"""
+
+    dims: list[str]
+    counts: list[np.ndarray]
+    outer: list[np.ndarray]
+    trans: list[np.ndarray]
+    changed: list[dict[str, np.ndarray]]
+    k_out: list[np.ndarray]
+    first: np.ndarray
+    keep: np.ndarray
+
+    @classmethod
+    def of(cls, order: str, blocks: Blocks, keep_fits: np.ndarray) -> LoopNest:
+        """The nest whose innermost block loop is `order` (the quantities above)."""
+        loops = [(d, blocks.inner[d]) for d in block_loops(order)] + \
+            [(d, blocks.tiles[d].astype(float)) for d in STAGE_LOOPS]
+        dims, counts = [d for d, _ in loops], [cnt for _, cnt in loops]
+        size, P = len(blocks.n), len(loops)
+        outer = _outer(counts, size)
+        trans = [(counts[p] - 1) * outer[p] for p in range(P)]
+        k_out = [_product([counts[q] for q in range(p + 1, P) if dims[q] == "k"], size) for p in range(P)]
+        first = np.full(size, P, dtype=int)
+        for p in range(P - 1, -1, -1):
+            first = np.where(counts[p] > 1, p, first)
+        k_first = np.zeros(size, dtype=bool)
+        for p in range(P):
+            k_first |= (first == p) & (dims[p] == "k")
+        return cls(dims, counts, outer, trans, _changed(dims, counts, size), k_out, first, k_first & keep_fits)
+
+    def changes(self, dims: frozenset[str], p: int) -> np.ndarray:
+        """Whether a block over `dims` changes at a transition of loop p: any of changed[p][d], d in dims."""
+        out = np.zeros(len(self.first), dtype=bool)
+        for d in dims:
+            out |= self.changed[p][d]
+        return out
+
+
+def _product(factors: list[np.ndarray], size: int) -> np.ndarray:
+    """1 x factors[0] x factors[1] x ..., in that order."""
+    prod = np.ones(size)
+    for f in factors:
+        prod = prod * f
+    return prod
+
+
+def _outer(counts: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """outer[p] = 1 x counts[P-1] x counts[P-2] x ... x counts[p+1]."""
+    outer = [np.ones(size)] * len(counts)
+    acc = np.ones(size)
+    for p in range(len(counts) - 1, -1, -1):
+        outer[p] = acc
+        acc = acc * counts[p]
+    return outer
+
+
+def _changed(dims: list[str], counts: list[np.ndarray], size: int) -> list[dict[str, np.ndarray]]:
+    """changed[p][d]: d = dims[p], or d = dims[q] for some q < p with counts[q] > 1."""
+    changed = []
+    for p in range(len(dims)):
+        now = {d: np.zeros(size, dtype=bool) for d in DIMS}
+        now[dims[p]] = np.ones(size, dtype=bool)
+        for q in range(p):
+            now[dims[q]] = now[dims[q]] | (counts[q] > 1)
+        changed.append(now)
+    return changed
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The transfers at one transition of loop p, bytes per transition; with final = 1 / k_out[p] the share of
+    them after which the output block is complete (0 when p is a reduction loop), revisit = 1 - final:
+
+        fill[x]     = block(x) if x is fetched and changes at p                (x = a, w)
+        serial[x]   = fill[x] if x has one slot (the fill waits for the current block's product)
+        reload      = out_elems psum revisit if o changes, else out_elems psum unless kept in the accumulators
+        drain_final = out_elems o_elem final if o changes
+        drain_psum  = out_elems psum (1 - final) if o changes, else out_elems psum unless kept
+        bias        = bias_slice final if o changes
+
+    fill, serial and reload are the next block's (after the transition), the rest the previous block's."""
+
+    fill: dict[str, np.ndarray]
+    serial: dict[str, np.ndarray]
+    reload: np.ndarray
+    drain_final: np.ndarray
+    drain_psum: np.ndarray
+    bias: np.ndarray
+
+
+@dataclass(frozen=True)
+class StageSlice:
+    """A staged operand's share of the steps: the slice of a stage tile one step moves on the home's port.
+
+    dur = latency + total / tiles / max(steps_per_tile - 1, 1) / bandwidth (staged, more than one tile)"""
+
+    level: str                     # the home's port
+    dur: np.ndarray                # cycles of one slice
+    one: np.ndarray                # bool: a tile is one block, so a whole tile moves in that block's step
+    later: np.ndarray              # (tiles - 1) / tiles: the share of tiles that have a next (or previous) one
+
+
+@dataclass(frozen=True)
+class PerStep:
+    """What every step of a candidate carries, whichever its kind."""
+
+    compute: np.ndarray            # compute / n: one block's product
+    stream: dict[str, np.ndarray]  # a, w: stream / n bytes read from memory while the product runs
+    slices: dict[str, StageSlice]  # per staged operand
+    fill_drain: float              # R + C: the array's fill and drain, paid in the first step
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """A double-buffered operand's next block arrives in slices over the steps its current block is in use:
+    run = n / fills steps per block, a slice of block / run bytes in the steps that have a next block, a share
+    (n - run) / max(n - 1, 1) of the steps."""
+
+    dur: np.ndarray
+    share: np.ndarray
+
+
+@dataclass
+class Traffic:
+    """Bytes the block transfers move between the memories (an operand's home, or its staging region) and the
+    array over the whole product, per kind: sums over the loop nest's transitions (`Transition`)."""
+
+    fill: dict[str, np.ndarray]        # a, w: blocks fetched into a buffer or the PE registers
+    drain_final: np.ndarray            # final outputs written
+    drain_psum: np.ndarray             # partial sums written (their reduction not complete)
+    reload: np.ndarray                 # partial sums read back
+    bias: np.ndarray                   # bias read with the final output blocks
+    acc_keep: np.ndarray               # accumulator accesses (not bytes) of partial sums kept across reduction blocks
+
+    @classmethod
+    def zeros(cls, size: int) -> Traffic:
+        """No traffic yet, for `size` candidates."""
+        return cls({"a": np.zeros(size), "w": np.zeros(size)}, np.zeros(size), np.zeros(size), np.zeros(size),
+                   np.zeros(size), np.zeros(size))
+
+
+class PortLoad:
+    """Cycles each port (memory level) is busy in one step, transfers one after another on a port: `busy` ones
+    overlap the block's product, `serial` ones (fills into an only slot) start when it ends."""
+
+    def __init__(self) -> None:
+        self.busy: dict[str, np.ndarray] = {}
+        self.serial: dict[str, np.ndarray] = {}
+
+    def add(self, op: Operand, dur: np.ndarray, serial: bool = False) -> None:
+        """`dur` on the port of `op`'s transfers: its staging level when staged, else its home; `serial`: after
+        the product (the port counts as used, for nothing, before it)."""
+        for level, share in ((op.home, ~op.staged), (op.via, op.staged)):
+            if level is None:
+                continue
+            part = np.where(share, dur, 0.0)
+            if serial:
+                self.busy[level] = self.busy.get(level, 0.0) + np.zeros_like(part)
+                self.serial[level] = self.serial.get(level, 0.0) + part
+            else:
+                self.busy[level] = self.busy.get(level, 0.0) + part
+
+    def finish(self, product: np.ndarray, extra: dict[str, np.ndarray]) -> np.ndarray:
+        """The step's cycles with `extra` transfers on some ports:
+        max(product, busy + extra of every port, max(product, busy + extra) + serial of every port)."""
+        t = product
+        for lv in set(self.busy) | set(extra):
+            t = np.maximum(t, self.busy.get(lv, 0.0) + extra.get(lv, 0.0))
+        for lv, v in self.serial.items():
+            t = np.maximum(t, np.maximum(product, self.busy.get(lv, 0.0) + extra.get(lv, 0.0)) + v)
+        return t
+
+
+class StepTimer:
+    """The cycles of the steps of one loop nest. step(before, after) is a step between a transition of loop
+    `before` and one of loop `after` (None: the first or the last step): it runs its block's product while the
+    ports serve what block i streams, block i+1's fills and partial sums, block i-1's drain and bias slice
+    (`PortLoad`). Transfers present in some steps of a kind only (stage tile slices, slices of a double-buffered
+    operand's next block) count by their share s: the expected time over which of them are present,
+    sum over subsets S of prod_{x in S} s_x prod_{x not in S} (1 - s_x) finish(S)."""
+
+    def __init__(self, model, nest: LoopNest, moves: list[Transition], per_step: PerStep,
+                 prefetch: dict[str, Prefetch]):
+        self.model, self.nest, self.moves, self.per_step, self.prefetch = model, nest, moves, per_step, prefetch
+
+    def step(self, before: int | None, after: int | None, extra: float = 0.0) -> np.ndarray:
+        """Expected cycles of such a step; `extra` cycles of the array on top of its product."""
+        optional = self._optional(before, after)
+        certain: dict[str, np.ndarray] = {}
+        uncertain = []
+        for parts, share in optional:  # a transfer in every step of the kind is a plain one; in none, nothing
+            share = np.broadcast_to(np.asarray(share, dtype=float), (self.model.size,))
+            if share.min() >= 1.0:
+                for lv, d in parts.items():
+                    certain[lv] = certain.get(lv, 0.0) + d
+            elif share.max() > 0.0:
+                uncertain.append((parts, share))
+        return _expected(self._load(before, after), self.per_step.compute + extra, certain, uncertain)
+
+    def _load(self, before: int | None, after: int | None) -> PortLoad:
+        """The transfers of every step of the kind, in port order: per input its stream, then its fill into an
+        only slot; the output's reload; the previous block's drain, and its bias slice on the bias's port."""
+        m, load = self.model, PortLoad()
+        prev = self.moves[before] if before is not None else None
+        nxt = self.moves[after] if after is not None else None
+        for op in ("a", "w"):
+            load.add(m.ops[op], m.duration(op, self.per_step.stream[op], "stream"))
+            if nxt is not None:
+                load.add(m.ops[op], m.duration(op, nxt.serial[op], "fill"), serial=True)
+        if nxt is not None:
+            load.add(m.ops["o"], m.duration("o", nxt.reload, "reload"))
+        if prev is not None:
+            load.add(m.ops["o"], m.duration("o", prev.drain_final + prev.drain_psum, "drain"))
+            g = m.g
+            if g.bias_home is not None and g.bias_bytes:
+                port = m.arch.ports[g.bias_home]
+                dur = np.where(prev.bias > 0, port.latency + prev.bias / min(m.arch.dma_bw, port.read_bw), 0.0)
+                load.busy[g.bias_home] = load.busy.get(g.bias_home, 0.0) + dur
+        return load
+
+    def _optional(self, before: int | None, after: int | None) -> list[tuple[dict, np.ndarray]]:
+        """(cycles per port, share of the steps): stage tile slices, spread over the steps inside a tile (a whole
+        tile in the one step of a one-block tile, which a stage loop's transition follows); slices of the
+        double-buffered operands' next blocks."""
+        optional = []
+        for op, sl in self.per_step.slices.items():
+            block_level = before if op == "o" else after
+            if block_level is None:
+                continue
+            share = np.where(sl.one, 1.0, sl.later if block_level < BLOCK_LOOPS else 0.0)
+            optional.append(({sl.level: sl.dur}, share))
+        if after is not None:
+            for op in ("a", "w"):
+                pf = self.prefetch[op]
+                if not pf.share.any():
+                    continue
+                x = self.model.ops[op]
+                parts = {x.home: np.where(x.staged, 0.0, pf.dur)}
+                if x.via is not None:
+                    parts[x.via] = parts.get(x.via, 0.0) + np.where(x.staged, pf.dur, 0.0)
+                optional.append((parts, pf.share))
+        return optional
+
+
+def _expected(load: PortLoad, product: np.ndarray, certain: dict[str, np.ndarray], uncertain: list) -> np.ndarray:
+    """sum over the subsets of `uncertain` present of their probability x the step's cycles with them."""
+    total = 0.0
+    for present in itertools.product((False, True), repeat=len(uncertain)):
+        weight = 1.0
+        extra = dict(certain)
+        for on, (parts, share) in zip(present, uncertain):
+            weight = weight * (share if on else 1 - share)
+            if on:
+                for lv, d in parts.items():
+                    extra[lv] = extra.get(lv, 0.0) + d
+        total = total + weight * load.finish(product, extra)
+    return total
 
 
 class StepWalk:
-    """Timing of the block steps; mixed into `cost.Model`."""
+    """Transfers and timing of the block steps; mixed into `cost.Model` (which has g, arch, size, ops, blocks,
+    duration)."""
 
-    def _order(self, order, sel, nblk, nst, inner, n, avg, o_blk_elems, keep_fits, fetched, stream_total, compute,
-               traffic, steps_time, exact=True) -> None:
-        """Transfers and step times of the candidates whose innermost block loop is `order`."""
-        g, size = self.g, self.size
-        bias_slice = self.bias_slice
-        loops = [(d, inner[d]) for d in block_loops(order)] + [(d, nst[d].astype(float)) for d in STAGE_LOOPS]
-        P = len(loops)
-        counts = [cnt for _, cnt in loops]
-        # transitions advancing loop p: (count_p - 1) x product of the outer counts
-        outer = [np.ones(size)] * P
-        acc_outer = np.ones(size)
-        for p in range(P - 1, -1, -1):
-            outer[p] = acc_outer
-            acc_outer = acc_outer * counts[p]
-        trans = [(counts[p] - 1) * outer[p] for p in range(P)]
-        # what changes at a transition of loop p: its dimension, and every inner loop that runs more than once
-        changed = []
-        for p in range(P):
-            dims = {d: np.zeros(size, dtype=bool) for d in DIMS}
-            dims[loops[p][0]] = np.ones(size, dtype=bool)
-            for q in range(p):
-                dims[loops[q][0]] = dims[loops[q][0]] | (counts[q] > 1)
-            changed.append(dims)
-
-        def ch(op, p):
-            out = np.zeros(size, dtype=bool)
-            for d in self.rel[op]:
-                out |= changed[p][d]
-            return out
-
-        # reduction loops outside loop p: an output block left at p is final only at their last index
-        k_out = []
-        for p in range(P):
-            prod = np.ones(size)
-            for q in range(p + 1, P):
-                if loops[q][0] == "k":
-                    prod = prod * counts[q]
-            k_out.append(prod)
-        # innermost loop that runs more than once
-        p0 = np.full(size, P, dtype=int)
-        for p in range(P - 1, -1, -1):
-            p0 = np.where(counts[p] > 1, p, p0)
-        k_first = np.zeros(size, dtype=bool)
-        for p in range(P):
-            k_first |= (p0 == p) & (loops[p][0] == "k")
-        # back-to-back reduction blocks keep their partial sums in the accumulators; a mapping that would
-        # send them out and back every block is left out (the next loop innermost moves no more)
-        keep = k_first & keep_fits
-
-        psum = g.psum_elem
-
-        # per transition p: fill, drain and reload bytes, per operand
-        def fractions(p):
-            """(final, revisit): the share of transitions of p whose old output block is complete, and whose
-            new one already holds partial sums."""
-            if loops[p][0] == "k":
-                return 0.0, 1.0
-            return 1.0 / k_out[p], 1.0 - 1.0 / k_out[p]
-
-        def as_next(p):
-            """Transfers for the block after a transition of p: fills and partial sums back."""
-            och = ch("o", p)
-            _, rev = fractions(p)
-            reload = np.where(och, o_blk_elems * psum * rev, np.where(keep, 0.0, o_blk_elems * psum))
-            return {"fill_a": np.where(fetched["a"] & ch("a", p), avg["a"], 0.0),
-                    "fill_w": np.where(fetched["w"] & ch("w", p), avg["w"], 0.0), "reload": reload,
-                    "serial_a": np.where(fetched["a"] & ch("a", p) & one_slot["a"], avg["a"], 0.0),
-                    "serial_w": np.where(fetched["w"] & ch("w", p) & one_slot["w"], avg["w"], 0.0)}
-
-        def as_prev(p):
-            """Transfers for the block before a transition of p: its drain (and its bias slice)."""
-            och = ch("o", p)
-            final, _ = fractions(p)
-            return {"drain_final": np.where(och, o_blk_elems * g.o_elem * final, 0.0),
-                    "drain_psum": np.where(och, o_blk_elems * psum * (1 - final),
-                                           np.where(keep, 0.0, o_blk_elems * psum)),
-                    "bias": np.where(och, bias_slice * final, 0.0)}
-
-        c = self.c
-        one_slot = {"a": np.where(c["na"] > 0, c["sa"] == 1, c["sp"] == 1),
-                    "w": np.where(c["nw"] > 0, c["sw"] == 1, c["sp"] == 1)}
-        nxt = [as_next(p) for p in range(P)]
-        prv = [as_prev(p) for p in range(P)]
-        for p in range(P):
-            for key, v in list(nxt[p].items()) + list(prv[p].items()):
-                if key in traffic:
-                    traffic[key] += np.where(sel, trans[p] * v, 0.0)
-        # a double-buffered operand's next block arrives in slices over the steps its current block is in use
-        fills = {op: 1.0 + sum(trans[p] * ch(op, p) for p in range(P)) for op in ("a", "w")}
-        prefetch = {}
-        for op in ("a", "w"):
-            double = fetched[op] & ~one_slot[op]
-            run = n / fills[op]
-            # slices in every step but those of the last block's run; share of the steps that have a next block
-            prefetch[op] = (np.where(double, self.duration(op, avg[op] / run, "fill"), 0.0),
-                            np.where(double, (n - run) / np.maximum(n - 1, 1), 0.0))
-        # the first block's fills and the last block's drain
-        traffic["fill_a"] += np.where(sel & fetched["a"], avg["a"], 0.0)
-        traffic["fill_w"] += np.where(sel & fetched["w"], avg["w"], 0.0)
-        traffic["drain_final"] += np.where(sel, o_blk_elems * g.o_elem, 0.0)
-        traffic["bias"] += np.where(sel, bias_slice, 0.0)
-        traffic["acc_keep"] += np.where(sel & keep, 2 * o_blk_elems * n, 0.0)
-
-        if not exact:
+    def _walk(self, order: str, sel: np.ndarray, traffic: Traffic, steps_time: np.ndarray,
+              per_step: PerStep | None) -> None:
+        """Adds to `traffic` and `steps_time` (rows `sel`) those of the candidates whose innermost block loop is
+        `order`; the step times only with `per_step` (exact cycles)."""
+        nest = LoopNest.of(order, self.blocks, self.keep_fits)
+        moves = [self._transition(nest, p) for p in range(len(nest.dims))]
+        self._count(nest, moves, sel, traffic)
+        if per_step is None:
             return
-        # step times: per port, the transfers of a step one after another
-        g_step = compute / n
-        fill_drain = float(self.arch.rows + self.arch.cols)
-        stream = {op: stream_total[op] / n for op in ("a", "w")}
-        chunk = self._stage_chunks(n, nst)
+        timer = StepTimer(self, nest, moves, per_step, self._prefetch(nest))
+        steps_time += np.where(sel, self._steps(nest, timer), 0.0)
 
-        def step_time(prev, nxt_, extra=0.0, prev_p=None, next_p=None):
-            ports: dict[str, np.ndarray] = {}
-            serial: dict[str, np.ndarray] = {}   # fills that wait for this block's product (one slot)
+    def _transition(self, nest: LoopNest, p: int) -> Transition:
+        """The transfers at a transition of loop p (see `Transition`)."""
+        a, w, o, g = self.ops["a"], self.ops["w"], self.ops["o"], self.g
+        out, psum, keep = self.blocks.out_elems, g.psum_elem, nest.keep
+        final, revisit = (0.0, 1.0) if nest.dims[p] == "k" else (1.0 / nest.k_out[p], 1.0 - 1.0 / nest.k_out[p])
+        och = nest.changes(o.dims, p)
+        fill = {x.name: np.where(x.fetched & nest.changes(x.dims, p), x.block, 0.0) for x in (a, w)}
+        serial = {x.name: np.where(x.fetched & nest.changes(x.dims, p) & x.one_slot, x.block, 0.0) for x in (a, w)}
+        reload = np.where(och, out * psum * revisit, np.where(keep, 0.0, out * psum))
+        return Transition(fill, serial, reload, np.where(och, out * g.o_elem * final, 0.0),
+                          np.where(och, out * psum * (1 - final), np.where(keep, 0.0, out * psum)),
+                          np.where(och, self.blocks.bias_slice * final, 0.0))
 
-            def add(op, nbytes, kind, after=None):
-                dur = self.duration(op, nbytes, kind)
-                home, mid = self.homes[op], self.via[op]
-                st = self.staged[op]
-                for level, share in ((home, ~st), (mid, st)):
-                    if level is None:
-                        continue
-                    part = np.where(share, dur, 0.0)
-                    if after is None:
-                        ports[level] = ports.get(level, 0.0) + part
-                    else:
-                        ports[level] = ports.get(level, 0.0) + np.where(after, 0.0, part)
-                        serial[level] = serial.get(level, 0.0) + np.where(after, part, 0.0)
+    def _count(self, nest: LoopNest, moves: list[Transition], sel: np.ndarray, traffic: Traffic) -> None:
+        """traffic += sum_p trans[p] x (the transfers of a transition of p), plus the first block's fills, the
+        last block's drain and bias slice, and the accumulator accesses of kept partial sums (2 out_elems n)."""
+        for t, m in zip(nest.trans, moves):
+            traffic.fill["a"] += np.where(sel, t * m.fill["a"], 0.0)
+            traffic.fill["w"] += np.where(sel, t * m.fill["w"], 0.0)
+            traffic.reload += np.where(sel, t * m.reload, 0.0)
+            traffic.drain_final += np.where(sel, t * m.drain_final, 0.0)
+            traffic.drain_psum += np.where(sel, t * m.drain_psum, 0.0)
+            traffic.bias += np.where(sel, t * m.bias, 0.0)
+        b = self.blocks
+        for x in (self.ops["a"], self.ops["w"]):
+            traffic.fill[x.name] += np.where(sel & x.fetched, x.block, 0.0)
+        traffic.drain_final += np.where(sel, b.out_elems * self.g.o_elem, 0.0)
+        traffic.bias += np.where(sel, b.bias_slice, 0.0)
+        traffic.acc_keep += np.where(sel & nest.keep, 2 * b.out_elems * b.n, 0.0)
 
-            for op in ("a", "w"):
-                add(op, stream[op], "stream")
-                if nxt_ is not None:
-                    add(op, nxt_["serial_" + op], "fill", True)
-            if nxt_ is not None:
-                add("o", nxt_["reload"], "reload")
-            if prev is not None:
-                add("o", prev["drain_final"] + prev["drain_psum"], "drain")
-                if g.bias_home is not None and g.bias_bytes:
-                    port = self.arch.ports[g.bias_home]
-                    dur = np.where(prev["bias"] > 0, port.latency + prev["bias"] / min(self.arch.dma_bw, port.read_bw),
-                                   0.0)
-                    ports[g.bias_home] = ports.get(g.bias_home, 0.0) + dur
-            gs = g_step + extra
+    def _prefetch(self, nest: LoopNest) -> dict[str, Prefetch]:
+        """Per input, fills = 1 + sum_p trans[p] [it changes at p] blocks fetched (see `Prefetch`)."""
+        n, out = self.blocks.n, {}
+        for x in (self.ops["a"], self.ops["w"]):
+            fills = 1.0 + sum(nest.trans[p] * nest.changes(x.dims, p) for p in range(len(nest.dims)))
+            double = x.fetched & ~x.one_slot
+            run = n / fills
+            out[x.name] = Prefetch(np.where(double, self.duration(x.name, x.block / run, "fill"), 0.0),
+                                   np.where(double, (n - run) / np.maximum(n - 1, 1), 0.0))
+        return out
 
-            def finish(extra_ports):
-                t = gs
-                levels = set(ports) | set(extra_ports)
-                for lv in levels:
-                    t = np.maximum(t, ports.get(lv, 0.0) + extra_ports.get(lv, 0.0))
-                for lv, v in serial.items():
-                    t = np.maximum(t, np.maximum(gs, ports.get(lv, 0.0) + extra_ports.get(lv, 0.0)) + v)
-                return t
+    def _steps(self, nest: LoopNest, timer: StepTimer) -> np.ndarray:
+        """The cycles of all steps, by kind. With q the first loop that runs (`LoopNest.first`), between
+        transitions of q run counts[q] - 2 steps outer[q] times; a transition of an outer loop p comes between
+        a step after q's and one before q's, trans[p] times:
 
-            # transfers present in some steps of this kind only, with their share of the steps: stage-tile
-            # slices (spread over the steps inside a tile; a whole tile in the one step of a one-block tile, which
-            # a stage loop's transition follows), and the slices of double-buffered operands' next blocks
-            optional = []
-            for op, ch_ in chunk.items():
-                if (prev if op == "o" else nxt_) is None:
-                    continue
-                block_level = (prev_p if op == "o" else next_p)
-                share = np.where(ch_["one"], 1.0, ch_["later"] if (block_level is not None and block_level < 4)
-                                 else 0.0)
-                optional.append(({ch_["level"]: ch_["dur"]}, share))
-            if nxt_ is not None:
-                for op in ("a", "w"):
-                    dur, share = prefetch[op]
-                    if not share.any():
-                        continue
-                    home, mid = self.homes[op], self.via[op]
-                    parts = {home: np.where(self.staged[op], 0.0, dur)}
-                    if mid is not None:
-                        parts[mid] = parts.get(mid, 0.0) + np.where(self.staged[op], dur, 0.0)
-                    optional.append((parts, share))
-            # a transfer present in every step of the kind is a plain transfer; one in none is nothing
-            certain: dict[str, np.ndarray] = {}
-            uncertain = []
-            for parts, share in optional:
-                share = np.broadcast_to(np.asarray(share, dtype=float), (size,))
-                if share.min() >= 1.0:
-                    for lv, d in parts.items():
-                        certain[lv] = certain.get(lv, 0.0) + d
-                elif share.max() > 0.0:
-                    uncertain.append((parts, share))
-            total_t = 0.0
-            for present in itertools.product((False, True), repeat=len(uncertain)):
-                weight = 1.0
-                extra_ports = dict(certain)
-                for on, (parts, share) in zip(present, uncertain):
-                    weight = weight * (share if on else 1 - share)
-                    if on:
-                        for lv, d in parts.items():
-                            extra_ports[lv] = extra_ports.get(lv, 0.0) + d
-                total_t = total_t + weight * finish(extra_ports)
-            return total_t
+            first(q) + last(q) + outer[q] max(counts[q] - 2, 0) mid(q, q) + sum_{p > q} trans[p] (mid(q, p) + mid(p, q))
 
-        i0 = np.clip(p0, 0, P - 1)
+        the first step with the array's fill and drain; one block alone: a step with neither before nor after."""
+        P, size, counts = len(nest.dims), self.size, nest.counts
+        fill_drain = timer.per_step.fill_drain
+        i0 = np.clip(nest.first, 0, P - 1)
         total = np.zeros(size)
-        single = n <= 1
-        # kinds: (first, p0), (p0, p0), (p0, p) and (p, p0) for outer p, (p0, last)
         for q in range(P):
             is_q = i0 == q
-            if not is_q.any():
+            if not is_q.any() or not (counts[q] > 1).any():
                 continue
-            runs = outer[q]
-            if not (counts[q] > 1).any():
-                continue
-            first = step_time(None, nxt[q], fill_drain, None, q)
-            last = step_time(prv[q], None, 0.0, q, None)
-            mid = step_time(prv[q], nxt[q], 0.0, q, q)
-            t = first + last + runs * np.maximum(counts[q] - 2, 0) * mid
+            first, last, mid = timer.step(None, q, fill_drain), timer.step(q, None), timer.step(q, q)
+            t = first + last + nest.outer[q] * np.maximum(counts[q] - 2, 0) * mid
             for p in range(q + 1, P):
-                if not (counts[p] > 1).any():
-                    continue
-                t = t + trans[p] * (step_time(prv[q], nxt[p], 0.0, q, p) + step_time(prv[p], nxt[q], 0.0, p, q))
+                if (counts[p] > 1).any():
+                    t = t + nest.trans[p] * (timer.step(q, p) + timer.step(p, q))
             total = np.where(is_q, t, total)
-        total = np.where(single, step_time(None, None, fill_drain), total)
-        steps_time += np.where(sel, total, 0.0)
+        return np.where(self.blocks.n <= 1, timer.step(None, None, fill_drain), total)
 
-    def _bound(self, compute, traffic, stream_total, stage_fill, o_stage_drain, bias, n, avg, o_block) -> np.ndarray:
-        """A lower bound of the cycles: the array's compute, or each port's transfers at its best bandwidth, each
-        paying its port's latency once."""
-        a, ports = self.arch, self.arch.ports
-        per: dict[str, np.ndarray] = {}
+    def _per_step(self, compute: np.ndarray) -> PerStep:
+        """What every step carries (see `PerStep`), and per staged operand its slices (see `StageSlice`): the next
+        tile of a or w arrives in slices over all but the last step of the current tile; the last tile of o
+        leaves in slices over all but the first step of the next (a whole tile per step when a tile is one
+        block)."""
+        n, tiles, ports, slices = self.blocks.n, self.blocks.stage_tiles, self.arch.ports, {}
+        steps = n / tiles
+        for x in self.ops.values():
+            if x.via is None:
+                continue
+            piece = x.total / tiles / np.maximum(steps - 1, 1)
+            bw = min(self.arch.dma_bw, ports[x.home].read_bw, ports[x.via].write_bw) if x.name != "o" else \
+                min(self.arch.dma_bw, ports[x.via].read_bw, ports[x.home].write_bw)
+            slices[x.name] = StageSlice(x.home, np.where(x.staged & (tiles > 1), ports[x.home].latency + piece / bw,
+                                                         0.0), steps <= 1, (tiles - 1) / tiles)
+        stream = {x: self.ops[x].stream / n for x in ("a", "w")}
+        return PerStep(compute / n, stream, slices, float(self.arch.rows + self.arch.cols))
 
-        def put(level, nbytes, count):
-            p = ports[level]
-            per[level] = per.get(level, 0.0) + nbytes / min(a.dma_bw, max(p.read_bw, p.write_bw)) \
-                + np.where(nbytes > 0, count * p.latency, 0.0)
-
-        o_moved = traffic["drain_final"] + traffic["drain_psum"] + traffic["reload"]
-        for op, nbytes, count in (("a", traffic["fill_a"] + stream_total["a"],
-                                   traffic["fill_a"] / avg["a"] + np.where(stream_total["a"] > 0, n, 0.0)),
-                                  ("w", traffic["fill_w"] + stream_total["w"],
-                                   traffic["fill_w"] / avg["w"] + np.where(stream_total["w"] > 0, n, 0.0)),
-                                  ("o", o_moved, o_moved / np.maximum(o_block, 1e-9))):
-            home, mid = self.homes[op], self.via[op]
-            put(home, np.where(self.staged[op], 0.0, nbytes), count)
-            if mid is not None:
-                put(mid, np.where(self.staged[op], nbytes, 0.0), count)
-        for op, nbytes in (("a", stage_fill["a"]), ("w", stage_fill["w"]), ("o", o_stage_drain)):
-            if self.via[op] is not None:
-                put(self.homes[op], nbytes, 1.0)
+    def _bound(self, compute: np.ndarray, traffic: Traffic) -> np.ndarray:
+        """A lower bound of the cycles: max(compute + R + C, each port's bytes / its best bandwidth + its latency
+        once per transfer), the transfers per operand on its home or, staged, its staging level; the stage
+        tiles' and the bias's on their home, counted as one."""
+        a, w, o = self.ops["a"], self.ops["w"], self.ops["o"]
+        n, per = self.blocks.n, {}
+        o_moved = traffic.drain_final + traffic.drain_psum + traffic.reload
+        o_block = self.blocks.out_elems * self.g.psum_elem
+        for x, nbytes, count in ((a, traffic.fill["a"] + a.stream,
+                                  traffic.fill["a"] / a.block + np.where(a.stream > 0, n, 0.0)),
+                                 (w, traffic.fill["w"] + w.stream,
+                                  traffic.fill["w"] / w.block + np.where(w.stream > 0, n, 0.0)),
+                                 (o, o_moved, o_moved / np.maximum(o_block, 1e-9))):
+            self._busy(per, x.home, np.where(x.staged, 0.0, nbytes), count)
+            if x.via is not None:
+                self._busy(per, x.via, np.where(x.staged, nbytes, 0.0), count)
+        for x in (a, w, o):
+            if x.via is not None:
+                self._busy(per, x.home, x.staging, 1.0)
         if self.g.bias_home is not None and self.g.bias_bytes:
-            put(self.g.bias_home, bias, 1.0)
+            self._busy(per, self.g.bias_home, traffic.bias, 1.0)
         bound = compute + self.arch.rows + self.arch.cols
         for v in per.values():
             bound = np.maximum(bound, v)
         return bound
 
-    def _stage_chunks(self, n, nst) -> dict[str, dict[str, np.ndarray]]:
-        """Per staged operand: its port and the duration of one slice of a stage tile. The next tile of a or w
-        arrives in slices over all but the last step of the current tile; the last tile of o leaves in slices
-        over all but the first step of the next (a whole tile per step when a tile is one block)."""
-        g = self.g
-        tiles = nst["b"] * nst["m"] * nst["k"] * nst["n"]
-        steps = n / tiles
-        out = {}
-        for op in ("a", "w", "o"):
-            if self.via[op] is None:
-                continue
-            total = {"a": g.b * g.m * g.k * g.a_elem, "w": (g.b if g.w_batched else 1) * g.k * g.n *
-                     (g.w_elem + g.w_mask), "o": g.b * g.m * g.n * g.o_elem}[op]
-            piece = total / tiles / np.maximum(steps - 1, 1)
-            p = self.arch.ports
-            home, mid = self.homes[op], self.via[op]
-            bw = min(self.arch.dma_bw, p[home].read_bw, p[mid].write_bw) if op != "o" else \
-                min(self.arch.dma_bw, p[mid].read_bw, p[home].write_bw)
-            out[op] = {"level": home, "dur": np.where(self.staged[op] & (tiles > 1), p[home].latency + piece / bw, 0.0),
-                       "one": steps <= 1, "later": (tiles - 1) / tiles}
-        return out
+    def _busy(self, per: dict[str, np.ndarray], level: str, nbytes: np.ndarray, count) -> None:
+        """per[level] += nbytes / min(dma, max(read, write bandwidth)) + count x latency (when nbytes > 0)."""
+        p = self.arch.ports[level]
+        per[level] = per.get(level, 0.0) + nbytes / min(self.arch.dma_bw, max(p.read_bw, p.write_bw)) \
+            + np.where(nbytes > 0, count * p.latency, 0.0)
 
-    def _ends(self, n, nst, avg, fetched, size_b, o_blk_elems, bias, tile_bytes, stage_fill, o_stage_drain):
-        """Prologue (first stage tiles and block fills) and epilogue (last drains)."""
-        g, size = self.g, self.size
-        tiles = nst["b"] * nst["m"] * nst["k"] * nst["n"]
-        first_stage = np.zeros(size)
-        for op in ("a", "w"):
-            if self.via[op] is None:
+    def _prologue(self) -> np.ndarray:
+        """The first stage tiles (the slowest, latency + its share total / tiles of the staged bytes) and then the
+        first blocks' fills (the busiest port)."""
+        ports, tiles = self.arch.ports, self.blocks.stage_tiles
+        first_stage = np.zeros(self.size)
+        for x in (self.ops["a"], self.ops["w"]):
+            if x.via is None:
                 continue
-            p = self.arch.ports
-            bw = min(self.arch.dma_bw, p[self.homes[op]].read_bw, p[self.via[op]].write_bw)
-            first_stage = np.maximum(first_stage, np.where(self.staged[op], p[self.homes[op]].latency
-                                                           + stage_fill[op] / tiles / bw, 0.0))
-        ports: dict[str, np.ndarray] = {}
-        for op in ("a", "w"):
-            dur = self.duration(op, np.where(fetched[op], avg[op], 0.0), "fill")
-            level = np.where(self.staged[op], 1, 0)
-            for lv, which in ((self.homes[op], 0), (self.via[op], 1)):
+            bw = min(self.arch.dma_bw, ports[x.home].read_bw, ports[x.via].write_bw)
+            first_stage = np.maximum(first_stage, np.where(x.staged, ports[x.home].latency + x.staging / tiles / bw,
+                                                           0.0))
+        busy: dict[str, np.ndarray] = {}
+        for x in (self.ops["a"], self.ops["w"]):
+            dur = self.duration(x.name, np.where(x.fetched, x.block, 0.0), "fill")
+            level = np.where(x.staged, 1, 0)
+            for lv, which in ((x.home, 0), (x.via, 1)):
                 if lv is not None:
-                    ports[lv] = ports.get(lv, 0.0) + np.where(level == which, dur, 0.0)
-        prologue = first_stage + (np.maximum.reduce(list(ports.values())) if ports else 0.0)
-        last = self.duration("o", np.full(size, o_blk_elems * g.o_elem), "drain")
+                    busy[lv] = busy.get(lv, 0.0) + np.where(level == which, dur, 0.0)
+        return first_stage + (np.maximum.reduce(list(busy.values())) if busy else 0.0)
+
+    def _epilogue(self) -> np.ndarray:
+        """The last block's drain (after its bias slice when both use one port, else alongside it), then the last
+        stage tile of o (latency + total / tiles)."""
+        g, o, ports = self.g, self.ops["o"], self.arch.ports
+        last = self.duration("o", np.full(self.size, self.blocks.out_elems * g.o_elem), "drain")
         if g.bias_bytes and g.bias_home is not None:
-            port = self.arch.ports[g.bias_home]
-            bias_t = port.latency + (self.bias_slice + np.zeros(size)) / min(self.arch.dma_bw, port.read_bw)
-            o_port_staged = self.staged["o"] & (self.via["o"] == g.bias_home)
-            o_port_home = ~self.staged["o"] & (self.homes["o"] == g.bias_home)
+            port = ports[g.bias_home]
+            bias_t = port.latency + (self.blocks.bias_slice + np.zeros(self.size)) / min(self.arch.dma_bw,
+                                                                                        port.read_bw)
+            o_port_staged = o.staged & (o.via == g.bias_home)
+            o_port_home = ~o.staged & (o.home == g.bias_home)
             last = np.where(o_port_staged | o_port_home, last + bias_t, np.maximum(last, bias_t))
-        epilogue = last
-        if self.via["o"] is not None:
-            p = self.arch.ports
-            bw = min(self.arch.dma_bw, p[self.via["o"]].read_bw, p[self.homes["o"]].write_bw)
-            epilogue = epilogue + np.where(self.staged["o"], p[self.homes["o"]].latency + o_stage_drain / tiles / bw,
-                                           0.0)
-        return prologue + epilogue
+        if o.via is not None:
+            bw = min(self.arch.dma_bw, ports[o.via].read_bw, ports[o.home].write_bw)
+            last = last + np.where(o.staged, ports[o.home].latency + o.staging / self.blocks.stage_tiles / bw, 0.0)
+        return last
