@@ -33,7 +33,6 @@ import numpy as np
 
 from aalbert.ir.builder import const_value
 from aalbert.ir.graph import Graph, Node, Value
-from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, op_has
 
 TASK_KINDS = frozenset({"adapter", "lora"})  # kinds of weights that are a task's own whatever their bytes
@@ -267,10 +266,3 @@ def _linear_kind(n: Node, s: _Structure, before, after) -> str:
         return "projection"
     return "other"
 
-
-def weight_kinds(module: Module) -> dict[str, str]:
-    kinds: dict[str, str] = {}
-    for graph in module.graphs.values():
-        for name, kind in classify(graph).items():
-            kinds.setdefault(name, kind)
-    return kinds
