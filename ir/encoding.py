@@ -27,7 +27,7 @@ import numpy as np
 from .formats import NumberFormat, afloat_decode, int_decode
 from .types import DType, TensorType
 
-KINDS = ("embedding", "projection", "attention", "ffn", "adapter", "layernorm", "head", "other")
+KINDS = ("embedding", "projection", "attention", "ffn", "adapter", "lora", "layernorm", "head", "other")
 FORMATS = ("plain", "f16", "int", "afloat")
 STORAGES = ("dense", "bitmask")
 

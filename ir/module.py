@@ -1,15 +1,21 @@
 """`Weight` and `Module`: the content-addressed weight pool and the task graphs.
 
-A module owns one pool of weights and one graph per task. A weight is stored
-once however many graphs or nodes use it: identical contents (same element
-type, shape and bytes) are the same weight, found by content hash. Graphs
-refer to weights by symbol through `weight` nodes.
+A module owns one pool of weights and one graph per task. Graphs refer to
+weights by symbol through `weight` nodes. A weight is stored once however
+many graphs or nodes use it, and the pool finds weights by content hash
+(same element type, shape and bytes): a tensor that another task's import
+brought already is that weight. Equal bytes are not always one weight,
+though: two distinct tensors of one model (a freshly initialised model's
+zero biases) stay two weights, which may share one array. Which weights
+are one for sharing is decided by the `share` pass, from kind and position
+as well as bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,19 +113,29 @@ class Module:
 
     weights: dict[str, Weight] = field(default_factory=dict)
     graphs: dict[str, Graph] = field(default_factory=dict)
-    _by_hash: dict[str, str] = field(default_factory=dict, repr=False)
+    _by_hash: dict[str, list[str]] = field(default_factory=dict, repr=False)  # hash -> symbols, pool order
 
     def add_weight(self, data: np.ndarray, name_hint: str = "w", scope: str | None = None,
-                   digest: str | None = None) -> Weight:
-        """Return the pool's weight with this content, adding it if new.
+                   digest: str | None = None, taken: Container[str] = ()) -> Weight:
+        """Return a pool weight with this content that `taken` does not hold, adding one if there is none.
 
-        A new weight is named after `name_hint`; if another weight has that
+        An import passes the symbols its task uses already as `taken`: two
+        distinct tensors of one model stay two weights even when their bytes
+        are equal, while a tensor equal to one another import brought is
+        stored once. A new weight with the bytes of an existing one shares
+        its array. It is named after `name_hint`; if another weight has that
         name already, `scope/name_hint` (then a numeric suffix) is used.
         """
         digest = digest or content_hash(data)
-        existing = self._by_hash.get(digest)
-        if existing is not None:
-            return self.weights[existing]
+        same = self._by_hash.get(digest, ())
+        for name in same:
+            if name not in taken:
+                return self.weights[name]
+        for name in same:  # store the bytes once
+            other = self.weights[name]
+            if other.data is not None and other.encoding.format == "plain":
+                data = other.data
+                break
         base = sanitize_symbol(name_hint)
         if base in self.weights and scope:
             base = f"{sanitize_symbol(scope)}/{base}"
@@ -128,26 +144,36 @@ class Module:
         self.insert_weight(weight)
         return weight
 
+    def with_hash(self, digest: str) -> list[str]:
+        """The symbols of the weights with this content hash, in pool order."""
+        return list(self._by_hash.get(digest, ()))
+
     def insert_weight(self, weight: Weight) -> None:
         """Add a weight exactly as given (the parser uses this)."""
         if weight.name in self.weights:
             raise ValueError(f"weight @{weight.name} declared twice")
         self.weights[weight.name] = weight
-        self._by_hash.setdefault(weight.hash, weight.name)
+        self._by_hash.setdefault(weight.hash, []).append(weight.name)
 
     def replace_weight(self, weight: Weight) -> None:
         """Put a new version of a weight (same name: new data or encoding) in the pool."""
         old = self.weights[weight.name]
-        if self._by_hash.get(old.hash) == old.name:
-            del self._by_hash[old.hash]
         self.weights[weight.name] = weight
-        self._by_hash.setdefault(weight.hash, weight.name)
+        if old.hash != weight.hash:
+            self._unhash(old)
+            self._by_hash.setdefault(weight.hash, []).append(weight.name)
 
     def remove_weight(self, name: str) -> Weight:
         weight = self.weights.pop(name)
-        if self._by_hash.get(weight.hash) == name:
-            del self._by_hash[weight.hash]
+        self._unhash(weight)
         return weight
+
+    def _unhash(self, weight: Weight) -> None:
+        names = self._by_hash.get(weight.hash)
+        if names is not None and weight.name in names:
+            names.remove(weight.name)
+            if not names:
+                del self._by_hash[weight.hash]
 
     def _unique_symbol(self, base: str) -> str:
         if base not in self.weights:
@@ -167,17 +193,20 @@ class Module:
         return new
 
     def merge(self, other: "Module") -> None:
-        """Add another module's weights (deduplicated by hash) and graphs."""
+        """Add another module's weights and graphs. A weight with the content of one of this module's is that
+        weight, but two weights of `other` never become one."""
         clash = sorted(set(other.graphs) & set(self.graphs))
         if clash:
             raise ValueError(f"task {clash[0]!r} defined twice")
         renamed: dict[str, str] = {}
+        claimed: set[str] = set()
         for w in other.weights.values():
-            existing = self._by_hash.get(w.hash)
+            existing = next((n for n in self._by_hash.get(w.hash, ()) if n not in claimed), None)
             if existing is None:
                 existing = self._unique_symbol(w.name)
                 self.insert_weight(Weight(existing, w.type, w.hash, w.data, w.role, w.encoding, w.scales,
                                           w.placement))
+            claimed.add(existing)
             renamed[w.name] = existing
         for graph in other.graphs.values():
             for node in graph.nodes:

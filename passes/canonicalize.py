@@ -25,7 +25,10 @@ deduplicating `Builder` and applies local rules as it goes:
 Then `passes.fusion` recognizes linear + bias, GELU (the Gelu op, the erf
 form, the tanh/Pow form) and the decomposed LayerNorm. Rounds repeat until
 nothing changes; the nodes are finally put in a canonical order (operands
-before users, depth first from the outputs) and renumbered.
+before users, depth first from the outputs) and renumbered. Last, tensors
+that are copies of one parameter (equal bytes, read alike next to the same
+weights: the dynamo exporter writes ALBERT's shared FFN matrices once per
+layer) become one weight (`passes.positions.merge_copies`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 
 from .base import Analyses, Pass, register_pass
 from .fusion import fuse
+from .positions import merge_copies
 from .views import Step, canonical_recipe, chain_view, is_numpy_broadcast
 
 MAX_ROUNDS = 10
@@ -56,7 +60,10 @@ class Canonicalize(Pass):
     def run(self, module: Module, analyses: Analyses) -> Module:
         cache = ChainCache()
         for task in list(module.graphs):
-            module.graphs[task] = canonicalize_graph(module, module.graphs[task], cache)
+            graph = canonicalize_graph(module, module.graphs[task], cache)
+            if merge_copies(module, graph):  # an exporter's copies of one parameter: one weight, then tidy
+                graph = canonicalize_graph(module, graph, cache)
+            module.graphs[task] = graph
         module.remove_unused_weights()
         return module
 

@@ -21,6 +21,8 @@ def fold_weight_transposes(module: Module, graph: Graph) -> int:
         return 0
     users = graph.users()
     outputs = {id(v) for _, v in graph.outputs}
+    symbols = {node.attrs["name"].name for node in weights}
+    tagged = {w.name for w in module.weights.values() if w.role is not None}
     folded = 0
     for node in weights:
         value = node.output
@@ -35,7 +37,9 @@ def fold_weight_transposes(module: Module, graph: Graph) -> int:
         data = np.ascontiguousarray(old.data.transpose(perm))
         if _references(module, graph, old.name) == 1:
             module.remove_weight(old.name)  # frees the name for the folded weight
-        new = module.add_weight(data, old.name, scope=graph.name)
+        # the graph's other weights stay apart, and so do weights `share` has tagged already
+        new = module.add_weight(data, old.name, scope=graph.name, taken=(symbols - {old.name}) | tagged)
+        symbols.add(new.name)
         node.attrs = {"name": Sym(new.name)}
         value.type = new.type
         for r in readers:

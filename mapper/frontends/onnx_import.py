@@ -4,7 +4,9 @@ What real exporters produce for BERT/ALBERT-family encoders imports here:
 torch.onnx's TorchScript and dynamo exporters (opsets 11-20), Hugging Face
 models, external-data files. Dynamic dimensions are fixed at import
 (`DimSpec`); shape arithmetic folds away. Floating-point initializers become
-weights of the module's pool (deduplicated by content across files); integer
+weights of the module's pool, one per initializer even where bytes are equal
+(a weight another file brought already is stored once; copies of one
+parameter that an exporter wrote once per use are one weight); integer
 initializers, scalars and small Constant nodes become inline constants.
 Weights that are only ever read transposed are stored transposed, so a weight
 has one canonical layout and hash whichever exporter wrote it.
@@ -28,6 +30,7 @@ from aalbert.ir.outputs import note_read
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import DType, TensorType
 from aalbert.passes.layout import fold_weight_transposes
+from aalbert.passes.positions import merge_copies
 
 from . import onnx_layout, onnx_ops
 from .dims import DimSpec
@@ -125,6 +128,7 @@ class _Importer:
         self.b = Builder(self.module, self.graph)
         self.initializers = {t.name: t for t in g.initializer}
         self.env: dict[str, Value] = {}
+        self.taken: set[str] = set()  # the pool's weights this file's initializers and constants became
         self.graph_inputs = {i.name for i in g.input}
         self._inputs(g)
         for node in g.node:
@@ -137,6 +141,7 @@ class _Importer:
         self.graph.set_outputs(outputs)
         self.graph.remove_dead()
         fold_weight_transposes(self.module, self.graph)
+        merge_copies(self.module, self.graph)  # a parameter the exporter wrote once per use is one weight
         self.graph.renumber()
         return self.graph
 
@@ -184,7 +189,9 @@ class _Importer:
         except ValueError:
             raise self.fail(f"'{name}' has element type {array.dtype}, which is not supported") from None
         if _is_weight(array, initializer):
-            return self.b.weight(self.module.add_weight(np.ascontiguousarray(array), name, scope=self.graph.name))
+            w = self.module.add_weight(np.ascontiguousarray(array), name, scope=self.graph.name, taken=self.taken)
+            self.taken.add(w.name)
+            return self.b.weight(w)
         return self.b.constant(array)
 
     def _value(self, name: str) -> Value:

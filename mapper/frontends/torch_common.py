@@ -5,9 +5,11 @@ binds every fx node to either an IR tensor (`T`: it depends on the model's
 inputs or weights), a `Param` (a parameter or buffer not read yet) or a
 concrete Python/torch object (sizes, dtypes, index ranges) evaluated on the
 spot; shapes are static, so size arithmetic folds away. `TorchEmitter` turns
-those into IR values: every distinct parameter is one weight of the pool,
-stored once by content, and a weight read as a linear layer's matrix is
-stored in the canonical [in, out] layout, as the ONNX frontend stores it.
+those into IR values: every distinct parameter is one weight of the pool
+(two parameters with equal bytes are two weights; one equal to a weight of
+another task's import is stored once), and a weight read as a linear
+layer's matrix is stored in the canonical [in, out] layout, as the ONNX
+frontend stores it.
 """
 
 from __future__ import annotations
@@ -67,18 +69,23 @@ class TorchEmitter:
         self.b = Builder(module, graph)
         self.task = task
         self._params: dict[tuple[int, str], Value] = {}
+        self._taken: set[str] = set()  # the pool's weights this task's parameters became
         self._seen = seen if seen is not None else {}
         self.out_dtype: DType | None = None  # the node's result type, when the graph records it
         self.node_target = ""  # the ATen operator being imported (`native_layer_norm`), for shared handlers
 
     def param(self, tensor: torch.Tensor, name: str, layout: str = "as_is") -> T:
-        """An IR value for a parameter or buffer (weights stored once, by content)."""
+        """An IR value for a parameter or buffer: one weight per tensor (and layout), stored once."""
         key = (id(tensor), layout)
         v = self._params.get(key)
         if v is None:
             known = self._seen.get(key)  # (tensor, its version, weight name, hash) from an earlier import
-            if known is not None and known[0] is tensor and known[1] == tensor._version and \
-                    known[2] in self.module.weights and self.module.weights[known[2]].hash == known[3]:
+            if known is not None and not (known[0] is tensor and known[1] == tensor._version and
+                                          known[2] in self.module.weights and
+                                          self.module.weights[known[2]].hash == known[3]):
+                known = None  # another tensor at that address now, or this one changed since
+            if known is not None and known[2] not in self._taken:  # (another tensor of this task may hold it)
+                self._taken.add(known[2])
                 v = self.b.weight(self.module.weights[known[2]])
             else:
                 data = tensor.detach().cpu()
@@ -90,8 +97,10 @@ class TorchEmitter:
                 if dense.data_ptr() == tensor.data_ptr():  # no copy was made: the weight must own its data
                     array = array.copy()
                 if array.dtype.kind == "f" and array.ndim >= 1:
-                    w = self.module.add_weight(array, name, scope=self.task)
-                    self._seen[key] = (tensor, tensor._version, w.name, w.hash)
+                    w = self.module.add_weight(array, name, scope=self.task, taken=self._taken)
+                    self._taken.add(w.name)
+                    if known is None:
+                        self._seen[key] = (tensor, tensor._version, w.name, w.hash)
                     v = self.b.weight(w)
                 else:
                     v = self.b.constant(array)
