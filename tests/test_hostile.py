@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from onnx import helper
 
 from aalbert.ir.fileio import load_module
 from aalbert.ir.parser import parse_module
+from aalbert.ir.printer import print_module
 from aalbert.mapper.cli import compile as compile_cli
 from aalbert.mapper.cli import opt as opt_cli
 from aalbert.mapper.cli import run as run_cli
@@ -246,3 +248,88 @@ def test_a_non_positive_static_dimension_is_refused(tmp_path, capsys, dim):
     onnx.save(model, tmp_path / "d.onnx")
     assert_clean_error(compile_cli.main, [tmp_path / "d.onnx"], capsys,
                        f"input 'x' dimension 1 is declared {dim}; a static dimension must be positive")
+
+
+# --- outputs that are not plain files ---------------------------------------------------------------------------
+NEG = 'module {\n  graph @t(%x: tensor<1x4xf32>) -> ("y": tensor<1x4xf32>) {\n    %0 = neg(%x) : tensor<1x4xf32>\n' \
+      '    return %0\n  }\n}\n'
+PRINTED = print_module(parse_module(NEG))  # what aalbert-opt writes for it
+
+
+def _device(path, minor: int) -> None:
+    """A character device like /dev/null (minor 3) or /dev/full (minor 7), made where the test may break it."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+    except PermissionError:
+        pytest.skip("making a device node needs privileges")
+
+
+@pytest.fixture
+def neg_ir(tmp_path):
+    path = tmp_path / "neg.ir"
+    path.write_text(NEG)
+    return path
+
+
+def test_a_device_output_is_written_to_not_replaced(tmp_path, neg_ir, capsys):
+    null = tmp_path / "null"
+    _device(null, 3)
+    code, _, err = call(opt_cli.main, [neg_ir, "-o", null], capsys)
+    assert code == 0, err
+    assert stat.S_ISCHR(os.lstat(null).st_mode)
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_a_full_device_is_one_line_and_exit_2(tmp_path, neg_ir, capsys):
+    full = tmp_path / "full"
+    _device(full, 7)
+    assert_clean_error(opt_cli.main, [neg_ir, "-o", full], capsys, f"{full}: cannot write (No space left on device)")
+    assert stat.S_ISCHR(os.lstat(full).st_mode)
+
+
+def test_a_fifo_output_is_written_to_its_reader(tmp_path, neg_ir, capsys):
+    import threading
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    code, _, err = call(opt_cli.main, [neg_ir, "-o", fifo], capsys)
+    if code != 0:  # the command failed before opening the FIFO: release the reader
+        with open(fifo, "w"):
+            pass
+    reader.join(30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert got == [PRINTED]
+
+
+def test_a_linked_output_replaces_the_file_it_leads_to_and_keeps_the_link(tmp_path, neg_ir, capsys):
+    (tmp_path / "real.ir").write_text("old")
+    (tmp_path / "link.ir").symlink_to("real.ir")
+    code, _, err = call(opt_cli.main, [neg_ir, "-o", tmp_path / "link.ir"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "link.ir").is_symlink() and os.readlink(tmp_path / "link.ir") == "real.ir"
+    assert (tmp_path / "real.ir").read_text() == PRINTED
+
+
+def test_an_open_descriptor_is_written_to_whatever_it_leads_to(tmp_path, neg_ir, capsys):
+    """/dev/stdout is a link to /proc/self/fd/1: here links to a pipe's and a file's descriptors."""
+    r, w = os.pipe()
+    (tmp_path / "to-pipe").symlink_to(f"/proc/self/fd/{w}")
+    with open(tmp_path / "printed.txt", "w") as f:
+        f.write("printed before\n")
+        f.flush()
+        (tmp_path / "to-file").symlink_to(f"/proc/self/fd/{f.fileno()}")
+        try:
+            for link in ("to-pipe", "to-file"):
+                code, _, err = call(opt_cli.main, [neg_ir, "-o", tmp_path / link], capsys)
+                assert code == 0, err
+                assert (tmp_path / link).is_symlink()
+        finally:
+            os.close(w)
+    with os.fdopen(r) as pipe:
+        assert pipe.read() == PRINTED
+    assert (tmp_path / "printed.txt").read_text() == "printed before\n" + PRINTED
+
