@@ -70,7 +70,8 @@ def test_a_tile_of_two_to_the_forty_is_refused_where_it_would_be_made(tmp_path, 
                        "the activation arena does not fit edge_accel: task 'tile' needs 8,796,093,022,272 bytes")
     np.savez(tmp_path / "in.npz", x=X)
     assert_clean_error(run_cli.main, [path, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "out.npz"], capsys,
-                       "needs 16 TiB, more than the memory budget", must_not_exist=[tmp_path / "out.npz"])
+                       "running task 'tile' (its values at the busiest point of its schedule) needs 48 TiB, more than "
+                       "the memory budget", must_not_exist=[tmp_path / "out.npz"])
 
 
 def test_canonicalizing_a_large_transpose_allocates_no_index_map():
