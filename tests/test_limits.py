@@ -212,3 +212,18 @@ def test_the_interpreter_checks_its_whole_schedule_before_running(monkeypatch):
     with budget(20 * MiB):
         assert np.array_equal(interpreter.run(module, "t", {"x": x})["y"], x * x)
 
+
+@pytest.mark.parametrize("text, deep", [
+    ("x = " + "[" * 40 + "]" * 40, True), ("x = " + "[" * 5000 + "]" * 5000, True),
+    ("x = " + "{a = " * 40 + "1" + "}" * 40, True), ("x = " + "{a = " * 3000 + "1" + "}" * 3000, True),
+    (".".join(["a"] * 5000) + " = 1", True), ("[" + ".".join(["t"] * 40) + "]\nx = 1", True),
+    ("x = " + "[" * 20 + "]" * 20, False), ("[a.b.c]\nx = {y = [1, [2]]}", False),
+])
+def test_toml_nested_too_deep_is_one_line(text, deep):
+    from aalbert.ir.fileio import loads_toml
+
+    if not deep:
+        assert loads_toml(text, "t.toml", AalbertError)
+        return
+    with pytest.raises(AalbertError, match=r"^t.toml: not valid TOML \(nested deeper than 32 levels\)$"):
+        loads_toml(text, "t.toml", AalbertError)
