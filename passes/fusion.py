@@ -20,6 +20,7 @@ import numpy as np
 
 from aalbert.ir.builder import attrs_from_key, attrs_key, const_value
 from aalbert.ir.graph import Graph, Node, Value
+from aalbert.ir.limits import check_bytes
 from aalbert.ir.module import Module
 from aalbert.ir.ops.elementwise import gelu
 from aalbert.ir.registry import OpKind, get_op, is_data
@@ -144,6 +145,8 @@ def _gelu_form(x_type: TensorType, region: tuple, y_index: int) -> str | None:
     dt = x_type.dtype.np
     # at least ~200 probe points: a leading axis broadcasts against every constant of the region
     reps = max(1, -(-200 // max(x_type.numel, 1)))
+    # the probe and each value of the region are as large as x (a batch of 10^9 made this a traceback)
+    check_bytes((len(region) + 2) * reps * x_type.nbytes, f"probing {len(region)} nodes on {x_type} for a GELU")
     values = np.concatenate([np.linspace(-6, 6, 193), [-20, -3.1, 0.0, 0.7, 2.5, 20]]).astype(dt)
     probe = np.resize(values, (reps,) + x_type.shape)
     env = {0: probe}

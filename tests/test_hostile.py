@@ -554,6 +554,19 @@ def test_size_flags_are_checked_by_what_they_will_allocate(capsys, argv, says):
     assert_clean_error(compile_cli.main, argv + ["--max-memory", "1G"], capsys, says)
 
 
+def test_a_batch_of_a_billion_through_a_gelu_is_one_line(tmp_path, capsys):
+    """Canonicalize recognizes a GELU by running the candidate nodes on a probe as large as their input."""
+    k = {name: np.array(v, np.float32) for name, v in (("three", 3.0), ("c", 0.044715), ("s", 0.7978845608028654),
+                                                         ("one", 1.0), ("half", 0.5))}
+    nodes = [helper.make_node(op, ins, [out]) for op, ins, out in (
+        ("Pow", ["x", "three"], "x3"), ("Mul", ["x3", "c"], "a"), ("Add", ["x", "a"], "b"), ("Mul", ["b", "s"], "t0"),
+        ("Tanh", ["t0"], "t"), ("Add", ["t", "one"], "u"), ("Mul", ["x", "u"], "v"), ("Mul", ["v", "half"], "y"))]
+    onnx.save(make_model(nodes, {"x": X}, ["y"], k, dynamic={"x": ["batch", 4]}), tmp_path / "gelu.onnx")
+    code, out, err = call(compile_cli.main, [tmp_path / "gelu.onnx"], capsys)
+    assert code == 0 and "gelu      1 " in out, (out, err)  # found and fused: one node
+    assert_clean_error(compile_cli.main, [tmp_path / "gelu.onnx", "--batch", "1000000000", "--max-memory", "1G"],
+                       capsys, "probing 13 nodes on tensor<1000000000x4xf32> for a GELU needs 224 GiB")
+
 def test_a_study_of_a_hundred_million_task_counts_is_refused(tmp_path, capsys):
     from aalbert.mapper.cli import study as study_cli
 
