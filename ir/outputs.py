@@ -10,11 +10,12 @@ points to is staged beside and replaced. An output that is not a file but a
 character device or a FIFO (/dev/null, a pipe a reader waits on, or
 /dev/stdout and the other open descriptors under /proc/self/fd, whatever
 they lead to) is never renamed over: its bytes are staged in an anonymous
-temporary file and written to it directly, first at the commit. Before committing, each output is compared with every file the
-command read: loaders call `note_read` (a model, its weight sidecar or
-external data, a target, workload, policy, trace or input arrays), and an
-output that is one of them, or a link to one, is refused. A command can ask
-the same question before doing any work (`refuse_overlap`).
+temporary file and written to it directly, first at the commit. Before
+committing, each output is compared with every file the command read:
+loaders call `note_read` (a model, its weight sidecar or external data, a
+target, workload, policy, trace or input arrays), and an output that is one
+of them, or a link to one, is refused. A command can ask the same question
+before doing any work (`refuse_overlap`).
 
 Writes that must last on their own (a sweep's cache entries, kept so that
 an interrupted sweep resumes) pass `durable=True`. Filesystem failures (a

@@ -375,7 +375,8 @@ def test_a_fifo_given_as_an_input_is_refused_without_waiting(tmp_path, monkeypat
 
 def test_a_fifo_as_a_workloads_exit_samples_is_refused(tmp_path, capsys):
     _fifo(tmp_path / "s.npz")
-    (tmp_path / "w.toml").write_text('[workload]\nlatency_target_ms = 100\n\n[exits]\nthreshold = 0.3\nsamples = "s.npz"\n')
+    (tmp_path / "w.toml").write_text('[workload]\nlatency_target_ms = 100\n\n[exits]\nthreshold = 0.3\n'
+                                     'samples = "s.npz"\n')
     _bounded(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "8", "--off-ramps", "--target",
                                 "edge_accel", "--workload", tmp_path / "w.toml", "--requests", "4"], capsys,
              "s.npz: is not a regular file (a FIFO); exit samples must be a file")
