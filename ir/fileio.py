@@ -5,6 +5,9 @@ reads the text, verifies it and, when the sidecar exists, loads and checks
 every array against the weight it belongs to (name, type and content hash).
 Files are written atomically (a temporary file renamed into place) and the
 `.npz` is byte-for-byte reproducible (fixed zip timestamps, pool order).
+Every file is read only if it is a regular file (`limits.open_regular`: a
+FIFO or a device is refused before it is read), and what reading it takes is
+checked against the memory budget first.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AalbertError
-from .limits import check_bytes
+from .limits import check_bytes, open_regular
 from .module import Module
 from .outputs import atomic_writer, note_read
 from .parser import parse_module
@@ -76,8 +79,17 @@ def open_npz(path: str | os.PathLike, what: str):
     """`np.load` of an `.npz`, after checking what its zip directory promises: only stored or deflated
     entries numpy can read, no encryption, and no more inflated bytes than the memory budget."""
     note_read(path)
+    f = open_regular(path, what)
     try:
-        with zipfile.ZipFile(path) as zf:
+        return _open_npz(f, path, what)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _open_npz(f, path, what: str):
+    try:
+        with zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
     except NPZ_ERRORS as e:
         raise AalbertError(f"{path}: not a readable .npz file of {what} ({e})") from None
@@ -92,9 +104,14 @@ def open_npz(path: str | os.PathLike, what: str):
                                "(write it with numpy.savez or numpy.savez_compressed)")
     check_bytes(sum(info.file_size for info in infos), f"{path} ({what}, inflated)")
     try:
-        return np.load(path, allow_pickle=False)
+        f.seek(0)
+        archive = np.load(f, allow_pickle=False)
     except NPZ_ERRORS as e:
         raise AalbertError(f"{path}: not a readable .npz file of {what} ({e})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise AalbertError(f"{path}: not a readable .npz file of {what} (not an archive of arrays)")
+    archive.fid = f  # the archive owns the file now: closing it closes f
+    return archive
 
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -130,30 +147,60 @@ def save_module(module: Module, ir_path: str | os.PathLike) -> list[Path]:
     return written
 
 
-def read_toml(path: str | os.PathLike, error: type[AalbertError], missing: str, invalid: str) -> dict:
-    """A TOML file's tables; `error(f"{path}: {missing}")` if it does not exist, `{invalid} (why)` if unreadable."""
+TOML_BYTES_PER_CHAR = 128  # what tomllib's tables hold per character, at most (many one-key tables, measured)
+TOML_DEPTH = 32  # tables and arrays nested deeper are refused (aalbert's own files nest 4 deep)
+
+
+def read_toml(path: str | os.PathLike, error: type[AalbertError], missing: str, invalid: str,
+              what: str = "a TOML file") -> dict:
+    """A TOML file's tables; `error(f"{path}: {missing}")` if it does not exist, `{invalid} (why)` if unreadable;
+    `what` (a sweep, a policy) names it when it is not a regular file."""
     p = Path(path)
     if not p.exists():
         raise error(f"{path}: {missing}")
     note_read(p)
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
+        text = read_regular(p, what, TOML_BYTES_PER_CHAR, "parsed").decode("utf-8")
+    except UnicodeDecodeError as e:
         raise error(f"{path}: {invalid} ({e})") from None
+    return loads_toml(text, str(path), error, invalid)
+
+
+def loads_toml(text: str, where: str, error: type[AalbertError], invalid: str = "not valid TOML") -> dict:
+    """TOML text's tables, nested at most `TOML_DEPTH` deep; `error(f"{where}: {invalid} (why)")` if not."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{where}: {invalid} ({e})") from None
+    except RecursionError:  # tomllib reads nested arrays and inline tables recursively
+        raise error(f"{where}: {invalid} (nested deeper than {TOML_DEPTH} levels)") from None
+    stack = [(data, 1)]
+    while stack:  # dotted keys and [a.b.c] headers nest without recursion in tomllib, but not in what reads them
+        value, depth = stack.pop()
+        if depth > TOML_DEPTH:
+            raise error(f"{where}: {invalid} (nested deeper than {TOML_DEPTH} levels)")
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((v, depth + 1) for v in children if isinstance(v, (dict, list)))
+    return data
+
+
+def read_regular(path: str | os.PathLike, what: str, per_byte: float = 1.0, how: str = "read") -> bytes:
+    """The bytes of a regular file, after checking that `per_byte` times its size fits the memory budget."""
+    with open_regular(path, what) as f:
+        size = os.fstat(f.fileno()).st_size
+        check_bytes(max(per_byte, 1.0) * size, f"{path} ({size:,} bytes, {how})")
+        try:
+            return f.read()
+        except OSError as e:
+            raise AalbertError(f"{path}: cannot read ({e.strerror})") from None
 
 
 def read_text(path: str | os.PathLike) -> str:
     note_read(path)
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AalbertError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise AalbertError(f"{path}: is a directory, expected an .ir file") from None
+        return read_regular(path, "an IR module", 2).decode("utf-8")
     except UnicodeDecodeError:
         raise AalbertError(f"{path}: not a text file (expected aalbert IR)") from None
-    except OSError as e:
-        raise AalbertError(f"{path}: cannot read ({e.strerror})") from None
 
 
 def load_module(path: str | os.PathLike, weights: str | os.PathLike | None = None,

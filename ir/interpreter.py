@@ -2,7 +2,10 @@
 
 Each op's meaning is its `eval` in the registry; the interpreter binds
 weights and inputs, runs nodes in program order, frees values after their
-last use, and checks every result against its declared type.
+last use, and checks every result against its declared type. Before it
+runs anything, the memory the run will hold at its peak (`peak_bytes`, from
+the values live at each node over the whole schedule) is checked against the
+memory budget.
 
 `not_finite_origin` runs a task again when its outputs hold NaN or inf and
 says where the first of them arose: the node whose operands are finite but
@@ -95,12 +98,13 @@ def _run(module: Module, task: str, inputs: Mapping[str, np.ndarray], weight_dat
     env: dict[Value, np.ndarray] = {v: bound[v.name] for v in graph.inputs}
     last_use = _last_uses(graph)
     keep = {v for _, v in graph.outputs}
+    check_bytes(peak_bytes(module, graph, activations is not None), f"running task {task!r} (its values at the "
+                "busiest point of its schedule)")
     with np.errstate(all="ignore"):
         for i, node in enumerate(graph.nodes):
             if node.op == "weight":
                 results = [weight_data(module.weights[node.attrs["name"].name])]
             else:
-                check_bytes(sum(v.type.nbytes for v in node.outputs), f"task {task!r}, node '{node!r}'")
                 try:
                     results = get_op(node.op).eval([env[v] for v in node.inputs], node.attrs)
                 except (IndexError, ValueError) as e:
@@ -155,6 +159,37 @@ def not_finite_origin(module: Module, task: str, inputs: Mapping[str, np.ndarray
             return f"output '{name}' of task '{task}': it arises at node '{node!r}' ({node.op}), whose result " \
                    f"holds {bad[v]} while its operands are finite"
         v = upstream
+
+
+# numpy's temporaries while one op runs, in arrays as large as its largest result (a linear's product before
+# its bias is added, softmax's and layernorm's intermediates; the activation rounding adds two more)
+SCRATCH_RESULTS = 2
+
+
+def peak_bytes(module: Module, graph: Graph, rounded: bool = False) -> int:
+    """The most memory a run of `graph` holds at once beyond its inputs and the weights' stored codes: each
+    value from the node that makes it to its last use (outputs to the end), and while a node runs, its results
+    and numpy's scratch arrays. `rounded`: activations are rounded after every op (`fixed_point`)."""
+    last_use = _last_uses(graph)
+    keep = {v for _, v in graph.outputs}
+    size: dict[Value, int] = {}
+    live = peak = 0
+    for i, node in enumerate(graph.nodes):
+        if node.op == "weight":
+            w = module.weights.get(node.attrs["name"].name)
+            made = {node.outputs[0]: 0 if w is None or w.encoding.format == "plain" else w.type.nbytes}
+            scratch = 0
+        else:
+            made = {v: v.type.nbytes for v in node.outputs}
+            scratch = max(made.values(), default=0) * (SCRATCH_RESULTS + 2 * rounded)
+        produced = sum(made.values())
+        peak = max(peak, live + produced + scratch)
+        live += produced
+        size.update(made)
+        for v in set(node.inputs):
+            if last_use.get(v) == i and v not in keep:
+                live -= size.pop(v, 0)
+    return peak
 
 
 def _check_result(node, value: Value, result: np.ndarray) -> None:

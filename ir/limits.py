@@ -1,11 +1,17 @@
-"""How much memory one command may ask for, checked before anything is allocated.
+"""How much memory one command may use, checked before the work that would need it.
 
 A small input can describe a huge amount of work (a 180-byte IR constant of
 64 M elements, a 1 MB `.npz` that inflates to gigabytes, a batch of 100,000).
-Every loader and every step that sizes data from its input asks
-`check_bytes` first, so such a request is one clear error instead of minutes
-of swapping. The budget is per command: `DEFAULT_BUDGET`, or what the user
-gives with `--max-memory` (`budget(...)` sets it for a block of code).
+Every loader and every step that sizes data from its input estimates what it
+will allocate and asks `check_bytes` first, so such a request is one clear
+error instead of minutes of swapping. One budget bounds the whole command:
+a step may start only if what the process holds now (its resident set) plus
+the step's estimate fits. The budget is what the user gives with
+`--max-memory`, or by default `DEFAULT_SHARE` of the memory available when
+the command starts (`MemAvailable` in /proc/meminfo, which counts what the
+system can give without swapping) on top of what the process holds then
+(`budget(...)` sets it for a block of code). Outside any command, as in a
+library call, each check allows that share of what is available at the time.
 """
 
 from __future__ import annotations
@@ -18,35 +24,85 @@ from typing import BinaryIO, Iterator
 
 from .errors import AalbertError
 
-DEFAULT_BUDGET = 8 * 2 ** 30  # bytes: a quarter to a third of a development machine's memory
+DEFAULT_SHARE = 0.9  # of the available memory: the rest is the margin left to the system and to estimates' error
+DEFAULT_RULE = f"{DEFAULT_SHARE:.0%} of the memory available when the command starts"
 
-_budget = DEFAULT_BUDGET
+_budget: int | None = None  # None: no command's budget; each check allows DEFAULT_SHARE of what is available
 
 
 class LimitError(AalbertError):
     """A request for more memory than the command's budget."""
 
 
+def available_bytes() -> int:
+    """Memory the system can give now without swapping: MemAvailable (Linux), else psutil's estimate."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def in_use() -> int:
+    """This process's resident set now."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+
+def default_budget() -> int:
+    """What the process holds now plus `DEFAULT_SHARE` of the memory available now."""
+    return in_use() + int(DEFAULT_SHARE * available_bytes())
+
+
 def max_bytes() -> int:
-    return _budget
+    return default_budget() if _budget is None else _budget
 
 
 @contextlib.contextmanager
-def budget(nbytes: int) -> Iterator[None]:
-    """Run a block with `nbytes` as the memory budget."""
+def budget(nbytes: int | None = None) -> Iterator[None]:
+    """Run a block (a command) with `nbytes` as the memory budget; None: the default, fixed as the block
+    starts."""
     global _budget
-    old, _budget = _budget, int(nbytes)
+    old, _budget = _budget, int(default_budget() if nbytes is None else nbytes)
     try:
         yield
     finally:
         _budget = old
 
 
+def grant(nbytes: int) -> None:
+    """This process's budget from now on: what it holds now plus `nbytes` (a worker's share of its command's
+    budget)."""
+    global _budget
+    _budget = in_use() + int(nbytes)
+
+
+def room() -> int:
+    """What the budget leaves beside what the process holds now."""
+    return max(max_bytes() - in_use(), 0)
+
+
 def check_bytes(nbytes: float, what: str) -> None:
-    """Refuse `what` if it needs more than the budget (the message names it and how to raise the budget)."""
-    if nbytes > _budget:
-        raise LimitError(f"{what} needs {_size(nbytes)}, more than the memory budget of {_size(_budget)} "
+    """Refuse `what` if it needs more than the budget leaves beside what the process already holds (the
+    message names it and how to raise the budget)."""
+    limit, held = max_bytes(), in_use()
+    if nbytes + held <= limit:
+        return
+    if nbytes > limit or _budget is None:
+        raise LimitError(f"{what} needs {_size(nbytes)}, more than the memory budget of {_size(limit)} "
                          "(raise it with --max-memory)")
+    raise LimitError(f"{what} needs {_size(nbytes)}, more than the {_size(max(limit - held, 0))} that the memory "
+                     f"budget of {_size(limit)} leaves beside the {_size(held)} in use (raise it with --max-memory)")
 
 
 def _size(n: float) -> str:

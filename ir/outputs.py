@@ -5,16 +5,22 @@ into place. Inside `command_outputs()`, the rename waits: every file the
 command writes is staged, and at the end all are renamed together, with
 SIGINT and SIGTERM held off, so a failure or a signal part-way leaves every
 output as it was before (folders the command made for them are removed
-again). Before committing, each output is compared with every file the
-command read: loaders call `note_read` (a model, its weight sidecar or
-external data, a target, workload, policy, trace or input arrays), and an
-output that is one of them, or a link to one, is refused. A command can ask
-the same question before doing any work (`refuse_overlap`).
+again). An output path that is a symbolic link keeps its link: the file it
+points to is staged beside and replaced. An output that is not a file but a
+character device or a FIFO (/dev/null, a pipe a reader waits on, or
+/dev/stdout and the other open descriptors under /proc/self/fd, whatever
+they lead to) is never renamed over: its bytes are staged in an anonymous
+temporary file and written to it directly, first at the commit. Before
+committing, each output is compared with every file the command read:
+loaders call `note_read` (a model, its weight sidecar or external data, a
+target, workload, policy, trace or input arrays), and an output that is one
+of them, or a link to one, is refused. A command can ask the same question
+before doing any work (`refuse_overlap`).
 
 Writes that must last on their own (a sweep's cache entries, kept so that
 an interrupted sweep resumes) pass `durable=True`. Filesystem failures (a
-full disk, a read-only folder, a path under a regular file) are one
-`AalbertError` naming the path.
+full disk, /dev/full, a read-only folder, a path under a regular file) are
+one `AalbertError` naming the path.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import shutil
 import signal
+import stat
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -34,6 +43,7 @@ from .errors import AalbertError, OptionError
 class _Outputs:
     def __init__(self) -> None:
         self.staged: dict[Path, str] = {}   # destination -> temporary file
+        self.direct: dict[Path, IO[bytes]] = {}  # device, FIFO or open descriptor -> its bytes, staged
         self.reads: set[Path] = set()
         self.made_dirs: list[Path] = []
 
@@ -45,9 +55,15 @@ class _Outputs:
         return None
 
     def commit(self) -> None:
-        for dest in self.staged:
+        for dest in [*self.staged, *self.direct]:
             if self.clash(dest) is not None:
                 raise OptionError(f"{dest}: refusing to overwrite a file this command reads")
+        # devices and FIFOs first (a reader may make the write wait, so signals are not held): if one fails,
+        # no file has been replaced yet
+        for dest, staged in list(self.direct.items()):
+            _deliver(staged, dest)
+            staged.close()
+            del self.direct[dest]
         with _signals_held():
             for dest, tmp in self.staged.items():
                 os.replace(tmp, dest)
@@ -58,6 +74,9 @@ class _Outputs:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         self.staged.clear()
+        for staged in self.direct.values():
+            staged.close()
+        self.direct.clear()
         for d in reversed(self.made_dirs):
             with contextlib.suppress(OSError):
                 d.rmdir()  # only if still empty
@@ -127,12 +146,17 @@ def make_dir(path: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, mode: str = "wb", durable: bool = False) -> Iterator[IO]:
-    """Write to a temporary file next to `path`; rename it over `path` on success (inside a command, when
-    the command commits, unless `durable`)."""
+    """Write to a temporary file next to `path` (next to the file it links to, if it is a link); rename it over
+    that file on success (inside a command, when the command commits, unless `durable`). A character device,
+    a FIFO or an open descriptor is written to directly instead, never replaced."""
     path = Path(path)
     current = None if durable else _CURRENT.get()
+    dest = path if durable else _destination(path)
+    if dest is None:
+        yield from _direct_writer(path, mode, current)
+        return
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent or ".")
     except OSError as e:
         raise AalbertError(f"{path}: cannot write ({e.strerror})") from None
     try:
@@ -140,12 +164,12 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb", durable: bool = Fal
             yield f
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         if current is None:
-            os.replace(tmp, path)
+            os.replace(tmp, dest)
         else:
-            old = current.staged.pop(path, None)
+            old = current.staged.pop(dest, None)
             if old is not None:
                 os.unlink(old)
-            current.staged[path] = tmp
+            current.staged[dest] = tmp
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -154,6 +178,77 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb", durable: bool = Fal
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _direct_writer(path: Path, mode: str, current: _Outputs | None) -> Iterator[IO]:
+    """The bytes for a device, FIFO or descriptor, staged in an anonymous temporary file."""
+    try:
+        staged = tempfile.TemporaryFile()
+    except OSError as e:
+        raise AalbertError(f"{path}: cannot write ({e.strerror})") from None
+    try:
+        with contextlib.ExitStack() as keep:
+            f = open(staged.fileno(), mode, closefd=False)
+            keep.callback(f.close)
+            yield f
+        if current is None:
+            _deliver(staged, path)
+            staged.close()
+        else:
+            old = current.direct.pop(path, None)
+            if old is not None:
+                old.close()
+            current.direct[path] = staged
+    except OSError as e:
+        staged.close()
+        raise AalbertError(f"{path}: cannot write ({e.strerror})") from None
+    except BaseException:
+        staged.close()
+        raise
+
+
+def _deliver(staged: IO[bytes], path: Path) -> None:
+    """Copy staged bytes to a device, FIFO or descriptor, appending (a regular file behind /dev/stdout keeps
+    what the command printed before); a failure (ENOSPC from /dev/full, a reader gone) is one error."""
+    sys.stdout.flush()  # what the command printed comes first when /dev/stdout is a file
+    staged.seek(0)
+    try:
+        with open(path, "ab", buffering=0) as out:
+            shutil.copyfileobj(staged, out)
+    except OSError as e:
+        raise AalbertError(f"{path}: cannot write ({e.strerror})") from None
+
+
+def _destination(path: Path) -> Path | None:
+    """Where to stage and rename for `path`: the file itself, or for a link the file it leads to. None for a
+    character device, a FIFO or an open descriptor (/proc/self/fd/N, /dev/stdout), written to directly.
+    A block device, a socket or a folder is refused."""
+    hops = 0
+    p = Path(os.path.abspath(path))
+    while True:
+        parent = Path(os.path.realpath(p.parent))
+        if parent.parts[:2] == ("/", "proc"):
+            return None  # an open descriptor: the file behind it stays the one the shell opened
+        p = parent / p.name
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            return p
+        except OSError as e:
+            raise AalbertError(f"{path}: cannot write ({e.strerror})") from None
+        if not stat.S_ISLNK(st.st_mode):
+            break
+        hops += 1
+        if hops > 40:
+            raise AalbertError(f"{path}: cannot write (too many levels of symbolic links)")
+        p = p.parent / os.readlink(p)
+    if stat.S_ISREG(st.st_mode):
+        return p
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        return None
+    kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode) else \
+        "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file"
+    raise AalbertError(f"{path}: is {kind}; refusing to write over it")
 
 
 def _umask() -> int:

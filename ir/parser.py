@@ -3,6 +3,11 @@
 `parse_module` checks syntax and name resolution and records each node's
 position; it does not type-check (use `ir.verifier.verify`, which reports
 type errors at the same positions). Errors read `file:line:col: message`.
+
+What parsing will take is checked against the memory budget before it
+starts: the syntax tree (estimated from the text's length and its commas,
+since every list element is a token and a tree node) and then every dense
+literal of the file together, before the first is made.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 from .encoding import Encoding, Role
 from .errors import IRParseError, Loc
 from .facts import FactError, fact_keys, fact_record
-from .limits import LimitError, check_bytes
+from .limits import LimitError, check_bytes, in_use, max_bytes
 from .placement import Arena, Placement
 from .schedule import Mapping
 from .graph import Graph, Sym, Value
@@ -94,12 +99,30 @@ def _name(token, filename: str) -> str:
     return _string(token, filename, body) if body.startswith('"') else body
 
 
+# What lark's tree and the module built from it hold, at most, per character of text and per comma (a list
+# element: a token, a tree node and the element itself), measured on dense lists, attribute lists and long
+# chains of nodes (benchmarks/bounds.py checks these against what parsing takes).
+TREE_BYTES_PER_CHAR = 160
+TREE_BYTES_PER_COMMA = 1024
+
+
+def parse_estimate(text: str) -> int:
+    """Bytes that parsing `text` may hold at once, about (the dense literals apart)."""
+    return TREE_BYTES_PER_CHAR * len(text) + TREE_BYTES_PER_COMMA * text.count(",")
+
+
 def parse_module(text: str, filename: str = "<input>") -> Module:
+    try:
+        check_bytes(parse_estimate(text), f"parsing {filename} ({len(text):,} characters)")
+    except LimitError as e:
+        raise IRParseError(e.message, Loc(filename, 1, 1)) from None
     try:
         tree = _parser().parse(text)
     except lark.exceptions.LarkError as e:
         raise _syntax_error(e, text, filename) from None
-    return _Builder(filename).module(tree)
+    builder = _Builder(filename)
+    builder.check_literals(tree)
+    return builder.module(tree)
 
 
 class _Builder:
@@ -113,6 +136,24 @@ class _Builder:
 
     def error(self, message: str, item) -> IRParseError:
         return IRParseError(message, self.loc(item))
+
+    def check_literals(self, tree) -> None:
+        """Every dense literal of the file together against the budget, before any is made; an error points
+        at the literal that goes over."""
+        literals = [(self.type(item.children[1]), item.children[1]) for item in tree.find_data("dense")]
+        total = sum(t.nbytes for t, _ in literals)
+        room = max_bytes() - in_use()
+        if total <= room:
+            return
+        running = 0
+        for k, (t, tok) in enumerate(literals):
+            running += t.nbytes
+            if running > room or k == len(literals) - 1:
+                what = f"the dense literal {t}" if k == 0 else f"the dense literal {t}, with the {k} before it,"
+                try:
+                    check_bytes(running, what)
+                except LimitError as e:
+                    raise self.error(e.message, tok) from None
 
     def type(self, token) -> TensorType:
         try:
@@ -286,11 +327,7 @@ class _Builder:
 
     def dense(self, item) -> np.ndarray:
         body, type_tok = item.children
-        t = self.type(type_tok)
-        try:
-            check_bytes(t.nbytes, f"the dense literal {t}")
-        except LimitError as e:
-            raise self.error(e.message, type_tok) from None
+        t = self.type(type_tok)  # its bytes are checked with the file's other literals (check_literals)
         try:
             if body.data == "list":
                 tokens = [s.children[0] for s in body.children if s is not None]

@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 from aalbert.ir.graph import Graph
-from aalbert.ir.interpreter import not_finite_origin, run, what_non_finite
+from aalbert.ir.interpreter import not_finite_origin, peak_bytes, run, what_non_finite
+from aalbert.ir.limits import check_bytes
 from aalbert.ir.module import Module, Weight
 
 from .summary import megabytes, table
@@ -92,6 +93,13 @@ def compare(reference: Module, compressed: Module, samples: int = 8, seed: int =
 
     `expected` may hold `reference_outputs(reference, inputs)` computed once.
     """
+    if inputs is None:  # every sample's inputs and the reference's outputs are held together, and one run's values
+        per_sample = sum(sum(v.type.nbytes for v in g.inputs) + sum(v.type.nbytes for _, v in g.outputs)
+                         for g in reference.graphs.values())
+        one_run = max(max(peak_bytes(m, g, activations is not None) for g in m.graphs.values())
+                      for m in (reference, compressed))
+        check_bytes(samples * per_sample + one_run, f"comparing the outputs of {samples:,} "
+                    f"sample{'s' if samples != 1 else ''} per task")
     inputs = inputs or {t: sample_inputs(g, samples, seed) for t, g in reference.graphs.items()}
     values = _decoded(reference)
     expected = expected or reference_outputs(reference, inputs)

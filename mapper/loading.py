@@ -4,7 +4,9 @@ Each ONNX or `.pt2` file (a `torch.export` program) is one task (named
 after the file, or `--task NAME=PATH`); IR files bring all their tasks.
 Weights shared between files are stored once. A batch, sequence length or
 named dimension asked for that no file can take is refused (`DimSpec`): an IR
-file's shapes are all static.
+file's shapes are all static. What the built-in example will take
+(`example_bytes`: its parameters and its graphs' nodes) is checked against
+the memory budget before any of it is built.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from aalbert.ir.errors import AalbertError, OptionError
 from aalbert.ir.fileio import load_module
+from aalbert.ir.limits import check_bytes
 from aalbert.ir.module import Module
 
 from .frontends import DimSpec, import_onnx
@@ -79,6 +82,46 @@ def _claim(origin: dict[str, str], task: str, path: str) -> None:
     origin[task] = path
 
 
+# What building the example holds, measured with aalbert-compile's peak resident set (benchmarks/bounds.py
+# compares the estimate with it): each parameter in torch, in the module, and compressed and decoded once each;
+# the graph nodes of one task while it is traced and imported, and each task's nodes kept after that.
+BYTES_PER_PARAMETER = 16
+BYTES_PER_TRACED_NODE = 6 * 1024
+BYTES_PER_NODE = 1536
+NODES_PER_LAYER, NODES_PER_OFF_RAMP, NODES_OUTSIDE_LAYERS = 40, 8, 64
+
+
+def example_bytes(spec: ExampleSpec, dims: DimSpec) -> int:
+    """What building the example family of `spec` takes at most, about, before it is compiled further."""
+    from aalbert.examples.albert import SIZES
+
+    c = SIZES.get(spec.size)
+    if c is None:
+        return 0  # refused by name when the family is made
+    layers = spec.layers if spec.layers is not None else c.num_layers
+    e, h, f, labels = c.embedding_size, c.hidden_size, c.intermediate_size, 3
+    embeddings = (c.vocab_size + c.max_position + c.type_vocab_size) * e
+    linear = lambda n_in, n_out: n_in * n_out + n_out  # noqa: E731
+    backbone = embeddings + 2 * e + 4 * h + linear(e, h) + 4 * linear(h, h) + linear(h, f) + linear(f, h) \
+        + linear(h, h)
+    ramps = (layers - 1) * (linear(h, labels) + (linear(h, h) if spec.off_ramps == "highway" else 0)) \
+        if spec.off_ramps else 0
+    own = linear(h, labels) + ramps
+    if spec.family == "albert":
+        parameters = spec.tasks * (backbone + own)
+    else:
+        width = spec.bottleneck or c.adapter_bottleneck
+        pairs = layers if spec.adapter_placement == "per_layer" else 1
+        groups = {"adapters": 2 * pairs * (linear(h, width) + linear(width, h)), "layernorm": 2 * e + 4 * h,
+                  "pooler": linear(h, h), "embeddings": embeddings}
+        own += sum(n for g, n in groups.items() if g in spec.task_specific)
+        parameters = backbone + spec.tasks * own
+    nodes = NODES_OUTSIDE_LAYERS + layers * (NODES_PER_LAYER + (NODES_PER_OFF_RAMP if spec.off_ramps else 0))
+    inputs = 3 * 8 * dims.batch * dims.seq_len  # ids, mask and token types, in torch and in numpy
+    return BYTES_PER_PARAMETER * parameters + BYTES_PER_TRACED_NODE * nodes + BYTES_PER_NODE * spec.tasks * nodes \
+        + 2 * inputs
+
+
 def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     """The built-in example family, imported through the torch.fx frontend."""
     from aalbert.examples.albert import AdapterConfig
@@ -86,6 +129,9 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
 
     from .frontends.torch_import import import_torch
 
+    layers = f", {spec.layers:,} layers" if spec.layers is not None else ""
+    check_bytes(example_bytes(spec, dims), f"the example {spec.family} ({spec.size}, {spec.tasks:,} "
+                f"task{'s' if spec.tasks != 1 else ''}{layers}, batch {dims.batch:,}, sequence {dims.seq_len:,})")
     try:
         adapters = AdapterConfig(spec.bottleneck, spec.adapter_placement, frozenset(spec.task_specific))
         family = FamilySpec(spec.family, spec.size, tuple(task_names(spec.tasks)), adapters, seed=spec.seed,

@@ -56,9 +56,13 @@ from typing import Callable
 
 from aalbert.ir.errors import AalbertError
 from aalbert.ir.fileio import atomic_writer, read_toml
+from aalbert.ir.limits import check_bytes, grant, open_regular, room
+from aalbert.targets.requests import REQUEST_BYTES
 from aalbert.targets.workload import default_workload
 
 from .evaluate import ModelSpec, evaluate, override_target, prepared
+from .frontends import DimSpec
+from .loading import ExampleSpec, example_bytes
 
 
 def default_cache_dir() -> Path:
@@ -80,16 +84,20 @@ WORKLOAD_KEYS = {"switch_rate": float, "inferences_per_wakeup": float}
 METRICS = ("energy_mj", "area_mm2", "latency_ms")
 
 
+POINT_BYTES = 4096  # what one point holds in the sweep, at least: its parameters, its metrics and its cache key
+
+
 @dataclass(frozen=True)
 class Sweep:
     path: str
     base: dict
     parameters: dict[str, list]
     points: list[dict] = field(default_factory=list)
+    point_bytes: int = 0  # what evaluating one point takes at most, about (its model and its request stream)
 
 
 def load_sweep(path: str) -> Sweep:
-    data = read_toml(path, SweepError, "no such sweep file", "not valid TOML")
+    data = read_toml(path, SweepError, "no such sweep file", "not valid TOML", "a sweep")
     extra = set(data) - {"sweep", "parameters"}
     if extra:
         raise SweepError(f"{path}: unknown table '{sorted(extra)[0]}' (a sweep has [sweep] and [parameters])")
@@ -110,26 +118,43 @@ def load_sweep(path: str) -> Sweep:
         raise SweepError(f"{path}: no [parameters] to sweep")
     for key, values in params.items():
         kind = _kind(path, key, base)
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"{path}: [parameters] '{key}': expected a non-empty list of values")
         if key.startswith("workload."):  # as the workload file bounds them
             lo, hi = (0.0, 1.0) if key == "workload.switch_rate" else (1.0, 1e15)
             bad = [v for v in values if isinstance(v, (int, float)) and not lo <= v <= hi]
             if bad:
                 raise SweepError(f"{path}: [parameters] '{key}': values must be in [{lo:g}, {hi:g}], got {bad[0]}")
-        if not isinstance(values, list) or not values:
-            raise SweepError(f"{path}: [parameters] '{key}': expected a non-empty list of values")
         for v in values:
             _check_type(path, f"[parameters] '{key}'", v, kind)
             if key.startswith("model.") and kind is int and v < 1:
                 raise SweepError(f"{path}: [parameters] '{key}': values must be at least 1, got {v}")
     names = sorted(params)
+    count = math.prod(len(params[n]) for n in names)
+    check_bytes(POINT_BYTES * count, f"{path}: a sweep of {count:,} points")
+    each = point_bytes(base, params)
+    check_bytes(each, f"{path}: each point of the sweep")
     points = [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
-    sweep = Sweep(str(path), base, {n: params[n] for n in names}, points)
+    sweep = Sweep(str(path), base, {n: params[n] for n in names}, points, each)
     for point in points:  # every target override must make a valid target (errors name the file and key)
         try:
             override_target(base["target"], _target_part(point))
         except AalbertError as e:
             raise SweepError(f"{path}: [parameters]: {e}") from None
     return sweep
+
+
+def point_bytes(base: dict, params: dict[str, list]) -> int:
+    """What evaluating the sweep's largest point takes, about: the model made from the largest value of each
+    model parameter, and the request stream."""
+    def most(key: str, default):
+        values = params.get(f"model.{key}", [default])
+        return max((v for v in values if v is not None), default=None) if key != "family" else (
+            "albert" if "albert" in values else values[0])
+    spec = ExampleSpec(most("family", base["family"]), most("tasks", base["tasks"]), base["size"],
+                       most("bottleneck", None), "per_layer" if "per_layer" in params.get("model.adapter_placement", [])
+                       else "shared")
+    return example_bytes(spec, DimSpec(1, most("seq_len", base["seq_len"]))) + REQUEST_BYTES * base["requests"]
 
 
 def _check_type(path, where, value, kind) -> None:
@@ -219,15 +244,16 @@ def cached(path: Path, point: dict) -> dict | None:
 def read_entry(path: Path, point: dict) -> dict | None:
     """A point's metrics from its cache entry, or None if there is none; `InvalidEntry` (saying what is wrong)
     if the entry is truncated, not this point's, or holds a metric of the wrong type, not finite or negative."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except (OSError, UnicodeDecodeError) as e:
+    try:
+        with open_regular(path, "a cache entry") as f:  # a FIFO planted in the cache would block the sweep
+            text = f.read(1 << 20).decode("utf-8")  # an entry is a few hundred bytes
+    except (AalbertError, OSError, UnicodeDecodeError) as e:
         raise InvalidEntry(f"unreadable ({getattr(e, 'strerror', None) or e})") from None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidEntry("not JSON (truncated?)") from None
     if not isinstance(data, dict) or data.get("point") != point:
         raise InvalidEntry("not a record of this point")
@@ -325,10 +351,10 @@ def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=N
             for fut in as_completed(futures):
                 k, p = futures[fut]
                 done(k, p, fut.result())
-    elif missing and jobs > 1:
+    elif missing and jobs > 1 and (jobs := _jobs_within_budget(sweep, jobs, len(missing))) > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed as done_first
 
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=grant, initargs=(room() // jobs,)) as pool:
             futures = {pool.submit(evaluate_point, sweep.base, p): (k, p) for k, p in missing}
             for fut in done_first(futures):
                 k, p = futures[fut]
@@ -337,6 +363,12 @@ def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=N
         for k, p in missing:
             done(k, p, evaluate_point(sweep.base, p))
     return [{**p, **found[k]} for k, p in todo], len(missing)
+
+
+def _jobs_within_budget(sweep: Sweep, jobs: int, points: int) -> int:
+    """As many local workers as asked, as there are points and as the memory budget holds points at once; each
+    worker gets its share of the budget."""
+    return max(1, min(jobs, points, room() // max(sweep.point_bytes, 1)))
 
 
 def connect(address: str, timeout: float = 10.0):

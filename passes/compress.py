@@ -115,7 +115,7 @@ def load_policy(spec: str) -> Policy:
     if spec in BUILTIN_POLICIES:
         return BUILTIN_POLICIES[spec]
     data = read_toml(spec, OptionError, f"no such policy file (built-in policies: {', '.join(BUILTIN_POLICIES)})",
-                     "not a readable TOML policy")
+                     "not a readable TOML policy", "a policy")
     extra = set(data) - {"rule"}
     if extra:
         raise OptionError(f"{spec}: unknown key '{sorted(extra)[0]}' (a policy holds [[rule]] tables)")

@@ -20,6 +20,7 @@ import numpy as np
 
 from aalbert.ir.builder import attrs_from_key, attrs_key, const_value
 from aalbert.ir.graph import Graph, Node, Value
+from aalbert.ir.limits import check_bytes
 from aalbert.ir.module import Module
 from aalbert.ir.ops.elementwise import gelu
 from aalbert.ir.registry import OpKind, get_op, is_data
@@ -137,15 +138,30 @@ def _probe(region: list[Node], graph_order: dict[int, int], x: Value, y: Value) 
     return _gelu_form(x.type, tuple(sig), index[id(y)])
 
 
+def _probe_shape(shape: tuple[int, ...], constants: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """x's shape with 1 on every axis where no constant has a size other than 1 (aligned from the right, as
+    numpy broadcasts)."""
+    rank = len(shape)
+    spanned = [any(len(c) >= rank - a and c[len(c) - (rank - a)] != 1 for c in constants) for a in range(rank)]
+    return tuple(d if spanned[a] else 1 for a, d in enumerate(shape))
+
+
 @functools.lru_cache(maxsize=4096)
 def _gelu_form(x_type: TensorType, region: tuple, y_index: int) -> str | None:
     """The GELU form ('tanh' or 'none') the region computes from x (position 0), if any: evaluated on probe
     values. The region is (op, attributes key, operand positions) per node, which determines it fully."""
     dt = x_type.dtype.np
+    # The region is elementwise: an axis of x that no constant spans is probed at size 1 (a batch of 10^9
+    # made the probe, and every value of the region, that large).
+    shape = _probe_shape(x_type.shape, [attrs_from_key(key)["value"].shape for op, key, _ in region
+                                        if op == "constant"])
+    numel = int(np.prod(shape, dtype=np.int64))
     # at least ~200 probe points: a leading axis broadcasts against every constant of the region
-    reps = max(1, -(-200 // max(x_type.numel, 1)))
+    reps = max(1, -(-200 // max(numel, 1)))
+    check_bytes((len(region) + 2) * reps * numel * x_type.dtype.itemsize, f"probing {len(region)} nodes on "
+                f"{x_type} for a GELU")
     values = np.concatenate([np.linspace(-6, 6, 193), [-20, -3.1, 0.0, 0.7, 2.5, 20]]).astype(dt)
-    probe = np.resize(values, (reps,) + x_type.shape)
+    probe = np.resize(values, (reps,) + shape)
     env = {0: probe}
     with np.errstate(all="ignore"):
         for i, (op, key, operands) in enumerate(region, start=1):

@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from aalbert.ir.errors import AalbertError
+from aalbert.ir.fileio import read_regular
 from aalbert.ir.limits import check_bytes
 from aalbert.ir.outputs import note_read
 from aalbert.ir.module import Module
@@ -81,9 +82,8 @@ def make_stream(pattern: str, tasks: list[str], count: int, rate_hz: float, mix:
         names = []
         i = 0
         while len(names) < count:
-            names += [tasks[i % len(tasks)]] * burst
+            names += [tasks[i % len(tasks)]] * min(burst, count - len(names))  # a burst longer than the stream ends
             i += 1
-        names = names[:count]
     return [Request(t, i / rate_hz) for i, t in enumerate(names)]
 
 
@@ -126,11 +126,8 @@ def read_trace(path: str, tasks: list[str], rate_hz: float) -> list[Request]:
     if not p.is_file():
         raise AalbertError(f"{path}: is not a file (a request trace has one 'task [arrival seconds]' per line)")
     note_read(p)
-    check_bytes(p.stat().st_size * REQUEST_BYTES / 4, f"{path}'s requests")  # at least 4 bytes a request
-    try:
-        text = p.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise AalbertError(f"{path}: cannot read ({e.strerror})") from None
+    # at least 4 bytes a request
+    text = read_regular(p, "a request trace", REQUEST_BYTES / 4, "as requests").decode("utf-8", errors="replace")
     requests = []
     for n, line in enumerate(text.splitlines(), start=1):
         text = line.split("#", 1)[0].strip()

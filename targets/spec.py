@@ -24,13 +24,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import networkx as nx
 
+from aalbert.ir.fileio import TOML_BYTES_PER_CHAR, loads_toml, read_regular
 from aalbert.ir.formats import parse_format
 from aalbert.ir.outputs import note_read
 
@@ -179,10 +179,7 @@ def parse_target(text: str, where: str) -> Target:
 
 def target_dict(text: str, where: str) -> dict:
     """The raw tables of a target file (to edit before `target_from_dict`, as sweeps do)."""
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise TargetError(f"{where}: not valid TOML ({e})") from None
+    return loads_toml(text, where, TargetError)
 
 
 def target_text(spec: str) -> tuple[str, str]:
@@ -192,10 +189,10 @@ def target_text(spec: str) -> tuple[str, str]:
     path = Path(spec)
     if not path.exists():
         raise TargetError(f"{spec}: no such target file (built-in targets: {', '.join(builtin_targets())})")
+    note_read(path)
     try:
-        note_read(path)
-        return path.read_text(encoding="utf-8"), spec
-    except (OSError, UnicodeDecodeError) as e:
+        return read_regular(path, "a target", TOML_BYTES_PER_CHAR, "parsed").decode("utf-8"), spec
+    except UnicodeDecodeError as e:
         raise TargetError(f"{spec}: cannot read ({e})") from None
 
 

@@ -84,7 +84,7 @@ def load_workload(path: str, tasks) -> Workload:
     """[workload] mix = {task = share, ...}, switch_rate, inferences_per_wakeup, task_weights_change,
     inferences_per_second, lifetime_years."""
     tasks = list(tasks)
-    data = read_toml(path, TargetError, "no such workload file", "not valid TOML")
+    data = read_toml(path, TargetError, "no such workload file", "not valid TOML", "a workload")
     extra = set(data) - {"workload", "exits"}
     if extra or not isinstance(data.get("workload"), dict):
         raise TargetError(f"{path}: expected one [workload] table" + (f", not '{sorted(extra)[0]}'" if extra else ""))
@@ -103,9 +103,11 @@ def load_workload(path: str, tasks) -> Workload:
                               f"(tasks: {', '.join(tasks)})")
         if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0 <= share < math.inf:
             raise TargetError(f"{path}: [workload]: mix share of '{t}' must be a non-negative number")
-    total = float(sum(mix.values()))
-    if total <= 0:
+    top = float(max(mix.values()))
+    if top <= 0:
         raise TargetError(f"{path}: [workload]: key 'mix' has no positive share")
+    mix = {t: share / top for t, share in mix.items()}  # shares near the largest float would sum to infinity
+    total = sum(mix.values())
 
     def number(key, default, lo, hi):
         v = w.get(key, default)

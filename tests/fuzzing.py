@@ -89,7 +89,8 @@ IR_TOKENS = NUMBERS + (b"%0", b"%99", b"@w", b"tensor<", b">", b"x", b"f32", b"i
                        b")", b",", b":", b"=", b'"', b"\n", b"linear", b"weight", b"return", b"graph @t() -> () {}",
                        b"module {", b"hash", b"?", b"0x", b"\xff", b"\x00")
 TOML_TOKENS = NUMBERS + (b"=", b"[", b"]", b"[[", b"]]", b"{", b"}", b'"', b"'''", b"\n", b"true", b"#", b",",
-                         b"capacity_bytes", b"holds", b"[[memory]]", b"name = ", b".", b"\xff", b"\x00")
+                         b"capacity_bytes", b"holds", b"[[memory]]", b"name = ", b".", b"\xff", b"\x00",
+                         b"[" * 64, b"{a = " * 48, b".a" * 48)  # nested deeper than aalbert reads
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:

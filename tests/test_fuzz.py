@@ -3,7 +3,8 @@
 Each loader gets mutated copies of a real input: the IR text and its `.npz`,
 ONNX files from both exporters (bytes flipped, truncated, and structurally
 broken: cycles, removed nodes, inconsistent initializers, huge or negative
-dimensions, unknown ops, bad attributes), `.pt2` files (the zip's bytes, or
+dimensions, unknown ops, bad attributes) and their external data references
+(locations, offsets, lengths, types and file sizes), `.pt2` files (the zip's bytes, or
 one member rewritten: the program's JSON, the weight table, the version),
 target, workload, sweep and policy
 TOML files (text mutations and typed value swaps), request traces, the
@@ -254,6 +255,44 @@ def test_onnx_importer(tmp_path_factory, onnx_seeds):
         return data
 
     fuzz_files(onnx_file(), tmp_path_factory, "cola.onnx", lambda p: import_onnx(p, Module(), "cola", DimSpec(1, 16)))
+
+
+def test_onnx_external_data(tmp_path_factory):
+    """A model whose weight lives in an external data file: the reference (location, offset, length), the
+    tensor's type and the file's size, each drawn from the plausible and the hostile."""
+    from onnx import TensorProto, helper
+
+    weight = np.arange(16, dtype=np.float32).tobytes()
+
+    @st.composite
+    def case(draw):
+        location = draw(st.sampled_from(["w.data", "w.data", "", "w\0.data", "../w.data", "/etc/hostname", "sub/w.data",
+                                         "missing.data", ".", "w.data/", "./w.data"]))
+        offset = draw(st.sampled_from([None, "0", "8", "-8", "x", "64", str(2 ** 62), "1e3", ""]))
+        length = draw(st.sampled_from([None, "64", "0", "32", "-1", str(2 ** 63), "y", "72"]))
+        size = draw(st.sampled_from([0, 8, 64, 72, 80]))
+        dims = draw(st.sampled_from([[4, 4], [4, 2], [2 ** 40, 4], [-1, 4], [4, 4, 1], []]))
+        dtype = draw(st.sampled_from([TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.INT64, TensorProto.BFLOAT16,
+                                      TensorProto.STRING, TensorProto.UINT4, 99]))
+        return location, offset, length, size, dims, dtype
+
+    @FUZZ
+    @given(case())
+    def run(drawn):
+        location, offset, length, size, dims, dtype = drawn
+        d = tmp_path_factory.mktemp("external")
+        w = TensorProto(name="w", data_type=dtype, dims=dims, data_location=TensorProto.EXTERNAL)
+        for key, value in (("location", location), ("offset", offset), ("length", length)):
+            if value is not None:
+                w.external_data.add(key=key, value=value)
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        (d / "w.data").write_bytes((b"\x01" * 8 + weight + b"\x02" * 8)[:size])
+        path = write(d, "m.onnx", model.SerializeToString())
+        loads_cleanly(lambda p: import_onnx(p, Module(), "m", DimSpec(1, 4)), path)
+    run()
 
 
 @pytest.fixture(scope="module")
@@ -511,7 +550,8 @@ def test_sweep_cache_entries(tmp_path_factory):
 FUZZED = {
     "read_text": [test_ir_parser_text], "load_module": [test_ir_parser_text, test_ir_weights_sidecar],
     "open_npz": [test_ir_weights_sidecar, test_input_arrays, test_exit_samples], "read_toml": [test_toml_loaders],
-    "target_text": [test_toml_loaders], "load_model": [test_onnx_importer], "load_pt2": [test_pt2_importer, test_pt2_archive_check],
+    "target_text": [test_toml_loaders], "load_model": [test_onnx_importer],
+    "load_pt2": [test_pt2_importer, test_pt2_archive_check], "_external_place": [test_onnx_external_data],
     "read_trace": [test_request_traces],
 }
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from aalbert.ir.errors import AalbertError, OptionError
-from aalbert.ir.limits import DEFAULT_BUDGET, budget, parse_size
+from aalbert.ir.limits import DEFAULT_RULE, DEFAULT_SHARE, budget, parse_size
 from aalbert.ir.outputs import command_outputs, note_read, refuse_overlap
 
 from ..frontends import DimSpec
@@ -152,15 +152,16 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _max_memory(argv: Sequence[str] | None) -> int:
-    """The value of --max-memory (the tools' parsers declare it for --help; it applies to the whole run)."""
+def _max_memory(argv: Sequence[str] | None) -> int | None:
+    """The value of --max-memory, None if not given (the tools' parsers declare it for --help; it applies to the
+    whole run)."""
     args = list(sys.argv[1:] if argv is None else argv)
     for i, a in enumerate(args):
         if a == "--max-memory" and i + 1 < len(args):
             return parse_size(args[i + 1])
         if a.startswith("--max-memory="):
             return parse_size(a.split("=", 1)[1])
-    return DEFAULT_BUDGET
+    return None
 
 
 def settle_heap() -> None:
@@ -180,8 +181,9 @@ def settle_heap() -> None:
 
 def add_budget_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-memory", metavar="SIZE", default=None,
-                   help=f"refuse any step that would need more memory than SIZE, e.g. 2G or 512MiB (default: "
-                        f"{DEFAULT_BUDGET // 2 ** 30}G), before it starts")
+                   help=(f"the memory the whole run may use, e.g. 2G or 512MiB: a step that would take more is "
+                         f"refused before it starts (default: {DEFAULT_RULE}, what /proc/meminfo calls "
+                         f"MemAvailable; the other {1 - DEFAULT_SHARE:.0%} is left as a margin)").replace("%", "%%"))
 
 
 def declare_files(reads: Iterable[str | os.PathLike | None], writes: Iterable[str | os.PathLike | None],

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from aalbert.ir.errors import OptionError
+from aalbert.ir.limits import check_bytes
 
 from ..study import (StudyConfig, accounting_rows, accounting_steps, configurations, exit_configurations, run_exits,
                      run_study, stated_exits)
@@ -29,10 +30,14 @@ early-exit tables, study_early_exit.png).
 """
 
 
+TASK_COUNT_BYTES = 4096  # what one task count holds in a study, at least: its number and its table cells
+
+
 def _tasks(text: str) -> list[int]:
     try:
         if "-" in text:
             lo, hi = (int(x) for x in text.split("-"))
+            check_bytes(TASK_COUNT_BYTES * (hi - lo + 1), f"--tasks {text}: a study of {hi - lo + 1:,} task counts")
             values = list(range(lo, hi + 1))
         else:
             values = sorted({int(x) for x in text.split(",")})

@@ -35,7 +35,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--cache", type=Path, help=f"cache directory (default: {default_cache_dir()}, from "
                                               "$XDG_CACHE_HOME or ~/.cache)")
     p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
-                   help="local worker processes (default: every core)")
+                   help="local worker processes (default: every core; fewer when the memory budget cannot "
+                        "hold that many points at once)")
     p.add_argument("--cluster", metavar="ADDRESS", help="run the points on a Dask scheduler, e.g. tcp://host:8786")
     add_quiet_arg(p)
     add_budget_arg(p)

@@ -14,6 +14,7 @@ has one canonical layout and hash whichever exporter wrote it.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Iterator
@@ -23,8 +24,10 @@ import onnx
 from onnx import external_data_helper, numpy_helper
 
 from aalbert.ir.builder import Builder
-from aalbert.ir.errors import FrontendError, UnsupportedOpError
+from aalbert.ir.errors import AalbertError, FrontendError, UnsupportedOpError
+from aalbert.ir.fileio import read_regular
 from aalbert.ir.graph import Graph, Value
+from aalbert.ir.limits import check_bytes, open_regular
 from aalbert.ir.module import Module
 from aalbert.ir.outputs import note_read
 from aalbert.ir.registry import InferError
@@ -41,35 +44,123 @@ HANDLERS = {**onnx_ops.HANDLERS, **onnx_layout.HANDLERS}  # every operator the i
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-def load_model(path: str | os.PathLike) -> onnx.ModelProto:
-    """Read an ONNX file and its external data, or fail with one clear line."""
+# What a model file takes once parsed, per byte of it, at most: the bytes read and the parsed message, whose
+# initializers are decoded into arrays one at a time (a 47 MB ALBERT-base file peaks 95 MB above the start)
+ONNX_BYTES_PER_BYTE = 3
+# external data: the arrays read, and the weights made from them (a transposed copy, at most)
+EXTERNAL_BYTES_PER_BYTE = 2
+# element types whose little-endian bytes numpy reads as they are; others are decoded by onnx
+_PLAIN = {onnx.TensorProto.FLOAT: "<f4", onnx.TensorProto.DOUBLE: "<f8", onnx.TensorProto.FLOAT16: "<f2",
+          onnx.TensorProto.INT8: "i1", onnx.TensorProto.UINT8: "u1", onnx.TensorProto.INT16: "<i2",
+          onnx.TensorProto.UINT16: "<u2", onnx.TensorProto.INT32: "<i4", onnx.TensorProto.UINT32: "<u4",
+          onnx.TensorProto.INT64: "<i8", onnx.TensorProto.UINT64: "<u8", onnx.TensorProto.BOOL: "?"}
+
+
+def load_model(path: str | os.PathLike) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """Read an ONNX file, or fail with one clear line; with the arrays of its initializers held in external
+    data files, by name (read here, not by onnx: their declared sizes are checked against the memory budget
+    before any is read)."""
     p = Path(path)
     if not p.exists():
         raise FrontendError(f"{path}: no such file")
     if p.is_dir():
         raise FrontendError(f"{path}: is a directory, expected an .onnx file")
+    note_read(p)
+    data = read_regular(p, "an ONNX model", ONNX_BYTES_PER_BYTE, "parsed")
     try:
-        model = onnx.load(str(p), load_external_data=False)
+        model = onnx.load_from_string(data)
     except Exception as e:  # protobuf reports corrupt bytes in several ways
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise FrontendError(f"{path}: not a readable ONNX model ({reason})") from None
+    del data
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.output:
         raise FrontendError(f"{path}: not an ONNX model (no graph with outputs; truncated or another format?)")
-    external = [t for t in _tensors(model.graph) if external_data_helper.uses_external_data(t)]
-    note_read(p, *(p.parent / e.value for t in external for e in t.external_data if e.key == "location"))
+    initializers = [t for t in model.graph.initializer if external_data_helper.uses_external_data(t)]
+    external = initializers + [t for t in _node_tensors(model.graph) if external_data_helper.uses_external_data(t)]
+    places = [_external_place(p, t) for t in external]
+    check_bytes(EXTERNAL_BYTES_PER_BYTE * sum(length for _, _, length in places),
+                f"{path}'s external weight data ({len(places)} tensor{'s' if len(places) != 1 else ''})")
+    arrays = {}
+    for i, (t, (file, offset, length)) in enumerate(zip(external, places)):
+        array = _read_external(p, t, file, offset, length)
+        if array is not None and i < len(initializers):
+            arrays[t.name] = array
+        else:  # a tensor attribute, or an element type onnx decodes: onnx reads it from the bytes
+            t.raw_data = array.tobytes() if array is not None else _read_bytes(p, t, file, offset, length)
+            del t.external_data[:]
+            t.data_location = onnx.TensorProto.DEFAULT
+    return model, arrays
+
+
+def _external_place(model_path: Path, t: onnx.TensorProto) -> tuple[Path, int, int]:
+    """(file, offset, length) of a tensor's external data, checked against the file's size and the tensor's
+    type; the location must be a regular file inside the model's folder."""
+    info = {e.key: e.value for e in t.external_data}
+    where = f"{model_path}: tensor '{t.name}'"
+    location = info.get("location", "")
+    if not location or "\0" in location or os.path.isabs(location) or ".." in Path(location).parts:
+        raise FrontendError(f"{where}: external data location {location!r} is not a file name inside the "
+                            "model's folder")
     try:
-        for t in external:
-            external_data_helper.load_external_data_for_tensor(t, str(p.parent))
-    except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise FrontendError(f"{path}: cannot read its external weight data ({reason})") from None
-    return model
+        offset = int(info.get("offset", "0"))
+        length = int(info["length"]) if "length" in info else None
+    except ValueError:
+        raise FrontendError(f"{where}: external data offset or length is not a number") from None
+    file = model_path.parent / location
+    note_read(file)
+    try:
+        with open_regular(file, "external weight data") as f:
+            size = os.fstat(f.fileno()).st_size
+    except FrontendError:
+        raise
+    except AalbertError as e:
+        raise FrontendError(f"{where}: its external weight data: {e.message}") from None
+    if length is None:
+        length = size - offset
+    if offset < 0 or length < 0 or offset + length > size:
+        raise FrontendError(f"{where}: external data at bytes {offset:,}..{offset + (length or 0):,} of {location}, "
+                            f"which holds {size:,} bytes")
+    if t.data_type in _PLAIN:
+        if any(d < 0 for d in t.dims):
+            raise FrontendError(f"{where}: negative dimension in {list(t.dims)}")
+        need = math.prod(t.dims) * np.dtype(_PLAIN[t.data_type]).itemsize
+        if need != length:
+            raise FrontendError(f"{where}: its external data holds {length:,} bytes, its type {list(t.dims)} of "
+                                f"{onnx.TensorProto.DataType.Name(t.data_type)} needs {need:,}")
+    return file, offset, length
+
+
+def _read_bytes(model_path: Path, t: onnx.TensorProto, file: Path, offset: int, length: int) -> bytes:
+    with open_regular(file, "external weight data") as f:
+        f.seek(offset)
+        data = f.read(length)
+    if len(data) != length:
+        raise FrontendError(f"{model_path}: tensor '{t.name}': external data file {file.name} ended early")
+    return data
+
+
+def _read_external(model_path: Path, t: onnx.TensorProto, file: Path, offset: int, length: int) -> np.ndarray | None:
+    """A plain tensor's array, read straight from its file (None for element types onnx decodes)."""
+    if t.data_type not in _PLAIN:
+        return None
+    array = np.empty(length, dtype=np.uint8)
+    with open_regular(file, "external weight data") as f:
+        f.seek(offset)
+        got = f.readinto(memoryview(array))
+    if got != length:
+        raise FrontendError(f"{model_path}: tensor '{t.name}': external data file {file.name} ended early")
+    return array.view(np.dtype(_PLAIN[t.data_type])).reshape(tuple(t.dims)).astype(
+        np.dtype(_PLAIN[t.data_type]).newbyteorder("="), copy=False)
 
 
 def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Every tensor a graph holds: its initializers and its nodes' tensor attributes, subgraphs' included.
-    One walk finds the external files to read and to keep from being overwritten."""
+    """Every tensor a graph holds: its initializers and its nodes' tensor attributes, subgraphs' included."""
     yield from graph.initializer
+    yield from _node_tensors(graph)
+
+
+def _node_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """The tensors of a graph's nodes' attributes, subgraphs' initializers included."""
     for node in graph.node:
         for a in node.attribute:
             if a.HasField("t"):
@@ -85,8 +176,8 @@ def import_onnx(path: str | os.PathLike, module: Module, task: str | None = None
                 dims: DimSpec = DimSpec(),
                 input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     """Import `path` as task `task` (default: the file's stem) into `module`."""
-    model = load_model(path)
-    graph = _Importer(str(path), model, module, dims, input_shapes or {}).run(task or Path(path).stem)
+    model, external = load_model(path)
+    graph = _Importer(str(path), model, external, module, dims, input_shapes or {}).run(task or Path(path).stem)
     module.add_graph(graph)
     module.remove_unused_weights()  # e.g. a weight superseded by its transposed layout
     return graph
@@ -105,10 +196,11 @@ def _is_weight(array: np.ndarray, initializer: bool) -> bool:
 
 
 class _Importer:
-    def __init__(self, where: str, model: onnx.ModelProto, module: Module, dims: DimSpec,
-                 input_shapes: dict[str, tuple[int, ...]]):
+    def __init__(self, where: str, model: onnx.ModelProto, external: dict[str, np.ndarray], module: Module,
+                 dims: DimSpec, input_shapes: dict[str, tuple[int, ...]]):
         self.where = where
         self.model = model
+        self.external = external
         self.module = module
         self.dims = dims
         self.input_shapes = input_shapes
@@ -127,9 +219,13 @@ class _Importer:
         self.graph = Graph(task)
         self.b = Builder(self.module, self.graph)
         self.initializers = {t.name: t for t in g.initializer}
+        if len(self.initializers) != len(g.initializer):
+            raise self.fail(f"initializer '{_twice(t.name for t in g.initializer)}' is defined twice")
         self.env: dict[str, Value] = {}
         self.taken: set[str] = set()  # the pool's weights this file's initializers and constants became
         self.graph_inputs = {i.name for i in g.input}
+        if len(self.graph_inputs) != len(g.input):
+            raise self.fail(f"input '{_twice(i.name for i in g.input)}' is declared twice")
         self._inputs(g)
         for node in g.node:
             self._node(node)
@@ -198,7 +294,7 @@ class _Importer:
         v = self.env.get(name)
         if v is None and name in self.initializers:
             try:
-                array = numpy_helper.to_array(self.initializers[name])
+                array = self.external[name] if name in self.external else numpy_helper.to_array(self.initializers[name])
             except Exception as e:
                 raise self.fail(f"initializer '{name}' is corrupt ({e})") from None
             v = self.env[name] = self._data(name, array, initializer=True)
@@ -259,6 +355,15 @@ class _Importer:
             raise self.fail(f"{label}: bad constant value")
         self._define(node.output[0], node)
         self.env[node.output[0]] = self._data(node.output[0], array, initializer=False)
+
+
+def _twice(names) -> str:
+    seen = set()
+    for n in names:
+        if n in seen:
+            return n
+        seen.add(n)
+    return ""
 
 
 def _label(node: onnx.NodeProto) -> str:
