@@ -26,22 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aalbert.mapper.backend import run_backend  # noqa: E402
 from aalbert.mapper.frontends import DimSpec  # noqa: E402
 from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
-from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
-from aalbert.targets.lower import lower  # noqa: E402
-from aalbert.targets.power import memory_image  # noqa: E402
-from aalbert.targets.sim import simulate  # noqa: E402
-from aalbert.targets.spec import load_target  # noqa: E402
-
-PIPELINE = ("canonicalize,share,compress{policy=edgebert},plan-activations{target=edge_accel},"
-            "allocate{target=edge_accel}")
-
+from aalbert.passes.base import PassManager  # noqa: E402
+from aalbert.passes.pipelines import Placement, compile_passes  # noqa: E402
+from aalbert.targets.codegen.lower import lower  # noqa: E402
+from aalbert.targets.sim.power import memory_image  # noqa: E402
+from aalbert.targets.sim.timing import simulate  # noqa: E402
+from aalbert.targets.hardware.spec import load_target  # noqa: E402
 
 def flow() -> tuple[dict[str, float], object, object]:
     phases = {}
     t0 = time.perf_counter()
     module = load_example(ExampleSpec("adapter-albert", 8, "base"), DimSpec(1, 128))
     phases["build + import (fx)"] = time.perf_counter() - t0
-    for p in parse_pipeline(PIPELINE):
+    for p in compile_passes(module, compression="edgebert", placement=Placement("edge_accel")):
         t = time.perf_counter()
         module = PassManager([p]).run(module)
         phases[p.name] = time.perf_counter() - t

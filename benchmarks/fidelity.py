@@ -37,9 +37,10 @@ from aalbert.ir.module import Module  # noqa: E402
 from aalbert.mapper.fidelity import compare, cosine, reference_outputs, sample_inputs, storage_bytes  # noqa: E402
 from aalbert.mapper.frontends import DimSpec  # noqa: E402
 from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
-from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
+from aalbert.passes.base import PassManager  # noqa: E402
+from aalbert.passes.pipelines import compress, prepare  # noqa: E402
 from aalbert.ir.formats import parse_format  # noqa: E402
-from aalbert.passes.compress import Policy, Rule, apply_policy  # noqa: E402
+from aalbert.passes.compress import Policy, Rule  # noqa: E402
 
 FORMATS = ("f16", "afloat<8,3>", "int8", "int4")
 SPARSITIES = (0.0, 0.5, 0.9)
@@ -81,7 +82,7 @@ def minilm(rows: list) -> None:
     inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
     module = Module()
     import_torch(model, inputs, module, "minilm", ("last_hidden_state", "pooler_output"), tracer="export")
-    PassManager(parse_pipeline("canonicalize,share")).run(module)
+    PassManager(prepare()).run(module)
     feeds = {k: v.numpy() for k, v in inputs.items()}
     mask = feeds["attention_mask"][..., None].astype(np.float32)
 
@@ -98,7 +99,7 @@ def minilm(rows: list) -> None:
     before = storage_bytes(module)
     for fmt in FORMATS:
         for s in SPARSITIES:
-            m = apply_policy(module.copy(), policy(fmt, s))
+            m = PassManager(compress(policy(fmt, s))).run(module.copy())
             h, e = embed(m)
             cos = float(np.mean([cosine(a, b) for a, b in zip(e0, e)]))
             rows.append(("all-MiniLM-L6-v2 (16 sentences)", fmt, s, cos, float(np.abs(h - h0).max()),
@@ -113,13 +114,13 @@ def _nearest(e: np.ndarray) -> np.ndarray:
 
 def adapter_albert(rows: list) -> None:
     module = load_example(ExampleSpec("adapter-albert", 2, "base"), DimSpec(4, 128))
-    PassManager(parse_pipeline("canonicalize,share")).run(module)
+    PassManager(prepare()).run(module)
     inputs = {t: sample_inputs(g, 1, seed=7) for t, g in module.graphs.items()}
     expected = reference_outputs(module, inputs)
     before = storage_bytes(module)
     for fmt in FORMATS:
         for s in SPARSITIES:
-            m = apply_policy(module.copy(), policy(fmt, s))
+            m = PassManager(compress(policy(fmt, s))).run(module.copy())
             result = compare(module, m, inputs=inputs, expected=expected)
             rows.append(("adapter-ALBERT base (2 tasks x 4 inputs)", fmt, s,
                          float(np.mean([r.cosine for r in result])), max(r.max_abs_error for r in result),

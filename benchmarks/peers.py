@@ -216,15 +216,15 @@ def aalbert(gemms: list, objective: str) -> dict:
     from aalbert.examples.gemm import gemm_ir
     from aalbert.ir.module import content_hash
     from aalbert.ir.parser import parse_module
-    from aalbert.mapper.evaluate import override_target
+    from aalbert.mapper.study.evaluate import override_target
     from aalbert.passes.allocate import allocate
     from aalbert.passes.base import PassManager, parse_pipeline
-    from aalbert.passes.plan import plan_module
-    from aalbert.targets.lower import lower
+    from aalbert.passes.plan_activations import plan_module
+    from aalbert.targets.codegen.lower import lower
     from aalbert.targets.mapping import arch_of, gemm_of, search
     from aalbert.targets.mapping.search import clear_cache
-    from aalbert.targets.sim import simulate
-    from aalbert.targets.workload import default_workload
+    from aalbert.targets.sim.timing import simulate
+    from aalbert.targets.sim.workload import default_workload
 
     target = override_target("tpu_like", {"memory.sram.holds": ["activations"]})
     out = {"cycles": 0.0, "energy_pj": {}, "seconds": 0.0, "search_seconds": 0.0, "mappings": []}
@@ -254,9 +254,9 @@ def aalbert(gemms: list, objective: str) -> dict:
 
 def array_cycles(gemms: list, dataflow: str) -> float:
     """aalbert's array model of a dataflow on a 32x32 array, one tile at a time, memory ideal."""
-    from aalbert.targets.program import Instr
-    from aalbert.targets.sim import mapped_cycles
-    from aalbert.targets.spec import load_target
+    from aalbert.targets.codegen.program import Instr
+    from aalbert.targets.sim.timing import mapped_cycles
+    from aalbert.targets.hardware.spec import load_target
 
     target = load_target("tpu_like")
     return sum(mapped_cycles(Instr(0, "gemm", "pe", (), 0, "linear", "", m=m, k=k, n=n, role=f"{dataflow}.buf"),

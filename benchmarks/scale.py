@@ -39,10 +39,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PIPELINE = ("canonicalize,share,compress{policy=edgebert},plan-activations{target=edge_accel},"
-            "allocate{target=edge_accel,spill=true}")
-
-
 def child(size: str, tasks: int, seq: int, layers: int) -> dict:
     """The flow in this process; phase times, peak memory and what it computed."""
     import scipy.optimize  # noqa: F401  (libraries are imported outside the timing: aalbert imports scipy
@@ -52,14 +48,15 @@ def child(size: str, tasks: int, seq: int, layers: int) -> dict:
     from aalbert.mapper.backend import run_backend
     from aalbert.mapper.frontends import DimSpec
     from aalbert.mapper.loading import ExampleSpec, load_example
-    from aalbert.passes.base import PassManager, parse_pipeline
-    from aalbert.targets.spec import load_target
+    from aalbert.passes.base import PassManager
+    from aalbert.passes.pipelines import Placement, compile_passes
+    from aalbert.targets.hardware.spec import load_target
 
     phases = {}
     t0 = time.perf_counter()
     module = load_example(ExampleSpec("adapter-albert", tasks, size, layers=layers), DimSpec(1, seq))
     phases["import"] = time.perf_counter() - t0
-    for p in parse_pipeline(PIPELINE):
+    for p in compile_passes(module, compression="edgebert", placement=Placement("edge_accel", spill=True)):
         t = time.perf_counter()
         module = PassManager([p], verify_each=True).run(module)
         phases[p.name] = time.perf_counter() - t
@@ -80,7 +77,7 @@ def child(size: str, tasks: int, seq: int, layers: int) -> dict:
 def compulsory_dram(module, target, task: str) -> float:
     """DRAM bytes an inference of `task` cannot avoid where the weights and activations are placed: every read of
     a weight kept off chip, and one write and one read per use of every activation when they are off chip."""
-    from aalbert.passes.allocation_problem import activation_traffic, bytes_read
+    from aalbert.passes.allocation.problem import activation_traffic, bytes_read
 
     off = {m.name for m in target.memories if m.off_chip}
     reads = bytes_read(module)

@@ -95,8 +95,8 @@ def import_albert(attention: str, onnx: bool):
 
 
 def kinds_table(args) -> None:
-    from aalbert.passes.base import PassManager, parse_pipeline
-    from aalbert.passes.compress import apply_policy, load_policy
+    from aalbert.passes.base import PassManager
+    from aalbert.passes.pipelines import compress, prepare
 
     rows = {}
     for source in ("torch", "onnx") if args.onnx else ("torch",):
@@ -105,11 +105,11 @@ def kinds_table(args) -> None:
             module = import_albert(attention, source == "onnx")
             print(f"ALBERT-base, {source} {attention}: imported in {time.perf_counter() - start:.1f} s",
                   file=sys.stderr)
-            module = PassManager(parse_pipeline("canonicalize,share")).run(module)
+            module = PassManager(prepare()).run(module)
             kinds: dict[str, int] = collections.Counter()
             for w in module.weights.values():
                 kinds[w.role.kind] += w.numel
-            compressed = apply_policy(module.copy(), load_policy("edgebert"))
+            compressed = PassManager(compress("edgebert")).run(module.copy())
             rows[f"{source} {attention}"] = {
                 "tensors": len(module.weights), **dict(sorted(kinds.items())),
                 "edgebert MB": f"{sum(w.nbytes for w in compressed.weights.values()) / 1e6:.2f}"}
@@ -148,7 +148,8 @@ def peft_lora():
 def sharing_table() -> None:
     from aalbert.ir.module import Module
     from aalbert.mapper.frontends.torch_import import import_torch
-    from aalbert.passes.base import PassManager, parse_pipeline
+    from aalbert.passes.base import PassManager
+    from aalbert.passes.pipelines import prepare
 
     rows = {}
     for label, build in (("AdapterHub ALBERT, 2 x seq_bn", adapterhub), ("PEFT BERT-base, 2 x LoRA", peft_lora)):
@@ -160,7 +161,7 @@ def sharing_table() -> None:
                 activate(task)
                 import_torch(model, x, module, task, tracer="export", seen=seen)
         print(f"{label}: imported in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        module = PassManager(parse_pipeline("canonicalize,share")).run(module)
+        module = PassManager(prepare()).run(module)
         weights = list(module.weights.values())
         own: dict[str, int] = collections.Counter()
         for w in weights:

@@ -13,7 +13,7 @@ task's own parts. The forward pass is written once for both families.
 
 With off-ramps (EdgeBERT's early exit), a task also owns an exit classifier
 after every layer but the last, and returns their logits before its own,
-named `exit_logits_<k>` (the convention of `aalbert.ir.exits`):
+named `exit_logits_<k>` (the convention of `aalbert.ir.offramps`):
 "classifier" off-ramps read the task's pooled first token through the
 model's pooler, "highway" ones have their own pooler each, as EdgeBERT's
 highways do (a hidden x hidden matrix per layer).

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from .albert import OFF_RAMPS, AdapterConfig
-from .zoo import FAMILIES, FamilySpec, build_family, example_inputs, task_names
+from aalbert.examples.albert import OFF_RAMPS, AdapterConfig
+from aalbert.examples.zoo import FAMILIES, FamilySpec, build_family, example_inputs, task_names
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("logits",)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .albert import OFF_RAMPS, SIZES, TASK_GROUPS, AdapterConfig, AlbertConfig, Backbone, TaskModel
+from aalbert.examples.albert import OFF_RAMPS, SIZES, TASK_GROUPS, AdapterConfig, AlbertConfig, Backbone, TaskModel
 
 # GLUE tasks and their number of labels (stsb is a regression: one output).
 GLUE_TASKS: dict[str, int] = {"cola": 2, "sst2": 2, "mrpc": 2, "qqp": 2, "stsb": 1,

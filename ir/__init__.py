@@ -11,13 +11,13 @@ Importing this package registers every op (`ir/ops/`). It depends on
 nothing else of aalbert.
 """
 
-from . import ops  # noqa: F401  (declares and registers every op)
-from .builder import Builder
-from .errors import AalbertError, FrontendError, InterpreterError, IRParseError, IRVerifyError, Loc
-from .graph import Graph, Node, Sym, Value
-from .module import Module, Weight, content_hash
-from .registry import OpDef, Work, all_ops, get_op
-from .types import DType, TensorType
+from aalbert.ir import ops  # noqa: F401  (declares and registers every op)
+from aalbert.ir.builder import Builder
+from aalbert.errors import AalbertError, FrontendError, InterpreterError, IRParseError, IRVerifyError, Loc
+from aalbert.ir.graph import Graph, Node, Sym, Value
+from aalbert.ir.module import Module, Weight, content_hash
+from aalbert.ir.registry import OpDef, Work, all_ops, get_op
+from aalbert.ir.types import DType, TensorType
 
 __all__ = [
     "AalbertError", "Builder", "DType", "FrontendError", "Graph", "IRParseError", "IRVerifyError",

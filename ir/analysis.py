@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from .graph import Graph, Value
-from .registry import OpKind, Trait, get_op
-from .types import TensorType
+from aalbert.ir.graph import Graph, Value
+from aalbert.ir.registry import OpKind, Trait, get_op
+from aalbert.ir.types import TensorType
 
 
 def to_digraph(graph: Graph) -> nx.DiGraph:

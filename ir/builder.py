@@ -13,10 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .graph import Attr, Graph, Node, Sym, Value, constant_array
-from .module import Module, Weight
-from .registry import REGISTRY, InferContext, OpKind, get_op, infer_types
-from .types import TensorType
+from aalbert.ir.graph import Attr, Graph, Node, Sym, Value, constant_array
+from aalbert.ir.module import Module, Weight
+from aalbert.ir.registry import REGISTRY, InferContext, OpKind, get_op, infer_types
+from aalbert.ir.types import TensorType
 
 # Results larger than this are folded only when all their elements are equal
 # (they print as one splat value); otherwise the op stays in the graph.

@@ -24,8 +24,8 @@ from typing import Literal
 
 import numpy as np
 
-from .formats import NumberFormat, afloat_decode, int_decode
-from .types import DType, TensorType
+from aalbert.ir.formats import NumberFormat, afloat_decode, int_decode
+from aalbert.ir.types import DType, TensorType
 
 KINDS = ("embedding", "projection", "attention", "ffn", "adapter", "lora", "layernorm", "head", "other")
 FORMATS = ("plain", "f16", "int", "afloat")

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AalbertError
-from .limits import check_bytes, open_regular
-from .module import Module
-from .outputs import atomic_writer, note_read
-from .parser import parse_module
-from .printer import print_module
-from .types import DType, TensorType
-from .verifier import verify
+from aalbert.errors import AalbertError
+from aalbert.limits import check_bytes, open_regular
+from aalbert.ir.module import Module
+from aalbert.outputs import atomic_writer, note_read
+from aalbert.ir.parser import parse_module
+from aalbert.ir.printer import print_module
+from aalbert.ir.types import DType, TensorType
+from aalbert.ir.verifier import verify
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 

@@ -14,10 +14,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .errors import Loc
-from .placement import Arena
-from .schedule import Mapping
-from .types import TensorType
+from aalbert.errors import Loc
+from aalbert.ir.placement import Arena
+from aalbert.ir.mapping import Mapping
+from aalbert.ir.types import TensorType
 
 
 @dataclass(frozen=True)

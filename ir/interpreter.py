@@ -18,12 +18,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .errors import InterpreterError
-from .limits import check_bytes
-from .graph import Graph, Value
-from .module import Module, Weight
-from .registry import OpKind, get_op
-from .types import DType, TensorType
+from aalbert.errors import InterpreterError
+from aalbert.limits import check_bytes
+from aalbert.ir.graph import Graph, Value
+from aalbert.ir.module import Module, Weight
+from aalbert.ir.registry import OpKind, get_op
+from aalbert.ir.types import DType, TensorType
 
 WeightData = Callable[[Weight], np.ndarray]
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .encoding import Encoding, Role
-from .graph import Graph, Sym
-from .placement import Placement
-from .types import TensorType
+from aalbert.ir.encoding import Encoding, Role
+from aalbert.ir.graph import Graph, Sym
+from aalbert.ir.placement import Placement
+from aalbert.ir.types import TensorType
 
 HASH_HEX_DIGITS = 16
 
@@ -82,7 +82,7 @@ class Weight:
 
     @property
     def code_type(self) -> TensorType:
-        from .types import DType
+        from aalbert.ir.types import DType
         return TensorType(self.type.shape, DType.from_numpy(self.encoding.code_dtype(self.type.dtype)))
 
     def values(self) -> np.ndarray:

@@ -23,12 +23,12 @@ import re
 
 import numpy as np
 
-from .encoding import Encoding
-from .facts import fact_attrs
-from .placement import Arena
-from .graph import Attr, Graph, Node, Sym
-from .module import Module, Weight
-from .types import DType, TensorType
+from aalbert.ir.encoding import Encoding
+from aalbert.ir.facts import fact_attrs
+from aalbert.ir.placement import Arena
+from aalbert.ir.graph import Attr, Graph, Node, Sym
+from aalbert.ir.module import Module, Weight
+from aalbert.ir.types import DType, TensorType
 
 _BARE = re.compile(r"[A-Za-z0-9_.$/-]+\Z")
 

@@ -19,9 +19,9 @@ from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
-from .affine import Affine
-from .graph import Attr, Sym, Value
-from .types import TensorType
+from aalbert.ir.affine import Affine
+from aalbert.ir.graph import Attr, Sym, Value
+from aalbert.ir.types import TensorType
 
 
 class AttrKind(Enum):

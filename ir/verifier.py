@@ -14,12 +14,12 @@ Errors name the graph and node (and the text position for parsed IR).
 
 from __future__ import annotations
 
-from .errors import IRVerifyError
-from .facts import FactError, check_record
-from .graph import Graph, Node
-from .module import Module
-from .registry import InferContext, InferError, get_op, infer_types
-from .types import TensorType
+from aalbert.errors import IRVerifyError
+from aalbert.ir.facts import FactError, check_record
+from aalbert.ir.graph import Graph, Node
+from aalbert.ir.module import Module
+from aalbert.ir.registry import InferContext, InferError, get_op, infer_types
+from aalbert.ir.types import TensorType
 
 
 def _fail(graph: Graph, node: Node | None, message: str) -> IRVerifyError:

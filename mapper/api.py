@@ -18,18 +18,19 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from aalbert.ir.errors import OptionError
+from aalbert.errors import OptionError
 from aalbert.ir.module import Module
 
-from .driver import Compiled, Fidelity, Placement, Stream, compile_module
-from .frontends.dims import DimSpec
-from .summary import count
+from aalbert.mapper.driver import Compiled, Fidelity, Placement, Stream, compile_module
+from aalbert.passes.pipelines import DEFAULT
+from aalbert.mapper.frontends.dims import DimSpec
+from aalbert.mapper.reports.summary import count
 
 __all__ = ["compile", "Compiled"]
 
 
 def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None = None, *,
-            pipeline: str = "canonicalize,share", target: str | None = None, workload: str | None = None,
+            pipeline: str = DEFAULT, target: str | None = None, workload: str | None = None,
             switch_rate: float | None = None, wakeup: float | None = None, spill: bool = False,
             solver: str = "auto", mapping: str = "search", objective: str = "balanced", batch: int | None = None,
             seq_len: int | None = None, dims: Mapping[str, int] | None = None,
@@ -65,7 +66,7 @@ def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None =
         else:
             _import_model(model, example_inputs, module, task, spec, seen)
     if files:
-        from .loading import load_files
+        from aalbert.mapper.loading import load_files
         module.merge(load_files(files, spec, check_names=False))
     spec.check_names()
     order = [t for t in tasks if t in module.graphs] + [t for t in module.graphs if t not in tasks]
@@ -82,7 +83,7 @@ def _import_model(model, example_inputs, module: Module, task: str, spec: DimSpe
     import numpy as np
     import torch
 
-    from .frontends.torch_import import import_exported, import_torch
+    from aalbert.mapper.frontends.torch_import import import_exported, import_torch
 
     if not isinstance(model, (torch.nn.Module, torch.export.ExportedProgram)):
         raise OptionError(f"task {task!r}: expected an nn.Module, an ExportedProgram or a file path, "

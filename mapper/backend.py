@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
-from aalbert.ir.exits import off_ramps
-from aalbert.targets.exits import ExitCosts
-from aalbert.targets.policies import PolicyResult, run_policies
-from aalbert.targets.workload import Workload, default_workload
-from aalbert.targets.lower import lower
-from aalbert.targets.power import memory_image, relocation
-from aalbert.targets.program import Program
-from aalbert.targets.requests import PATTERNS, Request, StreamResult, make_stream, read_trace, run_stream
-from aalbert.targets.sim import SimResult, simulate, with_static
-from aalbert.targets.spec import Target
+from aalbert.ir.offramps import off_ramps
+from aalbert.targets.sim.exit_costs import ExitCosts
+from aalbert.targets.runtime.exit_policies import PolicyResult, run_policies
+from aalbert.targets.sim.workload import Workload, default_workload
+from aalbert.targets.codegen.lower import lower
+from aalbert.targets.sim.power import memory_image, relocation
+from aalbert.targets.codegen.program import Program
+from aalbert.targets.sim.requests import PATTERNS, Request, StreamResult, make_stream, read_trace, run_stream
+from aalbert.targets.sim.timing import SimResult, simulate, with_static
+from aalbert.targets.hardware.spec import Target
 
 
 @dataclass
@@ -120,7 +120,7 @@ def run_backend(module: Module, target: Target, workload: Workload | None = None
     if any(off_ramps(g) for g in module.graphs.values()):
         backend.exits = ExitCosts(module, target, backend.results, backend.program, backend.same_as, image)
         if wl.exits is not None and backend.requests:
-            from .exits import stream_sentences
+            from aalbert.mapper.exit_samples import stream_sentences
             sentences, backend.exit_sources = stream_sentences(module, wl, backend.requests, seed)
             backend.policies = run_policies(backend.requests, backend.exits, sentences, wl.inferences_per_wakeup,
                                             wl.latency_target_ms)

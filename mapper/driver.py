@@ -3,7 +3,7 @@
 `compile_module` runs the pipeline (plus plan-activations and allocate when
 a `Placement` is given), then, on a target, lowers and simulates every task
 and a request stream, and writes the report text. A module whose graphs have
-off-ramps (outputs `exit_logits_<k>`, `aalbert.ir.exits`) gets the
+off-ramps (outputs `exit_logits_<k>`, `aalbert.ir.offramps`) gets the
 `early-exit` pass after the pipeline unless it names it, and its report the
 cost of leaving at each off-ramp and, when the workload says where sentences
 leave, every early-exit and DVFS policy. The result, `Compiled`,
@@ -24,41 +24,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from aalbert.ir.errors import OptionError
+from aalbert.errors import OptionError
 from aalbert.ir.module import Module
 
-from .explain import weights_named
-from .summary import summary_text
+from aalbert.mapper.reports.explain import weights_named
+from aalbert.mapper.reports.summary import summary_text
+from aalbert.passes.pipelines import COMPRESSING, DEFAULT, Placement, compile_passes
 
-COMPRESSING = ("compress", "quantize", "prune")
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where and how to place the module: a target (built-in name or TOML file) and the allocator's options."""
-
-    target: str
-    workload: str | None = None        # a [workload] TOML file
-    switch_rate: float | None = None   # overrides the workload's
-    wakeup: float | None = None        # inferences per power-up; overrides the workload's
-    spill: bool = False
-    solver: str = "auto"
-    mapping: str = "search"            # search, or fixed: today's column-chunk lowering
-    objective: str = "balanced"        # what the mapping search minimizes: balanced, energy, latency or edp
-
-    def passes(self) -> str:
-        opts = [f"target={self.target}", f"solver={self.solver}", f"mapping={self.mapping}",
-                f"objective={self.objective}"]
-        if self.workload:
-            opts.append(f"workload={self.workload}")
-        if self.switch_rate is not None:
-            opts.append(f"switch_rate={self.switch_rate}")
-        if self.wakeup is not None:
-            opts.append(f"inferences_per_wakeup={self.wakeup}")
-        if self.spill:
-            opts.append("spill=true")
-        return f",plan-activations{{target={self.target}}},allocate{{{','.join(opts)}}}"
-
+__all__ = ["Compiled", "Fidelity", "Placement", "Stream", "compile_module"]
 
 @dataclass(frozen=True)
 class Stream:
@@ -96,7 +69,7 @@ class Compiled:
         """Why each named weight (a symbol, words of its label such as 'ffn layer 2 cola', or a part of a
         symbol) is where the allocator put it: its kind, layers, tasks, place, and what every other place
         would cost per inference."""
-        from .explain import explain_lines
+        from aalbert.mapper.reports.explain import explain_lines
 
         if self.allocation is None:
             raise OptionError("explaining a weight's place needs a target (--target)")
@@ -117,20 +90,20 @@ class Compiled:
         return None if self.backend is None else self.backend.stream
 
 
-def compile_module(module: Module, title: str, pipeline: str = "canonicalize,share",
-                   placement: Placement | None = None, stream: Stream = Stream(),
-                   fidelity: Fidelity | None = None, keep_text: bool = False,
-                   stage: Callable[[str], None] | None = None, verify_each: bool = False) -> Compiled:
-    """Run `pipeline` on `module` (placing it if asked), simulate on the target, and report. `stage`, if
-    given, is told the name of each stage as it starts (each pass, fidelity, simulation): a progress bar."""
+def compile_module(module: Module, title: str, pipeline: str = DEFAULT, placement: Placement | None = None,
+                   stream: Stream = Stream(), fidelity: Fidelity | None = None, keep_text: bool = False,
+                   stage: Callable[[str], None] | None = None, verify_each: bool = False,
+                   compression: object | None = None) -> Compiled:
+    """Run the compile's passes (`pipelines.compile_passes`: `pipeline`, early exit where the module has
+    off-ramps, `compression`, the placement if asked) on `module`, simulate on the target, and report.
+    `stage`, if given, is told the name of each stage as it starts (each pass, fidelity, simulation)."""
     stage = stage or (lambda name: None)
-    from aalbert.passes.base import PassManager, parse_pipeline
+    from aalbert.passes.base import PassManager
 
     if stream.requests < 0:
         raise OptionError(f"--requests must be >= 0, got {stream.requests}")
-    pipeline = with_exit_tests(module, pipeline)
-    manager = PassManager(parse_pipeline(pipeline + (placement.passes() if placement else "")),
-                          verify_each=verify_each, keep_text=keep_text)
+    manager = PassManager(compile_passes(module, pipeline, compression, placement), verify_each=verify_each,
+                          keep_text=keep_text)
     input_text = None
     if keep_text:
         from aalbert.ir.printer import print_module
@@ -159,21 +132,10 @@ def compile_module(module: Module, title: str, pipeline: str = "canonicalize,sha
     return compiled
 
 
-def with_exit_tests(module: Module, pipeline: str) -> str:
-    """`pipeline`, with the early-exit pass after it when the module has off-ramps and the pipeline lacks it."""
-    from aalbert.ir.exits import LOGITS
-    from aalbert.passes.base import parse_pipeline
-
-    ramps = any(name.startswith(LOGITS) for g in module.graphs.values() for name, _ in g.outputs)
-    if not ramps or any(p.name == "early-exit" for p in parse_pipeline(pipeline)):
-        return pipeline
-    return pipeline + ",early-exit"
-
-
 def _fidelity_text(compiled: Compiled, fidelity: Fidelity) -> str:
     from aalbert.ir.interpreter import fixed_point
 
-    from .fidelity import compare, fidelity_lines, storage_bytes
+    from aalbert.mapper.fidelity import compare, fidelity_lines, storage_bytes
 
     if compiled.reference is None:
         raise OptionError("--fidelity needs compression: use --compress, --quantize or --sparsity")
@@ -186,14 +148,14 @@ def _fidelity_text(compiled: Compiled, fidelity: Fidelity) -> str:
 
 
 def _placement_text(compiled: Compiled, manager, placement: Placement, stream: Stream) -> str:
-    from aalbert.passes.allocation_report import Allocation
-    from aalbert.targets.roofline import roofline
-    from aalbert.targets.spec import load_target
+    from aalbert.passes.allocation.record import Allocation
+    from aalbert.targets.sim.roofline import roofline
+    from aalbert.targets.hardware.spec import load_target
 
-    from .backend import run_backend
-    from .mapping_report import mapping_lines
-    from .memory_report import allocation_lines, memory_lines
-    from .sim_report import breakdown_lines, roofline_lines, stream_lines, task_lines
+    from aalbert.mapper.backend import run_backend
+    from aalbert.mapper.reports.mapping import mapping_lines
+    from aalbert.mapper.reports.memory import allocation_lines, memory_lines
+    from aalbert.mapper.reports.simulation import breakdown_lines, roofline_lines, stream_lines, task_lines
 
     module = compiled.module
     target = load_target(placement.target)
@@ -210,7 +172,7 @@ def _placement_text(compiled: Compiled, manager, placement: Placement, stream: S
         lines += [""] + stream_lines(backend.stream, stream.pattern, wl.inferences_per_second,
                                      wl.inferences_per_wakeup)
     if backend.exits is not None:
-        from .exit_report import exit_lines, policy_lines
+        from aalbert.mapper.reports.early_exit import exit_lines, policy_lines
         lines += [""] + exit_lines(backend, first, wl.inferences_per_wakeup <= 1)
         if backend.policies is not None:
             lines += [""] + policy_lines(backend, wl.latency_target_ms)

@@ -18,10 +18,10 @@ import numpy as np
 
 from aalbert.ir.graph import Graph
 from aalbert.ir.interpreter import not_finite_origin, peak_bytes, run, what_non_finite
-from aalbert.ir.limits import check_bytes
+from aalbert.limits import check_bytes
 from aalbert.ir.module import Module, Weight
 
-from .summary import megabytes, table
+from aalbert.mapper.reports.summary import megabytes, table
 
 
 @dataclass(frozen=True)

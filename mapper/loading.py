@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aalbert.ir.errors import AalbertError, OptionError
+from aalbert.errors import AalbertError, OptionError
 from aalbert.ir.fileio import load_module
-from aalbert.ir.limits import check_bytes
+from aalbert.limits import check_bytes
 from aalbert.ir.module import Module
 
-from .frontends import DimSpec, import_onnx
+from aalbert.mapper.frontends import DimSpec
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,11 @@ def load_files(named: list[tuple[str | None, str]], dims: DimSpec, check_names: 
         elif suffix in (".onnx", ""):
             task = name or Path(path).stem
             _claim(origin, task, path)
+            from aalbert.mapper.frontends.onnx_import import import_onnx  # onnx only when an ONNX file asks
+
             import_onnx(path, module, task, dims)
         elif suffix == ".pt2":
-            from .frontends.torch_import import import_pt2  # torch only when a .pt2 file asks for it
+            from aalbert.mapper.frontends.torch_import import import_pt2  # torch only when a .pt2 file asks for it
 
             task = name or Path(path).stem
             _claim(origin, task, path)
@@ -127,7 +129,7 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     from aalbert.examples.albert import AdapterConfig
     from aalbert.examples.zoo import FamilySpec, build_family, example_inputs, task_names
 
-    from .frontends.torch_import import import_torch
+    from aalbert.mapper.frontends.torch_import import import_torch
 
     layers = f", {spec.layers:,} layers" if spec.layers is not None else ""
     check_bytes(example_bytes(spec, dims), f"the example {spec.family} ({spec.size}, {spec.tasks:,} "

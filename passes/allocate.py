@@ -37,24 +37,24 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from aalbert.ir.errors import OptionError
+from aalbert.errors import OptionError
 from aalbert.ir.module import Module
 from aalbert.ir.analysis import align_up
 from aalbert.ir.placement import Placement
-from aalbert.targets.check import verify_placement
-from aalbert.targets.spec import Target, load_target
-from aalbert.targets.workload import Workload, default_workload, load_workload
+from aalbert.passes.allocation.verify import verify_placement
+from aalbert.targets.hardware.spec import Target, load_target
+from aalbert.targets.sim.workload import Workload, default_workload, load_workload
 
-from aalbert.targets.mapping.nodecost import POLICIES, NodeCoster, is_product
+from aalbert.targets.sim.nodecost import POLICIES, NodeCoster, is_product
 from aalbert.targets.mapping.problem import weight_of
 from aalbert.targets.mapping.search import OBJECTIVES
 
-from .allocation_costs import State
-from .allocation_model import Problem, Solution, solve_greedy, solve_milp, staging, variable_count
-from .allocation_problem import ProblemBuilder, bytes_held
-from .plan import plan_graph
-from .allocation_report import Allocation, allocation_report
-from .base import Analyses, Pass, register_pass
+from aalbert.passes.allocation.prices import State
+from aalbert.passes.allocation.solvers import Problem, Solution, solve_greedy, solve_milp, staging, variable_count
+from aalbert.passes.allocation.problem import ProblemBuilder, bytes_held
+from aalbert.passes.plan_activations import plan_graph
+from aalbert.passes.allocation.record import Allocation, allocation_report
+from aalbert.passes.base import Analyses, Pass, register_pass
 
 MAX_ILP_VARIABLES = 50_000
 MAX_ROUNDS = 4
@@ -230,8 +230,8 @@ def _write_placements(module: Module, target: Target, solution: Solution, arena:
 class Allocate(Pass):
     name = "allocate"
     summary = "place weights and activations in the target's memories and map every product (integer program)"
-    target: str = "edge_accel"
-    workload: str = ""
+    target: str | Target = "edge_accel"
+    workload: str | Workload = ""
     switch_rate: float | None = None            # overrides the workload's
     inferences_per_wakeup: float | None = None  # overrides the workload's
     spill: bool = False
@@ -254,7 +254,10 @@ class Allocate(Pass):
 
     def run(self, module: Module, analyses: Analyses) -> Module:
         target = load_target(self.target)
-        wl = load_workload(self.workload, module.graphs) if self.workload else default_workload(module.graphs)
+        if isinstance(self.workload, Workload):
+            wl = self.workload
+        else:
+            wl = load_workload(self.workload, module.graphs) if self.workload else default_workload(module.graphs)
         if self.switch_rate is not None:
             wl = dataclasses.replace(wl, switch_rate=self.switch_rate)
         if self.inferences_per_wakeup is not None:

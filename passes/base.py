@@ -15,13 +15,14 @@ by type, asked for by type, and dropped when a later pass changes the module.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import typing
 from dataclasses import dataclass
-from typing import Callable, ClassVar, TypeVar
+from typing import Callable, ClassVar, Mapping, TypeVar
 
-from aalbert.ir.errors import IRVerifyError, OptionError
+from aalbert.errors import IRVerifyError, OptionError
 from aalbert.ir.module import Module
 from aalbert.ir.printer import print_module
 from aalbert.ir.verifier import verify
@@ -78,7 +79,9 @@ def register_pass(cls: type[Pass]) -> type[Pass]:
 def _format(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, (str, int, float)) or value is None:
+        return str(value)
+    return str(getattr(value, "name", value))  # a Target, Workload or Policy given in Python: its name
 
 
 _ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*(\{[^{}]*\})?\s*")
@@ -136,18 +139,24 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
-def make_pass(name: str, options: dict[str, str]) -> Pass:
+def make_pass(name: str, options: Mapping[str, object], typed: bool = False) -> Pass:
+    """The pass `name` with `options`: text converted by each option's annotation, or, with `typed` (a pipeline
+    built in Python), values as they are, which may be objects (a `Target`, a `Workload`, a `Policy`)."""
     cls = PASSES.get(name)
     if cls is None:
-        raise OptionError(f"unknown pass '{name}'; known passes: {', '.join(sorted(PASSES))}")
+        near = difflib.get_close_matches(name, PASSES, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise OptionError(f"unknown pass '{name}'{hint}; known passes: {', '.join(sorted(PASSES))}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, raw in options.items():
         if key not in fields:
             known = ", ".join(sorted(fields)) or "none"
-            raise OptionError(f"pass '{name}': unknown option '{key}' (options: {known})")
-        kwargs[key] = _convert(name, key, raw, hints[key])
+            near = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise OptionError(f"pass '{name}': unknown option '{key}'{hint} (options: {known})")
+        kwargs[key] = raw if typed else _convert(name, key, str(raw), hints[key])
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:

@@ -43,10 +43,10 @@ from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 
-from .base import Analyses, Pass, register_pass
-from .fusion import fuse
-from .positions import merge_copies
-from .views import Step, canonical_recipe, chain_view, is_numpy_broadcast
+from aalbert.passes.base import Analyses, Pass, register_pass
+from aalbert.passes.fusion import fuse
+from aalbert.passes.positions import merge_copies
+from aalbert.passes.views import Step, canonical_recipe, chain_view, is_numpy_broadcast
 
 MAX_ROUNDS = 10
 

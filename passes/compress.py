@@ -39,13 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from aalbert.ir.encoding import KINDS, Encoding
-from aalbert.ir.errors import OptionError
+from aalbert.errors import OptionError
 from aalbert.ir.fileio import read_toml
 from aalbert.ir.formats import (AFLOAT8, F16, F32, NumberFormat, afloat_bias, afloat_encode, int_encode,
                                 int_scales, parse_format)
 from aalbert.ir.module import Module, Weight
 
-from .base import Analyses, Pass, register_pass
+from aalbert.passes.base import Analyses, Pass, register_pass
 
 ROLES = ("any", "shared", "task")
 
@@ -110,8 +110,11 @@ BUILTIN_POLICIES = {
 _RULE_KEYS = {"kinds", "role", "format", "granularity", "sparsity", "block", "storage"}
 
 
-def load_policy(spec: str) -> Policy:
-    """A built-in policy by name, or a TOML policy file; errors name the file, rule and key."""
+def load_policy(spec: str | Policy) -> Policy:
+    """A built-in policy by name, or a TOML policy file; errors name the file, rule and key (a `Policy` given in
+    Python is itself)."""
+    if isinstance(spec, Policy):
+        return spec
     if spec in BUILTIN_POLICIES:
         return BUILTIN_POLICIES[spec]
     data = read_toml(spec, OptionError, f"no such policy file (built-in policies: {', '.join(BUILTIN_POLICIES)})",
@@ -271,7 +274,7 @@ class Compress(Pass):
     name = "compress"
     summary = "prune and quantize weights by a policy (built-in name or TOML file)"
     needs_data = True
-    policy: str = "edgebert"
+    policy: str | Policy = "edgebert"
 
     def __post_init__(self) -> None:
         load_policy(self.policy)

@@ -20,7 +20,7 @@ import numpy as np
 
 from aalbert.ir.builder import attrs_from_key, attrs_key, const_value
 from aalbert.ir.graph import Graph, Node, Value
-from aalbert.ir.limits import check_bytes
+from aalbert.limits import check_bytes
 from aalbert.ir.module import Module
 from aalbert.ir.ops.elementwise import gelu
 from aalbert.ir.registry import OpKind, get_op, is_data

@@ -1,4 +1,4 @@
-"""Canonical weight layout: a weight only ever read transposed is stored transposed.
+"""`fold-transposes`, canonical weight layout: a weight only ever read transposed is stored transposed.
 
 Exporters disagree on how linear weights are stored (torch keeps [out, in],
 ONNX MatMul wants [in, out], Gemm may say transB). Folding the transposes
@@ -8,10 +8,27 @@ whichever frontend produced it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from aalbert.ir.graph import Graph, Sym
 from aalbert.ir.module import Module
+from aalbert.passes.base import Analyses, Pass, register_pass
+
+
+@register_pass
+@dataclass(frozen=True)
+class FoldTransposes(Pass):
+    name = "fold-transposes"
+    summary = "store weights that are only read transposed in transposed layout"
+    needs_data = True
+
+    def run(self, module: Module, analyses: Analyses) -> Module:
+        for graph in module.graphs.values():
+            fold_weight_transposes(module, graph)
+        module.remove_unused_weights()
+        return module
 
 
 def fold_weight_transposes(module: Module, graph: Graph) -> int:

@@ -31,7 +31,7 @@ from aalbert.ir.graph import Graph, Node, Sym
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, get_op
 
-from .kinds import classify
+from aalbert.passes.weight_kinds import classify
 
 MAX_DISTANCE = 6     # how far from the reading node landmarks are looked for
 MAX_VISITED = 4096   # nodes looked at per use, at most

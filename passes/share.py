@@ -43,9 +43,9 @@ from aalbert.ir.encoding import Role
 from aalbert.ir.graph import Graph, Node, Sym
 from aalbert.ir.module import Module, Weight
 
-from .base import Analyses, Pass, register_pass
-from .kinds import TASK_KINDS, classify, use_kinds
-from .positions import MAX_DISTANCE, Neighbourhood, Use, beside, symbols_in_order, weight_symbol
+from aalbert.passes.base import Analyses, Pass, register_pass
+from aalbert.passes.weight_kinds import TASK_KINDS, classify, use_kinds
+from aalbert.passes.positions import MAX_DISTANCE, Neighbourhood, Use, beside, symbols_in_order, weight_symbol
 
 
 @dataclass

@@ -15,7 +15,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aalbert.ir.errors import AalbertError
+from aalbert.errors import AalbertError
 
 LONG = int(os.environ.get("AALBERT_FUZZ", "0") or 0)
 FUZZ = settings(max_examples=LONG or 25, derandomize=not LONG, deadline=None, database=None,

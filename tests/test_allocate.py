@@ -8,18 +8,18 @@ import random
 
 import pytest
 
-from aalbert.ir.errors import IRVerifyError, OptionError
+from aalbert.errors import IRVerifyError, OptionError
 from aalbert.ir.placement import Placement
 from aalbert.mapper.cli import compile as compile_cli
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
-from aalbert.passes.allocation_report import Allocation
-from aalbert.targets.workload import default_workload, load_workload
-from aalbert.passes.allocation_model import ArenaOption, BankModel, Item, Option, Problem, brute_force, solve_greedy, \
+from aalbert.passes.allocation.record import Allocation
+from aalbert.targets.sim.workload import default_workload, load_workload
+from aalbert.passes.allocation.solvers import ArenaOption, BankModel, Item, Option, Problem, brute_force, solve_greedy, \
     solve_milp
 from aalbert.passes.base import PassManager, parse_pipeline
-from aalbert.targets.check import verify_placement
-from aalbert.targets.spec import TargetError, load_target
+from aalbert.passes.allocation.verify import verify_placement
+from aalbert.targets.hardware.spec import TargetError, load_target
 
 from .helpers import assert_clean_error, call
 

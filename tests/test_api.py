@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aalbert.ir.errors import OptionError
+from aalbert.errors import OptionError
 from aalbert.mapper.cli import compile as compile_cli
 
 from .conftest import SEQ

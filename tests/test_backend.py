@@ -19,14 +19,14 @@ from aalbert.mapper.fidelity import sample_inputs
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.base import PassManager, parse_pipeline
-from aalbert.targets.functional import execute
-from aalbert.targets.lower import lower
-from aalbert.targets.requests import make_stream, read_trace, run_stream
-from aalbert.targets.roofline import roofline
-from aalbert.targets.power import memory_image
-from aalbert.targets.sim import component, simulate
-from aalbert.targets.spec import load_target
-from aalbert.targets.trace import chrome_trace
+from aalbert.targets.sim.functional import execute
+from aalbert.targets.codegen.lower import lower
+from aalbert.targets.sim.requests import make_stream, read_trace, run_stream
+from aalbert.targets.sim.roofline import roofline
+from aalbert.targets.sim.power import memory_image
+from aalbert.targets.sim.timing import component, simulate
+from aalbert.targets.hardware.spec import load_target
+from aalbert.targets.sim.trace import chrome_trace
 
 from .ir_cases import module_with_data
 from .program_checks import assert_programs_match_interpreter
@@ -127,7 +127,7 @@ def test_functional_mode_catches_a_missing_dependency(tiny_placed):
                   and any(program.instrs[d].kind == "vec" for d in b.deps))
     broken = dataclasses.replace(program, instrs=[dataclasses.replace(i, deps=()) if i is victim else i
                                                   for i in program.instrs])
-    from aalbert.targets.functional import ExecutionError
+    from aalbert.targets.sim.functional import ExecutionError
     try:
         got = execute(broken, module, target, feeds)["logits"]
     except ExecutionError as e:  # read bytes nobody wrote, or a weight slot its DMA had not filled
@@ -212,7 +212,7 @@ def test_request_trace_files(tmp_path):
     reqs = read_trace(str(tmp_path / "t.txt"), ["cola", "sst2"], 10.0)
     assert [(r.task, r.arrival) for r in reqs] == [("cola", 0.0), ("sst2", 0.5), ("cola", pytest.approx(0.6))]
     (tmp_path / "bad.txt").write_text("cola 0.1\nwnli 0.2\n")
-    from aalbert.ir.errors import AalbertError
+    from aalbert.errors import AalbertError
     with pytest.raises(AalbertError, match=r"bad.txt:2: task 'wnli' is not compiled"):
         read_trace(str(tmp_path / "bad.txt"), ["cola", "sst2"], 10.0)
 
@@ -299,7 +299,7 @@ def test_the_workload_switch_rate_drives_the_stream():
     assert switches == pytest.approx(4000 * 0.3, rel=0.1)
     for t, share in mix.items():
         assert sum(r.task == t for r in reqs) / len(reqs) == pytest.approx(share, abs=0.04)
-    from aalbert.ir.errors import AalbertError
+    from aalbert.errors import AalbertError
     with pytest.raises(AalbertError, match="at most 0.2 of the requests can switch"):  # (1 - .82) / (1 - .1)
         make_stream("random", ["a", "b"], 10, 10.0, mix={"a": 0.9, "b": 0.1}, switch_rate=0.5)
     with pytest.raises(AalbertError, match="round-robin serves the tasks in turn"):

@@ -339,7 +339,7 @@ def test_compile_refuses_shapes_a_static_ir_file_cannot_take(tmp_path, capsys):
 
 def test_the_api_refuses_a_dimension_no_input_has(tiny_exports):
     import aalbert
-    from aalbert.ir.errors import OptionError
+    from aalbert.errors import OptionError
 
     path = tiny_exports["adapter-albert", "torchscript"]["cola"]
     with pytest.raises(OptionError, match="--dim width=3: no model input has a dynamic dimension named 'width'"):
@@ -374,7 +374,7 @@ def test_every_tool_has_version_and_states_its_exit_statuses(capsys, tool):
 
 def test_compile_lists_targets_and_policies(capsys):
     from aalbert.passes.compress import BUILTIN_POLICIES
-    from aalbert.targets.spec import builtin_targets, load_target
+    from aalbert.targets.hardware.spec import builtin_targets, load_target
 
     code, out, err = call(compile_cli.main, ["--list-targets", "--list-policies"], capsys)
     assert code == 0, err

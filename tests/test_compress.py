@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from aalbert.ir.errors import OptionError
+from aalbert.errors import OptionError
 from aalbert.ir.fileio import load_module, save_module
 from aalbert.ir.interpreter import run
 from aalbert.ir.printer import print_module

@@ -10,26 +10,26 @@ import math
 import numpy as np
 import pytest
 
-from aalbert.ir.errors import AalbertError
-from aalbert.ir.exits import ExitError
+from aalbert.errors import AalbertError
+from aalbert.ir.offramps import ExitError
 from aalbert.ir.interpreter import run
 from aalbert.ir.parser import parse_module
 from aalbert.mapper.backend import run_backend
 from aalbert.mapper.cli import compile as compile_cli
-from aalbert.mapper.exits import measure, stream_sentences
+from aalbert.mapper.exit_samples import measure, stream_sentences
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.base import PassManager, parse_pipeline
-from aalbert.targets.dvfs import at_point
-from aalbert.targets.lower import lower
-from aalbert.targets.policies import choose_point
-from aalbert.targets.power import memory_image
-from aalbert.targets.requests import Request
-from aalbert.targets.scaling import delay_fit, energy_fit
-from aalbert.targets.sentences import exits_of, from_entropies, from_histogram
-from aalbert.targets.sim import simulate
-from aalbert.targets.spec import TargetError, load_target, parse_target, target_text
-from aalbert.targets.workload import TaskExits, Workload, load_workload
+from aalbert.targets.hardware.spec import at_point
+from aalbert.targets.codegen.lower import lower
+from aalbert.targets.runtime.exit_policies import choose_point
+from aalbert.targets.sim.power import memory_image
+from aalbert.targets.sim.requests import Request
+from aalbert.targets.hardware.scaling import delay_fit, energy_fit
+from aalbert.targets.runtime.sentences import exits_of, from_entropies, from_histogram
+from aalbert.targets.sim.timing import simulate
+from aalbert.targets.hardware.spec import TargetError, load_target, parse_target, target_text
+from aalbert.targets.sim.workload import TaskExits, Workload, load_workload
 
 from .helpers import assert_clean_error, call
 
@@ -202,7 +202,7 @@ def test_exit_tests_fence_the_program(compiled):
         assert all(sim.finish[i] <= sim.finish[t] for i in range(t))
         assert all(sim.start[i] >= sim.finish[t] for i in range(t + 1, len(program.instrs)))
     entropy = [i for i in program.instrs if i.op == "entropy" and i.kind == "vec"]
-    assert len(entropy) == 3 and all(i.unit == "sfu" and i.passes == 2 for i in entropy)  # [sfu.passes] entropy
+    assert len(entropy) == 3 and all(i.unit == "sfu" and i.scans == 2 for i in entropy)  # [sfu.scans] entropy
 
 
 def test_cuts_add_up_to_the_whole_inference(compiled):

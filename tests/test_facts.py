@@ -9,7 +9,7 @@ from typing import Literal
 import pytest
 
 from aalbert.ir.encoding import Encoding, Role
-from aalbert.ir.errors import IRParseError, IRVerifyError
+from aalbert.errors import IRParseError, IRVerifyError
 from aalbert.ir.facts import FactError, fact_attrs, fact_record, schema
 from aalbert.ir.parser import parse_module
 from aalbert.ir.placement import Arena, Placement

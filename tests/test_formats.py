@@ -119,7 +119,7 @@ def test_a_number_format_has_one_name_everywhere():
     """Policies, encodings, target files and program listings spell a format the same way."""
     from aalbert.ir.formats import parse_format
     from aalbert.passes.compress import BUILTIN_POLICIES
-    from aalbert.targets.spec import load_target
+    from aalbert.targets.hardware.spec import load_target
 
     for alias, name in [("afloat8", "afloat<8,3>"), ("AFLOAT<8, 3>", "afloat<8,3>"), ("fp16", "f16"),
                         ("float32", "f32"), ("int4", "int4")]:

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aalbert.ir.errors import AalbertError
+from aalbert.errors import AalbertError
 from aalbert.ir.fileio import load_module, save_module
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec
@@ -41,11 +41,11 @@ from aalbert.mapper.frontends.onnx_import import import_onnx
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.ir.fileio import read_npz
 from aalbert.ir.interpreter import check_inputs
-from aalbert.mapper.sweep import cached, load_sweep
-from aalbert.targets.workload import load_workload
+from aalbert.mapper.study.sweep import cached, load_sweep
+from aalbert.targets.sim.workload import load_workload
 from aalbert.passes.compress import load_policy
-from aalbert.targets.requests import read_trace
-from aalbert.targets.spec import load_target
+from aalbert.targets.sim.requests import read_trace
+from aalbert.targets.hardware.spec import load_target
 
 from .fuzzing import CASE_SECONDS, FUZZ, IR_TOKENS, NUMBERS, TOML_TOKENS, Hang, fuzz_files, loads_cleanly, mutated, \
     time_limit, toml_mutated, write
@@ -358,10 +358,10 @@ def test_placement_verifier(tmp_path_factory, placed_seed, ir_seed):
     import re
 
     from aalbert.ir.interpreter import run
-    from aalbert.targets.check import verify_placement
-    from aalbert.targets.functional import execute
-    from aalbert.targets.lower import lower
-    from aalbert.targets.spec import load_target
+    from aalbert.passes.allocation.verify import verify_placement
+    from aalbert.targets.sim.functional import execute
+    from aalbert.targets.codegen.lower import lower
+    from aalbert.targets.hardware.spec import load_target
 
     from .helpers import random_feeds
 
@@ -481,7 +481,7 @@ def test_input_arrays(tmp_path_factory, ir_seed):
 def test_exit_samples(tmp_path_factory):
     """The sample inputs a workload's [exits] measures early exit on: the archive, then its rows matched to the
     graph's inputs."""
-    from aalbert.mapper.exits import sample_feeds
+    from aalbert.mapper.exit_samples import sample_feeds
     from aalbert.ir.parser import parse_module
 
     graph = parse_module(EXIT_IR, "exits.ir").graphs["t"]
@@ -546,7 +546,7 @@ def test_sweep_cache_entries(tmp_path_factory):
 
 # ---------------------------------------------------------------- every loader has a target
 
-# the functions that read what a user gives (each calls note_read: ir/outputs.py), and the tests fuzzing them
+# the functions that read what a user gives (each calls note_read: support/outputs.py), and the tests fuzzing them
 FUZZED = {
     "read_text": [test_ir_parser_text], "load_module": [test_ir_parser_text, test_ir_weights_sidecar],
     "open_npz": [test_ir_weights_sidecar, test_input_arrays, test_exit_samples], "read_toml": [test_toml_loaders],

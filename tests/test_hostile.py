@@ -604,10 +604,10 @@ def test_sweeps_are_checked_before_their_points_are_made(tmp_path, capsys, text,
 
 def test_the_sweeps_workers_share_the_budget(monkeypatch):
     from aalbert.ir import limits
-    from aalbert.mapper.sweep import Sweep, _jobs_within_budget
+    from aalbert.mapper.study.sweep import Sweep, _jobs_within_budget
 
     monkeypatch.setattr(limits, "in_use", lambda: 0)
-    monkeypatch.setattr("aalbert.mapper.sweep.room", limits.room)
+    monkeypatch.setattr("aalbert.mapper.study.sweep.room", limits.room)
     sweep = Sweep("s.toml", {}, {}, [], point_bytes=300 * 2 ** 20)
     with limits.budget(G):
         assert _jobs_within_budget(sweep, 8, 100) == 3 and _jobs_within_budget(sweep, 2, 100) == 2

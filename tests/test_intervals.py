@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from aalbert.ir.intervals import LiveIndex, first_overlap
+from aalbert.intervals import LiveIndex, first_overlap
 
 
 def _span(rng: random.Random, lo: int, hi: int) -> tuple[int, int]:

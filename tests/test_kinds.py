@@ -1,6 +1,6 @@
 """Weight kinds of every Hugging Face family, with eager and SDPA attention: the same counts, the right ones.
 
-The kinds come from the graph's structure (`passes/kinds.py`); the expected counts here come from the
+The kinds come from the graph's structure (`passes/weight_kinds.py`); the expected counts here come from the
 models' parameter names, which the pass never sees. SDPA scales the query and key before their product and
 once made them "projection" (ALBERT-base's q and k: 1,179,648 parameters out of attention's 2,359,296).
 """

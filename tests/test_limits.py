@@ -9,9 +9,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from aalbert.ir.errors import AalbertError, IRParseError
+from aalbert.errors import AalbertError, IRParseError
 from aalbert.ir.fileio import read_npz
-from aalbert.ir.limits import LimitError, budget, check_bytes, parse_size
+from aalbert.limits import LimitError, budget, check_bytes, parse_size
 from aalbert.ir.parser import parse_module
 
 SPLAT = """module {
@@ -91,7 +91,7 @@ def test_sizes_and_checks():
 def test_inputs_that_are_not_regular_files_are_refused_without_reading_them(tmp_path):
     import os
 
-    from aalbert.ir.limits import open_regular
+    from aalbert.limits import open_regular
 
     fifo = tmp_path / "model.onnx"
     os.mkfifo(fifo)  # opening it for reading the usual way would block until a writer came

@@ -11,30 +11,30 @@ import numpy as np
 import pytest
 
 from aalbert.examples.gemm import gemm_ir
-from aalbert.ir.errors import IRParseError
+from aalbert.errors import IRParseError
 from aalbert.ir.facts import FactError
 from aalbert.ir.interpreter import run
 from aalbert.ir.parser import parse_module
 from aalbert.ir.printer import print_module
-from aalbert.ir.schedule import Mapping
+from aalbert.ir.mapping import Mapping
 from aalbert.mapper.backend import run_backend
-from aalbert.mapper.evaluate import override_target
+from aalbert.mapper.study.evaluate import override_target
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.allocate import allocate
-from aalbert.passes.allocation_report import Allocation
+from aalbert.passes.allocation.record import Allocation
 from aalbert.passes.base import PassManager, parse_pipeline
-from aalbert.passes.plan import plan_module
-from aalbert.targets.functional import execute
-from aalbert.targets.lower import lower
+from aalbert.passes.plan_activations import plan_module
+from aalbert.targets.sim.functional import execute
+from aalbert.targets.codegen.lower import lower
 from aalbert.targets.mapping import Gemm, arch_of, cost_of, exhaustive, gemm_of, search
 from aalbert.targets.mapping.cost import evaluate
 from aalbert.targets.mapping.search import _CACHE, clear_cache, objective_value
 from aalbert.targets.mapping.problem import Arch, Port
 from aalbert.targets.mapping.space import columns_of, mapping_at, space
-from aalbert.targets.sim import simulate
-from aalbert.targets.spec import builtin_targets, load_target
-from aalbert.targets.workload import default_workload
+from aalbert.targets.sim.timing import simulate
+from aalbert.targets.hardware.spec import builtin_targets, load_target
+from aalbert.targets.sim.workload import default_workload
 
 from .ir_cases import module_with_data
 from .program_checks import assert_programs_match_interpreter
@@ -271,7 +271,7 @@ TWO_ADDS = """module {
 
 def test_nodes_alike_but_for_a_constant_operand_cost_apart():
     """The cost cache keys a node by which operands are data: a constant moves no activation bytes."""
-    from aalbert.targets.mapping.nodecost import NodeCoster
+    from aalbert.targets.sim.nodecost import NodeCoster
 
     module = PassManager(parse_pipeline("plan-activations{target=edge_accel},allocate{target=edge_accel}")).run(
         parse_module(TWO_ADDS))

@@ -10,7 +10,7 @@ import torch
 from onnx import helper
 
 from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters
-from aalbert.ir.errors import FrontendError
+from aalbert.errors import FrontendError
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
 from aalbert.mapper.frontends.torch_import import import_torch

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from aalbert.ir.errors import UnsupportedOpError
+from aalbert.errors import UnsupportedOpError
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
 from aalbert.mapper.frontends.onnx_import import HANDLERS
@@ -169,7 +169,7 @@ def test_data_dependent_shape_is_a_clear_error(tmp_path):
     model = make_model([N("Reshape", ["x", "s"], ["y"])], {"x": f32(6), "s": i64(2, 3)}, ["y"])
     path = tmp_path / "m.onnx"
     path.write_bytes(model.SerializeToString())
-    from aalbert.ir.errors import FrontendError
+    from aalbert.errors import FrontendError
     with pytest.raises(FrontendError, match="depends on the model's inputs"):
         import_onnx(path, Module(), "t")
 
@@ -178,7 +178,7 @@ def test_dynamic_dims_fixed_by_position_and_name(tmp_path):
     model = make_model([N("Add", ["x", "x"], ["y"])], {"x": f32(1, 1, 1)}, ["y"], dynamic={"x": ["b", "s", "feat"]})
     path = tmp_path / "m.onnx"
     path.write_bytes(model.SerializeToString())
-    from aalbert.ir.errors import FrontendError
+    from aalbert.errors import FrontendError
     with pytest.raises(FrontendError, match=r"dimension 2 \('feat'\) is dynamic.*--dim feat=N"):
         import_onnx(path, Module(), "t", DimSpec(2, 5))
     module = Module()

@@ -79,7 +79,7 @@ sys.modules["onnx"] = None
 import aalbert
 from aalbert.ir.parser import parse_module
 from aalbert.passes.base import PassManager, parse_pipeline
-from aalbert.targets.spec import load_target
+from aalbert.targets.hardware.spec import load_target
 m = parse_module('module { graph @t(%x: tensor<2x3xf32>) -> ("y": tensor<2x3xf32>) { %0 = relu(%x) : tensor<2x3xf32>\\n return %0 } }')
 PassManager(parse_pipeline("canonicalize,share,plan-activations")).run(m)
 print(load_target("edge_accel").name, m.graphs["t"].arena.size)

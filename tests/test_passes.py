@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from aalbert.ir.errors import IRVerifyError, OptionError
+from aalbert.errors import IRVerifyError, OptionError
 from aalbert.ir.module import Module, content_hash
 from aalbert.ir.parser import parse_module
 from aalbert.passes.base import PASSES, Pass, PassManager, parse_pipeline, register_pass

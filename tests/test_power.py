@@ -7,9 +7,9 @@ from importlib import resources
 
 import pytest
 
-from aalbert.targets.dram import DRAM_SPECS, DramPower, background
-from aalbert.targets.power import Accesses, Region, static_energy
-from aalbert.targets.spec import TargetError, load_target, parse_target
+from aalbert.targets.hardware.dram import DRAM_SPECS, DramPower, background
+from aalbert.targets.sim.power import Accesses, Region, static_energy
+from aalbert.targets.hardware.spec import TargetError, load_target, parse_target
 
 # 1 GHz: a cycle is a nanosecond. Four 1 KiB SRAM banks leaking 1 mW each; retention keeps 10 %, gating 1 %;
 # waking a bank takes 10 ns and 20 pJ. No logic leakage, and a DRAM without background, to isolate the banks.
@@ -48,7 +48,7 @@ energy_pj_per_element = 1.0
 area_mm2 = 0.0
 leakage_mw = 0.0
 source = "test"
-[sfu.passes]
+[sfu.scans]
 [interconnect]
 dma_bytes_per_cycle = 8
 alignment_bytes = 8
@@ -180,7 +180,7 @@ def test_a_target_without_its_leakage_background_or_gating_numbers_is_refused(tm
 
 
 def test_every_memory_of_every_builtin_target_has_power_states_or_background():
-    from aalbert.targets.spec import builtin_targets
+    from aalbert.targets.hardware.spec import builtin_targets
 
     for name in builtin_targets():
         for m in load_target(name).memories:

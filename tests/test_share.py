@@ -9,7 +9,7 @@ from aalbert.examples.zoo import FamilySpec, build_family, task_names
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
 from aalbert.mapper.frontends.torch_import import import_torch
-from aalbert.mapper.summary import sharing_lines
+from aalbert.mapper.reports.summary import sharing_lines
 from aalbert.passes.base import PassManager, parse_pipeline
 
 from .helpers import SEQ

@@ -17,7 +17,7 @@ import pytest
 
 from aalbert.mapper.cli import study as study_cli
 from aalbert.mapper.cli import sweep as sweep_cli
-from aalbert.mapper.sweep import default_cache_dir, load_sweep, pareto, run_sweep
+from aalbert.mapper.study.sweep import default_cache_dir, load_sweep, pareto, run_sweep
 
 from .helpers import assert_clean_error, call
 
@@ -107,7 +107,7 @@ def test_sensitivity_varies_every_input_and_says_what_holds(tmp_path):
     assert study_cli.main(["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--requests", "2", "--sensitivity",
                            "--no-accounting", "--out", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO((out / "sensitivity.csv").read_text())))
-    from aalbert.mapper.sensitivity import VARIATIONS
+    from aalbert.mapper.study.sensitivity import VARIATIONS
     assert {(r["input"], r["value"]) for r in rows} == {("(built-in values)", "as the targets say")} | {
         (v.input, v.value) for v in VARIATIONS}
     assert {"clock", "SRAM corner", "RRAM point", "DRAM background", "power gating", "write-once rule",

@@ -9,8 +9,8 @@ from importlib import resources
 import pytest
 
 from aalbert.mapper.cli import compile as compile_cli
-from aalbert.targets.memtech import ANCHORS, MB2, scaled
-from aalbert.targets.spec import TargetError, builtin_targets, load_target, parse_target
+from aalbert.targets.hardware.memtech import ANCHORS, MB2, scaled
+from aalbert.targets.hardware.spec import TargetError, builtin_targets, load_target, parse_target
 
 from .helpers import assert_clean_error
 
@@ -33,7 +33,7 @@ def test_every_number_in_builtin_targets_has_a_source(name):
     missing = []
     for where, table in _tables(tomllib.loads(text)):
         numbers = [k for k, v in table.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        parent_source = where.rsplit(".", 1)[0] if where.endswith(".passes") else None
+        parent_source = where.rsplit(".", 1)[0] if where.endswith((".scans", ".passes")) else None
         if numbers and not isinstance(table.get("source"), str) and parent_source is None:
             missing.append(f"{where}: {numbers}")
     assert not missing

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aalbert.ir.builder import Builder
-from aalbert.ir.errors import IRParseError, IRVerifyError
+from aalbert.errors import IRParseError, IRVerifyError
 from aalbert.ir.fileio import load_module, save_module
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
@@ -67,7 +67,7 @@ def test_module_without_data_is_still_analysable(tmp_path):
     loaded = load_module(tmp_path / "m.ir")
     assert not loaded.has_data
     verify(loaded)
-    from aalbert.mapper.summary import graph_work
+    from aalbert.mapper.reports.summary import graph_work
     assert graph_work(loaded, "cola").macs == graph_work(module, "cola").macs > 0
 
 

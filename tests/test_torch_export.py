@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from aalbert.ir.errors import FrontendError, UnsupportedOpError  # noqa: E402
+from aalbert.errors import FrontendError, UnsupportedOpError  # noqa: E402
 from aalbert.ir.interpreter import run  # noqa: E402
 from aalbert.ir.module import Module  # noqa: E402
 from aalbert.mapper.frontends import DimSpec, import_onnx  # noqa: E402

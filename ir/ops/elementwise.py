@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from ..registry import AttrKind, OpDef, OpKind, Trait, register, require
-from ..types import DType, TensorType
+from aalbert.ir.registry import AttrKind, OpDef, OpKind, Trait, register, require
+from aalbert.ir.types import DType, TensorType
 
 
 def broadcast(types, op: str) -> tuple[int, ...]:
@@ -20,7 +20,7 @@ def broadcast(types, op: str) -> tuple[int, ...]:
         return tuple(int(d) for d in np.broadcast_shapes(*(t.shape for t in types)))
     except ValueError:
         shapes = " and ".join(str(t) for t in types)
-        from ..registry import InferError
+        from aalbert.ir.registry import InferError
         raise InferError(f"{op}: shapes {shapes} do not broadcast") from None
 
 
@@ -195,7 +195,7 @@ class CastOp(OpDef):
         try:
             to = DType(attrs["to"])
         except ValueError:
-            from ..registry import InferError
+            from aalbert.ir.registry import InferError
             raise InferError(f"cast: unknown element type {attrs['to']!r}") from None
         return [TensorType(t.shape, to)]
 

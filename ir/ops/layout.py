@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
-from ..affine import Affine
-from ..registry import AttrKind, OpDef, OpKind, Trait, Work, register, require
-from ..types import DType, TensorType
+from aalbert.ir.affine import Affine
+from aalbert.ir.registry import AttrKind, OpDef, OpKind, Trait, Work, register, require
+from aalbert.ir.types import DType, TensorType
 
 
 def _moved(ins, outs) -> Work:

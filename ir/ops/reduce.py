@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import AttrKind, OpDef, OpKind, Work, register, require
-from ..types import DType, TensorType
+from aalbert.ir.registry import AttrKind, OpDef, OpKind, Work, register, require
+from aalbert.ir.types import DType, TensorType
 
 
 def _reduce(name: str, fn, float_only: bool = False):

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from ..registry import AttrKind, InferError, OpDef, OpKind, Work, register
-from ..types import TensorType
+from aalbert.ir.registry import AttrKind, InferError, OpDef, OpKind, Work, register
+from aalbert.ir.types import TensorType
 
 
 @register

@@ -1,5 +1,5 @@
 """What the command-line tools share: one-line errors with exit status 2, outputs written together at
-the end and never over an input (`aalbert.ir.outputs`), the memory budget, and argument helpers.
+the end and never over an input (`aalbert.outputs`), the memory budget, and argument helpers.
 
 Every tool's parser (`ArgumentParser`) has `--version`, refuses an option that takes one value when it is
 given twice (argparse would keep the last), suggests the nearest option or choice for a mistyped one, and
@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from aalbert.ir.errors import AalbertError, OptionError
-from aalbert.ir.limits import DEFAULT_RULE, DEFAULT_SHARE, budget, parse_size
-from aalbert.ir.outputs import command_outputs, note_read, refuse_overlap
+from aalbert.errors import AalbertError, OptionError
+from aalbert.limits import DEFAULT_RULE, DEFAULT_SHARE, budget, parse_size
+from aalbert.outputs import command_outputs, note_read, refuse_overlap
 
-from ..frontends import DimSpec
+from aalbert.mapper.frontends import DimSpec
 
 EXIT_USAGE = 2
 EXIT_NOT_FINITE = 3

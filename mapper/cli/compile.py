@@ -7,18 +7,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from aalbert.ir.errors import OptionError
+from aalbert.errors import OptionError
 from aalbert.ir.fileio import save_module
-from aalbert.ir.outputs import atomic_writer, make_dir
+from aalbert.outputs import atomic_writer, make_dir
 
-from ..driver import Compiled, Fidelity, Placement, Stream, compile_module
-from ..loading import ExampleSpec, load_example, load_files, parse_task_arg
-from ..summary import count, shapes_compiled
-from .common import (ArgumentParser, add_budget_arg, add_dim_args, add_quiet_arg, check_output_path, declare_files,
+from aalbert.mapper.driver import Compiled, Fidelity, Placement, Stream, compile_module
+from aalbert.passes.pipelines import DEFAULT
+from aalbert.mapper.loading import ExampleSpec, load_example, load_files, parse_task_arg
+from aalbert.mapper.reports.summary import count, shapes_compiled
+from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_dim_args, add_quiet_arg, check_output_path, declare_files,
                      at_least_one, dims_from_args, fraction, main_wrapper, not_finite, positive_int, progress_bar,
                      settle_heap, sparsity)
 
-DEFAULT_PIPELINE = "canonicalize,share"
 EXAMPLE_DEFAULTS = {"example": "adapter-albert", "tasks": 8, "size": "base", "bottleneck": None, "layers": None,
                     "adapter_placement": "shared", "off_ramps": None, "task_specific": "adapters,layernorm,head"}
 
@@ -59,8 +59,8 @@ def build_parser() -> ArgumentParser:
                     help="adapter-ALBERT: parameter groups each task owns, from adapters, layernorm, head, "
                          "pooler, embeddings (default: adapters,layernorm,head)")
     add_dim_args(p)
-    p.add_argument("-p", "--passes", default=DEFAULT_PIPELINE, metavar="PIPELINE",
-                   help=f"pass pipeline, e.g. 'fold-transposes,dce' (default: {DEFAULT_PIPELINE})")
+    p.add_argument("-p", "--passes", default=DEFAULT, metavar="PIPELINE",
+                   help=f"pass pipeline, e.g. 'fold-transposes,dce' (default: {DEFAULT})")
     c = p.add_argument_group("compression")
     c.add_argument("--compress", metavar="POLICY",
                    help="prune and quantize by a policy: 'edgebert' or a TOML policy file")
@@ -133,9 +133,10 @@ def _main(argv) -> int:
         sys.stdout.write(_listing(args))
         return 0
     dims = dims_from_args(args)
-    pipeline = args.passes + _compression_passes(args)
+    compression = _compression(args)
     placement = _placement(args)
-    parse_pipeline(pipeline + (placement.passes() if placement else ""))  # a bad pipeline fails before any import
+    # a bad pipeline fails before any import
+    stages = parse_pipeline(args.passes) + compression + (placement.passes() if placement else [])
     outputs = [o for o in (args.report_json, args.memory_map, args.output, args.trace, args.sim_json,
                            args.roofline) if o]
     reads = [m for m in args.models] + [t.partition("=")[2] for t in args.task] + [
@@ -160,12 +161,10 @@ def _main(argv) -> int:
     if dump_dir is not None:
         if dump_dir.exists() and not dump_dir.is_dir():
             raise OptionError(f"--dump-ir {dump_dir}: exists and is not a directory")
-        stages = parse_pipeline(pipeline + (placement.passes() if placement else ""))
         declare_files(reads, [dump_dir / n for n in ["00-input.ir", "module.ir", "module.npz"]
                               + [f"{i:02d}-{p.name}.ir" for i, p in enumerate(stages, start=1)]], "IR dump")
     named = [(None, m) for m in args.models] + [parse_task_arg(t) for t in args.task]
-    steps = 1 + len(parse_pipeline(pipeline + (placement.passes() if placement else ""))) + bool(args.fidelity) \
-        + bool(placement)
+    steps = 1 + len(stages) + bool(args.fidelity) + bool(placement)
     settle_heap()  # the libraries' objects; the import itself makes one object after another
     with progress_bar(steps, "importing", "step", args.quiet) as bar:
         module, title = _load(args, named, dims)
@@ -175,9 +174,10 @@ def _main(argv) -> int:
             bar.update(1)
             bar.set_description(name)
 
-        compiled = compile_module(module, title, pipeline, placement, Stream(args.requests, args.pattern, args.burst),
+        compiled = compile_module(module, title, args.passes, placement, Stream(args.requests, args.pattern, args.burst),
                                   Fidelity(args.samples, args.activations) if args.fidelity else None,
-                                  keep_text=dump_dir is not None, stage=stage, verify_each=args.verify_each)
+                                  keep_text=dump_dir is not None, stage=stage, verify_each=args.verify_each,
+                                  compression=compression)
         if dump_dir is not None:
             make_dir(dump_dir)
             with atomic_writer(dump_dir / "00-input.ir") as f:
@@ -200,9 +200,9 @@ def _main(argv) -> int:
 def _listing(args) -> str:
     """The built-in targets and compression policies, a line each."""
     from aalbert.passes.compress import BUILTIN_POLICIES
-    from aalbert.targets.spec import builtin_targets, load_target
+    from aalbert.targets.hardware.spec import builtin_targets, load_target
 
-    from ..summary import table
+    from aalbert.mapper.reports.summary import table
 
     if args.models or args.task:
         raise OptionError("--list-targets and --list-policies take no model files")
@@ -268,11 +268,11 @@ def _load(args, named, dims):
 
 
 def _write_target_outputs(args, compiled: Compiled) -> None:
-    from aalbert.targets.program import programs_asm, programs_json
-    from aalbert.targets.trace import traces_json
+    from aalbert.targets.codegen.program import programs_asm, programs_json
+    from aalbert.targets.sim.trace import traces_json
 
-    from ..memory_report import memory_json, plot_memory_map
-    from ..sim_report import roofline_figure, sim_json
+    from aalbert.mapper.reports.memory import memory_json, plot_memory_map
+    from aalbert.mapper.reports.simulation import roofline_figure, sim_json
 
     module, target, backend = compiled.module, compiled.target, compiled.backend
     first = next(iter(module.graphs))
@@ -285,7 +285,7 @@ def _write_target_outputs(args, compiled: Compiled) -> None:
             f.write(traces_json([(backend.program(t), backend.results[t]) for t in module.graphs]).encode())
     extra = {}
     if backend.exits is not None:
-        from ..exit_report import exit_json
+        from aalbert.mapper.reports.early_exit import exit_json
         wl = compiled.allocation.workload
         extra["early_exit"] = exit_json(backend, first, wl.inferences_per_wakeup <= 1, wl.latency_target_ms)
     if args.sim_json:
@@ -330,8 +330,10 @@ def _placement(args) -> Placement | None:
                      args.objective)
 
 
-def _compression_passes(args) -> str:
-    """The pipeline suffix that --compress, --sparsity and --quantize ask for."""
+def _compression(args) -> list:
+    """The passes that --compress, --sparsity and --quantize ask for."""
+    from aalbert.passes.base import parse_pipeline
+
     extra = []
     if args.compress and (args.quantize or args.sparsity is not None):
         raise OptionError("--compress takes a whole policy; do not combine it with --quantize or --sparsity")
@@ -341,7 +343,7 @@ def _compression_passes(args) -> str:
         extra.append(f"prune{{sparsity={args.sparsity},block={args.block}}}")
     if args.quantize:
         extra.append(f"quantize{{format={args.quantize}}}")
-    return "".join("," + e for e in extra)
+    return parse_pipeline(",".join(extra)) if extra else []
 
 
 main = main_wrapper("aalbert-compile", _main)

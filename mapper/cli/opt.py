@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from aalbert.ir.errors import OptionError
+from aalbert.errors import OptionError
 from aalbert.ir.fileio import load_module, save_module
-from aalbert.ir.outputs import atomic_writer, make_dir
+from aalbert.outputs import atomic_writer, make_dir
 from aalbert.ir.printer import print_module
 
-from ..explain import weights_named
-from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, check_output_path, declare_files, main_wrapper,
+from aalbert.mapper.reports.explain import weights_named
+from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_quiet_arg, check_output_path, declare_files, main_wrapper,
                      progress_bar)
 
 DESCRIPTION = """\
@@ -83,7 +83,7 @@ def _main(argv) -> int:
         raise OptionError("--spill goes with --target")
     target = None
     if args.target:
-        from aalbert.targets.spec import load_target
+        from aalbert.targets.hardware.spec import load_target
         target = load_target(args.target)
     module = load_module(args.input)
     manager = PassManager(pipeline, verify_each=True, keep_text=dump_dir is not None)
@@ -113,7 +113,7 @@ def _main(argv) -> int:
 
 def _check_placement(module, target, args, when: str) -> None:
     """A placed module's placement, verified against the target it was placed on."""
-    from aalbert.ir.errors import AalbertError
+    from aalbert.errors import AalbertError
 
     if not any(w.placement is not None for w in module.weights.values()) and not any(
             g.arena is not None and g.arena.level is not None for g in module.graphs.values()):
@@ -124,7 +124,7 @@ def _check_placement(module, target, args, when: str) -> None:
         levels = sorted({w.placement.level for w in module.weights.values() if w.placement is not None})
         raise OptionError(f"{args.input}: its weights are placed (in {', '.join(levels) or 'no level'}); name the "
                           "target it was placed on with --target, so that the placement is verified")
-    from aalbert.targets.check import verify_placement
+    from aalbert.passes.allocation.verify import verify_placement
     try:
         verify_placement(module, target, spill=args.spill)
     except AalbertError as e:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from aalbert.ir.errors import AalbertError, OptionError
+from aalbert.errors import AalbertError, OptionError
 from aalbert.ir.fileio import load_module, read_npz, write_npz
 from aalbert.ir.interpreter import not_finite_origin, run, what_non_finite
 from aalbert.ir.module import Module
 
-from ..explain import labelled, weights_named
-from ..frontends import DimSpec, import_onnx
-from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, check_output_path, main_wrapper, not_finite,
+from aalbert.mapper.reports.explain import labelled, weights_named
+from aalbert.mapper.frontends import DimSpec
+from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_quiet_arg, check_output_path, main_wrapper, not_finite,
                      progress_bar)
 
 DESCRIPTION = """\
@@ -67,10 +67,12 @@ def _load(model: str, task: str | None, inputs: dict[str, np.ndarray]) -> tuple[
     name = task or Path(model).stem
     shapes = {k: tuple(v.shape) for k, v in inputs.items()}
     if suffix == ".pt2":
-        from ..frontends.torch_import import import_pt2
+        from aalbert.mapper.frontends.torch_import import import_pt2
 
         import_pt2(model, module, name, DimSpec(), input_shapes=shapes)
     else:
+        from aalbert.mapper.frontends.onnx_import import import_onnx
+
         import_onnx(model, module, name, DimSpec(), input_shapes=shapes)
     return module, name
 
@@ -109,11 +111,12 @@ def _not_finite(module: Module, task: str, inputs, outputs: dict[str, np.ndarray
 
 
 def _on_target(module: Module, task: str, inputs, args, bar) -> tuple[dict[str, np.ndarray], list[str]]:
-    from aalbert.passes.base import PassManager, parse_pipeline
-    from aalbert.targets.check import verify_placement
-    from aalbert.targets.functional import execute
-    from aalbert.targets.lower import lower
-    from aalbert.targets.spec import load_target
+    from aalbert.passes.base import PassManager
+    from aalbert.passes.pipelines import Placement, compress, prepare
+    from aalbert.passes.allocation.verify import verify_placement
+    from aalbert.targets.sim.functional import execute
+    from aalbert.targets.codegen.lower import lower
+    from aalbert.targets.hardware.spec import load_target
 
     target = load_target(args.target)
     placed = all(w.placement is not None for w in module.weights.values()) and all(
@@ -122,11 +125,9 @@ def _on_target(module: Module, task: str, inputs, args, bar) -> tuple[dict[str, 
     with weights_named(lambda: current[0]):
         bar.set_description("placing")
         if not placed:
-            steps = ["canonicalize", "share"] + ([f"compress{{policy={args.compress}}}"] if args.compress else [])
-            steps += [f"plan-activations{{target={args.target}}}",
-                      f"allocate{{target={args.target},spill={'true' if args.spill else 'false'}}}"]
-            module = current[0] = PassManager(parse_pipeline(",".join(steps))).run(
-                module, lambda p, m: current.__setitem__(0, m))
+            steps = prepare() + (compress(args.compress) if args.compress else [])
+            steps += Placement(args.target, spill=args.spill).passes()
+            module = current[0] = PassManager(steps).run(module, lambda p, m: current.__setitem__(0, m))
         elif args.compress:
             raise OptionError(f"{args.model} is already placed; compress before placing it")
         else:  # placed elsewhere: checked against this target before anything runs on it

@@ -7,12 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from aalbert.ir.errors import OptionError
-from aalbert.ir.limits import check_bytes
+from aalbert.errors import OptionError
+from aalbert.limits import check_bytes
 
-from ..study import (StudyConfig, accounting_rows, accounting_steps, configurations, exit_configurations, run_exits,
+from aalbert.mapper.study.grid import (StudyConfig, accounting_rows, accounting_steps, configurations, exit_configurations, run_exits,
                      run_study, stated_exits)
-from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
+from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
                      progress_bar)
 
 DESCRIPTION = """\
@@ -106,7 +106,7 @@ def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     from aalbert.examples.zoo import FAMILIES
     from aalbert.passes.compress import load_policy
-    from aalbert.targets.spec import load_target
+    from aalbert.targets.hardware.spec import load_target
 
     for f in args.families:
         if f not in FAMILIES:
@@ -131,11 +131,11 @@ def _main(argv) -> int:
     if cfg.early_exit:
         stated_exits(cfg)
     start = time.perf_counter()
-    from aalbert.ir.outputs import atomic_writer, make_dir
+    from aalbert.outputs import atomic_writer, make_dir
 
-    from ..sensitivity import VARIATIONS, run_sensitivity, sensitivity_lines, summary, tornado
-    from ..exit_study import exit_headline
-    from ..study_report import csv_text, headline, write_outputs
+    from aalbert.mapper.study.sensitivity import VARIATIONS, run_sensitivity, sensitivity_lines, summary, tornado
+    from aalbert.mapper.study.early_exit import exit_headline
+    from aalbert.mapper.study.report import csv_text, headline, write_outputs
 
     per_task_count = configurations(cfg) // len(cfg.tasks)
     steps = configurations(cfg) + exit_configurations(cfg) + (

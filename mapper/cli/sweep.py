@@ -7,13 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from aalbert.ir.errors import OptionError
-from aalbert.ir.outputs import atomic_writer, make_dir
+from aalbert.errors import OptionError
+from aalbert.outputs import atomic_writer, make_dir
 
-from ..study_report import csv_text
-from ..summary import count
-from ..sweep import METRICS, connect, default_cache_dir, load_sweep, pareto, run_sweep
-from .common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
+from aalbert.mapper.study.report import csv_text
+from aalbert.mapper.reports.summary import count
+from aalbert.mapper.study.sweep import METRICS, connect, default_cache_dir, load_sweep, pareto, run_sweep
+from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
                      progress_bar)
 
 DESCRIPTION = """\
@@ -75,7 +75,7 @@ def _main(argv) -> int:
                      f"{r['dram_bytes_per_switch'] / 1e6:.2f} |")
     with atomic_writer(out / "sweep.md") as f:
         f.write(("\n".join(lines) + "\n").encode())
-    from ..plots import pareto_figure
+    from aalbert.mapper.study.plots import pareto_figure
     pareto_figure(feasible, front, out / "pareto")
     print("\n".join(lines))
     print(f"\n{count(computed, 'point')} computed, {len(rows) - computed} from the cache; wrote {out}/sweep.csv, "

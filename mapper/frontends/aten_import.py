@@ -30,16 +30,16 @@ import torch.fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
-from aalbert.ir.errors import FrontendError, UnsupportedOpError
-from aalbert.ir.limits import open_regular
-from aalbert.ir.outputs import note_read
+from aalbert.errors import FrontendError, UnsupportedOpError
+from aalbert.limits import open_regular
+from aalbert.outputs import note_read
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import TensorType
 
-from .aten_ops import ATEN_OPS
-from .dims import DimSpec
-from .pt2_archive import check_archive
-from .torch_common import Fail, Param, T, TorchEmitter, dtype_of, first_line, has_ir, load, source_line, spec_names
+from aalbert.mapper.frontends.aten_ops import ATEN_OPS
+from aalbert.mapper.frontends.dims import DimSpec
+from aalbert.mapper.frontends.pt2_archive import check_archive
+from aalbert.mapper.frontends.torch_common import Fail, Param, T, TorchEmitter, dtype_of, first_line, has_ir, load, source_line, spec_names
 
 KEPT_WHOLE = ("linear.default", "matmul.default", "scaled_dot_product_attention.default")
 

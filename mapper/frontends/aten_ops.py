@@ -19,8 +19,8 @@ import torch
 
 from aalbert.ir.types import DType
 
-from . import torch_ops as ops
-from .torch_common import Fail, Param, T, TorchEmitter, axis, dtype_of, promote
+from aalbert.mapper.frontends import torch_ops as ops
+from aalbert.mapper.frontends.torch_common import Fail, Param, T, TorchEmitter, axis, dtype_of, promote
 
 ATEN_OPS: dict[str, Callable] = {}
 NOTES: dict[str, str] = {}  # what a handler supports of its operator, for the generated list

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from aalbert.ir.errors import FrontendError, OptionError
+from aalbert.errors import FrontendError, OptionError
 
 FLAGS = {0: ("batch", "--batch"), 1: ("seq_len", "--seq-len")}
 

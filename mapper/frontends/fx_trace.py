@@ -18,12 +18,12 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from aalbert.ir.errors import FrontendError, UnsupportedOpError
+from aalbert.errors import FrontendError, UnsupportedOpError
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import DType, TensorType
 
-from . import torch_ops as ops
-from .torch_common import Fail, T, TorchEmitter, describe, dtype_of, has_ir, load, name_outputs
+from aalbert.mapper.frontends import torch_ops as ops
+from aalbert.mapper.frontends.torch_common import Fail, T, TorchEmitter, describe, dtype_of, has_ir, load, name_outputs
 
 
 class FxWalker(TorchEmitter):

@@ -24,20 +24,20 @@ import onnx
 from onnx import external_data_helper, numpy_helper
 
 from aalbert.ir.builder import Builder
-from aalbert.ir.errors import AalbertError, FrontendError, UnsupportedOpError
+from aalbert.errors import AalbertError, FrontendError, UnsupportedOpError
 from aalbert.ir.fileio import read_regular
 from aalbert.ir.graph import Graph, Value
-from aalbert.ir.limits import check_bytes, open_regular
+from aalbert.limits import check_bytes, open_regular
 from aalbert.ir.module import Module
-from aalbert.ir.outputs import note_read
+from aalbert.outputs import note_read
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import DType, TensorType
 from aalbert.passes.layout import fold_weight_transposes
 from aalbert.passes.positions import merge_copies
 
-from . import onnx_layout, onnx_ops
-from .dims import DimSpec
-from .onnx_context import HandlerError, NodeContext, _attr_value, onnx_dtype
+from aalbert.mapper.frontends import onnx_layout, onnx_ops
+from aalbert.mapper.frontends.dims import DimSpec
+from aalbert.mapper.frontends.onnx_context import HandlerError, NodeContext, _attr_value, onnx_dtype
 
 HANDLERS = {**onnx_ops.HANDLERS, **onnx_layout.HANDLERS}  # every operator the importer translates
 

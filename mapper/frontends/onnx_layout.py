@@ -10,7 +10,7 @@ import numpy as np
 from aalbert.ir.builder import const_value
 from aalbert.ir.graph import Value
 
-from .onnx_context import HandlerError, NodeContext, _axis, _ints, handler_table
+from aalbert.mapper.frontends.onnx_context import HandlerError, NodeContext, _axis, _ints, handler_table
 
 HANDLERS, handles = handler_table()
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .onnx_context import HandlerError, NodeContext, _axis, _ints, handler_table, onnx_dtype
+from aalbert.mapper.frontends.onnx_context import HandlerError, NodeContext, _axis, _ints, handler_table, onnx_dtype
 
 HANDLERS, handles = handler_table()
 

@@ -40,8 +40,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
-from aalbert.ir.errors import FrontendError
-from aalbert.ir.limits import check_bytes
+from aalbert.errors import FrontendError
+from aalbert.limits import check_bytes
 
 # Record names relative to the archive's root folder (torch/export/pt2_archive/constants.py).
 _MODEL = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"

@@ -23,7 +23,7 @@ import torch.fx
 import torch.utils._pytree as pytree
 
 from aalbert.ir.builder import Builder
-from aalbert.ir.errors import FrontendError
+from aalbert.errors import FrontendError
 from aalbert.ir.graph import Graph, Value
 from aalbert.ir.module import Module
 from aalbert.ir.types import DType, TensorType

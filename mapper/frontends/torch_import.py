@@ -23,15 +23,15 @@ import torch.fx
 from torch import nn
 from torch.export import ExportedProgram
 
-from aalbert.ir.errors import FrontendError
+from aalbert.errors import FrontendError
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.passes.layout import fold_weight_transposes
 
-from .aten_import import AtenWalker, capture, decompose, input_types, load_pt2
-from .dims import DimSpec
-from .fx_trace import FxWalker
-from .torch_common import check_count, first_line
+from aalbert.mapper.frontends.aten_import import AtenWalker, capture, decompose, input_types, load_pt2
+from aalbert.mapper.frontends.dims import DimSpec
+from aalbert.mapper.frontends.fx_trace import FxWalker
+from aalbert.mapper.frontends.torch_common import check_count, first_line
 
 
 class TraceFallback(UserWarning):

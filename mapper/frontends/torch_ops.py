@@ -16,7 +16,7 @@ from torch import nn
 
 from aalbert.ir.types import DType
 
-from .torch_common import TO_TORCH, Fail, Param, T, TorchEmitter, as_dtype, axis, dtype_of, promote
+from aalbert.mapper.frontends.torch_common import TO_TORCH, Fail, Param, T, TorchEmitter, as_dtype, axis, dtype_of, promote
 
 
 def softmax(imp: TorchEmitter, x: T, dim=None, dtype=None, **_):

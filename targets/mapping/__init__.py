@@ -7,12 +7,12 @@
 - `search`: the best mapping under `energy`, `latency`, `edp` or the default
   (`balanced`), cached per product signature.
 
-The mapping itself is an IR fact, `aalbert.ir.schedule.Mapping`; the lowering
+The mapping itself is an IR fact, `aalbert.ir.mapping.Mapping`; the lowering
 of a mapped product is `targets.lower`'s.
 """
 
-from .problem import Arch, Gemm, arch_of, gemm_of
-from .search import OBJECTIVES, GemmCost, MappingError, cost_of, exhaustive, search
+from aalbert.targets.mapping.problem import Arch, Gemm, arch_of, gemm_of
+from aalbert.targets.mapping.search import OBJECTIVES, GemmCost, MappingError, cost_of, exhaustive, search
 
 __all__ = ["Arch", "Gemm", "arch_of", "gemm_of", "OBJECTIVES", "GemmCost", "MappingError", "cost_of", "exhaustive",
            "search"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .columns import Candidates
-from .loops import DF, DIMS, ORDERS, STAGE_BYTES, STAGE_DIMS, STAGE_LOOPS, block_loops, ceil_div
-from .problem import Arch, Gemm
+from aalbert.targets.mapping.columns import Candidates
+from aalbert.targets.mapping.loops import DF, DIMS, ORDERS, STAGE_BYTES, STAGE_DIMS, STAGE_LOOPS, block_loops, ceil_div
+from aalbert.targets.mapping.problem import Arch, Gemm
 
 
 def fits(g: Gemm, arch: Arch, c: Candidates) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .loops import DIMS
+from aalbert.targets.mapping.loops import DIMS
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .capacity import fits
-from .columns import Candidates
-from .loops import ORDERS, STAGE_BYTES, STAGE_DIMS
-from .operands import Operand, array_of, blocks_of, operands_of
-from .problem import Arch, Gemm
-from .steps import StepWalk, Traffic
+from aalbert.targets.mapping.capacity import fits
+from aalbert.targets.mapping.columns import Candidates
+from aalbert.targets.mapping.loops import ORDERS, STAGE_BYTES, STAGE_DIMS
+from aalbert.targets.mapping.operands import Operand, array_of, blocks_of, operands_of
+from aalbert.targets.mapping.problem import Arch, Gemm
+from aalbert.targets.mapping.steps import StepWalk, Traffic
 
 
 @dataclass

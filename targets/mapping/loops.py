@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .problem import Gemm
+from aalbert.targets.mapping.problem import Gemm
 
 DIMS = ("b", "m", "k", "n")
 ORDERS = ("m", "k", "n")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .columns import Candidates
-from .loops import DIMS, STAGES, ceil_div, max_sum, relevant, tiles_sum
-from .problem import Arch, Gemm
+from aalbert.targets.mapping.columns import Candidates
+from aalbert.targets.mapping.loops import DIMS, STAGES, ceil_div, max_sum, relevant, tiles_sum
+from aalbert.targets.mapping.problem import Arch, Gemm
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from aalbert.ir.graph import Node, Value
 from aalbert.ir.module import Module, Weight
 
-from ..spec import Target
+from aalbert.targets.hardware.spec import Target
 
 DATAFLOW_CODES = {"weight_stationary": "ws", "output_stationary": "os", "input_stationary": "is"}
 

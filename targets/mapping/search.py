@@ -27,12 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aalbert.ir.errors import AalbertError
-from aalbert.ir.schedule import Mapping
+from aalbert.errors import AalbertError
+from aalbert.ir.mapping import Mapping
 
-from .cost import Costs, evaluate
-from .problem import Arch, Gemm
-from .space import columns_of, mapping_at, space
+from aalbert.targets.mapping.cost import Costs, evaluate
+from aalbert.targets.mapping.problem import Arch, Gemm
+from aalbert.targets.mapping.space import columns_of, mapping_at, space
 
 OBJECTIVES = ("balanced", "energy", "latency", "edp")
 LATENCY_TOLERANCE = 0.02

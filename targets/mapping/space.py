@@ -1,6 +1,6 @@
 """The mapping space of one product on one architecture, as numpy columns of candidates.
 
-A candidate is a `Mapping` (see `aalbert.ir.schedule`): a dataflow the
+A candidate is a `Mapping` (see `aalbert.ir.mapping`): a dataflow the
 array supports, where the stationary block lives, the block, the innermost
 block loop, the buffers and slots of each operand, and the staged operand
 with its stage tile. The space is the cross product of
@@ -37,12 +37,12 @@ import math
 
 import numpy as np
 
-from aalbert.ir.schedule import Mapping
+from aalbert.ir.mapping import Mapping
 
-from .capacity import fits_block, fits_stage
-from .columns import Candidates
-from .loops import DF, DIMS, FIELDS, ORDERS, STAGE_BYTES, STAGE_DIMS, STAGES, ceil_div
-from .problem import Arch, Gemm
+from aalbert.targets.mapping.capacity import fits_block, fits_stage
+from aalbert.targets.mapping.columns import Candidates
+from aalbert.targets.mapping.loops import DF, DIMS, FIELDS, ORDERS, STAGE_BYTES, STAGE_DIMS, STAGES, ceil_div
+from aalbert.targets.mapping.problem import Arch, Gemm
 
 
 def tile_choices(extent: int, unit: int) -> list[int]:

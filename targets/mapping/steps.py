@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .loops import DIMS, STAGE_LOOPS, block_loops
-from .operands import Blocks, Operand
+from aalbert.targets.mapping.loops import DIMS, STAGE_LOOPS, block_loops
+from aalbert.targets.mapping.operands import Blocks, Operand
 
 BLOCK_LOOPS = 4  # loops 0..3 of a nest are block loops (inside a stage tile), 4..7 the stage loops
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aalbert.ir.errors import AalbertError
+from aalbert.errors import AalbertError
 from aalbert.ir.interpreter import run
 from aalbert.ir.parser import parse_module
 from aalbert.ir.printer import print_module

@@ -1,0 +1,109 @@
+"""Early exit and DVFS policies: how each sentence of a stream is run, and what that gives.
+
+Three policies run the same requests and sentences (`targets.sentences`):
+
+- `none`: every layer, at the top operating point (the off-ramps are
+  computed and ignored): conventional inference;
+- `early-exit`: each sentence leaves at its off-ramp, at the top point
+  (EdgeBERT's latency-unbounded early exit);
+- `predict-scale`: EdgeBERT's scheme: layer 1 and its off-ramp run at the top
+  point; if the sentence does not leave there, its exit is predicted from that
+  first entropy, and the rest runs at the lowest-voltage point that still
+  finishes the predicted layers within the latency target, counting what the
+  request already waited, the first layer and the switch (`choose_point`; the
+  top point when none does). The sentence leaves at its own off-ramp, or at
+  the predicted layer if that comes first (EdgeBERT's count-down: a forced
+  exit). Switching stalls the chip for the transition, leaking, and costs the
+  regulator's energy, once down and, if the chip stays powered, once back up.
+
+Each policy's stream reports the latency of every request (waiting, loading
+weights and the inference), deadline misses against the target, energy per
+inference, the mean number of layers run, forced exits and the operating
+points used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aalbert.targets.sim.exit_costs import ExitCosts
+from aalbert.targets.sim.requests import Request, Served, StreamResult, run_stream
+from aalbert.targets.runtime.sentences import Sentence
+
+POLICIES = {"none": "no early exit", "early-exit": "early exit", "predict-scale": "predict, then scale"}
+
+
+def choose_point(first_s: float, rest_s: list[float], transition_s: float, budget_s: float) -> int:
+    """The operating point (index into `rest_s`, highest voltage first) for the rest of a sentence: the lowest-
+    voltage one at which the first layer (`first_s`, at the top point), the switch (`transition_s`, none to stay
+    at the top) and the rest (`rest_s[q]`) fit in `budget_s`; the top point (0) when none does."""
+    for q in range(len(rest_s) - 1, 0, -1):
+        if first_s + transition_s + rest_s[q] <= budget_s:
+            return q
+    return 0
+
+
+@dataclass
+class PolicyResult:
+    policy: str
+    stream: StreamResult
+    target_s: float | None             # the latency target (None: none given)
+    layers: list[int]                  # layers each request ran
+    forced: int = 0                    # sentences stopped at the predicted layer before their off-ramp let them go
+    points: dict[str, int] = field(default_factory=dict)   # operating point -> sentences that ran at it
+
+    @property
+    def misses(self) -> int | None:
+        if self.target_s is None:
+            return None
+        return int((self.stream.latencies > self.target_s * (1 + 1e-12)).sum())
+
+    @property
+    def mean_layers(self) -> float:
+        return sum(self.layers) / len(self.layers) if self.layers else 0.0
+
+
+def run_policies(requests: list[Request], costs: ExitCosts, sentences: list[Sentence], inferences_per_wakeup: float,
+                 target_ms: float | None) -> dict[str, PolicyResult]:
+    """Every policy's stream over `requests`, request i being `sentences[i]`."""
+    target = costs.target
+    target_s = target_ms / 1e3 if target_ms is not None else None
+    per_wake = max(1, int(round(inferences_per_wakeup)))
+    dvfs = target.dvfs
+    out = {}
+    for policy in POLICIES:
+        layers: list[int] = []
+        points: dict[str, int] = {}
+        forced = [0]
+
+        def serve(i: int, r: Request, cold: bool, waited: float, policy=policy, layers=layers, points=points,
+                  forced=forced) -> Served:
+            s, task = sentences[i], r.task
+            cuts = costs.layers(task)
+            end = len(cuts) - 1
+            q, stop = 0, end if policy == "none" else s.exit
+            if policy == "predict-scale" and s.exit > 0 and dvfs is not None and target_s is not None:
+                stop = min(s.exit, s.predicted)
+                forced[0] += s.predicted < s.exit
+                first = costs.upto(task, 0, 0, cold)
+                rest = [costs.timeline(task, p).seconds(s.predicted) - costs.timeline(task, p).seconds(0)
+                        for p in range(len(costs.points))]
+                q = choose_point(first[0], rest, dvfs.transition_ns * 1e-9, target_s - waited)
+            layers.append(cuts[stop])
+            label = costs.points[q].label()
+            points[label] = points.get(label, 0) + 1
+            if q == 0:
+                return Served(*costs.upto(task, 0, stop, cold))
+            seconds, energy, dram = costs.between(task, q, 0, stop, cold)
+            first_s, first_e, first_dram = costs.upto(task, 0, 0, cold)
+            for k, v in first_e.items():
+                energy[k] = energy.get(k, 0.0) + v
+            stall = costs.results[task].warm.idle_mw * dvfs.transition_ns  # mW x ns = pJ: the chip waits, leaking
+            energy["leakage:transition"] = stall
+            next_cold = (i + 1) % per_wake == 0
+            energy["transition"] = dvfs.transition_pj * (1 if next_cold else 2)
+            return Served(first_s + dvfs.transition_ns * 1e-9 + seconds, energy, first_dram + dram)
+
+        stream = run_stream(requests, costs.module, target, costs.results, inferences_per_wakeup, serve)
+        out[policy] = PolicyResult(policy, stream, target_s, layers, forced[0], points)
+    return out

@@ -1,0 +1,156 @@
+"""What an inference costs up to each early-exit test (`targets.codegen.exit_tests`).
+
+`Timeline` is one program simulated at one operating point and cut after
+each test: the cycles when each test finishes, the dynamic energy and the
+off-chip bytes of the instructions up to it. `window_static` charges the
+static energy (`targets.sim.power`: banks by power state, DRAM background) of
+the accesses between two cuts, as an inference of that span. The last cut
+is the program's end: a sentence no off-ramp let go.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from aalbert.ir.offramps import off_ramps
+from aalbert.targets.codegen.exit_tests import exit_tests
+from aalbert.targets.codegen.program import Program
+from aalbert.targets.hardware.spec import Target, at_point
+from aalbert.targets.sim.power import Accesses, Region, Static, static_energy
+from aalbert.targets.sim.timing import SimResult, dynamic_energy
+
+
+@dataclass
+class Timeline:
+    """One program simulated at one operating point, cut after each exit test (the last cut: its end)."""
+
+    sim: SimResult
+    target: Target
+    ends: list[float]                    # cycles: each test's finish, then the makespan
+    dynamic: list[dict[str, float]]      # pJ by component of the instructions up to each cut
+    dram: list[float]                    # off-chip bytes up to each cut
+
+    def seconds(self, cut: int) -> float:
+        return self.ends[cut] / (self.target.clock_mhz * 1e6)
+
+    def ns(self, cut: int) -> float:
+        return self.ends[cut] * 1000.0 / self.target.clock_mhz
+
+
+def timeline(program: Program, sim: SimResult, target: Target) -> Timeline:
+    """Cut `sim` (the simulation of `program` on `target`) after each exit test."""
+    tests = set(exit_tests(program))
+    off = {m.name for m in target.memories if m.off_chip}
+    ends, dynamic, dram = [], [], []
+    energy: dict[str, float] = {}
+    moved = 0.0
+    for ins in program.instrs:
+        for k, v in dynamic_energy(ins, target).items():
+            energy[k] = energy.get(k, 0.0) + v
+        moved += sum(rd + wr for lvl, rd, wr in ins.traffic if lvl in off)
+        if ins.id in tests:
+            ends.append(sim.finish[ins.id])
+            dynamic.append(dict(energy))
+            dram.append(moved)
+    return Timeline(sim, target, ends + [sim.cycles], dynamic + [energy], dram + [moved])
+
+
+def window_static(acc: Accesses, image: list[Region] | None, target: Target, lo_ns: float, hi_ns: float,
+                  task: str, cold: bool, last: bool = False) -> Static:
+    """Static energy of the accesses that start in [lo_ns, hi_ns) (or later, when the window is the `last`),
+    charged as an inference of that span; `cold` as right after a power-up (which data volatile memory holds)."""
+    end = math.inf if last else hi_ns
+    window = Accesses({})
+    for lvl, rows in acc.levels.items():
+        sel = rows[(rows[:, 2] >= lo_ns) & (rows[:, 2] < end)].copy()
+        sel[:, 2:] -= lo_ns
+        window.levels[lvl] = sel
+    return static_energy(window, image, target, hi_ns - lo_ns, task, cold)
+
+
+def subtract(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    """a - b, key by key (the dynamic energy between two cuts)."""
+    return {k: a.get(k, 0.0) - b.get(k, 0.0) for k in a}
+
+
+
+class ExitCosts:
+    """What one inference of each task costs up to each cut, at each operating point of the target.
+
+    `results` are the backend's simulations at the top point (the target as given), `program(task)` a task's
+    program, `same_as` the task each one was simulated as. Timelines at other points simulate the same programs
+    on `spec.at_point` targets; everything is computed when first asked for and kept.
+    """
+
+    def __init__(self, module, target: Target, results: dict[str, SimResult], program, same_as: dict[str, str],
+                 image: list[Region] | None):
+        from aalbert.targets.hardware.dvfs import OperatingPoint
+
+        self.module, self.target, self.results, self.program, self.same_as, self.image = \
+            module, target, results, program, same_as, image
+        self.points = target.dvfs.points if target.dvfs is not None else (
+            OperatingPoint(target.voltage_v or 0.0, target.clock_mhz),)
+        self._targets: dict[int, Target] = {0: target}
+        self._timelines: dict[tuple[str, int], Timeline] = {}
+        self._acc: dict[tuple[str, int], Accesses] = {}
+        self._static: dict[tuple, Static] = {}
+
+    def layers(self, task: str) -> list[int]:
+        """The layer each cut leaves after: every off-ramp's, then the end (the layer after the last off-ramp)."""
+        ramps = [r.layer for r in off_ramps(self.module.graphs[task])]
+        return ramps + [ramps[-1] + 1 if ramps else 1]
+
+    def at(self, q: int) -> Target:
+        if q not in self._targets:
+            self._targets[q] = at_point(self.target, self.points[q])
+        return self._targets[q]
+
+    def timeline(self, task: str, q: int) -> Timeline:
+        rep = self.same_as.get(task, task)
+        key = (rep, q)
+        if key not in self._timelines:
+            from aalbert.targets.sim.timing import simulate
+            program = self.program(rep)
+            sim = self.results[rep] if q == 0 else simulate(program, self.at(q), self.image)
+            self._timelines[key] = timeline(program, sim, self.at(q))
+        return self._timelines[key]
+
+    def accesses(self, task: str, q: int) -> Accesses:
+        key = (task, q)
+        if key not in self._acc:
+            rep = self.same_as.get(task, task)
+            acc = self.timeline(task, q).sim.accesses
+            if rep != task:
+                from aalbert.targets.sim.power import relocation
+                acc = acc.relocated(relocation(self.module, rep, task))
+            self._acc[key] = acc
+        return self._acc[key]
+
+    def static(self, task: str, q: int, first: int, last: int, cold: bool) -> Static:
+        """Static energy between cut `first` (-1: the start) and cut `last`."""
+        key = (task, q, first, last, cold)
+        if key not in self._static:
+            tl = self.timeline(task, q)
+            lo = tl.ns(first) if first >= 0 else 0.0
+            end = last == len(tl.ends) - 1
+            self._static[key] = window_static(self.accesses(task, q), self.image, self.at(q), lo, tl.ns(last), task,
+                                              cold, last=end)
+        return self._static[key]
+
+    def upto(self, task: str, q: int, cut: int, cold: bool) -> tuple[float, dict[str, float], float]:
+        """(seconds, energy by key, off-chip bytes) of an inference that leaves at `cut`, all of it at point `q`."""
+        tl = self.timeline(task, q)
+        if q == 0 and cut == len(tl.ends) - 1:  # the whole program, as the backend charged it
+            r = self.results[task]
+            static = r.cold if cold else r.warm
+            return r.seconds, {**r.dynamic, **static.energy}, tl.dram[cut]
+        st = self.static(task, q, -1, cut, cold)
+        return tl.seconds(cut), {**tl.dynamic[cut], **st.energy}, tl.dram[cut]
+
+    def between(self, task: str, q: int, first: int, last: int, cold: bool) -> tuple[float, dict[str, float], float]:
+        """(seconds, energy by key, off-chip bytes) from cut `first` to cut `last`, at point `q`."""
+        tl = self.timeline(task, q)
+        st = self.static(task, q, first, last, cold)
+        return (tl.seconds(last) - tl.seconds(first), {**subtract(tl.dynamic[last], tl.dynamic[first]), **st.energy},
+                tl.dram[last] - tl.dram[first])

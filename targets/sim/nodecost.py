@@ -1,0 +1,187 @@
+"""What one node of a placed task graph costs on a target: energy by component, cycles, bytes per level.
+
+Nodes run one after another (see `targets.lower`), so an inference's cycles
+are the sum of its nodes' and its energy the sum of theirs plus leakage: a
+node can be costed alone. A matrix product with a mapping policy of
+`search` is costed by the mapping model (`targets.mapping.cost`) with its
+best mapping; any other node (and a product under `fixed`, today's
+chunking) is lowered alone and its instructions simulated. Either way the
+figures are those the simulator then reports for the whole program.
+
+`NodeCoster.cost(graph, index, levels, arena_level)` answers for weights at
+given levels (to price every placement option) and caches by what the cost
+depends on: the op, the types, the weights' encodings and levels, the arena's
+level and the bytes free for staging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from aalbert.ir.builder import node_kind
+from aalbert.ir.graph import Graph, Node
+from aalbert.ir.module import Module
+from aalbert.ir.placement import Placement
+from aalbert.ir.registry import OpKind, get_op
+from aalbert.ir.mapping import Mapping
+
+from aalbert.targets.hardware.spec import Target
+from aalbert.targets.mapping.problem import arch_of, gemm_of, weight_of
+from aalbert.targets.mapping.search import MappingError, search
+
+POLICIES = ("search", "fixed")
+
+
+@dataclass(frozen=True)
+class NodeCost:
+    energy: dict[str, float]            # component -> pJ, dynamic
+    cycles: float
+    reads: dict[str, float]             # memory level -> bytes
+    writes: dict[str, float]
+    mapping: Mapping | None = None
+    staged: tuple[str, float] | None = None   # (level, bytes) a staging region needs while it runs
+
+    @property
+    def dynamic_pj(self) -> float:
+        return sum(self.energy.values())
+
+
+def is_product(node: Node) -> bool:
+    """A matrix product with work to map (an empty one is lowered as before: nothing to compute)."""
+    return get_op(node.op).kind is OpKind.MATMUL and all(v.type.numel for v in (*node.inputs, *node.outputs))
+
+
+class NodeCoster:
+    def __init__(self, module: Module, target: Target, policy: str = "search", objective: str = "balanced",
+                 free: dict[str, int] | None = None):
+        if policy not in POLICIES:
+            raise ValueError(f"mapping must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.module, self.t, self.policy, self.objective = module, target, policy, objective
+        self.arch = arch_of(target, free)
+        self.leak = target.leakage_mw * 1000.0 / target.clock_mhz   # pJ per cycle
+        self._cache: dict[tuple, NodeCost] = {}
+        self._static: dict[int, tuple] = {}
+        self._sigs: dict[tuple, int] = {}   # a node's signature, numbered: keys then hash a number, not types
+
+    def weights(self, node: Node) -> list:
+        return [w for w in (weight_of(self.module, v) for v in node.inputs) if w is not None]
+
+    def set_free(self, free: dict[str, int]) -> None:
+        """New bytes free for staging (a new placement round): products are priced again, the rest is kept."""
+        if free != self.arch.free:
+            self.arch = arch_of(self.t, free)
+            self._cache = {k: v for k, v in self._cache.items() if not k[1]}
+
+    def key(self, node: Node, levels: dict[str, str], arena_level: str) -> tuple:
+        static = self._static.get(id(node))
+        if static is None:
+            ws = self.weights(node)
+            policy = self.policy if is_product(node) else ""
+            # the node's kind (which operands are data: a constant moves no activation bytes) and its weights
+            sig = node_kind(node) + (tuple((w.type, w.encoding, w.nbytes) for w in ws), policy)
+            number = self._sigs.setdefault(sig, len(self._sigs))
+            static = self._static[id(node)] = (number, policy, tuple(w.name for w in ws), tuple(ws))
+        number, policy, names, ws = static
+        return number, policy, tuple(levels.get(n) or w.placement.level for n, w in zip(names, ws)), arena_level
+
+    def cost(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str) -> NodeCost:
+        node = graph.nodes[index]
+        key = self.key(node, levels, arena_level)
+        if key not in self._cache:
+            if is_product(node) and self.policy == "search":
+                self._cache[key] = self.mapped(graph, node, levels, arena_level)
+            else:
+                self._cache[key] = self.simulated(graph, index, levels, arena_level)
+        return self._cache[key]
+
+    def mapped(self, graph: Graph, node: Node, levels: dict[str, str], arena_level: str) -> NodeCost:
+        g = gemm_of(self.module, node, self.t, arena_level, levels)
+        best = search(g, self.arch, self.objective, self.leak)
+        if best is None:  # not in the bytes free now: with the least staging region any mapping needs
+            roomy = dataclasses.replace(self.arch, free={m.name: m.capacity_bytes for m in self.t.on_chip})
+            least = least_staging(g, roomy)
+            if least is not None:
+                free = dict(self.arch.free)
+                free[least[0]] = max(free.get(least[0], 0), least[1])
+                best = search(g, dataclasses.replace(self.arch, free=free), self.objective, self.leak)
+        if best is None:
+            raise MappingError(no_mapping_message(self.t, graph, node, g, self.arch))
+        staged = (best.stage_level, best.staged_bytes) if best.stage_level and best.staged_bytes else None
+        mem = self.t.memory_names
+        return NodeCost(best.energy, best.cycles, {k: v for k, v in best.reads.items() if k in mem},
+                        {k: v for k, v in best.writes.items() if k in mem}, best.mapping, staged)
+
+    def simulated(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str) -> NodeCost:
+        from aalbert.targets.codegen.lower import _Lowering
+        from aalbert.targets.sim.timing import simulate
+
+        node = graph.nodes[index]
+        saved = {}
+        for w in self.weights(node):
+            saved[w.name] = w.placement
+            level = levels.get(w.name) or (w.placement.level if w.placement else None)
+            w.placement = Placement(level, "resident", 0)
+        saved_arena, saved_map = graph.arena, node.mapping
+        graph.arena = dataclasses.replace(graph.arena, level=arena_level, offset=0)
+        if self.policy == "fixed":
+            node.mapping = None
+        try:
+            lw = _Lowering(self.module, self.t, graph)
+            for v in graph.inputs:
+                if v.offset is not None:
+                    lw.note_write(v, [])
+            lw.node(index, node)
+            program = lw.program
+        finally:
+            for w in self.weights(node):
+                w.placement = saved[w.name]
+            graph.arena, node.mapping = saved_arena, saved_map
+        if not program.instrs:
+            return NodeCost({}, 0.0, {}, {})
+        sim = simulate(program, self.t)
+        energy = sim.dynamic
+        mem = self.t.memory_names
+        return NodeCost(energy, sim.cycles, {k: rw[0] for k, rw in sim.traffic.items() if k in mem},
+                        {k: rw[1] for k, rw in sim.traffic.items() if k in mem})
+
+
+def least_staging(g, arch) -> tuple[str, int] | None:
+    """(level, bytes) of the smallest staging region with which some mapping of `g` runs; None if none does."""
+    from aalbert.targets.mapping.cost import evaluate
+    from aalbert.targets.mapping.space import space
+
+    c = space(g, arch, fine=True)
+    if not len(c["df"]):
+        return None
+    costs = evaluate(g, arch, c)
+    if costs.stage_level is None or not costs.feasible.any():
+        return None
+    return costs.stage_level, int(costs.staged_bytes[costs.feasible].min()) + 1
+
+
+def no_mapping_message(target: Target, graph: Graph, node: Node, g, arch) -> str:
+    """Why nothing fits, for the user: the layer, the level, the bytes needed and available, a fix."""
+    from aalbert.targets.mapping.space import space
+
+    layer = f"{node.op} %{node.outputs[0].name} of task {graph.name!r} ({g.b}x{g.m}x{g.k}x{g.n})"
+    roomy = dataclasses.replace(arch, free={m.name: m.capacity_bytes for m in target.on_chip})
+    if len(space(g, roomy, fine=True)["df"]):
+        level, need = least_staging(g, roomy) or (next(iter(arch.free), "?"), 0)
+        homes = sorted({h for h in (g.a_home, g.w_home, g.o_home) if arch.via.get(h) == level})
+        return (f"no mapping of {layer} fits {target.name}: its operands in {', '.join(homes)} pass through {level} "
+                f"on their way to the array, and the smallest mapping needs {need:,} bytes of {level} for the blocks "
+                f"in transit, where {arch.free.get(level, 0):,} are free after the weights and activations kept there; "
+                f"give {level} more capacity_bytes, or keep fewer weights there (another level, or --spill)")
+    c = target.compute
+    tile = c.rows * c.cols * (g.w_elem + g.w_mask)
+    regs = target.parts.registers.entries
+    buffers = target.parts.operand_buffers()
+    room = max([b.capacity_bytes for b in buffers], default=0)
+    return (f"no mapping of {layer} fits {target.name}: one {c.rows}x{c.cols} tile of its stationary operand needs "
+            f"{tile:,.0f} bytes in a weight-stationary array's PE registers (each PE holds "
+            f"{regs} value{'' if regs == 1 else 's'}) or an operand buffer ({len(buffers)} of at most {room:,} bytes; "
+            f"the accumulators hold {target.parts.accumulators.entries:,} partial sums of the {c.rows}-row tiles "
+            f"streamed through one), and no dataflow it lists ({', '.join(c.dataflows)}) runs without them; add a "
+            f"[[buffer]] with holds = \"operands\" and capacity_bytes >= {2 * tile:,.0f}, [pe_registers] entries >= 2, "
+            f"or output_stationary to [compute] dataflows")

@@ -1,0 +1,259 @@
+"""Static energy: leakage charged per memory bank by its power state over time, and DRAM background.
+
+Every on-chip level is cut into equal, contiguous banks (`MemoryLevel.banks`).
+During one inference a bank is in one of three classes:
+
+- empty: no placed data in it (or, after a power-up, only other tasks'
+  weights in volatile memory, which the power-down erased) - off all along;
+- holding data the inference does not touch at some moment: in the level's
+  idle state between accesses when `power_gating = "idle"` (SRAM in
+  retention, keeping its data; non-volatile memory off, keeping it), with a
+  wake-up (latency and energy) before the next access; a gap is gated only
+  when it is longer than the wake-up latency plus the break-even time
+  (wake-up energy over the power it saves); with `power_gating = "empty"` or
+  `"none"` it stays on;
+- with `power_gating = "none"` every bank, even an empty one, is on all along
+  (the model before power states).
+
+The accesses come from the program (every buffer an instruction reads or
+writes, during the instruction), the placed data from the module
+(`memory_image`). Energy = bank leakage x (time on + retention fraction x
+time in retention + off fraction x time off) + wake-ups x wake-up energy, per
+level and state. The PE array, SFU, registers, buffers, accumulators and
+interconnect leak whenever the chip is powered.
+
+DRAM (`targets.dram`) is in active standby while a transfer is in flight,
+else in power-down or self-refresh; it is charged only while it holds
+something the accelerator needs (weights kept or streamed there, or the
+copies volatile on-chip memory is refilled from); otherwise it is off.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aalbert.targets.hardware.dram import background
+from aalbert.targets.hardware.spec import MemoryLevel, Target
+
+
+@dataclass(frozen=True)
+class Region:
+    """Bytes [lo, hi) of a level that hold data; `owners` None: every task's, else those tasks'."""
+
+    level: str
+    lo: int
+    hi: int
+    owners: frozenset[str] | None
+    weights: bool = True             # weights (not activations)
+
+
+def memory_image(module, target: Target) -> list[Region]:
+    """Where placed data sit: every weight (a staged one in its swap slot and at its home) and every arena."""
+    out = []
+    for w in module.weights.values():
+        p = w.placement
+        if p is None:
+            continue
+        owners = None if w.role is None or w.role.shared else frozenset(w.role.tasks)
+        out.append(Region(p.level, p.offset, p.offset + w.nbytes, owners))
+        if p.residency == "staged":
+            out.append(Region(p.home, p.home_offset, p.home_offset + w.nbytes, owners))
+    for name, g in module.graphs.items():
+        a = g.arena
+        if a is not None and a.level is not None:
+            out.append(Region(a.level, a.offset, a.offset + a.size, frozenset([name]), weights=False))
+    return out
+
+
+def dram_needed(image: list[Region] | None, target: Target, level: MemoryLevel) -> bool:
+    """A DRAM holds something the accelerator needs: data placed in it, or the copies of weights kept in
+    volatile on-chip memory (refilled from the cheapest off-chip store after a power-up)."""
+    if image is None:
+        return True
+    if any(r.level == level.name for r in image):
+        return True
+    store = min((m for m in target.memories if m.off_chip), key=lambda m: m.read_pj_per_byte)
+    volatile = {m.name for m in target.on_chip if m.volatile}
+    return store.name == level.name and any(r.weights and r.level in volatile for r in image)
+
+
+class Accesses:
+    """Every (level, bytes [lo, hi), time [start, end) in ns) a program touches, as arrays per level."""
+
+    def __init__(self, rows: dict[str, list]):
+        """`rows`: per level, (lo, hi, start, end) tuples, or the same four numbers after one another."""
+        self.levels = {lvl: np.array(r, dtype=float).reshape(-1, 4) for lvl, r in rows.items()}
+
+    @classmethod
+    def of(cls, program, start, finish, target: Target) -> Accesses:
+        ns = 1000.0 / target.clock_mhz
+        names = {m.name for m in target.memories}
+        flat: dict[str, list] = {}  # per level: lo, hi, start, end, lo, ... (no tuple kept per access)
+        for ins in program.instrs:
+            a, b = start[ins.id] * ns, finish[ins.id] * ns
+            for bufs in (ins.reads, ins.writes):
+                for buf in bufs:
+                    if buf.level in names:
+                        rows = flat.get(buf.level)
+                        if rows is None:
+                            rows = flat[buf.level] = []
+                        rows.extend((buf.offset, buf.offset + max(1, buf.nbytes), a, b))
+        return cls(flat)
+
+    def relocated(self, moves: dict[str, list[tuple[int, int, int]]]) -> Accesses:
+        """The accesses with byte ranges moved: per level, (lo, hi, delta) for data at [lo, hi)."""
+        out = Accesses({})
+        for lvl, arr in self.levels.items():
+            arr = arr.copy()
+            table = sorted(moves.get(lvl, []))
+            if table:
+                los = [t[0] for t in table]
+                for row in arr:
+                    i = bisect.bisect_right(los, row[0]) - 1
+                    if i >= 0 and row[0] < table[i][1]:
+                        row[0] += table[i][2]
+                        row[1] += table[i][2]
+            out.levels[lvl] = arr
+        return out
+
+    def busy(self, level: str, lo: float = 0, hi: float = float("inf")) -> np.ndarray:
+        """Time intervals (n x 2) during which bytes [lo, hi) of `level` are accessed, merged."""
+        arr = self.levels.get(level)
+        if arr is None or not len(arr):
+            return np.zeros((0, 2))
+        sel = arr[(arr[:, 0] < hi) & (arr[:, 1] > lo)][:, 2:]
+        if not len(sel):
+            return np.zeros((0, 2))
+        sel = sel[np.argsort(sel[:, 0], kind="stable")]
+        ends = np.maximum.accumulate(sel[:, 1])
+        new = np.concatenate([[True], sel[1:, 0] > ends[:-1]])
+        starts = sel[new, 0]
+        last = np.concatenate([np.nonzero(new)[0][1:] - 1, [len(sel) - 1]])
+        return np.stack([starts, ends[last]], axis=1)
+
+
+def relocation(module, frm: str, to: str) -> dict[str, list[tuple[int, int, int]]]:
+    """Byte moves taking task `frm`'s weights to task `to`'s, node by node (graphs of one timing signature)."""
+    moves: dict[str, list] = {}
+    ga, gb = module.graphs[frm], module.graphs[to]
+    for na, nb in zip(ga.nodes, gb.nodes):
+        if na.op != "weight":
+            continue
+        wa, wb = module.weights[na.attrs["name"].name], module.weights[nb.attrs["name"].name]
+        pa, pb = wa.placement, wb.placement
+        if pa is not None and pb is not None and pa.level == pb.level and pa.offset != pb.offset:
+            moves.setdefault(pa.level, []).append((pa.offset, pa.offset + wa.nbytes, pb.offset - pa.offset))
+    return moves
+
+
+@dataclass
+class Static:
+    """Static energy of one inference (pJ, keyed as in `SimResult.energy`) and what the stream needs."""
+
+    energy: dict[str, float]
+    bank_time: dict[tuple[str, str], float]     # (level, state) -> bank x ns
+    idle_mw: float                              # chip powered between inferences: logic, banks in their idle state
+    dram_idle: dict[str, object] = field(default_factory=dict)   # DRAM level -> its DramPower, when needed
+    power_up_pj: float = 0.0                    # waking the banks that hold data after a power-up
+    banks: dict[str, dict[str, int]] = field(default_factory=dict)  # level -> empty / held / accessed -> count
+
+
+def _present(r: Region, task: str, cold: bool, level: MemoryLevel) -> bool:
+    """Is the region's data there during `task`'s inference? After a power-up, volatile memory holds only what
+    the task needs (its own and the shared weights, refilled, and its arena)."""
+    if not (cold and level.volatile) or r.owners is None:
+        return True
+    return task in r.owners
+
+
+def static_energy(acc: Accesses, image: list[Region] | None, target: Target, span_ns: float, task: str,
+                  cold: bool) -> Static:
+    """Leakage by bank state and DRAM background over one inference of `span_ns` (see the module doc)."""
+    energy = {"leakage:pe": target.compute.leakage_mw * span_ns, "leakage:sfu": target.sfu.leakage_mw * span_ns}
+    for name, mw in target.parts.leakage_parts().items():
+        energy[f"leakage:{name}"] = mw * span_ns
+    bank_time: dict[tuple[str, str], float] = {}
+    idle_mw = target.compute.leakage_mw + target.sfu.leakage_mw + target.parts.leakage_mw
+    power_up = 0.0
+    classes: dict[str, dict[str, int]] = {}
+    for m in target.memories:
+        if m.dram is not None:
+            continue
+        p = m.power
+        held = [r for r in image if r.level == m.name and _present(r, task, cold, m)] if image is not None else None
+        f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
+        leak = m.bank_leakage_mw
+        times = {"on": 0.0, "retention": 0.0, "off": 0.0}
+        wakes = 0
+        hold_state = "on" if f_hold == 1.0 else ("retention" if p.retention is not None else "off")
+        for k in range(m.banks):
+            lo, hi = k * m.bank_bytes, (k + 1) * m.bank_bytes
+            busy = acc.busy(m.name, lo, hi)
+            has_data = len(busy) > 0 if held is None else (len(busy) > 0 or any(r.lo < hi and r.hi > lo for r in held))
+            cls = classes.setdefault(m.name, {"empty": 0, "held": 0, "accessed": 0})
+            cls["accessed" if len(busy) else "held" if has_data else "empty"] += 1
+            if m.power_gating == "none":
+                times["on"] += span_ns
+                idle_mw += leak
+                power_up += p.wakeup_pj if cold else 0.0
+            elif not has_data:
+                times["off"] += span_ns
+                idle_mw += leak * p.off
+            elif m.power_gating == "empty" or not len(busy):
+                state = "on" if m.power_gating == "empty" else hold_state
+                times[state] += span_ns
+                idle_mw += leak * (1.0 if state == "on" else f_hold)
+                power_up += p.wakeup_pj if cold and (state == "on" or m.volatile) else 0.0
+            else:
+                on, n = _gated_on_time(busy, span_ns, p.wakeup_ns, p.wakeup_pj, leak * (1 - f_hold))
+                times["on"] += on
+                times[hold_state] += span_ns - on
+                wakes += n
+                idle_mw += leak * f_hold
+                power_up += p.wakeup_pj if cold and m.volatile else 0.0
+        frac = {"on": 1.0, "retention": p.retention or 0.0, "off": p.off}
+        for state, t in times.items():
+            if t:
+                energy[f"leakage:{m.name}:{state}"] = leak * frac[state] * t
+                bank_time[m.name, state] = t
+        if wakes:
+            energy[f"wakeup:{m.name}"] = wakes * p.wakeup_pj
+    dram_idle = {}
+    for m in target.memories:
+        if m.dram is None or not dram_needed(image, target, m):
+            continue
+        busy = [tuple(x) for x in acc.busy(m.name)]
+        bg = background(busy, span_ns, m.dram, asleep_before=True)
+        for state, pj in bg.energy_pj.items():
+            if pj:
+                energy[f"background:{m.name}:{state}"] = pj
+        dram_idle[m.name] = m.dram
+    return Static(energy, bank_time, idle_mw, dram_idle, power_up, classes)
+
+
+def _gated_on_time(busy: np.ndarray, span_ns: float, wake_ns: float, wake_pj: float, saved_mw: float):
+    """Time a gated bank is on, and its wake-ups: on while accessed and for the wake-up before each access;
+    a gap shorter than the wake-up latency plus the break-even time (wake-up energy over the power saved)
+    stays on."""
+    starts, ends = busy[:, 0], busy[:, 1]
+    gaps = starts[1:] - ends[:-1]
+    keep = wake_ns + (wake_pj / saved_mw if saved_mw > 0 else float("inf"))
+    stay = gaps <= keep
+    on = float((ends - starts).sum() + gaps[stay].sum() + wake_ns * (~stay).sum() + min(wake_ns, starts[0]))
+    return min(on, span_ns), int((~stay).sum()) + 1
+
+
+def dram_between(dram: dict, gap_ns: float, asleep: bool) -> dict[str, float]:
+    """DRAM background (pJ by state key suffix) over an idle gap between inferences: self-refresh while the
+    accelerator sleeps or when the gap is long enough, else power-down and refresh."""
+    out: dict[str, float] = {}
+    for name, p in dram.items():
+        if asleep or gap_ns > p.self_refresh_after_ns:
+            out[f"background:{name}:self_refresh"] = p.self_refresh_mw * gap_ns
+        else:
+            out[f"background:{name}:power_down"] = p.power_down_mw * gap_ns
+            out[f"background:{name}:refresh"] = p.refresh_mw * gap_ns
+    return out

@@ -1,0 +1,291 @@
+"""Multi-task workloads: a stream of requests over tasks, simulated end to end.
+
+A request names a task and arrives at a time. Before running it the chip
+may have to bring weights on chip: after a power-up (every
+`inferences_per_wakeup` requests) every weight the task reads from volatile
+on-chip memory is refilled from off-chip storage (RRAM keeps the backbone);
+at a task switch, the task's staged weights are copied into the swap region.
+Then the task's program runs (its cycles and energy from `targets.sim`, the
+static part as right after a power-up or on a powered chip). Between
+requests a powered chip leaks with its banks in their idle states, a
+power-gated one not at all; the DRAM, while it holds what the chip needs,
+stays in self-refresh (or power-down for short gaps). Requests queue when the
+chip is busy; the stream repeats (the first request follows the idle gap the
+last one leaves until one mean period after it), so that every request pays
+one gap. Reported: latency (mean, p50, p95, p99), energy per inference,
+average power, switches, power-ups and DRAM bytes.
+
+`run_stream` can also take how each request is served (`serve`: its
+inference's time, energy and off-chip bytes, given what it waited), which is
+how early exit and DVFS policies (`targets.policies`) run a stream.
+
+Streams follow the workload's switch rate: `round-robin` moves to the next
+task at evenly spread requests, that share of them (every time at rate 1),
+and needs a uniform mix; `random` is a Markov chain whose requests follow the mix and
+switch task at that rate (a rate the mix cannot give is an error);
+`bursts` runs `burst` requests of one task, a switch rate of 1 / burst; or a
+trace file with one request per line: `task [arrival_seconds]` (without a
+time, one period of the workload's rate after the previous request).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from aalbert.errors import AalbertError
+from aalbert.ir.fileio import read_regular
+from aalbert.limits import check_bytes
+from aalbert.outputs import note_read
+from aalbert.ir.module import Module
+
+from aalbert.targets.sim.power import dram_between
+from aalbert.targets.sim.timing import SimResult
+from aalbert.targets.hardware.spec import Target
+
+PATTERNS = ("round-robin", "random", "bursts")
+REQUEST_BYTES = 200  # what one simulated request holds in memory, about
+
+
+@dataclass(frozen=True)
+class Request:
+    task: str
+    arrival: float   # seconds
+
+
+def make_stream(pattern: str, tasks: list[str], count: int, rate_hz: float, mix: dict[str, float] | None = None,
+                burst: int = 8, seed: int = 0, switch_rate: float = 1.0) -> list[Request]:
+    if pattern not in PATTERNS:
+        raise AalbertError(f"unknown request pattern {pattern!r} (round-robin, random, bursts, or a trace file)")
+    check_bytes(count * REQUEST_BYTES, f"a stream of {count:,} requests")
+    rng = random.Random(seed)
+    share = {t: (mix or {}).get(t, 1.0) for t in tasks}
+    total = sum(share.values())
+    pi = {t: v / total for t, v in share.items() if v > 0}
+    if pattern == "round-robin":
+        if len(set(round(v, 12) for v in pi.values())) > 1 or len(pi) < len(tasks):
+            raise AalbertError("round-robin serves the tasks in turn, and the workload's mix is not uniform: "
+                               "use --pattern random to follow the mix")
+        names = _round_robin(tasks, count, switch_rate)
+    elif pattern == "random":
+        names = _markov(pi, count, switch_rate, rng)
+    else:
+        if len(tasks) > 1 and abs(switch_rate - 1.0 / burst) > 1e-9:
+            raise AalbertError(f"bursts of {burst} requests switch task at rate {1 / burst:g}, and the workload's "
+                               f"switch rate is {switch_rate:g}: give --switch-rate {1 / burst:g}, or a burst length "
+                               "matching the rate")
+        names = []
+        i = 0
+        while len(names) < count:
+            names += [tasks[i % len(tasks)]] * min(burst, count - len(names))  # a burst longer than the stream ends
+            i += 1
+    return [Request(t, i / rate_hz) for i, t in enumerate(names)]
+
+
+def _round_robin(tasks: list[str], count: int, switch_rate: float) -> list[str]:
+    """The tasks in turn, moving to the next one at evenly spread requests: request n switches when
+    floor(n x rate) grows, so n requests hold floor((n - 1) x rate) switches."""
+    names, i = [], 0
+    for n in range(count):
+        if n and len(tasks) > 1 and int(n * switch_rate) > int((n - 1) * switch_rate):
+            i += 1
+        names.append(tasks[i % len(tasks)])
+    return names
+
+
+def _markov(pi: dict[str, float], count: int, switch_rate: float, rng: random.Random) -> list[str]:
+    """Requests whose tasks follow the shares `pi` and switch at `switch_rate`: from task i, switch with
+    probability k (1 - pi_i) to a task j != i drawn by its share, which keeps `pi` stationary and switches at
+    rate k (1 - sum pi^2); the rate is reachable while k (1 - min pi) <= 1."""
+    tasks = list(pi)
+    spread = 1.0 - sum(p * p for p in pi.values())
+    most = spread / (1.0 - min(pi.values())) if len(pi) > 1 else 0.0
+    if switch_rate > most + 1e-9:
+        raise AalbertError(f"a switch rate of {switch_rate:g} conflicts with the workload's mix: with these shares "
+                           f"at most {most:.3g} of the requests can switch task")
+    k = switch_rate / spread if spread > 0 else 0.0
+    current = rng.choices(tasks, weights=[pi[t] for t in tasks])[0]
+    names = [current]
+    for _ in range(count - 1):
+        if rng.random() < k * (1.0 - pi[current]):
+            others = [t for t in tasks if t != current]
+            current = rng.choices(others, weights=[pi[t] for t in others])[0]
+        names.append(current)
+    return names
+
+
+def read_trace(path: str, tasks: list[str], rate_hz: float) -> list[Request]:
+    p = Path(path)
+    if not p.exists():
+        raise AalbertError(f"{path}: no such request trace")
+    if not p.is_file():
+        raise AalbertError(f"{path}: is not a file (a request trace has one 'task [arrival seconds]' per line)")
+    note_read(p)
+    # at least 4 bytes a request
+    text = read_regular(p, "a request trace", REQUEST_BYTES / 4, "as requests").decode("utf-8", errors="replace")
+    requests = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        parts = text.replace(",", " ").split()
+        if not parts:
+            raise AalbertError(f"{path}:{n}: expected 'task [arrival seconds]', got only separators")
+        if parts[0] not in tasks:
+            raise AalbertError(f"{path}:{n}: task '{parts[0]}' is not compiled (tasks: {', '.join(tasks)})")
+        try:
+            default = requests[-1].arrival + 1.0 / rate_hz if requests else 0.0
+            arrival = float(parts[1]) if len(parts) > 1 else default
+            if not math.isfinite(arrival):
+                raise ValueError
+        except ValueError:
+            raise AalbertError(f"{path}:{n}: arrival time '{parts[1]}' is not a finite number") from None
+        if len(parts) > 2 or arrival < 0 or (requests and arrival < requests[-1].arrival):
+            raise AalbertError(f"{path}:{n}: expected 'task [arrival seconds]' with arrivals in order")
+        requests.append(Request(parts[0], arrival))
+    if not requests:
+        raise AalbertError(f"{path}: no requests")
+    return requests
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request's inference as a policy ran it: its time, energy by `SimResult.energy` key, off-chip bytes."""
+
+    seconds: float
+    energy: dict[str, float]
+    dram_bytes: float
+
+
+# serve(request index, request, after a power-up?, seconds it already spent waiting and loading) -> Served
+Serve = Callable[[int, "Request", bool, float], Served]
+
+
+@dataclass
+class StreamResult:
+    requests: int
+    latencies: np.ndarray         # seconds
+    energy_pj: float
+    span_s: float
+    switches: int
+    power_ups: int
+    dram_bytes: float
+    by_component: dict[str, float]  # pJ: pe, sfu, each memory (dynamic), leakage (on chip), dram_background
+
+    @property
+    def energy_per_inference_pj(self) -> float:
+        return self.energy_pj / self.requests
+
+    @property
+    def power_mw(self) -> float:
+        return self.energy_pj * 1e-12 / self.span_s * 1e3 if self.span_s else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q))
+
+
+def run_stream(requests: list[Request], module: Module, target: Target, results: dict[str, SimResult],
+               inferences_per_wakeup: float, serve: Serve | None = None) -> StreamResult:
+    cycle_s = 1.0 / (target.clock_mhz * 1e6)
+    store = min((m for m in target.memories if m.off_chip), key=lambda m: m.read_pj_per_byte, default=None)
+    volatile = {m.name for m in target.on_chip if m.volatile}
+
+    def needed(task: str, cold: bool, switch: bool) -> dict[str, int]:
+        """Bytes to copy into each on-chip level: the task's staged weights at a switch (and after a power-up
+        that erased their swap region), everything resident in volatile memory after a power-up."""
+        out: dict[str, int] = {}
+        for w in module.weights.values():
+            p = w.placement
+            if p is None or not (w.role.shared or task in w.role.tasks):
+                continue
+            erased = cold and p.level in volatile
+            if (p.residency == "staged" and (switch or erased)) or (p.residency == "resident" and erased):
+                out[p.level] = out.get(p.level, 0) + w.nbytes
+        return out
+
+    def load(into: dict[str, int]) -> float:
+        """Cycles to copy `into`'s bytes from the off-chip store, one level after another."""
+        if store is None:
+            return 0.0
+        return sum(n / min(store.read_bytes_per_cycle, target.level(lvl).write_bytes_per_cycle,
+                           target.dma_bytes_per_cycle) for lvl, n in into.items())
+
+    latencies, dram = [], 0.0
+    parts: dict[str, float] = {}
+
+    def add(key: str, pj: float) -> None:
+        if pj:
+            name = _part(key)
+            parts[name] = parts.get(name, 0.0) + pj
+    def idle(gap_ns: float, static, sim, cold: bool) -> None:
+        for k, v in dram_between(static.dram_idle, gap_ns, asleep=cold).items():
+            add(k, v)
+        if not cold:
+            add("leakage:idle", sim.warm.idle_mw * gap_ns)
+
+    current, free_at, switches, ups = None, 0.0, 0, 0
+    per_wake = max(1, int(round(inferences_per_wakeup)))
+    for i, r in enumerate(requests):
+        cold = i % per_wake == 0
+        switch = r.task != current
+        ups += cold
+        switches += switch and current is not None
+        copies = needed(r.task, cold, switch) if (cold or switch) else {}
+        nbytes = sum(copies.values())
+        cycles = load(copies)
+        sim = results[r.task]
+        static = sim.cold if cold else sim.warm
+        start = max(r.arrival, free_at)
+        if i:  # since the last request: a power-gated chip only keeps its DRAM; a powered one idles
+            idle((start - free_at) * 1e9, static, sim, cold)
+        if serve is None:
+            service = (cycles + sim.cycles) * cycle_s
+        else:
+            served = serve(i, r, cold, start - r.arrival + cycles * cycle_s)
+            service = cycles * cycle_s + served.seconds
+        free_at = start + service
+        latencies.append(free_at - r.arrival)
+        load_ns = cycles * cycle_s * 1e9
+        add("leakage:load", static.idle_mw * load_ns)  # the chip is on while weights arrive
+        for name, p in static.dram_idle.items():
+            add(f"background:{name}:active", p.active_mw * load_ns)
+            add(f"background:{name}:refresh", p.refresh_mw * load_ns)
+        if cold:
+            add("wakeup:power_up", static.power_up_pj)
+        if nbytes and store is not None:
+            add(store.name, nbytes * store.read_pj_per_byte)
+            for lvl, n in copies.items():
+                add(lvl, n * target.level(lvl).write_pj_per_byte)
+        if serve is None:
+            for k, v in sim.dynamic.items():
+                add(k, v)
+            for k, v in static.energy.items():
+                add(k, v)
+            dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
+                                 if lvl in target.memory_names and target.level(lvl).off_chip)
+        else:
+            for k, v in served.energy.items():
+                add(k, v)
+            dram += nbytes + served.dram_bytes
+        current = r.task
+    if len(requests) > 1:  # the stream repeats: the first request follows an idle gap as every other one does
+        period = (requests[-1].arrival - requests[0].arrival) / (len(requests) - 1)
+        first = results[requests[0].task]
+        idle(max(0.0, requests[-1].arrival + period - free_at) * 1e9, first.cold, first, True)
+    span = free_at - requests[0].arrival
+    return StreamResult(len(requests), np.array(latencies), sum(parts.values()), span, switches, ups, dram, parts)
+
+
+def _part(key: str) -> str:
+    """The stream breakdown's parts: dynamic energy per component, the chip's leakage (wake-ups included), and
+    each DRAM's background."""
+    if key.startswith("background:"):
+        return "dram_background"
+    if key.startswith(("leakage:", "wakeup:")):
+        return "leakage"
+    return key
