@@ -91,8 +91,8 @@ class Builder:
             key = (node.op, tuple(id(v) for v in inputs), attrs_key(node.attrs))
             if key in self._memo:
                 return self._memo[key]
-        node.inputs, node.loc, node.mapping = list(inputs), None, None
-        outs = self.graph.adopt(node).outputs
+        node.loc, node.mapping = None, None
+        outs = self.graph.adopt(node, inputs).outputs
         if key is not None:
             self._memo[key] = outs
         return outs

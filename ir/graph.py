@@ -5,6 +5,14 @@ attributes; every value is defined exactly once, before its uses. Graph
 inputs are values without a producer; graph outputs are named references to
 values. The list order is the program order; analyses that want a real graph
 take `ir.analysis.to_digraph`.
+
+As in torch.fx, the graph keeps use lists: which of its nodes read each value
+(`readers`, in the order the reads were added). A node's uses are recorded
+when it enters the graph (`append`, `adopt`, `insert`) and kept up to date
+when its operands change (`set_inputs`), when it is replaced
+(`replace_node`, `replace_uses`) and when dead nodes go (`remove_dead`). The
+node list is changed only through these methods and `reorder`; the verifier
+checks the use lists against the nodes.
 """
 
 from __future__ import annotations
@@ -59,18 +67,19 @@ class Value:
 
 
 class Node:
-    """One operation. `attrs` maps attribute names to immutable values."""
+    """One operation. `attrs` maps attribute names to immutable values; `graph` is the graph it is in."""
 
-    __slots__ = ("op", "inputs", "attrs", "outputs", "loc", "mapping")
+    __slots__ = ("op", "inputs", "attrs", "outputs", "loc", "mapping", "graph")
 
     def __init__(self, op: str, inputs: list[Value], attrs: dict[str, Attr],
                  outputs: list[Value], loc: Loc | None = None):
         self.op = op
-        self.inputs = inputs
+        self.inputs: tuple[Value, ...] = tuple(inputs)  # change them with `Graph.set_inputs`
         self.attrs = attrs
         self.outputs = outputs
         self.loc = loc
         self.mapping: Mapping | None = None  # how a matrix product runs on the target, once mapped
+        self.graph: Graph | None = None
 
     @property
     def output(self) -> Value:
@@ -94,6 +103,39 @@ class Graph:
     arena: Arena | None = None  # once activations are planned
     _names: set[str] = field(default_factory=set, repr=False)
     _counter: int = field(default=0, repr=False)
+    _uses: dict[Value, list[Node]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for node in self.nodes:  # a graph made with nodes already in it
+            self._enter(node)
+
+    # -- use lists ----------------------------------------------------------
+    def _add_uses(self, node: Node) -> None:
+        uses = self._uses
+        for v in node.inputs:  # a node reading a value twice is listed twice
+            readers = uses.get(v)
+            if readers is None:
+                uses[v] = [node]
+            else:
+                readers.append(node)
+
+    def _drop_uses(self, node: Node) -> None:
+        uses = self._uses
+        for v in node.inputs:
+            readers = uses.get(v)
+            if readers is not None and node in readers:
+                readers.remove(node)
+
+    def _enter(self, node: Node) -> None:
+        if node.graph is not None and node.graph is not self:
+            node.graph._drop_uses(node)  # moved from another graph: it reads nothing there any more
+        node.graph = self
+        self._add_uses(node)
+
+    def readers(self, value: Value) -> list[Node]:
+        """The nodes of this graph that read `value` (a node once per read), in the order the reads were added
+        (program order, unless nodes were inserted or operands changed since the last `reorder`)."""
+        return list(self._uses.get(value, ()))
 
     # -- construction -------------------------------------------------------
     def fresh_name(self, hint: str | None = None) -> str:
@@ -128,11 +170,52 @@ class Graph:
 
     def append(self, node: Node) -> Node:
         self.nodes.append(node)
+        self._enter(node)
         return node
 
-    def adopt(self, node: Node) -> Node:
-        """Append `node` of another graph as it is (its operands must be values of this one), its results
-        renamed where their names are taken here."""
+    def insert(self, index: int, node: Node) -> Node:
+        """Put `node` at position `index` of the program."""
+        self.nodes.insert(index, node)
+        self._enter(node)
+        return node
+
+    def set_inputs(self, node: Node, values: Iterable[Value]) -> None:
+        """New operands for `node`, its uses moved."""
+        self._drop_uses(node)
+        node.inputs = tuple(values)
+        self._add_uses(node)
+
+    def replace_node(self, old: Node, new: Node) -> None:
+        """Put `new` where `old` is; readers of old's single result read new's."""
+        self.nodes[self.nodes.index(old)] = new
+        self._enter(new)
+        self.replace_uses(old.output, new.output)
+        self._drop_uses(old)
+        old.graph = None
+
+    def reorder(self, nodes: list[Node]) -> None:
+        """The graph's nodes in another program order (a schedule); nodes left out are gone (they must be
+        dead: nothing kept may read them)."""
+        if nodes == self.nodes:
+            return
+        kept = {id(n) for n in nodes}
+        if len(kept) != len(nodes) or any(n.graph is not self for n in nodes):
+            raise ValueError(f"graph @{self.name}: a new order holds each of the graph's nodes at most once")
+        for node in self.nodes:
+            if id(node) not in kept:
+                node.graph = None
+        self.nodes = nodes
+        self._uses = {}
+        for node in nodes:  # the use lists in the new program order
+            self._add_uses(node)
+
+    def adopt(self, node: Node, inputs: Iterable[Value] | None = None) -> Node:
+        """Append `node` of another graph as it is, reading `inputs` (values of this one; by default its own
+        operands), its results renamed where their names are taken here. The other graph is given up: its use
+        lists are not kept."""
+        node.graph = None
+        if inputs is not None:
+            node.inputs = tuple(inputs)
         for v in node.outputs:
             v.name = self.fresh_name(v.name)
             self._claim(v.name)
@@ -148,17 +231,17 @@ class Graph:
             yield from node.outputs
 
     def users(self) -> dict[Value, list[Node]]:
-        """Map every value to the nodes that read it (in program order)."""
-        result: dict[Value, list[Node]] = {v: [] for v in self.inputs}
+        """Every value of the graph (and every value its nodes read) with the nodes that read it, from the use
+        lists."""
+        uses = self._uses
+        result: dict[Value, list[Node]] = {v: list(uses.get(v, ())) for v in self.inputs}
         for node in self.nodes:
-            for v in node.inputs:
-                readers = result.get(v)
-                if readers is None:
-                    result[v] = [node]
-                else:
-                    readers.append(node)
             for v in node.outputs:
-                result.setdefault(v, [])
+                readers = uses.get(v)
+                result[v] = list(readers) if readers else []
+        for v, readers in uses.items():
+            if v not in result:
+                result[v] = list(readers)
         return result
 
     def input_named(self, name: str) -> Value:
@@ -189,9 +272,8 @@ class Graph:
     # -- rewriting ----------------------------------------------------------
     def replace_uses(self, old: Value, new: Value) -> None:
         """Make every reader of `old` (nodes and graph outputs) read `new`."""
-        for node in self.nodes:
-            if old in node.inputs:
-                node.inputs = [new if v is old else v for v in node.inputs]
+        for node in list(dict.fromkeys(self._uses.get(old, ()))):
+            self.set_inputs(node, [new if v is old else v for v in node.inputs])
         self.outputs = [(n, new if v is old else v) for n, v in self.outputs]
 
     def remove_dead(self) -> int:
@@ -207,6 +289,9 @@ class Graph:
             else:
                 for v in node.outputs:
                     self._names.discard(v.name)
+                    self._uses.pop(v, None)
+                self._drop_uses(node)
+                node.graph = None
         removed = len(self.nodes) - len(kept)
         kept.reverse()
         self.nodes = kept

@@ -104,3 +104,21 @@ def verify_graph(graph: Graph, module: Module) -> None:
     for name, v in graph.outputs:
         if id(v) not in defined:
             raise _fail(graph, None, f"output {name!r} reads %{v.name}, which is not defined")
+    _check_uses(graph)
+
+
+def _check_uses(graph: Graph) -> None:
+    """The graph's use lists say what its nodes read: every node is in the graph, a value's list holds as many
+    reads as its readers make and only nodes that read it (a pass that changed the node list behind the
+    graph's back breaks this)."""
+    reads: dict[int, int] = {}
+    for node in graph.nodes:
+        if node.graph is not graph:
+            raise _fail(graph, node, "node is in the node list but not in the graph (use append or insert)")
+        for v in node.inputs:
+            reads[id(v)] = reads.get(id(v), 0) + 1
+    for v, readers in graph._uses.items():
+        if len(readers) != reads.pop(id(v), 0) or any(v not in n.inputs for n in readers):
+            raise _fail(graph, None, f"the use list of %{v.name} does not match the nodes that read it")
+    if reads:
+        raise _fail(graph, None, "a node's read is missing from the graph's use lists")

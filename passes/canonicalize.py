@@ -120,7 +120,7 @@ def schedule(graph: Graph) -> None:
                 next_operand.pop()
                 seen.add(id(node))
                 order.append(node)
-    graph.nodes = order
+    graph.reorder(order)
 
 
 class ChainCache:

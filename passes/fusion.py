@@ -41,9 +41,7 @@ def fuse(module: Module, graph: Graph) -> int:
 def _replace(graph: Graph, old: Node, op: str, inputs: list[Value], attrs: dict) -> None:
     """Put a new node where `old` is and make the readers of old's result read it."""
     t = get_op(op).infer([v.type for v in inputs], attrs, None)
-    node = graph.create_node(op, inputs, attrs, t)
-    graph.nodes[graph.nodes.index(old)] = node
-    graph.replace_uses(old.output, node.output)
+    graph.replace_node(old, graph.create_node(op, inputs, attrs, t))
 
 
 def _producer(v: Value, op: str) -> Node | None:
@@ -265,7 +263,7 @@ def _fuse_layernorm(graph: Graph) -> int:
         if scale is None:
             ones = graph.create_node("constant", [], {"value": np.ones(norm_shape, dtype=x.type.dtype.np)},
                                      [x.type.with_shape(norm_shape)])
-            graph.nodes.insert(graph.nodes.index(node), ones)
+            graph.insert(graph.nodes.index(node), ones)
             scale = ones.output
         args = [x, scale] + ([bias] if bias is not None else [])
         _replace(graph, last, "layernorm", args, {"axis": axis, "eps": eps})

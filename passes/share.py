@@ -152,9 +152,9 @@ def split_uniform(module: Module, graph: Graph) -> int:
             taken.add(new.name)
             source = group[0][0].inputs[group[0][1]].producer
             node = graph.create_node("weight", [], {"name": Sym(new.name)}, [new.type])
-            graph.nodes.insert(graph.nodes.index(source) + 1, node)
+            graph.insert(graph.nodes.index(source) + 1, node)
             for reader, i in group:
-                reader.inputs = [node.output if k == i else v for k, v in enumerate(reader.inputs)]
+                graph.set_inputs(reader, [node.output if k == i else v for k, v in enumerate(reader.inputs)])
             added += 1
     if added:
         graph.renumber()
