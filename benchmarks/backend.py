@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aalbert.mapper.backend import run_backend  # noqa: E402
+from aalbert.mapper.backend import Stream, run_backend  # noqa: E402
 from aalbert.mapper.frontends import DimSpec  # noqa: E402
 from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
 from aalbert.passes.base import PassManager  # noqa: E402
@@ -44,7 +44,7 @@ def flow() -> tuple[dict[str, float], object, object]:
         phases[p.name] = time.perf_counter() - t
     t = time.perf_counter()
     target = load_target("edge_accel")
-    backend = run_backend(module, target, requests=100)
+    backend = run_backend(module, target, stream=Stream(100))
     phases["lower + simulate 8 tasks + 100 requests"] = time.perf_counter() - t
     phases["total"] = time.perf_counter() - t0
     return phases, module, backend

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aalbert.ir.interpreter import run  # noqa: E402
 from aalbert.ir.module import Module  # noqa: E402
-from aalbert.mapper.fidelity import compare, cosine, reference_outputs, sample_inputs, storage_bytes  # noqa: E402
+from aalbert.mapper.fidelity import Feeds, compare, cosine, reference_outputs, sample_inputs, storage_bytes  # noqa: E402
 from aalbert.mapper.frontends import DimSpec  # noqa: E402
 from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
 from aalbert.passes.base import PassManager  # noqa: E402
@@ -73,7 +73,7 @@ def minilm(rows: list) -> None:
     import torch
     import transformers
 
-    from aalbert.mapper.frontends.torch_import import import_torch
+    from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
 
     path = os.path.join(spec.submodule_search_locations[0], "model")
     tok = transformers.AutoTokenizer.from_pretrained(path)
@@ -81,7 +81,7 @@ def minilm(rows: list) -> None:
     enc = tok(SENTENCES, padding=True, return_tensors="pt")
     inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
     module = Module()
-    import_torch(model, inputs, module, "minilm", ("last_hidden_state", "pooler_output"), tracer="export")
+    import_torch(model, inputs, module, "minilm", ImportOptions(("last_hidden_state", "pooler_output"), tracer="export"))
     PassManager(prepare()).run(module)
     feeds = {k: v.numpy() for k, v in inputs.items()}
     mask = feeds["attention_mask"][..., None].astype(np.float32)
@@ -121,7 +121,7 @@ def adapter_albert(rows: list) -> None:
     for fmt in FORMATS:
         for s in SPARSITIES:
             m = PassManager(compress(policy(fmt, s))).run(module.copy())
-            result = compare(module, m, inputs=inputs, expected=expected)
+            result = compare(module, m, Feeds(inputs, expected))
             rows.append(("adapter-ALBERT base (2 tasks x 4 inputs)", fmt, s,
                          float(np.mean([r.cosine for r in result])), max(r.max_abs_error for r in result),
                          float(np.mean([r.top1 for r in result])), before, storage_bytes(m)))

@@ -218,6 +218,7 @@ def aalbert(gemms: list, objective: str) -> dict:
     from aalbert.ir.parser import parse_module
     from aalbert.mapper.study.evaluate import override_target
     from aalbert.passes.allocate import allocate
+    from aalbert.passes.allocation.problem import AllocatorOptions
     from aalbert.passes.base import PassManager, parse_pipeline
     from aalbert.passes.plan_activations import plan_module
     from aalbert.targets.codegen.lower import lower
@@ -236,7 +237,7 @@ def aalbert(gemms: list, objective: str) -> dict:
         t0 = time.perf_counter()
         PassManager(parse_pipeline("share,quantize{format=int8}")).run(module)
         plan_module(module, target)
-        allocate(module, target, default_workload(module.graphs), spill=True, objective=objective)
+        allocate(module, target, default_workload(module.graphs), AllocatorOptions(spill=True, objective=objective))
         sim = simulate(lower(module, target, "t"), target)
         out["seconds"] += time.perf_counter() - t0
         node = module.graphs["t"].nodes[1]

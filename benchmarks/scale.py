@@ -45,7 +45,7 @@ def child(size: str, tasks: int, seq: int, layers: int) -> dict:
     import scipy.special  # noqa: F401   when it first solves or evaluates an activation)
     import torch  # noqa: F401
 
-    from aalbert.mapper.backend import run_backend
+    from aalbert.mapper.backend import Stream, run_backend
     from aalbert.mapper.frontends import DimSpec
     from aalbert.mapper.loading import ExampleSpec, load_example
     from aalbert.passes.base import PassManager
@@ -62,7 +62,7 @@ def child(size: str, tasks: int, seq: int, layers: int) -> dict:
         phases[p.name] = time.perf_counter() - t
     t = time.perf_counter()
     target = load_target("edge_accel")
-    backend = run_backend(module, target, requests=100)
+    backend = run_backend(module, target, stream=Stream(100))
     phases["lower + simulate"] = time.perf_counter() - t
     total = time.perf_counter() - t0
     task = next(iter(module.graphs))

@@ -70,7 +70,7 @@ def import_albert(attention: str, onnx: bool):
 
     from aalbert.ir.module import Module
     from aalbert.mapper.frontends import DimSpec, import_onnx
-    from aalbert.mapper.frontends.torch_import import import_torch
+    from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
 
     class Positional(torch.nn.Module):
         def __init__(self, inner):
@@ -84,7 +84,7 @@ def import_albert(attention: str, onnx: bool):
     module, x = Module(), inputs(30000)
     with quiet():
         if not onnx:
-            import_torch(albert_base(attention), x, module, "t", tracer="export")
+            import_torch(albert_base(attention), x, module, "t", ImportOptions(tracer="export"))
             return module
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "m.onnx"
@@ -147,7 +147,7 @@ def peft_lora():
 
 def sharing_table() -> None:
     from aalbert.ir.module import Module
-    from aalbert.mapper.frontends.torch_import import import_torch
+    from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
     from aalbert.passes.base import PassManager
     from aalbert.passes.pipelines import prepare
 
@@ -159,7 +159,7 @@ def sharing_table() -> None:
         with quiet():
             for task in ("sst2", "mnli"):
                 activate(task)
-                import_torch(model, x, module, task, tracer="export", seen=seen)
+                import_torch(model, x, module, task, ImportOptions(tracer="export", seen=seen))
         print(f"{label}: imported in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         module = PassManager(prepare()).run(module)
         weights = list(module.weights.values())

@@ -22,6 +22,7 @@ import io
 import logging
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -91,8 +92,18 @@ def export_pt2(model: torch.nn.Module, path: Path, seq_len: int = 16, batch: int
     return path
 
 
-def export_family(spec: FamilySpec, out_dir: Path, exporter: str = "torchscript", opset: int | None = None,
-                  seq_len: int = 16, fmt: str = "onnx", progress: bool = False) -> dict[str, Path]:
+@dataclass(frozen=True)
+class FileForm:
+    """The files an export writes: `fmt` "onnx" (by `exporter`, torchscript or dynamo, at `opset`, None: the
+    exporter's default) or "pt2" (torch.export programs)."""
+
+    fmt: str = "onnx"
+    exporter: str = "torchscript"
+    opset: int | None = None
+
+
+def export_family(spec: FamilySpec, out_dir: Path, form: FileForm = FileForm(), seq_len: int = 16,
+                  progress: bool = False) -> dict[str, Path]:
     """One file per task; `progress` shows a bar on stderr (when it is a terminal)."""
     from tqdm import tqdm
 
@@ -101,10 +112,10 @@ def export_family(spec: FamilySpec, out_dir: Path, exporter: str = "torchscript"
     paths = {}
     for task, m in tqdm(models.items(), desc="exporting", unit="task", file=sys.stderr,
                         disable=not (progress and sys.stderr.isatty())):
-        if fmt == "pt2":
+        if form.fmt == "pt2":
             paths[task] = export_pt2(m, out_dir / f"{task}.pt2", seq_len)
         else:
-            paths[task] = export_model(m, out_dir / f"{task}.onnx", exporter, opset, seq_len)
+            paths[task] = export_model(m, out_dir / f"{task}.onnx", form.exporter, form.opset, seq_len)
     return paths
 
 
@@ -149,8 +160,8 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 2
-    for task, path in export_family(spec, args.out, args.exporter, args.opset, fmt=args.format,
-                                    progress=not args.quiet).items():
+    form = FileForm(args.format, args.exporter, args.opset)
+    for task, path in export_family(spec, args.out, form, progress=not args.quiet).items():
         print(f"{task}: {path}")
     if args.sample_inputs is not None:
         from aalbert.ir.fileio import write_npz

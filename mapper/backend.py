@@ -31,9 +31,20 @@ from aalbert.targets.sim.workload import Workload, default_workload
 from aalbert.targets.codegen.lower import lower
 from aalbert.targets.sim.power import memory_image, relocation
 from aalbert.targets.codegen.program import Program
-from aalbert.targets.sim.requests import PATTERNS, Request, StreamResult, make_stream, read_trace, run_stream
+from aalbert.targets.sim.requests import (PATTERNS, Pattern, Request, StreamResult, make_stream, read_trace,
+                                          run_stream)
 from aalbert.targets.sim.timing import SimResult, simulate, with_static
 from aalbert.targets.hardware.spec import Target
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The request stream simulated over the tasks."""
+
+    requests: int = 100
+    pattern: str = "round-robin"  # round-robin, random, bursts, or a trace file
+    burst: int = 8
+    seed: int = 0
 
 
 @dataclass
@@ -88,10 +99,9 @@ def timing_signature(module: Module, graph: Graph) -> str:
     return h.hexdigest()
 
 
-def run_backend(module: Module, target: Target, workload: Workload | None = None, requests: int = 100,
-                pattern: str = "round-robin", burst: int = 8, seed: int = 0) -> Backend:
-    """Lower and simulate every task, then a stream of `requests` requests over the tasks (the workload's
-    rate, power-ups and mix; the default workload when None)."""
+def run_backend(module: Module, target: Target, workload: Workload | None = None, stream: Stream = Stream()) -> Backend:
+    """Lower and simulate every task, then `stream` over the tasks (at the workload's rate, power-ups and mix;
+    the default workload when None)."""
     backend = Backend(module, target, {}, None)
     wl = workload or default_workload(module.graphs)
     image = memory_image(module, target)
@@ -108,20 +118,20 @@ def run_backend(module: Module, target: Target, workload: Workload | None = None
         else:
             first[key] = t
             backend.results[t] = simulate(backend.program(t), target, image, cold)
-    if requests:
+    if stream.requests:
         tasks = list(module.graphs)
-        if pattern in PATTERNS:
-            reqs = make_stream(pattern, tasks, requests, wl.inferences_per_second, wl.mix, burst, seed,
-                               wl.switch_rate)
+        if stream.pattern in PATTERNS:
+            pattern = Pattern(stream.pattern, wl.mix, wl.switch_rate, stream.burst, stream.seed)
+            reqs = make_stream(pattern, tasks, stream.requests, wl.inferences_per_second)
         else:
-            reqs = read_trace(pattern, tasks, wl.inferences_per_second)
+            reqs = read_trace(stream.pattern, tasks, wl.inferences_per_second)
         backend.stream = run_stream(reqs, module, target, backend.results, wl.inferences_per_wakeup)
         backend.requests = reqs
     if any(off_ramps(g) for g in module.graphs.values()):
         backend.exits = ExitCosts(module, target, backend.results, backend.program, backend.same_as, image)
         if wl.exits is not None and backend.requests:
             from aalbert.mapper.exit_samples import stream_sentences
-            sentences, backend.exit_sources = stream_sentences(module, wl, backend.requests, seed)
+            sentences, backend.exit_sources = stream_sentences(module, wl, backend.requests, stream.seed)
             backend.policies = run_policies(backend.requests, backend.exits, sentences, wl.inferences_per_wakeup,
                                             wl.latency_target_ms)
     return backend

@@ -27,20 +27,12 @@ from typing import Callable
 from aalbert.errors import OptionError
 from aalbert.ir.module import Module
 
+from aalbert.mapper.backend import Stream
 from aalbert.mapper.reports.explain import weights_named
 from aalbert.mapper.reports.summary import summary_text
 from aalbert.passes.pipelines import COMPRESSING, DEFAULT, Placement, compile_passes
 
-__all__ = ["Compiled", "Fidelity", "Placement", "Stream", "compile_module"]
-
-@dataclass(frozen=True)
-class Stream:
-    """The request stream simulated over the tasks."""
-
-    requests: int = 100
-    pattern: str = "round-robin"  # round-robin, random, bursts, or a trace file
-    burst: int = 8
-
+__all__ = ["Compiled", "Fidelity", "Placement", "Plan", "Stream", "Watch", "compile_module"]
 
 @dataclass(frozen=True)
 class Fidelity:
@@ -90,22 +82,41 @@ class Compiled:
         return None if self.backend is None else self.backend.stream
 
 
-def compile_module(module: Module, title: str, pipeline: str = DEFAULT, placement: Placement | None = None,
-                   stream: Stream = Stream(), fidelity: Fidelity | None = None, keep_text: bool = False,
-                   stage: Callable[[str], None] | None = None, verify_each: bool = False,
-                   compression: object | None = None) -> Compiled:
-    """Run the compile's passes (`pipelines.compile_passes`: `pipeline`, early exit where the module has
-    off-ramps, `compression`, the placement if asked) on `module`, simulate on the target, and report.
-    `stage`, if given, is told the name of each stage as it starts (each pass, fidelity, simulation)."""
-    stage = stage or (lambda name: None)
+@dataclass(frozen=True)
+class Plan:
+    """What one compile does: the pass pipeline, the compression passes after it (a list of passes), the
+    placement on a target, the request stream simulated there, and the fidelity comparison."""
+
+    pipeline: str = DEFAULT
+    compression: object | None = None
+    placement: Placement | None = None
+    stream: Stream = Stream()
+    fidelity: Fidelity | None = None
+
+
+@dataclass(frozen=True)
+class Watch:
+    """How a compile is watched: keep each stage's IR text (`Compiled.input_text`, `dumps`), verify after every
+    pass, and `stage`, if given, told the name of each stage as it starts (each pass, fidelity, simulation)."""
+
+    keep_text: bool = False
+    verify_each: bool = False
+    stage: Callable[[str], None] | None = None
+
+
+def compile_module(module: Module, title: str, plan: Plan = Plan(), watch: Watch = Watch()) -> Compiled:
+    """Run the compile's passes (`pipelines.compile_passes`: the pipeline, early exit where the module has
+    off-ramps, the compression, the placement if asked) on `module`, simulate on the target, and report."""
+    stage = watch.stage or (lambda name: None)
     from aalbert.passes.base import PassManager
 
+    fidelity, placement, stream = plan.fidelity, plan.placement, plan.stream
     if stream.requests < 0:
         raise OptionError(f"--requests must be >= 0, got {stream.requests}")
-    manager = PassManager(compile_passes(module, pipeline, compression, placement), verify_each=verify_each,
-                          keep_text=keep_text)
+    manager = PassManager(compile_passes(module, plan.pipeline, plan.compression, placement),
+                          verify_each=watch.verify_each, keep_text=watch.keep_text)
     input_text = None
-    if keep_text:
+    if watch.keep_text:
         from aalbert.ir.printer import print_module
         input_text = print_module(module)
     reference: list[Module] = []
@@ -135,12 +146,12 @@ def compile_module(module: Module, title: str, pipeline: str = DEFAULT, placemen
 def _fidelity_text(compiled: Compiled, fidelity: Fidelity) -> str:
     from aalbert.ir.interpreter import fixed_point
 
-    from aalbert.mapper.fidelity import compare, fidelity_lines, storage_bytes
+    from aalbert.mapper.fidelity import Feeds, compare, fidelity_lines, storage_bytes
 
     if compiled.reference is None:
         raise OptionError("--fidelity needs compression: use --compress, --quantize or --sparsity")
     acts = fixed_point() if fidelity.activations == "fixed16" else None
-    rows = compare(compiled.reference, compiled.module, samples=fidelity.samples, activations=acts)
+    rows = compare(compiled.reference, compiled.module, Feeds(samples=fidelity.samples), activations=acts)
     note = "activations in 16-bit fixed point" if acts else "activations in f32"
     lines = fidelity_lines(rows, storage_bytes(compiled.reference), storage_bytes(compiled.module), note)
     compiled.not_finite += [r.not_finite for r in rows if r.not_finite]
@@ -162,7 +173,7 @@ def _placement_text(compiled: Compiled, manager, placement: Placement, stream: S
     allocation = manager.analyses.get(Allocation)
     text = "\n" + "\n".join(memory_lines(module, target) + [""] + allocation_lines(allocation) + [""]
                             + mapping_lines(module, allocation, next(iter(module.graphs)), target)) + "\n"
-    backend = run_backend(module, target, allocation.workload, stream.requests, stream.pattern, stream.burst)
+    backend = run_backend(module, target, allocation.workload, stream)
     first = next(iter(module.graphs))
     bounds = roofline(backend.program(first), backend.results[first], target)
     lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first], target)

@@ -85,14 +85,31 @@ def reference_outputs(reference: Module, inputs: dict[str, list[dict[str, np.nda
     return {task: [run(reference, task, f, values) for f in feeds] for task, feeds in inputs.items()}
 
 
-def compare(reference: Module, compressed: Module, samples: int = 8, seed: int = 0,
-            activations: Callable[[np.ndarray], np.ndarray] | None = None,
-            inputs: dict[str, list[dict[str, np.ndarray]]] | None = None,
-            expected: dict[str, list[dict[str, np.ndarray]]] | None = None) -> list[FidelityRow]:
-    """Run both modules on the same inputs (seeded samples unless given) and compare outputs.
+@dataclass(frozen=True)
+class Feeds:
+    """What the models run on: `inputs` per task (else `samples` seeded samples each), and the reference's
+    outputs on them when computed once (`expected`: `reference_outputs(reference, inputs)`)."""
 
-    `expected` may hold `reference_outputs(reference, inputs)` computed once.
-    """
+    inputs: dict[str, list[dict[str, np.ndarray]]] | None = None
+    expected: dict[str, list[dict[str, np.ndarray]]] | None = None
+    samples: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class _Model:
+    """One side of a comparison: what the row calls it, the module, its decoded weights, its activations."""
+
+    label: str
+    module: Module
+    values: Callable[[Weight], np.ndarray]
+    activations: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def compare(reference: Module, compressed: Module, feeds: Feeds = Feeds(),
+            activations: Callable[[np.ndarray], np.ndarray] | None = None) -> list[FidelityRow]:
+    """Run both modules on the same inputs and compare outputs; `activations` rounds the compressed model's."""
+    samples, seed, inputs = feeds.samples, feeds.seed, feeds.inputs
     if inputs is None:  # every sample's inputs and the reference's outputs are held together, and one run's values
         per_sample = sum(sum(v.type.nbytes for v in g.inputs) + sum(v.type.nbytes for _, v in g.outputs)
                          for g in reference.graphs.values())
@@ -102,22 +119,24 @@ def compare(reference: Module, compressed: Module, samples: int = 8, seed: int =
                     f"sample{'s' if samples != 1 else ''} per task")
     inputs = inputs or {t: sample_inputs(g, samples, seed) for t, g in reference.graphs.items()}
     values = _decoded(reference)
-    expected = expected or reference_outputs(reference, inputs)
+    expected = feeds.expected or reference_outputs(reference, inputs)
     new_values = _decoded(compressed)
+    models = (_Model("the uncompressed model", reference, values),
+              _Model("the compressed model", compressed, new_values, activations))
     rows = []
     for task in reference.graphs:
         cosines, worst, agree, total = [], 0.0, 0, 0
         width = None
-        feeds = inputs[task]
+        task_feeds = inputs[task]
         bad: str | None = None
-        for f, want in zip(feeds, expected[task]):
+        for f, want in zip(task_feeds, expected[task]):
             got = run(compressed, task, f, new_values, activations)
             # the reference's outputs: passes after its copy may add some (the early-exit tests' entropies)
             names = [name for name in want if name in got]
             flat_w = np.concatenate([want[name].reshape(-1) for name in names])
             flat_g = np.concatenate([got[name].reshape(-1) for name in names])
             if bad is None and (what_non_finite(flat_w) or what_non_finite(flat_g)):
-                bad = _where(reference, compressed, task, f, want, got, names, values, new_values, activations)
+                bad = _where(models, task, f, (want, got), names)
             if bad is not None:
                 with np.errstate(invalid="ignore"):  # inf - inf
                     diff = np.abs(flat_w.astype(np.float64) - flat_g)
@@ -134,20 +153,18 @@ def compare(reference: Module, compressed: Module, samples: int = 8, seed: int =
                 agree += int((aw == ag).sum())
                 total += aw.size
         top1 = float("nan") if bad is not None else agree / total if total else None
-        rows.append(FidelityRow(task, len(feeds), float(np.mean(cosines)), worst, top1, bad))
+        rows.append(FidelityRow(task, len(task_feeds), float(np.mean(cosines)), worst, top1, bad))
     return rows
 
 
-def _where(reference: Module, compressed: Module, task: str, feeds, want, got, names, values, new_values,
-           activations) -> str:
-    """Which model's output is not finite, and where that arose."""
-    for label, module, outs, data, acts in (("the uncompressed model", reference, want, values, None),
-                                            ("the compressed model", compressed, got, new_values, activations)):
+def _where(models: tuple[_Model, _Model], task: str, feeds, outputs: tuple[dict, dict], names) -> str:
+    """Which model's output (of `outputs`, one per model) is not finite, and where that arose."""
+    for model, outs in zip(models, outputs):
         held = {n: what_non_finite(outs[n]) for n in names}
         if any(held.values()):
             name = next(n for n in names if held[n])
-            origin = not_finite_origin(module, task, feeds, data, acts)
-            return f"task '{task}': {label}'s output '{name}' holds {held[name]}" + (
+            origin = not_finite_origin(model.module, task, feeds, model.values, model.activations)
+            return f"task '{task}': {model.label}'s output '{name}' holds {held[name]}" + (
                 f"; {origin.split(': ', 1)[1]}" if origin else "")
     return f"task '{task}': the outputs hold NaN or inf"
 

@@ -129,7 +129,7 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     from aalbert.examples.albert import AdapterConfig
     from aalbert.examples.zoo import FamilySpec, build_family, example_inputs, task_names
 
-    from aalbert.mapper.frontends.torch_import import import_torch
+    from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
 
     layers = f", {spec.layers:,} layers" if spec.layers is not None else ""
     check_bytes(example_bytes(spec, dims), f"the example {spec.family} ({spec.size}, {spec.tasks:,} "
@@ -144,5 +144,5 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     module = Module()
     seen: dict = {}  # the backbone's parameters are read once for all tasks
     for task, model in build_family(family).items():
-        import_torch(model, inputs, module, task, model.output_names, seen=seen)
+        import_torch(model, inputs, module, task, ImportOptions(model.output_names, seen=seen))
     return module

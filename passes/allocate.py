@@ -51,7 +51,7 @@ from aalbert.targets.mapping.search import OBJECTIVES
 
 from aalbert.passes.allocation.prices import State
 from aalbert.passes.allocation.solvers import Problem, Solution, solve_greedy, solve_milp, staging, variable_count
-from aalbert.passes.allocation.problem import ProblemBuilder, bytes_held
+from aalbert.passes.allocation.problem import AllocatorOptions, ProblemBuilder, bytes_held
 from aalbert.passes.plan_activations import plan_graph
 from aalbert.passes.allocation.record import Allocation, allocation_report
 from aalbert.passes.base import Analyses, Pass, register_pass
@@ -103,18 +103,19 @@ def _does_not_fit(module: Module, target: Target, problem: Problem, builder: Pro
         + ("the off-chip memories cannot take the rest either" if builder.spill else "use --spill to keep weights off chip"))
 
 
-def allocate(module: Module, target: Target, workload: Workload, spill: bool = False,
-             solver: str = "auto", mapping: str = "search", objective: str = "balanced") -> Allocation:
+def allocate(module: Module, target: Target, workload: Workload,
+             options: AllocatorOptions = AllocatorOptions()) -> Allocation:
     """Place every weight and arena and map every product; graphs whose activations are not planned are
     planned for `target`."""
     _check_arenas(module, target)
-    state = _first_state(module, target, spill)
-    coster = NodeCoster(module, target, mapping, objective)
+    state = _first_state(module, target, options.spill)
+    coster = NodeCoster(module, target, options.mapping, options.objective)
+    solver = options.solver
     rounds, reserve, held = 0, True, bytes_held(module, target, state)
     while True:
         rounds += 1
         coster.set_free(_free_bytes(target, held, reserve))
-        b = ProblemBuilder(module, target, workload, spill, coster, state)
+        b = ProblemBuilder(module, target, workload, options, coster, state)
         problem = b.problem()
         use_ilp = solver == "ilp" or (solver == "auto" and variable_count(problem) <= MAX_ILP_VARIABLES)
         solution = solve_milp(problem) if use_ilp else solve_greedy(problem)
@@ -140,8 +141,7 @@ def allocate(module: Module, target: Target, workload: Workload, spill: bool = F
     costs = b.pricer.mappings(state)
     for (task, i), cost in costs.items():
         module.graphs[task].nodes[i].mapping = cost.mapping
-    return allocation_report(module, target, workload, problem, solution, lp_bound, b, spill, rounds, costs,
-                             mapping, objective)
+    return allocation_report(b, problem, solution, lp_bound, rounds, costs)
 
 
 def _first_state(module: Module, target: Target, spill: bool) -> State:
@@ -262,6 +262,7 @@ class Allocate(Pass):
             wl = dataclasses.replace(wl, switch_rate=self.switch_rate)
         if self.inferences_per_wakeup is not None:
             wl = dataclasses.replace(wl, inferences_per_wakeup=self.inferences_per_wakeup)
-        analyses.put(allocate(module, target, wl, self.spill, self.solver, self.mapping, self.objective))
+        options = AllocatorOptions(self.spill, self.solver, self.mapping, self.objective)
+        analyses.put(allocate(module, target, wl, options))
         verify_placement(module, target)
         return module

@@ -68,6 +68,15 @@ def test_api_takes_modules_and_refuses_what_it_cannot_compile(tiny_models, tiny_
         aalbert.compile(dict(models), inputs, workload="w.toml")
 
 
+def test_api_refuses_an_unknown_option_naming_the_nearest_one(tmp_path):
+    import aalbert
+
+    with pytest.raises(OptionError, match=r"unknown option 'targt' \(did you mean 'target'\?\)"):
+        aalbert.compile({"t": tmp_path / "t.onnx"}, targt="edge_accel")
+    with pytest.raises(OptionError, match="unknown option 'colour'; options: pipeline, target, "):
+        aalbert.compile({"t": tmp_path / "t.onnx"}, colour="blue")
+
+
 def test_importing_the_package_or_the_ir_imports_no_torch():
     code = ("import sys, aalbert, aalbert.ir, aalbert.passes.base\n"
             "assert 'torch' not in sys.modules\n"

@@ -20,7 +20,7 @@ F = torch.nn.functional
 from aalbert.ir.interpreter import run  # noqa: E402
 from aalbert.ir.module import Module  # noqa: E402
 from aalbert.mapper.frontends.aten_ops import ATEN_OPS  # noqa: E402
-from aalbert.mapper.frontends.torch_import import import_exported, import_torch  # noqa: E402
+from aalbert.mapper.frontends.torch_import import ImportOptions, import_exported, import_torch  # noqa: E402
 
 
 class Everything(torch.nn.Module):
@@ -93,7 +93,7 @@ def test_every_table_operator_imports_and_matches_torch(monkeypatch):
     with torch.no_grad():
         want = model(**inputs)
     module = Module()
-    import_torch(model, inputs, module, "t", tracer="export")
+    import_torch(model, inputs, module, "t", ImportOptions(tracer="export"))
     _check(module, want, feeds)
     with warnings.catch_warnings():  # fully decomposed, as a program may be saved
         warnings.simplefilter("ignore")

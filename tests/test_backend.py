@@ -12,7 +12,7 @@ import pytest
 
 from aalbert.examples.gemm import gemm_ir
 from aalbert.ir.interpreter import run
-from aalbert.mapper.backend import run_backend
+from aalbert.mapper.backend import Stream, run_backend
 from aalbert.mapper.cli import compile as compile_cli
 from aalbert.mapper.cli import run as run_cli
 from aalbert.mapper.fidelity import sample_inputs
@@ -21,7 +21,7 @@ from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.targets.sim.functional import execute
 from aalbert.targets.codegen.lower import lower
-from aalbert.targets.sim.requests import make_stream, read_trace, run_stream
+from aalbert.targets.sim.requests import Pattern, make_stream, read_trace, run_stream
 from aalbert.targets.sim.roofline import roofline
 from aalbert.targets.sim.power import memory_image
 from aalbert.targets.sim.timing import component, simulate
@@ -101,7 +101,7 @@ def test_tasks_with_one_timing_signature_are_simulated_once(tiny_placed, family)
     """Sharing a simulation between tasks gives what simulating each task gives."""
     module = tiny_placed[family, True]
     target = load_target("edge_accel")
-    backend = run_backend(module, target, requests=0)
+    backend = run_backend(module, target, stream=Stream(0))
     if family == "adapter-albert":  # three heads of two labels, adapters in one memory: one program's timing
         assert backend.same_as == {"sst2": "cola", "mrpc": "cola"}
     for task in module.graphs:
@@ -188,17 +188,17 @@ def test_request_streams(tiny_placed):
     target = load_target("edge_accel")
     results = {t: simulate(lower(module, target, t), target) for t in module.graphs}
     tasks = list(module.graphs)
-    rr = run_stream(make_stream("round-robin", tasks, 30, 1000.0), module, target, results, 1e9)
-    bursts = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10, switch_rate=0.1), module, target, results, 1e9)
+    rr = run_stream(make_stream(Pattern("round-robin"), tasks, 30, 1000.0), module, target, results, 1e9)
+    bursts = run_stream(make_stream(Pattern("bursts", switch_rate=0.1, burst=10), tasks, 30, 1000.0), module, target, results, 1e9)
     assert rr.switches == 29 and bursts.switches == 2 and rr.power_ups == bursts.power_ups == 1
-    cold = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10, switch_rate=0.1), module, target, results, 1)
+    cold = run_stream(make_stream(Pattern("bursts", switch_rate=0.1, burst=10), tasks, 30, 1000.0), module, target, results, 1)
     assert cold.power_ups == 30 and cold.dram_bytes > bursts.dram_bytes  # SRAM refilled at every power-up
     # stage one task-specific weight: every switch into its task now brings it from DRAM
     staged = module.copy()
     w = next(w for w in staged.weights.values() if w.role.tasks == ("cola",) and w.placement.level == "sram")
     w.placement = dataclasses.replace(w.placement, residency="staged", home="dram", home_offset=0)
-    rr2 = run_stream(make_stream("round-robin", tasks, 30, 1000.0), staged, target, results, 1e9)
-    bursts2 = run_stream(make_stream("bursts", tasks, 30, 1000.0, burst=10, switch_rate=0.1), staged, target, results, 1e9)
+    rr2 = run_stream(make_stream(Pattern("round-robin"), tasks, 30, 1000.0), staged, target, results, 1e9)
+    bursts2 = run_stream(make_stream(Pattern("bursts", switch_rate=0.1, burst=10), tasks, 30, 1000.0), staged, target, results, 1e9)
     # cola runs 10 times round-robin: the power-up before the first loads it either way, 9 switches more
     assert rr2.dram_bytes - rr.dram_bytes == 9 * w.nbytes
     assert bursts2.dram_bytes == bursts.dram_bytes  # in bursts cola runs once, right after the power-up
@@ -289,23 +289,23 @@ def test_run_on_the_target_equals_the_interpreter(tmp_path, capsys, tiny_exports
 def test_the_workload_switch_rate_drives_the_stream():
     tasks = ["a", "b", "c", "d"]
     for rate in (0.0, 0.2, 0.7, 1.0):  # round-robin: evenly spread, the rate's share of the requests exactly
-        reqs = make_stream("round-robin", tasks, 2001, 10.0, switch_rate=rate, seed=3)
+        reqs = make_stream(Pattern("round-robin", switch_rate=rate, seed=3), tasks, 2001, 10.0)
         switches = sum(x.task != y.task for x, y in zip(reqs, reqs[1:]))
         assert switches == int(2000 * rate + 1e-9)
     # random: the mix is kept and the switch rate met (a Markov chain with the mix as its stationary law)
     mix = {"a": 0.5, "b": 0.3, "c": 0.2, "d": 0.0}
-    reqs = make_stream("random", tasks, 4001, 10.0, mix=mix, switch_rate=0.3, seed=1)
+    reqs = make_stream(Pattern("random", mix, switch_rate=0.3, seed=1), tasks, 4001, 10.0)
     switches = sum(x.task != y.task for x, y in zip(reqs, reqs[1:]))
     assert switches == pytest.approx(4000 * 0.3, rel=0.1)
     for t, share in mix.items():
         assert sum(r.task == t for r in reqs) / len(reqs) == pytest.approx(share, abs=0.04)
     from aalbert.errors import AalbertError
     with pytest.raises(AalbertError, match="at most 0.2 of the requests can switch"):  # (1 - .82) / (1 - .1)
-        make_stream("random", ["a", "b"], 10, 10.0, mix={"a": 0.9, "b": 0.1}, switch_rate=0.5)
+        make_stream(Pattern("random", {"a": 0.9, "b": 0.1}, switch_rate=0.5), ["a", "b"], 10, 10.0)
     with pytest.raises(AalbertError, match="round-robin serves the tasks in turn"):
-        make_stream("round-robin", ["a", "b"], 10, 10.0, mix={"a": 0.9, "b": 0.1})
+        make_stream(Pattern("round-robin", {"a": 0.9, "b": 0.1}), ["a", "b"], 10, 10.0)
     with pytest.raises(AalbertError, match="bursts of 8 requests switch task at rate 0.125"):
-        make_stream("bursts", ["a", "b"], 10, 10.0, burst=8, switch_rate=1.0)
+        make_stream(Pattern("bursts", switch_rate=1.0, burst=8), ["a", "b"], 10, 10.0)
 
 
 def test_a_workload_file_switch_rate_reaches_the_printed_stream(tmp_path, capsys):

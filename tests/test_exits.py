@@ -14,7 +14,7 @@ from aalbert.errors import AalbertError
 from aalbert.ir.offramps import ExitError
 from aalbert.ir.interpreter import run
 from aalbert.ir.parser import parse_module
-from aalbert.mapper.backend import run_backend
+from aalbert.mapper.backend import Stream, run_backend
 from aalbert.mapper.cli import compile as compile_cli
 from aalbert.mapper.exit_samples import measure, stream_sentences
 from aalbert.mapper.frontends import DimSpec
@@ -207,7 +207,7 @@ def test_exit_tests_fence_the_program(compiled):
 
 def test_cuts_add_up_to_the_whole_inference(compiled):
     module, target = compiled
-    backend = run_backend(module, target, requests=0)
+    backend = run_backend(module, target, stream=Stream(0))
     costs = backend.exits
     for task in module.graphs:
         r = backend.results[task]
@@ -235,9 +235,9 @@ def _workload(module, target_ms, histogram=(0.5, 0.2, 0.1, 0.2)):
 
 def test_policies_on_a_stream(compiled):
     module, target = compiled
-    plain = run_backend(module, target, requests=40)
+    plain = run_backend(module, target, stream=Stream(40))
     full_ms = max(r.seconds for r in plain.results.values()) * 1e3
-    b = run_backend(module, target, _workload(module, 2 * full_ms), requests=40)
+    b = run_backend(module, target, _workload(module, 2 * full_ms), Stream(40))
     none, ee, ps = b.policies["none"], b.policies["early-exit"], b.policies["predict-scale"]
     # no early exit is the plain stream
     assert none.stream.energy_per_inference_pj == pytest.approx(plain.stream.energy_per_inference_pj, rel=1e-12)
@@ -249,16 +249,16 @@ def test_policies_on_a_stream(compiled):
     assert ps.stream.energy_per_inference_pj < ee.stream.energy_per_inference_pj
     assert ps.stream.latencies.mean() > ee.stream.latencies.mean()
     # a target below a full inference: every sentence that runs every layer misses it
-    tight = run_backend(module, target, _workload(module, 0.9 * full_ms), requests=40)
+    tight = run_backend(module, target, _workload(module, 0.9 * full_ms), Stream(40))
     assert tight.policies["none"].misses == 40 and tight.policies["early-exit"].misses == 8
 
 
 def test_policy_choices_follow_the_timelines(compiled):
     """Each sentence's point is what choose_point says with the costs' own times."""
     module, target = compiled
-    full_ms = run_backend(module, target, requests=0).results["cola"].seconds * 1e3
+    full_ms = run_backend(module, target, stream=Stream(0)).results["cola"].seconds * 1e3
     wl = _workload(module, 1.25 * full_ms, histogram=(0.0, 0.0, 0.0, 1.0))
-    b = run_backend(module, target, wl, requests=4)
+    b = run_backend(module, target, wl, Stream(4))
     costs = b.exits
     first = costs.upto("cola", 0, 0, True)[0]
     rest = [costs.timeline("cola", q).seconds(3) - costs.timeline("cola", q).seconds(0) for q in range(3)]

@@ -11,7 +11,7 @@ from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters, 
 from aalbert.ir.interpreter import run
 from aalbert.ir.module import Module
 from aalbert.ir.verifier import verify
-from aalbert.mapper.frontends.torch_import import import_torch
+from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
 
 from .helpers import TINY_TASKS
 
@@ -19,8 +19,7 @@ from .helpers import TINY_TASKS
 def _import(models, inputs) -> Module:
     module = Module()
     for task, model in models.items():
-        import_torch(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, module, task, ("logits",),
-                     tracer="symbolic")  # the fast path must hold for the project's own modules
+        import_torch(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, module, task, ImportOptions(("logits",), tracer="symbolic"))  # the fast path must hold for the project's own modules
     verify(module)
     return module
 

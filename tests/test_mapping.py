@@ -17,11 +17,12 @@ from aalbert.ir.interpreter import run
 from aalbert.ir.parser import parse_module
 from aalbert.ir.printer import print_module
 from aalbert.ir.mapping import Mapping
-from aalbert.mapper.backend import run_backend
+from aalbert.mapper.backend import Stream, run_backend
 from aalbert.mapper.study.evaluate import override_target
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.allocate import allocate
+from aalbert.passes.allocation.problem import AllocatorOptions
 from aalbert.passes.allocation.record import Allocation
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.passes.plan_activations import plan_module
@@ -49,7 +50,7 @@ def placed_gemm(target, m, k, n, extra="", spill=True):
     module = module_with_data(gemm_ir(m, k, n))
     PassManager(parse_pipeline(f"share{extra},quantize{{format=afloat8}}")).run(module)
     plan_module(module, target)
-    allocate(module, target, default_workload(module.graphs), spill=spill)
+    allocate(module, target, default_workload(module.graphs), AllocatorOptions(spill=spill))
     graph = module.graphs["t"]
     return module, graph.nodes[1], gemm_of(module, graph.nodes[1], target, graph.arena.level)
 
@@ -221,7 +222,7 @@ def test_allocator_expects_the_energy_the_simulation_spends(name, family):
                                          f"plan-activations{{target={name}}},allocate{{target={name},spill=true}}"))
     module = manager.run(module)
     allocation = manager.analyses.get(Allocation)
-    backend = run_backend(module, load_target(name), allocation.workload, requests=20)
+    backend = run_backend(module, load_target(name), allocation.workload, Stream(20))
     simulated = backend.stream.energy_per_inference_pj
     assert allocation.solution.objective == pytest.approx(simulated, rel=0.01)
     assert allocation.layers and all(c.mapping is not None for c in allocation.layers.values())
@@ -242,7 +243,7 @@ def test_allocator_expects_the_static_energy_of_a_busy_chip(name, wakeup, tmp_pa
                                          f"allocate{{target={name},spill=true,workload={workload}}}"))
     module = manager.run(module)
     allocation = manager.analyses.get(Allocation)
-    backend = run_backend(module, load_target(name), allocation.workload, requests=200)
+    backend = run_backend(module, load_target(name), allocation.workload, Stream(200))
     assert allocation.solution.objective == pytest.approx(backend.stream.energy_per_inference_pj, rel=0.02)
 
 
@@ -254,7 +255,7 @@ def test_fixed_mapping_keeps_the_column_chunks_and_its_expectation():
     assert all(n.mapping is None for g in module.graphs.values() for n in g.nodes)
     program = lower(module, load_target("edge_accel"), "cola")
     assert any(i.kind == "gemm" and i.cols is not None for i in program.instrs)
-    backend = run_backend(module, load_target("edge_accel"), allocation.workload, requests=20)
+    backend = run_backend(module, load_target("edge_accel"), allocation.workload, Stream(20))
     assert allocation.solution.objective == pytest.approx(backend.stream.energy_per_inference_pj, rel=0.01)
 
 

@@ -13,7 +13,7 @@ from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters
 from aalbert.errors import FrontendError
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.torch_import import import_torch
+from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
 
 from .helpers import SEQ, assert_clean_error
 from .onnx_helpers import compare_with_ort, make_model
@@ -46,7 +46,7 @@ def test_frontends_agree_on_weights(tiny_models, tiny_exports, tiny_inputs, fami
         import_onnx(path, onnx_module, task, DimSpec(1, SEQ))
     fx_module = Module()
     for task, model in tiny_models[family].items():
-        import_torch(model, {k: torch.from_numpy(v) for k, v in tiny_inputs.items()}, fx_module, task, ("logits",))
+        import_torch(model, {k: torch.from_numpy(v) for k, v in tiny_inputs.items()}, fx_module, task, ImportOptions(("logits",)))
     assert {w.hash for w in onnx_module.weights.values()} == {w.hash for w in fx_module.weights.values()}
     assert sum(w.numel for w in onnx_module.weights.values()) == distinct_parameters(tiny_models[family].values())
 

@@ -8,7 +8,7 @@ from aalbert.examples.export import export_model
 from aalbert.examples.zoo import FamilySpec, build_family, task_names
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.torch_import import import_torch
+from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
 from aalbert.mapper.reports.summary import sharing_lines
 from aalbert.passes.base import PassManager, parse_pipeline
 
@@ -35,7 +35,7 @@ def _module_counts(module):
 def _fx_module(models, inputs):
     module = Module()
     for task, model in models.items():
-        import_torch(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, module, task, ("logits",))
+        import_torch(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, module, task, ImportOptions(("logits",)))
     return PassManager(parse_pipeline("canonicalize,share")).run(module)
 
 

@@ -20,7 +20,7 @@ transformers = pytest.importorskip("transformers")
 
 from aalbert.ir.module import Module  # noqa: E402
 from aalbert.mapper.frontends import DimSpec, import_onnx  # noqa: E402
-from aalbert.mapper.frontends.torch_import import import_torch  # noqa: E402
+from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch  # noqa: E402
 from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
 
 from .hf_models import DIMS, SEQ, export_onnx, hf_inputs, input_names  # noqa: E402
@@ -84,7 +84,7 @@ def _from_torch(model, family: str, tasks=TASKS) -> Module:
     with _quiet():
         for task in tasks:
             _activate(model, task)
-            import_torch(model, _feeds(family), module, task, tracer="export", seen=seen)
+            import_torch(model, _feeds(family), module, task, ImportOptions(tracer="export", seen=seen))
     return PassManager(parse_pipeline("canonicalize,share")).run(module)
 
 

@@ -15,7 +15,7 @@ from aalbert.ir.interpreter import run  # noqa: E402
 from aalbert.ir.module import Module  # noqa: E402
 from aalbert.mapper.frontends import DimSpec, import_onnx  # noqa: E402
 from aalbert.mapper.frontends.aten_ops import ATEN_OPS  # noqa: E402
-from aalbert.mapper.frontends.torch_import import TraceFallback, import_torch  # noqa: E402
+from aalbert.mapper.frontends.torch_import import TraceFallback, ImportOptions, import_torch  # noqa: E402
 from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
 
 from .hf_models import SEQ, adapter_albert, export_onnx, hf_encoder, hf_inputs, input_names  # noqa: E402
@@ -51,8 +51,7 @@ def _torch_feeds(feeds):
 @functools.cache
 def _imported(family: str, attention: str) -> Module:
     module = Module()
-    import_torch(hf_encoder(family, attention), _torch_feeds(hf_inputs(input_names(family))), module, "t",
-                 tracer="export")
+    import_torch(hf_encoder(family, attention), _torch_feeds(hf_inputs(input_names(family))), module, "t", ImportOptions(tracer="export"))
     return module
 
 
@@ -91,7 +90,7 @@ def test_sums_over_booleans_masks_from_comparisons_and_promotion():
     ids = torch.tensor([[3, 0, 5, 7], [0, 0, 2, 0]])
     x = torch.randn(2, 4, 3)
     module = Module()
-    import_torch(model, {"ids": ids, "x": x}, module, "t", tracer="export")
+    import_torch(model, {"ids": ids, "x": x}, module, "t", ImportOptions(tracer="export"))
     got = run(module, "t", {"ids": ids.numpy(), "x": x.numpy()})
     want = model(ids, x)
     assert list(got) == ["output_0", "output_1", "output_2"]
@@ -122,7 +121,7 @@ def test_unsupported_operator_names_op_node_source_line_and_count():
             return torch.sort(x).values * 2  # the line the error must point at
 
     with pytest.raises(UnsupportedOpError) as e:
-        import_torch(Sorting(), {"x": torch.randn(4)}, Module(), "t", tracer="export")
+        import_torch(Sorting(), {"x": torch.randn(4)}, Module(), "t", ImportOptions(tracer="export"))
     msg = str(e.value)
     assert "ATen operator sort.default is not supported" in msg and "fx node 'sort'" in msg
     assert "test_torch_export.py:" in msg and "torch.sort(x).values * 2" in msg
@@ -137,7 +136,7 @@ def test_uncapturable_model_is_one_line_with_torchs_reason():
             return -x
 
     with pytest.raises(FrontendError, match="torch.fx cannot trace Branchy"):
-        import_torch(Branchy(), {"x": torch.ones(2)}, Module(), "t", tracer="symbolic")
+        import_torch(Branchy(), {"x": torch.ones(2)}, Module(), "t", ImportOptions(tracer="symbolic"))
     with pytest.warns(TraceFallback, match="importing it through torch.export"), \
             pytest.raises(FrontendError) as e:
         import_torch(Branchy(), {"x": torch.ones(2)}, Module(), "t")
@@ -172,7 +171,7 @@ def _adapter_module(attention: str) -> Module:
         warnings.simplefilter("ignore")
         for name in ADAPTERS:
             model.set_active_adapters(name)
-            import_torch(model, feeds, module, name, tracer="export", seen=seen)
+            import_torch(model, feeds, module, name, ImportOptions(tracer="export", seen=seen))
     return module
 
 

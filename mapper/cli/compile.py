@@ -11,7 +11,7 @@ from aalbert.errors import OptionError
 from aalbert.ir.fileio import save_module
 from aalbert.outputs import atomic_writer, make_dir
 
-from aalbert.mapper.driver import Compiled, Fidelity, Placement, Stream, compile_module
+from aalbert.mapper.driver import Compiled, Fidelity, Placement, Plan, Stream, Watch, compile_module
 from aalbert.passes.pipelines import DEFAULT
 from aalbert.mapper.loading import ExampleSpec, load_example, load_files, parse_task_arg
 from aalbert.mapper.reports.summary import count, shapes_compiled
@@ -43,6 +43,23 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--task", action="append", default=[], metavar="NAME=PATH", help="an .onnx or .pt2 file for task NAME")
     p.add_argument("--list-targets", action="store_true", help="list the built-in targets, then exit")
     p.add_argument("--list-policies", action="store_true", help="list the built-in compression policies, then exit")
+    _add_example_args(p)
+    add_dim_args(p)
+    p.add_argument("-p", "--passes", default=DEFAULT, metavar="PIPELINE",
+                   help=f"pass pipeline, e.g. 'fold-transposes,dce' (default: {DEFAULT})")
+    _add_compression_args(p)
+    _add_target_args(p)
+    p.add_argument("--dump-ir", metavar="DIR",
+                   help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
+                        "and the compiled module with its weights (module.ir + module.npz)")
+    p.add_argument("--verify-each", action="store_true",
+                   help="verify the IR after every pass, naming the pass that broke it (default: once, at the end)")
+    add_quiet_arg(p)
+    add_budget_arg(p)
+    return p
+
+
+def _add_example_args(p: ArgumentParser) -> None:
     ex = p.add_argument_group("built-in example (used when no models are given; refused with them)")
     ex.add_argument("--example", choices=("adapter-albert", "albert"), help="model family (default: adapter-albert)")
     ex.add_argument("--tasks", type=positive_int, help="number of GLUE tasks (default: 8)")
@@ -58,9 +75,9 @@ def build_parser() -> ArgumentParser:
     ex.add_argument("--task-specific", metavar="GROUPS",
                     help="adapter-ALBERT: parameter groups each task owns, from adapters, layernorm, head, "
                          "pooler, embeddings (default: adapters,layernorm,head)")
-    add_dim_args(p)
-    p.add_argument("-p", "--passes", default=DEFAULT, metavar="PIPELINE",
-                   help=f"pass pipeline, e.g. 'fold-transposes,dce' (default: {DEFAULT})")
+
+
+def _add_compression_args(p: ArgumentParser) -> None:
     c = p.add_argument_group("compression")
     c.add_argument("--compress", metavar="POLICY",
                    help="prune and quantize by a policy: 'edgebert' or a TOML policy file")
@@ -76,6 +93,9 @@ def build_parser() -> ArgumentParser:
     c.add_argument("--activations", choices=("f32", "fixed16"), default="f32",
                    help="with --fidelity: run the compressed model's activations in f32 or EdgeBERT's "
                         "16-bit fixed point with 10 fraction bits (default: f32)")
+
+
+def _add_target_args(p: ArgumentParser) -> None:
     t = p.add_argument_group("placement on a target")
     t.add_argument("--target", metavar="NAME|FILE",
                    help="place weights and activations on a target: a built-in name (edge_accel, edge_accel_sram, "
@@ -115,14 +135,6 @@ def build_parser() -> ArgumentParser:
                    help="say why WEIGHT is where it is: its kind, layers, tasks, place, and what every other place "
                         "would cost per inference; WEIGHT is a symbol (@backbone.layer.query.weight), words of its "
                         "kind, layer and task ('ffn layer 2 cola'), or part of a symbol (repeatable)")
-    p.add_argument("--dump-ir", metavar="DIR",
-                   help="write the imported IR (00-input.ir), the IR after each pass (NN-<pass>.ir) "
-                        "and the compiled module with its weights (module.ir + module.npz)")
-    p.add_argument("--verify-each", action="store_true",
-                   help="verify the IR after every pass, naming the pass that broke it (default: once, at the end)")
-    add_quiet_arg(p)
-    add_budget_arg(p)
-    return p
 
 
 def _main(argv) -> int:
@@ -174,10 +186,9 @@ def _main(argv) -> int:
             bar.update(1)
             bar.set_description(name)
 
-        compiled = compile_module(module, title, args.passes, placement, Stream(args.requests, args.pattern, args.burst),
-                                  Fidelity(args.samples, args.activations) if args.fidelity else None,
-                                  keep_text=dump_dir is not None, stage=stage, verify_each=args.verify_each,
-                                  compression=compression)
+        plan = Plan(args.passes, compression, placement, Stream(args.requests, args.pattern, args.burst),
+                    Fidelity(args.samples, args.activations) if args.fidelity else None)
+        compiled = compile_module(module, title, plan, Watch(dump_dir is not None, args.verify_each, stage))
         if dump_dir is not None:
             make_dir(dump_dir)
             with atomic_writer(dump_dir / "00-input.ir") as f:

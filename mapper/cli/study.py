@@ -135,7 +135,7 @@ def _main(argv) -> int:
 
     from aalbert.mapper.study.sensitivity import VARIATIONS, run_sensitivity, sensitivity_lines, summary, tornado
     from aalbert.mapper.study.early_exit import exit_headline
-    from aalbert.mapper.study.report import csv_text, headline, write_outputs
+    from aalbert.mapper.study.report import Findings, csv_text, headline, write_outputs
 
     per_task_count = configurations(cfg) // len(cfg.tasks)
     steps = configurations(cfg) + exit_configurations(cfg) + (
@@ -159,7 +159,7 @@ def _main(argv) -> int:
         bar.set_description("parameter accounting")
         accounting = accounting_rows(cfg, bar)
         bar.set_description("tables and figures")
-        paths = write_outputs(rows, cfg, args.out, accounting, command(argv), extra, exit_rows) + paths
+        paths = write_outputs(Findings(rows, accounting, extra, exit_rows), cfg, args.out, command(argv)) + paths
         bar.update(1)
     print("\n".join(headline(rows, cfg, cfg.policies[0])).rstrip())
     if exit_rows:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -37,9 +38,24 @@ def aten(*names: str, note: str = ""):
 
 
 # -- elementwise --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArithArgs:
+    """An arithmetic operator's arguments (add, sub, mul, div and their modes, pow, maximum, minimum); alpha may
+    come third, by position; further keyword arguments are taken and not used."""
+
+    a: Any
+    b: Any
+    alpha: Any = 1
+    rounding_mode: str | None = None
+
+    @classmethod
+    def of(cls, a, b, *rest, alpha=1, rounding_mode=None, **_unused) -> ArithArgs:
+        return cls(a, b, rest[0] if rest else alpha, rounding_mode)
+
+
 def _arith(name: str, reverse: bool = False):
-    def handler(imp: TorchEmitter, a, b, *rest, alpha=1, rounding_mode=None, **kwargs):
-        alpha = rest[0] if rest else alpha
+    def handler(imp: TorchEmitter, args: ArithArgs):
+        a, b, alpha, rounding_mode = args.a, args.b, args.alpha, args.rounding_mode
         if rounding_mode not in (None, "floor"):
             raise Fail(f"rounding mode {rounding_mode!r} is not supported")
         if rounding_mode == "floor" and not (imp.out_dtype or promote(a, b)).is_float:
@@ -48,7 +64,7 @@ def _arith(name: str, reverse: bool = False):
             b = imp.binary("mul", b, alpha, imp.out_dtype)
         y = imp.binary(name, b, a, imp.out_dtype) if reverse else imp.binary(name, a, b, imp.out_dtype)
         return imp.op("floor", [y.v]) if rounding_mode == "floor" else y
-    return handler
+    return ops.parsed(ArithArgs, handler)
 
 
 for _n, _ir in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("div", "div")):
@@ -256,7 +272,7 @@ aten("embedding.default")(lambda imp, weight, ids, *args: ops.embedding(imp, ids
 
 @aten("native_layer_norm.default", note="the normalized output (not the mean and rstd)")
 def _layer_norm(imp: TorchEmitter, x, shape, weight=None, bias=None, eps=1e-5):
-    return ops.layer_norm(imp, x, shape, weight, bias, eps), None, None
+    return ops.layer_norm(imp, ops.LayerNormArgs(x, shape, weight, bias, eps)), None, None
 
 
 @aten("_softmax.default")
@@ -272,16 +288,29 @@ def _log_softmax(imp: TorchEmitter, x, dim, half_or_dtype=None):
     return imp.op("log", [_softmax(imp, x, dim).v])
 
 
-@aten("scaled_dot_product_attention.default",
-      note="no dropout; boolean, float or causal masks; fully masked rows give zeros for boolean and causal masks")
-def _sdpa(imp: TorchEmitter, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+@dataclass(frozen=True)
+class AttentionArgs:
+    """scaled_dot_product_attention's arguments."""
+
+    query: Any
+    key: Any
+    value: Any
+    attn_mask: Any = None
+    dropout_p: float = 0.0
+    is_causal: bool = False
+    scale: float | None = None
+    enable_gqa: bool = False
+
+
+def _sdpa(imp: TorchEmitter, a: AttentionArgs):
     """Attention spelled as torch's math kernel and the ONNX exporters spell it."""
-    if dropout_p:
+    if a.dropout_p:
         raise Fail("attention dropout (training mode) is not supported; call model.eval() before exporting")
-    q, k, v = imp.t(q), imp.t(k), imp.t(v)
+    q, k, v = imp.t(a.query), imp.t(a.key), imp.t(a.value)
+    attn_mask, is_causal, scale = a.attn_mask, a.is_causal, a.scale
     if q.type.rank < 2 or k.type.rank != q.type.rank or v.type.rank != q.type.rank:
         raise Fail(f"query, key and value of ranks {q.type.rank}, {k.type.rank}, {v.type.rank}")
-    if enable_gqa and q.type.shape[-3] != k.type.shape[-3]:
+    if a.enable_gqa and q.type.shape[-3] != k.type.shape[-3]:
         raise Fail("grouped-query attention is not supported")
     root = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(q.type.shape[-1]))
     scores = ops.matmul(imp, imp.binary("mul", q, root), imp.binary("mul", ops.transpose(imp, k, -2, -1), root))
@@ -304,6 +333,11 @@ def _sdpa(imp: TorchEmitter, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=F
     if empty is not None:
         probs = ops.where(imp, empty, T(imp.tensor(0.0, like=probs)), probs)
     return ops.matmul(imp, probs, v)
+
+
+aten("scaled_dot_product_attention.default",
+     note="no dropout; boolean, float or causal masks; fully masked rows give zeros for boolean and causal "
+          "masks")(ops.parsed(AttentionArgs, _sdpa))
 
 
 # -- reductions ------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def _embedding(imp: FxWalker, m: nn.Embedding, name: str, ids: T) -> T:
 
 
 def _layer_norm(imp: FxWalker, m: nn.LayerNorm, name: str, x: T) -> T:
-    return ops.layer_norm(imp, x, m.normalized_shape, m.weight, m.bias, m.eps, name)
+    return ops.layer_norm(imp, ops.LayerNormArgs(x, m.normalized_shape, m.weight, m.bias, m.eps), name)
 
 
 MODULES: dict[type, Callable] = {
@@ -124,7 +124,7 @@ FUNCTIONS: dict[Callable, Callable] = {
     torch.sigmoid: _unary("sigmoid"), torch.neg: _unary("neg"), torch.abs: _unary("abs"),
     torch.softmax: ops.softmax, F.softmax: ops.softmax, F.gelu: ops.gelu, F.relu: _unary("relu"),
     F.linear: ops.linear, F.embedding: ops.embedding,
-    F.layer_norm: ops.layer_norm, F.dropout: ops.identity, torch.where: ops.where,
+    F.layer_norm: ops.parsed(ops.LayerNormArgs, ops.layer_norm), F.dropout: ops.identity, torch.where: ops.where,
     torch.cat: ops.cat, torch.concat: ops.cat,
     torch.reshape: ops.view, torch.permute: ops.permute, torch.transpose: ops.transpose,
     torch.unsqueeze: ops.unsqueeze, torch.squeeze: ops.squeeze, torch.flatten: ops.flatten,

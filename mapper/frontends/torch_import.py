@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -38,29 +39,35 @@ class TraceFallback(UserWarning):
     """A module symbolic tracing cannot import goes through torch.export instead (slower)."""
 
 
-def import_torch(model: nn.Module | ExportedProgram, example_inputs: Mapping[str, torch.Tensor], module: Module,
-                 task: str, output_names: Sequence[str] | None = None, tracer: str = "auto",
-                 seen: dict | None = None) -> Graph:
-    """Import `model` called with `example_inputs` (keyword arguments) as task `task`.
+@dataclass(frozen=True)
+class ImportOptions:
+    """How a PyTorch import runs. `output_names` overrides the names the model gives its outputs. `tracer`
+    "symbolic" uses only the fast path, "export" only torch.export, "auto" the fast path where it works.
+    `seen`, a dict the caller passes to several imports into the same module, remembers which weight each
+    parameter became, so a parameter shared by several task models (a frozen backbone) is copied and hashed
+    once rather than once per task. `where` is what errors name (default: the task)."""
 
-    tracer "symbolic" uses only the fast path, "export" only torch.export,
-    "auto" the fast path where it works. `output_names` overrides the names
-    the model gives its outputs. `seen`, a dict the caller passes to several
-    imports into the same module, remembers which weight each parameter
-    became, so a parameter shared by several task models (a frozen
-    backbone) is copied and hashed once rather than once per task.
-    """
+    output_names: Sequence[str] | None = None
+    tracer: str = "auto"
+    seen: dict | None = None
+    where: str | None = None
+
+
+def import_torch(model: nn.Module | ExportedProgram, example_inputs: Mapping[str, torch.Tensor], module: Module,
+                 task: str, options: ImportOptions = ImportOptions()) -> Graph:
+    """Import `model` called with `example_inputs` (keyword arguments) as task `task`."""
+    tracer, seen = options.tracer, options.seen
     if tracer not in ("auto", "symbolic", "export"):
         raise ValueError(f"unknown tracer {tracer!r}")
-    where = f"task {task!r}"
+    where = options.where or f"task {task!r}"
     if isinstance(model, ExportedProgram):
         return import_exported(model, module, task, shapes={k: v.shape for k, v in example_inputs.items()},
-                               output_names=output_names, where=where, seen=seen)
+                               options=options)
     if tracer != "export":
         try:
             gm = torch.fx.symbolic_trace(model)
             graph = Graph(task)
-            FxWalker(module, graph, task, seen).run(gm, example_inputs, output_names)
+            FxWalker(module, graph, task, seen).run(gm, example_inputs, options.output_names)
             return _finish(module, graph)
         except Exception as e:
             if tracer == "symbolic":
@@ -72,24 +79,28 @@ def import_torch(model: nn.Module | ExportedProgram, example_inputs: Mapping[str
             reason = first_line(e).removeprefix(f"{where}: ")
             warnings.warn(f"{where}: torch.fx cannot import {type(model).__name__} ({reason}); "
                           "importing it through torch.export instead", TraceFallback, stacklevel=2)
-    ep = capture(model, example_inputs, where)
-    return import_exported(ep, module, task, shapes={k: v.shape for k, v in example_inputs.items()},
-                           output_names=output_names, where=where, seen=seen, decomposed=True)
+    ep = capture(model, example_inputs, where)  # already in Core ATen
+    types = input_types(ep, where, DimSpec(), {k: v.shape for k, v in example_inputs.items()})
+    return _walk(ep, module, task, types, options)
 
 
 def import_exported(ep: ExportedProgram, module: Module, task: str, dims: DimSpec = DimSpec(),
-                    shapes: Mapping[str, Sequence[int]] | None = None, output_names: Sequence[str] | None = None,
-                    where: str | None = None, seen: dict | None = None, decomposed: bool = False) -> Graph:
+                    shapes: Mapping[str, Sequence[int]] | None = None,
+                    options: ImportOptions = ImportOptions()) -> Graph:
     """Import a `torch.export` program; dynamic dimensions are fixed by `shapes`, else by `dims`."""
-    where = where or f"task {task!r}"
+    where = options.where or f"task {task!r}"
     types = input_types(ep, where, dims, shapes)
-    if not decomposed:
-        ep = decompose(ep, where)
+    return _walk(decompose(ep, where), module, task, types, options)
+
+
+def _walk(ep: ExportedProgram, module: Module, task: str, types, options: ImportOptions) -> Graph:
+    """The graph of a program in Core ATen whose inputs have `types`."""
+    where = options.where or f"task {task!r}"
     graph = Graph(task)
-    walker = AtenWalker(module, graph, task, seen)
+    walker = AtenWalker(module, graph, task, options.seen)
     outputs = walker.run(ep, types, where)
-    if output_names is not None:
-        outputs = list(zip(check_count(output_names, len(outputs), where), (v for _, v in outputs)))
+    if options.output_names is not None:
+        outputs = list(zip(check_count(options.output_names, len(outputs), where), (v for _, v in outputs)))
     graph.set_outputs((name, walker.tensor(v)) for name, v in outputs)
     return _finish(module, graph)
 
@@ -101,7 +112,7 @@ def import_pt2(path: str | os.PathLike, module: Module, task: str | None = None,
         ep = load_pt2(path)
     except FrontendError as e:
         raise FrontendError(_with_output_hint(str(e))) from None
-    return import_exported(ep, module, task or Path(path).stem, dims, input_shapes, where=str(path))
+    return import_exported(ep, module, task or Path(path).stem, dims, input_shapes, ImportOptions(where=str(path)))
 
 
 def _with_output_hint(message: str) -> str:

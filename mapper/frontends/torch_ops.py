@@ -2,7 +2,8 @@
 
 Each function takes the emitter and the call's arguments as torch passes
 them (IR tensors, parameters, Python numbers, concrete tensors) and returns
-the result. Layout operations check their arguments against the static
+the result; one whose operator has many arguments takes them as one record
+named as torch's schema names them (`parsed`). Layout operations check their arguments against the static
 shapes, so a bad view or index fails here, at the node that asked for it.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import math
 import operator
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -17,6 +20,42 @@ from torch import nn
 from aalbert.ir.types import DType
 
 from aalbert.mapper.frontends.torch_common import TO_TORCH, Fail, Param, T, TorchEmitter, as_dtype, axis, dtype_of, promote
+
+
+def parsed(record: Any, fn: Callable) -> Callable:
+    """A handler that gives `fn` the emitter and its operator's arguments as one `record`, built by `record.of`
+    (else the record itself) from the arguments as torch passes them."""
+    make = getattr(record, "of", record)
+
+    def handler(imp: TorchEmitter, *args, **kwargs):
+        return fn(imp, make(*args, **kwargs))
+    return handler
+
+
+@dataclass(frozen=True)
+class LayerNormArgs:
+    """layer_norm's arguments (`F.layer_norm`, `native_layer_norm`)."""
+
+    input: Any
+    normalized_shape: Any
+    weight: Any = None
+    bias: Any = None
+    eps: float = 1e-5
+
+
+@dataclass(frozen=True)
+class ReduceArgs:
+    """A reduction's arguments (sum, mean, amax, amin and their tensor methods); further arguments (torch's
+    `out`) are taken and not used."""
+
+    input: Any
+    dim: Any = None
+    keepdim: bool = False
+    dtype: Any = None
+
+    @classmethod
+    def of(cls, x, dim=None, keepdim: bool = False, *_rest, dtype=None, **_unused) -> ReduceArgs:
+        return cls(x, dim, keepdim, dtype)
 
 
 def softmax(imp: TorchEmitter, x: T, dim=None, dtype=None, **_):
@@ -189,15 +228,17 @@ def embedding(imp: TorchEmitter, ids, weight, *args, **kwargs):
     return imp.op("embedding", [table.v, imp.tensor(ids)])
 
 
-def layer_norm(imp: TorchEmitter, x, normalized_shape, weight=None, bias=None, eps=1e-5, name="layer_norm"):
-    x = imp.t(x)
+def layer_norm(imp: TorchEmitter, a: LayerNormArgs, name: str = "layer_norm"):
+    """LayerNorm; parameters it reads are named `name`.weight and `name`.bias."""
+    x, weight, bias = imp.t(a.input), a.weight, a.bias
+    normalized_shape = a.normalized_shape
     axis_ = x.type.rank - len(normalized_shape)
     if weight is None:
         weight = torch.ones(tuple(normalized_shape), dtype=TO_TORCH[x.type.dtype])
     args = [x.v, imp.param(weight, f"{name}.weight").v if isinstance(weight, nn.Parameter) else imp.tensor(weight)]
     if bias is not None:
         args.append(imp.param(bias, f"{name}.bias").v if isinstance(bias, nn.Parameter) else imp.tensor(bias))
-    return imp.op("layernorm", args, {"axis": axis_, "eps": float(eps)})
+    return imp.op("layernorm", args, {"axis": axis_, "eps": float(a.eps)})
 
 
 def where(imp: TorchEmitter, cond, a, b):
@@ -238,16 +279,16 @@ def identity(imp: TorchEmitter, x, *args, **kwargs):
 
 
 def reduce(name: str):
-    def handler(imp: TorchEmitter, x, dim=None, keepdim: bool = False, *rest, dtype=None, **kwargs):
-        x = imp.t(x)
-        want = dtype_of(dtype) if dtype is not None else imp.out_dtype
+    def handler(imp: TorchEmitter, a: ReduceArgs):
+        x, dim, keepdim = imp.t(a.input), a.dim, a.keepdim
+        want = dtype_of(a.dtype) if a.dtype is not None else imp.out_dtype
         if want is None and x.type.dtype in (DType.BOOL, DType.U8, DType.I8, DType.I16, DType.I32) \
                 and name == "reduce_sum":
             want = DType.I64  # torch sums booleans and small integers in int64
         if want is not None:
             x = imp.cast(x, want)
         return imp.op(name, [x.v], {"axes": reduce_axes(x.type.rank, dim), "keepdims": bool(keepdim)})
-    return handler
+    return parsed(ReduceArgs, handler)
 
 
 def reduce_axes(rank: int, dim) -> tuple[int, ...]:

@@ -32,7 +32,7 @@ from aalbert.passes.pipelines import DEFAULT, Placement, compile_passes, compres
 from aalbert.targets.sim.workload import Workload, default_workload
 from aalbert.targets.hardware.spec import Target, target_dict, target_from_dict, target_text
 
-from aalbert.mapper.backend import run_backend
+from aalbert.mapper.backend import Stream, run_backend
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 
@@ -144,7 +144,7 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
     except OptionError:
         module, a = place(module, target, wl, spill=True)
         spilled = True
-    backend = run_backend(module, target, wl, requests=requests)
+    backend = run_backend(module, target, wl, Stream(requests))
     tasks = list(module.graphs)
     on_chip = {m.name for m in target.on_chip}
     used = sum(b for lvl, b in a.usage.items() if lvl in on_chip)

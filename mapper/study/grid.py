@@ -23,6 +23,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from aalbert.targets.hardware.spec import target_from_dict
 from aalbert.targets.sim.workload import Workload, default_workload, load_workload
@@ -61,37 +62,46 @@ def run_study(cfg: StudyConfig, progress=None, overrides: dict | None = None,
     most = max(cfg.tasks)
     targets = {t: target_from_dict(*overridden_dict(t, overrides, missing_ok=True)) for t in cfg.targets}
     template, where = overridden_dict(cfg.template, overrides, missing_ok=True)
-    base = target_from_dict(template, where)
+    chips = _Chips(cfg, targets, (template, where, target_from_dict(template, where)), progress)
     for policy in cfg.policies:
         for family in cfg.families:
             for n in cfg.tasks:
                 module = prepared(ModelSpec(family, n, cfg.size, policy=policy, seq_len=cfg.seq_len), all_tasks=most)
-                rows += _on_every_chip(cfg, module, workload(module, fixed), fixed, targets, (template, where, base),
-                                       {"policy": policy, "family": family}, progress)
+                rows += chips.rows(module, workload(module, fixed), fixed, {"policy": policy, "family": family})
     return rows
 
 
-def _on_every_chip(cfg: StudyConfig, module, wl: Workload, fixed: bool, targets: dict, sizing: tuple, tags: dict,
-                   progress) -> list[dict]:
-    """The configuration's rows on the fixed chips and, with `cfg.sized`, on chips sized to it."""
-    template, where, base = sizing
-    rows = []
-    for tname, target in targets.items():
-        metrics = evaluate(module, target, wl, cfg.requests)
-        rows.append({**tags, "target": tname, "architecture": tname, "sized": False, **metrics})
-        _tick(progress)
-    if not cfg.sized:
+@dataclass
+class _Chips:
+    """The chips every configuration runs on: the fixed `targets` and, with `cfg.sized`, chips sized to it from
+    the template (`sizing`: its table, where that came from, and the target it makes)."""
+
+    cfg: StudyConfig
+    targets: dict
+    sizing: tuple
+    progress: Any = None
+
+    def rows(self, module, wl: Workload, fixed: bool, tags: dict) -> list[dict]:
+        """The configuration's rows on the fixed chips and, with `cfg.sized`, on chips sized to it."""
+        cfg, progress = self.cfg, self.progress
+        template, where, base = self.sizing
+        rows = []
+        for tname, target in self.targets.items():
+            metrics = evaluate(module, target, wl, cfg.requests)
+            rows.append({**tags, "target": tname, "architecture": tname, "sized": False, **metrics})
+            _tick(progress)
+        if not cfg.sized:
+            return rows
+        for arch, label in ARCHITECTURES.items():
+            if fixed and arch == "rram_sram":
+                continue  # with task weights fixed, the RRAM + SRAM chip is the next one
+            s = sizes(module, base, fixed or arch == "rram_sram_fixed")
+            target = sized_target(template, where, s, arch)
+            metrics = evaluate(module, target, workload_for(arch, wl), cfg.requests)
+            rows.append({**tags, "target": label, "architecture": arch, "sized": True, "frozen_bytes": s.frozen,
+                         "mutable_bytes": s.mutable, "arena_bytes": s.arena, **metrics})
+            _tick(progress)
         return rows
-    for arch, label in ARCHITECTURES.items():
-        if fixed and arch == "rram_sram":
-            continue  # with task weights fixed, the RRAM + SRAM chip is the next one
-        s = sizes(module, base, fixed or arch == "rram_sram_fixed")
-        target = sized_target(template, where, s, arch)
-        metrics = evaluate(module, target, workload_for(arch, wl), cfg.requests)
-        rows.append({**tags, "target": label, "architecture": arch, "sized": True, "frozen_bytes": s.frozen,
-                     "mutable_bytes": s.mutable, "arena_bytes": s.arena, **metrics})
-        _tick(progress)
-    return rows
 
 
 OFF_RAMPS = "classifier"  # the study's off-ramps: a classifier per layer on the model's pooler
@@ -109,7 +119,7 @@ def run_exits(cfg: StudyConfig, progress=None) -> list[dict]:
     most = max(cfg.tasks)
     targets = {t: target_from_dict(*overridden_dict(t, {})) for t in cfg.targets}
     template, where = overridden_dict(cfg.template, {})
-    sizing = (template, where, target_from_dict(template, where))
+    chips = _Chips(cfg, targets, (template, where, target_from_dict(template, where)), progress)
     rows = []
     with resources.as_file(exits_path(cfg)) as path:
         for policy in cfg.policies:
@@ -119,8 +129,8 @@ def run_exits(cfg: StudyConfig, progress=None) -> list[dict]:
                 stated = load_workload(str(path), list(module.graphs))
                 wl = dataclasses.replace(workload(module, cfg.fixed_tasks), exits=stated.exits,
                                          latency_target_ms=stated.latency_target_ms)
-                rows += _on_every_chip(cfg, module, wl, cfg.fixed_tasks, targets, sizing,
-                                       {"policy": policy, "family": family, "early_exit": "on"}, progress)
+                rows += chips.rows(module, wl, cfg.fixed_tasks, {"policy": policy, "family": family,
+                                                                  "early_exit": "on"})
     return rows
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 from aalbert.outputs import atomic_writer, make_dir
@@ -189,8 +190,20 @@ def figures(rows: list[dict], cfg: StudyConfig, out: Path) -> list[Path]:
     return paths
 
 
-def write_outputs(rows: list[dict], cfg: StudyConfig, out: Path, accounting: list[dict] | None, command: str,
-                  sensitivity: list[str] | None = None, exit_rows: list[dict] | None = None) -> list[Path]:
+@dataclass(frozen=True)
+class Findings:
+    """What a study found: a row per configuration, the parameter accounting, the sensitivity summary's lines and
+    the early-exit rows (each optional)."""
+
+    rows: list[dict]
+    accounting: list[dict] | None = None
+    sensitivity: list[str] | None = None
+    exit_rows: list[dict] | None = None
+
+
+def write_outputs(found: Findings, cfg: StudyConfig, out: Path, command: str) -> list[Path]:
+    """study.csv, study.md and the figures, in `out`."""
+    rows, accounting, sensitivity, exit_rows = found.rows, found.accounting, found.sensitivity, found.exit_rows
     make_dir(out)
     written = []
     tagged = [{**r, "early_exit": "off"} for r in rows] + exit_rows if exit_rows else rows

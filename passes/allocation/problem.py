@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from dataclasses import dataclass
+from typing import NoReturn
 
 from aalbert.ir.analysis import align_up
 from aalbert.errors import OptionError
@@ -92,12 +94,24 @@ def bytes_held(module: Module, target: Target, state: State) -> dict[str, int]:
     return used
 
 
+@dataclass(frozen=True)
+class AllocatorOptions:
+    """How the allocator places: whether weights may spill off chip, the solver (auto, ilp or greedy), how
+    products are mapped (search or fixed) and what the mapping search minimizes."""
+
+    spill: bool = False
+    solver: str = "auto"
+    mapping: str = "search"
+    objective: str = "balanced"
+
+
 class ProblemBuilder:
     """Turns a module, a target and a workload into a `Problem`."""
 
-    def __init__(self, module: Module, target: Target, workload: Workload, spill: bool, coster: NodeCoster,
-                 state: State):
-        self.module, self.t, self.wl, self.spill = module, target, workload, spill
+    def __init__(self, module: Module, target: Target, workload: Workload, options: AllocatorOptions,
+                 coster: NodeCoster, state: State):
+        self.module, self.t, self.wl, self.options = module, target, workload, options
+        self.spill = options.spill
         self.notes: list[str] = []
         self.excluded: list[str] = []
         persistent = [m for m in target.memories if m.off_chip]
@@ -188,11 +202,11 @@ class ProblemBuilder:
         cycles = nbytes / min(self.store.read_bytes_per_cycle, into.write_bytes_per_cycle, self.t.dma_bytes_per_cycle)
         return nbytes * (self.store.read_pj_per_byte + into.write_pj_per_byte) + self.load_leak * cycles, cycles
 
-    def option(self, kind: str, level: str, home: str | None, price: Price, extra_pj: float, extra_cycles: float,
-               resident, swap=(), present=(), uses_dram: bool = False) -> Option:
-        return Option(kind, level, home, price.pj + extra_pj, resident=resident, swap=swap, present=present,
-                      uses_dram=uses_dram, stage=tuple(sorted(price.stage.items())), cycles=price.cycles + extra_cycles,
-                      traffic=tuple(sorted(price.traffic.items())))
+    def priced(self, where: Option, price: Price, load: tuple[float, float] = (0.0, 0.0)) -> Option:
+        """`where` (kind, levels and the bytes it holds in them) with its price: reading the weight there
+        (`price`) plus bringing it there (`load`: energy and cycles)."""
+        return dataclasses.replace(where, cost=price.pj + load[0], stage=tuple(sorted(price.stage.items())),
+                                   cycles=price.cycles + load[1], traffic=tuple(sorted(price.traffic.items())))
 
     def _arena_fits(self, arena: int, quiet: bool = True) -> None:
         """The activations alone fit somewhere, or an error that says so (not that the weights do not fit)."""
@@ -209,66 +223,93 @@ class ProblemBuilder:
 
     def problem(self) -> Problem:
         tasks = tuple(self.module.graphs)
-        self._arena_fits(align_up(max(self.arena_size(g) for g in self.module.graphs.values()),
-                                  self.t.alignment_bytes))
+        arena = align_up(max(self.arena_size(g) for g in self.module.graphs.values()), self.t.alignment_bytes)
+        self._arena_fits(arena)
+        items = [self._item(w, tasks) for w in self.module.weights.values()]
+        arena_options = self._arena_options(tasks, arena)
+        self.arena_bytes = arena
+        banks, dram_pj, constant = self.static_terms()
+        return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks,
+                       banks=banks, dram_pj=dram_pj, constant_pj=constant)
+
+    def _item(self, w: Weight, tasks: tuple[str, ...]) -> Item:
+        """The places weight `w` may live, each priced."""
+        if w.role is None:
+            raise OptionError("allocate needs weight roles: run 'share' first")
+        owners = tasks if w.role.shared else w.role.tasks
+        p_use = sum(self.wl.mix[t] for t in owners)
+        size = align_up(w.nbytes, self.t.alignment_bytes)
+        options = self._kept_options(w, size, p_use)
+        if not w.role.shared:
+            options += self._staged_options(w, size, p_use)
+        if not options:
+            self._no_place(w, size)
+        return Item(w.name, owners if len(owners) == 1 else tasks, options)
+
+    def _kept_options(self, w: Weight, size: int, p_use: float) -> list[Option]:
+        """`w` resident in a level (refilled after every power-up that runs its task when the level is volatile),
+        or streamed from off chip."""
         cold = self.wl.cold_start_rate
-        items = []
-        for w in self.module.weights.values():
-            if w.role is None:
-                raise OptionError("allocate needs weight roles: run 'share' first")
-            owners = tasks if w.role.shared else w.role.tasks
-            p_use = sum(self.wl.mix[t] for t in owners)
-            size = align_up(w.nbytes, self.t.alignment_bytes)
-            options = []
-            for m in self.t.memories:
-                if not self.can_hold(m, w) or size > m.capacity_bytes:
-                    continue
-                price = self.pricer.item(w.name, m.name)
+        options = []
+        for m in self.t.memories:
+            if not self.can_hold(m, w) or size > m.capacity_bytes:
+                continue
+            price = self.pricer.item(w.name, m.name)
+            if price is None:
+                continue
+            load = (0.0, 0.0)
+            if m.volatile and not m.off_chip:  # refilled after every power-up that runs its task
+                load = self.load(m, cold * p_use * w.nbytes)
+            here = size if w.role.shared or not m.volatile else size * (1 - cold * (1 - p_use))
+            where = Option("streamed" if m.off_chip else "resident", m.name, None, 0.0, resident=((m.name, size),),
+                           present=((m.name, here),), uses_dram=m.off_chip or (m.volatile and self.store is not None))
+            options.append(self.priced(where, price, load))
+        return options
+
+    def _staged_options(self, w: Weight, size: int, p_use: float) -> list[Option]:
+        """Task-specific `w` kept off chip and staged on chip when its task starts, where the level's write
+        endurance allows the rewrites."""
+        cold = self.wl.cold_start_rate
+        options = []
+        homes = [m for m in self.t.memories if m.off_chip and self.can_hold(m, w)]
+        for on in self.t.on_chip:
+            if "weights" not in on.holds or not self.can_hold(on, w) or size > on.capacity_bytes:
+                continue
+            lost = (1 - self.wl.switch_rate) * cold if on.volatile else 0.0
+            loads = p_use * (self.wl.switch_rate + lost)
+            writes = loads * self.wl.lifetime_inferences
+            if writes > on.write_endurance:
+                self.excluded.append(f"@{w.name} may not be staged in {on.name}: {writes:.3g} rewrites over "
+                                     f"{self.wl.lifetime_years:g} years exceed its endurance of "
+                                     f"{on.write_endurance:.3g}")
+                continue
+            for home in homes:
+                price = self.pricer.item(w.name, on.name)
                 if price is None:
                     continue
-                pj = cycles = 0.0
-                if m.volatile and not m.off_chip:  # refilled after every power-up that runs its task
-                    pj, cycles = self.load(m, cold * p_use * w.nbytes)
-                here = size if w.role.shared or not m.volatile else size * (1 - cold * (1 - p_use))
-                options.append(self.option("streamed" if m.off_chip else "resident", m.name, None, price, pj, cycles,
-                                           ((m.name, size),), present=((m.name, here),),
-                                           uses_dram=m.off_chip or (m.volatile and self.store is not None)))
-            if not w.role.shared:
-                homes = [m for m in self.t.memories if m.off_chip and self.can_hold(m, w)]
-                for on in self.t.on_chip:
-                    if "weights" not in on.holds or not self.can_hold(on, w) or size > on.capacity_bytes:
-                        continue
-                    lost = (1 - self.wl.switch_rate) * cold if on.volatile else 0.0
-                    loads = p_use * (self.wl.switch_rate + lost)
-                    writes = loads * self.wl.lifetime_inferences
-                    if writes > on.write_endurance:
-                        self.excluded.append(f"@{w.name} may not be staged in {on.name}: {writes:.3g} rewrites over "
-                                             f"{self.wl.lifetime_years:g} years exceed its endurance of "
-                                             f"{on.write_endurance:.3g}")
-                        continue
-                    for home in homes:
-                        price = self.pricer.item(w.name, on.name)
-                        if price is None:
-                            continue
-                        pj, cycles = self.load(on, loads * w.nbytes)
-                        # keeping a weight resident wins a tie with staging it (no swap region needed)
-                        o = self.option("staged", on.name, home.name, price, pj, cycles, ((home.name, size),),
-                                        ((on.name, size),), uses_dram=True)
-                        options.append(dataclasses.replace(o, cost=o.cost * (1 + 1e-9)))
-            if not options and self.pricer.failures:
-                raise self.pricer.failures[-1]
-            if not options and self.excluded:
-                raise OptionError(f"allocate: no memory of {self.t.name} may hold weight @{w.name} "
-                                  f"({self.excluded[-1]})")
-            if not options:
-                places = [m for m in self.t.memories if "weights" in m.holds]
-                room = ", ".join(f"{m.name} {m.capacity_bytes:,}" for m in places) or "none"
-                spill = "" if self.spill else "--spill to keep it off chip, "
-                raise OptionError(f"allocate: weight @{w.name} needs {size:,} bytes and no memory of {self.t.name} "
-                                  f"that may hold weights has them ({room}); use {spill}a compression "
-                                  "(--compress, --quantize) or a target with more memory for weights")
-            items.append(Item(w.name, owners if len(owners) == 1 else tasks, options))
-        arena = align_up(max(self.arena_size(g) for g in self.module.graphs.values()), self.t.alignment_bytes)
+                where = Option("staged", on.name, home.name, 0.0, resident=((home.name, size),),
+                               swap=((on.name, size),), uses_dram=True)
+                o = self.priced(where, price, self.load(on, loads * w.nbytes))
+                # keeping a weight resident wins a tie with staging it (no swap region needed)
+                options.append(dataclasses.replace(o, cost=o.cost * (1 + 1e-9)))
+        return options
+
+    def _no_place(self, w: Weight, size: int) -> NoReturn:
+        """Why no memory may hold `w`: a mapping that failed, a rule that excludes it, or the room."""
+        if self.pricer.failures:
+            raise self.pricer.failures[-1]
+        if self.excluded:
+            raise OptionError(f"allocate: no memory of {self.t.name} may hold weight @{w.name} "
+                              f"({self.excluded[-1]})")
+        places = [m for m in self.t.memories if "weights" in m.holds]
+        room = ", ".join(f"{m.name} {m.capacity_bytes:,}" for m in places) or "none"
+        spill = "" if self.spill else "--spill to keep it off chip, "
+        raise OptionError(f"allocate: weight @{w.name} needs {size:,} bytes and no memory of {self.t.name} "
+                          f"that may hold weights has them ({room}); use {spill}a compression "
+                          "(--compress, --quantize) or a target with more memory for weights")
+
+    def _arena_options(self, tasks: tuple[str, ...], arena: int) -> list[ArenaOption]:
+        """The levels the activation arena may live in, each priced."""
         arena_options = []
         # activations go off chip only when no on-chip level that may hold them has room (as --spill for weights)
         on_chip_room = any("activations" in m.holds and not m.off_chip and arena <= m.capacity_bytes
@@ -294,10 +335,7 @@ class ProblemBuilder:
             raise self.pricer.failures[-1]
         if not arena_options:
             self._arena_fits(arena, quiet=False)
-        self.arena_bytes = arena
-        banks, dram_pj, constant = self.static_terms()
-        return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks,
-                       banks=banks, dram_pj=dram_pj, constant_pj=constant)
+        return arena_options
 
     def static_terms(self) -> tuple[list[BankModel], float, float]:
         """The static energy the options' prices leave out, linearised around the current placement (runtime

@@ -62,8 +62,11 @@ def binding_constraints(problem: Problem, solution: Solution) -> list[str]:
             f"{n} weight{'s' if n > 1 else ''} would be cheaper there" for lvl, n in sorted(blocked.items())]
 
 
-def allocation_report(module, target, workload, problem, solution, lp_bound, b: ProblemBuilder, spill, rounds=1,
-                      layers=None, mapping="search", objective="balanced") -> Allocation:
+def allocation_report(b: ProblemBuilder, problem: Problem, solution: Solution, lp_bound: float, rounds: int = 1,
+                      layers: dict | None = None) -> Allocation:
+    """The record of the placement `solution` of `b`'s problem, after `rounds` price-solve rounds, with the
+    mapping and costs of every product (`layers`)."""
+    module, target, options = b.module, b.t, b.options
     binding = binding_constraints(problem, solution)
     if b.excluded:
         n = len(b.excluded)
@@ -81,8 +84,8 @@ def allocation_report(module, target, workload, problem, solution, lp_bound, b: 
     volatile = {m.name for m in target.on_chip if m.volatile}
     per_cold = {t: sum(w.nbytes for w in module.weights.values() if w.placement.level in volatile
                        and (w.role.shared or t in w.role.tasks)) for t in module.graphs}
-    return Allocation(target.name, workload, solution, lp_bound, dict(problem.capacities), binding, b.notes,
+    return Allocation(target.name, b.wl, solution, lp_bound, dict(problem.capacities), binding, b.notes,
                       per_inference, per_switch, per_cold, sum(w.nbytes for w in module.weights.values()),
-                      b.arena_bytes, spill, solution.usage, rounds, mapping, objective,
+                      b.arena_bytes, options.spill, solution.usage, rounds, options.mapping, options.objective,
                       sum(o.cycles for o in chosen), traffic, staging(problem, solution.choice, solution.arena),
                       dict(layers or {}), {i.name: tuple(i.options) for i in problem.items}, tuple(b.excluded))

@@ -180,105 +180,128 @@ def _solution(problem, choice, arena, bound, method, status) -> Solution:
                     usage(problem, choice, arena), cycles(problem, choice, arena))
 
 
-def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) -> Solution | None:
-    """The optimum (with relax=True only the LP bound, as `objective`); None if infeasible."""
-    from scipy.optimize import Bounds, LinearConstraint, milp  # at first use: its import takes 0.4 s
+_KB = 1.0 / 1024.0  # the program counts bytes in KiB
 
-    cols: list[tuple] = [("x", i, k) for i, item in enumerate(problem.items) for k in range(len(item.options))]
-    cols += [("y", a) for a in range(len(problem.arena_options))]
-    swap_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.swap})
-    stage_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.stage}
-                          | {lvl for a in problem.arena_options for lvl, _ in a.stage})
-    cols += [("s", lvl) for lvl in swap_levels] + [("z", lvl) for lvl in stage_levels]
-    cols += [("n", b.level) for b in problem.banks] + [("u",)]
-    n = len(cols)
-    index = {c: j for j, c in enumerate(cols)}
-    constant = sum(b.banks * b.empty_pj for b in problem.banks) + problem.constant_pj
-    costs = [abs(o.cost) for it in problem.items for o in it.options] + [abs(a.cost) for a in problem.arena_options]
-    scale = 1.0 / max([1.0] + costs)
-    kb = 1.0 / 1024.0
-    c = np.zeros(n)
-    for i, item in enumerate(problem.items):
-        for k, o in enumerate(item.options):
-            c[index["x", i, k]] = o.cost * scale
-    for a, opt in enumerate(problem.arena_options):
-        c[index["y", a]] = opt.cost * scale
-    for b in problem.banks:
-        c[index["n", b.level]] = (b.held_pj - b.empty_pj) * scale
-    c[index["u",]] = problem.dram_pj * scale
-    rows, lo, hi = [], [], []
 
-    def row(entries: dict[int, float], low: float, high: float) -> None:
-        r = np.zeros(n)
+class _Program:
+    """The integer program of a `Problem`, as the module doc states it. Columns: x (item, option) and y (arena
+    option) choices, s (level) the swap region and z (level) the staging region in KiB, n (level) the banks
+    holding data, u whether the DRAM is powered. Costs are scaled to at most 1, bytes counted in KiB."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        cols: list[tuple] = [("x", i, k) for i, item in enumerate(problem.items) for k in range(len(item.options))]
+        cols += [("y", a) for a in range(len(problem.arena_options))]
+        self.swap_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.swap})
+        self.stage_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.stage}
+                                   | {lvl for a in problem.arena_options for lvl, _ in a.stage})
+        cols += [("s", lvl) for lvl in self.swap_levels] + [("z", lvl) for lvl in self.stage_levels]
+        cols += [("n", b.level) for b in problem.banks] + [("u",)]
+        self.cols = cols
+        self.index = {c: j for j, c in enumerate(cols)}
+        self.constant = sum(b.banks * b.empty_pj for b in problem.banks) + problem.constant_pj
+        costs = [abs(o.cost) for it in problem.items for o in it.options] + [abs(a.cost) for a in problem.arena_options]
+        self.scale = 1.0 / max([1.0] + costs)
+        self.rows: list[np.ndarray] = []
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+
+    def objective(self) -> np.ndarray:
+        problem, index, scale = self.problem, self.index, self.scale
+        c = np.zeros(len(self.cols))
+        for i, item in enumerate(problem.items):
+            for k, o in enumerate(item.options):
+                c[index["x", i, k]] = o.cost * scale
+        for a, opt in enumerate(problem.arena_options):
+            c[index["y", a]] = opt.cost * scale
+        for b in problem.banks:
+            c[index["n", b.level]] = (b.held_pj - b.empty_pj) * scale
+        c[index["u",]] = problem.dram_pj * scale
+        return c
+
+    def row(self, entries: dict[int, float], low: float, high: float) -> None:
+        r = np.zeros(len(self.cols))
         for j, v in entries.items():
             r[j] += v
-        rows.append(r)
-        lo.append(low)
-        hi.append(high)
+        self.rows.append(r)
+        self.lo.append(low)
+        self.hi.append(high)
 
-    def options_at(field: str, lvl: str, unit: float, task: str | None = None) -> dict[int, float]:
-        """Each option's `field` amount at `lvl` (x `unit`), by column; only the items `task` swaps for."""
+    def options_at(self, field: str, lvl: str, task: str | None = None) -> dict[int, float]:
+        """Each option's `field` amount at `lvl` in KiB, by column; only the items `task` swaps for."""
         entries: dict[int, float] = {}
-        for i, item in enumerate(problem.items):
-            if task is not None and task not in _swap_tasks(problem, item):
+        for i, item in enumerate(self.problem.items):
+            if task is not None and task not in _swap_tasks(self.problem, item):
                 continue
             for k, o in enumerate(item.options):
                 v = sum(b for l2, b in getattr(o, field) if l2 == lvl)
                 if v:
-                    entries[index["x", i, k]] = v * unit
+                    entries[self.index["x", i, k]] = v * _KB
         return entries
 
-    for i, item in enumerate(problem.items):
-        row({index["x", i, k]: 1.0 for k in range(len(item.options))}, 1, 1)
-    row({index["y", a]: 1.0 for a in range(len(problem.arena_options))}, 1, 1)
-    for lvl, cap in problem.capacities.items():
-        entries = options_at("resident", lvl, kb)
-        for a, opt in enumerate(problem.arena_options):
+    def regions_at(self, lvl: str, entries: dict[int, float]) -> dict[int, float]:
+        """`entries` plus the arena options at `lvl` and the level's swap and staging regions."""
+        for a, opt in enumerate(self.problem.arena_options):
             if opt.level == lvl:
-                entries[index["y", a]] = opt.size * kb
-        if lvl in swap_levels:
-            entries[index["s", lvl]] = 1.0
-        if lvl in stage_levels:
-            entries[index["z", lvl]] = 1.0
-        if entries:
-            row(entries, -np.inf, cap * kb)
-    for lvl in stage_levels:  # the staging region holds the largest staging need of any chosen option
+                entries[self.index["y", a]] = opt.size * _KB
+        if lvl in self.swap_levels:
+            entries[self.index["s", lvl]] = 1.0
+        if lvl in self.stage_levels:
+            entries[self.index["z", lvl]] = 1.0
+        return entries
+
+    def constrain(self) -> None:
+        """One choice per item and for the arena, capacities, the swap and staging regions, the banks holding
+        data, the DRAM's power."""
+        problem, index = self.problem, self.index
         for i, item in enumerate(problem.items):
-            for k, o in enumerate(item.options):
-                b = sum(b for l2, b in o.stage if l2 == lvl)
+            self.row({index["x", i, k]: 1.0 for k in range(len(item.options))}, 1, 1)
+        self.row({index["y", a]: 1.0 for a in range(len(problem.arena_options))}, 1, 1)
+        for lvl, cap in problem.capacities.items():
+            entries = self.regions_at(lvl, self.options_at("resident", lvl))
+            if entries:
+                self.row(entries, -np.inf, cap * _KB)
+        for lvl in self.stage_levels:  # the staging region holds the largest staging need of any chosen option
+            for i, item in enumerate(problem.items):
+                for k, o in enumerate(item.options):
+                    b = sum(b for l2, b in o.stage if l2 == lvl)
+                    if b:
+                        self.row({index["x", i, k]: b * _KB, index["z", lvl]: -1.0}, -np.inf, 0.0)
+            for a, opt in enumerate(problem.arena_options):
+                b = sum(b for l2, b in opt.stage if l2 == lvl)
                 if b:
-                    row({index["x", i, k]: b * kb, index["z", lvl]: -1.0}, -np.inf, 0.0)
-        for a, opt in enumerate(problem.arena_options):
-            b = sum(b for l2, b in opt.stage if l2 == lvl)
-            if b:
-                row({index["y", a]: b * kb, index["z", lvl]: -1.0}, -np.inf, 0.0)
-    for lvl in swap_levels:
-        for t in problem.tasks:
-            row({index["s", lvl]: -1.0, **options_at("swap", lvl, kb, t)}, -np.inf, 0.0)
-    for b in problem.banks:  # enough banks hold data for the bytes present
-        entries = {index["n", b.level]: -b.bank_bytes * kb, **options_at("present", b.level, kb)}
-        for a, opt in enumerate(problem.arena_options):
-            if opt.level == b.level:
-                entries[index["y", a]] = opt.size * kb
-        if b.level in swap_levels:
-            entries[index["s", b.level]] = 1.0
-        if b.level in stage_levels:
-            entries[index["z", b.level]] = 1.0
-        row(entries, -np.inf, 0.0)
-    users = [index["x", i, k] for i, item in enumerate(problem.items) for k, o in enumerate(item.options)
-             if o.uses_dram] + [index["y", a] for a, opt in enumerate(problem.arena_options) if opt.uses_dram]
-    if users:  # the DRAM is powered when any chosen option needs it
-        row({**{j: 1.0 for j in users}, index["u",]: -float(len(users))}, -np.inf, 0.0)
+                    self.row({index["y", a]: b * _KB, index["z", lvl]: -1.0}, -np.inf, 0.0)
+        for lvl in self.swap_levels:
+            for t in problem.tasks:
+                self.row({index["s", lvl]: -1.0, **self.options_at("swap", lvl, t)}, -np.inf, 0.0)
+        for b in problem.banks:  # enough banks hold data for the bytes present
+            entries = {index["n", b.level]: -b.bank_bytes * _KB, **self.options_at("present", b.level)}
+            self.row(self.regions_at(b.level, entries), -np.inf, 0.0)
+        users = [index["x", i, k] for i, item in enumerate(problem.items) for k, o in enumerate(item.options)
+                 if o.uses_dram] + [index["y", a] for a, opt in enumerate(problem.arena_options) if opt.uses_dram]
+        if users:  # the DRAM is powered when any chosen option needs it
+            self.row({**{j: 1.0 for j in users}, index["u",]: -float(len(users))}, -np.inf, 0.0)
+
+
+
+def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) -> Solution | None:
+    """The optimum (with relax=True only the LP bound, as `objective`); None if infeasible."""
+    from scipy.optimize import Bounds, LinearConstraint, milp  # at first use: its import takes 0.4 s
+
+    prog = _Program(problem)
+    c = prog.objective()
+    prog.constrain()
+    cols, index, scale = prog.cols, prog.index, prog.scale
     continuous = ("s", "z")
     integrality = np.array([0 if col[0] in continuous or relax else 1 for col in cols])
     upper = np.array([np.inf if col[0] in continuous else problem_bound(problem, col) for col in cols])
-    res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(n), upper),
-               constraints=LinearConstraint(np.array(rows), np.array(lo), np.array(hi)),
+    res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(len(cols)), upper),
+               constraints=LinearConstraint(np.array(prog.rows), np.array(prog.lo), np.array(prog.hi)),
                options={"time_limit": time_limit, "mip_rel_gap": 1e-9})
     if res.x is None:
         return None
     if relax:
-        value = res.fun / scale + constant
+        value = res.fun / scale + prog.constant
         return Solution({}, problem.arena_options[0], value, value, "lp", res.message)
     choice = {}
     for i, item in enumerate(problem.items):
@@ -286,7 +309,8 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
         choice[item.name] = item.options[k]
     arena = problem.arena_options[max(range(len(problem.arena_options)), key=lambda a: res.x[index["y", a]])]
     bound = getattr(res, "mip_dual_bound", None)
-    return _solution(problem, choice, arena, None if bound is None else bound / scale + constant, "ilp", res.message)
+    return _solution(problem, choice, arena, None if bound is None else bound / scale + prog.constant, "ilp",
+                     res.message)
 
 
 def problem_bound(problem: Problem, col: tuple) -> float:

@@ -1,2 +1,3 @@
 """Code generation: an allocated task graph lowered into a `Program` (`lower`), a mapped matrix product into
-its instructions (`mapped`), and the early-exit test after every off-ramp (`exit_tests`)."""
+its instructions (`mapped`, along the block schedule of `blocks`), a product without a mapping into column
+chunks (`fixed`), and the early-exit test after every off-ramp (`exit_tests`)."""

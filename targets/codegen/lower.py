@@ -2,16 +2,12 @@
 
 Every canonical op becomes instructions:
 
-- `linear`: the weight is cut into chunks of output columns that fit one
-  slot of the PE array's double-buffered weight buffer; each chunk is a DMA
-  from wherever the allocator placed the weight (RRAM, SRAM or DRAM, on that
-  level's channel) into a slot, then a GEMM reading the activations from the
-  arena. A DMA into a slot waits for the GEMM that last read it, so the
-  next chunk's transfer overlaps the current chunk's compute. The bias is
-  added in the accumulators. ALBERT's repeated layer lowers to twelve such
-  sequences reading the same weights.
-- `matmul` of two activations (attention): the second operand is copied
-  into the weight buffer a few heads at a time and multiplied the same way.
+- `linear` and `matmul` with a mapping (`Node.mapping`, chosen by
+  `allocate`): one instruction with the cost model's cycles and traffic, or,
+  expanded, blocks in the mapping's loop order, each a `gemm` and its
+  transfers, as the cost model counts them (`targets.codegen.mapped`);
+  without one (`--mapping fixed`): chunks of columns (or heads) through the
+  weight buffer's two slots (`targets.codegen.fixed`).
 - `embedding`: a DMA of the gathered rows from the table's level.
 - elementwise ops, softmax, layernorm, reductions: one SFU instruction.
 - layout ops (transpose, slice, ...): a DMA within the arena; `reshape` is
@@ -21,21 +17,13 @@ Every canonical op becomes instructions:
 
 Dependencies: a reader waits for the writers of its operands; a writer
 waits for every instruction still reading or writing bytes it reuses (the
-arena reuses addresses by liveness). A GEMM reads its activations once if
-they fit an input buffer, else once per 16-column tile (weight-stationary).
-Nodes run one after another: a node's instructions start when the previous
-node's have finished (the controller issues a layer at a time; transfers
-overlap computation inside a node, through its buffers' slots).
-
-A `linear` or `matmul` node with a mapping (`Node.mapping`, chosen by
-`allocate`) is lowered by `targets.mapping.lowering` instead: blocks in the
-mapping's loop order, each a `gemm` and its transfers, as the cost model
-counts them. Without a mapping (`--mapping fixed`) the chunking above is used.
+arena reuses addresses by liveness). Nodes run one after another: a node's
+instructions start when the previous node's have finished (the controller
+issues a layer at a time; transfers overlap computation inside a node,
+through its buffers' slots).
 """
 
 from __future__ import annotations
-
-import math
 
 from aalbert.ir.analysis import buffer_bytes
 from aalbert.ir.graph import Graph, Node, Value
@@ -43,6 +31,7 @@ from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
 from aalbert.ir.types import TensorType
 
+from aalbert.targets.codegen.fixed import FixedLowering
 from aalbert.targets.codegen.mapped import MappedLowering
 from aalbert.targets.mapping.problem import arch_of, gemm_of
 from aalbert.targets.mapping.search import cost_of
@@ -74,20 +63,15 @@ class _Lowering:
         self.program = Program(target.name, graph.name)
         self.arena = graph.arena.level
         self.base = graph.arena.offset
-        self.ab = target.compute.activation_bits / 8
-        self.slot_bytes = target.compute.input_buffer_bytes
         self.writers: dict[int, list[int]] = {}   # value id -> instructions that write it
         self.readers: dict[int, list[int]] = {}   # value id -> instructions that read it
         self.root: dict[int, Value] = {}          # reshape outputs alias their operand
         self.regions: list[tuple[int, int, Value]] = []  # arena byte ranges written so far
-        self.slot_users: list[list[int]] = [[], []]
-        self.slot = 0
         self.barrier: list[int] = []              # the previous node's last instruction on each unit
         self._stage_base: dict[str, int] | None = None
         self._bytes: dict[TensorType, int] = {}
         self._bufs: dict[tuple[int, int], Buf] = {}
-        ops = target.parts.operand_buffers()
-        self.slot_buffers = [ops[i % len(ops)].name for i in range(2)] if ops else []
+        self.fixed = FixedLowering(self)
 
     @property
     def stage_base(self) -> dict[str, int]:
@@ -118,6 +102,14 @@ class _Lowering:
     def weight_of(self, v: Value) -> Weight | None:
         p = v.producer
         return self.module.weights[p.attrs["name"].name] if p is not None and p.op == "weight" else None
+
+    def check_format(self, w: Weight) -> str:
+        """The number format of `w`, which the target's PE array must run."""
+        fmt = str(w.encoding.number_format)
+        if fmt not in self.t.compute.formats:
+            raise LoweringError(f"{self.t.name} does not run {fmt} (weight @{w.name}); it runs "
+                                f"{', '.join(self.t.compute.formats)}: compress to one of them")
+        return fmt
 
     def is_data(self, v: Value) -> bool:
         return is_data(v)
@@ -196,9 +188,9 @@ class _Lowering:
         elif opdef.kind is OpKind.MATMUL and node.mapping is not None:
             self.mapped(i, node)
         elif opdef.kind is OpKind.MATMUL and self.weight_of(node.inputs[1]) is not None:
-            self.linear(i, node)
+            self.fixed.linear(i, node)
         elif opdef.kind is OpKind.MATMUL:
-            self.act_matmul(i, node)
+            self.fixed.act_matmul(i, node)
         elif opdef.has(Trait.GATHERS_ROWS) and self.weight_of(node.inputs[0]) is not None:
             self.gather_rows(i, node)
         elif opdef.kind is OpKind.LAYOUT:
@@ -207,19 +199,11 @@ class _Lowering:
             raise LoweringError(f"task {self.g.name!r}: {self.t.name} has no lowering for op '{op}' "
                                 f"(node %{node.outputs[0].name})")
 
-    def next_slot(self) -> int:
-        s = self.slot
-        self.slot ^= 1
-        return s
-
     def mapped(self, i: int, node: Node) -> None:
         g = gemm_of(self.module, node, self.t, self.arena)
         w = self.weight_of(node.inputs[1])
         if w is not None:
-            fmt = str(w.encoding.number_format)
-            if fmt not in self.t.compute.formats:
-                raise LoweringError(f"{self.t.name} does not run {fmt} (weight @{w.name}); it runs "
-                                    f"{', '.join(self.t.compute.formats)}: compress to one of them")
+            self.check_format(w)
         places = {"a": self.buf(node.inputs[0]), "o": self.buf(node.output),
                   "w": Buf(w.placement.level, w.placement.offset, w.nbytes) if w is not None else
                   self.buf(node.inputs[1])}
@@ -227,7 +211,7 @@ class _Lowering:
             b = self.weight_of(node.inputs[2])
             places["bias"] = Buf(b.placement.level, b.placement.offset, b.nbytes)
         if self.expand:
-            ids = MappedLowering(self, i, node, g, node.mapping, places, self.stage_base).run()
+            ids = MappedLowering(self, i, node, g, places).run()
         else:
             ids = [self.mapped_product(i, node, g, places)]
         reads = [v for v in node.inputs if not self.is_data(v)]
@@ -251,7 +235,6 @@ class _Lowering:
                 for name in targets:
                     traffic.setdefault(name, [0.0, 0.0])[how] += nbytes / len(targets)
         self.program.mappings[i] = mp.text()
-        t = self.t
         ins = self.emit(i, node, kind="gemm", unit="pe", deps=[], reads=tuple(places[k] for k in ("a", "w")),
                         writes=(places["o"],), batch=g.b, m=g.m, k=g.k, n=g.n, fmt=g.fmt, density=g.density,
                         traffic=tuple((name, int(round(rw[0])), int(round(rw[1]))) for name, rw in traffic.items()
@@ -259,87 +242,7 @@ class _Lowering:
                         tile=(0, g.b, 0, g.m, 0, g.k, 0, g.n), role=f"{mp.dataflow}.{mp.hold}",
                         acc=int(round(cost.acc_accesses)), regfill=int(round(cost.reg_fills)),
                         nbytes=int(round(cost.noc_bytes)), cycles=cost.cycles)
-        del t
         return ins.id
-
-    def linear(self, i: int, node: Node) -> None:
-        x, wv = node.inputs[0], node.inputs[1]
-        w = self.weight_of(wv)
-        fmt = str(w.encoding.number_format)
-        if fmt not in self.t.compute.formats:
-            raise LoweringError(f"{self.t.name} does not run {fmt} (weight @{w.name}); it runs "
-                                f"{', '.join(self.t.compute.formats)}: compress to one of them")
-        out = node.output
-        k, n = w.type.shape
-        rows = math.prod(x.type.shape[:-1])
-        col_bytes = (w.nbytes - w.encoding.metadata_bytes(w.type)) / n  # scales and exponent biases aside
-        c = self.t.compute.cols
-        width = max(c, int(self.slot_bytes / max(col_bytes, 1e-9)) // c * c)
-        density = (w.encoding.nnz / w.numel) if w.encoding.storage == "bitmask" else 1.0
-        level = w.placement.level
-        x_bytes = self.bytes_of(x)
-        first = self.read_deps([x]) + self.write_deps(out)
-        gemms = []
-        for c0 in range(0, n, width):
-            c1 = min(n, c0 + width)
-            chunk = max(1, round(col_bytes * (c1 - c0)))
-            slot = self.next_slot()
-            dma = self.emit(i, node, kind="dma", unit=f"dma.{level}", deps=self.slot_users[slot],
-                            reads=(Buf(level, w.placement.offset + round(col_bytes * c0), chunk),),
-                            writes=(Buf(f"wbuf{slot}", 0, chunk),), nbytes=chunk, cols=(c0, c1), slot=slot,
-                            traffic=((level, chunk, 0),) + self.slot_traffic(slot, 0, chunk))
-            refetch = 1 if x_bytes <= self.slot_bytes else math.ceil((c1 - c0) / c)
-            out_bytes = math.ceil(rows * (c1 - c0) * self.ab)
-            gemm = self.emit(i, node, kind="gemm", unit="pe", deps=[dma.id] + first,
-                             reads=(self.buf(x), Buf(f"wbuf{slot}", 0, chunk)), writes=(self.buf(out),),
-                             m=rows, k=k, n=c1 - c0, fmt=fmt, density=density, cols=(c0, c1), slot=slot,
-                             traffic=((self.arena, x_bytes * refetch, out_bytes),) + self.slot_traffic(slot, chunk, 0),
-                             regfill=k * (c1 - c0), acc=self.fixed_acc(rows, k, c1 - c0))
-            self.note_reads(gemm, [x])
-            self.slot_users[slot] = [gemm.id]
-            gemms.append(gemm.id)
-        self.note_write(out, gemms)
-
-    def act_matmul(self, i: int, node: Node) -> None:
-        a, b = node.inputs
-        out = node.output
-        m, k = a.type.shape[-2], a.type.shape[-1]
-        n = b.type.shape[-1]
-        batch = math.prod(out.type.shape[:-2])
-        b_batch = math.prod(b.type.shape[:-2])
-        per_head = math.ceil(k * n * self.ab)
-        heads = max(1, int(self.slot_bytes // per_head)) if b_batch > 1 else batch
-        first = self.read_deps([a, b]) + self.write_deps(out)
-        a_per = math.ceil(m * k * self.ab)
-        gemms = []
-        for h0 in range(0, batch, heads):
-            h1 = min(batch, h0 + heads)
-            nb = per_head * ((h1 - h0) if b_batch > 1 else 1)
-            slot = self.next_slot()
-            dma = self.emit(i, node, kind="dma", unit=f"dma.{self.arena}", deps=self.slot_users[slot] + first,
-                            reads=(self.buf(b),), writes=(Buf(f"wbuf{slot}", 0, nb),), nbytes=nb, cols=(h0, h1),
-                            slot=slot, traffic=((self.arena, nb, 0),) + self.slot_traffic(slot, 0, nb))
-            refetch = 1 if a_per * (h1 - h0) <= self.slot_bytes else math.ceil(n / self.t.compute.cols)
-            gemm = self.emit(i, node, kind="gemm", unit="pe", deps=[dma.id] + first,
-                             reads=(self.buf(a), Buf(f"wbuf{slot}", 0, nb)), writes=(self.buf(out),),
-                             batch=h1 - h0, m=m, k=k, n=n, fmt=self.t.compute.matmul_format, cols=(h0, h1),
-                             slot=slot, traffic=((self.arena, a_per * (h1 - h0) * refetch,
-                                                  math.ceil((h1 - h0) * m * n * self.ab)),) + self.slot_traffic(slot, nb, 0),
-                             regfill=(h1 - h0) * k * n, acc=(h1 - h0) * self.fixed_acc(m, k, n))
-            self.note_reads(dma, [b])
-            self.note_reads(gemm, [a])
-            self.slot_users[slot] = [gemm.id]
-            gemms.append(gemm.id)
-        self.note_write(out, gemms)
-
-    def slot_traffic(self, slot: int, rd: int, wr: int) -> tuple:
-        """A weight-buffer slot of the fixed lowering is one of the target's operand buffers."""
-        return ((self.slot_buffers[slot], rd, wr),) if self.slot_buffers else ()
-
-    def fixed_acc(self, rows: int, k: int, n: int) -> int:
-        """Accumulator accesses of a weight-stationary chunk: each column tile's partial sums over its k tiles."""
-        t_k = math.ceil(k / self.t.compute.rows)
-        return rows * n * (2 * t_k - 1) if t_k > 1 else 0
 
     def gather_rows(self, i: int, node: Node) -> None:
         table, ids = node.inputs[0], node.inputs[1]

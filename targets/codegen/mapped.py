@@ -1,6 +1,6 @@
 """Lowering a mapped product into instructions, step by step as the cost model counts them.
 
-The blocks run in the mapping's loop order. Step i is block i's `gemm` on the
+The blocks run in the mapping's loop order (`blocks.block_sequence`). Step i is block i's `gemm` on the
 PE array and, on the memories' ports (`dma.<level>`, one after another on each
 port), the drain of block i-1's outputs (with its bias slice), what block i
 streams from memory, the fills of block i+1 into free slots, the partial sums
@@ -18,60 +18,50 @@ intermediate memory (after every weight and arena there), double-buffered.
 
 from __future__ import annotations
 
-import itertools
 import math
+from dataclasses import dataclass
 
 from aalbert.ir.graph import Node
 from aalbert.ir.mapping import Mapping
 
+from aalbert.targets.codegen.blocks import block_sequence, k_runs_kept
 from aalbert.targets.codegen.program import Buf
-from aalbert.targets.mapping.loops import DIMS, STAGE_LOOPS, block_loops, ceil_div, relevant
+from aalbert.targets.mapping.loops import DIMS, ceil_div, relevant
 from aalbert.targets.mapping.problem import Gemm
 
 
-def _cuts(extent: int, tile: int) -> list[tuple[int, int]]:
-    return [(lo, min(extent, lo + tile)) for lo in range(0, extent, tile)]
+@dataclass(frozen=True)
+class Route:
+    """How a transfer goes: its memory port, (level, bytes read, bytes written) per level, its hops."""
+
+    port: str
+    traffic: list
+    hops: int = 1
 
 
-def block_sequence(g: Gemm, mp: Mapping) -> list[tuple[int, dict[str, tuple[int, int]]]]:
-    """(stage tile number, {dim: (lo, hi)}) of every block, in execution order."""
-    full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
-    tile = dict(zip(DIMS, mp.stage_tile or (g.b, g.m, g.k, g.n)))
-    blk = dict(zip(DIMS, mp.block))
-    stage_cuts = {d: _cuts(full[d], tile[d]) for d in DIMS}
-    out = []
-    s_order = list(reversed(STAGE_LOOPS))                # outer to inner
-    b_order = list(reversed(block_loops(mp.order)))
-    for snum, sidx in enumerate(itertools.product(*(range(len(stage_cuts[d])) for d in s_order))):
-        region = {d: stage_cuts[d][i] for d, i in zip(s_order, sidx)}
-        cuts = {d: [(lo + a, lo + b) for a, b in _cuts(region[d][1] - lo, blk[d])]
-                for d, (lo, _) in region.items()}
-        for bidx in itertools.product(*(range(len(cuts[d])) for d in b_order)):
-            out.append((snum, {d: cuts[d][i] for d, i in zip(b_order, bidx)}))
-    return out
+@dataclass(frozen=True)
+class Transfer:
+    """One DMA of a mapped product: its role (stage, stream, fill, drain, bias, reload), operand, bytes and
+    route; the buffer slot it fills, whether it completes its block, what it writes."""
 
-
-def k_runs_kept(g: Gemm, mp: Mapping, acc_entries: int) -> bool:
-    """Do partial sums stay in the accumulators between reduction blocks (the model's `keep`): the
-    reduction is the innermost loop that runs more than once, and an output block fits."""
-    full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
-    tile = dict(zip(DIMS, mp.stage_tile or (g.b, g.m, g.k, g.n)))
-    nblk = {d: ceil_div(full[d], mp.block[i]) for i, d in enumerate(DIMS)}
-    nst = {d: ceil_div(full[d], tile[d]) for d in DIMS}
-    loops = [(d, nblk[d] / nst[d]) for d in block_loops(mp.order)] + [(d, nst[d]) for d in STAGE_LOOPS]
-    first = next((d for d, count in loops if count > 1), None)
-    o_blk = g.b * g.m * g.n / (nblk["b"] * nblk["m"] * nblk["n"])
-    return first == "k" and o_blk <= acc_entries
+    role: str
+    op: str
+    nbytes: int
+    route: Route
+    slot: int = -1
+    final: bool = False
+    writes: tuple = ()
 
 
 class MappedLowering:
-    """Emits one mapped product through the lowering `lw` (a `targets.lower._Lowering`)."""
+    """Emits one mapped product (`node.mapping`) through the lowering `lw` (a `targets.codegen.lower._Lowering`).
+    `places` says where each operand lives: a, w, o and, optionally, bias."""
 
-    def __init__(self, lw, index: int, node: Node, g: Gemm, mp: Mapping, places: dict[str, Buf],
-                 stage_base: dict[str, int]):
+    def __init__(self, lw, index: int, node: Node, g: Gemm, places: dict[str, Buf]):
+        mp: Mapping = node.mapping
         self.lw, self.i, self.node, self.g, self.mp = lw, index, node, g, mp
         self.t = lw.t
-        self.places = places               # a, w, o, bias (optional): where each lives
+        self.places = places
         self.rel = relevant(g)
         parts = self.t.parts
         ops = [b.name for b in parts.operand_buffers()]
@@ -84,11 +74,14 @@ class MappedLowering:
         self.homes = {"a": g.a_home, "w": g.w_home, "o": g.o_home}
         self.via = {op: self.t.fetch_path(h)[1] if len(self.t.fetch_path(h)) > 2 else None
                     for op, h in self.homes.items()}
-        self.stage_base = stage_base
+        self.stage_base = lw.stage_base
         self.frontier: list[int] = list(lw.barrier)
         self.keep = k_runs_kept(g, mp, parts.accumulators.entries)
         self.elem = {"a": g.a_elem, "w": g.w_elem + g.w_mask, "o": g.o_elem}
         self.last_stationary: tuple | None = None
+        self.psum_stored: set = set()         # output blocks whose partial sums went to memory
+        self.k_done: dict[tuple, int] = {}    # reduction blocks done per output block
+        self.k_total = ceil_div(g.k, mp.block[2])
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def fetched(self, op: str) -> bool:
@@ -109,31 +102,32 @@ class MappedLowering:
     def tile(self, blk: dict) -> tuple[int, ...]:
         return tuple(x for d in DIMS for x in blk[d])
 
-    def dma(self, role: str, op: str, nbytes: int, port: str, traffic: list, deps, blk=None, slot=-1,
-            final=False, hops=1, reads=(), writes=()) -> int:
-        ins = self.lw.emit(self.i, self.node, kind="dma", unit=f"dma.{port}", deps=list(deps),
-                           reads=tuple(reads) or (Buf(port, 0, nbytes),), writes=tuple(writes), nbytes=nbytes,
-                           traffic=tuple((lv, int(round(r)), int(round(w))) for lv, r, w in traffic),
-                           tile=self.tile(blk) if blk is not None else None, role=role, operand=op, final=final,
-                           slot=slot, hops=hops)
+    def dma(self, x: Transfer, deps, blk=None) -> int:
+        route = x.route
+        ins = self.lw.emit(self.i, self.node, kind="dma", unit=f"dma.{route.port}", deps=list(deps),
+                           reads=(Buf(route.port, 0, x.nbytes),), writes=tuple(x.writes), nbytes=x.nbytes,
+                           traffic=tuple((lv, int(round(r)), int(round(w))) for lv, r, w in route.traffic),
+                           tile=self.tile(blk) if blk is not None else None, role=x.role, operand=x.op,
+                           final=x.final, slot=x.slot, hops=route.hops)
         return ins.id
 
-    def toward_array(self, op: str, nbytes: int, staged: bool):
-        """(port, traffic, hops) of bringing `nbytes` of `op` from its stage region or home to the array."""
+    def toward_array(self, op: str, nbytes: int, staged: bool) -> Route:
+        """How `nbytes` of `op` come from its stage region or home to the array."""
         home, mid = self.homes[op], self.via[op]
         if staged:
-            return mid, [(mid, nbytes, 0)], 1
+            return Route(mid, [(mid, nbytes, 0)])
         if mid is not None:
-            return home, [(home, nbytes, 0), (mid, nbytes, nbytes)], 2
-        return home, [(home, nbytes, 0)], 1
+            return Route(home, [(home, nbytes, 0), (mid, nbytes, nbytes)], 2)
+        return Route(home, [(home, nbytes, 0)])
 
-    def toward_memory(self, nbytes: int, staged: bool):
+    def toward_memory(self, nbytes: int, staged: bool) -> Route:
+        """How `nbytes` of the output go from the array to its stage region or home."""
         home, mid = self.homes["o"], self.via["o"]
         if staged:
-            return mid, [(mid, 0, nbytes)], 1
+            return Route(mid, [(mid, 0, nbytes)])
         if mid is not None:
-            return home, [(mid, nbytes, nbytes), (home, 0, nbytes)], 2
-        return home, [(home, 0, nbytes)], 1
+            return Route(home, [(mid, nbytes, nbytes), (home, 0, nbytes)], 2)
+        return Route(home, [(home, 0, nbytes)])
 
     def buffer_traffic(self, op: str, values: float, masks: float, read: bool) -> list:
         out = []
@@ -163,9 +157,6 @@ class MappedLowering:
             steps_in[s_] = steps_in.get(s_, 0) + 1
         runs = {op: self.runs(op, seq) for op in ("a", "w") if self.fetched(op)}
         run_of = {op: [q for q, (_, r, _) in enumerate(rs) for _ in range(r)] for op, rs in runs.items()}
-        psum_stored: set = set()
-        k_done: dict[tuple, int] = {}
-        k_total = ceil_div(g.k, mp.block[2])
         gemms: list[int] = []
 
         # prologue: the first stage tile of a staged a or w, then block 1's fills
@@ -173,8 +164,8 @@ class MappedLowering:
         for op in ("a", "w"):
             if staged[op]:
                 nbytes = self.stage_bytes(op, seq, seq[0][0])
-                pro.append(self.dma("stage", op, nbytes, self.homes[op],
-                                    [(self.homes[op], nbytes, 0), (self.via[op], 0, nbytes)], self.frontier))
+                route = Route(self.homes[op], [(self.homes[op], nbytes, 0), (self.via[op], 0, nbytes)])
+                pro.append(self.dma(Transfer("stage", op, nbytes, route), self.frontier))
         self.frontier = self.frontier + pro
         step = [self.fill(op, seq[0][1], staged[op], 0, self.frontier) for op in runs]
         self.frontier = self.frontier + step
@@ -184,12 +175,12 @@ class MappedLowering:
             deps = list(self.frontier)
             step = []
             if prev is not None:
-                step += self.maybe_drain(prev, blk, staged["o"], psum_stored, k_done, k_total, deps)
+                step += self.maybe_drain(prev, blk, staged["o"], deps)
             for op in ("a", "w"):
                 if not self.fetched(op) and self.stationary != op:
                     nbytes = self.stream_bytes(op, blk)
-                    port, traffic, hops = self.toward_array(op, nbytes, staged[op])
-                    step.append(self.dma("stream", op, nbytes, port, traffic, deps, blk, hops=hops))
+                    route = self.toward_array(op, nbytes, staged[op])
+                    step.append(self.dma(Transfer("stream", op, nbytes, route), deps, blk))
             serial_ops = []
             for op, rs in runs.items():
                 q = run_of[op][idx]
@@ -200,14 +191,14 @@ class MappedLowering:
                     if idx == start + length - 1:
                         serial_ops.append(op)
                 else:  # the next block arrives in slices, one per step of the current one
-                    step += self.fill(op, rs[q + 1][2], staged[op], (q + 1) % 2, deps, idx - start, length)
+                    step += self.fill(op, rs[q + 1][2], staged[op], (q + 1) % 2, deps, (idx - start, length))
             if nxt is not None:
-                step += self.maybe_reload(blk, nxt[1], staged["o"], psum_stored, deps)
+                step += self.maybe_reload(blk, nxt[1], staged["o"], deps)
             step += self.stage_chunks(seq, idx, snum, steps_in, staged, deps)
             gemm = self.gemm(blk, deps, idx == 0)
             gemms.append(gemm)
             k_key = self.ident("o", blk)
-            k_done[k_key] = k_done.get(k_key, 0) + 1
+            self.k_done[k_key] = self.k_done.get(k_key, 0) + 1
             for op in serial_ops:
                 step.append(self.fill(op, nxt[1], staged[op], 0, deps + [gemm]))
             self.frontier = [gemm] + step
@@ -217,8 +208,8 @@ class MappedLowering:
         tail = end
         if staged["o"]:
             nbytes = self.stage_bytes("o", seq, seq[-1][0])
-            tail += [self.dma("stage", "o", nbytes, self.homes["o"],
-                              [(self.via["o"], nbytes, 0), (self.homes["o"], 0, nbytes)], self.frontier + end)]
+            route = Route(self.homes["o"], [(self.via["o"], nbytes, 0), (self.homes["o"], 0, nbytes)])
+            tail += [self.dma(Transfer("stage", "o", nbytes, route), self.frontier + end)]
         self.lw.program.mappings[self.i] = mp.text()
         return gemms + tail
 
@@ -227,11 +218,13 @@ class MappedLowering:
             return self.slots[op] == 1
         return self.mp.slots[2] == 1
 
-    def fill(self, op, blk, staged, slot, deps, part=None, parts=1):
-        """The fill of `op`'s block into `slot`: whole (an int id), or slice `part` of `parts` (a list)."""
+    def fill(self, op, blk, staged, slot, deps, piece: tuple[int, int] | None = None):
+        """The fill of `op`'s block into `slot`: whole (an int id), or `piece` (part, parts): slice `part` of
+        `parts` (a list)."""
         g = self.g
         values = self.nbytes(op, blk, g.a_elem if op == "a" else g.w_elem)
         masks = self.nbytes(op, blk, g.w_mask) if op == "w" and g.w_mask else 0
+        part, parts = piece if piece is not None else (None, 1)
         if part is not None:
             lo_v, hi_v = values * part // parts, values * (part + 1) // parts
             lo_m, hi_m = masks * part // parts, masks * (part + 1) // parts
@@ -239,11 +232,11 @@ class MappedLowering:
         nbytes = values + masks
         if nbytes <= 0:
             return []
-        port, traffic, hops = self.toward_array(op, nbytes, staged)
-        traffic += self.buffer_traffic(op, values, masks, read=False)
+        route = self.toward_array(op, nbytes, staged)
+        route = Route(route.port, route.traffic + self.buffer_traffic(op, values, masks, read=False), route.hops)
         dest = self.bufs[op][0] if self.bufs[op] else "pe"
-        ins = self.dma("fill", op, nbytes, port, traffic, deps, blk, slot=slot, hops=hops,
-                       final=part is None or part == parts - 1, writes=(Buf(f"{dest}.{op}{slot}", 0, nbytes),))
+        ins = self.dma(Transfer("fill", op, nbytes, route, slot=slot, final=part is None or part == parts - 1,
+                                writes=(Buf(f"{dest}.{op}{slot}", 0, nbytes),)), deps, blk)
         return ins if part is None else [ins]
 
     def stream_bytes(self, op: str, blk: dict) -> int:
@@ -300,48 +293,41 @@ class MappedLowering:
                            regfill=int(regfill))
         return ins.id
 
-    def maybe_drain(self, prev, blk, staged, psum_stored, k_done, k_total, deps) -> list[int]:
+    def maybe_drain(self, prev, blk, staged, deps) -> list[int]:
         same = self.ident("o", prev) == self.ident("o", blk)
         if same and self.keep:
             return []
-        done = k_done.get(self.ident("o", prev), 0) >= k_total
+        done = self.k_done.get(self.ident("o", prev), 0) >= self.k_total
         if not done:
-            psum_stored.add(self.ident("o", prev))
+            self.psum_stored.add(self.ident("o", prev))
         else:
-            psum_stored.discard(self.ident("o", prev))
+            self.psum_stored.discard(self.ident("o", prev))
         return self.drain(prev, staged, done, deps)
 
     def drain(self, blk, staged, final, deps) -> list[int]:
         g = self.g
         nbytes = self.nbytes("o", blk, g.o_elem if final else g.psum_elem)
-        port, traffic, hops = self.toward_memory(nbytes, staged)
+        route = self.toward_memory(nbytes, staged)
         out = []
         bias = self.places.get("bias")
         if final and bias is not None and g.bias_bytes:
             n0, n1 = blk["n"]
             part = max(1, round(g.bias_bytes * (n1 - n0) / g.n))
             aux = self.t.parts.role("aux")
-            out.append(self.dma("bias", "o", part, g.bias_home, [(g.bias_home, part, 0)]
-                                + ([(aux.name, 0, part)] if aux else []), deps, blk))
-            traffic = traffic + ([(aux.name, part, 0)] if aux else [])
-        out.append(self.dma("drain", "o", nbytes, port, traffic, deps, blk, final=final, hops=hops,
-                            writes=(self.places["o"],)))
+            bias_route = Route(g.bias_home, [(g.bias_home, part, 0)] + ([(aux.name, 0, part)] if aux else []))
+            out.append(self.dma(Transfer("bias", "o", part, bias_route), deps, blk))
+            route = Route(route.port, route.traffic + ([(aux.name, part, 0)] if aux else []), route.hops)
+        out.append(self.dma(Transfer("drain", "o", nbytes, route, final=final, writes=(self.places["o"],)), deps,
+                            blk))
         return out
 
-    def maybe_reload(self, blk, nxt, staged, psum_stored, deps) -> list[int]:
+    def maybe_reload(self, blk, nxt, staged, deps) -> list[int]:
         same = self.ident("o", blk) == self.ident("o", nxt)
         if same and self.keep:
             return []
-        if same or self.ident("o", nxt) in psum_stored:
+        if same or self.ident("o", nxt) in self.psum_stored:  # partial sums come back as `a` would come in
             nbytes = self.nbytes("o", nxt, self.g.psum_elem)
-            home, mid = self.homes["o"], self.via["o"]
-            if staged:
-                port, traffic, hops = mid, [(mid, nbytes, 0)], 1
-            elif mid is not None:
-                port, traffic, hops = home, [(home, nbytes, 0), (mid, nbytes, nbytes)], 2
-            else:
-                port, traffic, hops = home, [(home, nbytes, 0)], 1
-            return [self.dma("reload", "o", nbytes, port, traffic, deps, nxt, hops=hops)]
+            return [self.dma(Transfer("reload", "o", nbytes, self.toward_array("o", nbytes, staged)), deps, nxt)]
         return []
 
     def stage_bytes(self, op: str, seq, snum: int) -> int:
@@ -376,5 +362,5 @@ class MappedLowering:
             part = hi - lo
             home, mid = self.homes[op], self.via[op]
             traffic = [(home, part, 0), (mid, 0, part)] if op != "o" else [(mid, part, 0), (home, 0, part)]
-            out.append(self.dma("stage", op, part, home, traffic, deps))
+            out.append(self.dma(Transfer("stage", op, part, Route(home, traffic)), deps))
         return out

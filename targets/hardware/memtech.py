@@ -82,7 +82,10 @@ RRAM_ENDURANCE = ("endurance 1e8 writes is an assumption (RRAM endurance varies 
                   "devices)")
 
 
-def _rram(target: str, area, read_ns, write_ns, read_pj, write_pj, leak_mw) -> Anchor:
+def _rram(target: str, figures: tuple[float, float, float, float, float, float]) -> Anchor:
+    """NVMExplorer's RRAM array for optimization target `target`; `figures` are its columns: area (mm2), read
+    and write latency (ns), read and write energy (pJ), leakage (mW)."""
+    area, read_ns, write_ns, read_pj, write_pj, leak_mw = figures
     return Anchor(technology="rram", capacity_bytes=MB2, word_bits=64, area_mm2=area, read_latency_ns=read_ns,
                   write_latency_ns=write_ns, read_energy_pj=read_pj, write_energy_pj=write_pj, leakage_mw=leak_mw,
                   write_endurance=1e8, volatile=False,
@@ -120,9 +123,9 @@ _SRAM = Anchor(technology="sram", capacity_bytes=MB2, word_bits=64, area_mm2=1.3
                "no wear-out")
 
 ANCHORS: dict[str, Anchor] = {
-    "rram_read_edp": _rram("ReadEDP", 0.525828515, 0.793295, 5.53, 6.178, 49.72, 11.979),
-    "rram_read_energy": _rram("ReadDynamicEnergy", 0.442507258, 13.737, 16.659, 1.118, 83.81, 1.316),
-    "rram_read_latency": _rram("ReadLatency", 0.575811979, 0.781488, 5.53, 7.253, 47.951, 23.112),
+    "rram_read_edp": _rram("ReadEDP", (0.525828515, 0.793295, 5.53, 6.178, 49.72, 11.979)),
+    "rram_read_energy": _rram("ReadDynamicEnergy", (0.442507258, 13.737, 16.659, 1.118, 83.81, 1.316)),
+    "rram_read_latency": _rram("ReadLatency", (0.575811979, 0.781488, 5.53, 7.253, 47.951, 23.112)),
     "sram": _SRAM,
     "sram_hp": _sram_corner(_SRAM, "hp"),
     "sram_lstp": _sram_corner(_SRAM, "lstp"),

@@ -8,7 +8,7 @@
   (`balanced`), cached per product signature.
 
 The mapping itself is an IR fact, `aalbert.ir.mapping.Mapping`; the lowering
-of a mapped product is `targets.lower`'s.
+of a mapped product is `targets.codegen.mapped`'s.
 """
 
 from aalbert.targets.mapping.problem import Arch, Gemm, arch_of, gemm_of

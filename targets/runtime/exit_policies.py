@@ -63,47 +63,57 @@ class PolicyResult:
         return sum(self.layers) / len(self.layers) if self.layers else 0.0
 
 
+class _Serving:
+    """Serves the requests of a stream under one policy (request i being `sentences[i]`), counting the layers
+    each runs, the operating points chosen and the exits a prediction forced early."""
+
+    def __init__(self, policy: str, costs: ExitCosts, sentences: list[Sentence], per_wake: int,
+                 target_s: float | None):
+        self.policy, self.costs, self.sentences, self.per_wake, self.target_s = (policy, costs, sentences, per_wake,
+                                                                                 target_s)
+        self.layers: list[int] = []
+        self.points: dict[str, int] = {}
+        self.forced = 0
+
+    def __call__(self, i: int, r: Request, cold: bool, waited: float) -> Served:
+        costs, policy, target_s = self.costs, self.policy, self.target_s
+        dvfs = costs.target.dvfs
+        s, task = self.sentences[i], r.task
+        cuts = costs.layers(task)
+        end = len(cuts) - 1
+        q, stop = 0, end if policy == "none" else s.exit
+        if policy == "predict-scale" and s.exit > 0 and dvfs is not None and target_s is not None:
+            stop = min(s.exit, s.predicted)
+            self.forced += s.predicted < s.exit
+            first = costs.upto(task, 0, 0, cold)
+            rest = [costs.timeline(task, p).seconds(s.predicted) - costs.timeline(task, p).seconds(0)
+                    for p in range(len(costs.points))]
+            q = choose_point(first[0], rest, dvfs.transition_ns * 1e-9, target_s - waited)
+        self.layers.append(cuts[stop])
+        label = costs.points[q].label()
+        self.points[label] = self.points.get(label, 0) + 1
+        if q == 0:
+            return Served(*costs.upto(task, 0, stop, cold))
+        seconds, energy, dram = costs.between(task, q, 0, stop, cold)
+        first_s, first_e, first_dram = costs.upto(task, 0, 0, cold)
+        for k, v in first_e.items():
+            energy[k] = energy.get(k, 0.0) + v
+        stall = costs.results[task].warm.idle_mw * dvfs.transition_ns  # mW x ns = pJ: the chip waits, leaking
+        energy["leakage:transition"] = stall
+        next_cold = (i + 1) % self.per_wake == 0
+        energy["transition"] = dvfs.transition_pj * (1 if next_cold else 2)
+        return Served(first_s + dvfs.transition_ns * 1e-9 + seconds, energy, first_dram + dram)
+
+
 def run_policies(requests: list[Request], costs: ExitCosts, sentences: list[Sentence], inferences_per_wakeup: float,
                  target_ms: float | None) -> dict[str, PolicyResult]:
     """Every policy's stream over `requests`, request i being `sentences[i]`."""
     target = costs.target
     target_s = target_ms / 1e3 if target_ms is not None else None
     per_wake = max(1, int(round(inferences_per_wakeup)))
-    dvfs = target.dvfs
     out = {}
     for policy in POLICIES:
-        layers: list[int] = []
-        points: dict[str, int] = {}
-        forced = [0]
-
-        def serve(i: int, r: Request, cold: bool, waited: float, policy=policy, layers=layers, points=points,
-                  forced=forced) -> Served:
-            s, task = sentences[i], r.task
-            cuts = costs.layers(task)
-            end = len(cuts) - 1
-            q, stop = 0, end if policy == "none" else s.exit
-            if policy == "predict-scale" and s.exit > 0 and dvfs is not None and target_s is not None:
-                stop = min(s.exit, s.predicted)
-                forced[0] += s.predicted < s.exit
-                first = costs.upto(task, 0, 0, cold)
-                rest = [costs.timeline(task, p).seconds(s.predicted) - costs.timeline(task, p).seconds(0)
-                        for p in range(len(costs.points))]
-                q = choose_point(first[0], rest, dvfs.transition_ns * 1e-9, target_s - waited)
-            layers.append(cuts[stop])
-            label = costs.points[q].label()
-            points[label] = points.get(label, 0) + 1
-            if q == 0:
-                return Served(*costs.upto(task, 0, stop, cold))
-            seconds, energy, dram = costs.between(task, q, 0, stop, cold)
-            first_s, first_e, first_dram = costs.upto(task, 0, 0, cold)
-            for k, v in first_e.items():
-                energy[k] = energy.get(k, 0.0) + v
-            stall = costs.results[task].warm.idle_mw * dvfs.transition_ns  # mW x ns = pJ: the chip waits, leaking
-            energy["leakage:transition"] = stall
-            next_cold = (i + 1) % per_wake == 0
-            energy["transition"] = dvfs.transition_pj * (1 if next_cold else 2)
-            return Served(first_s + dvfs.transition_ns * 1e-9 + seconds, energy, first_dram + dram)
-
+        serve = _Serving(policy, costs, sentences, per_wake, target_s)
         stream = run_stream(requests, costs.module, target, costs.results, inferences_per_wakeup, serve)
-        out[policy] = PolicyResult(policy, stream, target_s, layers, forced[0], points)
+        out[policy] = PolicyResult(policy, stream, target_s, serve.layers, serve.forced, serve.points)
     return out

@@ -2,7 +2,7 @@
 
 `Timeline` is one program simulated at one operating point and cut after
 each test: the cycles when each test finishes, the dynamic energy and the
-off-chip bytes of the instructions up to it. `window_static` charges the
+off-chip bytes of the instructions up to it. `ExitCosts.static` charges the
 static energy (`targets.sim.power`: banks by power state, DRAM background) of
 the accesses between two cuts, as an inference of that span. The last cut
 is the program's end: a sentence no off-ramp let go.
@@ -56,17 +56,14 @@ def timeline(program: Program, sim: SimResult, target: Target) -> Timeline:
     return Timeline(sim, target, ends + [sim.cycles], dynamic + [energy], dram + [moved])
 
 
-def window_static(acc: Accesses, image: list[Region] | None, target: Target, lo_ns: float, hi_ns: float,
-                  task: str, cold: bool, last: bool = False) -> Static:
-    """Static energy of the accesses that start in [lo_ns, hi_ns) (or later, when the window is the `last`),
-    charged as an inference of that span; `cold` as right after a power-up (which data volatile memory holds)."""
-    end = math.inf if last else hi_ns
-    window = Accesses({})
+def window(acc: Accesses, lo_ns: float, end_ns: float) -> Accesses:
+    """The accesses that start in [lo_ns, end_ns), their times from `lo_ns`."""
+    out = Accesses({})
     for lvl, rows in acc.levels.items():
-        sel = rows[(rows[:, 2] >= lo_ns) & (rows[:, 2] < end)].copy()
+        sel = rows[(rows[:, 2] >= lo_ns) & (rows[:, 2] < end_ns)].copy()
         sel[:, 2:] -= lo_ns
-        window.levels[lvl] = sel
-    return static_energy(window, image, target, hi_ns - lo_ns, task, cold)
+        out.levels[lvl] = sel
+    return out
 
 
 def subtract(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
@@ -128,14 +125,15 @@ class ExitCosts:
         return self._acc[key]
 
     def static(self, task: str, q: int, first: int, last: int, cold: bool) -> Static:
-        """Static energy between cut `first` (-1: the start) and cut `last`."""
+        """Static energy between cut `first` (-1: the start) and cut `last`; `cold` as right after a power-up
+        (which data volatile memory holds)."""
         key = (task, q, first, last, cold)
-        if key not in self._static:
-            tl = self.timeline(task, q)
-            lo = tl.ns(first) if first >= 0 else 0.0
-            end = last == len(tl.ends) - 1
-            self._static[key] = window_static(self.accesses(task, q), self.image, self.at(q), lo, tl.ns(last), task,
-                                              cold, last=end)
+        if key not in self._static:  # the accesses that start in the window (or later, for the last cut),
+            tl = self.timeline(task, q)  # charged as an inference of that span
+            lo, hi = tl.ns(first) if first >= 0 else 0.0, tl.ns(last)
+            end = math.inf if last == len(tl.ends) - 1 else hi
+            self._static[key] = static_energy(window(self.accesses(task, q), lo, end), self.image, self.at(q),
+                                              hi - lo, task, cold)
         return self._static[key]
 
     def upto(self, task: str, q: int, cut: int, cold: bool) -> tuple[float, dict[str, float], float]:

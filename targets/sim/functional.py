@@ -11,7 +11,7 @@ filled; SFU and layout instructions apply the op's registry semantics. Outputs e
 on the same (compressed) module, to floating-point tolerance: that is the
 proof that lowering is correct.
 
-A mapped product's blocks (`targets.mapping.lowering`): a fill puts an
+A mapped product's blocks (`targets.codegen.mapped`): a fill puts an
 operand's tile into a slot; a block's product reads its tiles from the slots
 their fills filled (or from memory when the operand streams) and adds into
 its output block's partial sums; a final drain writes the block (and its bias
@@ -98,8 +98,7 @@ def execute(program: Program, module: Module, target: Target, inputs: dict[str, 
 
     for v in graph.inputs:
         arena.write(v, address(v), bound[v.name])
-    slots: list[np.ndarray | None] = [None, None]
-    holder: list[tuple | None] = [None, None]  # which chunk each weight-buffer slot holds
+    slots = _Slots()
     mapped = _MappedState(program, graph, value)
     timing = simulate(program, target)
     # an instruction reads its operands when it starts and its results land when it finishes
@@ -116,16 +115,24 @@ def execute(program: Program, module: Module, target: Target, inputs: dict[str, 
                 else:
                     mapped.commit(ins, node, pending.pop(i), arena, address)
             elif is_start:
-                pending[i] = _begin(ins, node, slots, holder, value)
+                pending[i] = _begin(ins, node, slots, value)
             else:
-                _commit(ins, node, pending.pop(i), slots, holder, arena, address)
+                _commit(ins, node, pending.pop(i), slots, arena, address)
     out = {}
     for name, v in graph.outputs:
         out[name] = value(v).astype(v.type.dtype.np)
     return out
 
 
-def _begin(ins, node, slots, holder, value):
+class _Slots:
+    """The fixed lowering's two weight-buffer slots: what each holds, and which chunk (node, columns) it is."""
+
+    def __init__(self) -> None:
+        self.data: list[np.ndarray | None] = [None, None]
+        self.holder: list[tuple | None] = [None, None]
+
+
+def _begin(ins, node, slots: _Slots, value):
     """Read the operands and compute; nothing is written yet."""
     if ins.kind == "dma" and ins.slot >= 0:
         lo, hi = ins.cols
@@ -134,17 +141,17 @@ def _begin(ins, node, slots, holder, value):
             return operand[:, lo:hi]
         return _batched(operand, node, lo, hi)  # some heads of attention's second operand
     if ins.kind == "gemm":
-        if holder[ins.slot] != (ins.node, ins.cols):
+        if slots.holder[ins.slot] != (ins.node, ins.cols):
             raise ExecutionError(f"instruction {ins.id:04d} ({ins.layer}) reads weight-buffer slot "
                                  f"{ins.slot} before its transfer arrived (a missing dependency)")
-        return _gemm(ins, node, slots[ins.slot], value)
+        return _gemm(ins, node, slots.data[ins.slot], value)
     return get_op(node.op).eval([value(v) for v in node.inputs], node.attrs)
 
 
-def _commit(ins, node, result, slots, holder, arena: "_Arena", address) -> None:
+def _commit(ins, node, result, slots: _Slots, arena: "_Arena", address) -> None:
     if ins.kind == "dma" and ins.slot >= 0:
-        slots[ins.slot] = result
-        holder[ins.slot] = (ins.node, ins.cols)
+        slots.data[ins.slot] = result
+        slots.holder[ins.slot] = (ins.node, ins.cols)
     elif ins.kind == "gemm":
         y, positions = result
         arena.write(node.output, address(node.output), y, positions)

@@ -1,6 +1,6 @@
 """What one node of a placed task graph costs on a target: energy by component, cycles, bytes per level.
 
-Nodes run one after another (see `targets.lower`), so an inference's cycles
+Nodes run one after another (see `targets.codegen.lower`), so an inference's cycles
 are the sum of its nodes' and its energy the sum of theirs plus leakage: a
 node can be costed alone. A matrix product with a mapping policy of
 `search` is costed by the mapping model (`targets.mapping.cost`) with its

@@ -58,21 +58,34 @@ class Request:
     arrival: float   # seconds
 
 
-def make_stream(pattern: str, tasks: list[str], count: int, rate_hz: float, mix: dict[str, float] | None = None,
-                burst: int = 8, seed: int = 0, switch_rate: float = 1.0) -> list[Request]:
-    if pattern not in PATTERNS:
-        raise AalbertError(f"unknown request pattern {pattern!r} (round-robin, random, bursts, or a trace file)")
+@dataclass(frozen=True)
+class Pattern:
+    """How requests follow one another: `name` (round-robin, random or bursts), the tasks' shares (`mix`; None:
+    uniform), the share of requests that switch task, requests per burst, and the random stream's seed."""
+
+    name: str
+    mix: dict[str, float] | None = None
+    switch_rate: float = 1.0
+    burst: int = 8
+    seed: int = 0
+
+
+def make_stream(pattern: Pattern, tasks: list[str], count: int, rate_hz: float) -> list[Request]:
+    """`count` requests over `tasks` arriving at `rate_hz`, in `pattern`."""
+    if pattern.name not in PATTERNS:
+        raise AalbertError(f"unknown request pattern {pattern.name!r} (round-robin, random, bursts, or a trace file)")
     check_bytes(count * REQUEST_BYTES, f"a stream of {count:,} requests")
-    rng = random.Random(seed)
-    share = {t: (mix or {}).get(t, 1.0) for t in tasks}
+    rng = random.Random(pattern.seed)
+    switch_rate, burst = pattern.switch_rate, pattern.burst
+    share = {t: (pattern.mix or {}).get(t, 1.0) for t in tasks}
     total = sum(share.values())
     pi = {t: v / total for t, v in share.items() if v > 0}
-    if pattern == "round-robin":
+    if pattern.name == "round-robin":
         if len(set(round(v, 12) for v in pi.values())) > 1 or len(pi) < len(tasks):
             raise AalbertError("round-robin serves the tasks in turn, and the workload's mix is not uniform: "
                                "use --pattern random to follow the mix")
         names = _round_robin(tasks, count, switch_rate)
-    elif pattern == "random":
+    elif pattern.name == "random":
         names = _markov(pi, count, switch_rate, rng)
     else:
         if len(tasks) > 1 and abs(switch_rate - 1.0 / burst) > 1e-9:
@@ -189,45 +202,90 @@ class StreamResult:
         return float(np.percentile(self.latencies, q))
 
 
-def run_stream(requests: list[Request], module: Module, target: Target, results: dict[str, SimResult],
-               inferences_per_wakeup: float, serve: Serve | None = None) -> StreamResult:
-    cycle_s = 1.0 / (target.clock_mhz * 1e6)
-    store = min((m for m in target.memories if m.off_chip), key=lambda m: m.read_pj_per_byte, default=None)
-    volatile = {m.name for m in target.on_chip if m.volatile}
+class _Charges:
+    """What a stream has cost so far: energy by part (`_part`) and off-chip bytes; and what bringing a task's
+    weights on chip takes."""
 
-    def needed(task: str, cold: bool, switch: bool) -> dict[str, int]:
+    def __init__(self, module: Module, target: Target):
+        self.module, self.t = module, target
+        self.cycle_s = 1.0 / (target.clock_mhz * 1e6)
+        self.store = min((m for m in target.memories if m.off_chip), key=lambda m: m.read_pj_per_byte, default=None)
+        self.volatile = {m.name for m in target.on_chip if m.volatile}
+        self.parts: dict[str, float] = {}
+        self.dram = 0.0
+
+    def needed(self, task: str, cold: bool, switch: bool) -> dict[str, int]:
         """Bytes to copy into each on-chip level: the task's staged weights at a switch (and after a power-up
         that erased their swap region), everything resident in volatile memory after a power-up."""
         out: dict[str, int] = {}
-        for w in module.weights.values():
+        for w in self.module.weights.values():
             p = w.placement
             if p is None or not (w.role.shared or task in w.role.tasks):
                 continue
-            erased = cold and p.level in volatile
+            erased = cold and p.level in self.volatile
             if (p.residency == "staged" and (switch or erased)) or (p.residency == "resident" and erased):
                 out[p.level] = out.get(p.level, 0) + w.nbytes
         return out
 
-    def load(into: dict[str, int]) -> float:
+    def load(self, into: dict[str, int]) -> float:
         """Cycles to copy `into`'s bytes from the off-chip store, one level after another."""
+        store, target = self.store, self.t
         if store is None:
             return 0.0
         return sum(n / min(store.read_bytes_per_cycle, target.level(lvl).write_bytes_per_cycle,
                            target.dma_bytes_per_cycle) for lvl, n in into.items())
 
-    latencies, dram = [], 0.0
-    parts: dict[str, float] = {}
-
-    def add(key: str, pj: float) -> None:
+    def add(self, key: str, pj: float) -> None:
         if pj:
             name = _part(key)
-            parts[name] = parts.get(name, 0.0) + pj
-    def idle(gap_ns: float, static, sim, cold: bool) -> None:
-        for k, v in dram_between(static.dram_idle, gap_ns, asleep=cold).items():
-            add(k, v)
-        if not cold:
-            add("leakage:idle", sim.warm.idle_mw * gap_ns)
+            self.parts[name] = self.parts.get(name, 0.0) + pj
 
+    def idle(self, gap_ns: float, sim: SimResult, cold: bool) -> None:
+        """A gap between requests: a power-gated chip (`cold` next) only keeps its DRAM; a powered one idles."""
+        static = sim.cold if cold else sim.warm
+        for k, v in dram_between(static.dram_idle, gap_ns, asleep=cold).items():
+            self.add(k, v)
+        if not cold:
+            self.add("leakage:idle", sim.warm.idle_mw * gap_ns)
+
+    def bring(self, copies: dict[str, int], cycles: float, sim: SimResult, cold: bool) -> None:
+        """Copying `copies` on chip in `cycles`, after a power-up when `cold`."""
+        static = sim.cold if cold else sim.warm
+        load_ns = cycles * self.cycle_s * 1e9
+        self.add("leakage:load", static.idle_mw * load_ns)  # the chip is on while weights arrive
+        for name, p in static.dram_idle.items():
+            self.add(f"background:{name}:active", p.active_mw * load_ns)
+            self.add(f"background:{name}:refresh", p.refresh_mw * load_ns)
+        if cold:
+            self.add("wakeup:power_up", static.power_up_pj)
+        nbytes = sum(copies.values())
+        if nbytes and self.store is not None:
+            self.add(self.store.name, nbytes * self.store.read_pj_per_byte)
+            for lvl, n in copies.items():
+                self.add(lvl, n * self.t.level(lvl).write_pj_per_byte)
+
+    def infer(self, sim: SimResult, cold: bool, served: Served | None, nbytes: int) -> None:
+        """The inference itself, as simulated or as a policy `served` it, after `nbytes` were copied on chip."""
+        target = self.t
+        if served is None:
+            static = sim.cold if cold else sim.warm
+            for k, v in sim.dynamic.items():
+                self.add(k, v)
+            for k, v in static.energy.items():
+                self.add(k, v)
+            self.dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
+                                      if lvl in target.memory_names and target.level(lvl).off_chip)
+        else:
+            for k, v in served.energy.items():
+                self.add(k, v)
+            self.dram += nbytes + served.dram_bytes
+
+
+def run_stream(requests: list[Request], module: Module, target: Target, results: dict[str, SimResult],
+               inferences_per_wakeup: float, serve: Serve | None = None) -> StreamResult:
+    charges = _Charges(module, target)
+    cycle_s = charges.cycle_s
+    latencies = []
     current, free_at, switches, ups = None, 0.0, 0, 0
     per_wake = max(1, int(round(inferences_per_wakeup)))
     for i, r in enumerate(requests):
@@ -235,14 +293,13 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         switch = r.task != current
         ups += cold
         switches += switch and current is not None
-        copies = needed(r.task, cold, switch) if (cold or switch) else {}
-        nbytes = sum(copies.values())
-        cycles = load(copies)
+        copies = charges.needed(r.task, cold, switch) if (cold or switch) else {}
+        cycles = charges.load(copies)
         sim = results[r.task]
-        static = sim.cold if cold else sim.warm
         start = max(r.arrival, free_at)
         if i:  # since the last request: a power-gated chip only keeps its DRAM; a powered one idles
-            idle((start - free_at) * 1e9, static, sim, cold)
+            charges.idle((start - free_at) * 1e9, sim, cold)
+        served = None
         if serve is None:
             service = (cycles + sim.cycles) * cycle_s
         else:
@@ -250,35 +307,17 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
             service = cycles * cycle_s + served.seconds
         free_at = start + service
         latencies.append(free_at - r.arrival)
-        load_ns = cycles * cycle_s * 1e9
-        add("leakage:load", static.idle_mw * load_ns)  # the chip is on while weights arrive
-        for name, p in static.dram_idle.items():
-            add(f"background:{name}:active", p.active_mw * load_ns)
-            add(f"background:{name}:refresh", p.refresh_mw * load_ns)
-        if cold:
-            add("wakeup:power_up", static.power_up_pj)
-        if nbytes and store is not None:
-            add(store.name, nbytes * store.read_pj_per_byte)
-            for lvl, n in copies.items():
-                add(lvl, n * target.level(lvl).write_pj_per_byte)
-        if serve is None:
-            for k, v in sim.dynamic.items():
-                add(k, v)
-            for k, v in static.energy.items():
-                add(k, v)
-            dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
-                                 if lvl in target.memory_names and target.level(lvl).off_chip)
-        else:
-            for k, v in served.energy.items():
-                add(k, v)
-            dram += nbytes + served.dram_bytes
+        charges.bring(copies, cycles, sim, cold)
+        charges.infer(sim, cold, served, sum(copies.values()))
         current = r.task
     if len(requests) > 1:  # the stream repeats: the first request follows an idle gap as every other one does
         period = (requests[-1].arrival - requests[0].arrival) / (len(requests) - 1)
         first = results[requests[0].task]
-        idle(max(0.0, requests[-1].arrival + period - free_at) * 1e9, first.cold, first, True)
+        charges.idle(max(0.0, requests[-1].arrival + period - free_at) * 1e9, first, True)
     span = free_at - requests[0].arrival
-    return StreamResult(len(requests), np.array(latencies), sum(parts.values()), span, switches, ups, dram, parts)
+    parts = charges.parts
+    return StreamResult(len(requests), np.array(latencies), sum(parts.values()), span, switches, ups, charges.dram,
+                        parts)
 
 
 def _part(key: str) -> str:
