@@ -29,9 +29,10 @@ from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
 from aalbert.passes.base import PassManager  # noqa: E402
 from aalbert.passes.pipelines import Placement, compile_passes  # noqa: E402
 from aalbert.targets.codegen.lower import lower  # noqa: E402
+from aalbert.targets.hardware.spec import load_target  # noqa: E402
 from aalbert.targets.sim.power import memory_image  # noqa: E402
 from aalbert.targets.sim.timing import simulate  # noqa: E402
-from aalbert.targets.hardware.spec import load_target  # noqa: E402
+
 
 def flow() -> tuple[dict[str, float], object, object]:
     phases = {}

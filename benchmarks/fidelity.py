@@ -32,15 +32,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aalbert.ir.formats import parse_format  # noqa: E402
 from aalbert.ir.interpreter import run  # noqa: E402
 from aalbert.ir.module import Module  # noqa: E402
 from aalbert.mapper.fidelity import Feeds, compare, cosine, reference_outputs, sample_inputs, storage_bytes  # noqa: E402
 from aalbert.mapper.frontends import DimSpec  # noqa: E402
 from aalbert.mapper.loading import ExampleSpec, load_example  # noqa: E402
 from aalbert.passes.base import PassManager  # noqa: E402
-from aalbert.passes.pipelines import compress, prepare  # noqa: E402
-from aalbert.ir.formats import parse_format  # noqa: E402
 from aalbert.passes.compress import Policy, Rule  # noqa: E402
+from aalbert.passes.pipelines import compress, prepare  # noqa: E402
 
 FORMATS = ("f16", "afloat<8,3>", "int8", "int4")
 SPARSITIES = (0.0, 0.5, 0.9)
@@ -81,7 +81,8 @@ def minilm(rows: list) -> None:
     enc = tok(SENTENCES, padding=True, return_tensors="pt")
     inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
     module = Module()
-    import_torch(model, inputs, module, "minilm", ImportOptions(("last_hidden_state", "pooler_output"), tracer="export"))
+    import_torch(model, inputs, module, "minilm",
+                 ImportOptions(("last_hidden_state", "pooler_output"), tracer="export"))
     PassManager(prepare()).run(module)
     feeds = {k: v.numpy() for k, v in inputs.items()}
     mask = feeds["attention_mask"][..., None].astype(np.float32)

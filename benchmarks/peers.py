@@ -256,8 +256,8 @@ def aalbert(gemms: list, objective: str) -> dict:
 def array_cycles(gemms: list, dataflow: str) -> float:
     """aalbert's array model of a dataflow on a 32x32 array, one tile at a time, memory ideal."""
     from aalbert.targets.codegen.program import Instr
-    from aalbert.targets.sim.timing import mapped_cycles
     from aalbert.targets.hardware.spec import load_target
+    from aalbert.targets.sim.timing import mapped_cycles
 
     target = load_target("tpu_like")
     return sum(mapped_cycles(Instr(0, "gemm", "pe", (), 0, "linear", "", m=m, k=k, n=n, role=f"{dataflow}.buf"),

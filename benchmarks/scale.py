@@ -142,8 +142,8 @@ def main() -> int:
 
     lines = [f"Produced by `python benchmarks/scale.py{' --quick' if args.quick else ''}"
              f"{f' --repeat {args.repeat}' if args.repeat != 3 else ''}` on this machine; median of "
-             f"{args.repeat} run{'s' if args.repeat > 1 else ''} per case, each a fresh process (wall time after `import torch`; peak "
-             "memory is the process's maximum resident set).", ""]
+             f"{args.repeat} run{'s' if args.repeat > 1 else ''} per case, each a fresh process (wall time after "
+             "`import torch`; peak memory is the process's maximum resident set).", ""]
     growth = {}
     by_tasks = [case("base", n, 128) for n in (1, 2, 4, 8, 16, 32, 64)]
     growth["tasks"] = by_tasks

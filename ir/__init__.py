@@ -11,9 +11,9 @@ Importing this package registers every op (`ir/ops/`). It depends on
 nothing else of aalbert.
 """
 
+from aalbert.errors import AalbertError, FrontendError, InterpreterError, IRParseError, IRVerifyError, Loc
 from aalbert.ir import ops  # noqa: F401  (declares and registers every op)
 from aalbert.ir.builder import Builder
-from aalbert.errors import AalbertError, FrontendError, InterpreterError, IRParseError, IRVerifyError, Loc
 from aalbert.ir.graph import Graph, Node, Sym, Value
 from aalbert.ir.module import Module, Weight, content_hash
 from aalbert.ir.registry import OpDef, Work, all_ops, get_op

@@ -55,14 +55,14 @@ class Affine:
     base: int = 0
 
     @staticmethod
-    def identity(shape: tuple[int, ...]) -> "Affine":
+    def identity(shape: tuple[int, ...]) -> Affine:
         return Affine(tuple(shape), tuple(((d, s),) if d != 1 else () for d, s in zip(shape, source_strides(shape))))
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
 
-    def normalized(self) -> "Affine":
+    def normalized(self) -> Affine:
         return Affine(self.shape, tuple(_merged(a) for a in self.axes), self.base)
 
     def flat(self) -> list[SubAxis]:
@@ -70,7 +70,7 @@ class Affine:
         return [sub for axis in self.normalized().axes for sub in axis]
 
     # -- what layout ops do to a map (each returns None where the result is not of this form) ----------------
-    def reshape(self, shape: tuple[int, ...]) -> "Affine | None":
+    def reshape(self, shape: tuple[int, ...]) -> Affine | None:
         rest = self.flat()
         axes = []
         for d in shape:
@@ -97,10 +97,10 @@ class Affine:
             return None
         return Affine(tuple(shape), tuple(axes), self.base)
 
-    def transpose(self, perm: tuple[int, ...]) -> "Affine":
+    def transpose(self, perm: tuple[int, ...]) -> Affine:
         return Affine(tuple(self.shape[p] for p in perm), tuple(self.axes[p] for p in perm), self.base)
 
-    def broadcast(self, shape: tuple[int, ...]) -> "Affine | None":
+    def broadcast(self, shape: tuple[int, ...]) -> Affine | None:
         lead = len(shape) - len(self.shape)
         if lead < 0:
             return None
@@ -118,13 +118,13 @@ class Affine:
                 return None
         return Affine(tuple(shape), tuple(axes), self.base)
 
-    def tile(self, repeats: tuple[int, ...]) -> "Affine | None":
+    def tile(self, repeats: tuple[int, ...]) -> Affine | None:
         if len(repeats) != len(self.shape) or 0 in repeats:
             return None
         axes = tuple((((r, 0),) + a) if r != 1 else a for a, r in zip(self.axes, repeats))
         return Affine(tuple(d * r for d, r in zip(self.shape, repeats)), axes, self.base)
 
-    def take(self, axis: int, positions: "Affine") -> "Affine | None":
+    def take(self, axis: int, positions: Affine) -> Affine | None:
         """Select along `axis` the positions an affine map over an index tensor gives (slices, gathers)."""
         subs = _merged(self.axes[axis])
         if positions.numel == 0 or len(subs) > 1:
@@ -147,7 +147,7 @@ class Affine:
         return np.ascontiguousarray(np.broadcast_to(m, self.shape))
 
     @staticmethod
-    def from_map(m: np.ndarray) -> "Affine | None":
+    def from_map(m: np.ndarray) -> Affine | None:
         """The affine form of an explicit map, or None if it has none (a reversal, a shuffle)."""
         if m.size == 0:
             return None

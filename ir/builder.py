@@ -9,7 +9,7 @@ materialized once per graph.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

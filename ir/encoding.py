@@ -42,7 +42,7 @@ class Role:
     kind: Literal[KINDS] = field(default="other", metadata={"always": True})  # printed even when "other"
 
     @staticmethod
-    def of(shared: bool, tasks: tuple[str, ...], uses: int, kind: str = "other") -> "Role":
+    def of(shared: bool, tasks: tuple[str, ...], uses: int, kind: str = "other") -> Role:
         return Role(scope="shared" if shared else "task", tasks=() if shared else tuple(tasks), uses=uses,
                     kind=kind)
 
@@ -71,7 +71,7 @@ class Encoding:
     block: tuple[int, ...] = ()           # the pruning block, if pruned in blocks
 
     @staticmethod
-    def plain(dtype: DType) -> "Encoding":
+    def plain(dtype: DType) -> Encoding:
         return Encoding(bits=dtype.itemsize * 8)
 
     @property

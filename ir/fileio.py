@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from aalbert.errors import AalbertError
-from aalbert.limits import check_bytes, open_regular
 from aalbert.ir.module import Module
-from aalbert.outputs import atomic_writer, note_read
 from aalbert.ir.parser import parse_module
 from aalbert.ir.printer import print_module
 from aalbert.ir.types import DType, TensorType
 from aalbert.ir.verifier import verify
+from aalbert.limits import check_bytes, open_regular
+from aalbert.outputs import atomic_writer, note_read
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -97,8 +97,8 @@ def _open_npz(f, path, what: str):
         feature = ("is encrypted" if info.flag_bits & 0x1 else
                    "uses compressed patched data" if info.flag_bits & 0x20 else
                    f"uses compression method {info.compress_type}" if info.compress_type not in _READABLE else
-                   f"needs zip version {info.extract_version / 10:g}" if info.extract_version > zipfile.MAX_EXTRACT_VERSION
-                   else None)
+                   f"needs zip version {info.extract_version / 10:g}"
+                   if info.extract_version > zipfile.MAX_EXTRACT_VERSION else None)
         if feature:
             raise AalbertError(f"{path}: entry {info.filename!r} {feature}, which aalbert does not read "
                                "(write it with numpy.savez or numpy.savez_compressed)")

@@ -17,14 +17,15 @@ checks the use lists against the nodes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from aalbert.errors import Loc
-from aalbert.ir.placement import Arena
 from aalbert.ir.mapping import Mapping
+from aalbert.ir.placement import Arena
 from aalbert.ir.types import TensorType
 
 
@@ -55,7 +56,7 @@ class Value:
 
     __slots__ = ("name", "type", "producer", "index", "offset")
 
-    def __init__(self, name: str, type: TensorType, producer: "Node | None" = None, index: int = 0):
+    def __init__(self, name: str, type: TensorType, producer: Node | None = None, index: int = 0):
         self.name = name
         self.type = type
         self.producer = producer
@@ -250,7 +251,7 @@ class Graph:
                 return v
         raise KeyError(name)
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         """A structurally independent copy (attribute values are shared; they are immutable)."""
         new = Graph(self.name)
         env: dict[int, Value] = {}

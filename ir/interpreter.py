@@ -14,16 +14,16 @@ whose result is not, or the weight or input that brought them in.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from aalbert.errors import InterpreterError
-from aalbert.limits import check_bytes
 from aalbert.ir.graph import Graph, Value
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, get_op
 from aalbert.ir.types import DType, TensorType
+from aalbert.limits import check_bytes
 
 WeightData = Callable[[Weight], np.ndarray]
 

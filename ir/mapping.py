@@ -75,7 +75,7 @@ class Mapping:
         return self.text()
 
     @classmethod
-    def parse(cls, text: str) -> "Mapping":
+    def parse(cls, text: str) -> Mapping:
         """A mapping from its one-line text form; FactError if the line is not one."""
         m = _TEXT.match(text)
         if m is None:

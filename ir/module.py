@@ -183,7 +183,7 @@ class Module:
             n += 1
         return f"{base}.{n}"
 
-    def copy(self) -> "Module":
+    def copy(self) -> Module:
         """An independent module over the same (immutable) weight arrays."""
         new = Module()
         for w in self.weights.values():
@@ -192,7 +192,7 @@ class Module:
             new.add_graph(graph.copy())
         return new
 
-    def merge(self, other: "Module") -> None:
+    def merge(self, other: Module) -> None:
         """Add another module's weights and graphs. A weight with the content of one of this module's is that
         weight, but two weights of `other` never become one."""
         clash = sorted(set(other.graphs) & set(self.graphs))

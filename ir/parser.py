@@ -19,15 +19,15 @@ from importlib import resources
 import lark
 import numpy as np
 
-from aalbert.ir.encoding import Encoding, Role
 from aalbert.errors import IRParseError, Loc
+from aalbert.ir.encoding import Encoding, Role
 from aalbert.ir.facts import FactError, fact_keys, fact_record
-from aalbert.limits import LimitError, check_bytes, in_use, max_bytes
-from aalbert.ir.placement import Arena, Placement
-from aalbert.ir.mapping import Mapping
 from aalbert.ir.graph import Graph, Sym, Value
+from aalbert.ir.mapping import Mapping
 from aalbert.ir.module import Module, Weight
+from aalbert.ir.placement import Arena, Placement
 from aalbert.ir.types import DType, TensorType, parse_tensor_type
+from aalbert.limits import LimitError, check_bytes, in_use, max_bytes
 
 _TERMINAL_WORDS = {
     "TYPE": "a type (tensor<...>)", "SYMBOL": "a symbol (@name)", "VALUE": "a value (%name)",

@@ -25,9 +25,9 @@ import numpy as np
 
 from aalbert.ir.encoding import Encoding
 from aalbert.ir.facts import fact_attrs
-from aalbert.ir.placement import Arena
 from aalbert.ir.graph import Attr, Graph, Node, Sym
 from aalbert.ir.module import Module, Weight
+from aalbert.ir.placement import Arena
 from aalbert.ir.types import DType, TensorType
 
 _BARE = re.compile(r"[A-Za-z0-9_.$/-]+\Z")

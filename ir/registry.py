@@ -13,9 +13,10 @@ table; none keeps a list of op names of its own. The op declarations live in
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -95,12 +96,12 @@ class Work:
     bytes_read: int = 0
     bytes_written: int = 0
 
-    def __add__(self, other: "Work") -> "Work":
+    def __add__(self, other: Work) -> Work:
         return Work(self.macs + other.macs, self.elementwise + other.elementwise,
                     self.bytes_read + other.bytes_read,
                     self.bytes_written + other.bytes_written)
 
-    def __mul__(self, times: int) -> "Work":
+    def __mul__(self, times: int) -> Work:
         return Work(self.macs * times, self.elementwise * times, self.bytes_read * times, self.bytes_written * times)
 
 

@@ -12,7 +12,7 @@ from enum import Enum
 import numpy as np
 
 
-class DType(str, Enum):
+class DType(str, Enum):  # noqa: UP042 (a StrEnum would print differently)
     """Element types; the value is the spelling used in the text form."""
 
     F64 = "f64"
@@ -42,7 +42,7 @@ class DType(str, Enum):
         return self in (DType.I64, DType.I32, DType.I16, DType.I8, DType.U8)
 
     @staticmethod
-    def from_numpy(dtype: np.dtype | type) -> "DType":
+    def from_numpy(dtype: np.dtype | type) -> DType:
         key = np.dtype(dtype).name
         try:
             return _FROM_NUMPY[key]
@@ -81,7 +81,7 @@ class TensorType:
     dtype: DType
     numel: int
 
-    def __new__(cls, shape: tuple[int, ...], dtype: DType) -> "TensorType":
+    def __new__(cls, shape: tuple[int, ...], dtype: DType) -> TensorType:
         if shape.__class__ is not tuple:
             shape = tuple(shape)
         for d in shape:
@@ -117,14 +117,14 @@ class TensorType:
     def nbytes(self) -> int:
         return self.numel * self.dtype.itemsize
 
-    def with_shape(self, shape: tuple[int, ...]) -> "TensorType":
+    def with_shape(self, shape: tuple[int, ...]) -> TensorType:
         return TensorType(tuple(int(d) for d in shape), self.dtype)
 
-    def with_dtype(self, dtype: DType) -> "TensorType":
+    def with_dtype(self, dtype: DType) -> TensorType:
         return TensorType(self.shape, dtype)
 
     @staticmethod
-    def of(array: np.ndarray) -> "TensorType":
+    def of(array: np.ndarray) -> TensorType:
         return TensorType(tuple(int(d) for d in array.shape), DType.from_numpy(array.dtype))
 
     def __str__(self) -> str:

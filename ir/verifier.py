@@ -70,23 +70,7 @@ def verify_graph(graph: Graph, module: Module) -> None:
             opdef = get_op(node.op)
         except KeyError:
             raise _fail(graph, node, f"unknown op '{node.op}'") from None
-        lo, hi = opdef.operands
-        n = len(node.inputs)
-        if n < lo or (hi is not None and n > hi):
-            want = f"{lo}" if lo == hi else f"{lo} to {hi if hi is not None else 'any'}"
-            raise _fail(graph, node, f"{node.op} takes {want} operands, got {n}")
-        for v in node.inputs:
-            if id(v) not in defined:
-                raise _fail(graph, node, f"operand %{v.name} is not defined before this node")
-        if node.attrs.keys() != opdef.attrs.keys():  # compared without building sets: the common case
-            extra = set(node.attrs) - set(opdef.attrs)
-            if extra:
-                raise _fail(graph, node, f"unknown attribute '{sorted(extra)[0]}' for {node.op}")
-        for key, kind in opdef.attrs.items():
-            if key not in node.attrs:
-                raise _fail(graph, node, f"missing attribute '{key}' ({kind.value})")
-            if not kind.accepts(node.attrs[key]):
-                raise _fail(graph, node, f"attribute '{key}' must be {kind.value}")
+        _check_signature(graph, node, opdef, defined)
         try:
             inferred = infer_types(opdef, [v.type for v in node.inputs], node.attrs, ctx)
         except InferError as e:
@@ -105,6 +89,28 @@ def verify_graph(graph: Graph, module: Module) -> None:
         if id(v) not in defined:
             raise _fail(graph, None, f"output {name!r} reads %{v.name}, which is not defined")
     _check_uses(graph)
+
+
+def _check_signature(graph: Graph, node: Node, opdef, defined: set[int]) -> None:
+    """The node's operands (as many as the op takes, each defined before it) and attributes (exactly the op's,
+    each of its kind)."""
+    lo, hi = opdef.operands
+    n = len(node.inputs)
+    if n < lo or (hi is not None and n > hi):
+        want = f"{lo}" if lo == hi else f"{lo} to {hi if hi is not None else 'any'}"
+        raise _fail(graph, node, f"{node.op} takes {want} operands, got {n}")
+    for v in node.inputs:
+        if id(v) not in defined:
+            raise _fail(graph, node, f"operand %{v.name} is not defined before this node")
+    if node.attrs.keys() != opdef.attrs.keys():  # compared without building sets: the common case
+        extra = set(node.attrs) - set(opdef.attrs)
+        if extra:
+            raise _fail(graph, node, f"unknown attribute '{sorted(extra)[0]}' for {node.op}")
+    for key, kind in opdef.attrs.items():
+        if key not in node.attrs:
+            raise _fail(graph, node, f"missing attribute '{key}' ({kind.value})")
+        if not kind.accepts(node.attrs[key]):
+            raise _fail(graph, node, f"attribute '{key}' must be {kind.value}")
 
 
 def _check_uses(graph: Graph) -> None:

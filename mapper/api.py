@@ -18,16 +18,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from aalbert.errors import OptionError
 from aalbert.ir.module import Module
-
 from aalbert.mapper.driver import Compiled, Fidelity, Placement, Plan, Stream, compile_module
-from aalbert.passes.pipelines import DEFAULT
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.reports.summary import count
+from aalbert.passes.pipelines import DEFAULT
 
 __all__ = ["compile", "Compiled", "CompileOptions"]
 

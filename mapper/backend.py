@@ -25,16 +25,15 @@ from dataclasses import dataclass, field
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.offramps import off_ramps
-from aalbert.targets.sim.exit_costs import ExitCosts
-from aalbert.targets.runtime.exit_policies import PolicyResult, run_policies
-from aalbert.targets.sim.workload import Workload, default_workload
 from aalbert.targets.codegen.lower import lower
-from aalbert.targets.sim.power import memory_image, relocation
 from aalbert.targets.codegen.program import Program
-from aalbert.targets.sim.requests import (PATTERNS, Pattern, Request, StreamResult, make_stream, read_trace,
-                                          run_stream)
-from aalbert.targets.sim.timing import SimResult, simulate, with_static
 from aalbert.targets.hardware.spec import Target
+from aalbert.targets.runtime.exit_policies import PolicyResult, run_policies
+from aalbert.targets.sim.exit_costs import ExitCosts
+from aalbert.targets.sim.power import memory_image, relocation
+from aalbert.targets.sim.requests import PATTERNS, Pattern, Request, StreamResult, make_stream, read_trace, run_stream
+from aalbert.targets.sim.timing import SimResult, simulate, with_static
+from aalbert.targets.sim.workload import Workload, default_workload
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,11 @@ where the allocator put it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from aalbert.errors import OptionError
 from aalbert.ir.module import Module
-
 from aalbert.mapper.backend import Stream
 from aalbert.mapper.reports.explain import weights_named
 from aalbert.mapper.reports.summary import summary_text
@@ -145,7 +144,6 @@ def compile_module(module: Module, title: str, plan: Plan = Plan(), watch: Watch
 
 def _fidelity_text(compiled: Compiled, fidelity: Fidelity) -> str:
     from aalbert.ir.interpreter import fixed_point
-
     from aalbert.mapper.fidelity import Feeds, compare, fidelity_lines, storage_bytes
 
     if compiled.reference is None:
@@ -159,14 +157,13 @@ def _fidelity_text(compiled: Compiled, fidelity: Fidelity) -> str:
 
 
 def _placement_text(compiled: Compiled, manager, placement: Placement, stream: Stream) -> str:
-    from aalbert.passes.allocation.record import Allocation
-    from aalbert.targets.sim.roofline import roofline
-    from aalbert.targets.hardware.spec import load_target
-
     from aalbert.mapper.backend import run_backend
     from aalbert.mapper.reports.mapping import mapping_lines
     from aalbert.mapper.reports.memory import allocation_lines, memory_lines
     from aalbert.mapper.reports.simulation import breakdown_lines, roofline_lines, stream_lines, task_lines
+    from aalbert.passes.allocation.record import Allocation
+    from aalbert.targets.hardware.spec import load_target
+    from aalbert.targets.sim.roofline import roofline
 
     module = compiled.module
     target = load_target(placement.target)

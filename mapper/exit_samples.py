@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aalbert.ir.offramps import ENTROPY, ExitError, OffRamp, off_ramps
 from aalbert.ir.fileio import read_npz
 from aalbert.ir.graph import Graph
 from aalbert.ir.interpreter import check_inputs, run
 from aalbert.ir.module import Module
-from aalbert.targets.sim.requests import Request
+from aalbert.ir.offramps import ENTROPY, ExitError, OffRamp, off_ramps
 from aalbert.targets.runtime.sentences import Sentence, exits_of, for_requests, from_entropies, from_histogram
+from aalbert.targets.sim.requests import Request
 from aalbert.targets.sim.workload import TaskExits, Workload
 
 DEFAULTS = {"attention_mask": 1, "token_type_ids": 0}   # Hugging Face's meaning of a missing mask and types

@@ -11,16 +11,15 @@ and the row says where the first of them arose (`not_finite`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from aalbert.ir.graph import Graph
 from aalbert.ir.interpreter import not_finite_origin, peak_bytes, run, what_non_finite
-from aalbert.limits import check_bytes
 from aalbert.ir.module import Module, Weight
-
+from aalbert.limits import check_bytes
 from aalbert.mapper.reports.summary import megabytes, table
 
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 from aalbert.errors import AalbertError, OptionError
 from aalbert.ir.fileio import load_module
-from aalbert.limits import check_bytes
 from aalbert.ir.module import Module
-
+from aalbert.limits import check_bytes
 from aalbert.mapper.frontends import DimSpec
 
 
@@ -128,7 +127,6 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
     """The built-in example family, imported through the torch.fx frontend."""
     from aalbert.examples.albert import AdapterConfig
     from aalbert.examples.zoo import FamilySpec, build_family, example_inputs, task_names
-
     from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
 
     layers = f", {spec.layers:,} layers" if spec.layers is not None else ""

@@ -38,23 +38,21 @@ import math
 from dataclasses import dataclass
 
 from aalbert.errors import OptionError
-from aalbert.ir.module import Module
 from aalbert.ir.analysis import align_up
+from aalbert.ir.module import Module
 from aalbert.ir.placement import Placement
+from aalbert.passes.allocation.prices import State
+from aalbert.passes.allocation.problem import AllocatorOptions, ProblemBuilder, bytes_held
+from aalbert.passes.allocation.record import Allocation, allocation_report
+from aalbert.passes.allocation.solvers import Problem, Solution, solve_greedy, solve_milp, staging, variable_count
 from aalbert.passes.allocation.verify import verify_placement
+from aalbert.passes.base import Analyses, Pass, register_pass
+from aalbert.passes.plan_activations import plan_graph
 from aalbert.targets.hardware.spec import Target, load_target
-from aalbert.targets.sim.workload import Workload, default_workload, load_workload
-
-from aalbert.targets.sim.nodecost import POLICIES, NodeCoster, is_product
 from aalbert.targets.mapping.problem import weight_of
 from aalbert.targets.mapping.search import OBJECTIVES
-
-from aalbert.passes.allocation.prices import State
-from aalbert.passes.allocation.solvers import Problem, Solution, solve_greedy, solve_milp, staging, variable_count
-from aalbert.passes.allocation.problem import AllocatorOptions, ProblemBuilder, bytes_held
-from aalbert.passes.plan_activations import plan_graph
-from aalbert.passes.allocation.record import Allocation, allocation_report
-from aalbert.passes.base import Analyses, Pass, register_pass
+from aalbert.targets.sim.nodecost import POLICIES, NodeCoster, is_product
+from aalbert.targets.sim.workload import Workload, default_workload, load_workload
 
 MAX_ILP_VARIABLES = 50_000
 MAX_ROUNDS = 4
@@ -84,7 +82,8 @@ def _does_not_fit(module: Module, target: Target, problem: Problem, builder: Pro
         arena = builder.arena_bytes if all(a.level == m.name for a in problem.arena_options) else 0
         if need and arena + need > m.capacity_bytes:
             return OptionError(
-                f"allocate: {target.name} has no room in {m.name} for the blocks in transit of {_layer_of(module, worst)}: "
+                f"allocate: {target.name} has no room in {m.name} for the blocks in transit of "
+                f"{_layer_of(module, worst)}: "
                 f"the activation arena takes {arena:,} of its {m.capacity_bytes:,} bytes and the smallest mapping of "
                 f"that layer needs {need:,} more for the blocks that pass through {m.name}; give {m.name} more "
                 f"capacity_bytes (at least {arena + need:,}) or use a shorter --seq-len")
@@ -100,7 +99,8 @@ def _does_not_fit(module: Module, target: Target, problem: Problem, builder: Pro
         f"may hold them ({', '.join(f'{k} {v:,}' for k, v in on_chip.items()) or 'none'}) leave {max(cap, 0):,} after "
         f"the {builder.arena_bytes:,}-byte activation arena, so {need - max(cap, 0):,} bytes are over; the "
         f"largest weights: {names}; "
-        + ("the off-chip memories cannot take the rest either" if builder.spill else "use --spill to keep weights off chip"))
+        + ("the off-chip memories cannot take the rest either" if builder.spill
+           else "use --spill to keep weights off chip"))
 
 
 def allocate(module: Module, target: Target, workload: Workload,

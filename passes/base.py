@@ -19,14 +19,14 @@ import difflib
 import math
 import re
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Mapping, TypeVar
+from typing import ClassVar, TypeVar
 
 from aalbert.errors import IRVerifyError, OptionError
 from aalbert.ir.module import Module
 from aalbert.ir.printer import print_module
 from aalbert.ir.verifier import verify
-
 
 A = TypeVar("A")
 

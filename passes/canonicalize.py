@@ -42,7 +42,6 @@ from aalbert.ir.builder import Builder, attrs_key, const_value
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
-
 from aalbert.passes.base import Analyses, Pass, register_pass
 from aalbert.passes.fusion import fuse
 from aalbert.passes.positions import merge_copies
@@ -68,7 +67,7 @@ class Canonicalize(Pass):
         return module
 
 
-def canonicalize_graph(module: Module, graph: Graph, cache: "ChainCache | None" = None) -> Graph:
+def canonicalize_graph(module: Module, graph: Graph, cache: ChainCache | None = None) -> Graph:
     """The canonical form of `graph`, which is given up: its nodes that need no rewriting move into the
     result."""
     cache = cache or ChainCache()

@@ -38,13 +38,21 @@ from pathlib import Path
 
 import numpy as np
 
-from aalbert.ir.encoding import KINDS, Encoding
 from aalbert.errors import OptionError
+from aalbert.ir.encoding import KINDS, Encoding
 from aalbert.ir.fileio import read_toml
-from aalbert.ir.formats import (AFLOAT8, F16, F32, NumberFormat, afloat_bias, afloat_encode, int_encode,
-                                int_scales, parse_format)
+from aalbert.ir.formats import (
+    AFLOAT8,
+    F16,
+    F32,
+    NumberFormat,
+    afloat_bias,
+    afloat_encode,
+    int_encode,
+    int_scales,
+    parse_format,
+)
 from aalbert.ir.module import Module, Weight
-
 from aalbert.passes.base import Analyses, Pass, register_pass
 
 ROLES = ("any", "shared", "task")

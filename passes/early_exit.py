@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aalbert.ir.offramps import ENTROPY, LOGITS, off_ramps
 from aalbert.ir.module import Module
-from aalbert.ir.registry import infer_types, get_op
-
+from aalbert.ir.offramps import ENTROPY, LOGITS, off_ramps
+from aalbert.ir.registry import get_op, infer_types
 from aalbert.passes.base import Analyses, Pass, register_pass
 from aalbert.passes.canonicalize import schedule
 

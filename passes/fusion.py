@@ -20,11 +20,11 @@ import numpy as np
 
 from aalbert.ir.builder import attrs_from_key, attrs_key, const_value
 from aalbert.ir.graph import Graph, Node, Value
-from aalbert.limits import check_bytes
 from aalbert.ir.module import Module
 from aalbert.ir.ops.elementwise import gelu
 from aalbert.ir.registry import OpKind, get_op, is_data
 from aalbert.ir.types import TensorType
+from aalbert.limits import check_bytes
 
 GELU_SEARCH_DEPTH = 8
 

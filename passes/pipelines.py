@@ -12,8 +12,8 @@ compression asked for, then `place`. A new default pass is one line in `PREPARE`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from aalbert.ir.module import Module
 from aalbert.ir.offramps import LOGITS

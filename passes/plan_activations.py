@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aalbert.intervals import LiveIndex
 from aalbert.ir.analysis import Buffer, activation_buffers
 from aalbert.ir.graph import Graph
-from aalbert.intervals import LiveIndex
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Arena
+from aalbert.passes.base import Analyses, Pass, register_pass
 from aalbert.targets.hardware.spec import Target, load_target
 
-from aalbert.passes.base import Analyses, Pass, register_pass
 
 def place(bufs: list[Buffer]) -> int:
     """Greedy by size; returns the peak. The buffers alive with each come from a `LiveIndex` (n log n)."""

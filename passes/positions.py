@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from aalbert.ir.graph import Graph, Node, Sym
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, get_op
-
 from aalbert.passes.weight_kinds import classify
 
 MAX_DISTANCE = 6     # how far from the reading node landmarks are looked for
@@ -132,7 +131,7 @@ def merge_copies(module: Module, graph: Graph) -> int:
         if all(len(v) == 1 for v in by_hash.values()):
             return merged
         kinds = classify(graph)
-        around = Neighbourhood(module, graph, lambda h: len(by_hash.get(h, ())) == 1)
+        around = Neighbourhood(module, graph, lambda h: len(by_hash.get(h, ())) == 1)  # noqa: B023 (this round's)
         rename: dict[str, str] = {}
         for group in by_hash.values():
             if len(group) < 2:

@@ -42,10 +42,9 @@ import numpy as np
 from aalbert.ir.encoding import Role
 from aalbert.ir.graph import Graph, Node, Sym
 from aalbert.ir.module import Module, Weight
-
 from aalbert.passes.base import Analyses, Pass, register_pass
-from aalbert.passes.weight_kinds import TASK_KINDS, classify, use_kinds
 from aalbert.passes.positions import MAX_DISTANCE, Neighbourhood, Use, beside, symbols_in_order, weight_symbol
+from aalbert.passes.weight_kinds import TASK_KINDS, classify, use_kinds
 
 
 @dataclass

@@ -20,7 +20,8 @@ import contextlib
 import os
 import re
 import stat
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from aalbert.errors import AalbertError
 

@@ -18,11 +18,13 @@ NP_TO_ONNX = {np.dtype("float32"): TensorProto.FLOAT, np.dtype("int64"): TensorP
               np.dtype("float64"): TensorProto.DOUBLE}
 
 
-def make_model(nodes, inputs: dict[str, np.ndarray], outputs: list[str], initializers: dict[str, np.ndarray] | None = None,
-               opset: int = 17, dynamic: dict[str, list] | None = None, name: str = "g") -> onnx.ModelProto:
+def make_model(nodes, inputs: dict[str, np.ndarray], outputs: list[str],
+               initializers: dict[str, np.ndarray] | None = None, opset: int = 17,
+               dynamic: dict[str, list] | None = None, name: str = "g") -> onnx.ModelProto:
     """A model whose inputs have the example arrays' dtypes and shapes (or the given symbolic dims)."""
     dynamic = dynamic or {}
-    vi = [helper.make_tensor_value_info(k, NP_TO_ONNX[v.dtype], dynamic.get(k, list(v.shape))) for k, v in inputs.items()]
+    vi = [helper.make_tensor_value_info(k, NP_TO_ONNX[v.dtype], dynamic.get(k, list(v.shape)))
+          for k, v in inputs.items()]
     vo = [onnx.ValueInfoProto(name=o) for o in outputs]  # types left to inference
     inits = [numpy_helper.from_array(v, k) for k, v in (initializers or {}).items()]
     graph = helper.make_graph(nodes, name, vi, vo, inits)

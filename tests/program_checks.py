@@ -6,8 +6,8 @@ import numpy as np
 
 from aalbert.ir.interpreter import run
 from aalbert.mapper.fidelity import sample_inputs
-from aalbert.targets.sim.functional import execute
 from aalbert.targets.codegen.lower import lower
+from aalbert.targets.sim.functional import execute
 
 
 def assert_programs_match_interpreter(module, target, samples: int, seed: int) -> None:

@@ -14,12 +14,20 @@ from aalbert.mapper.cli import compile as compile_cli
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.allocation.record import Allocation
-from aalbert.targets.sim.workload import default_workload, load_workload
-from aalbert.passes.allocation.solvers import ArenaOption, BankModel, Item, Option, Problem, brute_force, solve_greedy, \
-    solve_milp
-from aalbert.passes.base import PassManager, parse_pipeline
+from aalbert.passes.allocation.solvers import (
+    ArenaOption,
+    BankModel,
+    Item,
+    Option,
+    Problem,
+    brute_force,
+    solve_greedy,
+    solve_milp,
+)
 from aalbert.passes.allocation.verify import verify_placement
+from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.targets.hardware.spec import TargetError, load_target
+from aalbert.targets.sim.workload import default_workload, load_workload
 
 from .helpers import assert_clean_error, call
 
@@ -242,8 +250,8 @@ def test_the_allocation_reports_a_bound_and_the_gap_computed_from_it(capsys):
                                              "albert", "--target", "edge_accel_dram", "--requests", "0"], capsys)
     assert code == 0, err
     line = next(x for x in out.splitlines() if x.startswith("allocation ("))
-    m = re.search(r": ([\d.]+) uJ per inference .* bound ([\d.]+) uJ \((branch and bound|LP relaxation)\), gap ([\d.e+-]+) %",
-                  line)
+    m = re.search(r": ([\d.]+) uJ per inference .* bound ([\d.]+) uJ "
+                  r"\((branch and bound|LP relaxation)\), gap ([\d.e+-]+) %", line)
     assert m, line
     objective, bound, gap = float(m.group(1)), float(m.group(2)), float(m.group(4))
     assert bound <= objective

@@ -19,18 +19,18 @@ from aalbert.mapper.fidelity import sample_inputs
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.base import PassManager, parse_pipeline
-from aalbert.targets.sim.functional import execute
 from aalbert.targets.codegen.lower import lower
+from aalbert.targets.hardware.spec import load_target
+from aalbert.targets.sim.functional import execute
+from aalbert.targets.sim.power import memory_image
 from aalbert.targets.sim.requests import Pattern, make_stream, read_trace, run_stream
 from aalbert.targets.sim.roofline import roofline
-from aalbert.targets.sim.power import memory_image
 from aalbert.targets.sim.timing import component, simulate
-from aalbert.targets.hardware.spec import load_target
 from aalbert.targets.sim.trace import chrome_trace
 
+from .helpers import assert_clean_error, call
 from .ir_cases import module_with_data
 from .program_checks import assert_programs_match_interpreter
-from .helpers import assert_clean_error, call
 
 
 def single_gemm(target_name: str, k: int, n: int, m: int = 128, spill: bool = False):
@@ -160,7 +160,8 @@ def test_energy_adds_up_and_matches_access_counts(tiny_placed):
         assert sum(times.values()) == pytest.approx(m.banks * span)
         share = {"on": 1.0, "retention": m.power.retention or 0.0, "off": m.power.off}
         for state, t in times.items():
-            assert sim.energy.get(f"leakage:{m.name}:{state}", 0.0) == pytest.approx(m.bank_leakage_mw * share[state] * t)
+            want = m.bank_leakage_mw * share[state] * t
+            assert sim.energy.get(f"leakage:{m.name}:{state}", 0.0) == pytest.approx(want)
     macs = sum(i.macs for i in program.instrs)
     assert macs == sim.macs > 0
 
@@ -189,16 +190,17 @@ def test_request_streams(tiny_placed):
     results = {t: simulate(lower(module, target, t), target) for t in module.graphs}
     tasks = list(module.graphs)
     rr = run_stream(make_stream(Pattern("round-robin"), tasks, 30, 1000.0), module, target, results, 1e9)
-    bursts = run_stream(make_stream(Pattern("bursts", switch_rate=0.1, burst=10), tasks, 30, 1000.0), module, target, results, 1e9)
+    bursts_of_10 = Pattern("bursts", switch_rate=0.1, burst=10)
+    bursts = run_stream(make_stream(bursts_of_10, tasks, 30, 1000.0), module, target, results, 1e9)
     assert rr.switches == 29 and bursts.switches == 2 and rr.power_ups == bursts.power_ups == 1
-    cold = run_stream(make_stream(Pattern("bursts", switch_rate=0.1, burst=10), tasks, 30, 1000.0), module, target, results, 1)
+    cold = run_stream(make_stream(bursts_of_10, tasks, 30, 1000.0), module, target, results, 1)
     assert cold.power_ups == 30 and cold.dram_bytes > bursts.dram_bytes  # SRAM refilled at every power-up
     # stage one task-specific weight: every switch into its task now brings it from DRAM
     staged = module.copy()
     w = next(w for w in staged.weights.values() if w.role.tasks == ("cola",) and w.placement.level == "sram")
     w.placement = dataclasses.replace(w.placement, residency="staged", home="dram", home_offset=0)
     rr2 = run_stream(make_stream(Pattern("round-robin"), tasks, 30, 1000.0), staged, target, results, 1e9)
-    bursts2 = run_stream(make_stream(Pattern("bursts", switch_rate=0.1, burst=10), tasks, 30, 1000.0), staged, target, results, 1e9)
+    bursts2 = run_stream(make_stream(bursts_of_10, tasks, 30, 1000.0), staged, target, results, 1e9)
     # cola runs 10 times round-robin: the power-up before the first loads it either way, 9 switches more
     assert rr2.dram_bytes - rr.dram_bytes == 9 * w.nbytes
     assert bursts2.dram_bytes == bursts.dram_bytes  # in bursts cola runs once, right after the power-up

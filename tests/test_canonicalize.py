@@ -43,7 +43,8 @@ def test_three_frontends_one_canonical_graph(tiny_models, tiny_exports, tiny_inp
             np.testing.assert_allclose(run(module, t, tiny_inputs)["logits"], before[t]["logits"], atol=1e-5)
     module = Module()
     for task, model in tiny_models[family].items():
-        import_torch(model, {k: torch.from_numpy(v) for k, v in tiny_inputs.items()}, module, task, ImportOptions(("logits",)))
+        import_torch(model, {k: torch.from_numpy(v) for k, v in tiny_inputs.items()},
+                     module, task, ImportOptions(("logits",)))
     texts["fx"] = _canonical(module)
     assert texts["torchscript"] == texts["fx"]
     assert texts["dynamo"] == texts["fx"]

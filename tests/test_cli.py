@@ -187,16 +187,21 @@ TINY2 = ["--size", "tiny", "--tasks", "2", "--seq-len", "8"]
     ([*TINY, "--compress", "nope.toml"], "nope.toml: no such policy file (built-in policies: edgebert, none)"),
     ([*TINY, "--compress", "edgebert", "--quantize", "int8"], "do not combine it with --quantize or --sparsity"),
     ([*TINY, "--fidelity"], "--fidelity needs compression"),
-    ([*TINY, "-p", "quantize{bits=4}"], "pass 'quantize': unknown option 'bits' (options: format, granularity, kinds, role)"),
+    ([*TINY, "-p", "quantize{bits=4}"],
+     "pass 'quantize': unknown option 'bits' (options: format, granularity, kinds, role)"),
     # placement, on the tiny model
     ([*TINY, "--spill"], "--spill needs --target"),
     ([*TINY, "--switch-rate", "0.5"], "--switch-rate needs --target"),
     ([*TINY, "--memory-map", "x.png"], "--memory-map needs --target"),
     ([*TINY, "--target", "edge_accel", "--memory-map", "map.jpg"], "the picture must be a .png or .svg file"),
-    ([*TINY, "--target", "edge_accel", "--switch-rate", "3"], "argument --switch-rate: expected a number in [0, 1], got '3'"),
-    ([*TINY, "--target", "edge_accel", "--switch-rate", "-1"], "argument --switch-rate: expected a number in [0, 1], got '-1'"),
-    ([*TINY, "--target", "edge_accel", "--wakeup", "nan"], "argument --wakeup: expected a finite number >= 1, got 'nan'"),
-    ([*TINY, "--target", "edge_accel", "--wakeup", "inf"], "argument --wakeup: expected a finite number >= 1, got 'inf'"),
+    ([*TINY, "--target", "edge_accel", "--switch-rate", "3"],
+     "argument --switch-rate: expected a number in [0, 1], got '3'"),
+    ([*TINY, "--target", "edge_accel", "--switch-rate", "-1"],
+     "argument --switch-rate: expected a number in [0, 1], got '-1'"),
+    ([*TINY, "--target", "edge_accel", "--wakeup", "nan"],
+     "argument --wakeup: expected a finite number >= 1, got 'nan'"),
+    ([*TINY, "--target", "edge_accel", "--wakeup", "inf"],
+     "argument --wakeup: expected a finite number >= 1, got 'inf'"),
     ([*TINY, "--target", "edge_accel", "--wakeup", "-1"], "argument --wakeup: expected a finite number >= 1, got '-1'"),
     # the backend, on the tiny model
     ([*TINY, "--emit", "asm"], "--emit needs --target"),
@@ -231,8 +236,10 @@ GOOD_IR = """module {
 
 @pytest.mark.parametrize("text, match", [
     (GOOD_IR.replace("tanh(%x)", "tanh(%x"), "bad.ir:3:18: unexpected ':'; expected ')', ','"),
-    (GOOD_IR.replace('"y": tensor<3x4xf32>', '"y": tensor<4x3xf32>').replace(": tensor<3x4xf32>\n", ": tensor<4x3xf32>\n"),
-     "bad.ir:3:5: graph @t, node '%0 = tanh(%x)': result %0 is declared tensor<4x3xf32> but tanh gives tensor<3x4xf32>"),
+    (GOOD_IR.replace('"y": tensor<3x4xf32>', '"y": tensor<4x3xf32>')
+     .replace(": tensor<3x4xf32>\n", ": tensor<4x3xf32>\n"),
+     "bad.ir:3:5: graph @t, node '%0 = tanh(%x)': result %0 is declared tensor<4x3xf32> but tanh gives "
+     "tensor<3x4xf32>"),
     (GOOD_IR.replace("tanh", "softmax"), "bad.ir:3:5: graph @t, node '%0 = softmax(%x)': missing attribute 'axis'"),
     ("\x00\x01binary", "bad.ir:1:1: unexpected character"),
 ])
@@ -300,7 +307,8 @@ def test_console_scripts_installed(tmp_path):
     for tool in ("aalbert-compile", "aalbert-opt", "aalbert-run"):
         r = subprocess.run([str(bindir / tool), "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "usage:" in r.stdout
-    r = subprocess.run([str(bindir / "aalbert-compile"), str(tmp_path / "missing.onnx")], capture_output=True, text=True)
+    r = subprocess.run([str(bindir / "aalbert-compile"), str(tmp_path / "missing.onnx")], capture_output=True,
+                       text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == f"aalbert-compile: error: {tmp_path / 'missing.onnx'}: no such file"
 

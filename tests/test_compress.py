@@ -17,8 +17,8 @@ from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.passes.compress import BUILTIN_POLICIES, load_policy, prune_array
 
-from .ir_cases import module_with_data
 from .helpers import assert_clean_error, call
+from .ir_cases import module_with_data
 
 SMALL = """module {
   weight @w : tensor<32x16xf32> hash "0"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from aalbert.errors import AalbertError
-from aalbert.ir.offramps import ExitError
 from aalbert.ir.interpreter import run
+from aalbert.ir.offramps import ExitError
 from aalbert.ir.parser import parse_module
 from aalbert.mapper.backend import Stream, run_backend
 from aalbert.mapper.cli import compile as compile_cli
@@ -20,15 +20,14 @@ from aalbert.mapper.exit_samples import measure, stream_sentences
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.base import PassManager, parse_pipeline
-from aalbert.targets.hardware.spec import at_point
 from aalbert.targets.codegen.lower import lower
+from aalbert.targets.hardware.scaling import delay_fit, energy_fit
+from aalbert.targets.hardware.spec import TargetError, at_point, load_target, parse_target, target_text
 from aalbert.targets.runtime.exit_policies import choose_point
+from aalbert.targets.runtime.sentences import exits_of, from_entropies, from_histogram
 from aalbert.targets.sim.power import memory_image
 from aalbert.targets.sim.requests import Request
-from aalbert.targets.hardware.scaling import delay_fit, energy_fit
-from aalbert.targets.runtime.sentences import exits_of, from_entropies, from_histogram
 from aalbert.targets.sim.timing import simulate
-from aalbert.targets.hardware.spec import TargetError, load_target, parse_target, target_text
 from aalbert.targets.sim.workload import TaskExits, Workload, load_workload
 
 from .helpers import assert_clean_error, call

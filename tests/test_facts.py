@@ -8,8 +8,8 @@ from typing import Literal
 
 import pytest
 
-from aalbert.ir.encoding import Encoding, Role
 from aalbert.errors import IRParseError, IRVerifyError
+from aalbert.ir.encoding import Encoding, Role
 from aalbert.ir.facts import FactError, fact_attrs, fact_record, schema
 from aalbert.ir.parser import parse_module
 from aalbert.ir.placement import Arena, Placement
@@ -26,7 +26,7 @@ PLACED = """module {
     return %1
   }
 }
-"""
+"""  # noqa: E501 (the printed form: a weight's facts on one line)
 
 
 def test_every_fact_round_trips_through_the_text():

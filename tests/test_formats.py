@@ -10,8 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aalbert.ir.encoding import Encoding
-from aalbert.ir.formats import (CHUNK, afloat_bias, afloat_decode, afloat_encode, afloat_encode_search, afloat_magnitudes,
-                        int_decode, int_encode, int_scales)
+from aalbert.ir.formats import (
+    CHUNK,
+    afloat_bias,
+    afloat_decode,
+    afloat_encode,
+    afloat_encode_search,
+    afloat_magnitudes,
+    int_decode,
+    int_encode,
+    int_scales,
+)
 from aalbert.ir.types import DType, TensorType
 
 

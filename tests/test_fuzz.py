@@ -34,21 +34,32 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aalbert.errors import AalbertError
-from aalbert.ir.fileio import load_module, save_module
+from aalbert.ir.fileio import load_module, read_npz, save_module
+from aalbert.ir.interpreter import check_inputs
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.frontends.onnx_import import import_onnx
 from aalbert.mapper.loading import ExampleSpec, load_example
-from aalbert.ir.fileio import read_npz
-from aalbert.ir.interpreter import check_inputs
 from aalbert.mapper.study.sweep import cached, load_sweep
-from aalbert.targets.sim.workload import load_workload
 from aalbert.passes.compress import load_policy
-from aalbert.targets.sim.requests import read_trace
 from aalbert.targets.hardware.spec import load_target
+from aalbert.targets.sim.requests import read_trace
+from aalbert.targets.sim.workload import load_workload
 
-from .fuzzing import CASE_SECONDS, FUZZ, IR_TOKENS, NUMBERS, TOML_TOKENS, Hang, fuzz_files, loads_cleanly, mutated, \
-    time_limit, toml_mutated, write
+from .fuzzing import (
+    CASE_SECONDS,
+    FUZZ,
+    IR_TOKENS,
+    NUMBERS,
+    TOML_TOKENS,
+    Hang,
+    fuzz_files,
+    loads_cleanly,
+    mutated,
+    time_limit,
+    toml_mutated,
+    write,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["cola", "stsb"]
@@ -167,7 +178,7 @@ def test_ir_weights_sidecar(tmp_path_factory, ir_seed):
     case()
 
 
-def _onnx_structural(draw, model: onnx.ModelProto) -> onnx.ModelProto:
+def _onnx_structural(draw, model: onnx.ModelProto) -> onnx.ModelProto:  # noqa: C901 (one case per breakage)
     """One to three structural breakages of a real export."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -359,9 +370,9 @@ def test_placement_verifier(tmp_path_factory, placed_seed, ir_seed):
 
     from aalbert.ir.interpreter import run
     from aalbert.passes.allocation.verify import verify_placement
-    from aalbert.targets.sim.functional import execute
     from aalbert.targets.codegen.lower import lower
     from aalbert.targets.hardware.spec import load_target
+    from aalbert.targets.sim.functional import execute
 
     from .helpers import random_feeds
 
@@ -481,8 +492,8 @@ def test_input_arrays(tmp_path_factory, ir_seed):
 def test_exit_samples(tmp_path_factory):
     """The sample inputs a workload's [exits] measures early exit on: the archive, then its rows matched to the
     graph's inputs."""
-    from aalbert.mapper.exit_samples import sample_feeds
     from aalbert.ir.parser import parse_module
+    from aalbert.mapper.exit_samples import sample_feeds
 
     graph = parse_module(EXIT_IR, "exits.ir").graphs["t"]
     good = {"x": np.zeros((4, 2), np.float32)}

@@ -19,7 +19,9 @@ from .helpers import TINY_TASKS
 def _import(models, inputs) -> Module:
     module = Module()
     for task, model in models.items():
-        import_torch(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, module, task, ImportOptions(("logits",), tracer="symbolic"))  # the fast path must hold for the project's own modules
+        # the fast path must hold for the project's own modules
+        import_torch(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, module, task,
+                     ImportOptions(("logits",), tracer="symbolic"))
     verify(module)
     return module
 

@@ -29,8 +29,8 @@ from aalbert.mapper.cli import run as run_cli
 from aalbert.mapper.cli import sweep as sweep_cli
 from aalbert.passes.base import PassManager, parse_pipeline
 
-from .onnx_helpers import make_model
 from .helpers import assert_clean_error, call, random_feeds
+from .onnx_helpers import make_model
 
 X = np.ones((1, 4), dtype=np.float32)
 
@@ -61,7 +61,8 @@ def test_a_zero_size_weight_compiles_places_and_runs(tmp_path, capsys):
 def test_a_constant_gather_index_out_of_range_is_one_line(tmp_path, capsys):
     path = _save(tmp_path, "gather", [helper.make_node("Gather", ["x", "i"], ["y"], axis=1)],
                  {"i": np.array([2 ** 63 - 1], dtype=np.int64)})
-    assert_clean_error(compile_cli.main, [path], capsys, "index 9223372036854775807 is out of range for axis 1 of size 4")
+    assert_clean_error(compile_cli.main, [path], capsys,
+                       "index 9223372036854775807 is out of range for axis 1 of size 4")
 
 
 def test_a_tile_of_two_to_the_forty_is_refused_where_it_would_be_made(tmp_path, capsys):
@@ -158,7 +159,8 @@ def test_a_write_that_fails_part_way_leaves_the_previous_state(tmp_path, monkeyp
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", full_disk)
-    code, _, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--target", "edge_accel",
+    code, _, err = call(compile_cli.main, ["--size", "tiny", "--tasks", "1", "--seq-len", "16",
+                                           "--target", "edge_accel",
                                            "--sim-json", tmp_path / "sim.json", "--report-json", tmp_path / "r.json",
                                            "--trace", tmp_path / "trace.json", "--dump-ir", tmp_path / "d"], capsys)
     assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1

@@ -11,8 +11,8 @@ import pytest
 
 from aalbert.errors import AalbertError, IRParseError
 from aalbert.ir.fileio import read_npz
-from aalbert.limits import LimitError, budget, check_bytes, parse_size
 from aalbert.ir.parser import parse_module
+from aalbert.limits import LimitError, budget, check_bytes, parse_size
 
 SPLAT = """module {
   graph @t(%%x: tensor<%(n)dxf32>) -> ("y": tensor<%(n)dxf32>) {

@@ -10,31 +10,31 @@ import random
 import numpy as np
 import pytest
 
-from aalbert.examples.gemm import gemm_ir
 from aalbert.errors import IRParseError
+from aalbert.examples.gemm import gemm_ir
 from aalbert.ir.facts import FactError
 from aalbert.ir.interpreter import run
+from aalbert.ir.mapping import Mapping
 from aalbert.ir.parser import parse_module
 from aalbert.ir.printer import print_module
-from aalbert.ir.mapping import Mapping
 from aalbert.mapper.backend import Stream, run_backend
-from aalbert.mapper.study.evaluate import override_target
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
+from aalbert.mapper.study.evaluate import override_target
 from aalbert.passes.allocate import allocate
 from aalbert.passes.allocation.problem import AllocatorOptions
 from aalbert.passes.allocation.record import Allocation
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.passes.plan_activations import plan_module
-from aalbert.targets.sim.functional import execute
 from aalbert.targets.codegen.lower import lower
+from aalbert.targets.hardware.spec import builtin_targets, load_target
 from aalbert.targets.mapping import Gemm, arch_of, cost_of, exhaustive, gemm_of, search
 from aalbert.targets.mapping.cost import evaluate
-from aalbert.targets.mapping.search import _CACHE, clear_cache, objective_value
 from aalbert.targets.mapping.problem import Arch, Port
+from aalbert.targets.mapping.search import _CACHE, clear_cache, objective_value
 from aalbert.targets.mapping.space import columns_of, mapping_at, space
+from aalbert.targets.sim.functional import execute
 from aalbert.targets.sim.timing import simulate
-from aalbert.targets.hardware.spec import builtin_targets, load_target
 from aalbert.targets.sim.workload import default_workload
 
 from .ir_cases import module_with_data
@@ -239,7 +239,8 @@ def test_allocator_expects_the_static_energy_of_a_busy_chip(name, wakeup, tmp_pa
     workload.write_text("[workload]\nmix = {cola = 0.5, sst2 = 0.5}\nswitch_rate = 1.0\n"
                         f"inferences_per_wakeup = {wakeup}\ninferences_per_second = 1000\n")
     module = load_example(ExampleSpec("adapter-albert", 2, "tiny"), DimSpec(1, 16))
-    manager = PassManager(parse_pipeline(f"canonicalize,share,compress{{policy=edgebert}},plan-activations{{target={name}}},"
+    manager = PassManager(parse_pipeline(f"canonicalize,share,compress{{policy=edgebert}},"
+                                         f"plan-activations{{target={name}}},"
                                          f"allocate{{target={name},spill=true,workload={workload}}}"))
     module = manager.run(module)
     allocation = manager.analyses.get(Allocation)
@@ -249,7 +250,8 @@ def test_allocator_expects_the_static_energy_of_a_busy_chip(name, wakeup, tmp_pa
 
 def test_fixed_mapping_keeps_the_column_chunks_and_its_expectation():
     module = load_example(ExampleSpec("adapter-albert", 2, "tiny"), DimSpec(1, 16))
-    manager = PassManager(parse_pipeline("canonicalize,share,plan-activations,allocate{target=edge_accel,mapping=fixed}"))
+    manager = PassManager(parse_pipeline("canonicalize,share,plan-activations,"
+                                         "allocate{target=edge_accel,mapping=fixed}"))
     module = manager.run(module)
     allocation = manager.analyses.get(Allocation)
     assert all(n.mapping is None for g in module.graphs.values() for n in g.nodes)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import onnx
 import pytest
 import torch
 from onnx import helper
 
-from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters
 from aalbert.errors import FrontendError
+from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec, import_onnx
 from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
@@ -22,7 +21,7 @@ from .onnx_helpers import compare_with_ort, make_model
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 @pytest.mark.parametrize("family", ["adapter-albert", "albert"])
 def test_example_exports_match_onnxruntime(tiny_exports, tiny_inputs, family, exporter):
-    for task, path in tiny_exports[family, exporter].items():
+    for path in tiny_exports[family, exporter].values():
         compare_with_ort(path, tiny_inputs)
 
 
@@ -46,7 +45,8 @@ def test_frontends_agree_on_weights(tiny_models, tiny_exports, tiny_inputs, fami
         import_onnx(path, onnx_module, task, DimSpec(1, SEQ))
     fx_module = Module()
     for task, model in tiny_models[family].items():
-        import_torch(model, {k: torch.from_numpy(v) for k, v in tiny_inputs.items()}, fx_module, task, ImportOptions(("logits",)))
+        import_torch(model, {k: torch.from_numpy(v) for k, v in tiny_inputs.items()},
+                     fx_module, task, ImportOptions(("logits",)))
     assert {w.hash for w in onnx_module.weights.values()} == {w.hash for w in fx_module.weights.values()}
     assert sum(w.numel for w in onnx_module.weights.values()) == distinct_parameters(tiny_models[family].values())
 

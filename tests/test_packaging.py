@@ -53,7 +53,7 @@ for name, mod in list(sys.modules.items()):
         names.setdefault(mod.__file__, []).append(name)
 stray = sorted(m for m in sys.modules if m.split(".")[0] in %r)
 print(json.dumps({"modules": len(names), "twice": {f: n for f, n in names.items() if len(n) > 1}, "stray": stray}))
-""" % (FOLDERS,), tmp_path)
+""" % (FOLDERS,), tmp_path)  # noqa: UP031 (the template holds braces)
     found = json.loads(out)
     assert found["modules"] > 40
     assert found["twice"] == {}
@@ -80,7 +80,8 @@ import aalbert
 from aalbert.ir.parser import parse_module
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.targets.hardware.spec import load_target
-m = parse_module('module { graph @t(%x: tensor<2x3xf32>) -> ("y": tensor<2x3xf32>) { %0 = relu(%x) : tensor<2x3xf32>\\n return %0 } }')
+m = parse_module('module { graph @t(%x: tensor<2x3xf32>) -> ("y": tensor<2x3xf32>) { '
+                 '%0 = relu(%x) : tensor<2x3xf32>\\n return %0 } }')
 PassManager(parse_pipeline("canonicalize,share,plan-activations")).run(m)
 print(load_target("edge_accel").name, m.graphs["t"].arena.size)
 """, tmp_path)

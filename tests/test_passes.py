@@ -99,7 +99,8 @@ def _with_data() -> tuple[Module, np.ndarray]:
 
 def test_manager_names_the_pass_that_broke_the_ir():
     module, _ = _with_data()
-    with pytest.raises(IRVerifyError, match=r"after pass 'breaker': graph @t, node '%x = weight\(\)': %x defined twice"):
+    with pytest.raises(IRVerifyError,
+                       match=r"after pass 'breaker': graph @t, node '%x = weight\(\)': %x defined twice"):
         PassManager(parse_pipeline("verify,breaker")).run(module)
 
 

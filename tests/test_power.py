@@ -8,8 +8,8 @@ from importlib import resources
 import pytest
 
 from aalbert.targets.hardware.dram import DRAM_SPECS, DramPower, background
-from aalbert.targets.sim.power import Accesses, Region, static_energy
 from aalbert.targets.hardware.spec import TargetError, load_target, parse_target
+from aalbert.targets.sim.power import Accesses, Region, static_energy
 
 # 1 GHz: a cycle is a nanosecond. Four 1 KiB SRAM banks leaking 1 mW each; retention keeps 10 %, gating 1 %;
 # waking a bank takes 10 ns and 20 pJ. No logic leakage, and a DRAM without background, to isolate the banks.

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
@@ -99,7 +98,8 @@ def test_readme_commands_run_as_written(tmp_path):
         r = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=work, env=env, capture_output=True,
                            text=True, timeout=1200)
         ran.append(f"{time.perf_counter() - start:6.1f} s  {command}")
-        assert r.returncode == 0, f"README command failed ({r.returncode}): {command}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+        assert r.returncode == 0, \
+            f"README command failed ({r.returncode}): {command}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
         assert "Traceback" not in r.stderr, f"{command}\n{r.stderr[-2000:]}"
         printed.append(r.stdout)
         if docs:

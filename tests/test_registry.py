@@ -10,9 +10,9 @@ from aalbert.ir.interpreter import run
 from aalbert.ir.registry import OpDef, OpKind, Trait, all_ops, register
 from aalbert.ir.types import DType, TensorType
 from aalbert.passes.base import PassManager, parse_pipeline
-from aalbert.targets.sim.functional import execute
 from aalbert.targets.codegen.lower import lower
 from aalbert.targets.hardware.spec import load_target
+from aalbert.targets.sim.functional import execute
 
 from .ir_cases import module_with_data
 

@@ -35,7 +35,8 @@ def _module_counts(module):
 def _fx_module(models, inputs):
     module = Module()
     for task, model in models.items():
-        import_torch(model, {k: torch.from_numpy(v) for k, v in inputs.items()}, module, task, ImportOptions(("logits",)))
+        import_torch(model, {k: torch.from_numpy(v) for k, v in inputs.items()},
+                     module, task, ImportOptions(("logits",)))
     return PassManager(parse_pipeline("canonicalize,share")).run(module)
 
 

@@ -223,7 +223,8 @@ def test_sweep_command_writes_front_table_and_figure(sweep_file, tmp_path, capsy
 def test_infeasible_points_are_recorded_not_fatal(tmp_path):
     path = tmp_path / "tight.toml"
     path.write_text('[sweep]\nsize = "tiny"\ntasks = 1\nseq_len = 16\nrequests = 2\ntarget = "edge_accel_sram"\n'
-                    '[parameters]\n"memory.sram.capacity_bytes" = [64, 12582912]\n"memory.dram.capacity_bytes" = [64]\n')
+                    '[parameters]\n"memory.sram.capacity_bytes" = [64, 12582912]\n'
+                    '"memory.dram.capacity_bytes" = [64]\n')
     rows, _ = run_sweep(load_sweep(str(path)), tmp_path / "cache", jobs=1)
     tight, roomy = sorted(rows, key=lambda r: r["memory.sram.capacity_bytes"])
     assert roomy["feasible"] and not tight["feasible"]
@@ -302,7 +303,8 @@ def test_early_exit_study_options_are_checked_first(tmp_path, capsys):
 
 @pytest.mark.parametrize("edit, why", [
     (lambda text: re.sub(r'"energy_mj": [^,}]+', '"energy_mj": -5', text), "energy_mj is -5, not a finite number >= 0"),
-    (lambda text: re.sub(r'"latency_ms": [^,}]+', '"latency_ms": NaN', text), "latency_ms is nan, not a finite number >= 0"),
+    (lambda text: re.sub(r'"latency_ms": [^,}]+', '"latency_ms": NaN', text),
+     "latency_ms is nan, not a finite number >= 0"),
     (lambda text: text[: len(text) // 2], "not JSON (truncated?)"),
 ])
 def test_invalid_cache_entries_are_computed_again_with_one_line(tmp_path, capsys, edit, why):

@@ -112,7 +112,8 @@ GOOD = resources.files("aalbert.targets").joinpath("builtin", "edge_accel.toml")
     (('holds = ["weights"]', 'holds = ["weights", "biases"]'), "key 'holds' names 'biases'"),
     (("macs_per_cycle = 256", "macs_per_cycle = 250"), "[compute] macs_per_cycle 250 is not rows x cols = 256"),
     (("voltage_v = 0.8\nsource = ", "voltage_v = 0.8\nnote = "), "[clock]: numbers without a 'source'"),
-    (("energy_pj_per_mac = 0.25", "energy_pj_per_mac = \"cheap\""), "[compute.formats.afloat8]: key 'energy_pj_per_mac' must be float"),
+    (("energy_pj_per_mac = 0.25", "energy_pj_per_mac = \"cheap\""),
+     "[compute.formats.afloat8]: key 'energy_pj_per_mac' must be float"),
     (("[clock]", "[clock\n"), "not valid TOML"),
 ])
 def test_bad_target_files(tmp_path, capsys, change, message):

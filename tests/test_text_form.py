@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aalbert.ir.builder import Builder
 from aalbert.errors import IRParseError, IRVerifyError
+from aalbert.ir.builder import Builder
 from aalbert.ir.fileio import load_module, save_module
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
@@ -123,7 +123,8 @@ def modules(draw):
                 eps = draw(st.floats(allow_nan=False, allow_infinity=False, min_value=1e-30, max_value=1.0))
                 if a.type.rank >= 1:
                     values.append(b.op1("softmax", [a], {"axis": a.type.rank - 1}))
-                    values.append(b.op1("clip", [a], {"min": -eps, "max": float(draw(FLOATS.filter(lambda f: f == f)))}))
+                    hi = float(draw(FLOATS.filter(lambda f: f == f)))
+                    values.append(b.op1("clip", [a], {"min": -eps, "max": hi}))
                     values.append(b.op1("cast", [a], {"to": draw(st.sampled_from(["f16", "i64", "bool"]))}))
         outs = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
         graph.set_outputs((draw(st.text(max_size=5)) + str(i), v) for i, v in enumerate(outs))
@@ -196,7 +197,8 @@ def test_syntax_errors_point_at_file_line_col(bad, where, message):
 
 @pytest.mark.parametrize("bad, message", [
     (GOOD.replace("tensor<3x2xf32>", "tensor<3x3xf32>"),
-     "m.ir:6:5: graph @t, node '%1 = matmul(%x, %0)': result %1 is declared tensor<3x3xf32> but matmul gives tensor<3x2xf32>"),
+     "m.ir:6:5: graph @t, node '%1 = matmul(%x, %0)': result %1 is declared tensor<3x3xf32> but matmul gives "
+     "tensor<3x2xf32>"),
     (GOOD.replace("matmul(%x, %0)", "frobnicate(%x, %0)"), "unknown op 'frobnicate'"),
     (GOOD.replace("matmul(%x, %0)", "matmul(%x, %0) {axis = 1}"), "unknown attribute 'axis' for matmul"),
     (GOOD.replace("{name = @w}", "{name = @v}"), "unknown weight @v"),

@@ -15,7 +15,7 @@ from aalbert.ir.interpreter import run  # noqa: E402
 from aalbert.ir.module import Module  # noqa: E402
 from aalbert.mapper.frontends import DimSpec, import_onnx  # noqa: E402
 from aalbert.mapper.frontends.aten_ops import ATEN_OPS  # noqa: E402
-from aalbert.mapper.frontends.torch_import import TraceFallback, ImportOptions, import_torch  # noqa: E402
+from aalbert.mapper.frontends.torch_import import ImportOptions, TraceFallback, import_torch  # noqa: E402
 from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
 
 from .hf_models import SEQ, adapter_albert, export_onnx, hf_encoder, hf_inputs, input_names  # noqa: E402
@@ -51,7 +51,8 @@ def _torch_feeds(feeds):
 @functools.cache
 def _imported(family: str, attention: str) -> Module:
     module = Module()
-    import_torch(hf_encoder(family, attention), _torch_feeds(hf_inputs(input_names(family))), module, "t", ImportOptions(tracer="export"))
+    import_torch(hf_encoder(family, attention), _torch_feeds(hf_inputs(input_names(family))), module, "t",
+                 ImportOptions(tracer="export"))
     return module
 
 

@@ -16,7 +16,8 @@ import sys
 for name in {BLOCKED!r}:
     sys.modules[name] = None
 import pytest
-sys.exit(pytest.main(["tests/passes", "-q", "-p", "no:cacheprovider", "-W", "error::pytest.PytestUnraisableExceptionWarning"]))
+sys.exit(pytest.main(["tests/passes", "-q", "-p", "no:cacheprovider",
+                      "-W", "error::pytest.PytestUnraisableExceptionWarning"]))
 """
 
 

@@ -66,7 +66,8 @@ class TransposeOp(_Layout):
     def infer(self, types, attrs, ctx):
         (t,) = types
         perm = attrs["perm"]
-        require(sorted(perm) == list(range(t.rank)), f"transpose: perm {list(perm)} is not a permutation of rank {t.rank}")
+        require(sorted(perm) == list(range(t.rank)),
+                f"transpose: perm {list(perm)} is not a permutation of rank {t.rank}")
         return [TensorType(tuple(t.shape[p] for p in perm), t.dtype)]
 
     def eval(self, args, attrs):
@@ -233,7 +234,8 @@ class GatherOp(_Layout):
         axis = attrs["axis"]
         n = data.shape[axis]
         if idx.size and (idx.min() < -n or idx.max() >= n):
-            raise IndexError(f"index {int(idx.max() if idx.max() >= n else idx.min())} out of range for an axis of size {n}")
+            bad = int(idx.max() if idx.max() >= n else idx.min())
+            raise IndexError(f"index {bad} out of range for an axis of size {n}")
         return [np.take(data, idx, axis=axis)]
 
     def reindex(self, view, attrs, index):

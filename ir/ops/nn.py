@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 
+from aalbert.ir.ops.elementwise import broadcast
 from aalbert.ir.registry import AttrKind, OpDef, OpKind, Trait, Work, register, require
 from aalbert.ir.types import DType, TensorType
-from aalbert.ir.ops.elementwise import broadcast
 
 
 def _same_float(op: str, *types: TensorType) -> None:

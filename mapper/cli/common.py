@@ -13,19 +13,18 @@ import argparse
 import contextlib
 import difflib
 import gc
-import re
 import math
 import os
+import re
 import signal
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 from aalbert.errors import AalbertError, OptionError
 from aalbert.limits import DEFAULT_RULE, DEFAULT_SHARE, budget, parse_size
-from aalbert.outputs import command_outputs, note_read, refuse_overlap
-
 from aalbert.mapper.frontends import DimSpec
+from aalbert.outputs import command_outputs, note_read, refuse_overlap
 
 EXIT_USAGE = 2
 EXIT_NOT_FINITE = 3

@@ -9,15 +9,28 @@ from pathlib import Path
 
 from aalbert.errors import OptionError
 from aalbert.ir.fileio import save_module
-from aalbert.outputs import atomic_writer, make_dir
-
+from aalbert.mapper.cli.common import (
+    ArgumentParser,
+    add_budget_arg,
+    add_dim_args,
+    add_quiet_arg,
+    at_least_one,
+    check_output_path,
+    declare_files,
+    dims_from_args,
+    fraction,
+    main_wrapper,
+    not_finite,
+    positive_int,
+    progress_bar,
+    settle_heap,
+    sparsity,
+)
 from aalbert.mapper.driver import Compiled, Fidelity, Placement, Plan, Stream, Watch, compile_module
-from aalbert.passes.pipelines import DEFAULT
 from aalbert.mapper.loading import ExampleSpec, load_example, load_files, parse_task_arg
 from aalbert.mapper.reports.summary import count, shapes_compiled
-from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_dim_args, add_quiet_arg, check_output_path, declare_files,
-                     at_least_one, dims_from_args, fraction, main_wrapper, not_finite, positive_int, progress_bar,
-                     settle_heap, sparsity)
+from aalbert.outputs import atomic_writer, make_dir
+from aalbert.passes.pipelines import DEFAULT
 
 EXAMPLE_DEFAULTS = {"example": "adapter-albert", "tasks": 8, "size": "base", "bottleneck": None, "layers": None,
                     "adapter_placement": "shared", "off_ramps": None, "task_specific": "adapters,layernorm,head"}
@@ -39,8 +52,10 @@ fine-tuned per task) with seeded random weights; its options (--example,
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="aalbert-compile", description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter, results=True)
-    p.add_argument("models", nargs="*", metavar="MODEL", help="ONNX (.onnx), torch.export (.pt2) or IR (.ir) files; one task per .onnx or .pt2 file")
-    p.add_argument("--task", action="append", default=[], metavar="NAME=PATH", help="an .onnx or .pt2 file for task NAME")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="ONNX (.onnx), torch.export (.pt2) or IR (.ir) files; one task per .onnx or .pt2 file")
+    p.add_argument("--task", action="append", default=[], metavar="NAME=PATH",
+                   help="an .onnx or .pt2 file for task NAME")
     p.add_argument("--list-targets", action="store_true", help="list the built-in targets, then exit")
     p.add_argument("--list-policies", action="store_true", help="list the built-in compression policies, then exit")
     _add_example_args(p)
@@ -210,10 +225,9 @@ def _main(argv) -> int:
 
 def _listing(args) -> str:
     """The built-in targets and compression policies, a line each."""
+    from aalbert.mapper.reports.summary import table
     from aalbert.passes.compress import BUILTIN_POLICIES
     from aalbert.targets.hardware.spec import builtin_targets, load_target
-
-    from aalbert.mapper.reports.summary import table
 
     if args.models or args.task:
         raise OptionError("--list-targets and --list-policies take no model files")
@@ -279,11 +293,10 @@ def _load(args, named, dims):
 
 
 def _write_target_outputs(args, compiled: Compiled) -> None:
-    from aalbert.targets.codegen.program import programs_asm, programs_json
-    from aalbert.targets.sim.trace import traces_json
-
     from aalbert.mapper.reports.memory import memory_json, plot_memory_map
     from aalbert.mapper.reports.simulation import roofline_figure, sim_json
+    from aalbert.targets.codegen.program import programs_asm, programs_json
+    from aalbert.targets.sim.trace import traces_json
 
     module, target, backend = compiled.module, compiled.target, compiled.backend
     first = next(iter(module.graphs))

@@ -8,12 +8,18 @@ from pathlib import Path
 
 from aalbert.errors import OptionError
 from aalbert.ir.fileio import load_module, save_module
-from aalbert.outputs import atomic_writer, make_dir
 from aalbert.ir.printer import print_module
-
+from aalbert.mapper.cli.common import (
+    ArgumentParser,
+    add_budget_arg,
+    add_quiet_arg,
+    check_output_path,
+    declare_files,
+    main_wrapper,
+    progress_bar,
+)
 from aalbert.mapper.reports.explain import weights_named
-from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_quiet_arg, check_output_path, declare_files, main_wrapper,
-                     progress_bar)
+from aalbert.outputs import atomic_writer, make_dir
 
 DESCRIPTION = """\
 Run a pass pipeline on an IR file and print (or write) the result.

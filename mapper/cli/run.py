@@ -12,11 +12,17 @@ from aalbert.errors import AalbertError, OptionError
 from aalbert.ir.fileio import load_module, read_npz, write_npz
 from aalbert.ir.interpreter import not_finite_origin, run, what_non_finite
 from aalbert.ir.module import Module
-
-from aalbert.mapper.reports.explain import labelled, weights_named
+from aalbert.mapper.cli.common import (
+    ArgumentParser,
+    add_budget_arg,
+    add_quiet_arg,
+    check_output_path,
+    main_wrapper,
+    not_finite,
+    progress_bar,
+)
 from aalbert.mapper.frontends import DimSpec
-from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_quiet_arg, check_output_path, main_wrapper, not_finite,
-                     progress_bar)
+from aalbert.mapper.reports.explain import labelled, weights_named
 
 DESCRIPTION = """\
 Run one task of a model on numpy with aalbert's reference interpreter.
@@ -111,12 +117,12 @@ def _not_finite(module: Module, task: str, inputs, outputs: dict[str, np.ndarray
 
 
 def _on_target(module: Module, task: str, inputs, args, bar) -> tuple[dict[str, np.ndarray], list[str]]:
+    from aalbert.passes.allocation.verify import verify_placement
     from aalbert.passes.base import PassManager
     from aalbert.passes.pipelines import Placement, compress, prepare
-    from aalbert.passes.allocation.verify import verify_placement
-    from aalbert.targets.sim.functional import execute
     from aalbert.targets.codegen.lower import lower
     from aalbert.targets.hardware.spec import load_target
+    from aalbert.targets.sim.functional import execute
 
     target = load_target(args.target)
     placed = all(w.placement is not None for w in module.weights.values()) and all(

@@ -9,11 +9,25 @@ from pathlib import Path
 
 from aalbert.errors import OptionError
 from aalbert.limits import check_bytes
-
-from aalbert.mapper.study.grid import (StudyConfig, accounting_rows, accounting_steps, configurations, exit_configurations, run_exits,
-                     run_study, stated_exits)
-from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
-                     progress_bar)
+from aalbert.mapper.cli.common import (
+    ArgumentParser,
+    add_budget_arg,
+    add_quiet_arg,
+    declare_files,
+    main_wrapper,
+    positive_int,
+    progress_bar,
+)
+from aalbert.mapper.study.grid import (
+    StudyConfig,
+    accounting_rows,
+    accounting_steps,
+    configurations,
+    exit_configurations,
+    run_exits,
+    run_study,
+    stated_exits,
+)
 
 DESCRIPTION = """\
 Compile, place and simulate ALBERT fine-tuned per task and adapter-ALBERT for
@@ -131,11 +145,10 @@ def _main(argv) -> int:
     if cfg.early_exit:
         stated_exits(cfg)
     start = time.perf_counter()
-    from aalbert.outputs import atomic_writer, make_dir
-
-    from aalbert.mapper.study.sensitivity import VARIATIONS, run_sensitivity, sensitivity_lines, summary, tornado
     from aalbert.mapper.study.early_exit import exit_headline
     from aalbert.mapper.study.report import Findings, csv_text, headline, write_outputs
+    from aalbert.mapper.study.sensitivity import VARIATIONS, run_sensitivity, sensitivity_lines, summary, tornado
+    from aalbert.outputs import atomic_writer, make_dir
 
     per_task_count = configurations(cfg) // len(cfg.tasks)
     steps = configurations(cfg) + exit_configurations(cfg) + (

@@ -8,13 +8,19 @@ import sys
 from pathlib import Path
 
 from aalbert.errors import OptionError
-from aalbert.outputs import atomic_writer, make_dir
-
-from aalbert.mapper.study.report import csv_text
+from aalbert.mapper.cli.common import (
+    ArgumentParser,
+    add_budget_arg,
+    add_quiet_arg,
+    declare_files,
+    main_wrapper,
+    positive_int,
+    progress_bar,
+)
 from aalbert.mapper.reports.summary import count
+from aalbert.mapper.study.report import csv_text
 from aalbert.mapper.study.sweep import METRICS, connect, default_cache_dir, load_sweep, pareto, run_sweep
-from aalbert.mapper.cli.common import (ArgumentParser, add_budget_arg, add_quiet_arg, declare_files, main_wrapper, positive_int,
-                     progress_bar)
+from aalbert.outputs import atomic_writer, make_dir
 
 DESCRIPTION = """\
 Evaluate every point of a design space (target numbers, compression, model and
@@ -29,7 +35,8 @@ directory.
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="aalbert-sweep", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="aalbert-sweep", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", metavar="SWEEP.toml", help="the sweep file")
     p.add_argument("--out", type=Path, help="output directory (default: <config name>_sweep)")
     p.add_argument("--cache", type=Path, help=f"cache directory (default: {default_cache_dir()}, from "
@@ -64,13 +71,15 @@ def _main(argv) -> int:
         f.write(csv_text(rows).encode())
     names = list(sweep.parameters)
     lines = [f"# Sweep `{args.config}`", "", f"{len(rows)} points; Pareto front of {', '.join(METRICS)} "
-             f"(all minimized): {len(front)} points." + (f" {count(len(rows) - len(feasible), 'point')} cannot be mapped "
-             "(see the reason column of sweep.csv)." if len(feasible) < len(rows) else ""), "",
+             f"(all minimized): {len(front)} points."
+             + (f" {count(len(rows) - len(feasible), 'point')} cannot be mapped "
+                "(see the reason column of sweep.csv)." if len(feasible) < len(rows) else ""), "",
              "| " + " | ".join(names + ["energy (mJ)", "area (mm²)", "latency (ms)", "DRAM per inference (MB)",
                                          "DRAM per task switch (MB)"]) + " |",
              "|" + "---|" * len(names) + "---:|---:|---:|---:|---:|"]
     for r in sorted(front, key=lambda r: (r["energy_mj"], r["area_mm2"], r["latency_ms"])):
-        lines.append("| " + " | ".join(str(r[n]) for n in names) + f" | {r['energy_mj']:.3f} | {_area(r['area_mm2'])} | "
+        lines.append("| " + " | ".join(str(r[n]) for n in names)
+                     + f" | {r['energy_mj']:.3f} | {_area(r['area_mm2'])} | "
                      f"{r['latency_ms']:.2f} | {r['dram_bytes_per_inference'] / 1e6:.2f} | "
                      f"{r['dram_bytes_per_switch'] / 1e6:.2f} |")
     with atomic_writer(out / "sweep.md") as f:

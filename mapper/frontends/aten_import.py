@@ -23,7 +23,8 @@ import logging
 import operator
 import os
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.fx
@@ -31,15 +32,25 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
 from aalbert.errors import FrontendError, UnsupportedOpError
-from aalbert.limits import open_regular
-from aalbert.outputs import note_read
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import TensorType
-
+from aalbert.limits import open_regular
 from aalbert.mapper.frontends.aten_ops import ATEN_OPS
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.frontends.pt2_archive import check_archive
-from aalbert.mapper.frontends.torch_common import Fail, Param, T, TorchEmitter, dtype_of, first_line, has_ir, load, source_line, spec_names
+from aalbert.mapper.frontends.torch_common import (
+    Fail,
+    Param,
+    T,
+    TorchEmitter,
+    dtype_of,
+    first_line,
+    has_ir,
+    load,
+    source_line,
+    spec_names,
+)
+from aalbert.outputs import note_read
 
 KEPT_WHOLE = ("linear.default", "matmul.default", "scaled_dot_product_attention.default")
 
@@ -131,10 +142,12 @@ def _tensors_only():
             os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = old
 
 
-def input_types(ep: ExportedProgram, where: str, dims: DimSpec = DimSpec(),
+def input_types(ep: ExportedProgram, where: str, dims: DimSpec | None = None,
                 shapes: Mapping[str, Sequence[int]] | None = None) -> dict[str, TensorType]:
     """Static types of the program's user inputs: given shapes, or the recorded ones with
-    dynamic dimensions fixed by `dims`, each checked against the program's range constraints."""
+    dynamic dimensions fixed by `dims` (default: batch 1, sequence 128), each checked against the program's
+    range constraints."""
+    dims = DimSpec() if dims is None else dims  # a fresh one: a DimSpec records the names it met
     shapes = shapes or {}
     placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
     users = [s for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from aalbert.ir.types import DType
-
 from aalbert.mapper.frontends import torch_ops as ops
 from aalbert.mapper.frontends.torch_common import Fail, Param, T, TorchEmitter, axis, dtype_of, promote
 
@@ -131,7 +131,8 @@ def _rsqrt(imp: TorchEmitter, x):
     return ops.rsqrt(imp, imp.cast(x, imp.out_dtype) if imp.out_dtype else x)
 
 
-aten("gelu.default", note="approximate 'none' or 'tanh'")(lambda imp, x, approximate="none": ops.gelu(imp, imp.t(x), approximate))
+aten("gelu.default", note="approximate 'none' or 'tanh'")(
+    lambda imp, x, approximate="none": ops.gelu(imp, imp.t(x), approximate))
 
 
 @aten("isnan.default")

@@ -12,8 +12,8 @@ dynamic dimension has (`check_names`, once every file is read).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from aalbert.errors import FrontendError, OptionError
 

@@ -11,7 +11,8 @@ ATen path. Tables below map modules, functions and methods to IR.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.fx
@@ -21,7 +22,6 @@ from torch import nn
 from aalbert.errors import FrontendError, UnsupportedOpError
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import DType, TensorType
-
 from aalbert.mapper.frontends import torch_ops as ops
 from aalbert.mapper.frontends.torch_common import Fail, T, TorchEmitter, describe, dtype_of, has_ir, load, name_outputs
 
@@ -64,7 +64,8 @@ class FxWalker(TorchEmitter):
             handler = MODULES.get(type(sub))
             if handler is None:
                 raise UnsupportedOpError(f"task {self.task!r}: module {type(sub).__name__} ('{node.target}') "
-                                         f"is not supported; supported: {', '.join(sorted(t.__name__ for t in MODULES))}")
+                                         "is not supported; supported: "
+                                         f"{', '.join(sorted(t.__name__ for t in MODULES))}")
             args = [T(self.tensor(a)) if isinstance(a, torch.Tensor) else a for a in args]
             return handler(self, sub, node.target, *args, **kwargs)
         if node.op == "call_method":

@@ -11,7 +11,7 @@ movement and shape computations); `onnx_import` joins their tables.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import onnx

@@ -16,28 +16,27 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import onnx
 from onnx import external_data_helper, numpy_helper
 
-from aalbert.ir.builder import Builder
 from aalbert.errors import AalbertError, FrontendError, UnsupportedOpError
+from aalbert.ir.builder import Builder
 from aalbert.ir.fileio import read_regular
 from aalbert.ir.graph import Graph, Value
-from aalbert.limits import check_bytes, open_regular
 from aalbert.ir.module import Module
-from aalbert.outputs import note_read
 from aalbert.ir.registry import InferError
 from aalbert.ir.types import DType, TensorType
-from aalbert.passes.layout import fold_weight_transposes
-from aalbert.passes.positions import merge_copies
-
+from aalbert.limits import check_bytes, open_regular
 from aalbert.mapper.frontends import onnx_layout, onnx_ops
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.frontends.onnx_context import HandlerError, NodeContext, _attr_value, onnx_dtype
+from aalbert.outputs import note_read
+from aalbert.passes.layout import fold_weight_transposes
+from aalbert.passes.positions import merge_copies
 
 HANDLERS = {**onnx_ops.HANDLERS, **onnx_layout.HANDLERS}  # every operator the importer translates
 
@@ -173,9 +172,10 @@ def _node_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
 
 
 def import_onnx(path: str | os.PathLike, module: Module, task: str | None = None,
-                dims: DimSpec = DimSpec(),
+                dims: DimSpec | None = None,
                 input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     """Import `path` as task `task` (default: the file's stem) into `module`."""
+    dims = DimSpec() if dims is None else dims  # a fresh one: a DimSpec records the names it met
     model, external = load_model(path)
     graph = _Importer(str(path), model, external, module, dims, input_shapes or {}).run(task or Path(path).stem)
     module.add_graph(graph)

@@ -9,7 +9,6 @@ import numpy as np
 
 from aalbert.ir.builder import const_value
 from aalbert.ir.graph import Value
-
 from aalbert.mapper.frontends.onnx_context import HandlerError, NodeContext, _axis, _ints, handler_table
 
 HANDLERS, handles = handler_table()

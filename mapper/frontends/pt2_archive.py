@@ -37,8 +37,9 @@ import json
 import re
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from aalbert.errors import FrontendError
 from aalbert.limits import check_bytes
@@ -149,7 +150,7 @@ def check_archive(f: BinaryIO, path: str) -> None:
         with zipfile.ZipFile(f) as z:
             archive = _entries(z, path)
             _check_tables(archive)
-            for name, model in archive.named("program"):
+            for name, _ in archive.named("program"):
                 _check_program(archive.json(name), name)
             for name, _ in archive.named("sample inputs"):
                 _check_sample_inputs(archive.read(name), name)
@@ -203,7 +204,7 @@ def _entries(z: zipfile.ZipFile, path: str) -> _Archive:
 
 
 def _check_tables(archive: _Archive) -> None:
-    for kind, record_kind, prefix, folder in (("weight table", "weight", "weight_", "data/weights/"),
+    for kind, _record, prefix, folder in (("weight table", "weight", "weight_", "data/weights/"),
                                               ("constant table", "constant", "tensor_", "data/constants/")):
         for name, _ in archive.named(kind):
             table = archive.json(name)

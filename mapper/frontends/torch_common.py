@@ -15,15 +15,16 @@ frontend stores it.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.fx
 import torch.utils._pytree as pytree
 
-from aalbert.ir.builder import Builder
 from aalbert.errors import FrontendError
+from aalbert.ir.builder import Builder
 from aalbert.ir.graph import Graph, Value
 from aalbert.ir.module import Module
 from aalbert.ir.types import DType, TensorType

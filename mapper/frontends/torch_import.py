@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 import torch.fx
@@ -27,12 +27,11 @@ from torch.export import ExportedProgram
 from aalbert.errors import FrontendError
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
-from aalbert.passes.layout import fold_weight_transposes
-
 from aalbert.mapper.frontends.aten_import import AtenWalker, capture, decompose, input_types, load_pt2
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.frontends.fx_trace import FxWalker
 from aalbert.mapper.frontends.torch_common import check_count, first_line
+from aalbert.passes.layout import fold_weight_transposes
 
 
 class TraceFallback(UserWarning):
@@ -80,11 +79,11 @@ def import_torch(model: nn.Module | ExportedProgram, example_inputs: Mapping[str
             warnings.warn(f"{where}: torch.fx cannot import {type(model).__name__} ({reason}); "
                           "importing it through torch.export instead", TraceFallback, stacklevel=2)
     ep = capture(model, example_inputs, where)  # already in Core ATen
-    types = input_types(ep, where, DimSpec(), {k: v.shape for k, v in example_inputs.items()})
+    types = input_types(ep, where, None, {k: v.shape for k, v in example_inputs.items()})
     return _walk(ep, module, task, types, options)
 
 
-def import_exported(ep: ExportedProgram, module: Module, task: str, dims: DimSpec = DimSpec(),
+def import_exported(ep: ExportedProgram, module: Module, task: str, dims: DimSpec | None = None,
                     shapes: Mapping[str, Sequence[int]] | None = None,
                     options: ImportOptions = ImportOptions()) -> Graph:
     """Import a `torch.export` program; dynamic dimensions are fixed by `shapes`, else by `dims`."""
@@ -105,7 +104,7 @@ def _walk(ep: ExportedProgram, module: Module, task: str, types, options: Import
     return _finish(module, graph)
 
 
-def import_pt2(path: str | os.PathLike, module: Module, task: str | None = None, dims: DimSpec = DimSpec(),
+def import_pt2(path: str | os.PathLike, module: Module, task: str | None = None, dims: DimSpec | None = None,
                input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
     """Import a `.pt2` file (`torch.export.save`) as task `task` (default: the file's stem)."""
     try:

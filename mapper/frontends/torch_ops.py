@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from aalbert.ir.types import DType
-
-from aalbert.mapper.frontends.torch_common import TO_TORCH, Fail, Param, T, TorchEmitter, as_dtype, axis, dtype_of, promote
+from aalbert.mapper.frontends.torch_common import (
+    TO_TORCH,
+    Fail,
+    Param,
+    T,
+    TorchEmitter,
+    as_dtype,
+    axis,
+    dtype_of,
+    promote,
+)
 
 
 def parsed(record: Any, fn: Callable) -> Callable:

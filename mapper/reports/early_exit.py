@@ -3,10 +3,9 @@ the stream's sentences left, and every policy's latency, deadline misses and ene
 
 from __future__ import annotations
 
-from aalbert.targets.runtime.exit_policies import POLICIES
-
 from aalbert.mapper.backend import Backend
 from aalbert.mapper.reports.summary import count, table
+from aalbert.targets.runtime.exit_policies import POLICIES
 
 
 def _ms(seconds: float) -> str:

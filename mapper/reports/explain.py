@@ -26,14 +26,13 @@ import contextlib
 import difflib
 import math
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
-from aalbert.ir.encoding import KINDS
 from aalbert.errors import AalbertError, OptionError
+from aalbert.ir.encoding import KINDS
 from aalbert.ir.graph import Graph, Node
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, get_op
-
 from aalbert.mapper.reports.summary import count
 
 SYMBOL = re.compile(r"(?<!graph )@([A-Za-z0-9_.:/\-]+)")

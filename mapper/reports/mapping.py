@@ -11,10 +11,9 @@ As text for the compile report, and as JSON (`mapping_json`) for
 from __future__ import annotations
 
 from aalbert.ir.module import Module
+from aalbert.mapper.reports.summary import table
 from aalbert.passes.allocation.record import Allocation
 from aalbert.targets.hardware.spec import Target
-
-from aalbert.mapper.reports.summary import table
 
 
 def _shape(module: Module, task: str, index: int) -> str:
@@ -56,7 +55,8 @@ def mapping_lines(module: Module, a: Allocation | None, task: str, target: Targe
     lines = [f"mapping of the products of '{task}' ({how}; product [batch x] rows x reduction x columns; cycles, "
              "energy and DRAM bytes of one application)"]
     rows = [[f"{r['op']} {r['shape']}", str(r["times"]), r["mapping"], f"{r['cycles']:,.0f}",
-             f"{r['energy_pj'] / 1e6:.2f} uJ", f"{r['dram_bytes']:,.0f}"] for r in mapping_rows(module, a, task, target)]
+             f"{r['energy_pj'] / 1e6:.2f} uJ", f"{r['dram_bytes']:,.0f}"]
+            for r in mapping_rows(module, a, task, target)]
     lines += table(["product", "times", "mapping", "cycles", "energy", "DRAM bytes"], rows, "lrlrrr")
     return lines
 

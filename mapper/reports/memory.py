@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 
 from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module
+from aalbert.mapper.reports.summary import count, table
 from aalbert.passes.allocation.record import Allocation
 from aalbert.targets.hardware.spec import Target
-
-from aalbert.mapper.reports.summary import count, table
 
 
 @dataclass
@@ -104,7 +103,8 @@ def allocation_lines(a: Allocation | None) -> list[str]:
              f"bound {s.bound / 1e6:.1f} uJ "
              f"({s.bound_kind}), gap {100 * s.gap:.3g} %",
              f"workload: {count(len(w.mix), 'task')}, switch rate {w.switch_rate:g}, {w.inferences_per_wakeup:g} "
-             f"inference{'' if w.inferences_per_wakeup == 1 else 's'} per power-up, task weights {'change' if w.task_weights_change else 'fixed'} in the field, "
+             f"inference{'' if w.inferences_per_wakeup == 1 else 's'} per power-up, task weights "
+             f"{'change' if w.task_weights_change else 'fixed'} in the field, "
              f"{w.inferences_per_second:g}/s over {w.lifetime_years:g} years",
              f"runtime estimate: {a.cycles_per_inference / 1e6:.2f} M cycles per inference (every layer's mapped "
              f"cycles, one layer after another); placement and mapping agreed after {count(a.rounds, 'round')}"]

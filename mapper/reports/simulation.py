@@ -6,12 +6,11 @@ import json
 
 from aalbert.ir.module import Module
 from aalbert.ir.registry import get_op
+from aalbert.mapper.reports.summary import table
+from aalbert.targets.hardware.spec import Target
 from aalbert.targets.sim.requests import StreamResult
 from aalbert.targets.sim.roofline import LayerBound
 from aalbert.targets.sim.timing import SimResult, component
-from aalbert.targets.hardware.spec import Target
-
-from aalbert.mapper.reports.summary import table
 
 
 def _mj(pj: float) -> str:

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import math
-
 from collections import Counter
 
+from aalbert.ir.builder import node_kind
 from aalbert.ir.encoding import KINDS
 from aalbert.ir.module import Module
-from aalbert.ir.builder import node_kind
 from aalbert.ir.registry import OpKind, Work, get_op
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aalbert.mapper.reports.summary import num
+from aalbert.mapper.study.grid import FAMILY_LABEL, StudyConfig, architectures, label
+from aalbert.mapper.study.plots import grouped_bars
 from aalbert.targets.hardware.scaling import energy_fit
 from aalbert.targets.hardware.spec import load_target
-
-from aalbert.mapper.study.plots import grouped_bars
-from aalbert.mapper.study.grid import FAMILY_LABEL, StudyConfig, architectures, label
-from aalbert.mapper.reports.summary import num
 
 POLICY_KEYS = (("none", "every layer"), ("early_exit", "early exit"), ("predict_scale", "predict, then scale"))
 # what EdgeBERT reports (Tambe et al.)
@@ -81,7 +80,7 @@ def exit_section(rows: list[dict], exit_rows: list[dict], cfg: StudyConfig, poli
             f"| {EDGEBERT_MICRO} | up to 7 | up to 2.5 | - |",
             f"| {EDGEBERT_STP} | 7.14 on average | - | 3.90 of 12 (SST-2) |",
             f"| {EDGEBERT_DATA} | - | - | 3.94 of 12 |"]
-    for arch, family, off, on in _pairs(rows, exit_rows, cfg, policy):
+    for arch, family, _off, on in _pairs(rows, exit_rows, cfg, policy):
         out.append(f"| aalbert: {FAMILY_LABEL[family]} on {label(arch)} | "
                    f"{on['none_energy_mj'] / on['predict_scale_energy_mj']:.2f} | "
                    f"{on['early_exit_energy_mj'] / on['predict_scale_energy_mj']:.2f} | "

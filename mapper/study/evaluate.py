@@ -21,20 +21,19 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
-from aalbert.ir.encoding import Role
 from aalbert.errors import OptionError
-from aalbert.ir.module import Module
+from aalbert.ir.encoding import Role
 from aalbert.ir.formats import F32, parse_format
+from aalbert.ir.module import Module
+from aalbert.mapper.backend import Stream, run_backend
+from aalbert.mapper.frontends import DimSpec
+from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.allocation.record import Allocation
 from aalbert.passes.base import PassManager
 from aalbert.passes.compress import BUILTIN_POLICIES, Policy, Rule, load_policy
 from aalbert.passes.pipelines import DEFAULT, Placement, compile_passes, compress
-from aalbert.targets.sim.workload import Workload, default_workload
 from aalbert.targets.hardware.spec import Target, target_dict, target_from_dict, target_text
-
-from aalbert.mapper.backend import Stream, run_backend
-from aalbert.mapper.frontends import DimSpec
-from aalbert.mapper.loading import ExampleSpec, load_example
+from aalbert.targets.sim.workload import Workload, default_workload
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aalbert.mapper.study.chips import ARCHITECTURES, sized_target, sizes, workload_for
+from aalbert.mapper.study.evaluate import (
+    ModelSpec,
+    evaluate,
+    overridden_dict,
+    parameter_settings,
+    parameter_table,
+    prepared,
+)
 from aalbert.targets.hardware.spec import target_from_dict
 from aalbert.targets.sim.workload import Workload, default_workload, load_workload
-
-from aalbert.mapper.study.chips import ARCHITECTURES, sized_target, sizes, workload_for
-from aalbert.mapper.study.evaluate import ModelSpec, evaluate, overridden_dict, parameter_settings, parameter_table, prepared
 
 FAMILY_LABEL = {"adapter-albert": "adapter-ALBERT", "albert": "ALBERT"}
 
@@ -147,7 +153,7 @@ def stated_exits(cfg: StudyConfig) -> Workload:
             raise ExitError(f"{path}: no [exits] table: the early-exit configurations need to know where sentences "
                             "leave")
     layers = SIZES[cfg.size].num_layers
-    for task, e in stated.exits.items():
+    for e in stated.exits.values():
         if e.histogram is not None and len(e.histogram) != layers:
             raise ExitError(f"{e.where}: key 'histogram' has {len(e.histogram)} entries; the {cfg.size} models have "
                             f"{layers} layers, off-ramps after layers 1-{layers - 1}, so it needs {layers} (give "

@@ -10,13 +10,12 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from aalbert.outputs import atomic_writer, make_dir
-from aalbert.targets.hardware.spec import load_target
-
 from aalbert.mapper.reports.summary import num
 from aalbert.mapper.study.early_exit import assumption_lines, exit_figure, exit_section
-from aalbert.mapper.study.plots import stacked_energy, study_figure
 from aalbert.mapper.study.grid import FAMILY_LABEL, StudyConfig, architectures, label, ratios
+from aalbert.mapper.study.plots import stacked_energy, study_figure
+from aalbert.outputs import atomic_writer, make_dir
+from aalbert.targets.hardware.spec import load_target
 
 
 def csv_text(rows: list[dict]) -> str:

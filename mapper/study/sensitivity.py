@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from aalbert.mapper.study.plots import _pyplot, save
 from aalbert.mapper.study.grid import FAMILY_LABEL, StudyConfig, label, ratios, run_study, short
+from aalbert.mapper.study.plots import _pyplot, save
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def tornado(entries: list[dict], stem: Path) -> list[Path]:
     for ax, name in zip(axes, BASELINES):
         spans = [(inp, [e for e in entries if e["input"] == inp]) for inp in inputs]
         spans.sort(key=lambda s: max(abs(e[name] - base[name]) for e in s[1]))
-        for y, (inp, tried) in enumerate(spans):
+        for y, (_inp, tried) in enumerate(spans):
             values = [base[name]] + [e[name] for e in tried]
             ax.barh(y, max(values) - min(values), left=min(values), color="#4477aa", height=0.45)
             for i, e in enumerate(sorted(tried, key=lambda e: e[name])):

@@ -50,19 +50,18 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from aalbert.errors import AalbertError
 from aalbert.ir.fileio import atomic_writer, read_toml
 from aalbert.limits import check_bytes, grant, open_regular, room
-from aalbert.targets.sim.requests import REQUEST_BYTES
-from aalbert.targets.sim.workload import default_workload
-
-from aalbert.mapper.study.evaluate import ModelSpec, evaluate, override_target, prepared
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, example_bytes
+from aalbert.mapper.study.evaluate import ModelSpec, evaluate, override_target, prepared
+from aalbert.targets.sim.requests import REQUEST_BYTES
+from aalbert.targets.sim.workload import default_workload
 
 
 def default_cache_dir() -> Path:
@@ -352,7 +351,8 @@ def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=N
                 k, p = futures[fut]
                 done(k, p, fut.result())
     elif missing and jobs > 1 and (jobs := _jobs_within_budget(sweep, jobs, len(missing))) > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed as done_first
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import as_completed as done_first
 
         with ProcessPoolExecutor(max_workers=jobs, initializer=grant, initargs=(room() // jobs,)) as pool:
             futures = {pool.submit(evaluate_point, sweep.base, p): (k, p) for k, p in missing}

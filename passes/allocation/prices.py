@@ -28,10 +28,10 @@ from aalbert.ir.builder import node_kind
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
-from aalbert.targets.sim.nodecost import NodeCost, NodeCoster, is_product
+from aalbert.targets.hardware.spec import Target
 from aalbert.targets.mapping.problem import weight_of
 from aalbert.targets.mapping.search import MappingError
-from aalbert.targets.hardware.spec import Target
+from aalbert.targets.sim.nodecost import NodeCost, NodeCoster, is_product
 from aalbert.targets.sim.workload import Workload
 
 
@@ -81,7 +81,8 @@ class Price:
 class Pricer:
     def __init__(self, module: Module, target: Target, workload: Workload, coster: NodeCoster, state: State,
                  rates: Rates):
-        self.module, self.t, self.wl, self.coster, self.state, self.rates = module, target, workload, coster, state, rates
+        self.module, self.t, self.wl = module, target, workload
+        self.coster, self.state, self.rates = coster, state, rates
         self._acts: dict[tuple[str, int, int], float] = {}
         self.main: dict[str, list] = {}     # weight -> [(task, index)] of nodes charged to it
         self.side: dict[str, list] = {}     # weight -> [(task, index)] of nodes that also read it

@@ -33,17 +33,15 @@ import functools
 from dataclasses import dataclass
 from typing import NoReturn
 
-from aalbert.ir.analysis import align_up
 from aalbert.errors import OptionError
+from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
-from aalbert.targets.hardware.spec import MemoryLevel, Target
-from aalbert.targets.sim.workload import Workload
-
-from aalbert.targets.sim.nodecost import NodeCoster
-
 from aalbert.passes.allocation.prices import Price, Pricer, Rates, State
 from aalbert.passes.allocation.solvers import ArenaOption, BankModel, Item, Option, Problem
+from aalbert.targets.hardware.spec import MemoryLevel, Target
+from aalbert.targets.sim.nodecost import NodeCoster
+from aalbert.targets.sim.workload import Workload
 
 
 def bytes_read(module: Module) -> dict[str, dict[str, float]]:
@@ -357,7 +355,8 @@ class ProblemBuilder:
             if m.dram is not None:
                 d = m.dram
                 down_ns = down[m.name] * self.cycle_ns
-                dram_pj += (d.self_refresh_mw * runtime_ns + (d.power_down_mw + d.refresh_mw - d.self_refresh_mw) * down_ns
+                dram_pj += (d.self_refresh_mw * runtime_ns
+                            + (d.power_down_mw + d.refresh_mw - d.self_refresh_mw) * down_ns
                             + exits[m.name] * d.self_refresh_exit_pj
                             + gap_ns * (cold * d.self_refresh_mw + (1 - cold) * self.warm_gap_mw(m)))
         return banks, dram_pj, self.always_mw * powered - self.held_leak * runtime_ns + cold * self.wake_all

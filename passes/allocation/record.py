@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aalbert.targets.sim.workload import Workload
-
-from aalbert.passes.allocation.solvers import Option, Problem, Solution, staging
 from aalbert.passes.allocation.problem import ProblemBuilder
+from aalbert.passes.allocation.solvers import Option, Problem, Solution, staging
+from aalbert.targets.sim.workload import Workload
 
 
 @dataclass

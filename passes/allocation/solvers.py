@@ -332,12 +332,13 @@ def solve_greedy(problem: Problem) -> Solution | None:
         for lvl, b in arena.stage:
             resident[lvl] += b
 
+        # called only within this iteration, on its own `swap` and `stage`
         def extra(lvl: str, o: Option, tasks) -> int:
             more = sum(b for l2, b in o.resident if l2 == lvl)
-            now = max([v for (l2, _), v in swap.items() if l2 == lvl], default=0)
+            now = max([v for (l2, _), v in swap.items() if l2 == lvl], default=0)  # noqa: B023
             add = sum(b for l2, b in o.swap if l2 == lvl)
-            after = max([now] + [swap.get((lvl, t), 0) + add for t in tasks]) if add else now
-            grow = max([0] + [b - stage.get(lvl, 0) for l2, b in o.stage if l2 == lvl])
+            after = max([now] + [swap.get((lvl, t), 0) + add for t in tasks]) if add else now  # noqa: B023
+            grow = max([0] + [b - stage.get(lvl, 0) for l2, b in o.stage if l2 == lvl])  # noqa: B023
             return more + after - now + grow
 
         def saving(item: Item) -> float:

@@ -30,15 +30,13 @@ from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
 from aalbert.ir.types import TensorType
-
+from aalbert.targets.codegen.exit_tests import mark_exits
 from aalbert.targets.codegen.fixed import FixedLowering
 from aalbert.targets.codegen.mapped import MappedLowering
-from aalbert.targets.mapping.problem import arch_of, gemm_of
-from aalbert.targets.mapping.search import cost_of
-from aalbert.targets.codegen.exit_tests import mark_exits
 from aalbert.targets.codegen.program import Buf, Instr, LoweringError, Program
 from aalbert.targets.hardware.spec import Target
-
+from aalbert.targets.mapping.problem import arch_of, gemm_of
+from aalbert.targets.mapping.search import cost_of
 
 VECTOR_KINDS = frozenset({OpKind.ELEMENTWISE, OpKind.NORMALIZATION, OpKind.REDUCTION})  # run on the SFU
 
@@ -253,7 +251,8 @@ class _Lowering:
         same = level == self.arena
         ins = self.emit(i, node, kind="dma", unit=f"dma.{level}",
                         deps=self.read_deps([ids]) + self.write_deps(out),
-                        reads=(Buf(level, w.placement.offset, nbytes),) + ((self.buf(ids),) if not self.is_data(ids) else ()),
+                        reads=(Buf(level, w.placement.offset, nbytes),)
+                        + ((self.buf(ids),) if not self.is_data(ids) else ()),
                         writes=(self.buf(out),), nbytes=nbytes,
                         traffic=((level, nbytes, self.bytes_of(out) if same else 0),)
                         + (() if same else ((self.arena, 0, self.bytes_of(out)),)))

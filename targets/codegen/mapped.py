@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 from aalbert.ir.graph import Node
 from aalbert.ir.mapping import Mapping
-
 from aalbert.targets.codegen.blocks import block_sequence, k_runs_kept
 from aalbert.targets.codegen.program import Buf
 from aalbert.targets.mapping.loops import DIMS, ceil_div, relevant

@@ -94,7 +94,8 @@ class LPDDR4Spec:
     @property
     def act_pre_pj(self) -> float:
         """Opening and closing one row: ACT over tRAS, PRE over tRP."""
-        return (self._mw(self.idd0, self.idd3n) * self.t_ras + self._mw(self.idd0, self.idd2n) * self.t_rp) * self.tck_ns
+        return (self._mw(self.idd0, self.idd3n) * self.t_ras
+                + self._mw(self.idd0, self.idd2n) * self.t_rp) * self.tck_ns
 
     @property
     def read_pj_per_byte(self) -> float:
@@ -121,7 +122,8 @@ class LPDDR4Spec:
         return DramPower(
             active_mw=active, power_down_mw=down, self_refresh_mw=selfref, refresh_mw=refresh,
             self_refresh_after_ns=after, self_refresh_exit_pj=exit_pj, phy_area_mm2=self.phy_area_mm2 * channels,
-            source=f"{self.name} x {channels} channel{'s' if channels > 1 else ''}: active standby IDD3N {active:.2f} mW, power-down IDD2P "
+            source=f"{self.name} x {channels} channel{'s' if channels > 1 else ''}: active standby IDD3N "
+            f"{active:.2f} mW, power-down IDD2P "
             f"{down:.2f} mW, self-refresh IDD6 {selfref:.2f} mW, refresh (IDD5 - IDD3N) x tRFC / tREFI "
             f"{refresh:.2f} mW, from {self.source}; self-refresh entered in idle gaps over {after:.0f} ns (its exit, "
             f"tXSR at active-standby power, {exit_pj:.0f} pJ, against the power it saves)",

@@ -16,8 +16,18 @@ import math
 from dataclasses import dataclass
 
 from aalbert.targets.hardware.dram import DRAM_SPECS, DramPower
-from aalbert.targets.hardware.memtech import COST_FIELDS, POWER_STATES, TECHNOLOGIES, MemoryCost, MemoryNumbers, PowerStates, default_banks, \
-    model_name, model_names, scaled
+from aalbert.targets.hardware.memtech import (
+    COST_FIELDS,
+    POWER_STATES,
+    TECHNOLOGIES,
+    MemoryCost,
+    MemoryNumbers,
+    PowerStates,
+    default_banks,
+    model_name,
+    model_names,
+    scaled,
+)
 from aalbert.targets.hardware.tables import Table, TargetError, named_table
 
 DATA_KINDS = ("weights", "activations")
@@ -167,7 +177,8 @@ def _dram(t: Table, capacity: int, mhz: float, model: str | None):
         raise TargetError(f"{t.where}: key 'model' must be one of {', '.join(DRAM_SPECS)} for a DRAM, got {model!r}")
     spec = DRAM_SPECS[model]
     if capacity > channels * spec.capacity_bytes:
-        raise TargetError(f"{t.where}: key 'capacity_bytes' {capacity:,} is more than {channels} channel{'s' if channels > 1 else ''} of "
+        raise TargetError(f"{t.where}: key 'capacity_bytes' {capacity:,} is more than {channels} "
+                          f"channel{'s' if channels > 1 else ''} of "
                           f"{model} hold ({channels * spec.capacity_bytes:,}); raise 'channels'")
     word = spec.burst_bytes
     per_cycle = spec.bytes_per_ns * channels * 1000.0 / mhz

@@ -22,8 +22,8 @@ voltages it can also run at (`[dvfs]`, `targets.dvfs`).
 from __future__ import annotations
 
 import copy
-import difflib
 import dataclasses
+import difflib
 import functools
 from dataclasses import dataclass, field
 from importlib import resources
@@ -35,7 +35,6 @@ from aalbert.ir.fileio import TOML_BYTES_PER_CHAR, loads_toml, read_regular
 from aalbert.ir.formats import parse_format
 from aalbert.ir.registry import all_ops
 from aalbert.outputs import note_read
-
 from aalbert.targets.hardware.components import Components, parse_components
 from aalbert.targets.hardware.dvfs import Dvfs, OperatingPoint, parse_dvfs
 from aalbert.targets.hardware.levels import MemoryLevel, parse_memory
@@ -189,7 +188,8 @@ def target_dict(text: str, where: str) -> dict:
 def target_text(spec: str) -> tuple[str, str]:
     """(TOML text, where) of a built-in target or a target file."""
     if spec in builtin_targets():
-        return resources.files("aalbert.targets").joinpath("builtin", f"{spec}.toml").read_text(), f"{spec}.toml (built-in)"
+        text = resources.files("aalbert.targets").joinpath("builtin", f"{spec}.toml").read_text()
+        return text, f"{spec}.toml (built-in)"
     path = Path(spec)
     if not path.exists():
         raise TargetError(f"{spec}: no such target file (built-in targets: {', '.join(builtin_targets())})")
@@ -323,7 +323,8 @@ def _scale_compute(c: Compute, tech: Technology) -> Compute:
     e, a = tech.energy_factor, tech.area_factor
     formats = {k: FormatCost(f.name, f.energy_pj_per_mac * e, f"{f.source}; {tech.describe()}")
                for k, f in c.formats.items()}
-    return dataclasses.replace(c, formats=formats, area_mm2=c.area_mm2 * a, source=f"{c.source}; area {tech.describe()}")
+    return dataclasses.replace(c, formats=formats, area_mm2=c.area_mm2 * a,
+                               source=f"{c.source}; area {tech.describe()}")
 
 
 def _scale_sfu(u: SFU, tech: Technology) -> SFU:

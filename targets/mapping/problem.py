@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 from aalbert.ir.graph import Node, Value
 from aalbert.ir.module import Module, Weight
-
 from aalbert.targets.hardware.spec import Target
 
 DATAFLOW_CODES = {"weight_stationary": "ws", "output_stationary": "os", "input_stationary": "is"}
@@ -101,7 +100,7 @@ class Arch:
         return (self.name, self.rows, self.cols, self.dataflows, self.reg_entries, self.buffers, self.buffer_bytes,
                 self.mask_bytes, self.acc_entries, tuple(sorted(self.free.items())))
 
-    def key_for(self, g: "Gemm") -> tuple:
+    def key_for(self, g: Gemm) -> tuple:
         """What a product's mappings depend on: the architecture, and the bytes free where its operands pass."""
         levels = sorted({v for v in (self.via.get(g.a_home), self.via.get(g.w_home), self.via.get(g.o_home)) if v})
         return self.key[:-1] + tuple((lv, self.free.get(lv, 0)) for lv in levels)

@@ -29,7 +29,6 @@ import numpy as np
 
 from aalbert.errors import AalbertError
 from aalbert.ir.mapping import Mapping
-
 from aalbert.targets.mapping.cost import Costs, evaluate
 from aalbert.targets.mapping.problem import Arch, Gemm
 from aalbert.targets.mapping.space import columns_of, mapping_at, space

@@ -38,7 +38,6 @@ import math
 import numpy as np
 
 from aalbert.ir.mapping import Mapping
-
 from aalbert.targets.mapping.capacity import fits_block, fits_stage
 from aalbert.targets.mapping.columns import Candidates
 from aalbert.targets.mapping.loops import DF, DIMS, FIELDS, ORDERS, STAGE_BYTES, STAGE_DIMS, STAGES, ceil_div

@@ -16,6 +16,7 @@ from aalbert.targets.mapping.loops import DIMS, STAGE_LOOPS, block_loops
 from aalbert.targets.mapping.operands import Blocks
 from aalbert.targets.mapping.step_time import PerStep, Prefetch, StageSlice, StepTimer
 
+
 @dataclass(frozen=True)
 class LoopNest:
     """The loops around the block steps for one innermost block loop, innermost first: the block loops (counts

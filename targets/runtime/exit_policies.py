@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aalbert.targets.runtime.sentences import Sentence
 from aalbert.targets.sim.exit_costs import ExitCosts
 from aalbert.targets.sim.requests import Request, Served, StreamResult, run_stream
-from aalbert.targets.runtime.sentences import Sentence
 
 POLICIES = {"none": "no early exit", "early-exit": "early exit", "predict-scale": "predict, then scale"}
 

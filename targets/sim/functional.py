@@ -30,10 +30,9 @@ from aalbert.ir.graph import Value
 from aalbert.ir.interpreter import check_inputs
 from aalbert.ir.module import Module
 from aalbert.ir.registry import Trait, get_op
-
 from aalbert.targets.codegen.program import Program
-from aalbert.targets.sim.timing import simulate
 from aalbert.targets.hardware.spec import Target
+from aalbert.targets.sim.timing import simulate
 
 
 class ExecutionError(AalbertError):
@@ -148,7 +147,7 @@ def _begin(ins, node, slots: _Slots, value):
     return get_op(node.op).eval([value(v) for v in node.inputs], node.attrs)
 
 
-def _commit(ins, node, result, slots: _Slots, arena: "_Arena", address) -> None:
+def _commit(ins, node, result, slots: _Slots, arena: _Arena, address) -> None:
     if ins.kind == "dma" and ins.slot >= 0:
         slots.data[ins.slot] = result
         slots.holder[ins.slot] = (ins.node, ins.cols)

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 from aalbert.ir.builder import node_kind
 from aalbert.ir.graph import Graph, Node
+from aalbert.ir.mapping import Mapping
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Placement
 from aalbert.ir.registry import OpKind, get_op
-from aalbert.ir.mapping import Mapping
-
 from aalbert.targets.hardware.spec import Target
 from aalbert.targets.mapping.problem import arch_of, gemm_of, weight_of
 from aalbert.targets.mapping.search import MappingError, search

@@ -32,21 +32,20 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from aalbert.errors import AalbertError
 from aalbert.ir.fileio import read_regular
+from aalbert.ir.module import Module
 from aalbert.limits import check_bytes
 from aalbert.outputs import note_read
-from aalbert.ir.module import Module
-
+from aalbert.targets.hardware.spec import Target
 from aalbert.targets.sim.power import dram_between
 from aalbert.targets.sim.timing import SimResult
-from aalbert.targets.hardware.spec import Target
 
 PATTERNS = ("round-robin", "random", "bursts")
 REQUEST_BYTES = 200  # what one simulated request holds in memory, about

@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aalbert.targets.codegen.program import Program
-from aalbert.targets.sim.timing import SimResult
 from aalbert.targets.hardware.spec import Target
+from aalbert.targets.sim.timing import SimResult
 
 
 @dataclass(slots=True)  # not frozen: one per node, and a frozen __init__ pays a call per field; never changed

@@ -40,9 +40,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from aalbert.targets.sim.power import Accesses, Region, Static, static_energy
 from aalbert.targets.codegen.program import Instr, Program
 from aalbert.targets.hardware.spec import Target
+from aalbert.targets.sim.power import Accesses, Region, Static, static_energy
 
 
 @dataclass

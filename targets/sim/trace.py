@@ -35,5 +35,6 @@ def trace_json(program: Program, sim: SimResult) -> str:
 
 def traces_json(runs: list[tuple[Program, SimResult]]) -> str:
     """One trace of several programs (a process each, pid 1, 2, ... in order)."""
-    events = [e for pid, (program, sim) in enumerate(runs, start=1) for e in chrome_trace(program, sim, pid)["traceEvents"]]
+    events = [e for pid, (program, sim) in enumerate(runs, start=1)
+              for e in chrome_trace(program, sim, pid)["traceEvents"]]
     return json.dumps({"traceEvents": events, "displayTimeUnit": "ns"}, sort_keys=True) + "\n"

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aalbert.ir.fileio import read_toml
-
 from aalbert.targets.hardware.spec import TargetError
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
@@ -118,7 +117,8 @@ def load_workload(path: str, tasks) -> Workload:
     if not isinstance(change, bool):
         raise TargetError(f"{path}: [workload]: key 'task_weights_change' must be true or false, got {change!r}")
     target = number("latency_target_ms", None, 1e-6, 1e9) if "latency_target_ms" in w else None
-    return Workload({t: mix.get(t, 0) / total for t in tasks}, number("switch_rate", 1.0 if len(tasks) > 1 else 0.0, 0.0, 1.0),
+    return Workload({t: mix.get(t, 0) / total for t in tasks},
+                    number("switch_rate", 1.0 if len(tasks) > 1 else 0.0, 0.0, 1.0),
                     number("inferences_per_wakeup", 1.0, 1.0, 1e15), change,
                     number("inferences_per_second", 10.0, 1e-9, 1e12), number("lifetime_years", 5.0, 0.0, 1e3),
                     target, _exits(path, data.get("exits"), tasks))
