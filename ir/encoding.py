@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from aalbert.ir.formats import NumberFormat, afloat_decode, int_decode
 from aalbert.ir.types import DType, TensorType
 
-KINDS = ("embedding", "projection", "attention", "ffn", "adapter", "lora", "layernorm", "head", "other")
-FORMATS = ("plain", "f16", "int", "afloat")
-STORAGES = ("dense", "bitmask")
+Kind = Literal["embedding", "projection", "attention", "ffn", "adapter", "lora", "layernorm", "head", "other"]
+KINDS: tuple[str, ...] = get_args(Kind)
+Format = Literal["plain", "f16", "int", "afloat"]
+FORMATS: tuple[str, ...] = get_args(Format)
+Storage = Literal["dense", "bitmask"]
+STORAGES: tuple[str, ...] = get_args(Storage)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +42,7 @@ class Role:
     scope: Literal["shared", "task"] = field(metadata={"key": "role"})
     tasks: tuple[str, ...] = ()                  # the tasks that read a task-specific weight
     uses: int = field(metadata={"min": 0})       # reads in one inference
-    kind: Literal[KINDS] = field(default="other", metadata={"always": True})  # printed even when "other"
+    kind: Kind = field(default="other", metadata={"always": True})  # printed even when "other"
 
     @staticmethod
     def of(shared: bool, tasks: tuple[str, ...], uses: int, kind: str = "other") -> Role:
@@ -60,13 +63,13 @@ class Role:
 
 @dataclass(frozen=True)
 class Encoding:
-    format: Literal[FORMATS] = "plain"    # plain (the logical type itself) | f16 | int | afloat
+    format: Format = "plain"    # plain (the logical type itself) | f16 | int | afloat
     bits: int = field(default=32, metadata={"min": 1})
     exp_bits: int = 0                     # afloat
     exp_bias: int = 0                     # afloat: one per tensor
     granularity: Literal["tensor", "channel"] = "tensor"  # int: one scale per tensor, or per output channel
     scale: float = 0.0                    # int with a per-tensor scale
-    storage: Literal[STORAGES] = "dense"
+    storage: Storage = "dense"
     nnz: int = field(default=-1, metadata={"min": -1})   # non-zero codes (bitmask storage; -1: all)
     block: tuple[int, ...] = ()           # the pruning block, if pruned in blocks
 

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from aalbert.ir.facts import FactError, check_record
 
-DATAFLOWS = ("ws", "os", "is")
+Dataflow = Literal["ws", "os", "is"]
+DATAFLOWS: tuple[str, ...] = get_args(Dataflow)
 DATAFLOW_NAMES = {"ws": "weight_stationary", "os": "output_stationary", "is": "input_stationary"}
 
 _TEXT = re.compile(r"(ws|os|is)\.(pe|buf) (\d+)x(\d+)x(\d+)x(\d+) order=([mkn]) bufs=(\d),(\d) "
@@ -42,7 +43,7 @@ _TEXT = re.compile(r"(ws|os|is)\.(pe|buf) (\d+)x(\d+)x(\d+)x(\d+) order=([mkn]) 
 
 @dataclass(frozen=True)
 class Mapping:
-    dataflow: Literal[DATAFLOWS]
+    dataflow: Dataflow
     hold: Literal["pe", "buf"]
     block: tuple[int, ...] = field(metadata={"min": 1})
     order: Literal["m", "k", "n"]

@@ -12,15 +12,16 @@ Both are fact records (`ir.facts`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
-RESIDENCIES = ("resident", "staged", "streamed")
+Residency = Literal["resident", "staged", "streamed"]
+RESIDENCIES: tuple[str, ...] = get_args(Residency)
 
 
 @dataclass(frozen=True)
 class Placement:
     level: str
-    residency: Literal[RESIDENCIES]
+    residency: Residency
     offset: int = field(metadata={"min": 0})
     home: str | None = None                                     # where a staged weight is kept between uses
     home_offset: int | None = field(default=None, metadata={"min": 0})

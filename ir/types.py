@@ -10,6 +10,7 @@ import math
 from enum import Enum
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 
 class DType(str, Enum):  # noqa: UP042 (a StrEnum would print differently)
@@ -42,7 +43,7 @@ class DType(str, Enum):  # noqa: UP042 (a StrEnum would print differently)
         return self in (DType.I64, DType.I32, DType.I16, DType.I8, DType.U8)
 
     @staticmethod
-    def from_numpy(dtype: np.dtype | type) -> DType:
+    def from_numpy(dtype: DTypeLike) -> DType:
         key = np.dtype(dtype).name
         try:
             return _FROM_NUMPY[key]

@@ -23,13 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aalbert.errors import OptionError
 from aalbert.ir.module import Module
-from aalbert.mapper.backend import Stream
+from aalbert.mapper.backend import Backend, Stream
 from aalbert.mapper.reports.explain import weights_named
 from aalbert.mapper.reports.summary import summary_text
 from aalbert.passes.pipelines import COMPRESSING, DEFAULT, Placement, compile_passes
+
+if TYPE_CHECKING:
+    from aalbert.passes.allocation.record import Allocation
+    from aalbert.targets.hardware.spec import Target
 
 __all__ = ["Compiled", "Fidelity", "Placement", "Plan", "Stream", "Watch", "compile_module"]
 
@@ -47,9 +52,9 @@ class Compiled:
 
     module: Module
     report: str
-    target: object | None = None       # targets.spec.Target
-    allocation: object | None = None   # passes.allocation_report.Allocation
-    backend: object | None = None      # mapper.backend.Backend: programs, results, stream
+    target: Target | None = None
+    allocation: Allocation | None = None
+    backend: Backend | None = None     # programs, results, stream
     roofline: list = field(default_factory=list)  # the first task's per-layer bounds
     reference: Module | None = None    # the module before compression (with fidelity)
     input_text: str | None = None      # the imported IR, when stages were kept

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aalbert.ir.module import Module
 from aalbert.ir.offramps import LOGITS
 from aalbert.passes.base import Pass, make_pass, parse_pipeline
+
+if TYPE_CHECKING:
+    from aalbert.targets.hardware.spec import Target
+    from aalbert.targets.sim.workload import Workload
 
 PREPARE: tuple[str, ...] = ("canonicalize", "share")
 DEFAULT = ",".join(PREPARE)  # what aalbert-compile and aalbert.compile run when no pipeline is given
@@ -30,8 +35,8 @@ class Placement:
     """Where and how to place the module: a target (built-in name, TOML file or `Target`) and the allocator's
     options; a workload is a [workload] TOML file or a `Workload`."""
 
-    target: object
-    workload: object | None = None
+    target: str | Target
+    workload: str | Workload | None = None
     switch_rate: float | None = None   # overrides the workload's
     wakeup: float | None = None        # inferences per power-up; overrides the workload's
     spill: bool = False

@@ -81,11 +81,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.add_argument("--version", action="version", version=f"%(prog)s {version()}",
                           help="print the version and exit")
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_known_args(self, args=None, namespace=None):
         self._given: set[str] = set()
         return super().parse_known_args(args, namespace)
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         raise OptionError(f"{message}{self._suggestion(message)} (see --help)")
 
     def _suggestion(self, message: str) -> str:

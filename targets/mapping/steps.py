@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from aalbert.targets.mapping.loops import DIMS, STAGE_LOOPS, block_loops
-from aalbert.targets.mapping.operands import Blocks
+from aalbert.targets.mapping.operands import Blocks, Operand
+from aalbert.targets.mapping.problem import Arch, Gemm
 from aalbert.targets.mapping.step_time import PerStep, Prefetch, StageSlice, StepTimer
 
 
@@ -138,8 +139,17 @@ class Traffic:
 
 
 class StepWalk:
-    """Transfers and timing of the block steps; mixed into `cost.Model` (which has g, arch, size, ops, blocks,
-    duration)."""
+    """Transfers and timing of the block steps; mixed into `cost.Model`, which supplies what is declared here."""
+
+    g: Gemm
+    arch: Arch
+    size: int                       # candidates
+    ops: dict[str, Operand]         # a, w, o
+    blocks: Blocks
+    keep_fits: np.ndarray           # an output block fits the accumulators
+
+    def duration(self, op: str, nbytes, kind: str) -> np.ndarray:
+        raise NotImplementedError
 
     def _walk(self, order: str, sel: np.ndarray, traffic: Traffic, steps_time: np.ndarray,
               per_step: PerStep | None) -> None:
