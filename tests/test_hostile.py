@@ -605,7 +605,7 @@ def test_sweeps_are_checked_before_their_points_are_made(tmp_path, capsys, text,
 
 
 def test_the_sweeps_workers_share_the_budget(monkeypatch):
-    from aalbert.ir import limits
+    from aalbert import limits
     from aalbert.mapper.study.sweep import Sweep, _jobs_within_budget
 
     monkeypatch.setattr(limits, "in_use", lambda: 0)
