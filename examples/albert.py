@@ -22,69 +22,12 @@ highways do (a hidden x hidden matrix per layer).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class AlbertConfig:
-    """Model dimensions; the defaults are ALBERT-base-v2's."""
-
-    vocab_size: int = 30000
-    embedding_size: int = 128
-    hidden_size: int = 768
-    num_heads: int = 12
-    intermediate_size: int = 3072
-    num_layers: int = 12
-    max_position: int = 512
-    type_vocab_size: int = 2
-    layer_norm_eps: float = 1e-12
-    adapter_bottleneck: int = 64  # the default adapter width for this size
-
-    def __post_init__(self) -> None:
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
-
-
-SIZES: dict[str, AlbertConfig] = {
-    "base": AlbertConfig(),
-    "tiny": AlbertConfig(vocab_size=100, embedding_size=16, hidden_size=32, num_heads=4,
-                         intermediate_size=64, num_layers=3, max_position=128, adapter_bottleneck=8),
-    # ALBERT-xxlarge dimensions (used by the scaling benchmarks)
-    "xxlarge": AlbertConfig(embedding_size=128, hidden_size=4096, num_heads=64,
-                            intermediate_size=16384, num_layers=12),
-}
-
-# Parameter groups a task may own (the rest is the shared backbone).
-TASK_GROUPS = ("adapters", "layernorm", "head", "pooler", "embeddings")
-OFF_RAMPS = ("classifier", "highway")  # an exit classifier on the model's pooler, or with its own pooler
-
-
-@dataclass(frozen=True)
-class AdapterConfig:
-    """Where adapter-ALBERT's task-specific parameters are.
-
-    placement "shared": one adapter pair per task serves every repetition of
-    ALBERT's single layer (the layer is one module, as in AdapterHub);
-    "per_layer": one pair per layer position.
-    """
-
-    bottleneck: int | None = None  # None: the model size's default (64 for base)
-    placement: str = "shared"
-    task_specific: frozenset[str] = field(default_factory=lambda: frozenset({"adapters", "layernorm", "head"}))
-
-    def __post_init__(self) -> None:
-        if self.placement not in ("shared", "per_layer"):
-            raise ValueError(f"adapter placement must be 'shared' or 'per_layer', got {self.placement!r}")
-        if self.bottleneck is not None and self.bottleneck < 1:
-            raise ValueError(f"adapter bottleneck must be >= 1, got {self.bottleneck}")
-        unknown = set(self.task_specific) - set(TASK_GROUPS)
-        if unknown:
-            raise ValueError(f"unknown task-specific group{'s' if len(unknown) > 1 else ''} {sorted(unknown)}; "
-                             f"known: {', '.join(TASK_GROUPS)}")
+from aalbert.examples.config import OFF_RAMPS, AdapterConfig, AlbertConfig
 
 
 class Embeddings(nn.Module):

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from aalbert.examples.albert import OFF_RAMPS, AdapterConfig
-from aalbert.examples.zoo import FAMILIES, FamilySpec, build_family, example_inputs, task_names
+from aalbert.examples.config import FAMILIES, OFF_RAMPS, AdapterConfig, FamilySpec, task_names
+from aalbert.examples.zoo import build_family, example_inputs
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("logits",)

@@ -13,64 +13,13 @@ parameters are equal by accident. Nothing is downloaded.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import zlib
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from aalbert.examples.albert import OFF_RAMPS, SIZES, TASK_GROUPS, AdapterConfig, AlbertConfig, Backbone, TaskModel
-
-# GLUE tasks and their number of labels (stsb is a regression: one output).
-GLUE_TASKS: dict[str, int] = {"cola": 2, "sst2": 2, "mrpc": 2, "qqp": 2, "stsb": 1,
-                              "mnli": 3, "qnli": 2, "rte": 2, "wnli": 2}
-FAMILIES = ("adapter-albert", "albert")
-
-
-def task_names(n: int) -> list[str]:
-    """The first n GLUE tasks; beyond the nine of GLUE, task10, task11, ..."""
-    if n < 1:
-        raise ValueError(f"the number of tasks must be >= 1, got {n}")
-    names = list(GLUE_TASKS)[:n]
-    return names + [f"task{i}" for i in range(len(names) + 1, n + 1)]
-
-
-def num_labels(task: str) -> int:
-    return GLUE_TASKS.get(task, 2)
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    family: str = "adapter-albert"
-    size: str = "base"
-    tasks: tuple[str, ...] = tuple(task_names(8))
-    adapters: AdapterConfig = field(default_factory=AdapterConfig)
-    frozen: frozenset[str] = frozenset()  # fine-tuned ALBERT: groups left untouched
-    seed: int = 0
-    layers: int | None = None  # times the shared layer is applied; None: the size's
-    off_ramps: str | None = None  # an exit classifier after every layer but the last: classifier | highway
-
-    def __post_init__(self) -> None:
-        if self.off_ramps is not None and self.off_ramps not in OFF_RAMPS:
-            raise ValueError(f"unknown off-ramps {self.off_ramps!r}; known: {', '.join(OFF_RAMPS)}")
-        if self.family not in FAMILIES:
-            raise ValueError(f"unknown model family {self.family!r}; known: {', '.join(FAMILIES)}")
-        if self.size not in SIZES:
-            raise ValueError(f"unknown size {self.size!r}; known: {', '.join(SIZES)}")
-        if self.layers is not None and self.layers < 1:
-            raise ValueError(f"the number of layers must be >= 1, got {self.layers}")
-        if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
-            raise ValueError("task names must be distinct and at least one")
-        unknown = set(self.frozen) - set(TASK_GROUPS)
-        if unknown:
-            raise ValueError(f"unknown frozen group{'s' if len(unknown) > 1 else ''} {sorted(unknown)}; "
-                             f"known: {', '.join(TASK_GROUPS)}")
-
-    @property
-    def config(self) -> AlbertConfig:
-        c = SIZES[self.size]
-        return c if self.layers is None else dataclasses.replace(c, num_layers=self.layers)
+from aalbert.examples.albert import Backbone, TaskModel
+from aalbert.examples.config import FAMILIES, GLUE_TASKS, SIZES, AlbertConfig, FamilySpec, num_labels, task_names  # noqa: F401  (the family's configuration, re-exported for callers)
 
 
 def _seed(*parts) -> int:

@@ -46,7 +46,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             payload = io.BytesIO()
-            np.lib.format.write_array(payload, np.ascontiguousarray(array), allow_pickle=False)
+            np.lib.format.write_array(payload, np.asarray(array, order="C"), allow_pickle=False)  # keeps 0-d
             zf.writestr(info, payload.getvalue())
     return buf.getvalue()
 
@@ -114,9 +114,9 @@ def _open_npz(f, path, what: str):
     return archive
 
 
-def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], durable: bool = False) -> None:
     blob = npz_bytes(arrays)
-    with atomic_writer(path) as f:
+    with atomic_writer(path, durable=durable) as f:
         f.write(blob)
 
 

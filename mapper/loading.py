@@ -11,12 +11,18 @@ the memory budget before any of it is built.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from aalbert.caches import cache_dir, cache_enabled, code_hash
 from aalbert.errors import AalbertError, OptionError
 from aalbert.ir.fileio import load_module
 from aalbert.ir.module import Module
+from aalbert.ir.snapshot import VERSION as SNAPSHOT_VERSION
+from aalbert.ir.snapshot import load_snapshot, save_snapshot
 from aalbert.limits import check_bytes
 from aalbert.mapper.frontends import DimSpec
 
@@ -94,7 +100,7 @@ NODES_PER_LAYER, NODES_PER_OFF_RAMP, NODES_OUTSIDE_LAYERS = 40, 8, 64
 
 def example_bytes(spec: ExampleSpec, dims: DimSpec) -> int:
     """What building the example family of `spec` takes at most, about, before it is compiled further."""
-    from aalbert.examples.albert import SIZES
+    from aalbert.examples.config import SIZES
 
     c = SIZES.get(spec.size)
     if c is None:
@@ -124,10 +130,9 @@ def example_bytes(spec: ExampleSpec, dims: DimSpec) -> int:
 
 
 def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
-    """The built-in example family, imported through the torch.fx frontend."""
-    from aalbert.examples.albert import AdapterConfig
-    from aalbert.examples.zoo import FamilySpec, build_family, example_inputs, task_names
-    from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
+    """The built-in example family: from the user's cache when this code built it before at these shapes,
+    otherwise built in PyTorch, imported through the torch.fx frontend and cached (`example_cache`)."""
+    from aalbert.examples.config import AdapterConfig, FamilySpec, task_names
 
     layers = f", {spec.layers:,} layers" if spec.layers is not None else ""
     check_bytes(example_bytes(spec, dims), f"the example {spec.family} ({spec.size}, {spec.tasks:,} "
@@ -136,11 +141,47 @@ def load_example(spec: ExampleSpec, dims: DimSpec) -> Module:
         adapters = AdapterConfig(spec.bottleneck, spec.adapter_placement, frozenset(spec.task_specific))
         family = FamilySpec(spec.family, spec.size, tuple(task_names(spec.tasks)), adapters, seed=spec.seed,
                             layers=spec.layers, off_ramps=spec.off_ramps)
-        inputs = example_inputs(family.config, dims.batch, dims.seq_len, seed=spec.seed)
     except ValueError as e:
         raise OptionError(str(e)) from None
+    path = example_cache(spec, dims)
+    if path is not None and path.exists():
+        try:
+            return load_snapshot(path)
+        except AalbertError:
+            pass  # written by an interrupted run or damaged: built again below
+    module = _build_example(family, dims, spec.seed)
+    if path is not None:
+        _keep(module, path)
+    return module
+
+
+def example_cache(spec: ExampleSpec, dims: DimSpec) -> Path | None:
+    """Where the example of `spec` at these shapes is cached: a file named by a digest of the spec, the shapes
+    and `caches.code_hash()` (None when caching is off: AALBERT_CACHE=off)."""
+    if not cache_enabled():
+        return None
+    what = json.dumps({"spec": dataclasses.asdict(spec), "batch": dims.batch, "seq_len": dims.seq_len,
+                       "code": code_hash(), "format": SNAPSHOT_VERSION},
+                      sort_keys=True, default=list)
+    return cache_dir("examples") / f"{hashlib.sha256(what.encode()).hexdigest()[:24]}.json"
+
+
+def _build_example(family, dims: DimSpec, seed: int) -> Module:
+    from aalbert.examples.zoo import build_family, example_inputs
+    from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
+
+    inputs = example_inputs(family.config, dims.batch, dims.seq_len, seed=seed)
     module = Module()
     seen: dict = {}  # the backbone's parameters are read once for all tasks
     for task, model in build_family(family).items():
         import_torch(model, inputs, module, task, ImportOptions(model.output_names, seen=seen))
     return module
+
+
+def _keep(module: Module, path: Path) -> None:
+    """Cache the example now, whatever the command does next; a cache that cannot be written is no error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_snapshot(module, path, durable=True)
+    except (OSError, AalbertError):
+        pass

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aalbert.examples.albert import AdapterConfig
+from aalbert.examples.config import AdapterConfig
 from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters, example_inputs
 from aalbert.ir.interpreter import run
 from aalbert.ir.module import Module

@@ -118,7 +118,7 @@ def command(argv: list[str]) -> str:
 def _main(argv) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    from aalbert.examples.zoo import FAMILIES
+    from aalbert.examples.config import FAMILIES
     from aalbert.passes.compress import load_policy
     from aalbert.targets.hardware.spec import load_target
 

@@ -143,8 +143,7 @@ def run_exits(cfg: StudyConfig, progress=None) -> list[dict]:
 def stated_exits(cfg: StudyConfig) -> Workload:
     """The early-exit workload file, read for the study's tasks and checked against the model's layers before any
     work (the example's off-ramps follow layers 1 .. L-1: a histogram has L entries)."""
-    from aalbert.examples.albert import SIZES
-    from aalbert.examples.zoo import task_names
+    from aalbert.examples.config import SIZES, task_names
     from aalbert.ir.offramps import ExitError
 
     with resources.as_file(exits_path(cfg)) as path:

@@ -43,17 +43,16 @@ naming the entry and what was wrong with it (`docs/sweeps.md`).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import itertools
 import json
 import math
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aalbert.caches import cache_dir, code_hash
 from aalbert.errors import AalbertError
 from aalbert.ir.fileio import atomic_writer, read_toml
 from aalbert.limits import check_bytes, grant, open_regular, room
@@ -67,8 +66,7 @@ from aalbert.targets.sim.workload import default_workload
 def default_cache_dir() -> Path:
     """Where points are cached unless told otherwise: the user's cache folder, never the output folder (which
     may be committed docs). Keys include the compiler's source hash, so sweeps may share it safely."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "aalbert" / "sweep"
+    return cache_dir("sweep")
 
 
 class SweepError(AalbertError):
@@ -186,18 +184,6 @@ def _kind(path: str, key: str, base: dict):
 
 def _target_part(point: dict) -> dict:
     return {k: v for k, v in point.items() if k.split(".")[0] not in ("model", "compression", "workload")}
-
-
-@functools.cache
-def code_hash() -> str:
-    """A hash of the compiler's own sources and built-in files: a cached point is stale once they change."""
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for pkg in ("ir", "passes", "targets", "mapper", "examples"):
-        for f in sorted((root / pkg).rglob("*")):
-            if f.suffix in (".py", ".toml", ".lark") and "__pycache__" not in f.parts:
-                h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def point_key(sweep: Sweep, point: dict) -> str:
