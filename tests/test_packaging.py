@@ -86,3 +86,51 @@ PassManager(parse_pipeline("canonicalize,share,plan-activations")).run(m)
 print(load_target("edge_accel").name, m.graphs["t"].arena.size)
 """, tmp_path)
     assert out.split()[0] == "edge_accel" and int(out.split()[1]) > 0
+
+
+def _imports(tree, name: str, is_package: bool) -> set[str]:
+    """Every module `name` imports, at any depth of its code but under `if TYPE_CHECKING:`."""
+    import ast
+
+    found: set[str] = set()
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = name.split(".") if is_package else name.split(".")[:-1]
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.update([base] + [f"{base}.{a.name}" for a in node.names])
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_no_two_modules_import_each_other_even_inside_functions():
+    """Layers import downward: no cycle of imports among the package's modules, counting imports inside
+    functions (a lazy import must not hide a cycle); package __init__ files that only hand names on aside."""
+    import ast
+    import tomllib
+
+    import networkx as nx
+
+    dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    modules: dict[str, Path] = {}
+    for package, folder in sorted(dirs.items(), key=lambda kv: len(kv[1])):
+        for f in (ROOT / folder).rglob("*.py"):
+            parts = [p for p in f.relative_to(ROOT / folder).with_suffix("").parts if p != "__init__"]
+            modules[".".join([package, *parts])] = f
+    graph = nx.DiGraph()
+    for name, f in modules.items():
+        for target in _imports(ast.parse(f.read_text()), name, f.name == "__init__.py"):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and modules[target].name != "__init__.py":
+                graph.add_edge(name, target)
+    cycles = sorted(sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1)
+    assert not cycles, cycles

@@ -1,7 +1,8 @@
 """Memory levels of a target: what each costs, holds and reaches, its power states, and how a file gives them.
 
 A `[[memory]]` table gives its numbers, or names a technology `model`
-(`targets.memtech` for SRAM and RRAM, `targets.dram` for DRAM) and takes its
+(`targets.hardware.memtech` for on-chip technologies, built in or one file
+each, `targets.hardware.dram` for DRAM) and takes its
 numbers, with their provenance, from it; any number given overrides the
 model's. On-chip levels have banks (equal, contiguous address ranges, the
 units of power gating), power states (`memtech.PowerStates`) and a gating
@@ -18,15 +19,15 @@ from dataclasses import dataclass
 from aalbert.targets.hardware.dram import DRAM_SPECS, DramPower
 from aalbert.targets.hardware.memtech import (
     COST_FIELDS,
-    POWER_STATES,
-    TECHNOLOGIES,
     MemoryCost,
     MemoryNumbers,
     PowerStates,
     default_banks,
     model_name,
     model_names,
+    power_states,
     scaled,
+    technologies,
 )
 from aalbert.targets.hardware.tables import Table, TargetError, named_table
 
@@ -88,7 +89,7 @@ def on_chip_model(t: Table, capacity: int, mhz: float, banks: int | None) -> tup
 def parse_memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
     t = named_table(where, "memory", index, data)
     name = t.get("name", str)
-    technology = t.choice("technology", TECHNOLOGIES)
+    technology = t.choice("technology", technologies())
     capacity = t.positive("capacity_bytes", int)
     model = t.get("model", str, None)
     banks = t.positive("banks", int, None) if "banks" in t.data else None
@@ -137,9 +138,9 @@ POWER_KEYS = {"retention_leakage_fraction": "retention", "off_leakage_fraction":
 
 
 def _power_states(t: Table, technology: str, modelled: bool, volatile: bool) -> PowerStates:
-    """The level's power states: its technology's (`memtech.POWER_STATES`) for a modelled level, overridden by
+    """The level's power states: its technology's (`memtech.power_states`) for a modelled level, overridden by
     any key given; every one given for a level that states its own numbers."""
-    base = POWER_STATES.get(technology) if modelled else None
+    base = power_states(technology) if modelled else None
     values = {}
     for key, field_name in POWER_KEYS.items():
         if key == "retention_leakage_fraction" and not volatile:

@@ -27,13 +27,24 @@ retention (SRAM keeps its data at a lower supply) and when power-gated
 energy of waking a bank. The rule is a first-order model, documented as
 such in every number it produces (`source`), so a design-space sweep can ask
 for any size.
+
+A new technology is one file: a TOML file in `technologies/` beside this
+module gives one anchor (`name`, its `technology` kind, capacity, word width,
+energies, latencies, leakage, area, endurance, volatility, `source`) and, for
+a kind not known here, its `[power_states]` (`technology_file`). Its name is
+then a `model` a target's `[[memory]]` table may give.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
+
+from aalbert.targets.hardware.tables import TargetError
 
 MB2 = 2 * 1024 * 1024
 
@@ -142,7 +153,7 @@ def model_name(model: str) -> str:
 
 
 def model_names() -> list[str]:
-    return list(ANCHORS) + list(ALIASES)
+    return list(anchors()) + list(ALIASES)
 
 
 @dataclass(frozen=True)
@@ -174,6 +185,82 @@ POWER_STATES: dict[str, PowerStates] = {
 }
 
 
+def anchors() -> dict[str, Anchor]:
+    """Every memory model: the built-in anchors, then those of the technology files."""
+    return {**ANCHORS, **_files()[0]}
+
+
+def technologies() -> tuple[str, ...]:
+    """Every technology kind a memory level may be: the built-in ones, then the technology files' new ones."""
+    return TECHNOLOGIES + tuple(k for k in _files()[1] if k not in TECHNOLOGIES)
+
+
+def power_states(technology: str) -> PowerStates | None:
+    """A technology kind's power states (None for DRAM, whose background is by state: `dram`)."""
+    return _files()[1].get(technology) or POWER_STATES.get(technology)
+
+
+TECHNOLOGY_DIR = Path(__file__).with_name("technologies")
+ANCHOR_KEYS = {"word_bits": int, "read_energy_pj": float, "write_energy_pj": float, "read_latency_ns": float,
+               "write_latency_ns": float, "leakage_mw": float, "area_mm2": float, "write_endurance": float,
+               "volatile": bool, "capacity_bytes": int}
+STATE_KEYS = {"retention_leakage_fraction": "retention", "off_leakage_fraction": "off", "wakeup_ns": "wakeup_ns",
+              "wakeup_pj": "wakeup_pj"}
+
+
+@functools.cache
+def _files() -> tuple[dict[str, Anchor], dict[str, PowerStates]]:
+    found: dict[str, Anchor] = {}
+    states: dict[str, PowerStates] = {}
+    for path in sorted(TECHNOLOGY_DIR.glob("*.toml")):
+        anchor, power = technology_file(path)
+        name = path.stem
+        if name in ANCHORS or name in found or name in ALIASES:
+            raise TargetError(f"{path}: a memory model named '{name}' exists already")
+        found[name] = anchor
+        if power is not None:
+            states[anchor.technology] = power
+    return found, states
+
+
+def technology_file(path: Path) -> tuple[Anchor, PowerStates | None]:
+    """One technology file: its anchor (named after the file) and the power states it gives, if any. A kind not
+    built in must give them; every number needs its `source`."""
+    where = str(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise TargetError(f"{where}: not a readable technology file ({e})") from None
+    kind = data.get("technology")
+    if not isinstance(kind, str) or not kind:
+        raise TargetError(f"{where}: key 'technology' (the kind: {', '.join(TECHNOLOGIES)} or a new one) is missing")
+    values = {}
+    for key, typ in ANCHOR_KEYS.items():
+        v = data.get(key)
+        ok = isinstance(v, bool) if typ is bool else isinstance(v, (int, float)) and not isinstance(v, bool) and (
+            typ is float or isinstance(v, int)) and v >= 0
+        if not ok:
+            raise TargetError(f"{where}: key '{key}' must be {'true or false' if typ is bool else 'a number >= 0'}")
+        values[key] = typ(v)
+    source = data.get("source")
+    if not isinstance(source, str) or not source:
+        raise TargetError(f"{where}: key 'source' (where the numbers come from) is missing")
+    anchor = Anchor(technology=kind, source=source, **values)
+    table = data.get("power_states")
+    if table is None:
+        if kind not in POWER_STATES and kind != "dram":
+            raise TargetError(f"{where}: a new technology kind '{kind}' needs a [power_states] table")
+        return anchor, None
+    numbers = {f: float(table[k]) for k, f in STATE_KEYS.items() if k in table}
+    missing = [k for k, f in STATE_KEYS.items() if f not in numbers and not (f == "retention" and
+                                                                            not anchor.volatile)]
+    if missing or not isinstance(table.get("source"), str):
+        raise TargetError(f"{where}: [power_states] needs {', '.join(missing or ['source'])}")
+    power = PowerStates(numbers.get("retention"), numbers["off"], numbers["wakeup_ns"], numbers["wakeup_pj"],
+                        not anchor.volatile, table["source"])
+    return anchor, power
+
+
 @dataclass(frozen=True, kw_only=True)
 class MemoryNumbers(MemoryCost):
     """A modelled memory's numbers and how they were derived."""
@@ -183,7 +270,7 @@ class MemoryNumbers(MemoryCost):
 
 def scaled(model: str, capacity_bytes: int, clock_mhz: float, banks: int | None = None) -> MemoryNumbers:
     """The anchor `model` scaled to `capacity_bytes` (in `banks` banks) by the module's rule."""
-    a = ANCHORS[model_name(model)]
+    a = anchors()[model_name(model)]
     s = capacity_bytes / a.capacity_bytes
     banks = banks or default_banks(capacity_bytes)
     root = math.sqrt(s / banks)  # per bank
