@@ -32,7 +32,7 @@ def test_a_splat_is_filled_not_listed():
 
 
 def test_a_literal_beyond_the_budget_is_refused_before_it_is_made(monkeypatch):
-    from aalbert.ir import limits
+    from aalbert import limits
 
     with pytest.raises(IRParseError, match=r"m.ir:3:.*dense literal tensor<67108864000xf32> needs 250 GiB, more "
                                            r"than the memory budget of [0-9.]+ GiB \(raise it with --max-memory\)"):
@@ -113,7 +113,7 @@ MiB = 2 ** 20
 
 
 def test_the_default_budget_is_a_share_of_the_memory_available_when_the_command_starts(monkeypatch):
-    from aalbert.ir import limits
+    from aalbert import limits
 
     assert 0 < limits.available_bytes() and 0 < limits.in_use()
     monkeypatch.setattr(limits, "available_bytes", lambda: 1000 * MiB)
@@ -133,7 +133,7 @@ def test_the_default_budget_is_a_share_of_the_memory_available_when_the_command_
 
 
 def test_what_the_process_holds_counts_against_the_budget(monkeypatch):
-    from aalbert.ir import limits
+    from aalbert import limits
 
     monkeypatch.setattr(limits, "in_use", lambda: 700 * MiB)
     with budget(1024 * MiB):
@@ -153,7 +153,8 @@ def _splats(sizes: list[int]) -> str:
 
 def test_the_dense_literals_of_a_file_are_counted_together_before_any_is_made(monkeypatch):
     """Each 16 MiB splat fits a 40 MiB budget, three do not: the third is named, and none was made."""
-    from aalbert.ir import limits, parser
+    from aalbert import limits
+    from aalbert.ir import parser
 
     made = []
     monkeypatch.setattr(parser._Builder, "dense", lambda self, item: made.append(item))
@@ -168,7 +169,7 @@ def test_the_dense_literals_of_a_file_are_counted_together_before_any_is_made(mo
 
 def test_parsing_is_checked_by_the_size_of_the_text_before_it_starts(monkeypatch):
     """A long dense list costs about a kilobyte of syntax tree per element: 100,000 elements in 200 KB of text."""
-    from aalbert.ir import limits
+    from aalbert import limits
     from aalbert.ir.parser import parse_estimate
 
     n = 100_000
@@ -196,7 +197,8 @@ CHAIN = """module {
 def test_the_interpreter_checks_its_whole_schedule_before_running(monkeypatch):
     """4 MiB per value; at %2, %0 and %1 are live and %2 is made with two scratch arrays: 20 MiB, where no
     node alone makes more than 4 MiB."""
-    from aalbert.ir import interpreter, limits
+    from aalbert import limits
+    from aalbert.ir import interpreter
 
     module = parse_module(CHAIN)
     assert interpreter.peak_bytes(module, module.graphs["t"]) == 20 * MiB
