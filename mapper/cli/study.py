@@ -161,11 +161,8 @@ def _main(argv) -> int:
     with progress_bar(steps + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar, \
             Workers(args.jobs, model_bytes(cfg)) as workers:
         rows = run_study(cfg, bar, workers=workers)
-        if cfg.early_exit:
-            bar.set_description("early exit and DVFS")
-        exit_rows = run_exits(cfg, bar, workers) if cfg.early_exit else []
         extra, paths = None, []
-        if cfg.sensitivity:
+        if cfg.sensitivity:  # the same models as the study's most tasks, which the workers still hold
             bar.set_description("sensitivity")
             srows = run_sensitivity(cfg, rows, bar, workers)
             entries = summary(srows, cfg.policies[0])
@@ -175,6 +172,9 @@ def _main(argv) -> int:
                 f.write(csv_text(srows).encode())
             paths.append(args.out / "sensitivity.csv")
             extra = sensitivity_lines(entries, "sensitivity_tornado.png")
+        if cfg.early_exit:
+            bar.set_description("early exit and DVFS")
+        exit_rows = run_exits(cfg, bar, workers) if cfg.early_exit else []
         bar.set_description("parameter accounting")
         accounting = accounting_rows(cfg, bar, workers)
         bar.set_description("tables and figures")

@@ -60,13 +60,16 @@ def policy_for(spec: ModelSpec) -> Policy:
     return Policy(f"{policy.name}/{spec.format}", rules)
 
 
+FAMILIES_KEPT = 2  # prepared families a process keeps: the study's two at a time (base-size modules are large)
+
+
 def prepared(spec: ModelSpec, all_tasks: int | None = None) -> Module:
     """The family with `all_tasks` tasks (default spec.tasks), canonical, shared and compressed."""
     n = max(spec.tasks, all_tasks or spec.tasks)
     return subset(_family(dataclasses.replace(spec, tasks=n)), spec.tasks)
 
 
-@functools.lru_cache(maxsize=1)  # one family at a time: base-size modules are large
+@functools.lru_cache(maxsize=FAMILIES_KEPT)
 def _family(spec: ModelSpec) -> Module:
     example = ExampleSpec(spec.family, spec.tasks, spec.size, spec.bottleneck, spec.adapter_placement, seed=spec.seed,
                           off_ramps=spec.off_ramps)

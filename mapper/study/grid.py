@@ -28,7 +28,7 @@ from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, example_bytes
 from aalbert.mapper.study.chips import ARCHITECTURES
 from aalbert.mapper.study.configuration import Configuration, row
-from aalbert.mapper.study.evaluate import ModelSpec, parameter_settings, parameter_table
+from aalbert.mapper.study.evaluate import FAMILIES_KEPT, ModelSpec, parameter_settings, parameter_table
 from aalbert.mapper.study.workers import Workers
 from aalbert.targets.sim.requests import REQUEST_BYTES
 from aalbert.targets.sim.workload import Workload, load_workload
@@ -157,10 +157,11 @@ def accounting_rows(cfg: StudyConfig, progress=None, workers: Workers | None = N
 
 
 def model_bytes(cfg: StudyConfig) -> int:
-    """What a worker of the study holds at most, about: the largest family's model and a request stream."""
+    """What a worker of the study holds at most, about: the families it keeps (`FAMILIES_KEPT`), each at most
+    the largest family's model, and a request stream."""
     family = "albert" if "albert" in cfg.families else cfg.families[0]
     spec = ExampleSpec(family, max(cfg.tasks), cfg.size, off_ramps=OFF_RAMPS if cfg.early_exit else None)
-    return example_bytes(spec, DimSpec(1, cfg.seq_len)) + REQUEST_BYTES * cfg.requests
+    return FAMILIES_KEPT * example_bytes(spec, DimSpec(1, cfg.seq_len)) + REQUEST_BYTES * cfg.requests
 
 
 def architectures(cfg: StudyConfig) -> list[str]:
