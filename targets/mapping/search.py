@@ -26,7 +26,6 @@ chosen mapping that the lowering asks for (`cost_of`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +33,6 @@ import numpy as np
 from aalbert.errors import AalbertError
 from aalbert.ir.mapping import Mapping
 from aalbert.targets.mapping.cost import Costs, evaluate
-from aalbert.targets.mapping.loops import FIELDS
 from aalbert.targets.mapping.problem import Arch, Gemm
 from aalbert.targets.mapping.space import columns_of, mapping_at, space
 
@@ -201,7 +199,6 @@ def _rows(costs: Costs, idx: np.ndarray) -> Costs:
 
 
 _CACHE: dict[tuple, GemmCost | None] = {}
-_BY_SPACE: dict[tuple, GemmCost | None] = {}
 
 
 def search(g: Gemm, arch: Arch, objective: str = "balanced", leak_pj_per_cycle: float = 0.0) -> GemmCost | None:
@@ -210,34 +207,16 @@ def search(g: Gemm, arch: Arch, objective: str = "balanced", leak_pj_per_cycle: 
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     key = (g.key, arch.key_for(g), objective, leak_pj_per_cycle)
     if key not in _CACHE:
-        best = _best_of(g, arch, space(g, arch, prune=True), objective, leak_pj_per_cycle)
-        if best is None:  # no whole array tile fits: narrower blocks
-            best = _best_of(g, arch, space(g, arch, prune=True, fine=True), objective, leak_pj_per_cycle)
-        _CACHE[key] = best
+        found = _bounded(g, arch, space(g, arch, prune=True), objective, leak_pj_per_cycle)
+        if found is None:  # no whole array tile fits: narrower blocks
+            found = _bounded(g, arch, space(g, arch, prune=True, fine=True), objective, leak_pj_per_cycle)
+        if found is None:
+            _CACHE[key] = None
+        else:
+            c, costs = found
+            i = _pick(costs, objective, leak_pj_per_cycle)
+            _CACHE[key] = None if i < 0 else _one(costs, i, mapping_at(c, i))
     return _CACHE[key]
-
-
-def _best_of(g: Gemm, arch: Arch, c: dict, objective: str, leak: float) -> GemmCost | None:
-    """The best of the candidates `c`, or None when none fits; cached by their content, since the bytes free for
-    staging decide only which candidates there are (and a space stops growing once the largest tiles fit)."""
-    key = (g.key, arch.identity, objective, leak, _fingerprint(c))
-    if key not in _BY_SPACE:
-        found = _bounded(g, arch, c, objective, leak)
-        best = None
-        if found is not None:
-            sub, costs = found
-            i = _pick(costs, objective, leak)
-            best = None if i < 0 else _one(costs, i, mapping_at(sub, i))
-        _BY_SPACE[key] = best
-    return _BY_SPACE[key]
-
-
-def _fingerprint(c: dict[str, np.ndarray]) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    for f in FIELDS:
-        column = np.ascontiguousarray(c[f], dtype=np.int64)
-        h.update(len(column).to_bytes(8, "little") + column.tobytes())
-    return h.digest()
 
 
 def exhaustive(g: Gemm, arch: Arch, objective: str = "balanced", leak_pj_per_cycle: float = 0.0) -> GemmCost | None:
@@ -258,5 +237,4 @@ def objective_value(cost: GemmCost, objective: str, leak_pj_per_cycle: float = 0
 
 def clear_cache() -> None:
     _CACHE.clear()
-    _BY_SPACE.clear()
     _COSTS.clear()
