@@ -41,66 +41,21 @@ from aalbert.errors import OptionError
 from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Placement
+from aalbert.passes.allocation.feasibility import check_placeable, does_not_fit
 from aalbert.passes.allocation.prices import State
 from aalbert.passes.allocation.problem import AllocatorOptions, ProblemBuilder, bytes_held
 from aalbert.passes.allocation.record import Allocation, allocation_report
-from aalbert.passes.allocation.solvers import Problem, Solution, solve_greedy, solve_milp, staging, variable_count
+from aalbert.passes.allocation.solvers import Solution, solve_greedy, solve_milp, staging, variable_count
 from aalbert.passes.allocation.verify import verify_placement
 from aalbert.passes.base import Analyses, Pass, register_pass
 from aalbert.passes.plan_activations import plan_graph
 from aalbert.targets.hardware.spec import Target, load_target
-from aalbert.targets.mapping.problem import weight_of
 from aalbert.targets.mapping.search import OBJECTIVES
-from aalbert.targets.sim.nodecost import POLICIES, NodeCoster, is_product
+from aalbert.targets.sim.nodecost import POLICIES, NodeCoster
 from aalbert.targets.sim.workload import Workload, default_workload, load_workload
 
 MAX_ILP_VARIABLES = 50_000
 MAX_ROUNDS = 4
-
-
-def _layer_of(module: Module, weight: str) -> str:
-    """The first layer that reads `weight` (or any product of the activations, for ""), for messages."""
-    for graph in module.graphs.values():
-        for node in graph.nodes:
-            if not is_product(node):
-                continue
-            names = {w.name for w in (weight_of(module, v) for v in node.inputs) if w is not None}
-            if not weight or weight in names:
-                return f"{node.op} %{node.outputs[0].name} of task {graph.name!r}" + (f" (reading @{weight})"
-                                                                                      if weight else "")
-    return f"the layers reading @{weight}"
-
-
-def _does_not_fit(module: Module, target: Target, problem: Problem, builder: ProblemBuilder) -> OptionError:
-    # the layers' blocks in transit through a level, next to the arena, may be what does not fit
-    for m in target.on_chip:
-        least = {item.name: min((dict(o.stage).get(m.name, 0) for o in item.options), default=0)
-                 for item in problem.items}
-        least[""] = min((dict(a.stage).get(m.name, 0) for a in problem.arena_options), default=0)
-        worst = max(least, key=lambda k: least[k])
-        need = least[worst]
-        arena = builder.arena_bytes if all(a.level == m.name for a in problem.arena_options) else 0
-        if need and arena + need > m.capacity_bytes:
-            return OptionError(
-                f"allocate: {target.name} has no room in {m.name} for the blocks in transit of "
-                f"{_layer_of(module, worst)}: "
-                f"the activation arena takes {arena:,} of its {m.capacity_bytes:,} bytes and the smallest mapping of "
-                f"that layer needs {need:,} more for the blocks that pass through {m.name}; give {m.name} more "
-                f"capacity_bytes (at least {arena + need:,}) or use a shorter --seq-len")
-    weights = list(module.weights.values())
-    on_chip = {m.name: m.capacity_bytes for m in target.on_chip
-               if any(builder.can_hold(m, w, quiet=True) for w in weights)}
-    need = sum(align_up(w.nbytes, target.alignment_bytes) for w in weights)
-    cap = sum(on_chip.values()) - builder.arena_bytes
-    biggest = sorted(module.weights.values(), key=lambda w: -w.nbytes)[:3]
-    names = ", ".join(f"@{w.name} ({w.nbytes / 1e6:.2f} MB)" for w in biggest)
-    return OptionError(
-        f"allocate: the weights do not fit {target.name}: they need {need:,} bytes, the on-chip memories that "
-        f"may hold them ({', '.join(f'{k} {v:,}' for k, v in on_chip.items()) or 'none'}) leave {max(cap, 0):,} after "
-        f"the {builder.arena_bytes:,}-byte activation arena, so {need - max(cap, 0):,} bytes are over; the "
-        f"largest weights: {names}; "
-        + ("the off-chip memories cannot take the rest either" if builder.spill
-           else "use --spill to keep weights off chip"))
 
 
 def allocate(module: Module, target: Target, workload: Workload,
@@ -110,6 +65,7 @@ def allocate(module: Module, target: Target, workload: Workload,
     _check_arenas(module, target)
     state = _first_state(module, target, options.spill)
     coster = NodeCoster(module, target, options.mapping, options.objective)
+    check_placeable(ProblemBuilder(module, target, workload, options, coster, state))
     solver = options.solver
     rounds, reserve, held = 0, True, bytes_held(module, target, state)
     while True:
@@ -123,7 +79,7 @@ def allocate(module: Module, target: Target, workload: Workload,
             reserve = False
             continue
         if solution is None:
-            raise _does_not_fit(module, target, problem, b)
+            raise does_not_fit(module, target, problem, b)
         new = State({name: o.level for name, o in solution.choice.items()}, solution.arena.level)
         stage = staging(problem, solution.choice, solution.arena)
         held = {lvl: used - stage.get(lvl, 0) for lvl, used in solution.usage.items()}

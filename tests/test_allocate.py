@@ -263,3 +263,68 @@ def test_the_allocation_reports_a_bound_and_the_gap_computed_from_it(capsys):
     s = a.solution
     assert s.bound >= a.lp_bound - 1e-6 * abs(a.lp_bound) and s.bound <= s.objective
     assert s.gap == pytest.approx((s.objective - s.bound) / s.objective)
+
+
+# --- what no placement satisfies is refused before anything is priced -------------------------------------------
+def _unpriced(monkeypatch):
+    """Make pricing any node (and so any mapping search) a test failure."""
+    from aalbert.targets.sim.nodecost import NodeCoster
+
+    def priced(*_a, **_k):
+        raise AssertionError("a node was priced (a mapping searched) before the placement was refused")
+    monkeypatch.setattr(NodeCoster, "cost", priced)
+
+
+def _tiny_module(target):
+    from aalbert.passes.plan_activations import plan_module
+
+    module = load_example(ExampleSpec("adapter-albert", 2, "tiny"), DimSpec(1, 16))
+    module = PassManager(parse_pipeline("canonicalize,share")).run(module)
+    plan_module(module, target)
+    return module, max(g.arena.size for g in module.graphs.values())
+
+
+def test_no_room_for_blocks_in_transit_is_refused_before_any_search(monkeypatch):
+    """Weights that live only in DRAM reach the array through the SRAM; an SRAM the activations fill leaves no room
+    for their blocks (the tutorial's tight.toml): refused with the smallest mapping's need, nothing priced."""
+    from aalbert.ir.analysis import align_up
+    from aalbert.mapper.study.evaluate import override_target
+    from aalbert.passes.allocate import allocate
+    from aalbert.passes.allocation.problem import AllocatorOptions
+
+    base = load_target("edge_accel_dram")
+    module, arena = _tiny_module(base)
+    target = override_target("edge_accel_dram", {"memory.sram.capacity_bytes": align_up(arena, base.alignment_bytes),
+                                                 "memory.sram.banks": 1})
+    _unpriced(monkeypatch)
+    with pytest.raises(OptionError, match=r"no room in sram for the blocks in transit of linear .* the smallest "
+                                          r"mapping of that layer needs \d+ more"):
+        allocate(module, target, default_workload(module.graphs), AllocatorOptions(spill=True))
+
+
+def test_weights_that_fit_nowhere_are_refused_before_any_search(monkeypatch):
+    """One weight larger than every level that may hold it; weights each small enough but too many together."""
+    from aalbert.ir.analysis import align_up
+    from aalbert.mapper.study.evaluate import override_target
+    from aalbert.passes.allocate import allocate
+    from aalbert.passes.allocation.problem import AllocatorOptions
+
+    base = load_target("edge_accel")
+    module, arena = _tiny_module(base)
+    sizes = sorted(align_up(w.nbytes, base.alignment_bytes) for w in module.weights.values())
+    under = sizes[-1] - base.alignment_bytes
+    _unpriced(monkeypatch)
+    small = override_target("edge_accel", {"memory.rram.capacity_bytes": under, "memory.rram.banks": 1,
+                                           "memory.sram.capacity_bytes": align_up(arena, base.alignment_bytes),
+                                           "memory.sram.banks": 1})
+    assert align_up(arena, base.alignment_bytes) < sizes[-1]
+    with pytest.raises(OptionError, match=rf"weight @\S+ .*needs {sizes[-1]:,} bytes and no memory of edge_accel "
+                                          "that may hold weights has them"):
+        allocate(module, small, default_workload(module.graphs), AllocatorOptions())
+    room = sum(sizes) // 2 - base.alignment_bytes
+    few = override_target("edge_accel", {"memory.rram.capacity_bytes": room, "memory.rram.banks": 1,
+                                         "memory.sram.capacity_bytes": align_up(arena, base.alignment_bytes) + room,
+                                         "memory.sram.banks": 1})
+    assert sizes[-1] <= room
+    with pytest.raises(OptionError, match="the weights do not fit"):
+        allocate(module, few, default_workload(module.graphs), AllocatorOptions())

@@ -604,18 +604,19 @@ def test_sweeps_are_checked_before_their_points_are_made(tmp_path, capsys, text,
                        says, must_not_exist=[tmp_path / "out"])
 
 
-def test_the_sweeps_workers_share_the_budget(monkeypatch):
+def test_the_workers_share_the_budget(monkeypatch):
+    """The sweep's and the study's workers: as many as asked, as there are jobs and as the budget holds."""
     from aalbert import limits
-    from aalbert.mapper.study.sweep import Sweep, _jobs_within_budget
+    from aalbert.mapper.study.workers import Workers
 
     monkeypatch.setattr(limits, "in_use", lambda: 0)
-    monkeypatch.setattr("aalbert.mapper.study.sweep.room", limits.room)
-    sweep = Sweep("s.toml", {}, {}, [], point_bytes=300 * 2 ** 20)
+    monkeypatch.setattr("aalbert.mapper.study.workers.room", limits.room)
+    each = 300 * 2 ** 20
     with limits.budget(G):
-        assert _jobs_within_budget(sweep, 8, 100) == 3 and _jobs_within_budget(sweep, 2, 100) == 2
-        assert _jobs_within_budget(sweep, 8, 1) == 1
+        assert Workers(8, each).size(100) == 3 and Workers(2, each).size(100) == 2
+        assert Workers(8, each).size(1) == 1
     with limits.budget(100 * 2 ** 20):
-        assert _jobs_within_budget(sweep, 8, 100) == 1
+        assert Workers(8, each).size(100) == 1
 
 
 def test_a_workload_mix_near_the_largest_float_is_a_uniform_mix(tmp_path, capsys):

@@ -4,6 +4,7 @@ energy against the simulation."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import random
 
@@ -130,6 +131,39 @@ def test_repeated_layers_and_tasks_cost_one_search():
     shapes = {(n.op, str(n.inputs[0].type), str(n.inputs[1].type)) for _, n in products}
     assert len(products) > 3 * len(shapes)  # many products, few distinct shapes
     assert len(_CACHE) <= 4 * len(shapes)   # a search per shape, weight level and placement round at most
+
+
+def test_the_lowering_costs_each_chosen_mapping_once(monkeypatch):
+    """Lowering every task of a placed module runs the cost model once per distinct product and mapping, not per
+    application (ALBERT's layers, every task); lowering again runs it not at all."""
+    module = load_example(ExampleSpec("adapter-albert", 3, "tiny"), DimSpec(1, 16))
+    module = PassManager(parse_pipeline("canonicalize,share,plan-activations,allocate{target=edge_accel}")).run(module)
+    target = load_target("edge_accel")
+    calls = []
+    real = search_module.evaluate
+    monkeypatch.setattr(search_module, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    clear_cache()
+    mapped = [(t, n) for t, g in module.graphs.items() for n in g.nodes if n.mapping is not None]
+    distinct = {(gemm_of(module, n, target, module.graphs[t].arena.level).key, n.mapping) for t, n in mapped}
+    first = [lower(module, target, task) for task in module.graphs]
+    assert len(mapped) > 3 * len(distinct)
+    assert len(calls) == len(distinct)
+    again = [lower(module, target, task) for task in module.graphs]
+    assert len(calls) == len(distinct)
+    assert [p.to_json() for p in again] == [p.to_json() for p in first]
+
+
+def test_targets_alike_but_for_their_numbers_do_not_share_searches():
+    """The search's cache tells two architectures apart by every number a cost depends on, not by name: a chip
+    with the same name, array and leakage but cheaper MACs gets its own figures."""
+    target = load_target("edge_accel")
+    arch = arch_of(target)
+    cheap = dataclasses.replace(arch, mac_pj={f: pj / 2 for f, pj in arch.mac_pj.items()})
+    g = Gemm(1, 128, 768, 768, 2.0, 1.0, 0.0, 2.0, 2.0, "sram", "sram", "sram", False, 1.0, "afloat<8,3>")
+    clear_cache()
+    one, two = search(g, arch), search(g, cheap)
+    assert two.energy["pe"] == pytest.approx(one.energy["pe"] / 2)
+    assert cost_of(g, cheap, one.mapping).energy["pe"] == pytest.approx(one.energy["pe"] / 2)
 
 
 # --- the cost model against the simulated block program ---------------------------------------------------

@@ -41,10 +41,11 @@ requests = 4
 
 @pytest.fixture(scope="module")
 def study_run(tmp_path_factory):
-    """The tiny study, run twice into two directories."""
+    """The tiny study, run twice into two directories: one configuration after another in this process, then on
+    two worker processes."""
     outs = [tmp_path_factory.mktemp(f"study{i}") / "out" for i in range(2)]
-    for out in outs:
-        assert study_cli.main(STUDY_ARGS + ["--out", str(out)]) == 0
+    for out, jobs in zip(outs, ("1", "2")):
+        assert study_cli.main(STUDY_ARGS + ["--out", str(out), "--jobs", jobs]) == 0
     return outs
 
 
@@ -98,6 +99,7 @@ def test_sized_chips_hold_their_configuration_on_chip(study_run):
 
 
 def test_study_outputs_are_byte_identical_across_runs(study_run):
+    """Across runs, and whether the configurations run here or on workers (--jobs 2 names itself nowhere)."""
     for name in OUTPUTS:
         assert (study_run[0] / name).read_bytes() == (study_run[1] / name).read_bytes(), name
 
@@ -203,10 +205,13 @@ def test_sweep_on_a_dask_cluster_matches_the_local_run(sweep_file, tmp_path, loc
     assert rows == local_rows
 
 
-def test_sweep_command_writes_front_table_and_figure(sweep_file, tmp_path, capsys):
+def test_sweep_command_writes_front_table_and_figure(sweep_file, tmp_path, capsys, local_rows):
+    from aalbert.mapper.study.report import csv_text
+
     out = tmp_path / "out"
     code, stdout, err = call(sweep_cli.main, [sweep_file, "--jobs", "2", "--out", out], capsys)
     assert code == 0, err
+    assert (out / "sweep.csv").read_text() == csv_text(local_rows)  # two workers compute what one process does
     assert err == ""  # no progress bar when stderr is not a terminal
     assert "8 points computed, 0 from the cache" in stdout
     assert sorted(p.name for p in out.iterdir()) == ["pareto.png", "pareto.svg", "sweep.csv", "sweep.md"]

@@ -24,10 +24,12 @@ from aalbert.mapper.study.grid import (
     accounting_steps,
     configurations,
     exit_configurations,
+    model_bytes,
     run_exits,
     run_study,
     stated_exits,
 )
+from aalbert.mapper.study.workers import Workers, default_jobs
 
 DESCRIPTION = """\
 Compile, place and simulate ALBERT fine-tuned per task and adapter-ALBERT for
@@ -94,6 +96,9 @@ def build_parser() -> ArgumentParser:
                    help="with --early-exit: a workload file ([exits] and latency_target_ms) stating where sentences "
                         "leave (default: EdgeBERT's SST-2 exits, examples/workloads/edgebert_sst2.toml)")
     p.add_argument("--out", type=Path, default=Path("study"), help="output directory (default: study)")
+    p.add_argument("--jobs", type=positive_int, default=default_jobs(),
+                   help="worker processes for the configurations (default: the cores available; fewer when the "
+                        "memory budget cannot hold that many models at once); the outputs do not depend on it")
     add_quiet_arg(p)
     add_budget_arg(p)
     return p
@@ -101,16 +106,16 @@ def build_parser() -> ArgumentParser:
 
 def command(argv: list[str]) -> str:
     """The command line a study's outputs name, without what does not change them: the output directory,
-    --quiet and --max-memory."""
+    --quiet, --max-memory and --jobs."""
     args, skip = [], False
     for a in map(str, argv):
         if skip:
             skip = False
             continue
-        if a in ("--out", "--max-memory"):
+        if a in ("--out", "--max-memory", "--jobs"):
             skip = True
             continue
-        if not a.startswith(("--out=", "--max-memory=")) and a != "--quiet":
+        if not a.startswith(("--out=", "--max-memory=", "--jobs=")) and a != "--quiet":
             args.append(a)
     return " ".join(["aalbert-study"] + args)
 
@@ -153,15 +158,13 @@ def _main(argv) -> int:
     per_task_count = configurations(cfg) // len(cfg.tasks)
     steps = configurations(cfg) + exit_configurations(cfg) + (
         len(VARIATIONS) * per_task_count if cfg.sensitivity else 0)
-    with progress_bar(steps + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar:
-        rows = run_study(cfg, bar)
-        if cfg.early_exit:
-            bar.set_description("early exit and DVFS")
-        exit_rows = run_exits(cfg, bar) if cfg.early_exit else []
+    with progress_bar(steps + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar, \
+            Workers(args.jobs, model_bytes(cfg)) as workers:
+        rows = run_study(cfg, bar, workers=workers)
         extra, paths = None, []
-        if cfg.sensitivity:
+        if cfg.sensitivity:  # the same models as the study's most tasks, which the workers still hold
             bar.set_description("sensitivity")
-            srows = run_sensitivity(cfg, rows, bar)
+            srows = run_sensitivity(cfg, rows, bar, workers)
             entries = summary(srows, cfg.policies[0])
             make_dir(args.out)
             paths = tornado(entries, args.out / "sensitivity_tornado")
@@ -169,8 +172,11 @@ def _main(argv) -> int:
                 f.write(csv_text(srows).encode())
             paths.append(args.out / "sensitivity.csv")
             extra = sensitivity_lines(entries, "sensitivity_tornado.png")
+        if cfg.early_exit:
+            bar.set_description("early exit and DVFS")
+        exit_rows = run_exits(cfg, bar, workers) if cfg.early_exit else []
         bar.set_description("parameter accounting")
-        accounting = accounting_rows(cfg, bar)
+        accounting = accounting_rows(cfg, bar, workers)
         bar.set_description("tables and figures")
         paths = write_outputs(Findings(rows, accounting, extra, exit_rows), cfg, args.out, command(argv)) + paths
         bar.update(1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from aalbert.mapper.cli.common import (
 from aalbert.mapper.reports.summary import count
 from aalbert.mapper.study.report import csv_text
 from aalbert.mapper.study.sweep import METRICS, connect, default_cache_dir, load_sweep, pareto, run_sweep
+from aalbert.mapper.study.workers import default_jobs
 from aalbert.outputs import atomic_writer, make_dir
 
 DESCRIPTION = """\
@@ -41,8 +41,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default: <config name>_sweep)")
     p.add_argument("--cache", type=Path, help=f"cache directory (default: {default_cache_dir()}, from "
                                               "$XDG_CACHE_HOME or ~/.cache)")
-    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
-                   help="local worker processes (default: every core; fewer when the memory budget cannot "
+    p.add_argument("--jobs", type=positive_int, default=default_jobs(),
+                   help="local worker processes (default: the cores available; fewer when the memory budget cannot "
                         "hold that many points at once)")
     p.add_argument("--cluster", metavar="ADDRESS", help="run the points on a Dask scheduler, e.g. tcp://host:8786")
     add_quiet_arg(p)

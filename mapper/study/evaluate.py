@@ -60,13 +60,16 @@ def policy_for(spec: ModelSpec) -> Policy:
     return Policy(f"{policy.name}/{spec.format}", rules)
 
 
+FAMILIES_KEPT = 2  # prepared families a process keeps: the study's two at a time (base-size modules are large)
+
+
 def prepared(spec: ModelSpec, all_tasks: int | None = None) -> Module:
     """The family with `all_tasks` tasks (default spec.tasks), canonical, shared and compressed."""
     n = max(spec.tasks, all_tasks or spec.tasks)
     return subset(_family(dataclasses.replace(spec, tasks=n)), spec.tasks)
 
 
-@functools.lru_cache(maxsize=1)  # one family at a time: base-size modules are large
+@functools.lru_cache(maxsize=FAMILIES_KEPT)
 def _family(spec: ModelSpec) -> Module:
     example = ExampleSpec(spec.family, spec.tasks, spec.size, spec.bottleneck, spec.adapter_placement, seed=spec.seed,
                           off_ramps=spec.off_ramps)
@@ -204,25 +207,33 @@ def parameter_settings(bottlenecks=(16, 32, 64, 128, 256)) -> list[tuple]:
                        ("albert", None, "shared", ())]
 
 
-def parameter_table(size: str = "base", bottlenecks=(16, 32, 64, 128, 256), progress=None) -> list[dict]:
-    """Model-side accounting: per-task parameters and bytes (edgebert) as the adapter choices vary."""
-    rows = []
-    for family, b, placement, groups in parameter_settings(bottlenecks):
-        example = ExampleSpec(family, 2, size, b, placement, groups)
-        module = load_example(example, DimSpec(1, 8))
-        module = PassManager(compile_passes(module)).run(module)
-        task = next(iter(module.graphs))
-        own = [w for w in module.weights.values() if not w.role.shared and task in w.role.tasks]
-        shared = [w for w in module.weights.values() if w.role.shared]
-        params = sum(w.numel for w in own)
-        module = PassManager(compress(BUILTIN_POLICIES["edgebert"])).run(module)
-        own_bytes = sum(module.weights[w.name].nbytes for w in own)
-        rows.append({"family": family, "bottleneck": b or "-", "adapters": placement if family != "albert" else "-",
-                     "task-specific": "+".join(groups) if groups else "everything",
-                     "shared_params": sum(w.numel for w in shared), "task_params": params,
-                     "task_bytes_edgebert": own_bytes})
-        if progress is not None:
-            progress.update(1)
-    return rows
+def parameter_table(size: str = "base", bottlenecks=(16, 32, 64, 128, 256), progress=None, workers=None) -> list[dict]:
+    """Model-side accounting: per-task parameters and bytes (edgebert) as the adapter choices vary (each setting
+    a job of `workers`, a `mapper.study.workers.Workers`; default: here, one after another)."""
+    settings = [(size, setting) for setting in parameter_settings(bottlenecks)]
+    if workers is None:
+        rows = []
+        for s in settings:
+            rows.append(parameter_row(s))
+            if progress is not None:
+                progress.update(1)
+        return rows
+    return workers.map(parameter_row, settings, progress)
 
 
+def parameter_row(job: tuple) -> dict:
+    """One row of `parameter_table`: (size, (family, bottleneck, adapter placement, task-specific groups))."""
+    size, (family, b, placement, groups) = job
+    example = ExampleSpec(family, 2, size, b, placement, groups)
+    module = load_example(example, DimSpec(1, 8))
+    module = PassManager(compile_passes(module)).run(module)
+    task = next(iter(module.graphs))
+    own = [w for w in module.weights.values() if not w.role.shared and task in w.role.tasks]
+    shared = [w for w in module.weights.values() if w.role.shared]
+    params = sum(w.numel for w in own)
+    module = PassManager(compress(BUILTIN_POLICIES["edgebert"])).run(module)
+    own_bytes = sum(module.weights[w.name].nbytes for w in own)
+    return {"family": family, "bottleneck": b or "-", "adapters": placement if family != "albert" else "-",
+            "task-specific": "+".join(groups) if groups else "everything",
+            "shared_params": sum(w.numel for w in shared), "task_params": params,
+            "task_bytes_edgebert": own_bytes}

@@ -19,23 +19,19 @@ edgebert_sst2.toml`), on every chip; each row has every policy's figures
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from aalbert.mapper.study.chips import ARCHITECTURES, sized_target, sizes, workload_for
-from aalbert.mapper.study.evaluate import (
-    ModelSpec,
-    evaluate,
-    overridden_dict,
-    parameter_settings,
-    parameter_table,
-    prepared,
-)
-from aalbert.targets.hardware.spec import target_from_dict
-from aalbert.targets.sim.workload import Workload, default_workload, load_workload
+from aalbert.mapper.frontends import DimSpec
+from aalbert.mapper.loading import ExampleSpec, example_bytes
+from aalbert.mapper.study.chips import ARCHITECTURES
+from aalbert.mapper.study.configuration import Configuration, row
+from aalbert.mapper.study.evaluate import FAMILIES_KEPT, ModelSpec, parameter_settings, parameter_table
+from aalbert.mapper.study.workers import Workers
+from aalbert.targets.sim.requests import REQUEST_BYTES
+from aalbert.targets.sim.workload import Workload, load_workload
 
 FAMILY_LABEL = {"adapter-albert": "adapter-ALBERT", "albert": "ALBERT"}
 
@@ -58,56 +54,43 @@ class StudyConfig:
     exits: str | None = None           # a workload file stating where sentences leave; None: EdgeBERT's SST-2
 
 
-def run_study(cfg: StudyConfig, progress=None, overrides: dict | None = None,
-              fixed_tasks: bool | None = None) -> list[dict]:
-    """Every configuration's metrics; `overrides` change every target's numbers (as `overridden_dict`),
-    `fixed_tasks` the workload's rule for task weights (default: the config's)."""
-    overrides = overrides or {}
+def configurations_of(cfg: StudyConfig, overrides: dict | None = None, fixed_tasks: bool | None = None,
+                      tasks: list[int] | None = None, exits: str | None = None) -> list[Configuration]:
+    """The study's configurations in the order of its rows: policy, family, task count (`tasks`, default the
+    config's), then the fixed chips and, with `cfg.sized`, the chips sized to each; `overrides` change every
+    target's numbers (as `overridden_dict`), `fixed_tasks` the workload's rule for task weights (default: the
+    config's); with `exits` (a workload file), the models have off-ramps and sentences leave as it says."""
     fixed = cfg.fixed_tasks if fixed_tasks is None else fixed_tasks
-    rows = []
+    ov = tuple(sorted((overrides or {}).items()))
     most = max(cfg.tasks)
-    targets = {t: target_from_dict(*overridden_dict(t, overrides, missing_ok=True)) for t in cfg.targets}
-    template, where = overridden_dict(cfg.template, overrides, missing_ok=True)
-    chips = _Chips(cfg, targets, (template, where, target_from_dict(template, where)), progress)
+    chips = [(t, False) for t in cfg.targets]
+    if cfg.sized:
+        # with task weights fixed, the RRAM + SRAM chip is the next one
+        chips += [(arch, True) for arch in ARCHITECTURES if not (fixed and arch == "rram_sram")]
+    out = []
     for policy in cfg.policies:
         for family in cfg.families:
-            for n in cfg.tasks:
-                module = prepared(ModelSpec(family, n, cfg.size, policy=policy, seq_len=cfg.seq_len), all_tasks=most)
-                rows += chips.rows(module, workload(module, fixed), fixed, {"policy": policy, "family": family})
-    return rows
+            for n in tasks or cfg.tasks:
+                spec = ModelSpec(family, n, cfg.size, policy=policy, seq_len=cfg.seq_len,
+                                 off_ramps=OFF_RAMPS if exits else None)
+                tags = (("policy", policy), ("family", family)) + ((("early_exit", "on"),) if exits else ())
+                out += [Configuration(spec, most, chip, sized, cfg.template, ov, fixed, cfg.requests, exits, tags)
+                        for chip, sized in chips]
+    return out
 
 
-@dataclass
-class _Chips:
-    """The chips every configuration runs on: the fixed `targets` and, with `cfg.sized`, chips sized to it from
-    the template (`sizing`: its table, where that came from, and the target it makes)."""
+def run_study(cfg: StudyConfig, progress=None, overrides: dict | None = None,
+              fixed_tasks: bool | None = None, workers: Workers | None = None) -> list[dict]:
+    """Every configuration's metrics (`configurations_of`), on `workers` (default: here, one at a time)."""
+    return run_configurations(configurations_of(cfg, overrides, fixed_tasks), progress, workers)
 
-    cfg: StudyConfig
-    targets: dict
-    sizing: tuple
-    progress: Any = None
 
-    def rows(self, module, wl: Workload, fixed: bool, tags: dict) -> list[dict]:
-        """The configuration's rows on the fixed chips and, with `cfg.sized`, on chips sized to it."""
-        cfg, progress = self.cfg, self.progress
-        template, where, base = self.sizing
-        rows = []
-        for tname, target in self.targets.items():
-            metrics = evaluate(module, target, wl, cfg.requests)
-            rows.append({**tags, "target": tname, "architecture": tname, "sized": False, **metrics})
-            _tick(progress)
-        if not cfg.sized:
-            return rows
-        for arch, label in ARCHITECTURES.items():
-            if fixed and arch == "rram_sram":
-                continue  # with task weights fixed, the RRAM + SRAM chip is the next one
-            s = sizes(module, base, fixed or arch == "rram_sram_fixed")
-            target = sized_target(template, where, s, arch)
-            metrics = evaluate(module, target, workload_for(arch, wl), cfg.requests)
-            rows.append({**tags, "target": label, "architecture": arch, "sized": True, "frozen_bytes": s.frozen,
-                         "mutable_bytes": s.mutable, "arena_bytes": s.arena, **metrics})
-            _tick(progress)
-        return rows
+def run_configurations(configs: list[Configuration], progress=None, workers: Workers | None = None) -> list[dict]:
+    """The rows of `configs`, in their order, on `workers` (default: here, one at a time)."""
+    with contextlib.ExitStack() as stack:
+        if workers is None:
+            workers = stack.enter_context(Workers(1))
+        return workers.map(row, configs, progress, group=lambda c: c.family)
 
 
 OFF_RAMPS = "classifier"  # the study's off-ramps: a classifier per layer on the model's pooler
@@ -120,24 +103,11 @@ def exits_path(cfg: StudyConfig):
     return resources.files("aalbert.examples").joinpath("workloads", "edgebert_sst2.toml")
 
 
-def run_exits(cfg: StudyConfig, progress=None) -> list[dict]:
+def run_exits(cfg: StudyConfig, progress=None, workers: Workers | None = None) -> list[dict]:
     """The most-tasks configurations with off-ramps, early exit and DVFS, on every chip (`early_exit` "on")."""
-    most = max(cfg.tasks)
-    targets = {t: target_from_dict(*overridden_dict(t, {})) for t in cfg.targets}
-    template, where = overridden_dict(cfg.template, {})
-    chips = _Chips(cfg, targets, (template, where, target_from_dict(template, where)), progress)
-    rows = []
     with resources.as_file(exits_path(cfg)) as path:
-        for policy in cfg.policies:
-            for family in cfg.families:
-                module = prepared(ModelSpec(family, most, cfg.size, policy=policy, seq_len=cfg.seq_len,
-                                            off_ramps=OFF_RAMPS))
-                stated = load_workload(str(path), list(module.graphs))
-                wl = dataclasses.replace(workload(module, cfg.fixed_tasks), exits=stated.exits,
-                                         latency_target_ms=stated.latency_target_ms)
-                rows += chips.rows(module, wl, cfg.fixed_tasks, {"policy": policy, "family": family,
-                                                                  "early_exit": "on"})
-    return rows
+        configs = configurations_of(cfg, tasks=[max(cfg.tasks)], exits=str(path))
+        return run_configurations(configs, progress, workers)
 
 
 def stated_exits(cfg: StudyConfig) -> Workload:
@@ -165,17 +135,6 @@ def exit_configurations(cfg: StudyConfig) -> int:
     return len(cfg.policies) * len(cfg.families) * per if cfg.early_exit else 0
 
 
-def _tick(progress) -> None:
-    if progress is not None:
-        progress.update(1)
-
-
-def workload(module, fixed_tasks: bool) -> Workload:
-    wl = default_workload(module.graphs)
-    return Workload(wl.mix, wl.switch_rate, wl.inferences_per_wakeup, not fixed_tasks,
-                    wl.inferences_per_second, wl.lifetime_years)
-
-
 def configurations(cfg: StudyConfig) -> int:
     per = len(cfg.targets) + (len(ARCHITECTURES) if cfg.sized else 0)
     return len(cfg.policies) * len(cfg.families) * len(cfg.tasks) * per
@@ -190,10 +149,18 @@ def accounting_steps(cfg: StudyConfig) -> int:
     return len(parameter_settings(_bottlenecks(cfg))) if cfg.accounting else 0
 
 
-def accounting_rows(cfg: StudyConfig, progress=None) -> list[dict] | None:
+def accounting_rows(cfg: StudyConfig, progress=None, workers: Workers | None = None) -> list[dict] | None:
     if not cfg.accounting:
         return None
-    return parameter_table(cfg.size, _bottlenecks(cfg), progress)
+    return parameter_table(cfg.size, _bottlenecks(cfg), progress, workers)
+
+
+def model_bytes(cfg: StudyConfig) -> int:
+    """What a worker of the study holds at most, about: the families it keeps (`FAMILIES_KEPT`), each at most
+    the largest family's model, and a request stream."""
+    family = "albert" if "albert" in cfg.families else cfg.families[0]
+    spec = ExampleSpec(family, max(cfg.tasks), cfg.size, off_ramps=OFF_RAMPS if cfg.early_exit else None)
+    return FAMILIES_KEPT * example_bytes(spec, DimSpec(1, cfg.seq_len)) + REQUEST_BYTES * cfg.requests
 
 
 def architectures(cfg: StudyConfig) -> list[str]:

@@ -3,7 +3,7 @@
 Each variation changes one input from the built-in targets' values (`VARIATIONS`: the clock, the SRAM
 corner, the RRAM operating point, the DRAM background, bank power gating, the write-once rule for task
 weights, the technology node) and reruns the study's most-tasks configurations on every chip, fixed and
-sized (`mapper.study.run_study`). For each it records the adapter-ALBERT / ALBERT energy ratio per baseline
+sized (`mapper.study.grid.configurations_of`). For each it records the adapter-ALBERT / ALBERT energy ratio per baseline
 and the lowest-energy chip of each family; `tornado` draws the ratios' ranges, `conclusions` says what
 holds across every variation and where each conclusion flips, with numbers.
 """
@@ -15,8 +15,17 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from aalbert.mapper.study.grid import FAMILY_LABEL, StudyConfig, label, ratios, run_study, short
+from aalbert.mapper.study.grid import (
+    FAMILY_LABEL,
+    StudyConfig,
+    configurations_of,
+    label,
+    ratios,
+    run_configurations,
+    short,
+)
 from aalbert.mapper.study.plots import _pyplot, save
+from aalbert.mapper.study.workers import Workers
 
 
 @dataclass(frozen=True)
@@ -55,15 +64,16 @@ VARIATIONS = (
 )
 
 
-def run_sensitivity(cfg: StudyConfig, base_rows: list[dict], progress=None) -> list[dict]:
-    """Rows of every variation at the most tasks (the base's taken from `base_rows`), tagged with it."""
+def run_sensitivity(cfg: StudyConfig, base_rows: list[dict], progress=None,
+                    workers: Workers | None = None) -> list[dict]:
+    """Rows of every variation at the most tasks (the base's taken from `base_rows`), tagged with it; every
+    variation's configurations go to `workers` at once."""
     most = max(cfg.tasks)
     small = dataclasses.replace(cfg, tasks=[most], accounting=False)
     rows = [{"input": BASE.input, "value": BASE.value, **r} for r in base_rows if r["tasks"] == most]
-    for v in VARIATIONS:
-        for r in run_study(small, progress, dict(v.overrides), v.fixed_tasks):
-            rows.append({"input": v.input, "value": v.value, **r})
-    return rows
+    tagged = [(v, c) for v in VARIATIONS for c in configurations_of(small, dict(v.overrides), v.fixed_tasks)]
+    results = run_configurations([c for _, c in tagged], progress, workers)
+    return rows + [{"input": v.input, "value": v.value, **r} for (v, _), r in zip(tagged, results)]
 
 
 def summary(rows: list[dict], policy: str) -> list[dict]:

@@ -55,10 +55,11 @@ from pathlib import Path
 from aalbert.caches import cache_dir, code_hash
 from aalbert.errors import AalbertError
 from aalbert.ir.fileio import atomic_writer, read_toml
-from aalbert.limits import check_bytes, grant, open_regular, room
+from aalbert.limits import check_bytes, open_regular
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, example_bytes
 from aalbert.mapper.study.evaluate import ModelSpec, evaluate, override_target, prepared
+from aalbert.mapper.study.workers import Workers
 from aalbert.targets.sim.requests import REQUEST_BYTES
 from aalbert.targets.sim.workload import default_workload
 
@@ -336,25 +337,20 @@ def run_sweep(sweep: Sweep, cache: Path, jobs: int = 1, cluster=None, progress=N
             for fut in as_completed(futures):
                 k, p = futures[fut]
                 done(k, p, fut.result())
-    elif missing and jobs > 1 and (jobs := _jobs_within_budget(sweep, jobs, len(missing))) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from concurrent.futures import as_completed as done_first
-
-        with ProcessPoolExecutor(max_workers=jobs, initializer=grant, initargs=(room() // jobs,)) as pool:
-            futures = {pool.submit(evaluate_point, sweep.base, p): (k, p) for k, p in missing}
-            for fut in done_first(futures):
-                k, p = futures[fut]
-                done(k, p, fut.result())
     else:
-        for k, p in missing:
-            done(k, p, evaluate_point(sweep.base, p))
+        with Workers(jobs, sweep.point_bytes) as workers:
+            workers.each(_evaluate_job, [(sweep.base, p) for _, p in missing],
+                         lambda i, metrics: done(*missing[i], metrics), group=lambda job: _model_part(job[1]))
     return [{**p, **found[k]} for k, p in todo], len(missing)
 
 
-def _jobs_within_budget(sweep: Sweep, jobs: int, points: int) -> int:
-    """As many local workers as asked, as there are points and as the memory budget holds points at once; each
-    worker gets its share of the budget."""
-    return max(1, min(jobs, points, room() // max(sweep.point_bytes, 1)))
+def _evaluate_job(job: tuple[dict, dict]) -> dict:
+    return evaluate_point(*job)
+
+
+def _model_part(point: dict) -> tuple:
+    """What a point's prepared model depends on (points alike here share it, in one worker)."""
+    return tuple(sorted((k, v) for k, v in point.items() if k.startswith(("model.", "compression."))))
 
 
 def connect(address: str, timeout: float = 10.0):

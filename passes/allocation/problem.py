@@ -249,9 +249,7 @@ class ProblemBuilder:
         or streamed from off chip."""
         cold = self.wl.cold_start_rate
         options = []
-        for m in self.t.memories:
-            if not self.can_hold(m, w) or size > m.capacity_bytes:
-                continue
+        for m in self.kept_levels(w, size):
             price = self.pricer.item(w.name, m.name)
             if price is None:
                 continue
@@ -264,11 +262,15 @@ class ProblemBuilder:
             options.append(self.priced(where, price, load))
         return options
 
-    def _staged_options(self, w: Weight, size: int, p_use: float) -> list[Option]:
-        """Task-specific `w` kept off chip and staged on chip when its task starts, where the level's write
-        endurance allows the rewrites."""
+    def kept_levels(self, w: Weight, size: int) -> list[MemoryLevel]:
+        """The levels `w` may be kept in (resident, or streamed from off chip)."""
+        return [m for m in self.t.memories if self.can_hold(m, w) and size <= m.capacity_bytes]
+
+    def staged_levels(self, w: Weight, size: int, p_use: float) -> list[tuple[MemoryLevel, float, list]]:
+        """(on-chip level, loads per inference, off-chip homes) for every place task-specific `w` may be staged
+        into when its task starts, where the level's write endurance allows the rewrites."""
         cold = self.wl.cold_start_rate
-        options = []
+        out = []
         homes = [m for m in self.t.memories if m.off_chip and self.can_hold(m, w)]
         for on in self.t.on_chip:
             if "weights" not in on.holds or not self.can_hold(on, w) or size > on.capacity_bytes:
@@ -281,6 +283,13 @@ class ProblemBuilder:
                                      f"{self.wl.lifetime_years:g} years exceed its endurance of "
                                      f"{on.write_endurance:.3g}")
                 continue
+            out.append((on, loads, homes))
+        return out
+
+    def _staged_options(self, w: Weight, size: int, p_use: float) -> list[Option]:
+        """Task-specific `w` kept off chip and staged on chip when its task starts (`staged_levels`)."""
+        options = []
+        for on, loads, homes in self.staged_levels(w, size, p_use):
             for home in homes:
                 price = self.pricer.item(w.name, on.name)
                 if price is None:
@@ -306,9 +315,9 @@ class ProblemBuilder:
                           f"that may hold weights has them ({room}); use {spill}a compression "
                           "(--compress, --quantize) or a target with more memory for weights")
 
-    def _arena_options(self, tasks: tuple[str, ...], arena: int) -> list[ArenaOption]:
-        """The levels the activation arena may live in, each priced."""
-        arena_options = []
+    def arena_levels(self, tasks: tuple[str, ...], arena: int) -> list[MemoryLevel]:
+        """The levels the activation arena may live in."""
+        out = []
         # activations go off chip only when no on-chip level that may hold them has room (as --spill for weights)
         on_chip_room = any("activations" in m.holds and not m.off_chip and arena <= m.capacity_bytes
                            for m in self.t.memories)
@@ -324,6 +333,13 @@ class ProblemBuilder:
                 self.notes.append(f"activations may not live in {m.name}: {writes_per_cell:.3g} writes per cell "
                                   f"over the lifetime exceed its endurance {m.write_endurance:.3g}")
                 continue
+            out.append(m)
+        return out
+
+    def _arena_options(self, tasks: tuple[str, ...], arena: int) -> list[ArenaOption]:
+        """The levels the activation arena may live in, each priced."""
+        arena_options = []
+        for m in self.arena_levels(tasks, arena):
             price = self.pricer.arena(m.name)
             if price is None:
                 continue

@@ -25,6 +25,8 @@ through its buffers' slots).
 
 from __future__ import annotations
 
+import functools
+
 from aalbert.ir.analysis import buffer_bytes
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module, Weight
@@ -35,7 +37,7 @@ from aalbert.targets.codegen.fixed import FixedLowering
 from aalbert.targets.codegen.mapped import MappedLowering
 from aalbert.targets.codegen.program import Buf, Instr, LoweringError, Program
 from aalbert.targets.hardware.spec import Target
-from aalbert.targets.mapping.problem import arch_of, gemm_of
+from aalbert.targets.mapping.problem import Arch, arch_of, gemm_of
 from aalbert.targets.mapping.search import cost_of
 
 VECTOR_KINDS = frozenset({OpKind.ELEMENTWISE, OpKind.NORMALIZATION, OpKind.REDUCTION})  # run on the SFU
@@ -70,6 +72,10 @@ class _Lowering:
         self._bytes: dict[TensorType, int] = {}
         self._bufs: dict[tuple[int, int], Buf] = {}
         self.fixed = FixedLowering(self)
+
+    @functools.cached_property
+    def arch(self) -> Arch:
+        return arch_of(self.t)
 
     @property
     def stage_base(self) -> dict[str, int]:
@@ -220,7 +226,7 @@ class _Lowering:
     def mapped_product(self, i: int, node: Node, g, places: dict) -> int:
         """A mapped product as one instruction: the cost model's cycles and traffic for its block schedule."""
         mp = node.mapping
-        cost = cost_of(g, arch_of(self.t), mp)
+        cost = cost_of(g, self.arch, mp)
         parts = self.t.parts
         ops = [b.name for b in parts.operand_buffers()]
         used = ops[:mp.bufs[0] + mp.bufs[1]] or ops[:1]

@@ -271,6 +271,13 @@ def _pj(arch: Arch, name: str, how: str) -> float:
     return port.read_pj if how == "read" else port.write_pj
 
 
+def staging(g: Gemm, arch: Arch, c: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Which of the candidates `c` the hardware can run, the bytes each needs in the staging level, and that
+    level: `evaluate`'s `feasible`, `staged_bytes` and `stage_level` without the costs (no loop nest is walked)."""
+    model = Model(g, arch, c)
+    return fits(g, arch, model.cand), model._staged_bytes(), model.stage_level
+
+
 def evaluate(g: Gemm, arch: Arch, c: dict[str, np.ndarray], exact: bool = True) -> Costs:
     """The costs of the candidates `c` (columns keyed by `loops.FIELDS`) of `g` on `arch`."""
     return Model(g, arch, c).run(exact)

@@ -15,6 +15,8 @@ plus the bytes each level has free for staging tiles (after placement).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -95,15 +97,22 @@ class Arch:
     via: dict[str, str | None] = field(default_factory=dict)   # level -> the intermediate level its data passes
     free: dict[str, int] = field(default_factory=dict)          # bytes free for staging tiles, per level
 
-    @property
-    def key(self) -> tuple:
-        return (self.name, self.rows, self.cols, self.dataflows, self.reg_entries, self.buffers, self.buffer_bytes,
-                self.mask_bytes, self.acc_entries, tuple(sorted(self.free.items())))
+    @functools.cached_property
+    def identity(self) -> tuple:
+        """Every number a mapping's costs depend on (all but the bytes free for staging, which decide only what
+        fits): two targets alike here cost every mapping alike, whatever their names or their other numbers."""
+        out = []
+        for f in dataclasses.fields(self):
+            if f.name in ("name", "free"):
+                continue
+            v = getattr(self, f.name)
+            out.append(tuple(sorted(v.items())) if isinstance(v, dict) else v)
+        return tuple(out)
 
     def key_for(self, g: Gemm) -> tuple:
         """What a product's mappings depend on: the architecture, and the bytes free where its operands pass."""
         levels = sorted({v for v in (self.via.get(g.a_home), self.via.get(g.w_home), self.via.get(g.o_home)) if v})
-        return self.key[:-1] + tuple((lv, self.free.get(lv, 0)) for lv in levels)
+        return self.identity + tuple((lv, self.free.get(lv, 0)) for lv in levels)
 
 
 def arch_of(target: Target, free: dict[str, int] | None = None) -> Arch:

@@ -16,8 +16,11 @@ bound, until no candidate left can win. When no candidate of whole array
 tiles fits, it searches the space of narrower blocks (`space(fine=True)`).
 Ties go to the first candidate in the space's order, so results are
 deterministic. Results are cached per product signature (shape, bytes,
-homes, density, format), architecture and objective: ALBERT's twelve reads
-of one layer, and many tasks with equal layers, cost one search.
+homes, density, format), architecture (every number a cost depends on,
+`Arch.identity`, and the bytes free where its operands pass) and objective:
+ALBERT's twelve reads of one layer, many tasks with equal layers, and every
+configuration of a study on one chip cost one search; so does the cost of a
+chosen mapping that the lowering asks for (`cost_of`).
 `exhaustive` searches the whole space without pruning (the tests' oracle).
 """
 
@@ -71,10 +74,18 @@ def _one(costs: Costs, i: int, mapping: Mapping) -> GemmCost:
                     float(np.broadcast_to(costs.noc_bytes, costs.feasible.shape)[i]))
 
 
+_COSTS: dict[tuple, GemmCost] = {}
+
+
 def cost_of(g: Gemm, arch: Arch, mapping: Mapping) -> GemmCost:
-    """The model's figures for `mapping` (whether or not it fits)."""
-    costs = evaluate(g, arch, columns_of(g, [mapping]))
-    return _one(costs, 0, mapping)
+    """The model's figures for `mapping` (whether or not it fits), computed once per product signature,
+    architecture and mapping: the lowering asks for every application of a layer (ALBERT's twelve, every
+    task's), which the free bytes do not change."""
+    key = (g.key, arch.identity, mapping)
+    cost = _COSTS.get(key)
+    if cost is None:
+        cost = _COSTS[key] = _one(evaluate(g, arch, columns_of(g, [mapping])), 0, mapping)
+    return cost
 
 
 def fits(g: Gemm, arch: Arch, mapping: Mapping) -> bool:
@@ -226,3 +237,4 @@ def objective_value(cost: GemmCost, objective: str, leak_pj_per_cycle: float = 0
 
 def clear_cache() -> None:
     _CACHE.clear()
+    _COSTS.clear()

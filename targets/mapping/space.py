@@ -166,6 +166,19 @@ def space(g: Gemm, arch: Arch, prune: bool = True, fine: bool = False) -> dict[s
     return {f: v[keep] for f, v in out.items()}
 
 
+def smallest(g: Gemm, arch: Arch) -> dict[str, np.ndarray]:
+    """The candidates of blocks of one element, nothing staged, every hardware choice and loop order: the
+    mappings that need the least room in a level their operands pass through (`fits` says which run)."""
+    rows = [(*hw[:7], order) for hw in _hardware(arch) for order in range(len(ORDERS))]
+    c = {f: np.array([r[j] for r in rows], dtype=np.int64) for j, f in enumerate(FIELDS[:8])}
+    n = len(rows)
+    c["stage"] = np.zeros(n, dtype=np.int64)
+    for d, extent in zip(DIMS, (g.b, g.m, g.k, g.n)):
+        c["b" + d] = np.ones(n, dtype=np.int64)
+        c["t" + d] = np.full(n, extent, dtype=np.int64)
+    return {f: c[f] for f in FIELDS}
+
+
 def mapping_at(c: dict[str, np.ndarray], i: int) -> Mapping:
     """The candidate at row i as a `Mapping`."""
     v = {f: int(c[f][i]) for f in FIELDS}

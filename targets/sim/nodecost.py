@@ -145,18 +145,32 @@ class NodeCoster:
                         {k: rw[1] for k, rw in sim.traffic.items() if k in mem})
 
 
+_LEAST: dict[tuple, tuple[str, float] | None] = {}
+
+
+def least_staged(g, arch) -> tuple[str, float] | None:
+    """(level, bytes) that the mapping of `g` needing the least staging room needs there, among those that run
+    with `arch`'s free bytes; None if none runs or none passes a level. Only what fits is computed, not what
+    costs (cached per product and architecture)."""
+    key = (g.key, arch.key_for(g))
+    if key not in _LEAST:
+        from aalbert.targets.mapping.cost import staging
+        from aalbert.targets.mapping.space import space
+
+        c = space(g, arch, fine=True)
+        found = None
+        if len(c["df"]):
+            feasible, staged, level = staging(g, arch, c)
+            if level is not None and feasible.any():
+                found = level, float(staged[feasible].min())
+        _LEAST[key] = found
+    return _LEAST[key]
+
+
 def least_staging(g, arch) -> tuple[str, int] | None:
     """(level, bytes) of the smallest staging region with which some mapping of `g` runs; None if none does."""
-    from aalbert.targets.mapping.cost import evaluate
-    from aalbert.targets.mapping.space import space
-
-    c = space(g, arch, fine=True)
-    if not len(c["df"]):
-        return None
-    costs = evaluate(g, arch, c)
-    if costs.stage_level is None or not costs.feasible.any():
-        return None
-    return costs.stage_level, int(costs.staged_bytes[costs.feasible].min()) + 1
+    least = least_staged(g, arch)
+    return None if least is None else (least[0], int(least[1]) + 1)
 
 
 def no_mapping_message(target: Target, graph: Graph, node: Node, g, arch) -> str:

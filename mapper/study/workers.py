@@ -1,0 +1,108 @@
+"""Independent jobs of a command on local worker processes, with a serial run's results.
+
+`Workers(jobs, each_bytes)` lives as long as the command (a context manager): the study's configurations, its
+early-exit and sensitivity runs and the sweep's points go through it. `map(fn, args)` returns `fn`'s results in
+the order of `args` whatever order they finish in, so every output is byte for byte that of `jobs=1`, which runs
+them here one after another. `each(fn, args, done)` tells `done` of each result as it arrives (the sweep caches a
+point as soon as it is computed).
+
+A worker keeps what it built for the jobs it takes next (the prepared model of a family, the mapping search's
+cache), so jobs are handed out grouped (`group`: the model a job needs), and a worker builds each model once.
+How many workers: as many as asked (by default the cores this process may run on), at most as many as there are
+jobs, and as many as the memory budget holds at `each_bytes` a job; each gets its share of the budget
+(`limits.grant`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from typing import Any
+
+from aalbert.limits import grant, room
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if count is not None:
+        return count() or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Workers:
+    def __init__(self, jobs: int = 1, each_bytes: int = 0):
+        self.jobs, self.each_bytes = max(1, jobs), each_bytes
+        self._pool: Executor | None = None
+        self._size = 1
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def size(self, jobs: int) -> int:
+        """How many workers would run `jobs` jobs: as asked, at most one a job and what the budget holds."""
+        if self._pool is not None:
+            return self._size
+        return max(1, min(self.jobs, jobs, room() // max(self.each_bytes, 1)))
+
+    def _executor(self, jobs: int) -> Executor | None:
+        if self._pool is None and self.size(jobs) > 1:
+            self._size = self.size(jobs)
+            self._pool = ProcessPoolExecutor(max_workers=self._size, initializer=grant,
+                                             initargs=(room() // self._size,))
+        return self._pool
+
+    def each(self, fn: Callable[[Any], Any], args: Iterable, done: Callable[[int, Any], None],
+             group: Callable[[Any], Hashable] | None = None) -> None:
+        """`done(i, fn(args[i]))` for every job, in the order they finish (here: in order)."""
+        args = list(args)
+        order = _grouped(args, group)
+        pool = self._executor(len(args)) if len(args) > 1 else None
+        if pool is None:
+            for i in order:
+                done(i, fn(args[i]))
+            return
+        futures = {pool.submit(fn, args[i]): i for i in order}
+        try:
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+    def map(self, fn: Callable[[Any], Any], args: Iterable, progress=None,
+            group: Callable[[Any], Hashable] | None = None) -> list:
+        """`fn` of every job, in the order of `args`; `progress` advanced by one per job done."""
+        args = list(args)
+        results: list = [None] * len(args)
+
+        def done(i: int, result) -> None:
+            results[i] = result
+            if progress is not None:
+                progress.update(1)
+
+        self.each(fn, args, done, group)
+        return results
+
+
+def _grouped(args: list, group: Callable[[Any], Hashable] | None) -> list[int]:
+    """The jobs' indices, those of one group together, groups in the order they first appear."""
+    if group is None:
+        return list(range(len(args)))
+    first: dict[Hashable, list[int]] = {}
+    for i, a in enumerate(args):
+        first.setdefault(group(a), []).append(i)
+    return [i for members in first.values() for i in members]
