@@ -11,11 +11,15 @@ from aalbert.targets.sim.functional import execute
 
 
 def assert_programs_match_interpreter(module, target, samples: int, seed: int) -> None:
-    """Every task's program, executed functionally on `samples` seeded inputs, equals the interpreter."""
+    """Every task's program, executed functionally on `samples` seeded inputs, equals the interpreter; lowered
+    block by block (`expand`), it computes the same bits as with each mapped product one instruction."""
     for task, graph in module.graphs.items():
         program = lower(module, target, task)
+        blocks = lower(module, target, task, expand=True)
         for feeds in sample_inputs(graph, samples, seed=seed):
             want = run(module, task, feeds)
             got = execute(program, module, target, feeds)
+            by_block = execute(blocks, module, target, feeds)
             for key in want:
                 np.testing.assert_allclose(got[key], want[key], atol=1e-5, rtol=1e-5)
+                assert got[key].dtype == by_block[key].dtype and got[key].tobytes() == by_block[key].tobytes(), key

@@ -114,17 +114,23 @@ def test_tasks_with_one_timing_signature_are_simulated_once(tiny_placed, family)
         assert backend.program(task).instrs == program.instrs
 
 
-def test_functional_mode_catches_a_missing_dependency(tiny_placed):
+@pytest.mark.parametrize("expand", [True, False])
+def test_functional_mode_catches_a_missing_dependency(tiny_placed, expand):
+    """Block by block (`expand`) or with each mapped product one instruction, the program runs as given: a
+    GEMM whose dependency on its operand's producer is dropped starts early and reads wrong bytes."""
     module = tiny_placed["adapter-albert", True]
     target = load_target("edge_accel")
-    program = lower(module, target, "cola", expand=True)  # mapped products block by block
+    program = lower(module, target, "cola", expand=expand)
     feeds = sample_inputs(module.graphs["cola"], 1, seed=5)[0]
     want = run(module, "cola", feeds)["logits"]
     sim = simulate(program, target)
     pe = [i for i in program.instrs if i.unit == "pe"]
-    # a GEMM that really waited for a producer (the PE was free before its operand was ready)
+    # a GEMM that really waited for a producer (the PE was free before its operand was ready); a whole product
+    # names the buffers it reads, and waits for the one that writes its operand (not just the layer before)
     victim = next(b for a, b in zip(pe, pe[1:]) if sim.start[b.id] > sim.finish[a.id]
-                  and any(program.instrs[d].kind == "vec" for d in b.deps))
+                  and any(program.instrs[d].kind == "vec" and (expand or set(program.instrs[d].writes) & set(b.reads))
+                          for d in b.deps))
+    assert bool(victim.cycles) is not expand  # one instruction for the whole product, or one block of it
     broken = dataclasses.replace(program, instrs=[dataclasses.replace(i, deps=()) if i is victim else i
                                                   for i in program.instrs])
     from aalbert.targets.sim.functional import ExecutionError
@@ -134,6 +140,37 @@ def test_functional_mode_catches_a_missing_dependency(tiny_placed):
         assert "nothing has written yet" in str(e) or "missing dependency" in str(e)
     else:  # or it read stale data
         assert not np.allclose(got, want, atol=1e-5)
+
+
+def test_functional_mode_runs_a_whole_product_as_the_program_gives_it(tiny_placed):
+    """A mapped product as one instruction: its tile must cover the product, the program must give its mapping,
+    and its output may share no byte with its operands (its blocks write while later blocks read)."""
+    from aalbert.targets.sim.functional import ExecutionError
+    module = tiny_placed["adapter-albert", True]
+    target = load_target("edge_accel")
+    program = lower(module, target, "cola")
+    feeds = sample_inputs(module.graphs["cola"], 1, seed=5)[0]
+    victim = next(i for i in program.instrs if i.cycles and i.tile[5] > 16)
+    t = victim.tile
+    for tile, says in ((t[:7] + (t[7] - 1,), "covers"), (t[:5] + (t[5] // 2,) + t[6:], "covers")):
+        short = dataclasses.replace(program, instrs=[dataclasses.replace(i, tile=tile) if i is victim else i
+                                                     for i in program.instrs])
+        with pytest.raises(ExecutionError, match=says):
+            execute(short, module, target, feeds)
+    unmapped = dataclasses.replace(program, mappings={k: v for k, v in program.mappings.items() if k != victim.node})
+    with pytest.raises(ExecutionError, match="no mapping"):
+        execute(unmapped, module, target, feeds)
+    garbled = dataclasses.replace(program, mappings=program.mappings | {victim.node: "ws.pe 1x16"})
+    with pytest.raises(ExecutionError, match="not a mapping"):
+        execute(garbled, module, target, feeds)
+    node = module.graphs["cola"].nodes[victim.node]
+    moved = node.output.offset
+    try:  # the planner let the product write over its own operand
+        node.output.offset = node.inputs[0].offset
+        with pytest.raises(ExecutionError, match="writes its output over"):
+            execute(lower(module, target, "cola"), module, target, feeds)
+    finally:
+        node.output.offset = moved
 
 
 def test_energy_adds_up_and_matches_access_counts(tiny_placed):

@@ -515,3 +515,4 @@ def test_run_on_a_target_shows_progress_on_a_terminal(capsys, monkeypatch, place
                                        placed_dump / "in.npz", "-o", placed_dump / "o2.npz", "--target", "edge_accel"],
                         capsys)
     assert code == 0 and "importing" in err and "/5 " in err
+    assert re.search(r"instructions: +\d+%.*\d+/\d+ ", err), err  # the program's instructions as they run

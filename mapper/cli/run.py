@@ -147,7 +147,8 @@ def _on_target(module: Module, task: str, inputs, args, bar) -> tuple[dict[str, 
         bar.update(1)
         print(f"functional execution of task {task} on {target.name}: {len(program.instrs)} instructions")
         bar.set_description("executing")
-        outputs = execute(program, module, target, inputs)
+        with progress_bar(len(program.instrs), "instructions", "instr", args.quiet) as steps:
+            outputs = execute(program, module, target, inputs, steps.update)
         bar.update(1)
     # the program's GEMMs run in column chunks, which BLAS sums in another order: equal to float32 rounding
     bar.set_description("interpreting")

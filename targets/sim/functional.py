@@ -1,79 +1,47 @@
 """Functional mode: execute a `Program`'s instructions on numpy data in the placed buffers.
 
-The activation arena is emulated byte by byte (one float64 slot per byte,
-each value written at its element stride), so an instruction that reads a
-buffer before its producer wrote it, or a planner that lets two live values
-share bytes, shows up as wrong numbers or an error. Instructions follow their
-simulated times - an instruction reads its operands when it starts, its
-results land when it finishes - so a missing dependency shows up too. GEMM
-chunks fill their output columns from the weight-buffer slot their DMA
-filled; SFU and layout instructions apply the op's registry semantics. Outputs equal the reference interpreter's
-on the same (compressed) module, to floating-point tolerance: that is the
-proof that lowering is correct.
-
-A mapped product's blocks (`targets.codegen.mapped`): a fill puts an
-operand's tile into a slot; a block's product reads its tiles from the slots
-their fills filled (or from memory when the operand streams) and adds into
-its output block's partial sums; a final drain writes the block (and its bias
-slice) to the arena. A product that reads a slot before its fill arrived, or
-a drain before its reduction is complete, is an error.
+The activation arena is emulated byte by byte (`targets.sim.arena`), so an
+instruction that reads a buffer before its producer wrote it, or a planner
+that lets two live values share bytes, shows up as wrong numbers or an error.
+Instructions follow their simulated times - an instruction reads its operands
+when it starts, its results land when it finishes - so a missing dependency
+shows up too. GEMM chunks of the fixed lowering fill their output columns
+from the weight-buffer slot their DMA filled; mapped products run their
+blocks in their mapping's order (`targets.sim.products`: whole, as one
+instruction, or block by block from the slots their fills filled when the
+program was lowered with `expand=True`); SFU and layout instructions apply the
+op's registry semantics. Outputs equal the reference interpreter's on the
+same (compressed) module, to floating-point tolerance: that is the proof
+that lowering is correct.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from aalbert.errors import AalbertError
+from aalbert.ir.analysis import buffer_bytes
 from aalbert.ir.graph import Value
 from aalbert.ir.interpreter import check_inputs
 from aalbert.ir.module import Module
-from aalbert.ir.registry import Trait, get_op
+from aalbert.ir.registry import Trait, get_op, is_data
 from aalbert.targets.codegen.program import Program
 from aalbert.targets.hardware.spec import Target
+from aalbert.targets.mapping.problem import gemm_of
+from aalbert.targets.sim.arena import Arena, ExecutionError
+from aalbert.targets.sim.products import MappedState
 from aalbert.targets.sim.timing import simulate
 
 
-class ExecutionError(AalbertError):
-    """The program did something the hardware would get wrong (a missing dependency, a bad address)."""
-
-
-class _Arena:
-    def __init__(self, base: int, size: int, activation_bits: int):
-        self.base = base
-        self.mem = np.full(size, np.nan)
-        self.written = np.zeros(size, dtype=bool)
-        self.ab = activation_bits / 8
-
-    def _index(self, v: Value, offset: int) -> np.ndarray:
-        eb = self.ab if v.type.dtype.is_float else v.type.dtype.itemsize
-        start = offset - self.base
-        return start + (np.arange(v.type.numel) * eb).astype(np.int64)
-
-    def read(self, v: Value, offset: int) -> np.ndarray:
-        idx = self._index(v, offset)
-        if not self.written[idx].all():
-            raise ExecutionError(f"%{v.name} is read from arena bytes nothing has written yet")
-        return self.mem[idx].astype(v.type.dtype.np).reshape(v.type.shape)
-
-    def write(self, v: Value, offset: int, array: np.ndarray, flat_positions: np.ndarray | None = None) -> None:
-        idx = self._index(v, offset)
-        if flat_positions is not None:
-            idx = idx[flat_positions]
-        self.mem[idx] = np.asarray(array, dtype=np.float64).reshape(-1)
-        self.written[idx] = True
-
-
-def execute(program: Program, module: Module, target: Target, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run `program` on `inputs`; a mapped product runs block by block (the program is lowered again with
-    its products expanded when they are single instructions)."""
-    if any(i.cycles for i in program.instrs):
-        from aalbert.targets.codegen.lower import lower
-        program = lower(module, target, program.task, expand=True)
+def execute(program: Program, module: Module, target: Target, inputs: dict[str, np.ndarray],
+            progress: Callable[[int], object] | None = None) -> dict[str, np.ndarray]:
+    """Run `program` on `inputs`; `progress`, if given, is called with 1 as each instruction finishes."""
     graph = module.graphs[program.task]
     bound = check_inputs(graph, inputs)
-    arena = _Arena(graph.arena.offset, graph.arena.size, target.compute.activation_bits)
+    arena = Arena(graph.arena.offset, graph.arena.size, target.compute.activation_bits)
     root: dict[int, Value] = {}
     for node in graph.nodes:
         if get_op(node.op).has(Trait.VIEW):
@@ -98,17 +66,23 @@ def execute(program: Program, module: Module, target: Target, inputs: dict[str, 
     for v in graph.inputs:
         arena.write(v, address(v), bound[v.name])
     slots = _Slots()
-    mapped = _MappedState(program, graph, value)
+    mapped = MappedState(program, graph, value)
     timing = simulate(program, target)
     # an instruction reads its operands when it starts and its results land when it finishes
     events = sorted([(timing.start[i], 1, i) for i in range(len(program.instrs))]
                     + [(timing.finish[i], 0, i) for i in range(len(program.instrs))])
-    pending: dict[int, object] = {}
+    pending: dict[int, Any] = {}
     with np.errstate(all="ignore"):
         for _, is_start, i in events:
             ins = program.instrs[i]
             node = graph.nodes[ins.node]
-            if ins.role:
+            if ins.kind == "gemm" and ins.cycles:  # a mapped product as one instruction
+                if is_start:
+                    _apart(ins, node, address, target.compute.activation_bits)
+                    pending[i] = mapped.whole(ins, node, gemm_of(module, node, target, graph.arena.level))
+                else:
+                    arena.write(node.output, address(node.output), pending.pop(i))
+            elif ins.role:
                 if is_start:
                     pending[i] = mapped.begin(ins, node)
                 else:
@@ -117,10 +91,22 @@ def execute(program: Program, module: Module, target: Target, inputs: dict[str, 
                 pending[i] = _begin(ins, node, slots, value)
             else:
                 _commit(ins, node, pending.pop(i), slots, arena, address)
+            if not is_start and progress is not None:
+                progress(1)
     out = {}
     for name, v in graph.outputs:
         out[name] = value(v).astype(v.type.dtype.np)
     return out
+
+
+def _apart(ins, node, address, activation_bits: int) -> None:
+    """A product's blocks write its output while later blocks still read its operands: they may share no byte."""
+    out = node.output
+    lo, hi = address(out), address(out) + buffer_bytes(out, activation_bits)
+    for v in node.inputs:
+        if not is_data(v) and address(v) < hi and lo < address(v) + buffer_bytes(v, activation_bits):
+            raise ExecutionError(f"instruction {ins.id:04d} ({ins.layer}) writes its output over %{v.name}, "
+                                 "which it reads")
 
 
 class _Slots:
@@ -147,7 +133,7 @@ def _begin(ins, node, slots: _Slots, value):
     return get_op(node.op).eval([value(v) for v in node.inputs], node.attrs)
 
 
-def _commit(ins, node, result, slots: _Slots, arena: _Arena, address) -> None:
+def _commit(ins, node, result, slots: _Slots, arena: Arena, address) -> None:
     if ins.kind == "dma" and ins.slot >= 0:
         slots.data[ins.slot] = result
         slots.holder[ins.slot] = (ins.node, ins.cols)
@@ -190,90 +176,3 @@ def _gemm(ins, node, stationary, value) -> tuple[np.ndarray, np.ndarray]:
     y = np.matmul(a3, stationary)
     per = out.type.shape[-2] * out.type.shape[-1]
     return y.astype(out.type.dtype.np), np.arange(lo * per, hi * per)
-
-
-class _MappedState:
-    """Slots, partial sums and checks of mapped products during functional execution."""
-
-    def __init__(self, program: Program, graph, value):
-        self.graph, self.value = graph, value
-        self.slots: dict[tuple, tuple] = {}        # (node, operand, slot) -> (tile, data)
-        self.acc: dict[tuple, np.ndarray] = {}     # (node, output block) -> partial sums
-        self.k_seen: dict[tuple, int] = {}         # (node, output block) -> reduction extent added
-        self.filled = {(i.node, i.operand) for i in program.instrs if i.role == "fill"}
-
-    def operands(self, node) -> tuple[np.ndarray, np.ndarray]:
-        """a as (batch, m, k) and w as (batch or 1, k, n)."""
-        a, w = self.value(node.inputs[0]), self.value(node.inputs[1])
-        out = node.output.type.shape
-        if node.op == "linear" or w.ndim == 2 and len(out) <= 2:
-            return a.reshape(1, -1, a.shape[-1]), w.reshape(1, w.shape[-2], w.shape[-1])
-        batch = out[:-2]
-        a3 = np.broadcast_to(a, batch + a.shape[-2:]).reshape(-1, a.shape[-2], a.shape[-1])
-        w3 = w.reshape(-1, w.shape[-2], w.shape[-1]) if math.prod(w.shape[:-2]) > 1 else w.reshape(1, *w.shape[-2:])
-        return a3, w3
-
-    @staticmethod
-    def part(x: np.ndarray, t, dims: str) -> np.ndarray:
-        rng = {"b": (t[0], t[1]), "m": (t[2], t[3]), "k": (t[4], t[5]), "n": (t[6], t[7])}
-        b = rng["b"] if x.shape[0] > 1 else (0, 1)
-        d1, d2 = dims
-        return x[b[0]:b[1], rng[d1][0]:rng[d1][1], rng[d2][0]:rng[d2][1]]
-
-    def begin(self, ins, node):
-        if ins.kind == "dma" and ins.role == "fill":
-            a3, w3 = self.operands(node)
-            data = self.part(a3, ins.tile, "mk") if ins.operand == "a" else self.part(w3, ins.tile, "kn")
-            return data
-        if ins.kind == "dma" and ins.role == "drain" and ins.final:
-            key = (ins.node, self.out_key(ins.tile))
-            if key not in self.acc or self.k_seen.get(key, 0) != node.inputs[0].type.shape[-1]:
-                raise ExecutionError(f"instruction {ins.id:04d} ({ins.layer}) drains an output block before its "
-                                     f"reduction is complete (a missing dependency or block)")
-            y = self.acc.pop(key)
-            self.k_seen.pop(key, None)
-            if node.op == "linear" and len(node.inputs) == 3:
-                y = y + self.value(node.inputs[2])[ins.tile[6]:ins.tile[7]]
-            return y
-        if ins.kind == "gemm":
-            a3, w3 = self.operands(node)
-            tiles = {}
-            for op, x, dims in (("a", a3, "mk"), ("w", w3, "kn")):
-                want = self.part(x, ins.tile, dims)
-                if (ins.node, op) in self.filled:
-                    held = [d for (n_, o_, _), (tile, d) in self.slots.items() if n_ == ins.node and o_ == op
-                            and d.shape == want.shape and self.covers(tile, ins.tile, op, x.shape[0] > 1)]
-                    if not held:
-                        raise ExecutionError(f"instruction {ins.id:04d} ({ins.layer}) reads its {op} block before "
-                                             f"the transfer that fills it arrived (a missing dependency)")
-                    tiles[op] = held[0]
-                else:
-                    tiles[op] = want
-            return np.matmul(tiles["a"], tiles["w"])
-        return None
-
-    @staticmethod
-    def covers(held, want, op: str, batched: bool) -> bool:
-        dims = {"a": (0, 1, 2), "w": ((0,) if batched else ()) + (2, 3)}[op]
-        return all(held[2 * d] == want[2 * d] and held[2 * d + 1] == want[2 * d + 1] for d in dims)
-
-    @staticmethod
-    def out_key(t) -> tuple:
-        return (t[0], t[1], t[2], t[3], t[6], t[7])
-
-    def commit(self, ins, node, result, arena, address) -> None:
-        if ins.kind == "dma" and ins.role == "fill" and ins.final:  # the last slice of a tile completes it
-            self.slots[(ins.node, ins.operand, ins.slot)] = (ins.tile, result)
-        elif ins.kind == "gemm":
-            key = (ins.node, self.out_key(ins.tile))
-            self.acc[key] = self.acc.get(key, 0.0) + result
-            self.k_seen[key] = self.k_seen.get(key, 0) + (ins.tile[5] - ins.tile[4])
-        elif ins.kind == "dma" and ins.role == "drain" and ins.final:
-            out = node.output
-            shape = out.type.shape
-            m_total, n_total = math.prod(shape[:-1]) if node.op == "linear" else shape[-2], shape[-1]
-            b0, b1, m0, m1, _, _, n0, n1 = ins.tile
-            per_b = (m_total * n_total) if node.op != "linear" else 0
-            pos = (np.arange(b0, b1)[:, None, None] * per_b + np.arange(m0, m1)[None, :, None] * n_total
-                   + np.arange(n0, n1)[None, None, :]).reshape(-1)
-            arena.write(out, address(out), np.asarray(result, dtype=out.type.dtype.np).reshape(-1), pos)
