@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from aalbert.ir.graph import Graph, Value
 from aalbert.ir.registry import OpKind, Trait, get_op
 from aalbert.ir.types import TensorType
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 def to_digraph(graph: Graph) -> nx.DiGraph:
+    import networkx as nx  # imported when used: a compile that asks for no graph analysis never loads it
+
     g = nx.DiGraph()
     producer: dict[Value, int] = {}
     for i, node in enumerate(graph.nodes):
@@ -52,6 +56,8 @@ def live_ranges(graph: Graph) -> dict[Value, tuple[int, int]]:
 
 def depth(graph: Graph) -> int:
     """Length of the longest dependence chain (in nodes)."""
+    import networkx as nx
+
     g = to_digraph(graph)
     return nx.dag_longest_path_length(g) + 1 if len(g) else 0
 

@@ -19,7 +19,7 @@ NOT_RUN = {
     "python3 -m venv .venv && . .venv/bin/activate && pip install -c constraints.txt -e . && aalbert-compile":
         "sets up the environment these tests run in (.ci/run runs it on a clean checkout); the compile it ends "
         "with is checked by test_readme_shows_what_the_first_command_prints",
-    ". .venv/bin/activate && pip install -c constraints.txt -e '.[test]' && python -m pytest -q":
+    ". .venv/bin/activate && pip install -c constraints.txt -e '.[test]' && python -m pytest -q -n auto":
         "the test suite itself",
     "ruff check .": "checks the source tree itself (.ci/run runs it)",
     "pylint support ir passes targets mapper examples": "checks the source tree itself (.ci/run runs it)",

@@ -28,8 +28,7 @@ import functools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from aalbert.ir.fileio import TOML_BYTES_PER_CHAR, loads_toml, read_regular
 from aalbert.ir.formats import parse_format
@@ -40,6 +39,9 @@ from aalbert.targets.hardware.dvfs import Dvfs, OperatingPoint, parse_dvfs
 from aalbert.targets.hardware.levels import MemoryLevel, parse_memory
 from aalbert.targets.hardware.scaling import NODES, UNSCALED, Technology
 from aalbert.targets.hardware.tables import Table, TargetError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 DATAFLOWS = ("weight_stationary", "output_stationary", "input_stationary")
 ZERO_SKIPPING = ("none", "energy", "energy_and_cycles")
@@ -136,6 +138,8 @@ class Target:
         return ", ".join(f"{m.name}: {m.model}" for m in self.memories if m.model)
 
     def reach_graph(self) -> nx.DiGraph:
+        import networkx as nx  # imported when used: reading a target file does not need it
+
         g = nx.DiGraph()
         g.add_node("compute")
         for m in self.memories:
@@ -147,6 +151,8 @@ class Target:
     def fetch_pj_per_byte(self, level: str) -> float:
         """Energy to bring one byte from `level` to the compute array, on the cheapest path:
         a read at the source, then a write and a read at every level it passes through."""
+        import networkx as nx
+
         g = self.reach_graph()
         for a, b in g.edges:
             src = self.level(a)
@@ -155,6 +161,8 @@ class Target:
         return nx.shortest_path_length(g, level, "compute", weight="pj")
 
     def fetch_path(self, level: str) -> list[str]:
+        import networkx as nx
+
         g = self.reach_graph()
         for a, b in g.edges:
             src = self.level(a)
@@ -340,6 +348,8 @@ def _check_topology(target: Target) -> None:
         for r in m.reaches:
             if r != "compute" and r not in names:
                 raise TargetError(f"{target.path}: memory '{m.name}': key 'reaches' names unknown level '{r}'")
+    import networkx as nx
+
     g = target.reach_graph()
     for m in target.memories:
         if not nx.has_path(g, m.name, "compute"):
