@@ -7,6 +7,7 @@ not (the pass tests under tests/passes) run without torch and onnx.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import pytest
 
@@ -43,13 +44,39 @@ def tiny_inputs():
 
 @pytest.fixture(scope="session")
 def tiny_exports(tmp_path_factory, tiny_models):
-    """{(family, exporter): {task: path}}; every tiny model exported once by each exporter."""
-    from aalbert.examples.export import export_model
+    """{(family, exporter): {task: path}}: each tiny model exported by an exporter when a test first asks for
+    that pair, once per run (the workers of `pytest -n` share the files)."""
+    base = tmp_path_factory.getbasetemp()
+    return Exports(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base, tiny_models)
 
-    result = {}
-    for fam, models in tiny_models.items():
-        for exporter in ("torchscript", "dynamo"):
-            out = tmp_path_factory.mktemp(f"{fam}-{exporter}")
-            result[fam, exporter] = {task: export_model(m, out / f"{task}.onnx", exporter, seq_len=SEQ)
-                                     for task, m in models.items()}
-    return result
+
+class Exports(Mapping):
+    """A lazy {(family, exporter): {task: path}}: the first process to ask for a pair exports it under a file lock,
+    and every process of the run reads the same files."""
+
+    def __init__(self, root, models):
+        self.root, self.models, self.done = root, models, {}
+
+    def __getitem__(self, key):
+        if key not in self.done:
+            from filelock import FileLock
+
+            from aalbert.examples.export import export_model
+
+            family, exporter = key
+            folder = self.root / f"exports-{family}-{exporter}"
+            paths = {task: folder / f"{task}.onnx" for task in self.models[family]}
+            with FileLock(f"{folder}.lock"):
+                if not (folder / "complete").exists():
+                    folder.mkdir(exist_ok=True)
+                    for task, model in self.models[family].items():
+                        export_model(model, paths[task], exporter, seq_len=SEQ)
+                    (folder / "complete").touch()
+            self.done[key] = paths
+        return self.done[key]
+
+    def __iter__(self):
+        return iter((family, exporter) for family in self.models for exporter in ("torchscript", "dynamo"))
+
+    def __len__(self):
+        return 2 * len(self.models)
