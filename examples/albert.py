@@ -22,6 +22,7 @@ highways do (a hidden x hidden matrix per layer).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -150,10 +151,11 @@ class TaskModel(nn.Module):
         mask_bias = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * -10000.0
         exits = []
         for i in range(c.num_layers):
-            pair = None if self.adapters is None else self.adapters[i % len(self.adapters)]
+            # nn.ModuleList yields nn.Module: these lists hold only AdapterPair and OffRamp (built in __init__)
+            pair = None if self.adapters is None else cast(AdapterPair, self.adapters[i % len(self.adapters)])
             h = self._layer(h, mask_bias, ln, pair)
             if self.off_ramps is not None and i < len(self.off_ramps):
-                ramp = self.off_ramps[i]
+                ramp = cast(OffRamp, self.off_ramps[i])
                 exits.append(ramp.classifier(torch.tanh((ramp.pooler or pooler)(h[:, 0]))))
         pooled = torch.tanh(pooler(h[:, 0]))
         logits = self.classifier(pooled)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from aalbert.examples.albert import TaskModel
 from aalbert.examples.config import FAMILIES, OFF_RAMPS, AdapterConfig, FamilySpec, task_names
 from aalbert.examples.zoo import build_family, example_inputs
 
@@ -35,7 +36,7 @@ OUTPUT_NAMES = ("logits",)
 DEFAULT_OPSET = {"torchscript": 17, "dynamo": 18}
 
 
-def export_model(model: torch.nn.Module, path: Path, exporter: str = "torchscript", opset: int | None = None,
+def export_model(model: TaskModel, path: Path, exporter: str = "torchscript", opset: int | None = None,
                  seq_len: int = 16, batch: int = 1) -> Path:
     """Export one task model; both batch and sequence dimensions stay dynamic."""
     inputs = example_inputs(model.config, batch, seq_len)
@@ -80,7 +81,7 @@ class NamedOutput(torch.nn.Module):
         return dict(zip(names, out if len(names) > 1 else (out,)))
 
 
-def export_pt2(model: torch.nn.Module, path: Path, seq_len: int = 16, batch: int = 2) -> Path:
+def export_pt2(model: TaskModel, path: Path, seq_len: int = 16, batch: int = 2) -> Path:
     """torch.export one task model (batch and sequence dynamic: the example has batch 2, as torch
     specializes sizes 0 and 1) and save the program."""
     inputs = example_inputs(model.config, batch, seq_len)

@@ -104,7 +104,7 @@ class Affine:
         lead = len(shape) - len(self.shape)
         if lead < 0:
             return None
-        axes = []
+        axes: list[tuple[SubAxis, ...]] = []
         for i, d in enumerate(shape):
             if i < lead:
                 axes.append(((d, 0),) if d != 1 else ())

@@ -45,7 +45,7 @@ class Role:
     kind: Kind = field(default="other", metadata={"always": True})  # printed even when "other"
 
     @staticmethod
-    def of(shared: bool, tasks: tuple[str, ...], uses: int, kind: str = "other") -> Role:
+    def of(shared: bool, tasks: tuple[str, ...], uses: int, kind: Kind = "other") -> Role:
         return Role(scope="shared" if shared else "task", tasks=() if shared else tuple(tasks), uses=uses,
                     kind=kind)
 

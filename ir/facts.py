@@ -61,7 +61,8 @@ class FactField:
             return self.optional
         if self.base is tuple:
             return type(value) is tuple and all(type(v) is self.item for v in value)
-        if type(value) is not self.base and not (self.choices and isinstance(value, str)):
+        exact = type(value)  # not compared inline: mypy would narrow `value` to `self.base`'s instances (object)
+        if exact is not self.base and not (self.choices and isinstance(value, str)):
             return False
         if self.choices:
             return value in self.choices
@@ -77,7 +78,11 @@ def _field(f: dataclasses.Field, hint: Any) -> FactField:
         optional = True
         (hint,) = [a for a in args if a is not type(None)]
     required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    default = None if required else f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default: Any = None
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif callable(f.default_factory):  # not dataclasses.MISSING
+        default = f.default_factory()
     common = dict(name=f.name, key=f.metadata.get("key", f.name), optional=optional, required=required,
                   default=default, always=f.metadata.get("always", False), minimum=f.metadata.get("min", -math.inf))
     if typing.get_origin(hint) is Literal:
@@ -103,11 +108,12 @@ def fact_keys(cls: type) -> set[str]:
     return {f.key for f in schema(cls)}
 
 
-def fact_attrs(record: Any, baseline: Any = None) -> dict[str, Any]:
+def fact_attrs(record: object, baseline: Any = None) -> dict[str, Any]:
     """The record's fields by text key, leaving out None and what equals the baseline's field (without a
     baseline: the field's default; fields without a default are always given)."""
     out = {}
-    for f in schema(type(record)):
+    cls: type = type(record)  # as `type`: mypy takes a type[...] for unhashable (python/mypy#11470)
+    for f in schema(cls):
         value = getattr(record, f.name)
         if value is None:
             continue
@@ -139,9 +145,10 @@ def fact_record(cls: type, attrs: dict[str, Any], baseline: Any = None) -> Any:
     return record
 
 
-def check_record(record: Any) -> None:
+def check_record(record: object) -> None:
     """Raise FactError if a record's fields do not fit its schema or contradict each other."""
-    for f in schema(type(record)):
+    cls: type = type(record)  # see fact_attrs
+    for f in schema(cls):
         value = getattr(record, f.name)
         if not f.accepts(value):
             raise FactError(f"fact '{f.key}' must be {f.describe()}, got {value!r}")

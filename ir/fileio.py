@@ -19,6 +19,7 @@ import tomllib
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def loads_toml(text: str, where: str, error: type[AalbertError], invalid: str = 
         raise error(f"{where}: {invalid} ({e})") from None
     except RecursionError:  # tomllib reads nested arrays and inline tables recursively
         raise error(f"{where}: {invalid} (nested deeper than {TOML_DEPTH} levels)") from None
-    stack = [(data, 1)]
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(data, 1)]
     while stack:  # dotted keys and [a.b.c] headers nest without recursion in tomllib, but not in what reads them
         value, depth = stack.pop()
         if depth > TOML_DEPTH:

@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from aalbert.ir.facts import FactError, check_record
 
 Dataflow = Literal["ws", "os", "is"]
 DATAFLOWS: tuple[str, ...] = get_args(Dataflow)
 DATAFLOW_NAMES = {"ws": "weight_stationary", "os": "output_stationary", "is": "input_stationary"}
+Hold = Literal["pe", "buf"]
+Order = Literal["m", "k", "n"]
+Stage = Literal["", "a", "w", "o"]
 
 _TEXT = re.compile(r"(ws|os|is)\.(pe|buf) (\d+)x(\d+)x(\d+)x(\d+) order=([mkn]) bufs=(\d),(\d) "
                    r"slots=([12]),([12]),([12])(?: stage=([awo]):(\d+)x(\d+)x(\d+)x(\d+))?\Z")
@@ -44,12 +47,12 @@ _TEXT = re.compile(r"(ws|os|is)\.(pe|buf) (\d+)x(\d+)x(\d+)x(\d+) order=([mkn]) 
 @dataclass(frozen=True)
 class Mapping:
     dataflow: Dataflow
-    hold: Literal["pe", "buf"]
+    hold: Hold
     block: tuple[int, ...] = field(metadata={"min": 1})
-    order: Literal["m", "k", "n"]
+    order: Order
     bufs: tuple[int, ...]
     slots: tuple[int, ...]
-    stage: Literal["", "a", "w", "o"] = ""
+    stage: Stage = ""
     stage_tile: tuple[int, ...] = ()
 
     def check(self) -> None:
@@ -84,7 +87,9 @@ class Mapping:
                             "slots=1,1,2')")
         g = m.groups()
         stage_tile = tuple(int(x) for x in g[13:17]) if g[12] else ()
-        record = cls(g[0], g[1], tuple(int(x) for x in g[2:6]), g[6], (int(g[7]), int(g[8])),
-                     (int(g[9]), int(g[10]), int(g[11])), g[12] or "", stage_tile)
+        # the pattern admits only the choices of the Literal fields
+        record = cls(cast(Dataflow, g[0]), cast(Hold, g[1]), tuple(int(x) for x in g[2:6]), cast(Order, g[6]),
+                     (int(g[7]), int(g[8])), (int(g[9]), int(g[10]), int(g[11])), cast(Stage, g[12] or ""),
+                     stage_tile)
         check_record(record)
         return record

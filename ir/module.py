@@ -43,7 +43,7 @@ def content_hash(array: np.ndarray, *extra: np.ndarray | str) -> str:
             a = a.astype(a.dtype.newbyteorder("<"))
         h.update(f"{a.dtype.name}:{'x'.join(map(str, a.shape))}:".encode())
         if a.size:  # a zero-size array has no bytes (and memoryview cannot cast its shape)
-            h.update(memoryview(a).cast("B"))
+            h.update(a.data.cast("B"))
     return h.hexdigest()[:HASH_HEX_DIGITS]
 
 

@@ -164,9 +164,8 @@ def infer_types(opdef: OpDef, types: Sequence[TensorType], attrs: dict[str, Attr
     """
     if opdef.kind is OpKind.SOURCE:
         return opdef.infer(types, attrs, ctx)
-    if not attrs:
-        key = ()
-    else:
+    key: tuple[tuple[str, str, Attr], ...] = ()  # (name, type name, value): 1 and True are different answers
+    if attrs:
         try:
             key = tuple((k, type(v).__name__, v) for k, v in sorted(attrs.items()))
             hash(key)
@@ -176,7 +175,8 @@ def infer_types(opdef: OpDef, types: Sequence[TensorType], attrs: dict[str, Attr
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _infer_remembered(opdef: OpDef, types: tuple[TensorType, ...], key: tuple) -> tuple[TensorType, ...]:
+def _infer_remembered(opdef: OpDef, types: tuple[TensorType, ...],
+                      key: tuple[tuple[str, str, Attr], ...]) -> tuple[TensorType, ...]:
     return tuple(opdef.infer(types, {k: v for k, _, v in key}, None))
 
 

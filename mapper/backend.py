@@ -82,6 +82,7 @@ def timing_signature(module: Module, graph: Graph) -> str:
     for v in graph.inputs:
         h.update(repr(("in", val(v), v.type, v.offset)).encode())
     for node in graph.nodes:
+        attrs: tuple[object, ...]  # what of the node the digest covers, by its repr
         if node.op == "weight":
             w = module.weights[node.attrs["name"].name]
             p = w.placement

@@ -35,6 +35,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,7 +144,7 @@ def _rule(spec: str, i: int, table) -> Rule:
     unknown = set(table) - _RULE_KEYS
     if unknown:
         raise OptionError(f"{where}: unknown key '{sorted(unknown)[0]}' (keys: {', '.join(sorted(_RULE_KEYS))})")
-    kw = {}
+    kw: dict[str, Any] = {}  # Rule's keyword arguments, each checked below and by Rule itself
     try:
         if "kinds" in table:
             kinds = table["kinds"]

@@ -49,7 +49,7 @@ def place(bufs: list[Buffer]) -> int:
 
 def _signature(graph: Graph) -> tuple:
     index = {id(v): i for i, v in enumerate(graph.inputs)}
-    sig = [tuple(v.type for v in graph.inputs)]
+    sig: list[tuple[object, ...]] = [tuple(v.type for v in graph.inputs)]
     for node in graph.nodes:
         sig.append((node.op, tuple(index.get(id(v), -1) for v in node.inputs),
                     tuple(v.type for v in node.outputs)))

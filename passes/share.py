@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aalbert.ir.encoding import Role
+from aalbert.ir.encoding import Kind, Role
 from aalbert.ir.graph import Graph, Node, Sym
 from aalbert.ir.module import Module, Weight
 from aalbert.passes.base import Analyses, Pass, register_pass
@@ -54,7 +54,7 @@ class _Item:
     task: int                 # the task's index in the module
     symbol: str
     hash: str
-    kind: str
+    kind: Kind
     first: int                # order of its first use in the task
     reads: int                # nodes reading it in one inference
     uses: frozenset[Use] = field(default_factory=frozenset)

@@ -155,7 +155,7 @@ def _box(view: Affine, shape: tuple[int, ...]):
     owner: dict[int, list[tuple[int, int]]] = {j: [] for j in range(len(shape))}  # source axis -> (size, step)
     placed: list[list[tuple[int, int, int] | None]] = []  # per result axis, per sub-axis: (source axis, size, step)
     for subs in view.axes:
-        row = []
+        row: list[tuple[int, int, int] | None] = []
         for size, stride in subs:
             if stride == 0:
                 row.append(None)

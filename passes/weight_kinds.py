@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from aalbert.ir.builder import const_value
+from aalbert.ir.encoding import Kind
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.registry import OpKind, Trait, get_op, op_has
 
@@ -201,7 +202,7 @@ class _Structure:
         return v.producer
 
 
-def use_kinds(graph: Graph) -> dict[tuple[int, int], str]:
+def use_kinds(graph: Graph) -> dict[tuple[int, int], Kind]:
     """(id of a node, operand index) -> kind, for every weight a node of the graph reads."""
     if not any(n.op in ("embedding", "layernorm", "linear") for n in graph.nodes):
         return {}  # only these readers give a weight a kind
@@ -217,9 +218,9 @@ def use_kinds(graph: Graph) -> dict[tuple[int, int], str]:
         for v in n.outputs:
             after[id(v)] = any(u.op in ("layernorm", "softmax") or any(after.get(id(o), False) for o in u.outputs)
                                for u in s.users.get(v, []))
-    kinds: dict[tuple[int, int], str] = {}
+    kinds: dict[tuple[int, int], Kind] = {}
 
-    def mark(n: Node, i: int, kind: str) -> None:
+    def mark(n: Node, i: int, kind: Kind) -> None:
         if _weight_operand(n.inputs[i]):
             kinds[id(n), i] = kind
 
@@ -230,16 +231,16 @@ def use_kinds(graph: Graph) -> dict[tuple[int, int], str]:
             for i in range(1, len(n.inputs)):
                 mark(n, i, "layernorm")
         elif n.op == "linear":
-            kind = "lora" if id(n) in s.lora else _linear_kind(n, s, before, after)
+            kind: Kind = "lora" if id(n) in s.lora else _linear_kind(n, s, before, after)
             for i in range(1, len(n.inputs)):
                 mark(n, i, kind)
     return kinds
 
 
-def classify(graph: Graph) -> dict[str, str]:
+def classify(graph: Graph) -> dict[str, Kind]:
     """Weight symbol -> kind, for the weights this graph reads (a weight read in several ways: its first)."""
     kinds = use_kinds(graph)
-    found: dict[str, str] = {}
+    found: dict[str, Kind] = {}
     for n in graph.nodes:
         for i, v in enumerate(n.inputs):
             kind = kinds.get((id(n), i))
@@ -248,7 +249,7 @@ def classify(graph: Graph) -> dict[str, str]:
     return found
 
 
-def _linear_kind(n: Node, s: _Structure, before, after) -> str:
+def _linear_kind(n: Node, s: _Structure, before, after) -> Kind:
     x, w = n.inputs[0], n.inputs[1]
     y = n.output
     k_in, k_out = w.type.shape

@@ -17,11 +17,11 @@ library call, each check allows that share of what is available at the time.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import stat
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from aalbert.errors import AalbertError
 
@@ -125,7 +125,7 @@ def parse_size(text: str) -> int:
     return value
 
 
-def open_regular(path: str | os.PathLike, what: str = "input") -> BinaryIO:
+def open_regular(path: str | os.PathLike, what: str = "input") -> io.BufferedReader:
     """Open an input file for reading, refusing anything but a regular file (a FIFO would block the
     command forever, a device such as /dev/zero would be read until memory runs out).
 

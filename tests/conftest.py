@@ -1,17 +1,37 @@
 """Shared fixtures: tiny example models and their ONNX exports, made once per session.
 
 torch is imported inside the fixtures that need it, so that tests which do
-not (the pass tests under tests/passes) run without torch and onnx.
+not run without torch and onnx. `AALBERT_TEST_BLOCK=1 python -m pytest` runs
+the suite with torch, onnx and the libraries built on them blocked from import
+(`tests/blocked/sitecustomize.py`), in this process and in the processes the
+tests start: what needs them skips, and the built-in example is built apart (see
+there).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
-from .helpers import SEQ, TINY_TASKS
+BLOCK_DIR = Path(__file__).resolve().parent / "blocked"
+
+
+def _install_blocker() -> None:
+    spec = importlib.util.spec_from_file_location("aalbert_test_block", BLOCK_DIR / "sitecustomize.py")
+    block = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(block)  # installs the blocker (the variable is set)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(BLOCK_DIR)]
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(BLOCK_DIR), *paths])
+
+
+if os.environ.get("AALBERT_TEST_BLOCK"):
+    _install_blocker()
+
+from .helpers import SEQ, TINY_TASKS  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,6 +49,7 @@ def private_cache_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_models():
     """{family: {task: torch model}} for the tiny config."""
+    pytest.importorskip("torch")
     from aalbert.examples.zoo import FamilySpec, build_family
 
     return {fam: build_family(FamilySpec(fam, "tiny", TINY_TASKS)) for fam in ("adapter-albert", "albert")}
@@ -36,6 +57,7 @@ def tiny_models():
 
 @pytest.fixture(scope="session")
 def tiny_inputs():
+    pytest.importorskip("torch")  # the inputs are torch's seeded draws
     from aalbert.examples.zoo import FamilySpec, example_inputs
 
     x = example_inputs(FamilySpec(size="tiny").config, batch=1, seq_len=SEQ, seed=1, padding=3)
@@ -46,6 +68,8 @@ def tiny_inputs():
 def tiny_exports(tmp_path_factory, tiny_models):
     """{(family, exporter): {task: path}}: each tiny model exported by an exporter when a test first asks for
     that pair, once per run (the workers of `pytest -n` share the files)."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")  # the dynamo exporter's
     base = tmp_path_factory.getbasetemp()
     return Exports(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base, tiny_models)
 

@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
+import pytest
 
 from aalbert.ir.graph import Graph
 
 TINY_TASKS = ("cola", "stsb")  # two heads of different widths (2 labels, 1 output)
 SEQ = 16
+
+
+def importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # blocked (AALBERT_TEST_BLOCK)
+        return False
+
+
+def needs(*libraries: str) -> pytest.MarkDecorator:
+    """Skips a test, or one case of it, where one of `libraries` cannot be imported (in the test's process or
+    in those it starts)."""
+    missing = [name for name in libraries if not importable(name)]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}")
+
+
+class LazyImport:
+    """A module imported where a test first uses it, so that its test file imports without it: the test skips
+    where it cannot be imported (torch, onnx: see AALBERT_TEST_BLOCK in conftest.py)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("_"):  # pytest's probes of what a test module holds (__test__, ...): not the module's
+            raise AttributeError(attr)
+        return getattr(pytest.importorskip(self._name), attr)
+
+    def function(self, name: str):
+        """The module's function `name`, imported when called."""
+        return lambda *args, **kwargs: getattr(self, name)(*args, **kwargs)
 
 
 def call(main, argv, capsys):

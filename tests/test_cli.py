@@ -7,11 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
-from onnx import helper
 
-from aalbert.examples.zoo import distinct_parameters
 from aalbert.ir.fileio import load_module, write_npz
 from aalbert.ir.printer import print_module
 from aalbert.mapper.cli import compile as compile_cli
@@ -20,8 +17,11 @@ from aalbert.mapper.cli import run as run_cli
 from aalbert.mapper.cli import study as study_cli
 from aalbert.mapper.cli import sweep as sweep_cli
 
-from .helpers import SEQ, assert_clean_error, call
-from .onnx_helpers import make_model
+from .helpers import SEQ, LazyImport, assert_clean_error, call, needs
+
+onnx = LazyImport("onnx")
+helper = LazyImport("onnx.helper")
+make_model = LazyImport("tests.onnx_helpers").function("make_model")
 
 
 # --- aalbert-compile ------------------------------------------------------------------------------
@@ -46,6 +46,8 @@ def test_compile_example_layers(capsys):
 
 
 def test_compile_files_counts_shared_weights_once(capsys, tiny_exports, tiny_models):
+    from aalbert.examples.zoo import distinct_parameters
+
     paths = tiny_exports["adapter-albert", "torchscript"]
     argv = [f"--task=first={paths['cola']}", f"--task=second={paths['stsb']}", "--seq-len", SEQ]
     code, out, err = call(compile_cli.main, argv, capsys)
@@ -301,6 +303,7 @@ def test_run_inputs_not_npz(dumped, capsys):
                                       "-o", dumped / "o.npz"], capsys, "junk.npz: not a readable .npz file of inputs")
 
 
+@needs("onnx")  # a missing .onnx file is reported by the ONNX frontend
 def test_console_scripts_installed(tmp_path):
     """The installed entry points run, and a user error exits 2 without a traceback."""
     bindir = __import__("pathlib").Path(sys.executable).parent

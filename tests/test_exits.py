@@ -30,7 +30,7 @@ from aalbert.targets.sim.requests import Request
 from aalbert.targets.sim.timing import simulate
 from aalbert.targets.sim.workload import TaskExits, Workload, load_workload
 
-from .helpers import assert_clean_error, call
+from .helpers import assert_clean_error, call, needs
 
 EDGEBERT_SST2 = [153, 177, 128, 136, 105, 58, 31, 18, 5, 3, 3, 55]  # see docs/backend.md: EdgeBERT's SST-2 entropies
 
@@ -353,6 +353,7 @@ def test_off_ramps_are_for_the_example(tmp_path, capsys):
                        "--off-ramps adds off-ramps to the built-in example")
 
 
+@needs("torch", "onnx")
 def test_an_imported_model_brings_its_own_off_ramps(tmp_path, capsys):
     """Outputs named exit_logits_<k> are recognized in an ONNX file: the early-exit pass runs by itself."""
     from aalbert.examples.export import export_model

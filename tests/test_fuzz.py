@@ -28,7 +28,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,7 +37,6 @@ from aalbert.ir.fileio import load_module, read_npz, save_module
 from aalbert.ir.interpreter import check_inputs
 from aalbert.ir.module import Module
 from aalbert.mapper.frontends import DimSpec
-from aalbert.mapper.frontends.onnx_import import import_onnx
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.mapper.study.sweep import cached, load_sweep
 from aalbert.passes.compress import load_policy
@@ -60,6 +58,10 @@ from .fuzzing import (
     toml_mutated,
     write,
 )
+from .helpers import LazyImport
+
+onnx = LazyImport("onnx")
+import_onnx = LazyImport("aalbert.mapper.frontends.onnx_import").function("import_onnx")
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["cola", "stsb"]
@@ -271,7 +273,7 @@ def test_onnx_importer(tmp_path_factory, onnx_seeds):
 def test_onnx_external_data(tmp_path_factory):
     """A model whose weight lives in an external data file: the reference (location, offset, length), the
     tensor's type and the file's size, each drawn from the plausible and the hostile."""
-    from onnx import TensorProto, helper
+    TensorProto, helper = onnx.TensorProto, onnx.helper
 
     weight = np.arange(16, dtype=np.float32).tobytes()
 

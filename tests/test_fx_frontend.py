@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from aalbert.examples.config import AdapterConfig
-from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters, example_inputs
-from aalbert.ir.interpreter import run
-from aalbert.ir.module import Module
-from aalbert.ir.verifier import verify
-from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
+torch = pytest.importorskip("torch")
 
-from .helpers import TINY_TASKS
+from aalbert.examples.config import AdapterConfig  # noqa: E402
+from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters, example_inputs  # noqa: E402
+from aalbert.ir.interpreter import run  # noqa: E402
+from aalbert.ir.module import Module  # noqa: E402
+from aalbert.ir.verifier import verify  # noqa: E402
+from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch  # noqa: E402
+
+from .helpers import TINY_TASKS  # noqa: E402
 
 
 def _import(models, inputs) -> Module:

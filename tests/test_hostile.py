@@ -16,9 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import helper
 
 from aalbert.ir.fileio import load_module
 from aalbert.ir.parser import parse_module
@@ -29,8 +27,11 @@ from aalbert.mapper.cli import run as run_cli
 from aalbert.mapper.cli import sweep as sweep_cli
 from aalbert.passes.base import PassManager, parse_pipeline
 
-from .helpers import assert_clean_error, call, random_feeds
-from .onnx_helpers import make_model
+from .helpers import LazyImport, assert_clean_error, call, needs, random_feeds
+
+onnx = LazyImport("onnx")
+helper = LazyImport("onnx.helper")
+make_model = LazyImport("tests.onnx_helpers").function("make_model")
 
 X = np.ones((1, 4), dtype=np.float32)
 
@@ -234,12 +235,12 @@ def test_a_pruning_block_larger_than_the_matrix_covers_it(capsys):
     assert code == 0, err
 
 
-@pytest.mark.parametrize("nodes, says", [
-    ([helper.make_node("Neg", ["x"], ["x"])], "defines 'x', which is already a graph input"),
-    ([helper.make_node("Neg", ["x"], ["y"]), helper.make_node("Abs", ["x"], ["y"])],
-     "defines 'y', which is already another node's result"),
+@pytest.mark.parametrize("ops, says", [
+    ([("Neg", "x")], "defines 'x', which is already a graph input"),
+    ([("Neg", "y"), ("Abs", "y")], "defines 'y', which is already another node's result"),
 ])
-def test_an_onnx_value_defined_twice_is_refused(tmp_path, capsys, nodes, says):
+def test_an_onnx_value_defined_twice_is_refused(tmp_path, capsys, ops, says):
+    nodes = [helper.make_node(op, ["x"], [out]) for op, out in ops]  # (op, its result), each reading x
     path = tmp_path / "dup.onnx"
     onnx.save(make_model(nodes, {"x": X}, ["y" if nodes[-1].output[0] == "y" else "x"]), path)
     assert_clean_error(compile_cli.main, [path], capsys, says)
@@ -385,7 +386,8 @@ def test_a_fifo_as_a_workloads_exit_samples_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("tool, argv, says", [
-    (compile_cli, ["/dev/zero"], "/dev/zero: is not a regular file (a character device); an ONNX model"),
+    pytest.param(compile_cli, ["/dev/zero"], "/dev/zero: is not a regular file (a character device); an ONNX model",
+                 marks=needs("onnx")),
     (opt_cli, ["/dev/zero"], "/dev/zero: is not a regular file (a character device); an IR module"),
     (compile_cli, ["--size", "tiny", "--tasks", "1", "--target", "/dev/zero"], "a target must be a file"),
     (run_cli, ["neg.ir", "--inputs", "/dev/zero", "-o", "out.npz"], "inputs must be a file"),
@@ -448,6 +450,7 @@ def test_bad_external_data_references_are_one_line(tmp_path, capsys, location, s
     assert_clean_error(compile_cli.main, [path], capsys, says)
 
 
+@needs("onnx")
 def test_external_data_is_read_into_arrays_not_handed_to_onnx(tmp_path):
     """onnx's own loader copies external data into the protobuf (which crashed past 2 GiB); aalbert reads each
     plain tensor straight into its array, at its offset."""

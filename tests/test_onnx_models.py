@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-import torch
-from onnx import helper
 
-from aalbert.errors import FrontendError
-from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters
-from aalbert.ir.module import Module
-from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
 
-from .helpers import SEQ, assert_clean_error
-from .onnx_helpers import compare_with_ort, make_model
+from onnx import helper  # noqa: E402
+
+from aalbert.errors import FrontendError  # noqa: E402
+from aalbert.examples.zoo import FamilySpec, build_family, distinct_parameters  # noqa: E402
+from aalbert.ir.module import Module  # noqa: E402
+from aalbert.mapper.frontends import DimSpec, import_onnx  # noqa: E402
+from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch  # noqa: E402
+
+from .helpers import SEQ, assert_clean_error  # noqa: E402
+from .onnx_helpers import compare_with_ort, make_model  # noqa: E402
 
 
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
 
-from aalbert.errors import UnsupportedOpError
-from aalbert.ir.module import Module
-from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.onnx_import import HANDLERS
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
 
-from .onnx_helpers import compare_with_ort, make_model
+from onnx import TensorProto, helper  # noqa: E402
+
+from aalbert.errors import UnsupportedOpError  # noqa: E402
+from aalbert.ir.module import Module  # noqa: E402
+from aalbert.mapper.frontends import DimSpec, import_onnx  # noqa: E402
+from aalbert.mapper.frontends.onnx_import import HANDLERS  # noqa: E402
+
+from .onnx_helpers import compare_with_ort, make_model  # noqa: E402
 
 R = np.random.default_rng(7)
 

@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from .helpers import needs
+
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("ir", "passes", "targets", "mapper", "examples")
 
@@ -38,6 +40,7 @@ def test_the_wheel_holds_one_top_level_package(tmp_path):
     assert not any(n.startswith(("aalbert/tests/", "aalbert/benchmarks/")) for n in names)
 
 
+@needs("torch", "onnx")  # the frontends and the example models import them
 def test_every_module_is_imported_under_one_name(tmp_path):
     """Import every module of the package; no file may be loaded twice, nor a folder as a top-level name."""
     out = _python("""

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from .helpers import needs
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
@@ -81,6 +83,7 @@ def test_readme_commands_are_found():
     assert any(docs_output(c) for c in commands)
 
 
+@needs("torch", "onnx", "onnxscript")  # the README exports models
 def test_readme_commands_run_as_written(tmp_path):
     """Every command, in order, in a scratch folder (so nothing in the repository is written)."""
     commands = [c for c in readme_commands(README.read_text()) if c not in NOT_RUN]

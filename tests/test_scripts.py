@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import needs
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = [f"benchmarks/{p.name}" for p in sorted((ROOT / "benchmarks").glob("*.py"))] + ["-m aalbert.examples.export"]
+SCRIPTS = [f"benchmarks/{p.name}" for p in sorted((ROOT / "benchmarks").glob("*.py"))] + [
+    pytest.param("-m aalbert.examples.export", marks=needs("torch"))]
 
 
 def python(script: str) -> list[str]:
@@ -45,6 +48,7 @@ def test_peers_benchmark_without_the_peers_says_what_to_install(tmp_path, extra,
     assert list(tmp_path.iterdir()) == []
 
 
+@needs("torch", "onnx")
 def test_export_writes_models_and_sample_inputs(tmp_path):
     r = subprocess.run(python("-m aalbert.examples.export") + ["--tasks", "2", "--out", "m", "--sample-inputs",
                                                                 "in.npz", "--seq-len", "8"],

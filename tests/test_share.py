@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+import pytest
 
-from aalbert.examples.export import export_model
-from aalbert.examples.zoo import FamilySpec, build_family, task_names
-from aalbert.ir.module import Module
-from aalbert.mapper.frontends import DimSpec, import_onnx
-from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch
-from aalbert.mapper.reports.summary import sharing_lines
-from aalbert.passes.base import PassManager, parse_pipeline
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
 
-from .helpers import SEQ
+from aalbert.examples.export import export_model  # noqa: E402
+from aalbert.examples.zoo import FamilySpec, build_family, task_names  # noqa: E402
+from aalbert.ir.module import Module  # noqa: E402
+from aalbert.mapper.frontends import DimSpec, import_onnx  # noqa: E402
+from aalbert.mapper.frontends.torch_import import ImportOptions, import_torch  # noqa: E402
+from aalbert.mapper.reports.summary import sharing_lines  # noqa: E402
+from aalbert.passes.base import PassManager, parse_pipeline  # noqa: E402
+
+from .helpers import SEQ  # noqa: E402
 
 
 def _torch_counts(models):

@@ -18,6 +18,8 @@ from aalbert.mapper.loading import ExampleSpec, example_cache, load_example
 from aalbert.passes.base import PassManager
 from aalbert.passes.pipelines import Placement, compile_passes
 
+from .helpers import needs
+
 TINY = ExampleSpec("adapter-albert", 2, "tiny", layers=2)
 
 
@@ -62,6 +64,7 @@ def test_a_damaged_snapshot_is_refused_in_one_line(tmp_path, placed, damage, mat
         load_snapshot(path)
 
 
+@needs("torch")
 def test_the_example_is_built_once_then_read_from_the_cache_without_torch(tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     script = ("import sys\n"

@@ -18,7 +18,7 @@ from aalbert.ir.parser import parse_module
 from aalbert.ir.printer import print_module
 from aalbert.ir.types import DType, TensorType
 from aalbert.ir.verifier import verify
-from aalbert.mapper.frontends import DimSpec, import_onnx
+from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 
 from .helpers import SEQ
@@ -41,6 +41,8 @@ def test_examples_roundtrip(family, placement):
 
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 def test_imported_onnx_roundtrips(tiny_exports, exporter):
+    from aalbert.mapper.frontends import import_onnx
+
     module = Module()
     for task, path in tiny_exports["adapter-albert", exporter].items():
         import_onnx(path, module, task, DimSpec(1, SEQ))

@@ -263,7 +263,7 @@ def add_dim_args(p: argparse.ArgumentParser) -> None:
 
 
 def dims_from_args(args: argparse.Namespace) -> DimSpec:
-    named = {}
+    named: dict[str, int] = {}
     for item in args.dim:
         name, eq, value = item.partition("=")
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from aalbert.errors import OptionError
 from aalbert.ir.fileio import save_module
@@ -280,7 +281,9 @@ def _load(args, named, dims):
         if dims.named:
             raise OptionError("--dim fixes dimensions of model files; the built-in example takes --batch and "
                               "--seq-len")
-        opts = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in EXAMPLE_DEFAULTS.items()}
+        # the options as given (argparse's values are untyped) or their defaults
+        opts: dict[str, Any] = {k: getattr(args, k) if getattr(args, k) is not None else v
+                                for k, v in EXAMPLE_DEFAULTS.items()}
         groups = tuple(g.strip() for g in opts["task_specific"].split(",") if g.strip())
         spec = ExampleSpec(opts["example"], opts["tasks"], opts["size"], opts["bottleneck"],
                            opts["adapter_placement"], groups, layers=opts["layers"], off_ramps=opts["off_ramps"])

@@ -207,7 +207,7 @@ def _slice(imp: TorchEmitter, x, dim: int = 0, start=None, end=None, step: int =
 @aten("select.int")
 def _select(imp: TorchEmitter, x, dim: int, i: int):
     x = imp.t(x)
-    index = [slice(None)] * x.type.rank
+    index: list[slice | int] = [slice(None)] * x.type.rank
     index[axis(dim, x.type.rank)] = i
     return ops.getitem(imp, x, tuple(index))
 

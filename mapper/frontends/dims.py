@@ -29,7 +29,7 @@ class DimSpec:
     # every symbolic dimension name the inputs have had, filled in by `resolve`
     met: set[str] = field(default_factory=set, compare=False, repr=False)
 
-    def resolve(self, where: str, input_name: str, dims: list[tuple[int | None, str | None]],
+    def resolve(self, where: str, input_name: str, dims: Sequence[tuple[int | None, str | None]],
                 seen: dict[str, int]) -> tuple[int, ...]:
         """Static shape for one input; `dims` holds (value or None, symbolic name or None).
 

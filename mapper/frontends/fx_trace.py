@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.fx
@@ -54,33 +54,36 @@ class FxWalker(TorchEmitter):
                 raise FrontendError(f"task {self.task!r}: fx node '{node.name}' ({describe(node)}): {e}") from None
 
     def eval(self, node: torch.fx.Node, args, kwargs):
+        # torch.fx: get_attr, call_module and call_method name their target (a str); call_function holds it
+        name = cast(str, node.target)
         if node.op == "get_attr":
             obj = self.gm
-            for part in node.target.split("."):
+            for part in name.split("."):
                 obj = getattr(obj, part)
-            return self.param(obj, node.target) if isinstance(obj, torch.Tensor) else obj
+            return self.param(obj, name) if isinstance(obj, torch.Tensor) else obj
         if node.op == "call_module":
-            sub = self.gm.get_submodule(node.target)
+            sub = self.gm.get_submodule(name)
             handler = MODULES.get(type(sub))
             if handler is None:
-                raise UnsupportedOpError(f"task {self.task!r}: module {type(sub).__name__} ('{node.target}') "
+                raise UnsupportedOpError(f"task {self.task!r}: module {type(sub).__name__} ('{name}') "
                                          "is not supported; supported: "
                                          f"{', '.join(sorted(t.__name__ for t in MODULES))}")
             args = [T(self.tensor(a)) if isinstance(a, torch.Tensor) else a for a in args]
-            return handler(self, sub, node.target, *args, **kwargs)
+            return handler(self, sub, name, *args, **kwargs)
         if node.op == "call_method":
             if not has_ir(args, kwargs):
-                return getattr(args[0], node.target)(*args[1:], **kwargs)
-            handler = METHODS.get(node.target)
+                return getattr(args[0], name)(*args[1:], **kwargs)
+            handler = METHODS.get(name)
             if handler is None:
-                raise UnsupportedOpError(f"task {self.task!r}: tensor method '{node.target}' is not supported")
+                raise UnsupportedOpError(f"task {self.task!r}: tensor method '{name}' is not supported")
             return handler(self, *args, **kwargs)
+        function = cast(Callable[..., Any], node.target)
         if not has_ir(args, kwargs):
-            return node.target(*args, **kwargs)
-        handler = FUNCTIONS.get(node.target)
+            return function(*args, **kwargs)
+        handler = FUNCTIONS.get(function)
         if handler is None:
-            name = getattr(node.target, "__name__", str(node.target))
-            raise UnsupportedOpError(f"task {self.task!r}: function '{name}' is not supported")
+            label = getattr(function, "__name__", str(function))
+            raise UnsupportedOpError(f"task {self.task!r}: function '{label}' is not supported")
         return handler(self, *args, **kwargs)
 
 

@@ -49,10 +49,11 @@ ONNX_BYTES_PER_BYTE = 3
 # external data: the arrays read, and the weights made from them (a transposed copy, at most)
 EXTERNAL_BYTES_PER_BYTE = 2
 # element types whose little-endian bytes numpy reads as they are; others are decoded by onnx
-_PLAIN = {onnx.TensorProto.FLOAT: "<f4", onnx.TensorProto.DOUBLE: "<f8", onnx.TensorProto.FLOAT16: "<f2",
-          onnx.TensorProto.INT8: "i1", onnx.TensorProto.UINT8: "u1", onnx.TensorProto.INT16: "<i2",
-          onnx.TensorProto.UINT16: "<u2", onnx.TensorProto.INT32: "<i4", onnx.TensorProto.UINT32: "<u4",
-          onnx.TensorProto.INT64: "<i8", onnx.TensorProto.UINT64: "<u8", onnx.TensorProto.BOOL: "?"}
+_PLAIN: dict[int, str] = {
+    onnx.TensorProto.FLOAT: "<f4", onnx.TensorProto.DOUBLE: "<f8", onnx.TensorProto.FLOAT16: "<f2",
+    onnx.TensorProto.INT8: "i1", onnx.TensorProto.UINT8: "u1", onnx.TensorProto.INT16: "<i2",
+    onnx.TensorProto.UINT16: "<u2", onnx.TensorProto.INT32: "<i4", onnx.TensorProto.UINT32: "<u4",
+    onnx.TensorProto.INT64: "<i8", onnx.TensorProto.UINT64: "<u8", onnx.TensorProto.BOOL: "?"}
 
 
 def load_model(path: str | os.PathLike) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
@@ -145,7 +146,7 @@ def _read_external(model_path: Path, t: onnx.TensorProto, file: Path, offset: in
     array = np.empty(length, dtype=np.uint8)
     with open_regular(file, "external weight data") as f:
         f.seek(offset)
-        got = f.readinto(memoryview(array))
+        got = f.readinto(array.data)
     if got != length:
         raise FrontendError(f"{model_path}: tensor '{t.name}': external data file {file.name} ended early")
     return array.view(np.dtype(_PLAIN[t.data_type])).reshape(tuple(t.dims)).astype(
@@ -314,7 +315,7 @@ class _Importer:
             raise UnsupportedOpError(
                 f"{self.where}: {_label(node)} uses op {node.op_type} (opset {self.version}), which is not "
                 f"supported; supported ops: {supported}")
-        inputs = []
+        inputs: list[Value | None] = []
         for name in node.input:
             if not name:
                 inputs.append(None)

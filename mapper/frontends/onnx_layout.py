@@ -4,6 +4,7 @@ and the shape arithmetic (Shape, Range, ConstantOfShape, ...) that folds away on
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -148,6 +149,7 @@ def _split(c: NodeContext):
 @handles("Slice")
 def _slice(c: NodeContext):
     x = c.input(0)
+    steps: Sequence[int]
     if c.opset < 10:
         starts, ends = c.attr("starts"), c.attr("ends")
         axes = c.attr("axes") or list(range(len(starts)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -137,6 +138,7 @@ _REDUCE = {"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": 
 def _reduce(c: NodeContext):
     x = c.input(0)
     axes_as_input = c.opset >= (13 if c.node.op_type == "ReduceSum" else 18)
+    axes: Sequence[int] | None
     if axes_as_input:
         axes = _ints(c.const(1, "axes")) if c.opt(1) is not None else None
     else:

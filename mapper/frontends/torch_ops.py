@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,8 +105,13 @@ def rsqrt(imp: TorchEmitter, x: T):
     return imp.op("reciprocal", [imp.op("sqrt", [x.v]).v])
 
 
-def permute(imp: TorchEmitter, x, *dims):
-    dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+def _spread(args: tuple[Any, ...], kinds: tuple[type[Sequence[Any]], ...]) -> Sequence[Any]:
+    """Dims or sizes given as one sequence, f(x, (a, b)), or spread out, f(x, a, b)."""
+    return args[0] if len(args) == 1 and isinstance(args[0], kinds) else args
+
+
+def permute(imp: TorchEmitter, x, *args):
+    dims = _spread(args, (tuple, list))
     if isinstance(x, Param) and len(dims) == 2 and x.tensor.dim() == 2 and tuple(dims) in ((1, 0), (-1, -2), (1, -2),
                                                                                           (-1, 0)):
         return imp.param(x.tensor, x.name, layout="linear")  # a matrix read transposed: stored transposed
@@ -209,10 +214,14 @@ def getitem(imp: TorchEmitter, x, index):
             j = i + n if i < 0 else i
             if not 0 <= j < n:
                 raise Fail(f"index {i} out of range for a dimension of size {n}")
-            starts.append(j), stops.append(j + 1), steps.append(1)
+            starts.append(j)
+            stops.append(j + 1)
+            steps.append(1)
         elif isinstance(i, slice):
             s, e, st = i.indices(n)
-            starts.append(s), stops.append(e), steps.append(st)
+            starts.append(s)
+            stops.append(e)
+            steps.append(st)
             out_shape.append(len(range(s, e, st)))
         else:
             raise Fail(f"index {i!r} is not supported")
@@ -274,9 +283,9 @@ def cat(imp: TorchEmitter, tensors, dim: int = 0):
     return imp.op("concat", values, {"axis": axis(dim, values[0].type.rank)})
 
 
-def expand(imp: TorchEmitter, x, *sizes):
+def expand(imp: TorchEmitter, x, *args):
     x = imp.t(x)
-    sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size)) else sizes
+    sizes = _spread(args, (tuple, list, torch.Size))
     pad = len(sizes) - x.type.rank
     if pad < 0:
         raise Fail(f"cannot expand {x.type} to {list(sizes)}")

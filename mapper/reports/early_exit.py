@@ -84,12 +84,13 @@ def policy_lines(backend: Backend, target_ms: float | None) -> list[str]:
     return lines
 
 
-def exit_json(backend: Backend, task: str, cold: bool, target_ms: float | None) -> dict:
+def exit_json(backend: Backend, task: str, cold: bool, target_ms: float | None) -> dict[str, object]:
     """The same figures for the report JSON."""
     costs = backend.exits
     dvfs = costs.target.dvfs
-    data = {"task": task, "after_power_up": cold, "exit_points": exit_points(backend, task, cold),
-            "operating_points": [{"voltage_v": p.voltage_v, "frequency_mhz": p.frequency_mhz} for p in costs.points]}
+    data: dict[str, object] = {
+        "task": task, "after_power_up": cold, "exit_points": exit_points(backend, task, cold),
+        "operating_points": [{"voltage_v": p.voltage_v, "frequency_mhz": p.frequency_mhz} for p in costs.points]}
     if dvfs is not None:
         data["dvfs"] = {"rail": list(dvfs.rail), "leakage_per_volt": dvfs.leakage_per_volt,
                         "transition_ns": dvfs.transition_ns, "transition_pj": dvfs.transition_pj,
@@ -98,10 +99,11 @@ def exit_json(backend: Backend, task: str, cold: bool, target_ms: float | None) 
         data["latency_target_s"] = None if target_ms is None else target_ms / 1e3
         data["sentences"] = {t: {"how": s.how, "threshold": s.threshold, "shares": list(s.shares),
                                  "source": s.source} for t, s in backend.exit_sources.items()}
-        data["policies"] = {}
+        policies: dict[str, object] = {}
+        data["policies"] = policies
         for name, p in backend.policies.items():
             s = p.stream
-            data["policies"][name] = {
+            policies[name] = {
                 "label": POLICIES[name], "requests": s.requests,
                 "latency_s": {"mean": float(s.latencies.mean()), "p50": s.percentile(50), "p95": s.percentile(95),
                               "p99": s.percentile(99), "max": float(s.latencies.max())},

@@ -58,8 +58,8 @@ def memory_map(module: Module, target: Target) -> list[LevelUse]:
               if g.arena is not None and g.arena.level is not None}
     for g in module.graphs.values():
         if g.arena is not None and g.arena.level is not None:
-            key = (g.arena.level, g.arena.offset)
-            arenas[key] = max(arenas[key], align_up(g.arena.size, target.alignment_bytes))
+            at = (g.arena.level, g.arena.offset)
+            arenas[at] = max(arenas[at], align_up(g.arena.size, target.alignment_bytes))
     for (lvl, _), size in arenas.items():
         uses[lvl].activations += size
     return list(uses.values())

@@ -115,10 +115,10 @@ def stream_lines(s: StreamResult, pattern: str, rate: float, wakeup: float) -> l
 
 
 def sim_json(results: dict[str, SimResult], stream: StreamResult | None) -> str:
-    data = {"tasks": {t: {"cycles": r.cycles, "seconds": r.seconds, "energy_pj": r.energy, "macs": r.macs,
-                          "busy_cycles": r.busy, "traffic_bytes": r.traffic, "by_op_pj": r.by_op,
-                          "by_layer_pj": r.by_layer}
-                      for t, r in results.items()}}
+    data: dict[str, object] = {"tasks": {
+        t: {"cycles": r.cycles, "seconds": r.seconds, "energy_pj": r.energy, "macs": r.macs, "busy_cycles": r.busy,
+            "traffic_bytes": r.traffic, "by_op_pj": r.by_op, "by_layer_pj": r.by_layer}
+        for t, r in results.items()}}
     if stream is not None:
         data["stream"] = {"requests": stream.requests, "latency_s": {
             "mean": float(stream.latencies.mean()), "p50": stream.percentile(50), "p95": stream.percentile(95),

@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import cast
 
 from aalbert.errors import OptionError
 from aalbert.ir.encoding import Role
@@ -118,9 +119,9 @@ def overridden_dict(spec: str, overrides: dict[str, object], missing_ok: bool = 
         parts = key.split(".")
         if parts == ["compute", "array"]:
             # a square array of value x value MACs; its area and leakage scale with the MAC count
-            c = data["compute"]
-            scale = value * value / (c["rows"] * c["cols"])
-            c.update(rows=value, cols=value, macs_per_cycle=value * value,
+            c, n = data["compute"], cast(int, value)  # an int, as sweeps check
+            scale = n * n / (c["rows"] * c["cols"])
+            c.update(rows=n, cols=n, macs_per_cycle=n * n,
                      area_mm2=c.get("area_mm2", 0.0) * scale, leakage_mw=c.get("leakage_mw", 0.0) * scale)
         elif parts[0] == "memory" and len(parts) == 3:
             level = next((m for m in data.get("memory", []) if m.get("name") == parts[1]), None)

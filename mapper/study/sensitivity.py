@@ -84,7 +84,7 @@ def summary(rows: list[dict], policy: str) -> list[dict]:
         if not sel:
             continue
         most = max(r["tasks"] for r in sel)
-        entry = {"input": v.input, "value": v.value, "source": v.source}
+        entry: dict[str, object] = {"input": v.input, "value": v.value, "source": v.source}
         for name, a, b in ratios(sel, policy, most):
             entry[name] = a["energy_mj"] / b["energy_mj"]
         for family in ("adapter-albert", "albert"):
@@ -166,8 +166,8 @@ def conclusions(entries: list[dict]) -> list[str]:
         if not other:
             lines.append(f"- Holds: {claim}, in every variation.")
         else:
-            where = "; ".join(f"{_name(e)}: {label(e[key][0])} ({e[key][1]:.2f} mJ)" for e in other)
-            lines.append(f"- Flips: {claim}, except under {where}.")
+            flips = "; ".join(f"{_name(e)}: {label(e[key][0])} ({e[key][1]:.2f} mJ)" for e in other)
+            lines.append(f"- Flips: {claim}, except under {flips}.")
     return lines
 
 

@@ -136,7 +136,7 @@ def load_sweep(path: str) -> Sweep:
     sweep = Sweep(str(path), base, {n: params[n] for n in names}, points, each)
     for point in points:  # every target override must make a valid target (errors name the file and key)
         try:
-            override_target(base["target"], _target_part(point))
+            override_target(str(base["target"]), _target_part(point))  # a str, as checked above
         except AalbertError as e:
             raise SweepError(f"{path}: [parameters]: {e}") from None
     return sweep

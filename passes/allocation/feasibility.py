@@ -21,6 +21,7 @@ import math
 from aalbert.errors import OptionError
 from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module
+from aalbert.ir.placement import Residency
 from aalbert.passes.allocation.problem import ProblemBuilder
 from aalbert.passes.allocation.solvers import ArenaOption, Item, Option, Problem
 from aalbert.targets.hardware.spec import Target
@@ -152,7 +153,7 @@ def _transit_bounds(builder: ProblemBuilder, places: dict, arena_level: str, are
                 least = _least_room(g, roomy)
                 if least is not None:
                     stage[least[0]] = max(stage.get(least[0], 0), int(math.ceil(least[1])))
-            kind = "staged" if home else "resident"
+            kind: Residency = "staged" if home else "resident"
             priced.append(Option(kind, level, home, 0.0, stage=tuple(sorted(stage.items()))))
         items.append(Item(name, (), priced))
     return Problem(items, {m.name: m.capacity_bytes for m in t.memories}, [ArenaOption(arena_level, arena, 0.0)], ())

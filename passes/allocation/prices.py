@@ -25,9 +25,10 @@ import math
 from dataclasses import dataclass
 
 from aalbert.ir.builder import node_kind
-from aalbert.ir.graph import Graph
+from aalbert.ir.graph import Graph, Node
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
+from aalbert.ir.types import TensorType
 from aalbert.targets.hardware.spec import Target
 from aalbert.targets.mapping.problem import weight_of
 from aalbert.targets.mapping.search import MappingError
@@ -91,7 +92,7 @@ class Pricer:
         self._side: dict[tuple, dict[str, float]] = {}
         self._side_pj: dict[tuple, float] = {}
         self._reps: dict[tuple[str, int], tuple[str, int]] | None = None
-        self._spans: list | None = None
+        self._spans: list[tuple[tuple[int, int], ...]] | None = None
         for task, graph in module.graphs.items():
             for i, node in enumerate(graph.nodes):
                 if node.op in ("weight", "constant"):
@@ -146,7 +147,8 @@ class Pricer:
         reps = self._alike()
         known: dict[tuple[str, int], NodeCost] = {}  # by the first node alike: a long graph has few kinds
         for task, graph in self.module.graphs.items():
-            t, busy = 0.0, {lvl: [] for lvl in after}
+            t = 0.0
+            busy: dict[str, list[list[float]]] = {lvl: [] for lvl in after}  # [start, end] cycles of accesses
             for i, node in enumerate(graph.nodes):
                 if node.op in ("weight", "constant"):
                     continue
@@ -288,7 +290,8 @@ class Pricer:
     def _plain_spans(self) -> list[tuple[tuple[int, int], ...]]:
         """`activation_spans` of each node without weights, in `self.plain`'s order (asked once per level)."""
         if self._spans is None:
-            per, lengths, graphs = self.rates.activation_bytes, {}, self.module.graphs
+            per, graphs = self.rates.activation_bytes, self.module.graphs
+            lengths: dict[TensorType, int] = {}
             self._spans = [_node_spans(graphs[task].nodes[i], per, lengths) for task, i in self.plain]
         return self._spans
 
@@ -318,7 +321,7 @@ def activation_spans(graph: Graph, index: int, per_element: float) -> tuple[tupl
     return _node_spans(graph.nodes[index], per_element, {})
 
 
-def _node_spans(node, per_element: float, lengths: dict) -> tuple[tuple[int, int], ...]:
+def _node_spans(node: Node, per_element: float, lengths: dict[TensorType, int]) -> tuple[tuple[int, int], ...]:
     """`activation_spans` of one node; `lengths` remembers the byte length of each type met."""
     opdef = get_op(node.op)
     if opdef.kind is OpKind.SOURCE or opdef.has(Trait.VIEW):

@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aalbert.ir.placement import Residency
+
 
 @dataclass(frozen=True)
 class Option:
-    kind: str                          # resident | staged | streamed
+    kind: Residency                    # resident | staged | streamed
     level: str                         # where it is read from
     home: str | None                   # where a staged weight is kept
     cost: float                        # pJ per inference
@@ -146,9 +148,9 @@ def present(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> 
         for lvl, b in choice[item.name].present:
             out[lvl] += b
     used = usage(problem, choice, arena)
-    for b in problem.banks:
-        resident = sum(bb for item in problem.items for lvl, bb in choice[item.name].resident if lvl == b.level)
-        out[b.level] += used[b.level] - resident - (arena.size if arena.level == b.level else 0)  # the swap region
+    for bank in problem.banks:  # the swap region
+        resident = sum(bb for item in problem.items for lvl, bb in choice[item.name].resident if lvl == bank.level)
+        out[bank.level] += used[bank.level] - resident - (arena.size if arena.level == bank.level else 0)
     out[arena.level] += arena.size
     return out
 
@@ -274,9 +276,9 @@ class _Program:
         for lvl in self.swap_levels:
             for t in problem.tasks:
                 self.row({index["s", lvl]: -1.0, **self.options_at("swap", lvl, t)}, -np.inf, 0.0)
-        for b in problem.banks:  # enough banks hold data for the bytes present
-            entries = {index["n", b.level]: -b.bank_bytes * _KB, **self.options_at("present", b.level)}
-            self.row(self.regions_at(b.level, entries), -np.inf, 0.0)
+        for bank in problem.banks:  # enough banks hold data for the bytes present
+            entries = {index["n", bank.level]: -bank.bank_bytes * _KB, **self.options_at("present", bank.level)}
+            self.row(self.regions_at(bank.level, entries), -np.inf, 0.0)
         users = [index["x", i, k] for i, item in enumerate(problem.items) for k, o in enumerate(item.options)
                  if o.uses_dram] + [index["y", a] for a, opt in enumerate(problem.arena_options) if opt.uses_dram]
         if users:  # the DRAM is powered when any chosen option needs it

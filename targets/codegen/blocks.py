@@ -10,12 +10,14 @@ from aalbert.ir.mapping import Mapping
 from aalbert.targets.mapping.loops import DIMS, STAGE_LOOPS, block_loops, ceil_div
 from aalbert.targets.mapping.problem import Gemm
 
+Block = dict[str, tuple[int, int]]  # {dim: (lo, hi)}
+
 
 def _cuts(extent: int, tile: int) -> list[tuple[int, int]]:
     return [(lo, min(extent, lo + tile)) for lo in range(0, extent, tile)]
 
 
-def block_sequence(g: Gemm, mp: Mapping) -> list[tuple[int, dict[str, tuple[int, int]]]]:
+def block_sequence(g: Gemm, mp: Mapping) -> list[tuple[int, Block]]:
     """(stage tile number, {dim: (lo, hi)}) of every block, in execution order."""
     full = {"b": g.b, "m": g.m, "k": g.k, "n": g.n}
     tile = dict(zip(DIMS, mp.stage_tile or (g.b, g.m, g.k, g.n)))

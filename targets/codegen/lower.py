@@ -275,7 +275,8 @@ class _Lowering:
         for v in node.outputs:
             deps += self.write_deps(v)
         bufs = [self.buf(v) for v in reads]
-        from_arena, traffic = moved, {}
+        from_arena: float = moved
+        traffic: dict[str, list[int]] = {}  # level -> [bytes read, bytes written]
         for v in node.inputs:
             w = self.weight_of(v)
             if w is None:
@@ -300,7 +301,9 @@ class _Lowering:
         keywords: a 100,000-node graph lowers this path 100,000 times."""
         out = node.output
         arena, writers = self.arena, self.writers
-        acts, reads, deps = [], [], []
+        acts: list[Value] = []
+        reads: list[Buf] = []
+        deps: list[int] = []
         act_bytes = 0
         weights = []
         for v in node.inputs:
@@ -320,13 +323,10 @@ class _Lowering:
             traffic.setdefault(w.placement.level, [0, 0])[0] += w.nbytes
             reads.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
         deps += self.write_deps(out)
-        if self.barrier:
-            deps = tuple(sorted(set(deps).union(self.barrier)))
-        else:
-            deps = tuple(sorted(set(deps)))
+        after = tuple(sorted(set(deps).union(self.barrier))) if self.barrier else tuple(sorted(set(deps)))
         elements = node.inputs[0].type.numel if opdef.kind is OpKind.REDUCTION else out.type.numel
         instrs = self.program.instrs
-        ins = Instr(len(instrs), "vec", "sfu", deps, i, node.op, self.layer(node), tuple(reads), (self.buf(out),),
+        ins = Instr(len(instrs), "vec", "sfu", after, i, node.op, self.layer(node), tuple(reads), (self.buf(out),),
                     elements=elements, scans=self.t.sfu.scans.get(node.op, 1),
                     traffic=tuple([(lvl, rw[0], rw[1]) for lvl, rw in traffic.items()]))
         instrs.append(ins)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from aalbert.ir.graph import Node
 from aalbert.ir.mapping import Mapping
-from aalbert.targets.codegen.blocks import block_sequence, k_runs_kept
+from aalbert.targets.codegen.blocks import Block, block_sequence, k_runs_kept
 from aalbert.targets.codegen.program import Buf
 from aalbert.targets.mapping.loops import DIMS, ceil_div, relevant
 from aalbert.targets.mapping.problem import Gemm
@@ -86,7 +86,7 @@ class MappedLowering:
     def fetched(self, op: str) -> bool:
         return bool(self.bufs[op]) or (self.stationary == op and self.mp.hold == "pe")
 
-    def ident(self, op: str, blk: dict) -> tuple:
+    def ident(self, op: str, blk: Block) -> tuple[tuple[int, int], ...]:
         dims = [d for d in DIMS if d in self.rel[op]]
         return tuple(blk[d] for d in dims)
 
@@ -137,9 +137,9 @@ class MappedLowering:
         return [(n, r, w) for n, r, w in out if r or w]
 
     # -- the walk ------------------------------------------------------------------------------------------------
-    def runs(self, op: str, seq) -> list[tuple[int, int, dict]]:
+    def runs(self, op: str, seq: list[tuple[int, Block]]) -> list[tuple[int, int, Block]]:
         """(first step, steps, a block) of each run of consecutive blocks that share `op`'s block."""
-        out = []
+        out: list[tuple[int, int, Block]] = []
         for i, (_, blk) in enumerate(seq):
             if out and self.ident(op, seq[out[-1][0]][1]) == self.ident(op, blk):
                 out[-1] = (out[-1][0], out[-1][1] + 1, out[-1][2])

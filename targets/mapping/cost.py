@@ -32,13 +32,14 @@ costs a write and a read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from aalbert.targets.mapping.capacity import fits
 from aalbert.targets.mapping.columns import Candidates
 from aalbert.targets.mapping.loops import ORDERS, STAGE_BYTES, STAGE_DIMS
-from aalbert.targets.mapping.operands import Operand, array_of, blocks_of, operands_of
+from aalbert.targets.mapping.operands import Operand, array_of, blocks_of, inputs_of, operands_of
 from aalbert.targets.mapping.problem import Arch, Gemm
 from aalbert.targets.mapping.steps import StepWalk, Traffic
 
@@ -61,7 +62,7 @@ class Costs:
     @property
     def total_pj(self) -> np.ndarray:
         """The dynamic energy: the sum of the components, in their order."""
-        return sum(self.energy.values())
+        return cast(np.ndarray, sum(self.energy.values()))  # never empty: not sum's 0
 
 
 class LevelBytes:
@@ -71,7 +72,7 @@ class LevelBytes:
     def __init__(self) -> None:
         self.reads: dict[str, np.ndarray] = {}
         self.writes: dict[str, np.ndarray] = {}
-        self.noc = 0.0
+        self.noc: np.ndarray | float = 0.0
 
     def read(self, where: str, nbytes) -> None:
         """reads[where] += nbytes."""
@@ -171,7 +172,7 @@ class Model(StepWalk):
         """The memories' bytes: each input's fills and stream to the array, the output's drains from it and
         reloads to it (`LevelBytes.carry`); each staged operand once between home and staging level; the bias
         through the auxiliary buffer (written and read there)."""
-        a, w, o, g = self.ops["a"], self.ops["w"], self.ops["o"], self.g
+        (a, w), o, g = inputs_of(self.ops), self.ops["o"], self.g
         b = LevelBytes()
         for x in (a, w):
             b.carry(x, traffic.fill[x.name] + x.stream, True)
@@ -197,8 +198,8 @@ class Model(StepWalk):
         """The operand buffers: a buffered input's fills are written there and the array reads it there,
         (stationary ? visits : array_reads) x bytes per value; w's mask bits likewise, in the mask buffer when
         there is one."""
-        g = self.g
-        for x, nb in ((self.ops["a"], self.cand.a_bufs), (self.ops["w"], self.cand.w_bufs)):
+        g, (a, w) = self.g, inputs_of(self.ops)
+        for x, nb in ((a, self.cand.a_bufs), (w, self.cand.w_bufs)):
             buffered = nb > 0
             vals = traffic.fill[x.name] * (g.w_elem / (g.w_elem + g.w_mask) if x.name == "w" and g.w_mask else 1.0)
             b.write("buf", np.where(buffered, vals, 0.0))
@@ -212,7 +213,7 @@ class Model(StepWalk):
     def _reg_fills(self, traffic: Traffic) -> np.ndarray:
         """Stationary values written into the PE registers: held there, the values of its fills (fill bytes /
         bytes per value); else every block's values at each use (visits)."""
-        g, a, w, pe_hold = self.g, self.ops["a"], self.ops["w"], self.cand.pe_hold
+        g, (a, w), pe_hold = self.g, inputs_of(self.ops), self.cand.pe_hold
         return np.where(w.stationary, np.where(pe_hold, traffic.fill["w"] / (g.w_elem + g.w_mask), w.visits),
                         np.where(a.stationary, np.where(pe_hold, traffic.fill["a"] / g.a_elem, a.visits), 0.0))
 

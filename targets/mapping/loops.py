@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from aalbert.ir.mapping import Dataflow, Order, Stage
 from aalbert.targets.mapping.problem import Gemm
 
 DIMS = ("b", "m", "k", "n")
-ORDERS = ("m", "k", "n")
-STAGES = ("", "a", "w", "o")
-DF = ("ws", "os", "is")
+ORDERS: tuple[Order, ...] = ("m", "k", "n")
+STAGES: tuple[Stage, ...] = ("", "a", "w", "o")
+DF: tuple[Dataflow, ...] = ("ws", "os", "is")
 FIELDS = ("df", "hold", "na", "nw", "sa", "sw", "sp", "order", "stage", "bb", "bm", "bk", "bn",
           "tb", "tm", "tk", "tn")
 

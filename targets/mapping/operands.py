@@ -8,6 +8,7 @@ the array has R rows and C columns.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -135,3 +136,8 @@ def operands_of(g: Gemm, arch: Arch, c: Candidates, blocks: Blocks, work: ArrayW
     w = Input(*common["w"], c.ws, fetched["w"], one_slot["w"], w_array, visits["w"],
               np.where(~fetched["w"] & ~c.ws, w_array * (g.w_elem + g.w_mask), 0.0))
     return {"a": a, "w": w, "o": Operand(*common["o"])}
+
+
+def inputs_of(ops: dict[str, Operand]) -> tuple[Input, Input]:
+    """a and w of `operands_of`'s operands, the `Input`s they are."""
+    return cast(Input, ops["a"]), cast(Input, ops["w"])

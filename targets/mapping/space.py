@@ -64,7 +64,7 @@ def _hardware(arch: Arch) -> list[tuple]:
     return out
 
 
-def stage_rows(g: Gemm, arch: Arch, op: str, part: dict, choices: dict[str, list[int]]) -> dict:
+def stage_rows(g: Gemm, arch: Arch, op: str, part: dict, choices: dict[str, list[int]]) -> list[dict]:
     """Candidate rows of `part` joined with the tiles a staged `op` may keep: whole in the dimensions `op` does
     not have, whole blocks in the others, and for every extent of its first dimensions the largest last one
     that fits the free bytes twice over next to the blocks passing through."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -157,7 +157,7 @@ class StepTimer:
 
 def _expected(load: PortLoad, product: np.ndarray, certain: dict[str, np.ndarray], uncertain: list) -> np.ndarray:
     """sum over the subsets of `uncertain` present of their probability x the step's cycles with them."""
-    total = 0.0
+    total: np.ndarray | float = 0.0
     for present in itertools.product((False, True), repeat=len(uncertain)):
         weight = 1.0
         extra = dict(certain)
@@ -167,4 +167,4 @@ def _expected(load: PortLoad, product: np.ndarray, certain: dict[str, np.ndarray
                 for lv, d in parts.items():
                     extra[lv] = extra.get(lv, 0.0) + d
         total = total + weight * load.finish(product, extra)
-    return total
+    return cast(np.ndarray, total)  # the loop runs at least once (the empty subset)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aalbert.targets.mapping.loops import DIMS, STAGE_LOOPS, block_loops
-from aalbert.targets.mapping.operands import Blocks, Operand
+from aalbert.targets.mapping.operands import Blocks, Operand, inputs_of
 from aalbert.targets.mapping.problem import Arch, Gemm
 from aalbert.targets.mapping.step_time import PerStep, Prefetch, StageSlice, StepTimer
 
@@ -165,7 +165,7 @@ class StepWalk:
 
     def _transition(self, nest: LoopNest, p: int) -> Transition:
         """The transfers at a transition of loop p (see `Transition`)."""
-        a, w, o, g = self.ops["a"], self.ops["w"], self.ops["o"], self.g
+        (a, w), o, g = inputs_of(self.ops), self.ops["o"], self.g
         out, psum, keep = self.blocks.out_elems, g.psum_elem, nest.keep
         final, revisit = (0.0, 1.0) if nest.dims[p] == "k" else (1.0 / nest.k_out[p], 1.0 - 1.0 / nest.k_out[p])
         och = nest.changes(o.dims, p)
@@ -187,7 +187,7 @@ class StepWalk:
             traffic.drain_psum += np.where(sel, t * m.drain_psum, 0.0)
             traffic.bias += np.where(sel, t * m.bias, 0.0)
         b = self.blocks
-        for x in (self.ops["a"], self.ops["w"]):
+        for x in inputs_of(self.ops):
             traffic.fill[x.name] += np.where(sel & x.fetched, x.block, 0.0)
         traffic.drain_final += np.where(sel, b.out_elems * self.g.o_elem, 0.0)
         traffic.bias += np.where(sel, b.bias_slice, 0.0)
@@ -196,7 +196,7 @@ class StepWalk:
     def _prefetch(self, nest: LoopNest) -> dict[str, Prefetch]:
         """Per input, fills = 1 + sum_p trans[p] [it changes at p] blocks fetched (see `Prefetch`)."""
         n, out = self.blocks.n, {}
-        for x in (self.ops["a"], self.ops["w"]):
+        for x in inputs_of(self.ops):
             fills = 1.0 + sum(nest.trans[p] * nest.changes(x.dims, p) for p in range(len(nest.dims)))
             double = x.fetched & ~x.one_slot
             run = n / fills
@@ -243,15 +243,16 @@ class StepWalk:
                 min(self.arch.dma_bw, ports[x.via].read_bw, ports[x.home].write_bw)
             slices[x.name] = StageSlice(x.home, np.where(x.staged & (tiles > 1), ports[x.home].latency + piece / bw,
                                                          0.0), steps <= 1, (tiles - 1) / tiles)
-        stream = {x: self.ops[x].stream / n for x in ("a", "w")}
+        stream = {x.name: x.stream / n for x in inputs_of(self.ops)}
         return PerStep(compute / n, stream, slices, float(self.arch.rows + self.arch.cols))
 
     def _bound(self, compute: np.ndarray, traffic: Traffic) -> np.ndarray:
         """A lower bound of the cycles: max(compute + R + C, each port's bytes / its best bandwidth + its latency
         once per transfer), the transfers per operand on its home or, staged, its staging level; the stage
         tiles' and the bias's on their home, counted as one."""
-        a, w, o = self.ops["a"], self.ops["w"], self.ops["o"]
-        n, per = self.blocks.n, {}
+        (a, w), o = inputs_of(self.ops), self.ops["o"]
+        n = self.blocks.n
+        per: dict[str, np.ndarray] = {}
         o_moved = traffic.drain_final + traffic.drain_psum + traffic.reload
         o_block = self.blocks.out_elems * self.g.psum_elem
         for x, nbytes, count in ((a, traffic.fill["a"] + a.stream,
@@ -290,7 +291,7 @@ class StepWalk:
             first_stage = np.maximum(first_stage, np.where(x.staged, ports[x.home].latency + x.staging / tiles / bw,
                                                            0.0))
         busy: dict[str, np.ndarray] = {}
-        for x in (self.ops["a"], self.ops["w"]):
+        for x in inputs_of(self.ops):
             dur = self.duration(x.name, np.where(x.fetched, x.block, 0.0), "fill")
             level = np.where(x.staged, 1, 0)
             for lv, which in ((x.home, 0), (x.via, 1)):

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aalbert.targets.hardware.dram import background
+from aalbert.targets.hardware.dram import DramPower, background
 from aalbert.targets.hardware.spec import MemoryLevel, Target
 
 
@@ -156,7 +156,7 @@ class Static:
     energy: dict[str, float]
     bank_time: dict[tuple[str, str], float]     # (level, state) -> bank x ns
     idle_mw: float                              # chip powered between inferences: logic, banks in their idle state
-    dram_idle: dict[str, object] = field(default_factory=dict)   # DRAM level -> its DramPower, when needed
+    dram_idle: dict[str, DramPower] = field(default_factory=dict)  # DRAM level -> its power, when needed
     power_up_pj: float = 0.0                    # waking the banks that hold data after a power-up
     banks: dict[str, dict[str, int]] = field(default_factory=dict)  # level -> empty / held / accessed -> count
 
@@ -221,12 +221,12 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
                 bank_time[m.name, state] = t
         if wakes:
             energy[f"wakeup:{m.name}"] = wakes * p.wakeup_pj
-    dram_idle = {}
+    dram_idle: dict[str, DramPower] = {}
     for m in target.memories:
         if m.dram is None or not dram_needed(image, target, m):
             continue
-        busy = [tuple(x) for x in acc.busy(m.name)]
-        bg = background(busy, span_ns, m.dram, asleep_before=True)
+        spans = [(start, end) for start, end in acc.busy(m.name)]
+        bg = background(spans, span_ns, m.dram, asleep_before=True)
         for state, pj in bg.energy_pj.items():
             if pj:
                 energy[f"background:{m.name}:{state}"] = pj
@@ -246,7 +246,7 @@ def _gated_on_time(busy: np.ndarray, span_ns: float, wake_ns: float, wake_pj: fl
     return min(on, span_ns), int((~stay).sum()) + 1
 
 
-def dram_between(dram: dict, gap_ns: float, asleep: bool) -> dict[str, float]:
+def dram_between(dram: dict[str, DramPower], gap_ns: float, asleep: bool) -> dict[str, float]:
     """DRAM background (pJ by state key suffix) over an idle gap between inferences: self-refresh while the
     accelerator sleeps or when the gap is long enough, else power-down and refresh."""
     out: dict[str, float] = {}

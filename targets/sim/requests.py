@@ -140,7 +140,7 @@ def read_trace(path: str, tasks: list[str], rate_hz: float) -> list[Request]:
     note_read(p)
     # at least 4 bytes a request
     text = read_regular(p, "a request trace", REQUEST_BYTES / 4, "as requests").decode("utf-8", errors="replace")
-    requests = []
+    requests: list[Request] = []
     for n, line in enumerate(text.splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
