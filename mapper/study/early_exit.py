@@ -154,7 +154,8 @@ def assumption_lines(cfg: StudyConfig) -> list[str]:
     e = next(iter(stated.exits.values()))
     t = load_target(cfg.template)
     name = cfg.exits or "examples/workloads/edgebert_sst2.toml"
-    line = (f"- Early exit and DVFS (`targets/policies.py`): {OFF_RAMPS} off-ramps after every layer but the last "
+    line = (f"- Early exit and DVFS (`targets/runtime/exit_policies.py`): {OFF_RAMPS} off-ramps after every layer "
+            "but the last "
             f"(`--off-ramps`); where sentences leave and the latency target as `{name}` states "
             f"({e.source or 'no source given'}).")
     if t.dvfs is not None:

@@ -114,13 +114,13 @@ def markdown(rows: list[dict], cfg: StudyConfig, accounting: list[dict] | None, 
         target = load_target(t)
         out.append(f"- `{t}`: {target.description}. Sources of every number: `targets/builtin/{t}.toml`.")
     if cfg.sized:
-        out.append(f"- Sized chips (`mapper/chips.py`): `{cfg.template}` with its on-chip memory cut to what each "
-                   "configuration needs: SRAM in 256 KiB banks, RRAM in 2 MB banks (64 KiB steps).")
+        out.append(f"- Sized chips (`mapper/study/chips.py`): `{cfg.template}` with its on-chip memory cut to what "
+                   "each configuration needs: SRAM in 256 KiB banks, RRAM in 2 MB banks (64 KiB steps).")
     template = load_target(cfg.template)
     out += [f"- Memories: {models}: NVMExplorer's 2 MB, 22 nm arrays scaled by capacity and banking "
-            "(`targets/memtech.py`); power states: SRAM retention at 10 % of its leakage, gated banks at 1/260, "
-            "wake-up 20 ns and 450 pJ per bank; DRAM: LPDDR4-3200 from DRAMPower's memspec currents "
-            "(`targets/dram.py`), in self-refresh while the accelerator sleeps.",
+            "(`targets/hardware/memtech.py`); power states: SRAM retention at 10 % of its leakage, gated banks at "
+            "1/260, wake-up 20 ns and 450 pJ per bank; DRAM: LPDDR4-3200 from DRAMPower's memspec currents "
+            "(`targets/hardware/dram.py`), in self-refresh while the accelerator sleeps.",
             f"- Compute: Horowitz's 45 nm energies and areas scaled to {template.technology.node_nm:g} nm at "
             f"{template.voltage_v} V ({template.technology.describe()}); clock {template.clock_mhz:g} MHz.",
             *(_exit_assumptions(cfg) if exit_rows else []),

@@ -175,7 +175,8 @@ def sensitivity_lines(entries: list[dict], figure: str) -> list[str]:
     """The study.md section: the table of ratios and winners per variation, the tornado, what holds and flips."""
     out = ["## Sensitivity: what holds, what flips", "",
            "`aalbert-study --sensitivity` reruns the 8-task configurations with one uncertain input changed at a "
-           "time, over the range its sources allow (`mapper/sensitivity.py`; every row in `sensitivity.csv`).", ""]
+           "time, over the range its sources allow (`mapper/study/sensitivity.py`; every row in "
+           "`sensitivity.csv`).", ""]
     out += conclusions(entries) + ["", f"![the energy ratio's range per input]({figure})", ""]
     out += ["| input | value | why | " + " | ".join(f"ratio, {b}" for b in BASELINES)
             + " | adapter-ALBERT's best chip | ALBERT's best chip |", "|---|---|---|" + "---:|" * len(BASELINES)
