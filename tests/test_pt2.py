@@ -217,6 +217,46 @@ def test_a_pt2_crafted_to_run_code_runs_none_and_is_refused(tmp_path, capsys, ti
     assert not marker.exists()
 
 
+def _out_spec(kind: str, module: str) -> list:
+    """The example's output structure ({"logits": tensor}) rewritten to name `module`, as `kind` does."""
+    leaf = {"type": None, "context": None, "children_spec": []}
+    enum = {"__enum__": True, "fqn": f"{module}:E", "name": "A"}
+    if kind == "defaultdict":  # torch imports the factory's module
+        context = {"default_factory_module": module, "default_factory_name": "E", "dict_context": ["logits"]}
+        return [1, {"type": "collections.defaultdict", "context": context, "children_spec": [leaf]}]
+    text = json.dumps([enum]) + ("" if kind == "enum" else ", }")  # the hook runs before the parser fails
+    return [1, {"type": "builtins.dict", "context": text, "children_spec": [leaf]}]
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("enum", "the output structure (treespec) names an enum, whose module torch would import"),
+    ("enum_before_a_syntax_error", "the output structure (treespec) has a context that is not valid JSON"),
+    ("defaultdict", "the output structure (treespec) holds a defaultdict, whose factory torch would import by name"),
+])
+def test_a_pt2_whose_output_structure_names_a_module_imports_none_and_is_refused(tmp_path, capsys, monkeypatch,
+                                                                                 tiny_pt2, kind, match):
+    """torch.export.load imports the modules a treespec names (an enum's, a defaultdict factory's), and importing
+    a module runs its code: here, a module on the path that creates the marker file."""
+    module, marker = f"pt2_marker_{kind}", tmp_path / "marker"
+    (tmp_path / f"{module}.py").write_text(f"import enum, pathlib\npathlib.Path({str(marker)!r}).touch()\n\n\n"
+                                           "class E(enum.Enum):\n    A = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def change(name, data):
+        if not name.endswith("models/model.json"):
+            return data
+        doc = json.loads(data)
+        (entry,) = (e for e in doc["graph_module"]["module_call_graph"] if e["fqn"] == "")
+        entry["signature"]["out_spec"] = json.dumps(_out_spec(kind, module))
+        return json.dumps(doc).encode()
+
+    path = tmp_path / "crafted.pt2"
+    _rewrite(tiny_pt2["cola"], path, change)
+    line = assert_clean_error(compile_cli.main, [path, "--seq-len", SEQ], capsys, match)
+    assert line.startswith(f"aalbert-compile: error: {path}: refused: ")
+    assert not marker.exists()
+
+
 def test_saved_programs_pass_the_archive_check_and_load(tmp_path, tiny_pt2):
     """The check's lists cover what torch.export.save writes: the example's tasks, and a Hugging Face encoder
     exported with dynamic batch and sequence (its guards and shape expressions are checked, then it loads)."""
