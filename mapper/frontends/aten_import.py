@@ -12,13 +12,13 @@ has them as ops and the canonical graph is written with them: `linear`,
 `matmul` and `scaled_dot_product_attention` (decomposed, they would come
 back as reshaped 2-D or 3-D products to be reassembled).
 
-`AtenWalker` walks a `Program` (what the walk needs of an `ExportedProgram`):
-user inputs become graph inputs, parameters and float buffers weights (read
-lazily, so a matrix only read transposed is stored transposed), integer
-buffers and lifted constants concrete tensors. Each node goes through the
-`aten_ops` table; its result is checked against the dtype and shape torch
-recorded for the node. A program saved with `torch.export.save` (`.pt2`) is
-read by `load_pt2`, safely: tensors only.
+`AtenWalker` walks a `Program` (what the walk needs of an `ExportedProgram`,
+or of a `.pt2` file read by `pt2_reader`): user inputs become graph inputs,
+parameters and float buffers weights (read lazily, so a matrix only read
+transposed is stored transposed), integer buffers and lifted constants
+concrete tensors. Each node goes through the `aten_ops` table; its result is
+checked against the dtype and shape torch recorded for the node. A `.pt2`
+file is read by `load_pt2`, safely: tensors only.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from aalbert.mapper.frontends.aten_ops import ATEN_OPS
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.frontends.program import Program, TensorMeta
 from aalbert.mapper.frontends.pt2_archive import check_archive
+from aalbert.mapper.frontends.pt2_reader import read_program
 from aalbert.mapper.frontends.torch_common import (
     Fail,
     Param,
@@ -89,23 +90,43 @@ def decompose(ep: ExportedProgram, where: str) -> ExportedProgram:
                             f"({type(e).__name__}: {first_line(e)})") from None
 
 
-def load_pt2(path: str | os.PathLike) -> ExportedProgram:
-    """An `ExportedProgram` saved by `torch.export.save`, or one line saying why not.
+def load_pt2(path: str | os.PathLike) -> Program | ExportedProgram:
+    """The program saved by `torch.export.save` in `path`, or one line saying why not.
 
-    Every entry of the archive is checked first (`pt2_archive.check_archive`), and torch then reads the
-    same open file, with tensors-only unpickling forced for anything it unpickles."""
+    Every entry of the archive is checked first (`pt2_archive.check_archive`). A program of the common form
+    is then read from the checked entries (`pt2_reader`: a `Program`), any other by torch, as
+    `load_exported` reads it."""
+    with _checked(path) as f:
+        program = read_program(f)
+        return program if program is not None else _torch_load(f, path)
+
+
+def load_exported(path: str | os.PathLike) -> ExportedProgram:
+    """The program in `path` as torch.export.load reads it (an `ExportedProgram`, which torch can decompose),
+    after the same check, with tensors-only unpickling forced for anything it unpickles."""
+    with _checked(path) as f:
+        return _torch_load(f, path)
+
+
+@contextlib.contextmanager
+def _checked(path: str | os.PathLike):
+    """The open `.pt2` file at `path`, every entry of which the archive check accepted."""
     note_read(path)
     with open_regular(path, "a .pt2 model") as f:
         check_archive(f, str(path))
-        records: list[logging.LogRecord] = []
-        try:
-            with _quiet_torch_export(records), _tensors_only():
-                ep = torch.export.load(f)
-        except Exception as e:  # a zip reader, a JSON decoder, a schema check: each fails its own way
-            cause = next((r.exc_info[1] for r in records if r.exc_info and r.exc_info[1] is not None), None)
-            reason = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None and \
-                "error when deserializing" in str(e) else f"{type(e).__name__}: {first_line(e)}"
-            raise FrontendError(f"{path}: not a readable torch.export program ({reason})") from None
+        yield f
+
+
+def _torch_load(f, path: str | os.PathLike) -> ExportedProgram:
+    records: list[logging.LogRecord] = []
+    try:
+        with _quiet_torch_export(records), _tensors_only():
+            ep = torch.export.load(f)
+    except Exception as e:  # a zip reader, a JSON decoder, a schema check: each fails its own way
+        cause = next((r.exc_info[1] for r in records if r.exc_info and r.exc_info[1] is not None), None)
+        reason = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None and \
+            "error when deserializing" in str(e) else f"{type(e).__name__}: {first_line(e)}"
+        raise FrontendError(f"{path}: not a readable torch.export program ({reason})") from None
     if not isinstance(ep, ExportedProgram):
         raise FrontendError(f"{path}: holds a {type(ep).__name__}, not a torch.export program")
     # The guards would become Python run on decomposition; they were checked, and shapes are fixed and

@@ -28,7 +28,7 @@ the file:
 - sample inputs: read by torch's tensors-only unpickler, or refused.
 
 Anything that does not parse refuses the file. The same open file is then
-given to torch, so what was checked is what torch reads.
+read (by `pt2_reader`, or by torch), so what was checked is what is read.
 """
 
 from __future__ import annotations

@@ -8,9 +8,11 @@ warning that says why, the main path (`aten_import`: torch.export).
 with `torch.export.save`. A program is walked as torch.export recorded it
 where the ATen table takes every operator and none writes to its
 arguments; otherwise (or when that walk fails) it is decomposed to
-functional Core ATen and walked again, as before. Outputs are named by the
-model: a `ModelOutput`'s or dict's keys, `output` for a lone tensor,
-`output_0`, `output_1`, ... for a tuple.
+functional Core ATen and walked again, as before. A `.pt2` of the common
+form is read without torch.export.load (`pt2_reader`), and by it only when
+it must be decomposed. Outputs are named by the model: a `ModelOutput`'s or
+dict's keys, `output` for a lone tensor, `output_0`, `output_1`, ... for a
+tuple.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.fx
@@ -30,12 +33,21 @@ from torch.export import ExportedProgram
 from aalbert.errors import FrontendError
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
-from aalbert.mapper.frontends.aten_import import AtenWalker, capture, decompose, input_types, load_pt2
+from aalbert.mapper.frontends.aten_import import (
+    AtenWalker,
+    capture,
+    decompose,
+    input_types,
+    load_exported,
+    load_pt2,
+)
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.frontends.fx_trace import FxWalker
 from aalbert.mapper.frontends.program import Program
 from aalbert.mapper.frontends.torch_common import check_count, first_line
 from aalbert.passes.layout import fold_weight_transposes
+
+R = TypeVar("R")
 
 
 class TraceFallback(UserWarning):
@@ -100,11 +112,22 @@ def import_exported(ep: ExportedProgram, module: Module, task: str, dims: DimSpe
 def import_pt2(path: str | os.PathLike, module: Module, task: str | None = None, dims: DimSpec | None = None,
                input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
     """Import a `.pt2` file (`torch.export.save`) as task `task` (default: the file's stem)."""
+    task, options = task or Path(path).stem, ImportOptions(where=str(path))
+    program = _read(load_pt2, path)
+    if isinstance(program, ExportedProgram):  # a form only torch reads
+        return import_exported(program, module, task, dims, input_shapes, options)
+    graph = _walk_whole(program, module, task, input_types(program, str(path), dims, input_shapes), options)
+    if graph is not None:
+        return graph
+    ep = _read(load_exported, path)  # to be decomposed: torch reads the file after all
+    return _walk_decomposed(ep, module, task, input_types(Program.of(ep), str(path), dims, input_shapes), options)
+
+
+def _read(load: Callable[[str | os.PathLike], R], path: str | os.PathLike) -> R:
     try:
-        ep = load_pt2(path)
+        return load(path)
     except FrontendError as e:
         raise FrontendError(_with_output_hint(str(e))) from None
-    return import_exported(ep, module, task or Path(path).stem, dims, input_shapes, ImportOptions(where=str(path)))
 
 
 def _walk_whole(program: Program, module: Module, task: str, types, options: ImportOptions) -> Graph | None:
