@@ -96,6 +96,7 @@ def load_pt2(path: str | os.PathLike) -> Program | ExportedProgram:
     Every entry of the archive is checked first (`pt2_archive.check_archive`). A program of the common form
     is then read from the checked entries (`pt2_reader`: a `Program`), any other by torch, as
     `load_exported` reads it."""
+    note_read(path)
     with _checked(path) as f:
         program = read_program(f)
         return program if program is not None else _torch_load(f, path)
@@ -104,6 +105,7 @@ def load_pt2(path: str | os.PathLike) -> Program | ExportedProgram:
 def load_exported(path: str | os.PathLike) -> ExportedProgram:
     """The program in `path` as torch.export.load reads it (an `ExportedProgram`, which torch can decompose),
     after the same check, with tensors-only unpickling forced for anything it unpickles."""
+    note_read(path)
     with _checked(path) as f:
         return _torch_load(f, path)
 
@@ -111,7 +113,6 @@ def load_exported(path: str | os.PathLike) -> ExportedProgram:
 @contextlib.contextmanager
 def _checked(path: str | os.PathLike):
     """The open `.pt2` file at `path`, every entry of which the archive check accepted."""
-    note_read(path)
     with open_regular(path, "a .pt2 model") as f:
         check_archive(f, str(path))
         yield f
