@@ -354,6 +354,37 @@ def test_a_pt2_whose_output_structure_names_a_module_imports_none_and_is_refused
     assert not marker.exists()
 
 
+def test_a_pt2_reading_a_file_through_an_operator_reads_none(tmp_path, capsys):
+    """aten.from_file is an ATen operator: the check lets it through, and its arguments are all known, so a
+    walk would run it on the spot and put the file's bytes in the IR. A program calling an operator outside
+    the table is decomposed first, as before, and torch cannot trace this one: refused in one line."""
+    secret, dump = tmp_path / "secret", tmp_path / "dump"
+    secret.write_bytes(b"do not read me!!")
+
+    class Add(torch.nn.Module):
+        def forward(self, x):
+            return x + torch.ones(16, dtype=torch.uint8)
+
+    def change(name, data):
+        if not name.endswith("models/model.json"):
+            return data
+        doc = json.loads(data)
+        (node,) = (n for n in doc["graph_module"]["graph"]["nodes"] if n["target"] == "torch.ops.aten.ones.default")
+        node["target"] = "torch.ops.aten.from_file.default"
+        node["inputs"] = [{"name": "filename", "arg": {"as_string": str(secret)}, "kind": 1},
+                          {"name": "shared", "arg": {"as_none": True}, "kind": 1},
+                          {"name": "size", "arg": {"as_int": 16}, "kind": 1},
+                          {"name": "dtype", "arg": {"as_scalar_type": 1}, "kind": 2}]
+        return json.dumps(doc).encode()
+
+    plain, path = tmp_path / "add.pt2", tmp_path / "reads.pt2"
+    torch.export.save(torch.export.export(Add(), (torch.zeros(16, dtype=torch.uint8),), strict=False), str(plain))
+    _rewrite(plain, path, change)
+    assert_clean_error(compile_cli.main, [path, "--dump-ir", dump], capsys,
+                       "reads.pt2: torch cannot decompose the program to Core ATen (NotImplementedError: "
+                       "aten::from_file", must_not_exist=[dump])
+
+
 def test_saved_programs_pass_the_archive_check_and_load(tmp_path, tiny_pt2):
     """The check's lists cover what torch.export.save writes: the example's tasks, and a Hugging Face encoder
     exported with dynamic batch and sequence (its guards and shape expressions are checked, then it loads)."""

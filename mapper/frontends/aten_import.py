@@ -43,7 +43,7 @@ from aalbert.limits import open_regular
 from aalbert.mapper.frontends.aten_ops import ATEN_OPS
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.frontends.program import Program, TensorMeta
-from aalbert.mapper.frontends.pt2_archive import check_archive
+from aalbert.mapper.frontends.pt2_archive import allowed_target, check_archive
 from aalbert.mapper.frontends.pt2_reader import read_program
 from aalbert.mapper.frontends.torch_common import (
     Fail,
@@ -60,6 +60,10 @@ from aalbert.mapper.frontends.torch_common import (
 from aalbert.outputs import note_read
 
 KEPT_WHOLE = ("linear.default", "matmul.default", "scaled_dot_product_attention.default")
+# ATen operators outside the table that a program walked as recorded may call: they only make a tensor from
+# their arguments, known at import, so the walk runs them on the spot, as it does in a decomposed program.
+MADE_ON_THE_SPOT = frozenset(("arange.default", "arange.start", "arange.start_step", "full.default", "ones.default",
+                              "zeros.default", "scalar_tensor.default"))
 
 
 def decompositions() -> dict:
@@ -300,6 +304,25 @@ def _check(result: T, val: TensorMeta) -> None:
     shape = tuple(val.shape)
     if all(isinstance(d, int) for d in shape) and shape != result.type.shape:
         raise Fail(f"imports with shape {list(result.type.shape)}, torch computes {list(shape)}")
+
+
+def walkable(program: Program) -> bool:
+    """Whether `program` may be walked as recorded: every call is to an ATen operator the table takes or one
+    of `MADE_ON_THE_SPOT`, none writing to its arguments, or size arithmetic. Any other program goes through
+    torch's decomposition first, as every program did: its trace refuses operators it cannot trace (such as
+    `aten.from_file`, which reads a file), which the walk would otherwise run on the spot."""
+    for node in program.graph.nodes:
+        if node.op != "call_function":
+            continue  # placeholders, the output; the walk refuses anything else
+        target = node.target
+        if isinstance(target, torch._ops.OpOverload):
+            name = overload_name(target)
+            if target.namespace != "aten" or target._schema.is_mutable or \
+                    (name not in ATEN_OPS and name not in MADE_ON_THE_SPOT):
+                return False
+        elif not allowed_target(f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"):
+            return False
+    return True
 
 
 def overload_name(target) -> str:

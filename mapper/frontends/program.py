@@ -57,11 +57,6 @@ class Program:
         return cls(ep.graph, sig.input_specs, sig.output_specs, ep.state_dict, ep.constants, ep.call_spec.out_spec,
                    {str(k): (_bound(v.lower), _bound(v.upper)) for k, v in ep.range_constraints.items()})
 
-    def mutates(self) -> bool:
-        """Whether an operator writes to its arguments (then only the decomposed program can be walked)."""
-        return any(isinstance(n.target, torch._ops.OpOverload) and n.target._schema.is_mutable
-                   for n in self.graph.nodes if n.op == "call_function")
-
 
 def _bound(v) -> int | None:
     """A range bound as an int; None when unbounded (torch and sympy spell infinity several ways)."""

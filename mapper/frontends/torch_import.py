@@ -40,6 +40,7 @@ from aalbert.mapper.frontends.aten_import import (
     input_types,
     load_exported,
     load_pt2,
+    walkable,
 )
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.frontends.fx_trace import FxWalker
@@ -131,10 +132,11 @@ def _read(load: Callable[[str | os.PathLike], R], path: str | os.PathLike) -> R:
 
 
 def _walk_whole(program: Program, module: Module, task: str, types, options: ImportOptions) -> Graph | None:
-    """The graph of `program` walked as recorded, or None where it must be decomposed first: an operator
-    writes to its arguments, or the walk fails (an operator the table lacks, or takes only as Core ATen
-    spells it), in which case the decomposed program is imported as before, errors included."""
-    if program.mutates():
+    """The graph of `program` walked as recorded, or None where it must be decomposed first: it calls an
+    operator the table lacks or one that writes to its arguments (`walkable`), or the walk fails (a form an
+    operator's handler takes only as Core ATen spells it), in which case the decomposed program is imported
+    as before, errors included."""
+    if not walkable(program):
         return None
     try:
         graph = _build(program, module, task, types, options)
