@@ -4,7 +4,9 @@ One module calls torch the ways encoders do (and a few more); it is exported
 and decomposed both as `import_torch` does (linear, matmul and attention
 kept whole) and fully to Core ATen, as a user may save a program, then run
 on the interpreter. A second program has dynamic dimensions (sizes computed
-from `sym_size`). Every handler of the table must have been used.
+from `sym_size`). A third calls the composite operators torch.export
+records before decomposition, and is walked as recorded: it must import as
+its decomposition does. Every handler of the table must have been used.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ F = torch.nn.functional
 
 from aalbert.ir.interpreter import run  # noqa: E402
 from aalbert.ir.module import Module  # noqa: E402
+from aalbert.ir.printer import print_module  # noqa: E402
+from aalbert.mapper.frontends import torch_import  # noqa: E402
+from aalbert.mapper.frontends.aten_import import decompositions  # noqa: E402
 from aalbert.mapper.frontends.aten_ops import ATEN_OPS  # noqa: E402
 from aalbert.mapper.frontends.torch_import import ImportOptions, import_exported, import_torch  # noqa: E402
 
@@ -53,6 +58,30 @@ class Everything(torch.nn.Module):
             ids.cumsum(-1), torch.cumsum(b, 0),
             F.scaled_dot_product_attention(x.unsqueeze(0), y.unsqueeze(0), y.unsqueeze(0)),
         ]
+
+
+class Composite(torch.nn.Module):
+    """Composite operators as torch.export records them before decomposition; no operator writes to its
+    arguments, so the program is walked as recorded."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln, self.w = torch.nn.LayerNorm(4), torch.nn.Parameter(torch.randn(4, 4))
+        self.drop = torch.nn.Dropout(0.1)
+
+    def forward(self, x, y, ids, b, i32):
+        return [
+            self.ln(x), F.layer_norm(x, (4,)), x.softmax(-1), torch.softmax(i32, -1, dtype=torch.float32),
+            x.log_softmax(1), x.reshape(6, 4), x.flatten(), x.flatten(1), x.transpose(0, 2), x @ self.w.t(),
+            x @ self.w.transpose(0, 1), x[0].t(), x.to(torch.float64), i32.to(torch.float32),
+            x @ self.w.to(torch.float32), x.type_as(i32), 1 - x, torch.rsub(x, 2.0, alpha=3), self.drop(x),
+            F.dropout(x, 0.5, False), x.contiguous(), x.transpose(0, 1).contiguous(), x.masked_fill(b, -1.0),
+            x.masked_fill(b, y[0, 0, 0]), x[:1].expand_as(y),
+        ]
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("the program was decomposed")
 
 
 def _inputs():
@@ -108,4 +137,48 @@ def test_every_table_operator_imports_and_matches_torch(monkeypatch):
     module = Module()
     import_exported(ep, module, "t", shapes={"x": x.shape})
     _check(module, [Dynamic()(x)], {"x": x.numpy()})
+
+    model = Composite().eval()
+    with torch.no_grad():
+        want = model(**inputs)
+    module = Module()
+    with monkeypatch.context() as m:
+        m.setattr(torch_import, "decompose", _refuse)  # walked as recorded
+        import_torch(model, inputs, module, "t", ImportOptions(tracer="export"))
+    _check(module, want, feeds)
     assert set(ATEN_OPS) - used == set()
+
+
+def test_a_program_walked_as_recorded_imports_as_its_decomposition(monkeypatch):
+    """The composite operators' handlers build what the Core ATen operators they decompose into build: the same
+    graph and the same weights (a matrix read transposed is stored transposed either way)."""
+    inputs = _inputs()
+    ep = torch.export.export(Composite().eval(), (), inputs, strict=False)
+    shapes = {k: v.shape for k, v in inputs.items()}
+    whole, decomposed = Module(), Module()
+    with monkeypatch.context() as m:
+        m.setattr(torch_import, "decompose", _refuse)
+        import_exported(ep, whole, "t", shapes=shapes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        core = ep.run_decompositions(decompositions())
+    import_exported(core, decomposed, "t", shapes=shapes)
+    assert print_module(whole) == print_module(decomposed)
+
+
+def test_a_program_the_table_cannot_walk_as_recorded_is_decomposed_first():
+    """silu is not in the table, its decomposition is: the walk as recorded gives up, leaves no weight behind,
+    and the decomposed program imports."""
+    class Gated(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return F.silu(self.lin(x)).softmax(-1)
+
+    model, x = Gated().eval(), torch.randn(2, 4)
+    module = Module()
+    import_exported(torch.export.export(model, (x,), strict=False), module, "t", shapes={"x": x.shape})
+    _check(module, [model(x)], {"x": x.numpy()})
+    assert sorted(w.type.shape for w in module.weights.values()) == [(4,), (4, 4)]

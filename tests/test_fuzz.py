@@ -326,9 +326,17 @@ def _zip(members) -> bytes:
     return buf.getvalue()
 
 
-def test_pt2_importer(tmp_path_factory, pt2_seed):
+def _import_pt2(path) -> None:
+    """import_pt2 (which reads a program of the common form itself), then torch.export.load's reading of the
+    same file after the same check (`load_exported`), which such a file would not reach otherwise."""
+    from aalbert.mapper.frontends.aten_import import load_exported
     from aalbert.mapper.frontends.torch_import import import_pt2
 
+    import_pt2(path, Module(), "cola", DimSpec(1, 8))
+    load_exported(path)
+
+
+def test_pt2_importer(tmp_path_factory, pt2_seed):
     whole = _zip(pt2_seed)
     texts = [i for i, (info, _) in enumerate(pt2_seed) if info.filename.endswith((".json", "version", "format"))]
 
@@ -343,7 +351,7 @@ def test_pt2_importer(tmp_path_factory, pt2_seed):
                                                            b'"aten.sort.default"', b'"as_tensor"', b"-1"))))
         return _zip(members)
 
-    fuzz_files(pt2_file(), tmp_path_factory, "cola.pt2", lambda p: import_pt2(p, Module(), "cola", DimSpec(1, 8)))
+    fuzz_files(pt2_file(), tmp_path_factory, "cola.pt2", _import_pt2)
 
 
 @pytest.fixture(scope="module")
@@ -421,8 +429,6 @@ HOSTILE_STRINGS = ("__import__('os').system('touch {m}')", "Symbol('s0') + __imp
 def test_pt2_archive_check(tmp_path_factory, pt2_seed):
     """Hostile strings and flags planted anywhere in the archive's JSON entries: the file loads or is refused
     in one line, and no planted code runs."""
-    from aalbert.mapper.frontends.torch_import import import_pt2
-
     marker = tmp_path_factory.mktemp("marker") / "ran"
     tables = [i for i, (info, _) in enumerate(pt2_seed) if info.filename.endswith(".json")]
 
@@ -452,8 +458,7 @@ def test_pt2_archive_check(tmp_path_factory, pt2_seed):
         members[i] = (info, json.dumps(doc).encode())
         return _zip(members)
 
-    fuzz_files(planted(), tmp_path_factory, "cola.pt2", lambda p: import_pt2(p, Module(), "cola", DimSpec(1, 8)),
-               examples=10)  # a file the check accepts is decomposed by torch: a second each
+    fuzz_files(planted(), tmp_path_factory, "cola.pt2", _import_pt2)
     assert not marker.exists()
 
 
@@ -564,7 +569,8 @@ FUZZED = {
     "read_text": [test_ir_parser_text], "load_module": [test_ir_parser_text, test_ir_weights_sidecar],
     "open_npz": [test_ir_weights_sidecar, test_input_arrays, test_exit_samples], "read_toml": [test_toml_loaders],
     "target_text": [test_toml_loaders], "load_model": [test_onnx_importer],
-    "load_pt2": [test_pt2_importer, test_pt2_archive_check], "_external_place": [test_onnx_external_data],
+    "load_pt2": [test_pt2_importer, test_pt2_archive_check],
+    "load_exported": [test_pt2_importer, test_pt2_archive_check], "_external_place": [test_onnx_external_data],
     "read_trace": [test_request_traces],
 }
 

@@ -74,6 +74,100 @@ def test_export_script_writes_pt2_files_the_compiler_takes(tmp_path, capsys):
     assert "1 task from 1 file, batch 1, sequence 16" in out
 
 
+def _refuse(*args, **kwargs):
+    raise AssertionError("torch read or decomposed the program")
+
+
+def test_a_pt2_is_read_and_walked_without_torch_export_load(monkeypatch, tiny_pt2):
+    """The example's program is read from the archive and walked as recorded: no torch.export.load, no
+    decomposition, and the same module as torch's reading of it, decomposed."""
+    from aalbert.ir.module import Module
+    from aalbert.ir.printer import print_module
+    from aalbert.mapper.frontends import DimSpec, aten_import, torch_import
+
+    direct = Module()
+    with monkeypatch.context() as m:
+        m.setattr(torch.export, "load", _refuse)
+        m.setattr(torch_import, "decompose", _refuse)
+        for task, path in tiny_pt2.items():
+            torch_import.import_pt2(path, direct, task, DimSpec(2, SEQ))
+    through_torch = Module()
+    monkeypatch.setattr(aten_import, "read_program", lambda f: None)
+    for task, path in tiny_pt2.items():
+        torch_import.import_pt2(path, through_torch, task, DimSpec(2, SEQ))
+    assert print_module(direct) == print_module(through_torch)
+
+
+def test_the_reader_itself_calls_only_what_the_archive_check_allows(tmp_path, tiny_pt2):
+    """Read without the check, a program naming another function is left to torch (behind the check)."""
+    from aalbert.mapper.frontends.pt2_reader import read_program
+
+    def change(name, data):
+        if not name.endswith("models/model.json"):
+            return data
+        doc = json.loads(data)
+        doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.load"
+        return json.dumps(doc).encode()
+
+    path = tmp_path / "other.pt2"
+    _rewrite(tiny_pt2["cola"], path, change)
+    with open(tiny_pt2["cola"], "rb") as f:
+        assert read_program(f) is not None
+    with open(path, "rb") as f:
+        assert read_program(f) is None
+
+
+def test_a_pt2_holding_an_infinity_is_read_without_torch_export_load(tmp_path, monkeypatch):
+    """JSON has no infinities: torch.export.save writes -inf as "-Infinity", and the reader takes it as torch
+    does."""
+    from aalbert.ir.interpreter import run
+    from aalbert.ir.module import Module
+    from aalbert.mapper.frontends import DimSpec, torch_import
+
+    class Masked(torch.nn.Module):
+        def forward(self, x, keep):
+            return x.masked_fill(~keep, float("-inf")).softmax(-1)
+
+    x, keep = torch.randn(2, 4), torch.tensor([[True, True, False, True], [False, True, True, True]])
+    path = tmp_path / "masked.pt2"
+    torch.export.save(torch.export.export(Masked(), (x, keep), strict=False), str(path))
+    with zipfile.ZipFile(path) as z:
+        assert b'"-Infinity"' in z.read(next(n for n in z.namelist() if n.endswith("models/model.json")))
+    monkeypatch.setattr(torch.export, "load", _refuse)
+    monkeypatch.setattr(torch_import, "decompose", _refuse)
+    module = Module()
+    torch_import.import_pt2(path, module, "t", DimSpec(2, 4))
+    got = run(module, "t", {"x": x.numpy(), "keep": keep.numpy()})["output"]
+    np.testing.assert_allclose(got, Masked()(x, keep).numpy(), atol=1e-6)
+
+
+def test_a_pt2_the_table_cannot_walk_as_recorded_goes_through_torch(tmp_path, monkeypatch):
+    """silu is not in the table, its decomposition is: torch reads and decomposes the file after all."""
+    from aalbert.ir.interpreter import run
+    from aalbert.ir.module import Module
+    from aalbert.mapper.frontends import DimSpec, torch_import
+
+    class Gated(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.nn.functional.silu(self.lin(x))
+
+    model, x = Gated().eval(), torch.randn(3, 4)
+    path = tmp_path / "gated.pt2"
+    torch.export.save(torch.export.export(model, (x,), strict=False), str(path))
+    loads = []
+    load = torch.export.load
+    monkeypatch.setattr(torch.export, "load", lambda *args, **kwargs: loads.append(1) or load(*args, **kwargs))
+    module = Module()
+    torch_import.import_pt2(path, module, "t", DimSpec(3, 4))
+    assert loads == [1]
+    with torch.no_grad():
+        np.testing.assert_allclose(run(module, "t", {"x": x.numpy()})["output"], model(x).numpy(), atol=1e-6)
+
+
 def _rewrite(src, dst, change) -> None:
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for info in zin.infolist():
@@ -108,7 +202,10 @@ def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, monkeypatch, tiny_p
     elif kind == "saved_module":
         torch.save(torch.nn.Linear(2, 2), path)
     elif kind == "not_a_program":  # torch.export.load returns a program or raises: a stand-in reaches the check
+        from aalbert.mapper.frontends import aten_import
+
         path.write_bytes(tiny_pt2["cola"].read_bytes())
+        monkeypatch.setattr(aten_import, "read_program", lambda f: None)  # a form the direct reader leaves to torch
         monkeypatch.setattr(torch.export, "load", lambda *args, **kwargs: {"weight": torch.ones(3)})
     elif kind == "outside_range":  # the program was exported for sequences of 2 or more
         path = tiny_pt2["cola"]
@@ -215,6 +312,77 @@ def test_a_pt2_crafted_to_run_code_runs_none_and_is_refused(tmp_path, capsys, ti
     line = assert_clean_error(compile_cli.main, [path, "--seq-len", SEQ], capsys, match)
     assert line.startswith(f"aalbert-compile: error: {path}: refused: ")
     assert not marker.exists()
+
+
+def _out_spec(kind: str, module: str) -> list:
+    """The example's output structure ({"logits": tensor}) rewritten to name `module`, as `kind` does."""
+    leaf = {"type": None, "context": None, "children_spec": []}
+    enum = {"__enum__": True, "fqn": f"{module}:E", "name": "A"}
+    if kind == "defaultdict":  # torch imports the factory's module
+        context = {"default_factory_module": module, "default_factory_name": "E", "dict_context": ["logits"]}
+        return [1, {"type": "collections.defaultdict", "context": context, "children_spec": [leaf]}]
+    text = json.dumps([enum]) + ("" if kind == "enum" else ", }")  # the hook runs before the parser fails
+    return [1, {"type": "builtins.dict", "context": text, "children_spec": [leaf]}]
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("enum", "the output structure (treespec) names an enum, whose module torch would import"),
+    ("enum_before_a_syntax_error", "the output structure (treespec) has a context that is not valid JSON"),
+    ("defaultdict", "the output structure (treespec) holds a defaultdict, whose factory torch would import by name"),
+])
+def test_a_pt2_whose_output_structure_names_a_module_imports_none_and_is_refused(tmp_path, capsys, monkeypatch,
+                                                                                 tiny_pt2, kind, match):
+    """torch.export.load imports the modules a treespec names (an enum's, a defaultdict factory's), and importing
+    a module runs its code: here, a module on the path that creates the marker file."""
+    module, marker = f"pt2_marker_{kind}", tmp_path / "marker"
+    (tmp_path / f"{module}.py").write_text(f"import enum, pathlib\npathlib.Path({str(marker)!r}).touch()\n\n\n"
+                                           "class E(enum.Enum):\n    A = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def change(name, data):
+        if not name.endswith("models/model.json"):
+            return data
+        doc = json.loads(data)
+        (entry,) = (e for e in doc["graph_module"]["module_call_graph"] if e["fqn"] == "")
+        entry["signature"]["out_spec"] = json.dumps(_out_spec(kind, module))
+        return json.dumps(doc).encode()
+
+    path = tmp_path / "crafted.pt2"
+    _rewrite(tiny_pt2["cola"], path, change)
+    line = assert_clean_error(compile_cli.main, [path, "--seq-len", SEQ], capsys, match)
+    assert line.startswith(f"aalbert-compile: error: {path}: refused: ")
+    assert not marker.exists()
+
+
+def test_a_pt2_reading_a_file_through_an_operator_reads_none(tmp_path, capsys):
+    """aten.from_file is an ATen operator: the check lets it through, and its arguments are all known, so a
+    walk would run it on the spot and put the file's bytes in the IR. A program calling an operator outside
+    the table is decomposed first, as before, and torch cannot trace this one: refused in one line."""
+    secret, dump = tmp_path / "secret", tmp_path / "dump"
+    secret.write_bytes(b"do not read me!!")
+
+    class Add(torch.nn.Module):
+        def forward(self, x):
+            return x + torch.ones(16, dtype=torch.uint8)
+
+    def change(name, data):
+        if not name.endswith("models/model.json"):
+            return data
+        doc = json.loads(data)
+        (node,) = (n for n in doc["graph_module"]["graph"]["nodes"] if n["target"] == "torch.ops.aten.ones.default")
+        node["target"] = "torch.ops.aten.from_file.default"
+        node["inputs"] = [{"name": "filename", "arg": {"as_string": str(secret)}, "kind": 1},
+                          {"name": "shared", "arg": {"as_none": True}, "kind": 1},
+                          {"name": "size", "arg": {"as_int": 16}, "kind": 1},
+                          {"name": "dtype", "arg": {"as_scalar_type": 1}, "kind": 2}]
+        return json.dumps(doc).encode()
+
+    plain, path = tmp_path / "add.pt2", tmp_path / "reads.pt2"
+    torch.export.save(torch.export.export(Add(), (torch.zeros(16, dtype=torch.uint8),), strict=False), str(plain))
+    _rewrite(plain, path, change)
+    assert_clean_error(compile_cli.main, [path, "--dump-ir", dump], capsys,
+                       "reads.pt2: torch cannot decompose the program to Core ATen (NotImplementedError: "
+                       "aten::from_file", must_not_exist=[dump])
 
 
 def test_saved_programs_pass_the_archive_check_and_load(tmp_path, tiny_pt2):

@@ -1,19 +1,24 @@
-"""The main torch path: `torch.export`, decomposition to functional Core ATen, and a walk over it.
+"""The main torch path: `torch.export`, decomposition to functional Core ATen where needed, and a walk.
 
 `capture` exports a module non-strictly (torch runs the Python forward, so
-Hugging Face and AdapterHub models export as written) and `decompose` runs
-torch's Core ATen decompositions: the result has no in-place or aliasing
-operators left. Three composite operators are kept whole because the IR has
-them as ops and the canonical graph is written with them: `linear`,
+Hugging Face and AdapterHub models export as written). A program whose
+operators are all functional is walked as recorded, composite operators
+(`layer_norm`, `softmax`, `reshape`...) included: the table imports each as
+its decomposition would (`aten_composite`). Otherwise, or when the table
+lacks one of them, `decompose` runs torch's Core ATen decompositions first,
+which leave no in-place or aliasing operator (a re-trace of the whole
+program: seconds). Three composite operators are kept whole because the IR
+has them as ops and the canonical graph is written with them: `linear`,
 `matmul` and `scaled_dot_product_attention` (decomposed, they would come
 back as reshaped 2-D or 3-D products to be reassembled).
 
-`AtenWalker` walks the program: user inputs become graph inputs, parameters
-and float buffers weights (read lazily, so a matrix only read transposed is
-stored transposed), integer buffers and lifted constants concrete tensors.
-Each node goes through the `aten_ops` table; its result is checked against
-the dtype and shape torch recorded for the node. A program saved with
-`torch.export.save` (`.pt2`) is read by `load_pt2`, safely: tensors only.
+`AtenWalker` walks a `Program` (what the walk needs of an `ExportedProgram`,
+or of a `.pt2` file read by `pt2_reader`): user inputs become graph inputs,
+parameters and float buffers weights (read lazily, so a matrix only read
+transposed is stored transposed), integer buffers and lifted constants
+concrete tensors. Each node goes through the `aten_ops` table; its result is
+checked against the dtype and shape torch recorded for the node. A `.pt2`
+file is read by `load_pt2`, safely: tensors only.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import operator
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 import torch.fx
@@ -33,11 +38,13 @@ from torch.export.graph_signature import InputKind, OutputKind
 
 from aalbert.errors import FrontendError, UnsupportedOpError
 from aalbert.ir.registry import InferError
-from aalbert.ir.types import TensorType
+from aalbert.ir.types import DType, TensorType
 from aalbert.limits import open_regular
 from aalbert.mapper.frontends.aten_ops import ATEN_OPS
 from aalbert.mapper.frontends.dims import DimSpec
-from aalbert.mapper.frontends.pt2_archive import check_archive
+from aalbert.mapper.frontends.program import Program, TensorMeta
+from aalbert.mapper.frontends.pt2_archive import allowed_target, check_archive
+from aalbert.mapper.frontends.pt2_reader import read_program
 from aalbert.mapper.frontends.torch_common import (
     Fail,
     Param,
@@ -53,6 +60,10 @@ from aalbert.mapper.frontends.torch_common import (
 from aalbert.outputs import note_read
 
 KEPT_WHOLE = ("linear.default", "matmul.default", "scaled_dot_product_attention.default")
+# ATen operators outside the table that a program walked as recorded may call: they only make a tensor from
+# their arguments, known at import, so the walk runs them on the spot, as it does in a decomposed program.
+MADE_ON_THE_SPOT = frozenset(("arange.default", "arange.start", "arange.start_step", "full.default", "ones.default",
+                              "zeros.default", "scalar_tensor.default"))
 
 
 def decompositions() -> dict:
@@ -65,13 +76,12 @@ def decompositions() -> dict:
 
 
 def capture(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor], where: str) -> ExportedProgram:
-    """`torch.export` of `model` called with keyword `inputs`, decomposed; one line on failure."""
+    """`torch.export` of `model` called with keyword `inputs`, as recorded; one line on failure."""
     try:
-        ep = torch.export.export(model, (), dict(inputs), strict=False)
+        return torch.export.export(model, (), dict(inputs), strict=False)
     except Exception as e:
         raise FrontendError(f"{where}: torch.export cannot capture {type(model).__name__} "
                             f"({type(e).__name__}: {first_line(e)})") from None
-    return decompose(ep, where)
 
 
 def decompose(ep: ExportedProgram, where: str) -> ExportedProgram:
@@ -84,23 +94,45 @@ def decompose(ep: ExportedProgram, where: str) -> ExportedProgram:
                             f"({type(e).__name__}: {first_line(e)})") from None
 
 
-def load_pt2(path: str | os.PathLike) -> ExportedProgram:
-    """An `ExportedProgram` saved by `torch.export.save`, or one line saying why not.
+def load_pt2(path: str | os.PathLike) -> Program | ExportedProgram:
+    """The program saved by `torch.export.save` in `path`, or one line saying why not.
 
-    Every entry of the archive is checked first (`pt2_archive.check_archive`), and torch then reads the
-    same open file, with tensors-only unpickling forced for anything it unpickles."""
+    Every entry of the archive is checked first (`pt2_archive.check_archive`). A program of the common form
+    is then read from the checked entries (`pt2_reader`: a `Program`), any other by torch, as
+    `load_exported` reads it."""
     note_read(path)
+    with _checked(path) as f:
+        program = read_program(f)
+        return program if program is not None else _torch_load(f, path)
+
+
+def load_exported(path: str | os.PathLike) -> ExportedProgram:
+    """The program in `path` as torch.export.load reads it (an `ExportedProgram`, which torch can decompose),
+    after the same check, with tensors-only unpickling forced for anything it unpickles."""
+    note_read(path)
+    with _checked(path) as f:
+        return _torch_load(f, path)
+
+
+@contextlib.contextmanager
+def _checked(path: str | os.PathLike):
+    """The open `.pt2` file at `path`, every entry of which the archive check accepted."""
     with open_regular(path, "a .pt2 model") as f:
         check_archive(f, str(path))
-        records: list[logging.LogRecord] = []
-        try:
-            with _quiet_torch_export(records), _tensors_only():
-                ep = torch.export.load(f)
-        except Exception as e:  # a zip reader, a JSON decoder, a schema check: each fails its own way
-            cause = next((r.exc_info[1] for r in records if r.exc_info and r.exc_info[1] is not None), None)
-            reason = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None and \
-                "error when deserializing" in str(e) else f"{type(e).__name__}: {first_line(e)}"
-            raise FrontendError(f"{path}: not a readable torch.export program ({reason})") from None
+        yield f
+
+
+def _torch_load(f: BinaryIO, path: str | os.PathLike) -> ExportedProgram:
+    """torch.export.load of the checked open file `f`, its failures one line naming `path`."""
+    records: list[logging.LogRecord] = []
+    try:
+        with _quiet_torch_export(records), _tensors_only():
+            ep = torch.export.load(f)
+    except Exception as e:  # a zip reader, a JSON decoder, a schema check: each fails its own way
+        cause = next((r.exc_info[1] for r in records if r.exc_info and r.exc_info[1] is not None), None)
+        reason = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None and \
+            "error when deserializing" in str(e) else f"{type(e).__name__}: {first_line(e)}"
+        raise FrontendError(f"{path}: not a readable torch.export program ({reason})") from None
     if not isinstance(ep, ExportedProgram):
         raise FrontendError(f"{path}: holds a {type(ep).__name__}, not a torch.export program")
     # The guards would become Python run on decomposition; they were checked, and shapes are fixed and
@@ -142,31 +174,30 @@ def _tensors_only():
             os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = old
 
 
-def input_types(ep: ExportedProgram, where: str, dims: DimSpec | None = None,
+def input_types(program: Program, where: str, dims: DimSpec | None = None,
                 shapes: Mapping[str, Sequence[int]] | None = None) -> dict[str, TensorType]:
     """Static types of the program's user inputs: given shapes, or the recorded ones with
     dynamic dimensions fixed by `dims` (default: batch 1, sequence 128), each checked against the program's
     range constraints."""
     dims = DimSpec() if dims is None else dims  # a fresh one: a DimSpec records the names it met
     shapes = shapes or {}
-    placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-    users = [s for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    users = [s for s in program.input_specs if s.kind == InputKind.USER_INPUT]
     unknown = set(shapes) - {s.arg.name for s in users}
     if unknown:
         raise FrontendError(f"{where}: the program has no input named '{sorted(unknown)[0]}'")
-    ranges = {str(k): v for k, v in ep.range_constraints.items()}
     seen: dict[str, int] = {}
     types = {}
     for spec in users:
         name = spec.arg.name
-        val = placeholders[name].meta.get("val") if name in placeholders else None
-        if not isinstance(val, torch.Tensor):
+        val = TensorMeta.of(placeholders[name].meta.get("val")) if name in placeholders else None
+        if val is None:
             raise FrontendError(f"{where}: input '{name}' is not a tensor; only tensor inputs are supported")
         try:
             dtype = dtype_of(val.dtype)
         except Fail as e:
             raise FrontendError(f"{where}: input '{name}': {e}") from None
-        recorded = [(int(d), None) if isinstance(d, int) else (None, str(d)) for d in val.shape]
+        recorded = [(d, None) if isinstance(d, int) else (None, d) for d in val.shape]
         if name in shapes:
             shape = tuple(int(d) for d in shapes[name])
             if len(shape) != len(recorded) or any(v is not None and v != s for (v, _), s in zip(recorded, shape)):
@@ -179,8 +210,7 @@ def input_types(ep: ExportedProgram, where: str, dims: DimSpec | None = None,
         else:
             shape = dims.resolve(where, name, recorded, seen)
         for i, ((_, sym), n) in enumerate(zip(recorded, shape)):
-            r = ranges.get(sym) if sym else None
-            lo, hi = (_bound(r.lower), _bound(r.upper)) if r is not None else (None, None)
+            lo, hi = program.ranges.get(sym, (None, None)) if sym else (None, None)
             if (lo is not None and n < lo) or (hi is not None and n > hi):
                 raise FrontendError(f"{where}: input '{name}' dimension {i} is {n}, but the program accepts "
                                     f"{lo if lo is not None else '-inf'} to {hi if hi is not None else 'inf'}")
@@ -188,47 +218,38 @@ def input_types(ep: ExportedProgram, where: str, dims: DimSpec | None = None,
     return types
 
 
-def _bound(v) -> int | None:
-    """A range bound as an int; None when unbounded (torch and sympy spell infinity several ways)."""
-    try:
-        return int(v)
-    except (TypeError, ValueError, OverflowError, AttributeError):
-        return None
-
-
 class AtenWalker(TorchEmitter):
-    """Walks a decomposed `ExportedProgram` into one task's graph."""
+    """Walks a functional `Program` into one task's graph."""
 
-    def run(self, ep: ExportedProgram, types: Mapping[str, TensorType], where: str) -> list[tuple[str, Any]]:
+    def run(self, program: Program, types: Mapping[str, TensorType], where: str) -> list[tuple[str, Any]]:
         """Builds the graph; returns the user outputs as (name, value) pairs, named by the program."""
         self.where = where
-        sig = ep.graph_signature
-        placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+        placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
         env: dict[torch.fx.Node, Any] = {}
-        for spec in sig.input_specs:
+        for spec in program.input_specs:
             node = placeholders[spec.arg.name]
             if spec.kind == InputKind.USER_INPUT:
                 env[node] = T(self.b.input(spec.arg.name, types[spec.arg.name]))
             elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
-                tensor = ep.state_dict.get(spec.target)
+                tensor = program.state_dict.get(spec.target)
                 if tensor is None:  # non-persistent buffers live in `constants`
-                    tensor = ep.constants[spec.target]
+                    tensor = program.constants[spec.target]
                 env[node] = Param(tensor, spec.target) if tensor.is_floating_point() else tensor
             elif spec.kind == InputKind.CONSTANT_TENSOR:
-                env[node] = ep.constants[spec.target]
+                env[node] = program.constants[spec.target]
             else:
                 raise UnsupportedOpError(f"{where}: program input {spec.arg.name} of kind {spec.kind.name} "
                                          "is not supported")
-        for spec in sig.output_specs:
-            if spec.kind != OutputKind.USER_OUTPUT:
-                raise UnsupportedOpError(f"{where}: the program writes {spec.target or spec.arg.name} "
-                                         f"({spec.kind.name}); only models without side effects are supported")
-        for node in ep.graph.nodes:
+        for out in program.output_specs:
+            if out.kind != OutputKind.USER_OUTPUT:
+                raise UnsupportedOpError(f"{where}: the program writes {out.target or out.arg.name} "
+                                         f"({out.kind.name}); only models without side effects are supported")
+        for node in program.graph.nodes:
             if node.op == "placeholder":
                 continue
             if node.op == "output":
                 results = list(load(node.args[0], env))
-                return list(zip(spec_names(ep.call_spec.out_spec, len(results)), results))
+                return list(zip(spec_names(program.out_spec, len(results)), results))
             if node.op != "call_function":
                 raise UnsupportedOpError(f"{where}: fx node '{node.name}' ({node.op} {node.target}) is not "
                                          "supported: control flow and submodule calls cannot be imported")
@@ -252,12 +273,12 @@ class AtenWalker(TorchEmitter):
         if handler is None:
             raise UnsupportedOpError(f"{self.where}: ATen operator {name} is not supported; {at}; "
                                      f"{len(ATEN_OPS)} operators are supported (docs/aten_ops.md)")
-        val = node.meta.get("val")
+        val = TensorMeta.of(node.meta.get("val"))
         self.out_dtype = _dtype_or_none(val)
         self.node_target = name.split(".")[0]
         try:
             result = handler(self, *args, **kwargs)
-            if isinstance(result, T) and isinstance(val, torch.Tensor):
+            if isinstance(result, T) and val is not None:
                 _check(result, val)
         except (Fail, InferError, ValueError, TypeError, IndexError) as e:
             raise FrontendError(f"{self.where}: {at}: {first_line(e)}") from None
@@ -266,16 +287,16 @@ class AtenWalker(TorchEmitter):
         return result
 
 
-def _dtype_or_none(val):
-    if isinstance(val, torch.Tensor):
-        try:
-            return dtype_of(val.dtype)
-        except Fail:
-            return None
-    return None
+def _dtype_or_none(val: TensorMeta | None) -> DType | None:
+    if val is None:
+        return None
+    try:
+        return dtype_of(val.dtype)
+    except Fail:
+        return None
 
 
-def _check(result: T, val: torch.Tensor) -> None:
+def _check(result: T, val: TensorMeta) -> None:
     """The imported node's type must be the one torch recorded."""
     want = dtype_of(val.dtype)
     if result.type.dtype != want:
@@ -283,6 +304,25 @@ def _check(result: T, val: torch.Tensor) -> None:
     shape = tuple(val.shape)
     if all(isinstance(d, int) for d in shape) and shape != result.type.shape:
         raise Fail(f"imports with shape {list(result.type.shape)}, torch computes {list(shape)}")
+
+
+def walkable(program: Program) -> bool:
+    """Whether `program` may be walked as recorded: every call is to an ATen operator the table takes or one
+    of `MADE_ON_THE_SPOT`, none writing to its arguments, or size arithmetic. Any other program goes through
+    torch's decomposition first, as every program did: its trace refuses operators it cannot trace (such as
+    `aten.from_file`, which reads a file), which the walk would otherwise run on the spot."""
+    for node in program.graph.nodes:
+        if node.op != "call_function":
+            continue  # placeholders, the output; the walk refuses anything else
+        target = node.target
+        if isinstance(target, torch._ops.OpOverload):
+            name = overload_name(target)
+            if target.namespace != "aten" or target._schema.is_mutable or \
+                    (name not in ATEN_OPS and name not in MADE_ON_THE_SPOT):
+                return False
+        elif not allowed_target(f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"):
+            return False
+    return True
 
 
 def overload_name(target) -> str:

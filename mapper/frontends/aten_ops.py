@@ -1,7 +1,9 @@
 """The ATen operator table: every operator the torch.export path imports, and how.
 
 Keys are ATen overload names (`add.Tensor`); `docs/aten_ops.md` is generated
-from this table (`python -m aalbert.mapper.frontends.aten_ops`). Handlers get
+from this table (`python -m aalbert.mapper.frontends.aten_ops`). This module
+holds the Core ATen operators, `aten_composite` the composite ones a program
+holds before decomposition (both fill `aten_table.ATEN_OPS`). Handlers get
 the emitter (whose `out_dtype` is the result type torch recorded for the
 node, so arithmetic is computed in torch's promoted type) and the call's
 arguments. Arguments that are all concrete never reach a handler: the
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,21 +21,10 @@ import numpy as np
 import torch
 
 from aalbert.ir.types import DType
+from aalbert.mapper.frontends import aten_composite  # noqa: F401 -- registers the composite operators
 from aalbert.mapper.frontends import torch_ops as ops
+from aalbert.mapper.frontends.aten_table import ATEN_OPS, NOTES, aten
 from aalbert.mapper.frontends.torch_common import Fail, Param, T, TorchEmitter, axis, dtype_of, promote
-
-ATEN_OPS: dict[str, Callable] = {}
-NOTES: dict[str, str] = {}  # what a handler supports of its operator, for the generated list
-
-
-def aten(*names: str, note: str = ""):
-    def deco(fn):
-        for n in names:
-            ATEN_OPS[n] = fn
-            if note:
-                NOTES[n] = note
-        return fn
-    return deco
 
 
 # -- elementwise --------------------------------------------------------------------------
@@ -386,6 +376,7 @@ def markdown() -> str:
         op, _, overload = name.partition(".")
         lines.append(f"| `aten.{op}` | `{overload}` | {NOTES.get(name, '')} |")
     return "\n".join(lines) + "\n"
+
 
 if __name__ == "__main__":
     sys.stdout.write(markdown())

@@ -4,11 +4,12 @@
 `opaque_obj_*` constants (`pickle.loads`) and `custom_obj_*` ones, load
 AOTInductor shared libraries found in the archive, evaluate every shape
 expression with sympy (which calls `eval`), resolve a node's target as any
-attribute path under `torch` (`torch.os.system` is one), and compile the
-program's guards into Python that runs when the program is decomposed. So a
-model file is read as untrusted input: `check_archive` accepts only what a
-program written by `torch.export.save` holds, and refuses anything else
-before torch sees the file:
+attribute path under `torch` (`torch.os.system` is one), import modules
+its input and output structures name, and compile the program's guards
+into Python that runs when the program is decomposed. So a model file is
+read as untrusted input: `check_archive` accepts only what a program written
+by `torch.export.save` holds, and refuses anything else before torch sees
+the file:
 
 - entries: one root folder, every name one of the archive's known kinds
   (format and version records, `models/<m>.json`, the weight and constant
@@ -22,11 +23,12 @@ before torch sees the file:
 - each program (JSON, read whole whatever its size): operators from ATen,
   prims, Python's `operator` and `math` modules and torch's symbolic-size
   helpers only; shape expressions and guards parsed as Python and walked
-  against a list of allowed names and node types; no script objects;
+  against a list of allowed names and node types; no script objects; the
+  input and output structures naming no module (`pt2_treespec`);
 - sample inputs: read by torch's tensors-only unpickler, or refused.
 
 Anything that does not parse refuses the file. The same open file is then
-given to torch, so what was checked is what torch reads.
+read (by `pt2_reader`, or by torch), so what was checked is what is read.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any, BinaryIO
 
 from aalbert.errors import FrontendError
 from aalbert.limits import check_bytes
+from aalbert.mapper.frontends.pt2_treespec import treespec_problem
 
 # Record names relative to the archive's root folder (torch/export/pt2_archive/constants.py).
 _MODEL = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
@@ -269,6 +272,10 @@ def _check_program(program: Any, name: str) -> None:
             _check_expression(value, _sympy_node, f"entry {name}: shape expression {value[:60]!r}")
         elif key in ("as_custom_obj", "custom_obj", "custom_obj_values") and value:
             raise _Refused(f"entry {name} holds a script object; only tensors are read")
+        elif key in ("in_spec", "out_spec") and isinstance(value, str):  # torch reads no other kind
+            problem = treespec_problem(value)
+            if problem:
+                raise _Refused(f"entry {name}: the {key[:-5]}put structure (treespec) {problem}")
 
 
 def _walk(tree: Any) -> Iterator[tuple[str, Any, Any]]:
@@ -285,8 +292,13 @@ def _walk(tree: Any) -> Iterator[tuple[str, Any, Any]]:
             stack.extend(v for v in node if isinstance(v, (dict, list)))
 
 
+def allowed_target(target: Any) -> bool:
+    """Whether a node may call `target`: an ATen or prims operator, or size arithmetic."""
+    return isinstance(target, str) and bool(_OP_TARGET.fullmatch(target) or target in _FUNCTION_TARGETS)
+
+
 def _check_target(target: Any, name: str) -> None:
-    if not isinstance(target, str) or not (_OP_TARGET.fullmatch(target) or target in _FUNCTION_TARGETS):
+    if not allowed_target(target):
         raise _Refused(f"entry {name} calls {str(target)[:80]!r}, which is not an ATen or prims operator or "
                        "size arithmetic")
 

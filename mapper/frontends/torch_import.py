@@ -3,11 +3,16 @@
 `import_torch` takes a module and example inputs. It tries the fast path
 first (`fx_trace`: symbolic tracing, for modules written to be traceable,
 like the project's own ALBERT) and otherwise, with a `TraceFallback`
-warning that says why, the main path (`aten_import`: torch.export to
-functional Core ATen). `import_exported` takes a program already exported,
-`import_pt2` one saved with `torch.export.save`. Outputs are named by the
-model: a `ModelOutput`'s or dict's keys, `output` for a lone tensor,
-`output_0`, `output_1`, ... for a tuple.
+warning that says why, the main path (`aten_import`: torch.export).
+`import_exported` takes a program already exported, `import_pt2` one saved
+with `torch.export.save`. A program is walked as torch.export recorded it
+where the ATen table takes every operator and none writes to its
+arguments; otherwise (or when that walk fails) it is decomposed to
+functional Core ATen and walked again, as before. A `.pt2` of the common
+form is read without torch.export.load (`pt2_reader`), and by it only when
+it must be decomposed. Outputs are named by the model: a `ModelOutput`'s or
+dict's keys, `output` for a lone tensor, `output_0`, `output_1`, ... for a
+tuple.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.fx
@@ -27,11 +33,22 @@ from torch.export import ExportedProgram
 from aalbert.errors import FrontendError
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
-from aalbert.mapper.frontends.aten_import import AtenWalker, capture, decompose, input_types, load_pt2
+from aalbert.mapper.frontends.aten_import import (
+    AtenWalker,
+    capture,
+    decompose,
+    input_types,
+    load_exported,
+    load_pt2,
+    walkable,
+)
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.frontends.fx_trace import FxWalker
+from aalbert.mapper.frontends.program import Program
 from aalbert.mapper.frontends.torch_common import check_count, first_line
 from aalbert.passes.layout import fold_weight_transposes
+
+R = TypeVar("R")
 
 
 class TraceFallback(UserWarning):
@@ -78,40 +95,73 @@ def import_torch(model: nn.Module | ExportedProgram, example_inputs: Mapping[str
             reason = first_line(e).removeprefix(f"{where}: ")
             warnings.warn(f"{where}: torch.fx cannot import {type(model).__name__} ({reason}); "
                           "importing it through torch.export instead", TraceFallback, stacklevel=2)
-    ep = capture(model, example_inputs, where)  # already in Core ATen
-    types = input_types(ep, where, None, {k: v.shape for k, v in example_inputs.items()})
-    return _walk(ep, module, task, types, options)
+    ep = capture(model, example_inputs, where)
+    return import_exported(ep, module, task, shapes={k: v.shape for k, v in example_inputs.items()},
+                           options=options)
 
 
 def import_exported(ep: ExportedProgram, module: Module, task: str, dims: DimSpec | None = None,
                     shapes: Mapping[str, Sequence[int]] | None = None,
                     options: ImportOptions = ImportOptions()) -> Graph:
     """Import a `torch.export` program; dynamic dimensions are fixed by `shapes`, else by `dims`."""
-    where = options.where or f"task {task!r}"
-    types = input_types(ep, where, dims, shapes)
-    return _walk(decompose(ep, where), module, task, types, options)
-
-
-def _walk(ep: ExportedProgram, module: Module, task: str, types, options: ImportOptions) -> Graph:
-    """The graph of a program in Core ATen whose inputs have `types`."""
-    where = options.where or f"task {task!r}"
-    graph = Graph(task)
-    walker = AtenWalker(module, graph, task, options.seen)
-    outputs = walker.run(ep, types, where)
-    if options.output_names is not None:
-        outputs = list(zip(check_count(options.output_names, len(outputs), where), (v for _, v in outputs)))
-    graph.set_outputs((name, walker.tensor(v)) for name, v in outputs)
-    return _finish(module, graph)
+    program = Program.of(ep)
+    types = input_types(program, options.where or f"task {task!r}", dims, shapes)
+    graph = _walk_whole(program, module, task, types, options)
+    return graph if graph is not None else _walk_decomposed(ep, module, task, types, options)
 
 
 def import_pt2(path: str | os.PathLike, module: Module, task: str | None = None, dims: DimSpec | None = None,
                input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
     """Import a `.pt2` file (`torch.export.save`) as task `task` (default: the file's stem)."""
+    task, options = task or Path(path).stem, ImportOptions(where=str(path))
+    program = _read(load_pt2, path)
+    if isinstance(program, ExportedProgram):  # a form only torch reads
+        return import_exported(program, module, task, dims, input_shapes, options)
+    graph = _walk_whole(program, module, task, input_types(program, str(path), dims, input_shapes), options)
+    if graph is not None:
+        return graph
+    ep = _read(load_exported, path)  # to be decomposed: torch reads the file after all
+    return _walk_decomposed(ep, module, task, input_types(Program.of(ep), str(path), dims, input_shapes), options)
+
+
+def _read(load: Callable[[str | os.PathLike], R], path: str | os.PathLike) -> R:
     try:
-        ep = load_pt2(path)
+        return load(path)
     except FrontendError as e:
         raise FrontendError(_with_output_hint(str(e))) from None
-    return import_exported(ep, module, task or Path(path).stem, dims, input_shapes, ImportOptions(where=str(path)))
+
+
+def _walk_whole(program: Program, module: Module, task: str, types, options: ImportOptions) -> Graph | None:
+    """The graph of `program` walked as recorded, or None where it must be decomposed first: it calls an
+    operator the table lacks or one that writes to its arguments (`walkable`), or the walk fails (a form an
+    operator's handler takes only as Core ATen spells it), in which case the decomposed program is imported
+    as before, errors included."""
+    if not walkable(program):
+        return None
+    try:
+        graph = _build(program, module, task, types, options)
+    except Exception:  # whatever it was, the decomposed program's walk says it again, or succeeds
+        module.remove_unused_weights()  # whatever the abandoned walk added
+        return None
+    return _finish(module, graph)
+
+
+def _walk_decomposed(ep: ExportedProgram, module: Module, task: str, types, options: ImportOptions) -> Graph:
+    """The graph of `ep` decomposed to functional Core ATen."""
+    program = Program.of(decompose(ep, options.where or f"task {task!r}"))
+    return _finish(module, _build(program, module, task, types, options))
+
+
+def _build(program: Program, module: Module, task: str, types, options: ImportOptions) -> Graph:
+    """The graph of a functional program whose inputs have `types`, not yet added to the module."""
+    where = options.where or f"task {task!r}"
+    graph = Graph(task)
+    walker = AtenWalker(module, graph, task, options.seen)
+    outputs = walker.run(program, types, where)
+    if options.output_names is not None:
+        outputs = list(zip(check_count(options.output_names, len(outputs), where), (v for _, v in outputs)))
+    graph.set_outputs((name, walker.tensor(v)) for name, v in outputs)
+    return graph
 
 
 def _with_output_hint(message: str) -> str:
