@@ -183,6 +183,7 @@ def _rewrite(src, dst, change) -> None:
     ("missing", "no such file"),
     ("pickled", "'c' is a pickled Python object (opaque_obj_0), not a tensor"),
     ("outside_range", "dimension 1 is 1, but the program accepts 2"),
+    ("call_graph", "not a consistent torch.export program (AssertionError: expected first module_call_graph"),
 ])
 def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, monkeypatch, tiny_pt2, kind, match):
     path = tmp_path / "bad.pt2"
@@ -197,6 +198,16 @@ def test_bad_pt2_files_are_one_line_exit_2(tmp_path, capsys, monkeypatch, tiny_p
         table = json.dumps({"config": {"c": {"path_name": f"{OPAQUE_OBJ_FILENAME_PREFIX}0", "is_param": False,
                                              "use_pickle": True, "tensor_meta": None}}}).encode()
         _rewrite(tiny_pt2["cola"], path, lambda name, data: table if name.endswith("constants_config.json") else data)
+    elif kind == "call_graph":  # torch loads it, then its own assert fails when the program is read
+        def change(name, data):
+            if not name.endswith("models/model.json"):
+                return data
+            doc = json.loads(data)
+            doc["graph_module"]["module_call_graph"][0]["fqn"] = "planted"
+            doc["schema_version"]["minor"] = doc["schema_version"]["minor"] + 1  # a form only torch reads
+            return json.dumps(doc).encode()
+
+        _rewrite(tiny_pt2["cola"], path, change)
     elif kind == "state_dict":  # a torch file, but not an ExportedProgram
         torch.save({"weight": torch.ones(3)}, path)
     elif kind == "saved_module":

@@ -104,7 +104,7 @@ def import_exported(ep: ExportedProgram, module: Module, task: str, dims: DimSpe
                     shapes: Mapping[str, Sequence[int]] | None = None,
                     options: ImportOptions = ImportOptions()) -> Graph:
     """Import a `torch.export` program; dynamic dimensions are fixed by `shapes`, else by `dims`."""
-    program = Program.of(ep)
+    program = _program_of(ep, options.where or f"task {task!r}")
     types = input_types(program, options.where or f"task {task!r}", dims, shapes)
     graph = _walk_whole(program, module, task, types, options)
     return graph if graph is not None else _walk_decomposed(ep, module, task, types, options)
@@ -121,7 +121,16 @@ def import_pt2(path: str | os.PathLike, module: Module, task: str | None = None,
     if graph is not None:
         return graph
     ep = _read(load_exported, path)  # to be decomposed: torch reads the file after all
-    return _walk_decomposed(ep, module, task, input_types(Program.of(ep), str(path), dims, input_shapes), options)
+    return _walk_decomposed(ep, module, task, input_types(_program_of(ep, str(path)), str(path), dims, input_shapes),
+                            options)
+
+
+def _program_of(ep: ExportedProgram, where: str) -> Program:
+    try:
+        return Program.of(ep)
+    except Exception as e:  # torch loaded a file whose parts do not fit together (its own asserts say which)
+        raise FrontendError(f"{where}: not a consistent torch.export program ({type(e).__name__}: "
+                            f"{first_line(e)})") from None
 
 
 def _read(load: Callable[[str | os.PathLike], R], path: str | os.PathLike) -> R:
