@@ -189,3 +189,54 @@ def test_every_memory_of_every_builtin_target_has_power_states_or_background():
             else:
                 assert m.power is not None and m.power.source and m.banks >= 1, (name, m.name)
                 assert (m.power.retention is not None) == m.volatile, (name, m.name)
+
+
+def _streaming_gemm(fraction: float, span_ns: float = 320_000.0):
+    """One GEMM on edge_accel_dram reading its weights from DRAM over `span_ns`, at `fraction` of the DRAM's
+    peak bandwidth: the static energy of that span, and the DRAM's background model."""
+    from aalbert.targets.codegen.program import Buf, Instr, Program
+
+    target = load_target("edge_accel_dram")
+    dram = target.level("dram").dram
+    nbytes = round(fraction * dram.bytes_per_ns * span_ns)
+    gemm = Instr(0, "gemm", "pe", (), 0, "linear", "linear %0", reads=(Buf("dram", 0, nbytes),),
+                 writes=(Buf("sram", 0, 4096),), batch=1, m=1, k=nbytes, n=1, fmt="afloat8",
+                 traffic=(("dram", nbytes, 0), ("sram", 0, 4096)))
+    program = Program(target.name, "t", [gemm])
+    cycles = span_ns * target.clock_mhz / 1000.0
+    acc = Accesses.of(program, {0: 0.0}, {0: cycles}, target)
+    return static_energy(acc, None, target, span_ns, "t", cold=False), dram
+
+
+def test_a_gemm_streaming_at_a_tenth_of_the_dram_bandwidth_keeps_it_active_a_tenth_of_the_time():
+    span = 320_000.0
+    s, dram = _streaming_gemm(0.1, span)
+    active_ns = s.energy["background:dram:active"] / dram.active_mw
+    down_ns = s.energy["background:dram:power_down"] / dram.power_down_mw
+    # 204,800 bytes at 6.4 B/ns: 32,000 ns of bursts, a 2 KiB row at a time (100 rows), each gap of 2,880 ns
+    # long enough for power-down (tCKE + tXP = 15 ns) and left with a 7.5 ns tXP at active standby
+    assert dram.bytes_per_ns == pytest.approx(6.4) and dram.chunk_bytes == 2048
+    assert dram.power_down_min_ns == pytest.approx(7.5) and dram.power_down_exit_ns == pytest.approx(7.5)
+    assert active_ns == pytest.approx(32_000 + 100 * 7.5)
+    assert active_ns / span == pytest.approx(0.1, abs=0.01)
+    assert active_ns + down_ns == pytest.approx(span)
+    assert s.energy["background:dram:refresh"] == pytest.approx(span * dram.refresh_mw)
+
+
+def test_a_gemm_streaming_near_the_dram_bandwidth_keeps_it_active_all_along():
+    # at 98 % of the peak the gap after each 320 ns row is 6.5 ns, shorter than tCKE + tXP: no power-down
+    s, dram = _streaming_gemm(0.98)
+    assert s.energy["background:dram:active"] == pytest.approx(320_000.0 * dram.active_mw)
+    assert "background:dram:power_down" not in s.energy
+
+
+def test_dram_active_time_of_one_transfer_by_hand():
+    p = DramPower(active_mw=40.0, power_down_mw=6.0, self_refresh_mw=1.0, refresh_mw=5.0, self_refresh_after_ns=1e6,
+                  self_refresh_exit_pj=100.0, phy_area_mm2=0.0, source="test", power_down_exit_ns=2.0,
+                  power_down_min_ns=3.0, bytes_per_ns=10.0, chunk_bytes=100)
+    # 1,000 bytes over 1,000 ns: 100 ns of bursts in 10 chunks, gaps of 90 ns, each left with a 2 ns exit
+    assert p.active_ns(1000.0, 1000.0) == pytest.approx(100.0 + 10 * 2.0)
+    # 9,000 bytes over 1,000 ns: 900 ns of bursts in 90 chunks, gaps of 1.1 ns < 5 ns: active all along
+    assert p.active_ns(1000.0, 9000.0) == pytest.approx(1000.0)
+    bg = background([(0.0, 1000.0)], 1000.0, p, asleep_before=False, moved=[1000.0])
+    assert bg.time_ns == pytest.approx({"active": 120.0, "power_down": 880.0, "self_refresh": 0.0})

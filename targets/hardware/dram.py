@@ -11,20 +11,35 @@ power notes compute DRAM energy (written here, not taken from their code):
   I/O supply (VDDQ) included; streaming reads open each 2 KB row once:
   ACT V x (IDD0 - IDD3N) x tRAS plus PRE V x (IDD0 - IDD2N) x tRP per row;
   the controller's PHY adds its energy per bit;
-- background, by state: active standby (IDD3N) while a transfer is in
-  flight, precharge power-down (IDD2P) in short idle gaps, self-refresh
-  (IDD6) in idle gaps longer than the break-even time and while the
-  accelerator sleeps; outside self-refresh, all-bank refresh costs
-  V x (IDD5 - IDD3N) x tRFC every tREFI.
+- background, by state: active standby (IDD3N) while bursts move data,
+  precharge power-down (IDD2P) in idle gaps, within a transfer and between
+  transfers, self-refresh (IDD6) in idle gaps longer than the break-even
+  time and while the accelerator sleeps; outside self-refresh, all-bank
+  refresh costs V x (IDD5 - IDD3N) x tRFC every tREFI.
 
-`background(busy, span_ns, power)` splits a span into those states from the
-intervals during which transfers are in flight, and gives time and energy
-per state. A DRAM level may instead give its background numbers directly
+A transfer that the accelerator consumes slower than the DRAM delivers (a
+GEMM streaming its weights at the array's pace) is not in active standby
+all along. Streaming reads open each 2 KB row once (as the access energy
+above charges ACT and PRE once per row): the controller reads a row's bursts
+back to back at the DRAM's peak rate, precharges it, and waits for the
+consumer. The bytes moved over the peak bandwidth are active; the rest of
+the transfer's time is cut into one gap per row, and a gap of at least
+tCKE + tXP (the minimum time in power-down and its exit; LPDDR4, JEDEC
+JESD209-4: tCKE = max(7.5 ns, 4 tCK), tXP = max(7.5 ns, 5 tCK); the
+memspec gives 12 and 12 clocks at 1600 MHz) is spent in precharge
+power-down, less the tXP of its exit, charged as active standby (an upper
+bound: the device draws at most IDD3N while it wakes); shorter gaps stay in
+active standby.
+
+`background(busy, span_ns, power, moved)` splits a span into those states
+from the intervals during which transfers are in flight and the bytes each
+moves, and gives time and energy per state. A DRAM level may instead give its background numbers directly
 (`DramPower`), as ZigZag's description does (none).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DRAMPOWER = "DRAMPower (tukl-msd/DRAMPower) memspecs/MICRON_6Gb_LPDDR4-3200_32bit_A.json"
@@ -58,6 +73,8 @@ class LPDDR4Spec:
     t_rfc: int
     t_refi: int
     t_xsr: int                           # self-refresh exit
+    t_cke: int                           # minimum time in power-down
+    t_xp: int                            # power-down exit
     phy_read_pj_per_bit: float
     phy_write_pj_per_bit: float
     phy_area_mm2: float
@@ -122,12 +139,17 @@ class LPDDR4Spec:
         return DramPower(
             active_mw=active, power_down_mw=down, self_refresh_mw=selfref, refresh_mw=refresh,
             self_refresh_after_ns=after, self_refresh_exit_pj=exit_pj, phy_area_mm2=self.phy_area_mm2 * channels,
+            power_down_exit_ns=self.t_xp * self.tck_ns, power_down_min_ns=self.t_cke * self.tck_ns,
+            bytes_per_ns=self.bytes_per_ns * channels, chunk_bytes=self.row_bytes * channels,
             source=f"{self.name} x {channels} channel{'s' if channels > 1 else ''}: active standby IDD3N "
-            f"{active:.2f} mW, power-down IDD2P "
-            f"{down:.2f} mW, self-refresh IDD6 {selfref:.2f} mW, refresh (IDD5 - IDD3N) x tRFC / tREFI "
+            f"{active:.2f} mW while bursts move data ({self.bytes_per_ns * channels:.2f} bytes/ns, a "
+            f"{self.row_bytes * channels}-byte row at a time), power-down IDD2P "
+            f"{down:.2f} mW in idle gaps of at least tCKE + tXP ({(self.t_cke + self.t_xp) * self.tck_ns:g} ns, "
+            f"the exit at active standby), self-refresh IDD6 {selfref:.2f} mW, refresh (IDD5 - IDD3N) x tRFC / tREFI "
             f"{refresh:.2f} mW, from {self.source}; self-refresh entered in idle gaps over {after:.0f} ns (its exit, "
             f"tXSR at active-standby power, {exit_pj:.0f} pJ, against the power it saves)",
-            label=f"{self.name}, x{channels}: IDD3N {active:.1f} mW active standby, IDD2P {down:.1f} mW power-down, "
+            label=f"{self.name}, x{channels}: IDD3N {active:.1f} mW active standby while bursts move data, "
+            f"IDD2P {down:.1f} mW power-down, "
             f"IDD6 {selfref:.2f} mW self-refresh, refresh {refresh:.1f} mW, from {DRAMPOWER}")
 
     def describe(self) -> str:
@@ -150,10 +172,29 @@ class DramPower:
     phy_area_mm2: float           # on the accelerator
     source: str
     label: str = ""               # short provenance for reports
+    power_down_exit_ns: float = 0.0             # tXP, at active-standby power
+    power_down_min_ns: float = 0.0              # tCKE
+    bytes_per_ns: float = math.inf              # peak: bursts move data this fast
+    chunk_bytes: int = 0                        # read back to back, then a gap (0: a transfer is active all along)
 
     @property
     def idle_mw(self) -> float:
         return self.power_down_mw + self.refresh_mw
+
+    def active_ns(self, length_ns: float, nbytes: float) -> float:
+        """Of a transfer of `nbytes` spread over `length_ns` (the consumer's pace), the time in active standby:
+        its bursts at the peak rate, a chunk (a row) at a time, plus the exit of each gap between chunks long
+        enough for power-down (at least tCKE + tXP); shorter gaps stay active."""
+        if self.chunk_bytes <= 0 or not math.isfinite(self.bytes_per_ns):
+            return length_ns
+        moving = nbytes / self.bytes_per_ns
+        if moving >= length_ns:
+            return length_ns
+        chunks = max(1, math.ceil(nbytes / self.chunk_bytes))
+        gap = (length_ns - moving) / chunks
+        if gap < self.power_down_min_ns + self.power_down_exit_ns:
+            return length_ns
+        return moving + chunks * self.power_down_exit_ns
 
 
 PHY = ("PHY: Kim et al., 'A 4266 Mb/s/pin LPDDR4 interface with an asynchronous feedback CTLE and an adaptive "
@@ -166,11 +207,13 @@ DRAM_SPECS: dict[str, LPDDR4Spec] = {
         name="LPDDR4-3200 x16 channel (Micron 6 Gb)", clock_mhz=1600.0, width_bits=16, burst=16, banks=8,
         rows=49152, columns=1024, vdd=(1.8, 1.1, 1.1),
         idd0=(3.5, 45.0, 0.75), idd2n=(2.0, 27.0, 0.75), idd2p=(1.2, 3.0, 0.75), idd3n=(2.25, 30.0, 0.75),
-        idd4r=(2.25, 275.0, 150.0), idd4w=(2.25, 210.0, 55.0), idd5=(10.0, 90.0, 0.75), idd6=(0.3, 0.5, 0.1),
-        t_ras=68, t_rp=29, t_rcd=29, t_rl=28, t_wl=14, t_rfc=448, t_refi=6246, t_xsr=458,
+        idd4r=(2.25, 275.0, 150.0), idd4w=(2.25, 210.0, 55.0), idd5=(10.0, 90.0, 0.75),
+        idd6=(0.3, 0.5, 0.1), t_ras=68, t_rp=29, t_rcd=29, t_rl=28, t_wl=14, t_rfc=448, t_refi=6246, t_xsr=458,
+        t_cke=12, t_xp=12,
         phy_read_pj_per_bit=1.83, phy_write_pj_per_bit=5.68, phy_area_mm2=0.5,
         source=f"{DRAMPOWER} (IDD in mA for VDD1 1.8 V, VDD2 1.1 V, VDDQ 1.1 V; clkMhz 1600, RAS 68, RPPB 29, "
-        f"RCD 29, RL 28, WL 14, RFCAB 448, REFIAB 6246, XSR 458); {PHY}"),
+        f"RCD 29, RL 28, WL 14, RFCAB 448, REFIAB 6246, XSR 458, CKE 12, XP 12: tCKE = tXP = 7.5 ns, as JEDEC JESD209-4's \
+max(7.5 ns, 4 and 5 tCK)); {PHY}"),
 }
 
 
@@ -187,27 +230,39 @@ class Background:
         return sum(self.energy_pj.values())
 
 
-def merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Sorted, overlapping or touching intervals joined."""
+def merge(intervals: list[tuple[float, float]], moved: list[float] | None = None
+          ) -> list[tuple[float, float, float]]:
+    """Sorted, overlapping or touching intervals joined, each with the bytes moved in it (`moved`, one number per
+    interval; without it, 0)."""
     out: list[list[float]] = []
-    for a, b in sorted(intervals):
+    nbytes = moved if moved is not None else [0.0] * len(intervals)
+    for (a, b), n in sorted(zip(intervals, nbytes)):
         if out and a <= out[-1][1]:
             out[-1][1] = max(out[-1][1], b)
+            out[-1][2] += n
         else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
+            out.append([a, b, n])
+    return [(a, b, n) for a, b, n in out]
 
 
-def background(busy: list[tuple[float, float]], span_ns: float, p: DramPower, asleep_before: bool = True) -> Background:
-    """Background of a DRAM over [0, span_ns] with transfers in flight during `busy` (ns): active standby then,
-    self-refresh in idle gaps longer than `self_refresh_after_ns` (and leaving it costs an exit), power-down in
-    shorter ones; refresh outside self-refresh. The DRAM starts in self-refresh when `asleep_before`."""
-    busy = [(max(0.0, a), min(span_ns, b)) for a, b in merge(busy) if b > 0 and a < span_ns]
+def background(busy: list[tuple[float, float]], span_ns: float, p: DramPower, asleep_before: bool = True,
+               moved: list[float] | None = None) -> Background:
+    """Background of a DRAM over [0, span_ns] with transfers in flight during `busy` (ns), moving `moved` bytes
+    each: active standby while bursts move data, power-down between them (`DramPower.active_ns`; without
+    `moved`, active standby all along), self-refresh in idle gaps longer than `self_refresh_after_ns` (and
+    leaving it costs an exit), power-down in shorter ones; refresh outside self-refresh. The DRAM starts in
+    self-refresh when `asleep_before`."""
+    spans = []
+    for a, b, n in merge(busy, moved):
+        if b <= 0 or a >= span_ns:
+            continue
+        lo, hi = max(0.0, a), min(span_ns, b)
+        spans.append((lo, hi, n * (hi - lo) / (b - a) if b > a else n))
     time = {"active": 0.0, "power_down": 0.0, "self_refresh": 0.0}
     exits = 0
     cursor = 0.0
     in_sr = asleep_before
-    for a, b in busy + [(span_ns, span_ns)]:
+    for a, b, n in spans + [(span_ns, span_ns, 0.0)]:
         gap = a - cursor
         if gap > 0:
             if gap > p.self_refresh_after_ns or (in_sr and cursor == 0.0):
@@ -218,9 +273,12 @@ def background(busy: list[tuple[float, float]], span_ns: float, p: DramPower, as
         if b > a:
             exits += in_sr
             in_sr = False
-            time["active"] += b - a
+            on = (b - a) if moved is None else p.active_ns(b - a, n)
+            time["active"] += on
+            time["power_down"] += (b - a) - on
         cursor = max(cursor, b)
-    energy = {"active": time["active"] * p.active_mw, "power_down": time["power_down"] * p.power_down_mw,
+    energy = {"active": time["active"] * p.active_mw,
+              "power_down": time["power_down"] * p.power_down_mw,
               "self_refresh": time["self_refresh"] * p.self_refresh_mw,
               "refresh": (time["active"] + time["power_down"]) * p.refresh_mw,
               "self_refresh_exit": exits * p.self_refresh_exit_pj}

@@ -22,8 +22,10 @@ time in retention + off fraction x time off) + wake-ups x wake-up energy, per
 level and state. The PE array, SFU, registers, buffers, accumulators and
 interconnect leak whenever the chip is powered.
 
-DRAM (`targets.dram`) is in active standby while a transfer is in flight,
-else in power-down or self-refresh; it is charged only while it holds
+DRAM (`targets.dram`) is in active standby while its bursts move the bytes an
+instruction transfers (its `traffic` in that level, at the DRAM's peak rate),
+in active power-down between the bursts of a transfer the consumer takes
+slower, else in power-down or self-refresh; it is charged only while it holds
 something the accelerator needs (weights kept or streamed there, or the
 copies volatile on-chip memory is refilled from); otherwise it is off.
 """
@@ -83,17 +85,22 @@ def dram_needed(image: list[Region] | None, target: Target, level: MemoryLevel) 
 class Accesses:
     """Every (level, bytes [lo, hi), time [start, end) in ns) a program touches, as arrays per level."""
 
-    def __init__(self, rows: dict[str, list]):
-        """`rows`: per level, (lo, hi, start, end) tuples, or the same four numbers after one another."""
+    def __init__(self, rows: dict[str, list], moved: dict[str, list] | None = None):
+        """`rows`: per level, (lo, hi, start, end) tuples, or the same four numbers after one another; `moved`:
+        per DRAM level, (start, end, bytes) of every instruction that transfers data to or from it."""
         self.levels = {lvl: np.array(r, dtype=float).reshape(-1, 4) for lvl, r in rows.items()}
+        self.moved = {lvl: list(r) for lvl, r in (moved or {}).items()}
 
     @classmethod
     def of(cls, program, start, finish, target: Target) -> Accesses:
         ns = 1000.0 / target.clock_mhz
         names = {m.name for m in target.memories}
+        drams = {m.name for m in target.memories if m.dram is not None}
         flat: dict[str, list] = {}  # per level: lo, hi, start, end, lo, ... (no tuple kept per access)
+        moved: dict[str, list] = {}
         for ins in program.instrs:
             a, b = start[ins.id] * ns, finish[ins.id] * ns
+            touched = None
             for bufs in (ins.reads, ins.writes):
                 for buf in bufs:
                     if buf.level in names:
@@ -101,11 +108,18 @@ class Accesses:
                         if rows is None:
                             rows = flat[buf.level] = []
                         rows.extend((buf.offset, buf.offset + max(1, buf.nbytes), a, b))
-        return cls(flat)
+                        if buf.level in drams:
+                            touched = touched or {}
+                            touched[buf.level] = touched.get(buf.level, 0) + buf.nbytes
+            if touched:
+                traffic = {lvl: r + w for lvl, r, w in ins.traffic if lvl in touched}
+                for lvl, nbytes in touched.items():
+                    moved.setdefault(lvl, []).append((a, b, float(traffic.get(lvl, nbytes))))
+        return cls(flat, moved)
 
     def relocated(self, moves: dict[str, list[tuple[int, int, int]]]) -> Accesses:
         """The accesses with byte ranges moved: per level, (lo, hi, delta) for data at [lo, hi)."""
-        out = Accesses({})
+        out = Accesses({}, self.moved)
         for lvl, arr in self.levels.items():
             arr = arr.copy()
             table = sorted(moves.get(lvl, []))
@@ -225,8 +239,12 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
     for m in target.memories:
         if m.dram is None or not dram_needed(image, target, m):
             continue
-        spans = [(start, end) for start, end in acc.busy(m.name)]
-        bg = background(spans, span_ns, m.dram, asleep_before=True)
+        if m.name in acc.moved:
+            rows = acc.moved[m.name]
+            bg = background([(a, b) for a, b, _ in rows], span_ns, m.dram, asleep_before=True,
+                            moved=[n for _, _, n in rows])
+        else:  # no byte counts (accesses given by hand): in flight all along
+            bg = background([(a, b) for a, b in acc.busy(m.name)], span_ns, m.dram, asleep_before=True)
         for state, pj in bg.energy_pj.items():
             if pj:
                 energy[f"background:{m.name}:{state}"] = pj
