@@ -133,21 +133,23 @@ def test_dvfs_choice_by_hand_for_three_points():
 def test_energy_and_clock_scale_with_voltage_as_the_formulas_say():
     t = load_target("edge_accel")
     v0, f0, k = 0.8, 500.0, t.dvfs.leakage_per_volt
-    assert [p.voltage_v for p in t.dvfs.points] == [0.8, 0.7, 0.6] and t.dvfs.rail == ("compute", "sfu", "sram")
+    assert [p.voltage_v for p in t.dvfs.points] == [0.8, 0.7, 0.6] and t.dvfs.rail == ("compute", "sfu")
+    assert t.dvfs.regulator == "ldo"
     for p in t.dvfs.points[1:]:
         v = p.voltage_v
         q = at_point(t, p)
+        drawn = v0 / v  # the LDO fed from 0.8 V draws V_in / V_out times what it delivers
         assert q.clock_mhz == pytest.approx(f0 * delay_fit(16, v0) / delay_fit(16, v), rel=1e-12)
-        e = energy_fit(16, v) / energy_fit(16, v0)
+        e = energy_fit(16, v) / energy_fit(16, v0) * drawn
         assert q.compute.mac_energy("afloat<8,3>") == pytest.approx(t.compute.mac_energy("afloat<8,3>") * e, rel=1e-12)
         assert q.sfu.energy_pj_per_element == pytest.approx(t.sfu.energy_pj_per_element * e, rel=1e-12)
-        leak = v / v0 * math.exp(k * (v - v0))
+        leak = v / v0 * math.exp(k * (v - v0)) * drawn
         assert q.compute.leakage_mw == pytest.approx(t.compute.leakage_mw * leak, rel=1e-12)
         assert q.sfu.leakage_mw == pytest.approx(t.sfu.leakage_mw * leak, rel=1e-12)
-        s0, s = t.level("sram"), q.level("sram")
-        assert s.read_energy_pj == pytest.approx(s0.read_energy_pj * (v / v0) ** 2, rel=1e-12)
-        assert s.write_energy_pj == pytest.approx(s0.write_energy_pj * (v / v0) ** 2, rel=1e-12)
-        assert s.leakage_mw == pytest.approx(s0.leakage_mw * leak, rel=1e-12)
+        b0, b = t.parts.buffer("input0"), q.parts.buffer("input0")   # C V^2 on the rail, through the LDO
+        assert b.read_pj_per_byte == pytest.approx(b0.read_pj_per_byte * (v / v0) ** 2 * drawn, rel=1e-12)
+        s0, s = t.level("sram"), q.level("sram")   # off the rail, at its own 0.6 V: its numbers stay, a word per
+        assert (s.read_energy_pj, s.leakage_mw) == (s0.read_energy_pj, s0.leakage_mw)   # bank per (slower) cycle
         assert s.read_bytes_per_cycle == s0.read_bytes_per_cycle
         r0, r = t.level("rram"), q.level("rram")  # off the rail: its numbers, and its bytes per nanosecond, stay
         assert (r.read_energy_pj, r.leakage_mw) == (r0.read_energy_pj, r0.leakage_mw)
@@ -162,7 +164,9 @@ def test_energy_and_clock_scale_with_voltage_as_the_formulas_say():
     (("voltages_v = [0.8, 0.7, 0.6]", 'voltages_v = [0.8, "low"]'), "must be a list of numbers"),
     (("voltages_v = [0.8, 0.7, 0.6]", "voltages_v = [0.8, 0.7, 0.6]\nfrequencies_mhz = [500, 600]"),
      "one frequency per voltage"),
-    (('rail = ["compute", "sfu", "sram"]', 'rail = ["compute", "dram"]'), "names 'dram', which is neither"),
+    (('rail = ["compute", "sfu"]', 'rail = ["compute", "dram"]'), "names 'dram', which is neither"),
+    (('rail = ["compute", "sfu"]', 'rail = ["compute", "sram"]'), "whose numbers hold at its own 0.6 V supply"),
+    (('regulator = "ldo"', 'regulator = "buck"'), "key 'regulator' must be one of ideal, ldo"),
     (("transition_ns = 1240", "transition_ns = -1"), "'transition_ns' must be non-negative"),
     (("leakage_per_volt = 1.83", "leakage_per_volt = 1.83\nvoltage = 3"), "unknown key 'voltage'"),
 ])

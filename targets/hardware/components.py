@@ -16,6 +16,15 @@ memories:
 - `[noc]`: energy per byte every transfer spends on the wires between a
   memory or buffer and the array (DMA and interconnect), its leakage and area.
 
+Registers and accumulators are logic: energies published at another node
+(`reference_node`, `reference_voltage_v` in their table) are scaled to the
+target's node and supply by the same Stillmaker & Baas fit as the compute
+energies (`targets.scaling`), and their areas by the same node factors; the
+interconnect's energy may be given as a multiple of the array's MAC
+(`energy_macs_per_byte`, as Eyeriss states its data-movement costs), and
+then follows the MAC's scaling. Leakage is kept as given (the fits are of
+dynamic energy and delay).
+
 Every table is optional for a user's target: a missing one costs nothing and
 holds nothing (no buffers: operands stream from their memories; no
 accumulators: partial sums go back to memory).
@@ -41,6 +50,7 @@ class PERegisters:
     leakage_mw: float = 0.0
     area_mm2: float = 0.0
     source: str = "not described: costs nothing"
+    reference: tuple[int, float] | None = None   # (node, volts) of the energies given, scaled to the target's
 
     def per_mac_pj(self) -> float:
         return self.operand_accesses_per_mac * self.operand_pj + self.psum_accesses_per_mac * self.psum_pj
@@ -66,6 +76,7 @@ class Accumulators:
     leakage_mw: float = 0.0
     area_mm2: float = 0.0
     source: str = "not described: none"
+    reference: tuple[int, float] | None = None   # (node, volts) of the energy given, scaled to the target's
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class NoC:
     leakage_mw: float = 0.0
     area_mm2: float = 0.0
     source: str = "not described: costs nothing"
+    macs_per_byte: float | None = None   # energy given as this many of the array's MACs (matmul format)
 
 
 @dataclass(frozen=True)
@@ -123,20 +135,25 @@ def parse_components(where: str, data: dict, mhz: float, used: set) -> Component
                            t.positive("operand_accesses_per_mac", allow_zero=True),
                            t.positive("psum_accesses_per_mac", allow_zero=True),
                            t.positive("leakage_mw", allow_zero=True), t.positive("area_mm2", allow_zero=True),
-                           t.get("source", str))
+                           t.get("source", str), _reference(t))
         t.done()
     acc = Accumulators()
     if "accumulators" in data:
         t = Table(f"{where}: [accumulators]", data["accumulators"])
         acc = Accumulators(t.positive("entries", int, allow_zero=True), t.positive("bits", int),
                            t.positive("access_pj", allow_zero=True), t.positive("leakage_mw", allow_zero=True),
-                           t.positive("area_mm2", allow_zero=True), t.get("source", str))
+                           t.positive("area_mm2", allow_zero=True), t.get("source", str), _reference(t))
         t.done()
     noc = NoC()
     if "noc" in data:
         t = Table(f"{where}: [noc]", data["noc"])
-        noc = NoC(t.positive("energy_pj_per_byte", allow_zero=True), t.positive("leakage_mw", allow_zero=True),
-                  t.positive("area_mm2", allow_zero=True), t.get("source", str))
+        if ("energy_pj_per_byte" in t.data) == ("energy_macs_per_byte" in t.data):
+            raise TargetError(f"{t.where}: give one of 'energy_pj_per_byte' and 'energy_macs_per_byte' (a multiple "
+                              "of the array's MAC)")
+        macs = t.positive("energy_macs_per_byte", allow_zero=True) if "energy_macs_per_byte" in t.data else None
+        noc = NoC(t.positive("energy_pj_per_byte", allow_zero=True) if macs is None else 0.0,
+                  t.positive("leakage_mw", allow_zero=True), t.positive("area_mm2", allow_zero=True),
+                  t.get("source", str), macs)
         t.done()
     buffers = []
     raw = data.get("buffer", [])
@@ -149,6 +166,47 @@ def parse_components(where: str, data: dict, mhz: float, used: set) -> Component
         raise TargetError(f"{where}: two buffers are named '{next(n for n in names if names.count(n) > 1)}'")
     used.update({"pe_registers", "accumulators", "noc", "buffer"})
     return Components(regs, tuple(buffers), acc, noc)
+
+
+def _reference(t: Table) -> tuple[int, float] | None:
+    """The (node, volts) a table's energies were published at, when it gives them (both keys or neither)."""
+    from aalbert.targets.hardware.scaling import NODES
+
+    if "reference_node" not in t.data and "reference_voltage_v" not in t.data:
+        return None
+    node = t.positive("reference_node", int)
+    if node not in NODES:
+        raise TargetError(f"{t.where}: key 'reference_node' must be one of {', '.join(map(str, NODES))} (the nodes "
+                          f"Stillmaker & Baas fit), got {node}")
+    return node, t.positive("reference_voltage_v")
+
+
+def scale_components(c: Components, tech, mac_pj: float) -> Components:
+    """Registers and accumulators scaled from their reference node and supply to `tech`'s (energy and area), the
+    interconnect's energy from the array's MAC (`mac_pj`, already scaled) when given as a multiple of it."""
+    import dataclasses
+
+    from aalbert.targets.hardware.scaling import UNSCALED, Technology
+
+    def moved(ref) -> Technology | None:
+        if ref is None or tech is UNSCALED:
+            return None
+        return Technology(tech.node_nm, tech.scaling_node, tech.voltage_v, ref[0], ref[1], tech.source)
+    regs, acc, noc = c.registers, c.accumulators, c.noc
+    t = moved(regs.reference)
+    if t is not None:
+        regs = dataclasses.replace(regs, operand_pj=regs.operand_pj * t.energy_factor, psum_pj=regs.psum_pj
+                                   * t.energy_factor, area_mm2=regs.area_mm2 * t.area_factor,
+                                   source=f"{regs.source}; {t.describe()}")
+    t = moved(acc.reference)
+    if t is not None:
+        acc = dataclasses.replace(acc, access_pj=acc.access_pj * t.energy_factor,
+                                  area_mm2=acc.area_mm2 * t.area_factor, source=f"{acc.source}; {t.describe()}")
+    if noc.macs_per_byte is not None:
+        noc = dataclasses.replace(noc, energy_pj_per_byte=noc.macs_per_byte * mac_pj,
+                                  source=f"{noc.source}; energy {noc.macs_per_byte:g} x the array's "
+                                  f"{mac_pj:.4g} pJ MAC = {noc.macs_per_byte * mac_pj:.4g} pJ per byte")
+    return dataclasses.replace(c, registers=regs, accumulators=acc, noc=noc)
 
 
 def _buffer(where: str, index: int, data, mhz: float) -> Buffer:

@@ -19,13 +19,33 @@ scales as a memory's). On it, at voltage V against V0:
   bias, K4 = 1.83 / V for their 70 nm process), so it scales by
   (V / V0) exp(k (V - V0)).
 
-Memories off the rail (a write-once RRAM, DRAM) keep their numbers and their
-speed in nanoseconds, so they give more bytes per (slower) cycle. Switching
-points stalls the chip for `transition_ns` and costs `transition_pj`.
+A memory on the rail must hold its numbers at the rail's top voltage: a
+memory model states the supply its numbers hold at (`supply_v`; NVMExplorer's
+SRAM is CACTI's LOP array at its own 0.6 V, which is therefore kept off an
+0.8 V rail), and a rail that names a memory at another supply is refused.
+Retention is on its own supply (the data-retention voltage), so a memory's
+retention leakage stays what it is at the top point.
+
+The rail is regulated from its input supply (`regulator`): `"ldo"`, an
+on-chip linear regulator fed from the top point's supply, passes its load
+current from input to output, so the rail draws V_in / V_out times the power
+it delivers (efficiency Vout / Vin, quiescent current neglected: Texas
+Instruments, "Understanding the terms and definitions of LDO voltage
+regulators", SLVA079); at the top point it is in dropout and loses nothing.
+`"ideal"` (the default) charges no conversion loss. Fed from 0.8 V, an LDO
+at 0.6 V draws (0.6/0.8)^2 x 0.8/0.6 = 0.75x a C V^2 energy, and
+0.52 x 1.33 = 0.69x the leakage power, about 0.96x the leakage energy over
+the 1.38x longer inference.
+
+Memories off the rail (a write-once RRAM, DRAM, an SRAM at its own supply)
+keep their numbers and their speed in nanoseconds, so they give more bytes
+per (slower) cycle. Switching points stalls the chip for `transition_ns`
+and costs `transition_pj`.
 
     [dvfs]
     voltages_v = [0.8, 0.7, 0.6]        # the first is [clock] voltage_v
-    rail = ["compute", "sfu", "sram"]
+    rail = ["compute", "sfu"]
+    regulator = "ldo"
     leakage_per_volt = 1.83
     transition_ns = 1240
     transition_pj = 15.6
@@ -44,6 +64,7 @@ from aalbert.targets.hardware.scaling import UNSCALED, Technology, delay_fit
 from aalbert.targets.hardware.tables import Table, TargetError
 
 RAIL_LOGIC = ("compute", "sfu")
+REGULATORS = ("ideal", "ldo")
 
 
 @dataclass(frozen=True)
@@ -64,10 +85,15 @@ class Dvfs:
     transition_pj: float
     source: str
     frequency_source: str = ""
+    regulator: str = "ideal"                # ideal | ldo (fed from the top point's supply)
 
     @property
     def top(self) -> OperatingPoint:
         return self.points[0]
+
+    def drawn_factor(self, volts: float) -> float:
+        """Power drawn from the supply over power delivered to the rail at `volts` (an LDO: V_in / V_out)."""
+        return self.top.voltage_v / volts if self.regulator == "ldo" else 1.0
 
     def leakage_factor(self, volts: float) -> float:
         v0 = self.top.voltage_v
@@ -77,8 +103,10 @@ class Dvfs:
         return (volts / self.top.voltage_v) ** 2
 
 
-def parse_dvfs(where: str, data, mhz: float, volts: float | None, tech: Technology, on_chip: list[str]) -> Dvfs | None:
-    """The `[dvfs]` table of a target file (None without one); every problem one `TargetError`."""
+def parse_dvfs(where: str, data, mhz: float, volts: float | None, tech: Technology,
+               on_chip: dict[str, float | None]) -> Dvfs | None:
+    """The `[dvfs]` table of a target file (None without one), `on_chip` the on-chip memories and the supply each
+    one's numbers hold at; every problem one `TargetError`."""
     if data is None:
         return None
     t = Table(f"{where}: [dvfs]", data)
@@ -109,9 +137,15 @@ def parse_dvfs(where: str, data, mhz: float, volts: float | None, tech: Technolo
         if name not in RAIL_LOGIC and name not in on_chip:
             raise TargetError(f"{t.where}: key 'rail' names '{name}', which is neither compute, sfu nor an "
                               f"on-chip memory ({', '.join(on_chip)})")
+        supply = on_chip.get(name)
+        if supply is not None and abs(supply - volts) > 1e-9:
+            raise TargetError(f"{t.where}: key 'rail' names '{name}', whose numbers hold at its own {supply:g} V "
+                              f"supply, not the rail's {volts:g} V: keep it off the rail, or give it a model or "
+                              "numbers at the rail's supply")
     dvfs = Dvfs(tuple(OperatingPoint(v, f) for v, f in zip(voltages, freqs)), tuple(rail),
                 t.positive("leakage_per_volt", allow_zero=True), t.positive("transition_ns", allow_zero=True),
-                t.positive("transition_pj", allow_zero=True), t.get("source", str), note)
+                t.positive("transition_pj", allow_zero=True), t.get("source", str), note,
+                t.choice("regulator", REGULATORS, "ideal"))
     t.done()
     return dvfs
 

@@ -22,6 +22,7 @@ from aalbert.targets.hardware.memtech import (
     MemoryCost,
     MemoryNumbers,
     PowerStates,
+    anchors,
     default_banks,
     model_name,
     model_names,
@@ -52,6 +53,7 @@ class MemoryLevel(MemoryCost):
     power: PowerStates | None = None      # on-chip power states (not DRAM)
     power_gating: str = "none"            # none | empty | idle
     dram: DramPower | None = None         # DRAM background by state
+    supply_v: float | None = None         # the supply its numbers hold at (its model's, or given; None: not stated)
 
     @property
     def bank_bytes(self) -> int:
@@ -116,6 +118,9 @@ def parse_memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
     bad = [h for h in holds if h not in DATA_KINDS]
     if bad:
         raise TargetError(f"{t.where}: key 'holds' names '{bad[0]}'; data kinds are {', '.join(DATA_KINDS)}")
+    supply = anchors()[model].supply_v if model is not None and technology != "dram" else None
+    if "supply_v" in t.data:
+        supply = t.positive("supply_v")
     power, gating = None, "none"
     if technology != "dram":
         power = _power_states(t, technology, model is not None, values["volatile"])
@@ -128,7 +133,7 @@ def parse_memory(where: str, index: int, data, mhz: float) -> MemoryLevel:
     level = MemoryLevel(name=name, technology=technology, capacity_bytes=capacity,
                         off_chip=t.get("off_chip", bool, False), field_writable=t.get("field_writable", bool, True),
                         holds=holds, reaches=t.get("reaches", list), source=source, banks=banks or 1, model=model,
-                        power=power, power_gating=gating, dram=dram, **values)
+                        power=power, power_gating=gating, dram=dram, supply_v=supply, **values)
     t.done()
     return level
 

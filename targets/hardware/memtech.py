@@ -85,6 +85,7 @@ class Anchor(MemoryCells):
     technology: str
     capacity_bytes: int
     source: str
+    supply_v: float | None = None    # the supply the array's numbers hold at (None: not stated)
 
 
 NVMEXPLORER = ("NVMExplorer (HPCA 2022), 2 MB array, 22 nm, 64-bit word, 350 K (lpentecost/NVMExplorer "
@@ -119,7 +120,7 @@ def _sram_corner(base: Anchor, corner: str) -> Anchor:
     energy = (cg * v * v) / (cg0 * v0 * v0)
     delay = (cg * v / ion) / (cg0 * v0 / ion0)
     return dataclasses.replace(
-        base, leakage_mw=base.leakage_mw * leak, read_energy_pj=base.read_energy_pj * energy,
+        base, supply_v=v, leakage_mw=base.leakage_mw * leak, read_energy_pj=base.read_energy_pj * energy,
         write_energy_pj=base.write_energy_pj * energy, read_latency_ns=base.read_latency_ns * delay,
         write_latency_ns=base.write_latency_ns * delay,
         source=f"{base.source}, moved from CACTI's LOP to its {corner.upper()} 22 nm devices at 350 K "
@@ -129,9 +130,10 @@ def _sram_corner(base: Anchor, corner: str) -> Anchor:
 
 _SRAM = Anchor(technology="sram", capacity_bytes=MB2, word_bits=64, area_mm2=1.309, read_latency_ns=4.684,
                write_latency_ns=4.679, read_energy_pj=1.128, write_energy_pj=17.016, leakage_mw=56.345,
-               write_endurance=math.inf, volatile=True,
-               source=NVMEXPLORER.format("SRAM", "SRAM", "ReadEDP") + ", CACTI device roadmap LOP; volatile, "
-               "no wear-out")
+               write_endurance=math.inf, volatile=True, supply_v=CACTI_22NM["lop"][0],
+               source=NVMEXPLORER.format("SRAM", "SRAM", "ReadEDP") + ", CACTI device roadmap LOP, whose 22 nm "
+               "devices run at 0.6 V (HewlettPackard/cacti tech_params/22nm.dat), so the array's numbers are at its "
+               "own 0.6 V supply; volatile, no wear-out")
 
 ANCHORS: dict[str, Anchor] = {
     "rram_read_edp": _rram("ReadEDP", (0.525828515, 0.793295, 5.53, 6.178, 49.72, 11.979)),
@@ -245,7 +247,10 @@ def technology_file(path: Path) -> tuple[Anchor, PowerStates | None]:
     source = data.get("source")
     if not isinstance(source, str) or not source:
         raise TargetError(f"{where}: key 'source' (where the numbers come from) is missing")
-    anchor = Anchor(technology=kind, source=source, **values)
+    supply = data.get("supply_v")
+    if supply is not None and (not isinstance(supply, (int, float)) or isinstance(supply, bool) or supply <= 0):
+        raise TargetError(f"{where}: key 'supply_v' (the supply its numbers hold at) must be a positive number")
+    anchor = Anchor(technology=kind, source=source, supply_v=None if supply is None else float(supply), **values)
     table = data.get("power_states")
     if table is None:
         if kind not in POWER_STATES and kind != "dram":

@@ -34,7 +34,7 @@ from aalbert.ir.fileio import TOML_BYTES_PER_CHAR, loads_toml, read_regular
 from aalbert.ir.formats import parse_format
 from aalbert.ir.registry import all_ops
 from aalbert.outputs import note_read
-from aalbert.targets.hardware.components import Components, parse_components
+from aalbert.targets.hardware.components import Components, parse_components, scale_components
 from aalbert.targets.hardware.dvfs import Dvfs, OperatingPoint, parse_dvfs
 from aalbert.targets.hardware.levels import MemoryLevel, parse_memory
 from aalbert.targets.hardware.scaling import NODES, UNSCALED, Technology
@@ -229,8 +229,12 @@ def target_from_dict(data: dict, where: str) -> Target:
         raise TargetError(f"{where}: no [[memory]] levels")
     memories = tuple(parse_memory(where, i, m, mhz) for i, m in enumerate(raw_memories, start=1))
     parts = parse_components(where, data, mhz, top.used)
-    on_chip = [m.name for m in memories if not m.off_chip]
+    on_chip = {m.name: m.supply_v for m in memories if not m.off_chip}
     dvfs = parse_dvfs(where, top.get("dvfs", dict, None), mhz, volts, tech, on_chip)
+    if tech is UNSCALED and (parts.registers.reference or parts.accumulators.reference):
+        raise TargetError(f"{where}: [pe_registers] or [accumulators] gives a reference_node to scale from, which "
+                          "needs a [technology] table (the node to scale to)")
+    parts = scale_components(parts, tech, compute.mac_energy(compute.matmul_format))
     top.done()
     names = [m.name for m in memories]
     if len(set(names)) != len(names):
@@ -362,7 +366,8 @@ def _check_topology(target: Target) -> None:
 
 
 def at_point(target, point: OperatingPoint):
-    """`target` as it runs at `point`: its clock and supply, its rail's energies, leakage and bandwidth."""
+    """`target` as it runs at `point`: its clock and supply, its rail's energies, leakage and bandwidth, and what
+    its regulator loses (`Dvfs.drawn_factor`)."""
     from aalbert.targets.hardware.spec import target_from_dict
 
     dvfs = target.dvfs
@@ -371,11 +376,18 @@ def at_point(target, point: OperatingPoint):
     data = copy.deepcopy(target.tables)
     data.pop("dvfs")
     data["clock"].update(frequency_mhz=point.frequency_mhz, voltage_v=point.voltage_v)
-    leak, access = dvfs.leakage_factor(point.voltage_v), dvfs.access_factor(point.voltage_v)
-    for unit in ("compute", "sfu"):
-        if unit in dvfs.rail:
-            data[unit]["leakage_mw"] = target.compute.leakage_mw * leak if unit == "compute" \
-                else target.sfu.leakage_mw * leak
+    drawn = dvfs.drawn_factor(point.voltage_v)
+    leak, access = dvfs.leakage_factor(point.voltage_v) * drawn, dvfs.access_factor(point.voltage_v) * drawn
+    for unit, now in (("compute", target.compute), ("sfu", target.sfu)):
+        if unit not in dvfs.rail:
+            continue
+        # energies follow the technology's fit at the new supply (target_from_dict), times the regulator's loss
+        data[unit]["leakage_mw"] = now.leakage_mw * leak
+        if unit == "compute":
+            for f in data["compute"]["formats"].values():
+                f["energy_pj_per_mac"] = f["energy_pj_per_mac"] * drawn
+        else:
+            data["sfu"]["energy_pj_per_element"] = data["sfu"]["energy_pj_per_element"] * drawn
     for table in data["memory"]:
         if table.get("name") not in dvfs.rail:
             continue
@@ -383,8 +395,11 @@ def at_point(target, point: OperatingPoint):
         table.update(read_energy_pj=m.read_energy_pj * access, write_energy_pj=m.write_energy_pj * access,
                      leakage_mw=m.leakage_mw * leak, read_bytes_per_cycle=m.read_bytes_per_cycle,
                      write_bytes_per_cycle=m.write_bytes_per_cycle)
+        if m.power is not None and m.power.retention is not None:
+            # retention has its own supply: the same power as at the top point
+            table["retention_leakage_fraction"] = min(1.0, m.power.retention / leak)
     if "compute" in dvfs.rail:  # the parts around the array run on the array's supply
-        _scale_parts(data, target.parts, access, leak)
+        _scale_parts(data, target.parts, access, leak, drawn)
     return target_from_dict(data, f"{target.path} at {point.label()}")
 
 
@@ -392,15 +407,18 @@ PART_ENERGIES = {"pe_registers": ("operand_pj", "psum_pj"), "accumulators": ("ac
                  "noc": ("energy_pj_per_byte",)}
 
 
-def _scale_parts(data: dict, parts, access: float, leak: float) -> None:
-    """PE registers, accumulators, interconnect and buffers: energies per access x `access`, leakage x `leak`."""
+def _scale_parts(data: dict, parts, access: float, leak: float, drawn: float) -> None:
+    """PE registers, accumulators, interconnect and buffers: energies per access x `access` (x `drawn` alone for
+    those the technology's fit scales at the new supply: registers and accumulators given at a reference node,
+    an interconnect priced in MACs), leakage x `leak`."""
     for key, fields in PART_ENERGIES.items():
         table = data.get(key)
         if table is None:
             continue
+        fitted = "reference_node" in table
         for f in fields + ("leakage_mw",):
             if f in table:
-                table[f] = table[f] * (leak if f == "leakage_mw" else access)
+                table[f] = table[f] * (leak if f == "leakage_mw" else drawn if fitted else access)
     for table in data.get("buffer", []):
         b = next(b for b in parts.buffers if b.name == table.get("name"))
         for k in ("model", "banks"):
