@@ -86,7 +86,7 @@ def test_study_table_compares_families_on_every_memory(study_run):
 def test_sized_chips_hold_their_configuration_on_chip(study_run):
     rows = list(csv.DictReader(io.StringIO((study_run[0] / "study.csv").read_text())))
     sized = [r for r in rows if r["sized"] == "True"]
-    assert {r["architecture"] for r in sized} == {"sram", "rram_sram", "rram_sram_fixed"}
+    assert {r["architecture"] for r in sized} == {"sram", "rram_sram", "rram_sram_fixed", "mram_sram"}
     for r in sized:  # no weight traffic off chip per inference or per switch, and just the memory it needs
         assert r["fits_on_chip"] == "True" and float(r["dram_bytes_per_inference"]) == 0, r["target"]
         need = int(r["frozen_bytes"]) + int(r["mutable_bytes"]) + int(r["arena_bytes"])

@@ -1,7 +1,7 @@
 """Chips sized to a configuration: the smallest chip of each memory architecture that holds it on chip.
 
 For a placed-able module and a template target (`edge_accel`, possibly with
-some numbers changed), three architectures, each with just the memory the
+some numbers changed), four architectures, each with just the memory the
 configuration needs (no off-chip weight traffic per inference or per task
 switch):
 
@@ -10,12 +10,16 @@ switch):
 - `rram_sram`: write-once RRAM for the weights that never change (the
   shared backbone), SRAM for the task-specific weights and the activations;
 - `rram_sram_fixed`: the same with task weights fixed after deployment, so
-  they may live in RRAM too (RRAM for every weight, SRAM for activations).
+  they may live in RRAM too (RRAM for every weight, SRAM for activations);
+- `mram_sram`: STT-MRAM, non-volatile and field-writable, for every weight
+  (task weights that change in the field included), SRAM for the
+  activations (technology `stt_mram`, `targets/hardware/technologies/`).
 
 SRAM comes in at least 16 banks (edge_accel's, so the datapath reads 16
-words at once) of at most 256 KiB (4 KiB steps), RRAM in NVMExplorer's 2 MB
-banks (64 KiB steps). Technologies, compute, clock and DRAM are the
-template's.
+words at once) of at most 256 KiB (4 KiB steps), RRAM and STT-MRAM in
+NVMExplorer's 2 MB banks (64 KiB steps). Technologies, compute, clock and
+DRAM are the template's (STT-MRAM's level is the template's RRAM level with
+the STT-MRAM model, field-writable).
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ ARCHITECTURES = {
     "sram": "sized: all SRAM",
     "rram_sram": "sized: RRAM + SRAM",
     "rram_sram_fixed": "sized: RRAM + SRAM, task weights fixed",
+    "mram_sram": "sized: STT-MRAM + SRAM",
 }
+MRAM_MODEL = "stt_mram"
 SRAM_BANK = 256 * 1024
 SRAM_STEP = 4 * 1024
 RRAM_STEP = 64 * 1024
@@ -65,7 +71,19 @@ def sized_target(template: dict, where: str, s: Sizes, arch: str) -> Target:
     levels = {m["name"]: m for m in data["memory"]}
     sram = levels["sram"]
     memories = []
-    if arch == "sram" or s.frozen == 0:  # nothing for RRAM to hold: the chip is all SRAM
+    if arch == "mram_sram":  # every weight in STT-MRAM, written in the field as tasks change
+        need = s.arena
+        weights = s.frozen + s.mutable
+        mram = copy.deepcopy(levels["rram"])
+        for k in ("banks", "model", "technology", "field_writable"):
+            mram.pop(k, None)
+        mram.update(name="mram", technology="mram", model=MRAM_MODEL, field_writable=True, holds=["weights"],
+                    capacity_bytes=max(RRAM_STEP, -(-weights // RRAM_STEP) * RRAM_STEP))
+        mram["source"] = (f"sized: {mram['capacity_bytes']:,} bytes, the {weights:,} bytes of every weight (shared "
+                          f"and task-specific) rounded up to 64 KiB; STT-MRAM ({MRAM_MODEL}), field-writable; "
+                          f"reaches and gating as {where}'s RRAM")
+        memories.append(mram)
+    elif arch == "sram" or s.frozen == 0:  # nothing for RRAM to hold: the chip is all SRAM
         need = s.frozen + s.mutable + s.arena
     else:
         need = s.mutable + s.arena
@@ -80,6 +98,8 @@ def sized_target(template: dict, where: str, s: Sizes, arch: str) -> Target:
     sram.update(capacity_bytes=banks * bank, banks=banks, holds=["weights", "activations"],
                 source=f"sized: {banks} banks of {bank:,} bytes for {need:,} bytes (the weights that change, if any, "
                        f"and the {s.arena:,}-byte activation arena); technology as {where}")
+    if arch == "mram_sram":
+        sram["holds"] = ["activations"]
     memories.append(sram)
     memories += [m for m in data["memory"] if m.get("off_chip")]
     data["memory"] = memories

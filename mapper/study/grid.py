@@ -4,7 +4,7 @@ For every compression policy, model family and number of tasks, one
 configuration is compiled, placed, simulated and run as a request stream
 (`mapper.evaluate`) on (a) each fixed chip (`targets`, the built-in edge
 accelerators) and (b) chips sized to the configuration (`mapper.chips`: all
-SRAM, RRAM + SRAM, RRAM + SRAM with task weights fixed), built from the
+SRAM, RRAM + SRAM, RRAM + SRAM with task weights fixed, STT-MRAM + SRAM), built from the
 `template` target. A variation (`overrides` on every target's numbers, fixed
 task weights) is how `mapper.sensitivity` reruns it. Outputs are written by
 `mapper.study_report`.
@@ -172,7 +172,8 @@ def label(arch: str) -> str:
     return ARCHITECTURES.get(arch, arch)
 
 
-SHORT = {"sram": "sized SRAM", "rram_sram": "sized RRAM+SRAM", "rram_sram_fixed": "sized RRAM+SRAM, fixed tasks"}
+SHORT = {"sram": "sized SRAM", "rram_sram": "sized RRAM+SRAM", "rram_sram_fixed": "sized RRAM+SRAM, fixed tasks",
+         "mram_sram": "sized STT-MRAM+SRAM"}
 
 
 def short(arch: str) -> str:

@@ -90,7 +90,8 @@ def markdown(rows: list[dict], cfg: StudyConfig, accounting: list[dict] | None, 
            f"stream of {cfg.requests} round-robin requests at 10 per second (a task switch before every inference, "
            f"the accelerator power-gated between inferences, task-specific weights "
            f"{'fixed' if cfg.fixed_tasks else 'changing in the field'}); weights go off chip only when they do not "
-           f"fit. Memory technologies: {models} (the same in every chip, sized ones included). Energy counts "
+           f"fit. Memory technologies: {models} (the same in every chip, sized ones included, but for the STT-MRAM of the sized STT-MRAM + SRAM chip). "
+           "Energy counts "
            "dynamic energy, leakage by memory bank and power state, wake-ups, and DRAM background. All "
            "configurations are in `study.csv`.", ""]
     for policy in cfg.policies:
@@ -115,7 +116,10 @@ def markdown(rows: list[dict], cfg: StudyConfig, accounting: list[dict] | None, 
         out.append(f"- `{t}`: {target.description}. Sources of every number: `targets/builtin/{t}.toml`.")
     if cfg.sized:
         out.append(f"- Sized chips (`mapper/study/chips.py`): `{cfg.template}` with its on-chip memory cut to what "
-                   "each configuration needs: SRAM in 256 KiB banks, RRAM in 2 MB banks (64 KiB steps).")
+                   "each configuration needs: SRAM in 256 KiB banks, RRAM and STT-MRAM in 2 MB banks (64 KiB steps); "
+                   "the STT-MRAM + SRAM chip keeps every weight in field-writable STT-MRAM (NVMExplorer's 22 nm "
+                   "read-energy point, `targets/hardware/technologies/stt_mram.toml`), so task weights may change in "
+                   "the field there without the fixed-tasks rule.")
     template = load_target(cfg.template)
     out += [f"- Memories: {models}: NVMExplorer's 2 MB, 22 nm arrays scaled by capacity and banking "
             "(`targets/hardware/memtech.py`); power states: SRAM retention at 10 % of its leakage, gated banks at "
