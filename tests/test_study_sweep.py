@@ -63,8 +63,8 @@ def test_study_writes_every_output(study_run):
 
 def test_study_table_compares_families_on_every_memory(study_run):
     rows = list(csv.DictReader(io.StringIO((study_run[0] / "study.csv").read_text())))
-    # 2 families x (3 fixed chips + 3 sized ones) x 2 task counts x 1 policy
-    assert len(rows) == 24
+    # 2 families x (3 fixed chips + 4 sized ones) x 2 task counts x 1 policy
+    assert len(rows) == 28
     key = {(r["family"], r["target"], int(r["tasks"])): r for r in rows}
     for target in ("edge_accel", "edge_accel_sram", "edge_accel_dram"):
         one, two = key["adapter-albert", target, 1], key["adapter-albert", target, 2]
@@ -78,6 +78,7 @@ def test_study_table_compares_families_on_every_memory(study_run):
     assert "## 2 tasks, `edgebert` compression" in md
     assert "| edge_accel | adapter-ALBERT |" in md and "| edge_accel_dram | ALBERT |" in md
     assert "| sized: RRAM + SRAM | adapter-ALBERT |" in md and "## Assumptions" in md
+    assert "| sized: STT-MRAM + SRAM | adapter-ALBERT |" in md and "| sized: STT-MRAM + SRAM | ALBERT |" in md
     assert "`aalbert-study --size tiny --tasks 1,2 --seq-len 16 --requests 4`" in md
     for baseline in ("same chip: edge_accel", "the paper's", "each on its lowest-energy chip"):
         assert f"| {baseline}" in md
@@ -96,6 +97,28 @@ def test_sized_chips_hold_their_configuration_on_chip(study_run):
           for r in sized}
     assert by["albert", "sram", 2] - by["albert", "sram", 1] > 4 * (by["adapter-albert", "rram_sram", 2]
                                                                      - by["adapter-albert", "rram_sram", 1])
+
+
+def test_the_energy_breakdown_figure_shows_every_component_and_sums_to_the_table(study_run):
+    from aalbert.mapper.study.grid import StudyConfig
+    from aalbert.mapper.study.plots import stack_order
+    from aalbert.mapper.study.report import breakdown
+
+    rows = []
+    for r in csv.DictReader(io.StringIO((study_run[0] / "study.csv").read_text())):
+        rows.append({k: (float(v) if k.startswith("energy_") else int(v) if k == "tasks" else v)
+                     for k, v in r.items() if v or not k.startswith("energy_")})  # a row's components, as run
+    bars = breakdown(rows, StudyConfig(tasks=[1, 2], size="tiny", seq_len=16, requests=4))
+    most = [r for r in rows if r["tasks"] == 2]
+    assert len(bars) == len(most) == 2 * 7             # both families on 3 fixed chips and 4 sized ones
+    drawn = stack_order(bars)
+    for r in most:
+        bar = next(v for k, v in bars.items() if k.endswith(r["target"].replace("sized: ", "sized ")) and
+                   k.startswith("ALBERT" if r["family"] == "albert" else "adapter"))
+        assert sum(bar.values()) == pytest.approx(r["energy_mj"], rel=1e-4), r["target"]
+        assert set(bar) <= set(drawn)
+        for part in ("pe", "pe_regs", "acc", "noc", "buffers", "sram", "leakage"):
+            assert bar.get(part, 0.0) > 0, (r["target"], part)
 
 
 def test_study_outputs_are_byte_identical_across_runs(study_run):

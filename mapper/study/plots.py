@@ -6,8 +6,13 @@ from pathlib import Path
 
 from aalbert.outputs import atomic_writer
 
-COMPONENT_COLORS = {"pe": "#4477aa", "sfu": "#66ccee", "rram": "#228833", "sram": "#ccbb44", "dram": "#ee6677",
+COMPONENT_COLORS = {"pe": "#4477aa", "pe_regs": "#88aadd", "acc": "#225588", "noc": "#999933", "buffers": "#ddcc77",
+                    "sfu": "#66ccee", "rram": "#228833", "mram": "#117733", "sram": "#ccbb44", "dram": "#ee6677",
                     "leakage": "#bbbbbb", "dram_background": "#aa3377"}
+COMPONENT_LABELS = {"pe": "PE array", "pe_regs": "PE registers", "acc": "accumulators", "noc": "interconnect",
+                    "buffers": "buffers", "sfu": "SFU", "rram": "RRAM", "mram": "STT-MRAM", "sram": "SRAM",
+                    "dram": "DRAM", "leakage": "leakage and wake-ups", "dram_background": "DRAM background"}
+EXTRA_COLORS = ("#332288", "#882255", "#44aa99", "#661100", "#6699cc", "#aa4466")
 
 
 def _pyplot():
@@ -37,6 +42,7 @@ def lines_vs_tasks(series: dict[str, list[tuple[int, float]]], ax, ylabel: str, 
         style = "--" if (xs, ys) in drawn else "-"
         ax.plot(xs, ys, marker="o", markersize=3, linestyle=style, label=label)
         drawn.append((xs, ys))
+    ax.set_ylim(bottom=0)  # from zero: a spread of a few percent looks like one
     ax.set_xlabel("number of tasks")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -46,31 +52,41 @@ def lines_vs_tasks(series: dict[str, list[tuple[int, float]]], ax, ylabel: str, 
 def study_figure(panels: list[tuple[str, str, dict]], stem: Path) -> list[Path]:
     """A 2x2 grid of metric-vs-tasks panels: (title, y label, {line label: [(tasks, value)]})."""
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fig, axes = plt.subplots(2, 2, figsize=(15, 8))
     for ax, (title, ylabel, series) in zip(axes.flat, panels):
         lines_vs_tasks(series, ax, ylabel, title)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside, over no line
     fig.tight_layout()
     out = save(fig, stem)
     plt.close(fig)
     return out
 
 
+def stack_order(bars: dict[str, dict[str, float]]) -> list[str]:
+    """Every component any bar has, known ones in `COMPONENT_COLORS` order, then the others by name."""
+    present = {c for b in bars.values() for c, v in b.items() if v}
+    return [c for c in COMPONENT_COLORS if c in present] + sorted(present - set(COMPONENT_COLORS))
+
+
 def stacked_energy(bars: dict[str, dict[str, float]], stem: Path, title: str) -> list[Path]:
-    """One bar per configuration, stacked by component (mJ per inference)."""
+    """One bar per configuration, stacked by component (mJ per inference): every component a bar has, so that
+    each bar is the configuration's whole energy."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(12, 4.8))
     labels = list(bars)
-    components = [c for c in COMPONENT_COLORS if any(b.get(c, 0) for b in bars.values())]
+    components = stack_order(bars)
+    extra = iter(EXTRA_COLORS * (1 + len(components)))
     bottoms = [0.0] * len(labels)
     for comp in components:
         values = [bars[label].get(comp, 0.0) for label in labels]
-        ax.bar(range(len(labels)), values, bottom=bottoms, color=COMPONENT_COLORS[comp], label=comp)
+        ax.bar(range(len(labels)), values, bottom=bottoms, color=COMPONENT_COLORS.get(comp) or next(extra),
+               label=COMPONENT_LABELS.get(comp, comp))
         bottoms = [b + v for b, v in zip(bottoms, values)]
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("energy per inference (mJ)")
+    ax.set_ylim(bottom=0)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     out = save(fig, stem)
     plt.close(fig)
@@ -88,6 +104,7 @@ def pareto_figure(points: list[dict], front: list[dict], stem: Path) -> list[Pat
     fig.colorbar(sc, ax=ax, label="latency per inference (ms)")
     ax.set_xlabel("area (mm^2)")
     ax.set_ylabel("energy per inference (mJ)")
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -182,15 +182,29 @@ def figures(rows: list[dict], cfg: StudyConfig, out: Path) -> list[Path]:
                    ("area of the chips sized to each configuration", "mm^2", series("area_mm2", True))]
     paths = study_figure(panels, out / "study_vs_tasks")
     most = max(cfg.tasks)
-    bars = {}
-    for r in sel:
-        if r["tasks"] == most:
-            bars[f"{FAMILY_LABEL[r['family']]}\n{label(r['architecture']).replace('sized: ', 'sized ')}"] = {
-                k[len("energy_"):-len("_mj")]: v for k, v in r.items()
-                if k.startswith("energy_") and k.endswith("_mj") and k != "energy_mj"}
-    paths += stacked_energy(bars, out / "study_energy_breakdown",
+    paths += stacked_energy(breakdown(rows, cfg), out / "study_energy_breakdown",
                             f"energy per inference by component, {most} tasks, {policy}")
     return paths
+
+
+def breakdown(rows: list[dict], cfg: StudyConfig) -> dict[str, dict[str, float]]:
+    """What `study_energy_breakdown` draws: per configuration at the most tasks (first policy), mJ per inference
+    by component, every `energy_<component>_mj` column of its row, the operand, mask and auxiliary buffers of
+    every chip summed as `buffers`; a bar adds up to the row's `energy_mj`."""
+    policy, most = cfg.policies[0], max(cfg.tasks)
+    buffers = {b.name for t in {*cfg.targets, cfg.template} for b in load_target(t).parts.buffers}
+    bars: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if r["policy"] != policy or r["tasks"] != most:
+            continue
+        parts: dict[str, float] = {}
+        for k, v in r.items():
+            if k.startswith("energy_") and k.endswith("_mj") and k != "energy_mj":
+                name = k[len("energy_"):-len("_mj")]
+                name = "buffers" if name in buffers else name
+                parts[name] = parts.get(name, 0.0) + v
+        bars[f"{FAMILY_LABEL[r['family']]}\n{label(r['architecture']).replace('sized: ', 'sized ')}"] = parts
+    return bars
 
 
 @dataclass(frozen=True)
