@@ -85,17 +85,33 @@ def main(argv=None) -> int:
         program = lower(module, target, task)
         lows.append(time.perf_counter() - t)
         t = time.perf_counter()
-        sim = simulate(program, target, memory_image(module, target), cold=True)
+        simulate(program, target, memory_image(module, target), cold=True)
         sims.append(time.perf_counter() - t)
     print(f"one base inference ({len(program.instrs)} instructions): lower {statistics.median(lows) * 1e3:.0f} ms, "
           f"simulate {statistics.median(sims) * 1e3:.0f} ms (median of 5)")
-    static = sum(v for k, v in sim.energy.items() if ":" in k)
-    print(f"simulated: {sim.cycles / 1e6:.2f} M cycles, {sim.seconds * 1e3:.1f} ms, {sim.total_pj / 1e9:.2f} mJ "
-          f"({static / 1e9:.2f} mJ static, after a power-up); PE array busy {100 * sim.busy['pe'] / sim.cycles:.1f} % "
-          "of the inference")
-    ffn_level = next(w.placement.level for w in module.weights.values() if w.role.kind == "ffn")
-    print(f"PE array busy during the FFN GEMMs (weights in {ffn_level}): {100 * ffn_busy(module, program, sim):.1f} %")
+    for line in simulated(module):
+        print(line)
     return 0
+
+
+def compiled():
+    """adapter-ALBERT base, 8 tasks, compressed `edgebert` and placed on edge_accel (what `flow` builds, untimed)."""
+    module = load_example(ExampleSpec("adapter-albert", 8, "base"), DimSpec(1, 128))
+    return PassManager(compile_passes(module, compression="edgebert", placement=Placement("edge_accel"))).run(module)
+
+
+def simulated(module) -> list[str]:
+    """The figures of one simulated inference of the first task after a power-up (deterministic; docs/backend.md
+    quotes them, tests/test_docs.py checks them)."""
+    target = load_target("edge_accel")
+    program = lower(module, target, next(iter(module.graphs)))
+    sim = simulate(program, target, memory_image(module, target), cold=True)
+    static = sum(v for k, v in sim.energy.items() if ":" in k)
+    ffn_level = next(w.placement.level for w in module.weights.values() if w.role.kind == "ffn")
+    return [f"simulated: {sim.cycles / 1e6:.2f} M cycles, {sim.seconds * 1e3:.1f} ms, {sim.total_pj / 1e9:.2f} mJ "
+            f"({static / 1e9:.2f} mJ static, after a power-up); PE array busy {100 * sim.busy['pe'] / sim.cycles:.1f} "
+            "% of the inference",
+            f"PE array busy during the FFN GEMMs (weights in {ffn_level}): {100 * ffn_busy(module, program, sim):.1f} %"]
 
 
 if __name__ == "__main__":

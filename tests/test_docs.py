@@ -101,3 +101,72 @@ def test_each_row_of_where_new_things_go_names_a_file_and_a_test_that_exist():
         missing = [p for p in files if "/" in p and not _exists(p)] + [t for t in tests if not _exists(t)]
         assert not missing, f"row {what!r}: {missing} do not exist"
         assert all(t.startswith("tests/") for t in tests), f"row {what!r}: its test is not under tests/"
+
+
+# -- docs/backend.md: every simulated figure it quotes is what the code prints ----------------------------------
+BACKEND = ROOT / "docs" / "backend.md"
+
+
+def _quoted_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """Each fenced block without a language, with the paragraph before it (joined into one line)."""
+    out = []
+    for m in re.finditer(r"(?:^|\n\n)((?:[^\n]+\n)+)\n```\n(.*?)```", text, flags=re.S):
+        out.append((" ".join(m.group(1).split()), [line for line in m.group(2).splitlines() if line.strip()]))
+    return out
+
+
+def _compile_output(command: str, capsys) -> list[str]:
+    from aalbert.mapper.cli import compile as compile_cli
+
+    args = command.split()
+    assert args[0] == "aalbert-compile"
+    assert compile_cli.main(args[1:]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def _backend_benchmark():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("backend_benchmark", ROOT / "benchmarks" / "backend.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_backend_doc_quotes_what_its_commands_print(capsys, monkeypatch):
+    """Every block docs/backend.md quotes after "From `aalbert-compile ...`" is printed by that command, line by
+    line, and the prose's off-ramp cost is the `cola` rows of those blocks."""
+    monkeypatch.chdir(ROOT)
+    text = BACKEND.read_text()
+    checked = {}
+    for before, lines in _quoted_blocks(text):
+        m = re.search(r"From `(aalbert-compile [^`]+)`", before)
+        if not m:
+            continue
+        command = " ".join(m.group(1).split())
+        printed = _compile_output(command, capsys)
+        for line in lines:
+            assert line in printed, f"docs/backend.md quotes a line `{command}` does not print:\n{line}"
+        checked[command] = next(line for line in lines if line.startswith("cola "))
+    assert len(checked) == 2, list(checked)
+    with_ramps, without = re.search(r"takes ([\d.]+ ms) with off-ramps against ([\d.]+ ms) without",
+                                    " ".join(text.split())).groups()
+    rows = {("--off-ramps" in c): row for c, row in checked.items()}
+    assert f" {with_ramps} " in rows[True] and f" {without} " in rows[False]
+
+
+def test_backend_doc_quotes_the_benchmarks_simulated_figures():
+    """The simulated lines of `python benchmarks/backend.py` that docs/backend.md quotes are what it computes (its
+    wall times are measurements, not checked)."""
+    bench = _backend_benchmark()
+    module = bench.compiled()
+    blocks = [lines for before, lines in _quoted_blocks(BACKEND.read_text())
+              if "From `python benchmarks/backend.py`" in before]
+    assert len(blocks) == 1
+    quoted = [line for line in blocks[0] if line.startswith(("simulated:", "PE array busy during"))]
+    assert quoted == bench.simulated(module)
+    from aalbert.targets.codegen.lower import lower
+    from aalbert.targets.hardware.spec import load_target
+
+    count = len(lower(module, load_target("edge_accel"), next(iter(module.graphs))).instrs)
+    assert f"one base inference ({count} instructions)" in "\n".join(blocks[0])
