@@ -226,9 +226,11 @@ def test_cuts_add_up_to_the_whole_inference(compiled):
         # (a bank accessed on both sides of the cut wakes once more)
         wakes = sum(m.banks * m.power.wakeup_pj for m in target.on_chip if m.power and m.power_gating == "idle")
         assert abs(sum(up_to_2[1].values()) + sum(rest[1].values()) - r.total_pj) <= wakes
-        for q in (1, 2):  # slower and cheaper at the lower points
+        for q in (1, 2):  # slower at the lower points; what runs on the rail cheaper, even through the LDO
             assert costs.upto(task, q, 3, True)[0] > costs.upto(task, q - 1, 3, True)[0]
-            assert sum(costs.upto(task, q, 0, True)[1].values()) < sum(costs.upto(task, q - 1, 0, True)[1].values())
+            low, high = costs.upto(task, q, 0, True)[1], costs.upto(task, q - 1, 0, True)[1]
+            assert all(low[k] < high[k] for k in ("pe", "sfu", "noc", "pe_regs")), (low, high)
+            assert low["sram"] == pytest.approx(high["sram"], rel=1e-12)   # the SRAM at its own supply
 
 
 def _workload(module, target_ms, histogram=(0.5, 0.2, 0.1, 0.2)):
@@ -249,7 +251,8 @@ def test_policies_on_a_stream(compiled):
     assert ee.stream.energy_per_inference_pj < none.stream.energy_per_inference_pj
     # with twice the full latency to spare, every sentence past the first off-ramp slows to the lowest point
     assert ps.points == {"0.80 V, 500 MHz": 20, "0.60 V, 362 MHz": 20} and ps.misses == 0
-    assert ps.stream.energy_per_inference_pj < ee.stream.energy_per_inference_pj
+    # the rail's energy falls; the whole need not: the SRAM, off the rail, leaks over the longer inference
+    assert ps.stream.by_component["pe"] < ee.stream.by_component["pe"]
     assert ps.stream.latencies.mean() > ee.stream.latencies.mean()
     # a target below a full inference: every sentence that runs every layer misses it
     tight = run_backend(module, target, _workload(module, 0.9 * full_ms), Stream(40))
