@@ -4,7 +4,8 @@ An inference's energy is the sum over its nodes of their dynamic energy plus
 the static energy over their cycles (nodes run one after another): the
 leakage that runs all along (`Rates.leak`) and, for the memory banks a node
 accesses, what they cost more while it runs (a power-gated bank is on, a
-DRAM in active standby: `Rates.touch`). Each node is charged to one choice of
+DRAM in active standby while its bursts move the node's bytes and in
+power-down between them: `Rates.touch`, `Rates.dram_touch`). Each node is charged to one choice of
 the allocator:
 
 - a node that reads weights, to its first weight (a `linear`'s matrix, a
@@ -22,13 +23,14 @@ mapped agree.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aalbert.ir.builder import node_kind
 from aalbert.ir.graph import Graph, Node
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
 from aalbert.ir.types import TensorType
+from aalbert.targets.hardware.dram import DramPower
 from aalbert.targets.hardware.spec import Target
 from aalbert.targets.mapping.problem import weight_of
 from aalbert.targets.mapping.search import MappingError
@@ -55,6 +57,16 @@ class Rates:
     bank_bytes: dict[str, int]
     activation_bytes: float
     held_banks: dict[str, int]        # level -> banks holding data at the current placement (what a node can touch)
+    drams: dict[str, DramPower] = field(default_factory=dict)   # DRAM levels: active only while bursts move data
+    cycle_ns: float = 0.0
+
+    def dram_touch(self, level: str, cycles: float, nbytes: float) -> float:
+        """pJ per cycle of a DRAM a node moves `nbytes` to or from over `cycles`, above self-refresh: active
+        standby while its bursts move them, power-down between (`DramPower.active_ns`, as the simulator)."""
+        d = self.drams[level]
+        span = cycles * self.cycle_ns
+        on = d.active_ns(span, nbytes) / span if span > 0 else 1.0
+        return (on * d.active_mw + (1 - on) * d.power_down_mw + d.refresh_mw - d.self_refresh_mw) * self.cycle_ns
 
 
 @dataclass
@@ -123,7 +135,10 @@ class Pricer:
         elif arena in touch:
             banks[arena] = 1
         held = self.rates.held_banks
-        return self.rates.leak + sum(touch[lvl] * min(n, held.get(lvl, n)) for lvl, n in banks.items())
+        drams = self.rates.drams
+        return self.rates.leak + sum(
+            (self.rates.dram_touch(lvl, cost.cycles, cost.reads.get(lvl, 0.0) + cost.writes.get(lvl, 0.0))
+             if lvl in drams else touch[lvl]) * min(n, held.get(lvl, n)) for lvl, n in banks.items())
 
     def _banks(self, level: str, nbytes: float) -> float:
         """Banks `nbytes` lie in, expected over where they start within a bank (a DRAM is one bank)."""

@@ -143,7 +143,8 @@ class ProblemBuilder:
         leak = (always + self.held_leak) * self.cycle_ns
         self.load_mw = always + self.held_leak + dram_mw   # while weights arrive: the chip idles, the DRAM is active
         rates = Rates(leak, touch, {m.name: 0 if m.dram is not None or m.off_chip else m.bank_bytes
-                                    for m in target.memories}, target.compute.activation_bits / 8, held_banks)
+                                    for m in target.memories}, target.compute.activation_bits / 8, held_banks,
+                      {m.name: m.dram for m in target.memories if m.dram is not None}, self.cycle_ns)
         self.pricer = Pricer(module, target, workload, coster, state, rates)
 
     @functools.cached_property
