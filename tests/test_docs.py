@@ -170,3 +170,16 @@ def test_backend_doc_quotes_the_benchmarks_simulated_figures():
 
     count = len(lower(module, load_target("edge_accel"), next(iter(module.graphs))).instrs)
     assert f"one base inference ({count} instructions)" in "\n".join(blocks[0])
+
+
+def test_readme_early_exit_block_is_what_its_command_prints(capsys, monkeypatch):
+    """The README quotes the policies of its early-exit compile; they must be what the command prints now."""
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"```sh\n(aalbert-compile --off-ramps[^\n]*)\n```\n\n(?:[^\n]+\n)+\n```\n(.*?)```", text, flags=re.S)
+    assert m, "README: no early-exit command with its quoted output"
+    printed = _compile_output(m.group(1), capsys)
+    quoted = [line for line in m.group(2).splitlines() if line.strip()]
+    assert len(quoted) >= 4
+    for line in quoted:
+        assert line in printed, f"README quotes a line `{m.group(1)}` does not print:\n{line}"
