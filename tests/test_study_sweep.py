@@ -308,7 +308,7 @@ def test_study_with_early_exit_compares_every_policy_on_every_chip(tmp_path):
                            "--early-exit", "--exits", str(exits), "--out", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO((out / "study.csv").read_text())))
     on = [r for r in rows if r["early_exit"] == "on"]
-    assert len(on) == 12 and len(rows) == 24  # 2 families x 6 chips, with and without off-ramps
+    assert len(on) == 14 and len(rows) == 28  # 2 families x 7 chips, with and without off-ramps
     for r in on:
         none, ee, ps = (float(r[f"{k}_energy_mj"]) for k in ("none", "early_exit", "predict_scale"))
         # scaling down may cost more than it saves where little of the energy is on the scaled rail
