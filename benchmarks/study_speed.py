@@ -9,7 +9,7 @@ cache folder (XDG_CACHE_HOME: no mapping, placement or sweep result is warm) and
 built-in examples' cached IR, made once per build before the runs, is copied into it (code that has no such
 cache ignores it), except for `first compile`. The figures (NAME):
 
-- `study`: `aalbert-study --quiet` (96 configurations), wall seconds;
+- `study`: `aalbert-study --quiet` (112 configurations; 96 before the STT-MRAM chip), wall seconds;
 - `sensitivity`: `aalbert-study --sensitivity --early-exit --quiet`, wall seconds;
 - `tight`: the tutorial's placement error (`docs/tutorial.md`: `my_chip.toml` with an SRAM as large as the
   activations, `aalbert-compile --tasks 2 --target tight.toml --spill`), wall seconds to the error;
