@@ -146,8 +146,8 @@ def test_energy_and_clock_scale_with_voltage_as_the_formulas_say():
         leak = v / v0 * math.exp(k * (v - v0)) * drawn
         assert q.compute.leakage_mw == pytest.approx(t.compute.leakage_mw * leak, rel=1e-12)
         assert q.sfu.leakage_mw == pytest.approx(t.sfu.leakage_mw * leak, rel=1e-12)
-        b0, b = t.parts.buffer("input0"), q.parts.buffer("input0")   # C V^2 on the rail, through the LDO
-        assert b.read_pj_per_byte == pytest.approx(b0.read_pj_per_byte * (v / v0) ** 2 * drawn, rel=1e-12)
+        b0, b = t.parts.buffer("input0"), q.parts.buffer("input0")   # LOP SRAM buffers: their own 0.6 V
+        assert (b.read_pj_per_byte, b.leakage_mw) == (b0.read_pj_per_byte, b0.leakage_mw)
         s0, s = t.level("sram"), q.level("sram")   # off the rail, at its own 0.6 V: its numbers stay, a word per
         assert (s.read_energy_pj, s.leakage_mw) == (s0.read_energy_pj, s0.leakage_mw)   # bank per (slower) cycle
         assert s.read_bytes_per_cycle == s0.read_bytes_per_cycle

@@ -22,7 +22,9 @@ scales as a memory's). On it, at voltage V against V0:
 A memory on the rail must hold its numbers at the rail's top voltage: a
 memory model states the supply its numbers hold at (`supply_v`; NVMExplorer's
 SRAM is CACTI's LOP array at its own 0.6 V, which is therefore kept off an
-0.8 V rail), and a rail that names a memory at another supply is refused.
+0.8 V rail), and a rail that names a memory at another supply is refused;
+a buffer around the array whose model holds at another supply than the
+rail's (the LOP SRAM's) likewise runs at its own and keeps its numbers.
 Retention is on its own supply (the data-retention voltage), so a memory's
 retention leakage stays what it is at the top point.
 

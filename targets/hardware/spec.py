@@ -399,7 +399,7 @@ def at_point(target, point: OperatingPoint):
             # retention has its own supply: the same power as at the top point
             table["retention_leakage_fraction"] = min(1.0, m.power.retention / leak)
     if "compute" in dvfs.rail:  # the parts around the array run on the array's supply
-        _scale_parts(data, target.parts, access, leak, drawn)
+        _scale_parts(data, target.parts, access, leak, drawn, dvfs.top.voltage_v)
     return target_from_dict(data, f"{target.path} at {point.label()}")
 
 
@@ -407,10 +407,13 @@ PART_ENERGIES = {"pe_registers": ("operand_pj", "psum_pj"), "accumulators": ("ac
                  "noc": ("energy_pj_per_byte",)}
 
 
-def _scale_parts(data: dict, parts, access: float, leak: float, drawn: float) -> None:
+def _scale_parts(data: dict, parts, access: float, leak: float, drawn: float, top_v: float) -> None:
     """PE registers, accumulators, interconnect and buffers: energies per access x `access` (x `drawn` alone for
     those the technology's fit scales at the new supply: registers and accumulators given at a reference node,
-    an interconnect priced in MACs), leakage x `leak`."""
+    an interconnect priced in MACs), leakage x `leak`; a buffer whose memory model holds at another supply than
+    the rail's top (the LOP SRAM's 0.6 V) runs at its own, off the rail, and keeps its numbers."""
+    from aalbert.targets.hardware.memtech import anchors, model_name
+
     for key, fields in PART_ENERGIES.items():
         table = data.get(key)
         if table is None:
@@ -421,6 +424,9 @@ def _scale_parts(data: dict, parts, access: float, leak: float, drawn: float) ->
                 table[f] = table[f] * (leak if f == "leakage_mw" else drawn if fitted else access)
     for table in data.get("buffer", []):
         b = next(b for b in parts.buffers if b.name == table.get("name"))
+        supply = anchors()[model_name(table["model"])].supply_v if "model" in table else None
+        if supply is not None and abs(supply - top_v) > 1e-9:
+            continue
         for k in ("model", "banks"):
             table.pop(k, None)
         table.update(read_pj_per_byte=b.read_pj_per_byte * access, write_pj_per_byte=b.write_pj_per_byte * access,
