@@ -111,7 +111,8 @@ def simulated(module) -> list[str]:
     return [f"simulated: {sim.cycles / 1e6:.2f} M cycles, {sim.seconds * 1e3:.1f} ms, {sim.total_pj / 1e9:.2f} mJ "
             f"({static / 1e9:.2f} mJ static, after a power-up); PE array busy {100 * sim.busy['pe'] / sim.cycles:.1f} "
             "% of the inference",
-            f"PE array busy during the FFN GEMMs (weights in {ffn_level}): {100 * ffn_busy(module, program, sim):.1f} %"]
+            f"PE array busy during the FFN GEMMs (weights in {ffn_level}): "
+            f"{100 * ffn_busy(module, program, sim):.1f} %"]
 
 
 if __name__ == "__main__":

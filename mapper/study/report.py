@@ -90,8 +90,8 @@ def markdown(rows: list[dict], cfg: StudyConfig, accounting: list[dict] | None, 
            f"stream of {cfg.requests} round-robin requests at 10 per second (a task switch before every inference, "
            f"the accelerator power-gated between inferences, task-specific weights "
            f"{'fixed' if cfg.fixed_tasks else 'changing in the field'}); weights go off chip only when they do not "
-           f"fit. Memory technologies: {models} (the same in every chip, sized ones included, but for the STT-MRAM of the sized STT-MRAM + SRAM chip). "
-           "Energy counts "
+           f"fit. Memory technologies: {models} (the same in every chip, sized ones included, but for the STT-MRAM "
+           "of the sized STT-MRAM + SRAM chip). Energy counts "
            "dynamic energy, leakage by memory bank and power state, wake-ups, and DRAM background. All "
            "configurations are in `study.csv`.", ""]
     for policy in cfg.policies:

@@ -212,8 +212,8 @@ DRAM_SPECS: dict[str, LPDDR4Spec] = {
         t_cke=12, t_xp=12,
         phy_read_pj_per_bit=1.83, phy_write_pj_per_bit=5.68, phy_area_mm2=0.5,
         source=f"{DRAMPOWER} (IDD in mA for VDD1 1.8 V, VDD2 1.1 V, VDDQ 1.1 V; clkMhz 1600, RAS 68, RPPB 29, "
-        f"RCD 29, RL 28, WL 14, RFCAB 448, REFIAB 6246, XSR 458, CKE 12, XP 12: tCKE = tXP = 7.5 ns, as JEDEC JESD209-4's \
-max(7.5 ns, 4 and 5 tCK)); {PHY}"),
+        f"RCD 29, RL 28, WL 14, RFCAB 448, REFIAB 6246, XSR 458, CKE 12, XP 12: tCKE = tXP = 7.5 ns, as JEDEC "
+        f"JESD209-4's max(7.5 ns, 4 and 5 tCK)); {PHY}"),
 }
 
 
