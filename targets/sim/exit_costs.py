@@ -63,8 +63,8 @@ def window(acc: Accesses, lo_ns: float, end_ns: float) -> Accesses:
         sel = rows[(rows[:, 2] >= lo_ns) & (rows[:, 2] < end_ns)].copy()
         sel[:, 2:] -= lo_ns
         out.levels[lvl] = sel
-    for lvl, rows in acc.moved.items():
-        out.moved[lvl] = [(a - lo_ns, b - lo_ns, n) for a, b, n in rows if lo_ns <= a < end_ns]
+    for lvl, moved in acc.moved.items():
+        out.moved[lvl] = [(a - lo_ns, b - lo_ns, n) for a, b, n in moved if lo_ns <= a < end_ns]
     return out
 
 

@@ -100,7 +100,7 @@ class Accesses:
         moved: dict[str, list] = {}
         for ins in program.instrs:
             a, b = start[ins.id] * ns, finish[ins.id] * ns
-            touched = None
+            touched: dict[str, int] | None = None
             for bufs in (ins.reads, ins.writes):
                 for buf in bufs:
                     if buf.level in names:
