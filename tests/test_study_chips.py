@@ -32,3 +32,38 @@ def test_a_sized_stt_mram_chip_holds_task_weights_that_change_in_the_field():
     task_weights = [w for w in placed.weights.values() if not w.role.shared]
     assert task_weights and all(w.placement.level == "mram" for w in task_weights)
     assert all(w.placement.level == "mram" for w in placed.weights.values())
+
+
+def test_study_figures_start_energy_at_zero_and_keep_legends_off_the_lines(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from aalbert.mapper.study import plots
+
+    made = []
+    real_save = plots.save
+
+    def keep(fig, stem):
+        made.append(fig)
+        return real_save(fig, stem)
+
+    plots.save = keep
+    try:
+        # a 4 % spread between two lines that would fill the axes if the axis started at the data
+        plots.study_figure([("energy", "mJ", {"a": [(1, 5.0), (2, 5.1)], "b": [(1, 5.2), (2, 5.0)]})] * 4,
+                           tmp_path / "f")
+        plots.stacked_energy({"x": {"pe": 1.0, "pe_regs": 0.2, "input0": 0.1}}, tmp_path / "g", "t")
+    finally:
+        plots.save = real_save
+    for fig in made:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            assert ax.get_ylim()[0] == 0
+            legend = ax.get_legend()
+            box, frame = legend.get_window_extent(), ax.get_window_extent()
+            assert box.x0 >= frame.x1  # beside the axes, over no line or bar
+        plt.close(fig)
+    labels = [t.get_text() for t in made[1].axes[0].get_legend().get_texts()]
+    assert labels == ["PE array", "PE registers", "input0"]       # every component, named
