@@ -92,7 +92,7 @@ def exit_json(backend: Backend, task: str, cold: bool, target_ms: float | None) 
         "task": task, "after_power_up": cold, "exit_points": exit_points(backend, task, cold),
         "operating_points": [{"voltage_v": p.voltage_v, "frequency_mhz": p.frequency_mhz} for p in costs.points]}
     if dvfs is not None:
-        data["dvfs"] = {"rail": list(dvfs.rail), "leakage_per_volt": dvfs.leakage_per_volt,
+        data["dvfs"] = {"rail": list(dvfs.rail), "regulator": dvfs.regulator, "leakage_per_volt": dvfs.leakage_per_volt,
                         "transition_ns": dvfs.transition_ns, "transition_pj": dvfs.transition_pj,
                         "frequencies": dvfs.frequency_source}
     if backend.policies is not None:
