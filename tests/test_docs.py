@@ -183,3 +183,51 @@ def test_readme_early_exit_block_is_what_its_command_prints(capsys, monkeypatch)
     assert len(quoted) >= 4
     for line in quoted:
         assert line in printed, f"README quotes a line `{m.group(1)}` does not print:\n{line}"
+
+
+# -- docs/targets.md: the memory models' table and the DRAM's figures are the code's --------------------------
+TARGETS_DOC = ROOT / "docs" / "targets.md"
+
+
+def _close(quoted: str, value: float) -> bool:
+    """`quoted` is `value` as printed to the digits it shows."""
+    digits = len(quoted.split(".")[1]) if "." in quoted else 0
+    return abs(float(quoted) - value) <= 0.5 * 10 ** -digits + 1e-12
+
+
+def test_targets_doc_memory_models_table_is_the_anchors():
+    from aalbert.targets.hardware.memtech import anchors
+
+    text = TARGETS_DOC.read_text()
+    head = "| model | NVMExplorer / CACTI |"
+    assert head in text
+    body = text[text.index(head):].split("\n\n", 1)[0].splitlines()[2:]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in body]
+    models = anchors()
+    assert {r[0].strip("`") for r in rows} == set(models)
+    for r in rows:
+        a = models[r[0].strip("`")]
+        numbers = (a.read_energy_pj, a.write_energy_pj, a.read_latency_ns, a.write_latency_ns, a.leakage_mw,
+                   a.area_mm2)
+        for quoted, value in zip(r[2:], numbers):
+            assert _close(quoted, value), (r[0], quoted, value)
+
+
+def test_targets_doc_dram_figures_are_the_models():
+    from aalbert.targets.hardware.dram import DRAM_SPECS
+
+    spec = DRAM_SPECS["lpddr4_3200"]
+    p = spec.power()
+    text = " ".join(TARGETS_DOC.read_text().split())
+    for pattern, value in ((r"\(([\d.]+) pJ per byte with ACT/PRE", spec.read_pj_per_byte),
+                           (r"a write ([\d.]+) pJ per byte", spec.write_pj_per_byte),
+                           (r"active standby \(IDD3N, ([\d.]+) mW\)", p.active_mw),
+                           (r"power-down \(IDD2P, ([\d.]+) mW\)", p.power_down_mw),
+                           (r"self-refresh \(IDD6, ([\d.]+) mW\)", p.self_refresh_mw),
+                           (r"its break-even \(([\d.]+) us", p.self_refresh_after_ns / 1000),
+                           (r"self-refresh costs ([\d.]+) mW", p.refresh_mw),
+                           (r"slower than the DRAM's ([\d.]+) GB/s", p.bytes_per_ns),
+                           (r"tCKE \+ tXP \(([\d.]+) \+", p.power_down_min_ns)):
+        m = re.search(pattern, text)
+        assert m, pattern
+        assert _close(m.group(1), value), (pattern, m.group(1), value)
