@@ -231,3 +231,11 @@ def test_targets_doc_dram_figures_are_the_models():
         m = re.search(pattern, text)
         assert m, pattern
         assert _close(m.group(1), value), (pattern, m.group(1), value)
+
+
+def test_targets_doc_scaling_factors_are_the_edge_targets():
+    from aalbert.targets.hardware.spec import load_target
+
+    tech = load_target("edge_accel").technology
+    m = re.search(r"energy x ([\d.]+), area x ([\d.]+)", " ".join(TARGETS_DOC.read_text().split()))
+    assert m and _close(m.group(1), tech.energy_factor) and _close(m.group(2), tech.area_factor)
