@@ -237,5 +237,5 @@ def test_targets_doc_scaling_factors_are_the_edge_targets():
     from aalbert.targets.hardware.spec import load_target
 
     tech = load_target("edge_accel").technology
-    m = re.search(r"energy x ([\d.]+), area x ([\d.]+)", " ".join(TARGETS_DOC.read_text().split()))
+    m = re.search(r"energy x (\d+\.\d+), area x (\d+\.\d+)", " ".join(TARGETS_DOC.read_text().split()))
     assert m and _close(m.group(1), tech.energy_factor) and _close(m.group(2), tech.area_factor)
