@@ -1,5 +1,5 @@
 // Replays a command trace through DRAMPower's LPDDR4 model and prints its energies as JSON.
-// Built against tukl-msd/DRAMPower (commit aeaf364) and tukl-msd/DRAMUtils v1.0 by
+// Built against tukl-msd/DRAMPower (commit aeaf364, the last one on DRAMUtils v1.0) and tukl-msd/DRAMUtils v1.0 by
 // `python benchmarks/calibration.py --run-drampower BUILD_DIR` (see docs/calibration.md).
 // Usage: drampower_trace MEMSPEC.json TRACE.txt   (TRACE: one "cycle COMMAND bank" per line)
 #include <DRAMPower/command/Command.h>
@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
         ddr.doCoreCommand(Command(cycle, it->second, {bank, 0, 0}));
     }
     auto e = ddr.calcCoreEnergy(last);
-    auto b = e.aggregated_bank_energy();
+    energy_info_t b;
+    for (const auto& bank_e : e.bank_energy) b += bank_e;
     std::printf("{\"cycles\": %llu, \"tck_s\": %.17g, \"pJ\": {\"act\": %.17g, \"pre\": %.17g, \"rd\": %.17g, "
                 "\"wr\": %.17g, \"bg_act\": %.17g, \"bg_act_shared\": %.17g, \"bg_pre\": %.17g, \"ref_ab\": %.17g, "
                 "\"pdn_act\": %.17g, \"pdn_pre\": %.17g, \"sref\": %.17g, \"total\": %.17g}, \"commands\": {",
