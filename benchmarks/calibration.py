@@ -30,7 +30,6 @@ tables (and tests/test_calibration.py) need neither CACTI nor DRAMPower;
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import re
@@ -38,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -319,7 +318,7 @@ def run_drampower(build: Path) -> dict:
         libs = [str(p) for p in sorted(build.rglob("libDRAMPower.a")) + sorted(build.rglob("libDRAMUtils.a"))]
         subprocess.run(["g++", "-std=c++17", "-O2", *inc, str(DATA / "drampower_trace.cpp"), *libs, "-o", str(exe)],
                        check=True)
-    target, sim = dram_run()
+    _, sim = dram_run()
     cmds, stats = dram_commands(sim)
     with tempfile.TemporaryDirectory() as tmp:
         spec, trace = Path(tmp) / "memspec.json", Path(tmp) / "trace.txt"
@@ -462,7 +461,8 @@ def sram_rows() -> list[Row]:
         now = memtech.scaled(model, bank, 500.0, banks=1)
         old = memtech.scaled(before, bank, 500.0, banks=1)
         src = f"CACTI 7, {corner.upper()}, 22 nm, 300 K"
-        for q, unit, key, attr, factor in (("read energy per 64-bit access", "pJ", "read_pj", "read_energy_pj", "energy"),
+        for q, unit, key, attr, factor in (("read energy per 64-bit access", "pJ", "read_pj", "read_energy_pj",
+                                            "energy"),
                                            ("write energy per 64-bit access", "pJ", "write_pj", "write_energy_pj",
                                             "energy"),
                                            ("leakage", "mW", "leakage_mw", "leakage_mw", "area"),
@@ -525,9 +525,7 @@ def nvm_rows() -> list[Row]:
 
 def dram_aalbert() -> dict:
     """aalbert's DRAM energy of ALBERT-base on edge_accel_dram, split as DRAMPower reports it."""
-    from aalbert.targets.hardware.dram import DRAM_SPECS
-
-    from aalbert.targets.hardware.dram import background
+    from aalbert.targets.hardware.dram import DRAM_SPECS, background
 
     s = DRAM_SPECS["lpddr4_3200"]
     target, sim = dram_run()
@@ -616,7 +614,6 @@ def held_out_misses(rows: list[Row]) -> list[Row]:
 def report(results: dict) -> str:
     """docs/calibration.md, from the stored references and aalbert's figures."""
     from aalbert.targets.hardware import memtech
-    from aalbert.targets.hardware.dram import DRAM_SPECS
 
     sources: dict[str, int] = {}
     cacti = _load("cacti.json")
@@ -634,7 +631,7 @@ def report(results: dict) -> str:
           "takes the reference), *before calibration* (the value the study used before, kept as a named",
           "variant), *fitted* and *held out* (the whole chip).", ""]
     md += ["## 1. SRAM banks against CACTI 7", "",
-           f"The edge targets' SRAMs are built of 256 KiB banks. CACTI 7 (as `zigzag-dse` 3.9.1 ships it, the",
+           "The edge targets' SRAMs are built of 256 KiB banks. CACTI 7 (as `zigzag-dse` 3.9.1 ships it, the",
            "`peers` extra; run in a separate environment, see `docs/peers.md`) modelled one such bank, a scratch",
            "RAM with one 64-bit read-write port, at 22 nm, for each device roadmap (cells and periphery alike),",
            "at 300 K and at NVMExplorer's 350 K (`benchmarks/calibration/cacti/*.out`; input",
@@ -673,7 +670,7 @@ def report(results: dict) -> str:
     md += table(nrows, sources) + [""]
     e = dp["pJ"]
     md += ["## 3. DRAM against DRAMPower", "",
-           f"The transfer trace aalbert simulates for ALBERT-base (EdgeBERT compression, one task, 128 tokens) on",
+           "The transfer trace aalbert simulates for ALBERT-base (EdgeBERT compression, one task, 128 tokens) on",
            f"`edge_accel_dram` reads {dram['inference_read_bytes'] / 1e6:.2f} MB from the LPDDR4 over "
            f"{dram['inference_seconds'] * 1e3:.1f} ms. Compared here: the transfers that start in its first "
            f"{DRAM_WINDOW_MS:g} ms ({dram['read_bytes'] / 1e6:.2f} MB over {dram['window_ns'] / 1e6:.2f} ms, about "
@@ -724,9 +721,11 @@ def report(results: dict) -> str:
     k = chip["dynamic_factor"]
     if k > 0:
         pol = chip["policies"][str(LATENCY_TARGETS_MS[0])]
+        share = FITTED["peak_tflops_per_w"] / chip["static_bound_tflops_per_w"]
+        unfitted = (pol["none"][3] / pol["predict-scale"][3], pol["early-exit"][3] / pol["predict-scale"][3])
         md += [f"The fit: k = {k:.3f} on all on-chip dynamic energy brings the best point "
                f"({max(chip['points'], key=lambda q: q['tflops_per_w'])['voltage_v']:g} V) to 18.1 TFLOPS/W: the "
-               f"static energy there already takes {FITTED['peak_tflops_per_w'] / chip['static_bound_tflops_per_w'] * 100:.0f} % "
+               f"static energy there already takes {share * 100:.0f} % "
                "of the energy the silicon's figure allows. A factor that small is not a plausible error in the "
                "dynamic energies (the MAC, register, buffer and SRAM access energies each have a published source); "
                "it says the silicon's figure is not what this model measures: either it leaves out what this chip "
@@ -734,8 +733,8 @@ def report(results: dict) -> str:
                "special-function unit, is an assumption; the memories' is the calibrated one) or it is measured in "
                "the chip's FP4 mode (ISSCC 2023's mixed-precision MAC doubles the throughput), which aalbert does "
                "not model. The held-out figures below are predicted with the fitted k, as the plan fixed; unfitted "
-               f"(k = 1) they would be: no early exit / predict-then-scale x{pol['none'][3] / pol['predict-scale'][3]:.2f}, "
-               f"early exit / predict-then-scale x{pol['early-exit'][3] / pol['predict-scale'][3]:.2f}.", ""]
+               f"(k = 1) they would be: no early exit / predict-then-scale x{unfitted[0]:.2f}, "
+               f"early exit / predict-then-scale x{unfitted[1]:.2f}.", ""]
     else:
         md += [f"The fit has no solution: at the best point the static energy alone bounds the efficiency at "
                f"{chip['static_bound_tflops_per_w']:.2f} TFLOPS/W even with no dynamic energy at all (k would be "
