@@ -4,7 +4,8 @@
     python benchmarks/calibration.py --markdown docs/calibration.md   # and write the doc (generated)
     python benchmarks/calibration.py --store                          # store aalbert's figures for the test
     python benchmarks/calibration.py --run-cacti CACTI_DIR            # rerun CACTI 7, store its outputs
-    python benchmarks/calibration.py --run-drampower BUILD_DIR        # rerun DRAMPower, store its outputs
+    python benchmarks/calibration.py --run-drampower BUILD_DIR        # rerun DRAMPower (a cmake build of
+                                                                      # DRAMPower aeaf364 with DRAMUTILS_DIR set)
     python benchmarks/calibration.py --nvmexplorer CSV_DIR            # re-extract NVMExplorer's points
 
 Four groups (docs/calibration.md says what each compares and why):
@@ -681,7 +682,11 @@ def report(results: dict) -> str:
            "all-bank refresh every tREFI outside self-refresh) and replayed through DRAMPower's LPDDR4 model",
            f"(tukl-msd/DRAMPower, with its DRAMUtils; {dp['trace']['rows']} rows, {dp['trace']['bursts']} bursts, "
            f"{dp['trace']['self_refresh_entries']} self-refresh entries, {dp['trace']['refreshes']} refreshes),",
-           "with the same Micron 6 Gb LPDDR4-3200 currents aalbert uses. DRAMPower's core model covers VDD1 and",
+           "with the same Micron 6 Gb LPDDR4-3200 currents aalbert uses. DRAMPower was built from its sources: "
+           "commit aeaf364 (the last on DRAMUtils v1.0) configured with `cmake -DCMAKE_BUILD_TYPE=Release "
+           "-DDRAMUTILS_DIR=<DRAMUtils v1.0>` and `make`, then `python benchmarks/calibration.py --run-drampower "
+           "<build folder>` compiles the replayer against it and stores `drampower.json`. DRAMPower's core model "
+           "covers VDD1 and",
            "VDD2; aalbert also charges the read's VDDQ current and the controller PHY "
            f"({dram['io_phy_pj'] / 1e9:.3f} mJ here), which DRAMPower's core figures leave out, so they are",
            "not in the compared rows. DRAMPower's own split: "
