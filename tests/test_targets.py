@@ -9,6 +9,7 @@ from importlib import resources
 import pytest
 
 from aalbert.mapper.cli import compile as compile_cli
+from aalbert.mapper.study.evaluate import override_target
 from aalbert.targets.hardware.memtech import ANCHORS, MB2, scaled
 from aalbert.targets.hardware.spec import TargetError, builtin_targets, load_target, parse_target
 
@@ -48,7 +49,14 @@ def test_builtin_targets_match_the_design():
     same = load_target("edge_accel_sram")
     assert sum(m.capacity_bytes for m in same.on_chip) == sum(m.capacity_bytes for m in edge.on_chip)
     assert all(m.technology == "sram" for m in same.on_chip)
-    assert same.area_mm2 > edge.area_mm2 and same.leakage_mw > edge.leakage_mw
+    assert same.leakage_mw > edge.leakage_mw
+    # at measured RRAM density (Intel 22FFL, 10.1 Mb/mm2) against SRAM at 12 nm, the all-SRAM chip is the smaller;
+    # with NVMExplorer's best-case RRAM cell and its SRAM (the variants before calibration) it was the larger
+    assert same.area_mm2 < edge.area_mm2
+    old = {"memory.rram.model": "rram_read_energy_nvmexplorer", "memory.sram.model": "sram_nvmexplorer"}
+    edge_old = override_target("edge_accel", old)
+    same_old = override_target("edge_accel_sram", old, missing_ok=True)
+    assert same_old.area_mm2 > edge_old.area_mm2
     tpu = load_target("tpu_like")
     assert (tpu.compute.rows, tpu.compute.cols) == (32, 32)
     assert tpu.level("sram").capacity_bytes == 2 * 2 ** 20 and tpu.level("dram").read_bytes_per_cycle == 8
@@ -84,9 +92,10 @@ def test_technology_scaling_rule():
     one = scaled("rram", 4 * MB2, 500, banks=1)  # one big array: longer lines, slower and costlier accesses
     assert math.isclose(one.read_energy_pj, 2 * anchor.read_energy_pj)
     assert math.isclose(one.read_latency_ns, 2 * anchor.read_latency_ns) and one.read_bytes_per_cycle == 8
-    small = scaled("sram", MB2, 500, banks=16)  # 128 KB banks: a quarter of the anchor's access energy
+    bank = ANCHORS["sram"].capacity_bytes
+    small = scaled("sram", 8 * bank, 500, banks=128)  # banks of 1/16 the anchor: a quarter of its access energy
     assert math.isclose(small.read_energy_pj, ANCHORS["sram"].read_energy_pj / 4)
-    assert small.area_mm2 == ANCHORS["sram"].area_mm2  # area follows capacity, not banking
+    assert math.isclose(small.area_mm2, 8 * ANCHORS["sram"].area_mm2)  # area follows capacity, not banking
     assert "scaled to" in big.source
 
 

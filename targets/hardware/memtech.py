@@ -1,16 +1,31 @@
 """Memory technology models: numbers for a memory of any capacity, from published anchors.
 
-Anchors are NVMExplorer's 2 MB arrays at 22 nm with 64-bit words (Pentecost
-et al., "NVMExplorer: A Framework for Cross-Stack Comparisons of Embedded
-Non-Volatile Memories", HPCA 2022; the values are the RRAM and SRAM rows of
-the artifact's lpentecost/NVMExplorer AE_dnn_output/{RRAM,SRAM}_1BPC-combined.csv:
-RRAM_best_case and SRAM cells, 22 nm, 350 K, 2 MB, 64-bit words, one row per
-optimization target). RRAM comes in NVMExplorer's three read-optimized
-points (read EDP, read energy, read latency); SRAM in the NVMExplorer point
-(device roadmap LOP) and two corners derived from it with CACTI 7's 22 nm
-device parameters (high performance, low standby power; `sram_corner`).
+SRAM (`sram`, `sram_lstp`, `sram_hp`) is calibrated against CACTI 7: one
+256 KiB bank with a 64-bit port, as the edge targets' SRAMs are banked, run
+at 22 nm and 300 K for each device roadmap (LOP, LSTP, HP; the raw outputs
+and how they were made are in benchmarks/calibration/, docs/calibration.md
+compares them) and scaled to the 12 nm node the targets are built in with
+Stillmaker & Baas' fits (`targets.scaling`; 22 nm taken as their 20 nm fit,
+12 nm as their 16 nm fit): access energy by their energy fit at the cell's
+supply, latency by their delay fit, area and leakage by their area factor
+(leakage per cell follows the cell's transistor width at CACTI's off current
+per micron, to first order).
 
-A memory of capacity C is s = C / 2 MB of the anchor, by the usual
+RRAM and the NVMExplorer SRAM are NVMExplorer's 2 MB arrays at 22 nm with
+64-bit words (Pentecost et al., "NVMExplorer: A Framework for Cross-Stack
+Comparisons of Embedded Non-Volatile Memories", HPCA 2022; the values are the
+RRAM and SRAM rows of the artifact's lpentecost/NVMExplorer
+AE_dnn_output/{RRAM,SRAM}_1BPC-combined.csv: RRAM_best_case and SRAM cells,
+22 nm, 350 K, 2 MB, 64-bit words, one row per optimization target). RRAM
+comes in NVMExplorer's three read-optimized points (read EDP, read energy,
+read latency) with the area of measured silicon, Intel's 22FFL RRAM macro
+(10.1 Mb/mm2); NVMExplorer's best-case cell areas remain as the
+`rram_*_nvmexplorer` variants. The SRAM models before calibration remain as
+`sram_nvmexplorer` (NVMExplorer's LOP point at 350 K) and its two corners
+derived with CACTI 7's 22 nm device parameters (`sram_nvmexplorer_lstp`,
+`sram_nvmexplorer_hp`).
+
+A memory of capacity C is s = C / (the anchor's capacity) of it, by the usual
 first-order rule (as CACTI's array models behave):
 
 - area and leakage scale linearly with s (they are per cell);
@@ -18,7 +33,7 @@ first-order rule (as CACTI's array models behave):
   the H-tree, grow with the side of the array);
 - banks: a memory built of b banks is b arrays of C / b bytes, each with its
   own word-wide port: energy and latency per access follow the bank's size
-  (sqrt of C / b / 2 MB), bandwidth is one word per bank per max(cycle, access
+  (sqrt of C / b / the anchor's capacity), bandwidth is one word per bank per max(cycle, access
   time). Without a stated bank count, one bank per 2 MB.
 
 Each technology also has power states (`POWER_STATES`): the leakage left in
@@ -44,6 +59,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from aalbert.targets.hardware.scaling import AREA_FROM_45, delay_fit, energy_fit
 from aalbert.targets.hardware.tables import TargetError
 
 MB2 = 2 * 1024 * 1024
@@ -94,14 +110,27 @@ RRAM_ENDURANCE = ("endurance 1e8 writes is an assumption (RRAM endurance varies 
                   "devices)")
 
 
-def _rram(target: str, figures: tuple[float, float, float, float, float, float]) -> Anchor:
+# measured RRAM silicon: Jain et al., "A 3.6Mb 10.1Mb/mm2 embedded non-volatile ReRAM macro in 22nm FinFET
+# technology with adaptive forming/set/reset schemes yielding down to 0.5V with sensing time of 5ns at 0.7V",
+# ISSCC 2019 (Intel 22FFL): 10.1 Mb per mm2 of macro
+RRAM_SILICON_MB_PER_MM2 = 10.1
+RRAM_SILICON = ("area from measured silicon: Intel's 22FFL RRAM macro, 10.1 Mb/mm2 (Jain et al., ISSCC 2019), "
+                "{:.3f} mm2 per 2 MB, in place of NVMExplorer's best-case cell ({:.3f} mm2)")
+
+
+def _rram(target: str, figures: tuple[float, float, float, float, float, float], silicon: bool = True) -> Anchor:
     """NVMExplorer's RRAM array for optimization target `target`; `figures` are its columns: area (mm2), read
-    and write latency (ns), read and write energy (pJ), leakage (mW)."""
+    and write latency (ns), read and write energy (pJ), leakage (mW). With `silicon`, the area is the measured
+    22FFL macro's density instead of NVMExplorer's best-case cell."""
     area, read_ns, write_ns, read_pj, write_pj, leak_mw = figures
+    source = NVMEXPLORER.format("RRAM", "RRAM_best_case", target) + "; " + RRAM_ENDURANCE
+    if silicon:
+        measured = MB2 * 8 / 1e6 / RRAM_SILICON_MB_PER_MM2
+        source += "; " + RRAM_SILICON.format(measured, area)
+        area = measured
     return Anchor(technology="rram", capacity_bytes=MB2, word_bits=64, area_mm2=area, read_latency_ns=read_ns,
                   write_latency_ns=write_ns, read_energy_pj=read_pj, write_energy_pj=write_pj, leakage_mw=leak_mw,
-                  write_endurance=1e8, volatile=False,
-                  source=NVMEXPLORER.format("RRAM", "RRAM_best_case", target) + "; " + RRAM_ENDURANCE)
+                  write_endurance=1e8, volatile=False, source=source)
 
 
 # CACTI 7 (HewlettPackard/cacti tech_params/22nm.dat) device parameters at 350 K (NVMExplorer's temperature):
@@ -128,25 +157,77 @@ def _sram_corner(base: Anchor, corner: str) -> Anchor:
         f"(I_off x Vdd), access energy x {energy:.3g} (C x Vdd^2), latency x {delay:.3g} (C x Vdd / I_on)")
 
 
-_SRAM = Anchor(technology="sram", capacity_bytes=MB2, word_bits=64, area_mm2=1.309, read_latency_ns=4.684,
-               write_latency_ns=4.679, read_energy_pj=1.128, write_energy_pj=17.016, leakage_mw=56.345,
-               write_endurance=math.inf, volatile=True, supply_v=CACTI_22NM["lop"][0],
-               source=NVMEXPLORER.format("SRAM", "SRAM", "ReadEDP") + ", CACTI device roadmap LOP, whose 22 nm "
-               "devices run at 0.6 V (HewlettPackard/cacti tech_params/22nm.dat), so the array's numbers are at its "
-               "own 0.6 V supply; volatile, no wear-out")
+_SRAM_NVMEXPLORER = Anchor(
+    technology="sram", capacity_bytes=MB2, word_bits=64, area_mm2=1.309, read_latency_ns=4.684,
+    write_latency_ns=4.679, read_energy_pj=1.128, write_energy_pj=17.016, leakage_mw=56.345,
+    write_endurance=math.inf, volatile=True, supply_v=CACTI_22NM["lop"][0],
+    source=NVMEXPLORER.format("SRAM", "SRAM", "ReadEDP") + ", CACTI device roadmap LOP, whose 22 nm devices run at "
+    "0.6 V (HewlettPackard/cacti tech_params/22nm.dat), so the array's numbers are at its own 0.6 V supply; "
+    "volatile, no wear-out")
+
+# CACTI 7.0.3 (as zigzag-dse 3.9.1 ships it) for one 256 KiB scratch RAM bank, 64-bit port, one read-write port,
+# 22 nm, 300 K, cells and periphery of each device roadmap: access time (ns), read and write energy per access
+# (pJ), leakage of the bank (mW), area (mm2). benchmarks/calibration/cacti.json holds its outputs (the test
+# checks these against it); `python benchmarks/calibration.py --run-cacti DIR` makes them again.
+CACTI_BANK_BYTES = 256 * 1024
+CACTI_BANK: dict[str, tuple[float, float, float, float, float]] = {
+    "lop": (1.04096, 6.98381, 4.98079, 1.60181, 0.770375 * 0.270107),
+    "lstp": (1.5085, 11.8577, 8.82464, 0.00379039, 0.445231 * 0.506006),
+    "hp": (0.579749, 9.93381, 7.54251, 19.8574, 0.770996 * 0.270107),
+}
+CACTI_NODE, CACTI_FIT, TARGET_NODE, TARGET_FIT = 22, 20, 12, 16
+
+
+def cacti_scaling(corner: str) -> dict[str, float]:
+    """The factors taking CACTI's 22 nm bank to 12 nm: energy and delay by Stillmaker & Baas' fits at the
+    corner's own supply, area and leakage by their area factor."""
+    v = CACTI_22NM[corner][0]
+    return {"energy": energy_fit(TARGET_FIT, v) / energy_fit(CACTI_FIT, v),
+            "delay": delay_fit(TARGET_FIT, v) / delay_fit(CACTI_FIT, v),
+            "area": AREA_FROM_45[CACTI_FIT] / AREA_FROM_45[TARGET_FIT]}
+
+
+def _sram_cacti(corner: str) -> Anchor:
+    """CACTI 7's 256 KiB bank of a device roadmap, scaled to 12 nm (`cacti_scaling`)."""
+    ns, read_pj, write_pj, leak_mw, area = CACTI_BANK[corner]
+    f = cacti_scaling(corner)
+    return Anchor(
+        technology="sram", capacity_bytes=CACTI_BANK_BYTES, word_bits=64, area_mm2=area * f["area"],
+        read_latency_ns=ns * f["delay"], write_latency_ns=ns * f["delay"], read_energy_pj=read_pj * f["energy"],
+        write_energy_pj=write_pj * f["energy"], leakage_mw=leak_mw * f["area"], write_endurance=math.inf,
+        volatile=True, supply_v=CACTI_22NM[corner][0],
+        source=f"CACTI 7.0.3 (zigzag-dse 3.9.1), one 256 KiB scratch RAM bank, 64-bit read-write port, 22 nm, "
+        f"300 K, {corner.upper()} cells and periphery at {CACTI_22NM[corner][0]:g} V: {read_pj:g} / {write_pj:g} pJ "
+        f"per read / write, {leak_mw:.4g} mW, {area:.4g} mm2, {ns:g} ns (benchmarks/calibration/cacti.json); "
+        f"scaled to {TARGET_NODE} nm by Stillmaker & Baas (Integration 2017; {CACTI_FIT} nm fit for {CACTI_NODE} nm, "
+        f"{TARGET_FIT} nm fit for {TARGET_NODE} nm): energy x {f['energy']:.3f} (energy fit at "
+        f"{CACTI_22NM[corner][0]:g} V), latency x {f['delay']:.3f} (delay fit), area and leakage x {f['area']:.3f} "
+        f"(area factor); volatile, no wear-out")
+
+
+_RRAM = {"rram_read_edp": ("ReadEDP", (0.525828515, 0.793295, 5.53, 6.178, 49.72, 11.979)),
+         "rram_read_energy": ("ReadDynamicEnergy", (0.442507258, 13.737, 16.659, 1.118, 83.81, 1.316)),
+         "rram_read_latency": ("ReadLatency", (0.575811979, 0.781488, 5.53, 7.253, 47.951, 23.112))}
 
 ANCHORS: dict[str, Anchor] = {
-    "rram_read_edp": _rram("ReadEDP", (0.525828515, 0.793295, 5.53, 6.178, 49.72, 11.979)),
-    "rram_read_energy": _rram("ReadDynamicEnergy", (0.442507258, 13.737, 16.659, 1.118, 83.81, 1.316)),
-    "rram_read_latency": _rram("ReadLatency", (0.575811979, 0.781488, 5.53, 7.253, 47.951, 23.112)),
-    "sram": _SRAM,
-    "sram_hp": _sram_corner(_SRAM, "hp"),
-    "sram_lstp": _sram_corner(_SRAM, "lstp"),
+    **{name: _rram(t, figures) for name, (t, figures) in _RRAM.items()},
+    "sram": _sram_cacti("lop"),
+    "sram_hp": _sram_cacti("hp"),
+    "sram_lstp": _sram_cacti("lstp"),
+    # the values before calibration, kept as named variants
+    **{f"{name}_nvmexplorer": _rram(t, figures, silicon=False) for name, (t, figures) in _RRAM.items()},
+    "sram_nvmexplorer": _SRAM_NVMEXPLORER,
+    "sram_nvmexplorer_hp": _sram_corner(_SRAM_NVMEXPLORER, "hp"),
+    "sram_nvmexplorer_lstp": _sram_corner(_SRAM_NVMEXPLORER, "lstp"),
 }
 # older names target files may still use
-ALIASES = {"rram": "rram_read_edp", "rram_low_energy": "rram_read_energy", "sram_lop": "sram"}
+ALIASES = {"rram": "rram_read_edp", "rram_low_energy": "rram_read_energy", "sram_lop": "sram",
+           "rram_nvmexplorer": "rram_read_energy_nvmexplorer"}
 RRAM_POINTS = ("rram_read_edp", "rram_read_energy", "rram_read_latency")
 SRAM_CORNERS = ("sram_lstp", "sram", "sram_hp")
+# the models before calibration against CACTI 7 and measured RRAM silicon (docs/calibration.md)
+UNCALIBRATED = {"sram": "sram_nvmexplorer", "sram_lstp": "sram_nvmexplorer_lstp", "sram_hp": "sram_nvmexplorer_hp",
+                **{name: f"{name}_nvmexplorer" for name in RRAM_POINTS}}
 
 
 def model_name(model: str) -> str:
