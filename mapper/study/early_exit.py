@@ -105,7 +105,7 @@ def sweep_section(exit_rows: list[dict], cfg: StudyConfig, policy: str, figure: 
     full = max(r["none_latency_mean_ms"] for _, _, r in picked)
     out = ["### The latency target swept", "",
            f"The same {n} requests and sentences on {label(chip)}, the target moved from below a full inference "
-           f"(every layer takes {full:.1f} ms on average here, arrival to result) to above it. Every layer and early "
+           f"(every layer takes {num(full)} ms on average here, arrival to result) to above it. Every layer and early "
            "exit run each sentence the same way whatever the target; the predicting policies choose their points "
            "for it. Deadline misses (of "
            f"{n}), forced exits and run-ons, and energy per inference:", "",
@@ -116,7 +116,7 @@ def sweep_section(exit_rows: list[dict], cfg: StudyConfig, policy: str, figure: 
         for ms in sweep_targets(r):
             key = f"target_{ms:g}ms"
             misses = " / ".join(str(r[f"{key}_{k}_deadline_misses"]) for k, _ in POLICY_KEYS)
-            energy = " / ".join(f"{r[f'{key}_{k}_energy_mj']:.2f}" for k, _ in POLICY_KEYS)
+            energy = " / ".join(num(r[f"{key}_{k}_energy_mj"]) for k, _ in POLICY_KEYS)
             out.append(f"| {FAMILY_LABEL[family]} | {ms:g} ms | {misses} | {r[f'{key}_predict_scale_forced_exits']} / "
                        f"{r[f'{key}_predict_run_on_run_ons']} | {energy} mJ |")
     return out + ["", f"![deadline misses and energy against the latency target]({figure})", ""]
