@@ -295,8 +295,10 @@ def test_study_with_early_exit_compares_every_policy_on_every_chip(tmp_path):
         # 1,000 requests, half of them predicted (those past the first off-ramp), a sixth of those too early
         assert int(r["exit_requests"]) == 1000 and int(r["exit_predictions"]) == 500
         assert int(r["predict_scale_forced_exits"]) == int(r["predict_run_on_run_ons"]) == 100
+    for r in on:  # the target sweep runs on the template chip
         targets = r["exit_sweep_ms"].split(";")
-        assert targets[0] == "0.008" and targets[-1] == "0.024"
+        assert (targets[0], targets[-1]) == (("0.008", "0.024") if r["architecture"] == "edge_accel" else ("", ""))
+    for r in (r for r in on if r["architecture"] == "edge_accel"):
         assert int(r["target_0.008ms_none_deadline_misses"]) == 1000  # below every layer's latency
         assert int(r["target_0.024ms_none_deadline_misses"]) == 0
     md = (out / "study.md").read_text()

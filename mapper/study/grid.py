@@ -15,8 +15,9 @@ layer but the last, under a workload that states where sentences leave and a
 latency target (by default EdgeBERT's SST-2 exits, `examples/workloads/
 edgebert_sst2.toml`), on every chip, over a longer stream (`exit_requests`);
 each row has every policy's figures (`targets.policies`), its main ones
-EdgeBERT's predict-then-scale, and every policy's again at each latency
-target of the sweep (`exit_sweep`, fractions of the workload's).
+EdgeBERT's predict-then-scale, and, on one chip (`sweep_chip`), every
+policy's again at each latency target of the sweep (`exit_sweep`, fractions
+of the workload's).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def configurations_of(cfg: StudyConfig, overrides: dict | None = None, fixed_tas
                                  off_ramps=OFF_RAMPS if exits else None)
                 tags = (("policy", policy), ("family", family)) + ((("early_exit", "on"),) if exits else ())
                 requests, sweep = (cfg.exit_requests, tuple(cfg.exit_sweep)) if exits else (cfg.requests, ())
-                out += [Configuration(spec, most, chip, sized, cfg.template, ov, fixed, requests, exits, tags, sweep)
+                out += [Configuration(spec, most, chip, sized, cfg.template, ov, fixed, requests, exits, tags,
+                                      sweep if chip == sweep_chip(cfg) else ())
                         for chip, sized in chips]
     return out
 
@@ -90,6 +92,13 @@ def run_study(cfg: StudyConfig, progress=None, overrides: dict | None = None,
               fixed_tasks: bool | None = None, workers: Workers | None = None) -> list[dict]:
     """Every configuration's metrics (`configurations_of`), on `workers` (default: here, one at a time)."""
     return run_configurations(configurations_of(cfg, overrides, fixed_tasks), progress, workers)
+
+
+def sweep_chip(cfg: StudyConfig) -> str:
+    """The chip whose early-exit configurations also run the latency target sweep: the template, if the study
+    has it, else its first."""
+    chips = architectures(cfg)
+    return cfg.template if cfg.template in chips else chips[0]
 
 
 def run_configurations(configs: list[Configuration], progress=None, workers: Workers | None = None) -> list[dict]:
