@@ -221,8 +221,9 @@ def sweep_figure(exit_rows: list[dict], cfg: StudyConfig, stem: Path) -> list[Pa
     for _, family, r in picked:
         targets = sweep_targets(r)
         for i, (k, name) in enumerate(POLICY_KEYS):
-            style = dict(linestyle=styles.get(family, "-"), color=f"C{i}", marker="o", markersize=3,
-                         label=f"{FAMILY_LABEL[family]}: {name}")
+            # each policy its own marker, larger first, so that lines on top of each other stay visible
+            style = dict(linestyle=styles.get(family, "-"), color=f"C{i}", marker="osv^"[i], markersize=7 - 1.2 * i,
+                         fillstyle="none", label=f"{FAMILY_LABEL[family]}: {name}")
             left.plot(targets, [r[f"target_{ms:g}ms_{k}_deadline_misses"] for ms in targets], **style)
             right.plot(targets, [r[f"target_{ms:g}ms_{k}_energy_mj"] for ms in targets], **style)
     chip = label(picked[0][0])
