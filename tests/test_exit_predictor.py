@@ -17,12 +17,10 @@ from aalbert.errors import AalbertError
 from aalbert.mapper.backend import Stream, run_backend
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
-from aalbert.mapper.study.evaluate import target_sweep
 from aalbert.mapper.study.grid import StudyConfig, configurations_of
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.targets.hardware.spec import load_target
-from aalbert.targets.runtime.exit_policies import PREDICTING
-from aalbert.targets.runtime.sentences import confusion_of, from_histogram
+from aalbert.targets.runtime.sentences import from_histogram
 from aalbert.targets.sim.workload import TaskExits, Workload, load_workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +56,8 @@ def test_an_exact_confusion_predicts_what_no_confusion_does():
 def test_predictions_follow_the_confusion_row_by_row():
     """400 sentences, 100 leaving at each point: each row's predictions are its shares of 100, and the exits are
     where they would be without a predictor (the confusion only adds where each was predicted)."""
+    from aalbert.targets.runtime.sentences import confusion_of
+
     wrong = from_histogram(SHARES, 400, seed=3, confusion=WRONG)
     assert [s.exit for s in wrong] == [s.exit for s in from_histogram(SHARES, 400, seed=3)]
     assert confusion_of(wrong, 4) == [[100, 0, 0, 0], [0, 50, 50, 0], [0, 50, 25, 25], [0, 25, 25, 50]]
@@ -83,6 +83,8 @@ def test_without_prediction_errors_the_policies_are_as_before(compiled):
 
 
 def test_prediction_errors_are_forced_exits_or_run_ons_and_add_up(compiled):
+    from aalbert.targets.runtime.exit_policies import PREDICTING
+
     module, target, full_ms = compiled
     b = run_backend(module, target, _workload(module, 2 * full_ms, WRONG), Stream(200))
     sentences, cuts = b.sentences, b.exits.layers("cola")
@@ -106,6 +108,8 @@ def test_prediction_errors_are_forced_exits_or_run_ons_and_add_up(compiled):
 
 
 def test_a_target_below_a_full_inference_misses_and_the_sweep_counts_it(compiled):
+    from aalbert.mapper.study.evaluate import target_sweep
+
     module, target, full_ms = compiled
     wl = _workload(module, full_ms, WRONG)
     b = run_backend(module, target, wl, Stream(100))
