@@ -176,7 +176,10 @@ def reasons(rows: list[dict], exit_rows: list[dict], cfg: StudyConfig, policy: s
             f"{', '.join(t.dvfs.rail)}, not the RRAM, the DRAM or the power-up refill, and the first layer runs at "
             f"the top point to predict. So predict, then scale saves {ee / ps:.2f}x over early exit at the top point "
             f"on {where} (sentences per point: {on['predict_scale_points']}: those that leave at the first off-ramp "
-            "and those whose predicted layers do not fit the target at a lower point stay at the top). EdgeBERT's "
+            "and those whose predicted layers do not fit the target at a lower point stay at the top); of that, "
+            f"{ee / on['predict_run_on_energy_mj']:.2f}x is the lower points (predict, scale, run on runs the layers "
+            f"early exit runs), the rest the layers its {on['predict_scale_forced_exits']} forced exits skip "
+            f"({on['predict_scale_layers']:.2f} layers run on average, not {layers:.2f}). EdgeBERT's "
             f"2.5x takes a wider supply range than the {low.voltage_v:g} V assumed here (its chip's operating points "
             "were not found), and the more of the energy the scaled supply feeds, the more DVFS saves.")
     if off is not None:
