@@ -58,6 +58,7 @@ class Backend:
     exits: ExitCosts | None = None                       # on a model with off-ramps
     policies: dict[str, PolicyResult] | None = None      # ... whose workload says where sentences leave
     exit_sources: dict = field(default_factory=dict)     # task -> mapper.exits.ExitSource
+    sentences: list = field(default_factory=list)        # the request stream's, where each leaves (`policies`)
 
     def program(self, task: str) -> Program:
         if task not in self._programs:
@@ -132,6 +133,7 @@ def run_backend(module: Module, target: Target, workload: Workload | None = None
         if wl.exits is not None and backend.requests:
             from aalbert.mapper.exit_samples import stream_sentences
             sentences, backend.exit_sources = stream_sentences(module, wl, backend.requests, stream.seed)
+            backend.sentences = sentences
             backend.policies = run_policies(backend.requests, backend.exits, sentences, wl.inferences_per_wakeup,
                                             wl.latency_target_ms)
     return backend

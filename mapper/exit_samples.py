@@ -66,9 +66,12 @@ def stream_sentences(module: Module, workload: Workload, requests: list[Request]
                 raise ExitError(f"{exits.where}: key 'histogram' has {len(exits.histogram)} entries; task '{task}' "
                                 f"has {len(ramps)} off-ramps (after layers {layers}), so it needs {len(ramps) + 1}: "
                                 "one per off-ramp, then the end")
-            pool = from_histogram(exits.histogram, max(1, counts.get(task, 0)), zlib.crc32(f"{seed}:{task}".encode()))
+            pool = from_histogram(exits.histogram, max(1, counts.get(task, 0)), zlib.crc32(f"{seed}:{task}".encode()),
+                                  exits.confusion)
             shares = exits.histogram
             how = f"histogram of {exits.counted:,} sentences" if exits.counted else "histogram of shares"
+            if exits.confusion is not None:
+                how += ", predicted as its 'predicted' table says"
         by_task[task] = pool
         sources[task] = ExitSource(task, tuple(shares), how, exits.threshold, exits.source)
     missing = sorted({r.task for r in requests} - set(by_task))

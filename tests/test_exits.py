@@ -337,10 +337,12 @@ def test_compile_prints_every_policy_and_writes_them_to_the_report_json(tmp_path
     assert "example adapter-albert (tiny, 4 layers, classifier off-ramps, 2 tasks)" in out
     assert "every task: histogram of 10 sentences, threshold 0.28 nats; mean exit layer 2.00 of 4" in out
     rows = {line.split("  ")[0]: line for line in out.splitlines()
-            if line.startswith(("no early exit ", "early exit ", "predict, then scale ")) and " of 20 " in line}
-    assert len(rows) == 3 and all(" mJ" in r for r in rows.values())
+            if line.startswith(("no early exit ", "early exit ", "predict, then scale ", "predict, scale, run on "))
+            and " of 20 " in line}
+    assert len(rows) == 4 and all(" mJ" in r for r in rows.values())
     data = json.loads(report.read_text())["early_exit"]
-    assert data["latency_target_s"] == 0.05 and set(data["policies"]) == {"none", "early-exit", "predict-scale"}
+    assert data["latency_target_s"] == 0.05
+    assert set(data["policies"]) == {"none", "early-exit", "predict-scale", "predict-run-on"}
     for p in data["policies"].values():
         assert {"mean", "p99"} <= set(p["latency_s"]) and p["deadline_misses"] >= 0
         assert p["energy_per_inference_pj"] > 0 and p["requests"] == 20

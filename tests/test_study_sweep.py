@@ -301,8 +301,9 @@ def test_unreachable_cluster_fails_in_one_line(sweep_file, tmp_path, capsys):
 
 def test_study_with_early_exit_compares_every_policy_on_every_chip(tmp_path):
     exits = tmp_path / "exits.toml"
-    exits.write_text("[workload]\nlatency_target_ms = 5\n\n[exits]\nthreshold = 0.3\nhistogram = [5, 3, 2]\n"
-                     "source = \"a test\"\n")
+    # a target of 20 us: a tiny inference takes about 13 us, so the sweep (8 to 24 us) goes below it
+    exits.write_text("[workload]\nlatency_target_ms = 0.02\n\n[exits]\nthreshold = 0.3\nhistogram = [5, 3, 2]\n"
+                     "predicted = [[5, 0, 0], [0, 2, 1], [0, 1, 1]]\nsource = \"a test\"\n")
     out = tmp_path / "out"
     assert study_cli.main(["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--requests", "4", "--no-accounting",
                            "--early-exit", "--exits", str(exits), "--out", str(out)]) == 0
@@ -314,11 +315,22 @@ def test_study_with_early_exit_compares_every_policy_on_every_chip(tmp_path):
         # scaling down may cost more than it saves where little of the energy is on the scaled rail
         assert ee < none and ps < none and float(r["energy_mj"]) == pytest.approx(ps, rel=1e-5)
         assert float(r["early_exit_layers"]) < 3 == int(r["layers"])
+        # 1,000 requests, half of them predicted (those past the first off-ramp), a sixth of those too early
+        assert int(r["exit_requests"]) == 1000 and int(r["exit_predictions"]) == 500
+        assert int(r["predict_scale_forced_exits"]) == int(r["predict_run_on_run_ons"]) == 100
+    for r in on:  # the target sweep runs on the template chip
+        targets = r["exit_sweep_ms"].split(";")
+        assert (targets[0], targets[-1]) == (("0.008", "0.024") if r["architecture"] == "edge_accel" else ("", ""))
+    for r in (r for r in on if r["architecture"] == "edge_accel"):
+        assert int(r["target_0.008ms_none_deadline_misses"]) == 1000  # below every layer's latency
+        assert int(r["target_0.024ms_none_deadline_misses"]) == 0
     md = (out / "study.md").read_text()
     assert "## Early exit and DVFS, 2 tasks, `edgebert` compression" in md
     assert "| EdgeBERT (Tambe et al., MICRO 2021), abstract | up to 7 | up to 2.5 | - |" in md
     assert "Why the ratios differ:" in md and "](study_early_exit.png)" in md
-    assert (out / "study_early_exit.png").read_bytes()[:4] == b"\x89PNG"
+    assert "### The latency target swept" in md and "| adapter-ALBERT | 0.008 ms | 1000 / " in md
+    for figure in ("study_early_exit", "study_exit_targets"):
+        assert (out / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_early_exit_study_options_are_checked_first(tmp_path, capsys):

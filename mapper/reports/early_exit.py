@@ -78,9 +78,13 @@ def policy_lines(backend: Backend, target_ms: float | None) -> list[str]:
         misses = "-" if p.misses is None else f"{p.misses} of {n}"
         used = ", ".join(f"{label.split(',')[0]}: {k}" for label, k in sorted(p.points.items(), reverse=True))
         rows.append([POLICIES[name], _ms(float(s.latencies.mean())), _ms(s.percentile(99)), misses,
-                     _mj(s.energy_per_inference_pj), f"{p.mean_layers:.2f}", str(p.forced), used])
+                     _mj(s.energy_per_inference_pj), f"{p.mean_layers:.2f}", str(p.forced), str(p.run_on), used])
     lines += table(["policy", "mean latency", "p99 latency", "deadline misses", "energy per inference", "layers run",
-                    "forced exits", "operating points (sentences)"], rows, "lrrrrrrl")
+                    "forced exits", "run-ons", "operating points (sentences)"], rows, "lrrrrrrrl")
+    p = policies.get("predict-scale")
+    if p is not None and p.predicted:
+        lines.append(f"exits predicted for {count(p.predicted, 'sentence')} (those not leaving at the first off-ramp): "
+                     f"{p.exact} exactly, {p.under} too early (forced exits, or run-ons), {p.over} too late")
     return lines
 
 
@@ -109,5 +113,7 @@ def exit_json(backend: Backend, task: str, cold: bool, target_ms: float | None) 
                               "p99": s.percentile(99), "max": float(s.latencies.max())},
                 "deadline_misses": p.misses, "energy_per_inference_pj": s.energy_per_inference_pj,
                 "power_mw": s.power_mw, "mean_layers": p.mean_layers, "forced_exits": p.forced,
+                "run_ons": p.run_on, "predictions": {"sentences": p.predicted, "exact": p.exact, "early": p.under,
+                                                     "late": p.over},
                 "operating_points": dict(sorted(p.points.items())), "energy_by_component_pj": s.by_component}
     return data

@@ -31,6 +31,7 @@ class Configuration:
     requests: int = 50
     exits: str | None = None                        # a workload file stating where sentences leave
     tags: tuple[tuple[str, object], ...] = ()       # the row's first columns
+    exit_sweep: tuple[float, ...] = ()              # latency targets to rerun the policies at (x the workload's)
 
     @property
     def family(self) -> ModelSpec:
@@ -65,11 +66,11 @@ def row(c: Configuration) -> dict:
         wl = dataclasses.replace(wl, exits=stated.exits, latency_target_ms=stated.latency_target_ms)
     tags = dict(c.tags)
     if not c.sized:
-        metrics = evaluate(module, fixed_target(c.chip, c.overrides), wl, c.requests)
+        metrics = evaluate(module, fixed_target(c.chip, c.overrides), wl, c.requests, c.exit_sweep)
         return {**tags, "target": c.chip, "architecture": c.chip, "sized": False, **metrics}
     template, where, base = template_of(c.template, c.overrides)
     s = sizes(module, base, c.fixed_tasks or c.chip == "rram_sram_fixed")
     target = sized_target(template, where, s, c.chip)
-    metrics = evaluate(module, target, workload_for(c.chip, wl), c.requests)
+    metrics = evaluate(module, target, workload_for(c.chip, wl), c.requests, c.exit_sweep)
     return {**tags, "target": ARCHITECTURES[c.chip], "architecture": c.chip, "sized": True, "frozen_bytes": s.frozen,
             "mutable_bytes": s.mutable, "arena_bytes": s.arena, **metrics}

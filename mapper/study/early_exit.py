@@ -15,7 +15,9 @@ from aalbert.mapper.study.plots import grouped_bars
 from aalbert.targets.hardware.scaling import energy_fit
 from aalbert.targets.hardware.spec import load_target
 
-POLICY_KEYS = (("none", "every layer"), ("early_exit", "early exit"), ("predict_scale", "predict, then scale"))
+POLICY_KEYS = (("none", "every layer"), ("early_exit", "early exit"), ("predict_scale", "predict, then scale"),
+               ("predict_run_on", "predict, scale, run on"))
+SWEEP_FIGURE = "study_exit_targets"
 # what EdgeBERT reports (Tambe et al.)
 EDGEBERT_MICRO = "EdgeBERT (Tambe et al., MICRO 2021), abstract"
 EDGEBERT_STP = ("its 12 nm successor chip (Tambe et al., ISSCC 2023; as the first author's page "
@@ -42,28 +44,82 @@ def exit_headline(rows: list[dict], exit_rows: list[dict], cfg: StudyConfig, pol
     """The energy and latency tables of every chip, without off-ramps and with them under every policy."""
     most = max(cfg.tasks)
     r0 = exit_rows[0]
+    n = r0.get("exit_requests", cfg.exit_requests)
     out = [f"## Early exit and DVFS, {most} tasks, `{policy}` compression", "",
            f"The same configurations with an exit classifier after every layer but the last, and each sentence "
            f"leaving where the exit histogram says (mean exit layer {r0['early_exit_layers']:.2f} over the stream's "
-           f"{cfg.requests} requests), under a {r0['latency_target_ms']:g} ms latency target. Energy per inference:",
+           f"{n} requests), predicted where the predictor's confusion says (of {r0.get('exit_predictions', 0)} "
+           f"sentences predicted, {r0.get('exit_predicted_early', 0)} too early and "
+           f"{r0.get('exit_predicted_late', 0)} too late), under a {r0['latency_target_ms']:g} ms latency target. "
+           "Predict, then scale stops a sentence predicted too early at the predicted layer (a forced exit: the "
+           "earlier off-ramp answers); predict, scale, run on lets it run on to its own off-ramp at the point "
+           "chosen for fewer layers (a run-on, which may miss the deadline). Energy per inference:",
            "", "| memory | model | no off-ramps | " + " | ".join(name for _, name in POLICY_KEYS)
            + " | every layer / predict, then scale | early exit / predict, then scale |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
+           "|---|---|---:|" + "---:|" * len(POLICY_KEYS) + "---:|---:|"]
     for arch, family, off, on in _pairs(rows, exit_rows, cfg, policy):
         e = [on[f"{k}_energy_mj"] for k, _ in POLICY_KEYS]
         out.append(f"| {label(arch)} | {FAMILY_LABEL[family]} | {_mj(off['energy_mj']) if off else '-'} | "
                    + " | ".join(_mj(x) for x in e) + f" | {e[0] / e[2]:.2f} | {e[1] / e[2]:.2f} |")
-    out += ["", "Latency per request, mean / p99 (arrival to result), and deadline misses of the "
-            f"{cfg.requests} requests:", "",
+    out += ["", "Latency per request, mean / p99 (arrival to result), deadline misses of the "
+            f"{n} requests, and the predictions' cost (the no-off-ramps column is the study's "
+            f"{cfg.requests}-request stream):", "",
             "| memory | model | no off-ramps | " + " | ".join(name for _, name in POLICY_KEYS)
-            + " | misses: every layer / early exit / predict, then scale | predict, then scale: sentences per point |",
-            "|---|---|---:|---:|---:|---:|---:|---|"]
+            + " | misses: " + " / ".join(name for _, name in POLICY_KEYS)
+            + " | forced exits / run-ons | predict, then scale: sentences per point |",
+            "|---|---|---:|" + "---:|" * len(POLICY_KEYS) + "---|---|---|"]
     for arch, family, off, on in _pairs(rows, exit_rows, cfg, policy):
         plain = f"{num(off['stream_latency_mean_ms'])} / {num(off['stream_latency_p99_ms'])} ms" if off else "-"
         misses = " / ".join(str(on[f"{k}_deadline_misses"]) for k, _ in POLICY_KEYS)
         out.append(f"| {label(arch)} | {FAMILY_LABEL[family]} | {plain} | "
-                   + " | ".join(_ms(on, k) for k, _ in POLICY_KEYS) + f" | {misses} | {on['predict_scale_points']} |")
+                   + " | ".join(_ms(on, k) for k, _ in POLICY_KEYS) + f" | {misses} | "
+                   f"{on['predict_scale_forced_exits']} / {on['predict_run_on_run_ons']} | "
+                   f"{on['predict_scale_points']} |")
     return out + [""]
+
+
+def sweep_targets(row: dict) -> list[float]:
+    """The latency targets a row's policies were rerun at (ms), lowest first."""
+    text = str(row.get("exit_sweep_ms", "") or "")
+    return sorted(float(x) for x in text.split(";") if x)
+
+
+def _sweep_rows(exit_rows: list[dict], cfg: StudyConfig, policy: str) -> list[tuple[str, str, dict]]:
+    """(chip, family, row) of the template chip (or the first chip) with a target sweep, per family."""
+    on = [r for r in exit_rows if r["policy"] == policy and sweep_targets(r)]
+    chips = [a for a in architectures(cfg) if any(r["architecture"] == a for r in on)]
+    if not chips:
+        return []
+    chip = cfg.template if cfg.template in chips else chips[0]
+    return [(chip, r["family"], r) for family in cfg.families for r in on
+            if r["family"] == family and r["architecture"] == chip]
+
+
+def sweep_section(exit_rows: list[dict], cfg: StudyConfig, policy: str, figure: str) -> list[str]:
+    """Deadline misses, forced exits, run-ons and energy of every policy against the latency target."""
+    picked = _sweep_rows(exit_rows, cfg, policy)
+    if not picked:
+        return []
+    chip, _, r0 = picked[0]
+    n = r0.get("exit_requests", cfg.exit_requests)
+    full = max(r["none_latency_mean_ms"] for _, _, r in picked)
+    out = ["### The latency target swept", "",
+           f"The same {n} requests and sentences on {label(chip)}, the target moved from below a full inference "
+           f"(every layer takes {num(full)} ms on average here, arrival to result) to above it. Every layer and early "
+           "exit run each sentence the same way whatever the target; the predicting policies choose their points "
+           "for it. Deadline misses (of "
+           f"{n}), forced exits and run-ons, and energy per inference:", "",
+           "| model | target | misses: " + " / ".join(name for _, name in POLICY_KEYS)
+           + " | forced exits / run-ons | energy: " + " / ".join(name for _, name in POLICY_KEYS) + " |",
+           "|---|---:|---|---|---|"]
+    for _, family, r in picked:
+        for ms in sweep_targets(r):
+            key = f"target_{ms:g}ms"
+            misses = " / ".join(str(r[f"{key}_{k}_deadline_misses"]) for k, _ in POLICY_KEYS)
+            energy = " / ".join(num(r[f"{key}_{k}_energy_mj"]) for k, _ in POLICY_KEYS)
+            out.append(f"| {FAMILY_LABEL[family]} | {ms:g} ms | {misses} | {r[f'{key}_predict_scale_forced_exits']} / "
+                       f"{r[f'{key}_predict_run_on_run_ons']} | {energy} mJ |")
+    return out + ["", f"![deadline misses and energy against the latency target]({figure})", ""]
 
 
 def _mj(x: float) -> str:
@@ -74,7 +130,9 @@ def exit_section(rows: list[dict], exit_rows: list[dict], cfg: StudyConfig, poli
                  figure: str) -> list[str]:
     """study.md's early-exit section: the tables, EdgeBERT's ratios beside aalbert's, why they differ."""
     out = exit_headline(rows, exit_rows, cfg, policy)
-    out += [f"![energy per inference by early-exit policy]({figure})", "", "### Against what EdgeBERT reports", "",
+    out += [f"![energy per inference by early-exit policy]({figure})", ""]
+    out += sweep_section(exit_rows, cfg, policy, f"{SWEEP_FIGURE}.png")
+    out += ["### Against what EdgeBERT reports", "",
             "| | every layer / predict, then scale | early exit / predict, then scale | mean exit layer |",
             "|---|---:|---:|---:|",
             f"| {EDGEBERT_MICRO} | up to 7 | up to 2.5 | - |",
@@ -118,7 +176,10 @@ def reasons(rows: list[dict], exit_rows: list[dict], cfg: StudyConfig, policy: s
             f"{', '.join(t.dvfs.rail)}, not the RRAM, the DRAM or the power-up refill, and the first layer runs at "
             f"the top point to predict. So predict, then scale saves {ee / ps:.2f}x over early exit at the top point "
             f"on {where} (sentences per point: {on['predict_scale_points']}: those that leave at the first off-ramp "
-            "and those whose predicted layers do not fit the target at a lower point stay at the top). EdgeBERT's "
+            "and those whose predicted layers do not fit the target at a lower point stay at the top); of that, "
+            f"{ee / on['predict_run_on_energy_mj']:.2f}x is the lower points (predict, scale, run on runs the layers "
+            f"early exit runs), the rest the layers its {on['predict_scale_forced_exits']} forced exits skip "
+            f"({on['predict_scale_layers']:.2f} layers run on average, not {layers:.2f}). EdgeBERT's "
             f"2.5x takes a wider supply range than the {low.voltage_v:g} V assumed here (its chip's operating points "
             "were not found), and the more of the energy the scaled supply feeds, the more DVFS saves.")
     if off is not None:
@@ -129,9 +190,11 @@ def reasons(rows: list[dict], exit_rows: list[dict], cfg: StudyConfig, policy: s
             f"{none / off['energy_mj']:.2f}x the energy: their weights also move the activation arena, and the "
             f"inference wakes {on['banks_accessed']} banks instead of {off['banks_accessed']}. Against the model "
             f"without off-ramps, predict, then scale saves {off['energy_mj'] / ps:.2f}x.")
-    lines.append("- Not modelled: accuracy. The histogram is EdgeBERT's ALBERT's on SST-2 at its threshold; the "
-                 "example's off-ramps have random weights, and a forced exit at a predicted layer (none with a "
-                 "histogram, whose prediction is exact) may answer wrongly.")
+    lines.append(f"- Not modelled: accuracy. The histogram is EdgeBERT's ALBERT's on SST-2 at its threshold, and "
+                 "every task shares it (EdgeBERT publishes no other task's exits); the example's off-ramps have "
+                 f"random weights. Forced exits are counted ({on['predict_scale_forced_exits']} of the stream's "
+                 f"{on.get('exit_requests', cfg.exit_requests)} sentences on {where}), but whether their earlier "
+                 "off-ramp answers wrongly is not.")
     return lines
 
 
@@ -142,8 +205,43 @@ def exit_figure(rows: list[dict], exit_rows: list[dict], cfg: StudyConfig, out: 
         bars = {"no off-ramps": off["energy_mj"] if off else 0.0}
         bars.update({name: on[f"{k}_energy_mj"] for k, name in POLICY_KEYS})
         groups[f"{FAMILY_LABEL[family]}\n{label(arch).replace('sized: ', 'sized ')}"] = bars
-    return grouped_bars(groups, out / "study_early_exit", f"energy per inference by early-exit policy, "
-                        f"{max(cfg.tasks)} tasks, {policy}", "energy per inference (mJ)")
+    paths = grouped_bars(groups, out / "study_early_exit", f"energy per inference by early-exit policy, "
+                         f"{max(cfg.tasks)} tasks, {policy}", "energy per inference (mJ)")
+    return paths + sweep_figure(exit_rows, cfg, out / SWEEP_FIGURE)
+
+
+def sweep_figure(exit_rows: list[dict], cfg: StudyConfig, stem: Path) -> list[Path]:
+    """Deadline misses (left) and energy per inference (right) of every policy against the latency target, for
+    each family on the sweep's chip."""
+    from aalbert.mapper.study.plots import _pyplot, save
+
+    picked = _sweep_rows(exit_rows, cfg, cfg.policies[0])
+    if not picked:
+        return []
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    styles = {"adapter-albert": "-", "albert": "--"}
+    for _, family, r in picked:
+        targets = sweep_targets(r)
+        for i, (k, name) in enumerate(POLICY_KEYS):
+            # each policy its own marker, larger first, so that lines on top of each other stay visible
+            style = dict(linestyle=styles.get(family, "-"), color=f"C{i}", marker="osv^"[i], markersize=7 - 1.2 * i,
+                         fillstyle="none", label=f"{FAMILY_LABEL[family]}: {name}")
+            left.plot(targets, [r[f"target_{ms:g}ms_{k}_deadline_misses"] for ms in targets], **style)
+            right.plot(targets, [r[f"target_{ms:g}ms_{k}_energy_mj"] for ms in targets], **style)
+    chip = label(picked[0][0])
+    left.set(xlabel="latency target (ms)", ylabel=f"deadline misses (of {picked[0][2].get('exit_requests', '')})",
+             title=f"deadline misses, {chip}")
+    right.set(xlabel="latency target (ms)", ylabel="energy per inference (mJ)", title=f"energy, {chip}")
+    right.set_ylim(bottom=0)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.title.set_fontsize(10)
+    left.legend(fontsize=7)
+    fig.tight_layout()
+    paths = save(fig, stem)
+    plt.close(fig)
+    return paths
 
 
 def assumption_lines(cfg: StudyConfig) -> list[str]:

@@ -138,8 +138,10 @@ def overridden_dict(spec: str, overrides: dict[str, object], missing_ok: bool = 
     return data, label
 
 
-def evaluate(module: Module, target: Target, workload: Workload | None = None, requests: int = 50) -> dict:
-    """Place, lower, simulate; metrics of one configuration."""
+def evaluate(module: Module, target: Target, workload: Workload | None = None, requests: int = 50,
+             exit_sweep: tuple[float, ...] = ()) -> dict:
+    """Place, lower, simulate; metrics of one configuration (with `exit_sweep`, every early-exit policy again at
+    each of those fractions of the workload's latency target: `target_<ms>ms_<policy>_*`)."""
     wl = workload or default_workload(module.graphs)
     try:  # weights go off chip only when they do not fit, as a user would ask with --spill
         module, a = place(module, target, wl, spill=False)
@@ -184,15 +186,43 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
         metrics["latency_target_ms"] = wl.latency_target_ms
     first = backend.results[tasks[0]]
     metrics["banks_accessed"] = sum(c.get("accessed", 0) for c in first.static.banks.values())
+    if "predict-scale" in policies:
+        p = policies["predict-scale"]
+        metrics.update({"exit_requests": len(backend.requests), "exit_predictions": p.predicted,
+                        "exit_predicted_early": p.under, "exit_predicted_late": p.over})
     for name, p in policies.items():
         key = name.replace("-", "_")
         s = p.stream
         metrics.update({f"{key}_energy_mj": s.energy_per_inference_pj / 1e9,
                         f"{key}_latency_mean_ms": float(s.latencies.mean() * 1e3),
                         f"{key}_latency_p99_ms": s.percentile(99) * 1e3, f"{key}_deadline_misses": p.misses,
-                        f"{key}_layers": p.mean_layers, f"{key}_forced_exits": p.forced,
+                        f"{key}_layers": p.mean_layers, f"{key}_forced_exits": p.forced, f"{key}_run_ons": p.run_on,
                         f"{key}_points": "; ".join(f"{k}: {v}" for k, v in sorted(p.points.items(), reverse=True))})
+    if policies and exit_sweep and wl.latency_target_ms is not None:
+        metrics.update(target_sweep(backend, wl, exit_sweep))
     return metrics
+
+
+def target_sweep(backend, wl: Workload, fractions: tuple[float, ...]) -> dict:
+    """Every early-exit policy's energy, deadline misses, forced exits and run-ons at each fraction of the
+    workload's latency target (the same requests and sentences: only the target and so the points differ)."""
+    from aalbert.targets.runtime.exit_policies import PREDICTING, run_policies
+
+    out: dict[str, object] = {"exit_sweep_ms": ";".join(f"{wl.latency_target_ms * f:g}" for f in fractions)}
+    for f in fractions:
+        ms = wl.latency_target_ms * f
+        # the policies that do not predict run every sentence the same way whatever the target
+        fixed = {n: dataclasses.replace(p, target_s=ms / 1e3) for n, p in backend.policies.items()
+                 if n not in PREDICTING}
+        swept = run_policies(backend.requests, backend.exits, backend.sentences, wl.inferences_per_wakeup, ms,
+                             PREDICTING)
+        for name, p in {**fixed, **swept}.items():
+            key = f"target_{ms:g}ms_{name.replace('-', '_')}"
+            out.update({f"{key}_energy_mj": p.stream.energy_per_inference_pj / 1e9,
+                        f"{key}_latency_p99_ms": p.stream.percentile(99) * 1e3,
+                        f"{key}_deadline_misses": p.misses, f"{key}_forced_exits": p.forced,
+                        f"{key}_run_ons": p.run_on})
+    return out
 
 
 def mib(n: float) -> float:

@@ -13,8 +13,11 @@ Early exit and DVFS are one more dimension, when asked for (`run_exits`): the mo
 configurations again, each task model with an exit classifier after every
 layer but the last, under a workload that states where sentences leave and a
 latency target (by default EdgeBERT's SST-2 exits, `examples/workloads/
-edgebert_sst2.toml`), on every chip; each row has every policy's figures
-(`targets.policies`), its main ones EdgeBERT's predict-then-scale.
+edgebert_sst2.toml`), on every chip, over a longer stream (`exit_requests`);
+each row has every policy's figures (`targets.policies`), its main ones
+EdgeBERT's predict-then-scale, and, on one chip (`sweep_chip`), every
+policy's again at each latency target of the sweep (`exit_sweep`, fractions
+of the workload's).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from aalbert.targets.sim.requests import REQUEST_BYTES
 from aalbert.targets.sim.workload import Workload, load_workload
 
 FAMILY_LABEL = {"adapter-albert": "adapter-ALBERT", "albert": "ALBERT"}
+# the early-exit latency targets, as fractions of the workload's (100 ms: 40 to 120 ms, below a full inference too)
+EXIT_SWEEP = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 
 
 @dataclass
@@ -52,6 +57,8 @@ class StudyConfig:
     sensitivity: bool = False
     early_exit: bool = False           # also the most-tasks configurations with off-ramps, early exit and DVFS
     exits: str | None = None           # a workload file stating where sentences leave; None: EdgeBERT's SST-2
+    exit_requests: int = 1000          # requests of each early-exit stream (its p99 is not its maximum)
+    exit_sweep: tuple[float, ...] = EXIT_SWEEP  # latency targets swept, as fractions of the workload's
 
 
 def configurations_of(cfg: StudyConfig, overrides: dict | None = None, fixed_tasks: bool | None = None,
@@ -74,7 +81,9 @@ def configurations_of(cfg: StudyConfig, overrides: dict | None = None, fixed_tas
                 spec = ModelSpec(family, n, cfg.size, policy=policy, seq_len=cfg.seq_len,
                                  off_ramps=OFF_RAMPS if exits else None)
                 tags = (("policy", policy), ("family", family)) + ((("early_exit", "on"),) if exits else ())
-                out += [Configuration(spec, most, chip, sized, cfg.template, ov, fixed, cfg.requests, exits, tags)
+                requests, sweep = (cfg.exit_requests, tuple(cfg.exit_sweep)) if exits else (cfg.requests, ())
+                out += [Configuration(spec, most, chip, sized, cfg.template, ov, fixed, requests, exits, tags,
+                                      sweep if chip == sweep_chip(cfg) else ())
                         for chip, sized in chips]
     return out
 
@@ -83,6 +92,13 @@ def run_study(cfg: StudyConfig, progress=None, overrides: dict | None = None,
               fixed_tasks: bool | None = None, workers: Workers | None = None) -> list[dict]:
     """Every configuration's metrics (`configurations_of`), on `workers` (default: here, one at a time)."""
     return run_configurations(configurations_of(cfg, overrides, fixed_tasks), progress, workers)
+
+
+def sweep_chip(cfg: StudyConfig) -> str:
+    """The chip whose early-exit configurations also run the latency target sweep: the template, if the study
+    has it, else its first."""
+    chips = architectures(cfg)
+    return cfg.template if cfg.template in chips else chips[0]
 
 
 def run_configurations(configs: list[Configuration], progress=None, workers: Workers | None = None) -> list[dict]:
@@ -160,7 +176,8 @@ def model_bytes(cfg: StudyConfig) -> int:
     the largest family's model, and a request stream."""
     family = "albert" if "albert" in cfg.families else cfg.families[0]
     spec = ExampleSpec(family, max(cfg.tasks), cfg.size, off_ramps=OFF_RAMPS if cfg.early_exit else None)
-    return FAMILIES_KEPT * example_bytes(spec, DimSpec(1, cfg.seq_len)) + REQUEST_BYTES * cfg.requests
+    requests = max(cfg.requests, cfg.exit_requests if cfg.early_exit else 0)
+    return FAMILIES_KEPT * example_bytes(spec, DimSpec(1, cfg.seq_len)) + REQUEST_BYTES * requests
 
 
 def architectures(cfg: StudyConfig) -> list[str]:

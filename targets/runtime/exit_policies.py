@@ -13,13 +13,24 @@ Three policies run the same requests and sentences (`targets.sentences`):
   request already waited, the first layer and the switch (`choose_point`; the
   top point when none does). The sentence leaves at its own off-ramp, or at
   the predicted layer if that comes first (EdgeBERT's count-down: a forced
-  exit). Switching stalls the chip for the transition, leaking, and costs the
-  regulator's energy, once down and, if the chip stays powered, once back up.
+  exit, whose answer is the earlier off-ramp's: accuracy lost);
+- `predict-run-on`: the same prediction and operating point, but a sentence
+  predicted to leave before its own off-ramp runs on to it at the chosen
+  point (no forced exit: the layers the prediction did not plan for may
+  miss the deadline).
+
+Switching stalls the chip for the transition, leaking, and costs the
+regulator's energy, once down and, if the chip stays powered, once back up.
 
 Each policy's stream reports the latency of every request (waiting, loading
 weights and the inference), deadline misses against the target, energy per
-inference, the mean number of layers run, forced exits and the operating
-points used.
+inference, the mean number of layers run, the operating points used and how
+the predictions went: of the sentences whose exit was predicted (all that
+do not leave at the first off-ramp, when a latency target and operating
+points are given), how many were predicted exactly, too early (`under`:
+forced exits under `predict-scale`, run-ons under `predict-run-on`) and too
+late (`over`: they leave at their own off-ramp, on a point chosen for more
+layers than they ran).
 """
 
 from __future__ import annotations
@@ -30,7 +41,9 @@ from aalbert.targets.runtime.sentences import Sentence
 from aalbert.targets.sim.exit_costs import ExitCosts
 from aalbert.targets.sim.requests import Request, Served, StreamResult, run_stream
 
-POLICIES = {"none": "no early exit", "early-exit": "early exit", "predict-scale": "predict, then scale"}
+POLICIES = {"none": "no early exit", "early-exit": "early exit", "predict-scale": "predict, then scale",
+            "predict-run-on": "predict, scale, run on"}
+PREDICTING = ("predict-scale", "predict-run-on")
 
 
 def choose_point(first_s: float, rest_s: list[float], transition_s: float, budget_s: float) -> int:
@@ -51,6 +64,14 @@ class PolicyResult:
     layers: list[int]                  # layers each request ran
     forced: int = 0                    # sentences stopped at the predicted layer before their off-ramp let them go
     points: dict[str, int] = field(default_factory=dict)   # operating point -> sentences that ran at it
+    predicted: int = 0                 # sentences whose exit was predicted
+    under: int = 0                     # ... predicted before their own off-ramp (forced out, or run on)
+    over: int = 0                      # ... predicted after it
+    run_on: int = 0                    # sentences that ran on past the predicted layer to their own off-ramp
+
+    @property
+    def exact(self) -> int:
+        return self.predicted - self.under - self.over
 
     @property
     def misses(self) -> int | None:
@@ -73,7 +94,7 @@ class _Serving:
                                                                                  target_s)
         self.layers: list[int] = []
         self.points: dict[str, int] = {}
-        self.forced = 0
+        self.forced = self.run_on = self.predicted = self.under = self.over = 0
 
     def __call__(self, i: int, r: Request, cold: bool, waited: float) -> Served:
         costs, policy, target_s = self.costs, self.policy, self.target_s
@@ -82,9 +103,16 @@ class _Serving:
         cuts = costs.layers(task)
         end = len(cuts) - 1
         q, stop = 0, end if policy == "none" else s.exit
-        if policy == "predict-scale" and s.exit > 0 and dvfs is not None and target_s is not None:
-            stop = min(s.exit, s.predicted)
-            self.forced += s.predicted < s.exit
+        if policy in PREDICTING and s.exit > 0 and dvfs is not None and target_s is not None:
+            early = s.predicted < s.exit
+            self.predicted += 1
+            self.under += early
+            self.over += s.predicted > s.exit
+            if policy == "predict-scale":
+                stop = min(s.exit, s.predicted)
+                self.forced += early
+            else:
+                self.run_on += early
             first = costs.upto(task, 0, 0, cold)
             rest = [costs.timeline(task, p).seconds(s.predicted) - costs.timeline(task, p).seconds(0)
                     for p in range(len(costs.points))]
@@ -106,14 +134,15 @@ class _Serving:
 
 
 def run_policies(requests: list[Request], costs: ExitCosts, sentences: list[Sentence], inferences_per_wakeup: float,
-                 target_ms: float | None) -> dict[str, PolicyResult]:
-    """Every policy's stream over `requests`, request i being `sentences[i]`."""
+                 target_ms: float | None, policies: tuple[str, ...] = tuple(POLICIES)) -> dict[str, PolicyResult]:
+    """Every policy's (or those of `policies`) stream over `requests`, request i being `sentences[i]`."""
     target = costs.target
     target_s = target_ms / 1e3 if target_ms is not None else None
     per_wake = max(1, int(round(inferences_per_wakeup)))
     out = {}
-    for policy in POLICIES:
+    for policy in policies:
         serve = _Serving(policy, costs, sentences, per_wake, target_s)
         stream = run_stream(requests, costs.module, target, costs.results, inferences_per_wakeup, serve)
-        out[policy] = PolicyResult(policy, stream, target_s, serve.layers, serve.forced, serve.points)
+        out[policy] = PolicyResult(policy, stream, target_s, serve.layers, serve.forced, serve.points,
+                                   serve.predicted, serve.under, serve.over, serve.run_on)
     return out

@@ -5,9 +5,12 @@ end (no off-ramp let the sentence go). Sentences come either
 
 - from a histogram of exit points (`from_histogram`): as many sentences as
   the stream has requests of the task, split over the exit points by the
-  largest remainders of their shares and put in a seeded order; the
-  prediction is taken to be exact (an upper bound of what predicting can
-  save); or
+  largest remainders of their shares and put in a seeded order. Where each
+  was predicted to leave follows the predictor's confusion, when given
+  (for the sentences leaving at each exit point, the shares predicted at
+  each: split over them by largest remainders, in a second seeded order);
+  without one the prediction is exact (an upper bound of what predicting
+  can save); or
 - from measured entropies (`from_entropies`: every sample's entropy at
   every off-ramp, from the interpreter): a sentence leaves at the first
   off-ramp whose entropy is below the threshold, and its exit is predicted
@@ -35,16 +38,32 @@ class Sentence:
     predicted: int   # the exit point predicted from its first off-ramp's entropy
 
 
-def from_histogram(shares: tuple[float, ...], count: int, seed: int) -> list[Sentence]:
-    """`count` sentences whose exit points follow `shares` (largest remainders), in a seeded order."""
+def split(shares: tuple[float, ...], count: int) -> list[int]:
+    """`count` whole sentences over `shares` (which sum to 1) by the largest remainders, ties to the first."""
     exact = [s * count for s in shares]
     whole = [int(x) for x in exact]
     order = sorted(range(len(shares)), key=lambda j: (-(exact[j] - whole[j]), j))
     for j in order[:count - sum(whole)]:
         whole[j] += 1
-    points = [j for j, n in enumerate(whole) for _ in range(n)]
+    return whole
+
+
+def from_histogram(shares: tuple[float, ...], count: int, seed: int,
+                   confusion: tuple[tuple[float, ...], ...] | None = None) -> list[Sentence]:
+    """`count` sentences whose exit points follow `shares` (largest remainders), in a seeded order; each one's
+    predicted exit point follows row `exit` of `confusion` (shares per predicted point) over the sentences
+    leaving there, or is its exit when `confusion` is None."""
+    points = [j for j, n in enumerate(split(shares, count)) for _ in range(n)]
     random.Random(seed).shuffle(points)
-    return [Sentence(j, j) for j in points]
+    if confusion is None:
+        return [Sentence(j, j) for j in points]
+    predicted: dict[int, list[int]] = {}
+    rng = random.Random(f"{seed}:predicted")
+    for j in sorted(set(points)):
+        guesses = [p for p, n in enumerate(split(confusion[j], points.count(j))) for _ in range(n)]
+        rng.shuffle(guesses)
+        predicted[j] = guesses
+    return [Sentence(j, predicted[j].pop()) for j in points]
 
 
 def exits_of(entropies: np.ndarray, threshold: float) -> np.ndarray:
@@ -67,6 +86,14 @@ def from_entropies(entropies: np.ndarray, threshold: float) -> list[Sentence]:
         below = np.nonzero(expected < threshold)[0]
         out.append(Sentence(int(e), int(below[0]) + 1 if len(below) else ramps))
     return out
+
+
+def confusion_of(sentences: list[Sentence], points: int) -> list[list[int]]:
+    """How many sentences leaving at each exit point (rows) were predicted to leave at each (columns)."""
+    counts = [[0] * points for _ in range(points)]
+    for s in sentences:
+        counts[s.exit][s.predicted] += 1
+    return counts
 
 
 def histogram(sentences: list[Sentence], points: int) -> list[int]:

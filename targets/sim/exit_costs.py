@@ -94,11 +94,14 @@ class ExitCosts:
         self._timelines: dict[tuple[str, int], Timeline] = {}
         self._acc: dict[tuple[str, int], Accesses] = {}
         self._static: dict[tuple, Static] = {}
+        self._layers: dict[str, list[int]] = {}
 
     def layers(self, task: str) -> list[int]:
         """The layer each cut leaves after: every off-ramp's, then the end (the layer after the last off-ramp)."""
-        ramps = [r.layer for r in off_ramps(self.module.graphs[task])]
-        return ramps + [ramps[-1] + 1 if ramps else 1]
+        if task not in self._layers:  # asked for every request of a stream
+            ramps = [r.layer for r in off_ramps(self.module.graphs[task])]
+            self._layers[task] = ramps + [ramps[-1] + 1 if ramps else 1]
+        return self._layers[task]
 
     def at(self, q: int) -> Target:
         if q not in self._targets:

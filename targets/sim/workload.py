@@ -21,6 +21,7 @@ threshold (nats) below which a sentence leaves. A task may have its own:
     [exits]
     threshold = 0.28
     histogram = [153, 177, 128, 136, 105, 58, 31, 18, 5, 3, 3, 55]
+    predicted = [[153, 0, ...], ...]   # optional: per exit point (row), the sentences predicted at each
     source = "where the histogram comes from"
     [exits.task.mnli]
     threshold = 0.4
@@ -49,6 +50,7 @@ class TaskExits:
     samples: str | None = None               # an .npz of inputs, one sentence per row
     source: str = ""
     where: str = ""                          # the file and table that said so, for messages
+    confusion: tuple[tuple[float, ...], ...] | None = None  # per exit point, shares predicted at each (None: exact)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def load_workload(path: str, tasks) -> Workload:
                     target, _exits(path, data.get("exits"), tasks))
 
 
-EXIT_KEYS = {"threshold", "histogram", "samples", "source"}
+EXIT_KEYS = {"threshold", "histogram", "samples", "source", "predicted"}
 
 
 def _exits(path: str, data, tasks: list[str]) -> dict[str, TaskExits] | None:
@@ -175,7 +177,35 @@ def _task_exits(path: str, where: str, t: dict, base: TaskExits) -> TaskExits:
     source = t.get("source", base.source)
     if not isinstance(source, str):
         raise TargetError(f"{path}: {where}: key 'source' must be a string")
-    return TaskExits(threshold, histogram, counted, samples, source, f"{path}: {where}")
+    confusion = None if "samples" in t else base.confusion
+    if "predicted" in t:
+        if histogram is None:
+            raise TargetError(f"{path}: {where}: key 'predicted' is for a histogram (samples give their own "
+                              "predictions)")
+        confusion = _confusion(path, where, t["predicted"], histogram)
+    elif confusion is not None and histogram is not None and len(confusion) != len(histogram):
+        raise TargetError(f"{path}: {where}: the [exits] key 'predicted' has {len(confusion)} rows; this "
+                          f"histogram has {len(histogram)} exit points (give this table its own 'predicted')")
+    return TaskExits(threshold, histogram, counted, samples, source, f"{path}: {where}", confusion)
+
+
+def _confusion(path: str, where: str, v, histogram: tuple[float, ...]) -> tuple[tuple[float, ...], ...]:
+    """Per exit point (row), the shares of its sentences predicted to leave at each exit point (columns)."""
+    n = len(histogram)
+    if not isinstance(v, list) or len(v) != n or not all(
+            isinstance(row, list) and len(row) == n and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < math.inf for x in row)
+            for row in v):
+        raise TargetError(f"{path}: {where}: key 'predicted' must be {n} rows (one per exit point) of {n} counts "
+                          "(>= 0): for the sentences leaving at each exit point, how many were predicted at each")
+    out = []
+    for j, row in enumerate(v):
+        total = float(sum(row))
+        if total <= 0 and histogram[j] > 0:
+            raise TargetError(f"{path}: {where}: key 'predicted': row {j + 1} counts no sentence, but the histogram "
+                              "has sentences leaving there")
+        out.append(tuple(float(x) / total for x in row) if total > 0 else tuple(float(k == j) for k in range(n)))
+    return tuple(out)
 
 
 def _histogram(path: str, where: str, v) -> tuple[tuple[float, ...], int | None]:
