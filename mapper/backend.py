@@ -8,7 +8,10 @@ address. Such tasks are lowered and simulated once; the others' programs are
 lowered only when asked for (`Backend.program`), for listings and traces.
 Static energy does depend on addresses (which memory banks a task's weights
 sit in): each such task's is charged on its own banks, the representative's
-accesses moved to its weights' bytes (`power.relocation`).
+accesses moved to its weights' bytes (`power.relocation`), its banks' power
+states as its own power instructions would set them. Every simulated
+program carries its power instructions (`codegen.gating`), planned from a
+first schedule of the program without them.
 
 On a model with off-ramps, `exits` gives what an inference costs up to each
 exit test at each operating point, and, when the workload says where
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.offramps import off_ramps
+from aalbert.targets.codegen.gating import with_power
 from aalbert.targets.codegen.lower import lower
 from aalbert.targets.codegen.program import Program
 from aalbert.targets.hardware.spec import Target
@@ -59,10 +63,29 @@ class Backend:
     policies: dict[str, PolicyResult] | None = None      # ... whose workload says where sentences leave
     exit_sources: dict = field(default_factory=dict)     # task -> mapper.exits.ExitSource
 
+    _plain: dict[str, tuple] = field(default_factory=dict)  # simulated task -> its accesses and ends without power
+
     def program(self, task: str) -> Program:
+        """`task`'s program with its power instructions (`codegen.gating`), planned from its schedule (a task
+        simulated as another's: that task's schedule, its accesses moved to this task's bytes)."""
         if task not in self._programs:
-            self._programs[task] = lower(self.module, self.target, task)
+            plain = lower(self.module, self.target, task)
+            rep = self.same_as.get(task, task)
+            if rep in self._plain:
+                acc, ends = self._plain[rep]
+                if rep != task:
+                    acc = acc.relocated(relocation(self.module, rep, task))
+                plain = with_power(plain, self.target, memory_image(self.module, self.target), acc, ends)
+            self._programs[task] = plain
         return self._programs[task]
+
+    def traced(self, task: str) -> SimResult:
+        """The simulation of `task`'s own program (a task simulated as another's is simulated here, for its
+        trace: its power instructions are its own)."""
+        if task not in self.same_as:
+            return self.results[task]
+        return simulate(self.program(task), self.target, memory_image(self.module, self.target),
+                        self.results[task].after_power_up)
 
     def programs(self) -> list[Program]:
         return [self.program(t) for t in self.module.graphs]
@@ -117,7 +140,12 @@ def run_backend(module: Module, target: Target, workload: Workload | None = None
             backend.results[t] = with_static(dataclasses.replace(r, task=t), target, image, cold, moved)
         else:
             first[key] = t
-            backend.results[t] = simulate(backend.program(t), target, image, cold)
+            plain = lower(module, target, t)
+            sim = simulate(plain, target, image, cold)
+            ns = 1000.0 / target.clock_mhz
+            backend._plain[t] = (sim.accesses, [f * ns for f in sim.finish])
+            program = backend._programs[t] = with_power(plain, target, image, *backend._plain[t])
+            backend.results[t] = sim if program is plain else simulate(program, target, image, cold)
     if stream.requests:
         tasks = list(module.graphs)
         if stream.pattern in PATTERNS:

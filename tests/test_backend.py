@@ -19,10 +19,11 @@ from aalbert.mapper.fidelity import sample_inputs
 from aalbert.mapper.frontends import DimSpec
 from aalbert.mapper.loading import ExampleSpec, load_example
 from aalbert.passes.base import PassManager, parse_pipeline
+from aalbert.targets.codegen.gating import with_power
 from aalbert.targets.codegen.lower import lower
 from aalbert.targets.hardware.spec import load_target
 from aalbert.targets.sim.functional import execute
-from aalbert.targets.sim.power import memory_image
+from aalbert.targets.sim.power import Accesses, memory_image
 from aalbert.targets.sim.requests import Pattern, make_stream, read_trace, run_stream
 from aalbert.targets.sim.roofline import roofline
 from aalbert.targets.sim.timing import component, simulate
@@ -104,14 +105,19 @@ def test_tasks_with_one_timing_signature_are_simulated_once(tiny_placed, family)
     backend = run_backend(module, target, stream=Stream(0))
     if family == "adapter-albert":  # three heads of two labels, adapters in one memory: one program's timing
         assert backend.same_as == {"sst2": "cola", "mrpc": "cola"}
+    image = memory_image(module, target)
     for task in module.graphs:
-        program = lower(module, target, task)
-        alone = simulate(program, target)
+        program = backend.program(task)   # with its own power instructions
         shared = backend.results[task]
+        alone = simulate(program, target, image, shared.after_power_up)
         assert shared.task == task
-        assert (shared.cycles, shared.energy, shared.traffic, shared.by_layer) == \
-            (alone.cycles, alone.energy, alone.traffic, alone.by_layer)
-        assert backend.program(task).instrs == program.instrs
+        assert (shared.cycles, shared.traffic, shared.by_layer) == (alone.cycles, alone.traffic, alone.by_layer)
+        assert shared.energy.keys() == alone.energy.keys()
+        for key, pj in alone.energy.items():
+            assert shared.energy[key] == pytest.approx(pj, rel=1e-9), key
+        assert [(i.kind, i.unit, i.reads, i.writes, i.layer) for i in program.instrs if i.kind != "power"] == \
+            [(i.kind, i.unit, i.reads, i.writes, i.layer)
+             for i in with_power(lower(module, target, task), target, image, Accesses({}), []).instrs]
 
 
 @pytest.mark.parametrize("expand", [True, False])

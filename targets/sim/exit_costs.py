@@ -61,7 +61,7 @@ def window(acc: Accesses, lo_ns: float, end_ns: float) -> Accesses:
     out = Accesses({})
     for lvl, rows in acc.levels.items():
         sel = rows[(rows[:, 2] >= lo_ns) & (rows[:, 2] < end_ns)].copy()
-        sel[:, 2:] -= lo_ns
+        sel[:, 2:4] -= lo_ns
         out.levels[lvl] = sel
     return out
 

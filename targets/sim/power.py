@@ -80,28 +80,44 @@ def dram_needed(image: list[Region] | None, target: Target, level: MemoryLevel) 
     return store.name == level.name and any(r.weights and r.level in volatile for r in image)
 
 
-class Accesses:
-    """Every (level, bytes [lo, hi), time [start, end) in ns) a program touches, as arrays per level."""
+ROW = 6  # lo, hi, start, end, instruction id, write (1) or read (0)
 
-    def __init__(self, rows: dict[str, list]):
-        """`rows`: per level, (lo, hi, start, end) tuples, or the same four numbers after one another."""
-        self.levels = {lvl: np.array(r, dtype=float).reshape(-1, 4) for lvl, r in rows.items()}
+
+class Accesses:
+    """Every (level, bytes [lo, hi), time [start, end) in ns, instruction id, write) a program touches, as arrays
+    per level, and the power-state instructions it issues (`power`: level -> (bank, start ns, state) rows)."""
+
+    def __init__(self, rows: dict[str, list], power: dict[str, list] | None = None):
+        """`rows`: per level, (lo, hi, start, end) or (lo, hi, start, end, id, write) rows (without ids, each row is
+        its own instruction, a read)."""
+        self.levels = {}
+        for lvl, r in rows.items():
+            arr = np.asarray(r, dtype=float)
+            arr = arr.reshape(len(arr), -1) if len(arr) else np.zeros((0, ROW))
+            if arr.shape[1] == 4:
+                arr = np.concatenate([arr, np.arange(len(arr), dtype=float)[:, None], np.zeros((len(arr), 1))], 1)
+            self.levels[lvl] = arr
+        self.power: dict[str, list[tuple[int, float, str]]] = power or {}
 
     @classmethod
     def of(cls, program, start, finish, target: Target) -> Accesses:
         ns = 1000.0 / target.clock_mhz
         names = {m.name for m in target.memories}
-        flat: dict[str, list] = {}  # per level: lo, hi, start, end, lo, ... (no tuple kept per access)
+        flat: dict[str, list] = {}  # per level: lo, hi, start, end, id, write, lo, ... (no tuple kept per access)
+        power: dict[str, list] = {}
         for ins in program.instrs:
             a, b = start[ins.id] * ns, finish[ins.id] * ns
-            for bufs in (ins.reads, ins.writes):
+            if ins.kind == "power":
+                power.setdefault(ins.level, []).append((ins.bank, a, ins.state))
+                continue
+            for write, bufs in ((0, ins.reads), (1, ins.writes)):
                 for buf in bufs:
                     if buf.level in names:
                         rows = flat.get(buf.level)
                         if rows is None:
                             rows = flat[buf.level] = []
-                        rows.extend((buf.offset, buf.offset + max(1, buf.nbytes), a, b))
-        return cls(flat)
+                        rows.extend((buf.offset, buf.offset + max(1, buf.nbytes), a, b, ins.id, write))
+        return cls({lvl: np.array(r, dtype=float).reshape(-1, ROW) for lvl, r in flat.items()}, power)
 
     def relocated(self, moves: dict[str, list[tuple[int, int, int]]]) -> Accesses:
         """The accesses with byte ranges moved: per level, (lo, hi, delta) for data at [lo, hi)."""
@@ -124,7 +140,7 @@ class Accesses:
         arr = self.levels.get(level)
         if arr is None or not len(arr):
             return np.zeros((0, 2))
-        sel = arr[(arr[:, 0] < hi) & (arr[:, 1] > lo)][:, 2:]
+        sel = arr[(arr[:, 0] < hi) & (arr[:, 1] > lo)][:, 2:4]
         if not len(sel):
             return np.zeros((0, 2))
         sel = sel[np.argsort(sel[:, 0], kind="stable")]
@@ -184,11 +200,15 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
             continue
         p = m.power
         held = [r for r in image if r.level == m.name and _present(r, task, cold, m)] if image is not None else None
+        placed = [r for r in image if r.level == m.name] if image is not None else None
         f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
         leak = m.bank_leakage_mw
         times = {"on": 0.0, "retention": 0.0, "off": 0.0}
         wakes = 0
-        hold_state = "on" if f_hold == 1.0 else ("retention" if p.retention is not None else "off")
+        hold_state_now = "on" if f_hold == 1.0 else hold_state(m)
+        events: dict[int, list[tuple[float, str]]] = {}
+        for bank, at, state in acc.power.get(m.name, ()):
+            events.setdefault(bank, []).append((at, state))
         for k in range(m.banks):
             lo, hi = k * m.bank_bytes, (k + 1) * m.bank_bytes
             busy = acc.busy(m.name, lo, hi)
@@ -199,18 +219,26 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
                 times["on"] += span_ns
                 idle_mw += leak
                 power_up += p.wakeup_pj if cold else 0.0
+            elif k in events:  # the program's power instructions say when
+                own, n = _instructed_times(events[k], hold_state(m), span_ns)
+                for state, t in own.items():
+                    times[state] += t
+                wakes += n
+                idle_mw += leak * f_hold
+                power_up += p.wakeup_pj if cold and m.volatile else 0.0
             elif not has_data:
                 times["off"] += span_ns
                 idle_mw += leak * p.off
             elif m.power_gating == "empty" or not len(busy):
-                state = "on" if m.power_gating == "empty" else hold_state
+                state = "on" if m.power_gating == "empty" else hold_state_now
                 times[state] += span_ns
                 idle_mw += leak * (1.0 if state == "on" else f_hold)
                 power_up += p.wakeup_pj if cold and (state == "on" or m.volatile) else 0.0
-            else:
-                on, n = _gated_on_time(busy, span_ns, p.wakeup_ns, p.wakeup_pj, leak * (1 - f_hold))
-                times["on"] += on
-                times[hold_state] += span_ns - on
+            else:  # no instructions (accesses moved to another task's bytes): as the power plan would issue them
+                plan = plan_bank(m, k, bank_rows(acc, m, k), holds_weights(placed, m, k))
+                own, n = _planned_times(plan, span_ns)
+                for state, t in own.items():
+                    times[state] += t
                 wakes += n
                 idle_mw += leak * f_hold
                 power_up += p.wakeup_pj if cold and m.volatile else 0.0
@@ -234,16 +262,95 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
     return Static(energy, bank_time, idle_mw, dram_idle, power_up, classes)
 
 
-def _gated_on_time(busy: np.ndarray, span_ns: float, wake_ns: float, wake_pj: float, saved_mw: float):
-    """Time a gated bank is on, and its wake-ups: on while accessed and for the wake-up before each access;
-    a gap shorter than the wake-up latency plus the break-even time (wake-up energy over the power saved)
-    stays on."""
-    starts, ends = busy[:, 0], busy[:, 1]
-    gaps = starts[1:] - ends[:-1]
-    keep = wake_ns + (wake_pj / saved_mw if saved_mw > 0 else float("inf"))
-    stay = gaps <= keep
-    on = float((ends - starts).sum() + gaps[stay].sum() + wake_ns * (~stay).sum() + min(wake_ns, starts[0]))
-    return min(on, span_ns), int((~stay).sum()) + 1
+@dataclass(frozen=True)
+class BankPlan:
+    """The power states of one accessed bank of a gated level over an inference: `first` until its first wake-up
+    (off when it holds nothing yet: its first access writes it), on over each period (from the wake-up before
+    its accesses to their end), `hold` between periods, `last` after them (off when it holds no weights and its
+    last access reads it: nothing it holds is needed later)."""
+
+    bank: int
+    first: str
+    periods: tuple[tuple[float, float], ...]          # (wake-up start, end of the accesses) in ns
+    wakers: tuple[tuple[int, ...], ...]               # per period: the instructions that wait for its wake-up
+    gaters: tuple[tuple[int, ...], ...]               # ... and those its gating waits for
+    hold: str
+    last: str
+
+
+def hold_state(m: MemoryLevel) -> str:
+    """The state a gated bank keeps data in between accesses: retention (SRAM) or off (non-volatile)."""
+    return "retention" if m.power.retention is not None else "off"
+
+
+def plan_bank(m: MemoryLevel, k: int, rows: np.ndarray, has_weights: bool) -> BankPlan:
+    """When bank `k` of gated level `m` is woken and gated, from the rows (`Accesses` columns) that touch it: a gap
+    between accesses is gated when it is longer than the wake-up latency plus the break-even time (wake-up
+    energy over the power the holding state saves), and when the instructions before it all come before those
+    after it in program order (the power instructions of one bank then run in order)."""
+    p = m.power
+    rows = rows[np.lexsort((rows[:, 4], rows[:, 2]))]
+    starts, ends, ids = rows[:, 2], np.maximum.accumulate(rows[:, 3]), rows[:, 4]
+    hold = hold_state(m)
+    saved = m.bank_leakage_mw * (1 - (p.retention if hold == "retention" else p.off))
+    keep = p.wakeup_ns + (p.wakeup_pj / saved if saved > 0 else float("inf"))
+    before = np.maximum.accumulate(ids)[:-1]
+    after = np.minimum.accumulate(ids[::-1])[::-1][1:]
+    cuts = np.nonzero((starts[1:] - ends[:-1] > keep) & (before < after))[0] + 1
+    bounds = [0, *cuts.tolist(), len(rows)]
+    periods, wakers, gaters = [], [], []
+    for lo, hi in zip(bounds, bounds[1:]):
+        s0, e0 = float(starts[lo]), float(ends[hi - 1])
+        periods.append((max(0.0, s0 - p.wakeup_ns), e0))
+        seg = rows[lo:hi]
+        wakers.append(tuple(sorted({int(i) for i in seg[seg[:, 2] < s0 + 2 * p.wakeup_ns, 4]})))
+        gaters.append(tuple(sorted({int(i) for i in seg[seg[:, 3] >= e0 - 2 * p.wakeup_ns, 4]})))
+    dead = m.volatile and not has_weights
+    first = "off" if dead and rows[starts == starts[0], 5].all() else hold
+    last_rows = rows[rows[:, 3] == rows[:, 3].max()]
+    last = "off" if dead and not last_rows[:, 5].any() else hold
+    return BankPlan(k, first, tuple(periods), tuple(wakers), tuple(gaters), hold, last)
+
+
+def bank_rows(acc: Accesses, m: MemoryLevel, k: int) -> np.ndarray:
+    arr = acc.levels.get(m.name)
+    if arr is None or not len(arr):
+        return np.zeros((0, ROW))
+    lo, hi = k * m.bank_bytes, (k + 1) * m.bank_bytes
+    return arr[(arr[:, 0] < hi) & (arr[:, 1] > lo)]
+
+
+def holds_weights(held: list[Region] | None, m: MemoryLevel, k: int) -> bool:
+    lo, hi = k * m.bank_bytes, (k + 1) * m.bank_bytes
+    return held is None or any(r.weights and r.lo < hi and r.hi > lo for r in held)
+
+
+def _planned_times(plan: BankPlan, span_ns: float) -> tuple[dict[str, float], int]:
+    """Time in each state and wake-ups of a bank that follows `plan`."""
+    times = {"on": 0.0, "retention": 0.0, "off": 0.0}
+    t = 0.0
+    state = plan.first
+    for a, b in plan.periods:
+        a, b = min(max(a, t), span_ns), min(max(b, a, t), span_ns)
+        times[state] += a - t
+        times["on"] += b - a
+        t, state = b, plan.hold
+    times[plan.last] += max(0.0, span_ns - t)
+    return times, len(plan.periods)
+
+
+def _instructed_times(events: list[tuple[float, str]], first: str, span_ns: float) -> tuple[dict[str, float], int]:
+    """Time in each state and wake-ups of a bank that follows its power instructions ((start ns, state), in
+    order), from `first`."""
+    times = {"on": 0.0, "retention": 0.0, "off": 0.0}
+    t, state, wakes = 0.0, first, 0
+    for at, new in sorted(events, key=lambda e: e[0]):
+        at = min(max(at, t), span_ns)
+        times[state] += at - t
+        t, state = at, new
+        wakes += new == "on"
+    times[state] += max(0.0, span_ns - t)
+    return times, wakes
 
 
 def dram_between(dram: dict[str, DramPower], gap_ns: float, asleep: bool) -> dict[str, float]:

@@ -1,0 +1,121 @@
+"""Power-state instructions: when each memory bank is woken and gated, written into the program.
+
+For every level whose banks are gated while idle (`power_gating = "idle"`),
+every bank the program touches gets `power` instructions
+(`targets.sim.power.plan_bank` decides when, from a schedule of the program
+without them):
+
+- before its first access, nothing, if it holds data (it waits in its holding
+  state: SRAM in retention, non-volatile memory off), or `off` at the start
+  when it holds nothing yet (SRAM whose first access writes it);
+- `on` before each run of accesses: the wake-up waits for an instruction that
+  ends between one and two wake-up latencies before the run starts, so it is
+  hidden, or else for what the run's first access waits for, so that access
+  stalls for the wake-up; every access of the run that could start before the
+  wake-up ends waits for it;
+- after each run, `retention` or `off` (its holding state), once the run's
+  last accesses end, when the gap to the next run is longer than the wake-up
+  latency plus the break-even time; after the last run, `off` when the bank
+  holds no weights and its last access reads it (SRAM that holds nothing
+  needed later), else its holding state.
+
+Banks that hold data the program never touches stay in their holding state
+and empty banks stay off, without instructions. Each bank's instructions run
+on their own unit (`power.<level>.<bank>`), in program order, so they never
+wait for another bank's. The simulator charges each bank's leakage by these
+instructions (`targets.sim.power.static_energy`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+
+from aalbert.targets.codegen.program import Instr, Program
+from aalbert.targets.hardware.spec import Target
+from aalbert.targets.sim.power import Accesses, Region, bank_rows, holds_weights, plan_bank
+
+
+def gated_levels(target: Target) -> list:
+    return [m for m in target.on_chip if m.power is not None and m.power_gating == "idle"]
+
+
+def with_power(program: Program, target: Target, image: list[Region] | None, acc: Accesses,
+               finish_ns: list[float]) -> Program:
+    """`program` (without power instructions) with its banks' power instructions, planned from `acc` (its accesses
+    as scheduled) and `finish_ns` (each instruction's end, ns); `image`: the data placed in the memories."""
+    levels = gated_levels(target)
+    if not levels or any(i.kind == "power" for i in program.instrs):
+        return program
+    order = sorted(range(len(finish_ns)), key=lambda i: (finish_ns[i], i))
+    ends = [finish_ns[i] for i in order]
+    before: dict[int, list[Instr]] = {}   # old id -> power instructions issued just before it
+    after: dict[int, list[Instr]] = {}    # ... just after it
+    extra: dict[int, list[Instr]] = {}    # old id -> wake-ups it waits for
+    front: list[Instr] = []
+    instrs = program.instrs
+
+    def power(level: str, bank: int, state: str, deps: tuple[int, ...], near: int) -> Instr:
+        node = instrs[near]
+        return Instr(-1, "power", f"power.{level}.{bank}", deps, node.node, "power", f"{level} bank {bank}",
+                     level=level, bank=bank, state=state)
+
+    for m in levels:
+        here = [r for r in image if r.level == m.name] if image is not None else None
+        for k in range(m.banks):
+            rows = bank_rows(acc, m, k)
+            if not len(rows):
+                continue
+            plan = plan_bank(m, k, rows, holds_weights(here, m, k))
+            if plan.first != plan.hold:
+                front.append(power(m.name, k, "off", (), 0))
+            wake_ns = m.power.wakeup_ns
+            last = len(plan.periods) - 1
+            for n, ((on, _), wakers, gaters) in enumerate(zip(plan.periods, plan.wakers, plan.gaters)):
+                first = min(wakers)
+                start = on + wake_ns                       # when the run's first access starts
+                deps = _hiding(order, ends, start - wake_ns, start - 2 * wake_ns, first)
+                if deps is None:
+                    deps = instrs[first].deps
+                wake = power(m.name, k, "on", deps, first)
+                before.setdefault(first, []).append(wake)
+                for i in wakers:
+                    extra.setdefault(i, []).append(wake)
+                state = plan.last if n == last else plan.hold
+                after.setdefault(max(gaters), []).append(power(m.name, k, state, gaters, max(gaters)))
+    if not front and not before:
+        return program
+    return _renumbered(program, front, before, after, extra)
+
+
+def _hiding(order: list[int], ends: list[float], latest: float, earliest: float, first: int) -> tuple[int, ...] | None:
+    """An instruction issued before `first` that ends in [earliest, latest]: a wake-up waiting for it is hidden."""
+    j = bisect.bisect_right(ends, latest) - 1
+    while j >= 0 and ends[j] >= earliest:
+        if order[j] < first:
+            return (order[j],)
+        j -= 1
+    return None
+
+
+def _renumbered(program: Program, front: list[Instr], before: dict[int, list[Instr]], after: dict[int, list[Instr]],
+                extra: dict[int, list[Instr]]) -> Program:
+    new_id: dict[int, int] = {}
+    power_id: dict[int, int] = {}            # id() of a power instruction -> its new id
+    sequence: list[tuple[str, object]] = [("p", p) for p in front]
+    for ins in program.instrs:
+        sequence += [("p", p) for p in before.get(ins.id, ())]
+        sequence.append(("i", ins))
+        sequence += [("p", p) for p in after.get(ins.id, ())]
+    for n, (what, x) in enumerate(sequence):
+        if what == "i":
+            new_id[x.id] = n
+        else:
+            power_id[id(x)] = n
+    out = []
+    for n, (what, x) in enumerate(sequence):
+        deps = tuple(new_id[d] for d in x.deps)
+        if what == "i" and x.id in extra:
+            deps = tuple(sorted(set(deps) | {power_id[id(p)] for p in extra[x.id]}))
+        out.append(dataclasses.replace(x, id=n, deps=deps))
+    return dataclasses.replace(program, instrs=out)
