@@ -12,20 +12,25 @@ another task is added. Per level, in this order:
    reads and writes it all along, so it takes the fewest banks it can;
 2. the weights every task reads (shared ones, then task weights staged for
    several tasks), packed right after it, into the arena's last bank first;
-3. each task's own weights (then weights of a few tasks) as one contiguous
-   group, in task order: a task's group starts where the previous one ends,
-   or at the next bank boundary when that makes the group touch fewer banks
-   that the arena and the shared weights do not already wake (read together,
-   they share banks, and another task's group never straddles into them);
+3. from the next bank boundary, each task's own weights (then weights of a
+   few tasks) as one contiguous group, in task order: a group starts where
+   the previous one ends, or at the next bank boundary when that makes it
+   touch fewer banks (read together, a task's weights share banks, and
+   another task's group never straddles into them). No group takes the free
+   end of the last bank the arena and the shared weights wake: it would ride
+   free for the first tasks that fit there and not for the others, and
+   energy per inference would then climb with the task count;
 4. the swap region of staged task weights (the tasks overlap there), placed
    the same way.
 
 Moving a group to a bank boundary costs the bytes skipped; it is done only
 while the level's free bytes (its capacity less everything placed and the
 staging region the mappings need, which lowering puts after the last byte
-placed) cover them. A task added later is placed after the others, so the
-banks an earlier task touches do not change (as long as the arena, the
-largest of the tasks', and the shared weights stay the same). Levels with a
+placed) cover them. So every task touches the banks of the arena and the
+shared weights plus the fewest its own weights fit in, whatever the number
+of tasks; a task added later is placed after the others and changes no
+earlier task's banks (as long as the arena, the largest of the tasks', and
+the shared weights stay the same, and the level has the free bytes). Levels with a
 single bank (off-chip memory) are packed as before: resident weights in
 order, then the swap region.
 """
@@ -52,6 +57,13 @@ class Cursor:
     def banks(self, lo: int, size: int) -> set[int]:
         b = self.level.bank_bytes
         return set(range(lo // b, (lo + max(size, 1) - 1) // b + 1)) if size else set()
+
+    def skip_to_boundary(self) -> None:
+        """Move to the next bank boundary, if the slack allows."""
+        lo = align_up(self.at, self.level.bank_bytes)
+        if lo - self.at <= self.slack:
+            self.slack -= lo - self.at
+            self.at = lo
 
     def place(self, size: int) -> int:
         """Where a group of `size` bytes goes: at the cursor, or at a later bank boundary where it touches fewer
@@ -121,6 +133,8 @@ def lay_out(module: Module, target: Target, choice: dict, arena_level: str, aren
             slots[w.name] = cur.at
             cur.at += align_up(w.nbytes, align)
         cur.common = frozenset(cur.banks(0, cur.at))
+        if groups and m.banks > 1:
+            cur.skip_to_boundary()
         for ws in groups:
             at = cur.place(_sized(ws, align))
             for w in ws:
