@@ -25,7 +25,16 @@ rounds bring to the solution's.
 Exact: an integer program (scipy's milp / HiGHS); a greedy fallback for
 huge instances. The report's bound is the best known (branch and bound's,
 or the LP relaxation's if higher) and its gap is computed from that bound
-and the objective. Results: each
+and the objective.
+
+Addresses (`allocation.layout`): the solution says which level each weight
+and the arena live in; the layout places them in it so that an inference
+wakes as few banks as it must and every task the same number whatever the
+task count: the arena from a bank boundary, the weights every task reads
+after it, each task's own weights as one group from a bank boundary on,
+touching the fewest banks it fits in. (The static terms above already count
+a level's held banks as the bytes present need; the layout is what makes
+the simulator's banks agree.) Results: each
 weight's `placement`, each graph's arena level and offset, and an
 `Allocation` (`allocation_report`: objective, gap, binding constraints,
 traffic) kept by the pass manager for the report.
@@ -38,7 +47,6 @@ import math
 from dataclasses import dataclass
 
 from aalbert.errors import OptionError
-from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Placement
 from aalbert.passes.allocation.feasibility import check_placeable, does_not_fit

@@ -215,8 +215,8 @@ def test_gating_a_bank_whose_contents_are_dead_saves_its_holding_leakage_by_hand
 
 
 def test_power_instructions_in_the_program_set_the_banks_states_by_hand():
-    from aalbert.targets.codegen.gating import with_power
     from aalbert.targets.codegen.program import Buf, Instr, Program
+    from aalbert.targets.sim.gating import with_power
     from aalbert.targets.sim.timing import simulate
 
     target = chip("idle")

@@ -13,7 +13,7 @@ A `Program` is what the accelerator would execute for one task's inference:
 - `exit`: the test after an off-ramp (`targets.exits`): the sentence stops
   there when the entropy just computed is below the task's threshold; it
   waits for everything before it and everything after it waits for it;
-- `power`: a memory bank's power state (`targets.codegen.gating`): `on`
+- `power`: a memory bank's power state (`targets.sim.gating`): `on`
   wakes it (taking the level's wake-up latency, on the unit of that bank,
   `power.<level>.<bank>`; an access that depends on a wake-up not finished
   yet waits for it), `retention` or `off` gates it (SRAM in retention keeps

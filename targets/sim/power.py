@@ -10,14 +10,20 @@ During one inference a bank is in one of three classes:
   retention, keeping its data; non-volatile memory off, keeping it), with a
   wake-up (latency and energy) before the next access; a gap is gated only
   when it is longer than the wake-up latency plus the break-even time
-  (wake-up energy over the power it saves); with `power_gating = "empty"` or
-  `"none"` it stays on;
+  (wake-up energy over the power it saves); an SRAM bank that holds no
+  weights is off before its first access when that access writes it, and
+  after its last access when that access reads it (nothing in it is needed
+  yet, or any more); with `power_gating = "empty"` or `"none"` it stays on;
 - with `power_gating = "none"` every bank, even an empty one, is on all along
   (the model before power states).
 
 The accesses come from the program (every buffer an instruction reads or
 writes, during the instruction), the placed data from the module
-(`memory_image`). Energy = bank leakage x (time on + retention fraction x
+(`memory_image`). When the program carries power instructions
+(`targets.sim.gating`, planned by `plan_bank`), a bank's states are the
+ones they set, at the times they run; a bank without them (accesses moved to
+another task's bytes, `relocation`) follows `plan_bank` on its accesses,
+the rule the instructions are planned by. Energy = bank leakage x (time on + retention fraction x
 time in retention + off fraction x time off) + wake-ups x wake-up energy, per
 level and state. The PE array, SFU, registers, buffers, accumulators and
 interconnect leak whenever the chip is powered.
@@ -31,6 +37,7 @@ copies volatile on-chip memory is refilled from); otherwise it is off.
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -201,11 +208,9 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
         p = m.power
         held = [r for r in image if r.level == m.name and _present(r, task, cold, m)] if image is not None else None
         placed = [r for r in image if r.level == m.name] if image is not None else None
-        f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
         leak = m.bank_leakage_mw
         times = {"on": 0.0, "retention": 0.0, "off": 0.0}
         wakes = 0
-        hold_state_now = "on" if f_hold == 1.0 else hold_state(m)
         events: dict[int, list[tuple[float, str]]] = {}
         for bank, at, state in acc.power.get(m.name, ()):
             events.setdefault(bank, []).append((at, state))
@@ -215,33 +220,18 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
             has_data = len(busy) > 0 if held is None else (len(busy) > 0 or any(r.lo < hi and r.hi > lo for r in held))
             cls = classes.setdefault(m.name, {"empty": 0, "held": 0, "accessed": 0})
             cls["accessed" if len(busy) else "held" if has_data else "empty"] += 1
-            if m.power_gating == "none":
-                times["on"] += span_ns
-                idle_mw += leak
-                power_up += p.wakeup_pj if cold else 0.0
-            elif k in events:  # the program's power instructions say when
-                own, n = _instructed_times(events[k], hold_state(m), span_ns)
-                for state, t in own.items():
-                    times[state] += t
-                wakes += n
-                idle_mw += leak * f_hold
-                power_up += p.wakeup_pj if cold and m.volatile else 0.0
-            elif not has_data:
-                times["off"] += span_ns
-                idle_mw += leak * p.off
-            elif m.power_gating == "empty" or not len(busy):
-                state = "on" if m.power_gating == "empty" else hold_state_now
-                times[state] += span_ns
-                idle_mw += leak * (1.0 if state == "on" else f_hold)
-                power_up += p.wakeup_pj if cold and (state == "on" or m.volatile) else 0.0
-            else:  # no instructions (accesses moved to another task's bytes): as the power plan would issue them
-                plan = plan_bank(m, k, bank_rows(acc, m, k), holds_weights(placed, m, k))
-                own, n = _planned_times(plan, span_ns)
-                for state, t in own.items():
-                    times[state] += t
-                wakes += n
-                idle_mw += leak * f_hold
-                power_up += p.wakeup_pj if cold and m.volatile else 0.0
+            if k in events:  # the program's power instructions say when
+                schedule = functools.partial(_instructed_times, events[k], hold_state(m), span_ns)
+            elif m.power_gating == "idle" and len(busy):  # a program without them: as the plan would issue them
+                schedule = functools.partial(_planned, m, k, acc, placed, span_ns)
+            else:
+                schedule = None
+            own, n, mw, up = _bank(m, busy, has_data, schedule, span_ns, cold)
+            for state, t in own.items():
+                times[state] += t
+            wakes += n
+            idle_mw += mw
+            power_up += up
         frac = {"on": 1.0, "retention": p.retention or 0.0, "off": p.off}
         for state, t in times.items():
             if t:
@@ -325,6 +315,30 @@ def holds_weights(held: list[Region] | None, m: MemoryLevel, k: int) -> bool:
     return held is None or any(r.weights and r.lo < hi and r.hi > lo for r in held)
 
 
+def _bank(m: MemoryLevel, busy: np.ndarray, has_data: bool, schedule, span_ns: float,
+          cold: bool) -> tuple[dict[str, float], int, float, float]:
+    """A bank of level `m` over an inference: time in each state, wake-ups, its leakage while the chip idles
+    powered (mW), and its wake-up after a power-up (pJ); `schedule()`, when given, its states' times and
+    wake-ups (by its power instructions, or as `plan_bank` plans them)."""
+    p, leak = m.power, m.bank_leakage_mw
+    f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
+    if m.power_gating == "none":
+        return {"on": span_ns}, 0, leak, p.wakeup_pj if cold else 0.0
+    if schedule is not None:
+        times, n = schedule()
+        return times, n, leak * f_hold, p.wakeup_pj if cold and m.volatile else 0.0
+    if not has_data:
+        return {"off": span_ns}, 0, leak * p.off, 0.0
+    state = "on" if f_hold == 1.0 or m.power_gating == "empty" else hold_state(m)
+    return {state: span_ns}, 0, leak * (1.0 if state == "on" else f_hold), \
+        p.wakeup_pj if cold and (state == "on" or m.volatile) else 0.0
+
+
+def _planned(m: MemoryLevel, k: int, acc: Accesses, placed: list[Region] | None,
+             span_ns: float) -> tuple[dict[str, float], int]:
+    return _planned_times(plan_bank(m, k, bank_rows(acc, m, k), holds_weights(placed, m, k)), span_ns)
+
+
 def _planned_times(plan: BankPlan, span_ns: float) -> tuple[dict[str, float], int]:
     """Time in each state and wake-ups of a bank that follows `plan`."""
     times = {"on": 0.0, "retention": 0.0, "off": 0.0}
@@ -341,14 +355,14 @@ def _planned_times(plan: BankPlan, span_ns: float) -> tuple[dict[str, float], in
 
 def _instructed_times(events: list[tuple[float, str]], first: str, span_ns: float) -> tuple[dict[str, float], int]:
     """Time in each state and wake-ups of a bank that follows its power instructions ((start ns, state), in
-    order), from `first`."""
+    order), from `first` (a state marked '=' is one the bank is already in: a window's start, no wake-up)."""
     times = {"on": 0.0, "retention": 0.0, "off": 0.0}
     t, state, wakes = 0.0, first, 0
     for at, new in sorted(events, key=lambda e: e[0]):
         at = min(max(at, t), span_ns)
         times[state] += at - t
-        t, state = at, new
         wakes += new == "on"
+        t, state = at, new.lstrip("=")
     times[state] += max(0.0, span_ns - t)
     return times, wakes
 
