@@ -55,9 +55,9 @@ def with_power(program: Program, target: Target, image: list[Region] | None, acc
     front: list[Instr] = []
     instrs = program.instrs
 
-    def power(level: str, bank: int, state: str, deps: tuple[int, ...], near: int) -> Instr:
-        node = instrs[near]
-        return Instr(-1, "power", f"power.{level}.{bank}", deps, node.node, "power", f"{level} bank {bank}",
+    def power(level: str, bank: int, state: str, deps: tuple[int, ...]) -> Instr:
+        # a power instruction implements no graph node (node -1)
+        return Instr(-1, "power", f"power.{level}.{bank}", deps, -1, "power", f"{level} bank {bank}",
                      level=level, bank=bank, state=state)
 
     for m in levels:
@@ -68,7 +68,7 @@ def with_power(program: Program, target: Target, image: list[Region] | None, acc
                 continue
             plan = plan_bank(m, k, rows, holds_weights(here, m, k))
             if plan.first != plan.hold:
-                front.append(power(m.name, k, "off", (), 0))
+                front.append(power(m.name, k, "off", ()))
             wake_ns = m.power.wakeup_ns
             last = len(plan.periods) - 1
             for n, ((on, _), wakers, gaters) in enumerate(zip(plan.periods, plan.wakers, plan.gaters)):
@@ -77,12 +77,12 @@ def with_power(program: Program, target: Target, image: list[Region] | None, acc
                 deps = _hiding(order, ends, start - wake_ns, start - 2 * wake_ns, first)
                 if deps is None:
                     deps = instrs[first].deps
-                wake = power(m.name, k, "on", deps, first)
+                wake = power(m.name, k, "on", deps)
                 before.setdefault(first, []).append(wake)
                 for i in wakers:
                     extra.setdefault(i, []).append(wake)
                 state = plan.last if n == last else plan.hold
-                after.setdefault(max(gaters), []).append(power(m.name, k, state, gaters, max(gaters)))
+                after.setdefault(max(gaters), []).append(power(m.name, k, state, gaters))
     if not front and not before:
         return program
     return _renumbered(program, front, before, after, extra)
