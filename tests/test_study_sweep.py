@@ -351,5 +351,5 @@ def test_study_reports_the_noise_band_of_each_fixed_chip(study_run):
     assert band.spread == band.step == pytest.approx(abs(two - one) / min(one, two))
     assert noise_band(rows, "edgebert", "adapter-albert", "sram") is None      # a sized chip: it changes with n
     md = (study_run[0] / "study.md").read_text()
-    assert "Noise band (energy per inference over 1-2 tasks on the fixed chips" in md
-    assert f"adapter-ALBERT on edge_accel {num(band.lo_mj)}-{num(band.hi_mj)} mJ, {band.spread:.1%}" in md
+    assert "Noise band: energy per inference over 1-2 tasks on each fixed chip" in md
+    assert f"adapter-ALBERT on edge_accel {num(band.lo_mj)}-{num(band.hi_mj)} mJ, {band.spread:.2%}" in md

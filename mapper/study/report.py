@@ -136,9 +136,10 @@ def _exit_assumptions(cfg: StudyConfig) -> list[str]:
 
 @dataclass(frozen=True)
 class NoiseBand:
-    """How much a configuration's energy per inference moves with nothing but the task count (where tasks land in
-    memory): over the task counts of one model on one fixed chip, the lowest and highest energy, the spread
-    between them and the largest step between consecutive counts, relative to the lower figure."""
+    """How much a model's energy per inference on one fixed chip moves with the task count: over the study's task
+    counts, the lowest and highest energy, the spread between them and the largest step between consecutive
+    counts, relative to the lower figure. For a model whose tasks add only their own weights, which fit on chip,
+    what moves is where data land in memory: the noise band of the layout."""
 
     family: str
     architecture: str
@@ -167,11 +168,13 @@ def noise_line(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
     if not bands:
         return []
     counts = f"{min(cfg.tasks)}-{max(cfg.tasks)} tasks"
-    return [f"Noise band (energy per inference over {counts} on the fixed chips, where nothing but the tasks' "
-            "places in memory changes: lowest-highest, spread, largest step between consecutive counts): "
+    return [f"Noise band: energy per inference over {counts} on each fixed chip (lowest-highest, spread, largest "
+            "step between consecutive counts): "
             + "; ".join(f"{FAMILY_LABEL[b.family]} on {b.architecture} {num(b.lo_mj)}-{num(b.hi_mj)} mJ, "
-                        f"{b.spread:.1%}, {b.step:.1%}" for b in bands)
-            + ". A difference smaller than its band is not a finding.", ""]
+                        f"{b.spread:.2%}, {b.step:.2%}" for b in bands)
+            + ". Where a model's tasks change nothing but where data land in memory (adapter-ALBERT's, while "
+            "they fit on chip), this is the noise of the layout, and a difference smaller than it is not a "
+            "finding; ALBERT's also moves with the copies that spill off chip.", ""]
 
 
 def _by_tasks(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:

@@ -10,7 +10,8 @@ without them):
   when it holds nothing yet (SRAM whose first access writes it);
 - `on` before each run of accesses: the wake-up waits for an instruction that
   ends between one and two wake-up latencies before the run starts, so it is
-  hidden, or else for what the run's first access waits for, so that access
+  hidden, or else for what the run's first access waits for (its
+  dependencies and the instruction before it on its unit), so that access
   stalls for the wake-up; every access of the run that could start before the
   wake-up ends waits for it;
 - after each run, `retention` or `off` (its holding state), once the run's
@@ -54,6 +55,12 @@ def with_power(program: Program, target: Target, image: list[Region] | None, acc
     extra: dict[int, list[Instr]] = {}    # old id -> wake-ups it waits for
     front: list[Instr] = []
     instrs = program.instrs
+    unit_before: dict[int, int] = {}      # id -> the instruction before it on its unit
+    last_on: dict[str, int] = {}
+    for ins in instrs:
+        if ins.unit in last_on:
+            unit_before[ins.id] = last_on[ins.unit]
+        last_on[ins.unit] = ins.id
 
     def power(level: str, bank: int, state: str, deps: tuple[int, ...]) -> Instr:
         # a power instruction implements no graph node (node -1)
@@ -75,8 +82,9 @@ def with_power(program: Program, target: Target, image: list[Region] | None, acc
                 first = min(wakers)
                 start = on + wake_ns                       # when the run's first access starts
                 deps = _hiding(order, ends, start - wake_ns, start - 2 * wake_ns, first)
-                if deps is None:
-                    deps = instrs[first].deps
+                if deps is None:  # when the access could start: its dependencies done and its unit free
+                    deps = tuple(sorted({*instrs[first].deps, *([unit_before[first]] if first in unit_before
+                                                                 else [])}))
                 wake = power(m.name, k, "on", deps)
                 before.setdefault(first, []).append(wake)
                 for i in wakers:
