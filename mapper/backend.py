@@ -121,8 +121,11 @@ def relocated_program(program: Program, task: str, moves: dict[str, list[tuple[i
             if lo <= buf.offset < hi:
                 return dataclasses.replace(buf, offset=buf.offset + delta)
         return buf
-    instrs = [dataclasses.replace(i, reads=tuple(map(moved, i.reads)), writes=tuple(map(moved, i.writes)))
-              if any(b.level in table for b in i.reads + i.writes) else i for i in program.instrs]
+    instrs = []
+    for i in program.instrs:
+        reads, writes = tuple(map(moved, i.reads)), tuple(map(moved, i.writes))
+        instrs.append(i if reads == i.reads and writes == i.writes else
+                      dataclasses.replace(i, reads=reads, writes=writes))
     return dataclasses.replace(program, task=task, instrs=instrs)
 
 

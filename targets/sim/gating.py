@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from dataclasses import dataclass
 
 from aalbert.targets.codegen.program import Instr, Program
 from aalbert.targets.hardware.spec import Target
@@ -50,10 +51,10 @@ def with_power(program: Program, target: Target, image: list[Region] | None, acc
         return program
     order = sorted(range(len(finish_ns)), key=lambda i: (finish_ns[i], i))
     ends = [finish_ns[i] for i in order]
-    before: dict[int, list[Instr]] = {}   # old id -> power instructions issued just before it
-    after: dict[int, list[Instr]] = {}    # ... just after it
-    extra: dict[int, list[Instr]] = {}    # old id -> wake-ups it waits for
-    front: list[Instr] = []
+    before: dict[int, list[_Power]] = {}  # old id -> power instructions issued just before it
+    after: dict[int, list[_Power]] = {}   # ... just after it
+    extra: dict[int, list[_Power]] = {}   # old id -> wake-ups it waits for
+    front: list[_Power] = []
     instrs = program.instrs
     unit_before: dict[int, int] = {}      # id -> the instruction before it on its unit
     last_on: dict[str, int] = {}
@@ -62,10 +63,8 @@ def with_power(program: Program, target: Target, image: list[Region] | None, acc
             unit_before[ins.id] = last_on[ins.unit]
         last_on[ins.unit] = ins.id
 
-    def power(level: str, bank: int, state: str, deps: tuple[int, ...]) -> Instr:
-        # a power instruction implements no graph node (node -1)
-        return Instr(-1, "power", f"power.{level}.{bank}", deps, -1, "power", f"{level} bank {bank}",
-                     level=level, bank=bank, state=state)
+    def power(level: str, bank: int, state: str, deps: tuple[int, ...]) -> _Power:
+        return _Power(level, bank, state, deps)
 
     for m in levels:
         here = [r for r in image if r.level == m.name] if image is not None else None
@@ -106,24 +105,51 @@ def _hiding(order: list[int], ends: list[float], latest: float, earliest: float,
     return None
 
 
-def _renumbered(program: Program, front: list[Instr], before: dict[int, list[Instr]], after: dict[int, list[Instr]],
-                extra: dict[int, list[Instr]]) -> Program:
+@dataclass(eq=False, slots=True)
+class _Power:
+    """A power instruction before it has its place: level, bank, state, and the old ids it waits for."""
+
+    level: str
+    bank: int
+    state: str
+    deps: tuple[int, ...]
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Instr))
+
+
+def _moved(ins: Instr, new: int, deps: tuple[int, ...]) -> Instr:
+    """`ins` with another id and dependencies (as `dataclasses.replace`, without its per-call overhead: a program
+    has a thousand instructions and more)."""
+    out = object.__new__(Instr)
+    for f in _FIELDS:
+        setattr(out, f, getattr(ins, f))
+    out.id, out.deps = new, deps
+    return out
+
+
+def _renumbered(program: Program, front: list[_Power], before: dict[int, list[_Power]],
+                after: dict[int, list[_Power]], extra: dict[int, list[_Power]]) -> Program:
     new_id: dict[int, int] = {}
     power_id: dict[int, int] = {}            # id() of a power instruction -> its new id
-    sequence: list[tuple[str, object]] = [("p", p) for p in front]
+    sequence: list = list(front)
     for ins in program.instrs:
-        sequence += [("p", p) for p in before.get(ins.id, ())]
-        sequence.append(("i", ins))
-        sequence += [("p", p) for p in after.get(ins.id, ())]
-    for n, (what, x) in enumerate(sequence):
-        if what == "i":
+        sequence += before.get(ins.id, ())
+        sequence.append(ins)
+        sequence += after.get(ins.id, ())
+    for n, x in enumerate(sequence):
+        if isinstance(x, Instr):
             new_id[x.id] = n
         else:
             power_id[id(x)] = n
     out = []
-    for n, (what, x) in enumerate(sequence):
+    for n, x in enumerate(sequence):
         deps = tuple(new_id[d] for d in x.deps)
-        if what == "i" and x.id in extra:
-            deps = tuple(sorted(set(deps) | {power_id[id(p)] for p in extra[x.id]}))
-        out.append(dataclasses.replace(x, id=n, deps=deps))
+        if isinstance(x, _Power):  # implements no graph node (node -1)
+            out.append(Instr(n, "power", f"power.{x.level}.{x.bank}", deps, -1, "power", f"{x.level} bank {x.bank}",
+                             level=x.level, bank=x.bank, state=x.state))
+            continue
+        if x.id in extra:
+            deps = tuple(sorted({*deps, *(power_id[id(p)] for p in extra[x.id])}))
+        out.append(_moved(x, n, deps))
     return dataclasses.replace(program, instrs=out)
