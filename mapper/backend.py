@@ -7,8 +7,12 @@ have the same cycles, energy and traffic, because the simulator reads no
 address. Such tasks are lowered and simulated once; the others' programs are
 lowered only when asked for (`Backend.program`), for listings and traces.
 Static energy does depend on addresses (which memory banks a task's weights
-sit in): each such task's is charged on its own banks, the representative's
-accesses moved to its weights' bytes (`power.relocation`).
+sit in), and so do the power instructions: each such task's program is the
+representative's with its weights' addresses (`power.relocation`), its
+power instructions planned on its own banks, and it is simulated again (a
+program of a few hundred instructions: cheap next to lowering). Every
+simulated program carries its power instructions (`sim.gating`), planned
+from a first schedule of the program without them.
 
 On a model with off-ramps, `exits` gives what an inference costs up to each
 exit test at each operating point, and, when the workload says where
@@ -26,13 +30,14 @@ from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.offramps import off_ramps
 from aalbert.targets.codegen.lower import lower
-from aalbert.targets.codegen.program import Program
+from aalbert.targets.codegen.program import Buf, Program
 from aalbert.targets.hardware.spec import Target
 from aalbert.targets.runtime.exit_policies import PolicyResult, run_policies
 from aalbert.targets.sim.exit_costs import ExitCosts
+from aalbert.targets.sim.gating import with_power
 from aalbert.targets.sim.power import memory_image, relocation
 from aalbert.targets.sim.requests import PATTERNS, Pattern, Request, StreamResult, make_stream, read_trace, run_stream
-from aalbert.targets.sim.timing import SimResult, simulate, with_static
+from aalbert.targets.sim.timing import SimResult, simulate
 from aalbert.targets.sim.workload import Workload, default_workload
 
 
@@ -61,9 +66,14 @@ class Backend:
     sentences: list = field(default_factory=list)        # the request stream's, where each leaves (`policies`)
 
     def program(self, task: str) -> Program:
+        """`task`'s program, with its power instructions (`sim.gating`)."""
         if task not in self._programs:
             self._programs[task] = lower(self.module, self.target, task)
         return self._programs[task]
+
+    def traced(self, task: str) -> SimResult:
+        """The simulation that goes with `program(task)` (for its trace)."""
+        return self.results[task]
 
     def programs(self) -> list[Program]:
         return [self.program(t) for t in self.module.graphs]
@@ -100,6 +110,26 @@ def timing_signature(module: Module, graph: Graph) -> str:
     return h.hexdigest()
 
 
+def relocated_program(program: Program, task: str, moves: dict[str, list[tuple[int, int, int]]]) -> Program:
+    """`program` as `task`'s: the buffers of data at [lo, hi) of a level moved by delta (`power.relocation`'s
+    moves)."""
+    table = {lvl: sorted(m) for lvl, m in moves.items() if m}
+    if not table:
+        return dataclasses.replace(program, task=task)
+
+    def moved(buf: Buf) -> Buf:
+        for lo, hi, delta in table.get(buf.level, ()):
+            if lo <= buf.offset < hi:
+                return dataclasses.replace(buf, offset=buf.offset + delta)
+        return buf
+    instrs = []
+    for i in program.instrs:
+        reads, writes = tuple(map(moved, i.reads)), tuple(map(moved, i.writes))
+        instrs.append(i if reads == i.reads and writes == i.writes else
+                      dataclasses.replace(i, reads=reads, writes=writes))
+    return dataclasses.replace(program, task=task, instrs=instrs)
+
+
 def run_backend(module: Module, target: Target, workload: Workload | None = None, stream: Stream = Stream()) -> Backend:
     """Lower and simulate every task, then `stream` over the tasks (at the workload's rate, power-ups and mix;
     the default workload when None)."""
@@ -108,17 +138,25 @@ def run_backend(module: Module, target: Target, workload: Workload | None = None
     image = memory_image(module, target)
     cold = wl.inferences_per_wakeup <= 1
     first: dict[str, str] = {}
+    plain_runs: dict[str, tuple] = {}   # simulated task -> its program without power instructions, its schedule
     for t, graph in module.graphs.items():
         key = timing_signature(module, graph) if len(module.graphs) > 1 else t
-        if key in first:
+        if key in first:  # the representative's program with this task's weight addresses, and its own banks' power
             rep = first[key]
             backend.same_as[t] = rep
-            r = backend.results[rep]
-            moved = r.accesses.relocated(relocation(module, rep, t))
-            backend.results[t] = with_static(dataclasses.replace(r, task=t), target, image, cold, moved)
+            moves = relocation(module, rep, t)
+            plain, acc, ends = plain_runs[rep]
+            plain, acc = relocated_program(plain, t, moves), acc.relocated(moves)
         else:
             first[key] = t
-            backend.results[t] = simulate(backend.program(t), target, image, cold)
+            plain = lower(module, target, t)
+            sim = simulate(plain, target, image, cold)
+            acc, ends = sim.accesses, [f * 1000.0 / target.clock_mhz for f in sim.finish]
+            plain_runs[t] = plain, acc, ends
+        program = backend._programs[t] = with_power(plain, target, image, acc, ends)
+        # a program without power instructions (no level gated while idle) was simulated as it is
+        same = program is plain and t not in backend.same_as
+        backend.results[t] = sim if same else simulate(program, target, image, cold)
     if stream.requests:
         tasks = list(module.graphs)
         if stream.pattern in PATTERNS:

@@ -25,7 +25,16 @@ rounds bring to the solution's.
 Exact: an integer program (scipy's milp / HiGHS); a greedy fallback for
 huge instances. The report's bound is the best known (branch and bound's,
 or the LP relaxation's if higher) and its gap is computed from that bound
-and the objective. Results: each
+and the objective.
+
+Addresses (`allocation.layout`): the solution says which level each weight
+and the arena live in; the layout places them in it so that an inference
+wakes as few banks as it must and every task the same number whatever the
+task count: the arena from a bank boundary, the weights every task reads
+after it, each task's own weights as one group from a bank boundary on,
+touching the fewest banks it fits in. (The static terms above already count
+a level's held banks as the bytes present need; the layout is what makes
+the simulator's banks agree.) Results: each
 weight's `placement`, each graph's arena level and offset, and an
 `Allocation` (`allocation_report`: objective, gap, binding constraints,
 traffic) kept by the pass manager for the report.
@@ -38,10 +47,10 @@ import math
 from dataclasses import dataclass
 
 from aalbert.errors import OptionError
-from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Placement
 from aalbert.passes.allocation.feasibility import check_placeable, does_not_fit
+from aalbert.passes.allocation.layout import lay_out
 from aalbert.passes.allocation.prices import State
 from aalbert.passes.allocation.problem import AllocatorOptions, ProblemBuilder, bytes_held
 from aalbert.passes.allocation.record import Allocation, allocation_report
@@ -93,7 +102,7 @@ def allocate(module: Module, target: Target, workload: Workload,
     dual = solution.bound if solution.method == "ilp" else -math.inf
     solution.bound = min(max(dual, lp_bound), solution.objective)
     solution.bound_kind = "branch and bound" if dual >= lp_bound else "LP relaxation"
-    _write_placements(module, target, solution, b.arena_bytes)
+    _write_placements(module, target, solution, b.arena_bytes, staging(problem, solution.choice, solution.arena))
     costs = b.pricer.mappings(state)
     for (task, i), cost in costs.items():
         module.graphs[task].nodes[i].mapping = cost.mapping
@@ -143,40 +152,17 @@ def _check_arenas(module: Module, target: Target) -> None:
                               "with this target")
 
 
-def _write_placements(module: Module, target: Target, solution: Solution, arena: int) -> None:
-    """Offsets: per level, resident weights, then the swap region (tasks overlap), then the arena."""
-    cursor = {m.name: 0 for m in target.memories}
-    order = sorted(module.weights.values(), key=lambda w: (not w.role.shared, list(module.weights).index(w.name)))
-    resident_at: dict[str, int] = {}
-    homes: dict[str, int] = {}
-    for w in order:
+def _write_placements(module: Module, target: Target, solution: Solution, arena: int, stage: dict[str, int]) -> None:
+    """Offsets, bank by bank (`allocation.layout`): per level, the arena, the weights every task reads, each task's
+    own weights, the swap region (tasks overlap)."""
+    offsets, base = lay_out(module, target, solution.choice, solution.arena.level, arena, stage)
+    for w in module.weights.values():
         o = solution.choice[w.name]
-        lvl = o.home if o.kind == "staged" else o.level
-        homes[w.name] = cursor[lvl]
-        cursor[lvl] += align_up(w.nbytes, target.alignment_bytes)
-    multi_end = dict(cursor)
-    for w in order:  # weights staged for several tasks get their own slots first
-        o = solution.choice[w.name]
-        if o.kind == "staged" and len(w.role.tasks) > 1:
-            resident_at[w.name] = multi_end[o.level]
-            multi_end[o.level] += align_up(w.nbytes, target.alignment_bytes)
-    region_end = dict(multi_end)
-    for task in module.graphs:
-        task_cursor = dict(multi_end)
-        for w in order:
-            o = solution.choice[w.name]
-            if o.kind == "staged" and w.role.tasks == (task,):
-                resident_at[w.name] = task_cursor[o.level]
-                task_cursor[o.level] += align_up(w.nbytes, target.alignment_bytes)
-        for lvl, c in task_cursor.items():
-            region_end[lvl] = max(region_end[lvl], c)
-    for w in order:
-        o = solution.choice[w.name]
+        at, home = offsets[w.name]
         if o.kind == "staged":
-            w.placement = Placement(o.level, "staged", resident_at[w.name], o.home, homes[w.name])
+            w.placement = Placement(o.level, "staged", at, o.home, home)
         else:
-            w.placement = Placement(o.level, o.kind, homes[w.name])
-    base = region_end[solution.arena.level]
+            w.placement = Placement(o.level, o.kind, at)
     for graph in module.graphs.values():
         graph.arena = dataclasses.replace(graph.arena, level=solution.arena.level, offset=base)
 

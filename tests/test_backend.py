@@ -22,7 +22,8 @@ from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.targets.codegen.lower import lower
 from aalbert.targets.hardware.spec import load_target
 from aalbert.targets.sim.functional import execute
-from aalbert.targets.sim.power import memory_image
+from aalbert.targets.sim.gating import with_power
+from aalbert.targets.sim.power import Accesses, memory_image
 from aalbert.targets.sim.requests import Pattern, make_stream, read_trace, run_stream
 from aalbert.targets.sim.roofline import roofline
 from aalbert.targets.sim.timing import component, simulate
@@ -104,14 +105,48 @@ def test_tasks_with_one_timing_signature_are_simulated_once(tiny_placed, family)
     backend = run_backend(module, target, stream=Stream(0))
     if family == "adapter-albert":  # three heads of two labels, adapters in one memory: one program's timing
         assert backend.same_as == {"sst2": "cola", "mrpc": "cola"}
+    image = memory_image(module, target)
     for task in module.graphs:
-        program = lower(module, target, task)
-        alone = simulate(program, target)
+        program = backend.program(task)   # with its own power instructions
         shared = backend.results[task]
+        alone = simulate(program, target, image, shared.after_power_up)
         assert shared.task == task
-        assert (shared.cycles, shared.energy, shared.traffic, shared.by_layer) == \
-            (alone.cycles, alone.energy, alone.traffic, alone.by_layer)
-        assert backend.program(task).instrs == program.instrs
+        assert (shared.cycles, shared.traffic, shared.by_layer) == (alone.cycles, alone.traffic, alone.by_layer)
+        assert shared.energy.keys() == alone.energy.keys()
+        for key, pj in alone.energy.items():
+            assert shared.energy[key] == pytest.approx(pj, rel=1e-9), key
+        assert [(i.kind, i.unit, i.reads, i.writes, i.layer) for i in program.instrs if i.kind != "power"] == \
+            [(i.kind, i.unit, i.reads, i.writes, i.layer)
+             for i in with_power(lower(module, target, task), target, image, Accesses({}), []).instrs]
+
+
+def test_power_instructions_are_in_the_listing_the_json_and_the_trace(tiny_placed):
+    """Every accessed bank of a level gated while idle is woken and gated by instructions of the program, which
+    the listing, the JSON and the trace show (a task simulated as another's, with its own banks, too)."""
+    module = tiny_placed["adapter-albert", True]
+    target = load_target("edge_accel")
+    backend = run_backend(module, target, stream=Stream(0))
+    image = memory_image(module, target)
+    for task in module.graphs:
+        program, sim = backend.program(task), backend.traced(task)
+        power = [i for i in program.instrs if i.kind == "power"]
+        woken = {(i.level, i.bank) for i in power if i.state == "on"}
+        accessed = {(b.level, b.offset // target.level(b.level).bank_bytes)
+                    for i in program.instrs for b in i.reads + i.writes if b.level in ("sram", "rram")}
+        assert woken and woken <= accessed
+        for level, bank in woken:     # a bank's accesses each wait (transitively) for a wake-up of that bank
+            wakes = [i.id for i in power if (i.level, i.bank, i.state) == (level, bank, "on")]
+            assert sim.start[min(wakes)] <= min(sim.start[i.id] for i in program.instrs for b in i.reads + i.writes
+                                                if (b.level, b.offset // target.level(level).bank_bytes)
+                                                == (level, bank))
+        listing = program.asm()
+        assert re.search(r"power\.sram\.\d+ +power sram bank \d+ on", listing)
+        assert re.search(r"power sram bank \d+ (retention|off)", listing)
+        assert any(i.get("state") == "on" and i["kind"] == "power" for i in program.to_json()["instructions"])
+        trace = chrome_trace(program, sim)["traceEvents"]
+        assert any(e.get("cat") == "power" and e["name"].startswith("power sram bank") for e in trace)
+        assert any(e["ph"] == "M" and e["args"]["name"].startswith("power.sram.") for e in trace)
+    assert image
 
 
 @pytest.mark.parametrize("expand", [True, False])

@@ -240,3 +240,61 @@ def test_dram_active_time_of_one_transfer_by_hand():
     assert p.active_ns(1000.0, 9000.0) == pytest.approx(1000.0)
     bg = background([(0.0, 1000.0)], 1000.0, p, asleep_before=False, moved=[1000.0])
     assert bg.time_ns == pytest.approx({"active": 120.0, "power_down": 880.0, "self_refresh": 0.0})
+
+
+# --- power-state instructions -----------------------------------------------------------------------------------
+# bank 3 holds only activations: written during [100, 150), read during [800, 850) of a 1000 ns inference
+DEAD = [(3072, 3136, 100.0, 150.0, 0, 1), (3072, 3136, 800.0, 850.0, 1, 0)]
+
+
+def test_gating_a_bank_whose_contents_are_dead_saves_its_holding_leakage_by_hand():
+    arena = [Region("sram", 3072, 3136, frozenset({"mine"}), weights=False)]
+    weights = [Region("sram", 3072, 3136, None)]
+    dead = static_energy(Accesses({"sram": DEAD}), arena, chip("idle"), 1000.0, "mine", cold=False)
+    kept = static_energy(Accesses({"sram": DEAD}), weights, chip("idle"), 1000.0, "mine", cold=False)
+    # both: on from the wake-up 10 ns before each access to its end (60 + 60 ns), retention between (640 ns),
+    # woken twice. Activations: off before they are written (90 ns) and after their last read (150 ns); weights
+    # wait in retention then too. Banks 0-2 are off all along in both.
+    assert dead.bank_time["sram", "on"] == kept.bank_time["sram", "on"] == pytest.approx(120.0)
+    assert dead.bank_time["sram", "retention"] == pytest.approx(640.0)
+    assert kept.bank_time["sram", "retention"] == pytest.approx(640.0 + 240.0)
+    assert dead.bank_time["sram", "off"] == pytest.approx(3000.0 + 240.0)
+    assert dead.energy["wakeup:sram"] == kept.energy["wakeup:sram"] == pytest.approx(40.0)
+    leak = {k: sum(v for key, v in s.energy.items() if key.startswith("leakage:sram")) for k, s in
+            (("dead", dead), ("kept", kept))}
+    assert leak["kept"] - leak["dead"] == pytest.approx(240.0 * (0.1 - 0.01))      # 1 mW x 240 ns x (10 % - 1 %)
+
+
+def test_power_instructions_in_the_program_set_the_banks_states_by_hand():
+    from aalbert.targets.codegen.program import Buf, Instr, Program
+    from aalbert.targets.sim.gating import with_power
+    from aalbert.targets.sim.timing import simulate
+
+    target = chip("idle")
+    bank3 = Buf("sram", 3072, 64)
+    program = Program("hand", "mine", [
+        Instr(0, "vec", "sfu", (), 0, "relu", "write", writes=(bank3,), elements=100),
+        Instr(1, "vec", "sfu", (0,), 1, "relu", "other", elements=600),
+        Instr(2, "vec", "sfu", (1,), 2, "relu", "read", reads=(bank3,), elements=100),
+        Instr(3, "vec", "sfu", (2,), 3, "relu", "after", elements=200)])
+    image = [Region("sram", 3072, 3136, frozenset({"mine"}), weights=False)]
+    plain = simulate(program, target, image)
+    assert plain.cycles == 1000
+    planned = with_power(program, target, image, plain.accesses, [f * 1.0 for f in plain.finish])
+    assert [i.text().split(";")[0].split(maxsplit=1)[1].strip() for i in planned.instrs if i.kind == "power"] == [
+        "power.sram.3 power sram bank 3 off",                         # nothing in it yet
+        "power.sram.3 power sram bank 3 on",                          # before the write: nothing to hide it behind
+        "power.sram.3 power sram bank 3 retention  after 0002",       # between the write and the read
+        "power.sram.3 power sram bank 3 on  after 0004",              # with what the read waits for: it stalls
+        "power.sram.3 power sram bank 3 off  after 0006"]             # read for the last time: nothing needed later
+    sim = simulate(planned, target, image)
+    # each wake-up (10 cycles) delays the access after it: 1020 cycles. Bank 3: on [0, 110) and [710, 820),
+    # in retention [110, 710), off [820, 1020); banks 0-2 off all along
+    assert sim.cycles == 1020
+    s = sim.warm
+    assert s.bank_time["sram", "on"] == pytest.approx(220.0)
+    assert s.bank_time["sram", "retention"] == pytest.approx(600.0)
+    assert s.bank_time["sram", "off"] == pytest.approx(200.0 + 3 * 1020.0)
+    assert s.energy["leakage:sram:on"] == pytest.approx(220.0)
+    assert s.energy["leakage:sram:retention"] == pytest.approx(60.0)
+    assert s.energy["wakeup:sram"] == pytest.approx(40.0)

@@ -371,3 +371,20 @@ def test_study_tables_say_when_a_chip_has_no_area_model(tmp_path, capsys):
     text = (tmp_path / "study.md").read_text()
     assert "| tpu_like | adapter-ALBERT |" in text and "| no area model |" in text and "mJ, no area model |" in text
     assert "0.00 mm²" not in text and "0.00 mm²" not in out
+
+
+def test_study_reports_the_noise_band_of_each_fixed_chip(study_run):
+    from aalbert.mapper.reports.summary import num
+    from aalbert.mapper.study.report import noise_band
+
+    rows = [{**r, "tasks": int(r["tasks"]), "energy_mj": float(r["energy_mj"]), "sized": r["sized"] == "True"}
+            for r in csv.DictReader(io.StringIO((study_run[0] / "study.csv").read_text()))]
+    band = noise_band(rows, "edgebert", "adapter-albert", "edge_accel")
+    one, two = (next(r["energy_mj"] for r in rows if (r["family"], r["architecture"], r["tasks"], r["sized"])
+                     == ("adapter-albert", "edge_accel", n, False)) for n in (1, 2))
+    assert (band.lo_mj, band.hi_mj) == (min(one, two), max(one, two))
+    assert band.spread == band.step == pytest.approx(abs(two - one) / min(one, two))
+    assert noise_band(rows, "edgebert", "adapter-albert", "sram") is None      # a sized chip: it changes with n
+    md = (study_run[0] / "study.md").read_text()
+    assert "Noise band: energy per inference over 1-2 tasks on each fixed chip" in md
+    assert f"adapter-ALBERT on edge_accel {num(band.lo_mj)}-{num(band.hi_mj)} mJ, {band.spread:.2%}" in md

@@ -309,7 +309,7 @@ def _write_target_outputs(args, compiled: Compiled) -> None:
             f.write(body.encode())
     if args.trace:
         with atomic_writer(args.trace) as f:
-            f.write(traces_json([(backend.program(t), backend.results[t]) for t in module.graphs]).encode())
+            f.write(traces_json([(backend.program(t), backend.traced(t)) for t in module.graphs]).encode())
     extra = {}
     if backend.exits is not None:
         from aalbert.mapper.reports.early_exit import exit_json

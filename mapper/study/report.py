@@ -138,6 +138,49 @@ def _exit_assumptions(cfg: StudyConfig) -> list[str]:
     return assumption_lines(cfg)
 
 
+@dataclass(frozen=True)
+class NoiseBand:
+    """How much a model's energy per inference on one fixed chip moves with the task count: over the study's task
+    counts, the lowest and highest energy, the spread between them and the largest step between consecutive
+    counts, relative to the lower figure. For a model whose tasks add only their own weights, which fit on chip,
+    what moves is where data land in memory: the noise band of the layout."""
+
+    family: str
+    architecture: str
+    lo_mj: float
+    hi_mj: float
+    spread: float
+    step: float
+
+
+def noise_band(rows: list[dict], policy: str, family: str, architecture: str) -> NoiseBand | None:
+    """The noise band of `family` on fixed chip `architecture` over the study's task counts (None: fewer than two)."""
+    sel = sorted((r["tasks"], r["energy_mj"]) for r in rows
+                 if (r["policy"], r["family"], r["architecture"], r["sized"]) == (policy, family, architecture, False)
+                 and r.get("early_exit", "off") == "off")
+    if len(sel) < 2:
+        return None
+    e = [mj for _, mj in sel]
+    steps = [abs(b - a) / min(a, b) for a, b in zip(e, e[1:])]
+    return NoiseBand(family, architecture, min(e), max(e), (max(e) - min(e)) / min(e), max(steps))
+
+
+def noise_line(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
+    """The study's line on the noise band of every model on every fixed chip."""
+    bands = [b for family in cfg.families for arch in cfg.targets
+             if (b := noise_band(rows, policy, family, arch)) is not None]
+    if not bands:
+        return []
+    counts = f"{min(cfg.tasks)}-{max(cfg.tasks)} tasks"
+    return [f"Noise band: energy per inference over {counts} on each fixed chip (lowest-highest, spread, largest "
+            "step between consecutive counts): "
+            + "; ".join(f"{FAMILY_LABEL[b.family]} on {b.architecture} {num(b.lo_mj)}-{num(b.hi_mj)} mJ, "
+                        f"{b.spread:.2%}, {b.step:.2%}" for b in bands)
+            + ". Where a model's tasks change nothing but where data land in memory (adapter-ALBERT's, while "
+            "they fit on chip), this is the noise of the layout, and a difference smaller than it is not a "
+            "finding; ALBERT's also moves with the copies that spill off chip.", ""]
+
+
 def _by_tasks(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
     """Energy and area per architecture as tasks are added; DRAM traffic on the fixed chips."""
     head = "| model | memory | " + " | ".join(f"{n} task{'s' if n > 1 else ''}" for n in cfg.tasks) + " |"
@@ -154,7 +197,8 @@ def _by_tasks(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
             cells = [cell(family, arch, n, lambda r: f"{num(r['energy_mj'])} mJ, {area(r['area_mm2'])}")
                      for n in cfg.tasks]
             out.append(f"| {FAMILY_LABEL[family]} | {label(arch)} | " + " | ".join(cells) + " |")
-    out += ["", "DRAM bytes per inference (steady state) and per task switch on the fixed chips (weights spill off "
+    out += [""] + noise_line(rows, cfg, policy)
+    out += ["DRAM bytes per inference (steady state) and per task switch on the fixed chips (weights spill off "
                 "chip once they stop fitting):", "", head, rule]
     for family in cfg.families:
         for arch in cfg.targets:

@@ -13,6 +13,12 @@ A `Program` is what the accelerator would execute for one task's inference:
 - `exit`: the test after an off-ramp (`targets.exits`): the sentence stops
   there when the entropy just computed is below the task's threshold; it
   waits for everything before it and everything after it waits for it;
+- `power`: a memory bank's power state (`targets.sim.gating`): `on`
+  wakes it (taking the level's wake-up latency, on the unit of that bank,
+  `power.<level>.<bank>`; an access that depends on a wake-up not finished
+  yet waits for it), `retention` or `off` gates it (SRAM in retention keeps
+  its data, off loses it; non-volatile memory keeps it when off); the
+  simulator charges each bank's leakage by these instructions;
 - each on a `unit` (`pe`, `sfu`, `dma.<source level>`), which runs its
   instructions in order; `deps` are the instructions whose results (or
   whose reads of a buffer about to be overwritten) it waits for.
@@ -52,8 +58,8 @@ class Buf:
 @dataclass(slots=True)
 class Instr:
     id: int
-    kind: str                      # dma | gemm | vec | exit
-    unit: str                      # pe | sfu | dma.<level> | ctrl (exit tests)
+    kind: str                      # dma | gemm | vec | exit | power
+    unit: str                      # pe | sfu | dma.<level> | ctrl (exit tests) | power.<level>.<bank>
     deps: tuple[int, ...]
     node: int                      # index of the graph node it implements
     op: str                        # that node's op
@@ -82,6 +88,9 @@ class Instr:
     regfill: int = 0               # gemm: stationary values written into the PE registers
     hops: int = 1                  # dma: stretches of interconnect its bytes cross
     cycles: float = 0.0            # a mapped product as one instruction: its cycles, from its block schedule
+    level: str = ""                # power: the memory level ...
+    bank: int = -1                 # ... the bank ...
+    state: str = ""                # ... and the state it enters: on | retention | off
 
     @property
     def macs(self) -> int:
@@ -94,6 +103,8 @@ class Instr:
             shape = f"{self.batch}x{self.m}x{self.k}x{self.n}"
             body = (f"gemm  {shape:>16} {self.fmt} density {self.density:.2f}  "
                     f"{', '.join(map(str, self.reads))} -> {', '.join(map(str, self.writes))}")
+        elif self.kind == "power":
+            body = f"power {self.level} bank {self.bank} {self.state}"
         elif self.kind == "exit":
             body = "exit  if the entropy is below the threshold"
         else:

@@ -61,10 +61,19 @@ def window(acc: Accesses, lo_ns: float, end_ns: float) -> Accesses:
     out = Accesses({})
     for lvl, rows in acc.levels.items():
         sel = rows[(rows[:, 2] >= lo_ns) & (rows[:, 2] < end_ns)].copy()
-        sel[:, 2:] -= lo_ns
+        sel[:, 2:4] -= lo_ns
         out.levels[lvl] = sel
     for lvl, moved in acc.moved.items():
         out.moved[lvl] = [(a - lo_ns, b - lo_ns, n) for a, b, n in moved if lo_ns <= a < end_ns]
+    for lvl, events in acc.power.items():  # the power instructions in the window, each bank from its state at lo_ns
+        state: dict[int, str] = {}
+        kept = []
+        for bank, at, s in sorted(events, key=lambda e: e[1]):
+            if at < lo_ns:
+                state[bank] = s
+            elif at < end_ns:
+                kept.append((bank, at - lo_ns, s))
+        out.power[lvl] = [(bank, 0.0, "=" + s) for bank, s in sorted(state.items())] + kept
     return out
 
 
@@ -78,8 +87,9 @@ class ExitCosts:
     """What one inference of each task costs up to each cut, at each operating point of the target.
 
     `results` are the backend's simulations at the top point (the target as given), `program(task)` a task's
-    program, `same_as` the task each one was simulated as. Timelines at other points simulate the same programs
-    on `spec.at_point` targets; everything is computed when first asked for and kept.
+    program (with its power instructions, for its own banks), `same_as` the task each one was lowered as.
+    Timelines at other points simulate the same programs on `spec.at_point` targets; everything is computed
+    when first asked for and kept.
     """
 
     def __init__(self, module, target: Target, results: dict[str, SimResult], program, same_as: dict[str, str],
@@ -109,24 +119,18 @@ class ExitCosts:
         return self._targets[q]
 
     def timeline(self, task: str, q: int) -> Timeline:
-        rep = self.same_as.get(task, task)
-        key = (rep, q)
+        key = (task, q)  # every task's own program: its power instructions are for its own banks
         if key not in self._timelines:
             from aalbert.targets.sim.timing import simulate
-            program = self.program(rep)
-            sim = self.results[rep] if q == 0 else simulate(program, self.at(q), self.image)
+            program = self.program(task)
+            sim = self.results[task] if q == 0 else simulate(program, self.at(q), self.image)
             self._timelines[key] = timeline(program, sim, self.at(q))
         return self._timelines[key]
 
     def accesses(self, task: str, q: int) -> Accesses:
         key = (task, q)
         if key not in self._acc:
-            rep = self.same_as.get(task, task)
-            acc = self.timeline(task, q).sim.accesses
-            if rep != task:
-                from aalbert.targets.sim.power import relocation
-                acc = acc.relocated(relocation(self.module, rep, task))
-            self._acc[key] = acc
+            self._acc[key] = self.timeline(task, q).sim.accesses
         return self._acc[key]
 
     def static(self, task: str, q: int, first: int, last: int, cold: bool) -> Static:

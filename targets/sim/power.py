@@ -10,14 +10,20 @@ During one inference a bank is in one of three classes:
   retention, keeping its data; non-volatile memory off, keeping it), with a
   wake-up (latency and energy) before the next access; a gap is gated only
   when it is longer than the wake-up latency plus the break-even time
-  (wake-up energy over the power it saves); with `power_gating = "empty"` or
-  `"none"` it stays on;
+  (wake-up energy over the power it saves); an SRAM bank that holds no
+  weights is off before its first access when that access writes it, and
+  after its last access when that access reads it (nothing in it is needed
+  yet, or any more); with `power_gating = "empty"` or `"none"` it stays on;
 - with `power_gating = "none"` every bank, even an empty one, is on all along
   (the model before power states).
 
 The accesses come from the program (every buffer an instruction reads or
 writes, during the instruction), the placed data from the module
-(`memory_image`). Energy = bank leakage x (time on + retention fraction x
+(`memory_image`). When the program carries power instructions
+(`targets.sim.gating`, planned by `plan_bank`), a bank's states are the
+ones they set, at the times they run; a bank without them (accesses moved to
+another task's bytes, `relocation`) follows `plan_bank` on its accesses,
+the rule the instructions are planned by. Energy = bank leakage x (time on + retention fraction x
 time in retention + off fraction x time off) + wake-ups x wake-up energy, per
 level and state. The PE array, SFU, registers, buffers, accumulators and
 interconnect leak whenever the chip is powered.
@@ -33,6 +39,7 @@ copies volatile on-chip memory is refilled from); otherwise it is off.
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,13 +89,27 @@ def dram_needed(image: list[Region] | None, target: Target, level: MemoryLevel) 
     return store.name == level.name and any(r.weights and r.level in volatile for r in image)
 
 
-class Accesses:
-    """Every (level, bytes [lo, hi), time [start, end) in ns) a program touches, as arrays per level."""
+ROW = 6  # lo, hi, start, end, instruction id, write (1) or read (0)
 
-    def __init__(self, rows: dict[str, list], moved: dict[str, list] | None = None):
-        """`rows`: per level, (lo, hi, start, end) tuples, or the same four numbers after one another; `moved`:
-        per DRAM level, (start, end, bytes) of every instruction that transfers data to or from it."""
-        self.levels = {lvl: np.array(r, dtype=float).reshape(-1, 4) for lvl, r in rows.items()}
+
+class Accesses:
+    """Every (level, bytes [lo, hi), time [start, end) in ns, instruction id, write) a program touches, as arrays
+    per level, the power-state instructions it issues (`power`: level -> (bank, start ns, state) rows), and what
+    each instruction moves to or from a DRAM (`moved`)."""
+
+    def __init__(self, rows: dict[str, list], power: dict[str, list] | None = None,
+                 moved: dict[str, list] | None = None):
+        """`rows`: per level, (lo, hi, start, end) or (lo, hi, start, end, id, write) rows (without ids, each row is
+        its own instruction, a read); `moved`: per DRAM level, (start, end, bytes) of every instruction that
+        transfers data to or from it."""
+        self.levels = {}
+        for lvl, r in rows.items():
+            arr = np.asarray(r, dtype=float)
+            arr = arr.reshape(len(arr), -1) if len(arr) else np.zeros((0, ROW))
+            if arr.shape[1] == 4:
+                arr = np.concatenate([arr, np.arange(len(arr), dtype=float)[:, None], np.zeros((len(arr), 1))], 1)
+            self.levels[lvl] = arr
+        self.power: dict[str, list[tuple[int, float, str]]] = power or {}
         self.moved = {lvl: list(r) for lvl, r in (moved or {}).items()}
 
     @classmethod
@@ -96,18 +117,22 @@ class Accesses:
         ns = 1000.0 / target.clock_mhz
         names = {m.name for m in target.memories}
         drams = {m.name for m in target.memories if m.dram is not None}
-        flat: dict[str, list] = {}  # per level: lo, hi, start, end, lo, ... (no tuple kept per access)
+        flat: dict[str, list] = {}  # per level: lo, hi, start, end, id, write, lo, ... (no tuple kept per access)
+        power: dict[str, list] = {}
         moved: dict[str, list] = {}
         for ins in program.instrs:
             a, b = start[ins.id] * ns, finish[ins.id] * ns
+            if ins.kind == "power":
+                power.setdefault(ins.level, []).append((ins.bank, a, ins.state))
+                continue
             touched: dict[str, int] | None = None
-            for bufs in (ins.reads, ins.writes):
+            for write, bufs in ((0, ins.reads), (1, ins.writes)):
                 for buf in bufs:
                     if buf.level in names:
                         rows = flat.get(buf.level)
                         if rows is None:
                             rows = flat[buf.level] = []
-                        rows.extend((buf.offset, buf.offset + max(1, buf.nbytes), a, b))
+                        rows.extend((buf.offset, buf.offset + max(1, buf.nbytes), a, b, ins.id, write))
                         if buf.level in drams:
                             touched = touched or {}
                             touched[buf.level] = touched.get(buf.level, 0) + buf.nbytes
@@ -115,11 +140,11 @@ class Accesses:
                 traffic = {lvl: r + w for lvl, r, w in ins.traffic if lvl in touched}
                 for lvl, nbytes in touched.items():
                     moved.setdefault(lvl, []).append((a, b, float(traffic.get(lvl, nbytes))))
-        return cls(flat, moved)
+        return cls({lvl: np.array(r, dtype=float).reshape(-1, ROW) for lvl, r in flat.items()}, power, moved)
 
     def relocated(self, moves: dict[str, list[tuple[int, int, int]]]) -> Accesses:
         """The accesses with byte ranges moved: per level, (lo, hi, delta) for data at [lo, hi)."""
-        out = Accesses({}, self.moved)
+        out = Accesses({}, moved=self.moved)
         for lvl, arr in self.levels.items():
             arr = arr.copy()
             table = sorted(moves.get(lvl, []))
@@ -138,7 +163,7 @@ class Accesses:
         arr = self.levels.get(level)
         if arr is None or not len(arr):
             return np.zeros((0, 2))
-        sel = arr[(arr[:, 0] < hi) & (arr[:, 1] > lo)][:, 2:]
+        sel = arr[(arr[:, 0] < hi) & (arr[:, 1] > lo)][:, 2:4]
         if not len(sel):
             return np.zeros((0, 2))
         sel = sel[np.argsort(sel[:, 0], kind="stable")]
@@ -198,36 +223,31 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
             continue
         p = m.power
         held = [r for r in image if r.level == m.name and _present(r, task, cold, m)] if image is not None else None
-        f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
+        placed = [r for r in image if r.level == m.name] if image is not None else None
         leak = m.bank_leakage_mw
         times = {"on": 0.0, "retention": 0.0, "off": 0.0}
         wakes = 0
-        hold_state = "on" if f_hold == 1.0 else ("retention" if p.retention is not None else "off")
+        events: dict[int, list[tuple[float, str]]] = {}
+        for bank, at, state in acc.power.get(m.name, ()):
+            events.setdefault(bank, []).append((at, state))
         for k in range(m.banks):
             lo, hi = k * m.bank_bytes, (k + 1) * m.bank_bytes
             busy = acc.busy(m.name, lo, hi)
             has_data = len(busy) > 0 if held is None else (len(busy) > 0 or any(r.lo < hi and r.hi > lo for r in held))
             cls = classes.setdefault(m.name, {"empty": 0, "held": 0, "accessed": 0})
             cls["accessed" if len(busy) else "held" if has_data else "empty"] += 1
-            if m.power_gating == "none":
-                times["on"] += span_ns
-                idle_mw += leak
-                power_up += p.wakeup_pj if cold else 0.0
-            elif not has_data:
-                times["off"] += span_ns
-                idle_mw += leak * p.off
-            elif m.power_gating == "empty" or not len(busy):
-                state = "on" if m.power_gating == "empty" else hold_state
-                times[state] += span_ns
-                idle_mw += leak * (1.0 if state == "on" else f_hold)
-                power_up += p.wakeup_pj if cold and (state == "on" or m.volatile) else 0.0
+            if k in events:  # the program's power instructions say when
+                schedule = functools.partial(_instructed_times, events[k], hold_state(m), span_ns)
+            elif m.power_gating == "idle" and len(busy):  # a program without them: as the plan would issue them
+                schedule = functools.partial(_planned, m, k, acc, placed, span_ns)
             else:
-                on, n = _gated_on_time(busy, span_ns, p.wakeup_ns, p.wakeup_pj, leak * (1 - f_hold))
-                times["on"] += on
-                times[hold_state] += span_ns - on
-                wakes += n
-                idle_mw += leak * f_hold
-                power_up += p.wakeup_pj if cold and m.volatile else 0.0
+                schedule = None
+            own, n, mw, up = _bank(m, busy, has_data, schedule, span_ns, cold)
+            for state, t in own.items():
+                times[state] += t
+            wakes += n
+            idle_mw += mw
+            power_up += up
         frac = {"on": 1.0, "retention": p.retention or 0.0, "off": p.off}
         for state, t in times.items():
             if t:
@@ -252,16 +272,119 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
     return Static(energy, bank_time, idle_mw, dram_idle, power_up, classes)
 
 
-def _gated_on_time(busy: np.ndarray, span_ns: float, wake_ns: float, wake_pj: float, saved_mw: float):
-    """Time a gated bank is on, and its wake-ups: on while accessed and for the wake-up before each access;
-    a gap shorter than the wake-up latency plus the break-even time (wake-up energy over the power saved)
-    stays on."""
-    starts, ends = busy[:, 0], busy[:, 1]
-    gaps = starts[1:] - ends[:-1]
-    keep = wake_ns + (wake_pj / saved_mw if saved_mw > 0 else float("inf"))
-    stay = gaps <= keep
-    on = float((ends - starts).sum() + gaps[stay].sum() + wake_ns * (~stay).sum() + min(wake_ns, starts[0]))
-    return min(on, span_ns), int((~stay).sum()) + 1
+@dataclass(frozen=True)
+class BankPlan:
+    """The power states of one accessed bank of a gated level over an inference: `first` until its first wake-up
+    (off when it holds nothing yet: its first access writes it), on over each period (from the wake-up before
+    its accesses to their end), `hold` between periods, `last` after them (off when it holds no weights and its
+    last access reads it: nothing it holds is needed later)."""
+
+    bank: int
+    first: str
+    periods: tuple[tuple[float, float], ...]          # (wake-up start, end of the accesses) in ns
+    wakers: tuple[tuple[int, ...], ...]               # per period: the instructions that wait for its wake-up
+    gaters: tuple[tuple[int, ...], ...]               # ... and those its gating waits for
+    hold: str
+    last: str
+
+
+def hold_state(m: MemoryLevel) -> str:
+    """The state a gated bank keeps data in between accesses: retention (SRAM) or off (non-volatile)."""
+    return "retention" if m.power.retention is not None else "off"
+
+
+def plan_bank(m: MemoryLevel, k: int, rows: np.ndarray, has_weights: bool) -> BankPlan:
+    """When bank `k` of gated level `m` is woken and gated, from the rows (`Accesses` columns) that touch it: a gap
+    between accesses is gated when it is longer than the wake-up latency plus the break-even time (wake-up
+    energy over the power the holding state saves), and when the instructions before it all come before those
+    after it in program order (the power instructions of one bank then run in order)."""
+    p = m.power
+    rows = rows[np.lexsort((rows[:, 4], rows[:, 2]))]
+    starts, ends, ids = rows[:, 2], np.maximum.accumulate(rows[:, 3]), rows[:, 4]
+    hold = hold_state(m)
+    saved = m.bank_leakage_mw * (1 - (p.retention if hold == "retention" else p.off))
+    keep = p.wakeup_ns + (p.wakeup_pj / saved if saved > 0 else float("inf"))
+    before = np.maximum.accumulate(ids)[:-1]
+    after = np.minimum.accumulate(ids[::-1])[::-1][1:]
+    cuts = np.nonzero((starts[1:] - ends[:-1] > keep) & (before < after))[0] + 1
+    bounds = [0, *cuts.tolist(), len(rows)]
+    periods, wakers, gaters = [], [], []
+    for lo, hi in zip(bounds, bounds[1:]):
+        s0, e0 = float(starts[lo]), float(ends[hi - 1])
+        periods.append((max(0.0, s0 - p.wakeup_ns), e0))
+        seg = rows[lo:hi]
+        wakers.append(tuple(sorted({int(i) for i in seg[seg[:, 2] < s0 + 2 * p.wakeup_ns, 4]})))
+        gaters.append(tuple(sorted({int(i) for i in seg[seg[:, 3] >= e0 - 2 * p.wakeup_ns, 4]})))
+    dead = m.volatile and not has_weights
+    first = "off" if dead and rows[starts == starts[0], 5].all() else hold
+    last_rows = rows[rows[:, 3] == rows[:, 3].max()]
+    last = "off" if dead and not last_rows[:, 5].any() else hold
+    return BankPlan(k, first, tuple(periods), tuple(wakers), tuple(gaters), hold, last)
+
+
+def bank_rows(acc: Accesses, m: MemoryLevel, k: int) -> np.ndarray:
+    arr = acc.levels.get(m.name)
+    if arr is None or not len(arr):
+        return np.zeros((0, ROW))
+    lo, hi = k * m.bank_bytes, (k + 1) * m.bank_bytes
+    return arr[(arr[:, 0] < hi) & (arr[:, 1] > lo)]
+
+
+def holds_weights(held: list[Region] | None, m: MemoryLevel, k: int) -> bool:
+    lo, hi = k * m.bank_bytes, (k + 1) * m.bank_bytes
+    return held is None or any(r.weights and r.lo < hi and r.hi > lo for r in held)
+
+
+def _bank(m: MemoryLevel, busy: np.ndarray, has_data: bool, schedule, span_ns: float,
+          cold: bool) -> tuple[dict[str, float], int, float, float]:
+    """A bank of level `m` over an inference: time in each state, wake-ups, its leakage while the chip idles
+    powered (mW), and its wake-up after a power-up (pJ); `schedule()`, when given, its states' times and
+    wake-ups (by its power instructions, or as `plan_bank` plans them)."""
+    p, leak = m.power, m.bank_leakage_mw
+    f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
+    if m.power_gating == "none":
+        return {"on": span_ns}, 0, leak, p.wakeup_pj if cold else 0.0
+    if schedule is not None:
+        times, n = schedule()
+        return times, n, leak * f_hold, p.wakeup_pj if cold and m.volatile else 0.0
+    if not has_data:
+        return {"off": span_ns}, 0, leak * p.off, 0.0
+    state = "on" if f_hold == 1.0 or m.power_gating == "empty" else hold_state(m)
+    return {state: span_ns}, 0, leak * (1.0 if state == "on" else f_hold), \
+        p.wakeup_pj if cold and (state == "on" or m.volatile) else 0.0
+
+
+def _planned(m: MemoryLevel, k: int, acc: Accesses, placed: list[Region] | None,
+             span_ns: float) -> tuple[dict[str, float], int]:
+    return _planned_times(plan_bank(m, k, bank_rows(acc, m, k), holds_weights(placed, m, k)), span_ns)
+
+
+def _planned_times(plan: BankPlan, span_ns: float) -> tuple[dict[str, float], int]:
+    """Time in each state and wake-ups of a bank that follows `plan`."""
+    times = {"on": 0.0, "retention": 0.0, "off": 0.0}
+    t = 0.0
+    state = plan.first
+    for a, b in plan.periods:
+        a, b = min(max(a, t), span_ns), min(max(b, a, t), span_ns)
+        times[state] += a - t
+        times["on"] += b - a
+        t, state = b, plan.hold
+    times[plan.last] += max(0.0, span_ns - t)
+    return times, len(plan.periods)
+
+
+def _instructed_times(events: list[tuple[float, str]], first: str, span_ns: float) -> tuple[dict[str, float], int]:
+    """Time in each state and wake-ups of a bank that follows its power instructions ((start ns, state), in
+    order), from `first` (a state marked '=' is one the bank is already in: a window's start, no wake-up)."""
+    times = {"on": 0.0, "retention": 0.0, "off": 0.0}
+    t, state, wakes = 0.0, first, 0
+    for at, new in sorted(events, key=lambda e: e[0]):
+        at = min(max(at, t), span_ns)
+        times[state] += at - t
+        wakes += new == "on"
+        t, state = at, new.lstrip("=")
+    times[state] += max(0.0, span_ns - t)
+    return times, wakes
 
 
 def dram_between(dram: dict[str, DramPower], gap_ns: float, asleep: bool) -> dict[str, float]:

@@ -51,7 +51,8 @@ def roofline(program: Program, sim: SimResult, target: Target) -> list[LayerBoun
     """One `LayerBound` per graph node of the program, in program order."""
     groups: dict[int, list] = {}
     for ins in program.instrs:
-        groups.setdefault(ins.node, []).append(ins)
+        if ins.kind != "power":  # a bank's power state, no layer's work
+            groups.setdefault(ins.node, []).append(ins)
     bounds: dict[tuple, tuple] = {}  # a lone vector instruction's bounds are its sizes': like layers share them
     out = []
     for instrs in groups.values():

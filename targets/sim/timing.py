@@ -30,7 +30,10 @@ registers (per MAC, and per stationary value loaded), the accumulators (per
 access), the interconnect (per byte a transfer moves, per stretch it
 crosses), and the static energy over the makespan (`targets.power`: the PE
 array's, SFU's and the other components' leakage, each memory bank's leakage
-by its power state over time, wake-ups, DRAM background by state). The
+by its power state over time - as the program's `power` instructions set it,
+where it has them (a wake-up lasts the level's wake-up latency, and the
+accesses that wait for it stall until it ends) - wake-ups, DRAM background
+by state). The
 breakdowns (by layer, op, memory level, component, unit) add up to the total.
 """
 
@@ -119,6 +122,8 @@ def _latency_cycles(target: Target, level: str) -> float:
 def duration(ins: Instr, t: Target) -> float:
     if ins.cycles:
         return ins.cycles
+    if ins.kind == "power":  # a wake-up takes the level's wake-up latency; gating takes effect at once
+        return math.ceil(t.level(ins.level).power.wakeup_ns * t.clock_mhz / 1000.0) if ins.state == "on" else 0.0
     memories = t.memory_names
     if ins.kind == "dma":
         bw = [t.dma_bytes_per_cycle]
@@ -172,6 +177,8 @@ def mapped_cycles(ins: Instr, t: Target) -> float:
 
 def dynamic_energy(ins: Instr, t: Target) -> dict[str, float]:
     e: dict[str, float] = {}
+    if ins.kind == "power":  # its wake-up energy is static energy (`power.static_energy`)
+        return e
     parts = t.parts
     memories = t.memory_names
     gated = ins.density if t.compute.zero_skipping != "none" else 1.0
@@ -232,8 +239,9 @@ def simulate(program: Program, target: Target, image: list[Region] | None = None
         for k, v in e.items():
             energy[k] = energy.get(k, 0.0) + v
             total += v
-        by_layer[ins.layer] = by_layer.get(ins.layer, 0.0) + total
-        by_op[ins.op] = by_op.get(ins.op, 0.0) + total
+        if ins.kind != "power":
+            by_layer[ins.layer] = by_layer.get(ins.layer, 0.0) + total
+            by_op[ins.op] = by_op.get(ins.op, 0.0) + total
         for lvl, rd, wr in ins.traffic:
             acc = traffic.setdefault(lvl, [0.0, 0.0])
             acc[0] += rd
