@@ -14,8 +14,8 @@ from aalbert.mapper.study.evaluate import ModelSpec, place, prepared
 from aalbert.targets.hardware.spec import builtin_targets, load_target
 from aalbert.targets.sim import counts as counts_mod
 from aalbert.targets.sim.counts import StreamSpec, backend_counts, expected_stream, price, priced_result
-from aalbert.targets.sim.prices import prices_of, retarget
 from aalbert.targets.sim.power import memory_image
+from aalbert.targets.sim.prices import prices_of, retarget
 from aalbert.targets.sim.requests import run_stream
 from aalbert.targets.sim.timing import with_static
 from aalbert.targets.sim.workload import default_workload

@@ -33,6 +33,7 @@ from aalbert.targets.sim import power
 from aalbert.targets.sim.power import Accesses, Region, dram_needed
 from aalbert.targets.sim.prices import Prices
 
+
 @dataclass
 class Gated:
     """Banks of one level gated between their accesses: total busy ns, each bank's first access, and the idle
