@@ -127,10 +127,9 @@ class Compiled:
 
     @property
     def area(self) -> tuple[float, float]:
-        """(area without RRAM, RRAM MB) of the chip."""
-        rram = sum(m.capacity_bytes for m in self.target.on_chip if m.technology == "rram") / 1e6
-        rest = self.target.area_mm2 - sum(m.area_mm2 for m in self.target.on_chip if m.technology == "rram")
-        return rest, rram
+        """(area without RRAM, RRAM area) of the chip, mm^2."""
+        rram = sum(m.area_mm2 for m in self.target.on_chip if m.technology == "rram")
+        return self.target.area_mm2 - rram, rram
 
 
 def compiled(rows: list[dict], counted: list[dict]) -> list[Compiled]:
@@ -261,8 +260,8 @@ def evaluate_samples(configs: list[Compiled], params: list[Parameter], x: dict[s
         xs = {k: v[sel] for k, v in x.items()}
         e = np.broadcast_to(energy(c, xs), (int(sel.sum()),))
         energies[c.family, c.arch][sel] = e
-        rest, rram_mb = c.area
-        area[c.family, c.arch][sel] = rest + rram_mb * xs["rram_density"]
+        rest, rram = c.area  # RRAM's area scaled by the sampled density over NVMExplorer's (built in)
+        area[c.family, c.arch][sel] = rest + rram * xs["rram_density"] / RRAM_MM2_PER_MB
         if c.family == "adapter-albert" and c.arch == DVFS_CHIP and c.low is not None:
             saving[sel] = 1.0 - dvfs_energy(c, xs) / e
     return Outcome(params, x, energies, area, saving, archs)
