@@ -165,7 +165,9 @@ def _main(argv) -> int:
         len(VARIATIONS) * per_task_count + 1 if cfg.sensitivity else 0)
     with progress_bar(steps + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar, \
             Workers(args.jobs, model_bytes(cfg)) as workers:
-        extra, paths, srows = None, [], []
+        extra: list[str] | None = None
+        paths: list[Path] = []
+        srows: list[dict] = []
         if cfg.sensitivity:
             rows, srows, extra, paths = _sensitivity(cfg, bar, workers, args.out)
         else:

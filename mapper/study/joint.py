@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +161,7 @@ def sampled_prices(c: Compiled, x: dict[str, np.ndarray], base: Prices | None = 
         kind, _, rest = k.partition(":")
         level = rest.split(":")[0]
         t = tech.get(level, "")
-        f = 1.0
+        f: Any = 1.0
         if kind == "leak":
             f = x["sram_leakage"] if t == "buffer" else x["logic_leakage"]
         elif kind == "bank":
@@ -303,12 +304,17 @@ class Conclusion:
     output: str | None        # the name of its quantity in the Sobol analysis (None: not analysed)
 
 
+def _spread(claim: str, holds: np.ndarray, q: np.ndarray, output: str) -> Conclusion:
+    """A conclusion on a continuous quantity: where it holds (a boolean per sample) and the quantity's samples."""
+    low, median, high = (float(v) for v in np.percentile(q, [5, 50, 95]))
+    return Conclusion(claim, float(np.mean(holds)), low, median, high, output)
+
+
 def conclusions(o: Outcome) -> list[Conclusion]:
     out = []
     for name, r in ratios(o).items():
-        q = np.percentile(r, [5, 50, 95])
-        out.append(Conclusion(f"adapter-ALBERT needs less energy than ALBERT, baseline {name}", float(np.mean(r < 1)),
-                              *map(float, q), f"ratio, {name}"))
+        out.append(_spread(f"adapter-ALBERT needs less energy than ALBERT, baseline {name}", r < 1, r,
+                           f"ratio, {name}"))
     for family, name in (("adapter-albert", "adapter-ALBERT"), ("albert", "ALBERT")):
         _, i = best(o, family)
         counts = np.bincount(i, minlength=len(o.archs)) / len(i)
@@ -320,15 +326,12 @@ def conclusions(o: Outcome) -> list[Conclusion]:
         a, b = o.area.get((family, "rram_sram")), o.area.get((family, "sram"))
         if a is not None and b is not None:
             r = a / b
-            q = np.percentile(r, [5, 50, 95])
-            out.append(Conclusion(f"RRAM saves area: {name}'s sized RRAM + SRAM chip is smaller than its all-SRAM "
-                                  "chip", float(np.mean(r < 1)), *map(float, q), f"area ratio, {name}"))
+            out.append(_spread(f"RRAM saves area: {name}'s sized RRAM + SRAM chip is smaller than its all-SRAM chip",
+                               r < 1, r, f"area ratio, {name}"))
     if not np.isnan(o.dvfs_saving).all():
         s = o.dvfs_saving
-        q = np.percentile(s, [5, 50, 95])
-        out.append(Conclusion(f"DVFS saves energy: adapter-ALBERT on {DVFS_CHIP}, the chip running and idling at its "
-                              "lowest operating point, against its top one", float(np.mean(s > 0)), *map(float, q),
-                              "DVFS saving"))
+        out.append(_spread(f"DVFS saves energy: adapter-ALBERT on {DVFS_CHIP}, the chip running and idling at its "
+                           "lowest operating point, against its top one", s > 0, s, "DVFS saving"))
     return out
 
 

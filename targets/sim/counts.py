@@ -24,6 +24,7 @@ The bank and DRAM state rules are those of `targets.sim.power` (`static_energy`,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -259,9 +260,9 @@ def price_dynamic(c: TaskCounts, p: Prices) -> dict[str, float]:
 def _level_energy(name: str, s: LevelState, span: float, p: Prices, e: dict[str, float]) -> None:
     leak = p[f"bank:{name}"]
     frac = {"on": 1.0, "retention": p.get(f"retention:{name}", 0.0), "off": p[f"off:{name}"]}
-    times = {"on": s.on_ns, "retention": 0.0, "off": s.off_ns}
+    times: dict[str, Any] = {"on": s.on_ns, "retention": 0.0, "off": s.off_ns}
     times[s.hold_state] += s.hold_ns
-    wakes = 0.0
+    wakes: Any = 0.0
     if s.gated is not None:
         saved = leak * (1 - frac[s.hold_state])
         wake_ns, wake_pj = p[f"wake_ns:{name}"], p[f"wake_pj:{name}"]
@@ -355,10 +356,10 @@ class StreamSpec:
     """A round-robin stream: requests per second, inferences per power-up (inf: always on), switch rate, and how
     much longer than compiled every cycle is (a slower clock: > 1). Each may be an array of samples."""
 
-    rate_hz: object = 10.0
-    per_wakeup: object = 1.0
-    switch_rate: object = 1.0
-    time_scale: object = 1.0
+    rate_hz: Any = 10.0
+    per_wakeup: Any = 1.0
+    switch_rate: Any = 1.0
+    time_scale: Any = 1.0
 
 
 TIME_PRICES = ("leak:", "bank:", "dram:")

@@ -20,11 +20,12 @@ are a table's, so that a recompile and a re-pricing can be compared.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from aalbert.targets.hardware.components import Components
 from aalbert.targets.hardware.spec import Target
 
-Prices = dict[str, float]
+Prices = dict[str, Any]   # a number per price, or an array of samples of it
 
 
 def prices_of(t: Target) -> Prices:
@@ -81,7 +82,7 @@ def retarget(t: Target, prices: Prices) -> Target:
     for m in t.memories:
         n = m.name
         word = m.word_bytes
-        change = {"read_energy_pj": get(f"read:{n}", m.read_pj_per_byte) * word,
+        change: dict[str, Any] = {"read_energy_pj": get(f"read:{n}", m.read_pj_per_byte) * word,
                   "write_energy_pj": get(f"write:{n}", m.write_pj_per_byte) * word}
         if m.dram is not None:
             d = m.dram
