@@ -234,7 +234,8 @@ def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path) -> tupl
     params = outcome.params
     concl = joint.conclusions(outcome)
     builtin = joint.builtin_quantities(configs, params)
-    cells = deployment.deployment_map(configs, params)
+    exclude = () if cfg.fixed_tasks else ("rram_sram_fixed",)  # task weights change in the field
+    cells = deployment.deployment_map(configs, params, exclude)
     make_dir(out)
     paths = deployment.map_figure(cells, out / "deployment_map")
     tables = (("sensitivity_joint.csv", joint_rows(found)), ("sensitivity_holds.csv", holds_rows(concl, builtin)),
@@ -244,7 +245,7 @@ def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path) -> tupl
             f.write(csv_text(data).encode())
         paths.append(out / name)
     lines = joint_lines(params, found, concl, builtin, joint.BASE_N, len(outcome.x["tasks"]))
-    return lines + deployment.map_lines(cells, "deployment_map.png"), paths
+    return lines + deployment.map_lines(cells, "deployment_map.png", exclude), paths
 
 
 main = main_wrapper("aalbert-study", _main)

@@ -274,9 +274,10 @@ PAPER_LABEL = "the paper's: adapter-ALBERT on sized RRAM + SRAM, ALBERT on sized
 
 
 
-def best(o: Outcome, family: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per sample, the family's lowest energy and the index (into `o.archs`) of its chip."""
-    stack = np.stack([o.energy.get((family, a), np.full(len(o.dvfs_saving), np.inf)) for a in o.archs])
+def best(o: Outcome, family: str, exclude: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, the family's lowest energy and the index (into `o.archs`) of its chip (none of `exclude`)."""
+    stack = np.stack([o.energy.get((family, a), np.full(len(o.dvfs_saving), np.inf)) if a not in exclude
+                      else np.full(len(o.dvfs_saving), np.inf) for a in o.archs])
     stack = np.where(np.isnan(stack), np.inf, stack)
     i = stack.argmin(axis=0)
     return stack[i, np.arange(stack.shape[1])], i
@@ -324,7 +325,7 @@ def conclusions(o: Outcome) -> list[Conclusion]:
                                       math.nan, math.nan, math.nan, None))
     for family, name in (("adapter-albert", "adapter-ALBERT"), ("albert", "ALBERT")):
         a, b = o.area.get((family, "rram_sram")), o.area.get((family, "sram"))
-        if a is not None and b is not None:
+        if a is not None and b is not None and np.any(a != b):  # ALBERT shares nothing: its two are one chip
             r = a / b
             out.append(_spread(f"RRAM saves area: {name}'s sized RRAM + SRAM chip is smaller than its all-SRAM chip",
                                r < 1, r, f"area ratio, {name}"))
@@ -340,7 +341,7 @@ def outputs(o: Outcome) -> dict[str, np.ndarray]:
     out = {f"ratio, {k}": np.log(v) for k, v in ratios(o).items()}
     for family, name in (("adapter-albert", "adapter-ALBERT"), ("albert", "ALBERT")):
         a, b = o.area.get((family, "rram_sram")), o.area.get((family, "sram"))
-        if a is not None and b is not None:
+        if a is not None and b is not None and np.any(a != b):
             out[f"area ratio, {name}"] = np.log(a / b)
     if not np.isnan(o.dvfs_saving).all():
         out["DVFS saving"] = o.dvfs_saving

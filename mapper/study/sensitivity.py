@@ -225,17 +225,17 @@ def joint_lines(params, found, concl, builtin: dict, base: int, samples: int) ->
     for p in params:
         out.append(f"| {p.label} | {p.low:.3g} to {p.high:.3g} (built in: {p.builtin:.3g}) | "
                    f"{'log-uniform' if p.log else 'uniform'} | {p.source} |")
-    out += ["", "Sobol indices (first order S1, total order ST, each ± its 95 % confidence interval) of the "
-                "conclusions' quantities (energy and area ratios in their logarithm), with the two strongest "
-                "two-way interactions (S2):", ""]
-    names = [p.name for p in params]
-    out += ["| quantity | " + " | ".join(names) + " | strongest interactions (S2) |",
-            "|---|" + "---:|" * len(names) + "---|"]
+    out += ["", "Sobol indices of the conclusions' quantities (energy and area ratios in their logarithm): every input "
+                "whose total-order index ST reaches 0.02, with its first-order index S1, each ± its 95 % confidence "
+                "interval, and the two strongest two-way interactions (S2); every index is in `sensitivity_joint.csv`.",
+            "", "| quantity | inputs (S1 / ST) | strongest interactions (S2) |", "|---|---|---|"]
     for ix in found:
-        cells = [f"{ix.s1[i]:.2f}±{ix.s1_conf[i]:.2f} / {ix.st[i]:.2f}±{ix.st_conf[i]:.2f}" for i in range(len(names))]
-        pairs = "; ".join(f"{a} x {b}: {v:.2f}±{c:.2f}" for a, b, v, c in ix.s2[:2])
-        out.append(f"| {ix.output} | " + " | ".join(cells) + f" | {pairs} |")
-    return out + ["", "Each cell: S1 / ST.", ""]
+        order = sorted(range(len(ix.names)), key=lambda i: -ix.st[i])
+        cells = "; ".join(f"{ix.names[i]} {ix.s1[i]:.2f}±{ix.s1_conf[i]:.2f} / {ix.st[i]:.2f}±{ix.st_conf[i]:.2f}"
+                          for i in order if ix.st[i] >= 0.02)
+        pairs = "; ".join(f"{a} x {b} {v:.2f}±{c:.2f}" for a, b, v, c in ix.s2[:2])
+        out.append(f"| {ix.output} | {cells} | {pairs} |")
+    return out + [""]
 
 
 def joint_rows(found) -> list[dict]:
