@@ -92,14 +92,14 @@ def map_figure(cells: list[Cell], stem) -> list:
     by = {(c.per_wakeup, c.tasks): c for c in cells}
     ratio = np.array([[by[w, n].ratio for n in ns] for w in ws])
     area = np.array([[by[w, n].adapter_area / by[w, n].albert_area for n in ns] for w in ws])
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6.2))
     span = max(abs(np.log2(ratio)).max(), 0.05)
     for ax, data, title, cmap in ((axes[0], np.log2(ratio), "adapter-ALBERT / ALBERT energy, each on its "
                                    "lowest-energy chip", "RdBu_r"),
                                   (axes[1], np.log2(area), "area of adapter-ALBERT's winning chip / ALBERT's",
                                    "PuOr_r")):
         lim = span if ax is axes[0] else max(abs(data).max(), 0.05)
-        im = ax.imshow(data, origin="lower", aspect="auto", cmap=cmap, vmin=-lim, vmax=lim)
+        im = ax.imshow(data, origin="lower", aspect="auto", cmap=cmap, vmin=-lim, vmax=lim)  # colour: log2
         ax.set_xticks(range(len(ns)), [str(n) for n in ns])
         ax.set_yticks(range(len(ws)), [_wakeups(w) for w in ws])
         ax.set_xlabel("tasks")
@@ -114,13 +114,11 @@ def map_figure(cells: list[Cell], stem) -> list:
                 text = (f"{c.ratio:.2f}\n{SHORT.get(c.adapter_arch, c.adapter_arch)}/"
                         f"{SHORT.get(c.albert_arch, c.albert_arch)}" if ax is axes[0]
                         else f"{c.adapter_area:.1f}\n{c.albert_area:.1f}")
-                ax.text(j, i, text, ha="center", va="center", fontsize=5.5)
-    axes[0].text(0, -0.16, "chips: adapter-ALBERT's / ALBERT's winner; " + ", ".join(f"{v} = {k}" for k, v in
-                                                                                     SHORT.items()),
-                 transform=axes[0].transAxes, fontsize=6.5)
-    axes[1].text(0, -0.16, "cells: mm² of adapter-ALBERT's winning chip over ALBERT's", transform=axes[1].transAxes,
-                 fontsize=6.5)
-    fig.tight_layout()
+                ax.text(j, i, text, ha="center", va="center", fontsize=6.5)
+    fig.text(0.01, 0.01, "left, in each cell: the ratio, and adapter-ALBERT's / ALBERT's winning chip (" +
+             ", ".join(f"{v} = {k}" for k, v in SHORT.items()) + ");\nright: mm² of adapter-ALBERT's winning chip "
+             "over ALBERT's", fontsize=7)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     out = save(fig, stem)
     plt.close(fig)
     return out
