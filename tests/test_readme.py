@@ -160,8 +160,10 @@ def test_readme_study_and_sweep_tables_are_the_generated_ones():
     claims = [x for x in README.read_text().splitlines()
               if x.startswith(("- Holds:", "- Flips:", "- Never holds:"))]
     assert claims and all(c in text.splitlines() for c in claims)
+    joint = [x for x in README.read_text().splitlines() if x.startswith("- ") and "of the joint distribution" in x]
+    assert len(joint) >= 5 and all(c in text.splitlines() for c in joint)  # each conclusion with its fraction
     assert all(r in readme for r in sweep)
     for figure in ("docs/study/study_vs_tasks.png", "docs/study/study_energy_breakdown.png",
-                   "docs/study/sensitivity_tornado.png", "docs/sweep/pareto.png"):
+                   "docs/study/sensitivity_tornado.png", "docs/study/deployment_map.png", "docs/sweep/pareto.png"):
         assert f"]({figure})" in README.read_text()
         assert ROOT.joinpath(figure).read_bytes()[:4] == b"\x89PNG"

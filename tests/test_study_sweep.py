@@ -148,6 +148,23 @@ def test_sensitivity_varies_every_input_and_says_what_holds(tmp_path):
     lines = [x for x in md.splitlines() if x.startswith(("- Holds:", "- Flips:", "- Never holds:"))]
     assert len(lines) == 5  # three baselines, and each family's best chip
     assert (out / "sensitivity_tornado.png").read_bytes()[:4] == b"\x89PNG"
+    # the joint analysis: every input's indices with intervals, every conclusion's holds-fraction, and the map
+    from aalbert.mapper.study import joint
+    indices = list(csv.DictReader(io.StringIO((out / "sensitivity_joint.csv").read_text())))
+    names = {p.name for p in joint.parameters(1, False)}
+    ratio = [r for r in indices if r["quantity"] == f"ratio, {joint.PAPER_LABEL}"]
+    assert {r["input"] for r in ratio if r["ST"]} == names and all(float(r["ST_conf"]) >= 0 for r in ratio if r["ST"])
+    assert any(" x " in r["input"] and r["S2"] for r in ratio)
+    holds = list(csv.DictReader(io.StringIO((out / "sensitivity_holds.csv").read_text())))
+    assert all(0.0 <= float(r["holds"]) <= 1.0 for r in holds)
+    assert any(r["conclusion"].startswith("RRAM saves area") for r in holds)
+    assert any(r["conclusion"].startswith("DVFS saves energy") for r in holds)
+    assert md.index("## Sensitivity: every input at once") < md.index("## Deployment map") \
+        < md.index("## Sensitivity: what holds, what flips")
+    assert "of the joint distribution" in md and "](deployment_map.png)" in md
+    assert (out / "deployment_map.png").read_bytes()[:4] == b"\x89PNG"
+    cells = list(csv.DictReader(io.StringIO((out / "deployment_map.csv").read_text())))
+    assert len(cells) == 9 and {r["tasks"] for r in cells} == {"1"}
 
 
 def test_study_rejects_bad_options(tmp_path, capsys):

@@ -36,8 +36,13 @@ Compile, place and simulate ALBERT fine-tuned per task and adapter-ALBERT for
 1..N tasks on each memory architecture (the fixed chips, and chips sized to
 each configuration), and write the comparison: study.csv, study.md (tables)
 and figures (PNG and SVG) into the output directory. --sensitivity also
-reruns the most-tasks configurations with every uncertain input varied
-(sensitivity.csv, the tornado figure, what holds and what flips in study.md).
+samples every uncertain input together by re-pricing the compiled
+configurations (Sobol indices with their intervals and the fraction of the
+joint distribution in which each conclusion holds: sensitivity_joint.csv,
+sensitivity_holds.csv), draws the deployment map (deployment_map.csv and
+figure: the winning chips and the energy ratio over inferences per power-up
+and task count), and reruns the most-tasks configurations with each
+structural input varied alone (sensitivity.csv, the tornado figure).
 --early-exit adds early exit and DVFS as a dimension: the most-tasks
 configurations again with an exit classifier after every layer, where
 sentences leave as a workload file states (--exits; by default EdgeBERT's
@@ -46,6 +51,7 @@ early-exit tables, study_early_exit.png).
 """
 
 
+SENSITIVITY_FILES = ("sensitivity.csv", "sensitivity_joint.csv", "sensitivity_holds.csv", "deployment_map.csv")
 TASK_COUNT_BYTES = 4096  # what one task count holds in a study, at least: its number and its table cells
 
 
@@ -138,7 +144,7 @@ def _main(argv) -> int:
         raise OptionError(f"--out {args.out}: exists and is not a directory")
     if args.exits and not args.early_exit:
         raise OptionError("--exits states where sentences leave for the early-exit configurations: add --early-exit")
-    outputs = ("study.csv", "study.md") + (("sensitivity.csv",) if args.sensitivity else ())
+    outputs = ("study.csv", "study.md") + (SENSITIVITY_FILES if args.sensitivity else ())
     declare_files([p for p in args.targets + args.policies + [args.exits or ""] if Path(p).suffix == ".toml"],
                   [args.out / name for name in outputs], "study")
     sized = not args.no_sized
@@ -151,27 +157,21 @@ def _main(argv) -> int:
         stated_exits(cfg)
     start = time.perf_counter()
     from aalbert.mapper.study.early_exit import exit_headline
-    from aalbert.mapper.study.report import Findings, csv_text, headline, write_outputs
-    from aalbert.mapper.study.sensitivity import VARIATIONS, run_sensitivity, sensitivity_lines, summary, tornado
-    from aalbert.outputs import atomic_writer, make_dir
+    from aalbert.mapper.study.report import Findings, headline, write_outputs
+    from aalbert.mapper.study.sensitivity import VARIATIONS
 
     per_task_count = configurations(cfg) // len(cfg.tasks)
     steps = configurations(cfg) + exit_configurations(cfg) + (
-        len(VARIATIONS) * per_task_count if cfg.sensitivity else 0)
+        len(VARIATIONS) * per_task_count + 1 if cfg.sensitivity else 0)
     with progress_bar(steps + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar, \
             Workers(args.jobs, model_bytes(cfg)) as workers:
-        rows = run_study(cfg, bar, workers=workers)
-        extra, paths = None, []
-        if cfg.sensitivity:  # the same models as the study's most tasks, which the workers still hold
-            bar.set_description("sensitivity")
-            srows = run_sensitivity(cfg, rows, bar, workers)
-            entries = summary(srows, cfg.policies[0])
-            make_dir(args.out)
-            paths = tornado(entries, args.out / "sensitivity_tornado")
-            with atomic_writer(args.out / "sensitivity.csv") as f:
-                f.write(csv_text(srows).encode())
-            paths.append(args.out / "sensitivity.csv")
-            extra = sensitivity_lines(entries, "sensitivity_tornado.png")
+        extra: list[str] | None = None
+        paths: list[Path] = []
+        srows: list[dict] = []
+        if cfg.sensitivity:
+            rows, srows, extra, paths = _sensitivity(cfg, bar, workers, args.out)
+        else:
+            rows = run_study(cfg, bar, workers=workers)
         if cfg.early_exit:
             bar.set_description("early exit and DVFS")
         exit_rows = run_exits(cfg, bar, workers) if cfg.early_exit else []
@@ -193,6 +193,59 @@ def _main(argv) -> int:
     print(f"{configs} configurations in {time.perf_counter() - start:.0f} s; wrote "
           + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _sensitivity(cfg, bar, workers, out: Path) -> tuple[list[dict], list[dict], list[str], list[Path]]:
+    """The study's rows with every configuration's counts, the joint analysis and deployment map from them, then
+    the structural variations one at a time: (rows, variation rows, study.md lines, files written)."""
+    from aalbert.mapper.study.configuration import counted_row
+    from aalbert.mapper.study.report import csv_text
+    from aalbert.mapper.study.sensitivity import run_sensitivity, sensitivity_lines, summary, tornado
+    from aalbert.outputs import atomic_writer
+
+    pairs = run_study(cfg, bar, workers=workers, job=counted_row)
+    rows = [r for r, _ in pairs]
+    bar.set_description("joint sensitivity")
+    extra, paths = joint_outputs(rows, [c for _, c in pairs], cfg, out)
+    del pairs
+    bar.update(1)
+    bar.set_description("sensitivity")  # the same models as the study's most tasks, which the workers hold
+    srows = run_sensitivity(cfg, rows, bar, workers)
+    entries = summary(srows, cfg.policies[0])
+    paths += tornado(entries, out / "sensitivity_tornado")
+    with atomic_writer(out / "sensitivity.csv") as f:
+        f.write(csv_text(srows).encode())
+    paths.append(out / "sensitivity.csv")
+    return rows, srows, extra + sensitivity_lines(entries, "sensitivity_tornado.png"), paths
+
+
+def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path) -> tuple[list[str], list[Path]]:
+    """The joint analysis and the deployment map of the study's compiled configurations: their study.md lines,
+    and the files written (CSVs, the map's figure)."""
+    from aalbert.mapper.study import deployment, joint
+    from aalbert.mapper.study.report import csv_text
+    from aalbert.mapper.study.sensitivity import holds_rows, joint_lines, joint_rows
+    from aalbert.outputs import atomic_writer, make_dir
+
+    policy = cfg.policies[0]
+    keep = [(r, c) for r, c in zip(rows, counted) if r["policy"] == policy]
+    configs = joint.compiled([r for r, _ in keep], [c for _, c in keep])
+    outcome, found = joint.run(configs)
+    params = outcome.params
+    concl = joint.conclusions(outcome)
+    builtin = joint.builtin_quantities(configs, params)
+    exclude = () if cfg.fixed_tasks else ("rram_sram_fixed",)  # task weights change in the field
+    cells = deployment.deployment_map(configs, params, exclude)
+    make_dir(out)
+    paths = deployment.map_figure(cells, out / "deployment_map")
+    tables = (("sensitivity_joint.csv", joint_rows(found)), ("sensitivity_holds.csv", holds_rows(concl, builtin)),
+              ("deployment_map.csv", deployment.map_rows(cells)))
+    for name, data in tables:
+        with atomic_writer(out / name) as f:
+            f.write(csv_text(data).encode())
+        paths.append(out / name)
+    lines = joint_lines(params, found, concl, builtin, joint.BASE_N, len(outcome.x["tasks"]))
+    return lines + deployment.map_lines(cells, "deployment_map.png", exclude), paths
 
 
 main = main_wrapper("aalbert-study", _main)

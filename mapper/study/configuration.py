@@ -57,8 +57,9 @@ def template_of(name: str, overrides: tuple[tuple[str, object], ...]) -> tuple[d
     return template, where, target_from_dict(template, where)
 
 
-def row(c: Configuration) -> dict:
-    """The configuration's row: its tags, its chip, and the metrics of `evaluate`."""
+def row(c: Configuration, counted: dict | None = None) -> dict:
+    """The configuration's row: its tags, its chip, and the metrics of `evaluate` (with `counted`, its counts
+    and prices too, as `evaluate` gives them, and its chip)."""
     module = prepared(c.spec, all_tasks=c.most)
     wl = workload(module, c.fixed_tasks)
     if c.exits is not None:
@@ -66,11 +67,23 @@ def row(c: Configuration) -> dict:
         wl = dataclasses.replace(wl, exits=stated.exits, latency_target_ms=stated.latency_target_ms)
     tags = dict(c.tags)
     if not c.sized:
-        metrics = evaluate(module, fixed_target(c.chip, c.overrides), wl, c.requests, c.exit_sweep)
+        target = fixed_target(c.chip, c.overrides)
+        metrics = evaluate(module, target, wl, c.requests, exit_sweep=c.exit_sweep, counted=counted)
+        if counted is not None:
+            counted["target"] = target
         return {**tags, "target": c.chip, "architecture": c.chip, "sized": False, **metrics}
     template, where, base = template_of(c.template, c.overrides)
     s = sizes(module, base, c.fixed_tasks or c.chip == "rram_sram_fixed")
     target = sized_target(template, where, s, c.chip)
-    metrics = evaluate(module, target, workload_for(c.chip, wl), c.requests, c.exit_sweep)
+    metrics = evaluate(module, target, workload_for(c.chip, wl), c.requests, exit_sweep=c.exit_sweep,
+                       counted=counted)
+    if counted is not None:
+        counted["target"] = target
     return {**tags, "target": ARCHITECTURES[c.chip], "architecture": c.chip, "sized": True, "frozen_bytes": s.frozen,
             "mutable_bytes": s.mutable, "arena_bytes": s.arena, **metrics}
+
+
+def counted_row(c: Configuration) -> tuple[dict, dict]:
+    """The configuration's row, and its counts, prices and chip (`row`'s `counted`)."""
+    counted: dict = {}
+    return row(c, counted), counted

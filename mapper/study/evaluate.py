@@ -139,9 +139,10 @@ def overridden_dict(spec: str, overrides: dict[str, object], missing_ok: bool = 
 
 
 def evaluate(module: Module, target: Target, workload: Workload | None = None, requests: int = 50,
-             exit_sweep: tuple[float, ...] = ()) -> dict:
+             exit_sweep: tuple[float, ...] = (), counted: dict | None = None) -> dict:
     """Place, lower, simulate; metrics of one configuration (with `exit_sweep`, every early-exit policy again at
-    each of those fractions of the workload's latency target: `target_<ms>ms_<policy>_*`)."""
+    each of those fractions of the workload's latency target: `target_<ms>ms_<policy>_*`; into `counted`, every
+    task's counts and the target's prices: `targets.sim.counts`, for re-pricing)."""
     wl = workload or default_workload(module.graphs)
     try:  # weights go off chip only when they do not fit, as a user would ask with --spill
         module, a = place(module, target, wl, spill=False)
@@ -150,6 +151,11 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
         module, a = place(module, target, wl, spill=True)
         spilled = True
     backend = run_backend(module, target, wl, Stream(requests))
+    if counted is not None:
+        from aalbert.targets.sim.counts import backend_counts
+        from aalbert.targets.sim.prices import prices_of
+
+        counted.update(counts=backend_counts(backend), prices=prices_of(target))
     tasks = list(module.graphs)
     on_chip = {m.name for m in target.on_chip}
     used = sum(b for lvl, b in a.usage.items() if lvl in on_chip)

@@ -89,9 +89,10 @@ def configurations_of(cfg: StudyConfig, overrides: dict | None = None, fixed_tas
 
 
 def run_study(cfg: StudyConfig, progress=None, overrides: dict | None = None,
-              fixed_tasks: bool | None = None, workers: Workers | None = None) -> list[dict]:
-    """Every configuration's metrics (`configurations_of`), on `workers` (default: here, one at a time)."""
-    return run_configurations(configurations_of(cfg, overrides, fixed_tasks), progress, workers)
+              fixed_tasks: bool | None = None, workers: Workers | None = None, job=row) -> list:
+    """Every configuration's metrics (`configurations_of`), on `workers` (default: here, one at a time); `job`
+    `configuration.counted_row` gives each row with its counts."""
+    return run_configurations(configurations_of(cfg, overrides, fixed_tasks), progress, workers, job)
 
 
 def sweep_chip(cfg: StudyConfig) -> str:
@@ -101,12 +102,14 @@ def sweep_chip(cfg: StudyConfig) -> str:
     return cfg.template if cfg.template in chips else chips[0]
 
 
-def run_configurations(configs: list[Configuration], progress=None, workers: Workers | None = None) -> list[dict]:
-    """The rows of `configs`, in their order, on `workers` (default: here, one at a time)."""
+def run_configurations(configs: list[Configuration], progress=None, workers: Workers | None = None,
+                       job=row) -> list:
+    """`job` (default: the row) of every configuration of `configs`, in their order, on `workers` (default: here,
+    one at a time)."""
     with contextlib.ExitStack() as stack:
         if workers is None:
             workers = stack.enter_context(Workers(1))
-        return workers.map(row, configs, progress, group=lambda c: c.family)
+        return workers.map(job, configs, progress, group=lambda c: c.family)
 
 
 OFF_RAMPS = "classifier"  # the study's off-ramps: a classifier per layer on the model's pooler

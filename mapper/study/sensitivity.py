@@ -1,6 +1,13 @@
 """The study's sensitivity: every uncertain input over its sourced range, and which conclusions survive.
 
-Each variation changes one input from the built-in targets' values (`VARIATIONS`: the clock, the SRAM
+The headline is the joint analysis (`mapper.study.joint`): every input sampled together (Sobol indices from
+a Saltelli sample, re-priced from the compiled counts), each conclusion with the fraction of the joint
+distribution in which it holds; `joint_lines` writes its study.md section, `joint_rows` and `holds_rows` its
+CSVs. The deployment map (`mapper.study.deployment`) follows it.
+
+Below it, the structural variations, recompiled one at a time (what re-pricing cannot change: the gating
+policy, the write-once rule, the RRAM point's latency, a clock the mapping is searched for). Each variation
+changes one input from the built-in targets' values (`VARIATIONS`: the clock, the SRAM
 corner, the RRAM operating point, the DRAM background, bank power gating, the write-once rule for task
 weights, the technology node) and reruns the study's most-tasks configurations on every chip, fixed and
 sized (`mapper.study.grid.configurations_of`). For each it records the adapter-ALBERT / ALBERT energy ratio per baseline
@@ -186,3 +193,63 @@ def sensitivity_lines(entries: list[dict], figure: str) -> list[str]:
         best = [f"{label(e[k][0])} ({e[k][1]:.2f} mJ)" for k in ("best:adapter-albert", "best:albert")]
         out.append(f"| {e['input']} | {e['value']} | {e['source']} | " + " | ".join(cells + best) + " |")
     return out + [""]
+
+
+# -- the joint analysis ---------------------------------------------------------------------------------------
+def _pct(v: float) -> str:
+    return f"{v:.1%}" if 0.0005 < v < 0.9995 else f"{v:.0%}"
+
+
+def joint_lines(params, found, concl, builtin: dict, base: int, samples: int) -> list[str]:
+    """The study.md section of the joint analysis: what holds in what fraction, the inputs and their ranges, the
+    Sobol indices with their intervals and the strongest interactions. `builtin`: each conclusion's quantity at
+    the built-in values."""
+    out = ["## Sensitivity: every input at once", "",
+           f"`aalbert-study --sensitivity` samples every uncertain input together: a Saltelli sample of base {base} "
+           f"over {len(params)} inputs ({samples:,} evaluations, SALib), each evaluated by re-pricing the study's "
+           "compiled counts and re-running its request stream (`mapper/study/joint.py`); no conclusion below rests "
+           "on one input moved alone. A fraction is the share of the joint distribution (inputs uniform over their "
+           "ranges, in the logarithm where marked) in which the conclusion holds; the range is its quantity's 5th "
+           "to 95th percentile. Indices and fractions are in `sensitivity_joint.csv` and "
+           "`sensitivity_holds.csv`. Decisions a price moves are taken again in every sample: which gaps between a "
+           "bank's accesses are gated, when the DRAM enters self-refresh, and each family's lowest-energy chip; the "
+           "placement and mapping are those compiled at the built-in prices, not solved again (the allocator, "
+           "re-run at the sampled prices, could only lower its own estimate of the energy).", ""]
+    for c in concl:
+        q = ""
+        if c.output is not None:
+            at = f"; {builtin[c.output]:.3f} at the built-in values" if c.output in builtin else ""
+            q = f" ({c.output.split(', ')[0]} {c.low:.3f} to {c.high:.3f}, median {c.median:.3f}{at})"
+        out.append(f"- {c.claim}: holds in {_pct(c.holds)} of the joint distribution{q}.")
+    out += ["", "| input | range | sampled | source |", "|---|---|---|---|"]
+    for p in params:
+        out.append(f"| {p.label} | {p.low:.3g} to {p.high:.3g} (built in: {p.builtin:.3g}) | "
+                   f"{'log-uniform' if p.log else 'uniform'} | {p.source} |")
+    out += ["", "Sobol indices of the conclusions' quantities (energy and area ratios in their logarithm): every input "
+                "whose total-order index ST reaches 0.02, with its first-order index S1, each ± its 95 % confidence "
+                "interval, and the two strongest two-way interactions (S2); every index is in `sensitivity_joint.csv`.",
+            "", "| quantity | inputs (S1 / ST) | strongest interactions (S2) |", "|---|---|---|"]
+    for ix in found:
+        order = sorted(range(len(ix.names)), key=lambda i: -ix.st[i])
+        cells = "; ".join(f"{ix.names[i]} {ix.s1[i]:.2f}±{ix.s1_conf[i]:.2f} / {ix.st[i]:.2f}±{ix.st_conf[i]:.2f}"
+                          for i in order if ix.st[i] >= 0.02)
+        pairs = "; ".join(f"{a} x {b} {v:.2f}±{c:.2f}" for a, b, v, c in ix.s2[:2])
+        out.append(f"| {ix.output} | {cells} | {pairs} |")
+    return out + [""]
+
+
+def joint_rows(found) -> list[dict]:
+    rows = []
+    for ix in found:
+        for i, n in enumerate(ix.names):
+            rows.append({"quantity": ix.output, "input": n, "S1": float(ix.s1[i]), "S1_conf": float(ix.s1_conf[i]),
+                         "ST": float(ix.st[i]), "ST_conf": float(ix.st_conf[i]), "S2": "", "S2_conf": ""})
+        for a, b, v, c in ix.s2:
+            rows.append({"quantity": ix.output, "input": f"{a} x {b}", "S1": "", "S1_conf": "", "ST": "",
+                         "ST_conf": "", "S2": v, "S2_conf": c})
+    return rows
+
+
+def holds_rows(concl, builtin: dict) -> list[dict]:
+    return [{"conclusion": c.claim, "holds": c.holds, "p5": c.low, "median": c.median, "p95": c.high,
+             "builtin": builtin.get(c.output, "") if c.output else ""} for c in concl]

@@ -1,0 +1,413 @@
+"""Joint sensitivity: every uncertain input sampled together, by re-pricing the study's compiled counts.
+
+The study compiles each configuration once (family x task count x chip) and keeps its counts
+(`targets.sim.counts`) and its chip. `PARAMETERS` are the uncertain inputs with their sourced ranges:
+technology prices (SRAM leakage over a continuous range, logic leakage, the retention fraction, wake-up
+energy, the RRAM operating point and density, STT-MRAM where a chip has it, DRAM energy per bit and
+background, clock, node, LDO efficiency, register and accumulator energies) and the workload (inferences per
+power-up from one to always on, request rate, switch rate, task count). SALib draws a Saltelli sample
+(`sobol.sample`, base `BASE_N`, second order) over them all at once; every sample is evaluated by re-pricing
+the counts of the configurations at its task count and re-running their request stream in closed form
+(`counts.expected_stream`), no pass and no simulation. Structural choices (placement, mapping, which chip the
+sized architectures get) are those compiled at the built-in prices. Decisions that depend on a price are
+taken again per sample: which bank gaps are gated and when the DRAM enters self-refresh (the counts keep the
+gaps), and each family's lowest-energy chip (the minimum over its chips' re-priced energies). A placement the
+allocator would change at other prices is not re-solved: the sampled energy is that of the compiled
+placement, an upper bound of the re-solved one.
+
+Outputs per conclusion: the fraction of the joint distribution in which it holds, and, for the continuous
+ones, Sobol first- and total-order indices with their 95 % confidence intervals and the strongest two-way
+interactions (`SALib.analyze.sobol`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aalbert.mapper.study.grid import label as arch_label
+from aalbert.targets.hardware.memtech import ANCHORS
+from aalbert.targets.hardware.scaling import energy_fit
+from aalbert.targets.hardware.spec import Target, at_point
+from aalbert.targets.sim.counts import StreamSpec, TaskCounts, expected_stream
+from aalbert.targets.sim.prices import Prices, prices_of
+
+BASE_N = 512          # Saltelli base sample (a power of two); N x (2D + 2) evaluations with second order
+SEED = 2025
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    label: str
+    low: float
+    high: float
+    log: bool           # sampled uniformly in its logarithm
+    builtin: float      # the value the study's compile used
+    source: str
+
+    def value(self, u: np.ndarray) -> np.ndarray:
+        """Values for uniform draws u in [0, 1]."""
+        if self.log:
+            return np.exp(np.log(self.low) + u * (np.log(self.high) - np.log(self.low)))
+        return self.low + u * (self.high - self.low)
+
+
+def _ratio(model: str, other: str, f: str) -> float:
+    return getattr(ANCHORS[other], f) / getattr(ANCHORS[model], f)
+
+
+LSTP = _ratio("sram", "sram_lstp", "leakage_mw")
+RRAM_EDP = {f: _ratio("rram_read_energy", "rram_read_edp", f) for f in ("read_energy_pj", "write_energy_pj",
+                                                                         "leakage_mw")}
+NODE_10 = energy_fit(10, 0.8) / energy_fit(16, 0.8)
+INTEL_RRAM_MM2_PER_MB = 8 / 10.1     # 10.1 Mb/mm^2 measured (Intel 22FFL, ISSCC 2019)
+RRAM_MM2_PER_MB = ANCHORS["rram_read_energy"].area_mm2 / 2   # NVMExplorer's 2 MB array
+
+
+def parameters(max_tasks: int, mram: bool) -> list[Parameter]:
+    """The sampled inputs (`mram`: a chip of the study has STT-MRAM, whose figures are then sampled too)."""
+    out = [
+        Parameter("sram_leakage", "SRAM leakage (x built-in)", LSTP, 1.0, True, 1.0,
+                  f"CACTI 7's 22 nm devices: LSTP leak {LSTP:.3g}x the LOP devices NVMExplorer's SRAM uses "
+                  "(I_off x Vdd), HP 0.72x; continuous from LSTP to LOP"),
+        Parameter("logic_leakage", "logic leakage (x built-in)", 0.5, 2.0, True, 1.0,
+                  "the array's, SFU's and parts' leakage are assumptions (no published figure): half to twice"),
+        Parameter("retention", "SRAM retention fraction", 0.03, 0.3, True, 0.1,
+                  "Qin et al. (ISQED 2004): over 90 % less leakage at the data-retention voltage; 0.03 to 0.3"),
+        Parameter("wakeup", "wake-up energy (x built-in)", 0.25, 4.0, True, 1.0,
+                  "450 pJ per bank (the built-in) has no silicon figure for these banks: a quarter to four times"),
+        Parameter("rram_point", "RRAM point (0 read energy .. 1 read EDP)", 0.0, 1.0, False, 0.0,
+                  "NVMExplorer's RRAM optimised for read energy and for read EDP, interpolated (read "
+                  f"x{RRAM_EDP['read_energy_pj']:.2f}, leakage x{RRAM_EDP['leakage_mw']:.2f} at the EDP point)"),
+        Parameter("rram_density", "RRAM area (mm² per MB)", RRAM_MM2_PER_MB, INTEL_RRAM_MM2_PER_MB, False,
+                  RRAM_MM2_PER_MB, "NVMExplorer's cell (built in) to Intel 22FFL's measured 10.1 Mb/mm² "
+                  "(Jain et al., ISSCC 2019)"),
+        Parameter("dram_energy", "DRAM energy per bit (x built-in)", 0.7, 1.5, False, 1.0,
+                  "DRAMPower's LPDDR4 currents with the PHY; -30 % to +50 % (Micron's LPDDR4 power calculator "
+                  "counts termination and I/O the memspec does not)"),
+        Parameter("dram_background", "DRAM background (x built-in)", 0.5, 2.0, True, 1.0,
+                  "IDD2P/IDD3N/IDD6 of one die; datasheets' typical to maximum currents differ about 2x"),
+        Parameter("clock", "clock (MHz)", 500.0, 1000.0, False, 500.0,
+                  "the HLS constraint to twice it (EdgeBERT's silicon operating points were not found)"),
+        Parameter("node", "logic energy: 16 nm fit (0) .. 10 nm fit (1)", 0.0, 1.0, False, 0.0,
+                  f"Stillmaker & Baas' fits bracketing 12 nm (10 nm: x{NODE_10:.2f} of the 16 nm energy)"),
+        Parameter("ldo", "LDO efficiency at 0.6 V", 0.75, 0.95, False, 0.75,
+                  "a linear LDO from 0.8 V delivers 0.6/0.8 = 0.75; a switched-capacitor or buck converter ~0.9"),
+        Parameter("registers", "register and accumulator energy (x built-in)", 0.2, 1.0, True, 1.0,
+                  "Aladdin's 40 nm figures unscaled (built in) to scaled to 12 nm (Stillmaker & Baas, ~0.2x)"),
+        Parameter("per_wakeup", "inferences per power-up (log10)", 0.0, 4.0, False, 0.0,
+                  "one per power-up (the study's workload) to always on (10,000 between power-ups)"),
+        Parameter("rate", "requests per second", 0.1, 10.0, True, 10.0,
+                  "an assistant's occasional request to the study's 10 per second"),
+        Parameter("switch", "task switch rate", 0.0, 1.0, False, 1.0, "one task for long stretches to a switch "
+                  "at every request (the study's)"),
+        Parameter("tasks", "task count", 1.0, max_tasks + 1.0, False, float(max_tasks),
+                  f"the study's task counts, 1 to {max_tasks}, each equally likely"),
+    ]
+    if mram:
+        out.insert(6, Parameter("mram", "STT-MRAM energy and leakage (x built-in)", 0.5, 2.0, True, 1.0,
+                                "NVMExplorer's STT-MRAM points span about 2x either way"))
+    return out
+
+
+@dataclass
+class Compiled:
+    """One compiled configuration of the study: its counts, prices and chip."""
+
+    family: str
+    arch: str
+    tasks: int
+    counts: dict[str, TaskCounts]
+    prices: Prices
+    target: Target
+    low: Prices | None = None          # prices at the chip's lowest DVFS point, if it has one
+
+    @property
+    def area(self) -> tuple[float, float]:
+        """(area without RRAM, RRAM area) of the chip, mm^2."""
+        rram = sum(m.area_mm2 for m in self.target.on_chip if m.technology == "rram")
+        return self.target.area_mm2 - rram, rram
+
+
+def compiled(rows: list[dict], counted: list[dict]) -> list[Compiled]:
+    out = []
+    for r, c in zip(rows, counted):
+        t = c["target"]
+        low = None
+        if t.dvfs is not None and len(t.dvfs.points) > 1:
+            low = prices_of(at_point(t, t.dvfs.points[-1]))
+        out.append(Compiled(r["family"], r["architecture"], r["tasks"], c["counts"], c["prices"], t, low))
+    return out
+
+
+def _tech(t: Target) -> dict[str, str]:
+    names = {m.name: m.technology for m in t.memories}
+    names.update({b.name: "buffer" for b in t.parts.buffers})
+    return names
+
+
+def sampled_prices(c: Compiled, x: dict[str, np.ndarray], base: Prices | None = None) -> Prices:
+    """The chip's prices (or `base`, e.g. its DVFS point's) with the sample's factors."""
+    p = dict(base if base is not None else c.prices)
+    tech = _tech(c.target)
+    rp = x["rram_point"]
+    node = 1.0 + x["node"] * (NODE_10 - 1.0)
+    out: Prices = {}
+    for k, v in p.items():
+        kind, _, rest = k.partition(":")
+        level = rest.split(":")[0]
+        t = tech.get(level, "")
+        f: Any = 1.0
+        if kind == "leak":
+            f = x["sram_leakage"] if t == "buffer" else x["logic_leakage"]
+        elif kind == "bank":
+            f = {"sram": x["sram_leakage"], "rram": 1 + rp * (RRAM_EDP["leakage_mw"] - 1),
+                 "mram": x.get("mram", 1.0)}.get(t, 1.0)
+        elif kind == "retention" and t == "sram":
+            out[k] = x["retention"]
+            continue
+        elif kind == "wake_pj":
+            f = x["wakeup"]
+        elif kind in ("read", "write"):
+            f = {"rram": 1 + rp * (RRAM_EDP[f"{kind}_energy_pj"] - 1), "dram": x["dram_energy"],
+                 "mram": x.get("mram", 1.0)}.get(t, 1.0)
+        elif kind == "dram" and k.rsplit(":", 1)[1] in ("active", "power_down", "self_refresh", "refresh"):
+            f = x["dram_background"]
+        elif kind in ("mac", "sfu", "noc"):
+            f = node
+        elif kind in ("reg", "acc"):
+            f = node * x["registers"]
+        out[k] = v * f
+    for k in [k for k in out if k.endswith(":sr_after_ns")]:  # the self-refresh break-even, as dram.py derives it
+        n = k[len("dram:"):-len(":sr_after_ns")]
+        saved = out[f"dram:{n}:power_down"] + out[f"dram:{n}:refresh"] - out[f"dram:{n}:self_refresh"]
+        out[k] = out[f"dram:{n}:exit_pj"] / np.maximum(saved, 1e-12)
+    return out
+
+
+def _stream(c: Compiled, x: dict[str, np.ndarray], scale=1.0) -> StreamSpec:
+    return StreamSpec(x["rate"], 10.0 ** x["per_wakeup"], x["switch"], c.target.clock_mhz / x["clock"] * scale)
+
+
+def energy(c: Compiled, x: dict[str, np.ndarray]) -> np.ndarray:
+    """Energy per inference (pJ) of the configuration's stream for the samples `x`."""
+    return np.asarray(expected_stream(c.counts, sampled_prices(c, x), _stream(c, x)))
+
+
+def _on_rail(key: str, rail: set[str], tech: dict[str, str]) -> bool:
+    kind, _, rest = key.partition(":")
+    level = rest.split(":")[0]
+    if kind == "sfu" or key == "leak:sfu":
+        return "sfu" in rail
+    if kind in ("mac", "noc", "reg", "acc", "leak") or tech.get(level) == "buffer":
+        return "compute" in rail
+    return kind in ("read", "write", "bank", "wake_pj") and level in rail
+
+
+def dvfs_energy(c: Compiled, x: dict[str, np.ndarray]) -> np.ndarray:
+    """Energy per inference with every inference at the chip's lowest DVFS point (`targets.hardware.spec.at_point`:
+    the rail's energies and leakage scaled to its supply), the rail fed through an LDO of efficiency `ldo` (its
+    energies over it), the clock slowed as the point says."""
+    dv = c.target.dvfs
+    p = sampled_prices(c, x, c.low)
+    rail, tech = set(dv.rail), _tech(c.target)
+    for k in p:
+        if _on_rail(k, rail, tech):
+            p[k] = p[k] / x["ldo"]
+    slow = dv.top.frequency_mhz / dv.points[-1].frequency_mhz
+    return np.asarray(expected_stream(c.counts, p, _stream(c, x, slow)))
+
+
+# -- the sample and what holds -----------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """Every sample's inputs and conclusions."""
+
+    params: list[Parameter]
+    x: dict[str, np.ndarray]
+    energy: dict[tuple[str, str], np.ndarray]       # (family, arch) -> pJ per sample
+    area: dict[tuple[str, str], np.ndarray]         # (family, arch) -> mm^2 per sample
+    dvfs_saving: np.ndarray
+    archs: list[str]
+    builtin: dict[str, float] = field(default_factory=dict)
+
+
+def inputs(params: list[Parameter], u: np.ndarray) -> dict[str, np.ndarray]:
+    x = {p.name: p.value(u[:, i]) for i, p in enumerate(params)}
+    x["tasks"] = np.floor(x["tasks"]).clip(params[-1].low, params[-1].high - 1)
+    return x
+
+
+def builtin_inputs(params: list[Parameter], **given: float) -> dict[str, np.ndarray]:
+    """One sample: the built-in value of every input but those `given`."""
+    return {p.name: np.array([given.get(p.name, p.builtin)]) for p in params}
+
+
+def evaluate_samples(configs: list[Compiled], params: list[Parameter], x: dict[str, np.ndarray]) -> Outcome:
+    """Every configuration's energy and area, and the DVFS saving, for the samples `x` (name -> values)."""
+    archs = list(dict.fromkeys(c.arch for c in configs))
+    n = len(x["tasks"])
+    energies = {(c.family, c.arch): np.full(n, np.nan) for c in configs}
+    area = {(c.family, c.arch): np.full(n, np.nan) for c in configs}
+    saving = np.full(n, np.nan)
+    for c in configs:
+        sel = x["tasks"] == c.tasks
+        if not sel.any():
+            continue
+        xs = {k: v[sel] for k, v in x.items()}
+        e = np.broadcast_to(energy(c, xs), (int(sel.sum()),))
+        energies[c.family, c.arch][sel] = e
+        rest, rram = c.area  # RRAM's area scaled by the sampled density over NVMExplorer's (built in)
+        area[c.family, c.arch][sel] = rest + rram * xs["rram_density"] / RRAM_MM2_PER_MB
+        if c.family == "adapter-albert" and c.arch == DVFS_CHIP and c.low is not None:
+            saving[sel] = 1.0 - dvfs_energy(c, xs) / e
+    return Outcome(params, x, energies, area, saving, archs)
+
+
+DVFS_CHIP = "edge_accel"
+PAPER = ("rram_sram", "sram")   # adapter-ALBERT's chip, ALBERT's chip in the paper's comparison
+PAPER_LABEL = "the paper's: adapter-ALBERT on sized RRAM + SRAM, ALBERT on sized all-SRAM"
+
+
+
+def best(o: Outcome, family: str, exclude: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, the family's lowest energy and the index (into `o.archs`) of its chip (none of `exclude`)."""
+    stack = np.stack([o.energy.get((family, a), np.full(len(o.dvfs_saving), np.inf)) if a not in exclude
+                      else np.full(len(o.dvfs_saving), np.inf) for a in o.archs])
+    stack = np.where(np.isnan(stack), np.inf, stack)
+    i = stack.argmin(axis=0)
+    return stack[i, np.arange(stack.shape[1])], i
+
+
+def ratios(o: Outcome) -> dict[str, np.ndarray]:
+    """adapter-ALBERT / ALBERT energy per sample, per baseline: each chip, the paper's, each on its best."""
+    out = {}
+    for a in o.archs:
+        if ("adapter-albert", a) in o.energy and ("albert", a) in o.energy:
+            out[f"same chip: {arch_label(a)}"] = o.energy["adapter-albert", a] / o.energy["albert", a]
+    if ("adapter-albert", PAPER[0]) in o.energy and ("albert", PAPER[1]) in o.energy:
+        out[PAPER_LABEL] = o.energy["adapter-albert", PAPER[0]] / o.energy["albert", PAPER[1]]
+    out["each on its lowest-energy chip"] = best(o, "adapter-albert")[0] / best(o, "albert")[0]
+    return out
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    claim: str
+    holds: float              # fraction of the joint distribution in which it holds
+    low: float                # 5th and 95th percentiles of its quantity (NaN for a categorical one)
+    median: float
+    high: float
+    output: str | None        # the name of its quantity in the Sobol analysis (None: not analysed)
+
+
+def _spread(claim: str, holds: np.ndarray, q: np.ndarray, output: str) -> Conclusion:
+    """A conclusion on a continuous quantity: where it holds (a boolean per sample) and the quantity's samples."""
+    low, median, high = (float(v) for v in np.percentile(q, [5, 50, 95]))
+    return Conclusion(claim, float(np.mean(holds)), low, median, high, output)
+
+
+def conclusions(o: Outcome) -> list[Conclusion]:
+    out = []
+    for name, r in ratios(o).items():
+        out.append(_spread(f"adapter-ALBERT needs less energy than ALBERT, baseline {name}", r < 1, r,
+                           f"ratio, {name}"))
+    for family, name in (("adapter-albert", "adapter-ALBERT"), ("albert", "ALBERT")):
+        _, i = best(o, family)
+        counts = np.bincount(i, minlength=len(o.archs)) / len(i)
+        for k in np.argsort(-counts, kind="stable"):
+            if counts[k] > 0:
+                out.append(Conclusion(f"{name}'s lowest-energy chip is {arch_label(o.archs[k])}", float(counts[k]),
+                                      math.nan, math.nan, math.nan, None))
+    for family, name in (("adapter-albert", "adapter-ALBERT"), ("albert", "ALBERT")):
+        a, b = o.area.get((family, "rram_sram")), o.area.get((family, "sram"))
+        if a is not None and b is not None and np.any(a != b):  # ALBERT shares nothing: its two are one chip
+            r = a / b
+            out.append(_spread(f"RRAM saves area: {name}'s sized RRAM + SRAM chip is smaller than its all-SRAM chip",
+                               r < 1, r, f"area ratio, {name}"))
+    if not np.isnan(o.dvfs_saving).all():
+        s = o.dvfs_saving
+        out.append(_spread(f"DVFS saves energy: adapter-ALBERT on {DVFS_CHIP}, the chip running and idling at its "
+                           "lowest operating point, against its top one", s > 0, s, "DVFS saving"))
+    return out
+
+
+def outputs(o: Outcome) -> dict[str, np.ndarray]:
+    """The continuous quantities the Sobol analysis explains (ratios in their logarithm)."""
+    out = {f"ratio, {k}": np.log(v) for k, v in ratios(o).items()}
+    for family, name in (("adapter-albert", "adapter-ALBERT"), ("albert", "ALBERT")):
+        a, b = o.area.get((family, "rram_sram")), o.area.get((family, "sram"))
+        if a is not None and b is not None and np.any(a != b):
+            out[f"area ratio, {name}"] = np.log(a / b)
+    if not np.isnan(o.dvfs_saving).all():
+        out["DVFS saving"] = o.dvfs_saving
+    return out
+
+
+@dataclass(frozen=True)
+class Indices:
+    output: str
+    names: list[str]
+    s1: np.ndarray
+    s1_conf: np.ndarray
+    st: np.ndarray
+    st_conf: np.ndarray
+    s2: list[tuple[str, str, float, float]]     # the strongest two-way interactions, with their intervals
+
+
+def problem(params: list[Parameter]) -> dict:
+    return {"num_vars": len(params), "names": [p.name for p in params], "bounds": [[0.0, 1.0]] * len(params)}
+
+
+def sample(params: list[Parameter], base: int = BASE_N, seed: int = SEED) -> np.ndarray:
+    from SALib.sample import sobol
+
+    return sobol.sample(problem(params), base, calc_second_order=True, scramble=True, seed=seed)
+
+
+def analyse(params: list[Parameter], y: np.ndarray, output: str, seed: int = SEED, top: int = 3) -> Indices:
+    from SALib.analyze import sobol
+
+    si = sobol.analyze(problem(params), y, calc_second_order=True, conf_level=0.95, print_to_console=False,
+                       seed=seed)
+    names = [p.name for p in params]
+    pairs = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            pairs.append((names[i], names[j], float(si["S2"][i, j]), float(si["S2_conf"][i, j])))
+    pairs.sort(key=lambda t: -t[2])
+    return Indices(output, names, si["S1"], si["S1_conf"], si["ST"], si["ST_conf"], pairs[:top])
+
+
+def params_for(configs: list[Compiled]) -> list[Parameter]:
+    mram = any(m.technology == "mram" for c in configs for m in c.target.memories)
+    return parameters(max(c.tasks for c in configs), mram)
+
+
+def builtin_quantities(configs: list[Compiled], params: list[Parameter]) -> dict[str, float]:
+    """Each conclusion's quantity at the built-in values (the study's most tasks): ratios, not logarithms."""
+    o = evaluate_samples(configs, params, builtin_inputs(params))
+    out = {f"ratio, {k}": float(v[0]) for k, v in ratios(o).items()}
+    for family, name in (("adapter-albert", "adapter-ALBERT"), ("albert", "ALBERT")):
+        a, b = o.area.get((family, "rram_sram")), o.area.get((family, "sram"))
+        if a is not None and b is not None:
+            out[f"area ratio, {name}"] = float(a[0] / b[0])
+    if not np.isnan(o.dvfs_saving).all():
+        out["DVFS saving"] = float(o.dvfs_saving[0])
+    return out
+
+
+def run(configs: list[Compiled], base: int = BASE_N, seed: int = SEED) -> tuple[Outcome, list[Indices]]:
+    """Sample, evaluate, conclude and analyse."""
+    params = params_for(configs)
+    u = sample(params, base, seed)
+    o = evaluate_samples(configs, params, inputs(params, u))
+    found = []
+    for name, y in outputs(o).items():
+        if np.isfinite(y).all() and np.std(y) > 0:
+            found.append(analyse(params, y, name, seed))
+    return o, found

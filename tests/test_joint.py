@@ -1,0 +1,140 @@
+"""The joint sensitivity and the deployment map: Sobol indices from the Saltelli sample, holds-fractions, sampled
+prices, and the map's cells, on an analytic function and on the tiny study's compiled counts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from aalbert.mapper.study import deployment, joint
+from aalbert.mapper.study.configuration import counted_row
+from aalbert.mapper.study.grid import StudyConfig, run_study
+
+ISHIGAMI_S1 = {"x1": 0.314, "x2": 0.442, "x3": 0.0}
+ISHIGAMI_ST = {"x1": 0.558, "x2": 0.442, "x3": 0.244}
+
+
+def _ishigami(u: np.ndarray) -> np.ndarray:
+    x = -math.pi + 2 * math.pi * u
+    return np.sin(x[:, 0]) + 7 * np.sin(x[:, 1]) ** 2 + 0.1 * x[:, 2] ** 4 * np.sin(x[:, 0])
+
+
+def _params(n: int) -> list[joint.Parameter]:
+    return [joint.Parameter(f"x{i + 1}", f"x{i + 1}", 0.0, 1.0, False, 0.5, "analytic") for i in range(n)]
+
+
+def _recovers_ishigami(ix: joint.Indices) -> bool:
+    s1, st = dict(zip(ix.names, ix.s1)), dict(zip(ix.names, ix.st))
+    return all(abs(s1[k] - v) < 0.06 for k, v in ISHIGAMI_S1.items()) and \
+        all(abs(st[k] - v) < 0.06 for k, v in ISHIGAMI_ST.items())
+
+
+def test_sobol_indices_of_the_ishigami_function_and_a_broken_sampler_fails():
+    params = _params(3)
+    u = joint.sample(params, 1024)
+    assert u.shape == (1024 * (2 * 3 + 2), 3)
+    ix = joint.analyse(params, _ishigami(u), "ishigami")
+    assert _recovers_ishigami(ix)
+    assert all(c > 0 for c in ix.st_conf)  # intervals are reported
+    assert {(a, b) for a, b, _, _ in ix.s2[:1]} == {("x1", "x3")}  # Ishigami's one interaction
+    shuffled = u[np.random.default_rng(0).permutation(len(u))]  # the Saltelli structure lost
+    assert not _recovers_ishigami(joint.analyse(params, _ishigami(shuffled), "broken"))
+    independent = np.random.default_rng(1).random(u.shape)      # plain Monte Carlo rows
+    assert not _recovers_ishigami(joint.analyse(params, _ishigami(independent), "broken"))
+
+
+def _outcome(adapter: dict[str, list[float]], albert: dict[str, list[float]], area: dict | None = None,
+             saving=None) -> joint.Outcome:
+    n = len(next(iter(adapter.values())))
+    energy = {("adapter-albert", a): np.array(v) for a, v in adapter.items()}
+    energy.update({("albert", a): np.array(v) for a, v in albert.items()})
+    archs = list(dict.fromkeys([*adapter, *albert]))
+    return joint.Outcome([], {"tasks": np.ones(n)}, energy, area or {},
+                         np.array(saving if saving is not None else [math.nan] * n), archs)
+
+
+def test_holds_fractions_count_the_samples_where_each_conclusion_holds():
+    o = _outcome({"rram_sram": [1.0, 3.0, 1.0, 5.0], "sram": [2.0, 2.0, 2.0, 2.0]},
+                 {"rram_sram": [4.0, 4.0, 4.0, 4.0], "sram": [2.0, 1.0, 4.0, 4.0]},
+                 {("adapter-albert", "rram_sram"): np.array([1.0, 1.0, 3.0, 3.0]),
+                  ("adapter-albert", "sram"): np.array([2.0, 2.0, 2.0, 2.0])}, saving=[0.1, -0.1, 0.2, 0.3])
+    got = {c.claim: c for c in joint.conclusions(o)}
+    # the paper's: adapter on rram_sram over albert on sram = 0.5, 3, 0.25, 1.25
+    assert got[f"adapter-ALBERT needs less energy than ALBERT, baseline {joint.PAPER_LABEL}"].holds == 0.5
+    same = got["adapter-ALBERT needs less energy than ALBERT, baseline same chip: sized: RRAM + SRAM"]
+    assert same.holds == 0.75 and same.median == pytest.approx(np.median([0.25, 0.75, 0.25, 1.25]))
+    # best: adapter 1, 2, 1, 2 (rram_sram, sram, rram_sram, sram); albert 2, 1, 4, 4 (sram, sram, then a tie: the
+    # first chip listed)
+    assert got["adapter-ALBERT needs less energy than ALBERT, baseline each on its lowest-energy chip"].holds == 0.75
+    assert got["adapter-ALBERT's lowest-energy chip is sized: RRAM + SRAM"].holds == 0.5
+    assert got["ALBERT's lowest-energy chip is sized: all SRAM"].holds == 0.5
+    assert got["RRAM saves area: adapter-ALBERT's sized RRAM + SRAM chip is smaller than its all-SRAM chip"].holds \
+        == 0.5
+    dvfs = next(c for c in got.values() if c.claim.startswith("DVFS saves energy"))
+    assert dvfs.holds == 0.75
+
+
+@pytest.fixture(scope="module")
+def tiny_compiled():
+    cfg = StudyConfig(tasks=[1, 2], size="tiny", seq_len=16, requests=2, accounting=False)
+    pairs = run_study(cfg, job=counted_row)
+    rows = [r for r, _ in pairs]
+    return rows, joint.compiled(rows, [c for _, c in pairs])
+
+
+def test_sampled_prices_move_only_what_each_input_names(tiny_compiled):
+    _, configs = tiny_compiled
+    c = next(c for c in configs if c.arch == "edge_accel")
+    params = joint.params_for(configs)
+    x = joint.builtin_inputs(params, sram_leakage=0.1, retention=0.2, dram_background=2.0)
+    p = joint.sampled_prices(c, x)
+    assert p["bank:sram"] == pytest.approx(0.1 * c.prices["bank:sram"])
+    assert p["bank:rram"] == pytest.approx(c.prices["bank:rram"])
+    assert p["retention:sram"] == pytest.approx(0.2)
+    assert p["dram:dram:active"] == pytest.approx(2 * c.prices["dram:dram:active"])
+    assert p["read:sram"] == pytest.approx(c.prices["read:sram"])
+    same = joint.sampled_prices(c, joint.builtin_inputs(params))
+    assert same == pytest.approx(c.prices)  # the built-in values price as compiled
+
+
+def test_the_built_in_values_reproduce_the_study_and_samples_evaluate_as_one_at_a_time(tiny_compiled):
+    rows, configs = tiny_compiled
+    params = joint.params_for(configs)
+    o = joint.evaluate_samples(configs, params, joint.builtin_inputs(params))
+    for r in rows:
+        if r["tasks"] == 2:
+            assert o.energy[r["family"], r["architecture"]][0] / 1e9 == pytest.approx(r["energy_mj"], rel=1e-4)
+    u = np.random.default_rng(3).random((5, len(params)))
+    x = joint.inputs(params, u)
+    together = joint.evaluate_samples(configs, params, x)
+    for i in range(5):
+        alone = joint.evaluate_samples(configs, params, {k: v[i:i + 1] for k, v in x.items()})
+        for key, e in together.energy.items():
+            assert e[i] == pytest.approx(alone.energy[key][0], rel=1e-12, nan_ok=True)
+        assert together.dvfs_saving[i] == pytest.approx(alone.dvfs_saving[0], nan_ok=True)
+
+
+def test_deployment_map_cells_are_each_familys_lowest_energy_chip(tiny_compiled, tmp_path):
+    rows, configs = tiny_compiled
+    params = joint.params_for(configs)
+    cells = deployment.deployment_map(configs, params)
+    assert {(c.per_wakeup, c.tasks) for c in cells} == {(10 ** w, n) for w in deployment.PER_WAKEUP_LOG10
+                                                        for n in (1, 2)}
+    for c in cells:
+        x = joint.builtin_inputs(params, per_wakeup=math.log10(c.per_wakeup), tasks=c.tasks)
+        o = joint.evaluate_samples(configs, params, x)
+        for family, arch, mj in (("adapter-albert", c.adapter_arch, c.adapter_mj), ("albert", c.albert_arch,
+                                                                                     c.albert_mj)):
+            energies = {a: e[0] for (f, a), e in o.energy.items() if f == family}
+            assert min(energies, key=energies.get) == arch and mj == pytest.approx(energies[arch] / 1e9)
+        assert 0.0 <= c.albert_static <= 1.0 and c.ratio == pytest.approx(c.adapter_mj / c.albert_mj)
+    one = next(c for c in cells if c.per_wakeup == 1 and c.tasks == 2)
+    row = next(r for r in rows if r["tasks"] == 2 and r["family"] == "albert" and r["architecture"] == one.albert_arch)
+    assert one.albert_mj == pytest.approx(row["energy_mj"], rel=1e-4) and one.albert_area == row["area_mm2"]
+    paths = deployment.map_figure(cells, tmp_path / "map")
+    again = deployment.map_figure(cells, tmp_path / "again")
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+    lines = deployment.map_lines(cells, "map.png")
+    assert lines[0] == "## Deployment map" and sum(line.startswith("| ") for line in lines) == 1 + 9
