@@ -219,13 +219,13 @@ def dram_memspec() -> dict:
 DRAM_WINDOW_MS = 8.0
 
 
-def dram_window(sim) -> tuple[list[list[float]], float]:
-    """The transfers that start in the inference's first DRAM_WINDOW_MS (about its first encoder layer; DRAMPower
-    replays about a thousand commands a second here, so the whole inference's 1.8 million would take half an
-    hour), and the window's end: when the last of them ends."""
-    rows = sorted(sim.accesses.levels["dram"].tolist(), key=lambda r: (r[2], r[0]))
-    kept = [r for r in rows if r[2] < DRAM_WINDOW_MS * 1e6]
-    return kept, max(r[3] for r in kept)
+def dram_window(sim) -> tuple[list[tuple[float, float, float]], float]:
+    """The transfers (start ns, end ns, bytes moved) that start in the inference's first DRAM_WINDOW_MS (about
+    its first encoder layer; DRAMPower replays about a thousand commands a second here, so the whole inference's
+    1.8 million would take half an hour), and the window's end: when the last of them ends."""
+    rows = sorted((tuple(r) for r in sim.accesses.moved["dram"]), key=lambda r: (r[0], r[1]))
+    kept = [r for r in rows if r[0] < DRAM_WINDOW_MS * 1e6]
+    return kept, max(r[1] for r in kept)
 
 
 def dram_commands(sim) -> tuple[list[tuple[int, str, int]], dict]:
@@ -243,8 +243,8 @@ def dram_commands(sim) -> tuple[list[tuple[int, str, int]], dict]:
     t_xp = t_cke = 12
     wanted: list[tuple[float, int]] = []  # (start ns, bursts) per row
     transfers, window_ns = dram_window(sim)
-    for lo, hi, t0, t1 in transfers:
-        nbytes = int(hi - lo)
+    for t0, t1, moved in transfers:
+        nbytes = int(moved)
         n = max(1, math.ceil(nbytes / s.row_bytes))
         for k in range(n):
             b = min(s.row_bytes, nbytes - k * s.row_bytes)
@@ -329,7 +329,7 @@ def run_drampower(build: Path) -> dict:
                                         check=True).stdout)
     _write_json(DATA / "lpddr4_3200_micron_6gb.json", dram_memspec())
     transfers, window_ns = dram_window(sim)
-    out.update(source=DRAMPOWER_SOURCE, trace=stats, read_bytes=sum(r[1] - r[0] for r in transfers),
+    out.update(source=DRAMPOWER_SOURCE, trace=stats, read_bytes=sum(r[2] for r in transfers),
                window_ns=window_ns)
     _write_json(DATA / "drampower.json", out)
     return out
@@ -536,9 +536,10 @@ def dram_aalbert() -> dict:
     assert math.isclose(sim.energy["dram"], read * s.read_pj_per_byte, rel_tol=1e-9)
     io_per_byte = s.vdd[2] * (s.idd4r[2] - s.idd3n[2]) * s.t_burst_ns / s.burst_bytes + 8 * s.phy_read_pj_per_bit
     transfers, window_ns = dram_window(sim)
-    nbytes = sum(r[1] - r[0] for r in transfers)
+    nbytes = sum(r[2] for r in transfers)
     # the background over the window, by the simulator's own rule (targets.sim.power.static_energy)
-    bg = background([(r[2], r[3]) for r in transfers], window_ns, target.level("dram").dram, asleep_before=True)
+    bg = background([(r[0], r[1]) for r in transfers], window_ns, target.level("dram").dram, asleep_before=True,
+                    moved=[r[2] for r in transfers])
     return {"access_pj": nbytes * (s.read_pj_per_byte - io_per_byte), "io_phy_pj": nbytes * io_per_byte,
             "background_pj": bg.total_pj, "states_pj": bg.energy_pj, "read_bytes": nbytes, "window_ns": window_ns,
             "inference_read_bytes": read, "inference_seconds": sim.seconds,
