@@ -233,8 +233,7 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
         leak = m.bank_leakage_mw
         times = {"on": 0.0, "retention": 0.0, "off": 0.0}
         wakes = 0
-        f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
-        idle_factor = {"on": 1.0, "hold": f_hold, "off": p.off}
+        idle_factor = {"on": 1.0, "hold": idle_fraction(m), "off": p.off}
         idle = {"on": 0, "hold": 0, "off": 0}
         woken = 0
         events: dict[int, list[tuple[float, str]]] = {}
@@ -349,13 +348,18 @@ def holds_weights(held: list[Region] | None, m: MemoryLevel, k: int) -> bool:
     return held is None or any(r.weights and r.lo < hi and r.hi > lo for r in held)
 
 
+def idle_fraction(m: MemoryLevel) -> float:
+    """The fraction of its leakage a bank holding data keeps while idle: retention (or off) when gated, else all."""
+    p = m.power
+    return (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
+
+
 def _bank(m: MemoryLevel, busy: np.ndarray, has_data: bool, schedule, span_ns: float,
           cold: bool) -> tuple[dict[str, float], int, str, bool]:
     """A bank of level `m` over an inference: time in each state, wake-ups, its state while the chip idles
     powered ("on", "hold": the level's idle state, or "off"), and whether a power-up wakes it; `schedule()`,
     when given, its states' times and wake-ups (by its power instructions, or as `plan_bank` plans them)."""
-    p = m.power
-    f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
+    f_hold = idle_fraction(m)
     if m.power_gating == "none":
         return {"on": span_ns}, 0, "on", cold
     if schedule is not None:
