@@ -1,5 +1,9 @@
 """Counts apart from prices: counts x prices equal the simulator's energies, and re-pricing a compile's counts
-with prices perturbed by up to 30 % agrees with a recompile at those prices, without running a pass."""
+with prices perturbed by up to 30 % agrees with a recompile at those prices, without running a pass.
+
+Re-pricing holds the compile's decisions fixed: placement, mapping, and the power instructions (when each bank
+is woken and gated, planned at the compile's prices); it takes the DRAM's self-refresh decision again. A
+recompile is compared where it took the same decisions."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from aalbert.targets.sim.timing import with_static
 from aalbert.targets.sim.workload import default_workload
 
 REQUESTS = 6
+TRIES = 8
 
 
 def _module(family: str, tasks: int = 2):
@@ -41,6 +46,12 @@ def _layout(module) -> tuple:
     maps = tuple((t, i, repr(n.mapping)) for t, g in module.graphs.items() for i, n in enumerate(g.nodes))
     arenas = tuple((t, repr(g.arena)) for t, g in module.graphs.items())
     return weights, maps, arenas
+
+
+def _power_plan(backend) -> tuple:
+    """Every task's power instructions: the gating the compiler planned at its prices."""
+    return tuple((t, tuple((i.id, i.level, i.bank, i.state, i.deps) for i in backend.program(t).instrs
+                           if i.kind == "power")) for t in backend.results)
 
 
 def _close(a: dict, b: dict, rel: float) -> None:
@@ -91,13 +102,13 @@ def test_repricing_with_prices_30_percent_off_agrees_with_a_recompile(name, monk
     counts = backend_counts(base)
     rng = random.Random(f"reprice {name}")
     compared = 0
-    for _ in range(3):
+    for _ in range(TRIES):
         prices = _perturbed(prices_of(target), rng)
         other = retarget(target, prices)
         assert prices_of(other) == pytest.approx(prices)
         again = _compile(module, other, wl)
-        if _layout(again.module) != _layout(base.module):
-            continue  # the perturbed prices moved a weight or changed a mapping: a recompile's decision
+        if _layout(again.module) != _layout(base.module) or _power_plan(again) != _power_plan(base):
+            continue  # the perturbed prices moved a weight, changed a mapping or a bank's gating: a recompile's
         with monkeypatch.context() as m:  # re-pricing runs no pass, lowers nothing, simulates nothing
             for where, attr in (("aalbert.passes.base.PassManager", "run"), ("aalbert.mapper.backend", "lower"),
                                 ("aalbert.targets.sim.timing", "simulate"), ("aalbert.targets.sim.power",
@@ -109,7 +120,7 @@ def test_repricing_with_prices_30_percent_off_agrees_with_a_recompile(name, monk
             stream = run_stream(base.requests, base.module, other, results, wl.inferences_per_wakeup)
         assert stream.energy_pj == pytest.approx(again.stream.energy_pj, rel=1e-3)
         compared += 1
-    assert compared >= 2
+    assert compared >= 3
 
 
 def _refuse(*args, **kwargs):
@@ -132,21 +143,84 @@ def test_the_closed_form_stream_is_the_simulated_one(per_wakeup):
     assert expected == pytest.approx(backend.stream.energy_per_inference_pj, rel=2e-3)
 
 
-@pytest.mark.parametrize("factor", [1e-6, 1e6])
-def test_gating_is_decided_again_at_new_prices(factor):
-    """Wake-ups so cheap that every gap is gated, or so dear that none is: the counts keep the gaps between
-    accesses, so re-pricing takes the simulator's decision again and agrees with it."""
-    target = load_target("edge_accel")
+@pytest.mark.parametrize("name", builtin_targets())
+def test_repricing_is_the_simulator_on_the_compiled_program_at_any_prices(name):
+    """Prices 30 % off, on the compiled program and its schedule: counts x prices equal the simulator's static
+    energy at those prices, warm and cold, exactly (the DRAM's self-refresh decided again in both)."""
+    target = load_target(name)
     module = _module("adapter-albert")
     backend = _compile(module, target, default_workload(module.graphs))
     counts = backend_counts(backend)
-    t, c = next(iter(counts.items()))
+    image = memory_image(backend.module, target)
+    rng = random.Random(f"static {name}")
+    for _ in range(3):
+        prices = _perturbed(prices_of(target), rng)
+        other = retarget(target, prices)
+        for t, sim in backend.results.items():
+            again = with_static(sim, other, image, False)
+            _close(counts_mod.price_static(counts[t].warm, prices), again.warm.energy, 1e-9)
+            _close(counts_mod.price_static(counts[t].cold, prices), again.cold.energy, 1e-9)
+            assert counts_mod.idle_mw(counts[t].warm, prices) == pytest.approx(again.warm.idle_mw, rel=1e-9)
+
+
+def test_dram_self_refresh_is_decided_again_at_new_prices():
+    """A self-refresh exit so cheap that every idle gap between transfers sleeps: the counts keep the DRAM's
+    gaps, so re-pricing takes the simulator's decision again and agrees with it."""
+    target = load_target("edge_accel_dram")
+    module = _module("adapter-albert")
+    backend = _compile(module, target, default_workload(module.graphs))
+    counts = backend_counts(backend)
+    t, sim = next(iter(backend.results.items()))
     p = prices_of(target)
-    gated = [n for n, lvl in c.warm.levels.items() if lvl.gated is not None and len(lvl.gated.gaps)]
+    assert len(counts[t].warm.drams["dram"].gaps) > 2
+    other = {**p, "dram:dram:exit_pj": p["dram:dram:exit_pj"] * 1e-6,
+             "dram:dram:sr_after_ns": p["dram:dram:sr_after_ns"] * 1e-6}
+    again = with_static(sim, retarget(target, other), memory_image(backend.module, target), False)
+    priced = counts_mod.price_static(counts[t].warm, other)
+    _close(priced, again.warm.energy, 1e-9)
+    # the decision moved: gaps that were in power-down now sleep, and each transfer after one exits
+    assert priced["background:dram:self_refresh"] > sim.warm.energy["background:dram:self_refresh"]
+    assert priced["background:dram:power_down"] < sim.warm.energy["background:dram:power_down"]
+    exits = sim.warm.energy["background:dram:self_refresh_exit"] / p["dram:dram:exit_pj"]
+    assert priced["background:dram:self_refresh_exit"] / other["dram:dram:exit_pj"] > exits + 1
+
+
+def test_bank_gating_is_the_compiled_power_instructions():
+    """Wake-ups a million times dearer: re-pricing charges the wake-ups the program's power instructions make
+    (the compiled plan, held fixed), while a recompile at that price plans fewer: gating is a decision of the
+    compile, which the re-pricing test compares only where a recompile keeps it."""
+    target = load_target("edge_accel")
+    module = _module("adapter-albert")
+    wl = default_workload(module.graphs)
+    backend = _compile(module, target, wl)
+    counts = backend_counts(backend)
+    t = next(iter(backend.results))
+    program = backend.program(t)
+    gated = {i.level for i in program.instrs if i.kind == "power"}
     assert gated
-    other = {**p, **{f"wake_pj:{n}": p[f"wake_pj:{n}"] * factor for n in gated}}
-    sim = with_static(backend.results[t], retarget(target, other), memory_image(backend.module, target), False)
-    _close(counts_mod.price_static(c.warm, other), sim.warm.energy, 1e-9)
-    wakes = {n: sim.warm.energy.get(f"wakeup:{n}", 0.0) / other[f"wake_pj:{n}"] for n in gated}
-    base = {n: backend.results[t].warm.energy.get(f"wakeup:{n}", 0.0) / p[f"wake_pj:{n}"] for n in gated}
-    assert wakes != pytest.approx(base)  # the decision moved with the price
+    p = prices_of(target)
+    dear = {**p, **{f"wake_pj:{n}": p[f"wake_pj:{n}"] * 1e6 for n in gated}}
+    priced = counts_mod.price_static(counts[t].warm, dear)
+    for n in gated:
+        ons = sum(1 for i in program.instrs if i.kind == "power" and i.level == n and i.state == "on")
+        assert priced[f"wakeup:{n}"] == pytest.approx(ons * dear[f"wake_pj:{n}"])
+    again = _compile(module, retarget(target, dear), wl)
+    assert _power_plan(again) != _power_plan(backend)
+    ons_again = sum(1 for i in again.program(t).instrs if i.kind == "power" and i.state == "on")
+    assert ons_again < sum(1 for i in program.instrs if i.kind == "power" and i.state == "on")
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 3.0])
+def test_dram_active_time_at_another_clock_is_the_burst_model(scale):
+    """Transfers stretched by a slower clock (or shortened by a faster one): the active standby the counts give is
+    `DramPower.active_ns` of each stretched transfer (its bursts do not stretch)."""
+    target = load_target("edge_accel_dram")
+    module = _module("adapter-albert")
+    backend = _compile(module, target, default_workload(module.graphs))
+    d = next(iter(backend_counts(backend).values())).warm.drams["dram"]
+    power = target.level("dram").dram
+    expected = sum(power.active_ns(length * scale, n) for length, n in zip(d.lengths, d.nbytes))
+    active, within = d.active(scale)
+    assert active == pytest.approx(expected, rel=1e-12)
+    assert within == pytest.approx(d.lengths.sum() * scale - expected, rel=1e-9)
+    assert 0 < active < d.lengths.sum() * scale  # some transfers idle between their rows

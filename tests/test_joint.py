@@ -138,3 +138,46 @@ def test_deployment_map_cells_are_each_familys_lowest_energy_chip(tiny_compiled,
     assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
     lines = deployment.map_lines(cells, "map.png")
     assert lines[0] == "## Deployment map" and sum(line.startswith("| ") for line in lines) == 1 + 9
+
+
+def test_technology_inputs_act_on_the_levels_they_name(tiny_compiled):
+    """SRAM leakage on the calibrated SRAM's banks and the SRAM buffers, STT-MRAM on the mram level, register and
+    accumulator energy on the node-scaled registers and accumulators, and nothing else."""
+    _, configs = tiny_compiled
+    params = joint.params_for(configs)
+    assert "mram" in [p.name for p in params]
+    c = next(c for c in configs if c.arch == "mram_sram")
+    buffers = [b.name for b in c.target.parts.buffers]
+    assert buffers
+    x = joint.builtin_inputs(params, sram_leakage=0.1, mram=2.0, registers=3.0)
+    p = joint.sampled_prices(c, x)
+    assert p["bank:sram"] == pytest.approx(0.1 * c.prices["bank:sram"])
+    for b in buffers:
+        assert p[f"leak:{b}"] == pytest.approx(0.1 * c.prices[f"leak:{b}"])
+    for k in ("bank:mram", "read:mram", "write:mram"):
+        assert p[k] == pytest.approx(2.0 * c.prices[k])
+    for k in ("reg:operand", "acc"):
+        assert p[k] == pytest.approx(3.0 * c.prices[k])
+    for k in ("read:sram", "leak:pe", "noc", "wake_pj:mram", "wake_pj:sram"):
+        assert p[k] == pytest.approx(c.prices[k])
+
+
+def test_the_ldo_input_acts_on_the_regulators_drawn_factor(tiny_compiled):
+    """At the built-in efficiency the DVFS point's prices are the target's at that point (its LDO's drawn factor);
+    a better regulator divides the rail's prices by its drawn factor over the LDO's and leaves the rest."""
+    _, configs = tiny_compiled
+    c = next(c for c in configs if c.arch == joint.DVFS_CHIP and c.family == "adapter-albert" and c.low is not None)
+    dv = c.target.dvfs
+    assert dv.regulator == "ldo"
+    params = joint.params_for(configs)
+    assert joint.dvfs_prices(c, joint.builtin_inputs(params)) == pytest.approx(c.low)
+    better = joint.dvfs_prices(c, joint.builtin_inputs(params, ldo=0.95))
+    drawn = dv.drawn_factor(dv.points[-1].voltage_v)
+    rail = [k for k in c.low if k.startswith(("mac:", "reg:", "leak:pe", "leak:sfu")) or k in ("sfu", "acc", "noc")]
+    assert len(rail) >= 6
+    for k in rail:
+        assert better[k] == pytest.approx(c.low[k] / (drawn * 0.95))
+    for k in ("read:sram", "bank:sram", "bank:rram", "dram:dram:active", "wake_pj:sram"):
+        assert better[k] == pytest.approx(c.low[k])
+    x = joint.builtin_inputs(params)
+    assert joint.dvfs_energy(c, joint.builtin_inputs(params, ldo=0.95)) < joint.dvfs_energy(c, x)

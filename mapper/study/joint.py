@@ -9,11 +9,17 @@ power-up from one to always on, request rate, switch rate, task count). SALib dr
 (`sobol.sample`, base `BASE_N`, second order) over them all at once; every sample is evaluated by re-pricing
 the counts of the configurations at its task count and re-running their request stream in closed form
 (`counts.expected_stream`), no pass and no simulation. Structural choices (placement, mapping, which chip the
-sized architectures get) are those compiled at the built-in prices. Decisions that depend on a price are
-taken again per sample: which bank gaps are gated and when the DRAM enters self-refresh (the counts keep the
-gaps), and each family's lowest-energy chip (the minimum over its chips' re-priced energies). A placement the
-allocator would change at other prices is not re-solved: the sampled energy is that of the compiled
-placement, an upper bound of the re-solved one.
+sized architectures get, and when each bank is woken and gated: the program's power instructions) are those
+compiled at the built-in prices. Decisions that depend on a price are taken again per sample where the counts
+allow it: when the DRAM enters self-refresh (the counts keep its gaps), and each family's lowest-energy chip
+(the minimum over its chips' re-priced energies). A placement or a gating plan the compiler would change at
+other prices is not re-solved: the sampled energy is that of the compiled program, an upper bound of the
+re-solved one as far as the compiler's decisions are optimal.
+
+Each input acts on the prices the simulator charges (`targets.sim.prices`): SRAM leakage on the banks and
+buffers of the CACTI-calibrated SRAM, STT-MRAM on the `mram` levels, register and accumulator energies on the
+values as scaled to the target's node, the LDO efficiency on the regulator's drawn factor at the DVFS point
+(`dvfs.Dvfs.drawn_factor`: the rail's prices at the lowest point over the top point's, which hold that factor).
 
 Outputs per conclusion: the fraction of the joint distribution in which it holds, and, for the continuous
 ones, Sobol first- and total-order indices with their 95 % confidence intervals and the strongest two-way
@@ -64,16 +70,19 @@ LSTP = _ratio("sram", "sram_lstp", "leakage_mw")
 RRAM_EDP = {f: _ratio("rram_read_energy", "rram_read_edp", f) for f in ("read_energy_pj", "write_energy_pj",
                                                                          "leakage_mw")}
 NODE_10 = energy_fit(10, 0.8) / energy_fit(16, 0.8)
-INTEL_RRAM_MM2_PER_MB = 8 / 10.1     # 10.1 Mb/mm^2 measured (Intel 22FFL, ISSCC 2019)
-RRAM_MM2_PER_MB = ANCHORS["rram_read_energy"].area_mm2 / 2   # NVMExplorer's 2 MB array
+RRAM_MM2_PER_MB = ANCHORS["rram_read_energy"].area_mm2 / 2   # built in: Intel 22FFL's measured 10.1 Mb/mm^2
+RRAM_CELL_MM2_PER_MB = ANCHORS["rram_read_energy_nvmexplorer"].area_mm2 / 2   # NVMExplorer's best-case cell
+# the edge targets' registers and accumulators: Aladdin's 40 nm figures (the 45 nm fit at 0.9 V) scaled to
+# their 12 nm node (the 16 nm fit at 0.8 V); unscaled, they cost this many times the built-in
+REGISTERS_UNSCALED = energy_fit(45, 0.9) / energy_fit(16, 0.8)
 
 
 def parameters(max_tasks: int, mram: bool) -> list[Parameter]:
     """The sampled inputs (`mram`: a chip of the study has STT-MRAM, whose figures are then sampled too)."""
     out = [
         Parameter("sram_leakage", "SRAM leakage (x built-in)", LSTP, 1.0, True, 1.0,
-                  f"CACTI 7's 22 nm devices: LSTP leak {LSTP:.3g}x the LOP devices NVMExplorer's SRAM uses "
-                  "(I_off x Vdd), HP 0.72x; continuous from LSTP to LOP"),
+                  f"CACTI 7's 256 KiB bank at 22 nm (the calibrated SRAM, targets/hardware/memtech.py): the LSTP "
+                  f"devices leak {LSTP:.3g}x the LOP devices built in; continuous from LSTP to LOP"),
         Parameter("logic_leakage", "logic leakage (x built-in)", 0.5, 2.0, True, 1.0,
                   "the array's, SFU's and parts' leakage are assumptions (no published figure): half to twice"),
         Parameter("retention", "SRAM retention fraction", 0.03, 0.3, True, 0.1,
@@ -83,9 +92,9 @@ def parameters(max_tasks: int, mram: bool) -> list[Parameter]:
         Parameter("rram_point", "RRAM point (0 read energy .. 1 read EDP)", 0.0, 1.0, False, 0.0,
                   "NVMExplorer's RRAM optimised for read energy and for read EDP, interpolated (read "
                   f"x{RRAM_EDP['read_energy_pj']:.2f}, leakage x{RRAM_EDP['leakage_mw']:.2f} at the EDP point)"),
-        Parameter("rram_density", "RRAM area (mm² per MB)", RRAM_MM2_PER_MB, INTEL_RRAM_MM2_PER_MB, False,
-                  RRAM_MM2_PER_MB, "NVMExplorer's cell (built in) to Intel 22FFL's measured 10.1 Mb/mm² "
-                  "(Jain et al., ISSCC 2019)"),
+        Parameter("rram_density", "RRAM area (mm² per MB)", RRAM_CELL_MM2_PER_MB, RRAM_MM2_PER_MB, False,
+                  RRAM_MM2_PER_MB, "NVMExplorer's best-case cell to Intel 22FFL's measured 10.1 Mb/mm² "
+                  "(Jain et al., ISSCC 2019; built in)"),
         Parameter("dram_energy", "DRAM energy per bit (x built-in)", 0.7, 1.5, False, 1.0,
                   "DRAMPower's LPDDR4 currents with the PHY; -30 % to +50 % (Micron's LPDDR4 power calculator "
                   "counts termination and I/O the memspec does not)"),
@@ -96,9 +105,11 @@ def parameters(max_tasks: int, mram: bool) -> list[Parameter]:
         Parameter("node", "logic energy: 16 nm fit (0) .. 10 nm fit (1)", 0.0, 1.0, False, 0.0,
                   f"Stillmaker & Baas' fits bracketing 12 nm (10 nm: x{NODE_10:.2f} of the 16 nm energy)"),
         Parameter("ldo", "LDO efficiency at 0.6 V", 0.75, 0.95, False, 0.75,
-                  "a linear LDO from 0.8 V delivers 0.6/0.8 = 0.75; a switched-capacitor or buck converter ~0.9"),
-        Parameter("registers", "register and accumulator energy (x built-in)", 0.2, 1.0, True, 1.0,
-                  "Aladdin's 40 nm figures unscaled (built in) to scaled to 12 nm (Stillmaker & Baas, ~0.2x)"),
+                  "a linear LDO from 0.8 V delivers 0.6/0.8 = 0.75 (built in: the rail draws 0.8/0.6 of its "
+                  "power); a switched-capacitor or buck converter ~0.9"),
+        Parameter("registers", "register and accumulator energy (x built-in)", 1.0, REGISTERS_UNSCALED, True, 1.0,
+                  "Aladdin's 40 nm figures scaled to 12 nm by Stillmaker & Baas' fit (built in) to unscaled "
+                  f"({REGISTERS_UNSCALED:.2f}x: register files that do not follow the logic fit)"),
         Parameter("per_wakeup", "inferences per power-up (log10)", 0.0, 4.0, False, 0.0,
                   "one per power-up (the study's workload) to always on (10,000 between power-ups)"),
         Parameter("rate", "requests per second", 0.1, 10.0, True, 10.0,
@@ -167,8 +178,8 @@ def sampled_prices(c: Compiled, x: dict[str, np.ndarray], base: Prices | None = 
         elif kind == "bank":
             f = {"sram": x["sram_leakage"], "rram": 1 + rp * (RRAM_EDP["leakage_mw"] - 1),
                  "mram": x.get("mram", 1.0)}.get(t, 1.0)
-        elif kind == "retention" and t == "sram":
-            out[k] = x["retention"]
+        elif kind == "retention" and t == "sram":  # at a DVFS point, the fraction keeps retention's own supply
+            out[k] = x["retention"] if base is None else np.minimum(1.0, x["retention"] * v / c.prices[k])
             continue
         elif kind == "wake_pj":
             f = x["wakeup"]
@@ -198,28 +209,41 @@ def energy(c: Compiled, x: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(expected_stream(c.counts, sampled_prices(c, x), _stream(c, x)))
 
 
-def _on_rail(key: str, rail: set[str], tech: dict[str, str]) -> bool:
-    kind, _, rest = key.partition(":")
-    level = rest.split(":")[0]
-    if kind == "sfu" or key == "leak:sfu":
-        return "sfu" in rail
-    if kind in ("mac", "noc", "reg", "acc", "leak") or tech.get(level) == "buffer":
-        return "compute" in rail
-    return kind in ("read", "write", "bank", "wake_pj") and level in rail
+def ldo_factor(c: Compiled, x: dict[str, np.ndarray]):
+    """What the sampled LDO efficiency makes of the rail's prices at the chip's lowest point: the target's
+    regulator draws `drawn_factor` x what the rail uses (its prices at that point hold it), an LDO of efficiency
+    `ldo` 1 / ldo x (an ideal regulator: no loss, whatever the sample)."""
+    dv = c.target.dvfs
+    if dv.regulator != "ldo":
+        return 1.0
+    return 1.0 / (dv.drawn_factor(dv.points[-1].voltage_v) * x["ldo"])
 
 
 def dvfs_energy(c: Compiled, x: dict[str, np.ndarray]) -> np.ndarray:
     """Energy per inference with every inference at the chip's lowest DVFS point (`targets.hardware.spec.at_point`:
-    the rail's energies and leakage scaled to its supply), the rail fed through an LDO of efficiency `ldo` (its
-    energies over it), the clock slowed as the point says."""
+    the rail's energies and leakage scaled to its supply, through its regulator), the regulator's loss that of an
+    LDO of efficiency `ldo` (`ldo_factor`, on the prices the point changes: the rail's), the clock slowed as the
+    point says. A rail memory's retention fraction is divided by the same factor: retention has its own supply.
+    The counts are the top point's: at the lowest point the simulator's cycles differ a little (a memory off the
+    rail gives more bytes per slower cycle; on the tiny adapter-ALBERT on edge_accel, 0.6 % fewer cycles, and
+    these counts price the inference 0.4 % above the simulator's at that point), which this leaves out."""
     dv = c.target.dvfs
-    p = sampled_prices(c, x, c.low)
-    rail, tech = set(dv.rail), _tech(c.target)
-    for k in p:
-        if _on_rail(k, rail, tech):
-            p[k] = p[k] / x["ldo"]
     slow = dv.top.frequency_mhz / dv.points[-1].frequency_mhz
-    return np.asarray(expected_stream(c.counts, p, _stream(c, x, slow)))
+    return np.asarray(expected_stream(c.counts, dvfs_prices(c, x), _stream(c, x, slow)))
+
+
+def dvfs_prices(c: Compiled, x: dict[str, np.ndarray]) -> Prices:
+    """The chip's prices at its lowest DVFS point with the sample's factors and LDO efficiency (`dvfs_energy`)."""
+    p = sampled_prices(c, x, c.low)
+    f = ldo_factor(c, x)
+    for k in p:
+        kind = k.partition(":")[0]
+        if kind == "retention":
+            if c.low[k] != c.prices[k]:
+                p[k] = np.minimum(1.0, p[k] / f)
+        elif kind != "off" and c.low[k] != c.prices[k]:
+            p[k] = p[k] * f
+    return p
 
 
 # -- the sample and what holds -----------------------------------------------------------------------------------

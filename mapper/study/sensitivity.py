@@ -211,10 +211,10 @@ def joint_lines(params, found, concl, builtin: dict, base: int, samples: int) ->
            "on one input moved alone. A fraction is the share of the joint distribution (inputs uniform over their "
            "ranges, in the logarithm where marked) in which the conclusion holds; the range is its quantity's 5th "
            "to 95th percentile. Indices and fractions are in `sensitivity_joint.csv` and "
-           "`sensitivity_holds.csv`. Decisions a price moves are taken again in every sample: which gaps between a "
-           "bank's accesses are gated, when the DRAM enters self-refresh, and each family's lowest-energy chip; the "
-           "placement and mapping are those compiled at the built-in prices, not solved again (the allocator, "
-           "re-run at the sampled prices, could only lower its own estimate of the energy).", ""]
+           "`sensitivity_holds.csv`. Decisions a price moves are taken again in every sample where the counts allow "
+           "it: when the DRAM enters self-refresh, and each family's lowest-energy chip; the placement, the mapping "
+           "and the banks' power instructions are those compiled at the built-in prices, not solved again (the "
+           "compiler, re-run at the sampled prices, could only lower its own estimate of the energy).", ""]
     for c in concl:
         q = ""
         if c.output is not None:

@@ -245,6 +245,19 @@ def merge(intervals: list[tuple[float, float]], moved: list[float] | None = None
     return [(a, b, n) for a, b, n in out]
 
 
+def transfers(busy: list[tuple[float, float]], span_ns: float, moved: list[float] | None = None
+              ) -> list[tuple[float, float, float]]:
+    """The transfers `background` charges: `busy` merged (`merge`) and cut to [0, span_ns], each with its bytes
+    (`moved`) in proportion to the part of it kept."""
+    spans = []
+    for a, b, n in merge(busy, moved):
+        if b <= 0 or a >= span_ns:
+            continue
+        lo, hi = max(0.0, a), min(span_ns, b)
+        spans.append((lo, hi, n * (hi - lo) / (b - a) if b > a else n))
+    return spans
+
+
 def background(busy: list[tuple[float, float]], span_ns: float, p: DramPower, asleep_before: bool = True,
                moved: list[float] | None = None) -> Background:
     """Background of a DRAM over [0, span_ns] with transfers in flight during `busy` (ns), moving `moved` bytes
@@ -252,12 +265,7 @@ def background(busy: list[tuple[float, float]], span_ns: float, p: DramPower, as
     `moved`, active standby all along), self-refresh in idle gaps longer than `self_refresh_after_ns` (and
     leaving it costs an exit), power-down in shorter ones; refresh outside self-refresh. The DRAM starts in
     self-refresh when `asleep_before`."""
-    spans = []
-    for a, b, n in merge(busy, moved):
-        if b <= 0 or a >= span_ns:
-            continue
-        lo, hi = max(0.0, a), min(span_ns, b)
-        spans.append((lo, hi, n * (hi - lo) / (b - a) if b > a else n))
+    spans = transfers(busy, span_ns, moved)
     time = {"active": 0.0, "power_down": 0.0, "self_refresh": 0.0}
     exits = 0
     cursor = 0.0

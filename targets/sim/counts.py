@@ -2,14 +2,14 @@
 
 A compile's simulation gives, per task, action counts and state residencies:
 
-- dynamic (`Dynamic.actions`): MACs per number format (zero-gated), PE register accesses (operand and
+- dynamic (`TaskCounts.actions`): MACs per number format (zero-gated), PE register accesses (operand and
   partial sum), accumulator accesses, SFU element-scans, bytes read and written per memory level and buffer,
   bytes over the interconnect;
-- static (`Static`): the time the chip is powered (logic leakage); per on-chip level, bank-ns on, in the
-  hold state and off, and for every bank gated between accesses its busy time, first access and the idle
-  gaps between accesses (so that the gating decision, a gap longer than the wake-up latency plus the
-  break-even time, is taken again at any price); banks idling between inferences by state, and the banks a
-  power-up wakes; per DRAM that is needed, ns active and the idle gaps (the self-refresh decision again);
+- static (`Static`): the time the chip is powered (logic leakage); per on-chip level, bank-ns on, in
+  retention and off and the banks' wake-ups, as the program's power instructions set them
+  (`power.static_energy` records them), the banks idling between inferences by state and the banks a
+  power-up wakes; per DRAM that is needed, its transfers (each one's span and the bytes it moves) and the
+  idle gaps before, between and after them;
 - per task, what a request brings on chip after a power-up or at a switch (bytes per level, cycles).
 
 `price(counts, prices)` gives the energies `SimResult.energy` holds (the same keys), for any price table
@@ -17,8 +17,26 @@ A compile's simulation gives, per task, action counts and state residencies:
 so a stream is re-simulated from counts without a pass or a lowering. `expected_stream` is the stream's
 energy per inference in closed form for round-robin requests (the sensitivity's many samples).
 
-The bank and DRAM state rules are those of `targets.sim.power` (`static_energy`, `_gated_on_time`,
-`dram.background`); `tests/test_counts.py` checks that counts x prices equal the simulator's energies.
+Which decisions re-pricing takes again and which it holds fixed:
+
+- held fixed: when each bank is woken and gated. The compiler writes it into the program as power
+  instructions (`targets.sim.gating`, planned by `power.plan_bank` from the break-even time at the compile's
+  prices), and a wake-up that cannot be hidden stalls the accesses waiting for it, so another plan is another
+  schedule: the counts keep the residencies the compiled instructions give. A price that would move a gap
+  across the break-even time leaves the compiled plan in place (a feasible plan: the energy of the compiled
+  program at the new prices, not of a recompile's); `tests/test_counts.py` compares with a recompile only
+  where the recompile's power instructions, placement and mapping are the compile's. Wake-up latency is
+  timing, not a price, for the same reason;
+- taken again: whether each idle gap of a DRAM goes to self-refresh or power-down (the counts keep the gaps;
+  a gap longer than the price table's `sr_after_ns` enters self-refresh, as `dram.background` decides), and
+  the self-refresh exits that follow;
+- derived from the transfers, not from prices: the DRAM's time in active standby within each transfer (its
+  bytes at the peak rate a row at a time, `dram.DramPower.active_ns`, repeated here on arrays so that a
+  slower clock stretches the transfers and not the bursts).
+
+Prices at a DVFS point (`prices.prices_of(spec.at_point(...))`) hold the regulator's drawn factor and each
+memory's supply as the simulator charges them; the counts are the compiled point's, so pricing them at
+another point (with `scale`, the clock's stretch) keeps the compiled schedule in cycles.
 """
 
 from __future__ import annotations
@@ -28,59 +46,58 @@ from typing import Any
 
 import numpy as np
 
-from aalbert.targets.hardware.dram import DramPower, merge
+from aalbert.targets.hardware.dram import DramPower, transfers
 from aalbert.targets.hardware.spec import Target
 from aalbert.targets.sim import power
-from aalbert.targets.sim.power import Accesses, Region, dram_needed
+from aalbert.targets.sim.power import Accesses, Region, dram_needed, hold_state
 from aalbert.targets.sim.prices import Prices
 
-
-@dataclass
-class Gated:
-    """Banks of one level gated between their accesses: total busy ns, each bank's first access, and the idle
-    gaps between accesses (unique values and how often each occurs), over `banks` banks."""
-
-    banks: int
-    busy: float
-    firsts: np.ndarray
-    gaps: np.ndarray
-    weights: np.ndarray
-
-    def on_and_wakes(self, keep, wake_ns) -> tuple[np.ndarray, np.ndarray]:
-        """Bank-ns on and wake-ups, for gaps longer than `keep` gated (`keep`, `wake_ns`: scalars or arrays)."""
-        keep, wake_ns = np.asarray(keep, dtype=float), np.asarray(wake_ns, dtype=float)
-        cum = np.concatenate([[0.0], np.cumsum(self.gaps * self.weights)])
-        cnt = np.concatenate([[0.0], np.cumsum(self.weights)])
-        i = np.searchsorted(self.gaps, keep, side="right")
-        gated = cnt[-1] - cnt[i]
-        first = np.minimum.outer(wake_ns, self.firsts).sum(axis=-1) if len(self.firsts) else 0.0
-        return self.busy + cum[i] + wake_ns * gated + first, gated + self.banks
+STATES = ("on", "retention", "off")
 
 
 @dataclass
 class LevelState:
-    """One on-chip level over one inference (bank-ns by class) and between inferences (banks by state)."""
+    """One on-chip level over one inference: bank-ns by state and wake-ups (as its power instructions set them),
+    and between inferences: banks on, holding and off, and the banks a power-up wakes."""
 
-    on_ns: float = 0.0
-    hold_ns: float = 0.0
-    off_ns: float = 0.0
-    hold_state: str = "on"                 # the state held banks and gated banks' gaps are in
-    gated: Gated | None = None
-    idle: tuple[int, int, int] = (0, 0, 0)  # banks on, holding, off while the chip idles powered
-    power_up_wakes: int = 0
-    gating: str = "none"
+    time: dict[str, float]
+    wakes: int
+    idle: tuple[int, int, int]
+    power_up_wakes: int
+    gating: str
+    hold: str                          # the state a held bank idles in: retention (SRAM) or off
 
 
 @dataclass
 class DramState:
-    """A needed DRAM over one inference: ns active, the self-refresh before the first transfer, the gaps between
-    transfers and after the last one (the decision between power-down and self-refresh is taken at pricing)."""
+    """A needed DRAM over one inference: its transfers (span in ns, bytes moved; `nbytes` None: in active
+    standby all along), whether each moves data for some time (a zero-length one exits no self-refresh), the
+    idle gaps before each transfer and after the last (the first spent in self-refresh: the DRAM starts
+    asleep), and the timing of its bursts (`DramPower`: peak bytes/ns, bytes read back to back, tCKE, tXP)."""
 
-    active: float
-    first_sr: float
-    inner: np.ndarray
-    last: float
-    transfers: int
+    lengths: np.ndarray
+    nbytes: np.ndarray | None
+    real: np.ndarray
+    gaps: np.ndarray
+    bytes_per_ns: float
+    chunk_bytes: int
+    power_down_min_ns: float
+    power_down_exit_ns: float
+
+    def active(self, scale=1.0) -> tuple[Any, Any]:
+        """Active-standby ns and power-down ns within the transfers, with every transfer `scale` times longer
+        (a number or an array of samples), as `DramPower.active_ns` charges each."""
+        length = self.lengths * np.asarray(scale, dtype=float)[..., None]
+        if self.nbytes is None or self.chunk_bytes <= 0 or not np.isfinite(self.bytes_per_ns):
+            on = length
+        else:
+            moving = self.nbytes / self.bytes_per_ns
+            chunks = np.maximum(1.0, np.ceil(self.nbytes / self.chunk_bytes))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gap = (length - moving) / chunks
+            stay = (moving >= length) | (gap < self.power_down_min_ns + self.power_down_exit_ns)
+            on = np.where(stay, length, moving + chunks * self.power_down_exit_ns)
+        return on.sum(axis=-1), (length - on).sum(axis=-1)
 
 
 @dataclass
@@ -118,6 +135,8 @@ def dynamic_counts(program, target: Target) -> tuple[dict[str, float], tuple[str
         a[k] = a.get(k, 0.0) + v
 
     for ins in program.instrs:
+        if ins.kind == "power":  # its wake-up is static energy, counted with the bank's residencies
+            continue
         gated = ins.density if target.compute.zero_skipping != "none" else 1.0
         if ins.kind == "gemm":
             add(f"mac:{ins.fmt}", ins.macs * gated)
@@ -141,75 +160,43 @@ def dynamic_counts(program, target: Target) -> tuple[dict[str, float], tuple[str
     return a, tuple(touched)
 
 
-def static_counts(acc: Accesses, image: list[Region] | None, target: Target, span_ns: float, task: str,
-                  cold: bool) -> Static:
-    """Residencies of one inference, by the rules of `power.static_energy`."""
+def static_counts(st: power.Static, acc: Accesses, image: list[Region] | None, target: Target,
+                  span_ns: float) -> Static:
+    """Residencies of one inference: the banks' as `power.static_energy` recorded them in `st`, the DRAMs'
+    transfers and gaps from the accesses, as `dram.background` cuts them."""
     levels: dict[str, LevelState] = {}
     for m in target.memories:
-        if m.dram is not None:
+        if m.dram is not None or m.power is None:
             continue
-        p = m.power
-        held = [r for r in image if r.level == m.name and power._present(r, task, cold, m)] \
-            if image is not None else None
-        f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
-        hold_state = "on" if f_hold == 1.0 else ("retention" if p.retention is not None else "off")
-        s = LevelState(hold_state=hold_state, gating=m.power_gating)
-        idle = [0, 0, 0]
-        busy_total, firsts, gaps, gated_banks = 0.0, [], [], 0
-        for k in range(m.banks):
-            lo, hi = k * m.bank_bytes, (k + 1) * m.bank_bytes
-            busy = acc.busy(m.name, lo, hi)
-            has_data = len(busy) > 0 if held is None else (len(busy) > 0 or any(r.lo < hi and r.hi > lo for r in held))
-            if m.power_gating == "none":
-                s.on_ns += span_ns
-                idle[0] += 1
-                s.power_up_wakes += cold
-            elif not has_data:
-                s.off_ns += span_ns
-                idle[2] += 1
-            elif m.power_gating == "empty" or not len(busy):
-                if m.power_gating == "empty" or hold_state == "on":
-                    s.on_ns += span_ns
-                    idle[0] += 1
-                    s.power_up_wakes += cold
-                else:
-                    s.hold_ns += span_ns
-                    idle[1] += 1
-                    s.power_up_wakes += cold and m.volatile
-            else:
-                gated_banks += 1
-                busy_total += float((busy[:, 1] - busy[:, 0]).sum())
-                firsts.append(float(busy[0, 0]))
-                gaps.append(busy[1:, 0] - busy[:-1, 1])
-                idle[1] += 1
-                s.power_up_wakes += cold and m.volatile
-        if gated_banks:
-            values, weights = np.unique(np.concatenate(gaps), return_counts=True)
-            s.gated = Gated(gated_banks, busy_total, np.array(firsts), values, weights.astype(float))
-        s.idle = (idle[0], idle[1], idle[2])
-        levels[m.name] = s
+        time = {state: st.bank_time.get((m.name, state), 0.0) for state in STATES}
+        levels[m.name] = LevelState(time, st.wakes.get(m.name, 0), st.idle_banks.get(m.name, (0, 0, 0)),
+                                    st.power_up_wakes.get(m.name, 0), m.power_gating, hold_state(m))
     drams: dict[str, DramState] = {}
     for m in target.memories:
         if m.dram is None or not dram_needed(image, target, m):
             continue
-        spans = [(max(0.0, a), min(span_ns, b)) for a, b in merge([tuple(x) for x in acc.busy(m.name)])
-                 if b > 0 and a < span_ns]
-        if not spans:
-            drams[m.name] = DramState(0.0, span_ns, np.zeros(0), 0.0, 0)
-            continue
-        arr = np.array(spans)
-        drams[m.name] = DramState(float((arr[:, 1] - arr[:, 0]).sum()), float(arr[0, 0]),
-                                  arr[1:, 0] - arr[:-1, 1], float(span_ns - arr[-1, 1]), len(arr))
+        if m.name in acc.moved:
+            rows = acc.moved[m.name]
+            spans = transfers([(a, b) for a, b, _ in rows], span_ns, [n for _, _, n in rows])
+        else:  # no byte counts (accesses given by hand): in flight all along
+            spans = transfers([(a, b) for a, b in acc.busy(m.name)], span_ns)
+        arr = np.array(spans, dtype=float).reshape(-1, 3)
+        ends = np.concatenate([[0.0], np.maximum.accumulate(arr[:, 1])]) if len(arr) else np.zeros(1)
+        gaps = np.maximum(0.0, np.append(arr[:, 0], span_ns) - ends)
+        d = m.dram
+        drams[m.name] = DramState(arr[:, 1] - arr[:, 0], arr[:, 2] if m.name in acc.moved else None,
+                                  arr[:, 1] > arr[:, 0], gaps, d.bytes_per_ns, d.chunk_bytes, d.power_down_min_ns,
+                                  d.power_down_exit_ns)
     return Static(span_ns, levels, drams)
 
 
 def task_counts(program, sim, image: list[Region] | None, target: Target, module=None) -> TaskCounts:
-    """The counts of `sim` (a `SimResult` of `program`, or of a task with the same program), warm and cold; with
-    `module`, also what a request copies on chip (as `requests.run_stream` does)."""
+    """The counts of `sim` (the `SimResult` of `program`, the task's program with its power instructions), warm
+    and cold; with `module`, also what a request copies on chip (as `requests.run_stream` does)."""
     actions, touched = dynamic_counts(program, target)
     span = sim.cycles * 1000.0 / target.clock_mhz
-    warm = static_counts(sim.accesses, image, target, span, sim.task, cold=False)
-    cold = static_counts(sim.accesses, image, target, span, sim.task, cold=True)
+    warm = static_counts(sim.warm, sim.accesses, image, target, span)
+    cold = static_counts(sim.cold, sim.accesses, image, target, span)
     off = sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
               if lvl in target.memory_names and target.level(lvl).off_chip)
     out = TaskCounts(sim.task, sim.cycles, target.clock_mhz, actions, touched, warm, cold, off)
@@ -225,20 +212,18 @@ def task_counts(program, sim, image: list[Region] | None, target: Target, module
 
 
 def backend_counts(backend) -> dict[str, TaskCounts]:
-    """Every task's counts from a `mapper.backend.Backend` (tasks simulated as another use its program)."""
+    """Every task's counts from a `mapper.backend.Backend` (each task simulated on its own program)."""
     from aalbert.targets.sim.power import memory_image
 
     image = memory_image(backend.module, backend.target)
-    out = {}
-    for t, sim in backend.results.items():
-        program = backend.program(backend.same_as.get(t, t))
-        out[t] = task_counts(program, sim, image, backend.target, backend.module)
-    return out
+    return {t: task_counts(backend.program(t), sim, image, backend.target, backend.module)
+            for t, sim in backend.results.items()}
 
 
 # -- pricing ------------------------------------------------------------------------------------------------
-# Every price may be a number or an array of samples (the sensitivity prices many tables at once); counts are
-# numbers. Keys follow the simulator's: a key whose energy is zero in every sample is left out where it does.
+# Every price may be a number or an array of samples (the sensitivity prices many tables at once), and so may
+# `scale` (every time of the inference that many times longer: a slower clock); counts are numbers. Keys follow
+# the simulator's: a key whose energy is zero in every sample is left out where it does.
 def _nz(x) -> bool:
     return bool(np.any(x))
 
@@ -257,36 +242,31 @@ def price_dynamic(c: TaskCounts, p: Prices) -> dict[str, float]:
     return {k: v for k, v in e.items() if k in c.touched or _nz(v)}
 
 
-def _level_energy(name: str, s: LevelState, span: float, p: Prices, e: dict[str, float]) -> None:
+def _level_energy(name: str, s: LevelState, p: Prices, scale, e: dict[str, float]) -> None:
     leak = p[f"bank:{name}"]
     frac = {"on": 1.0, "retention": p.get(f"retention:{name}", 0.0), "off": p[f"off:{name}"]}
-    times: dict[str, Any] = {"on": s.on_ns, "retention": 0.0, "off": s.off_ns}
-    times[s.hold_state] += s.hold_ns
-    wakes: Any = 0.0
-    if s.gated is not None:
-        saved = leak * (1 - frac[s.hold_state])
-        wake_ns, wake_pj = p[f"wake_ns:{name}"], p[f"wake_pj:{name}"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            keep = wake_ns + np.where(np.asarray(saved) > 0, wake_pj / np.maximum(saved, 1e-300), np.inf)
-        on, wakes = s.gated.on_and_wakes(keep, wake_ns)
-        times["on"] = times["on"] + on
-        times[s.hold_state] = times[s.hold_state] + s.gated.banks * span - on
-    for state, t in times.items():
-        if _nz(t):
-            e[f"leakage:{name}:{state}"] = _out(leak * frac[state] * t)
-    if _nz(wakes):
-        e[f"wakeup:{name}"] = _out(wakes * p[f"wake_pj:{name}"])
+    for state in STATES:
+        t = s.time[state]
+        if t:
+            e[f"leakage:{name}:{state}"] = _out(leak * frac[state] * (t * scale))
+    if s.wakes:
+        e[f"wakeup:{name}"] = _out(s.wakes * p[f"wake_pj:{name}"])
 
 
-def _dram_energy(name: str, d: DramState, p: Prices, e: dict[str, float]) -> None:
+def _dram_energy(name: str, d: DramState, p: Prices, scale, e: dict[str, float]) -> None:
     after = np.asarray(p[f"dram:{name}:sr_after_ns"], dtype=float)[..., None]
-    gaps = np.append(d.inner, d.last) if d.transfers else np.zeros(0)
-    sr = d.first_sr + (gaps * (gaps > after)).sum(axis=-1)
-    down = gaps.sum() - (sr - d.first_sr)
-    exits = (1 + (d.inner > after).sum(axis=-1)) if d.transfers else 0.0 * sr
-    energy = {"active": d.active * p[f"dram:{name}:active"], "power_down": down * p[f"dram:{name}:power_down"],
-              "self_refresh": sr * p[f"dram:{name}:self_refresh"],
-              "refresh": (d.active + down) * p[f"dram:{name}:refresh"],
+    active, down_within = d.active(scale)
+    gaps = d.gaps * np.asarray(scale, dtype=float)[..., None]
+    sr = gaps > after
+    sr[..., 0] = True                                   # asleep before the first transfer
+    sr_ns = (gaps * sr).sum(axis=-1)
+    down = down_within + (gaps * ~sr).sum(axis=-1)
+    # a transfer exits self-refresh when a gap since the last transfer went to it (the first always does)
+    starts = np.concatenate([[0], np.nonzero(d.real)[0] + 1])
+    exits = np.maximum.reduceat(sr, starts, axis=-1)[..., :-1].sum(axis=-1)
+    energy = {"active": active * p[f"dram:{name}:active"], "power_down": down * p[f"dram:{name}:power_down"],
+              "self_refresh": sr_ns * p[f"dram:{name}:self_refresh"],
+              "refresh": (active + down) * p[f"dram:{name}:refresh"],
               "self_refresh_exit": exits * p[f"dram:{name}:exit_pj"]}
     for state, pj in energy.items():
         if _nz(pj):
@@ -297,16 +277,18 @@ def logic_mw(p: Prices):
     return sum(v for k, v in p.items() if k.startswith("leak:"))
 
 
-def price_static(s: Static, p: Prices) -> dict[str, float]:
-    """Static energy (pJ, `power.static_energy`'s keys) of residencies `s` at prices `p`."""
-    e = {"leakage:pe": p["leak:pe"] * s.span_ns, "leakage:sfu": p["leak:sfu"] * s.span_ns}
+def price_static(s: Static, p: Prices, scale=1.0) -> dict[str, float]:
+    """Static energy (pJ, `power.static_energy`'s keys) of residencies `s` at prices `p`, every time `scale`
+    times longer."""
+    span = s.span_ns * scale
+    e = {"leakage:pe": _out(p["leak:pe"] * span), "leakage:sfu": _out(p["leak:sfu"] * span)}
     for k, mw in p.items():
         if k.startswith("leak:") and k not in ("leak:pe", "leak:sfu") and _nz(mw):
-            e[f"leakage:{k[5:]}"] = mw * s.span_ns
+            e[f"leakage:{k[5:]}"] = _out(mw * span)
     for name, lvl in s.levels.items():
-        _level_energy(name, lvl, s.span_ns, p, e)
+        _level_energy(name, lvl, p, scale, e)
     for name, d in s.drams.items():
-        _dram_energy(name, d, p, e)
+        _dram_energy(name, d, p, scale, e)
     return e
 
 
@@ -315,9 +297,11 @@ def idle_mw(s: Static, p: Prices):
     mw = logic_mw(p)
     for name, lvl in s.levels.items():
         leak = p[f"bank:{name}"]
-        f_hold = 1.0 if lvl.gating != "idle" else p.get(f"retention:{name}", p[f"off:{name}"])
-        on, hold, off = lvl.idle
-        mw = mw + leak * (on + hold * f_hold + off * p[f"off:{name}"])
+        off = p[f"off:{name}"]
+        f_hold = 1.0 if lvl.gating != "idle" else p.get(f"retention:{name}", off) if lvl.hold == "retention" \
+            else off
+        on, hold, gone = lvl.idle
+        mw = mw + leak * (on + hold * f_hold + gone * off)
     return mw
 
 
@@ -362,38 +346,22 @@ class StreamSpec:
     time_scale: Any = 1.0
 
 
-TIME_PRICES = ("leak:", "bank:", "dram:")
-
-
-def timed(p: Prices, scale) -> Prices:
-    """Prices for residencies counted at one clock charged at a clock `scale` times slower: every mW x scale,
-    every threshold in ns / scale (energy per action unchanged)."""
-    out = {}
-    for k, v in p.items():
-        if k.startswith("wake_ns:") or k.endswith(":sr_after_ns"):
-            out[k] = v / scale
-        elif k.startswith(TIME_PRICES) and not k.endswith(":exit_pj"):
-            out[k] = v * scale
-        else:
-            out[k] = v
-    return out
-
-
 def expected_stream(counts: dict[str, TaskCounts], p: Prices, s: StreamSpec):
     """Energy per inference (pJ) of a long round-robin stream over the tasks: one request in `per_wakeup`
     after a power-up, the others on a powered chip; a task switch at `switch_rate` of them; each request
-    pays the idle gap its predecessor leaves (as `requests.run_stream` charges them)."""
+    pays the idle gap its predecessor leaves (as `requests.run_stream` charges them). Every cycle lasts
+    `time_scale` times the compiled one; the gaps between requests are what the rate leaves."""
     tasks = list(counts)
     n = len(tasks)
     f_cold = 1.0 / np.maximum(1.0, s.per_wakeup)
     switch = s.switch_rate if n > 1 else 0.0
     period_ns = 1e9 / np.asarray(s.rate_hz, dtype=float)
-    pt = timed(p, s.time_scale) if np.any(np.asarray(s.time_scale) != 1.0) else p
+    scale = s.time_scale
     cold_case = "cold_switch" if n > 1 else "cold"
     service = {}
     for t, c in counts.items():
         copy = f_cold * c.copy_cycles.get(cold_case, 0.0) + (1 - f_cold) * switch * c.copy_cycles.get("switch", 0.0)
-        service[t] = (c.cycles + copy) * 1000.0 / c.clock_mhz * s.time_scale
+        service[t] = (c.cycles + copy) * 1000.0 / c.clock_mhz * scale
     total = 0.0
     for i, t in enumerate(tasks):
         c = counts[t]
@@ -404,12 +372,12 @@ def expected_stream(counts: dict[str, TaskCounts], p: Prices, s: StreamSpec):
             if not _nz(weight):
                 continue
             st = c.cold if cold else c.warm
-            e = dyn + sum(price_static(st, pt).values())
-            mw, mwt = idle_mw(st, p), idle_mw(st, pt)
-            drams, dramst = dram_power(st, p), dram_power(st, pt)
+            e = dyn + sum(price_static(st, p, scale).values())
+            mw = idle_mw(st, p)
+            drams = dram_power(st, p)
             if case is not None and c.copies.get(case):
-                load_ns = c.copy_cycles[case] * 1000.0 / c.clock_mhz
-                e = e + mwt * load_ns + sum((d.active_mw + d.refresh_mw) * load_ns for d in dramst.values())
+                load_ns = c.copy_cycles[case] * 1000.0 / c.clock_mhz * scale
+                e = e + mw * load_ns + sum((d.active_mw + d.refresh_mw) * load_ns for d in drams.values())
                 if c.store is not None:
                     e = e + sum(c.copies[case].values()) * p[f"read:{c.store}"]
                 e = e + sum(b * p[f"write:{lvl}"] for lvl, b in c.copies[case].items())

@@ -198,6 +198,9 @@ class Static:
     dram_idle: dict[str, DramPower] = field(default_factory=dict)  # DRAM level -> its power, when needed
     power_up_pj: float = 0.0                    # waking the banks that hold data after a power-up
     banks: dict[str, dict[str, int]] = field(default_factory=dict)  # level -> empty / held / accessed -> count
+    wakes: dict[str, int] = field(default_factory=dict)             # level -> bank wake-ups in the inference
+    idle_banks: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # level -> banks on, holding, off
+    power_up_wakes: dict[str, int] = field(default_factory=dict)    # level -> banks a power-up wakes
 
 
 def _present(r: Region, task: str, cold: bool, level: MemoryLevel) -> bool:
@@ -218,6 +221,9 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
     idle_mw = target.compute.leakage_mw + target.sfu.leakage_mw + target.parts.leakage_mw
     power_up = 0.0
     classes: dict[str, dict[str, int]] = {}
+    level_wakes: dict[str, int] = {}
+    idle_banks: dict[str, tuple[int, int, int]] = {}
+    power_up_wakes: dict[str, int] = {}
     for m in target.memories:
         if m.dram is not None:
             continue
@@ -227,6 +233,9 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
         leak = m.bank_leakage_mw
         times = {"on": 0.0, "retention": 0.0, "off": 0.0}
         wakes = 0
+        idle_factor = {"on": 1.0, "hold": idle_fraction(m), "off": p.off}
+        idle = {"on": 0, "hold": 0, "off": 0}
+        woken = 0
         events: dict[int, list[tuple[float, str]]] = {}
         for bank, at, state in acc.power.get(m.name, ()):
             events.setdefault(bank, []).append((at, state))
@@ -242,12 +251,14 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
                 schedule = functools.partial(_planned, m, k, acc, placed, span_ns)
             else:
                 schedule = None
-            own, n, mw, up = _bank(m, busy, has_data, schedule, span_ns, cold)
+            own, n, idle_state, up = _bank(m, busy, has_data, schedule, span_ns, cold)
             for state, t in own.items():
                 times[state] += t
             wakes += n
-            idle_mw += mw
-            power_up += up
+            idle_mw += leak * idle_factor[idle_state]
+            idle[idle_state] += 1
+            power_up += p.wakeup_pj if up else 0.0
+            woken += up
         frac = {"on": 1.0, "retention": p.retention or 0.0, "off": p.off}
         for state, t in times.items():
             if t:
@@ -255,6 +266,8 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
                 bank_time[m.name, state] = t
         if wakes:
             energy[f"wakeup:{m.name}"] = wakes * p.wakeup_pj
+        level_wakes[m.name], power_up_wakes[m.name] = wakes, woken
+        idle_banks[m.name] = (idle["on"], idle["hold"], idle["off"])
     dram_idle: dict[str, DramPower] = {}
     for m in target.memories:
         if m.dram is None or not dram_needed(image, target, m):
@@ -269,7 +282,7 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
             if pj:
                 energy[f"background:{m.name}:{state}"] = pj
         dram_idle[m.name] = m.dram
-    return Static(energy, bank_time, idle_mw, dram_idle, power_up, classes)
+    return Static(energy, bank_time, idle_mw, dram_idle, power_up, classes, level_wakes, idle_banks, power_up_wakes)
 
 
 @dataclass(frozen=True)
@@ -335,23 +348,27 @@ def holds_weights(held: list[Region] | None, m: MemoryLevel, k: int) -> bool:
     return held is None or any(r.weights and r.lo < hi and r.hi > lo for r in held)
 
 
+def idle_fraction(m: MemoryLevel) -> float:
+    """The fraction of its leakage a bank holding data keeps while idle: retention (or off) when gated, else all."""
+    p = m.power
+    return (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
+
+
 def _bank(m: MemoryLevel, busy: np.ndarray, has_data: bool, schedule, span_ns: float,
-          cold: bool) -> tuple[dict[str, float], int, float, float]:
-    """A bank of level `m` over an inference: time in each state, wake-ups, its leakage while the chip idles
-    powered (mW), and its wake-up after a power-up (pJ); `schedule()`, when given, its states' times and
-    wake-ups (by its power instructions, or as `plan_bank` plans them)."""
-    p, leak = m.power, m.bank_leakage_mw
-    f_hold = (p.retention if p.retention is not None else p.off) if m.power_gating == "idle" else 1.0
+          cold: bool) -> tuple[dict[str, float], int, str, bool]:
+    """A bank of level `m` over an inference: time in each state, wake-ups, its state while the chip idles
+    powered ("on", "hold": the level's idle state, or "off"), and whether a power-up wakes it; `schedule()`,
+    when given, its states' times and wake-ups (by its power instructions, or as `plan_bank` plans them)."""
+    f_hold = idle_fraction(m)
     if m.power_gating == "none":
-        return {"on": span_ns}, 0, leak, p.wakeup_pj if cold else 0.0
+        return {"on": span_ns}, 0, "on", cold
     if schedule is not None:
         times, n = schedule()
-        return times, n, leak * f_hold, p.wakeup_pj if cold and m.volatile else 0.0
+        return times, n, "hold", cold and m.volatile
     if not has_data:
-        return {"off": span_ns}, 0, leak * p.off, 0.0
+        return {"off": span_ns}, 0, "off", False
     state = "on" if f_hold == 1.0 or m.power_gating == "empty" else hold_state(m)
-    return {state: span_ns}, 0, leak * (1.0 if state == "on" else f_hold), \
-        p.wakeup_pj if cold and (state == "on" or m.volatile) else 0.0
+    return {state: span_ns}, 0, "on" if state == "on" else "hold", cold and (state == "on" or m.volatile)
 
 
 def _planned(m: MemoryLevel, k: int, acc: Accesses, placed: list[Region] | None,

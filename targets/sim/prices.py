@@ -9,9 +9,15 @@ background by state. Names:
 - `read:<level or buffer>`, `write:<level or buffer>` pJ per byte;
 - `leak:pe`, `leak:sfu`, `leak:<part>` mW while the chip is powered (`power.static_energy`'s parts);
 - `bank:<level>` mW per bank (on); `retention:<level>`, `off:<level>` the fraction of it kept in those
-  states; `wake_pj:<level>`, `wake_ns:<level>` per bank wake-up;
+  states; `wake_pj:<level>` pJ per bank wake-up;
 - `dram:<level>:active`, `:power_down`, `:self_refresh`, `:refresh` mW, `dram:<level>:exit_pj` per
   self-refresh exit, `dram:<level>:sr_after_ns` the idle gap past which it enters self-refresh.
+
+Each is the number the simulator charges: PE registers and accumulators as scaled to the target's node and
+supply, the interconnect from the scaled MAC, memories at their own supply, and, for a target at a DVFS point
+(`spec.at_point`), the rail's energies and leakage with its regulator's drawn factor. Latencies and rates
+(a bank's wake-up latency, the DRAM's peak rate and power-down timing) are not prices: they set the schedule
+and the DRAM's active time, which the counts hold (`targets.sim.counts`).
 
 `counts.price` multiplies a compile's counts by such a table; `retarget` builds the `Target` whose numbers
 are a table's, so that a recompile and a re-pricing can be compared.
@@ -50,7 +56,7 @@ def prices_of(t: Target) -> Prices:
         elif m.power is not None:
             s = m.power
             p.update({f"bank:{m.name}": m.bank_leakage_mw, f"off:{m.name}": s.off,
-                      f"wake_pj:{m.name}": s.wakeup_pj, f"wake_ns:{m.name}": s.wakeup_ns})
+                      f"wake_pj:{m.name}": s.wakeup_pj})
             if s.retention is not None:
                 p[f"retention:{m.name}"] = s.retention
     return p
@@ -98,7 +104,6 @@ def retarget(t: Target, prices: Prices) -> Target:
             change["leakage_mw"] = get(f"bank:{n}", m.bank_leakage_mw) * m.banks
             change["power"] = dataclasses.replace(
                 s, off=get(f"off:{n}", s.off), wakeup_pj=get(f"wake_pj:{n}", s.wakeup_pj),
-                wakeup_ns=get(f"wake_ns:{n}", s.wakeup_ns),
                 retention=None if s.retention is None else get(f"retention:{n}", s.retention))
         memories.append(dataclasses.replace(m, **change))
     return dataclasses.replace(t, compute=compute, sfu=sfu, memories=tuple(memories),
