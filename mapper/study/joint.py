@@ -21,6 +21,13 @@ buffers of the CACTI-calibrated SRAM, STT-MRAM on the `mram` levels, register an
 values as scaled to the target's node, the LDO efficiency on the regulator's drawn factor at the DVFS point
 (`dvfs.Dvfs.drawn_factor`: the rail's prices at the lowest point over the top point's, which hold that factor).
 
+How inputs that are not a price are re-priced: the clock stretches every residency of an inference by the
+compiled clock over the sampled one (cycles as compiled, so memory latencies stay the same number of cycles;
+energy per action unchanged), the idle gaps between requests not; the node scales the logic's energies per
+action (MACs, SFU, registers, accumulators, interconnect) by the ratio of Stillmaker & Baas' fits; the RRAM
+density scales the RRAM's area alone; the DVFS saving re-prices every inference and idle gap at the chip's
+lowest operating point (`spec.at_point`) with its rail's energies divided by the LDO's efficiency.
+
 Outputs per conclusion: the fraction of the joint distribution in which it holds, and, for the continuous
 ones, Sobol first- and total-order indices with their 95 % confidence intervals and the strongest two-way
 interactions (`SALib.analyze.sobol`).
