@@ -699,11 +699,12 @@ def report(results: dict) -> str:
            ""]
     md += table(drows, sources) + [""]
     bg = next(r for r in drows if r.quantity.startswith("background"))
-    md += [f"The background differs by {_err(bg)}: aalbert holds the DRAM in active standby (IDD3N) for as long as "
-           "a transfer is in flight, and a matrix product that streams its weights keeps one in flight for its "
-           "whole duration although the bytes move at a fraction of the DRAM's bandwidth; the controller above "
-           "opens a row only while its bursts move and sleeps in between. DRAMPower charges each self-refresh entry "
-           "one all-bank refresh (its refresh row above).", ""]
+    md += [f"The background differs by {_err(bg)}. Both hold the DRAM in standby only while its rows move (aalbert: "
+           "each transfer's bytes a 2 KiB row at a time at the peak rate, power-down in the gaps longer than "
+           "tCKE + tXP, each exit charged at active standby; the controller above: ACT, bursts, PRE, precharge "
+           "power-down between rows); what remains is how they split those gaps: DRAMPower charges precharged "
+           "standby around every row and one all-bank refresh per self-refresh entry (its rows above), aalbert "
+           "power-down and its refresh current.", ""]
     md += ["## 4. The whole chip: EdgeBERT's 12 nm silicon", "",
            "`targets/calibration/edgebert_12nm.toml` is the chip as far as its publications and open RTL",
            "(harvard-acc/EdgeBERT) describe it: the 16x16 datapath of 8-bit AdaptivFloat MACs, its input, mask and",

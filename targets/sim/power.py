@@ -41,6 +41,7 @@ from __future__ import annotations
 import bisect
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class Accesses:
     per level, the power-state instructions it issues (`power`: level -> (bank, start ns, state) rows), and what
     each instruction moves to or from a DRAM (`moved`)."""
 
-    def __init__(self, rows: dict[str, list], power: dict[str, list] | None = None,
+    def __init__(self, rows: dict[str, Any], power: dict[str, list] | None = None,
                  moved: dict[str, list] | None = None):
         """`rows`: per level, (lo, hi, start, end) or (lo, hi, start, end, id, write) rows (without ids, each row is
         its own instruction, a read); `moved`: per DRAM level, (start, end, bytes) of every instruction that
