@@ -772,12 +772,14 @@ def report(results: dict) -> str:
                "here; EdgeBERT's 7x and 7.14x combine the same early exit (about 3x) with FP4 (up to 2x) and its "
                "DVFS range (up to 2.5x), which aalbert models only in part.", ""]
     md += ["", "## What remains", "",
-           "- The dynamic factor k is reported, not applied to the built-in targets: the per-component dynamic "
-           "energies it would scale (registers, accumulators, interconnect) are being rescaled to the node at the "
-           "same time; k is to be fitted again on the result, and only a plausible k (near 1) belongs in the study.",
+           "- The dynamic factor k is reported, not applied to the built-in targets: fitted again with the "
+           "registers, accumulators and interconnect scaled to the node, it is still far from 1 (above), so it "
+           "measures what the silicon's figure includes and this model does not (FP4, its own operating points), "
+           "not an error of the dynamic energies; only a plausible k belongs in the study.",
            "- No idle or standby power, operating point or memory size of the 12 nm chip was found in a public "
            "source; each would turn an assumption of `edgebert_12nm.toml` into a reference.",
-           "- The STT-MRAM rows compare a model only once a technology file of kind `mram` is present.", "",
+           "- STT-MRAM's area is NVMExplorer's best-case cell: the silicon proxy above (22FFL's cell at the RRAM "
+           "macro's density) is about 13x larger, so the study's STT-MRAM chip areas are lower bounds.", "",
            "## What changed in the study's defaults", "",
            "- `sram`, `sram_lstp`, `sram_hp`: CACTI 7's 256 KiB banks at 300 K scaled to 12 nm (were NVMExplorer's",
            "  LOP array at 350 K and two corners derived from it; kept as `sram_nvmexplorer`,",
