@@ -140,6 +140,13 @@ def test_deployment_map_cells_are_each_familys_lowest_energy_chip(tiny_compiled,
     assert lines[0] == "## Deployment map" and sum(line.startswith("| ") for line in lines) == 1 + 9
 
 
+def test_deployment_map_legend_names_every_chip_of_the_study():
+    from aalbert.mapper.study.chips import ARCHITECTURES
+    from aalbert.mapper.study.grid import StudyConfig
+
+    assert set(StudyConfig().targets) | set(ARCHITECTURES) <= set(deployment.SHORT)
+
+
 def test_technology_inputs_act_on_the_levels_they_name(tiny_compiled):
     """SRAM leakage on the calibrated SRAM's banks and the SRAM buffers, STT-MRAM on the mram level, register and
     accumulator energy on the node-scaled registers and accumulators, and nothing else."""

@@ -19,7 +19,7 @@ from aalbert.mapper.study.plots import _pyplot, save
 PER_WAKEUP_LOG10 = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 STATIC = ("leak:", "bank:", "wake_pj:", "dram:")
 SHORT = {"edge_accel": "EA", "edge_accel_sram": "EA-S", "edge_accel_dram": "EA-D", "sram": "S", "rram_sram": "RS",
-         "rram_sram_fixed": "RSf"}
+         "rram_sram_fixed": "RSf", "mram_sram": "MS"}
 
 
 @dataclass(frozen=True)
