@@ -175,16 +175,13 @@ def static_counts(st: power.Static, acc: Accesses, image: list[Region] | None, t
     for m in target.memories:
         if m.dram is None or not dram_needed(image, target, m):
             continue
-        if m.name in acc.moved:
-            rows = acc.moved[m.name]
-            spans = transfers([(a, b) for a, b, _ in rows], span_ns, [n for _, _, n in rows])
-        else:  # no byte counts (accesses given by hand): in flight all along
-            spans = transfers([(a, b) for a, b in acc.busy(m.name)], span_ns)
+        busy, moved = acc.in_flight(m.name)
+        spans = transfers(busy, span_ns, moved)
         arr = np.array(spans, dtype=float).reshape(-1, 3)
         ends = np.concatenate([[0.0], np.maximum.accumulate(arr[:, 1])]) if len(arr) else np.zeros(1)
         gaps = np.maximum(0.0, np.append(arr[:, 0], span_ns) - ends)
         d = m.dram
-        drams[m.name] = DramState(arr[:, 1] - arr[:, 0], arr[:, 2] if m.name in acc.moved else None,
+        drams[m.name] = DramState(arr[:, 1] - arr[:, 0], arr[:, 2] if moved is not None else None,
                                   arr[:, 1] > arr[:, 0], gaps, d.bytes_per_ns, d.chunk_bytes, d.power_down_min_ns,
                                   d.power_down_exit_ns)
     return Static(span_ns, levels, drams)

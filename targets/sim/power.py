@@ -159,6 +159,14 @@ class Accesses:
             out.levels[lvl] = arr
         return out
 
+    def in_flight(self, level: str) -> tuple[list[tuple[float, float]], list[float] | None]:
+        """A DRAM level's transfers, (start, end) ns, and the bytes each moves; None for the bytes when they were
+        not recorded (accesses given by hand: in flight all along)."""
+        rows = self.moved.get(level)
+        if rows is None:
+            return [(a, b) for a, b in self.busy(level)], None
+        return [(a, b) for a, b, _ in rows], [n for _, _, n in rows]
+
     def busy(self, level: str, lo: float = 0, hi: float = float("inf")) -> np.ndarray:
         """Time intervals (n x 2) during which bytes [lo, hi) of `level` are accessed, merged."""
         arr = self.levels.get(level)
@@ -273,12 +281,8 @@ def static_energy(acc: Accesses, image: list[Region] | None, target: Target, spa
     for m in target.memories:
         if m.dram is None or not dram_needed(image, target, m):
             continue
-        if m.name in acc.moved:
-            rows = acc.moved[m.name]
-            bg = background([(a, b) for a, b, _ in rows], span_ns, m.dram, asleep_before=True,
-                            moved=[n for _, _, n in rows])
-        else:  # no byte counts (accesses given by hand): in flight all along
-            bg = background([(a, b) for a, b in acc.busy(m.name)], span_ns, m.dram, asleep_before=True)
+        flying, moved = acc.in_flight(m.name)
+        bg = background(flying, span_ns, m.dram, asleep_before=True, moved=moved)
         for state, pj in bg.energy_pj.items():
             if pj:
                 energy[f"background:{m.name}:{state}"] = pj
