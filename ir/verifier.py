@@ -7,7 +7,9 @@
 - every `weight` node names a weight of the pool, with the pool's type;
 - every fact a pass recorded (role, encoding, placement, arena) fits its
   schema (`ir.facts`);
-- weight data, when present, has the type its encoding stores.
+- weight data, when present, has the type its encoding stores;
+- each task's graphs follow the phase convention (`ir.phases`), and a state
+  buffer is written with the type it is read with (`ir.state`).
 
 Errors name the graph and node (and the text position for parsed IR).
 """
@@ -18,7 +20,9 @@ from aalbert.errors import IRVerifyError
 from aalbert.ir.facts import FactError, check_record
 from aalbert.ir.graph import Graph, Node
 from aalbert.ir.module import Module
+from aalbert.ir.phases import PhaseError, check_phases, tasks
 from aalbert.ir.registry import InferContext, InferError, get_op, infer_types
+from aalbert.ir.state import StateError, state_pairs
 from aalbert.ir.types import TensorType
 
 
@@ -30,6 +34,11 @@ def _fail(graph: Graph, node: Node | None, message: str) -> IRVerifyError:
 
 
 def verify(module: Module) -> None:
+    try:
+        check_phases(module.graphs)
+    except PhaseError as e:
+        raise IRVerifyError(e.message) from None
+    task_names = set(tasks(module.graphs))
     for w in module.weights.values():
         for record in (w.role, w.encoding, w.placement):
             if record is not None:
@@ -40,7 +49,7 @@ def verify(module: Module) -> None:
         if w.data is not None and TensorType.of(w.data) != w.code_type:
             raise IRVerifyError(f"weight @{w.name}: data is {TensorType.of(w.data)}, its encoding "
                                 f"{w.encoding.label} stores {w.code_type}")
-        if w.role is not None and not set(w.role.tasks) <= set(module.graphs):
+        if w.role is not None and not set(w.role.tasks) <= task_names:
             raise IRVerifyError(f"weight @{w.name}: role names tasks that are not in the module")
     for graph in module.graphs.values():
         if graph.arena is not None:
@@ -88,6 +97,10 @@ def verify_graph(graph: Graph, module: Module) -> None:
     for name, v in graph.outputs:
         if id(v) not in defined:
             raise _fail(graph, None, f"output {name!r} reads %{v.name}, which is not defined")
+    try:
+        state_pairs(graph)
+    except StateError as e:
+        raise IRVerifyError(e.message) from None
     _check_uses(graph)
 
 
