@@ -31,3 +31,32 @@ def test_state_pairs_are_inputs_written_back_under_their_name():
     (pair,) = state_pairs(g)
     assert pair.name == "cache.key.0" and pair.is_cache and pair.capacity == 16
     assert state_bytes(g) == 1 * 2 * 16 * 4 * 4
+
+
+def test_decoder_fixture_decode_steps_agree_with_a_longer_prompt():
+    """The IR decoder's cache is right: prefill of P tokens then decode steps give the logits a prefill of the
+    whole sequence gives for its last tokens."""
+    import numpy as np
+
+    from aalbert.ir.interpreter import run
+    from aalbert.ir.verifier import verify
+    from tests.decoder_ir import TinyDecoder, decoder_module
+
+    cfg = TinyDecoder(prompt=4)
+    module = decoder_module(("a", "b"), cfg)
+    verify(module)
+    tokens = np.random.default_rng(1).integers(0, cfg.vocab, 7)
+    empty = {f"cache.{kv}.{i}": np.zeros((1, cfg.heads, cfg.capacity, cfg.head_dim), np.float32)
+             for i in range(cfg.layers) for kv in ("key", "value")}
+    out = run(module, "a/prefill", {"input_ids": tokens[None, :4], "cache_position": np.arange(4), **empty})
+    caches = {k: out[k] for k in empty}
+    steps = []
+    for t in range(4, 7):
+        out = run(module, "a/decode", {"input_ids": tokens[None, t:t + 1], "cache_position": np.array([t]), **caches})
+        caches = {k: out[k] for k in empty}
+        steps.append(out["logits"][0, 0])
+    longer = decoder_module(("a", "b"), TinyDecoder(prompt=7))
+    whole = run(longer, "a/prefill", {"input_ids": tokens[None, :], "cache_position": np.arange(7), **empty})
+    np.testing.assert_allclose(np.stack(steps), whole["logits"][0, 4:], rtol=1e-5, atol=1e-5)
+    other = run(module, "b/decode", {"input_ids": tokens[None, 6:7], "cache_position": np.array([6]), **caches})
+    assert not np.allclose(other["logits"][0, 0], steps[-1], atol=1e-3)  # task b's LoRA pairs are its own

@@ -1,5 +1,5 @@
 """Ops that move or select data without arithmetic: `reshape`, `transpose`,
-`broadcast`, `tile`, `slice`, `concat`, `split`, `gather`, `gather_nd`.
+`broadcast`, `tile`, `slice`, `concat`, `split`, `gather`, `gather_nd`, `index_copy`.
 
 Shapes are static, so every shape-like attribute is stored fully resolved:
 `reshape` holds the exact result shape, `slice` holds start/stop/step for
@@ -286,3 +286,39 @@ class GatherNdOp(_Layout):
 
     def work(self, ins, outs, attrs):
         return Work(bytes_read=outs[0].nbytes + ins[1].nbytes, bytes_written=outs[0].nbytes)
+
+
+@register
+class IndexCopyOp(_Layout):
+    name = "index_copy"
+    operands = (3, 3)
+    attrs = {"axis": AttrKind.INT}
+    doc = "The first operand with its entries at `index` along an axis replaced by the third's, in order."
+
+    def infer(self, types, attrs, ctx):
+        data, idx, src = types
+        _check_indices(idx, "index_copy")
+        axis = attrs["axis"]
+        require(0 <= axis < data.rank, f"index_copy: axis {axis} out of range for rank {data.rank}")
+        require(idx.rank == 1, f"index_copy: index must be 1-D, got {idx}")
+        want = data.shape[:axis] + idx.shape + data.shape[axis + 1:]
+        require(src.dtype == data.dtype and src.shape == want,
+                f"index_copy: source {src} must be {TensorType(want, data.dtype)}")
+        return [data]
+
+    def eval(self, args, attrs):
+        data, idx, src = args
+        axis = attrs["axis"]
+        n = data.shape[axis]
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = int(idx.max() if idx.max() >= n else idx.min())
+            raise IndexError(f"index {bad} out of range for an axis of size {n}")
+        out = np.array(data, copy=True)
+        index = [slice(None)] * data.ndim
+        index[axis] = idx
+        out[tuple(index)] = src
+        return [out]
+
+    def work(self, ins, outs, attrs):
+        # a state update in place: only the copied entries move, the rest stays where it is
+        return Work(bytes_read=ins[2].nbytes + ins[1].nbytes, bytes_written=ins[2].nbytes)
