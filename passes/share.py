@@ -29,7 +29,9 @@ can; a split part is named `symbol.N`. Split parts keep one array (the
 bytes are stored once; they are separate weights for roles, compression and
 placement). Each weight is then tagged with its role: shared when every
 task reads it, else the tasks that do, its reads per inference (ALBERT's
-layer weights: 12) and its kind.
+layer weights: 12) and its kind. A decoder task's two graphs (`ir/phases.py`)
+are one task: its prefill and decode read the same weights, its own
+included.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ import numpy as np
 from aalbert.ir.encoding import Kind, Role
 from aalbert.ir.graph import Graph, Node, Sym
 from aalbert.ir.module import Module, Weight
+from aalbert.ir.phases import task_of
+from aalbert.ir.phases import tasks as task_names
 from aalbert.passes.base import Analyses, Pass, register_pass
 from aalbert.passes.positions import MAX_DISTANCE, Neighbourhood, Use, beside, symbols_in_order, weight_symbol
 from aalbert.passes.weight_kinds import TASK_KINDS, classify, use_kinds
@@ -51,7 +55,7 @@ from aalbert.passes.weight_kinds import TASK_KINDS, classify, use_kinds
 class _Item:
     """One weight as one task reads it."""
 
-    task: int                 # the task's index in the module
+    task: int                 # the graph's index in the module (a task's phases are graphs of their own)
     symbol: str
     hash: str
     kind: Kind
@@ -198,9 +202,14 @@ def group_weights(module: Module) -> list[list[_Item]]:
     by_key: dict[tuple[str, str], list[int]] = {}
     for k, item in enumerate(items):
         by_key.setdefault(item.key, []).append(k)
+    owner = [task_of(name) for name in module.graphs]
     for key, ks in by_key.items():
-        if key[1] in TASK_KINDS:
-            continue  # a task's own
+        if key[1] in TASK_KINDS:  # a task's own, which its phases read as one weight
+            for x in ks:
+                for y in ks:
+                    if x < y and items[x].symbol == items[y].symbol and owner[items[x].task] == owner[items[y].task]:
+                        groups.join(x, y)
+            continue
         per_task: dict[int, list[int]] = {}
         for k in ks:
             per_task.setdefault(items[k].task, []).append(k)
@@ -251,7 +260,8 @@ class Share(Pass):
                "task-specific, with reads per inference and kind")
 
     def run(self, module: Module, analyses: Analyses) -> Module:
-        tasks = list(module.graphs)
+        tasks = task_names(module.graphs)
+        owner = [task_of(name) for name in module.graphs]
         for graph in module.graphs.values():
             split_uniform(module, graph)
         groups = group_weights(module)
@@ -268,7 +278,7 @@ class Share(Pass):
         new: dict[str, Weight] = {}
         for name, group in zip(names, groups):
             old = module.weights[group[0].symbol]
-            owners = tuple(tasks[i.task] for i in group)
+            owners = tuple(dict.fromkeys(owner[i.task] for i in group))
             role = Role.of(len(owners) == len(tasks), owners, max(i.reads for i in group), group[0].kind)
             unchanged = all(i.symbol == old.name for i in group) and parts[old.name] == [name]
             new[name] = Weight(name, old.type, old.hash, old.data, role, old.encoding, old.scales,

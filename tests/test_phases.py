@@ -60,3 +60,22 @@ def test_decoder_fixture_decode_steps_agree_with_a_longer_prompt():
     np.testing.assert_allclose(np.stack(steps), whole["logits"][0, 4:], rtol=1e-5, atol=1e-5)
     other = run(module, "b/decode", {"input_ids": tokens[None, 6:7], "cache_position": np.array([6]), **caches})
     assert not np.allclose(other["logits"][0, 0], steps[-1], atol=1e-3)  # task b's LoRA pairs are its own
+
+
+def test_share_takes_a_tasks_phases_as_one_task():
+    """The base is shared, each task's LoRA pairs its own, read by both its phases as one weight; two tasks with
+    identical adapters still own one copy each."""
+    from aalbert.passes.base import PassManager
+    from aalbert.passes.share import Share
+    from tests.decoder_ir import decoder_module
+
+    for same in (False, True):
+        module = PassManager([Share()]).run(decoder_module(("a", "b"), same_adapters=same))
+        roles = {name: w.role for name, w in module.weights.items()}
+        lora = {n: r for n, r in roles.items() if ".lora" in n}
+        assert lora and all(r.kind == "lora" for r in lora.values())
+        assert sorted(r.tasks for r in lora.values()) == [("a",)] * 8 + [("b",)] * 8
+        assert all(r.shared for n, r in roles.items() if n not in lora)
+        for task in ("a", "b"):
+            prefill, decode = (module.used_weights(f"{task}/{p}") for p in ("prefill", "decode"))
+            assert [w.name for w in prefill] == [w.name for w in decode]
