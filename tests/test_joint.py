@@ -76,6 +76,34 @@ def test_holds_fractions_count_the_samples_where_each_conclusion_holds():
     assert dvfs.holds == 0.75
 
 
+def test_a_ratio_inside_the_noise_band_neither_holds_nor_fails():
+    """Ratios 0.5, 0.99, 1.01 and 2 with a 5 % band: one sample holds, two are inside the band, one fails."""
+    o = _outcome({"sram": [1.0, 0.99, 1.01, 2.0]}, {"sram": [2.0, 1.0, 1.0, 1.0]}, saving=[0.01, -0.01, 0.2, -0.3])
+    plain = {c.claim: c for c in joint.conclusions(o)}
+    banded = {c.claim: c for c in joint.conclusions(o, margin=0.05)}
+    same = "adapter-ALBERT needs less energy than ALBERT, baseline same chip: sized: all SRAM"
+    assert (plain[same].holds, plain[same].within) == (0.5, 0.0)
+    assert (banded[same].holds, banded[same].within) == (0.25, 0.5)
+    dvfs = next(c for c in banded.values() if c.claim.startswith("DVFS saves energy"))
+    assert (dvfs.holds, dvfs.within) == (0.25, 0.5)
+
+
+def test_the_tornado_calls_no_flip_from_inside_the_noise_band():
+    from aalbert.mapper.study.sensitivity import BASELINES, conclusions
+
+    name = BASELINES[2]
+    entries = [{"input": "base", "value": "built-in", name: 1.02, "best:adapter-albert": ("sram", 1.0),
+                "best:albert": ("sram", 1.0)},
+               {"input": "x", "value": "low", name: 0.90, "best:adapter-albert": ("sram", 1.0),
+                "best:albert": ("sram", 1.0)}]
+    assert conclusions(entries)[0].startswith("- Flips:")
+    banded = conclusions(entries, margin=0.03)[0]
+    assert banded.startswith("- Holds outside the noise band:") and "within the noise band (±3.00%)" in banded
+    assert conclusions(entries, margin=0.2)[0].startswith("- Within the noise band (±20.00%) in every variation:")
+    entries[1][name] = 1.5
+    assert conclusions(entries, margin=0.03)[0].startswith("- Never holds:")
+
+
 @pytest.fixture(scope="module")
 def tiny_compiled():
     cfg = StudyConfig(tasks=[1, 2], size="tiny", seq_len=16, requests=2, accounting=False)

@@ -199,7 +199,7 @@ def _sensitivity(cfg, bar, workers, out: Path) -> tuple[list[dict], list[dict], 
     """The study's rows with every configuration's counts, the joint analysis and deployment map from them, then
     the structural variations one at a time: (rows, variation rows, study.md lines, files written)."""
     from aalbert.mapper.study.configuration import counted_row
-    from aalbert.mapper.study.report import csv_text
+    from aalbert.mapper.study.report import csv_text, layout_noise
     from aalbert.mapper.study.sensitivity import run_sensitivity, sensitivity_lines, summary, tornado
     from aalbert.outputs import atomic_writer
 
@@ -216,14 +216,15 @@ def _sensitivity(cfg, bar, workers, out: Path) -> tuple[list[dict], list[dict], 
     with atomic_writer(out / "sensitivity.csv") as f:
         f.write(csv_text(srows).encode())
     paths.append(out / "sensitivity.csv")
-    return rows, srows, extra + sensitivity_lines(entries, "sensitivity_tornado.png"), paths
+    margin = layout_noise(rows, cfg, cfg.policies[0])
+    return rows, srows, extra + sensitivity_lines(entries, "sensitivity_tornado.png", margin), paths
 
 
 def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path) -> tuple[list[str], list[Path]]:
     """The joint analysis and the deployment map of the study's compiled configurations: their study.md lines,
     and the files written (CSVs, the map's figure)."""
     from aalbert.mapper.study import deployment, joint
-    from aalbert.mapper.study.report import csv_text
+    from aalbert.mapper.study.report import csv_text, layout_noise
     from aalbert.mapper.study.sensitivity import holds_rows, joint_lines, joint_rows
     from aalbert.outputs import atomic_writer, make_dir
 
@@ -232,7 +233,8 @@ def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path) -> tupl
     configs = joint.compiled([r for r, _ in keep], [c for _, c in keep])
     outcome, found = joint.run(configs)
     params = outcome.params
-    concl = joint.conclusions(outcome)
+    margin = layout_noise(rows, cfg, policy)
+    concl = joint.conclusions(outcome, margin)
     builtin = joint.builtin_quantities(configs, params)
     exclude = () if cfg.fixed_tasks else ("rram_sram_fixed",)  # task weights change in the field
     cells = deployment.deployment_map(configs, params, exclude)
@@ -244,7 +246,7 @@ def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path) -> tupl
         with atomic_writer(out / name) as f:
             f.write(csv_text(data).encode())
         paths.append(out / name)
-    lines = joint_lines(params, found, concl, builtin, joint.BASE_N, len(outcome.x["tasks"]))
+    lines = joint_lines(params, found, concl, builtin, (joint.BASE_N, len(outcome.x["tasks"])), margin)
     return lines + deployment.map_lines(cells, "deployment_map.png", exclude), paths
 
 

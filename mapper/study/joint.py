@@ -329,24 +329,36 @@ def ratios(o: Outcome) -> dict[str, np.ndarray]:
 @dataclass(frozen=True)
 class Conclusion:
     claim: str
-    holds: float              # fraction of the joint distribution in which it holds
+    holds: float              # fraction of the joint distribution in which it holds, outside the noise band
     low: float                # 5th and 95th percentiles of its quantity (NaN for a categorical one)
     median: float
     high: float
     output: str | None        # the name of its quantity in the Sobol analysis (None: not analysed)
+    within: float = 0.0       # fraction in which its quantity lies inside the noise band: neither holds nor fails
 
 
-def _spread(claim: str, holds: np.ndarray, q: np.ndarray, output: str) -> Conclusion:
-    """A conclusion on a continuous quantity: where it holds (a boolean per sample) and the quantity's samples."""
+def _spread(claim: str, holds: np.ndarray, q: np.ndarray, output: str,
+            near: np.ndarray | None = None) -> Conclusion:
+    """A conclusion on a continuous quantity: where it holds (a boolean per sample), the quantity's samples and
+    where they lie inside the noise band (`near`: there it neither holds nor fails)."""
     low, median, high = (float(v) for v in np.percentile(q, [5, 50, 95]))
-    return Conclusion(claim, float(np.mean(holds)), low, median, high, output)
+    near = np.zeros(q.shape, bool) if near is None else near
+    return Conclusion(claim, float(np.mean(holds & ~near)), low, median, high, output, float(np.mean(near)))
 
 
-def conclusions(o: Outcome) -> list[Conclusion]:
+def in_band(ratio: np.ndarray, margin: float) -> np.ndarray:
+    """Where an energy ratio is within the noise band of 1: between 1 / (1 + margin) and 1 + margin."""
+    return (ratio >= 1 / (1 + margin)) & (ratio <= 1 + margin) if margin > 0 else np.zeros(ratio.shape, bool)
+
+
+def conclusions(o: Outcome, margin: float = 0.0) -> list[Conclusion]:
+    """Each conclusion with where it holds. `margin` is the study's noise band (relative energy): an energy
+    ratio that close to 1, or a DVFS saving that close to 0, is a difference the layout alone makes, so it
+    counts as neither holding nor failing."""
     out = []
     for name, r in ratios(o).items():
         out.append(_spread(f"adapter-ALBERT needs less energy than ALBERT, baseline {name}", r < 1, r,
-                           f"ratio, {name}"))
+                           f"ratio, {name}", in_band(r, margin)))
     for family, name in (("adapter-albert", "adapter-ALBERT"), ("albert", "ALBERT")):
         _, i = best(o, family)
         counts = np.bincount(i, minlength=len(o.archs)) / len(i)
@@ -363,7 +375,8 @@ def conclusions(o: Outcome) -> list[Conclusion]:
     if not np.isnan(o.dvfs_saving).all():
         s = o.dvfs_saving
         out.append(_spread(f"DVFS saves energy: adapter-ALBERT on {DVFS_CHIP}, the chip running and idling at its "
-                           "lowest operating point, against its top one", s > 0, s, "DVFS saving"))
+                           "lowest operating point, against its top one", s > 0, s, "DVFS saving",
+                           np.abs(s) <= margin if margin > 0 else None))
     return out
 
 

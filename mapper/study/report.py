@@ -165,6 +165,14 @@ def noise_band(rows: list[dict], policy: str, family: str, architecture: str) ->
     return NoiseBand(family, architecture, min(e), max(e), (max(e) - min(e)) / min(e), max(steps))
 
 
+def layout_noise(rows: list[dict], cfg: StudyConfig, policy: str) -> float:
+    """The study's noise band, relative energy: the largest spread of adapter-ALBERT's energy over its task counts
+    on a fixed chip, where adding a task adds only its own weights and so moves only where data land (0 when
+    the study has fewer than two task counts). Conclusions within it of their threshold neither hold nor fail."""
+    bands = [b for arch in cfg.targets if (b := noise_band(rows, policy, "adapter-albert", arch)) is not None]
+    return max((b.spread for b in bands), default=0.0)
+
+
 def noise_line(rows: list[dict], cfg: StudyConfig, policy: str) -> list[str]:
     """The study's line on the noise band of every model on every fixed chip."""
     bands = [b for family in cfg.families for arch in cfg.targets

@@ -146,8 +146,10 @@ def _name(e: dict) -> str:
     return "the built-in values" if e["input"] == BASE.input else f"{e['input']} {e['value']}"
 
 
-def conclusions(entries: list[dict]) -> list[str]:
-    """What holds across every variation and where each conclusion flips, with numbers."""
+def conclusions(entries: list[dict], margin: float = 0.0) -> list[str]:
+    """What holds across every variation and where each conclusion flips, with numbers. A ratio within the noise
+    band (`margin`, relative energy) of 1 neither holds nor fails: a conclusion flips only between variations on
+    either side of the band."""
     lines = []
     for name in BASELINES:
         vals = [(e[name], e) for e in entries if name in e]
@@ -155,16 +157,24 @@ def conclusions(entries: list[dict]) -> list[str]:
             continue
         lo, hi = min(v for v, _ in vals), max(v for v, _ in vals)
         claim = f"adapter-ALBERT needs less energy than ALBERT, baseline {name}"
-        fails = [(v, e) for v, e in vals if v >= 1.0]
-        holds = [(v, e) for v, e in vals if v < 1.0]
-        if not fails:
+        fails = [(v, e) for v, e in vals if v > 1.0 + margin or (margin == 0 and v >= 1.0)]
+        holds = [(v, e) for v, e in vals if v < 1.0 / (1.0 + margin)]
+        near = [(v, e) for v, e in vals if (v, e) not in fails and (v, e) not in holds]
+
+        def where(group):
+            return "; ".join(f"{_name(e)}: {v:.3f}" for v, e in group)
+        band = f"; within the noise band (±{margin:.2%}) under {where(near)}" if near else ""
+        if not fails and not near:
             lines.append(f"- Holds: {claim}, in every variation (ratio {lo:.3f} to {hi:.3f}).")
+        elif not fails and not holds:
+            lines.append(f"- Within the noise band (±{margin:.2%}) in every variation: {claim} (ratio {lo:.3f} to "
+                         f"{hi:.3f}).")
+        elif not fails:
+            lines.append(f"- Holds outside the noise band: {claim}. Holds under {where(holds)}{band}.")
         elif not holds:
-            lines.append(f"- Never holds: {claim} (ratio {lo:.3f} to {hi:.3f}).")
+            lines.append(f"- Never holds: {claim} (ratio {lo:.3f} to {hi:.3f}){band}.")
         else:
-            def where(group):
-                return "; ".join(f"{_name(e)}: {v:.3f}" for v, e in group)
-            lines.append(f"- Flips: {claim}. Holds under {where(holds)}; fails under {where(fails)}.")
+            lines.append(f"- Flips: {claim}. Holds under {where(holds)}; fails under {where(fails)}{band}.")
     for family in ("adapter-albert", "albert"):
         key = f"best:{family}"
         base = entries[0][key][0]
@@ -178,13 +188,13 @@ def conclusions(entries: list[dict]) -> list[str]:
     return lines
 
 
-def sensitivity_lines(entries: list[dict], figure: str) -> list[str]:
+def sensitivity_lines(entries: list[dict], figure: str, margin: float = 0.0) -> list[str]:
     """The study.md section: the table of ratios and winners per variation, the tornado, what holds and flips."""
     out = ["## Sensitivity: what holds, what flips", "",
            "`aalbert-study --sensitivity` reruns the 8-task configurations with one uncertain input changed at a "
            "time, over the range its sources allow (`mapper/study/sensitivity.py`; every row in "
            "`sensitivity.csv`).", ""]
-    out += conclusions(entries) + ["", f"![the energy ratio's range per input]({figure})", ""]
+    out += conclusions(entries, margin) + ["", f"![the energy ratio's range per input]({figure})", ""]
     out += ["| input | value | why | " + " | ".join(f"ratio, {b}" for b in BASELINES)
             + " | adapter-ALBERT's best chip | ALBERT's best chip |", "|---|---|---|" + "---:|" * len(BASELINES)
             + "---|---|"]
@@ -200,10 +210,11 @@ def _pct(v: float) -> str:
     return f"{v:.1%}" if 0.0005 < v < 0.9995 else f"{v:.0%}"
 
 
-def joint_lines(params, found, concl, builtin: dict, base: int, samples: int) -> list[str]:
+def joint_lines(params, found, concl, builtin: dict, sizes: tuple[int, int], margin: float = 0.0) -> list[str]:
     """The study.md section of the joint analysis: what holds in what fraction, the inputs and their ranges, the
     Sobol indices with their intervals and the strongest interactions. `builtin`: each conclusion's quantity at
-    the built-in values."""
+    the built-in values; `sizes`: the Saltelli base and the number of evaluations; `margin`: the noise band."""
+    base, samples = sizes
     out = ["## Sensitivity: every input at once", "",
            f"`aalbert-study --sensitivity` samples every uncertain input together: a Saltelli sample of base {base} "
            f"over {len(params)} inputs ({samples:,} evaluations, SALib), each evaluated by re-pricing the study's "
@@ -214,13 +225,16 @@ def joint_lines(params, found, concl, builtin: dict, base: int, samples: int) ->
            "`sensitivity_holds.csv`. Decisions a price moves are taken again in every sample where the counts allow "
            "it: when the DRAM enters self-refresh, and each family's lowest-energy chip; the placement, the mapping "
            "and the banks' power instructions are those compiled at the built-in prices, not solved again (the "
-           "compiler, re-run at the sampled prices, could only lower its own estimate of the energy).", ""]
+           "compiler, re-run at the sampled prices, could only lower its own estimate of the energy). An energy "
+           f"ratio within the noise band of the layout (±{margin:.2%}, above) of 1, or a DVFS saving within it of "
+           "0, neither holds nor fails.", ""]
     for c in concl:
         q = ""
         if c.output is not None:
             at = f"; {builtin[c.output]:.3f} at the built-in values" if c.output in builtin else ""
             q = f" ({c.output.split(', ')[0]} {c.low:.3f} to {c.high:.3f}, median {c.median:.3f}{at})"
-        out.append(f"- {c.claim}: holds in {_pct(c.holds)} of the joint distribution{q}.")
+        near = f", within the noise band in {_pct(c.within)}" if c.within else ""
+        out.append(f"- {c.claim}: holds in {_pct(c.holds)} of the joint distribution{near}{q}.")
     out += ["", "| input | range | sampled | source |", "|---|---|---|---|"]
     for p in params:
         out.append(f"| {p.label} | {p.low:.3g} to {p.high:.3g} (built in: {p.builtin:.3g}) | "
