@@ -233,7 +233,7 @@ def joint_lines(params, found, concl, builtin: dict, sizes: tuple[int, int], mar
         if c.output is not None:
             at = f"; {builtin[c.output]:.3f} at the built-in values" if c.output in builtin else ""
             q = f" ({c.output.split(', ')[0]} {c.low:.3f} to {c.high:.3f}, median {c.median:.3f}{at})"
-        near = f", within the noise band in {_pct(c.within)}" if c.within else ""
+        near = f", within the noise band in {_pct(c.within)}" if c.within >= 0.0005 else ""  # not "in 0%"
         out.append(f"- {c.claim}: holds in {_pct(c.holds)} of the joint distribution{near}{q}.")
     out += ["", "| input | range | sampled | source |", "|---|---|---|---|"]
     for p in params:
