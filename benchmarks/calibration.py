@@ -765,7 +765,8 @@ def report(results: dict) -> str:
            "0.4x the 8-bit MAC. The early-exit policies run what follows the first off-ramp in FP4 (every "
            "sentence that goes on: the upper bound, as the split is not published); `none`, conventional "
            "inference, runs 8-bit throughout. Not found in a public source, and so taken from `edge_accel` and "
-           "marked so in the file: the sizes of its memories, the logic's leakage, and its idle power. It is a "
+           "marked so in the file: the sizes of its memories (the summary gives 647 KB of SRAM in all, not how "
+           "it is split or what it holds), the logic's leakage, and its idle power. It is a "
            "file, not a built-in target: a reference configuration for this comparison, not one of the study's "
            "chips. Not compared: 'a peak efficiency of 65mJ/inf' (the first author's page; 65 mJ per sentence at "
            "a 2 s latency target in the summary), for a model and sequence length not given.", "",
