@@ -10,8 +10,8 @@ program listing and target file uses (`f32`, `f16`, `int8`, `afloat<8,3>`);
   one scale per tensor or per output channel (the last axis, which is the
   output axis of canonical [in, out] linear weights).
 - `afloat<n,e>`: AdaptivFloat (Tambe et al., DAC 2020), as in EdgeBERT: a
-  sign, e exponent bits, m = n-1-e mantissa bits and one exponent bias per
-  tensor; magnitude 2^(E + bias) * (1 + M / 2^m) for E in [0, 2^e - 1],
+  sign, e exponent bits, m = n-1-e mantissa bits (possibly none: afloat<4,3>)
+  and one exponent bias per tensor; magnitude 2^(E + bias) * (1 + M / 2^m) for E in [0, 2^e - 1],
   M in [0, 2^m - 1]; no denormals; the code with E = 0 and M = 0 is zero.
   The bias is chosen from the tensor's largest magnitude so that the top
   exponent covers it: bias = floor(log2(max|w|)) - (2^e - 1).
@@ -66,8 +66,8 @@ def parse_format(text: str) -> NumberFormat:
     if m:
         bits = int(m.group(1) or m.group(3))
         exp = int(m.group(2)) if m.group(2) else 3
-        if not (1 <= exp and exp + 1 < bits <= 16):
-            raise ValueError(f"afloat<{bits},{exp}> needs 1 <= exponent bits < total bits - 1 <= 15")
+        if not (1 <= exp and exp + 1 <= bits <= 16):  # no mantissa bit: E3M0, EdgeBERT's FP4, is afloat<4,3>
+            raise ValueError(f"afloat<{bits},{exp}> needs 1 <= exponent bits <= total bits - 1 <= 15")
         return NumberFormat("afloat", bits, exp)
     raise ValueError(f"unknown number format {text!r} (f32, f16, int8, int4, int<b>, afloat<n,e>, afloat8)")
 

@@ -154,7 +154,7 @@ def test_builtin_and_file_policies(tmp_path):
     ('[[rule]]\nkinds = []\n', "p.toml: rule 1: kinds: names no weight class"),
     ('[[rule]]\nsparsity = 1.0\n', "p.toml: rule 1: sparsity must be in [0, 1), got 1.0"),
     ('[[rule]]\nformat = "int40"\n', "p.toml: rule 1: int formats take 2 to 16 bits, got 40"),
-    ('[[rule]]\nformat = "afloat<8,7>"\n', "p.toml: rule 1: afloat<8,7> needs"),
+    ('[[rule]]\nformat = "afloat<8,8>"\n', "p.toml: rule 1: afloat<8,8> needs"),
     ('[[rule]]\nrole = "frozen"\n', "p.toml: rule 1: role must be one of any, shared, task"),
     ('[[rule]]\nblock = [16]\n', "p.toml: rule 1: block must be two positive sizes"),
     ('title = "x"\n', "p.toml: unknown key 'title'"),

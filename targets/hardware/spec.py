@@ -52,6 +52,7 @@ class FormatCost:
     name: str
     energy_pj_per_mac: float
     source: str
+    throughput: float = 1.0      # MACs per cycle in this format, in units of [compute] macs_per_cycle
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,17 @@ class Compute:
     formats: dict[str, FormatCost]
     source: str
     dataflows: tuple[str, ...] = ()      # what a mapping search may choose (default: the dataflow alone)
+    predicated_format: str = ""          # the format early exit's first entropy may switch the products to
 
     def mac_energy(self, fmt: str) -> float:
         if fmt in self.formats:
             return self.formats[fmt].energy_pj_per_mac
         raise KeyError(fmt)
+
+    def throughput(self, fmt: str) -> float:
+        """MACs per cycle in `fmt` over `macs_per_cycle` (1 for a format the table does not list)."""
+        cost = self.formats.get(fmt)
+        return cost.throughput if cost is not None else 1.0
 
 
 @dataclass(frozen=True)
@@ -261,12 +268,19 @@ def _compute(where: str, data) -> Compute:
         name = _format_name(ft.where, fname)
         if name in formats:
             raise TargetError(f"{ft.where}: names {name}, which another [compute.formats] table names too")
-        formats[name] = FormatCost(name, ft.positive("energy_pj_per_mac"), ft.get("source", str))
+        formats[name] = FormatCost(name, ft.positive("energy_pj_per_mac"), ft.get("source", str),
+                                   ft.positive("throughput", float, 1.0))
         ft.done()
     matmul_format = _format_name(f"{where}: [compute] key 'matmul_format'", t.get("matmul_format", str))
     if matmul_format not in formats:
         raise TargetError(f"{where}: [compute] matmul_format '{matmul_format}' is not in [compute.formats] "
                           f"({', '.join(formats)})")
+    predicated = ""
+    if "predicated_format" in t.data:
+        predicated = _format_name(f"{where}: [compute] key 'predicated_format'", t.get("predicated_format", str))
+        if predicated not in formats:
+            raise TargetError(f"{where}: [compute] predicated_format '{predicated}' is not in [compute.formats] "
+                              f"({', '.join(formats)})")
     dataflows = t.get("dataflows", list, (dataflow,))
     bad = [d for d in dataflows if d not in DATAFLOWS]
     if bad or not dataflows:
@@ -275,7 +289,8 @@ def _compute(where: str, data) -> Compute:
     result = Compute(rows, cols, dataflow, macs, t.positive("activation_bits", int), matmul_format,
                      t.choice("zero_skipping", ZERO_SKIPPING), t.positive("input_buffer_bytes", int),
                      t.positive("input_buffers", int), t.positive("area_mm2", allow_zero=True),
-                     t.positive("leakage_mw", allow_zero=True), formats, t.get("source", str), tuple(dataflows))
+                     t.positive("leakage_mw", allow_zero=True), formats, t.get("source", str), tuple(dataflows),
+                     predicated)
     t.done()
     return result
 
@@ -333,7 +348,7 @@ def _scale_compute(c: Compute, tech: Technology) -> Compute:
     if tech is UNSCALED:
         return c
     e, a = tech.energy_factor, tech.area_factor
-    formats = {k: FormatCost(f.name, f.energy_pj_per_mac * e, f"{f.source}; {tech.describe()}")
+    formats = {k: FormatCost(f.name, f.energy_pj_per_mac * e, f"{f.source}; {tech.describe()}", f.throughput)
                for k, f in c.formats.items()}
     return dataclasses.replace(c, formats=formats, area_mm2=c.area_mm2 * a,
                                source=f"{c.source}; area {tech.describe()}")

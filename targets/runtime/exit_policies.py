@@ -21,6 +21,10 @@ Three policies run the same requests and sentences (`targets.sentences`):
 
 Switching stalls the chip for the transition, leaking, and costs the
 regulator's energy, once down and, if the chip stays powered, once back up.
+On a target with a predicated format (`targets.hardware.predication`), every
+policy but `none` runs what follows the first off-ramp in that format, as
+EdgeBERT's 12 nm chip may after its first entropy (the upper bound: every
+sentence that goes on does); `none` runs every product in its own format.
 
 Each policy's stream reports the latency of every request (waiting, loading
 weights and the inference), deadline misses against the target, energy per
@@ -103,6 +107,7 @@ class _Serving:
         cuts = costs.layers(task)
         end = len(cuts) - 1
         q, stop = 0, end if policy == "none" else s.exit
+        mode = "" if policy == "none" else costs.mode
         if policy in PREDICTING and s.exit > 0 and dvfs is not None and target_s is not None:
             early = s.predicted < s.exit
             self.predicted += 1
@@ -114,18 +119,20 @@ class _Serving:
             else:
                 self.run_on += early
             first = costs.upto(task, 0, 0, cold)
-            rest = [costs.timeline(task, p).seconds(s.predicted) - costs.timeline(task, p).seconds(0)
+            rest = [costs.timeline(task, p, mode).seconds(s.predicted) - costs.timeline(task, p, mode).seconds(0)
                     for p in range(len(costs.points))]
             q = choose_point(first[0], rest, dvfs.transition_ns * 1e-9, target_s - waited)
         self.layers.append(cuts[stop])
         label = costs.points[q].label()
         self.points[label] = self.points.get(label, 0) + 1
-        if q == 0:
+        if q == 0 and (not mode or stop == 0):
             return Served(*costs.upto(task, 0, stop, cold))
-        seconds, energy, dram = costs.between(task, q, 0, stop, cold)
+        seconds, energy, dram = costs.between(task, q, 0, stop, cold, mode)
         first_s, first_e, first_dram = costs.upto(task, 0, 0, cold)
         for k, v in first_e.items():
             energy[k] = energy.get(k, 0.0) + v
+        if q == 0:  # the rest in the predicated format at the top point: no switch of supply
+            return Served(first_s + seconds, energy, first_dram + dram)
         stall = costs.results[task].warm.idle_mw * dvfs.transition_ns  # mW x ns = pJ: the chip waits, leaking
         energy["leakage:transition"] = stall
         next_cold = (i + 1) % self.per_wake == 0

@@ -5,7 +5,10 @@ each test: the cycles when each test finishes, the dynamic energy and the
 off-chip bytes of the instructions up to it. `ExitCosts.static` charges the
 static energy (`targets.sim.power`: banks by power state, DRAM background) of
 the accesses between two cuts, as an inference of that span. The last cut
-is the program's end: a sentence no off-ramp let go.
+is the program's end: a sentence no off-ramp let go. A target with a
+predicated format (`targets.hardware.predication`) has a second timeline per
+point, `mode` "predicated": the same program with every product in that
+format, which the early-exit policies run after the first off-ramp.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from aalbert.ir.offramps import off_ramps
 from aalbert.targets.codegen.exit_tests import exit_tests
 from aalbert.targets.codegen.program import Program
+from aalbert.targets.hardware.predication import predicated
 from aalbert.targets.hardware.spec import Target, at_point
 from aalbert.targets.sim.power import Accesses, Region, Static, static_energy
 from aalbert.targets.sim.timing import SimResult, dynamic_energy
@@ -100,9 +104,9 @@ class ExitCosts:
             module, target, results, program, same_as, image
         self.points = target.dvfs.points if target.dvfs is not None else (
             OperatingPoint(target.voltage_v or 0.0, target.clock_mhz),)
-        self._targets: dict[int, Target] = {0: target}
-        self._timelines: dict[tuple[str, int], Timeline] = {}
-        self._acc: dict[tuple[str, int], Accesses] = {}
+        self._targets: dict[tuple[int, str], Target] = {(0, ""): target}
+        self._timelines: dict[tuple[str, int, str], Timeline] = {}
+        self._acc: dict[tuple[str, int, str], Accesses] = {}
         self._static: dict[tuple, Static] = {}
         self._layers: dict[str, list[int]] = {}
 
@@ -113,36 +117,42 @@ class ExitCosts:
             self._layers[task] = ramps + [ramps[-1] + 1 if ramps else 1]
         return self._layers[task]
 
-    def at(self, q: int) -> Target:
-        if q not in self._targets:
-            self._targets[q] = at_point(self.target, self.points[q])
-        return self._targets[q]
+    @property
+    def mode(self) -> str:
+        """The mode the early-exit policies run after the first off-ramp: "predicated" when the target names a
+        predicated format, else "" (the products' own formats)."""
+        return "predicated" if self.target.compute.predicated_format else ""
 
-    def timeline(self, task: str, q: int) -> Timeline:
-        key = (task, q)  # every task's own program: its power instructions are for its own banks
+    def at(self, q: int, mode: str = "") -> Target:
+        if (q, mode) not in self._targets:
+            self._targets[(q, mode)] = predicated(self.at(q)) if mode else at_point(self.target, self.points[q])
+        return self._targets[(q, mode)]
+
+    def timeline(self, task: str, q: int, mode: str = "") -> Timeline:
+        key = (task, q, mode)  # every task's own program: its power instructions are for its own banks
         if key not in self._timelines:
             from aalbert.targets.sim.timing import simulate
             program = self.program(task)
-            sim = self.results[task] if q == 0 else simulate(program, self.at(q), self.image)
-            self._timelines[key] = timeline(program, sim, self.at(q))
+            sim = self.results[task] if q == 0 and not mode else simulate(program, self.at(q, mode), self.image)
+            self._timelines[key] = timeline(program, sim, self.at(q, mode))
         return self._timelines[key]
 
-    def accesses(self, task: str, q: int) -> Accesses:
-        key = (task, q)
+    def accesses(self, task: str, q: int, mode: str = "") -> Accesses:
+        key = (task, q, mode)
         if key not in self._acc:
-            self._acc[key] = self.timeline(task, q).sim.accesses
+            self._acc[key] = self.timeline(task, q, mode).sim.accesses
         return self._acc[key]
 
-    def static(self, task: str, q: int, first: int, last: int, cold: bool) -> Static:
+    def static(self, task: str, q: int, first: int, last: int, cold: bool, mode: str = "") -> Static:
         """Static energy between cut `first` (-1: the start) and cut `last`; `cold` as right after a power-up
         (which data volatile memory holds)."""
-        key = (task, q, first, last, cold)
+        key = (task, q, first, last, cold, mode)
         if key not in self._static:  # the accesses that start in the window (or later, for the last cut),
-            tl = self.timeline(task, q)  # charged as an inference of that span
+            tl = self.timeline(task, q, mode)  # charged as an inference of that span
             lo, hi = tl.ns(first) if first >= 0 else 0.0, tl.ns(last)
             end = math.inf if last == len(tl.ends) - 1 else hi
-            self._static[key] = static_energy(window(self.accesses(task, q), lo, end), self.image, self.at(q),
-                                              hi - lo, task, cold)
+            self._static[key] = static_energy(window(self.accesses(task, q, mode), lo, end), self.image,
+                                              self.at(q, mode), hi - lo, task, cold)
         return self._static[key]
 
     def upto(self, task: str, q: int, cut: int, cold: bool) -> tuple[float, dict[str, float], float]:
@@ -155,9 +165,10 @@ class ExitCosts:
         st = self.static(task, q, -1, cut, cold)
         return tl.seconds(cut), {**tl.dynamic[cut], **st.energy}, tl.dram[cut]
 
-    def between(self, task: str, q: int, first: int, last: int, cold: bool) -> tuple[float, dict[str, float], float]:
-        """(seconds, energy by key, off-chip bytes) from cut `first` to cut `last`, at point `q`."""
-        tl = self.timeline(task, q)
-        st = self.static(task, q, first, last, cold)
+    def between(self, task: str, q: int, first: int, last: int, cold: bool,
+                mode: str = "") -> tuple[float, dict[str, float], float]:
+        """(seconds, energy by key, off-chip bytes) from cut `first` to cut `last`, at point `q`, in `mode`."""
+        tl = self.timeline(task, q, mode)
+        st = self.static(task, q, first, last, cold, mode)
         return (tl.seconds(last) - tl.seconds(first), {**subtract(tl.dynamic[last], tl.dynamic[first]), **st.energy},
                 tl.dram[last] - tl.dram[first])

@@ -12,8 +12,9 @@ makespan. Durations:
   rows through, max(m, R) cycles per tile (the next tile loads meanwhile),
   plus R + C cycles to fill and drain; output-stationary: every R x C output
   tile accumulates over k, max(k, R) cycles per tile; `energy_and_cycles`
-  zero-skipping scales the tiles by the weights' density; and never faster
-  than the activations' memory traffic allows;
+  zero-skipping scales the tiles by the weights' density; a format that
+  runs more MACs per cycle (`throughput`, FP4's 2) divides the tiles'
+  cycles; and never faster than the activations' memory traffic allows;
 - SFU: elements x scans over elements per cycle, or the memory traffic.
 
 A mapped product (see `targets.mapping`) is one `gemm` whose cycles and
@@ -121,7 +122,8 @@ def _latency_cycles(target: Target, level: str) -> float:
 
 def duration(ins: Instr, t: Target) -> float:
     if ins.cycles:
-        return ins.cycles
+        lanes = t.compute.throughput(ins.fmt) if ins.kind == "gemm" else 1.0
+        return ins.cycles if lanes == 1.0 else math.ceil(ins.cycles / lanes)  # a mapped product's schedule
     if ins.kind == "power":  # a wake-up takes the level's wake-up latency; gating takes effect at once
         return math.ceil(t.level(ins.level).power.wakeup_ns * t.clock_mhz / 1000.0) if ins.state == "on" else 0.0
     memories = t.memory_names
@@ -137,10 +139,14 @@ def duration(ins: Instr, t: Target) -> float:
         return _latency_cycles(t, ins.unit.split(".", 1)[1]) + max(ins.nbytes / min(bw), port)
     memory = max([rd / t.level(lvl).read_bytes_per_cycle + wr / t.level(lvl).write_bytes_per_cycle
                   for lvl, rd, wr in ins.traffic if lvl in memories] or [0.0])
-    if ins.kind == "gemm" and ins.role:
-        return mapped_cycles(ins, t) + (t.compute.rows + t.compute.cols if ins.fill else 0)
     if ins.kind == "gemm":
-        return max(gemm_cycles(ins, t), memory)
+        lanes = t.compute.throughput(ins.fmt)  # a narrower format may run more MACs per cycle (FP4: 2x)
+        if ins.role:
+            mapped = mapped_cycles(ins, t)
+            return (mapped if lanes == 1.0 else math.ceil(mapped / lanes)) + (
+                t.compute.rows + t.compute.cols if ins.fill else 0)
+        cycles = gemm_cycles(ins, t)
+        return max(cycles if lanes == 1.0 else math.ceil(cycles / lanes), memory)
     return max(math.ceil(ins.elements * ins.scans / t.sfu.elements_per_cycle), memory)
 
 
