@@ -10,6 +10,7 @@ from aalbert.ir.fileio import load_module, save_module
 from aalbert.ir.interpreter import run
 from aalbert.ir.module import Module
 from aalbert.ir.switch import actives, switch_costs
+from aalbert.mapper.backend import Stream
 from aalbert.mapper.cli import compile as compile_cli
 from aalbert.passes.base import PassManager, parse_pipeline
 from aalbert.passes.lora import MODES, LoraRewrite
@@ -177,3 +178,29 @@ def test_option_on_a_module_without_lora_pairs_is_a_noted_no_op(tmp_path, capsys
 def test_option_refuses_an_unknown_mode(decoder_file, capsys):
     assert_clean_error(compile_cli.main, [decoder_file, "--lora", "merge"], capsys,
                        "argument --lora: invalid choice: 'merge'")
+
+
+def test_allocator_keeps_the_active_copy_in_writable_memory():
+    """On edge_accel with task weights fixed (so every weight may go to its RRAM, written once), the bases and
+    pairs go there, while each active copy, rewritten at every switch, goes to field-writable memory."""
+    import dataclasses
+
+    from aalbert.mapper.driver import Placement, Plan, compile_module
+    from aalbert.targets.hardware.spec import load_target
+    from aalbert.targets.sim.workload import default_workload
+    from tests.decoder_ir import _lora, _phase, _weights
+
+    module, rng = Module(), np.random.default_rng(0)
+    base = _weights(module, CFG, rng)
+    for task in ("a", "b"):  # single-phase tasks: an encoder with LoRA pairs
+        _phase(module, task, CFG.prompt, CFG, base, _lora(module, task, CFG, rng, False))
+    fixed = dataclasses.replace(default_workload(module.graphs), task_weights_change=False)
+    compiled = compile_module(module, "lora", Plan("canonicalize,share,lora{mode=merge-on-switch}", None,
+                                                   Placement("edge_accel", fixed), Stream(0)))
+    target = load_target("edge_accel")
+    copies = actives(compiled.module)
+    assert len(copies) == ADAPTED
+    for m in copies:
+        assert not target.level(m.base.placement.level).field_writable
+        assert all(not target.level(w.placement.level).field_writable for pair in m.pairs.values() for w in pair)
+        assert target.level(m.active.placement.level).field_writable, m.active.placement
