@@ -180,6 +180,17 @@ def test_option_refuses_an_unknown_mode(decoder_file, capsys):
                        "argument --lora: invalid choice: 'merge'")
 
 
+def _single_phase() -> Module:
+    """The decoder's prefill graphs as single-phase tasks a and b: an encoder with LoRA pairs."""
+    from tests.decoder_ir import _lora, _phase, _weights
+
+    module, rng = Module(), np.random.default_rng(0)
+    base = _weights(module, CFG, rng)
+    for task in ("a", "b"):
+        _phase(module, task, CFG.prompt, CFG, base, _lora(module, task, CFG, rng, False))
+    return module
+
+
 def test_allocator_keeps_the_active_copy_in_writable_memory():
     """On edge_accel with task weights fixed (so every weight may go to its RRAM, written once), the bases and
     pairs go there, while each active copy, rewritten at every switch, goes to field-writable memory."""
@@ -188,12 +199,8 @@ def test_allocator_keeps_the_active_copy_in_writable_memory():
     from aalbert.mapper.driver import Placement, Plan, compile_module
     from aalbert.targets.hardware.spec import load_target
     from aalbert.targets.sim.workload import default_workload
-    from tests.decoder_ir import _lora, _phase, _weights
 
-    module, rng = Module(), np.random.default_rng(0)
-    base = _weights(module, CFG, rng)
-    for task in ("a", "b"):  # single-phase tasks: an encoder with LoRA pairs
-        _phase(module, task, CFG.prompt, CFG, base, _lora(module, task, CFG, rng, False))
+    module = _single_phase()
     fixed = dataclasses.replace(default_workload(module.graphs), task_weights_change=False)
     compiled = compile_module(module, "lora", Plan("canonicalize,share,lora{mode=merge-on-switch}", None,
                                                    Placement("edge_accel", fixed), Stream(0)))
