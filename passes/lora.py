@@ -218,7 +218,8 @@ def _settle_roles(module: Module, touched: set[str]) -> None:
     for graph in module.graphs.values():
         graph.remove_dead()
         graph.renumber()
-    reads, switched = _reads(module), {}
+    reads = _reads(module)
+    switched: dict[str, set[str]] = {}
     for m in actives(module):  # a switch to a task reads the base and that task's pair
         switched.setdefault(m.base.name, set()).update(m.pairs)
         for task, pair in m.pairs.items():
