@@ -37,7 +37,6 @@ class CompileOptions:
     """The keyword options of `compile`, as its docstring describes them."""
 
     pipeline: str = DEFAULT
-    lora: str | None = None
     target: str | None = None
     workload: str | None = None
     switch_rate: float | None = None
@@ -52,6 +51,7 @@ class CompileOptions:
     requests: int = 100
     pattern: str = "round-robin"
     fidelity: bool = False
+    lora: str | None = None
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> CompileOptions:
