@@ -95,11 +95,6 @@ def switch_costs(module: Module) -> dict[str, SwitchCost]:
     return costs
 
 
-def sources(module: Module) -> set[str]:
-    """The weights the module's active copies are merged from (kept although no graph reads them)."""
-    return {s for w in module.weights.values() if w.role is not None for s in w.role.merges}
-
-
 def check(module: Module, w: Weight) -> str | None:
     """What is wrong with `w`'s merge sources, if anything: a missing weight, a pair whose task is not one task,
     a task with two pairs, or shapes that do not make W + A B."""
