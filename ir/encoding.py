@@ -37,12 +37,15 @@ STORAGES: tuple[str, ...] = get_args(Storage)
 
 @dataclass(frozen=True, kw_only=True)
 class Role:
-    """Which tasks read a weight (`shared`: all of them), reads per inference, and its kind."""
+    """Which tasks read a weight (`shared`: all of them), reads per inference, its kind, and, for the one active
+    copy of a projection that LoRA merged on a task switch, the weights it is merged from."""
 
     scope: Literal["shared", "task"] = field(metadata={"key": "role"})
     tasks: tuple[str, ...] = ()                  # the tasks that read a task-specific weight
     uses: int = field(metadata={"min": 0})       # reads in one inference
     kind: Kind = field(default="other", metadata={"always": True})  # printed even when "other"
+    # a weight rewritten at every task switch (`ir.switch`): its base's symbol, then each task's A and B
+    merges: tuple[str, ...] = ()
 
     @staticmethod
     def of(shared: bool, tasks: tuple[str, ...], uses: int, kind: Kind = "other") -> Role:
@@ -56,6 +59,8 @@ class Role:
     def check(self) -> None:
         if self.shared == bool(self.tasks):
             raise ValueError("a role is shared (no tasks) or task-specific (with its tasks)")
+        if self.merges and len(self.merges) % 2 == 0:
+            raise ValueError("merges names a base, then an A and a B per task")
 
     def __str__(self) -> str:
         return "shared" if self.shared else f"task({', '.join(self.tasks)})"

@@ -22,6 +22,7 @@ from aalbert.errors import InterpreterError
 from aalbert.ir.graph import Graph, Value
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, get_op
+from aalbert.ir.switch import active_data
 from aalbert.ir.types import DType, TensorType
 from aalbert.limits import check_bytes
 
@@ -103,7 +104,7 @@ def _run(module: Module, task: str, inputs: Mapping[str, np.ndarray], weight_dat
     with np.errstate(all="ignore"):
         for i, node in enumerate(graph.nodes):
             if node.op == "weight":
-                results = [weight_data(module.weights[node.attrs["name"].name])]
+                results = [active_data(module, task, module.weights[node.attrs["name"].name], weight_data)]
             else:
                 try:
                     results = get_op(node.op).eval([env[v] for v in node.inputs], node.attrs)

@@ -234,9 +234,10 @@ class Module:
         return list(seen.values())
 
     def remove_unused_weights(self) -> int:
-        """Drop weights no graph references; returns how many."""
+        """Drop weights no graph references, but for those a task switch reads (`ir.switch`); returns how many."""
         used = {n.attrs["name"].name for g in self.graphs.values()
                 for n in g.nodes if n.op == "weight"}
+        used |= {s for name in list(used) if (role := self.weights[name].role) is not None for s in role.merges}
         dead = [name for name in self.weights if name not in used]
         for name in dead:
             self.remove_weight(name)

@@ -8,6 +8,7 @@
 - every fact a pass recorded (role, encoding, placement, arena) fits its
   schema (`ir.facts`);
 - weight data, when present, has the type its encoding stores;
+- an active copy's merge sources exist and make it (`ir.switch`);
 - each task's graphs follow the phase convention (`ir.phases`), and a state
   buffer is written with the type it is read with (`ir.state`).
 
@@ -17,6 +18,7 @@ Errors name the graph and node (and the text position for parsed IR).
 from __future__ import annotations
 
 from aalbert.errors import IRVerifyError
+from aalbert.ir import switch
 from aalbert.ir.facts import FactError, check_record
 from aalbert.ir.graph import Graph, Node
 from aalbert.ir.module import Module
@@ -51,6 +53,9 @@ def verify(module: Module) -> None:
                                 f"{w.encoding.label} stores {w.code_type}")
         if w.role is not None and not set(w.role.tasks) <= task_names:
             raise IRVerifyError(f"weight @{w.name}: role names tasks that are not in the module")
+        wrong = switch.check(module, w)
+        if wrong is not None:
+            raise IRVerifyError(f"weight @{w.name}: {wrong}")
     for graph in module.graphs.values():
         if graph.arena is not None:
             try:

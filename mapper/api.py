@@ -27,7 +27,7 @@ from aalbert.ir.module import Module
 from aalbert.mapper.driver import Compiled, Fidelity, Placement, Plan, Stream, compile_module
 from aalbert.mapper.frontends.dims import DimSpec
 from aalbert.mapper.reports.summary import count
-from aalbert.passes.pipelines import DEFAULT
+from aalbert.passes.pipelines import DEFAULT, with_lora
 
 __all__ = ["compile", "Compiled", "CompileOptions"]
 
@@ -51,6 +51,7 @@ class CompileOptions:
     requests: int = 100
     pattern: str = "round-robin"
     fidelity: bool = False
+    lora: str | None = None
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> CompileOptions:
@@ -84,6 +85,8 @@ def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None =
 
     - `pipeline`: a pass pipeline (`aalbert-opt --list-passes`), e.g.
       "canonicalize,share,compress{policy=edgebert}" (default: canonicalize,share);
+    - `lora`: how LoRA pairs run, "unmerged", "merged" or "merge-on-switch"
+      (`aalbert-compile --lora`; default: as imported);
     - `target`: a built-in target or a TOML file; with one, the module is
       placed, lowered and simulated;
     - `workload`: a [workload] TOML file; `switch_rate` and `wakeup`
@@ -125,7 +128,7 @@ def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None =
     module.graphs = {t: module.graphs[t] for t in order}  # in the caller's order (an .ir file's own tasks last)
     placement = opts.placement()
     title = f"aalbert.compile: {count(len(tasks), 'task')}"
-    plan = Plan(opts.pipeline, None, placement, Stream(opts.requests, opts.pattern),
+    plan = Plan(with_lora(opts.pipeline, opts.lora), None, placement, Stream(opts.requests, opts.pattern),
                 Fidelity() if opts.fidelity else None)
     return compile_module(module, title, plan)
 

@@ -30,6 +30,7 @@ from aalbert.ir.module import Module
 from aalbert.mapper.backend import Backend, Stream
 from aalbert.mapper.reports.explain import weights_named
 from aalbert.mapper.reports.summary import summary_text
+from aalbert.passes.lora import LoraRewrite
 from aalbert.passes.pipelines import COMPRESSING, DEFAULT, Placement, compile_passes
 
 if TYPE_CHECKING:
@@ -125,16 +126,24 @@ def compile_module(module: Module, title: str, plan: Plan = Plan(), watch: Watch
         input_text = print_module(module)
     reference: list[Module] = []
     latest = [module]  # the module the passes are at, whose weights an error names
+    rewrites: list[LoraRewrite] = []  # the lora pass's record, taken before a later pass drops it
+
+    def keep_rewrite() -> None:
+        found = manager.analyses.get(LoraRewrite)
+        if found is not None:
+            rewrites.append(found)
 
     def before_pass(p, current) -> None:
         stage(p.name)
         latest[0] = current
+        keep_rewrite()
         if fidelity is not None and not reference and p.name in COMPRESSING:
             reference.append(current.copy())  # the uncompressed module, for fidelity
 
     with weights_named(lambda: latest[0]):
         module = latest[0] = manager.run(module, before_pass)
-        text = summary_text(module, title)
+        keep_rewrite()
+        text = summary_text(module, title) + lora_text(module, rewrites[-1] if rewrites else None)
         compiled = Compiled(module, "", input_text=input_text, dumps=manager.dumps,
                             reference=reference[0] if reference else None)
         if fidelity is not None:
@@ -145,6 +154,14 @@ def compile_module(module: Module, title: str, plan: Plan = Plan(), watch: Watch
             text += _placement_text(compiled, manager, placement, stream)
     compiled.report = text
     return compiled
+
+
+def lora_text(module: Module, rewrite: LoraRewrite | None) -> str:
+    """How the LoRA pairs run, when the lora pass ran, and what a task switch costs, when it rewrites weights."""
+    from aalbert.mapper.reports.lora import mode_lines, switch_lines
+
+    lines = (mode_lines(rewrite) if rewrite is not None else []) + switch_lines(module)
+    return "\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _fidelity_text(compiled: Compiled, fidelity: Fidelity) -> str:

@@ -2,12 +2,13 @@
 benchmarks build from, all run through the pass manager.
 
     prepare   canonicalize, share           one frontend-independent form per task; every weight's role and kind
+    lora      lora{mode=...}                how LoRA pairs run, when a compile says (`--lora`)
     exits     early-exit                    when a graph has off-ramps (`ir.offramps`) and the pipeline lacks it
     compress  compress{policy=...}          prune and quantize by a policy, or the passes a user names
     place     plan-activations, allocate    the target's memories (`Placement`)
 
-A compile runs `prepare` (or the pipeline a user gives in its place), `exits` where the module needs it, the
-compression asked for, then `place`. A new default pass is one line in `PREPARE`.
+A compile runs `prepare` (or the pipeline a user gives in its place), `lora` if asked, `exits` where the module
+needs it, the compression asked for, then `place`. A new default pass is one line in `PREPARE`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 PREPARE: tuple[str, ...] = ("canonicalize", "share")
 DEFAULT = ",".join(PREPARE)  # what aalbert-compile and aalbert.compile run when no pipeline is given
 EXITS = "early-exit"
+LORA = "lora"                 # after prepare when a compile says how LoRA pairs run (`with_lora`)
 COMPRESSING = ("compress", "quantize", "prune")  # the passes that change weights' encodings
 
 
@@ -51,6 +53,15 @@ class Placement:
                    "switch_rate": self.switch_rate, "inferences_per_wakeup": self.wakeup}
         return [make_pass("plan-activations", {"target": self.target}, typed=True),
                 make_pass("allocate", options, typed=True)]
+
+
+def with_lora(pipeline: str, mode: str | None) -> str:
+    """`pipeline` followed by the `lora` pass in `mode` (how LoRA pairs run; `passes.lora`), or as it is
+    without a mode."""
+    if mode is None:
+        return pipeline
+    step = f"{LORA}{{mode={mode}}}"
+    return f"{pipeline},{step}" if pipeline.strip() else step
 
 
 def prepare() -> list[Pass]:

@@ -29,6 +29,8 @@ Whether a node scales or adds is found by evaluating it on probe values, as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from aalbert.ir.builder import const_value
@@ -106,6 +108,19 @@ def _weight_operand(v: Value) -> bool:
     return v.producer is not None and v.producer.op == "weight"
 
 
+@dataclass(frozen=True)
+class LowRank:
+    """One low-rank update found in a graph: `add` sums `base`'s result (`kept`, possibly scaled) and
+    `update`, which is `linear(linear(x, A), B)` (`down`, `up`) possibly scaled, x being `base`'s input."""
+
+    add: Node
+    base: Node
+    down: Node
+    up: Node
+    kept: Value
+    update: Value
+
+
 class _Structure:
     """The graph's users, and its low-rank updates: which linears are LoRA's, and which adds apply them."""
 
@@ -113,6 +128,7 @@ class _Structure:
         self.users = graph.users()
         self.lora: set[int] = set()          # ids of the linears of low-rank updates
         self.updates: dict[int, int] = {}    # id(add) -> id of the operand that is the updated linear's result
+        self.pairs: list[LowRank] = []       # every low-rank update, in graph order of its B linear
         self._scaled: dict[tuple[int, int], bool] = {}
         for nb in graph.nodes:
             if nb.op == "linear" and len(nb.inputs) >= 2 and _weight_operand(nb.inputs[1]):
@@ -163,6 +179,7 @@ class _Structure:
                     and len(base.inputs) >= 2 and base.inputs[1].type.shape == (a[0], b[1])):
                 self.lora.update((id(na), id(nb)))
                 self.updates[id(add)] = id(other)
+                self.pairs.append(LowRank(add, base, na, nb, other, update))
 
     def passes_on(self, node: Node, v: Value) -> bool:
         """Whether `node`'s result is still `v` as far as kinds go: `v` moved, cut, joined, scaled, or given
@@ -200,6 +217,11 @@ class _Structure:
                 continue
             break
         return v.producer
+
+
+def low_rank_updates(graph: Graph) -> list[LowRank]:
+    """The graph's low-rank updates (LoRA pairs), found by structure as `lora` weights are."""
+    return _Structure(graph).pairs
 
 
 def use_kinds(graph: Graph) -> dict[tuple[int, int], Kind]:

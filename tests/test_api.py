@@ -73,8 +73,8 @@ def test_api_refuses_an_unknown_option_naming_the_nearest_one(tmp_path):
 
     with pytest.raises(OptionError, match=r"unknown option 'targt' \(did you mean 'target'\?\)"):
         aalbert.compile({"t": tmp_path / "t.onnx"}, targt="edge_accel")
-    with pytest.raises(OptionError, match="unknown option 'colour'; options: pipeline, target, "):
-        aalbert.compile({"t": tmp_path / "t.onnx"}, colour="blue")
+    with pytest.raises(OptionError, match="unknown option 'hue'; options: pipeline, target, "):
+        aalbert.compile({"t": tmp_path / "t.onnx"}, hue="blue")
 
 
 def test_importing_the_package_or_the_ir_imports_no_torch():

@@ -31,7 +31,8 @@ from aalbert.mapper.driver import Compiled, Fidelity, Placement, Plan, Stream, W
 from aalbert.mapper.loading import ExampleSpec, load_example, load_files, parse_task_arg
 from aalbert.mapper.reports.summary import count, shapes_compiled
 from aalbert.outputs import atomic_writer, make_dir
-from aalbert.passes.pipelines import DEFAULT
+from aalbert.passes.lora import MODES
+from aalbert.passes.pipelines import DEFAULT, with_lora
 
 EXAMPLE_DEFAULTS = {"example": "adapter-albert", "tasks": 8, "size": "base", "bottleneck": None, "layers": None,
                     "adapter_placement": "shared", "off_ramps": None, "task_specific": "adapters,layernorm,head"}
@@ -63,6 +64,13 @@ def build_parser() -> ArgumentParser:
     add_dim_args(p)
     p.add_argument("-p", "--passes", default=DEFAULT, metavar="PIPELINE",
                    help=f"pass pipeline, e.g. 'fold-transposes,dce' (default: {DEFAULT})")
+    p.add_argument("--lora", choices=MODES,
+                   help="how LoRA pairs run: unmerged (two low-rank products beside the shared projection, as "
+                        "imported), merged (each task its own copy W + B A of every adapted projection) or "
+                        "merge-on-switch (one writable active copy per projection, rewritten from W, A and B "
+                        "at a task switch; the summary gives what a switch costs); runs the lora pass after "
+                        "the pipeline. A module without LoRA pairs is compiled unchanged, as the summary says "
+                        "(default: as imported)")
     _add_compression_args(p)
     _add_target_args(p)
     p.add_argument("--dump-ir", metavar="DIR",
@@ -160,6 +168,7 @@ def _main(argv) -> int:
     if args.list_targets or args.list_policies:
         sys.stdout.write(_listing(args))
         return 0
+    args.passes = with_lora(args.passes, args.lora)
     dims = dims_from_args(args)
     compression = _compression(args)
     placement = _placement(args)

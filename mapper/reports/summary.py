@@ -9,6 +9,7 @@ from collections import Counter
 from aalbert.ir.builder import node_kind
 from aalbert.ir.encoding import KINDS
 from aalbert.ir.module import Module
+from aalbert.ir.phases import tasks
 from aalbert.ir.registry import OpKind, Work, get_op
 
 
@@ -96,7 +97,7 @@ def sharing_lines(module: Module) -> list[str]:
     weights = list(module.weights.values())
     shared = [w for w in weights if w.role.shared]
     own = [w for w in weights if not w.role.shared]
-    n = len(module.graphs)
+    n = len(tasks(module.graphs))
     label = ("shared by the one task:" if n == 1 else f"shared by all {n} tasks:", "task-specific:")
     width = max(len(s) for s in label) + 1
     lines = [f"{label[0]:<{width}}{sum(w.numel for w in shared):,} parameters, "
@@ -104,7 +105,7 @@ def sharing_lines(module: Module) -> list[str]:
              f"{label[1]:<{width}}{sum(w.numel for w in own):,} parameters, "
              f"{megabytes(sum(w.nbytes for w in own))}", ""]
     rows = []
-    for task in module.graphs:
+    for task in tasks(module.graphs):
         mine = [w for w in own if task in w.role.tasks]
         rows.append([task, f"{sum(w.numel for w in shared):,}", f"{sum(w.numel for w in mine):,}",
                      megabytes(sum(w.nbytes for w in shared)), megabytes(sum(w.nbytes for w in mine))])

@@ -184,14 +184,17 @@ class ProblemBuilder:
         if not ("weights" in m.holds or (m.off_chip and self.spill)):
             return False
         if self.mutable(w) and not m.field_writable:
+            why = "it is rewritten at every task switch" if w.role.merges else \
+                "task-specific weights change in the field"
             if not quiet:
-                self.excluded.append(f"@{w.name} may not live in {m.name}: task-specific weights change in the "
-                                     f"field and {m.name} is written only once")
+                self.excluded.append(f"@{w.name} may not live in {m.name}: {why} and {m.name} is written only once")
             return False
         return True
 
     def mutable(self, w: Weight) -> bool:
-        return self.wl.task_weights_change and not w.role.shared
+        """Written during operation: task-specific weights where the workload says they change, and an active
+        copy that LoRA merges on a task switch (`ir.switch`) whatever the workload."""
+        return (self.wl.task_weights_change and not w.role.shared) or bool(w.role.merges)
 
     def load(self, into: MemoryLevel, nbytes: float) -> tuple[float, float]:
         """Energy (with the leakage over its time) and cycles to copy `nbytes` from off-chip storage into `into`,
