@@ -74,6 +74,9 @@ class DecoderSpec:
             raise ValueError(f"unknown decoder family {self.family!r} (one of {', '.join(FAMILIES)})")
         if self.dtype not in ("float32", "float16"):
             raise ValueError(f"unsupported dtype {self.dtype!r} (float32 or float16)")
+        if self.hidden % self.heads or self.heads % self.kv_heads:
+            raise ValueError(f"{self.heads} heads do not divide hidden size {self.hidden}, or {self.kv_heads} "
+                             f"key and value heads do not divide {self.heads} heads")
         if not 0 < self.prompt <= self.capacity:
             raise ValueError(f"a prompt of {self.prompt} tokens does not fit a cache of {self.capacity}")
 

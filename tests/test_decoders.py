@@ -50,14 +50,23 @@ class Exported:
         return module
 
 
+_EXPORTED: dict[str, Exported] = {}  # each family exported once per session, whichever fixture asks first
+
+
+def _exported(family: str, tmp_path_factory) -> Exported:
+    if family not in _EXPORTED:
+        _EXPORTED[family] = Exported(family, tmp_path_factory.mktemp(f"dec-{family}"))
+    return _EXPORTED[family]
+
+
 @pytest.fixture(scope="session", params=sorted(TASKS))
 def exported(request, tmp_path_factory) -> Exported:
-    return Exported(request.param, tmp_path_factory.mktemp(f"dec-{request.param}"))
+    return _exported(request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def llama(tmp_path_factory) -> Exported:
-    return Exported("llama", tmp_path_factory.mktemp("dec-llama-only"))
+    return _exported("llama", tmp_path_factory)
 
 
 def test_interpreter_follows_pytorch_over_prefill_and_decode_steps(exported):
@@ -121,3 +130,99 @@ def test_float16_decoder_follows_pytorch(tmp_path):
     assert {w.type.dtype.value for w in module.weights.values()} == {"f16"}
     reference = torch_run(model, spec, None, steps=2)
     assert largest_difference(reference, ir_run(module, "base", spec, reference)) < 2e-2
+
+
+# -- file names, ONNX, LoRA by structure, aalbert-run -------------------------------------------------------
+def test_file_names_and_task_options_key_phases(llama):
+    """`a.prefill.pt2` is graph `a/prefill`; `--task a/decode=PATH` names one; a task with a phase beside one
+    without is refused in one line."""
+    from aalbert.errors import AalbertError
+    from aalbert.mapper.frontends import DimSpec
+    from aalbert.mapper.loading import graph_key, load_files
+
+    files = {k: str(p) for k, p in llama.files.items() if not k.endswith(".onnx")}
+    assert graph_key(files["task1/decode"]) == "task1/decode" and graph_key("x/a.b.pt2") == "a.b"
+    module = load_files([(None, p) for p in files.values()], DimSpec())
+    assert sorted(module.graphs) == sorted(files)
+    module = load_files([("chat/prefill", files["task0/prefill"]), ("chat/decode", files["task0/decode"])],
+                        DimSpec())
+    assert sorted(module.graphs) == ["chat/decode", "chat/prefill"]
+    with pytest.raises(AalbertError, match="has a graph without a phase") as e:
+        load_files([("chat", files["task0/prefill"]), ("chat/decode", files["task0/decode"])], DimSpec())
+    assert "\n" not in str(e.value)
+
+
+def test_onnx_import_follows_pytorch_with_the_cache_as_state(llama):
+    """Optimum's past/present names become the state pairs; logits follow PyTorch over 8 decode steps."""
+    module = llama.module(".onnx")
+    for task in llama.names:
+        decode = module.graphs[f"{task}/decode"]
+        assert sorted(p.name for p in state_pairs(decode)) == sorted(decoders.cache_names(llama.spec))
+        reference = torch_run(llama.model, llama.spec, task)
+        assert largest_difference(reference, ir_run(module, task, llama.spec, reference)) < 1e-4
+
+
+def _roles(module: Module):
+    """The module after `canonicalize,share`: each weight's role."""
+    from aalbert.passes.base import PassManager, parse_pipeline
+
+    module = PassManager(parse_pipeline("canonicalize,share")).run(module)
+    return module, {name: w.role for name, w in module.weights.items()}
+
+
+def _check_lora_split(module: Module, spec, names: list[str]) -> None:
+    """Two phases per task read the same weights; the LoRA A and B of q and v in every layer are the task's own
+    (found by structure), every other weight shared by all tasks."""
+    module, roles = _roles(module)
+    lora = {n: r for n, r in roles.items() if r.kind == "lora"}
+    per_task = 2 * 2 * spec.layers  # q and v, A and B, per layer
+    assert sorted(r.tasks for r in lora.values()) == sorted((t,) for t in names for _ in range(per_task))
+    assert all(spec.rank in module.weights[n].type.shape for n in lora)
+    assert all(r.shared for n, r in roles.items() if n not in lora)
+    for task in names:
+        prefill, decode = (module.used_weights(f"{task}/{p}") for p in decoders.PHASES)
+        assert [w.name for w in prefill] == [w.name for w in decode]
+
+
+@pytest.mark.parametrize("suffix", ["", ".onnx"], ids=["pt2", "onnx"])
+def test_share_finds_the_base_shared_and_each_tasks_lora_pairs(llama, suffix):
+    _check_lora_split(llama.module(suffix), llama.spec, llama.names)
+
+
+def test_identical_adapters_stay_each_tasks_own(tmp_path):
+    """Two tasks whose LoRA pairs are equal byte for byte, through ONNX (names lost): still two tasks' own."""
+    from aalbert.mapper.frontends.onnx_import import import_onnx
+
+    spec = decoders.DecoderSpec(family="llama", seed=1)
+    names = decoders.task_names(2)
+    model = decoders.build_decoder(spec, names, same=True)
+    module = Module()
+    for task in names:
+        for phase in decoders.PHASES:
+            path = tmp_path / f"{task}.{phase}.onnx"
+            step = decoders.DecoderStep(model, spec, task, stateful=False)
+            import_onnx(decoders.export_onnx(step, path, phase), module, f"{task}/{phase}")
+    _check_lora_split(module, spec, names)
+
+
+def test_aalbert_run_on_a_decode_file_matches_pytorch(llama, tmp_path):
+    """A decode step at position 11 over a cache of random contents, run from the `.pt2` by aalbert-run."""
+    from aalbert.ir.fileio import read_npz, write_npz
+    from aalbert.mapper.cli import run
+
+    spec, task = llama.spec, llama.names[1]
+    rng = np.random.default_rng(1)
+    feed = {k: v.numpy() for k, v in decoders.phase_inputs(spec, "decode", start=11).items()}
+    caches = {n: rng.standard_normal(decoders.empty_cache(spec).shape).astype(np.float32)
+              for n in decoders.cache_names(spec)}
+    write_npz(tmp_path / "in.npz", {**feed, **caches})
+    assert run.main([str(llama.files[f"{task}/decode"]), "--inputs", str(tmp_path / "in.npz"),
+                     "-o", str(tmp_path / "out.npz")]) == 0
+    got = read_npz(tmp_path / "out.npz")
+    step = decoders.DecoderStep(llama.model, spec, task, stateful=False).activate()
+    with torch.no_grad():
+        logits, *new = step(*(torch.from_numpy(feed[k]) for k in ("input_ids", "cache_position")),
+                            *(torch.from_numpy(caches[n]) for n in decoders.cache_names(spec)))
+    assert np.abs(got["logits"] - logits.numpy()).max() < 1e-4
+    for name, want in zip(decoders.cache_names(spec), new):
+        assert np.abs(got[name] - want.numpy()).max() < 1e-6

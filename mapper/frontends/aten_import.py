@@ -191,9 +191,14 @@ def input_types(program: Program, where: str, dims: DimSpec | None = None,
     shapes = shapes or {}
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     users = [s for s in program.input_specs if s.kind == InputKind.USER_INPUT]
-    unknown = set(shapes) - {s.arg.name for s in users}
+    state = state_shapes(program)
+    unknown = set(shapes) - {s.arg.name for s in users} - set(state)
     if unknown:
         raise FrontendError(f"{where}: the program has no input named '{sorted(unknown)[0]}'")
+    for name in sorted(set(shapes) & set(state)):
+        if tuple(int(d) for d in shapes[name]) != state[name]:
+            raise FrontendError(f"{where}: input '{name}' has shape {list(shapes[name])}, the program's state "
+                                f"'{name}' is {list(state[name])}")
     seen: dict[str, int] = {}
     types = {}
     for spec in users:
@@ -224,6 +229,13 @@ def input_types(program: Program, where: str, dims: DimSpec | None = None,
                                     f"{lo if lo is not None else '-inf'} to {hi if hi is not None else 'inf'}")
         types[name] = TensorType(tuple(shape), dtype)
     return types
+
+
+def state_shapes(program: Program) -> dict[str, tuple[int, ...]]:
+    """The shapes of the buffers the program writes (its state, read and written under their names)."""
+    written = {out.target for out in program.output_specs if out.kind == OutputKind.BUFFER_MUTATION}
+    return {s.target: tuple(program.state_dict.get(s.target, program.constants.get(s.target)).shape)
+            for s in program.input_specs if s.kind == InputKind.BUFFER and s.target in written}
 
 
 class AtenWalker(TorchEmitter):
