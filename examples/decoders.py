@@ -23,8 +23,9 @@ cache enters and leaves depends on the format:
 
 - `.pt2`: the cache is the program's state, buffers named `cache.key.<l>`
   that the step writes; the importer makes each mutated buffer an input and
-  an output of that name. The program is saved decomposed to functional
-  Core ATen, so the project's own reader walks it as saved.
+  an output of that name. The program is saved functional (its writes are
+  outputs; no operator writes to its arguments), so the project's own
+  reader walks it as saved, without torch's loader.
 - ONNX, where a graph output cannot bear an input's name: the cache is read
   from inputs `past_key_values.<l>.key` / `.value` and written to outputs
   `present.<l>.key` / `.value` (Optimum's names), which the importer makes
@@ -259,15 +260,13 @@ def phase_inputs(spec: DecoderSpec, phase: str, start: int = 0, seed: int = 0) -
 
 
 def export_pt2(step: DecoderStep, path: Path, phase: str) -> Path:
-    """Save `step` (stateful) as a `.pt2`, decomposed to functional Core ATen."""
-    from aalbert.mapper.frontends.aten_import import decompositions
-
+    """Save `step` (stateful) as a `.pt2`, made functional: its writes to the cache become outputs."""
     inputs = phase_inputs(step.spec, phase)
     step.activate()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ep = torch.export.export(step, (), inputs, strict=False)
-        ep = ep.run_decompositions(decompositions())
+        ep = ep.run_decompositions({})  # functional, nothing decomposed
     torch.export.save(ep, str(path))
     return path
 

@@ -78,7 +78,8 @@ class Composite(torch.nn.Module):
             x @ self.w.transpose(0, 1), x[0].t(), x.to(torch.float64), i32.to(torch.float32),
             x @ self.w.to(torch.float32), x.type_as(i32), 1 - x, torch.rsub(x, 2.0, alpha=3), self.drop(x),
             F.dropout(x, 0.5, False), x.contiguous(), x.transpose(0, 1).contiguous(), x.masked_fill(b, -1.0),
-            x.masked_fill(b, y[0, 0, 0]), x[:1].expand_as(y),
+            x.masked_fill(b, y[0, 0, 0]), x[:1].expand_as(y), torch.ops.aten._unsafe_view.default(x, [6, 4]),
+            x.split(3, 2)[1],
         ]
 
 
