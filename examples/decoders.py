@@ -43,6 +43,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -214,7 +215,8 @@ class DecoderStep(nn.Module):
     def activate(self) -> DecoderStep:
         """Make this step's task the model's active adapter (before running or exporting it)."""
         if self.task is not None:
-            self.model.set_adapter(self.task)
+            peft_model: Any = self.model  # a peft.PeftModel
+            peft_model.set_adapter(self.task)
         return self
 
     def forward(self, input_ids: torch.Tensor, cache_position: torch.Tensor, *caches: torch.Tensor):
