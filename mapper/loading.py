@@ -1,7 +1,10 @@
 """Gathering a compiler's input into one module: ONNX, `.pt2` and IR files, or the built-in example.
 
-Each ONNX or `.pt2` file (a `torch.export` program) is one task (named
-after the file, or `--task NAME=PATH`); IR files bring all their tasks.
+Each ONNX or `.pt2` file (a `torch.export` program) is one graph, keyed by
+the file's stem or by `--task NAME=PATH`: a task, or one phase of a decoder
+task (`ir/phases.py`) when the stem ends in `.prefill` or `.decode`
+(`chat.prefill.pt2` is `chat/prefill`), or when NAME is `chat/prefill`. IR
+files bring all their tasks.
 Weights shared between files are stored once. A batch, sequence length or
 named dimension asked for that no file can take is refused (`DimSpec`): an IR
 file's shapes are all static. What the built-in example will take
@@ -21,6 +24,7 @@ from aalbert.caches import cache_dir, cache_enabled, code_hash
 from aalbert.errors import AalbertError, OptionError
 from aalbert.ir.fileio import load_module
 from aalbert.ir.module import Module
+from aalbert.ir.phases import PHASES, check_phases
 from aalbert.ir.snapshot import VERSION as SNAPSHOT_VERSION
 from aalbert.ir.snapshot import load_snapshot, save_snapshot
 from aalbert.limits import check_bytes
@@ -47,6 +51,13 @@ def parse_task_arg(text: str) -> tuple[str, str]:
     return name, path
 
 
+def graph_key(path: str) -> str:
+    """The graph key a model file's name gives: its stem, `<task>/<phase>` for a stem `<task>.<phase>`."""
+    stem = Path(path).stem
+    task, dot, phase = stem.rpartition(".")
+    return f"{task}/{phase}" if dot and task and phase in PHASES else stem
+
+
 def load_files(named: list[tuple[str | None, str]], dims: DimSpec, check_names: bool = True) -> Module:
     """Import (task name or None, path) pairs into one module; with `check_names`, a `--dim` name that no
     file's input has is refused."""
@@ -64,7 +75,7 @@ def load_files(named: list[tuple[str | None, str]], dims: DimSpec, check_names: 
                     dims.check_static(f"{path}, task '{task}'", v.name, v.type.shape)
             module.merge(other)
         elif suffix in (".onnx", ""):
-            task = name or Path(path).stem
+            task = name or graph_key(path)
             _claim(origin, task, path)
             from aalbert.mapper.frontends.onnx_import import import_onnx  # onnx only when an ONNX file asks
 
@@ -72,13 +83,14 @@ def load_files(named: list[tuple[str | None, str]], dims: DimSpec, check_names: 
         elif suffix == ".pt2":
             from aalbert.mapper.frontends.torch_import import import_pt2  # torch only when a .pt2 file asks for it
 
-            task = name or Path(path).stem
+            task = name or graph_key(path)
             _claim(origin, task, path)
             import_pt2(path, module, task, dims)
         else:
             raise AalbertError(f"{path}: unknown file type '{suffix}' (expected .onnx, .pt2 or .ir)")
     if check_names:
         dims.check_names()
+    check_phases(module.graphs)
     return module
 
 

@@ -1,4 +1,4 @@
-"""Pattern fusions for canonical form: linear + bias, GELU, LayerNorm.
+"""Pattern fusions for canonical form: linear + bias, GELU, SiLU, LayerNorm.
 
 Run on a graph after a canonicalizing sweep (constants and weights are then
 second operands of commutative ops). Each fusion replaces the uses of the
@@ -9,7 +9,8 @@ GELU is recognized by what it computes, not by how it is spelled: the
 elementwise region between a tanh/erf and its single input x is evaluated on
 probe values and compared with both GELU forms. That covers the Gelu op's
 decompositions by every exporter (x*x*x or Pow(x, 3), 0.5*x*(...) or
-x*0.5*(...), Div by sqrt(2) or Mul by its reciprocal).
+x*0.5*(...), Div by sqrt(2) or Mul by its reciprocal). SiLU is x * sigmoid(x)
+(in either order), as exporters and torch's decomposition write it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def fuse(module: Module, graph: Graph) -> int:
     count = 0
     count += _fuse_linear_bias(graph)
     count += _fuse_gelu(graph)
+    count += _fuse_silu(graph)
     count += _fuse_layernorm(graph)
     count += _round_eps(graph)
     return count
@@ -211,6 +213,19 @@ def _fuse_gelu(graph: Graph) -> int:
                 n_fused += 1
                 break
     return n_fused
+
+
+def _fuse_silu(graph: Graph) -> int:
+    n = 0
+    for node in _nodes_of(graph, "mul"):
+        a, b = node.inputs
+        for x, gate in ((a, b), (b, a)):
+            sig = _producer(gate, "sigmoid")
+            if sig is not None and sig.inputs[0] is x and node.output.type == x.type:
+                _replace(graph, node, "silu", [x], {})
+                n += 1
+                break
+    return n
 
 
 # -- LayerNorm ------------------------------------------------------------------------------------------

@@ -55,7 +55,9 @@ class Everything(torch.nn.Module):
             torch.softmax(x, -1), torch.log_softmax(x, -1), F.dropout(x, 0.1, False),
             x.sum(), x.sum(-1), b.sum(-1), i32.sum(0), x.mean(), x.mean(1, keepdim=True), x.amax(-1), x.amin(0),
             x.max(-1).values, x.min(1).values, b.any(), b.any(-1), b.any((0, 1)), b.all(), b.all(-1),
-            ids.cumsum(-1), torch.cumsum(b, 0),
+            ids.cumsum(-1), torch.cumsum(b, 0), x.sin(), x.cos(), F.silu(x), torch.ops.aten.alias.default(x),
+            torch.index_copy(x, 1, torch.tensor([2, 0]), y[:, :2]),
+            torch.ops.aten.index_put.default(x, [None, torch.tensor([1, 0])], y[:, :2]),
             F.scaled_dot_product_attention(x.unsqueeze(0), y.unsqueeze(0), y.unsqueeze(0)),
         ]
 
@@ -76,7 +78,8 @@ class Composite(torch.nn.Module):
             x @ self.w.transpose(0, 1), x[0].t(), x.to(torch.float64), i32.to(torch.float32),
             x @ self.w.to(torch.float32), x.type_as(i32), 1 - x, torch.rsub(x, 2.0, alpha=3), self.drop(x),
             F.dropout(x, 0.5, False), x.contiguous(), x.transpose(0, 1).contiguous(), x.masked_fill(b, -1.0),
-            x.masked_fill(b, y[0, 0, 0]), x[:1].expand_as(y),
+            x.masked_fill(b, y[0, 0, 0]), x[:1].expand_as(y), torch.ops.aten._unsafe_view.default(x, [6, 4]),
+            x.split(3, 2)[1],
         ]
 
 
@@ -167,15 +170,15 @@ def test_a_program_walked_as_recorded_imports_as_its_decomposition(monkeypatch):
 
 
 def test_a_program_the_table_cannot_walk_as_recorded_is_decomposed_first():
-    """silu is not in the table, its decomposition is: the walk as recorded gives up, leaves no weight behind,
-    and the decomposed program imports."""
+    """hardswish is not in the table, its decomposition is: the walk as recorded gives up, leaves no weight
+    behind, and the decomposed program imports."""
     class Gated(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.lin = torch.nn.Linear(4, 4)
 
         def forward(self, x):
-            return F.silu(self.lin(x)).softmax(-1)
+            return F.hardswish(self.lin(x)).softmax(-1)
 
     model, x = Gated().eval(), torch.randn(2, 4)
     module = Module()

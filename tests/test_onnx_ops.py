@@ -40,7 +40,7 @@ N = helper.make_node
 CASES = [
     *[(op, N(op, ["x"], ["y"]), {"x": f32(2, 3, positive=op in ("Sqrt", "Log"))}, {}, 17, ["y"])
       for op in ("Neg", "Abs", "Sqrt", "Exp", "Log", "Erf", "Tanh", "Sigmoid", "Relu", "Reciprocal", "Sign",
-                 "Floor", "Ceil")],
+                 "Floor", "Ceil", "Sin", "Cos")],
     ("IsNaN", N("IsNaN", ["x"], ["y"]), {"x": np.array([1.0, np.nan, -np.inf], np.float32)}, {}, 17, ["y"]),
     ("Not", N("Not", ["x"], ["y"]), {"x": np.array([True, False])}, {}, 17, ["y"]),
     *[(op, N(op, ["a", "b"], ["y"]), {"a": f32(2, 1, 4), "b": f32(3, 1)}, {}, 17, ["y"])
@@ -116,6 +116,9 @@ CASES = [
      17, ["y"]),
     ("GatherND-batch", N("GatherND", ["x", "i"], ["y"], batch_dims=1), {"x": f32(2, 4, 3)},
      {"i": np.array([[[1]], [[3]]], np.int64)}, 17, ["y"]),
+    ("ScatterElements", N("ScatterElements", ["x", "i", "u"], ["y"], axis=2),
+     {"x": f32(1, 2, 6, 3), "u": f32(1, 2, 2, 3)},
+     {"i": np.broadcast_to(np.array([4, 1], np.int64).reshape(1, 1, 2, 1), (1, 2, 2, 3)).copy()}, 17, ["y"]),
     ("Shape+Size", None, {"x": f32(2, 3, 4)}, {}, 17, ["s", "n"]),
     ("Range", N("Range", ["a", "b", "c"], ["y"]), {}, {"a": np.array(1.0, np.float32), "b": np.array(4.0, np.float32),
                                                      "c": np.array(0.5, np.float32)}, 17, ["y"]),
@@ -147,6 +150,20 @@ def test_op_matches_onnxruntime(tmp_path, case):
 def test_every_handler_is_covered():
     covered = {c[1].op_type for c in CASES if c[1] is not None} | {"Shape", "Size", "Identity", "Dropout"}
     assert set(HANDLERS) - covered == set()
+
+
+def test_scatter_elements_other_than_an_index_copy_is_refused_in_one_line(tmp_path):
+    """Indices that differ along an axis other than the scatter's are not an index copy."""
+    from aalbert.errors import FrontendError
+
+    index = np.array([[0, 1], [1, 0]], np.int64)
+    node = N("ScatterElements", ["x", "i", "u"], ["y"], axis=0, name="sc")
+    model = make_model([node], {"x": f32(3, 2), "u": f32(2, 2)}, ["y"], {"i": index})
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(FrontendError, match="supported as an index copy") as e:
+        import_onnx(path, Module(), "t")
+    assert "\n" not in str(e.value) and "'sc'" in str(e.value)
 
 
 def test_unsupported_op_names_op_node_opset_and_supported_list(tmp_path):

@@ -142,7 +142,7 @@ def test_a_pt2_holding_an_infinity_is_read_without_torch_export_load(tmp_path, m
 
 
 def test_a_pt2_the_table_cannot_walk_as_recorded_goes_through_torch(tmp_path, monkeypatch):
-    """silu is not in the table, its decomposition is: torch reads and decomposes the file after all."""
+    """hardswish is not in the table, its decomposition is: torch reads and decomposes the file after all."""
     from aalbert.ir.interpreter import run
     from aalbert.ir.module import Module
     from aalbert.mapper.frontends import DimSpec, torch_import
@@ -153,7 +153,7 @@ def test_a_pt2_the_table_cannot_walk_as_recorded_goes_through_torch(tmp_path, mo
             self.lin = torch.nn.Linear(4, 4)
 
         def forward(self, x):
-            return torch.nn.functional.silu(self.lin(x))
+            return torch.nn.functional.hardswish(self.lin(x))
 
     model, x = Gated().eval(), torch.randn(3, 4)
     path = tmp_path / "gated.pt2"

@@ -22,6 +22,7 @@ from aalbert.mapper.cli.common import (
     progress_bar,
 )
 from aalbert.mapper.frontends import DimSpec
+from aalbert.mapper.loading import graph_key
 from aalbert.mapper.reports.explain import labelled, weights_named
 
 DESCRIPTION = """\
@@ -70,7 +71,7 @@ def _load(model: str, task: str | None, inputs: dict[str, np.ndarray]) -> tuple[
     if suffix not in (".onnx", ".pt2", ""):
         raise AalbertError(f"{model}: unknown file type '{suffix}' (expected .onnx, .pt2 or .ir)")
     module = Module()
-    name = task or Path(model).stem
+    name = task or graph_key(model)
     shapes = {k: tuple(v.shape) for k, v in inputs.items()}
     if suffix == ".pt2":
         from aalbert.mapper.frontends.torch_import import import_pt2

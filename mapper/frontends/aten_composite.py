@@ -15,7 +15,7 @@ import torch
 from aalbert.ir.types import DType
 from aalbert.mapper.frontends import torch_ops as ops
 from aalbert.mapper.frontends.aten_table import ATEN_OPS, aten
-from aalbert.mapper.frontends.torch_common import Fail, Param, T, TorchEmitter, dtype_of
+from aalbert.mapper.frontends.torch_common import Fail, Param, T, TorchEmitter, axis, dtype_of
 
 
 @aten("layer_norm.default")
@@ -28,11 +28,19 @@ def _softmax(imp: TorchEmitter, x, dim, dtype=None):
     return ATEN_OPS[f"_{imp.node_target}.default"](imp, x, dim)
 
 
-aten("reshape.default")(lambda imp, x, shape: ops.view(imp, x, shape))
+aten("reshape.default", "_unsafe_view.default")(lambda imp, x, shape: ops.view(imp, x, shape))
 aten("flatten.using_ints")(lambda imp, x, start_dim=0, end_dim=-1: ops.flatten(imp, imp.t(x), start_dim, end_dim))
 aten("transpose.int")(lambda imp, x, dim0, dim1: ops.transpose(imp, x, dim0, dim1))
 aten("expand_as.default")(lambda imp, x, other: ops.expand(imp, x, imp.t(other).type.shape))
 aten("contiguous.default")(ops.identity)
+
+
+@aten("split.Tensor", note="equal parts, the last one shorter")
+def _split(imp: TorchEmitter, x, split_size: int, dim: int = 0):
+    x = imp.t(x)
+    n = x.type.shape[axis(dim, x.type.rank)]
+    sizes = [min(split_size, n - start) for start in range(0, n, split_size)] if split_size > 0 else [n]
+    return ATEN_OPS["split_with_sizes.default"](imp, x, sizes, dim)
 
 
 @aten("t.default")

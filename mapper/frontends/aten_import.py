@@ -7,10 +7,16 @@ operators are all functional is walked as recorded, composite operators
 its decomposition would (`aten_composite`). Otherwise, or when the table
 lacks one of them, `decompose` runs torch's Core ATen decompositions first,
 which leave no in-place or aliasing operator (a re-trace of the whole
-program: seconds). Three composite operators are kept whole because the IR
+program: seconds). Five composite operators are kept whole because the IR
 has them as ops and the canonical graph is written with them: `linear`,
 `matmul` and `scaled_dot_product_attention` (decomposed, they would come
-back as reshaped 2-D or 3-D products to be reassembled).
+back as reshaped 2-D or 3-D products to be reassembled), `silu`, and
+`index_copy` (a state update in place, which would come back as a general
+`index_put`).
+
+A buffer the program writes (a decoder's KV cache, `examples/decoders.py`)
+is state (`ir/state.py`): a graph input named by the buffer and an output
+of the same name, after the user outputs.
 
 `AtenWalker` walks a `Program` (what the walk needs of an `ExportedProgram`,
 or of a `.pt2` file read by `pt2_reader`): user inputs become graph inputs,
@@ -46,6 +52,7 @@ from aalbert.mapper.frontends.program import Program, TensorMeta
 from aalbert.mapper.frontends.pt2_archive import allowed_target, check_archive
 from aalbert.mapper.frontends.pt2_reader import read_program
 from aalbert.mapper.frontends.torch_common import (
+    BFLOAT16,
     Fail,
     Param,
     T,
@@ -59,7 +66,8 @@ from aalbert.mapper.frontends.torch_common import (
 )
 from aalbert.outputs import note_read
 
-KEPT_WHOLE = ("linear.default", "matmul.default", "scaled_dot_product_attention.default")
+KEPT_WHOLE = ("linear.default", "matmul.default", "scaled_dot_product_attention.default", "silu.default",
+              "index_copy.default")
 # ATen operators outside the table that a program walked as recorded may call: they only make a tensor from
 # their arguments, known at import, so the walk runs them on the spot, as it does in a decomposed program.
 MADE_ON_THE_SPOT = frozenset(("arange.default", "arange.start", "arange.start_step", "full.default", "ones.default",
@@ -183,9 +191,14 @@ def input_types(program: Program, where: str, dims: DimSpec | None = None,
     shapes = shapes or {}
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     users = [s for s in program.input_specs if s.kind == InputKind.USER_INPUT]
-    unknown = set(shapes) - {s.arg.name for s in users}
+    state = state_shapes(program)
+    unknown = set(shapes) - {s.arg.name for s in users} - set(state)
     if unknown:
         raise FrontendError(f"{where}: the program has no input named '{sorted(unknown)[0]}'")
+    for name in sorted(set(shapes) & set(state)):
+        if tuple(int(d) for d in shapes[name]) != state[name]:
+            raise FrontendError(f"{where}: input '{name}' has shape {list(shapes[name])}, the program's state "
+                                f"'{name}' is {list(state[name])}")
     seen: dict[str, int] = {}
     types = {}
     for spec in users:
@@ -218,43 +231,71 @@ def input_types(program: Program, where: str, dims: DimSpec | None = None,
     return types
 
 
+def state_shapes(program: Program) -> dict[str, tuple[int, ...]]:
+    """The shapes of the buffers the program writes (its state, read and written under their names)."""
+    written = {out.target for out in program.output_specs if out.kind == OutputKind.BUFFER_MUTATION}
+    return {s.target: tuple(program.state_dict.get(s.target, program.constants.get(s.target)).shape)
+            for s in program.input_specs if s.kind == InputKind.BUFFER and s.target in written}
+
+
 class AtenWalker(TorchEmitter):
     """Walks a functional `Program` into one task's graph."""
 
     def run(self, program: Program, types: Mapping[str, TensorType], where: str) -> list[tuple[str, Any]]:
-        """Builds the graph; returns the user outputs as (name, value) pairs, named by the program."""
+        """Builds the graph; returns the outputs as (name, value) pairs: the user outputs, named by the
+        program, then the state it writes (a buffer the program mutates: an input and an output named by the
+        buffer, as `ir/state.py` has it)."""
         self.where = where
         placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+        for out in program.output_specs:
+            if out.kind not in (OutputKind.USER_OUTPUT, OutputKind.BUFFER_MUTATION):
+                raise UnsupportedOpError(f"{where}: the program writes {out.target or out.arg.name} "
+                                         f"({out.kind.name}); only models without side effects, or whose "
+                                         "side effects are on their own buffers (state), are supported")
+        state = [out.target for out in program.output_specs if out.kind == OutputKind.BUFFER_MUTATION]
         env: dict[torch.fx.Node, Any] = {}
+        for spec in program.input_specs:
+            if spec.kind == InputKind.USER_INPUT:
+                env[placeholders[spec.arg.name]] = T(self.b.input(spec.arg.name, types[spec.arg.name]))
         for spec in program.input_specs:
             node = placeholders[spec.arg.name]
             if spec.kind == InputKind.USER_INPUT:
-                env[node] = T(self.b.input(spec.arg.name, types[spec.arg.name]))
-            elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+                continue
+            if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
                 tensor = program.state_dict.get(spec.target)
                 if tensor is None:  # non-persistent buffers live in `constants`
                     tensor = program.constants[spec.target]
-                env[node] = Param(tensor, spec.target) if tensor.is_floating_point() else tensor
+                if tensor.dtype == torch.bfloat16:
+                    raise FrontendError(f"{where}: {spec.kind.name.lower()} '{spec.target}' is {BFLOAT16}")
+                if spec.target in state:
+                    env[node] = T(self.b.input(spec.target, _state_type(tensor, spec.target)))
+                else:
+                    env[node] = Param(tensor, spec.target) if tensor.is_floating_point() else tensor
             elif spec.kind == InputKind.CONSTANT_TENSOR:
                 env[node] = program.constants[spec.target]
             else:
                 raise UnsupportedOpError(f"{where}: program input {spec.arg.name} of kind {spec.kind.name} "
                                          "is not supported")
-        for out in program.output_specs:
-            if out.kind != OutputKind.USER_OUTPUT:
-                raise UnsupportedOpError(f"{where}: the program writes {out.target or out.arg.name} "
-                                         f"({out.kind.name}); only models without side effects are supported")
         for node in program.graph.nodes:
             if node.op == "placeholder":
                 continue
             if node.op == "output":
                 results = list(load(node.args[0], env))
-                return list(zip(spec_names(program.out_spec, len(results)), results))
+                written = {out.target: r for out, r in zip(program.output_specs, results)
+                           if out.kind == OutputKind.BUFFER_MUTATION}
+                users = [r for out, r in zip(program.output_specs, results) if out.kind == OutputKind.USER_OUTPUT]
+                return list(zip(spec_names(program.out_spec, len(users)), users)) + \
+                    [(name, written[name]) for name in self.state_order(program, state)]
             if node.op != "call_function":
                 raise UnsupportedOpError(f"{where}: fx node '{node.name}' ({node.op} {node.target}) is not "
                                          "supported: control flow and submodule calls cannot be imported")
             env[node] = self.call(node, load(node.args, env), load(node.kwargs, env))
         raise FrontendError(f"{where}: the program has no output")
+
+    @staticmethod
+    def state_order(program: Program, state: list[str]) -> list[str]:
+        """The state buffers in the order the program reads them (so outputs pair up with inputs)."""
+        return [s.target for s in program.input_specs if s.kind == InputKind.BUFFER and s.target in state]
 
     def call(self, node: torch.fx.Node, args, kwargs):
         if node.target is operator.getitem and isinstance(args[0], (tuple, list)):
@@ -285,6 +326,13 @@ class AtenWalker(TorchEmitter):
         finally:
             self.out_dtype, self.node_target = None, ""
         return result
+
+
+def _state_type(tensor: torch.Tensor, name: str) -> TensorType:
+    try:
+        return TensorType(tuple(tensor.shape), dtype_of(tensor.dtype))
+    except Fail as e:
+        raise FrontendError(f"state buffer '{name}': {e}") from None
 
 
 def _dtype_or_none(val: TensorMeta | None) -> DType | None:

@@ -111,7 +111,7 @@ def _not(imp: TorchEmitter, x):
 
 
 for _n in ("neg", "abs", "exp", "log", "sqrt", "reciprocal", "tanh", "sigmoid", "relu", "erf", "sign", "floor",
-           "ceil"):
+           "ceil", "silu", "sin", "cos"):
     aten(f"{_n}.default")(ops.unary(_n))
 
 
@@ -153,7 +153,7 @@ def _to_copy(imp: TorchEmitter, x, *args, dtype=None, **kwargs):
     return imp.t(x) if dtype is None else imp.cast(imp.t(x), dtype_of(dtype))
 
 
-aten("clone.default")(ops.identity)
+aten("clone.default", "alias.default")(ops.identity)
 
 
 @aten("_assert_tensor_metadata.default", note="a check, dropped")
@@ -244,6 +244,28 @@ def _index(imp: TorchEmitter, x, indices):
     shape = np.broadcast_shapes(*(i.shape for i in idx))
     stacked = np.stack([np.broadcast_to(i, shape) for i in idx], axis=-1)
     return imp.op("gather_nd", [x.v, imp.tensor(stacked)], {"batch_dims": 0})
+
+
+@aten("index_copy.default", note="a state update in place (the KV cache)")
+def _index_copy(imp: TorchEmitter, x, dim: int, index, source):
+    x = imp.t(x)
+    return imp.op("index_copy", [x.v, imp.tensor(index), imp.cast(imp.t(source), x.type.dtype).v],
+                  {"axis": axis(dim, x.type.rank)})
+
+
+@aten("index_put.default", note="one 1-D index tensor, no accumulation: index_copy")
+def _index_put(imp: TorchEmitter, x, indices, values, accumulate=False):
+    x = imp.t(x)
+    given = [i for i, t in enumerate(indices) if t is not None]
+    if accumulate or len(given) != 1:
+        raise Fail("index_put is supported with one index tensor and no accumulation")
+    (d,) = given
+    index = imp.t(indices[d]) if isinstance(indices[d], T) else T(imp.tensor(indices[d]))
+    if index.type.rank != 1:
+        raise Fail(f"index_put with a rank-{index.type.rank} index is not supported (1-D)")
+    want = x.type.shape[:d] + index.type.shape + x.type.shape[d + 1:]
+    source = ops.expand(imp, values, want)
+    return _index_copy(imp, x, d, index, source)
 
 
 # -- linear algebra and normalization ----------------------------------------------------------

@@ -10,12 +10,19 @@ parameter that an exporter wrote once per use are one weight); integer
 initializers, scalars and small Constant nodes become inline constants.
 Weights that are only ever read transposed are stored transposed, so a weight
 has one canonical layout and hash whichever exporter wrote it.
+
+A graph output cannot bear an input's name in ONNX, so a decoder's KV cache
+comes in as `past_key_values.<l>.key` / `.value` and goes out as
+`present.<l>.key` / `.value` (Optimum's names): where both of a pair are
+there, with one type, they are the state `cache.key.<l>` / `cache.value.<l>`
+(`ir/state.py`), an input and an output of that name.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,6 +191,21 @@ def import_onnx(path: str | os.PathLike, module: Module, task: str | None = None
     return graph
 
 
+_PAST = re.compile(r"past_key_values\.(\d+)\.(key|value)")
+
+
+def state_names(g: onnx.GraphProto) -> dict[str, str]:
+    """ONNX input and output names -> the state names they stand for: the cache's pairs of one type."""
+    outputs = {o.name: o.type for o in g.output}
+    names = {}
+    for i in g.input:
+        m = _PAST.fullmatch(i.name)
+        present = f"present.{m.group(1)}.{m.group(2)}" if m else None
+        if present is not None and present in outputs and outputs[present] == i.type:
+            names[i.name] = names[present] = f"cache.{m.group(2)}.{m.group(1)}"
+    return names
+
+
 def _is_weight(array: np.ndarray, initializer: bool) -> bool:
     """Model data, as opposed to code constants (shapes, axes, scalars).
 
@@ -234,7 +256,7 @@ class _Importer:
         for o in g.output:
             if o.name not in self.env and o.name not in self.initializers:
                 raise self.fail(f"graph output '{o.name}' is not computed by any node")
-            outputs.append((o.name, self._value(o.name)))
+            outputs.append((self.state.get(o.name, o.name), self._value(o.name)))
         self.graph.set_outputs(outputs)
         self.graph.remove_dead()
         fold_weight_transposes(self.module, self.graph)
@@ -244,7 +266,8 @@ class _Importer:
 
     def _inputs(self, g: onnx.GraphProto) -> None:
         seen: dict[str, int] = {}
-        unknown = set(self.input_shapes) - {i.name for i in g.input}
+        self.state = state_names(g)
+        unknown = set(self.input_shapes) - {self.state.get(i.name, i.name) for i in g.input}
         if unknown:
             raise self.fail(f"the model has no input named '{sorted(unknown)[0]}'")
         for inp in g.input:
@@ -259,8 +282,9 @@ class _Importer:
                 raise self.fail(f"input '{inp.name}': {e}") from None
             dims = [(d.dim_value if d.HasField("dim_value") else None,
                      d.dim_param if d.HasField("dim_param") else None) for d in tt.shape.dim]
-            if inp.name in self.input_shapes:
-                given = tuple(self.input_shapes[inp.name])
+            name = self.state.get(inp.name, inp.name)
+            if name in self.input_shapes:
+                given = tuple(self.input_shapes[name])
                 if len(given) != len(dims) or any(v and v != s for (v, _), s in zip(dims, given)):
                     want = [v or p or "?" for v, p in dims]
                     raise self.fail(f"input '{inp.name}' has shape {list(given)}, the model expects {want}")
@@ -270,8 +294,8 @@ class _Importer:
                                         f"{seen[p]} in another input")
                 shape = given
             else:
-                shape = self.dims.resolve(self.where, inp.name, dims, seen)
-            self.env[inp.name] = self.b.input(inp.name, TensorType(shape, dtype))
+                shape = self.dims.resolve(self.where, name, dims, seen)
+            self.env[inp.name] = self.b.input(name, TensorType(shape, dtype))
 
     def _define(self, name: str, node: onnx.NodeProto) -> None:
         """A node's result name must be new: onnxruntime refuses a graph that defines a value twice."""

@@ -184,6 +184,41 @@ def _gather(c: NodeContext):
     return [c.op("gather", [x, idx], {"axis": axis})]
 
 
+@handles("ScatterElements")
+def _scatter_elements(c: NodeContext):
+    """An index copy as exporters write it (torch's `index_copy`, a static KV cache's update): the indices
+    name one position per slice along the axis, the same across every other axis."""
+    x, idx, updates = c.input(0), c.input(1), c.input(2)
+    axis = _axis(c.attr("axis", 0), x.type.rank)
+    if c.attr("reduction", "none") != "none":
+        raise HandlerError("ScatterElements with a reduction is not supported")
+    index = _positions(c, idx, axis)
+    if index is None:
+        raise HandlerError(f"ScatterElements is supported as an index copy: indices that vary along axis {axis} "
+                           "only")
+    n = x.type.shape[axis]
+    known = const_value(index)
+    if known is not None and known.size and (known.min() < -n or known.max() >= n):
+        raise HandlerError(f"index {int(known.max())} is out of range for axis {axis} of size {n}")
+    return [c.op("index_copy", [x, index, updates], {"axis": axis})]
+
+
+def _positions(c: NodeContext, idx: Value, axis: int) -> Value | None:
+    """The 1-D positions that `idx` spreads over every axis but `axis`, or None when it is not that."""
+    known = const_value(idx)
+    if known is not None:
+        first = known[tuple(slice(None) if i == axis else slice(0, 1) for i in range(known.ndim))]
+        if not np.array_equal(np.broadcast_to(first, known.shape), known):
+            return None
+        return c.b.constant(np.ascontiguousarray(first.reshape(-1)))
+    src = idx.producer.inputs[0] if idx.producer is not None and idx.producer.op == "broadcast" else idx
+    shape = src.type.shape
+    pad = idx.type.rank - len(shape)
+    if pad < 0 or any(d != 1 for i, d in enumerate((1,) * pad + shape) if i != axis):
+        return None
+    return _reshape_to(c, src, (idx.type.shape[axis],))
+
+
 @handles("GatherND")
 def _gather_nd(c: NodeContext):
     return [c.op("gather_nd", [c.input(0), c.input(1)], {"batch_dims": int(c.attr("batch_dims", 0))})]

@@ -15,7 +15,8 @@ HANDLERS, handles = handler_table()
 # --- elementwise ---------------------------------------------------------------
 _UNARY = {"Neg": "neg", "Abs": "abs", "Sqrt": "sqrt", "Exp": "exp", "Log": "log", "Erf": "erf",
           "Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Reciprocal": "reciprocal",
-          "Not": "not", "IsNaN": "isnan", "Sign": "sign", "Floor": "floor", "Ceil": "ceil"}
+          "Not": "not", "IsNaN": "isnan", "Sign": "sign", "Floor": "floor", "Ceil": "ceil",
+          "Sin": "sin", "Cos": "cos"}
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Equal": "equal",
            "Less": "less", "LessOrEqual": "less_equal", "Greater": "greater",
            "GreaterOrEqual": "greater_equal", "And": "and", "Or": "or", "Xor": "xor"}

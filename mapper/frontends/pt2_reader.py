@@ -13,7 +13,7 @@ torch shares them); the outputs' structure and the dimensions' ranges.
 
 It reads the common form only. For anything else (another archive or schema
 version, big-endian data, an operator that writes to its arguments, effects
-or mutations in the signature, subgraphs, script objects, an argument or
+or mutations in the signature other than of its own buffers (state), subgraphs, script objects, an argument or
 output of a kind it does not know) or any entry it cannot read, it returns
 None, and torch.export.load reads the file, as before.
 """
@@ -137,6 +137,9 @@ def _input_spec(spec: Any) -> InputSpec:
 
 
 def _output_spec(spec: Any) -> OutputSpec:
+    kind, v = _one(spec)
+    if kind == "buffer_mutation":  # state: the walk makes the buffer an input and an output of its name
+        return OutputSpec(OutputKind.BUFFER_MUTATION, TensorArgument(v["arg"]["name"]), v["buffer_name"])
     return OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(_only(_only(spec, "user_output")["arg"],
                                                                    "as_tensor")["name"]), None)
 

@@ -150,10 +150,15 @@ class TorchEmitter:
         return x if shape == x.type.shape else self.op("reshape", [x.v], {"shape": shape})
 
 
+BFLOAT16 = "bfloat16, which numpy cannot hold: convert the model to float16 or float32 before exporting it"
+
+
 def dtype_of(t: torch.dtype) -> DType:
     try:
         return TORCH_DTYPES[t]
     except KeyError:
+        if t == torch.bfloat16:
+            raise Fail(f"element type {BFLOAT16}") from None
         raise Fail(f"element type {t} is not supported") from None
 
 
