@@ -265,6 +265,20 @@ def build(shape: DecoderShape = DecoderShape(), seed: int = 0) -> Module:
     return module
 
 
+def sharing(module: Module) -> tuple[int, dict[str, int]]:
+    """Bytes of the weights every task reads, and each task's own bytes (after `share`)."""
+    own: dict[str, int] = {}
+    shared = 0
+    for w in module.weights.values():
+        if w.role is None:
+            continue
+        if w.role.shared:
+            shared += w.nbytes
+        for t in w.role.tasks:
+            own[t] = own.get(t, 0) + w.nbytes
+    return shared, own
+
+
 # -- the run -------------------------------------------------------------------------------------------------------
 def peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
@@ -303,8 +317,9 @@ class Stages:
         return True
 
 
-def compile_stages(stages: Stages, module: Module, target: str, requests: int) -> None:
-    """The compile after the build, stage by stage: each pass, the verifier, the report, lowering and simulation."""
+def compile_stages(stages: Stages, module: Module, target: str, requests: int) -> Module:
+    """The compile after the build, stage by stage: each pass, the verifier, the report, then (when allocation
+    ran) lowering and simulation of every graph and a request stream. Returns the module as the passes left it."""
     from aalbert.ir.verifier import verify
     from aalbert.mapper.backend import Stream, run_backend
     from aalbert.mapper.reports.summary import summary_text
@@ -313,7 +328,7 @@ def compile_stages(stages: Stages, module: Module, target: str, requests: int) -
     from aalbert.passes.pipelines import Placement, compile_passes
     from aalbert.targets.hardware.spec import load_target
 
-    state: dict[str, object] = {"module": module}
+    state: dict = {"module": module}
     analyses = Analyses()  # as the pass manager keeps them; the verifier runs once, after the passes, as a stage
     for p in compile_passes(module, placement=Placement(target, spill=True)):
         def step(p=p) -> None:
@@ -326,17 +341,14 @@ def compile_stages(stages: Stages, module: Module, target: str, requests: int) -
             break
     stages.run("verify", lambda: verify(state["module"]))
     stages.run("report", lambda: summary_text(state["module"], "decoder"))
-
-    if "allocation" not in state:
-        return
-    def backend() -> None:
-        allocation = state["allocation"]
-        state["backend"] = run_backend(state["module"], load_target(target), allocation.workload, Stream(requests))
-    stages.run("lower + simulate", backend)
-    state.pop("backend", None)
+    if "allocation" in state:
+        workload = state["allocation"].workload
+        stages.run("lower + simulate",
+                   lambda: run_backend(state["module"], load_target(target), workload, Stream(requests)))
+    return state["module"]
 
 
-def measure(shape: DecoderShape, target: str, requests: int, trace: bool) -> tuple[Module, Stages]:
+def measure(shape: DecoderShape, target: str, requests: int, trace: bool) -> tuple[Module | None, Stages]:
     import scipy.optimize  # noqa: F401  (imported outside the timing, as benchmarks/scale.py does)
 
     stages = Stages(trace)
@@ -344,9 +356,9 @@ def measure(shape: DecoderShape, target: str, requests: int, trace: bool) -> tup
         tracemalloc.start()
     held: dict[str, Module] = {}
     stages.run("build (no export)", lambda: held.setdefault("module", build(shape)))
-    if "module" in held:
-        compile_stages(stages, held["module"], target, requests)
-    return held.get("module"), stages
+    if "module" not in held:
+        return None, stages
+    return compile_stages(stages, held["module"], target, requests), stages
 
 
 def main() -> int:
@@ -385,6 +397,11 @@ def main() -> int:
         graphs = module.graphs.values()
         print(f"\n{len(module.graphs)} graphs, {sum(len(g.nodes) for g in graphs):,} nodes, "
               f"{len(module.weights):,} weights, {sum(w.nbytes for w in module.weights.values()) / 1e9:.3f} GB stored")
+        shared, own = sharing(module)
+        if own:
+            sizes = sorted(set(own.values()))
+            print(f"shared by all {len(own)} tasks: {shared / 1e6:,.2f} MB; each task's own: "
+                  + ", ".join(f"{b / 1e6:.2f} MB" for b in sizes))
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.profile)
