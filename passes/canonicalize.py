@@ -29,6 +29,12 @@ before users, depth first from the outputs) and renumbered. Last, tensors
 that are copies of one parameter (equal bytes, read alike next to the same
 weights: the dynamo exporter writes ALBERT's shared FFN matrices once per
 layer) become one weight (`passes.positions.merge_copies`).
+
+A graph that is another's but for which weights it reads (a decoder's
+tasks and phases, adapter-ALBERT's tasks with heads of one width: same
+ops, operands, attributes and types, its weights in the same pattern of
+equal bytes) has the same canonical form but for those weights: it is
+copied from the first such graph's with its own weights, not rebuilt.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aalbert.ir.builder import Builder, attrs_key, const_value
-from aalbert.ir.graph import Graph, Node, Value
+from aalbert.ir.graph import Graph, Node, Sym, Value
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 from aalbert.passes.base import Analyses, Pass, register_pass
@@ -58,13 +64,59 @@ class Canonicalize(Pass):
 
     def run(self, module: Module, analyses: Analyses) -> Module:
         cache = ChainCache()
+        done: dict[tuple, tuple[Graph, list[str]]] = {}  # a graph's form -> its canonical graph, its weights
         for task in list(module.graphs):
+            key, symbols = graph_form(module, module.graphs[task])
+            if key in done:
+                first, first_symbols = done[key]
+                module.graphs[task] = with_weights(first, task, dict(zip(first_symbols, symbols)))
+                continue
             graph = canonicalize_graph(module, module.graphs[task], cache)
             if merge_copies(module, graph):  # an exporter's copies of one parameter: one weight, then tidy
                 graph = canonicalize_graph(module, graph, cache)
             module.graphs[task] = graph
+            done[key] = graph, symbols
         module.remove_unused_weights()
         return module
+
+
+def graph_form(module: Module, graph: Graph) -> tuple[tuple, list[str]]:
+    """What canonicalizing `graph` depends on, with its weights as numbers (in order of first read), and those
+    weights: its inputs, its nodes (ops, operands by position, attributes, result types), its outputs, and of
+    each weight its type, which earlier weight has its bytes, and a one-element weight's value (which
+    canonicalize makes a constant)."""
+    position: dict[int, int] = {id(v): i for i, v in enumerate(graph.inputs)}
+    symbols: dict[str, int] = {}
+    first_of_hash: dict[str, int] = {}
+    nodes = []
+    for node in graph.nodes:
+        if node.op == "weight":
+            sym = node.attrs["name"].name
+            if sym not in symbols:
+                symbols[sym] = len(symbols)
+            w = module.weights[sym]
+            same = first_of_hash.setdefault(w.hash, symbols[sym])
+            one = w.values().tobytes() if w.numel == 1 and w.data is not None else None
+            attrs: tuple = ("weight", symbols[sym], same, w.type, one)
+        else:
+            attrs = attrs_key(node.attrs)
+        nodes.append((node.op, tuple(position[id(v)] for v in node.inputs), attrs,
+                      tuple(v.type for v in node.outputs)))
+        for v in node.outputs:
+            position[id(v)] = len(position)
+    key = (tuple((v.name, v.type) for v in graph.inputs), tuple(nodes),
+           tuple((name, position[id(v)]) for name, v in graph.outputs))
+    return key, list(symbols)
+
+
+def with_weights(graph: Graph, name: str, rename: dict[str, str]) -> Graph:
+    """A copy of `graph` named `name`, reading weight `rename[s]` wherever it reads `s`."""
+    new = graph.copy()
+    new.name = name
+    for node in new.nodes:
+        if node.op == "weight":
+            node.attrs = {"name": Sym(rename[node.attrs["name"].name])}
+    return new
 
 
 def canonicalize_graph(module: Module, graph: Graph, cache: ChainCache | None = None) -> Graph:

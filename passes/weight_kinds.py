@@ -24,16 +24,22 @@ Names differ between frontends (an ONNX file may call a linear weight
 - `other`: anything else.
 
 Whether a node scales or adds is found by evaluating it on probe values, as
-`fusion` recognizes GELU, not from its name.
+`fusion` recognizes GELU, not from its name. The answer depends only on the
+node's op, attributes, operand types and small constant operands, so it is
+kept by those: the layers of a graph and the graphs of a module (a
+decoder's tasks and phases) ask the same questions, over activations that
+may be megabytes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from aalbert.ir.builder import const_value
+from aalbert.ir.builder import attrs_key, const_value
 from aalbert.ir.encoding import Kind
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.registry import OpKind, Trait, get_op, op_has
@@ -41,6 +47,9 @@ from aalbert.ir.registry import OpKind, Trait, get_op, op_has
 TASK_KINDS = frozenset({"adapter", "lora"})  # kinds of weights that are a task's own whatever their bytes
 
 _PROBE_SEED = 20240601
+_KEY_ELEMENTS = 64           # constant operands up to this size are part of a remembered answer's key
+_ANSWERS: dict[tuple, bool] = {}
+_MAX_ANSWERS = 1 << 14
 
 
 def _moves_data(op: str) -> bool:
@@ -50,8 +59,35 @@ def _moves_data(op: str) -> bool:
     return op_has(op, Trait.INDEX_MAP) or (get_op(op).kind is OpKind.LAYOUT and not op_has(op, Trait.GATHERS_ROWS))
 
 
+@lru_cache(maxsize=8)
 def _probe(shape: tuple[int, ...], dtype, salt: int = 0) -> np.ndarray:
-    return np.random.default_rng(_PROBE_SEED + salt).standard_normal(shape).astype(dtype)
+    x = np.random.default_rng(_PROBE_SEED + salt).standard_normal(shape).astype(dtype)
+    x.flags.writeable = False
+    return x
+
+
+def _answer(key: tuple | None, compute: Callable[[], bool]) -> bool:
+    """`compute()`, remembered under `key` (None: not remembered)."""
+    if key is None:
+        return compute()
+    found = _ANSWERS.get(key)
+    if found is None:
+        if len(_ANSWERS) >= _MAX_ANSWERS:
+            _ANSWERS.clear()
+        found = _ANSWERS[key] = compute()
+    return found
+
+
+def _operand_key(u: Value, v: Value) -> tuple | None:
+    """What of operand `u` an answer about `v` depends on; None for a constant too big to key by."""
+    if u is v:
+        return ("probe",)
+    c = const_value(u)
+    if c is None:
+        return ("number", u.type)
+    if c.size > _KEY_ELEMENTS:
+        return None
+    return ("constant", c.dtype.str, c.shape, c.tobytes())
 
 
 def _float_elementwise(node: Node) -> bool:
@@ -67,14 +103,19 @@ def _scales(node: Node, v: Value) -> bool:
         return False
     if sum(1 for u in node.inputs if u is v) != 1 or node.output.type.shape != v.type.shape:
         return False
+    if any(u is not v and u.type.numel != 1 and const_value(u) is None for u in node.inputs):
+        return False
+    operands = tuple(_operand_key(u, v) for u in node.inputs)
+    key = None if None in operands else ("scales", node.op, attrs_key(node.attrs), v.type, operands)
+    return _answer(key, lambda: _scales_probed(node, v))
+
+
+def _scales_probed(node: Node, v: Value) -> bool:
     others = {}
     for u in node.inputs:
-        if u is v:
-            continue
-        c = const_value(u)
-        if c is None and u.type.numel != 1:
-            return False
-        others[id(u)] = c if c is not None else np.full(u.type.shape, 0.75, u.type.dtype.np)
+        if u is not v:
+            c = const_value(u)
+            others[id(u)] = c if c is not None else np.full(u.type.shape, 0.75, u.type.dtype.np)
     x = _probe(v.type.shape, v.type.dtype.np)
 
     def at(probe: np.ndarray) -> np.ndarray:
@@ -92,6 +133,11 @@ def _adds(node: Node) -> bool:
     a, b = node.inputs
     if not (a.type == b.type == node.output.type):
         return False
+    return _answer(("adds", node.op, attrs_key(node.attrs), a.type), lambda: _adds_probed(node))
+
+
+def _adds_probed(node: Node) -> bool:
+    a = node.inputs[0]
     p, q = _probe(a.type.shape, a.type.dtype.np), _probe(a.type.shape, a.type.dtype.np, 1)
     with np.errstate(all="ignore"):
         y = np.asarray(get_op(node.op).eval([p, q], node.attrs)[0], dtype=np.float64)
