@@ -144,6 +144,12 @@ def _add_target_args(p: ArgumentParser) -> None:
                    help="round-robin, random (with the workload's mix), bursts, or a trace file of "
                         "'task [arrival seconds]' lines (default: round-robin)")
     t.add_argument("--burst", type=positive_int, default=8, help="requests per burst for --pattern bursts")
+    t.add_argument("--prompt", type=positive_int, metavar="P",
+                   help="decoders: prompt tokens per request (default: the prefill graph's tokens; a longer "
+                        "prompt runs in chunks of them)")
+    t.add_argument("--generate", type=positive_int, metavar="T",
+                   help="decoders: tokens generated per request, one decode step each (default: 128, or what "
+                        "the KV cache leaves after the prompt)")
     t.add_argument("--memory-map", metavar="FILE", help="draw the memory map (.png or .svg)")
     t.add_argument("--roofline", metavar="FILE",
                    help="draw the first task's roofline, per layer (.png or .svg)")
@@ -341,7 +347,7 @@ def _with(text: str, extra: dict, indent: int) -> str:
 def _placement(args) -> Placement | None:
     """plan-activations and allocate, when --target is given."""
     if not args.target:
-        for flag in ("workload", "switch_rate", "wakeup"):
+        for flag in ("workload", "switch_rate", "wakeup", "prompt", "generate"):
             if getattr(args, flag) is not None:
                 raise OptionError(f"--{flag.replace('_', '-')} needs --target")
         for flag, default in (("mapping", "search"), ("objective", "balanced")):
@@ -354,7 +360,7 @@ def _placement(args) -> Placement | None:
     if switch is None and args.pattern == "bursts" and not args.workload:  # bursts of N switch task at 1 / N
         switch = 1 / args.burst
     return Placement(args.target, args.workload, switch, args.wakeup, args.spill, args.solver, args.mapping,
-                     args.objective)
+                     args.objective, args.prompt, args.generate)
 
 
 def _compression(args) -> list:
