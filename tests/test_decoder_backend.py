@@ -46,3 +46,108 @@ def test_index_copy_writes_only_the_copied_entries(tiny):
 
 def a_state_offset(compiled) -> int:
     return next(iter(compiled.module.graphs.values())).arena.state_offset
+
+
+# -- generation figures --------------------------------------------------------------------------------------
+
+def test_report_has_the_generation_section(tiny):
+    section = tiny.report.split("generation: ", 1)[1]
+    n = tiny.backend.generation.lengths
+    assert section.startswith(f"prompt {CFG.prompt} tokens, {n.generate} generated per request")
+    assert "KV cache 32,768 bytes in sram" in section
+    for figure in ("TTFT mean", "TPOT mean", "tokens/s", "per token", "p99"):
+        assert figure in section
+
+
+def test_decode_step_costs_grow_with_valid_tokens(tiny):
+    t = tiny.backend.generation.tasks["a"]
+    seconds = [s.seconds for s in t.decode]
+    assert len(seconds) == tiny.backend.generation.lengths.generate
+    assert seconds[-1] > seconds[0]
+    assert all(b >= a for a, b in zip(seconds, seconds[1:]))
+    # at full capacity the step costs what the program as compiled costs
+    full = tiny.backend.results["a/decode"].seconds
+    assert seconds[-1] <= full
+
+
+def test_prompt_and_generate_are_checked_against_the_cache():
+    with pytest.raises(Exception, match="exceed the KV cache's capacity of 64"):
+        compile_module(decoder_module(cfg=CFG), "decoder",
+                       Plan(placement=Placement("edge_accel", prompt=20, generate=50)))
+
+
+def test_a_longer_prompt_runs_in_chunks_and_costs_more(tiny):
+    longer = compile_module(decoder_module(cfg=CFG), "decoder",
+                            Plan(placement=Placement("edge_accel", prompt=20, generate=8)))
+    t = longer.backend.generation.tasks["a"]
+    assert len(t.prefill) == 3  # 8 + 8 + 4 tokens
+    assert t.prefill_seconds > tiny.backend.generation.tasks["a"].prefill_seconds
+
+
+# -- against limits, on the phone NPU (weights in LPDDR5) ---------------------------------------------------
+
+BIG = TinyDecoder(layers=2, hidden=256, heads=4, ffn=1024, vocab=1024, capacity=256, prompt=128, rank=4)
+
+
+@pytest.fixture(scope="session")
+def phone():
+    return compile_module(decoder_module(cfg=BIG), "decoder", Plan(placement=Placement("phone_npu", generate=64)))
+
+
+def _dram_bandwidth(compiled) -> float:
+    dram = compiled.target.level("dram")
+    return dram.dram.bytes_per_ns * 1e9
+
+
+def test_decode_on_the_phone_npu_is_bandwidth_bound(phone):
+    weights = sum(w.nbytes for w in phone.module.weights.values() if w.placement.level == "dram")
+    assert weights > 8e6 and phone.module.graphs["a/decode"].arena.state_level == "sram"
+    bound = _dram_bandwidth(phone) / weights  # tokens per second if only the weights' bytes counted
+    t = phone.backend.generation.tasks["a"]
+    assert 0.9 * bound <= 1 / t.tpot <= bound
+
+
+def test_prefill_on_the_phone_npu_is_near_its_compute_bound(phone):
+    from aalbert.targets.sim.generation import at_length
+    from aalbert.targets.sim.power import memory_image
+    from aalbert.targets.sim.roofline import roofline
+    from aalbert.targets.sim.timing import simulate
+
+    graph = phone.module.graphs["a/prefill"]
+    program = at_length(phone.backend.program("a/prefill"), graph, BIG.prompt)
+    sim = simulate(program, phone.target, memory_image(phone.module, phone.target))
+    layers = roofline(program, sim, phone.target)
+    compute = sum(b.compute for b in layers)
+    weights = sum(w.nbytes for w in phone.module.weights.values())
+    streaming = weights / _dram_bandwidth(phone) * phone.target.clock_mhz * 1e6
+    assert compute > 1.5 * streaming  # compute-bound: the weights stream in far less time than the MACs take
+    bound = sum(max(b.compute, b.memory) for b in layers)  # layers run one after another
+    assert compute >= 0.9 * bound
+    assert bound <= sim.cycles <= 1.1 * bound
+    prefill = phone.backend.generation.tasks["a"].prefill_seconds
+    assert prefill == pytest.approx(sim.seconds, rel=1e-6)
+
+
+def _phone_tiny(capacity: int):
+    cfg = TinyDecoder(layers=2, hidden=64, heads=4, ffn=128, vocab=100, capacity=capacity, prompt=8)
+    return compile_module(decoder_module(cfg=cfg), "decoder", Plan(placement=Placement("phone_npu", generate=64)))
+
+
+@pytest.fixture(scope="session")
+def contexts():
+    return _phone_tiny(128), _phone_tiny(4096)
+
+
+def test_a_longer_context_moves_the_cache_off_chip_and_tpot_follows(contexts):
+    short, long = contexts
+    assert short.module.graphs["a/decode"].arena.state_level == "sram"
+    assert long.module.graphs["a/decode"].arena.state_level == "dram"
+    s, g = short.backend.generation.tasks["a"], long.backend.generation.tasks["a"]
+    extra = [b.dram_bytes - a.dram_bytes for a, b in zip(s.decode, g.decode)]
+    assert all(x > 0 for x in extra) and extra[-1] > extra[0]  # the valid cache tokens, read from DRAM
+    bandwidth = _dram_bandwidth(long)
+    assert g.tpot - s.tpot >= sum(extra) / len(extra) / bandwidth
+    growth = [(t.decode[-1].seconds - t.decode[0].seconds) for t in (s, g)]
+    assert growth[1] > growth[0] > 0  # each valid token costs more when it comes from DRAM
+    cache = 2 * 2 * 4 * 4096 * 16 * 2  # layers x (keys, values) x heads x capacity x head_dim x 16-bit
+    assert f"KV cache {cache:,} bytes in dram" in long.report
