@@ -321,6 +321,9 @@ def _write_target_outputs(args, compiled: Compiled) -> None:
         from aalbert.mapper.reports.early_exit import exit_json
         wl = compiled.allocation.workload
         extra["early_exit"] = exit_json(backend, first, wl.inferences_per_wakeup <= 1, wl.latency_target_ms)
+    if backend.generation is not None:
+        from aalbert.mapper.reports.generation import generation_json
+        extra["generation"] = generation_json(backend.generation, module)
     if args.sim_json:
         with atomic_writer(args.sim_json) as f:
             f.write(_with(sim_json(backend.results, backend.stream), extra, 1).encode())
