@@ -79,7 +79,7 @@ class _Lowering:
         self.barrier: list[int] = []              # the previous node's last instruction on each unit
         self._stage_base: dict[str, int] | None = None
         self._bytes: dict[TensorType, int] = {}
-        self._bufs: dict[tuple[int, int], Buf] = {}
+        self._bufs: dict[tuple[int, int, bool], Buf] = {}
         self.fixed = FixedLowering(self)
 
     @functools.cached_property
@@ -227,9 +227,9 @@ class _Lowering:
     def mapped(self, i: int, node: Node) -> None:
         g = gemm_of(self.module, node, self.t, self.arena)
         if self.state:
+            second = node.inputs[1]
             g = dataclasses.replace(g, a_home=self.level_of(node.inputs[0]), o_home=self.level_of(node.output),
-                                    **({} if self.weight_of(node.inputs[1]) is not None else
-                                       {"w_home": self.level_of(node.inputs[1])}))
+                                    w_home=g.w_home if self.weight_of(second) is not None else self.level_of(second))
         w = self.weight_of(node.inputs[1])
         if w is not None:
             self.check_format(w)

@@ -26,6 +26,7 @@ linearly in between (they are affine in L but for tile rounding).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,14 +115,14 @@ def _scale(n: int, f: float) -> int:
 
 
 def _scaled(i: Instr, f: float, cap: int, length: int) -> Instr:
-    import dataclasses
+    gemm = i.kind == "gemm"
 
-    dims = {k: (length if getattr(i, k) == cap else getattr(i, k)) for k in ("m", "k", "n")}
+    def dim(n: int) -> int:
+        return length if gemm and n == cap else n
     return dataclasses.replace(
         i, nbytes=_scale(i.nbytes, f), elements=_scale(i.elements, f), acc=_scale(i.acc, f),
-        regfill=_scale(i.regfill, f), cycles=i.cycles * f,
-        traffic=tuple((lvl, _scale(r, f), _scale(w, f)) for lvl, r, w in i.traffic),
-        **(dims if i.kind == "gemm" else {}))
+        regfill=_scale(i.regfill, f), cycles=i.cycles * f, m=dim(i.m), k=dim(i.k), n=dim(i.n),
+        traffic=tuple((lvl, _scale(r, f), _scale(w, f)) for lvl, r, w in i.traffic))
 
 
 def at_length(program: Program, graph: Graph, length: int) -> Program:
@@ -177,10 +178,10 @@ class PhaseCosts:
         """Each length's step: simulated at up to `SAMPLES` of them, interpolated in between."""
         if len(lengths) <= SAMPLES:
             return [self.at(n) for n in lengths]
-        picks = sorted({lengths[round(k * (len(lengths) - 1) / (SAMPLES - 1))] for k in range(SAMPLES)})
+        picks: list[int] = sorted({lengths[round(k * (len(lengths) - 1) / (SAMPLES - 1))] for k in range(SAMPLES)})
         out = []
         for n in lengths:
-            j = min(np.searchsorted(picks, n), len(picks) - 1)
+            j = min(int(np.searchsorted(picks, n)), len(picks) - 1)
             if picks[j] == n or j == 0:
                 out.append(self.at(picks[j]))
                 continue
