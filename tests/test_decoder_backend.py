@@ -151,3 +151,14 @@ def test_a_longer_context_moves_the_cache_off_chip_and_tpot_follows(contexts):
     assert growth[1] > growth[0] > 0  # each valid token costs more when it comes from DRAM
     cache = 2 * 2 * 4 * 4096 * 16 * 2  # layers x (keys, values) x heads x capacity x head_dim x 16-bit
     assert f"KV cache {cache:,} bytes in dram" in long.report
+
+
+def test_memory_map_and_summary_read_the_cache_and_adapters_per_task(tiny):
+    lines = tiny.report.splitlines()
+    header = next(line for line in lines if line.startswith("level "))
+    assert header.split()[-2:] == ["KV", "cache"]
+    sram = next(line for line in lines if line.startswith("sram "))
+    assert sram.split()[-2:] == ["0.03", "MB"]  # 32,768 bytes of cache
+    own = CFG.layers * 2 * 2 * CFG.hidden * CFG.rank  # LoRA A and B on q and v per layer
+    row = next(line for line in lines if line.startswith("a/decode ") and "MB" in line)
+    assert row.split()[2] == f"{own:,}"

@@ -9,6 +9,7 @@ from collections import Counter
 from aalbert.ir.builder import node_kind
 from aalbert.ir.encoding import KINDS
 from aalbert.ir.module import Module
+from aalbert.ir.phases import task_of
 from aalbert.ir.registry import OpKind, Work, get_op
 
 
@@ -105,7 +106,7 @@ def sharing_lines(module: Module) -> list[str]:
              f"{megabytes(sum(w.nbytes for w in own))}", ""]
     rows = []
     for task in module.graphs:
-        mine = [w for w in own if task in w.role.tasks]
+        mine = [w for w in own if task_of(task) in w.role.tasks]  # a decoder's phases are its task's
         rows.append([task, f"{sum(w.numel for w in shared):,}", f"{sum(w.numel for w in mine):,}",
                      megabytes(sum(w.nbytes for w in shared)), megabytes(sum(w.nbytes for w in mine))])
     lines += table(["task", "shared params", "own params", "shared bytes", "own bytes"], rows, "lrrrr")
