@@ -162,3 +162,25 @@ def test_memory_map_and_summary_read_the_cache_and_adapters_per_task(tiny):
     own = CFG.layers * 2 * 2 * CFG.hidden * CFG.rank  # LoRA A and B on q and v per layer
     row = next(line for line in lines if line.startswith("a/decode ") and "MB" in line)
     assert row.split()[2] == f"{own:,}"
+
+
+def test_a_step_at_fewer_valid_tokens_scales_only_the_cache_dimension():
+    from aalbert.targets.sim.generation import at_length, scaled_nodes
+
+    cfg = TinyDecoder(layers=1, hidden=64, heads=4, ffn=128, vocab=100, capacity=16, prompt=4)  # head_dim == capacity
+    module = decoder_module(cfg=cfg)
+    graph = module.graphs["a/decode"]
+    nodes, cap = scaled_nodes(graph)
+    assert cap == 16
+    assert sorted(d for d in nodes.values() if d) == ["k", "n"]  # probabilities x values, query x keys
+    assert not any(graph.nodes[i].op == "index_copy" for i in nodes)
+    compiled = compile_module(module, "decoder", Plan(placement=Placement("edge_accel", generate=4)))
+    program = compiled.backend.program("a/decode")
+    short = at_length(program, graph, 5)
+    for full, part in zip(program.instrs, short.instrs):
+        if full.kind == "gemm" and nodes.get(full.node):
+            dim = nodes[full.node]
+            assert getattr(part, dim) == 5 and getattr(full, dim) == 16
+            assert [getattr(part, d) for d in "mkn" if d != dim] == [getattr(full, d) for d in "mkn" if d != dim]
+        elif full.node not in nodes:
+            assert part is full

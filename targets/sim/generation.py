@@ -38,6 +38,7 @@ from aalbert.ir.analysis import state_layout
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.phases import DECODE, PREFILL, parse_key
+from aalbert.ir.registry import OpKind, get_op
 from aalbert.ir.state import state_pairs
 from aalbert.targets.codegen.program import Instr, Program
 from aalbert.targets.hardware.spec import Target
@@ -92,20 +93,23 @@ def lengths(module: Module, prompt: int | None = None, generate: int | None = No
     return Lengths(p, t)
 
 
-def scaled_nodes(graph: Graph) -> tuple[set[int], int]:
-    """The nodes whose work runs along the cache's capacity, and that capacity (0 without a cache)."""
+def scaled_nodes(graph: Graph) -> tuple[dict[int, str], int]:
+    """The nodes whose work runs along the cache's capacity, each with the product dimension that does ("k"
+    when its first operand holds cache positions, as attention's probabilities times the values; else "n",
+    as a query times the keys; "" for a node that is not a product), and that capacity (0 without a cache)."""
     cap = capacity(graph)
     if not cap:
-        return set(), 0
+        return {}, 0
     state, _ = state_layout(graph, 16, 1)
     along = {id(v) for v in state}
-    nodes = set()
+    nodes: dict[int, str] = {}
     for i, node in enumerate(graph.nodes):
         if not any(id(v) in along for v in node.inputs):
             continue
         if node.op == "index_copy" and node.inputs[0] in state:
             continue  # writes only the new entries
-        nodes.add(i)
+        product = get_op(node.op).kind is OpKind.MATMUL
+        nodes[i] = ("k" if id(node.inputs[0]) in along else "n") if product else ""
         along.update(id(v) for v in node.outputs if cap in v.type.shape)
     return nodes, cap
 
@@ -114,15 +118,12 @@ def _scale(n: int, f: float) -> int:
     return max(1, round(n * f)) if n else 0
 
 
-def _scaled(i: Instr, f: float, cap: int, length: int) -> Instr:
-    gemm = i.kind == "gemm"
-
-    def dim(n: int) -> int:
-        return length if gemm and n == cap else n
+def _scaled(i: Instr, f: float, dim: str, length: int) -> Instr:
+    dims = {dim: length} if i.kind == "gemm" and dim else {}
     return dataclasses.replace(
         i, nbytes=_scale(i.nbytes, f), elements=_scale(i.elements, f), acc=_scale(i.acc, f),
-        regfill=_scale(i.regfill, f), cycles=i.cycles * f, m=dim(i.m), k=dim(i.k), n=dim(i.n),
-        traffic=tuple((lvl, _scale(r, f), _scale(w, f)) for lvl, r, w in i.traffic))
+        regfill=_scale(i.regfill, f), cycles=i.cycles * f, m=dims.get("m", i.m), k=dims.get("k", i.k),
+        n=dims.get("n", i.n), traffic=tuple((lvl, _scale(r, f), _scale(w, f)) for lvl, r, w in i.traffic))
 
 
 def at_length(program: Program, graph: Graph, length: int) -> Program:
@@ -131,7 +132,8 @@ def at_length(program: Program, graph: Graph, length: int) -> Program:
     if not cap or length >= cap:
         return program
     f = length / cap
-    instrs = [_scaled(i, f, cap, length) if i.node in nodes and i.kind != "power" else i for i in program.instrs]
+    instrs = [_scaled(i, f, nodes[i.node], length) if i.node in nodes and i.kind != "power" else i
+              for i in program.instrs]
     return Program(program.target, program.task, instrs, program.mappings)
 
 
