@@ -70,10 +70,18 @@ def test_decode_step_costs_grow_with_valid_tokens(tiny):
     assert seconds[-1] <= full
 
 
-def test_prompt_and_generate_are_checked_against_the_cache():
-    with pytest.raises(Exception, match="exceed the KV cache's capacity of 64"):
-        compile_module(decoder_module(cfg=CFG), "decoder",
-                       Plan(placement=Placement("edge_accel", prompt=20, generate=50)))
+def test_prompt_and_generate_are_checked_in_one_line(tmp_path, capsys):
+    from aalbert.ir.fileio import save_module
+    from aalbert.mapper.cli import compile as compile_cli
+    from tests.helpers import assert_clean_error
+
+    path = tmp_path / "decoder.ir"
+    save_module(decoder_module(cfg=CFG), str(path))
+    assert_clean_error(compile_cli.main, [path, "--target", "edge_accel", "--prompt", 20, "--generate", 50], capsys,
+                       "--prompt 20 plus --generate 50 tokens exceed the KV cache's capacity of 64 tokens")
+    assert_clean_error(compile_cli.main, [path, "--generate", 5], capsys, "--generate needs --target")
+    assert_clean_error(compile_cli.main, ["--size", "tiny", "--target", "edge_accel", "--generate", 5], capsys,
+                       "--prompt and --generate are for decoders")
 
 
 def test_a_longer_prompt_runs_in_chunks_and_costs_more(tiny):
