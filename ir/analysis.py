@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aalbert.ir.graph import Graph, Value
-from aalbert.ir.registry import OpKind, Trait, get_op
+from aalbert.ir.registry import OpKind, Trait, get_op, op_has
+from aalbert.ir.state import state_pairs
 from aalbert.ir.types import TensorType
 
 if TYPE_CHECKING:
@@ -81,9 +82,27 @@ def align_up(n: int, align: int) -> int:
     return -(-n // align) * align
 
 
+def state_layout(graph: Graph, activation_bits: int, align: int) -> tuple[dict[Value, int], int]:
+    """The graph's state region (`ir.state`: a decoder's KV cache), kept apart from the activation arena:
+    the offset in it of every value that is state (each state input, in input order, aligned; an
+    `index_copy` into one, which updates it in place; a view of one) and the region's size."""
+    offsets: dict[Value, int] = {}
+    size = 0
+    for pair in state_pairs(graph):
+        offsets[pair.input] = size
+        size += align_up(buffer_bytes(pair.input, activation_bits), align)
+    if not offsets:
+        return offsets, 0
+    for node in graph.nodes:
+        if node.inputs and node.inputs[0] in offsets and (node.op == "index_copy" or op_has(node.op, Trait.VIEW)):
+            offsets[node.output] = offsets[node.inputs[0]]
+    return offsets, size
+
+
 def activation_buffers(graph: Graph, activation_bits: int, align: int) -> tuple[list[Buffer], dict[Value, Buffer]]:
     """The graph's activation buffers, sizes rounded up to `align`, with their live ranges (views alias
-    their operand)."""
+    their operand). State values (`state_layout`) live in the state region, not here."""
+    state, _ = state_layout(graph, activation_bits, align)
     owner: dict[Value, Buffer] = {}
     result: list[Buffer] = []
     sizes: dict[TensorType, int] = {}  # by type: the values of like nodes share one size
@@ -95,12 +114,14 @@ def activation_buffers(graph: Graph, activation_bits: int, align: int) -> tuple[
         return n
 
     for v in graph.inputs:
+        if v in state:
+            continue
         b = Buffer(v, size(v), -1, -1)
         owner[v] = b
         result.append(b)
     for i, node in enumerate(graph.nodes):
         op = get_op(node.op)
-        if op.kind is OpKind.SOURCE:
+        if op.kind is OpKind.SOURCE or (state and any(v in state for v in node.outputs)):
             continue
         for v in node.inputs:
             b = owner.get(v)

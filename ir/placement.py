@@ -6,6 +6,10 @@ when its task becomes active; the tasks' staged weights share one region), or
 `streamed` (read from where it lives every time it is used). `Arena` is the
 region of one task graph's activations; each activation value carries its
 byte offset inside it (`Value.offset`), found by liveness (`plan-activations`).
+A graph with state (`ir.state`: a decoder's KV cache) keeps it in a region of
+its own beside the arena, which the allocator places like the arena: the
+arena records its size, level and offset, and each state value's
+`Value.offset` is its offset inside that region.
 Both are fact records (`ir.facts`).
 """
 
@@ -39,3 +43,6 @@ class Arena:
     align: int = field(metadata={"min": 1})            # every buffer starts on a multiple of this
     level: str | None = None                           # set by allocate
     offset: int | None = field(default=None, metadata={"min": 0})
+    state: int = field(default=0, metadata={"min": 0})  # bytes of the state region (a decoder's KV cache)
+    state_level: str | None = None                     # where allocate put it
+    state_offset: int | None = field(default=None, metadata={"min": 0})

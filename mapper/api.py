@@ -51,6 +51,8 @@ class CompileOptions:
     requests: int = 100
     pattern: str = "round-robin"
     fidelity: bool = False
+    prompt: int | None = None
+    generate: int | None = None
     lora: str | None = None
 
     @classmethod
@@ -67,11 +69,12 @@ class CompileOptions:
     def placement(self) -> Placement | None:
         """Where to place the module, with a target; a workload, switch rate or wakeup need one."""
         if not self.target:
-            if any(v is not None for v in (self.workload, self.switch_rate, self.wakeup)):
-                raise OptionError("a workload, switch rate or wakeup needs a target")
+            if any(v is not None for v in (self.workload, self.switch_rate, self.wakeup, self.prompt,
+                                           self.generate)):
+                raise OptionError("a workload, switch rate, wakeup, prompt or generate needs a target")
             return None
         return Placement(self.target, self.workload, self.switch_rate, self.wakeup, self.spill, self.solver,
-                         self.mapping, self.objective)
+                         self.mapping, self.objective, self.prompt, self.generate)
 
 
 def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None = None, **options: Any) -> Compiled:
@@ -99,7 +102,10 @@ def compile(tasks: Mapping[str, Any], example_inputs: Mapping[str, Any] | None =
       contradict, or a `dims` name no input has, is an error);
     - `requests`, `pattern`: the request stream simulated on the target
       (default 100, "round-robin");
-    - `fidelity`: compare every task before and after compression.
+    - `fidelity`: compare every task before and after compression;
+    - `prompt`, `generate`: a decoder's prompt and generated tokens per
+      request (defaults: the prefill graph's tokens; 128, or what the KV
+      cache leaves).
 
     Returns the `Compiled` result: `module`, `allocation`, `programs`,
     `results` (per task), `stream` and `report`; `not_finite` says where any

@@ -14,6 +14,10 @@ program of a few hundred instructions: cheap next to lowering). Every
 simulated program carries its power instructions (`sim.gating`), planned
 from a first schedule of the program without them.
 
+A decoder's stream is one of generation requests (`targets.sim.generation`:
+a prefill and the workload's generated tokens per request, each decode step
+costed at its cache length), over its tasks rather than its graphs.
+
 On a model with off-ramps, `exits` gives what an inference costs up to each
 exit test at each operating point, and, when the workload says where
 sentences leave (`[exits]`), `policies` runs the stream under every early-exit
@@ -26,6 +30,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
+from aalbert.ir import phases
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.offramps import off_ramps
@@ -35,6 +40,7 @@ from aalbert.targets.hardware.spec import Target
 from aalbert.targets.runtime.exit_policies import PolicyResult, run_policies
 from aalbert.targets.sim.exit_costs import ExitCosts
 from aalbert.targets.sim.gating import with_power
+from aalbert.targets.sim.generation import GenerationResult, PhaseCosts, is_decoder, lengths, run_generation
 from aalbert.targets.sim.power import memory_image, relocation
 from aalbert.targets.sim.requests import PATTERNS, Pattern, Request, StreamResult, make_stream, read_trace, run_stream
 from aalbert.targets.sim.timing import SimResult, simulate
@@ -64,6 +70,7 @@ class Backend:
     policies: dict[str, PolicyResult] | None = None      # ... whose workload says where sentences leave
     exit_sources: dict = field(default_factory=dict)     # task -> mapper.exits.ExitSource
     sentences: list = field(default_factory=list)        # the request stream's, where each leaves (`policies`)
+    generation: GenerationResult | None = None           # a decoder's stream of generation requests
 
     def program(self, task: str) -> Program:
         """`task`'s program, with its power instructions (`sim.gating`)."""
@@ -130,6 +137,13 @@ def relocated_program(program: Program, task: str, moves: dict[str, list[tuple[i
     return dataclasses.replace(program, task=task, instrs=instrs)
 
 
+def _requests(tasks: list[str], wl: Workload, stream: Stream) -> list[Request]:
+    if stream.pattern in PATTERNS:
+        pattern = Pattern(stream.pattern, wl.mix, wl.switch_rate, stream.burst, stream.seed)
+        return make_stream(pattern, tasks, stream.requests, wl.inferences_per_second)
+    return read_trace(stream.pattern, tasks, wl.inferences_per_second)
+
+
 def run_backend(module: Module, target: Target, workload: Workload | None = None, stream: Stream = Stream()) -> Backend:
     """Lower and simulate every task, then `stream` over the tasks (at the workload's rate, power-ups and mix;
     the default workload when None)."""
@@ -157,13 +171,15 @@ def run_backend(module: Module, target: Target, workload: Workload | None = None
         # a program without power instructions (no level gated while idle) was simulated as it is
         same = program is plain and t not in backend.same_as
         backend.results[t] = sim if same else simulate(program, target, image, cold)
-    if stream.requests:
-        tasks = list(module.graphs)
-        if stream.pattern in PATTERNS:
-            pattern = Pattern(stream.pattern, wl.mix, wl.switch_rate, stream.burst, stream.seed)
-            reqs = make_stream(pattern, tasks, stream.requests, wl.inferences_per_second)
-        else:
-            reqs = read_trace(stream.pattern, tasks, wl.inferences_per_second)
+    if stream.requests and is_decoder(module):
+        backend.requests = _requests(phases.tasks(module.graphs), wl, stream)
+        costs = {t: PhaseCosts(backend._programs[t], g, lambda p, c: simulate(p, target, image, c), target)
+                 for t, g in module.graphs.items()}
+        n = lengths(module, wl.prompt, wl.generate) if wl.prompt else lengths(module)  # allocate resolves them
+        backend.generation = run_generation(backend.requests, module, target, costs, wl.inferences_per_wakeup, n)
+        backend.stream = backend.generation.stream
+    elif stream.requests:
+        reqs = _requests(list(module.graphs), wl, stream)
         backend.stream = run_stream(reqs, module, target, backend.results, wl.inferences_per_wakeup)
         backend.requests = reqs
     if any(off_ramps(g) for g in module.graphs.values()):

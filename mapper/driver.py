@@ -198,7 +198,10 @@ def _placement_text(compiled: Compiled, manager, placement: Placement, stream: S
     lines = task_lines(backend.results, target) + [""] + breakdown_lines(module, backend.results[first], target)
     lines += [""] + roofline_lines(bounds, first)
     wl = allocation.workload
-    if backend.stream is not None:
+    if backend.generation is not None:
+        from aalbert.mapper.reports.generation import generation_lines
+        lines += [""] + generation_lines(backend.generation, module, target.clock_mhz)
+    elif backend.stream is not None:
         lines += [""] + stream_lines(backend.stream, stream.pattern, wl.inferences_per_second,
                                      wl.inferences_per_wakeup)
     if backend.exits is not None:

@@ -55,11 +55,13 @@ from aalbert.passes.allocation.prices import State
 from aalbert.passes.allocation.problem import AllocatorOptions, ProblemBuilder, bytes_held
 from aalbert.passes.allocation.record import Allocation, allocation_report
 from aalbert.passes.allocation.solvers import Solution, solve_greedy, solve_milp, staging, variable_count
+from aalbert.passes.allocation.state import place_state, record_state, reserved
 from aalbert.passes.allocation.verify import verify_placement
 from aalbert.passes.base import Analyses, Pass, register_pass
 from aalbert.passes.plan_activations import plan_graph
 from aalbert.targets.hardware.spec import Target, load_target
 from aalbert.targets.mapping.search import OBJECTIVES
+from aalbert.targets.sim.generation import is_decoder, lengths
 from aalbert.targets.sim.nodecost import POLICIES, NodeCoster
 from aalbert.targets.sim.workload import Workload, default_workload, load_workload
 
@@ -73,10 +75,12 @@ def allocate(module: Module, target: Target, workload: Workload,
     planned for `target`."""
     _check_arenas(module, target)
     state = _first_state(module, target, options.spill)
+    cache = place_state(module, target, workload, state.arena)
+    options = dataclasses.replace(options, reserved=reserved(cache))
     coster = NodeCoster(module, target, options.mapping, options.objective)
     check_placeable(ProblemBuilder(module, target, workload, options, coster, state))
     solver = options.solver
-    rounds, reserve, held = 0, True, bytes_held(module, target, state)
+    rounds, reserve, held = 0, True, _with_reserved(bytes_held(module, target, state), options)
     while True:
         rounds += 1
         coster.set_free(_free_bytes(target, held, reserve))
@@ -91,7 +95,7 @@ def allocate(module: Module, target: Target, workload: Workload,
             raise does_not_fit(module, target, problem, b)
         new = State({name: o.level for name, o in solution.choice.items()}, solution.arena.level)
         stage = staging(problem, solution.choice, solution.arena)
-        held = {lvl: used - stage.get(lvl, 0) for lvl, used in solution.usage.items()}
+        held = _with_reserved({lvl: used - stage.get(lvl, 0) for lvl, used in solution.usage.items()}, options)
         if new == state or rounds >= MAX_ROUNDS:
             state = new
             break
@@ -103,10 +107,18 @@ def allocate(module: Module, target: Target, workload: Workload,
     solution.bound = min(max(dual, lp_bound), solution.objective)
     solution.bound_kind = "branch and bound" if dual >= lp_bound else "LP relaxation"
     _write_placements(module, target, solution, b.arena_bytes, staging(problem, solution.choice, solution.arena))
+    record_state(module, cache)
     costs = b.pricer.mappings(state)
     for (task, i), cost in costs.items():
         module.graphs[task].nodes[i].mapping = cost.mapping
     return allocation_report(b, problem, solution, lp_bound, rounds, costs)
+
+
+def _with_reserved(used: dict[str, int], options: AllocatorOptions) -> dict[str, int]:
+    out = dict(used)
+    for lvl, nbytes in options.reserved:
+        out[lvl] = out.get(lvl, 0) + nbytes
+    return out
 
 
 def _first_state(module: Module, target: Target, spill: bool) -> State:
@@ -180,6 +192,8 @@ class Allocate(Pass):
     solver: str = "auto"
     mapping: str = "search"             # search | fixed
     objective: str = "balanced"         # balanced | energy | latency | edp
+    prompt: int | None = None           # decoders: prompt tokens per request (default: the prefill graph's)
+    generate: int | None = None         # decoders: tokens generated per request
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "ilp", "greedy"):
@@ -204,6 +218,11 @@ class Allocate(Pass):
             wl = dataclasses.replace(wl, switch_rate=self.switch_rate)
         if self.inferences_per_wakeup is not None:
             wl = dataclasses.replace(wl, inferences_per_wakeup=self.inferences_per_wakeup)
+        if is_decoder(module):
+            n = lengths(module, self.prompt, self.generate)
+            wl = dataclasses.replace(wl, prompt=n.prompt, generate=n.generate)
+        elif self.prompt is not None or self.generate is not None:
+            raise OptionError("--prompt and --generate are for decoders (graphs <task>/prefill and <task>/decode)")
         options = AllocatorOptions(self.spill, self.solver, self.mapping, self.objective)
         analyses.put(allocate(module, target, wl, options))
         verify_placement(module, target)

@@ -45,12 +45,15 @@ class Placement:
     solver: str = "auto"
     mapping: str = "search"            # search, or fixed: the column-chunk lowering
     objective: str = "balanced"        # what the mapping search minimizes: balanced, energy, latency or edp
+    prompt: int | None = None          # decoders: prompt tokens per request (default: the prefill graph's)
+    generate: int | None = None        # decoders: tokens generated per request
 
     def passes(self) -> list[Pass]:
         """plan-activations and allocate for this placement."""
         options = {"target": self.target, "solver": self.solver, "mapping": self.mapping,
                    "objective": self.objective, "spill": self.spill, "workload": self.workload or "",
-                   "switch_rate": self.switch_rate, "inferences_per_wakeup": self.wakeup}
+                   "switch_rate": self.switch_rate, "inferences_per_wakeup": self.wakeup,
+                   "prompt": self.prompt, "generate": self.generate}
         return [make_pass("plan-activations", {"target": self.target}, typed=True),
                 make_pass("allocate", options, typed=True)]
 

@@ -7,7 +7,9 @@ A buffer lives from its definition to its last reader (graph outputs to the
 end). Offsets come from greedy-by-size placement: the largest buffer first,
 each at the lowest offset where it overlaps no buffer whose life overlaps
 its own. The arena records the peak (its size) next to the sum of all
-buffers, the memory a planner-less allocator would need.
+buffers, the memory a planner-less allocator would need. State (a decoder's
+KV cache, `ir.state`) is not in the arena: it gets a region of its own
+(`ir.analysis.state_layout`), whose size the arena records.
 
 Sizes use the target's activation precision for floating-point tensors
 (EdgeBERT keeps activations in 16-bit fixed point) and the element size for
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aalbert.intervals import LiveIndex
-from aalbert.ir.analysis import Buffer, activation_buffers
+from aalbert.ir.analysis import Buffer, activation_buffers, state_layout
 from aalbert.ir.graph import Graph
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Arena
@@ -70,9 +72,11 @@ def plan_graph(graph: Graph, activation_bits: int, align: int, cache: dict | Non
         peak = place(bufs)
         if cache is not None:
             cache[key] = ([b.offset for b in bufs], peak)
+    state, state_size = state_layout(graph, activation_bits, align)
     for v in graph.values():
-        v.offset = owner[v].offset if v in owner else None
-    graph.arena = Arena(size=peak, total=sum(b.size for b in bufs), activation_bits=activation_bits, align=align)
+        v.offset = owner[v].offset if v in owner else state.get(v)
+    graph.arena = Arena(size=peak, total=sum(b.size for b in bufs), activation_bits=activation_bits, align=align,
+                        state=state_size)
     return graph.arena
 
 

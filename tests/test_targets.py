@@ -140,7 +140,7 @@ def test_bad_target_files(tmp_path, capsys, change, message):
 def test_unknown_target_name(capsys):
     assert_clean_error(compile_cli.main, ["--size", "tiny", "--target", "edge_acel"], capsys,
                        "edge_acel: no such target file (built-in targets: edge_accel, edge_accel_dram, "
-                       "edge_accel_sram, tpu_like)")
+                       "edge_accel_sram, phone_npu, tpu_like)")
 
 
 def test_parse_target_without_weight_home():

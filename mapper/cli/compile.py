@@ -152,6 +152,12 @@ def _add_target_args(p: ArgumentParser) -> None:
                    help="round-robin, random (with the workload's mix), bursts, or a trace file of "
                         "'task [arrival seconds]' lines (default: round-robin)")
     t.add_argument("--burst", type=positive_int, default=8, help="requests per burst for --pattern bursts")
+    t.add_argument("--prompt", type=positive_int, metavar="P",
+                   help="decoders: prompt tokens per request (default: the prefill graph's tokens; a longer "
+                        "prompt runs in chunks of them)")
+    t.add_argument("--generate", type=positive_int, metavar="T",
+                   help="decoders: tokens generated per request, one decode step each (default: 128, or what "
+                        "the KV cache leaves after the prompt)")
     t.add_argument("--memory-map", metavar="FILE", help="draw the memory map (.png or .svg)")
     t.add_argument("--roofline", metavar="FILE",
                    help="draw the first task's roofline, per layer (.png or .svg)")
@@ -324,6 +330,9 @@ def _write_target_outputs(args, compiled: Compiled) -> None:
         from aalbert.mapper.reports.early_exit import exit_json
         wl = compiled.allocation.workload
         extra["early_exit"] = exit_json(backend, first, wl.inferences_per_wakeup <= 1, wl.latency_target_ms)
+    if backend.generation is not None:
+        from aalbert.mapper.reports.generation import generation_json
+        extra["generation"] = generation_json(backend.generation, module)
     if args.sim_json:
         with atomic_writer(args.sim_json) as f:
             f.write(_with(sim_json(backend.results, backend.stream), extra, 1).encode())
@@ -350,7 +359,7 @@ def _with(text: str, extra: dict, indent: int) -> str:
 def _placement(args) -> Placement | None:
     """plan-activations and allocate, when --target is given."""
     if not args.target:
-        for flag in ("workload", "switch_rate", "wakeup"):
+        for flag in ("workload", "switch_rate", "wakeup", "prompt", "generate"):
             if getattr(args, flag) is not None:
                 raise OptionError(f"--{flag.replace('_', '-')} needs --target")
         for flag, default in (("mapping", "search"), ("objective", "balanced")):
@@ -363,7 +372,7 @@ def _placement(args) -> Placement | None:
     if switch is None and args.pattern == "bursts" and not args.workload:  # bursts of N switch task at 1 / N
         switch = 1 / args.burst
     return Placement(args.target, args.workload, switch, args.wakeup, args.spill, args.solver, args.mapping,
-                     args.objective)
+                     args.objective, args.prompt, args.generate)
 
 
 def _compression(args) -> list:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from aalbert.ir import phases
 from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module
 from aalbert.mapper.reports.summary import count, table
@@ -29,10 +30,11 @@ class LevelUse:
     swap: int = 0                      # the swap region (largest task's staged weights)
     homes: int = 0                     # staged weights' off-chip copies
     activations: int = 0
+    state: int = 0                     # a decoder's KV cache (its graphs' state region)
 
     @property
     def used(self) -> int:
-        return self.shared + sum(self.task.values()) + self.swap + self.homes + self.activations
+        return self.shared + sum(self.task.values()) + self.swap + self.homes + self.activations + self.state
 
 
 def memory_map(module: Module, target: Target) -> list[LevelUse]:
@@ -62,6 +64,10 @@ def memory_map(module: Module, target: Target) -> list[LevelUse]:
             arenas[at] = max(arenas[at], align_up(g.arena.size, target.alignment_bytes))
     for (lvl, _), size in arenas.items():
         uses[lvl].activations += size
+    states = {(g.arena.state_level, g.arena.state_offset): align_up(g.arena.state, target.alignment_bytes)
+              for g in module.graphs.values() if g.arena is not None and g.arena.state_level is not None}
+    for (lvl, _), size in states.items():
+        uses[lvl].state += size
     return list(uses.values())
 
 
@@ -73,15 +79,16 @@ def memory_lines(module: Module, target: Target) -> list[str]:
     levels = memory_map(module, target)
     lines = [f"memory map on {target.name} ({target.description})"]
     rows = []
+    cache = any(u.state for u in levels)  # a column of its own only for a decoder's KV cache
     for u in levels:
         pct = f" ({100 * u.used / u.capacity:.0f} %)" if u.capacity and not u.off_chip else ""
         rows.append([u.name + (" (off chip)" if u.off_chip else ""), u.technology, _mb(u.capacity),
                      _mb(u.used) + pct, _mb(u.shared), _mb(sum(u.task.values())), _mb(u.swap + u.homes),
-                     _mb(u.activations)])
+                     _mb(u.activations)] + ([_mb(u.state)] if cache else []))
     lines += table(["level", "tech", "capacity", "used", "shared weights", "task weights", "staged/swap",
-                    "activations"], rows, "llrrrrrr")
+                    "activations"] + (["KV cache"] if cache else []), rows, "llrrrrrr" + ("r" if cache else ""))
     per_task = []
-    for task in module.graphs:
+    for task in phases.tasks(module.graphs):
         on = sum(align_up(w.nbytes, target.alignment_bytes) for w in module.weights.values() if w.placement is not None
                  and not target.level(w.placement.level).off_chip and (w.role.shared or task in w.role.tasks))
         off = sum(align_up(w.nbytes, target.alignment_bytes) for w in module.weights.values() if w.placement is not None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 from aalbert.errors import OptionError
+from aalbert.ir import phases
 from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Residency
@@ -93,7 +94,7 @@ def does_not_fit(module: Module, target: Target, problem: Problem, builder: Prob
 def check_placeable(builder: ProblemBuilder) -> None:
     """Refuse what no placement can satisfy (the module docstring's three checks), before anything is priced."""
     module, t = builder.module, builder.t
-    tasks = tuple(module.graphs)
+    tasks = tuple(phases.tasks(module.graphs))
     arena = align_up(max(builder.arena_size(g) for g in module.graphs.values()), t.alignment_bytes)
     builder._arena_fits(arena)
     places: dict[str, list[tuple[str, str | None]]] = {}   # weight -> (level, home) of each option

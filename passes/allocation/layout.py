@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aalbert.ir import phases
 from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module, Weight
 from aalbert.targets.hardware.spec import MemoryLevel, Target
@@ -90,7 +91,7 @@ def lay_out(module: Module, target: Target, choice: dict, arena_level: str, aren
     (`arena_bytes` in `arena_level`), for the levels and kinds in `choice` (weight name -> `Option`); `stage`:
     the staging region the mappings need per level."""
     align = target.alignment_bytes
-    tasks = list(module.graphs)
+    tasks = phases.tasks(module.graphs)
     rank = {t: i for i, t in enumerate(tasks)}
     order = sorted(module.weights.values(), key=lambda w: (not w.role.shared, list(module.weights).index(w.name)))
 

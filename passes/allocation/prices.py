@@ -178,7 +178,7 @@ class Pricer:
                         else:
                             spans.append([t, t + cost.cycles])
                 t += cost.cycles
-            share = self.wl.mix[task]
+            share = self.wl.runs(task)
             runtime += share * t
             for lvl, spans in busy.items():
                 if not spans:
@@ -251,12 +251,12 @@ class Pricer:
             cost = self.cost(task, i, levels, self.state.arena)
             minus = sum(b * self.side_pj_per_byte(task, i, levels[w])
                         for w, b in self.side_bytes(task, i, cost).items())
-            price.add(cost, self.wl.mix[task], self.leak(task, i, levels, self.state.arena, cost), minus)
+            price.add(cost, self.wl.runs(task), self.leak(task, i, levels, self.state.arena, cost), minus)
         for task, i in self.side.get(name, []):
             cost = self.cost(task, i, self.state.levels, self.state.arena)
             b = self.side_bytes(task, i, cost).get(name, 0.0)
-            price.pj += self.wl.mix[task] * b * self.side_pj_per_byte(task, i, level)
-            price.traffic[level] = price.traffic.get(level, 0.0) + self.wl.mix[task] * b
+            price.pj += self.wl.runs(task) * b * self.side_pj_per_byte(task, i, level)
+            price.traffic[level] = price.traffic.get(level, 0.0) + self.wl.runs(task) * b
         return price
 
     def arena(self, level: str) -> Price | None:
@@ -280,7 +280,7 @@ class Pricer:
                     here = self.cost(task, i, self.state.levels, level)
                     now = self.cost(task, i, self.state.levels, self.state.arena)
                     lv = self.state.levels
-                    price.pj += self.wl.mix[task] * (
+                    price.pj += self.wl.runs(task) * (
                         here.dynamic_pj - now.dynamic_pj + self.leak(task, i, lv, level, here) * here.cycles
                         - self.leak(task, i, lv, self.state.arena, now) * now.cycles)
         return price
@@ -297,9 +297,9 @@ class Pricer:
             key = (reps[task, i], bank_relative(spans[k], bank) if bank else None)
             c = classes.get(key)
             if c is None:
-                classes[key] = [task, i, self.wl.mix[task]]
+                classes[key] = [task, i, self.wl.runs(task)]
             else:
-                c[2] += self.wl.mix[task]
+                c[2] += self.wl.runs(task)
         return [(task, i, share) for task, i, share in classes.values()]
 
     def _plain_spans(self) -> list[tuple[tuple[int, int], ...]]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from aalbert.errors import OptionError
+from aalbert.ir import phases
 from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
@@ -101,6 +102,7 @@ class AllocatorOptions:
     solver: str = "auto"
     mapping: str = "search"
     objective: str = "balanced"
+    reserved: tuple[tuple[str, int], ...] = ()   # (level, bytes) taken before weights: the KV cache
 
 
 class ProblemBuilder:
@@ -224,14 +226,16 @@ class ProblemBuilder:
             "for activations")
 
     def problem(self) -> Problem:
-        tasks = tuple(self.module.graphs)
+        tasks = tuple(phases.tasks(self.module.graphs))
         arena = align_up(max(self.arena_size(g) for g in self.module.graphs.values()), self.t.alignment_bytes)
         self._arena_fits(arena)
         items = [self._item(w, tasks) for w in self.module.weights.values()]
         arena_options = self._arena_options(tasks, arena)
         self.arena_bytes = arena
         banks, dram_pj, constant = self.static_terms()
-        return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks,
+        taken = dict(self.options.reserved)
+        return Problem(items, {m.name: m.capacity_bytes - taken.get(m.name, 0) for m in self.t.memories},
+                       arena_options, tasks,
                        banks=banks, dram_pj=dram_pj, constant_pj=constant)
 
     def _item(self, w: Weight, tasks: tuple[str, ...]) -> Item:
@@ -326,7 +330,7 @@ class ProblemBuilder:
         on_chip_room = any("activations" in m.holds and not m.off_chip and arena <= m.capacity_bytes
                            for m in self.t.memories)
         traffic = activation_traffic(self.module, self.t.compute.activation_bits)
-        act_wr = sum(self.wl.mix[t] * traffic[t][1] for t in tasks)
+        act_wr = sum(self.wl.runs(g) * traffic[g][1] for g in self.module.graphs)
         for m in self.t.memories:
             if not ("activations" in m.holds or (m.off_chip and self.spill)) or arena > m.capacity_bytes:
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aalbert.ir import phases
 from aalbert.passes.allocation.problem import ProblemBuilder
 from aalbert.passes.allocation.solvers import Option, Problem, Solution, staging
 from aalbert.targets.sim.workload import Workload
@@ -78,11 +79,12 @@ def allocation_report(b: ProblemBuilder, problem: Problem, solution: Solution, l
         for lvl, nbytes in o.traffic:
             traffic[lvl] = traffic.get(lvl, 0.0) + nbytes
     per_inference = sum(v for lvl, v in traffic.items() if lvl in off_chip)
+    tasks = phases.tasks(module.graphs)
     per_switch = {t: sum(w.nbytes for w in module.weights.values()
-                         if w.placement.residency == "staged" and t in w.role.tasks) for t in module.graphs}
+                         if w.placement.residency == "staged" and t in w.role.tasks) for t in tasks}
     volatile = {m.name for m in target.on_chip if m.volatile}
     per_cold = {t: sum(w.nbytes for w in module.weights.values() if w.placement.level in volatile
-                       and (w.role.shared or t in w.role.tasks)) for t in module.graphs}
+                       and (w.role.shared or t in w.role.tasks)) for t in tasks}
     return Allocation(target.name, b.wl, solution, lp_bound, dict(problem.capacities), binding, b.notes,
                       per_inference, per_switch, per_cold, sum(w.nbytes for w in module.weights.values()),
                       b.arena_bytes, options.spill, solution.usage, rounds, options.mapping, options.objective,

@@ -40,8 +40,20 @@ def verify_placement(module: Module, target: Target, spill: bool | None = None) 
         a = _checked_arena(graph, target, spill)
         arenas[a.level, a.offset] = max(arenas.get((a.level, a.offset), 0), a.size)
         _check_activations(graph, target.compute.activation_bits, target.alignment_bytes)
+    states: dict[tuple[str, int], int] = {}
+    for graph in module.graphs.values():
+        a = graph.arena
+        if a.state:
+            if a.state_level not in levels or a.state_offset is None:
+                raise _fail(f"graph @{graph.name} has a state region (KV cache) that is not placed")
+            if not levels[a.state_level].field_writable:
+                raise _fail(f"graph @{graph.name}: the state region is in {a.state_level}, which is written only "
+                            "once")
+            states[a.state_level, a.state_offset] = max(states.get((a.state_level, a.state_offset), 0), a.state)
     for (lvl, off), size in arenas.items():
         regions[lvl].append((off, off + size, "the activation arena", None))
+    for (lvl, off), size in states.items():
+        regions[lvl].append((off, off + size, "the state region", None))
     for name, items in regions.items():
         _check_regions(name, levels[name].capacity_bytes, items)
 

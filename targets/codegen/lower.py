@@ -12,6 +12,10 @@ Every canonical op becomes instructions:
 - elementwise ops, softmax, layernorm, reductions: one SFU instruction.
 - layout ops (transpose, slice, ...): a DMA within the arena; `reshape` is
   free (same bytes);
+- state (a decoder's KV cache, `ir.state`) lives in its own region, where
+  `allocate` put it (`Arena.state_level`): an operand read from it is
+  charged to that level, and `index_copy` into it is an update in place, a
+  DMA of only the copied entries;
 - an off-ramp's entropy (a reduction) goes to the SFU like any other, and an
   exit test follows it (`targets.exits.mark_exits`).
 
@@ -25,9 +29,10 @@ through its buffers' slots).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
-from aalbert.ir.analysis import buffer_bytes
+from aalbert.ir.analysis import buffer_bytes, state_layout
 from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
@@ -40,6 +45,7 @@ from aalbert.targets.hardware.spec import Target
 from aalbert.targets.mapping.problem import Arch, arch_of, gemm_of
 from aalbert.targets.mapping.search import cost_of
 
+STATE_SPACE = 1 << 60  # hazards: state region addresses lie after every arena address
 VECTOR_KINDS = frozenset({OpKind.ELEMENTWISE, OpKind.NORMALIZATION, OpKind.REDUCTION})  # run on the SFU
 
 
@@ -63,6 +69,9 @@ class _Lowering:
         self.program = Program(target.name, graph.name)
         self.arena = graph.arena.level
         self.base = graph.arena.offset
+        self.state = {id(v) for v in state_layout(graph, graph.arena.activation_bits, graph.arena.align)[0]}
+        self.state_level = graph.arena.state_level or self.arena
+        self.state_base = graph.arena.state_offset or 0
         self.writers: dict[int, list[int]] = {}   # value id -> instructions that write it
         self.readers: dict[int, list[int]] = {}   # value id -> instructions that read it
         self.root: dict[int, Value] = {}          # reshape outputs alias their operand
@@ -70,7 +79,7 @@ class _Lowering:
         self.barrier: list[int] = []              # the previous node's last instruction on each unit
         self._stage_base: dict[str, int] | None = None
         self._bytes: dict[TensorType, int] = {}
-        self._bufs: dict[tuple[int, int], Buf] = {}
+        self._bufs: dict[tuple[int, int, bool], Buf] = {}
         self.fixed = FixedLowering(self)
 
     @functools.cached_property
@@ -97,11 +106,21 @@ class _Lowering:
         """The arena bytes of `v`; one `Buf` per distinct range (they are immutable, and a long graph reuses a
         few ranges over and over)."""
         r = self.root.get(id(v), v)
-        key = (r.offset, self.bytes_of(v))
+        key = (r.offset, self.bytes_of(v), id(r) in self.state)
         b = self._bufs.get(key)
         if b is None:
-            b = self._bufs[key] = Buf(self.arena, self.base + key[0], key[1])
+            b = self._bufs[key] = (Buf(self.state_level, self.state_base + key[0], key[1]) if key[2] else
+                                   Buf(self.arena, self.base + key[0], key[1]))
         return b
+
+    def level_of(self, v: Value) -> str:
+        """The level an activation operand is read from or written to: the arena's, or the state region's."""
+        return self.state_level if id(self.root.get(id(v), v)) in self.state else self.arena
+
+    def address(self, v: Value) -> int:
+        """`v`'s first byte for hazards: arena and state region are apart (the state region after any arena
+        address)."""
+        return (STATE_SPACE + self.state_base if id(v) in self.state else self.base) + v.offset
 
     def weight_of(self, v: Value) -> Weight | None:
         p = v.producer
@@ -138,7 +157,7 @@ class _Lowering:
 
     def write_deps(self, v: Value) -> list[int]:
         """Wait for everyone still using the bytes `v` is about to overwrite."""
-        lo = self.base + v.offset
+        lo = self.address(v)
         hi = lo + self.bytes_of(v)
         deps = []
         for a, b, old in self.regions:
@@ -152,7 +171,7 @@ class _Lowering:
                 self.readers.setdefault(id(self.rootof(v)), []).append(ins.id)
 
     def note_write(self, v: Value, ids: list[int]) -> None:
-        lo = self.base + v.offset
+        lo = self.address(v)
         hi = lo + self.bytes_of(v)
         # values wholly overwritten are dead: their hazards now reach later writers through `v`'s writers
         self.regions = [r for r in self.regions if not (lo <= r[0] and r[1] <= hi)]
@@ -197,6 +216,8 @@ class _Lowering:
             self.fixed.act_matmul(i, node)
         elif opdef.has(Trait.GATHERS_ROWS) and self.weight_of(node.inputs[0]) is not None:
             self.gather_rows(i, node)
+        elif op == "index_copy" and id(node.output) in self.state:
+            self.update_state(i, node)
         elif opdef.kind is OpKind.LAYOUT:
             self.copy(i, node)
         else:
@@ -205,6 +226,10 @@ class _Lowering:
 
     def mapped(self, i: int, node: Node) -> None:
         g = gemm_of(self.module, node, self.t, self.arena)
+        if self.state:
+            second = node.inputs[1]
+            g = dataclasses.replace(g, a_home=self.level_of(node.inputs[0]), o_home=self.level_of(node.output),
+                                    w_home=g.w_home if self.weight_of(second) is not None else self.level_of(second))
         w = self.weight_of(node.inputs[1])
         if w is not None:
             self.check_format(w)
@@ -286,9 +311,11 @@ class _Lowering:
             traffic.setdefault(w.placement.level, [0, 0])[0] += round(part * w.nbytes)
             bufs.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
         if reads or not traffic:
-            traffic.setdefault(self.arena, [0, 0])[0] += max(0, round(from_arena))
-        traffic.setdefault(self.arena, [0, 0])[1] += moved
-        source = self.arena if reads or not traffic else next(iter(traffic))
+            level = self.level_of(reads[0]) if reads else self.arena
+            traffic.setdefault(level, [0, 0])[0] += max(0, round(from_arena))
+        for v in node.outputs:
+            traffic.setdefault(self.level_of(v), [0, 0])[1] += self.bytes_of(v)
+        source = self.level_of(reads[0]) if reads else next(iter(traffic))
         ins = self.emit(i, node, kind="dma", unit=f"dma.{source}", deps=deps, reads=tuple(bufs),
                         writes=tuple(self.buf(v) for v in node.outputs), nbytes=moved,
                         traffic=tuple((lvl, rw[0], rw[1]) for lvl, rw in traffic.items()))
@@ -319,6 +346,8 @@ class _Lowering:
             act_bytes += b.nbytes
             deps += writers.get(id(r), ())
         traffic = {arena: [act_bytes, self.bytes_of(out)]}
+        if self.state:
+            traffic = self.split_state(traffic, reads, self.buf(out))
         for w in weights:
             traffic.setdefault(w.placement.level, [0, 0])[0] += w.nbytes
             reads.append(Buf(w.placement.level, w.placement.offset, w.nbytes))
@@ -334,6 +363,39 @@ class _Lowering:
         for r in acts:
             readers.setdefault(id(r), []).append(ins.id)
         self.note_write(out, [ins.id])
+
+
+    def split_state(self, traffic: dict[str, list[int]], reads: list[Buf], write: Buf) -> dict[str, list[int]]:
+        """`traffic` with the bytes of operands in the state region charged to its level."""
+        moved = [b for b in reads if b.level == self.state_level and self.state_level != self.arena]
+        if not moved and write.level == self.arena:
+            return traffic
+        out = {lvl: list(rw) for lvl, rw in traffic.items()}
+        for b in moved:
+            out[self.arena][0] -= b.nbytes
+            out.setdefault(b.level, [0, 0])[0] += b.nbytes
+        if write.level != self.arena:
+            out[self.arena][1] -= write.nbytes
+            out.setdefault(write.level, [0, 0])[1] += write.nbytes
+        return out
+
+    def update_state(self, i: int, node: Node) -> None:
+        """`index_copy` into the state region, in place: a DMA of the copied entries (and their positions)
+        from the arena into the region; the rest of the state stays where it is."""
+        data, idx, src = node.inputs
+        out = node.output
+        level = self.level_of(out)
+        nbytes = self.bytes_of(src)
+        moved = nbytes + (0 if self.is_data(idx) else self.bytes_of(idx))
+        reads = [v for v in (idx, src) if not self.is_data(v)]
+        traffic: dict[str, list[int]] = {self.arena: [moved, 0]}
+        traffic.setdefault(level, [0, 0])[1] += nbytes
+        ins = self.emit(i, node, kind="dma", unit=f"dma.{self.arena}",
+                        deps=self.read_deps([data, *reads]) + self.write_deps(out),
+                        reads=tuple(self.buf(v) for v in reads), writes=(self.buf(out),), nbytes=nbytes,
+                        traffic=tuple((lvl, rw[0], rw[1]) for lvl, rw in traffic.items()))
+        self.note_reads(ins, reads)
+        self.writers[id(out)] = self.writers.get(id(self.rootof(data)), []) + [ins.id]
 
 
 def staging_base(module: Module, target: Target) -> dict[str, int]:

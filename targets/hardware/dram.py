@@ -35,6 +35,10 @@ active standby.
 from the intervals during which transfers are in flight and the bytes each
 moves, and gives time and energy per state. A DRAM level may instead give its background numbers directly
 (`DramPower`), as ZigZag's description does (none).
+
+An LPDDR5 channel (`lpddr5_6400`, the phone NPU's) fills the same fields:
+JEDEC's speeds and timings, counted in its data-strobe clock; its currents
+are stand-ins (see `LPDDR5`).
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ class LPDDR4Spec:
     phy_write_pj_per_bit: float
     phy_area_mm2: float
     source: str
+    cited: str = DRAMPOWER                # where the currents come from, in the reports' short label
 
     @property
     def tck_ns(self) -> float:
@@ -150,7 +155,7 @@ class LPDDR4Spec:
             f"tXSR at active-standby power, {exit_pj:.0f} pJ, against the power it saves)",
             label=f"{self.name}, x{channels}: IDD3N {active:.1f} mW active standby while bursts move data, "
             f"IDD2P {down:.1f} mW power-down, "
-            f"IDD6 {selfref:.2f} mW self-refresh, refresh {refresh:.1f} mW, from {DRAMPOWER}")
+            f"IDD6 {selfref:.2f} mW self-refresh, refresh {refresh:.1f} mW, from {self.cited}")
 
     def describe(self) -> str:
         return (f"{self.name}: read {self.read_pj_per_byte:.1f} pJ/B, write {self.write_pj_per_byte:.1f} pJ/B (burst "
@@ -215,6 +220,25 @@ DRAM_SPECS: dict[str, LPDDR4Spec] = {
         f"RCD 29, RL 28, WL 14, RFCAB 448, REFIAB 6246, XSR 458, CKE 12, XP 12: tCKE = tXP = 7.5 ns, as JEDEC "
         f"JESD209-4's max(7.5 ns, 4 and 5 tCK)); {PHY}"),
 }
+
+
+LPDDR5 = ("JEDEC JESD209-5B (LPDDR5): 6400 MT/s per pin, a x16 channel of 12.8 GB/s, BL16 (32-byte bursts), 16 "
+          "banks of 2 KB rows, tRAS 42 ns, tRPpb 18 ns, tRCD 18 ns, RL 17 and WL 9 of an 800 MHz CK, tREFI 3.906 us, "
+          "tXP and tCKE 7.5 ns; supplies VDD1 1.8 V, VDD2H 1.05 V (VDD2L's 0.9 V rail not modelled), VDDQ 0.5 V; "
+          "timings are counted in the 3.2 GHz data-strobe clock (two transfers per clock). tRFCab 280 ns and "
+          "tXSR = tRFCab + 7.5 ns: the 8 Gb-per-channel figures. STAND-INS: the IDD currents are the Micron LPDDR4 "
+          "die's (DRAMPower's memspec) with the burst currents on VDD2 and VDDQ doubled for twice the data rate, "
+          "because no LPDDR5 datasheet's IDD table was at hand; the PHY's energy per bit and area are the LPDDR4 "
+          f"PHY's. {PHY}")
+
+DRAM_SPECS["lpddr5_6400"] = LPDDR4Spec(
+    name="LPDDR5-6400 x16 channel", clock_mhz=3200.0, width_bits=16, burst=16, banks=16,
+    rows=65536, columns=1024, vdd=(1.8, 1.05, 0.5),
+    idd0=(3.5, 45.0, 0.75), idd2n=(2.0, 27.0, 0.75), idd2p=(1.2, 3.0, 0.75), idd3n=(2.25, 30.0, 0.75),
+    idd4r=(2.25, 550.0, 300.0), idd4w=(2.25, 420.0, 110.0), idd5=(10.0, 90.0, 0.75),
+    idd6=(0.3, 0.5, 0.1), t_ras=134, t_rp=58, t_rcd=58, t_rl=68, t_wl=36, t_rfc=896, t_refi=12500, t_xsr=920,
+    t_cke=24, t_xp=24, phy_read_pj_per_bit=1.83, phy_write_pj_per_bit=5.68, phy_area_mm2=0.5,
+    source=LPDDR5, cited="JEDEC JESD209-5B timings; LPDDR4 currents as stand-ins (targets/hardware/dram.py)")
 
 
 @dataclass(frozen=True)

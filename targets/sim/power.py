@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from aalbert.ir.phases import task_of
 from aalbert.targets.hardware.dram import DramPower, background
 from aalbert.targets.hardware.spec import MemoryLevel, Target
 
@@ -61,7 +62,8 @@ class Region:
 
 
 def memory_image(module, target: Target) -> list[Region]:
-    """Where placed data sit: every weight (a staged one in its swap slot and at its home) and every arena."""
+    """Where placed data sit: every weight (a staged one in its swap slot and at its home), every arena and
+    state region (owned by their graph's task: a decoder's phases are one task)."""
     out = []
     for w in module.weights.values():
         p = w.placement
@@ -74,7 +76,10 @@ def memory_image(module, target: Target) -> list[Region]:
     for name, g in module.graphs.items():
         a = g.arena
         if a is not None and a.level is not None:
-            out.append(Region(a.level, a.offset, a.offset + a.size, frozenset([name]), weights=False))
+            out.append(Region(a.level, a.offset, a.offset + a.size, frozenset([task_of(name)]), weights=False))
+        if a is not None and a.state and a.state_level is not None and a.state_offset is not None:
+            out.append(Region(a.state_level, a.state_offset, a.state_offset + a.state, frozenset([task_of(name)]),
+                              weights=False))
     return out
 
 
@@ -217,7 +222,7 @@ def _present(r: Region, task: str, cold: bool, level: MemoryLevel) -> bool:
     the task needs (its own and the shared weights, refilled, and its arena)."""
     if not (cold and level.volatile) or r.owners is None:
         return True
-    return task in r.owners
+    return task_of(task) in r.owners
 
 
 def static_energy(acc: Accesses, image: list[Region] | None, target: Target, span_ns: float, task: str,

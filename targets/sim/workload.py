@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aalbert.ir.fileio import read_toml
+from aalbert.ir.phases import DECODE, parse_key, task_of
 from aalbert.targets.hardware.spec import TargetError
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600
@@ -65,6 +66,15 @@ class Workload:
     lifetime_years: float = 5.0
     latency_target_ms: float | None = None  # a sentence's deadline, from arrival to result
     exits: dict[str, TaskExits] | None = None  # per task, for models with off-ramps
+    generate: int = 1                   # decoders: tokens generated per request (decode steps), T
+    prompt: int = 0                     # decoders: prompt tokens per request, P (0: the prefill graph's)
+
+    def runs(self, graph: str) -> float:
+        """How often graph `graph` runs per request, expected over the mix: its task's share, times the tokens
+        generated for a decode graph (a decoder's request is one prefill and `generate` decode steps)."""
+        key = parse_key(graph)
+        share = self.mix[key.task]
+        return share * self.generate if key.phase == DECODE else share
 
     @property
     def lifetime_inferences(self) -> float:
@@ -75,16 +85,22 @@ class Workload:
         return 1.0 / self.inferences_per_wakeup
 
 
-def default_workload(tasks) -> Workload:
-    """A uniform mix, a switch before every inference (none with one task), one inference per power-up."""
-    tasks = list(tasks)
+def default_workload(graphs) -> Workload:
+    """A uniform mix over the tasks of `graphs` (a decoder task's two phases are one task), a switch before
+    every request (none with one task), one request per power-up."""
+    tasks = task_names(graphs)
     return Workload({t: 1.0 / len(tasks) for t in tasks}, switch_rate=1.0 if len(tasks) > 1 else 0.0)
+
+
+def task_names(graphs) -> list[str]:
+    """The distinct tasks of graph keys (`ir.phases`), in order."""
+    return list(dict.fromkeys(task_of(name) for name in graphs))
 
 
 def load_workload(path: str, tasks) -> Workload:
     """[workload] mix = {task = share, ...}, switch_rate, inferences_per_wakeup, task_weights_change,
-    inferences_per_second, lifetime_years."""
-    tasks = list(tasks)
+    inferences_per_second, lifetime_years (tasks: task names or graph keys)."""
+    tasks = task_names(tasks)
     data = read_toml(path, TargetError, "no such workload file", "not valid TOML", "a workload")
     extra = set(data) - {"workload", "exits"}
     if extra or not isinstance(data.get("workload"), dict):
