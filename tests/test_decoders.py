@@ -233,3 +233,18 @@ def test_aalbert_run_on_a_decode_file_matches_pytorch(llama, tmp_path):
     assert np.abs(got["logits"] - logits.numpy()).max() < 1e-4
     for name, want in zip(decoders.cache_names(spec), new):
         assert np.abs(got[name] - want.numpy()).max() < 1e-6
+
+
+@pytest.mark.parametrize("suffix", ["", ".onnx"], ids=["pt2", "onnx"])
+def test_a_llama_with_two_lora_tasks_compiles_for_a_target(llama, suffix, capsys):
+    """The whole flow on a real decoder: both phases of both tasks lowered and simulated on `edge_accel`, its
+    rotary table (a weight's view read as an operand) included; the report names the two tasks and the cache."""
+    from aalbert.mapper.cli import compile as compile_cli
+
+    files = [str(llama.files[f"{t}/{p}{suffix}"]) for t in llama.names for p in decoders.PHASES]
+    assert compile_cli.main([*files, "--target", "edge_accel", "--lora", "merge-on-switch"]) == 0
+    out = capsys.readouterr().out
+    assert "shared by all 2 tasks" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in ([t] for t in llama.names)]
+    assert [r[0] for r in rows[-2:]] == llama.names           # the generation table's rows, one per task
+    assert "KV cache" in out and "TPOT" in out

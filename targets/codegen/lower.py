@@ -106,6 +106,10 @@ class _Lowering:
         """The arena bytes of `v`; one `Buf` per distinct range (they are immutable, and a long graph reuses a
         few ranges over and over)."""
         r = self.root.get(id(v), v)
+        if r.offset is None and (w := self.weight_of(r)) is not None:
+            # a view of a weight read as an activation operand (a rotary table's frequencies, say): its bytes
+            # are where the weight was placed
+            return Buf(w.placement.level, w.placement.offset, w.nbytes)
         key = (r.offset, self.bytes_of(v), id(r) in self.state)
         b = self._bufs.get(key)
         if b is None:
