@@ -168,7 +168,7 @@ def test_memory_map_and_summary_read_the_cache_and_adapters_per_task(tiny):
     sram = next(line for line in lines if line.startswith("sram "))
     assert sram.split()[-2:] == ["0.03", "MB"]  # 32,768 bytes of cache
     own = CFG.layers * 2 * 2 * CFG.hidden * CFG.rank  # LoRA A and B on q and v per layer
-    row = next(line for line in lines if line.startswith("a/decode ") and "MB" in line)
+    row = next(line for line in lines if line.startswith("a ") and "MB" in line)  # one row per task
     assert row.split()[2] == f"{own:,}"
 
 
@@ -192,3 +192,23 @@ def test_a_step_at_fewer_valid_tokens_scales_only_the_cache_dimension():
             assert [getattr(part, d) for d in "mkn" if d != dim] == [getattr(full, d) for d in "mkn" if d != dim]
         elif full.node not in nodes:
             assert part is full
+
+
+def test_ttft_says_when_it_is_mostly_waiting_for_a_busy_chip():
+    """At a request rate the chip cannot keep up with, requests queue and TTFT is mostly the wait, which the
+    report says; at a slow rate nothing queues (the waits are part of TTFT, by request)."""
+    from aalbert.targets.sim.workload import Workload
+
+    def run(rate: float):
+        wl = Workload({"a": 0.5, "b": 0.5}, inferences_per_second=rate)
+        return compile_module(decoder_module(cfg=CFG), "decoder",
+                              Plan(placement=Placement("edge_accel", workload=wl, generate=8)))
+
+    busy, idle = run(1e6), run(1.0)
+    for c in (busy, idle):
+        g = c.backend.generation
+        assert g.waits.shape == g.ttft.shape and (g.waits <= g.ttft).all()
+    assert busy.backend.generation.waits.mean() > 0.5 * busy.backend.generation.ttft.mean()
+    assert "TTFT is mostly waiting" in busy.report
+    g = idle.backend.generation          # nothing queues: what waits is the power-up's wake and loads
+    assert g.waits.max() < 0.1 * g.ttft.min() and "mostly waiting" not in idle.report

@@ -239,6 +239,7 @@ class GenerationResult:
     tpot: np.ndarray          # seconds, per request (mean of its decode steps)
     tasks: dict[str, TaskTokens]   # each task's request on a powered chip
     switch_bytes: dict[str, int]   # per task: bytes a switch to it copies (its staged adapters)
+    waits: np.ndarray = field(default_factory=lambda: np.zeros(0))  # seconds each request queued (part of TTFT)
 
     @property
     def tokens(self) -> int:
@@ -261,6 +262,7 @@ def run_generation(requests: list[Request], module: Module, target: Target, cost
     cold: dict[str, TaskTokens] = {}
     ttft: list[float] = []
     tpot: list[float] = []
+    waits: list[float] = []
 
     def tokens(task: str, after_power_up: bool) -> TaskTokens:
         table = cold if after_power_up else warm
@@ -277,6 +279,7 @@ def run_generation(requests: list[Request], module: Module, target: Target, cost
                 energy[k] = energy.get(k, 0.0) + v
             dram += s.dram_bytes
         ttft.append(waited + t.prefill_seconds)
+        waits.append(waited)
         tpot.append(t.tpot)
         return Served(t.prefill_seconds + t.decode_seconds, energy, dram)
 
@@ -287,4 +290,4 @@ def run_generation(requests: list[Request], module: Module, target: Target, cost
                         and w.placement.residency == "staged" and task in w.role.tasks) for task in first}
     for task in first:
         tokens(task, False)
-    return GenerationResult(n, stream, np.array(ttft), np.array(tpot), warm, switch)
+    return GenerationResult(n, stream, np.array(ttft), np.array(tpot), warm, switch, np.array(waits))
