@@ -194,9 +194,10 @@ def test_a_step_at_fewer_valid_tokens_scales_only_the_cache_dimension():
             assert part is full
 
 
-def test_ttft_says_when_it_is_mostly_waiting_for_a_busy_chip():
+def test_ttft_says_when_it_is_mostly_queueing_for_a_busy_chip():
     """At a request rate the chip cannot keep up with, requests queue and TTFT is mostly the wait, which the
-    report says; at a slow rate nothing queues (the waits are part of TTFT, by request)."""
+    report says; at a slow rate nothing queues (the waits are part of TTFT, by request; loading weights is not
+    queueing)."""
     from aalbert.targets.sim.workload import Workload
 
     def run(rate: float):
@@ -209,6 +210,5 @@ def test_ttft_says_when_it_is_mostly_waiting_for_a_busy_chip():
         g = c.backend.generation
         assert g.waits.shape == g.ttft.shape and (g.waits <= g.ttft).all()
     assert busy.backend.generation.waits.mean() > 0.5 * busy.backend.generation.ttft.mean()
-    assert "TTFT is mostly waiting" in busy.report
-    g = idle.backend.generation          # nothing queues: what waits is the power-up's wake and loads
-    assert g.waits.max() < 0.1 * g.ttft.min() and "mostly waiting" not in idle.report
+    assert "TTFT is mostly queueing" in busy.report
+    assert idle.backend.generation.waits.max() == 0.0 and "mostly queueing" not in idle.report

@@ -211,3 +211,26 @@ def test_allocator_keeps_the_active_copy_in_writable_memory():
         assert not target.level(m.base.placement.level).field_writable
         assert all(not target.level(w.placement.level).field_writable for pair in m.pairs.values() for w in pair)
         assert target.level(m.active.placement.level).field_writable, m.active.placement
+
+
+def test_a_switch_charges_the_merge_to_the_stream():
+    """Merged on a switch, a request of another task first multiplies out its pairs and rewrites the active
+    copies: the stream is charged the MACs `switch_costs` counts, and the copies' bytes, and takes that long;
+    a request of the same task on a powered chip is charged nothing."""
+    from aalbert.mapper.driver import Placement, Plan, compile_module
+    from aalbert.targets.hardware.spec import load_target
+    from aalbert.targets.sim.requests import _Charges
+
+    compiled = compile_module(_single_phase(), "lora", Plan("canonicalize,share,lora{mode=merge-on-switch}", None,
+                                                            Placement("edge_accel"), Stream(0)))
+    target = load_target("edge_accel")
+    c = target.compute
+    charges = _Charges(compiled.module, target)
+    assert charges.merge("b", cold=False, switch=False) == 0.0 and not charges.parts
+    cost = switch_costs(compiled.module)["b"]
+    cycles = charges.merge("b", cold=False, switch=True)
+    assert charges.parts["pe"] == pytest.approx(cost.macs * c.mac_energy(c.matmul_format))
+    writes = sum(m.active.nbytes * target.level(m.active.placement.level).write_pj_per_byte
+                 for m in actives(compiled.module))
+    assert sum(v for k, v in charges.parts.items() if k != "pe") > writes > 0   # reads besides the writes
+    assert cycles > cost.macs / c.macs_per_cycle

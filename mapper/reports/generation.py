@@ -41,8 +41,9 @@ def generation_lines(g: GenerationResult, module: Module, clock_mhz: float) -> l
                  f"energy {_uj(g.energy_per_token_pj)} per token; request latency p99 {_ms(s.percentile(99))}; "
                  f"{s.switches} task switches")
     if g.waits.size and g.waits.mean() > 0.5 * g.ttft.mean():
-        lines.append(f"TTFT is mostly waiting: {_ms(g.waits.mean())} on average for the chip and for weights to "
-                     "load; requests arrive faster than it serves them (inferences_per_second in --workload)")
+        lines.append(f"TTFT is mostly queueing: requests wait {_ms(g.waits.mean())} on average for the chip to "
+                     "finish earlier ones; they arrive faster than it serves them (inferences_per_second in "
+                     "--workload)")
     return lines
 
 
@@ -55,7 +56,7 @@ def generation_json(g: GenerationResult, module: Module) -> dict:
     return {"prompt": g.lengths.prompt, "generate": g.lengths.generate,
             "kv_cache": {"level": level, "offset": offset, "bytes": nbytes},
             "ttft_s": {"mean": float(g.ttft.mean()), "p99": _p99(g.ttft),
-                       "waiting_mean": float(g.waits.mean()) if g.waits.size else 0.0},
+                       "queueing_mean": float(g.waits.mean()) if g.waits.size else 0.0},
             "tpot_s": float(g.tpot.mean()),
             "tokens_per_second": g.tokens_per_second, "energy_per_token_pj": g.energy_per_token_pj,
             "tasks": {t: {"prefill_s": v.prefill_seconds, "prefill_pj": v.prefill_pj, "tpot_s": v.tpot,

@@ -239,7 +239,7 @@ class GenerationResult:
     tpot: np.ndarray          # seconds, per request (mean of its decode steps)
     tasks: dict[str, TaskTokens]   # each task's request on a powered chip
     switch_bytes: dict[str, int]   # per task: bytes a switch to it copies (its staged adapters)
-    waits: np.ndarray = field(default_factory=lambda: np.zeros(0))  # seconds each request queued (part of TTFT)
+    waits: np.ndarray = field(default_factory=lambda: np.zeros(0))  # seconds each request queued behind earlier ones
 
     @property
     def tokens(self) -> int:
@@ -263,6 +263,8 @@ def run_generation(requests: list[Request], module: Module, target: Target, cost
     ttft: list[float] = []
     tpot: list[float] = []
     waits: list[float] = []
+    free = [-math.inf]  # when the chip is done with the request before
+
 
     def tokens(task: str, after_power_up: bool) -> TaskTokens:
         table = cold if after_power_up else warm
@@ -279,7 +281,8 @@ def run_generation(requests: list[Request], module: Module, target: Target, cost
                 energy[k] = energy.get(k, 0.0) + v
             dram += s.dram_bytes
         ttft.append(waited + t.prefill_seconds)
-        waits.append(waited)
+        waits.append(max(0.0, free[0] - r.arrival))  # `waited` is this queue and the weights' loading
+        free[0] = r.arrival + waited + t.prefill_seconds + t.decode_seconds
         tpot.append(t.tpot)
         return Served(t.prefill_seconds + t.decode_seconds, energy, dram)
 

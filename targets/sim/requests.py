@@ -41,6 +41,7 @@ import numpy as np
 from aalbert.errors import AalbertError
 from aalbert.ir.fileio import read_regular
 from aalbert.ir.module import Module
+from aalbert.ir.switch import actives
 from aalbert.limits import check_bytes
 from aalbert.outputs import note_read
 from aalbert.targets.hardware.spec import Target
@@ -212,6 +213,7 @@ class _Charges:
         self.volatile = {m.name for m in target.on_chip if m.volatile}
         self.parts: dict[str, float] = {}
         self.dram = 0.0
+        self.actives = actives(module)
 
     def needed(self, task: str, cold: bool, switch: bool) -> dict[str, int]:
         """Bytes to copy into each on-chip level: the task's staged weights at a switch (and after a power-up
@@ -225,6 +227,33 @@ class _Charges:
             if (p.residency == "staged" and (switch or erased)) or (p.residency == "resident" and erased):
                 out[p.level] = out.get(p.level, 0) + w.nbytes
         return out
+
+    def merge(self, task: str, cold: bool, switch: bool) -> float:
+        """Cycles to rewrite the active copies LoRA merges on a task switch (`ir/switch.py`) for `task`: at a
+        switch, and after a power-up erased a copy in volatile memory. Charges the products B A on the PE array,
+        the base and pair read where they live and the copy written where it lives."""
+        cycles = 0.0
+        c = self.t.compute
+        for m in self.actives:
+            p = m.active.placement
+            if p is None or not (switch or (cold and p.level in self.volatile)):
+                continue
+            pair = m.pairs.get(task, ())
+            if pair:
+                a, b = pair
+                macs = a.type.shape[0] * a.type.shape[1] * b.type.shape[1]
+                self.add("pe", macs * c.mac_energy(c.matmul_format))
+                cycles += macs / c.macs_per_cycle
+            for w in (m.base, *pair):
+                if w.placement is not None:
+                    src = self.t.level(w.placement.level)
+                    self.add(src.name, w.nbytes * src.read_pj_per_byte)
+                    self.dram += w.nbytes if src.off_chip else 0
+                    cycles += w.nbytes / src.read_bytes_per_cycle
+            dst = self.t.level(p.level)
+            self.add(dst.name, m.active.nbytes * dst.write_pj_per_byte)
+            cycles += m.active.nbytes / dst.write_bytes_per_cycle
+        return cycles
 
     def load(self, into: dict[str, int]) -> float:
         """Cycles to copy `into`'s bytes from the off-chip store, one level after another."""
@@ -293,7 +322,7 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         ups += cold
         switches += switch and current is not None
         copies = charges.needed(r.task, cold, switch) if (cold or switch) else {}
-        cycles = charges.load(copies)
+        cycles = charges.load(copies) + (charges.merge(r.task, cold, switch) if (cold or switch) else 0.0)
         sim = results[r.task]
         start = max(r.arrival, free_at)
         if i:  # since the last request: a power-gated chip only keeps its DRAM; a powered one idles
