@@ -30,6 +30,11 @@ cache enters and leaves depends on the format:
   from inputs `past_key_values.<l>.key` / `.value` and written to outputs
   `present.<l>.key` / `.value` (Optimum's names), which the importer makes
   the state `cache.key.<l>` / `cache.value.<l>`.
+
+A model of one's own (any GPT-2 or Llama-style `transformers` causal LM,
+with PEFT adapters loaded or added by the user) goes through
+`export_phases(model, out, task)`, which reads its `DecoderSpec` from the
+model's config (`spec_of`); docs/decoders.md walks through it.
 """
 
 from __future__ import annotations
@@ -310,6 +315,41 @@ def export_decoders(spec: DecoderSpec, tasks: int, out: Path, onnx: bool = False
                 files[f"{key}.onnx"] = export_onnx(DecoderStep(model, spec, adapter, stateful=False),
                                                    out / f"{task}.{phase}.onnx", phase)
     return files
+
+
+def spec_of(model: nn.Module, capacity: int = DecoderSpec.capacity,
+            prompt: int = DecoderSpec.prompt) -> DecoderSpec:
+    """The `DecoderSpec` of any `transformers` causal LM (or a PEFT model around one), read from its config:
+    GPT-2 or a Llama-style attention (Llama, Qwen2, SmolLM), with `capacity` cache slots and
+    `prompt` tokens at prefill. Raises ValueError for a config whose head size is not hidden / heads."""
+    config: Any = model.config
+    gpt2 = config.model_type == "gpt2"
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None)
+    if head_dim is not None and head_dim * heads != config.hidden_size:
+        raise ValueError(f"{config.model_type}: head size {head_dim} x {heads} heads is not the hidden size "
+                         f"{config.hidden_size}")
+    dtype = next(model.parameters()).dtype
+    return DecoderSpec(family="gpt2" if gpt2 else "llama", layers=config.num_hidden_layers,
+                       hidden=config.hidden_size, heads=heads,
+                       kv_heads=heads if gpt2 else getattr(config, "num_key_value_heads", None) or heads,
+                       ffn=getattr(config, "intermediate_size", None) or 4 * config.hidden_size,
+                       vocab=config.vocab_size, capacity=capacity, prompt=prompt,
+                       dtype=str(dtype).removeprefix("torch."))
+
+
+def export_phases(model: nn.Module, out: Path | str, task: str | None = None,
+                  capacity: int = DecoderSpec.capacity, prompt: int = DecoderSpec.prompt) -> dict[str, Path]:
+    """Export one task of a user's own causal LM: `<task>.prefill.pt2` and `<task>.decode.pt2` in `out`
+    (`base.*` without a task), with a static cache of `capacity` slots and `prompt` tokens at prefill.
+    `task` names the PEFT adapter to make active (the model then is a `peft.PeftModel`). Returns graph key
+    (`<task>/prefill`, `<task>/decode`) -> path, as `export_decoders` does."""
+    spec = spec_of(model, capacity, prompt)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = task or "base"
+    return {f"{name}/{phase}": export_pt2(DecoderStep(model, spec, task), out / f"{name}.{phase}.pt2", phase)
+            for phase in PHASES}
 
 
 def sample_inputs(spec: DecoderSpec, phase: str, start: int = 0, seed: int = 0) -> dict[str, np.ndarray]:

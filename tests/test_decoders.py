@@ -139,6 +139,21 @@ def test_float16_decoder_follows_pytorch(tmp_path):
     assert largest_difference(reference, ir_run(module, "base", spec, reference)) < 2e-2
 
 
+def test_spec_of_reads_a_users_model_and_its_adapters(llama):
+    """A model built elsewhere gets the spec it was built from (its PEFT wrapper read through); GPT-2 has a key
+    and value head per query head; a head size that is not hidden / heads is refused."""
+    import transformers
+
+    assert decoders.spec_of(llama.model, llama.spec.capacity, llama.spec.prompt) == llama.spec
+    gpt2 = transformers.GPT2LMHeadModel(decoders.hf_config(decoders.DecoderSpec(family="gpt2", capacity=16)))
+    spec = decoders.spec_of(gpt2.half(), capacity=16, prompt=4)
+    assert (spec.family, spec.kv_heads, spec.cache_heads, spec.dtype) == ("gpt2", 4, 4, "float16")
+    config = decoders.hf_config(decoders.DecoderSpec())
+    config.head_dim = 32
+    with pytest.raises(ValueError, match=r"head size 32 x 4 heads is not the hidden size 64"):
+        decoders.spec_of(transformers.LlamaForCausalLM(config))
+
+
 # -- file names, ONNX, LoRA by structure, aalbert-run -------------------------------------------------------
 def test_file_names_and_task_options_key_phases(llama):
     """`a.prefill.pt2` is graph `a/prefill`; `--task a/decode=PATH` names one; a task with a phase beside one
