@@ -25,7 +25,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from aalbert.errors import OptionError
+from aalbert.errors import IRVerifyError, OptionError
 from aalbert.examples.llama_ir import SMALL, STUDY, DecoderShape, build
 from aalbert.ir.module import Module
 from aalbert.mapper.backend import Stream, run_backend
@@ -36,7 +36,7 @@ from aalbert.mapper.study.workers import Workers
 from aalbert.passes.base import PassManager
 from aalbert.passes.lora import MODES
 from aalbert.passes.pipelines import DEFAULT, compile_passes, with_lora
-from aalbert.targets.hardware.spec import load_target
+from aalbert.targets.hardware.spec import Target, load_target
 from aalbert.targets.sim.workload import default_workload
 
 FAMILY = "lora-decoder"
@@ -111,7 +111,6 @@ def _level_of(w) -> str:
 def row(c: DecoderConfiguration) -> dict:
     """One configuration's figures: placement, generation stream, area."""
     module = prepared(c.shape, c.mode)
-    wl = default_workload(module.graphs)
     if c.sized:
         template, where, base = template_of(c.template, ())
         s = sizes(module, base, False)
@@ -121,21 +120,37 @@ def row(c: DecoderConfiguration) -> dict:
         name = ARCHITECTURES[c.chip]
     else:
         target, name = load_target(c.chip), c.chip
-    try:  # weights go off chip only when they do not fit
+    tags = {"lora": c.mode, "adapters": c.shape.tasks, "architecture": c.chip, "target": name, "sized": c.sized,
+            "kv_placement": c.kv}
+    try:
+        return {**tags, **_figures(module, target, c.requests), "error": ""}
+    except IRVerifyError as e:
+        # the placement the allocator made fails its own check: the row says so instead of ending the study
+        return {**tags, **dict.fromkeys(FIGURES), "error": e.message.splitlines()[0]}
+
+
+FIGURES = ("kv_level", "kv_bytes", "task_weight_level", "task_weight_bytes", "shared_bytes", "on_chip_capacity_bytes",
+           "on_chip_used_bytes", "spilled", "area_mm2", "energy_per_token_uj", "tpot_ms", "ttft_ms",
+           "tokens_per_second")
+
+
+def _figures(module: Module, target: Target, requests: int) -> dict:
+    """Place (spilling only when the weights do not fit), lower and simulate a stream of `requests`."""
+    wl = default_workload(module.graphs)
+    try:
         placed, a = place(module, target, wl, spill=False)
         spilled = False
     except OptionError:
         placed, a = place(module, target, wl, spill=True)
         spilled = True
-    g = run_backend(placed, target, wl, Stream(c.requests)).generation
+    g = run_backend(placed, target, wl, Stream(requests)).generation
     assert g is not None  # a decoder's stream is one of generation requests
     task = [w for w in placed.weights.values() if not w.role.shared]
     arenas = [gr.arena for gr in placed.graphs.values() if gr.arena is not None]
-    kv = sorted({ar.state_level for ar in arenas if ar.state_level})
     on_chip = {m.name for m in target.on_chip}
-    return {
-        "lora": c.mode, "adapters": c.shape.tasks, "architecture": c.chip, "target": name, "sized": c.sized,
-        "kv_placement": c.kv, "kv_level": "+".join(kv), "kv_bytes": max(ar.state for ar in arenas),
+    figures = {
+        "kv_level": "+".join(sorted({ar.state_level for ar in arenas if ar.state_level})),
+        "kv_bytes": max(ar.state for ar in arenas),
         "task_weight_level": "+".join(sorted({_level_of(w) for w in task})),
         "task_weight_bytes": sum(w.nbytes for w in task),
         "shared_bytes": sum(w.nbytes for w in placed.weights.values() if w.role.shared),
@@ -147,8 +162,9 @@ def row(c: DecoderConfiguration) -> dict:
         "tpot_ms": float(g.tpot.mean() * 1e3),
         "ttft_ms": float(g.ttft.mean() * 1e3),
         "tokens_per_second": g.tokens_per_second,
-        "switch_bytes": max(g.switch_bytes.values(), default=0),
     }
+    assert tuple(figures) == FIGURES
+    return figures
 
 
 def run(cfg: DecoderStudyConfig, progress=None, workers: Workers | None = None) -> list[dict]:
@@ -157,6 +173,11 @@ def run(cfg: DecoderStudyConfig, progress=None, workers: Workers | None = None) 
         if workers is None:
             workers = stack.enter_context(Workers(1))
         return workers.map(row, configurations(cfg), progress, group=lambda c: c.model)
+
+
+def placed(rows: list[dict]) -> list[dict]:
+    """The rows whose placement passed its check."""
+    return [r for r in rows if not r["error"]]
 
 
 def line_label(r: dict) -> str:
@@ -172,12 +193,12 @@ def figure(rows: list[dict], cfg: DecoderStudyConfig, stem: Path) -> list[Path]:
     panels = []
     for mode in cfg.modes[:3]:
         series: dict[str, list[tuple[int, float]]] = {}
-        for r in rows:
+        for r in placed(rows):
             if r["lora"] == mode:
                 series.setdefault(line_label(r), []).append((r["adapters"], r["energy_per_token_uj"]))
         panels.append((f"energy per token, LoRA {mode}", "uJ per token", series))
     area: dict[str, list[tuple[int, float]]] = {}
-    for r in rows:
+    for r in placed(rows):
         if r["lora"] == cfg.modes[0]:
             area.setdefault(line_label(r), []).append((r["adapters"], r["area_mm2"]))
     panels.append((f"area (LoRA {cfg.modes[0]})", "mm2", area))
@@ -193,7 +214,9 @@ def table(rows: list[dict], mode: str, adapters: int) -> list[str]:
     lines = ["| chip | KV cache | energy/token (uJ) | TPOT (ms) | TTFT (ms) | area (mm2) | KV lives in | "
              "task weights live in | task weights (KB) |", "|---|---|---:|---:|---:|---:|---|---|---:|"]
     for r in rows:
-        if r["lora"] == mode and r["adapters"] == adapters:
+        if r["lora"] == mode and r["adapters"] == adapters and r["error"]:
+            lines.append(f"| {r['target']} | {r['kv_placement']} | not placed: {r['error']} |" + " |" * 6)
+        elif r["lora"] == mode and r["adapters"] == adapters:
             lines.append(f"| {r['target']} | {r['kv_placement']} | {_f(r['energy_per_token_uj'])} | "
                          f"{_f(r['tpot_ms'])} | {_f(r['ttft_ms'])} | {r['area_mm2']:.2f} | {r['kv_level']} | "
                          f"{r['task_weight_level'] or '-'}{' (spilled)' if r['spilled'] else ''} | "
@@ -204,9 +227,11 @@ def table(rows: list[dict], mode: str, adapters: int) -> list[str]:
 def headline(rows: list[dict], cfg: DecoderStudyConfig) -> list[str]:
     """The printed summary: at the most adapters, per LoRA mode, the lowest-energy chip and the smallest one."""
     most = max(cfg.adapters)
-    out = [f"decoder study: {describe(cfg.shape)}; {len(rows)} configurations"]
+    failed = len(rows) - len(placed(rows))
+    out = [f"decoder study: {describe(cfg.shape)}; {len(rows)} configurations"
+           + (f", {failed} of them not placed (their placement fails its check)" if failed else "")]
     for mode in cfg.modes:
-        sel = [r for r in rows if r["lora"] == mode and r["adapters"] == most]
+        sel = [r for r in placed(rows) if r["lora"] == mode and r["adapters"] == most]
         if not sel:
             continue
         best = min(sel, key=lambda r: r["energy_per_token_uj"])
@@ -240,6 +265,9 @@ def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_nam
     lines += ["## Not yet", "",
               "- No joint sensitivity or deployment map for decoders: `mapper/study/joint.py` and `deployment.py` "
               "re-price the encoder study's counts, which the decoder rows do not record yet.",
+              "- Configurations marked `not placed`: the allocator's layout puts task weights into the region it "
+              "reserved for the KV cache, and the placement check refuses the result; their rows give the check's "
+              "message and the figure leaves them out.",
               "- merge-on-switch needs two adapters: with one, the `lora` pass leaves a base read only by "
               "switches, which the verifier refuses, so the grid starts at two for that mode.", ""]
     return "\n".join(lines)
