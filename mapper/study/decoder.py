@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,22 +188,29 @@ def line_label(r: dict) -> str:
 
 
 def figure(rows: list[dict], cfg: DecoderStudyConfig, stem: Path) -> list[Path]:
-    """Energy per token against adapters per architecture, one panel per LoRA mode, and the area."""
-    from aalbert.mapper.study.plots import study_figure
+    """Energy per token against adapters per architecture, one panel per LoRA mode (log scale: the DRAM-fed chips
+    spend ten times more), and the area; a configuration not placed leaves a gap."""
+    from aalbert.mapper.study.plots import lines_figure
 
+    labels = list(dict.fromkeys(line_label(r) for r in rows))
     panels = []
     for mode in cfg.modes[:3]:
-        series: dict[str, list[tuple[int, float]]] = {}
-        for r in placed(rows):
+        series: dict[str, list[tuple[int, float]]] = {name: [] for name in labels}
+        for r in rows:
             if r["lora"] == mode:
-                series.setdefault(line_label(r), []).append((r["adapters"], r["energy_per_token_uj"]))
-        panels.append((f"energy per token, LoRA {mode}", "uJ per token", series))
-    area: dict[str, list[tuple[int, float]]] = {}
-    for r in placed(rows):
+                series[line_label(r)].append((r["adapters"], _value(r, "energy_per_token_uj")))
+        panels.append((f"energy per token, LoRA {mode}", "uJ per token (log scale)", True, series))
+    area: dict[str, list[tuple[int, float]]] = {name: [] for name in labels}
+    for r in rows:
         if r["lora"] == cfg.modes[0]:
-            area.setdefault(line_label(r), []).append((r["adapters"], r["area_mm2"]))
-    panels.append((f"area (LoRA {cfg.modes[0]})", "mm2", area))
-    return study_figure(panels, stem)
+            area[line_label(r)].append((r["adapters"], _value(r, "area_mm2")))
+    panels.append((f"area (LoRA {cfg.modes[0]})", "mm2", False, area))
+    return lines_figure(panels, stem, "LoRA adapters")
+
+
+def _value(r: dict, key: str) -> float:
+    """A row's figure, or NaN where it was not placed (a gap in its line)."""
+    return math.nan if r["error"] else r[key]
 
 
 def _f(v: float, digits: int = 3) -> str:
