@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,18 @@ def test_bad_options_exit_2(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert_clean_error(study_cli.main, ["--family", "lora-decoder", "--out", str(tmp_path / "file")], capsys,
                        "not a directory")
+
+
+def test_readme_quotes_the_committed_decoder_study():
+    """The lines the README quotes from the decoder study's run are those of docs/study_decoder."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    quoted = [line for line in readme.splitlines() if line.startswith(("decoder study:", "- 8 adapters, LoRA"))]
+    committed = (root / "docs" / "study_decoder" / "study_decoder.md").read_text().splitlines()
+    assert len(quoted) == 4
+    assert all(line in committed for line in quoted[1:])
+    rows = list(csv.DictReader(io.StringIO((root / "docs" / "study_decoder" / "study_decoder.csv").read_text())))
+    failed = sum(1 for r in rows if r["error"])
+    assert quoted[0].endswith(f"; {len(rows)} configurations, {failed} of them not placed (their placement fails "
+                              "its check)")
+    assert "aalbert-study --family lora-decoder --out docs/study_decoder" in readme

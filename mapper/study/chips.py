@@ -15,6 +15,9 @@ switch):
   (task weights that change in the field included), SRAM for the
   activations (technology `stt_mram`, `targets/hardware/technologies/`).
 
+A decoder's KV cache (`Sizes.state`) is counted with the activations
+unless the study leaves it to off-chip memory (`mapper.study.decoder`).
+
 SRAM comes in at least 16 banks (edge_accel's, so the datapath reads 16
 words at once) of at most 256 KiB (4 KiB steps), RRAM and STT-MRAM in
 NVMExplorer's 2 MB banks (64 KiB steps). Technologies, compute, clock and
