@@ -4,29 +4,15 @@ canonicalize's copies of alike graphs are what canonicalizing each would give.""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
+from aalbert.examples import llama_ir as bench
 from aalbert.ir.phases import tasks as task_names
 from aalbert.ir.printer import print_graph
 from aalbert.passes.base import PassManager, make_pass
 from aalbert.passes.canonicalize import canonicalize_graph
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("decoder_scale", ROOT / "benchmarks" / "decoder_scale.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
 # small and uneven, so that a formula that swaps two sizes counts wrong
 TINY = dataclasses.replace(bench.SMALL, layers=2, hidden=48, heads=4, kv_heads=2, ffn=80, vocab=96, rank=3)
 

@@ -48,7 +48,18 @@ configurations again with an exit classifier after every layer, where
 sentences leave as a workload file states (--exits; by default EdgeBERT's
 SST-2 exits and a 100 ms latency target), under every policy (study.md's
 early-exit tables, study_early_exit.png).
+
+--family lora-decoder runs the decoder study instead: a Llama-style decoder
+(int8, examples/llama_ir.py) with 1..N LoRA adapters (--adapters), each
+LoRA mode (--lora), on the fixed chips with a DRAM and the sized
+architectures with the KV cache sized on chip and left off it: energy per
+token, TPOT, TTFT, area, where the KV cache and the adapters live
+(study_decoder.csv, study_decoder.md, study_decoder.png and .svg).
 """
+
+ENCODER_ONLY = ("--tasks", "--families", "--policies", "--size", "--seq-len", "--fixed-tasks", "--sensitivity",
+                "--no-accounting", "--early-exit", "--exits")
+DECODER_ONLY = ("--adapters", "--lora", "--decoder-size")
 
 
 SENSITIVITY_FILES = ("sensitivity.csv", "sensitivity_joint.csv", "sensitivity_holds.csv", "deployment_map.csv")
@@ -105,9 +116,24 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--jobs", type=positive_int, default=default_jobs(),
                    help="worker processes for the configurations (default: the cores available; fewer when the "
                         "memory budget cannot hold that many models at once); the outputs do not depend on it")
+    p.add_argument("--family", choices=("encoders", "lora-decoder"), default="encoders",
+                   help="encoders: ALBERT and adapter-ALBERT (default); lora-decoder: the decoder study")
+    p.add_argument("--adapters", type=_tasks, help="lora-decoder: numbers of LoRA adapters (default: 1-8)")
+    p.add_argument("--lora", type=_names, help="lora-decoder: LoRA modes (default: unmerged,merged,merge-on-switch)")
+    p.add_argument("--decoder-size", choices=("study", "small"),
+                   help="lora-decoder: study (8 layers, hidden 192; the default) or small (2 layers, hidden 64)")
     add_quiet_arg(p)
     add_budget_arg(p)
     return p
+
+
+def _given(argv: list[str], options: tuple[str, ...]) -> str | None:
+    """The first of `options` the command line gives, if any."""
+    for a in argv:
+        name = a.split("=", 1)[0]
+        if name in options:
+            return name
+    return None
 
 
 def command(argv: list[str]) -> str:
@@ -129,6 +155,11 @@ def command(argv: list[str]) -> str:
 def _main(argv) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    wrong = _given(argv, ENCODER_ONLY if args.family == "lora-decoder" else DECODER_ONLY)
+    if wrong is not None:
+        raise OptionError(f"{wrong} does not apply to --family {args.family}")
+    if args.family == "lora-decoder":
+        return _decoder(args, argv)
     from aalbert.examples.config import FAMILIES
     from aalbert.passes.compress import load_policy
     from aalbert.targets.hardware.spec import load_target
@@ -191,6 +222,40 @@ def _main(argv) -> int:
     configs = len(rows) + len(exit_rows) + (
         len(srows) - sum(r["tasks"] == max(cfg.tasks) for r in rows) if cfg.sensitivity else 0)
     print(f"{configs} configurations in {time.perf_counter() - start:.0f} s; wrote "
+          + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _decoder(args, argv: list[str]) -> int:
+    """The decoder study: its grid on the workers, its CSV, markdown and figure."""
+    from aalbert.mapper.study import decoder
+    from aalbert.passes.lora import MODES
+    from aalbert.targets.hardware.spec import load_target
+
+    modes = args.lora or list(MODES)
+    for m in modes:
+        if m not in MODES:
+            raise OptionError(f"--lora: unknown mode '{m}' (known: {', '.join(MODES)})")
+    targets = args.targets if _given(argv, ("--targets",)) else list(decoder.FIXED)
+    for t in targets:
+        load_target(t)
+    if args.out.exists() and not args.out.is_dir():
+        raise OptionError(f"--out {args.out}: exists and is not a directory")
+    cfg = decoder.DecoderStudyConfig(args.adapters or list(range(1, 9)), targets, modes, args.decoder_size or "study",
+                                     args.requests if _given(argv, ("--requests",)) else 20, not args.no_sized)
+    declare_files([t for t in targets if Path(t).suffix == ".toml"],
+                  [args.out / n for n in ("study_decoder.csv", "study_decoder.md")], "study")
+    start = time.perf_counter()
+    configs = decoder.configurations(cfg)
+    with progress_bar(len(configs) + 1, "configurations", "step", args.quiet) as bar, \
+            Workers(args.jobs, 0) as workers:
+        rows = decoder.run(cfg, bar, workers)
+        bar.set_description("tables and figures")
+        paths = decoder.write_outputs(rows, cfg, args.out, command(argv))
+        bar.update(1)
+    print("\n".join(decoder.headline(rows, cfg)))
+    print()
+    print(f"{len(rows)} configurations in {time.perf_counter() - start:.0f} s; wrote "
           + ", ".join(str(p) for p in paths))
     return 0
 

@@ -15,6 +15,9 @@ switch):
   (task weights that change in the field included), SRAM for the
   activations (technology `stt_mram`, `targets/hardware/technologies/`).
 
+A decoder's KV cache (`Sizes.state`) is counted with the activations
+unless the study leaves it to off-chip memory (`mapper.study.decoder`).
+
 SRAM comes in at least 16 banks (edge_accel's, so the datapath reads 16
 words at once) of at most 256 KiB (4 KiB steps), RRAM and STT-MRAM in
 NVMExplorer's 2 MB banks (64 KiB steps). Technologies, compute, clock and
@@ -48,11 +51,13 @@ RRAM_STEP = 64 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class Sizes:
-    """Bytes a configuration needs: weights that may go to write-once memory, the others, the arena."""
+    """Bytes a configuration needs: weights that may go to write-once memory, the others, the arena, and a
+    decoder's KV cache (`state`; 0 to leave it to off-chip memory)."""
 
     frozen: int
     mutable: int
     arena: int
+    state: int = 0
 
 
 def sizes(module: Module, target: Target, fixed_tasks: bool) -> Sizes:
@@ -61,7 +66,8 @@ def sizes(module: Module, target: Target, fixed_tasks: bool) -> Sizes:
     frozen = sum(b for w, b in aligned if w.role.shared or fixed_tasks)
     mutable = sum(b for _, b in aligned) - frozen
     arena = align_up(max(g.arena.size for g in planned.graphs.values()), target.alignment_bytes)
-    return Sizes(frozen, mutable, arena)
+    state = align_up(max(g.arena.state for g in planned.graphs.values()), target.alignment_bytes)
+    return Sizes(frozen, mutable, arena, state)
 
 
 def sized_target(template: dict, where: str, s: Sizes, arch: str) -> Target:
@@ -72,7 +78,7 @@ def sized_target(template: dict, where: str, s: Sizes, arch: str) -> Target:
     sram = levels["sram"]
     memories = []
     if arch == "mram_sram":  # every weight in STT-MRAM, written in the field as tasks change
-        need = s.arena
+        need = s.arena + s.state
         weights = s.frozen + s.mutable
         mram = copy.deepcopy(levels["rram"])
         for k in ("banks", "model", "technology", "field_writable"):
@@ -84,9 +90,9 @@ def sized_target(template: dict, where: str, s: Sizes, arch: str) -> Target:
                           f"reaches and gating as {where}'s RRAM")
         memories.append(mram)
     elif arch == "sram" or s.frozen == 0:  # nothing for RRAM to hold: the chip is all SRAM
-        need = s.frozen + s.mutable + s.arena
+        need = s.frozen + s.mutable + s.arena + s.state
     else:
-        need = s.mutable + s.arena
+        need = s.mutable + s.arena + s.state
         rram = levels["rram"]
         rram.pop("banks", None)
         rram["capacity_bytes"] = max(RRAM_STEP, -(-s.frozen // RRAM_STEP) * RRAM_STEP)
@@ -97,7 +103,8 @@ def sized_target(template: dict, where: str, s: Sizes, arch: str) -> Target:
     bank = -(-need // banks // SRAM_STEP) * SRAM_STEP
     sram.update(capacity_bytes=banks * bank, banks=banks, holds=["weights", "activations"],
                 source=f"sized: {banks} banks of {bank:,} bytes for {need:,} bytes (the weights that change, if any, "
-                       f"and the {s.arena:,}-byte activation arena); technology as {where}")
+                       f"and the {s.arena:,}-byte activation arena"
+                       + (f", and the {s.state:,}-byte KV cache" if s.state else "") + f"); technology as {where}")
     if arch == "mram_sram":
         sram["holds"] = ["activations"]
     memories.append(sram)

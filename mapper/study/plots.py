@@ -134,3 +134,31 @@ def grouped_bars(groups: dict[str, dict[str, float]], stem: Path, title: str, yl
     out = save(fig, stem)
     plt.close(fig)
     return out
+
+
+def lines_figure(panels: list[tuple[str, str, bool, dict]], stem: Path, xlabel: str) -> list[Path]:
+    """A 2x2 grid of line panels, (title, y label, log scale, {line label: [(x, y)]}); a label keeps its colour in
+    every panel, also where another panel lacks some of the lines."""
+    plt = _pyplot()
+    names = list(dict.fromkeys(name for *_, series in panels for name in series))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"] + list(EXTRA_COLORS)
+    colors = {name: palette[i % len(palette)] for i, name in enumerate(names)}
+    fig, axes = plt.subplots(2, 2, figsize=(15, 8))
+    for ax, (title, ylabel, log, series) in zip(axes.flat, panels):
+        for name in names:
+            if series.get(name):
+                xs, ys = zip(*sorted(series[name]))
+                ax.plot(xs, ys, marker="o", markersize=3, color=colors[name], label=name)
+        if log:  # values a hundredfold apart: each line stays readable
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
+    out = save(fig, stem)
+    plt.close(fig)
+    return out
