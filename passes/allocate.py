@@ -106,7 +106,11 @@ def allocate(module: Module, target: Target, workload: Workload,
     dual = solution.bound if solution.method == "ilp" else -math.inf
     solution.bound = min(max(dual, lp_bound), solution.objective)
     solution.bound_kind = "branch and bound" if dual >= lp_bound else "LP relaxation"
-    _write_placements(module, target, solution, b.arena_bytes, staging(problem, solution.choice, solution.arena))
+    # the state region (the KV cache) is reserved like the staging region: the layout's slack excludes both
+    kept = staging(problem, solution.choice, solution.arena)
+    for lvl, n in options.reserved:
+        kept[lvl] = kept.get(lvl, 0) + n
+    _write_placements(module, target, solution, b.arena_bytes, kept)
     record_state(module, cache)
     costs = b.pricer.mappings(state)
     for (task, i), cost in costs.items():

@@ -212,3 +212,22 @@ def test_ttft_says_when_it_is_mostly_queueing_for_a_busy_chip():
     assert busy.backend.generation.waits.mean() > 0.5 * busy.backend.generation.ttft.mean()
     assert "TTFT is mostly queueing" in busy.report
     assert idle.backend.generation.waits.max() == 0.0 and "mostly queueing" not in idle.report
+
+
+def test_weights_are_laid_out_clear_of_the_cache_region():
+    """The layout spreads task weights over bank boundaries with the level's spare bytes: the KV cache's region
+    is not spare (on edge_accel a 2-task Llama-style decoder's LoRA pairs once landed inside it, and the
+    placement check refused the result)."""
+    import dataclasses
+
+    from aalbert.examples.llama_ir import STUDY
+    from aalbert.mapper.study.decoder import prepared
+
+    module = prepared(dataclasses.replace(STUDY, tasks=2), "unmerged")  # built and prepared as the study does
+    compiled = compile_module(module, "decoder", Plan("", None, Placement("edge_accel")))
+    arena = next(iter(compiled.module.graphs.values())).arena
+    lo, hi = arena.state_offset, arena.state_offset + arena.state
+    for w in compiled.module.weights.values():
+        p = w.placement
+        if p is not None and p.level == arena.state_level:
+            assert p.offset + w.nbytes <= lo or p.offset >= hi, (w.name, p.offset, w.nbytes, lo, hi)
