@@ -273,9 +273,9 @@ def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_nam
     lines += ["## Not yet", "",
               "- No joint sensitivity or deployment map for decoders: `mapper/study/joint.py` and `deployment.py` "
               "re-price the encoder study's counts, which the decoder rows do not record yet.",
-              "- Configurations marked `not placed`: the allocator's layout puts task weights into the region it "
-              "reserved for the KV cache, and the placement check refuses the result; their rows give the check's "
-              "message and the figure leaves them out.",
+              *(["- Configurations marked `not placed`: the placement check refused what the allocator made; "
+                 "their rows give the check's message and the figure leaves them out."]
+                if any(r["error"] for r in rows) else []),
               "- merge-on-switch needs two adapters: with one, the `lora` pass leaves a base read only by "
               "switches, which the verifier refuses, so the grid starts at two for that mode.", ""]
     return "\n".join(lines)
