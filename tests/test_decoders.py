@@ -263,3 +263,26 @@ def test_a_llama_with_two_lora_tasks_compiles_for_a_target(llama, suffix, capsys
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in ([t] for t in llama.names)]
     assert [r[0] for r in rows[-2:]] == llama.names           # the generation table's rows, one per task
     assert "KV cache" in out and "TPOT" in out
+
+
+def test_default_sdpa_attention_exports_and_follows_pytorch(tmp_path):
+    """Hugging Face's default attention (scaled_dot_product_attention, not the examples' eager one), with a LoRA
+    adapter, through `export_phases`: the interpreter follows PyTorch over a prefill and 8 decode steps."""
+    import peft
+    import transformers
+
+    spec = decoders.DecoderSpec(family="llama")
+    config = decoders.hf_config(spec)
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    base = transformers.LlamaForCausalLM(config).eval()
+    assert base.config._attn_implementation == "sdpa"
+    lora = peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    model = peft.get_peft_model(base, lora, adapter_name="t").eval()
+    got = decoders.spec_of(model, spec.capacity, spec.prompt)
+    module = Module()
+    for key, path in decoders.export_phases(model, tmp_path, "t", spec.capacity, spec.prompt).items():
+        import_pt2(path, module, key)
+    verify(module)
+    reference = torch_run(model, got, "t")
+    assert largest_difference(reference, ir_run(module, "t", got, reference)) < 1e-4
