@@ -192,6 +192,14 @@ class PhaseCosts:
         return out
 
 
+def _seconds(steps: list[Step]) -> float:
+    return sum(s.seconds for s in steps)
+
+
+def _pj(steps: list[Step]) -> float:
+    return sum(sum(s.energy.values()) for s in steps)
+
+
 @dataclass(frozen=True)
 class TaskTokens:
     """One request of a task, alone on a powered chip: prefill and each decode step."""
@@ -201,19 +209,19 @@ class TaskTokens:
 
     @property
     def prefill_seconds(self) -> float:
-        return sum(s.seconds for s in self.prefill)
+        return _seconds(self.prefill)
 
     @property
     def prefill_pj(self) -> float:
-        return sum(sum(s.energy.values()) for s in self.prefill)
+        return _pj(self.prefill)
 
     @property
     def decode_seconds(self) -> float:
-        return sum(s.seconds for s in self.decode)
+        return _seconds(self.decode)
 
     @property
     def decode_pj(self) -> float:
-        return sum(sum(s.energy.values()) for s in self.decode)
+        return _pj(self.decode)
 
     @property
     def tpot(self) -> float:
@@ -239,11 +247,15 @@ class GenerationResult:
     tpot: np.ndarray          # seconds, per request (mean of its decode steps)
     tasks: dict[str, TaskTokens]   # each task's request on a powered chip
     switch_bytes: dict[str, int]   # per task: bytes a switch to it copies (its staged adapters)
-    waits: np.ndarray = field(default_factory=lambda: np.zeros(0))  # seconds each request queued behind earlier ones
 
     @property
     def tokens(self) -> int:
         return self.stream.requests * self.lengths.generate
+
+    @property
+    def waits(self) -> np.ndarray:
+        """Seconds each request queued behind earlier ones (part of its TTFT; loading weights is not)."""
+        return self.stream.queued
 
     @property
     def energy_per_token_pj(self) -> float:
@@ -262,9 +274,6 @@ def run_generation(requests: list[Request], module: Module, target: Target, cost
     cold: dict[str, TaskTokens] = {}
     ttft: list[float] = []
     tpot: list[float] = []
-    waits: list[float] = []
-    free = [-math.inf]  # when the chip is done with the request before
-
 
     def tokens(task: str, after_power_up: bool) -> TaskTokens:
         table = cold if after_power_up else warm
@@ -281,8 +290,6 @@ def run_generation(requests: list[Request], module: Module, target: Target, cost
                 energy[k] = energy.get(k, 0.0) + v
             dram += s.dram_bytes
         ttft.append(waited + t.prefill_seconds)
-        waits.append(max(0.0, free[0] - r.arrival))  # `waited` is this queue and the weights' loading
-        free[0] = r.arrival + waited + t.prefill_seconds + t.decode_seconds
         tpot.append(t.tpot)
         return Served(t.prefill_seconds + t.decode_seconds, energy, dram)
 
@@ -293,4 +300,4 @@ def run_generation(requests: list[Request], module: Module, target: Target, cost
                         and w.placement.residency == "staged" and task in w.role.tasks) for task in first}
     for task in first:
         tokens(task, False)
-    return GenerationResult(n, stream, np.array(ttft), np.array(tpot), warm, switch, np.array(waits))
+    return GenerationResult(n, stream, np.array(ttft), np.array(tpot), warm, switch)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +189,7 @@ class StreamResult:
     power_ups: int
     dram_bytes: float
     by_component: dict[str, float]  # pJ: pe, sfu, each memory (dynamic), leakage (on chip), dram_background
+    queued: np.ndarray = field(default_factory=lambda: np.zeros(0))  # seconds each request waited for the chip
 
     @property
     def energy_per_inference_pj(self) -> float:
@@ -313,7 +314,7 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
                inferences_per_wakeup: float, serve: Serve | None = None) -> StreamResult:
     charges = _Charges(module, target)
     cycle_s = charges.cycle_s
-    latencies = []
+    latencies, queued = [], []
     current, free_at, switches, ups = None, 0.0, 0, 0
     per_wake = max(1, int(round(inferences_per_wakeup)))
     for i, r in enumerate(requests):
@@ -325,6 +326,7 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
         cycles = charges.load(copies) + (charges.merge(r.task, cold, switch) if (cold or switch) else 0.0)
         sim = results[r.task]
         start = max(r.arrival, free_at)
+        queued.append(start - r.arrival)
         if i:  # since the last request: a power-gated chip only keeps its DRAM; a powered one idles
             charges.idle((start - free_at) * 1e9, sim, cold)
         served = None
@@ -345,7 +347,7 @@ def run_stream(requests: list[Request], module: Module, target: Target, results:
     span = free_at - requests[0].arrival
     parts = charges.parts
     return StreamResult(len(requests), np.array(latencies), sum(parts.values()), span, switches, ups, charges.dram,
-                        parts)
+                        parts, np.array(queued))
 
 
 def _part(key: str) -> str:
