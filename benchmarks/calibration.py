@@ -433,7 +433,8 @@ def chip_figures() -> dict:
             dynamic = sum(p.stream.by_component.values()) - static
             # energy per inference with the fitted factor on dynamic energy, latency, layers; and unfitted
             pol[n] = ((k * dynamic + static) / p.stream.requests / 1e9, float(p.stream.latencies.mean() * 1e3),
-                      p.mean_layers, (dynamic + static) / p.stream.requests / 1e9)
+                      p.mean_layers, (dynamic + static) / p.stream.requests / 1e9,
+                      dynamic / p.stream.requests / 1e9, static / p.stream.requests / 1e9)
         by_target[ms] = pol
     out["policies"] = {str(ms): v for ms, v in by_target.items()}
     first = by_target[LATENCY_TARGETS_MS[0]]
@@ -443,7 +444,32 @@ def chip_figures() -> dict:
     out["latency_reduction_max"] = max(pol["none"][1] / pol["early-exit"][1] for pol in by_target.values())
     out["energy_vs_no_early_exit_max"] = max(v["none"] / v["predict-scale"] for v in e.values())
     out["energy_vs_unbounded_early_exit_max"] = max(v["early-exit"] / v["predict-scale"] for v in e.values())
+    out["power_fit"] = power_fit(out)
     return out
+
+
+def power_fit(out: dict) -> dict:
+    """A second calibration, made after the held-out figures were seen (so not evidence for them): dynamic and
+    static energy each scaled by its own factor, the two solved from the silicon's measured FP8 power at its two
+    operating points with the GEMM running (122 mW at 1.0 V, 717 MHz; 10 mW at 0.62 V, 77 MHz). It tells which
+    assumption the held-out misses depend on: the FP4 powers it then predicts are compared with the silicon's."""
+    import numpy as np
+
+    def power(q: dict) -> tuple[float, float]:
+        return q["dynamic_pj"] / q["seconds"] * 1e-9, q["static_pj"] / q["seconds"] * 1e-9   # mW
+
+    top, low = out["points_8bit"][0], out["points_8bit"][-1]
+    kd, ks = (float(x) for x in np.linalg.solve([power(top), power(low)],
+                                               [SILICON["top_mw_fp8"], SILICON["low_mw_fp8"]]))
+    fp4 = [kd * power(q)[0] + ks * power(q)[1] for q in out["points"]]
+    e = {ms: {n: kd * v[4] + ks * v[5] for n, v in pol.items()} for ms, pol in out["policies"].items()}
+    first = e[str(LATENCY_TARGETS_MS[0])]
+    return {"dynamic_factor": kd, "static_factor": ks, "fp4_top_mw": fp4[0], "fp4_low_mw": fp4[-1],
+            "energy_vs_conventional_mean": first["none"] / first["predict-scale"],
+            "energy_vs_no_early_exit_max": max(v["none"] / v["predict-scale"] for v in e.values()),
+            "energy_vs_unbounded_early_exit_max": max(v["early-exit"] / v["predict-scale"] for v in e.values()),
+            "early_exit_and_fp4": first["none"] / first["early-exit"],
+            "dvfs": first["early-exit"] / first["predict-scale"]}
 
 
 FITTED = {"peak_tflops_per_w": 18.1}
@@ -869,6 +895,31 @@ def report(results: dict) -> str:
                f"{chip['points'][0]['tflops_per_w'] / chip['points_8bit'][0]['tflops_per_w']:.2f}x in aalbert's at "
                "1.0 V, where FP4's MAC is 0.4x the 8-bit one but the registers, accumulators, buffers and memories "
                "per MAC stay what they are.", ""]
+    pf = chip["power_fit"]
+    dvfs_bound = (SILICON["top_mw_fp4"] / SILICON["top_mhz"]) / (SILICON["low_mw_fp4"] / SILICON["low_mhz"])
+    md += ["", "### What the misses depend on: a second calibration, made after they were seen", "",
+           "The fit above follows the plan: one factor on dynamic energy, to the peak-efficiency figure, which the "
+           "silicon's own throughput and power do not reach (above). The summary [10] also gives the chip's "
+           "measured power at both ends of its range, which calibrate dynamic and static energy apart: "
+           f"in FP8, {SILICON['top_mw_fp8']:g} mW at 1.0 V, 717 MHz and {SILICON['low_mw_fp8']:g} mW at 0.62 V, "
+           f"77 MHz, against the 8-bit GEMM's power at each point, give a factor {pf['dynamic_factor']:.2f} on "
+           f"dynamic and {pf['static_factor']:.3f} on static energy. This fit was made after the held-out figures "
+           "above were known, so what it predicts for them is no evidence, and it is not the calibration of "
+           "record: it shows what they depend on. With it, no early exit / predict-then-scale is "
+           f"x{pf['energy_vs_conventional_mean']:.2f} (ISSCC's 7.14x: "
+           f"{(pf['energy_vs_conventional_mean'] / 7.14 - 1) * 100:+.1f} %; early exit and FP4 "
+           f"x{pf['early_exit_and_fp4']:.2f}, then DVFS x{pf['dvfs']:.2f}, which now saves energy, within the "
+           f"silicon's bound of x{dvfs_bound:.2f}), "
+           f"the largest over the latency targets x{pf['energy_vs_no_early_exit_max']:.2f} (MICRO's 7x: "
+           f"{(pf['energy_vs_no_early_exit_max'] / 7.0 - 1) * 100:+.1f} %) and over latency-unbounded early exit "
+           f"x{pf['energy_vs_unbounded_early_exit_max']:.2f} (2.5x: "
+           f"{(pf['energy_vs_unbounded_early_exit_max'] / 2.5 - 1) * 100:+.1f} %). What still separates the 7x "
+           f"figures is FP4: calibrated on FP8's power, the model predicts FP4 at {pf['fp4_top_mw']:.0f} mW at "
+           f"1.0 V, 717 MHz and {pf['fp4_low_mw']:.1f} mW at 0.62 V, where the silicon draws "
+           f"{SILICON['top_mw_fp4']:g} and {SILICON['low_mw_fp4']:g} mW: the silicon doubles its MACs per cycle "
+           "at less power, so its energy per MAC in FP4 is less than half its FP8 one, while aalbert's FP4 cuts "
+           "the multiplier's energy alone and moves every operand as before. How the chip's FP4 mode moves its "
+           "operands (4-bit weights read, two per register) is not published."]
     md += ["", "## What remains", "",
            "- The dynamic factor k is reported, not applied to the built-in targets: it absorbs what the "
            "silicon's peak figure counts beyond the dense product (above), so it measures the figure, not an "

@@ -140,3 +140,12 @@ def test_the_readme_quotes_the_stored_figures():
     held = sum(1 for r in rows if r.role == "held_out")
     within = held - len(cal.held_out_misses(rows))
     assert f"12 nm chip {within} of {held} held-out" in text
+
+
+def test_the_power_fit_reproduces_the_silicons_two_measured_powers(chip):
+    """The after-the-fact calibration solves dynamic and static factors from the FP8 powers at both points."""
+    pf = chip["power_fit"]
+    for q, key in ((chip["points_8bit"][0], "top_mw_fp8"), (chip["points_8bit"][-1], "low_mw_fp8")):
+        mw = (pf["dynamic_factor"] * q["dynamic_pj"] + pf["static_factor"] * q["static_pj"]) / q["seconds"] * 1e-9
+        assert mw == pytest.approx(cal.SILICON[key], rel=1e-9)
+    assert pf["dynamic_factor"] > 0 and pf["static_factor"] > 0
