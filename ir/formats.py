@@ -79,16 +79,21 @@ def int_limit(bits: int) -> int:
 
 def int_scales(w: np.ndarray, bits: int, per_channel: bool) -> np.ndarray:
     """Scale per tensor (shape ()) or per last-axis channel (shape (C,))."""
-    mag = np.abs(w.astype(np.float64))
+    # |w| and its maximum are exact in w's own type: widened afterwards, the peak is the same number
+    mag = np.abs(w if w.dtype.kind == "f" else w.astype(np.float64))
     peak = mag.reshape(-1, w.shape[-1]).max(axis=0) if per_channel else np.asarray(mag.max() if mag.size else 0.0)
-    scale = peak / int_limit(bits)
+    scale = peak.astype(np.float64) / int_limit(bits)
     return np.where(scale > 0, scale, 1.0).astype(np.float32)
 
 
 def int_encode(w: np.ndarray, bits: int, scales: np.ndarray) -> np.ndarray:
     limit = int_limit(bits)
-    q = np.rint(w.astype(np.float64) / scales.astype(np.float64))
-    return np.clip(q, -limit, limit).astype(np.int8 if bits <= 8 else np.int16)
+    # float16 widens exactly to float32, and numpy's float32 -> float64 cast is the fast one; in place after that
+    q = (w.astype(np.float32) if w.dtype == np.float16 else w).astype(np.float64)
+    np.divide(q, scales.astype(np.float64), out=q)
+    np.rint(q, out=q)
+    np.clip(q, -limit, limit, out=q)
+    return q.astype(np.int8 if bits <= 8 else np.int16)
 
 
 def int_decode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:

@@ -140,3 +140,20 @@ def test_a_number_format_has_one_name_everywhere():
     target = load_target("edge_accel")  # its file says [compute.formats.afloat8]
     assert "afloat<8,3>" in target.compute.formats and target.compute.matmul_format == "afloat<8,3>"
     assert str(Encoding.plain(DType.F32).number_format) == "f32"
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_int_codes_equal_the_float64_computation(dtype, per_channel):
+    """Scales and codes computed in the weight's own type where that is exact equal the all-float64 ones."""
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((37, 24)) * 0.05).astype(dtype)
+    w[0, :] = 0.0
+    w[:, 3] = 0.0
+    w64 = w.astype(np.float64)
+    peak = np.abs(w64).max(axis=0) if per_channel else np.asarray(np.abs(w64).max())
+    want_scales = np.where(peak / 127 > 0, peak / 127, 1.0).astype(np.float32)
+    want_codes = np.clip(np.rint(w64 / want_scales.astype(np.float64)), -127, 127).astype(np.int8)
+    scales = int_scales(w, 8, per_channel)
+    assert scales.dtype == np.float32 and np.array_equal(scales, want_scales)
+    assert np.array_equal(int_encode(w, 8, scales), want_codes)
