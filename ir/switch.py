@@ -7,7 +7,9 @@ for the task that runs: a switch to task t rewrites it from W, t's A and t's
 B. Such a weight's role lists where it comes from (`Role.merges`: the base's
 symbol, then one A and one B per task, each owned by its task, any scale
 already folded into A). The base and the pairs stay in the module although
-no graph reads them: a switch does.
+no graph reads them: a switch does. In a module of one task every weight is
+shared, its pair too: that pair is the task's, merged at its first request
+and never switched away from.
 
 `active_data` is what the interpreter binds for a weight when a task runs;
 `switch_costs` what a switch to each task costs (the products of B A, the
@@ -50,6 +52,19 @@ class SwitchCost:
                           self.bytes_written + other.bytes_written)
 
 
+def owner(module: Module, a: Weight, b: Weight) -> str | None:
+    """The one task whose pair `a`, `b` is: the task both are owned by, or the module's only task when it has one
+    (its weights are all shared); None when the pair is not one task's."""
+    owners = {x.role.tasks for x in (a, b) if x.role is not None}
+    if len(owners) != 1:
+        return None
+    (tasks,) = owners
+    if not tasks:
+        everyone = task_names(module.graphs)
+        return everyone[0] if len(everyone) == 1 else None
+    return tasks[0] if len(tasks) == 1 else None
+
+
 def merged(module: Module, w: Weight) -> Merged | None:
     """`w`'s base and pairs when it is an active copy, else None."""
     if w.role is None or not w.role.merges:
@@ -58,7 +73,7 @@ def merged(module: Module, w: Weight) -> Merged | None:
     pairs = {}
     for a, b in zip(names[1::2], names[2::2]):
         pair = module.weights[a], module.weights[b]
-        pairs[pair[0].role.tasks[0] if pair[0].role is not None and pair[0].role.tasks else a] = pair
+        pairs[owner(module, *pair) or a] = pair
     return Merged(w, module.weights[names[0]], pairs)
 
 
@@ -109,10 +124,9 @@ def check(module: Module, w: Weight) -> str | None:
     seen: set[str] = set()
     for a_name, b_name in zip(w.role.merges[1::2], w.role.merges[2::2]):
         a, b = module.weights[a_name], module.weights[b_name]
-        owners = {x.role.tasks for x in (a, b) if x.role is not None}
-        if len(owners) != 1 or len(next(iter(owners))) != 1:
+        task = owner(module, a, b)
+        if task is None:
             return f"merges @{a_name} and @{b_name}, which are not one task's own"
-        (task,), = owners
         if task in seen:
             return f"merges two pairs of task {task!r}"
         seen.add(task)

@@ -17,7 +17,8 @@ finds `lora` weights (`weight_kinds.low_rank_updates`), never by names. Modes:
   the base and each task's A (with `s` folded in) and B, which stay in the
   module, read by switches rather than inferences. The active copy is stored
   holding the first task's merge; `ir.switch.switch_costs` gives what a
-  switch to each task costs.
+  switch to each task costs. With one task the pair is shared like every
+  weight and merged once, at the first request.
 
 A pair whose update is not a fixed scale of `B(A x)` added to the base's
 own result (a bias on A or B, a scale computed at run time, a scaled base)

@@ -234,3 +234,47 @@ def test_a_switch_charges_the_merge_to_the_stream():
                  for m in actives(compiled.module))
     assert sum(v for k, v in charges.parts.items() if k != "pe") > writes > 0   # reads besides the writes
     assert cycles > cost.macs / c.macs_per_cycle
+
+
+@pytest.fixture(scope="module")
+def one_task() -> dict[str, object]:
+    """The decoder with one task, compiled merged and merged on a switch on the all-SRAM chip kept powered."""
+    from aalbert.mapper.driver import Placement, Plan, compile_module
+
+    return {mode: compile_module(decoder_module(("a",), CFG), "lora",
+                                 Plan(f"canonicalize,share,lora{{mode={mode}}}", None,
+                                      Placement("edge_accel_sram", wakeup=1000), Stream(6)))
+            for mode in ("merged", "merge-on-switch")}
+
+
+def test_merge_on_switch_with_one_task_compiles_from_the_cli(tmp_path, capsys):
+    """One task: its pair is shared like every weight, and still the task's merge source; the compile passes."""
+    save_module(decoder_module(("a",), CFG), tmp_path / "one.ir")
+    code, out, err = call(compile_cli.main, [tmp_path / "one.ir", "--lora", "merge-on-switch"], capsys)
+    assert code == 0, err
+    row = next(line.split() for line in out.splitlines() if line.startswith("a ") and len(line.split()) == 5)
+    assert row[:3] == ["a", str(ADAPTED), f"{ADAPTED * CFG.hidden * CFG.rank * CFG.hidden:,}"]
+
+
+def test_merge_on_switch_with_one_task_merges_once(one_task):
+    """With one task, merge-on-switch runs as merged does, plus one merge at the first request: the same
+    inferences, no switch, the products B A charged once, and only the first request slower (by the merge and
+    the base and pair it also loads at power-up)."""
+    from aalbert.targets.sim.requests import _Charges
+
+    merged, on_switch = one_task["merged"].backend, one_task["merge-on-switch"].backend
+    module, target = on_switch.module, on_switch.target
+    assert [m.pairs.keys() for m in actives(module)] == [{"a"}] * ADAPTED
+    for graph, result in merged.results.items():
+        assert on_switch.results[graph].cycles == result.cycles
+    s0, s1 = merged.stream, on_switch.stream
+    assert s0.switches == s1.switches == 0 and s0.power_ups == s1.power_ups == 1
+    np.testing.assert_array_equal(s1.latencies[1:], s0.latencies[1:])
+    c = target.compute
+    cost = switch_costs(module)["a"]
+    assert s1.by_component["pe"] - s0.by_component["pe"] == pytest.approx(cost.macs * c.mac_energy(c.matmul_format))
+    before, after = _Charges(merged.module, target), _Charges(module, target)
+    extra = after.merge("a", cold=True, switch=True) + after.load(after.needed("a", True, True)) \
+        - before.load(before.needed("a", True, True))
+    assert extra > cost.macs / c.macs_per_cycle
+    assert s1.latencies[0] - s0.latencies[0] == pytest.approx(extra * after.cycle_s)

@@ -38,8 +38,9 @@ def test_the_grid_is_modes_by_adapters_by_chips():
                                                                                 "merge-on-switch"], "small")
     configs = decoder.configurations(cfg)
     per_count = 2 + len(decoder.SIZED) * len(decoder.KV_SIZED)
-    assert len(configs) == (3 + 3 + 2) * per_count  # merge-on-switch starts at two adapters
+    assert len(configs) == 3 * 3 * per_count
     assert [c.shape.tasks for c in configs[:per_count + 1]] == [1] * per_count + [2]
+    assert [c.shape.tasks for c in configs if c.mode == "merge-on-switch"][0] == 1
     assert {(c.chip, c.kv) for c in configs if c.sized} == {(a, k) for a in decoder.SIZED for k in decoder.KV_SIZED}
     assert {c.kv for c in configs if not c.sized} == {decoder.ALLOCATOR}
 
@@ -71,6 +72,22 @@ def test_outputs_are_byte_identical_across_runs_and_workers(runs):
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
     md = (runs[0] / "study_decoder.md").read_text()
     assert "## 2 adapters, LoRA merged" in md and "--jobs" not in md
+
+
+def test_merge_on_switch_runs_at_one_adapter(tmp_path):
+    """With one adapter, merge-on-switch is placed and simulated like the other modes: it merges once, at the
+    first request, so its first token comes later than merged's and a token costs at least as much."""
+    args = ["--family", "lora-decoder", "--decoder-size", "small", "--adapters", "1", "--lora",
+            "merged,merge-on-switch", "--targets", "edge_accel_dram", "--no-sized", "--requests", "4", "--quiet",
+            "--jobs", "1", "--out", str(tmp_path)]
+    assert study_cli.main(args) == 0
+    got = {r["lora"]: r for r in csv.DictReader(io.StringIO((tmp_path / "study_decoder.csv").read_text()))}
+    assert got.keys() == {"merged", "merge-on-switch"}
+    merged, on_switch = got["merged"], got["merge-on-switch"]
+    assert merged["error"] == on_switch["error"] == ""
+    assert float(on_switch["ttft_ms"]) > float(merged["ttft_ms"])
+    assert float(on_switch["energy_per_token_uj"]) >= float(merged["energy_per_token_uj"])
+    assert "## 1 adapters, LoRA merge-on-switch" in (tmp_path / "study_decoder.md").read_text()
 
 
 def test_bad_options_exit_2(tmp_path, capsys):

@@ -88,13 +88,7 @@ def configurations(cfg: DecoderStudyConfig) -> list[DecoderConfiguration]:
         chips += [(arch, True, kv) for arch in SIZED for kv in KV_SIZED]
     return [DecoderConfiguration(dataclasses.replace(cfg.shape, tasks=n), mode, chip, sized, kv, cfg.template,
                                  cfg.requests)
-            for mode in cfg.modes for n in cfg.adapters if runs(mode, n) for chip, sized, kv in chips]
-
-
-def runs(mode: str, adapters: int) -> bool:
-    """Whether the grid has this mode at this many adapters: merge-on-switch needs two tasks to switch between
-    (with one, the `lora` pass leaves a base read only by switches, which the verifier refuses)."""
-    return adapters > 1 or mode != "merge-on-switch"
+            for mode in cfg.modes for n in cfg.adapters for chip, sized, kv in chips]
 
 
 @functools.lru_cache(maxsize=2)
@@ -275,9 +269,7 @@ def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_nam
               "re-price the encoder study's counts, which the decoder rows do not record yet.",
               *(["- Configurations marked `not placed`: the placement check refused what the allocator made; "
                  "their rows give the check's message and the figure leaves them out."]
-                if any(r["error"] for r in rows) else []),
-              "- merge-on-switch needs two adapters: with one, the `lora` pass leaves a base read only by "
-              "switches, which the verifier refuses, so the grid starts at two for that mode.", ""]
+                if any(r["error"] for r in rows) else []), ""]
     return "\n".join(lines)
 
 

@@ -11,16 +11,24 @@ cache), so jobs are handed out grouped (`group`: the model a job needs), and a w
 How many workers: as many as asked (by default the cores this process may run on), at most as many as there are
 jobs, and as many as the memory budget holds at `each_bytes` a job; each gets its share of the budget
 (`limits.grant`).
+
+Stopping: the command decides. A worker ignores SIGINT (Ctrl-C reaches every process of the terminal's group) and
+ends at once on SIGTERM. When the command leaves `Workers` by an exception (SIGINT, SIGTERM, a failed job), it
+ends its workers with SIGTERM and waits for each, so none runs on and none is left unreaped; the jobs they had
+are dropped, and their results were never written anywhere.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from typing import Any
 
 from aalbert.limits import grant, room
+
+STOP_SECONDS = 5.0  # a worker sent SIGTERM that has not ended by then is killed
 
 
 def default_jobs() -> int:
@@ -43,13 +51,34 @@ class Workers:
     def __enter__(self) -> Workers:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.stop()
 
     def close(self) -> None:
+        """Let the workers finish and leave."""
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+    def stop(self) -> None:
+        """End the workers now, their jobs unfinished, and reap each."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # the executor has no public handle on its processes before Python 3.14 (terminate_workers)
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            p.join(STOP_SECONDS)
+            if p.is_alive():  # SIGTERM held off somewhere: it cannot hold off SIGKILL
+                p.kill()
+                p.join()
 
     def size(self, jobs: int) -> int:
         """How many workers would run `jobs` jobs: as asked, at most one a job and what the budget holds."""
@@ -60,7 +89,7 @@ class Workers:
     def _executor(self, jobs: int) -> Executor | None:
         if self._pool is None and self.size(jobs) > 1:
             self._size = self.size(jobs)
-            self._pool = ProcessPoolExecutor(max_workers=self._size, initializer=grant,
+            self._pool = ProcessPoolExecutor(max_workers=self._size, initializer=_start_worker,
                                              initargs=(room() // self._size,))
         return self._pool
 
@@ -96,6 +125,15 @@ class Workers:
 
         self.each(fn, args, done, group)
         return results
+
+
+def _start_worker(budget: int) -> None:
+    """A worker's first step: its share of the memory budget, and signals left to the command (SIGINT ignored,
+    SIGTERM the default, which ends the process; the command's own handler, inherited through fork, would hand
+    the running job an exception instead, and the worker would take the next one)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    grant(budget)
 
 
 def _grouped(args: list, group: Callable[[Any], Hashable] | None) -> list[int]:
