@@ -3,7 +3,7 @@
 `data/allocation_repaired_by_highs.json` is the program of one decoder study configuration (study size, 8 adapters,
 LoRA merge-on-switch, the sized RRAM + SRAM chip with the KV cache on chip). With HiGHS's presolve on, an incumbent
 found on the presolved program broke a row of the original, and HiGHS printed a debugging line to stdout as it
-repaired it (`solvers.solve_milp` says why presolve is off).
+repaired it (`solvers.solve_milp` says how the line is kept off stdout).
 """
 
 from __future__ import annotations
