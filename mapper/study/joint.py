@@ -143,6 +143,7 @@ class Compiled:
     prices: Prices
     target: Target
     low: Prices | None = None          # prices at the chip's lowest DVFS point, if it has one
+    decisions: tuple[str, str] | None = None  # digests of its placement and mapping, and power instructions
 
     @property
     def area(self) -> tuple[float, float]:
@@ -158,7 +159,8 @@ def compiled(rows: list[dict], counted: list[dict]) -> list[Compiled]:
         low = None
         if t.dvfs is not None and len(t.dvfs.points) > 1:
             low = prices_of(at_point(t, t.dvfs.points[-1]))
-        out.append(Compiled(r["family"], r["architecture"], r["tasks"], c["counts"], c["prices"], t, low))
+        out.append(Compiled(r["family"], r["architecture"], r["tasks"], c["counts"], c["prices"], t, low,
+                            c.get("decisions")))
     return out
 
 
