@@ -28,7 +28,7 @@ def tiny():
 
 
 def _again(c: joint.Compiled, setup, x) -> tuple[joint.Compiled, tuple[str, str]]:
-    counts, decided = resolve.resolved_counts(resolve.job_for(c, setup, x))
+    counts, decided, _ = resolve.resolved_counts(resolve.job_for(c, setup, x))
     return dataclasses.replace(c, counts=counts), decided
 
 
@@ -74,6 +74,7 @@ def test_the_csv_has_a_row_per_sample_and_configuration(tiny):
         assert r["repriced_mj"] == pytest.approx(o.energy[key][r["design_row"]] / 1e9, rel=1e-12)
         assert r["difference"] == pytest.approx(r["resolved_mj"] / r["repriced_mj"] - 1)
         assert r["sram_leakage"] == pytest.approx(o.x["sram_leakage"][r["design_row"]])
+        assert 0.0 <= r["allocation_gap"] < 1.0
 
 
 def _outcome(adapter: dict[str, float], albert: dict[str, float]) -> joint.Outcome:
@@ -90,12 +91,13 @@ def test_a_conclusion_re_solving_changes_is_reported_with_its_caveat():
     after = _outcome({"edge_accel": 1.5e9, "sram": 2.2e9}, {"edge_accel": 4.0e9, "sram": 4.0e9})
     changed = {("adapter-albert", "edge_accel"): (True, False), ("adapter-albert", "sram"): (False, True),
                ("albert", "edge_accel"): (False, False), ("albert", "sram"): (False, False)}
-    samples = [resolve.Sample(0, {"tasks": np.array([2.0])}, before, after, changed)]
+    gap = {("adapter-albert", "sram"): 0.01}
+    samples = [resolve.Sample(0, {"tasks": np.array([2.0])}, before, after, changed, gap)]
     assert resolve.changes(samples, 0.0) == {"adapter-ALBERT's lowest-energy chip": [
         (0, "sized: all SRAM", "edge_accel")]}
     text = "\n".join(resolve.lines(samples, 0.0, 1, "r.csv"))
     assert "lowered the energy in 1 and raised it in 1" in text
-    assert "adapter-ALBERT on sized: all SRAM, design row 0 (+10%)" in text
+    assert "adapter-ALBERT on sized: all SRAM, design row 0 (+10%, allocation gap 0.01)" in text
     assert "adapter-ALBERT's lowest-energy chip: in 1 of 1 samples (design row 0: sized: all SRAM -> edge_accel)" \
         in text
     assert "| adapter-ALBERT | edge_accel | 1 | 1 / 0 | -50% | -50% |" in text

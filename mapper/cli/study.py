@@ -334,10 +334,10 @@ def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path, workers
     cells = deployment.deployment_map(configs, params, exclude)
     make_dir(out)
     paths = deployment.map_figure(cells, out / "deployment_map")
-    tables = (("sensitivity_joint.csv", joint_rows(found)), ("sensitivity_holds.csv", holds_rows(concl, builtin)),
-              ("deployment_map.csv", deployment.map_rows(cells)))
+    tables = [("sensitivity_joint.csv", joint_rows(found)), ("sensitivity_holds.csv", holds_rows(concl, builtin)),
+              ("deployment_map.csv", deployment.map_rows(cells))]
     if cfg.resolve:
-        tables += ((RESOLVED_FILE, resolve.rows(samples, margin)),)
+        tables.append((RESOLVED_FILE, resolve.rows(samples, margin)))
     for name, data in tables:
         with atomic_writer(out / name) as f:
             f.write(csv_text(data).encode())

@@ -121,11 +121,11 @@ def decisions(backend) -> tuple[str, str]:
     activation arena lies and how every node is mapped, every task's power instructions). Two compiles that
     agree on both ran the same program."""
     module = backend.module
-    layout = [(w.name, repr(w.placement)) for w in sorted(module.weights.values(), key=lambda w: w.name)]
-    layout += [(t, repr(g.arena), [repr(n.mapping) for n in g.nodes]) for t, g in module.graphs.items()]
+    weights = [(w.name, repr(w.placement)) for w in sorted(module.weights.values(), key=lambda w: w.name)]
+    graphs = [(t, repr(g.arena), [repr(n.mapping) for n in g.nodes]) for t, g in module.graphs.items()]
     power = [(t, [(i.id, i.level, i.bank, i.state, i.deps) for i in backend.program(t).instrs if i.kind == "power"])
              for t in backend.results]
-    return _digest(layout), _digest(power)
+    return _digest((weights, graphs)), _digest(power)
 
 
 def _digest(value) -> str:

@@ -14,7 +14,8 @@ compiled at the built-in prices. Decisions that depend on a price are taken agai
 allow it: when the DRAM enters self-refresh (the counts keep its gaps), and each family's lowest-energy chip
 (the minimum over its chips' re-priced energies). A placement or a gating plan the compiler would change at
 other prices is not re-solved: the sampled energy is that of the compiled program, an upper bound of the
-re-solved one as far as the compiler's decisions are optimal.
+re-solved one as far as the compiler's decisions are optimal. `mapper.study.resolve` measures what this misses:
+it compiles every configuration of a few samples again at their prices and workload and compares.
 
 Each input acts on the prices the simulator charges (`targets.sim.prices`): SRAM leakage on the banks and
 buffers of the CACTI-calibrated SRAM, STT-MRAM on the `mram` levels, register and accumulator energies on the
