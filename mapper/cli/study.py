@@ -42,10 +42,11 @@ configurations (Sobol indices with their intervals and the fraction of the
 joint distribution in which each conclusion holds: sensitivity_joint.csv,
 sensitivity_holds.csv), compiles every configuration of a few of those
 samples again at their prices and workload to measure what re-pricing
-misses (--resolve N, 16 by default: sensitivity_resolved.csv), draws the deployment map (deployment_map.csv and
-figure: the winning chips and the energy ratio over inferences per power-up
-and task count), and reruns the most-tasks configurations with each
-structural input varied alone (sensitivity.csv, the tornado figure).
+misses (--resolve N, 16 by default: sensitivity_resolved.csv), draws the
+deployment map (deployment_map.csv and figure: the winning chips and the
+energy ratio over inferences per power-up and task count), and reruns the
+most-tasks configurations with each structural input varied alone
+(sensitivity.csv, the tornado figure).
 --early-exit adds early exit and DVFS as a dimension: the most-tasks
 configurations again with an exit classifier after every layer, where
 sentences leave as a workload file states (--exits; by default EdgeBERT's
