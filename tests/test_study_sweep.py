@@ -130,7 +130,7 @@ def test_study_outputs_are_byte_identical_across_runs(study_run):
 def test_sensitivity_varies_every_input_and_says_what_holds(tmp_path):
     out = tmp_path / "out"
     assert study_cli.main(["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--requests", "2", "--sensitivity",
-                           "--no-accounting", "--out", str(out)]) == 0
+                           "--resolve", "2", "--no-accounting", "--out", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO((out / "sensitivity.csv").read_text())))
     from aalbert.mapper.study.sensitivity import VARIATIONS
     assert {(r["input"], r["value"]) for r in rows} == {("(built-in values)", "as the targets say")} | {
@@ -160,8 +160,10 @@ def test_sensitivity_varies_every_input_and_says_what_holds(tmp_path):
     assert all(0.0 <= float(r["holds"]) <= 1.0 for r in holds)
     assert any(r["conclusion"].startswith("RRAM saves area") for r in holds)
     assert any(r["conclusion"].startswith("DVFS saves energy") for r in holds)
-    assert md.index("## Sensitivity: every input at once") < md.index("## Deployment map") \
-        < md.index("## Sensitivity: what holds, what flips")
+    assert md.index("## Sensitivity: every input at once") < md.index("### Re-solved at sampled prices") \
+        < md.index("## Deployment map") < md.index("## Sensitivity: what holds, what flips")
+    resolved = list(csv.DictReader(io.StringIO((out / "sensitivity_resolved.csv").read_text())))
+    assert len(resolved) == 2 * 14 and {r["sample"] for r in resolved} == {"0", "1"}  # 2 families x 7 chips
     assert "of the joint distribution" in md and "](deployment_map.png)" in md
     assert (out / "deployment_map.png").read_bytes()[:4] == b"\x89PNG"
     cells = list(csv.DictReader(io.StringIO((out / "deployment_map.csv").read_text())))

@@ -19,6 +19,7 @@ from aalbert.mapper.cli.common import (
     progress_bar,
 )
 from aalbert.mapper.study.grid import (
+    RESOLVE_N,
     StudyConfig,
     accounting_rows,
     accounting_steps,
@@ -39,10 +40,13 @@ and figures (PNG and SVG) into the output directory. --sensitivity also
 samples every uncertain input together by re-pricing the compiled
 configurations (Sobol indices with their intervals and the fraction of the
 joint distribution in which each conclusion holds: sensitivity_joint.csv,
-sensitivity_holds.csv), draws the deployment map (deployment_map.csv and
-figure: the winning chips and the energy ratio over inferences per power-up
-and task count), and reruns the most-tasks configurations with each
-structural input varied alone (sensitivity.csv, the tornado figure).
+sensitivity_holds.csv), compiles every configuration of a few of those
+samples again at their prices and workload to measure what re-pricing
+misses (--resolve N, 16 by default: sensitivity_resolved.csv), draws the
+deployment map (deployment_map.csv and figure: the winning chips and the
+energy ratio over inferences per power-up and task count), and reruns the
+most-tasks configurations with each structural input varied alone
+(sensitivity.csv, the tornado figure).
 --early-exit adds early exit and DVFS as a dimension: the most-tasks
 configurations again with an exit classifier after every layer, where
 sentences leave as a workload file states (--exits; by default EdgeBERT's
@@ -58,11 +62,12 @@ token, TPOT, TTFT, area, where the KV cache and the adapters live
 """
 
 ENCODER_ONLY = ("--tasks", "--families", "--policies", "--size", "--seq-len", "--fixed-tasks", "--sensitivity",
-                "--no-accounting", "--early-exit", "--exits")
+                "--resolve", "--no-accounting", "--early-exit", "--exits")
 DECODER_ONLY = ("--adapters", "--lora", "--decoder-size")
 
 
 SENSITIVITY_FILES = ("sensitivity.csv", "sensitivity_joint.csv", "sensitivity_holds.csv", "deployment_map.csv")
+RESOLVED_FILE = "sensitivity_resolved.csv"
 TASK_COUNT_BYTES = 4096  # what one task count holds in a study, at least: its number and its table cells
 
 
@@ -79,6 +84,18 @@ def _tasks(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"task counts must be >= 1, got {text!r}")
     return values
+
+
+def _resolve(text: str) -> int:
+    from aalbert.mapper.study.joint import BASE_N
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of samples, got {text!r}") from None
+    if not 0 <= n <= BASE_N:
+        raise argparse.ArgumentTypeError(f"expected 0 to {BASE_N} samples (the joint design's base), got {n}")
+    return n
 
 
 def _names(text: str) -> list[str]:
@@ -106,6 +123,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-sized", action="store_true", help="skip the chips sized to each configuration")
     p.add_argument("--sensitivity", action="store_true",
                    help="also vary every uncertain input over its sourced range (slower)")
+    p.add_argument("--resolve", type=_resolve, metavar="N",
+                   help=f"with --sensitivity: compile every configuration of N samples of the joint design again at "
+                        f"the sample's prices and workload, against re-pricing ({RESOLVED_FILE}; default: "
+                        f"{RESOLVE_N}, 0: none)")
     p.add_argument("--no-accounting", action="store_true", help="skip the model-side parameter table")
     p.add_argument("--early-exit", action="store_true",
                    help="also the most-tasks configurations with off-ramps, under every early-exit and DVFS policy")
@@ -175,7 +196,11 @@ def _main(argv) -> int:
         raise OptionError(f"--out {args.out}: exists and is not a directory")
     if args.exits and not args.early_exit:
         raise OptionError("--exits states where sentences leave for the early-exit configurations: add --early-exit")
-    outputs = ("study.csv", "study.md") + (SENSITIVITY_FILES if args.sensitivity else ())
+    if args.resolve is not None and not args.sensitivity:
+        raise OptionError("--resolve compiles samples of the joint sensitivity again: add --sensitivity")
+    resolve = (RESOLVE_N if args.resolve is None else args.resolve) if args.sensitivity else 0
+    outputs = ("study.csv", "study.md") + (SENSITIVITY_FILES if args.sensitivity else ()) + (
+        (RESOLVED_FILE,) if resolve else ())
     declare_files([p for p in args.targets + args.policies + [args.exits or ""] if Path(p).suffix == ".toml"],
                   [args.out / name for name in outputs], "study")
     sized = not args.no_sized
@@ -183,7 +208,7 @@ def _main(argv) -> int:
         raise OptionError("--sensitivity compares both families on every chip: drop --no-sized and --families")
     cfg = StudyConfig(args.tasks, args.families, args.targets, args.policies, args.size, args.seq_len,
                       args.requests, args.fixed_tasks, not args.no_accounting, sized, sensitivity=args.sensitivity,
-                      early_exit=args.early_exit, exits=args.exits)
+                      resolve=resolve, early_exit=args.early_exit, exits=args.exits)
     if cfg.early_exit:
         stated_exits(cfg)
     start = time.perf_counter()
@@ -193,7 +218,7 @@ def _main(argv) -> int:
 
     per_task_count = configurations(cfg) // len(cfg.tasks)
     steps = configurations(cfg) + exit_configurations(cfg) + (
-        len(VARIATIONS) * per_task_count + 1 if cfg.sensitivity else 0)
+        (len(VARIATIONS) + cfg.resolve) * per_task_count + 1 if cfg.sensitivity else 0)
     with progress_bar(steps + accounting_steps(cfg) + 1, "configurations", "step", args.quiet) as bar, \
             Workers(args.jobs, model_bytes(cfg)) as workers:
         extra: list[str] | None = None
@@ -271,7 +296,7 @@ def _sensitivity(cfg, bar, workers, out: Path) -> tuple[list[dict], list[dict], 
     pairs = run_study(cfg, bar, workers=workers, job=counted_row)
     rows = [r for r, _ in pairs]
     bar.set_description("joint sensitivity")
-    extra, paths = joint_outputs(rows, [c for _, c in pairs], cfg, out)
+    extra, paths = joint_outputs(rows, [c for _, c in pairs], cfg, out, workers, bar)
     del pairs
     bar.update(1)
     bar.set_description("sensitivity")  # the same models as the study's most tasks, which the workers hold
@@ -285,33 +310,43 @@ def _sensitivity(cfg, bar, workers, out: Path) -> tuple[list[dict], list[dict], 
     return rows, srows, extra + sensitivity_lines(entries, "sensitivity_tornado.png", margin), paths
 
 
-def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path) -> tuple[list[str], list[Path]]:
-    """The joint analysis and the deployment map of the study's compiled configurations: their study.md lines,
-    and the files written (CSVs, the map's figure)."""
-    from aalbert.mapper.study import deployment, joint
+def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path, workers=None,
+                  progress=None) -> tuple[list[str], list[Path]]:
+    """The joint analysis, its re-solved samples (`cfg.resolve` of them, compiled again on `workers`) and the
+    deployment map of the study's compiled configurations: their study.md lines, and the files written (CSVs, the
+    map's figure)."""
+    from aalbert.mapper.study import deployment, joint, resolve
+    from aalbert.mapper.study.grid import configurations_of
     from aalbert.mapper.study.report import csv_text, layout_noise
     from aalbert.mapper.study.sensitivity import holds_rows, joint_lines, joint_rows
     from aalbert.outputs import atomic_writer, make_dir
 
     policy = cfg.policies[0]
-    keep = [(r, c) for r, c in zip(rows, counted) if r["policy"] == policy]
-    configs = joint.compiled([r for r, _ in keep], [c for _, c in keep])
+    keep = [(r, c, s) for r, c, s in zip(rows, counted, configurations_of(cfg)) if r["policy"] == policy]
+    configs = joint.compiled([r for r, _, _ in keep], [c for _, c, _ in keep])
     outcome, found = joint.run(configs)
     params = outcome.params
     margin = layout_noise(rows, cfg, policy)
     concl = joint.conclusions(outcome, margin)
+    samples = resolve.run(configs, [s for _, _, s in keep], outcome, cfg.resolve, workers, progress) \
+        if cfg.resolve else []
     builtin = joint.builtin_quantities(configs, params)
     exclude = () if cfg.fixed_tasks else ("rram_sram_fixed",)  # task weights change in the field
     cells = deployment.deployment_map(configs, params, exclude)
     make_dir(out)
     paths = deployment.map_figure(cells, out / "deployment_map")
-    tables = (("sensitivity_joint.csv", joint_rows(found)), ("sensitivity_holds.csv", holds_rows(concl, builtin)),
-              ("deployment_map.csv", deployment.map_rows(cells)))
+    tables = [("sensitivity_joint.csv", joint_rows(found)), ("sensitivity_holds.csv", holds_rows(concl, builtin)),
+              ("deployment_map.csv", deployment.map_rows(cells))]
+    if cfg.resolve:
+        tables.append((RESOLVED_FILE, resolve.rows(samples, margin)))
     for name, data in tables:
         with atomic_writer(out / name) as f:
             f.write(csv_text(data).encode())
         paths.append(out / name)
     lines = joint_lines(params, found, concl, builtin, (joint.BASE_N, len(outcome.x["tasks"])), margin)
+    if cfg.resolve:
+        notes = resolve.caveats(samples, margin)
+        lines = resolve.with_caveats(lines, concl, notes) + resolve.lines(samples, margin, cfg.resolve, RESOLVED_FILE)
     return lines + deployment.map_lines(cells, "deployment_map.png", exclude), paths
 
 

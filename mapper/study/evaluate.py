@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import hashlib
 from dataclasses import dataclass
 from typing import cast
 
@@ -104,6 +105,33 @@ def place(module: Module, target: Target, workload: Workload, spill: bool) -> tu
     return placed, manager.analyses.get(Allocation)
 
 
+def place_or_spill(module: Module, target: Target, workload: Workload) -> tuple[Module, Allocation, bool]:
+    """`place`, with weights off chip only when they do not fit (as a user would ask with --spill after a
+    refusal): the placed copy, the allocator's record, and whether it spilled."""
+    try:
+        placed, a = place(module, target, workload, spill=False)
+        return placed, a, False
+    except OptionError:
+        placed, a = place(module, target, workload, spill=True)
+        return placed, a, True
+
+
+def decisions(backend) -> tuple[str, str]:
+    """Digests of what the compiler decided for a backend's module and programs: (where every weight and
+    activation arena lies and how every node is mapped, every task's power instructions). Two compiles that
+    agree on both ran the same program."""
+    module = backend.module
+    weights = [(w.name, repr(w.placement)) for w in sorted(module.weights.values(), key=lambda w: w.name)]
+    graphs = [(t, repr(g.arena), [repr(n.mapping) for n in g.nodes]) for t, g in module.graphs.items()]
+    power = [(t, [(i.id, i.level, i.bank, i.state, i.deps) for i in backend.program(t).instrs if i.kind == "power"])
+             for t in backend.results]
+    return _digest((weights, graphs)), _digest(power)
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
 def override_target(spec: str, overrides: dict[str, object], missing_ok: bool = False) -> Target:
     """A target with some numbers changed: keys like `compute.array`, `memory.sram.capacity_bytes`."""
     data, label = overridden_dict(spec, overrides, missing_ok)
@@ -144,18 +172,13 @@ def evaluate(module: Module, target: Target, workload: Workload | None = None, r
     each of those fractions of the workload's latency target: `target_<ms>ms_<policy>_*`; into `counted`, every
     task's counts and the target's prices: `targets.sim.counts`, for re-pricing)."""
     wl = workload or default_workload(module.graphs)
-    try:  # weights go off chip only when they do not fit, as a user would ask with --spill
-        module, a = place(module, target, wl, spill=False)
-        spilled = False
-    except OptionError:
-        module, a = place(module, target, wl, spill=True)
-        spilled = True
+    module, a, spilled = place_or_spill(module, target, wl)
     backend = run_backend(module, target, wl, Stream(requests))
     if counted is not None:
         from aalbert.targets.sim.counts import backend_counts
         from aalbert.targets.sim.prices import prices_of
 
-        counted.update(counts=backend_counts(backend), prices=prices_of(target))
+        counted.update(counts=backend_counts(backend), prices=prices_of(target), decisions=decisions(backend))
     tasks = list(module.graphs)
     on_chip = {m.name for m in target.on_chip}
     used = sum(b for lvl, b in a.usage.items() if lvl in on_chip)

@@ -38,6 +38,7 @@ from aalbert.targets.sim.workload import Workload, load_workload
 
 FAMILY_LABEL = {"adapter-albert": "adapter-ALBERT", "albert": "ALBERT"}
 # the early-exit latency targets, as fractions of the workload's (100 ms: 40 to 120 ms, below a full inference too)
+RESOLVE_N = 16  # samples of the joint design `--sensitivity` compiles again by default (mapper.study.resolve)
 EXIT_SWEEP = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 
 
@@ -55,6 +56,7 @@ class StudyConfig:
     sized: bool = True                 # also chips sized to each configuration
     template: str = "edge_accel"       # the target sized chips are built from
     sensitivity: bool = False
+    resolve: int = 0                   # with sensitivity: samples of the joint design compiled again (RESOLVE_N)
     early_exit: bool = False           # also the most-tasks configurations with off-ramps, early exit and DVFS
     exits: str | None = None           # a workload file stating where sentences leave; None: EdgeBERT's SST-2
     exit_requests: int = 1000          # requests of each early-exit stream (its p99 is not its maximum)

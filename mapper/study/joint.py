@@ -14,7 +14,8 @@ compiled at the built-in prices. Decisions that depend on a price are taken agai
 allow it: when the DRAM enters self-refresh (the counts keep its gaps), and each family's lowest-energy chip
 (the minimum over its chips' re-priced energies). A placement or a gating plan the compiler would change at
 other prices is not re-solved: the sampled energy is that of the compiled program, an upper bound of the
-re-solved one as far as the compiler's decisions are optimal.
+re-solved one as far as the compiler's decisions are optimal. `mapper.study.resolve` measures what this misses:
+it compiles every configuration of a few samples again at their prices and workload and compares.
 
 Each input acts on the prices the simulator charges (`targets.sim.prices`): SRAM leakage on the banks and
 buffers of the CACTI-calibrated SRAM, STT-MRAM on the `mram` levels, register and accumulator energies on the
@@ -143,6 +144,7 @@ class Compiled:
     prices: Prices
     target: Target
     low: Prices | None = None          # prices at the chip's lowest DVFS point, if it has one
+    decisions: tuple[str, str] | None = None  # digests of its placement and mapping, and power instructions
 
     @property
     def area(self) -> tuple[float, float]:
@@ -158,7 +160,8 @@ def compiled(rows: list[dict], counted: list[dict]) -> list[Compiled]:
         low = None
         if t.dvfs is not None and len(t.dvfs.points) > 1:
             low = prices_of(at_point(t, t.dvfs.points[-1]))
-        out.append(Compiled(r["family"], r["architecture"], r["tasks"], c["counts"], c["prices"], t, low))
+        out.append(Compiled(r["family"], r["architecture"], r["tasks"], c["counts"], c["prices"], t, low,
+                            c.get("decisions")))
     return out
 
 

@@ -224,8 +224,8 @@ def joint_lines(params, found, concl, builtin: dict, sizes: tuple[int, int], mar
            "to 95th percentile. Indices and fractions are in `sensitivity_joint.csv` and "
            "`sensitivity_holds.csv`. Decisions a price moves are taken again in every sample where the counts allow "
            "it: when the DRAM enters self-refresh, and each family's lowest-energy chip; the placement, the mapping "
-           "and the banks' power instructions are those compiled at the built-in prices, not solved again (the "
-           "compiler, re-run at the sampled prices, could only lower its own estimate of the energy). An energy "
+           "and the banks' power instructions are those compiled at the built-in prices, not solved again "
+           "(`--resolve` measures what solving them again changes). An energy "
            f"ratio within the noise band of the layout (±{margin:.2%}, above) of 1, or a DVFS saving within it of "
            "0, neither holds nor fails.", ""]
     for c in concl:
