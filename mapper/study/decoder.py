@@ -109,8 +109,9 @@ def _level_of(w) -> str:
     return f"{p.home}->{p.level}" if p.residency == "staged" else p.level
 
 
-def row(c: DecoderConfiguration) -> dict:
-    """One configuration's figures: placement, generation stream, area."""
+def row(c: DecoderConfiguration, counted: dict | None = None) -> dict:
+    """One configuration's figures: placement, generation stream, area (with `counted`, also its steps' counts
+    at fixed cache lengths, `targets.sim.token_counts`, and its chip, for the joint sensitivity)."""
     module = prepared(c.shape, c.mode)
     if c.sized:
         template, where, base = template_of(c.template, ())
@@ -124,7 +125,7 @@ def row(c: DecoderConfiguration) -> dict:
     tags = {"lora": c.mode, "adapters": c.shape.tasks, "architecture": c.chip, "target": name, "sized": c.sized,
             "kv_placement": c.kv}
     try:
-        return {**tags, **_figures(module, target, c.requests), "error": ""}
+        return {**tags, **_figures(module, target, c.requests, counted), "error": ""}
     except IRVerifyError as e:
         # the placement the allocator made fails its own check: the row says so instead of ending the study
         return {**tags, **dict.fromkeys(FIGURES), "error": e.message.splitlines()[0]}
@@ -135,7 +136,13 @@ FIGURES = ("kv_level", "kv_bytes", "task_weight_level", "task_weight_bytes", "sh
            "tokens_per_second")
 
 
-def _figures(module: Module, target: Target, requests: int) -> dict:
+def counted_row(c: DecoderConfiguration) -> tuple[dict, dict]:
+    """The configuration's row, and its counts and chip (`row`'s `counted`; empty when not placed)."""
+    counted: dict = {}
+    return row(c, counted), counted
+
+
+def _figures(module: Module, target: Target, requests: int, counted: dict | None = None) -> dict:
     """Place (spilling only when the weights do not fit), lower and simulate a stream of `requests`."""
     wl = default_workload(module.graphs)
     try:
@@ -144,8 +151,13 @@ def _figures(module: Module, target: Target, requests: int) -> dict:
     except OptionError:
         placed, a = place(module, target, wl, spill=True)
         spilled = True
-    g = run_backend(placed, target, wl, Stream(requests)).generation
+    backend = run_backend(placed, target, wl, Stream(requests))
+    g = backend.generation
     assert g is not None  # a decoder's stream is one of generation requests
+    if counted is not None:
+        from aalbert.targets.sim.token_counts import token_counts
+
+        counted.update(counts=token_counts(backend), target=target)
     task = [w for w in placed.weights.values() if not w.role.shared]
     arenas = [gr.arena for gr in placed.graphs.values() if gr.arena is not None]
     on_chip = {m.name for m in target.on_chip}

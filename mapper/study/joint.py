@@ -61,6 +61,7 @@ class Parameter:
     log: bool           # sampled uniformly in its logarithm
     builtin: float      # the value the study's compile used
     source: str
+    discrete: bool = False   # an integer from low to high - 1, each equally likely
 
     def value(self, u: np.ndarray) -> np.ndarray:
         """Values for uniform draws u in [0, 1]."""
@@ -124,7 +125,7 @@ def parameters(max_tasks: int, mram: bool) -> list[Parameter]:
         Parameter("switch", "task switch rate", 0.0, 1.0, False, 1.0, "one task for long stretches to a switch "
                   "at every request (the study's)"),
         Parameter("tasks", "task count", 1.0, max_tasks + 1.0, False, float(max_tasks),
-                  f"the study's task counts, 1 to {max_tasks}, each equally likely"),
+                  f"the study's task counts, 1 to {max_tasks}, each equally likely", discrete=True),
     ]
     if mram:
         out.insert(6, Parameter("mram", "STT-MRAM energy and leakage (x built-in)", 0.5, 2.0, True, 1.0,
@@ -269,7 +270,9 @@ class Outcome:
 
 def inputs(params: list[Parameter], u: np.ndarray) -> dict[str, np.ndarray]:
     x = {p.name: p.value(u[:, i]) for i, p in enumerate(params)}
-    x["tasks"] = np.floor(x["tasks"]).clip(params[-1].low, params[-1].high - 1)
+    for p in params:
+        if p.discrete:
+            x[p.name] = np.floor(x[p.name]).clip(p.low, p.high - 1)
     return x
 
 
