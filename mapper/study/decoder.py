@@ -180,12 +180,13 @@ def _figures(module: Module, target: Target, requests: int, counted: dict | None
     return figures
 
 
-def run(cfg: DecoderStudyConfig, progress=None, workers: Workers | None = None) -> list[dict]:
-    """Every configuration's row, in grid order, on `workers` (default: here, one at a time)."""
+def run(cfg: DecoderStudyConfig, progress=None, workers: Workers | None = None, job=row) -> list:
+    """Every configuration's `job` (its row, or with `counted_row` its row and counts), in grid order, on
+    `workers` (default: here, one at a time)."""
     with contextlib.ExitStack() as stack:
         if workers is None:
             workers = stack.enter_context(Workers(1))
-        return workers.map(row, configurations(cfg), progress, group=lambda c: c.model)
+        return workers.map(job, configurations(cfg), progress, group=lambda c: c.model)
 
 
 def placed(rows: list[dict]) -> list[dict]:
@@ -268,7 +269,10 @@ def describe(s: DecoderShape) -> str:
             f"q and v in f16, prompt {s.prompt}, {s.generated} generated tokens")
 
 
-def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_name: str) -> str:
+def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_name: str,
+             extra: list[str] | None = None) -> str:
+    """study_decoder.md: the headline, the figure, a table per LoRA mode at the most adapters, `extra` (the joint
+    sensitivity and deployment map's sections, when run) and what the study does not do."""
     most = max(cfg.adapters)
     lines = ["# The decoder study", "", f"`{command}`", "", f"Model: {describe(cfg.shape)}; "
              f"{cfg.requests} generation requests per configuration, a uniform mix over the adapters with a switch "
@@ -282,9 +286,8 @@ def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_nam
     for mode in cfg.modes:
         if any(r["lora"] == mode and r["adapters"] == most for r in rows):
             lines += [f"## {most} adapters, LoRA {mode}", "", *table(rows, mode, most), ""]
-    lines += ["## Not yet", "",
-              "- No joint sensitivity or deployment map for decoders: `mapper/study/joint.py` and `deployment.py` "
-              "re-price the encoder study's counts, which the decoder rows do not record yet.",
+    lines += [*(extra or []), "## Not yet", "",
+              *([] if extra else ["- No joint sensitivity or deployment map in this run: `--sensitivity` adds them."]),
               *(["- Configurations marked `not placed`: the placement check refused what the allocator made; "
                  "their rows give the check's message and the figure leaves them out."]
                 if any(r["error"] for r in rows) else []),
@@ -293,8 +296,9 @@ def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_nam
     return "\n".join(lines)
 
 
-def write_outputs(rows: list[dict], cfg: DecoderStudyConfig, out: Path, command: str) -> list[Path]:
-    """study_decoder.csv, study_decoder.md and the figure (PNG, SVG) in `out`."""
+def write_outputs(rows: list[dict], cfg: DecoderStudyConfig, out: Path, command: str,
+                  extra: list[str] | None = None) -> list[Path]:
+    """study_decoder.csv, study_decoder.md (with `extra`'s sections) and the figure (PNG, SVG) in `out`."""
     from aalbert.mapper.study.report import csv_text
     from aalbert.outputs import atomic_writer, make_dir
 
@@ -303,5 +307,5 @@ def write_outputs(rows: list[dict], cfg: DecoderStudyConfig, out: Path, command:
     with atomic_writer(out / "study_decoder.csv") as f:
         f.write(csv_text(rows).encode())
     with atomic_writer(out / "study_decoder.md") as f:
-        f.write(markdown(rows, cfg, command, "study_decoder.png").encode())
+        f.write(markdown(rows, cfg, command, "study_decoder.png", extra).encode())
     return [out / "study_decoder.csv", out / "study_decoder.md"] + paths

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -163,13 +163,20 @@ def compiled(rows: list[dict], counted: list[dict]) -> list[Compiled]:
     return out
 
 
+class Priced(Protocol):
+    """A compiled configuration as re-pricing reads it: its prices and its chip."""
+
+    prices: Prices
+    target: Target
+
+
 def _tech(t: Target) -> dict[str, str]:
     names = {m.name: m.technology for m in t.memories}
     names.update({b.name: "buffer" for b in t.parts.buffers})
     return names
 
 
-def sampled_prices(c: Compiled, x: dict[str, np.ndarray], base: Prices | None = None) -> Prices:
+def sampled_prices(c: Priced, x: dict[str, np.ndarray], base: Prices | None = None) -> Prices:
     """The chip's prices (or `base`, e.g. its DVFS point's) with the sample's factors."""
     p = dict(base if base is not None else c.prices)
     tech = _tech(c.target)
