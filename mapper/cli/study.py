@@ -256,6 +256,8 @@ def _decoder(args, argv: list[str]) -> int:
         raise OptionError(f"--sensitivity-base {base}: the Saltelli base must be a power of two, at least 2")
     if args.sensitivity and args.no_sized:
         raise OptionError("--sensitivity compares the KV cache on and off the sized chips: drop --no-sized")
+    if args.sensitivity and not {"unmerged", "merged"} <= set(modes):
+        raise OptionError("--sensitivity compares unmerged with merged LoRA: give both to --lora")
     cfg = decoder.DecoderStudyConfig(args.adapters or list(range(1, 9)), targets, modes, args.decoder_size or "study",
                                      args.requests if _given(argv, ("--requests",)) else 20, not args.no_sized)
     outputs = ("study_decoder.csv", "study_decoder.md") + (DECODER_SENSITIVITY_FILES if args.sensitivity else ())
