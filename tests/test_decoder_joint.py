@@ -141,3 +141,37 @@ def test_sensitivity_options_are_checked(capsys):
                        "give both to --lora")
     assert_clean_error(study_cli.main, ["--sensitivity-base", "64"], capsys,
                        "--sensitivity-base does not apply to --family encoders")
+
+
+def test_readme_quotes_the_decoder_sensitivity_as_run():
+    """The fractions and the map's count the README quotes are those of docs/study_decoder's CSVs."""
+    from pathlib import Path
+
+    from aalbert.mapper.study.sensitivity import _pct
+
+    root = Path(__file__).resolve().parents[1]
+    docs = root / "docs" / "study_decoder"
+    readme = (root / "README.md").read_text().splitlines()
+    committed = (docs / "study_decoder.md").read_text().splitlines()
+    holds = {r["conclusion"]: float(r["holds"])
+             for r in csv.DictReader(io.StringIO((docs / "sensitivity_holds.csv").read_text()))}
+    quoted = [line for line in readme if line.startswith("- ") and "LoRA" in line and "joint distribution" in line]
+    assert len(quoted) >= 5
+    for line in quoted:
+        assert line in committed, line
+        claim, _, rest = line[2:].partition(": holds in ")
+        assert rest.startswith(f"{_pct(holds[claim])} of the joint distribution"), line
+    cells = list(csv.DictReader(io.StringIO((docs / "deployment_map.csv").read_text())))
+    wins = sum(float(r["ratio_unmerged_merged"]) < 1 for r in cells)
+    line = next(x for x in readme if x.startswith("- The best unmerged configuration needs less energy per token"))
+    assert line in committed and f" in {wins} of {len(cells)} cells " in line
+
+
+def test_repricing_at_the_built_in_values_lands_on_the_simulated_rows(study):
+    _, rows, configs, params = study
+    off, at = decoder_joint.deviation(configs, params)
+    assert 0.0 <= off < 1e-3 and at in configs
+    shifted = [dataclasses.replace(c, simulated_uj=c.simulated_uj * (1.05 if i == 3 else 1.0))
+               for i, c in enumerate(configs)]
+    off, at = decoder_joint.deviation(shifted, params)
+    assert off == pytest.approx(1 - 1 / 1.05, rel=1e-2) and at is shifted[3]

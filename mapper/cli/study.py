@@ -340,7 +340,8 @@ def decoder_joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path,
         with atomic_writer(out / name) as f:
             f.write(csv_text(data).encode())
         paths.append(out / name)
-    lines = decoder_joint.lines(params, found, concl, builtin, (base, len(outcome.x["adapters"])))
+    lines = decoder_joint.lines(params, found, concl, builtin, (base, len(outcome.x["adapters"])),
+                                decoder_joint.deviation(configs, params))
     return lines + decoder_map.map_lines(cells, "deployment_map.png"), paths
 
 

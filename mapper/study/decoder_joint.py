@@ -60,6 +60,7 @@ class CompiledDecoder:
     counts: dict[str, TokenCounts]
     prices: Prices
     target: Target
+    simulated_uj: float = math.nan   # the row's energy per token, as the simulator ran its stream
 
     @property
     def key(self) -> Key:
@@ -75,7 +76,21 @@ class CompiledDecoder:
 def compiled(rows: list[dict], counted: list[dict]) -> list[CompiledDecoder]:
     """The placed configurations' counts (a row not placed has none)."""
     return [CompiledDecoder(r["lora"], r["architecture"], r["kv_placement"], r["adapters"], c["counts"],
-                            prices_of(c["target"]), c["target"]) for r, c in zip(rows, counted) if not r["error"]]
+                            prices_of(c["target"]), c["target"], r["energy_per_token_uj"])
+            for r, c in zip(rows, counted) if not r["error"]]
+
+
+def deviation(configs: list[CompiledDecoder], params: list[Parameter]) -> tuple[float, CompiledDecoder]:
+    """How far re-pricing at the built-in values lands from the simulated stream: the largest relative
+    difference in energy per token over the configurations, and the configuration it is in."""
+    worst: tuple[float, CompiledDecoder] = (0.0, configs[0])
+    for n in adapter_counts(configs):
+        o = evaluate(configs, params, builtin_inputs(configs, params, adapters=n))
+        for c in configs:
+            if c.adapters == n:
+                d = abs(float(o.energy[c.key][0]) / 1e6 / c.simulated_uj - 1.0)
+                worst = max(worst, (d, c), key=lambda t: t[0])
+    return worst
 
 
 def parameters(configs: list[CompiledDecoder], prompt: int, generated: int) -> list[Parameter]:
@@ -259,11 +274,12 @@ def run(configs: list[CompiledDecoder], params: list[Parameter], base: int = joi
 
 
 def lines(params: list[Parameter], found: list[Indices], concl: list[Conclusion], builtin: dict,
-          sizes: tuple[int, int]) -> list[str]:
-    """study_decoder.md's section of the joint analysis."""
+          sizes: tuple[int, int], worst: tuple[float, CompiledDecoder]) -> list[str]:
+    """study_decoder.md's section of the joint analysis (`worst`: `deviation`'s)."""
     from aalbert.mapper.study.sensitivity import joint_body
 
     base, samples = sizes
+    off, at = worst
     return ["## Sensitivity: every input at once", "",
             f"`--sensitivity` samples every uncertain input together: a Saltelli sample of base {base} over "
             f"{len(params)} inputs ({samples:,} evaluations, SALib), each evaluated by re-pricing the configurations' "
@@ -277,5 +293,9 @@ def lines(params: list[Parameter], found: list[Indices], concl: list[Conclusion]
             "adapters counts the samples at that count. "
             "Each mode's lowest-energy chip is taken again in every sample; the placement (and so where the cache "
             "and the adapters live), the mapping and the banks' power instructions are those compiled at the "
-            "built-in prices. Indices and fractions are in `sensitivity_joint.csv` and `sensitivity_holds.csv`.", "",
+            "built-in prices. Tasks whose phases time alike share the first one's steps (their programs differ only in "
+            "where each task's weights lie), so at the built-in values the re-priced energy per token lands within "
+            f"{off:.2%} of the simulated stream's over the study's configurations (the largest: LoRA {at.mode}, "
+            f"{at.adapters} adapters, {short(at.arch)}{'' if at.kv == 'allocator' else ', KV ' + at.kv}). Indices and "
+            "fractions are in `sensitivity_joint.csv` and `sensitivity_holds.csv`.", "",
             *joint_body(params, found, concl, builtin)]

@@ -18,8 +18,8 @@ What this keeps from the compile and what it does not follow:
 - the cache's capacity, and so where it lives, is the compile's: P + T stay within it, and a prompt within one
   prefill chunk (the prefill graph's tokens); a longer context is another placement, not another price;
 - tasks whose phases time alike share the first one's steps (`token_counts`): their programs differ only in
-  where each task's weights lie, which moves a bank's wake-ups a little (at 8 adapters on the study's chips the
-  energy per token moved by at most 0.022 %);
+  where each task's weights lie, which moves a bank's wake-ups a little (the decoder study's section says by how
+  much at the built-in values: `mapper.study.decoder_joint.deviation`);
 - the request stream is round-robin in closed form (`counts.expected_stream`), where the simulator runs a
   finite stream: the first request's idle gap and the stream's ends differ.
 """
