@@ -115,9 +115,11 @@ def test_the_map_picks_the_lowest_energy_configuration(study):
 
 def test_the_command_writes_indices_fractions_and_the_map(tmp_path):
     args = ["--family", "lora-decoder", "--decoder-size", "small", "--adapters", "2", "--lora", "unmerged,merged",
-            "--targets", "edge_accel", "--requests", "4", "--sensitivity", "--sensitivity-base", "8", "--quiet",
-            "--jobs", "1", "--out", str(tmp_path)]
-    assert study_cli.main(args) == 0
+            "--targets", "edge_accel", "--requests", "4", "--sensitivity", "--sensitivity-base", "8", "--quiet"]
+    assert study_cli.main(args + ["--jobs", "1", "--out", str(tmp_path)]) == 0
+    assert study_cli.main(args + ["--jobs", "2", "--out", str(tmp_path / "again")]) == 0
+    for name in study_cli.DECODER_SENSITIVITY_FILES + ("study_decoder.md", "deployment_map.svg"):
+        assert (tmp_path / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
     for name in ("sensitivity_joint.csv", "sensitivity_holds.csv", "deployment_map.csv", "deployment_map.png",
                  "deployment_map.svg"):
         assert (tmp_path / name).stat().st_size > 0, name
