@@ -116,4 +116,4 @@ def test_readme_quotes_the_committed_decoder_study():
     failed = sum(1 for r in rows if r["error"])
     tail = f", {failed} of them not placed (their placement fails its check)" if failed else ""
     assert quoted[0].endswith(f"; {len(rows)} configurations{tail}")
-    assert "aalbert-study --family lora-decoder --out docs/study_decoder" in readme
+    assert "aalbert-study --family lora-decoder --sensitivity --out docs/study_decoder" in readme

@@ -58,15 +58,20 @@ early-exit tables, study_early_exit.png).
 LoRA mode (--lora), on the fixed chips with a DRAM and the sized
 architectures with the KV cache sized on chip and left off it: energy per
 token, TPOT, TTFT, area, where the KV cache and the adapters live
-(study_decoder.csv, study_decoder.md, study_decoder.png and .svg).
+(study_decoder.csv, study_decoder.md, study_decoder.png and .svg); with
+--sensitivity, also its joint sensitivity (prices and the decoder's workload
+sampled together, --sensitivity-base: the Saltelli base) and deployment map
+(LoRA mode and chip over generated tokens and adapters), re-priced from each
+configuration's counts.
 """
 
-ENCODER_ONLY = ("--tasks", "--families", "--policies", "--size", "--seq-len", "--fixed-tasks", "--sensitivity",
-                "--resolve", "--no-accounting", "--early-exit", "--exits")
-DECODER_ONLY = ("--adapters", "--lora", "--decoder-size")
+ENCODER_ONLY = ("--tasks", "--families", "--policies", "--size", "--seq-len", "--fixed-tasks", "--resolve",
+                "--no-accounting", "--early-exit", "--exits")
+DECODER_ONLY = ("--adapters", "--lora", "--decoder-size", "--sensitivity-base")
 
 
 SENSITIVITY_FILES = ("sensitivity.csv", "sensitivity_joint.csv", "sensitivity_holds.csv", "deployment_map.csv")
+DECODER_SENSITIVITY_FILES = SENSITIVITY_FILES[1:]
 RESOLVED_FILE = "sensitivity_resolved.csv"
 TASK_COUNT_BYTES = 4096  # what one task count holds in a study, at least: its number and its table cells
 
@@ -143,6 +148,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--lora", type=_names, help="lora-decoder: LoRA modes (default: unmerged,merged,merge-on-switch)")
     p.add_argument("--decoder-size", choices=("study", "small"),
                    help="lora-decoder: study (8 layers, hidden 192; the default) or small (2 layers, hidden 64)")
+    p.add_argument("--sensitivity-base", type=positive_int,
+                   help="lora-decoder with --sensitivity: the Saltelli base sample, a power of two (default: 512)")
     add_quiet_arg(p)
     add_budget_arg(p)
     return p
@@ -254,6 +261,7 @@ def _main(argv) -> int:
 def _decoder(args, argv: list[str]) -> int:
     """The decoder study: its grid on the workers, its CSV, markdown and figure."""
     from aalbert.mapper.study import decoder
+    from aalbert.mapper.study.joint import BASE_N
     from aalbert.passes.lora import MODES
     from aalbert.targets.hardware.spec import load_target
 
@@ -266,19 +274,41 @@ def _decoder(args, argv: list[str]) -> int:
         load_target(t)
     if args.out.exists() and not args.out.is_dir():
         raise OptionError(f"--out {args.out}: exists and is not a directory")
+    base = args.sensitivity_base or BASE_N
+    if args.sensitivity_base and not args.sensitivity:
+        raise OptionError("--sensitivity-base sets the joint sensitivity's sample: add --sensitivity")
+    if base < 2 or base & (base - 1):
+        raise OptionError(f"--sensitivity-base {base}: the Saltelli base must be a power of two, at least 2")
+    if args.sensitivity and args.no_sized:
+        raise OptionError("--sensitivity compares the KV cache on and off the sized chips: drop --no-sized")
+    if args.sensitivity and not {"unmerged", "merged"} <= set(modes):
+        raise OptionError("--sensitivity compares unmerged with merged LoRA: give both to --lora")
     cfg = decoder.DecoderStudyConfig(args.adapters or list(range(1, 9)), targets, modes, args.decoder_size or "study",
                                      args.requests if _given(argv, ("--requests",)) else 20, not args.no_sized)
-    declare_files([t for t in targets if Path(t).suffix == ".toml"],
-                  [args.out / n for n in ("study_decoder.csv", "study_decoder.md")], "study")
+    outputs = ("study_decoder.csv", "study_decoder.md") + (DECODER_SENSITIVITY_FILES if args.sensitivity else ())
+    declare_files([t for t in targets if Path(t).suffix == ".toml"], [args.out / n for n in outputs], "study")
     start = time.perf_counter()
     configs = decoder.configurations(cfg)
-    with progress_bar(len(configs) + 1, "configurations", "step", args.quiet) as bar, \
+    extra: list[str] = []
+    with progress_bar(len(configs) + 1 + args.sensitivity, "configurations", "step", args.quiet) as bar, \
             Workers(args.jobs, 0) as workers:
-        rows = decoder.run(cfg, bar, workers)
+        paths: list[Path] = []
+        if args.sensitivity:
+            pairs = decoder.run(cfg, bar, workers, decoder.counted_row)
+            rows = [r for r, _ in pairs]
+            bar.set_description("joint sensitivity")
+            extra, paths = decoder_joint_outputs(rows, [c for _, c in pairs], cfg, args.out, base)
+            del pairs
+            bar.update(1)
+        else:
+            rows = decoder.run(cfg, bar, workers)
         bar.set_description("tables and figures")
-        paths = decoder.write_outputs(rows, cfg, args.out, command(argv))
+        paths = decoder.write_outputs(rows, cfg, args.out, command(argv), extra) + paths
         bar.update(1)
     print("\n".join(decoder.headline(rows, cfg)))
+    if extra:
+        print()
+        print("\n".join(line for line in extra if line.startswith("- ")))
     print()
     print(f"{len(rows)} configurations in {time.perf_counter() - start:.0f} s; wrote "
           + ", ".join(str(p) for p in paths))
@@ -308,6 +338,36 @@ def _sensitivity(cfg, bar, workers, out: Path) -> tuple[list[dict], list[dict], 
     paths.append(out / "sensitivity.csv")
     margin = layout_noise(rows, cfg, cfg.policies[0])
     return rows, srows, extra + sensitivity_lines(entries, "sensitivity_tornado.png", margin), paths
+
+
+def decoder_joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path,
+                          base: int) -> tuple[list[str], list[Path]]:
+    """The decoder study's joint analysis (Saltelli base `base`) and deployment map: their study_decoder.md
+    sections, and the files written (CSVs, the map's figure)."""
+    from aalbert.mapper.study import decoder_joint, decoder_map
+    from aalbert.mapper.study.report import csv_text
+    from aalbert.mapper.study.sensitivity import holds_rows, joint_rows
+    from aalbert.outputs import atomic_writer, make_dir
+
+    configs = decoder_joint.compiled(rows, counted)
+    if not configs:
+        raise OptionError("--sensitivity: no configuration of the decoder study was placed")
+    params = decoder_joint.parameters(configs, cfg.shape.prompt, cfg.shape.generated)
+    outcome, found = decoder_joint.run(configs, params, base)
+    concl = decoder_joint.conclusions(outcome)
+    builtin = decoder_joint.builtin_quantities(configs, params)
+    cells = decoder_map.decoder_map(configs, params)
+    make_dir(out)
+    paths = decoder_map.map_figure(cells, out / "deployment_map")
+    tables = (("sensitivity_joint.csv", joint_rows(found)), ("sensitivity_holds.csv", holds_rows(concl, builtin)),
+              ("deployment_map.csv", decoder_map.map_rows(cells)))
+    for name, data in tables:
+        with atomic_writer(out / name) as f:
+            f.write(csv_text(data).encode())
+        paths.append(out / name)
+    lines = decoder_joint.lines(params, found, concl, builtin, (base, len(outcome.x["adapters"])),
+                                decoder_joint.deviation(configs, params))
+    return lines + decoder_map.map_lines(cells, "deployment_map.png"), paths
 
 
 def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path, workers=None,

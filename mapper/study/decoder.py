@@ -103,8 +103,9 @@ def _level_of(w) -> str:
     return f"{p.home}->{p.level}" if p.residency == "staged" else p.level
 
 
-def row(c: DecoderConfiguration) -> dict:
-    """One configuration's figures: placement, generation stream, area."""
+def row(c: DecoderConfiguration, counted: dict | None = None) -> dict:
+    """One configuration's figures: placement, generation stream, area (with `counted`, also its steps' counts
+    at fixed cache lengths, `targets.sim.token_counts`, and its chip, for the joint sensitivity)."""
     module = prepared(c.shape, c.mode)
     if c.sized:
         template, where, base = template_of(c.template, ())
@@ -118,7 +119,7 @@ def row(c: DecoderConfiguration) -> dict:
     tags = {"lora": c.mode, "adapters": c.shape.tasks, "architecture": c.chip, "target": name, "sized": c.sized,
             "kv_placement": c.kv}
     try:
-        return {**tags, **_figures(module, target, c.requests), "error": ""}
+        return {**tags, **_figures(module, target, c.requests, counted), "error": ""}
     except IRVerifyError as e:
         # the placement the allocator made fails its own check: the row says so instead of ending the study
         return {**tags, **dict.fromkeys(FIGURES), "error": e.message.splitlines()[0]}
@@ -129,7 +130,13 @@ FIGURES = ("kv_level", "kv_bytes", "task_weight_level", "task_weight_bytes", "sh
            "tokens_per_second")
 
 
-def _figures(module: Module, target: Target, requests: int) -> dict:
+def counted_row(c: DecoderConfiguration) -> tuple[dict, dict]:
+    """The configuration's row, and its counts and chip (`row`'s `counted`; empty when not placed)."""
+    counted: dict = {}
+    return row(c, counted), counted
+
+
+def _figures(module: Module, target: Target, requests: int, counted: dict | None = None) -> dict:
     """Place (spilling only when the weights do not fit), lower and simulate a stream of `requests`."""
     wl = default_workload(module.graphs)
     try:
@@ -138,8 +145,13 @@ def _figures(module: Module, target: Target, requests: int) -> dict:
     except OptionError:
         placed, a = place(module, target, wl, spill=True)
         spilled = True
-    g = run_backend(placed, target, wl, Stream(requests)).generation
+    backend = run_backend(placed, target, wl, Stream(requests))
+    g = backend.generation
     assert g is not None  # a decoder's stream is one of generation requests
+    if counted is not None:
+        from aalbert.targets.sim.token_counts import token_counts
+
+        counted.update(counts=token_counts(backend), target=target)
     task = [w for w in placed.weights.values() if not w.role.shared]
     arenas = [gr.arena for gr in placed.graphs.values() if gr.arena is not None]
     on_chip = {m.name for m in target.on_chip}
@@ -162,12 +174,13 @@ def _figures(module: Module, target: Target, requests: int) -> dict:
     return figures
 
 
-def run(cfg: DecoderStudyConfig, progress=None, workers: Workers | None = None) -> list[dict]:
-    """Every configuration's row, in grid order, on `workers` (default: here, one at a time)."""
+def run(cfg: DecoderStudyConfig, progress=None, workers: Workers | None = None, job=row) -> list:
+    """Every configuration's `job` (its row, or with `counted_row` its row and counts), in grid order, on
+    `workers` (default: here, one at a time)."""
     with contextlib.ExitStack() as stack:
         if workers is None:
             workers = stack.enter_context(Workers(1))
-        return workers.map(row, configurations(cfg), progress, group=lambda c: c.model)
+        return workers.map(job, configurations(cfg), progress, group=lambda c: c.model)
 
 
 def placed(rows: list[dict]) -> list[dict]:
@@ -250,7 +263,10 @@ def describe(s: DecoderShape) -> str:
             f"q and v in f16, prompt {s.prompt}, {s.generated} generated tokens")
 
 
-def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_name: str) -> str:
+def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_name: str,
+             extra: list[str] | None = None) -> str:
+    """study_decoder.md: the headline, the figure, a table per LoRA mode at the most adapters, `extra` (the joint
+    sensitivity and deployment map's sections, when run) and what the study does not do."""
     most = max(cfg.adapters)
     lines = ["# The decoder study", "", f"`{command}`", "", f"Model: {describe(cfg.shape)}; "
              f"{cfg.requests} generation requests per configuration, a uniform mix over the adapters with a switch "
@@ -264,17 +280,17 @@ def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_nam
     for mode in cfg.modes:
         if any(r["lora"] == mode and r["adapters"] == most for r in rows):
             lines += [f"## {most} adapters, LoRA {mode}", "", *table(rows, mode, most), ""]
-    lines += ["## Not yet", "",
-              "- No joint sensitivity or deployment map for decoders: `mapper/study/joint.py` and `deployment.py` "
-              "re-price the encoder study's counts, which the decoder rows do not record yet.",
+    lines += [*(extra or []), "## Not yet", "",
+              *([] if extra else ["- No joint sensitivity or deployment map in this run: `--sensitivity` adds them."]),
               *(["- Configurations marked `not placed`: the placement check refused what the allocator made; "
                  "their rows give the check's message and the figure leaves them out."]
                 if any(r["error"] for r in rows) else []), ""]
     return "\n".join(lines)
 
 
-def write_outputs(rows: list[dict], cfg: DecoderStudyConfig, out: Path, command: str) -> list[Path]:
-    """study_decoder.csv, study_decoder.md and the figure (PNG, SVG) in `out`."""
+def write_outputs(rows: list[dict], cfg: DecoderStudyConfig, out: Path, command: str,
+                  extra: list[str] | None = None) -> list[Path]:
+    """study_decoder.csv, study_decoder.md (with `extra`'s sections) and the figure (PNG, SVG) in `out`."""
     from aalbert.mapper.study.report import csv_text
     from aalbert.outputs import atomic_writer, make_dir
 
@@ -283,5 +299,5 @@ def write_outputs(rows: list[dict], cfg: DecoderStudyConfig, out: Path, command:
     with atomic_writer(out / "study_decoder.csv") as f:
         f.write(csv_text(rows).encode())
     with atomic_writer(out / "study_decoder.md") as f:
-        f.write(markdown(rows, cfg, command, "study_decoder.png").encode())
+        f.write(markdown(rows, cfg, command, "study_decoder.png", extra).encode())
     return [out / "study_decoder.csv", out / "study_decoder.md"] + paths

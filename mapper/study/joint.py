@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -62,6 +62,7 @@ class Parameter:
     log: bool           # sampled uniformly in its logarithm
     builtin: float      # the value the study's compile used
     source: str
+    discrete: bool = False   # an integer from low to high - 1, each equally likely
 
     def value(self, u: np.ndarray) -> np.ndarray:
         """Values for uniform draws u in [0, 1]."""
@@ -125,7 +126,7 @@ def parameters(max_tasks: int, mram: bool) -> list[Parameter]:
         Parameter("switch", "task switch rate", 0.0, 1.0, False, 1.0, "one task for long stretches to a switch "
                   "at every request (the study's)"),
         Parameter("tasks", "task count", 1.0, max_tasks + 1.0, False, float(max_tasks),
-                  f"the study's task counts, 1 to {max_tasks}, each equally likely"),
+                  f"the study's task counts, 1 to {max_tasks}, each equally likely", discrete=True),
     ]
     if mram:
         out.insert(6, Parameter("mram", "STT-MRAM energy and leakage (x built-in)", 0.5, 2.0, True, 1.0,
@@ -165,13 +166,20 @@ def compiled(rows: list[dict], counted: list[dict]) -> list[Compiled]:
     return out
 
 
+class Priced(Protocol):
+    """A compiled configuration as re-pricing reads it: its prices and its chip."""
+
+    prices: Prices
+    target: Target
+
+
 def _tech(t: Target) -> dict[str, str]:
     names = {m.name: m.technology for m in t.memories}
     names.update({b.name: "buffer" for b in t.parts.buffers})
     return names
 
 
-def sampled_prices(c: Compiled, x: dict[str, np.ndarray], base: Prices | None = None) -> Prices:
+def sampled_prices(c: Priced, x: dict[str, np.ndarray], base: Prices | None = None) -> Prices:
     """The chip's prices (or `base`, e.g. its DVFS point's) with the sample's factors."""
     p = dict(base if base is not None else c.prices)
     tech = _tech(c.target)
@@ -272,7 +280,9 @@ class Outcome:
 
 def inputs(params: list[Parameter], u: np.ndarray) -> dict[str, np.ndarray]:
     x = {p.name: p.value(u[:, i]) for i, p in enumerate(params)}
-    x["tasks"] = np.floor(x["tasks"]).clip(params[-1].low, params[-1].high - 1)
+    for p in params:
+        if p.discrete:
+            x[p.name] = np.floor(x[p.name]).clip(p.low, p.high - 1)
     return x
 
 

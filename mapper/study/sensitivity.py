@@ -228,6 +228,13 @@ def joint_lines(params, found, concl, builtin: dict, sizes: tuple[int, int], mar
            "(`--resolve` measures what solving them again changes). An energy "
            f"ratio within the noise band of the layout (±{margin:.2%}, above) of 1, or a DVFS saving within it of "
            "0, neither holds nor fails.", ""]
+    return out + joint_body(params, found, concl, builtin)
+
+
+def joint_body(params, found, concl, builtin: dict) -> list[str]:
+    """What holds in what fraction, the inputs and their ranges, the Sobol indices with their intervals and the
+    strongest interactions (`joint_lines` without its introduction)."""
+    out = []
     for c in concl:
         q = ""
         if c.output is not None:

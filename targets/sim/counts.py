@@ -41,6 +41,7 @@ another point (with `scale`, the clock's stretch) keeps the compiled schedule in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,8 +121,9 @@ class TaskCounts:
     cold: Static
     offchip_bytes: float                 # DRAM bytes per inference (read and written)
     copies: dict[str, dict[str, int]] = field(default_factory=dict)  # "cold", "cold_switch", "switch" -> level bytes
-    copy_cycles: dict[str, float] = field(default_factory=dict)
+    copy_cycles: dict[str, float] = field(default_factory=dict)   # copies and merges
     store: str | None = None             # the off-chip level copies come from
+    merges: dict[str, dict[str, float]] = field(default_factory=dict)  # case -> price name -> count (LoRA merges)
 
 
 def dynamic_counts(program, target: Target) -> tuple[dict[str, float], tuple[str, ...]]:
@@ -187,9 +189,11 @@ def static_counts(st: power.Static, acc: Accesses, image: list[Region] | None, t
     return Static(span_ns, levels, drams)
 
 
-def task_counts(program, sim, image: list[Region] | None, target: Target, module=None) -> TaskCounts:
+def task_counts(program, sim, image: list[Region] | None, target: Target, module=None,
+                task: str | None = None) -> TaskCounts:
     """The counts of `sim` (the `SimResult` of `program`, the task's program with its power instructions), warm
-    and cold; with `module`, also what a request copies on chip (as `requests.run_stream` does)."""
+    and cold; with `module`, also what a request of `task` (default: the simulated one) copies on chip and the
+    LoRA merges it runs (as `requests.run_stream` does)."""
     actions, touched = dynamic_counts(program, target)
     span = sim.cycles * 1000.0 / target.clock_mhz
     warm = static_counts(sim.warm, sim.accesses, image, target, span)
@@ -202,9 +206,15 @@ def task_counts(program, sim, image: list[Region] | None, target: Target, module
 
         charges = _Charges(module, target)
         out.store = charges.store.name if charges.store is not None else None
+        name = sim.task if task is None else task
         for case, (c, s) in {"cold": (True, False), "cold_switch": (True, True), "switch": (False, True)}.items():
-            out.copies[case] = charges.needed(sim.task, c, s)
-            out.copy_cycles[case] = charges.load(out.copies[case])
+            out.copies[case] = charges.needed(name, c, s)
+            merges, cycles = charges.merge_counts(name, c, s)
+            out.copy_cycles[case] = charges.load(out.copies[case]) + cycles
+            if merges:
+                out.merges[case] = {}
+                for _, price, n in merges:
+                    out.merges[case][price] = out.merges[case].get(price, 0.0) + n
     return out
 
 
@@ -343,11 +353,17 @@ class StreamSpec:
     time_scale: Any = 1.0
 
 
-def expected_stream(counts: dict[str, TaskCounts], p: Prices, s: StreamSpec):
-    """Energy per inference (pJ) of a long round-robin stream over the tasks: one request in `per_wakeup`
+# served(task, after a power-up?) -> a request's energy (pJ) and cycles, where it is not one inference's counts
+Served = Callable[[str, bool], tuple[Any, Any]]
+
+
+def expected_stream(counts: dict[str, TaskCounts], p: Prices, s: StreamSpec, served: Served | None = None):
+    """Energy per request (pJ) of a long round-robin stream over the tasks: one request in `per_wakeup`
     after a power-up, the others on a powered chip; a task switch at `switch_rate` of them; each request
     pays the idle gap its predecessor leaves (as `requests.run_stream` charges them). Every cycle lasts
-    `time_scale` times the compiled one; the gaps between requests are what the rate leaves."""
+    `time_scale` times the compiled one; the gaps between requests are what the rate leaves. A request is
+    one inference of its task's counts, or what `served` says it costs (a generation request's steps): the
+    counts then give the stream's part, the idle chip, the copies and merges a switch or a power-up needs."""
     tasks = list(counts)
     n = len(tasks)
     f_cold = 1.0 / np.maximum(1.0, s.per_wakeup)
@@ -358,26 +374,29 @@ def expected_stream(counts: dict[str, TaskCounts], p: Prices, s: StreamSpec):
     service = {}
     for t, c in counts.items():
         copy = f_cold * c.copy_cycles.get(cold_case, 0.0) + (1 - f_cold) * switch * c.copy_cycles.get("switch", 0.0)
-        service[t] = (c.cycles + copy) * 1000.0 / c.clock_mhz * scale
+        cycles = c.cycles if served is None else served(t, False)[1]
+        service[t] = (cycles + copy) * 1000.0 / c.clock_mhz * scale
     total = 0.0
     for i, t in enumerate(tasks):
         c = counts[t]
         gap = np.maximum(0.0, period_ns - service[tasks[i - 1]])
-        dyn = sum(price_dynamic(c, p).values())
+        dyn = sum(price_dynamic(c, p).values()) if served is None else 0.0
         for cold, case, weight in ((True, cold_case, f_cold), (False, "switch", (1 - f_cold) * switch),
                                    (False, None, (1 - f_cold) * (1 - switch))):
             if not _nz(weight):
                 continue
             st = c.cold if cold else c.warm
-            e = dyn + sum(price_static(st, p, scale).values())
+            e = dyn + sum(price_static(st, p, scale).values()) if served is None else served(t, cold)[0]
             mw = idle_mw(st, p)
             drams = dram_power(st, p)
-            if case is not None and c.copies.get(case):
+            if case is not None and (c.copies.get(case) or c.merges.get(case)):
                 load_ns = c.copy_cycles[case] * 1000.0 / c.clock_mhz * scale
                 e = e + mw * load_ns + sum((d.active_mw + d.refresh_mw) * load_ns for d in drams.values())
                 if c.store is not None:
                     e = e + sum(c.copies[case].values()) * p[f"read:{c.store}"]
                 e = e + sum(b * p[f"write:{lvl}"] for lvl, b in c.copies[case].items())
+                for k, count in c.merges.get(case, {}).items():
+                    e = e + count * p[k]
             if cold:
                 e = e + power_up_pj(st, p)
             else:

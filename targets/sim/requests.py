@@ -229,10 +229,12 @@ class _Charges:
                 out[p.level] = out.get(p.level, 0) + w.nbytes
         return out
 
-    def merge(self, task: str, cold: bool, switch: bool) -> float:
-        """Cycles to rewrite the active copies LoRA merges on a task switch (`ir/switch.py`) for `task`: at a
-        switch, and after a power-up erased a copy in volatile memory. Charges the products B A on the PE array,
-        the base and pair read where they live and the copy written where it lives."""
+    def merge_counts(self, task: str, cold: bool, switch: bool) -> tuple[list[tuple[str, str, int]], float]:
+        """What rewriting the active copies LoRA merges on a task switch (`ir/switch.py`) for `task` does: at a
+        switch, and after a power-up erased a copy in volatile memory. The actions in the order they are charged,
+        each as (part, price name as `targets.sim.prices` names it, count): the products B A on the PE array, the
+        base and pair read where they live and the copy written where it lives; and the cycles they take."""
+        actions: list[tuple[str, str, int]] = []
         cycles = 0.0
         c = self.t.compute
         for m in self.actives:
@@ -243,17 +245,31 @@ class _Charges:
             if pair:
                 a, b = pair
                 macs = a.type.shape[0] * a.type.shape[1] * b.type.shape[1]
-                self.add("pe", macs * c.mac_energy(c.matmul_format))
+                actions.append(("pe", f"mac:{c.matmul_format}", macs))
                 cycles += macs / c.macs_per_cycle
             for w in (m.base, *pair):
                 if w.placement is not None:
                     src = self.t.level(w.placement.level)
-                    self.add(src.name, w.nbytes * src.read_pj_per_byte)
-                    self.dram += w.nbytes if src.off_chip else 0
+                    actions.append((src.name, f"read:{src.name}", w.nbytes))
                     cycles += w.nbytes / src.read_bytes_per_cycle
             dst = self.t.level(p.level)
-            self.add(dst.name, m.active.nbytes * dst.write_pj_per_byte)
+            actions.append((dst.name, f"write:{dst.name}", m.active.nbytes))
             cycles += m.active.nbytes / dst.write_bytes_per_cycle
+        return actions, cycles
+
+    def merge(self, task: str, cold: bool, switch: bool) -> float:
+        """Cycles to rewrite the active copies for `task` (`merge_counts`), their energy charged."""
+        actions, cycles = self.merge_counts(task, cold, switch)
+        for part, price, n in actions:
+            kind, _, name = price.partition(":")
+            if kind == "mac":
+                self.add(part, n * self.t.compute.mac_energy(name))
+            elif kind == "read":
+                src = self.t.level(name)
+                self.add(part, n * src.read_pj_per_byte)
+                self.dram += n if src.off_chip else 0
+            else:
+                self.add(part, n * self.t.level(name).write_pj_per_byte)
         return cycles
 
     def load(self, into: dict[str, int]) -> float:
