@@ -47,6 +47,7 @@ from aalbert.targets.sim.counts import TaskCounts, backend_counts
 from aalbert.targets.sim.prices import retarget
 
 SAME = 1e-9        # a relative difference this small is no difference
+GAP_DIGITS = 6     # an allocation gap below 5e-7 is written as 0
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,9 @@ class Job:
 def resolved_counts(job: Job) -> tuple[dict[str, TaskCounts], tuple[str, str], float]:
     """The configuration compiled again on `job.target` under the job's workload: every task's counts, the
     digests of its decisions (`evaluate.decisions`) and the allocator's optimality gap (0: its placement is
-    proven optimal for its own energy model). No request stream runs: the counts are what is priced."""
+    proven optimal for its own energy model), rounded to `GAP_DIGITS` decimals: the solver's last digits of a
+    gap near 0 differ from run to run, which the outputs must not. No request stream runs: the counts are what
+    is priced."""
     c = job.config
     module = prepared(c.spec, all_tasks=c.most)
     wl = workload(module, c.fixed_tasks)
@@ -73,7 +76,7 @@ def resolved_counts(job: Job) -> tuple[dict[str, TaskCounts], tuple[str, str], f
         wl = workload_for(c.chip, wl)
     placed, allocation, _ = place_or_spill(module, job.target, wl)
     backend = run_backend(placed, job.target, wl, Stream(0))
-    return backend_counts(backend), decisions(backend), float(allocation.solution.gap)
+    return backend_counts(backend), decisions(backend), round(float(allocation.solution.gap), GAP_DIGITS)
 
 
 def job_for(c: joint.Compiled, setup: Configuration, x: dict[str, np.ndarray]) -> Job:
