@@ -40,12 +40,12 @@ and figures (PNG and SVG) into the output directory. --sensitivity also
 samples every uncertain input together by re-pricing the compiled
 configurations (Sobol indices with their intervals and the fraction of the
 joint distribution in which each conclusion holds: sensitivity_joint.csv,
-sensitivity_holds.csv), compiles every configuration of a few of those
-samples again at their prices and workload to measure what re-pricing
-misses (--resolve N, 16 by default: sensitivity_resolved.csv), draws the
-deployment map (deployment_map.csv and figure: the winning chips and the
-energy ratio over inferences per power-up and task count), and reruns the
-most-tasks configurations with each structural input varied alone
+sensitivity_holds.csv), with --resolve N compiles every configuration of
+N of those samples again at their prices and workload to measure what
+re-pricing misses (sensitivity_resolved.csv; docs/study's run uses 16),
+draws the deployment map (deployment_map.csv and figure: the winning chips
+and the energy ratio over inferences per power-up and task count), and
+reruns the most-tasks configurations with each structural input varied alone
 (sensitivity.csv, the tornado figure).
 --early-exit adds early exit and DVFS as a dimension: the most-tasks
 configurations again with an exit classifier after every layer, where
@@ -130,8 +130,8 @@ def build_parser() -> ArgumentParser:
                    help="also vary every uncertain input over its sourced range (slower)")
     p.add_argument("--resolve", type=_resolve, metavar="N",
                    help=f"with --sensitivity: compile every configuration of N samples of the joint design again at "
-                        f"the sample's prices and workload, against re-pricing ({RESOLVED_FILE}; default: "
-                        f"{RESOLVE_N}, 0: none)")
+                        f"the sample's prices and workload, against re-pricing ({RESOLVED_FILE}; default: 0, "
+                        f"none; {RESOLVE_N} doubles the run's time)")
     p.add_argument("--no-accounting", action="store_true", help="skip the model-side parameter table")
     p.add_argument("--early-exit", action="store_true",
                    help="also the most-tasks configurations with off-ramps, under every early-exit and DVFS policy")
@@ -205,7 +205,7 @@ def _main(argv) -> int:
         raise OptionError("--exits states where sentences leave for the early-exit configurations: add --early-exit")
     if args.resolve is not None and not args.sensitivity:
         raise OptionError("--resolve compiles samples of the joint sensitivity again: add --sensitivity")
-    resolve = (RESOLVE_N if args.resolve is None else args.resolve) if args.sensitivity else 0
+    resolve = (args.resolve or 0) if args.sensitivity else 0
     outputs = ("study.csv", "study.md") + (SENSITIVITY_FILES if args.sensitivity else ()) + (
         (RESOLVED_FILE,) if resolve else ())
     declare_files([p for p in args.targets + args.policies + [args.exits or ""] if Path(p).suffix == ".toml"],

@@ -38,7 +38,7 @@ from aalbert.targets.sim.workload import Workload, load_workload
 
 FAMILY_LABEL = {"adapter-albert": "adapter-ALBERT", "albert": "ALBERT"}
 # the early-exit latency targets, as fractions of the workload's (100 ms: 40 to 120 ms, below a full inference too)
-RESOLVE_N = 16  # samples of the joint design `--sensitivity` compiles again by default (mapper.study.resolve)
+RESOLVE_N = 16  # samples of the joint design docs/study's run compiles again (--resolve; mapper.study.resolve)
 EXIT_SWEEP = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 
 
