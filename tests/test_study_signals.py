@@ -17,7 +17,7 @@ import pytest
 # which keeps it busy for several seconds, far longer than a stopped study may take to leave
 GRID = ["--family", "lora-decoder", "--decoder-size", "study", "--adapters", "5-8", "--lora", "merge-on-switch",
         "--targets", "edge_accel", "--no-sized", "--requests", "4", "--quiet", "--jobs", "2"]
-PROMPT = 5.0  # seconds a stopped study may take to leave
+PROMPT = 10.0  # seconds a stopped study may take to leave (about 1.5 s on an idle machine; over 5 s once under load)
 
 
 def _children(pid: int) -> dict[int, str]:
