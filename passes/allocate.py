@@ -199,6 +199,7 @@ class Allocate(Pass):
     objective: str = "balanced"         # balanced | energy | latency | edp
     prompt: int | None = None           # decoders: prompt tokens per request (default: the prefill graph's)
     generate: int | None = None         # decoders: tokens generated per request
+    cache: str = ""                     # decoders: the one level the KV cache may take ("": the allocator chooses)
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "ilp", "greedy"):
@@ -228,7 +229,9 @@ class Allocate(Pass):
             wl = dataclasses.replace(wl, prompt=n.prompt, generate=n.generate)
         elif self.prompt is not None or self.generate is not None:
             raise OptionError("--prompt and --generate are for decoders (graphs <task>/prefill and <task>/decode)")
-        options = AllocatorOptions(self.spill, self.solver, self.mapping, self.objective)
+        if self.cache and not is_decoder(module):
+            raise OptionError("the KV cache's level is for decoders (graphs <task>/prefill and <task>/decode)")
+        options = AllocatorOptions(self.spill, self.solver, self.mapping, self.objective, self.cache or None)
         analyses.put(allocate(module, target, wl, options))
         verify_placement(module, target)
         return module

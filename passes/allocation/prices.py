@@ -34,7 +34,7 @@ from aalbert.ir.graph import Graph, Node
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
 from aalbert.ir.types import TensorType
-from aalbert.passes.allocation.state import cache_runs
+from aalbert.passes.allocation.state import Runs, cache_runs
 from aalbert.targets.hardware.dram import DramPower
 from aalbert.targets.hardware.spec import Target
 from aalbert.targets.mapping.problem import weight_of
@@ -79,6 +79,7 @@ class Rates:
 class Price:
     pj: float = 0.0                       # dynamic energy plus leakage over its cycles
     cycles: float = 0.0
+    dynamic: float = 0.0                  # of `pj`, the dynamic energy
     traffic: dict[str, float] = None      # memory level -> bytes moved
     stage: dict[str, int] = None          # level -> staging bytes needed
 
@@ -89,6 +90,7 @@ class Price:
     def add(self, cost: NodeCost, weight: float, leak: float, minus: float = 0.0) -> None:
         """Add a node's cost, `weight` times (its task's share), with `leak` pJ per cycle of it."""
         self.pj += weight * (cost.dynamic_pj - minus + leak * cost.cycles)
+        self.dynamic += weight * (cost.dynamic_pj - minus)
         self.cycles += weight * cost.cycles
         for lvl, b in list(cost.reads.items()) + list(cost.writes.items()):
             self.traffic[lvl] = self.traffic.get(lvl, 0.0) + weight * b
@@ -301,13 +303,13 @@ class Pricer:
             for (task, i), runs in self.cache_runs.items():  # the cache's nodes, priced at the cache's level
                 here = self.cost(task, i, lv, level, cache)
                 now = self.cost(task, i, lv, self.state.arena, cache)
-                price.pj += runs * (here.dynamic_pj - now.dynamic_pj
-                                    + self.leak(task, i, lv, level, here, cache) * here.cycles
-                                    - self.leak(task, i, lv, self.state.arena, now, cache) * now.cycles)
+                price.pj += runs.weights(False)[0] * (
+                    here.dynamic_pj - now.dynamic_pj + self.leak(task, i, lv, level, here, cache) * here.cycles
+                    - self.leak(task, i, lv, self.state.arena, now, cache) * now.cycles)
         return price
 
     @functools.cached_property
-    def cache_runs(self) -> dict[tuple[str, int], float]:
+    def cache_runs(self) -> dict[tuple[str, int], Runs]:
         """The nodes that read or write the KV cache, each with how often it runs per request at full length
         (`allocation.state.cache_runs`)."""
         if not self.stateful:
@@ -319,11 +321,16 @@ class Pricer:
         """What the KV cache in `level` costs per request: every node that reads or writes it, with the arena
         where it is now, as often as it runs at the valid tokens of a request's steps (`cache_runs`); None when
         such a node has no mapping there."""
+        lv, arena = self.state.levels, self.state.arena
         try:
             price = Price()
             for (task, i), runs in self.cache_runs.items():
-                cost = self.cost(task, i, self.state.levels, self.state.arena, level)
-                price.add(cost, runs, self.leak(task, i, self.state.levels, self.state.arena, cost, level))
+                graph = self.module.graphs[task]
+                full, short = runs.weights(affine=not is_product(graph.nodes[i]))
+                for length, weight in ((None, full), (1, short)):
+                    if weight:
+                        cost = self.coster.cost(graph, i, lv, arena, level, length)
+                        price.add(cost, weight, self.leak(task, i, lv, arena, cost, level))
             return price
         except MappingError as e:
             self.failures.append(e)

@@ -376,7 +376,7 @@ class ProblemBuilder:
             if price is None:
                 continue
             options.append(ArenaOption(m.name, size, price.pj, m.off_chip, tuple(sorted(price.stage.items())),
-                                       price.cycles, tuple(sorted(price.traffic.items()))))
+                                       price.cycles, tuple(sorted(price.traffic.items())), price.dynamic))
         if not options and self.pricer.failures:
             raise self.pricer.failures[-1]
         return options

@@ -68,6 +68,7 @@ class ArenaOption:
     stage: tuple[tuple[str, int], ...] = ()
     cycles: float = 0.0
     traffic: tuple[tuple[str, float], ...] = ()
+    dynamic: float = 0.0               # pJ of `cost` that is dynamic energy, leakage apart (reports)
 
 
 @dataclass(frozen=True)

@@ -69,16 +69,38 @@ def state_levels(module: Module, target: Target, only: str | None = None) -> lis
     return homes
 
 
-def cache_runs(module: Module, workload: Workload) -> dict[tuple[str, int], float]:
-    """Per (graph, node index) of a graph with a cache: how often the node runs per request, expected over the
-    task mix, counted at full length: a node along the cache's capacity (`generation.scaled_nodes`) counts
-    L / capacity per run with L valid tokens (the simulator scales its work so), any other once per run. A
-    request is ceil(P / chunk) prefill chunks (L the chunk's end) and T decode steps (L = P + 1 ... P + T), P
-    the workload's prompt (default: the prefill graph's tokens) and T its generated tokens."""
+@dataclass(frozen=True)
+class Runs:
+    """How often a node of a graph with a cache runs per request, expected over the task mix: `steps` runs, and
+    for a node along the cache's capacity (`along`) the valid tokens summed over them (`tokens`; the simulator
+    scales such a node's work from `capacity` to the valid tokens, `generation.at_length`)."""
+
+    steps: float
+    tokens: float
+    capacity: int
+    along: bool
+
+    def weights(self, affine: bool) -> tuple[float, float]:
+        """(runs at full length, runs at one valid token) that sum to this node's cost over the request: a node
+        along the capacity costs `tokens / capacity` full runs when its cost is linear in the valid tokens
+        (a product: its cycles and traffic are scaled alike), and the affine mix of the two lengths when it
+        is not (`affine`: a copy's fixed latency does not scale); any other node `steps` full runs."""
+        if not self.along:
+            return self.steps, 0.0
+        if not affine or self.capacity <= 1:
+            return self.tokens / self.capacity, 0.0
+        full = (self.tokens - self.steps) / (self.capacity - 1)
+        return full, self.steps - full
+
+
+def cache_runs(module: Module, workload: Workload) -> dict[tuple[str, int], Runs]:
+    """Per (graph, node index) of a graph with a cache: how often the node runs per request (`Runs`). A request
+    is ceil(P / chunk) prefill chunks (L valid tokens: the chunk's end) and T decode steps (L = P + 1 ... P + T),
+    P the workload's prompt (default: the prefill graph's tokens) and T its generated tokens."""
     prefill = next((g for n, g in module.graphs.items() if parse_key(n).phase == PREFILL), None)
     chunk = max(1, step_tokens(prefill)) if prefill is not None else 1
     prompt = workload.prompt or chunk
-    out: dict[tuple[str, int], float] = {}
+    out: dict[tuple[str, int], Runs] = {}
     for name, graph in module.graphs.items():
         cap = capacity(graph)
         if not cap:
@@ -91,10 +113,10 @@ def cache_runs(module: Module, workload: Workload) -> dict[tuple[str, int], floa
         else:
             valid = [cap]
         share = workload.mix[key.task]
-        along = sum(min(n, cap) / cap for n in valid)
+        tokens = share * sum(min(n, cap) for n in valid)
         scaled, _ = scaled_nodes(graph)
         for i in range(len(graph.nodes)):
-            out[name, i] = share * (along if i in scaled else len(valid))
+            out[name, i] = Runs(share * len(valid), tokens, cap, i in scaled)
     return out
 
 

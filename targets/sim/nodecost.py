@@ -106,17 +106,22 @@ class NodeCoster:
         return key if cache_level is None else (*key, cache_level)
 
     def cost(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str,
-             cache_level: str | None = None) -> NodeCost:
+             cache_level: str | None = None, length: int | None = None) -> NodeCost:
         """The node with weights at `levels` (else where placed), activations in `arena_level` and, for a node
-        that reads or writes the state region, that region in `cache_level` (None: the arena's level)."""
+        that reads or writes the state region, that region in `cache_level` (None: the arena's level); with
+        `length`, a node that is not a mapped product as a step with that many valid cache tokens runs it
+        (`generation.at_length`)."""
         node = graph.nodes[index]
         cache = cache_level if cache_level != arena_level and self.touches_state(graph, node) else None
+        mapped = is_product(node) and self.policy == "search"
         key = self.key(node, levels, arena_level, cache)
+        if length is not None and not mapped:
+            key = (*key, "length", length)
         if key not in self._cache:
-            if is_product(node) and self.policy == "search":
+            if mapped:
                 self._cache[key] = self.mapped(graph, node, levels, arena_level, cache)
             else:
-                self._cache[key] = self.simulated(graph, index, levels, arena_level, cache)
+                self._cache[key] = self.simulated(graph, index, levels, arena_level, cache, length)
         return self._cache[key]
 
     def mapped(self, graph: Graph, node: Node, levels: dict[str, str], arena_level: str,
@@ -147,8 +152,9 @@ class NodeCoster:
                         {k: v for k, v in best.writes.items() if k in mem}, best.mapping, staged)
 
     def simulated(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str,
-                  cache_level: str | None = None) -> NodeCost:
+                  cache_level: str | None = None, length: int | None = None) -> NodeCost:
         from aalbert.targets.codegen.lower import _Lowering
+        from aalbert.targets.sim.generation import at_length
         from aalbert.targets.sim.timing import simulate
 
         node = graph.nodes[index]
@@ -175,6 +181,8 @@ class NodeCoster:
             graph.arena, node.mapping = saved_arena, saved_map
         if not program.instrs:
             return NodeCost({}, 0.0, {}, {})
+        if length is not None:
+            program = at_length(program, graph, length)
         sim = simulate(program, self.t)
         energy = sim.dynamic
         mem = self.t.memory_names
