@@ -113,3 +113,36 @@ def test_a_cache_that_fits_no_writable_memory_is_refused_in_one_line(tmp_path, c
     target = _target(tmp_path, 1 << 18, 1 << 18)  # 256 KiB each, for a 512 KiB cache
     assert_clean_error(compile_cli.main, [path, "--target", target, "--spill"], capsys,
                        "allocate: the KV cache (524,288 bytes) fits no memory of edge_accel_sram")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_integer_program_and_the_greedy_fallback_choose_the_cache_level(seed):
+    """On random instances with a cache (one region that takes a level like the arena's), the integer program
+    finds the brute force's optimum and the greedy fallback a feasible placement never better than it, with the
+    cache's bytes counted in its level."""
+    import random
+
+    from aalbert.passes.allocation.solvers import (
+        ArenaOption,
+        brute_force,
+        feasible,
+        solve_greedy,
+        solve_milp,
+    )
+    from tests.test_allocate import random_problem
+
+    rng = random.Random(1000 + seed)
+    problem = random_problem(seed)
+    size = rng.randint(5, 40)
+    problem.state_options = [ArenaOption(lvl, size, rng.uniform(1, 400), lvl == "off") for lvl in ("a", "b", "off")]
+    exact = brute_force(problem)
+    ilp = solve_milp(problem)
+    assert exact is not None and exact.cache is not None  # the off-chip level always has room
+    assert ilp is not None and ilp.objective == pytest.approx(exact.objective, rel=1e-6, abs=1e-6)
+    assert ilp.cache is not None and feasible(problem, ilp.choice, ilp.arena, ilp.cache)
+    greedy = solve_greedy(problem)
+    if greedy is not None:
+        assert greedy.cache is not None and greedy.objective >= exact.objective - 1e-6
+        assert feasible(problem, greedy.choice, greedy.arena, greedy.cache)
+        arena_there = greedy.arena.size if greedy.arena.level == greedy.cache.level else 0
+        assert greedy.usage[greedy.cache.level] >= greedy.cache.size + arena_there
