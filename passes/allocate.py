@@ -1,4 +1,4 @@
-"""`allocate`: place every weight and the activation arena in the target's memories.
+"""`allocate`: place every weight, the activation arena and a decoder's KV cache in the target's memories.
 
 The objective is the expected energy of one inference under a workload (a
 task mix and a task-switch rate): every node's energy and the chip's leakage
@@ -48,6 +48,7 @@ import sys
 from dataclasses import dataclass
 
 from aalbert.errors import OptionError
+from aalbert.ir.analysis import align_up
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Placement
 from aalbert.passes.allocation.feasibility import check_placeable, does_not_fit
@@ -65,7 +66,7 @@ from aalbert.passes.allocation.solvers import (
     staging,
     variable_count,
 )
-from aalbert.passes.allocation.state import place_state, record_state, reserved
+from aalbert.passes.allocation.state import place_of, record_state, state_bytes, state_levels
 from aalbert.passes.allocation.verify import verify_placement
 from aalbert.passes.base import Analyses, Pass, register_pass
 from aalbert.passes.plan_activations import plan_graph
@@ -84,13 +85,11 @@ def allocate(module: Module, target: Target, workload: Workload,
     """Place every weight and arena and map every product; graphs whose activations are not planned are
     planned for `target`."""
     _check_arenas(module, target)
-    state = _first_state(module, target, options.spill)
-    cache = place_state(module, target, workload, state.arena)
-    options = dataclasses.replace(options, reserved=reserved(cache))
+    state = _first_state(module, target, options)
     coster = NodeCoster(module, target, options.mapping, options.objective)
     check_placeable(ProblemBuilder(module, target, workload, options, coster, state))
     solver = options.solver
-    rounds, reserve, held = 0, True, _with_reserved(bytes_held(module, target, state), options)
+    rounds, reserve, held = 0, True, bytes_held(module, target, state)
     stops: list[str] = []  # the limit each solve stopped at before proving optimality
     while True:
         rounds += 1
@@ -105,9 +104,10 @@ def allocate(module: Module, target: Target, workload: Workload,
         if solution is None:
             raise does_not_fit(module, target, problem, b)
         stops += [solution.limit] if solution.limit else []
-        new = State({name: o.level for name, o in solution.choice.items()}, solution.arena.level)
-        stage = staging(problem, solution.choice, solution.arena)
-        held = _with_reserved({lvl: used - stage.get(lvl, 0) for lvl, used in solution.usage.items()}, options)
+        new = State({name: o.level for name, o in solution.choice.items()}, solution.arena.level,
+                    solution.cache.level if solution.cache is not None else None)
+        stage = staging(problem, solution.choice, solution.arena, solution.cache)
+        held = {lvl: used - stage.get(lvl, 0) for lvl, used in solution.usage.items()}
         if new == state or rounds >= MAX_ROUNDS:
             state = new
             break
@@ -119,10 +119,12 @@ def allocate(module: Module, target: Target, workload: Workload,
     dual = solution.bound if solution.method == "ilp" else -math.inf
     solution.bound = min(max(dual, lp_bound), solution.objective)
     solution.bound_kind = "branch and bound" if dual >= lp_bound else "LP relaxation"
-    # the state region (the KV cache) is reserved like the staging region: the layout's slack excludes both
-    kept = staging(problem, solution.choice, solution.arena)
-    for lvl, n in options.reserved:
-        kept[lvl] = kept.get(lvl, 0) + n
+    # the state region (the KV cache, at the top of its level) is kept apart like the staging region: the
+    # layout's slack excludes both
+    kept = staging(problem, solution.choice, solution.arena, solution.cache)
+    cache = None if solution.cache is None else place_of(solution.cache.level, solution.cache.size, target)
+    if cache is not None:
+        kept[cache.level] = kept.get(cache.level, 0) + cache.size
     _write_placements(module, target, solution, b.arena_bytes, kept)
     record_state(module, cache)
     if stops:
@@ -147,22 +149,21 @@ def _stopped_note(stops: list[str], solves: int) -> str:
             + ("; a stop at the time limit depends on the machine's load" if TIME_STOP in limits else ""))
 
 
-def _with_reserved(used: dict[str, int], options: AllocatorOptions) -> dict[str, int]:
-    out = dict(used)
-    for lvl, nbytes in options.reserved:
-        out[lvl] = out.get(lvl, 0) + nbytes
-    return out
-
-
-def _first_state(module: Module, target: Target, spill: bool) -> State:
+def _first_state(module: Module, target: Target, options: AllocatorOptions) -> State:
     """Where prices start: the arena in the first level that holds activations and has room for it (on chip
-    first), each weight in the first level that may hold weights."""
+    first), each weight in the first level that may hold weights, a KV cache in the nearest level it may live in
+    that has room for it beside the arena."""
     arena = max(g.arena.size for g in module.graphs.values())
-    acts = [m for m in target.memories if "activations" in m.holds or (m.off_chip and spill)]
+    acts = [m for m in target.memories if "activations" in m.holds or (m.off_chip and options.spill)]
     fits = [m for m in acts if m.capacity_bytes >= arena]
     level = (sorted(fits, key=lambda m: m.off_chip) or acts or list(target.memories))[0].name
     holders = [m.name for m in target.memories if "weights" in m.holds] or [target.memories[0].name]
-    return State({w.name: holders[0] for w in module.weights.values()}, level)
+    cache = None
+    if state_bytes(module, target):
+        homes = state_levels(module, target, options.cache)
+        size = state_bytes(module, target) + align_up(arena, target.alignment_bytes)
+        cache = next((m for m in homes if m.name != level or size <= m.capacity_bytes), homes[0]).name
+    return State({w.name: holders[0] for w in module.weights.values()}, level, cache)
 
 
 FREE_STEPS = 64  # free bytes are counted in steps of a 64th of the level (a power of two, at least the alignment)
@@ -227,6 +228,7 @@ class Allocate(Pass):
     objective: str = "balanced"         # balanced | energy | latency | edp
     prompt: int | None = None           # decoders: prompt tokens per request (default: the prefill graph's)
     generate: int | None = None         # decoders: tokens generated per request
+    cache: str = ""                     # decoders: the one level the KV cache may take ("": the allocator chooses)
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "ilp", "greedy"):
@@ -256,7 +258,9 @@ class Allocate(Pass):
             wl = dataclasses.replace(wl, prompt=n.prompt, generate=n.generate)
         elif self.prompt is not None or self.generate is not None:
             raise OptionError("--prompt and --generate are for decoders (graphs <task>/prefill and <task>/decode)")
-        options = AllocatorOptions(self.spill, self.solver, self.mapping, self.objective)
+        if self.cache and not is_decoder(module):
+            raise OptionError("the KV cache's level is for decoders (graphs <task>/prefill and <task>/decode)")
+        options = AllocatorOptions(self.spill, self.solver, self.mapping, self.objective, self.cache or None)
         analyses.put(allocate(module, target, wl, options))
         verify_placement(module, target)
         return module

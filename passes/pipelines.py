@@ -47,6 +47,7 @@ class Placement:
     objective: str = "balanced"        # what the mapping search minimizes: balanced, energy, latency or edp
     prompt: int | None = None          # decoders: prompt tokens per request (default: the prefill graph's)
     generate: int | None = None        # decoders: tokens generated per request
+    cache: str | None = None           # decoders: the one level the KV cache may take (default: the allocator's choice)
 
     def passes(self) -> list[Pass]:
         """plan-activations and allocate for this placement."""
@@ -54,6 +55,8 @@ class Placement:
                    "objective": self.objective, "spill": self.spill, "workload": self.workload or "",
                    "switch_rate": self.switch_rate, "inferences_per_wakeup": self.wakeup,
                    "prompt": self.prompt, "generate": self.generate}
+        if self.cache is not None:
+            options["cache"] = self.cache
         return [make_pass("plan-activations", {"target": self.target}, typed=True),
                 make_pass("allocate", options, typed=True)]
 

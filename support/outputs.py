@@ -29,15 +29,14 @@ import contextlib
 import contextvars
 import os
 import shutil
-import signal
 import stat
 import sys
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from aalbert import signals
 from aalbert.errors import AalbertError, OptionError
 
 
@@ -65,7 +64,7 @@ class _Outputs:
             _deliver(staged, dest)
             staged.close()
             del self.direct[dest]
-        with _signals_held():
+        with signals.deferred():
             for dest, tmp in self.staged.items():
                 os.replace(tmp, dest)
         self.staged.clear()
@@ -256,17 +255,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait while the outputs are renamed (main thread only)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)

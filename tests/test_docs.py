@@ -233,6 +233,23 @@ def test_targets_doc_dram_figures_are_the_models():
         assert _close(m.group(1), value), (pattern, m.group(1), value)
 
 
+def test_targets_doc_phone_npu_dram_figures_are_the_models():
+    from aalbert.targets.hardware.dram import DRAM_SPECS
+    from aalbert.targets.hardware.spec import load_target
+
+    spec = DRAM_SPECS["lpddr5_6400"]
+    p = load_target("phone_npu").level("dram").dram
+    text = " ".join(TARGETS_DOC.read_text().split())
+    m = re.search(r"From these the DRAM costs ([\d.]+) pJ per byte read and ([\d.]+) written, and its four channels "
+                  r"draw ([\d.]+) mW in active standby, ([\d.]+) mW in power-down, ([\d.]+) mW in self-refresh and "
+                  r"([\d.]+) mW of refresh", text)
+    assert m
+    values = (spec.read_pj_per_byte, spec.write_pj_per_byte, p.active_mw, p.power_down_mw, p.self_refresh_mw,
+              p.refresh_mw)
+    for quoted, value in zip(m.groups(), values):
+        assert _close(quoted, value), (quoted, value)
+
+
 def test_targets_doc_scaling_factors_are_the_edge_targets():
     from aalbert.targets.hardware.spec import load_target
 

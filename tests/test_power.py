@@ -157,6 +157,28 @@ def test_lpddr4_model_from_the_memspec_currents():
     assert spec.capacity_bytes == 768 * 2 ** 20 and spec.bytes_per_ns == pytest.approx(6.4)
 
 
+
+def test_lpddr5_model_from_the_datasheet_currents_on_four_rails():
+    spec = DRAM_SPECS["lpddr5_6400"]
+    p = spec.power()
+    v1, v2h, v2l, vq = 1.8, 1.05, 0.9, 0.5
+    # Micron Y52P LPDDR5X Table 18 (x16, 7500 Mb/s), mA on VDD1 / VDD2H / VDD2L / VDDQ
+    assert p.active_mw == pytest.approx(v1 * 2.8 + v2h * 40 + v2l * 0.2 + vq * 0.6)      # IDD3N
+    assert p.power_down_mw == pytest.approx(v1 * 1.2 + v2h * 3.9 + v2l * 0.2 + vq * 0.6)  # IDD2P, VDD1 a stand-in
+    assert p.refresh_mw == pytest.approx((v1 * (10 - 2.8) + v2h * (205 - 40)) * 896 / 12500)
+    burst = (v1 * (18 - 2.8) + v2h * (390 - 40) + vq * (111.9 - 0.6)) * 16 / 7.5 / 32   # 16 transfers at 7500 MT/s
+    act = ((v1 * (3.8 - 2.8) + v2h * (53 - 40)) * 134 + (v1 * (3.8 - 1.5) + v2h * (53 - 32.5)) * 58) / 3.2
+    assert spec.read_pj_per_byte == pytest.approx(burst + act / 2048 + 1.83 * 8)
+    # the burst at the datasheet's rate: the same energy per bit as at the channel's own 6400 MT/s
+    assert spec.t_burst_ns == pytest.approx(16 / 7.5) and spec.bytes_per_ns == pytest.approx(12.8)
+
+
+def test_a_dram_model_needs_one_current_per_rail():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="one value per rail"):
+        dataclasses.replace(DRAM_SPECS["lpddr5_6400"], idd6=(0.3, 0.5, 0.1))
+
 EDGE = resources.files("aalbert.targets").joinpath("builtin", "edge_accel.toml").read_text()
 TPU = resources.files("aalbert.targets").joinpath("builtin", "tpu_like.toml").read_text()
 

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from aalbert import signals
 from aalbert.errors import AalbertError, OptionError
 from aalbert.limits import DEFAULT_RULE, DEFAULT_SHARE, budget, parse_size
 from aalbert.mapper.frontends import DimSpec
@@ -202,8 +203,9 @@ def progress_bar(total: int, desc: str, unit: str, quiet: bool = False):
     written never change."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
-                disable=quiet or not sys.stderr.isatty())
+    with signals.blocked():  # its monitor thread must not take the signals that stop the command
+        return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
+                    disable=quiet or not sys.stderr.isatty())
 
 
 def add_quiet_arg(p: argparse.ArgumentParser) -> None:

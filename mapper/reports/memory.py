@@ -120,6 +120,11 @@ def allocation_lines(a: Allocation | None) -> list[str]:
     lines.append(f"DRAM traffic: {a.dram_bytes_per_inference:,.0f} bytes per inference in steady state, "
                  f"{mean_switch:,.0f} per task switch, {mean_cold:,.0f} to refill volatile memory after a power-up "
                  f"(means over the task mix)")
+    if s.cache is not None:
+        others = [f"{o.level} {o.cost / 1e6:.3f} uJ" for o in a.cache_options if o.level != s.cache.level]
+        lines.append(f"KV cache: in {s.cache.level}, priced {s.cache.cost / 1e6:.3f} uJ per inference (the steps' "
+                     "reads of its valid tokens and writes of new ones, leakage over their cycles); "
+                     + (f"elsewhere {', '.join(others)}" if others else "no other level may hold it"))
     if a.binding:
         lines.append("binding: " + "; ".join(a.binding))
     for note in a.notes:

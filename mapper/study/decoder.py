@@ -10,11 +10,12 @@ simulated as a stream of generation requests, and gives energy per token,
 TPOT, TTFT, area, and where the KV cache and the task weights live.
 
 KV placement: on a fixed chip the allocator decides (`passes.allocation.state`:
-the nearest writable level with room). On a chip sized to the configuration
-(`chips.sized_target`) there are two variants: `on-chip`, the SRAM sized to
-hold the cache too, so the allocator keeps it there, and `off-chip`, the SRAM
-sized without it, so the only level with room is the DRAM: the cache is forced
-off chip by the chip's size, not by a change to the allocator.
+the cache's level is a variable of its integer program). On a chip sized to
+the configuration (`chips.sized_target`) there are two variants: `on-chip`,
+the SRAM sized to hold the cache too, where the allocator may keep it, and
+`off-chip`, the SRAM sized without it, so the only level with room is the
+DRAM: the cache is forced off chip by the chip's size, not by a change to the
+allocator.
 """
 
 from __future__ import annotations
@@ -272,7 +273,7 @@ def markdown(rows: list[dict], cfg: DecoderStudyConfig, command: str, figure_nam
              f"{cfg.requests} generation requests per configuration, a uniform mix over the adapters with a switch "
              "before each. Energy per token is the stream's energy (leakage and wake-ups included) over the tokens "
              "generated.", "",
-             "KV placement: on a fixed chip the allocator puts the cache in the nearest writable memory with room "
+             "KV placement: on a fixed chip the allocator chooses the cache's level with the weights' "
              "(`allocator`). A sized chip comes twice: `on-chip`, its SRAM sized to hold the cache too, and "
              "`off-chip`, its SRAM sized without it, so that the cache goes to DRAM unless the SRAM's rounding to "
              "whole banks leaves room for it (the `KV lives in` column says where it went).", "",

@@ -13,9 +13,12 @@ jobs, and as many as the memory budget holds at `each_bytes` a job; each gets it
 (`limits.grant`).
 
 Stopping: the command decides. A worker ignores SIGINT (Ctrl-C reaches every process of the terminal's group) and
-ends at once on SIGTERM. When the command leaves `Workers` by an exception (SIGINT, SIGTERM, a failed job), it
-ends its workers with SIGTERM and waits for each, so none runs on and none is left unreaped; the jobs they had
-are dropped, and their results were never written anywhere.
+ends at once on SIGTERM. The pool's threads in the command (the executor's manager and queue feeder) start with
+both signals blocked (`signals.blocked`), so the kernel hands them to the main thread: one taken by a pool thread
+left the main thread asleep in its wait for a result until the next job finished. When the command leaves
+`Workers` by an exception (SIGINT, SIGTERM, a failed job), it ends its workers with SIGTERM and waits for each, so
+none runs on and none is left unreaped; the jobs they had are dropped, and their results were never written
+anywhere.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from typing import Any
 
+from aalbert import signals
 from aalbert.limits import grant, room
 
 STOP_SECONDS = 5.0  # a worker sent SIGTERM that has not ended by then is killed
@@ -103,7 +107,8 @@ class Workers:
             for i in order:
                 done(i, fn(args[i]))
             return
-        futures = {pool.submit(fn, args[i]): i for i in order}
+        with signals.blocked():  # the threads and workers the first submit starts inherit the mask
+            futures = {pool.submit(fn, args[i]): i for i in order}
         try:
             for fut in as_completed(futures):
                 done(futures[fut], fut.result())
@@ -133,6 +138,7 @@ def _start_worker(budget: int) -> None:
     the running job an exception instead, and the worker would take the next one)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signals.unblock()  # forked while the command held them blocked
     grant(budget)
 
 

@@ -12,7 +12,10 @@ the allocator:
   table, a LayerNorm's scale), priced with that weight at each level it may
   take and the node's other weights and the arena where they are now; the
   other weights are charged their own reads (`side` bytes at their level);
-- a node without weights, to the activation arena's level.
+- a node without weights that reads or writes a decoder's KV cache (its
+  state region, `ir.state`), to the cache's level, at the valid tokens a
+  request's steps see (`allocation.state.cache_runs`);
+- any other node without weights, to the activation arena's level.
 
 The prices are exact for the placement they were computed around (`State`);
 `allocate` prices, solves, and prices again around the solution until the
@@ -22,6 +25,7 @@ mapped agree.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -30,6 +34,7 @@ from aalbert.ir.graph import Graph, Node
 from aalbert.ir.module import Module
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data
 from aalbert.ir.types import TensorType
+from aalbert.passes.allocation.state import Runs, cache_runs
 from aalbert.targets.hardware.dram import DramPower
 from aalbert.targets.hardware.spec import Target
 from aalbert.targets.mapping.problem import weight_of
@@ -40,10 +45,11 @@ from aalbert.targets.sim.workload import Workload
 
 @dataclass(frozen=True)
 class State:
-    """The placement prices are linearised around: every weight's level and the arena's."""
+    """The placement prices are linearised around: every weight's level, the arena's and the KV cache's."""
 
     levels: dict[str, str]
     arena: str
+    cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class Rates:
 class Price:
     pj: float = 0.0                       # dynamic energy plus leakage over its cycles
     cycles: float = 0.0
+    dynamic: float = 0.0                  # of `pj`, the dynamic energy
     traffic: dict[str, float] = None      # memory level -> bytes moved
     stage: dict[str, int] = None          # level -> staging bytes needed
 
@@ -83,6 +90,7 @@ class Price:
     def add(self, cost: NodeCost, weight: float, leak: float, minus: float = 0.0) -> None:
         """Add a node's cost, `weight` times (its task's share), with `leak` pJ per cycle of it."""
         self.pj += weight * (cost.dynamic_pj - minus + leak * cost.cycles)
+        self.dynamic += weight * (cost.dynamic_pj - minus)
         self.cycles += weight * cost.cycles
         for lvl, b in list(cost.reads.items()) + list(cost.writes.items()):
             self.traffic[lvl] = self.traffic.get(lvl, 0.0) + weight * b
@@ -100,6 +108,7 @@ class Pricer:
         self.main: dict[str, list] = {}     # weight -> [(task, index)] of nodes charged to it
         self.side: dict[str, list] = {}     # weight -> [(task, index)] of nodes that also read it
         self.plain: list = []               # (task, index) of nodes without weights
+        self.stateful: list = []            # (task, index) of nodes without weights that read or write the cache
         self.failures: list[MappingError] = []
         self._side: dict[tuple, dict[str, float]] = {}
         self._side_pj: dict[tuple, float] = {}
@@ -111,14 +120,16 @@ class Pricer:
                     continue
                 ws = [w for w in (weight_of(module, v) for v in node.inputs) if w is not None]
                 if not ws:
-                    self.plain.append((task, i))
+                    (self.stateful if coster.touches_state(graph, node) else self.plain).append((task, i))
                     continue
                 self.main.setdefault(ws[0].name, []).append((task, i))
                 for w in ws[1:]:
                     self.side.setdefault(w.name, []).append((task, i))
 
-    def leak(self, task: str, index: int, levels: dict[str, str], arena: str, cost: NodeCost) -> float:
-        """pJ per cycle of the node: the leakage all along and the banks it accesses (`Rates`)."""
+    def leak(self, task: str, index: int, levels: dict[str, str], arena: str, cost: NodeCost,
+             cache: str | None = None) -> float:
+        """pJ per cycle of the node: the leakage all along and the banks it accesses (`Rates`), those of the KV
+        cache in `cache` for a node that reads or writes it."""
         touch = self.rates.touch
         if not touch:
             return self.rates.leak
@@ -129,6 +140,10 @@ class Pricer:
             nbytes[lvl] = nbytes.get(lvl, 0.0) + w.nbytes
         if cost.staged is not None:
             nbytes[cost.staged[0]] = nbytes.get(cost.staged[0], 0.0) + cost.staged[1]
+        if cache is not None and cache != arena:  # the cache's bytes this node moves
+            moved = cost.reads.get(cache, 0.0) + cost.writes.get(cache, 0.0)
+            if moved:
+                nbytes[cache] = nbytes.get(cache, 0.0) + moved
         banks = {lvl: self._banks(lvl, b) for lvl, b in nbytes.items() if lvl in touch}
         if arena in touch and self.rates.bank_bytes[arena]:
             banks[arena] = banks.get(arena, 0) + self._activation_banks(task, index, self.rates.bank_bytes[arena])
@@ -197,8 +212,9 @@ class Pricer:
         levels[name] = level
         return levels
 
-    def cost(self, task: str, index: int, levels: dict[str, str], arena: str) -> NodeCost:
-        return self.coster.cost(self.module.graphs[task], index, levels, arena)
+    def cost(self, task: str, index: int, levels: dict[str, str], arena: str, cache: str | None = None) -> NodeCost:
+        """The node's cost with the KV cache in `cache` (default: where the current placement has it)."""
+        return self.coster.cost(self.module.graphs[task], index, levels, arena, cache or self.state.cache)
 
     def side_bytes(self, task: str, index: int, cost: NodeCost) -> dict[str, float]:
         """Bytes a node reads of each of its weights other than the first."""
@@ -275,15 +291,50 @@ class Pricer:
             cost = self.cost(task, i, {}, level)
             price.add(cost, share, self.leak(task, i, {}, level, cost))
         if level != self.state.arena:
+            lv = self.state.levels
             for nodes in self.main.values():
                 for task, i in nodes:
-                    here = self.cost(task, i, self.state.levels, level)
-                    now = self.cost(task, i, self.state.levels, self.state.arena)
-                    lv = self.state.levels
+                    here = self.cost(task, i, lv, level)
+                    now = self.cost(task, i, lv, self.state.arena)
                     price.pj += self.wl.runs(task) * (
                         here.dynamic_pj - now.dynamic_pj + self.leak(task, i, lv, level, here) * here.cycles
                         - self.leak(task, i, lv, self.state.arena, now) * now.cycles)
+            cache = self.state.cache
+            for (task, i), runs in self.cache_runs.items():  # the cache's nodes, priced at the cache's level
+                here = self.cost(task, i, lv, level, cache)
+                now = self.cost(task, i, lv, self.state.arena, cache)
+                price.pj += runs.weights(False)[0] * (
+                    here.dynamic_pj - now.dynamic_pj + self.leak(task, i, lv, level, here, cache) * here.cycles
+                    - self.leak(task, i, lv, self.state.arena, now, cache) * now.cycles)
         return price
+
+    @functools.cached_property
+    def cache_runs(self) -> dict[tuple[str, int], Runs]:
+        """The nodes that read or write the KV cache, each with how often it runs per request at full length
+        (`allocation.state.cache_runs`)."""
+        if not self.stateful:
+            return {}
+        runs = cache_runs(self.module, self.wl)
+        return {key: runs[key] for key in self.stateful}
+
+    def cache(self, level: str) -> Price | None:
+        """What the KV cache in `level` costs per request: every node that reads or writes it, with the arena
+        where it is now, as often as it runs at the valid tokens of a request's steps (`cache_runs`); None when
+        such a node has no mapping there."""
+        lv, arena = self.state.levels, self.state.arena
+        try:
+            price = Price()
+            for (task, i), runs in self.cache_runs.items():
+                graph = self.module.graphs[task]
+                full, short = runs.weights(affine=not is_product(graph.nodes[i]))
+                for length, weight in ((None, full), (1, short)):
+                    if weight:
+                        cost = self.coster.cost(graph, i, lv, arena, level, length)
+                        price.add(cost, weight, self.leak(task, i, lv, arena, cost, level))
+            return price
+        except MappingError as e:
+            self.failures.append(e)
+            return None
 
     def _plain_classes(self, level: str) -> list[tuple[str, int, float]]:
         """The nodes without weights in classes that cost the same with the arena in `level` (one op, types and
@@ -327,7 +378,7 @@ class Pricer:
         for task, graph in self.module.graphs.items():
             for i, node in enumerate(graph.nodes):
                 if is_product(node):
-                    out[task, i] = self.cost(task, i, final.levels, final.arena)
+                    out[task, i] = self.cost(task, i, final.levels, final.arena, final.cache)
         return out
 
 

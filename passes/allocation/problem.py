@@ -13,7 +13,10 @@ weights only; the tasks share the region); or `streamed` from off chip on
 every use. Off-chip memory holds weights only if the target says so or the
 user allows spilling. A weight that a switch would rewrite goes to a
 non-volatile level only if that level's write endurance covers the writes
-over the stated lifetime. The activation arena chooses a level the same way.
+over the stated lifetime. The activation arena chooses a level the same way,
+and so does a decoder's KV cache (`allocation.state`: the levels written
+during operation, each priced by the nodes that read and write the cache at
+the valid tokens of a request's steps).
 
 Static energy follows the simulator's power states (`targets.power`,
 `static_terms`): logic leakage over the runtime; per banked level, the
@@ -40,6 +43,7 @@ from aalbert.ir.module import Module, Weight
 from aalbert.ir.registry import OpKind, Trait, get_op, is_data, op_has
 from aalbert.passes.allocation.prices import Price, Pricer, Rates, State
 from aalbert.passes.allocation.solvers import ArenaOption, BankModel, Item, Option, Problem
+from aalbert.passes.allocation.state import state_bytes, state_levels
 from aalbert.targets.hardware.spec import MemoryLevel, Target
 from aalbert.targets.sim.nodecost import NodeCoster
 from aalbert.targets.sim.workload import Workload
@@ -84,25 +88,28 @@ def activation_traffic(module: Module, bits: int) -> dict[str, tuple[float, floa
 
 
 def bytes_held(module: Module, target: Target, state: State) -> dict[str, int]:
-    """Bytes each level holds with the weights and the arena where `state` puts them (before a solution says
-    which weights share a swap region)."""
+    """Bytes each level holds with the weights, the arena and the KV cache where `state` puts them (before a
+    solution says which weights share a swap region)."""
     used = {m.name: 0 for m in target.memories}
     for w in module.weights.values():
         used[state.levels[w.name]] += align_up(w.nbytes, target.alignment_bytes)
     used[state.arena] += align_up(max(g.arena.size for g in module.graphs.values()), target.alignment_bytes)
+    if state.cache is not None:
+        used[state.cache] += state_bytes(module, target)
     return used
 
 
 @dataclass(frozen=True)
 class AllocatorOptions:
     """How the allocator places: whether weights may spill off chip, the solver (auto, ilp or greedy), how
-    products are mapped (search or fixed) and what the mapping search minimizes."""
+    products are mapped (search or fixed), what the mapping search minimizes, and the one level a decoder's KV
+    cache may take (None: the integer program chooses)."""
 
     spill: bool = False
     solver: str = "auto"
     mapping: str = "search"
     objective: str = "balanced"
-    reserved: tuple[tuple[str, int], ...] = ()   # (level, bytes) taken before weights: the KV cache
+    cache: str | None = None
 
 
 class ProblemBuilder:
@@ -232,11 +239,10 @@ class ProblemBuilder:
         items = [self._item(w, tasks) for w in self.module.weights.values()]
         arena_options = self._arena_options(tasks, arena)
         self.arena_bytes = arena
+        state_options = self._state_options()
         banks, dram_pj, constant = self.static_terms()
-        taken = dict(self.options.reserved)
-        return Problem(items, {m.name: m.capacity_bytes - taken.get(m.name, 0) for m in self.t.memories},
-                       arena_options, tasks,
-                       banks=banks, dram_pj=dram_pj, constant_pj=constant)
+        return Problem(items, {m.name: m.capacity_bytes for m in self.t.memories}, arena_options, tasks,
+                       banks=banks, dram_pj=dram_pj, constant_pj=constant, state_options=state_options)
 
     def _item(self, w: Weight, tasks: tuple[str, ...]) -> Item:
         """The places weight `w` may live, each priced."""
@@ -358,6 +364,22 @@ class ProblemBuilder:
         if not arena_options:
             self._arena_fits(arena, quiet=False)
         return arena_options
+
+    def _state_options(self) -> list[ArenaOption]:
+        """The levels a decoder's KV cache may live in, each priced (`Pricer.cache`); none without a cache."""
+        size = state_bytes(self.module, self.t)
+        if not size:
+            return []
+        options = []
+        for m in state_levels(self.module, self.t, self.options.cache):
+            price = self.pricer.cache(m.name)
+            if price is None:
+                continue
+            options.append(ArenaOption(m.name, size, price.pj, m.off_chip, tuple(sorted(price.stage.items())),
+                                       price.cycles, tuple(sorted(price.traffic.items())), price.dynamic))
+        if not options and self.pricer.failures:
+            raise self.pricer.failures[-1]
+        return options
 
     def static_terms(self) -> tuple[list[BankModel], float, float]:
         """The static energy the options' prices leave out, linearised around the current placement (runtime

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from aalbert.ir import phases
 from aalbert.passes.allocation.problem import ProblemBuilder
-from aalbert.passes.allocation.solvers import Option, Problem, Solution, staging
+from aalbert.passes.allocation.solvers import ArenaOption, Option, Problem, Solution, staging
 from aalbert.targets.sim.workload import Workload
 
 
@@ -43,6 +43,7 @@ class Allocation:
     layers: dict = field(default_factory=dict)        # (task, node index) -> NodeCost of every product
     options: dict[str, tuple[Option, ...]] = field(default_factory=dict)  # weight -> every place priced for it
     excluded: tuple[str, ...] = ()                    # placements ruled out, each '@weight ...: why'
+    cache_options: tuple[ArenaOption, ...] = ()       # every level priced for a decoder's KV cache
 
 
 def binding_constraints(problem: Problem, solution: Solution) -> list[str]:
@@ -73,7 +74,7 @@ def allocation_report(b: ProblemBuilder, problem: Problem, solution: Solution, l
         binding.append(f"{n} placement{'s' if n > 1 else ''} ruled out by write endurance or field-writability, "
                        f"e.g. {b.excluded[0]}")
     off_chip = {m.name for m in target.memories if m.off_chip}
-    chosen = [solution.choice[i.name] for i in problem.items] + [solution.arena]
+    chosen = [solution.choice[i.name] for i in problem.items] + problem.regions(solution.arena, solution.cache)
     traffic: dict[str, float] = {}
     for o in chosen:
         for lvl, nbytes in o.traffic:
@@ -88,5 +89,7 @@ def allocation_report(b: ProblemBuilder, problem: Problem, solution: Solution, l
     return Allocation(target.name, b.wl, solution, lp_bound, dict(problem.capacities), binding, b.notes,
                       per_inference, per_switch, per_cold, sum(w.nbytes for w in module.weights.values()),
                       b.arena_bytes, options.spill, solution.usage, rounds, options.mapping, options.objective,
-                      sum(o.cycles for o in chosen), traffic, staging(problem, solution.choice, solution.arena),
-                      dict(layers or {}), {i.name: tuple(i.options) for i in problem.items}, tuple(b.excluded))
+                      sum(o.cycles for o in chosen), traffic,
+                      staging(problem, solution.choice, solution.arena, solution.cache),
+                      dict(layers or {}), {i.name: tuple(i.options) for i in problem.items}, tuple(b.excluded),
+                      tuple(problem.state_options))

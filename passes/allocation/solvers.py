@@ -1,7 +1,9 @@
 """The placement problem as an integer program, with a greedy fallback and a brute force.
 
 Items (weights) each choose one option; the activation arena chooses a
-level. An option costs energy (pJ per inference, expected over the
+level, and so does a decoder's KV cache (`state_options`, one region shared by
+every graph; none without state, so an encoder's program has no such
+column). An option costs energy (pJ per inference, expected over the
 workload), occupies bytes in some levels (`resident` bytes add up; `swap`
 bytes belong to tasks, and a level needs only the largest task's total,
 because tasks run one at a time; a staging region is as large as the
@@ -11,8 +13,8 @@ An option's cost already holds the static energy over its cycles
 the banks that hold data (`BankModel`: enough banks for the bytes present,
 an integer) in their holding state and the others off; per DRAM, its
 background when any chosen option needs the DRAM (`dram_pj`, a binary); and
-a constant. Objective = option energies + arena energy + that static energy.
-Capacities bound each level.
+a constant. Objective = option energies + arena energy + cache energy + that static
+energy. Capacities bound each level.
 
 `solve_milp` (scipy's milp, i.e. HiGHS) finds the optimum; `solve_greedy`
 is the fallback for huge instances; `brute_force` checks both on small ones.
@@ -66,6 +68,8 @@ class Item:
 
 @dataclass(frozen=True)
 class ArenaOption:
+    """A level for a region of its own (the activation arena, or the KV cache), with its price."""
+
     level: str
     size: int
     cost: float
@@ -73,6 +77,7 @@ class ArenaOption:
     stage: tuple[tuple[str, int], ...] = ()
     cycles: float = 0.0
     traffic: tuple[tuple[str, float], ...] = ()
+    dynamic: float = 0.0               # pJ of `cost` that is dynamic energy, leakage apart (reports)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,11 @@ class Problem:
     banks: list[BankModel] = field(default_factory=list)
     dram_pj: float = 0.0               # per inference, when any chosen option uses the DRAM
     constant_pj: float = 0.0           # per inference whatever the choice
+    state_options: list[ArenaOption] = field(default_factory=list)   # the KV cache's levels (none: no cache)
+
+    def regions(self, arena: ArenaOption, cache: ArenaOption | None) -> list[ArenaOption]:
+        """The chosen regions of their own: the arena, and the cache if there is one."""
+        return [arena] if cache is None else [arena, cache]
 
 
 @dataclass
@@ -109,6 +119,7 @@ class Solution:
     usage: dict[str, int] = field(default_factory=dict)
     cycles: float = 0.0
     bound_kind: str = ""               # which bound `bound` is (branch and bound's, or the LP relaxation's)
+    cache: ArenaOption | None = None   # the KV cache's level (None without one)
     limit: str = ""                    # the limit the solve stopped at before proving optimality, if any
 
     @property
@@ -122,8 +133,9 @@ def _swap_tasks(problem: Problem, item: Item) -> tuple[str, ...]:
     return item.tasks if len(item.tasks) == 1 else problem.tasks
 
 
-def usage(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, int]:
-    """Bytes used per level: resident sums, plus the largest task's swap total, plus the arena."""
+def usage(problem: Problem, choice: dict[str, Option], arena: ArenaOption,
+          cache: ArenaOption | None = None) -> dict[str, int]:
+    """Bytes used per level: resident sums, plus the largest task's swap total, plus the arena and the cache."""
     used = {lvl: 0 for lvl in problem.capacities}
     swap: dict[tuple[str, str], int] = {}
     for item in problem.items:
@@ -135,88 +147,104 @@ def usage(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> di
                 swap[lvl, t] = swap.get((lvl, t), 0) + b
     for lvl in problem.capacities:
         used[lvl] += max([v for (l2, _), v in swap.items() if l2 == lvl], default=0)
-    used[arena.level] += arena.size
-    for lvl, b in staging(problem, choice, arena).items():
+    for region in problem.regions(arena, cache):
+        used[region.level] += region.size
+    for lvl, b in staging(problem, choice, arena, cache).items():
         used[lvl] += b
     return used
 
 
-def staging(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, int]:
+def staging(problem: Problem, choice: dict[str, Option], arena: ArenaOption,
+            cache: ArenaOption | None = None) -> dict[str, int]:
     """The staging region per level: as large as the largest any chosen layer needs (layers run one at a time)."""
     out: dict[str, int] = {}
-    for o in [choice[i.name] for i in problem.items] + [arena]:
+    for o in [choice[i.name] for i in problem.items] + problem.regions(arena, cache):
         for lvl, b in o.stage:
             out[lvl] = max(out.get(lvl, 0), b)
     return out
 
 
-def cycles(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
+def cycles(problem: Problem, choice: dict[str, Option], arena: ArenaOption, cache: ArenaOption | None = None) -> float:
     """The cycles of an inference: those every option accounts for (its layers, run one after another)."""
-    return sum(choice[i.name].cycles for i in problem.items) + arena.cycles
+    return sum(choice[i.name].cycles for i in problem.items) + sum(r.cycles for r in problem.regions(arena, cache))
 
 
-def present(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> dict[str, float]:
-    """Bytes expected in each level during an inference: weights present, the swap region, the arena."""
+def present(problem: Problem, choice: dict[str, Option], arena: ArenaOption,
+            cache: ArenaOption | None = None) -> dict[str, float]:
+    """Bytes expected in each level during an inference: weights present, the swap region, the arena, the cache
+    (volatile data, present while a request runs)."""
     out = {lvl: 0.0 for lvl in problem.capacities}
     for item in problem.items:
         for lvl, b in choice[item.name].present:
             out[lvl] += b
-    used = usage(problem, choice, arena)
+    used = usage(problem, choice, arena, cache)
+    regions = problem.regions(arena, cache)
     for bank in problem.banks:  # the swap region
         resident = sum(bb for item in problem.items for lvl, bb in choice[item.name].resident if lvl == bank.level)
-        out[bank.level] += used[bank.level] - resident - (arena.size if arena.level == bank.level else 0)
-    out[arena.level] += arena.size
+        out[bank.level] += used[bank.level] - resident - sum(r.size for r in regions if r.level == bank.level)
+    for region in regions:
+        out[region.level] += region.size
     return out
 
 
-def static_pj(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
+def static_pj(problem: Problem, choice: dict[str, Option], arena: ArenaOption,
+              cache: ArenaOption | None = None) -> float:
     """Static energy per inference (the module doc's terms)."""
     pj = problem.constant_pj
-    held = present(problem, choice, arena)
+    held = present(problem, choice, arena, cache)
     for b in problem.banks:
         n = min(b.banks, math.ceil(held[b.level] / b.bank_bytes - 1e-9))
         pj += n * b.held_pj + (b.banks - n) * b.empty_pj
-    if arena.uses_dram or any(choice[i.name].uses_dram for i in problem.items):
+    if any(r.uses_dram for r in problem.regions(arena, cache)) or any(choice[i.name].uses_dram
+                                                                        for i in problem.items):
         pj += problem.dram_pj
     return pj
 
 
-def feasible(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> bool:
-    used = usage(problem, choice, arena)
+def feasible(problem: Problem, choice: dict[str, Option], arena: ArenaOption, cache: ArenaOption | None = None) -> bool:
+    used = usage(problem, choice, arena, cache)
     return all(used[lvl] <= cap for lvl, cap in problem.capacities.items())
 
 
-def objective(problem: Problem, choice: dict[str, Option], arena: ArenaOption) -> float:
-    return sum(choice[i.name].cost for i in problem.items) + arena.cost + static_pj(problem, choice, arena)
+def objective(problem: Problem, choice: dict[str, Option], arena: ArenaOption,
+              cache: ArenaOption | None = None) -> float:
+    return (sum(choice[i.name].cost for i in problem.items) + sum(r.cost for r in problem.regions(arena, cache))
+            + static_pj(problem, choice, arena, cache))
 
 
-def _solution(problem, choice, arena, bound, method, status) -> Solution:
-    value = objective(problem, choice, arena)
-    return Solution(choice, arena, value, value if bound is None else bound, method, status,
-                    usage(problem, choice, arena), cycles(problem, choice, arena))
+def _solution(problem, choice, arena, cache, bound, how: tuple[str, str]) -> Solution:
+    """The solution of these choices, `how` it was found (method, status)."""
+    value = objective(problem, choice, arena, cache)
+    return Solution(choice, arena, value, value if bound is None else bound, *how,
+                    usage(problem, choice, arena, cache), cycles(problem, choice, arena, cache), cache=cache)
 
 
 _KB = 1.0 / 1024.0  # the program counts bytes in KiB
 
 
 class _Program:
-    """The integer program of a `Problem`, as the module doc states it. Columns: x (item, option) and y (arena
-    option) choices, s (level) the swap region and z (level) the staging region in KiB, n (level) the banks
-    holding data, u whether the DRAM is powered. Costs are scaled to at most 1, bytes counted in KiB."""
+    """The integer program of a `Problem`, as the module doc states it. Columns: x (item, option), y (arena
+    option) and v (cache option) choices, s (level) the swap region and z (level) the staging region in KiB,
+    n (level) the banks holding data, u whether the DRAM is powered. Costs are scaled to at most 1, bytes
+    counted in KiB."""
 
     def __init__(self, problem: Problem):
         self.problem = problem
+        # the regions of their own: the arena (always) and the KV cache (only when there is one)
+        self.regions = [("y", problem.arena_options)] + ([("v", problem.state_options)]
+                                                         if problem.state_options else [])
         cols: list[tuple] = [("x", i, k) for i, item in enumerate(problem.items) for k in range(len(item.options))]
-        cols += [("y", a) for a in range(len(problem.arena_options))]
+        cols += [(tag, a) for tag, opts in self.regions for a in range(len(opts))]
         self.swap_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.swap})
         self.stage_levels = sorted({lvl for item in problem.items for o in item.options for lvl, _ in o.stage}
-                                   | {lvl for a in problem.arena_options for lvl, _ in a.stage})
+                                   | {lvl for _, opts in self.regions for a in opts for lvl, _ in a.stage})
         cols += [("s", lvl) for lvl in self.swap_levels] + [("z", lvl) for lvl in self.stage_levels]
         cols += [("n", b.level) for b in problem.banks] + [("u",)]
         self.cols = cols
         self.index = {c: j for j, c in enumerate(cols)}
         self.constant = sum(b.banks * b.empty_pj for b in problem.banks) + problem.constant_pj
-        costs = [abs(o.cost) for it in problem.items for o in it.options] + [abs(a.cost) for a in problem.arena_options]
+        costs = [abs(o.cost) for it in problem.items for o in it.options] + [abs(a.cost) for _, opts in self.regions
+                                                                             for a in opts]
         self.scale = 1.0 / max([1.0] + costs)
         self.rows: list[np.ndarray] = []
         self.lo: list[float] = []
@@ -228,8 +256,9 @@ class _Program:
         for i, item in enumerate(problem.items):
             for k, o in enumerate(item.options):
                 c[index["x", i, k]] = o.cost * scale
-        for a, opt in enumerate(problem.arena_options):
-            c[index["y", a]] = opt.cost * scale
+        for tag, opts in self.regions:
+            for a, opt in enumerate(opts):
+                c[index[tag, a]] = opt.cost * scale
         for b in problem.banks:
             c[index["n", b.level]] = (b.held_pj - b.empty_pj) * scale
         c[index["u",]] = problem.dram_pj * scale
@@ -256,10 +285,11 @@ class _Program:
         return entries
 
     def regions_at(self, lvl: str, entries: dict[int, float]) -> dict[int, float]:
-        """`entries` plus the arena options at `lvl` and the level's swap and staging regions."""
-        for a, opt in enumerate(self.problem.arena_options):
-            if opt.level == lvl:
-                entries[self.index["y", a]] = opt.size * _KB
+        """`entries` plus the arena and cache options at `lvl` and the level's swap and staging regions."""
+        for tag, opts in self.regions:
+            for a, opt in enumerate(opts):
+                if opt.level == lvl:
+                    entries[self.index[tag, a]] = opt.size * _KB
         if lvl in self.swap_levels:
             entries[self.index["s", lvl]] = 1.0
         if lvl in self.stage_levels:
@@ -267,12 +297,13 @@ class _Program:
         return entries
 
     def constrain(self) -> None:
-        """One choice per item and for the arena, capacities, the swap and staging regions, the banks holding
-        data, the DRAM's power."""
+        """One choice per item, for the arena and for the cache, capacities, the swap and staging regions, the
+        banks holding data, the DRAM's power."""
         problem, index = self.problem, self.index
         for i, item in enumerate(problem.items):
             self.row({index["x", i, k]: 1.0 for k in range(len(item.options))}, 1, 1)
-        self.row({index["y", a]: 1.0 for a in range(len(problem.arena_options))}, 1, 1)
+        for tag, opts in self.regions:
+            self.row({index[tag, a]: 1.0 for a in range(len(opts))}, 1, 1)
         for lvl, cap in problem.capacities.items():
             entries = self.regions_at(lvl, self.options_at("resident", lvl))
             if entries:
@@ -283,10 +314,11 @@ class _Program:
                     b = sum(b for l2, b in o.stage if l2 == lvl)
                     if b:
                         self.row({index["x", i, k]: b * _KB, index["z", lvl]: -1.0}, -np.inf, 0.0)
-            for a, opt in enumerate(problem.arena_options):
-                b = sum(b for l2, b in opt.stage if l2 == lvl)
-                if b:
-                    self.row({index["y", a]: b * _KB, index["z", lvl]: -1.0}, -np.inf, 0.0)
+            for tag, opts in self.regions:
+                for a, opt in enumerate(opts):
+                    b = sum(b for l2, b in opt.stage if l2 == lvl)
+                    if b:
+                        self.row({index[tag, a]: b * _KB, index["z", lvl]: -1.0}, -np.inf, 0.0)
         for lvl in self.swap_levels:
             for t in problem.tasks:
                 self.row({index["s", lvl]: -1.0, **self.options_at("swap", lvl, t)}, -np.inf, 0.0)
@@ -294,7 +326,8 @@ class _Program:
             entries = {index["n", bank.level]: -bank.bank_bytes * _KB, **self.options_at("present", bank.level)}
             self.row(self.regions_at(bank.level, entries), -np.inf, 0.0)
         users = [index["x", i, k] for i, item in enumerate(problem.items) for k, o in enumerate(item.options)
-                 if o.uses_dram] + [index["y", a] for a, opt in enumerate(problem.arena_options) if opt.uses_dram]
+                 if o.uses_dram] + [index[tag, a] for tag, opts in self.regions for a, opt in enumerate(opts)
+                                    if opt.uses_dram]
         if users:  # the DRAM is powered when any chosen option needs it
             self.row({**{j: 1.0 for j in users}, index["u",]: -float(len(users))}, -np.inf, 0.0)
 
@@ -375,9 +408,11 @@ def solve_milp(problem: Problem, time_limit: float = TIME_LIMIT, relax: bool = F
         k = max(range(len(item.options)), key=lambda k: res.x[index["x", i, k]])
         choice[item.name] = item.options[k]
     arena = problem.arena_options[max(range(len(problem.arena_options)), key=lambda a: res.x[index["y", a]])]
+    states = problem.state_options
+    cache = states[max(range(len(states)), key=lambda a: res.x[index["v", a]])] if states else None
     bound = getattr(res, "mip_dual_bound", None)
-    solution = _solution(problem, choice, arena, None if bound is None else bound / scale + prog.constant, "ilp",
-                         res.message)
+    solution = _solution(problem, choice, arena, cache, None if bound is None else bound / scale + prog.constant,
+                         ("ilp", res.message))
     solution.limit = limit
     return solution
 
@@ -401,16 +436,24 @@ def problem_bound(problem: Problem, col: tuple) -> float:
 
 
 def solve_greedy(problem: Problem) -> Solution | None:
-    """Arena in its cheapest fitting level; then items by saving per byte, each its cheapest fitting option."""
-    for arena in sorted(problem.arena_options, key=lambda a: a.cost):
-        if arena.size > problem.capacities[arena.level]:
-            continue
+    """Arena and cache in their cheapest fitting levels (the pair of least cost first); then items by saving per
+    byte, each its cheapest fitting option."""
+    caches: list[ArenaOption | None] = list(problem.state_options) or [None]
+    pairs = sorted(itertools.product(problem.arena_options, caches),
+                   key=lambda p: sum(r.cost for r in problem.regions(*p)))
+    for arena, cache in pairs:
+        regions = problem.regions(arena, cache)
         resident = {lvl: 0 for lvl in problem.capacities}
-        resident[arena.level] += arena.size
-        swap: dict[tuple[str, str], int] = {}
-        stage = dict(arena.stage)
-        for lvl, b in arena.stage:
+        stage: dict[str, int] = {}
+        for region in regions:
+            resident[region.level] += region.size
+            for lvl, b in region.stage:
+                stage[lvl] = max(stage.get(lvl, 0), b)
+        for lvl, b in stage.items():
             resident[lvl] += b
+        if any(resident[lvl] > problem.capacities[lvl] for lvl in resident):
+            continue
+        swap: dict[tuple[str, str], int] = {}
 
         # called only within this iteration, on its own `swap` and `stage`
         def extra(lvl: str, o: Option, tasks) -> int:
@@ -444,24 +487,24 @@ def solve_greedy(problem: Problem) -> Solution | None:
                     break
             else:
                 break
-        if len(choice) == len(problem.items) and feasible(problem, choice, arena):
-            return _solution(problem, choice, arena, None, "greedy", "heuristic")
+        if len(choice) == len(problem.items) and feasible(problem, choice, arena, cache):
+            return _solution(problem, choice, arena, cache, None, ("greedy", "heuristic"))
     return None
 
 
 def brute_force(problem: Problem) -> Solution | None:
     """Every combination (for tests on small instances)."""
     best = None
-    for arena in problem.arena_options:
+    for arena, cache in itertools.product(problem.arena_options, list(problem.state_options) or [None]):
         for combo in itertools.product(*(item.options for item in problem.items)):
             choice = {item.name: o for item, o in zip(problem.items, combo)}
-            if feasible(problem, choice, arena):
-                value = objective(problem, choice, arena)
+            if feasible(problem, choice, arena, cache):
+                value = objective(problem, choice, arena, cache)
                 if best is None or value < best.objective - 1e-9 * max(1.0, abs(value)):
-                    best = _solution(problem, choice, arena, None, "brute force", "optimal")
+                    best = _solution(problem, choice, arena, cache, None, ("brute force", "optimal"))
     return best
 
 
 def variable_count(problem: Problem) -> int:
-    return (sum(len(i.options) for i in problem.items) + len(problem.arena_options) + len(problem.capacities) + 2
-            + len(problem.banks))
+    return (sum(len(i.options) for i in problem.items) + len(problem.arena_options) + len(problem.state_options)
+            + len(problem.capacities) + 2 + len(problem.banks))

@@ -1,14 +1,17 @@
 """Off-chip DRAM, whole: energy per access and background power by state, from a datasheet's currents.
 
-A DRAM model (`DRAM_SPECS`) holds one x16 channel's IDD currents, supply
-voltages and timings as DRAMPower publishes them (tukl-msd/DRAMPower
+A DRAM model (`DRAM_SPECS`) holds one x16 channel's IDD currents per supply
+rail, the rails' voltages and its timings (the LPDDR4 channel's as DRAMPower
+publishes them, tukl-msd/DRAMPower
 memspecs/MICRON_6Gb_LPDDR4-3200_32bit_A.json) and the memory controller's
 PHY (energy per bit and area). From them, the way DRAMPower and Micron's
 power notes compute DRAM energy (written here, not taken from their code):
 
 - a read (write) burst of BL16 x 16 bit = 32 bytes costs
   sum over supplies of V x (IDD4R - IDD3N) x tBURST (IDD4W for writes), the
-  I/O supply (VDDQ) included; streaming reads open each 2 KB row once:
+  I/O supply (VDDQ) included, tBURST at the data rate the burst currents
+  were measured at (a datasheet column faster than the channel: the same
+  energy per bit); streaming reads open each 2 KB row once:
   ACT V x (IDD0 - IDD3N) x tRAS plus PRE V x (IDD0 - IDD2N) x tRP per row;
   the controller's PHY adds its energy per bit;
 - background, by state: active standby (IDD3N) while bursts move data,
@@ -36,9 +39,11 @@ from the intervals during which transfers are in flight and the bytes each
 moves, and gives time and energy per state. A DRAM level may instead give its background numbers directly
 (`DramPower`), as ZigZag's description does (none).
 
-An LPDDR5 channel (`lpddr5_6400`, the phone NPU's) fills the same fields:
-JEDEC's speeds and timings, counted in its data-strobe clock; its currents
-are stand-ins (see `LPDDR5`).
+An LPDDR5 channel (`lpddr5_6400`, the phone NPU's) fills the same fields
+on four rails (VDD1, VDD2H, VDD2L, VDDQ): JEDEC's speeds and timings,
+counted in its data-strobe clock; its currents are Micron's LPDDR5X
+datasheet's where it gives them, and the few it does not give are stand-ins
+(see `LPDDR5`).
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ DRAMPOWER = "DRAMPower (tukl-msd/DRAMPower) memspecs/MICRON_6Gb_LPDDR4-3200_32bi
 
 @dataclass(frozen=True)
 class LPDDR4Spec:
-    """One channel of an LPDDR4 die: currents in mA per supply (VDD1, VDD2, VDDQ), voltages, timings in clocks."""
+    """One channel of an LPDDR4 or LPDDR5 die: currents in mA per supply rail (`rails`), the rails' voltages,
+    timings in clocks."""
 
     name: str
     clock_mhz: float                      # the DRAM's command clock (data rate = 2 x)
@@ -60,15 +66,15 @@ class LPDDR4Spec:
     banks: int
     rows: int
     columns: int
-    vdd: tuple[float, float, float]
-    idd0: tuple[float, float, float]
-    idd2n: tuple[float, float, float]
-    idd2p: tuple[float, float, float]
-    idd3n: tuple[float, float, float]
-    idd4r: tuple[float, float, float]
-    idd4w: tuple[float, float, float]
-    idd5: tuple[float, float, float]     # all-bank refresh burst
-    idd6: tuple[float, float, float]     # self-refresh
+    vdd: tuple[float, ...]
+    idd0: tuple[float, ...]
+    idd2n: tuple[float, ...]
+    idd2p: tuple[float, ...]
+    idd3n: tuple[float, ...]
+    idd4r: tuple[float, ...]
+    idd4w: tuple[float, ...]
+    idd5: tuple[float, ...]              # all-bank refresh burst
+    idd6: tuple[float, ...]              # self-refresh
     t_ras: int
     t_rp: int
     t_rcd: int
@@ -84,6 +90,13 @@ class LPDDR4Spec:
     phy_area_mm2: float
     source: str
     cited: str = DRAMPOWER                # where the currents come from, in the reports' short label
+    rails: tuple[str, ...] = ("VDD1", "VDD2", "VDDQ")
+    idd4_mts: float = 0.0                 # data rate the burst currents were measured at (0: the channel's own)
+
+    def __post_init__(self) -> None:
+        currents = (self.idd0, self.idd2n, self.idd2p, self.idd3n, self.idd4r, self.idd4w, self.idd5, self.idd6)
+        if any(len(c) != len(self.rails) for c in (self.vdd, *currents)):
+            raise ValueError(f"{self.name}: every current and the voltages need one value per rail {self.rails}")
 
     @property
     def tck_ns(self) -> float:
@@ -105,12 +118,16 @@ class LPDDR4Spec:
     def bytes_per_ns(self) -> float:
         return 2 * self.clock_mhz * self.width_bits / 8 / 1000.0
 
-    def _mw(self, a, b=(0.0, 0.0, 0.0)) -> float:
+    def _mw(self, a, b=None) -> float:
+        b = b if b is not None else (0.0,) * len(self.vdd)
         return sum(v * (x - y) for v, x, y in zip(self.vdd, a, b))  # V x mA = mW
 
     # -- energy per access (pJ per byte) -------------------------------------------------------------------
     @property
     def t_burst_ns(self) -> float:
+        """A burst's duration at the rate its currents were measured at."""
+        if self.idd4_mts > 0:
+            return self.burst * 1000.0 / self.idd4_mts
         return self.burst / 2 * self.tck_ns
 
     @property
@@ -159,7 +176,8 @@ class LPDDR4Spec:
 
     def describe(self) -> str:
         return (f"{self.name}: read {self.read_pj_per_byte:.1f} pJ/B, write {self.write_pj_per_byte:.1f} pJ/B (burst "
-                f"IDD4R/IDD4W - IDD3N over tBURST on VDD1, VDD2 and VDDQ, ACT/PRE once per "
+                f"IDD4R/IDD4W - IDD3N over tBURST on {', '.join(self.rails[:-1])} and {self.rails[-1]}, "
+                f"ACT/PRE once per "
                 f"{self.row_bytes}-byte row, PHY {self.phy_read_pj_per_bit} / {self.phy_write_pj_per_bit} pJ/bit), "
                 f"{self.bytes_per_ns:.1f} GB/s, from {self.source}")
 
@@ -222,23 +240,36 @@ DRAM_SPECS: dict[str, LPDDR4Spec] = {
 }
 
 
+MICRON_LPDDR5X = ("Micron Y52P LPDDR5X SDRAM datasheet (MT62F1G32D2 family, "
+                  "315b-441b-561b-563b-y52p-sdp-ddp-qdp-8dp-lpddr5x.pdf, Rev. H 03/2025), Table 18 'WT IDD "
+                  "Parameters - Single Die', x16, 7500 Mb/s column, 16 Gb die, BG mode, BL16, maxima (VDDQ's "
+                  "read current typical), as transcribed in isaacyhe/PIMID "
+                  "external/ramulator/src/dram/pimid_energy.h at commit 0465dce6dea9793cceff187990c11ac67d663ec9")
+
 LPDDR5 = ("JEDEC JESD209-5B (LPDDR5): 6400 MT/s per pin, a x16 channel of 12.8 GB/s, BL16 (32-byte bursts), 16 "
           "banks of 2 KB rows, tRAS 42 ns, tRPpb 18 ns, tRCD 18 ns, RL 17 and WL 9 of an 800 MHz CK, tREFI 3.906 us, "
-          "tXP and tCKE 7.5 ns; supplies VDD1 1.8 V, VDD2H 1.05 V (VDD2L's 0.9 V rail not modelled), VDDQ 0.5 V; "
-          "timings are counted in the 3.2 GHz data-strobe clock (two transfers per clock). tRFCab 280 ns and "
-          "tXSR = tRFCab + 7.5 ns: the 8 Gb-per-channel figures. STAND-INS: the IDD currents are the Micron LPDDR4 "
-          "die's (DRAMPower's memspec) with the burst currents on VDD2 and VDDQ doubled for twice the data rate, "
-          "because no LPDDR5 datasheet's IDD table was at hand; the PHY's energy per bit and area are the LPDDR4 "
-          f"PHY's. {PHY}")
+          "tXP and tCKE 7.5 ns; supplies VDD1 1.8 V, VDD2H 1.05 V, VDD2L 0.9 V, VDDQ 0.5 V; timings are counted in "
+          "the 3.2 GHz data-strobe clock (two transfers per clock). tRFCab 280 ns and tXSR = tRFCab + 7.5 ns: the "
+          "8 Gb-per-channel figures. Currents (mA, VDD1 / VDD2H / VDD2L / VDDQ) from the " + MICRON_LPDDR5X + ": "
+          "IDD0 3.8 / 53 / 0.2, IDD2N 1.5 / 32.5 / 0.2, IDD3N 2.8 / 40 / 0.2 / 0.6, IDD4R 18 / 390 / 0.2 / "
+          "111.9, IDD4W 16.5 / 265 / 0.2 / 0.6, IDD5 (all-bank refresh) on VDD2H 205 / VDD2L 0.2, IDD2P on "
+          "VDD2H 3.9 / VDD2L 0.2; the burst currents are charged over a burst at 7500 MT/s (the same energy per "
+          "bit at 6400). Not in that transcription, so assumed: VDDQ draws its standby 0.6 mA in every state "
+          "that moves no data, and VDD2L its 0.2 mA in self-refresh too. STAND-INS, the Micron LPDDR4 die's "
+          "(DRAMPower's memspec): IDD2P 1.2 and IDD5 10 on VDD1, IDD6 0.3 / 0.5 / 0.1 on VDD1 / VDD2H / VDDQ. "
+          "Refresh is all-bank (the table's IDD5; per-bank refresh, IDD5PB, is not modelled). The PHY's energy "
+          f"per bit and area are the LPDDR4 PHY's. {PHY}")
 
 DRAM_SPECS["lpddr5_6400"] = LPDDR4Spec(
     name="LPDDR5-6400 x16 channel", clock_mhz=3200.0, width_bits=16, burst=16, banks=16,
-    rows=65536, columns=1024, vdd=(1.8, 1.05, 0.5),
-    idd0=(3.5, 45.0, 0.75), idd2n=(2.0, 27.0, 0.75), idd2p=(1.2, 3.0, 0.75), idd3n=(2.25, 30.0, 0.75),
-    idd4r=(2.25, 550.0, 300.0), idd4w=(2.25, 420.0, 110.0), idd5=(10.0, 90.0, 0.75),
-    idd6=(0.3, 0.5, 0.1), t_ras=134, t_rp=58, t_rcd=58, t_rl=68, t_wl=36, t_rfc=896, t_refi=12500, t_xsr=920,
+    rows=65536, columns=1024, vdd=(1.8, 1.05, 0.9, 0.5), rails=("VDD1", "VDD2H", "VDD2L", "VDDQ"),
+    idd0=(3.8, 53.0, 0.2, 0.6), idd2n=(1.5, 32.5, 0.2, 0.6), idd2p=(1.2, 3.9, 0.2, 0.6),
+    idd3n=(2.8, 40.0, 0.2, 0.6), idd4r=(18.0, 390.0, 0.2, 111.9), idd4w=(16.5, 265.0, 0.2, 0.6),
+    idd5=(10.0, 205.0, 0.2, 0.6), idd6=(0.3, 0.5, 0.2, 0.1), idd4_mts=7500.0,
+    t_ras=134, t_rp=58, t_rcd=58, t_rl=68, t_wl=36, t_rfc=896, t_refi=12500, t_xsr=920,
     t_cke=24, t_xp=24, phy_read_pj_per_bit=1.83, phy_write_pj_per_bit=5.68, phy_area_mm2=0.5,
-    source=LPDDR5, cited="JEDEC JESD209-5B timings; LPDDR4 currents as stand-ins (targets/hardware/dram.py)")
+    source=LPDDR5, cited="JEDEC JESD209-5B timings; Micron LPDDR5X datasheet (Y52P, Table 18) currents, "
+    "self-refresh and two VDD1 currents stand-ins (targets/hardware/dram.py)")
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ best mapping; any other node (and a product under `fixed`, today's
 chunking) is lowered alone and its instructions simulated. Either way the
 figures are those the simulator then reports for the whole program.
 
-`NodeCoster.cost(graph, index, levels, arena_level)` answers for weights at
-given levels (to price every placement option) and caches by what the cost
-depends on: the op, the types, the weights' encodings and levels, the arena's
-level and the bytes free for staging.
+`NodeCoster.cost(graph, index, levels, arena_level, cache_level)` answers for
+weights at given levels and a decoder's KV cache (`ir.state`) at a given level
+(to price every placement option) and caches by what the cost depends on: the
+op, the types, the weights' encodings and levels, the arena's level, the
+cache's level for a node that reads or writes the cache, and the bytes free
+for staging.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from aalbert.ir.analysis import state_layout
 from aalbert.ir.builder import node_kind
-from aalbert.ir.graph import Graph, Node
+from aalbert.ir.graph import Graph, Node, Value
 from aalbert.ir.mapping import Mapping
 from aalbert.ir.module import Module
 from aalbert.ir.placement import Placement
-from aalbert.ir.registry import OpKind, get_op
+from aalbert.ir.registry import OpKind, Trait, get_op, op_has
 from aalbert.targets.hardware.spec import Target
 from aalbert.targets.mapping.problem import arch_of, gemm_of, weight_of
 from aalbert.targets.mapping.search import MappingError, search
@@ -62,9 +65,26 @@ class NodeCoster:
         self._cache: dict[tuple, NodeCost] = {}
         self._static: dict[int, tuple] = {}
         self._sigs: dict[tuple, int] = {}   # a node's signature, numbered: keys then hash a number, not types
+        self._state: dict[str, frozenset[int]] = {}   # graph -> ids of its state values (the KV cache)
 
     def weights(self, node: Node) -> list:
         return [w for w in (weight_of(self.module, v) for v in node.inputs) if w is not None]
+
+    def state_values(self, graph: Graph) -> frozenset[int]:
+        """The ids of `graph`'s values that live in its state region (`ir.analysis.state_layout`)."""
+        ids = self._state.get(graph.name)
+        if ids is None:
+            arena = graph.arena
+            bits, align = (arena.activation_bits, arena.align) if arena is not None else (16, 1)
+            ids = self._state[graph.name] = frozenset(id(v) for v in state_layout(graph, bits, align)[0])
+        return ids
+
+    def touches_state(self, graph: Graph, node: Node) -> bool:
+        """Whether `node` reads or writes `graph`'s state region (a view of it moves nothing)."""
+        ids = self.state_values(graph)
+        if not ids or get_op(node.op).kind is OpKind.SOURCE or op_has(node.op, Trait.VIEW):
+            return False
+        return any(id(v) in ids for v in (*node.inputs, *node.outputs))
 
     def set_free(self, free: dict[str, int]) -> None:
         """New bytes free for staging (a new placement round): products are priced again, the rest is kept."""
@@ -72,7 +92,7 @@ class NodeCoster:
             self.arch = arch_of(self.t, free)
             self._cache = {k: v for k, v in self._cache.items() if not k[1]}
 
-    def key(self, node: Node, levels: dict[str, str], arena_level: str) -> tuple:
+    def key(self, node: Node, levels: dict[str, str], arena_level: str, cache_level: str | None = None) -> tuple:
         static = self._static.get(id(node))
         if static is None:
             ws = self.weights(node)
@@ -82,20 +102,40 @@ class NodeCoster:
             number = self._sigs.setdefault(sig, len(self._sigs))
             static = self._static[id(node)] = (number, policy, tuple(w.name for w in ws), tuple(ws))
         number, policy, names, ws = static
-        return number, policy, tuple(levels.get(n) or w.placement.level for n, w in zip(names, ws)), arena_level
+        key = number, policy, tuple(levels.get(n) or w.placement.level for n, w in zip(names, ws)), arena_level
+        return key if cache_level is None else (*key, cache_level)
 
-    def cost(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str) -> NodeCost:
+    def cost(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str,
+             cache_level: str | None = None, length: int | None = None) -> NodeCost:
+        """The node with weights at `levels` (else where placed), activations in `arena_level` and, for a node
+        that reads or writes the state region, that region in `cache_level` (None: the arena's level); with
+        `length`, a node that is not a mapped product as a step with that many valid cache tokens runs it
+        (`generation.at_length`)."""
         node = graph.nodes[index]
-        key = self.key(node, levels, arena_level)
+        cache = cache_level if cache_level != arena_level and self.touches_state(graph, node) else None
+        mapped = is_product(node) and self.policy == "search"
+        key = self.key(node, levels, arena_level, cache)
+        if length is not None and not mapped:
+            key = (*key, "length", length)
         if key not in self._cache:
-            if is_product(node) and self.policy == "search":
-                self._cache[key] = self.mapped(graph, node, levels, arena_level)
+            if mapped:
+                self._cache[key] = self.mapped(graph, node, levels, arena_level, cache)
             else:
-                self._cache[key] = self.simulated(graph, index, levels, arena_level)
+                self._cache[key] = self.simulated(graph, index, levels, arena_level, cache, length)
         return self._cache[key]
 
-    def mapped(self, graph: Graph, node: Node, levels: dict[str, str], arena_level: str) -> NodeCost:
+    def mapped(self, graph: Graph, node: Node, levels: dict[str, str], arena_level: str,
+               cache_level: str | None = None) -> NodeCost:
         g = gemm_of(self.module, node, self.t, arena_level, levels)
+        if cache_level is not None:  # operands in the state region are read (or written) where it lives
+            ids = self.state_values(graph)
+
+            def home(v: Value, default: str) -> str:
+                return cache_level if id(v) in ids else default
+            second = node.inputs[1]
+            g = dataclasses.replace(g, a_home=home(node.inputs[0], g.a_home), o_home=home(node.output, g.o_home),
+                                    w_home=g.w_home if weight_of(self.module, second) is not None
+                                    else home(second, g.w_home))
         best = search(g, self.arch, self.objective, self.leak)
         if best is None:  # not in the bytes free now: with the least staging region any mapping needs
             roomy = dataclasses.replace(self.arch, free={m.name: m.capacity_bytes for m in self.t.on_chip})
@@ -111,8 +151,10 @@ class NodeCoster:
         return NodeCost(best.energy, best.cycles, {k: v for k, v in best.reads.items() if k in mem},
                         {k: v for k, v in best.writes.items() if k in mem}, best.mapping, staged)
 
-    def simulated(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str) -> NodeCost:
+    def simulated(self, graph: Graph, index: int, levels: dict[str, str], arena_level: str,
+                  cache_level: str | None = None, length: int | None = None) -> NodeCost:
         from aalbert.targets.codegen.lower import _Lowering
+        from aalbert.targets.sim.generation import at_length
         from aalbert.targets.sim.timing import simulate
 
         node = graph.nodes[index]
@@ -122,7 +164,8 @@ class NodeCoster:
             level = levels.get(w.name) or (w.placement.level if w.placement else None)
             w.placement = Placement(level, "resident", 0)
         saved_arena, saved_map = graph.arena, node.mapping
-        graph.arena = dataclasses.replace(graph.arena, level=arena_level, offset=0)
+        graph.arena = dataclasses.replace(graph.arena, level=arena_level, offset=0, state_level=cache_level,
+                                          state_offset=0 if cache_level is not None else None)
         if self.policy == "fixed":
             node.mapping = None
         try:
@@ -138,6 +181,8 @@ class NodeCoster:
             graph.arena, node.mapping = saved_arena, saved_map
         if not program.instrs:
             return NodeCost({}, 0.0, {}, {})
+        if length is not None:
+            program = at_length(program, graph, length)
         sim = simulate(program, self.t)
         energy = sim.dynamic
         mem = self.t.memory_names
