@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 
 from aalbert.errors import OptionError
@@ -55,7 +56,16 @@ from aalbert.passes.allocation.layout import lay_out
 from aalbert.passes.allocation.prices import State
 from aalbert.passes.allocation.problem import AllocatorOptions, ProblemBuilder, bytes_held
 from aalbert.passes.allocation.record import Allocation, allocation_report
-from aalbert.passes.allocation.solvers import Solution, solve_greedy, solve_milp, staging, variable_count
+from aalbert.passes.allocation.solvers import (
+    NODE_LIMIT,
+    TIME_LIMIT,
+    TIME_STOP,
+    Solution,
+    solve_greedy,
+    solve_milp,
+    staging,
+    variable_count,
+)
 from aalbert.passes.allocation.state import place_of, record_state, state_bytes, state_levels
 from aalbert.passes.allocation.verify import verify_placement
 from aalbert.passes.base import Analyses, Pass, register_pass
@@ -80,6 +90,7 @@ def allocate(module: Module, target: Target, workload: Workload,
     check_placeable(ProblemBuilder(module, target, workload, options, coster, state))
     solver = options.solver
     rounds, reserve, held = 0, True, bytes_held(module, target, state)
+    stops: list[str] = []  # the limit each solve stopped at before proving optimality
     while True:
         rounds += 1
         coster.set_free(_free_bytes(target, held, reserve))
@@ -92,6 +103,7 @@ def allocate(module: Module, target: Target, workload: Workload,
             continue
         if solution is None:
             raise does_not_fit(module, target, problem, b)
+        stops += [solution.limit] if solution.limit else []
         new = State({name: o.level for name, o in solution.choice.items()}, solution.arena.level,
                     solution.cache.level if solution.cache is not None else None)
         stage = staging(problem, solution.choice, solution.arena, solution.cache)
@@ -101,7 +113,8 @@ def allocate(module: Module, target: Target, workload: Workload,
             break
         state = new
     lp = solve_milp(problem, relax=True)
-    lp_bound = lp.objective if lp is not None else solution.bound
+    stops += [lp.limit] if lp is not None and lp.limit else []
+    lp_bound = lp.objective if lp is not None and not lp.limit else solution.bound
     # the report's bound is the best lower bound known, and its gap is computed from it and the objective
     dual = solution.bound if solution.method == "ilp" else -math.inf
     solution.bound = min(max(dual, lp_bound), solution.objective)
@@ -114,10 +127,26 @@ def allocate(module: Module, target: Target, workload: Workload,
         kept[cache.level] = kept.get(cache.level, 0) + cache.size
     _write_placements(module, target, solution, b.arena_bytes, kept)
     record_state(module, cache)
+    if stops:
+        b.notes.append(_stopped_note(stops, rounds + 1))
+    if TIME_STOP in stops:  # the one outcome that depends on the machine's load: never silent
+        print(f"aalbert: warning: the allocator's integer program for {target.name} stopped at its "
+              f"{TIME_LIMIT:g} s time limit before its node limit; the placement may depend on machine load",
+              file=sys.stderr)
     costs = b.pricer.mappings(state)
     for (task, i), cost in costs.items():
         module.graphs[task].nodes[i].mapping = cost.mapping
     return allocation_report(b, problem, solution, lp_bound, rounds, costs)
+
+
+def _stopped_note(stops: list[str], solves: int) -> str:
+    """The report's note on solves that stopped at a limit (`solves`: the rounds' and the LP relaxation's)."""
+    limits = sorted(set(stops))
+    said = " and ".join(f"its {lim}" + (f" ({NODE_LIMIT:,} nodes)" if lim != TIME_STOP else f" ({TIME_LIMIT:g} s)")
+                        for lim in limits)
+    return (f"{len(stops)} of {solves} solves of the integer program stopped at {said} before proving "
+            f"optimality; the bound and gap are what was proven"
+            + ("; a stop at the time limit depends on the machine's load" if TIME_STOP in limits else ""))
 
 
 def _first_state(module: Module, target: Target, options: AllocatorOptions) -> State:

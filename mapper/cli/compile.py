@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aalbert.errors import OptionError
 from aalbert.ir.fileio import save_module
@@ -33,6 +33,9 @@ from aalbert.mapper.reports.summary import count, shapes_compiled
 from aalbert.outputs import atomic_writer, make_dir
 from aalbert.passes.lora import MODES
 from aalbert.passes.pipelines import DEFAULT, with_lora
+
+if TYPE_CHECKING:
+    from aalbert.passes.allocation.record import Allocation
 
 EXAMPLE_DEFAULTS = {"example": "adapter-albert", "tasks": 8, "size": "base", "bottleneck": None, "layers": None,
                     "adapter_placement": "shared", "off_ramps": None, "task_specific": "adapters,layernorm,head"}
@@ -320,6 +323,7 @@ def _write_target_outputs(args, compiled: Compiled) -> None:
     first = next(iter(module.graphs))
     if args.emit:
         body = programs_asm(backend.programs()) if args.emit == "asm" else programs_json(backend.programs())
+        body = _with_stop(body, args.emit, compiled.allocation)
         with atomic_writer(args.output) as f:
             f.write(body.encode())
     if args.trace:
@@ -346,6 +350,18 @@ def _write_target_outputs(args, compiled: Compiled) -> None:
         with atomic_writer(Path(args.roofline)) as f:
             roofline_figure(compiled.roofline, target, f, f"roofline of one '{first}' inference on {target.name}",
                             Path(args.roofline).suffix.lower()[1:])
+
+
+def _with_stop(body: str, emit: str, allocation: Allocation | None) -> str:
+    """Emitted programs whose placement the allocator's integer program did not prove optimal, because it
+    stopped at a limit, say which limit (a first comment line, a key of the JSON); others are left as they are."""
+    if allocation is None or not allocation.solution.limit:
+        return body
+    s = allocation.solution
+    if emit == "asm":
+        return f"; placement not proven optimal: the allocator's integer program stopped at its {s.limit}, " \
+               f"gap {100 * s.gap:.3g} %\n" + body
+    return _with(body, {"allocation_stopped_at": s.limit}, 1)
 
 
 def _with(text: str, extra: dict, indent: int) -> str:

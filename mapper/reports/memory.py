@@ -104,7 +104,7 @@ def allocation_lines(a: Allocation | None) -> list[str]:
         return []
     s = a.solution
     w = a.workload
-    status = "optimal" if s.method == "ilp" and s.gap < 1e-6 else s.method
+    status = f"stopped at its {s.limit}" if s.limit else "optimal" if s.method == "ilp" and s.gap < 1e-6 else s.method
     lines = [f"allocation ({status}): {s.objective / 1e6:.1f} uJ per inference "
              f"expected (every layer mapped and costed, leakage by bank state, DRAM background, weight copies), "
              f"bound {s.bound / 1e6:.1f} uJ "
@@ -147,6 +147,7 @@ def memory_json(module: Module, target: Target, a: Allocation | None = None) -> 
         data["allocation"] = {
             "method": a.solution.method, "objective_pj": a.solution.objective, "bound_pj": a.solution.bound,
             "bound_kind": a.solution.bound_kind, "lp_relaxation_pj": a.lp_bound, "gap": a.solution.gap,
+            "stopped_at": a.solution.limit or None,
             "cycles": a.cycles_per_inference, "binding": a.binding, "notes": a.notes,
             "rounds": a.rounds, "mapping": a.mapping, "objective": a.objective,
             "traffic_bytes_per_inference": a.traffic_per_inference, "staging_bytes": a.staging,

@@ -18,6 +18,14 @@ energy. Capacities bound each level.
 
 `solve_milp` (scipy's milp, i.e. HiGHS) finds the optimum; `solve_greedy`
 is the fallback for huge instances; `brute_force` checks both on small ones.
+
+What decides where a solve stops must not depend on the machine: HiGHS
+runs branch and bound on one thread and is deterministic, so the same
+program and options give the same answer, as long as no wall-clock limit
+cuts it short. The limit that stops a solve before optimality is proven is
+therefore a node count (`NODE_LIMIT`); the time limit (`TIME_LIMIT`) is only
+a safety net, set far beyond the time those nodes take. A solve stopped at
+either says which (`Solution.limit`).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aalbert.errors import AalbertError
 from aalbert.ir.placement import Residency
 
 
@@ -111,6 +120,7 @@ class Solution:
     cycles: float = 0.0
     bound_kind: str = ""               # which bound `bound` is (branch and bound's, or the LP relaxation's)
     cache: ArenaOption | None = None   # the KV cache's level (None without one)
+    limit: str = ""                    # the limit the solve stopped at before proving optimality, if any
 
     @property
     def gap(self) -> float:
@@ -341,8 +351,24 @@ def _quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
-def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) -> Solution | None:
-    """The optimum (with relax=True only the LP bound, as `objective`); None if infeasible.
+# Branch-and-bound nodes a solve may take. The studies' compiles at the built-in prices take at most 585 nodes;
+# the re-solved samples' (aalbert-study --resolve, at sampled prices) up to 11,088, and some did not finish in
+# 12,000. Within the 60 s time limit this replaces, on an idle machine, all but one of those reached a gap under
+# 5e-7 (docs/study), which is up to about 85,000 nodes there: a node takes 0.7 ms idle and up to 3.7 ms on a
+# loaded machine, so this many take 2 to 12 minutes.
+NODE_LIMIT = 200_000
+# Seconds: a safety net only, beyond what NODE_LIMIT's nodes take on a loaded machine, so that the node limit
+# decides. A stop here is load-dependent and says so.
+TIME_LIMIT = 1800.0
+NODE_STOP, TIME_STOP = "node limit", "time limit"
+
+
+def solve_milp(problem: Problem, time_limit: float = TIME_LIMIT, relax: bool = False,
+               node_limit: int = NODE_LIMIT) -> Solution | None:
+    """The optimum (with relax=True only the LP bound, as `objective`); None if infeasible. A solve that stops
+    at `node_limit` or `time_limit` first returns its best placement (the greedy one if HiGHS found none; an
+    error if neither exists) with `limit` saying which; an LP relaxation stopped early bounds nothing
+    (`objective` -inf) and says so the same way.
 
     When an incumbent HiGHS found on the presolved program breaks a row of the original by more than its
     tolerance, it repairs it with an LP and prints a debugging line to the process's stdout that no option
@@ -361,9 +387,19 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
     with _quiet_stdout():
         res = milp(c, integrality=integrality, bounds=Bounds(np.zeros(len(cols)), upper),
                    constraints=LinearConstraint(np.array(prog.rows), np.array(prog.lo), np.array(prog.hi)),
-                   options={"time_limit": time_limit, "mip_rel_gap": 1e-9})
+                   options={"time_limit": time_limit, "node_limit": node_limit, "mip_rel_gap": 1e-9})
+    limit = _limit(res, node_limit)
+    if relax and limit:
+        return Solution({}, problem.arena_options[0], -math.inf, -math.inf, "lp", res.message, limit=limit)
     if res.x is None:
-        return None
+        if not limit:
+            return None
+        fallback = solve_greedy(problem)
+        if fallback is None:
+            raise AalbertError(f"the allocator's integer program stopped at its {limit} before it found a "
+                               f"placement, and the greedy placement found none either")
+        fallback.limit = limit
+        return fallback
     if relax:
         value = res.fun / scale + prog.constant
         return Solution({}, problem.arena_options[0], value, value, "lp", res.message)
@@ -375,8 +411,21 @@ def solve_milp(problem: Problem, time_limit: float = 60.0, relax: bool = False) 
     states = problem.state_options
     cache = states[max(range(len(states)), key=lambda a: res.x[index["v", a]])] if states else None
     bound = getattr(res, "mip_dual_bound", None)
-    return _solution(problem, choice, arena, cache, None if bound is None else bound / scale + prog.constant,
-                     ("ilp", res.message))
+    solution = _solution(problem, choice, arena, cache, None if bound is None else bound / scale + prog.constant,
+                         ("ilp", res.message))
+    solution.limit = limit
+    return solution
+
+
+def _limit(res, node_limit: int) -> str:
+    """Which limit stopped `milp` before it proved optimality or infeasibility ("" if none did). scipy calls a
+    stop at HiGHS's time limit status 1; at the node limit HiGHS reports a solution limit, which scipy passes
+    on as status 4 (other)."""
+    if res.status == 1:
+        return TIME_STOP
+    if res.status == 4 and (res.get("mip_node_count") or 0) >= node_limit:
+        return NODE_STOP
+    return ""
 
 
 def problem_bound(problem: Problem, col: tuple) -> float:
