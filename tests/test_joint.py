@@ -216,3 +216,32 @@ def test_the_ldo_input_acts_on_the_regulators_drawn_factor(tiny_compiled):
         assert better[k] == pytest.approx(c.low[k])
     x = joint.builtin_inputs(params)
     assert joint.dvfs_energy(c, joint.builtin_inputs(params, ldo=0.95)) < joint.dvfs_energy(c, x)
+
+
+def test_task_counts_sampled_are_the_compiled_ones():
+    u = np.random.default_rng(5).random((4000, 1))
+    for counts in ([3, 5, 8], [6, 7], [8]):
+        (p,) = [p for p in joint.parameters(counts, False) if p.name == "tasks"]
+        x = joint.inputs([p], u)["tasks"]
+        assert set(x) == set(counts) and p.builtin == max(counts)
+        assert all(abs(np.mean(x == n) - 1 / len(counts)) < 0.03 for n in counts)  # each equally likely
+    (p,) = [p for p in joint.parameters(list(range(1, 9)), False) if p.name == "tasks"]
+    assert np.array_equal(joint.inputs([p], u)["tasks"], np.floor(1 + 8 * u[:, 0]).clip(1, 8))  # 1-8 as before
+
+
+def test_a_study_of_one_task_count_samples_only_it_and_finds_its_indices(tiny_compiled):
+    """`--sensitivity --tasks 2`: every sample has a configuration, so every quantity has its Sobol indices."""
+    _, configs = tiny_compiled
+    only = [c for c in configs if c.tasks == 2]
+    outcome, found = joint.run(only, base=64)
+    assert set(outcome.x["tasks"]) == {2}
+    assert all(np.isfinite(e).all() for e in outcome.energy.values())
+    assert {ix.output for ix in found} >= {f"ratio, {k}" for k in joint.ratios(outcome)}
+
+
+def test_a_table_without_rows_still_has_its_header():
+    from aalbert.mapper.study.report import csv_text
+    from aalbert.mapper.study.sensitivity import JOINT_COLUMNS
+
+    assert csv_text([], JOINT_COLUMNS) == ",".join(JOINT_COLUMNS) + "\n"
+    assert csv_text([{"input": "x", "quantity": "q"}], ("quantity",)) == "quantity,input\nq,x\n"

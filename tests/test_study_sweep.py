@@ -151,7 +151,7 @@ def test_sensitivity_varies_every_input_and_says_what_holds(tmp_path):
     # the joint analysis: every input's indices with intervals, every conclusion's holds-fraction, and the map
     from aalbert.mapper.study import joint
     indices = list(csv.DictReader(io.StringIO((out / "sensitivity_joint.csv").read_text())))
-    names = {p.name for p in joint.parameters(1, True)}  # the study has an STT-MRAM chip
+    names = {p.name for p in joint.parameters([1], True)}  # the study has an STT-MRAM chip
     assert "mram" in names
     ratio = [r for r in indices if r["quantity"] == f"ratio, {joint.PAPER_LABEL}"]
     assert {r["input"] for r in ratio if r["ST"]} == names and all(float(r["ST_conf"]) >= 0 for r in ratio if r["ST"])

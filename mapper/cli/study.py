@@ -346,7 +346,7 @@ def decoder_joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path,
     sections, and the files written (CSVs, the map's figure)."""
     from aalbert.mapper.study import decoder_joint, decoder_map
     from aalbert.mapper.study.report import csv_text
-    from aalbert.mapper.study.sensitivity import holds_rows, joint_rows
+    from aalbert.mapper.study.sensitivity import JOINT_COLUMNS, holds_rows, joint_rows
     from aalbert.outputs import atomic_writer, make_dir
 
     configs = decoder_joint.compiled(rows, counted)
@@ -363,7 +363,7 @@ def decoder_joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path,
               ("deployment_map.csv", decoder_map.map_rows(cells)))
     for name, data in tables:
         with atomic_writer(out / name) as f:
-            f.write(csv_text(data).encode())
+            f.write(csv_text(data, JOINT_COLUMNS if name == "sensitivity_joint.csv" else ()).encode())
         paths.append(out / name)
     lines = decoder_joint.lines(params, found, concl, builtin, (base, len(outcome.x["adapters"])),
                                 decoder_joint.deviation(configs, params))
@@ -378,7 +378,7 @@ def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path, workers
     from aalbert.mapper.study import deployment, joint, resolve
     from aalbert.mapper.study.grid import configurations_of
     from aalbert.mapper.study.report import csv_text, layout_noise
-    from aalbert.mapper.study.sensitivity import holds_rows, joint_lines, joint_rows
+    from aalbert.mapper.study.sensitivity import JOINT_COLUMNS, holds_rows, joint_lines, joint_rows
     from aalbert.outputs import atomic_writer, make_dir
 
     policy = cfg.policies[0]
@@ -401,7 +401,7 @@ def joint_outputs(rows: list[dict], counted: list[dict], cfg, out: Path, workers
         tables.append((RESOLVED_FILE, resolve.rows(samples, margin)))
     for name, data in tables:
         with atomic_writer(out / name) as f:
-            f.write(csv_text(data).encode())
+            f.write(csv_text(data, JOINT_COLUMNS if name == "sensitivity_joint.csv" else ()).encode())
         paths.append(out / name)
     lines = joint_lines(params, found, concl, builtin, (joint.BASE_N, len(outcome.x["tasks"])), margin)
     if cfg.resolve:

@@ -99,7 +99,7 @@ def parameters(configs: list[CompiledDecoder], prompt: int, generated: int) -> l
     g = next(iter(configs[0].counts.values()))
     adapters = sorted({c.adapters for c in configs})
     mram = any(m.technology == "mram" for c in configs for m in c.target.memories)
-    encoder = {p.name: p for p in joint.parameters(max(adapters), mram)}
+    encoder = {p.name: p for p in joint.parameters(adapters, mram)}
     wake, rate, switch = encoder["per_wakeup"], encoder["rate"], encoder["switch"]
     return [encoder[n] for n in TECHNOLOGY if n in encoder] + [
         Parameter("clock", "clock (x each chip's own)", 1.0, 2.0, False, 1.0,

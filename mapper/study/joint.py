@@ -63,9 +63,13 @@ class Parameter:
     builtin: float      # the value the study's compile used
     source: str
     discrete: bool = False   # an integer from low to high - 1, each equally likely
+    levels: tuple[float, ...] = ()   # or one of these, each equally likely
 
     def value(self, u: np.ndarray) -> np.ndarray:
         """Values for uniform draws u in [0, 1]."""
+        if self.levels:
+            return np.asarray(self.levels)[np.clip(np.floor(u * len(self.levels)).astype(int), 0,
+                                                   len(self.levels) - 1)]
         if self.log:
             return np.exp(np.log(self.low) + u * (np.log(self.high) - np.log(self.low)))
         return self.low + u * (self.high - self.low)
@@ -86,8 +90,10 @@ RRAM_CELL_MM2_PER_MB = ANCHORS["rram_read_energy_nvmexplorer"].area_mm2 / 2   # 
 REGISTERS_UNSCALED = energy_fit(45, 0.9) / energy_fit(16, 0.8)
 
 
-def parameters(max_tasks: int, mram: bool) -> list[Parameter]:
-    """The sampled inputs (`mram`: a chip of the study has STT-MRAM, whose figures are then sampled too)."""
+def parameters(task_counts: list[int], mram: bool) -> list[Parameter]:
+    """The sampled inputs (`task_counts`: those the study compiled; `mram`: a chip of the study has STT-MRAM, whose
+    figures are then sampled too)."""
+    counts = sorted(set(task_counts))
     out = [
         Parameter("sram_leakage", "SRAM leakage (x built-in)", LSTP, 1.0, True, 1.0,
                   f"CACTI 7's 256 KiB bank at 22 nm (the calibrated SRAM, targets/hardware/memtech.py): the LSTP "
@@ -125,8 +131,7 @@ def parameters(max_tasks: int, mram: bool) -> list[Parameter]:
                   "an assistant's occasional request to the study's 10 per second"),
         Parameter("switch", "task switch rate", 0.0, 1.0, False, 1.0, "one task for long stretches to a switch "
                   "at every request (the study's)"),
-        Parameter("tasks", "task count", 1.0, max_tasks + 1.0, False, float(max_tasks),
-                  f"the study's task counts, 1 to {max_tasks}, each equally likely", discrete=True),
+        _task_count(counts),
     ]
     if mram:
         out.insert(6, Parameter("mram", "STT-MRAM energy and leakage (x built-in)", 0.5, 2.0, True, 1.0,
@@ -278,10 +283,20 @@ class Outcome:
     builtin: dict[str, float] = field(default_factory=dict)
 
 
+def _task_count(counts: list[int]) -> Parameter:
+    """The task count: one the study compiled, each equally likely (a sample of another has no configuration)."""
+    if counts == list(range(counts[0], counts[-1] + 1)):
+        return Parameter("tasks", "task count", float(counts[0]), counts[-1] + 1.0, False, float(counts[-1]),
+                         f"the study's task counts, {counts[0]} to {counts[-1]}, each equally likely", discrete=True)
+    return Parameter("tasks", "task count", float(counts[0]), counts[-1] + 1.0, False, float(counts[-1]),
+                     f"the study's task counts, {', '.join(map(str, counts))}, each equally likely", discrete=True,
+                     levels=tuple(map(float, counts)))
+
+
 def inputs(params: list[Parameter], u: np.ndarray) -> dict[str, np.ndarray]:
     x = {p.name: p.value(u[:, i]) for i, p in enumerate(params)}
     for p in params:
-        if p.discrete:
+        if p.discrete and not p.levels:
             x[p.name] = np.floor(x[p.name]).clip(p.low, p.high - 1)
     return x
 
@@ -442,7 +457,7 @@ def analyse(params: list[Parameter], y: np.ndarray, output: str, seed: int = SEE
 
 def params_for(configs: list[Compiled]) -> list[Parameter]:
     mram = any(m.technology == "mram" for c in configs for m in c.target.memories)
-    return parameters(max(c.tasks for c in configs), mram)
+    return parameters([c.tasks for c in configs], mram)
 
 
 def builtin_quantities(configs: list[Compiled], params: list[Parameter]) -> dict[str, float]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from aalbert.outputs import atomic_writer, make_dir
 from aalbert.targets.hardware.spec import load_target
 
 
-def csv_text(rows: list[dict]) -> str:
-    columns = list(rows[0])
+def csv_text(rows: list[dict], columns: Sequence[str] = ()) -> str:
+    """The rows as CSV: `columns` first (the header of a table that may have no rows), then every other key in the
+    order the rows bring them."""
+    columns = list(columns)
     for r in rows:
         columns += [k for k in r if k not in columns]
     buf = io.StringIO()

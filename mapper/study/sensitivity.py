@@ -259,6 +259,9 @@ def joint_body(params, found, concl, builtin: dict) -> list[str]:
     return out + [""]
 
 
+JOINT_COLUMNS = ("quantity", "input", "S1", "S1_conf", "ST", "ST_conf", "S2", "S2_conf")
+
+
 def joint_rows(found) -> list[dict]:
     rows = []
     for ix in found:
