@@ -46,32 +46,47 @@ def _running(pid: int, started: str) -> bool:
     return fields[19] == started
 
 
+def _stop(argv: list[str], send, threads: int = 1) -> tuple[int, str, dict[int, str]]:
+    """Start the command `argv` in its own session, wait until its two workers (and `threads` threads of its own)
+    run, `send(proc)` a signal, and give its exit status, stderr and the workers it had."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        workers: dict[int, str] = {}
+        while (len(workers) < 2 or len(_threads(proc.pid)) < threads) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = _children(proc.pid)
+        assert len(workers) == 2 and len(_threads(proc.pid)) >= threads, proc.communicate()[1]
+        send(proc)
+        _, err = proc.communicate(timeout=PROMPT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    return proc.returncode, err, workers
+
+
+def _threads(pid: int) -> list[int]:
+    return sorted(int(t.name) for t in Path(f"/proc/{pid}/task").iterdir())
+
+
 @pytest.mark.parametrize("how, status, says", [
     ("sigterm", 143, "terminated"),
     ("ctrl-c", 130, "interrupted"),
 ])
 def test_a_signal_stops_the_workers_and_writes_nothing(tmp_path, how, status, says):
     out = tmp_path / "study"
-    proc = subprocess.Popen([sys.executable, "-m", "aalbert.mapper.cli.study", *GRID, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        workers: dict[int, str] = {}
-        while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-            workers = _children(proc.pid)
-        assert len(workers) == 2, proc.communicate()[1]
+
+    def send(proc):
         time.sleep(1.0)  # both are at their jobs
         if how == "sigterm":
             proc.send_signal(signal.SIGTERM)
         else:
             os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=PROMPT)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == status, err
+
+    code, err, workers = _stop([sys.executable, "-m", "aalbert.mapper.cli.study", *GRID, "--out", str(out)], send)
+    assert code == status, err
     assert err.splitlines() == [f"aalbert-study: {says}"]
     assert [pid for pid, started in workers.items() if _running(pid, started)] == []
     assert not out.exists()
@@ -92,32 +107,15 @@ sys.exit(main_wrapper("sleeper", body)())
 """
 
 
-def _threads(pid: int) -> list[int]:
-    return sorted(int(t.name) for t in Path(f"/proc/{pid}/task").iterdir())
-
-
 @pytest.mark.parametrize("signum, status, says", [(signal.SIGINT, 130, "interrupted"),
                                                   (signal.SIGTERM, 143, "terminated")], ids=["sigint", "sigterm"])
 def test_a_signal_sent_to_a_pool_thread_reaches_the_command_at_once(signum, status, says):
-    proc = subprocess.Popen([sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        workers: dict[int, str] = {}
-        # the executor's manager and queue feeder threads beside the main one, and both workers
-        while (len(_threads(proc.pid)) < 3 or len(workers) < 2) and proc.poll() is None \
-                and time.monotonic() < deadline:
-            time.sleep(0.1)
-            workers = _children(proc.pid)
-        helpers = [tid for tid in _threads(proc.pid) if tid != proc.pid]
-        assert len(helpers) >= 2 and len(workers) == 2, proc.communicate()[1]
+    def send(proc):
         # kill() names a thread: the kernel delivers to that thread unless it blocks the signal
-        os.kill(helpers[0], signum)
-        _, err = proc.communicate(timeout=PROMPT)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == status, err
+        os.kill(next(tid for tid in _threads(proc.pid) if tid != proc.pid), signum)
+
+    # the executor's manager and queue feeder threads beside the main one
+    code, err, workers = _stop([sys.executable, "-c", SLEEPER], send, threads=3)
+    assert code == status, err
     assert err.splitlines() == [f"sleeper: {says}"]
     assert [pid for pid, started in workers.items() if _running(pid, started)] == []
