@@ -285,12 +285,11 @@ class Outcome:
 
 def _task_count(counts: list[int]) -> Parameter:
     """The task count: one the study compiled, each equally likely (a sample of another has no configuration)."""
-    if counts == list(range(counts[0], counts[-1] + 1)):
-        return Parameter("tasks", "task count", float(counts[0]), counts[-1] + 1.0, False, float(counts[-1]),
-                         f"the study's task counts, {counts[0]} to {counts[-1]}, each equally likely", discrete=True)
+    contiguous = counts == list(range(counts[0], counts[-1] + 1))
+    listed = f"{counts[0]} to {counts[-1]}" if contiguous else ", ".join(map(str, counts))
     return Parameter("tasks", "task count", float(counts[0]), counts[-1] + 1.0, False, float(counts[-1]),
-                     f"the study's task counts, {', '.join(map(str, counts))}, each equally likely", discrete=True,
-                     levels=tuple(map(float, counts)))
+                     f"the study's task counts, {listed}, each equally likely", discrete=True,
+                     levels=() if contiguous else tuple(map(float, counts)))
 
 
 def inputs(params: list[Parameter], u: np.ndarray) -> dict[str, np.ndarray]:
