@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 
 import numpy as np
 import pytest
@@ -82,3 +83,10 @@ def random_feeds(graph: Graph, seed: int = 0, vocab: int = 100) -> dict[str, np.
             a = rng.standard_normal(shape).astype(v.type.dtype.np)
         feeds[v.name] = a
     return feeds
+
+
+def sigint_as_from_a_shell() -> None:
+    """SIGINT's default action, as a shell gives the command it starts in the foreground: a suite started in the
+    background inherits SIGINT ignored, and a command that inherits it ignored rightly never sees Ctrl-C.
+    For `subprocess.Popen(preexec_fn=...)`."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -51,6 +51,16 @@ def test_a_thread_started_inside_blocked_blocks_both_and_the_caller_gets_them_ba
     assert _blocked_in(threading.get_native_id()) == before
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler, which it installs only when it did not inherit SIGINT ignored (a suite
+    started in the background does)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("python_sigint")
 @pytest.mark.parametrize("where", ["this thread", "another thread"])
 def test_a_signal_inside_deferred_lets_the_block_finish_then_is_raised(where):
     leave = threading.Event()

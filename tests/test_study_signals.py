@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import sigint_as_from_a_shell
+
 # four configurations of the study-size decoder: each worker builds its model, then places and simulates it,
 # which keeps it busy for several seconds, far longer than a stopped study may take to leave
 GRID = ["--family", "lora-decoder", "--decoder-size", "study", "--adapters", "5-8", "--lora", "merge-on-switch",
@@ -49,7 +51,8 @@ def _running(pid: int, started: str) -> bool:
 def _stop(argv: list[str], send, threads: int = 1) -> tuple[int, str, dict[int, str]]:
     """Start the command `argv` in its own session, wait until its two workers (and `threads` threads of its own)
     run, `send(proc)` a signal, and give its exit status, stderr and the workers it had."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=sigint_as_from_a_shell)
     try:
         deadline = time.monotonic() + 120
         workers: dict[int, str] = {}
