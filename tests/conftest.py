@@ -33,6 +33,17 @@ if os.environ.get("AALBERT_TEST_BLOCK"):
 
 from .helpers import SEQ, TINY_TASKS  # noqa: E402
 
+# The longest test modules, longest first (`--durations`): with `-n` each module runs on one worker
+# (`--dist loadscope`), in the order collected, so a long one collected late keeps its worker busy after the
+# other has finished. Run first, they overlap the many short ones.
+LONG_FIRST = ("test_readme.py", "test_study_sweep.py", "test_torch_export.py", "test_decoders.py", "test_pt2.py",
+              "test_decoder_tutorial.py", "test_study_signals.py", "test_scripts.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module's order is kept
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache_dir(tmp_path_factory):

@@ -215,10 +215,21 @@ class _Charges:
         self.parts: dict[str, float] = {}
         self.dram = 0.0
         self.actives = actives(module)
+        # a stream asks the same few questions thousands of times: their answers, computed once (the charges
+        # are still added one by one, in the same order, so the sums are the same to the last bit)
+        self._names: dict[str, str] = {}
+        self._needed: dict[tuple[str, bool, bool], dict[str, int]] = {}
+        self._inferences: dict[tuple[int, bool], tuple[SimResult, list[tuple[str, float]], float]] = {}
 
     def needed(self, task: str, cold: bool, switch: bool) -> dict[str, int]:
         """Bytes to copy into each on-chip level: the task's staged weights at a switch (and after a power-up
         that erased their swap region), everything resident in volatile memory after a power-up."""
+        key = (task, cold, switch)
+        if key not in self._needed:
+            self._needed[key] = self._bytes_needed(task, cold, switch)
+        return dict(self._needed[key])
+
+    def _bytes_needed(self, task: str, cold: bool, switch: bool) -> dict[str, int]:
         out: dict[str, int] = {}
         for w in self.module.weights.values():
             p = w.placement
@@ -282,8 +293,14 @@ class _Charges:
 
     def add(self, key: str, pj: float) -> None:
         if pj:
-            name = _part(key)
+            name = self._name(key)
             self.parts[name] = self.parts.get(name, 0.0) + pj
+
+    def _name(self, key: str) -> str:
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = _part(key)
+        return name
 
     def idle(self, gap_ns: float, sim: SimResult, cold: bool) -> None:
         """A gap between requests: a power-gated chip (`cold` next) only keeps its DRAM; a powered one idles."""
@@ -311,19 +328,31 @@ class _Charges:
 
     def infer(self, sim: SimResult, cold: bool, served: Served | None, nbytes: int) -> None:
         """The inference itself, as simulated or as a policy `served` it, after `nbytes` were copied on chip."""
-        target = self.t
         if served is None:
-            static = sim.cold if cold else sim.warm
-            for k, v in sim.dynamic.items():
-                self.add(k, v)
-            for k, v in static.energy.items():
-                self.add(k, v)
-            self.dram += nbytes + sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
-                                      if lvl in target.memory_names and target.level(lvl).off_chip)
+            _, charges, off_chip = self._inference(sim, cold)
+            parts = self.parts
+            for name, pj in charges:  # `add`, inlined: an inference charges dozens of parts, a stream thousands
+                parts[name] = parts.get(name, 0.0) + pj
+            self.dram += nbytes + off_chip
         else:
             for k, v in served.energy.items():
                 self.add(k, v)
             self.dram += nbytes + served.dram_bytes
+
+
+    def _inference(self, sim: SimResult, cold: bool) -> tuple[SimResult, list[tuple[str, float]], float]:
+        """What one inference of `sim` charges, in order, each under its part's name and none of them zero (its
+        dynamic energy, then its static energy as after a power-up or on a powered chip), and the bytes it moves
+        off chip; the result holds `sim`, whose id keys it."""
+        key = (id(sim), cold)
+        if key not in self._inferences:
+            target = self.t
+            static = sim.cold if cold else sim.warm
+            charges = [(self._name(k), v) for k, v in (*sim.dynamic.items(), *static.energy.items()) if v]
+            off_chip = sum(rw[0] + rw[1] for lvl, rw in sim.traffic.items()
+                           if lvl in target.memory_names and target.level(lvl).off_chip)
+            self._inferences[key] = (sim, charges, off_chip)
+        return self._inferences[key]
 
 
 def run_stream(requests: list[Request], module: Module, target: Target, results: dict[str, SimResult],
