@@ -47,9 +47,18 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache_dir(tmp_path_factory):
-    """The tools' caches (the sweep's points) go to a fresh folder, not the user's ~/.cache."""
+    """The tools' caches (the sweep's points) go to a fresh folder, not the user's ~/.cache. The built-in
+    examples' cache is one for all the workers of `pytest -n` (an example is built once a run, not once a
+    worker; its files are written atomically and, at one key, are the same whoever writes them); the sweep's
+    points stay each worker's own, as its tests count them."""
     old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    cache = tmp_path_factory.mktemp("cache")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "examples-cache"
+        shared.mkdir(exist_ok=True)
+        (cache / "aalbert").mkdir()
+        (cache / "aalbert" / "examples").symlink_to(shared, target_is_directory=True)
+    os.environ["XDG_CACHE_HOME"] = str(cache)
     yield
     if old is None:
         os.environ.pop("XDG_CACHE_HOME")
