@@ -339,7 +339,6 @@ class _Charges:
                 self.add(k, v)
             self.dram += nbytes + served.dram_bytes
 
-
     def _inference(self, sim: SimResult, cold: bool) -> tuple[SimResult, list[tuple[str, float]], float]:
         """What one inference of `sim` charges, in order, each under its part's name and none of them zero (its
         dynamic energy, then its static energy as after a power-up or on a powered chip), and the bytes it moves
