@@ -1,5 +1,6 @@
 """The KV cache's level as a decision of the allocator's integer program: it weighs the cache against the weights
-it would push off chip, prices the cache as the simulator charges it, and refuses a cache that fits nowhere."""
+it would push off chip, prices the cache (and the activation arena's nodes) as the simulator charges them, at the
+valid tokens of each step, and refuses a cache that fits nowhere."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from aalbert.ir.phases import DECODE, PREFILL, parse_key
 from aalbert.ir.registry import Trait, op_has
 from aalbert.mapper.driver import Placement, Plan, compile_module
 from aalbert.passes.allocation.state import state_bytes
-from aalbert.targets.sim.generation import at_length
+from aalbert.targets.mapping.problem import weight_of
+from aalbert.targets.sim.generation import at_length, step_tokens
 from aalbert.targets.sim.timing import duration, dynamic_energy
 from tests.decoder_ir import TinyDecoder, decoder_module
 
@@ -101,6 +103,40 @@ def test_the_cache_price_is_what_the_simulator_charges_for_it(tiny, tmp_path, wh
     assert option.dynamic == pytest.approx(dynamic, rel=0.01)
     assert option.cycles == pytest.approx(cycles, rel=0.01)
     assert option.cost > option.dynamic  # and the leakage over its cycles
+
+
+def _request_lengths(phase: str, prompt: int, generate: int, chunk: int) -> list[int]:
+    """The valid cache tokens of each run of a phase's graph in one request: a prefill chunk's end, a decode step's
+    prompt and tokens so far."""
+    if phase == PREFILL:
+        return [min(prompt, (k + 1) * chunk) for k in range(-(-prompt // chunk))]
+    return [prompt + i for i in range(1, generate + 1)]
+
+
+@pytest.mark.parametrize("prompt", [CFG.prompt, 20])  # one prefill chunk of 8 tokens, and three (8, 16, 20)
+def test_the_arena_price_is_what_the_simulator_charges_for_its_nodes(tiny, prompt):
+    """The arena option's dynamic energy and cycles are those of the simulated instructions of the nodes without
+    weights that do not touch the cache, over a request's prefill chunks and decode steps, each at its valid
+    tokens (attention's scores and their softmax along the cache's capacity scaled to them), expected over the
+    task mix."""
+    compiled = tiny if prompt == CFG.prompt else _compile(CFG, "edge_accel", generate=8, prompt=prompt)
+    module, target = compiled.module, compiled.target
+    option = compiled.allocation.solution.arena
+    wl = compiled.allocation.workload
+    assert compiled.backend.generation.lengths.prompt == prompt
+    dynamic = cycles = 0.0
+    for name, graph in module.graphs.items():
+        key = parse_key(name)
+        cache = _cache_nodes(graph)
+        plain = {i for i, n in enumerate(graph.nodes) if n.op not in ("weight", "constant") and i not in cache
+                 and not any(weight_of(module, v) for v in n.inputs)}
+        for length in _request_lengths(key.phase, prompt, 8, max(1, step_tokens(graph))):
+            for ins in at_length(compiled.backend.program(name), graph, length).instrs:
+                if ins.node in plain and ins.kind != "power":
+                    dynamic += wl.mix[key.task] * sum(dynamic_energy(ins, target).values())
+                    cycles += wl.mix[key.task] * duration(ins, target)
+    assert option.dynamic == pytest.approx(dynamic, rel=0.01)
+    assert option.cycles == pytest.approx(cycles, rel=0.01)
 
 
 def test_a_cache_that_fits_no_writable_memory_is_refused_in_one_line(tmp_path, capsys):

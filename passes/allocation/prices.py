@@ -17,6 +17,12 @@ the allocator:
   request's steps see (`allocation.state.cache_runs`);
 - any other node without weights, to the activation arena's level.
 
+Each node counts as often as a request runs it (`Pricer.runs`): its graph's
+share of the task mix, times a decoder's generated tokens for its decode
+graph and its prompt's chunks for its prefill graph; a decoder's node along
+the cache's capacity (attention's scores and their softmax) at the valid
+tokens of each step, as the simulator runs it (`generation.at_length`).
+
 The prices are exact for the placement they were computed around (`State`);
 `allocate` prices, solves, and prices again around the solution until the
 placement stops changing, so that where a weight lives and how its layers are
@@ -168,16 +174,18 @@ class Pricer:
         return self._acts[key]
 
     def timing(self, after: dict[str, float]) -> tuple[float, dict[str, float], dict[str, float]]:
-        """At the current placement, expected over the task mix: the cycles of one inference and, for each
-        DRAM level in `after` (its self-refresh threshold in cycles), the idle cycles it spends powered down
-        within the inference and how often it leaves self-refresh, as `targets.dram.background` counts them:
-        asleep until its first transfer, then powered down in gaps up to the threshold, in self-refresh (left
-        at the next transfer) in longer ones."""
+        """At the current placement, expected over the task mix: the cycles of one inference (of a decoder's
+        request: its steps, each node at the valid tokens it runs at) and, for each DRAM level in `after` (its
+        self-refresh threshold in cycles), the idle cycles it spends powered down within the inference and how
+        often it leaves self-refresh, as `targets.dram.background` counts them: asleep until its first
+        transfer, then powered down in gaps up to the threshold, in self-refresh (left at the next transfer) in
+        longer ones (a decoder's steps taken at full length)."""
         runtime, down, exits = 0.0, dict.fromkeys(after, 0.0), dict.fromkeys(after, 0.0)
         reps = self._alike()
         known: dict[tuple[str, int], NodeCost] = {}  # by the first node alike: a long graph has few kinds
         for task, graph in self.module.graphs.items():
             t = 0.0
+            steps = 0.0  # a graph with a cache: its cycles per request, each node at the lengths it runs at
             busy: dict[str, list[list[float]]] = {lvl: [] for lvl in after}  # [start, end] cycles of accesses
             for i, node in enumerate(graph.nodes):
                 if node.op in ("weight", "constant"):
@@ -193,8 +201,11 @@ class Pricer:
                         else:
                             spans.append([t, t + cost.cycles])
                 t += cost.cycles
+                if (task, i) in self.node_runs:
+                    steps += sum(c.cycles * runs for c, runs in
+                                 self.priced_runs(task, i, self.state.levels, self.state.arena))
             share = self.wl.runs(task)
-            runtime += share * t
+            runtime += steps if steps else share * t
             for lvl, spans in busy.items():
                 if not spans:
                     continue
@@ -264,15 +275,15 @@ class Pricer:
         price = Price()
         levels = self.levels_with(name, level)
         for task, i in self.main.get(name, []):
-            cost = self.cost(task, i, levels, self.state.arena)
-            minus = sum(b * self.side_pj_per_byte(task, i, levels[w])
-                        for w, b in self.side_bytes(task, i, cost).items())
-            price.add(cost, self.wl.runs(task), self.leak(task, i, levels, self.state.arena, cost), minus)
+            for cost, runs in self.priced_runs(task, i, levels, self.state.arena):
+                minus = sum(b * self.side_pj_per_byte(task, i, levels[w])
+                            for w, b in self.side_bytes(task, i, cost).items())
+                price.add(cost, runs, self.leak(task, i, levels, self.state.arena, cost), minus)
         for task, i in self.side.get(name, []):
-            cost = self.cost(task, i, self.state.levels, self.state.arena)
-            b = self.side_bytes(task, i, cost).get(name, 0.0)
-            price.pj += self.wl.runs(task) * b * self.side_pj_per_byte(task, i, level)
-            price.traffic[level] = price.traffic.get(level, 0.0) + self.wl.runs(task) * b
+            for cost, runs in self.priced_runs(task, i, self.state.levels, self.state.arena):
+                b = self.side_bytes(task, i, cost).get(name, 0.0)
+                price.pj += runs * b * self.side_pj_per_byte(task, i, level)
+                price.traffic[level] = price.traffic.get(level, 0.0) + runs * b
         return price
 
     def arena(self, level: str) -> Price | None:
@@ -287,18 +298,21 @@ class Pricer:
 
     def _arena(self, level: str) -> Price:
         price = Price()
-        for task, i, share in self._plain_classes(level):
-            cost = self.cost(task, i, {}, level)
-            price.add(cost, share, self.leak(task, i, {}, level, cost))
+        graphs = self.module.graphs
+        for task, i, shares in self._plain_classes(level):
+            for length, share in zip((None, 1), shares):
+                if share:
+                    cost = self.coster.cost(graphs[task], i, {}, level, self.state.cache, length)
+                    price.add(cost, share, self.leak(task, i, {}, level, cost))
         if level != self.state.arena:
             lv = self.state.levels
             for nodes in self.main.values():
                 for task, i in nodes:
-                    here = self.cost(task, i, lv, level)
-                    now = self.cost(task, i, lv, self.state.arena)
-                    price.pj += self.wl.runs(task) * (
-                        here.dynamic_pj - now.dynamic_pj + self.leak(task, i, lv, level, here) * here.cycles
-                        - self.leak(task, i, lv, self.state.arena, now) * now.cycles)
+                    for (here, runs), (now, _) in zip(self.priced_runs(task, i, lv, level),
+                                                      self.priced_runs(task, i, lv, self.state.arena)):
+                        price.pj += runs * (
+                            here.dynamic_pj - now.dynamic_pj + self.leak(task, i, lv, level, here) * here.cycles
+                            - self.leak(task, i, lv, self.state.arena, now) * now.cycles)
             cache = self.state.cache
             for (task, i), runs in self.cache_runs.items():  # the cache's nodes, priced at the cache's level
                 here = self.cost(task, i, lv, level, cache)
@@ -309,13 +323,32 @@ class Pricer:
         return price
 
     @functools.cached_property
+    def node_runs(self) -> dict[tuple[str, int], Runs]:
+        """Every node of a graph with a KV cache, with how often it runs per request (`allocation.state.cache_runs`:
+        a prompt longer than the prefill graph's tokens runs it once a chunk; a node along the cache's capacity
+        at the valid tokens of each step)."""
+        return cache_runs(self.module, self.wl) if self.stateful else {}
+
+    @functools.cached_property
     def cache_runs(self) -> dict[tuple[str, int], Runs]:
-        """The nodes that read or write the KV cache, each with how often it runs per request at full length
-        (`allocation.state.cache_runs`)."""
-        if not self.stateful:
-            return {}
-        runs = cache_runs(self.module, self.wl)
-        return {key: runs[key] for key in self.stateful}
+        """The nodes that read or write the KV cache, each with how often it runs per request at full length."""
+        return {key: self.node_runs[key] for key in self.stateful}
+
+    def runs(self, task: str, index: int) -> tuple[float, float]:
+        """(runs at full length, runs at one valid token) a node runs per request, expected over the task mix
+        (`Runs.weights`); a node of a graph without a cache runs as often as its graph (`Workload.runs`)."""
+        r = self.node_runs.get((task, index))
+        if r is None:
+            return self.wl.runs(task), 0.0
+        return r.weights(affine=not is_product(self.module.graphs[task].nodes[index]))
+
+    def priced_runs(self, task: str, index: int, levels: dict[str, str],
+                    arena: str) -> list[tuple[NodeCost, float]]:
+        """The node's cost at each length it runs at (full, then one valid token), each with how often."""
+        graph = self.module.graphs[task]
+        full, short = self.runs(task, index)
+        return [(self.coster.cost(graph, index, levels, arena, self.state.cache, length), weight)
+                for length, weight in ((None, full), (1, short)) if weight]
 
     def cache(self, level: str) -> Price | None:
         """What the KV cache in `level` costs per request: every node that reads or writes it, with the arena
@@ -336,22 +369,26 @@ class Pricer:
             self.failures.append(e)
             return None
 
-    def _plain_classes(self, level: str) -> list[tuple[str, int, float]]:
+    def _plain_classes(self, level: str) -> list[tuple[str, int, tuple[float, float]]]:
         """The nodes without weights in classes that cost the same with the arena in `level` (one op, types and
-        attributes, operands lying alike across its banks): a (task, index) of each class and the summed task
-        shares of its nodes. A long graph of few kinds of node is priced a class at a time."""
+        attributes, operands lying alike across its banks, along a KV cache's capacity or not): a (task, index)
+        of each class and how often its nodes run per request, summed, at full length and at one valid token
+        (`runs`). A long graph of few kinds of node is priced a class at a time."""
         bank = self.rates.bank_bytes.get(level, 0) if level in self.rates.touch else 0
         reps = self._alike()
         spans = self._plain_spans() if bank else None
         classes: dict[tuple, list] = {}
         for k, (task, i) in enumerate(self.plain):
-            key = (reps[task, i], bank_relative(spans[k], bank) if bank else None)
+            full, short = self.runs(task, i)
+            along = (task, i) in self.node_runs and self.node_runs[task, i].along
+            key = (reps[task, i], bank_relative(spans[k], bank) if bank else None, along)
             c = classes.get(key)
             if c is None:
-                classes[key] = [task, i, self.wl.runs(task)]
+                classes[key] = [task, i, full, short]
             else:
-                c[2] += self.wl.runs(task)
-        return [(task, i, share) for task, i, share in classes.values()]
+                c[2] += full
+                c[3] += short
+        return [(task, i, (full, short)) for task, i, full, short in classes.values()]
 
     def _plain_spans(self) -> list[tuple[tuple[int, int], ...]]:
         """`activation_spans` of each node without weights, in `self.plain`'s order (asked once per level)."""

@@ -358,7 +358,7 @@ class ProblemBuilder:
             if price is None:
                 continue
             arena_options.append(ArenaOption(m.name, arena, price.pj, m.off_chip, tuple(sorted(price.stage.items())),
-                                             price.cycles, tuple(sorted(price.traffic.items()))))
+                                             price.cycles, tuple(sorted(price.traffic.items())), price.dynamic))
         if not arena_options and self.pricer.failures:
             raise self.pricer.failures[-1]
         if not arena_options:
