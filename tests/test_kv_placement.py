@@ -77,6 +77,35 @@ def _cache_nodes(graph) -> set[int]:
             and any(v in state for v in (*n.inputs, *n.outputs))}
 
 
+def _request_lengths(phase: str, prompt: int, generate: int, chunk: int) -> list[int]:
+    """The valid cache tokens of each run of a phase's graph in one request: a prefill chunk's end, a decode step's
+    prompt and tokens so far."""
+    assert phase in (PREFILL, DECODE)
+    if phase == PREFILL:
+        return [min(prompt, (k + 1) * chunk) for k in range(-(-prompt // chunk))]
+    return [prompt + i for i in range(1, generate + 1)]
+
+
+def _simulated(compiled, nodes_of) -> tuple[float, float]:
+    """The dynamic energy and cycles of the simulated instructions of each graph's nodes `nodes_of(graph)`, over
+    a request's runs of the graph (prefill chunks, decode steps) at their valid tokens, expected over the task
+    mix."""
+    module, target = compiled.module, compiled.target
+    n = compiled.backend.generation.lengths
+    wl = compiled.allocation.workload
+    dynamic = cycles = 0.0
+    for name, graph in module.graphs.items():
+        key = parse_key(name)
+        nodes = nodes_of(graph)
+        assert nodes
+        for length in _request_lengths(key.phase, n.prompt, n.generate, max(1, step_tokens(graph))):
+            for ins in at_length(compiled.backend.program(name), graph, length).instrs:
+                if ins.node in nodes and ins.kind != "power":
+                    dynamic += wl.mix[key.task] * sum(dynamic_energy(ins, target).values())
+                    cycles += wl.mix[key.task] * duration(ins, target)
+    return dynamic, cycles
+
+
 @pytest.mark.parametrize("which", ["sram", "dram"])
 def test_the_cache_price_is_what_the_simulator_charges_for_it(tiny, tmp_path, which):
     """The chosen cache option's dynamic energy and cycles are those of the simulated instructions of the nodes
@@ -85,32 +114,10 @@ def test_the_cache_price_is_what_the_simulator_charges_for_it(tiny, tmp_path, wh
     compiled = tiny if which == "sram" else _compile(CFG, "edge_accel", generate=8, cache="dram")
     option = compiled.allocation.solution.cache
     assert option is not None and option.level == which
-    module, target = compiled.module, compiled.target
-    n = compiled.backend.generation.lengths
-    wl = compiled.allocation.workload
-    dynamic = cycles = 0.0
-    for name, graph in module.graphs.items():
-        key = parse_key(name)
-        valid = [n.prompt] if key.phase == PREFILL else [n.prompt + i for i in range(1, n.generate + 1)]
-        assert key.phase in (PREFILL, DECODE)
-        nodes = _cache_nodes(graph)
-        assert nodes
-        for length in valid:
-            for ins in at_length(compiled.backend.program(name), graph, length).instrs:
-                if ins.node in nodes and ins.kind != "power":
-                    dynamic += wl.mix[key.task] * sum(dynamic_energy(ins, target).values())
-                    cycles += wl.mix[key.task] * duration(ins, target)
+    dynamic, cycles = _simulated(compiled, _cache_nodes)
     assert option.dynamic == pytest.approx(dynamic, rel=0.01)
     assert option.cycles == pytest.approx(cycles, rel=0.01)
     assert option.cost > option.dynamic  # and the leakage over its cycles
-
-
-def _request_lengths(phase: str, prompt: int, generate: int, chunk: int) -> list[int]:
-    """The valid cache tokens of each run of a phase's graph in one request: a prefill chunk's end, a decode step's
-    prompt and tokens so far."""
-    if phase == PREFILL:
-        return [min(prompt, (k + 1) * chunk) for k in range(-(-prompt // chunk))]
-    return [prompt + i for i in range(1, generate + 1)]
 
 
 @pytest.mark.parametrize("prompt", [CFG.prompt, 20])  # one prefill chunk of 8 tokens, and three (8, 16, 20)
@@ -120,21 +127,15 @@ def test_the_arena_price_is_what_the_simulator_charges_for_its_nodes(tiny, promp
     tokens (attention's scores and their softmax along the cache's capacity scaled to them), expected over the
     task mix."""
     compiled = tiny if prompt == CFG.prompt else _compile(CFG, "edge_accel", generate=8, prompt=prompt)
-    module, target = compiled.module, compiled.target
-    option = compiled.allocation.solution.arena
-    wl = compiled.allocation.workload
+    module = compiled.module
     assert compiled.backend.generation.lengths.prompt == prompt
-    dynamic = cycles = 0.0
-    for name, graph in module.graphs.items():
-        key = parse_key(name)
+
+    def plain(graph) -> set[int]:
         cache = _cache_nodes(graph)
-        plain = {i for i, n in enumerate(graph.nodes) if n.op not in ("weight", "constant") and i not in cache
-                 and not any(weight_of(module, v) for v in n.inputs)}
-        for length in _request_lengths(key.phase, prompt, 8, max(1, step_tokens(graph))):
-            for ins in at_length(compiled.backend.program(name), graph, length).instrs:
-                if ins.node in plain and ins.kind != "power":
-                    dynamic += wl.mix[key.task] * sum(dynamic_energy(ins, target).values())
-                    cycles += wl.mix[key.task] * duration(ins, target)
+        return {i for i, n in enumerate(graph.nodes) if n.op not in ("weight", "constant") and i not in cache
+                and not any(weight_of(module, v) for v in n.inputs)}
+    dynamic, cycles = _simulated(compiled, plain)
+    option = compiled.allocation.solution.arena
     assert option.dynamic == pytest.approx(dynamic, rel=0.01)
     assert option.cycles == pytest.approx(cycles, rel=0.01)
 
