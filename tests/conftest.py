@@ -10,8 +10,10 @@ there).
 
 from __future__ import annotations
 
+import compileall
 import importlib.util
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,6 +34,29 @@ if os.environ.get("AALBERT_TEST_BLOCK"):
     _install_blocker()
 
 from .helpers import SEQ, TINY_TASKS  # noqa: E402
+
+# aalbert's source folders (the package's `package-dir`s in pyproject.toml)
+SOURCES = ("support", "ir", "passes", "targets", "mapper", "examples")
+_COMPILED: list[Path] = []
+
+
+def pytest_configure(config):
+    """Where PYTHONDONTWRITEBYTECODE is set, each of the hundreds of processes the tests start would compile
+    aalbert's sources again: they are compiled once, before the workers start, and the bytecode folders this
+    wrote are removed when the run ends (those that were there before are left as they were)."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    root = Path(__file__).resolve().parents[1]
+    before = {d for folder in SOURCES for d in (root / folder).rglob("__pycache__")}
+    for folder in SOURCES:
+        compileall.compile_dir(root / folder, quiet=2)
+    _COMPILED.extend(d for folder in SOURCES for d in (root / folder).rglob("__pycache__") if d not in before)
+
+
+def pytest_unconfigure(config):
+    for folder in _COMPILED:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 # The longest test modules, longest first (`--durations`): with `-n` each module runs on one worker
 # (`--dist loadscope`), in the order collected, so a long one collected late keeps its worker busy after the
