@@ -308,9 +308,9 @@ class Pricer:
             lv = self.state.levels
             for nodes in self.main.values():
                 for task, i in nodes:
-                    for (here, runs), (now, _) in zip(self.priced_runs(task, i, lv, level),
-                                                      self.priced_runs(task, i, lv, self.state.arena)):
-                        price.pj += runs * (
+                    for (here, times), (now, _) in zip(self.priced_runs(task, i, lv, level),
+                                                       self.priced_runs(task, i, lv, self.state.arena)):
+                        price.pj += times * (
                             here.dynamic_pj - now.dynamic_pj + self.leak(task, i, lv, level, here) * here.cycles
                             - self.leak(task, i, lv, self.state.arena, now) * now.cycles)
             cache = self.state.cache
