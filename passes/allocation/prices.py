@@ -298,12 +298,9 @@ class Pricer:
 
     def _arena(self, level: str) -> Price:
         price = Price()
-        graphs = self.module.graphs
         for task, i, shares in self._plain_classes(level):
-            for length, share in zip((None, 1), shares):
-                if share:
-                    cost = self.coster.cost(graphs[task], i, {}, level, self.state.cache, length)
-                    price.add(cost, share, self.leak(task, i, {}, level, cost))
+            for cost, share in self.priced_runs(task, i, {}, level, shares):
+                price.add(cost, share, self.leak(task, i, {}, level, cost))
         if level != self.state.arena:
             lv = self.state.levels
             for nodes in self.main.values():
@@ -342,11 +339,12 @@ class Pricer:
             return self.wl.runs(task), 0.0
         return r.weights(affine=not is_product(self.module.graphs[task].nodes[index]))
 
-    def priced_runs(self, task: str, index: int, levels: dict[str, str],
-                    arena: str) -> list[tuple[NodeCost, float]]:
-        """The node's cost at each length it runs at (full, then one valid token), each with how often."""
+    def priced_runs(self, task: str, index: int, levels: dict[str, str], arena: str,
+                    runs: tuple[float, float] | None = None) -> list[tuple[NodeCost, float]]:
+        """The node's cost at each length it runs at (full, then one valid token), each with how often it runs
+        there (`runs`, default the node's own: `Pricer.runs`)."""
         graph = self.module.graphs[task]
-        full, short = self.runs(task, index)
+        full, short = runs if runs is not None else self.runs(task, index)
         return [(self.coster.cost(graph, index, levels, arena, self.state.cache, length), weight)
                 for length, weight in ((None, full), (1, short)) if weight]
 
@@ -380,7 +378,8 @@ class Pricer:
         classes: dict[tuple, list] = {}
         for k, (task, i) in enumerate(self.plain):
             full, short = self.runs(task, i)
-            along = (task, i) in self.node_runs and self.node_runs[task, i].along
+            runs = self.node_runs.get((task, i))
+            along = runs is not None and runs.along
             key = (reps[task, i], bank_relative(spans[k], bank) if bank else None, along)
             c = classes.get(key)
             if c is None:
