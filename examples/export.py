@@ -82,15 +82,61 @@ class NamedOutput(torch.nn.Module):
 
 
 def export_pt2(model: TaskModel, path: Path, seq_len: int = 16, batch: int = 2) -> Path:
-    """torch.export one task model (batch and sequence dynamic: the example has batch 2, as torch
-    specializes sizes 0 and 1) and save the program."""
-    inputs = example_inputs(model.config, batch, seq_len)
-    batch_dim = torch.export.Dim("batch", max=1024)
-    seq_dim = torch.export.Dim("seq", min=2, max=model.config.max_position)
-    ep = torch.export.export(NamedOutput(model).eval(), tuple(inputs[n] for n in INPUT_NAMES),
-                             dynamic_shapes={n: {0: batch_dim, 1: seq_dim} for n in INPUT_NAMES}, strict=False)
-    torch.export.save(ep, str(path))
+    """torch.export one task model (`program`) and save the program."""
+    torch.export.save(program(model, seq_len, batch), str(path))
     return path
+
+
+def program(model: TaskModel, seq_len: int = 16, batch: int = 2,
+            like: torch.export.ExportedProgram | None = None) -> torch.export.ExportedProgram:
+    """The torch.export program of one task model, batch and sequence dynamic (the example has batch 2, as
+    torch specializes sizes 0 and 1). `like`, the program of another task of the same architecture, is used
+    with this task's weights when they fit it and it computes what this task's model computes (`rebound`);
+    otherwise, or without `like`, the model is traced."""
+    inputs = example_inputs(model.config, batch, seq_len)
+    args = tuple(inputs[n] for n in INPUT_NAMES)
+    root = NamedOutput(model).eval()
+    ep = rebound(like, root, args) if like is not None else None
+    if ep is None:
+        batch_dim = torch.export.Dim("batch", max=1024)
+        seq_dim = torch.export.Dim("seq", min=2, max=model.config.max_position)
+        ep = torch.export.export(root, args, dynamic_shapes={n: {0: batch_dim, 1: seq_dim} for n in INPUT_NAMES},
+                                 strict=False)
+    return ep
+
+
+def _tensor_at(root: torch.nn.Module, name: str) -> torch.Tensor | None:
+    """The tensor attribute of `root` at dotted `name`, if there is one."""
+    obj: object = root
+    for part in name.split("."):
+        obj = getattr(obj, part, None)
+    return obj if isinstance(obj, torch.Tensor) else None
+
+
+def rebound(ep: torch.export.ExportedProgram, root: torch.nn.Module,
+            args: tuple[torch.Tensor, ...]) -> torch.export.ExportedProgram | None:
+    """`ep`'s graph with `root`'s parameters, buffers and tensor attributes, or None when `root` may not be of
+    `ep`'s architecture: other state names, shapes or dtypes, a constant that is no attribute of `root`, or
+    other results on `args`. Tracing is most of an export's time, and a family's tasks differ in weights only."""
+    state = root.state_dict(keep_vars=True)
+    if set(state) != set(ep.state_dict):
+        return None
+    swapped: dict[str, dict] = {"state": {}, "constants": {}}
+    for kind, old in (("state", ep.state_dict), ("constants", ep.constants)):
+        for name, value in old.items():
+            new = state[name] if kind == "state" else _tensor_at(root, name)
+            if new is None or not isinstance(value, torch.Tensor) or new.shape != value.shape \
+                    or new.dtype != value.dtype:
+                return None  # a constant the forward code made, say: traced again
+            swapped[kind][name] = new
+    out = torch.export.ExportedProgram(ep.graph_module, ep.graph, ep.graph_signature, swapped["state"],
+                                           ep.range_constraints, ep.module_call_graph, ep.example_inputs,
+                                           swapped["constants"], verifiers=ep.verifiers)
+    with torch.no_grad():
+        got, want = out.module()(*args), root(*args)
+    if got.keys() != want.keys() or not all(torch.equal(got[k], want[k]) for k in want):
+        return None
+    return out
 
 
 @dataclass(frozen=True)
@@ -111,10 +157,13 @@ def export_family(spec: FamilySpec, out_dir: Path, form: FileForm = FileForm(), 
     out_dir.mkdir(parents=True, exist_ok=True)
     models = build_family(spec)
     paths = {}
+    traced = None
     for task, m in tqdm(models.items(), desc="exporting", unit="task", file=sys.stderr,
                         disable=not (progress and sys.stderr.isatty())):
         if form.fmt == "pt2":
-            paths[task] = export_pt2(m, out_dir / f"{task}.pt2", seq_len)
+            traced = program(m, seq_len, like=traced)  # traced once per architecture
+            paths[task] = out_dir / f"{task}.pt2"
+            torch.export.save(traced, str(paths[task]))
         else:
             paths[task] = export_model(m, out_dir / f"{task}.onnx", form.exporter, form.opset, seq_len)
     return paths

@@ -74,6 +74,41 @@ def test_export_script_writes_pt2_files_the_compiler_takes(tmp_path, capsys):
     assert "1 task from 1 file, batch 1, sequence 16" in out
 
 
+def test_a_family_is_traced_once_per_architecture(tmp_path, tiny_models):
+    """A task whose weights fit an earlier task's program takes its graph with its own weights (`rebound`; at
+    base size the files are byte for byte those of a trace); another head, or a forward that computes
+    something else, is traced again."""
+    import copy
+
+    from aalbert.examples.export import INPUT_NAMES, NamedOutput, program, rebound
+    from aalbert.examples.zoo import example_inputs
+
+    models = tiny_models["adapter-albert"]
+    traced = program(models["cola"], SEQ)
+    inputs = example_inputs(models["cola"].config, 2, SEQ)
+    args = tuple(inputs[n] for n in INPUT_NAMES)
+    same = rebound(traced, NamedOutput(models["cola"]).eval(), args)
+    assert same is not None
+    for name, ep in (("traced", traced), ("rebound", same)):
+        (tmp_path / name).mkdir()
+        torch.export.save(ep, str(tmp_path / name / "cola.pt2"))  # the archive's folder is the file's stem
+    assert (tmp_path / "rebound" / "cola.pt2").read_bytes() == (tmp_path / "traced" / "cola.pt2").read_bytes()
+    other = NamedOutput(copy.deepcopy(models["cola"])).eval()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(1.5)
+    moved = rebound(traced, other, args)
+    assert moved is not None and set(moved.state_dict) == set(other.state_dict())
+    assert all(moved.state_dict[k] is v for k, v in other.state_dict(keep_vars=True).items())
+    assert rebound(traced, NamedOutput(models["stsb"]).eval(), args) is None  # a one-label head
+
+    class Shifted(NamedOutput):
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return {k: v + 1 for k, v in super().forward(input_ids, attention_mask, token_type_ids).items()}
+
+    assert rebound(traced, Shifted(models["cola"]).eval(), args) is None
+
+
 def _refuse(*args, **kwargs):
     raise AssertionError("torch read or decomposed the program")
 
