@@ -119,6 +119,16 @@ def tiny_exports(tmp_path_factory, tiny_models):
     return Exports(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base, tiny_models)
 
 
+@pytest.fixture(scope="session")
+def hf_exports(tmp_path_factory):
+    """`hf_models.SharedExports`: the tiny Hugging Face encoders' ONNX exports, each made once per run."""
+    pytest.importorskip("onnx")
+    from .hf_models import SharedExports
+
+    base = tmp_path_factory.getbasetemp()
+    return SharedExports(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+
+
 class Exports(Mapping):
     """A lazy {(family, exporter): {task: path}}: the first process to ask for a pair exports it under a file lock,
     and every process of the run reads the same files."""

@@ -122,6 +122,27 @@ def export_onnx(model, path, names, outputs, exporter: str):
     return path
 
 
+class SharedExports:
+    """`(family, attention, exporter, outputs)` -> the ONNX export of `hf_encoder(family, attention)`, made by
+    the first process of the run to ask for it, under a file lock, and read by the others (the workers of
+    `pytest -n`): a dynamo export takes seconds, and several test modules check the same one."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def __call__(self, family: str, attention: str, exporter: str, outputs: tuple[str, ...]):
+        from filelock import FileLock
+
+        folder = self.root / f"hf-{family}-{attention}-{exporter}-{'-'.join(outputs)}"
+        path = folder / f"{family}.onnx"
+        with FileLock(f"{folder}.lock"):
+            if not (folder / "complete").exists():
+                folder.mkdir(exist_ok=True)
+                export_onnx(hf_encoder(family, attention), path, input_names(family), outputs, exporter)
+                (folder / "complete").touch()
+        return path
+
+
 @functools.cache
 def adapter_albert(attention: str = "eager"):
     """A tiny ALBERT with three AdapterHub adapters: bottleneck (seq_bn), double bottleneck and LoRA."""

@@ -83,12 +83,8 @@ def test_adapter_albert_base_two_files_count_each_parameter_once(tmp_path):
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 @pytest.mark.parametrize("name", ["albert", "bert"])
-def test_hugging_face_encoders_match_onnxruntime(tmp_path, name, exporter, attention, tiny_inputs):
-    from .hf_models import export_onnx, hf_encoder, input_names
-
-    path = export_onnx(hf_encoder(name, attention), tmp_path / f"{name}.onnx", input_names(name),
-                       ("last_hidden_state", "pooler_output"), exporter)
-    compare_with_ort(path, tiny_inputs)
+def test_hugging_face_encoders_match_onnxruntime(hf_exports, name, exporter, attention, tiny_inputs):
+    compare_with_ort(hf_exports(name, attention, exporter, ("last_hidden_state", "pooler_output")), tiny_inputs)
 
 
 # --- a hand-written encoder layer (another producer, newer ops, odd names) ------------------

@@ -61,7 +61,7 @@ def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("family, attention, exporter", CASES, ids=["-".join(c) for c in CASES])
-def test_encoder_matches_torch_and_its_onnx_export(tmp_path, family, attention, exporter):
+def test_encoder_matches_torch_and_its_onnx_export(hf_exports, family, attention, exporter):
     model = hf_encoder(family, attention)
     names, outs = input_names(family), _outputs(family)
     feeds = hf_inputs(names)
@@ -75,7 +75,7 @@ def test_encoder_matches_torch_and_its_onnx_export(tmp_path, family, attention, 
         assert got[k].shape == tuple(want[k].shape)
         assert _relative_error(got[k], want[k].numpy()) < 1e-4, k
     onnx_module = Module()
-    import_onnx(export_onnx(model, tmp_path / "m.onnx", names, outs, exporter), onnx_module, "t", DimSpec(1, SEQ))
+    import_onnx(hf_exports(family, attention, exporter, outs), onnx_module, "t", DimSpec(1, SEQ))
     assert canonical(module) == canonical(onnx_module)
 
 
