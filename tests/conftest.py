@@ -40,11 +40,23 @@ SOURCES = ("support", "ir", "passes", "targets", "mapper", "examples")
 _COMPILED: list[Path] = []
 
 
+# the thread pools of numpy's BLAS and of torch (OpenMP, MKL)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def pytest_configure(config):
-    """Where PYTHONDONTWRITEBYTECODE is set, each of the hundreds of processes the tests start would compile
-    aalbert's sources again: they are compiled once, before the workers start, and the bytecode folders this
-    wrote are removed when the run ends (those that were there before are left as they were)."""
-    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTEST_XDIST_WORKER"):
+    """With `-n`, a worker runs on each core: each worker, and every command it starts, computes on one thread
+    (set before the workers start, which inherit it; a value the user set is kept), as two pools of threads
+    per core would spin against each other. Where PYTHONDONTWRITEBYTECODE is set, each of the hundreds of
+    processes the tests start would compile aalbert's sources again: they are compiled once, before the
+    workers start, and the bytecode folders this wrote are removed when the run ends (those that were there
+    before are left as they were)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if getattr(config.option, "numprocesses", None):
+        for variable in THREAD_VARIABLES:
+            os.environ.setdefault(variable, "1")
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
         return
     root = Path(__file__).resolve().parents[1]
     before = {d for folder in SOURCES for d in (root / folder).rglob("__pycache__")}
