@@ -169,38 +169,6 @@ def test_targets_alike_but_for_their_numbers_do_not_share_searches():
     assert cost_of(g, cheap, one.mapping).energy["pe"] == pytest.approx(one.energy["pe"] / 2)
 
 
-def test_the_space_depends_on_the_layout_alone():
-    """The search shares one space among architectures of one `Arch.layout` (and bytes free): every other
-    number may change, the space must not; a layout number changes it."""
-    for target, g, free in small_cases():
-        arch = arch_of(target, free)
-        numbers = {f.name: getattr(arch, f.name) for f in dataclasses.fields(arch)}
-        varied = {}
-        for name, value in numbers.items():
-            if isinstance(value, bool) or name in ("name", "free", "via", "dataflows"):
-                continue
-            if isinstance(value, (int, float)):
-                varied[name] = type(value)(value * 3 + 1)
-            elif name == "mac_pj":
-                varied[name] = {k: v * 3 for k, v in value.items()}
-            elif name == "ports":
-                varied[name] = {k: dataclasses.replace(p, read_pj=p.read_pj * 3, write_pj=p.write_pj * 3,
-                                                        read_bw=p.read_bw * 3, write_bw=p.write_bw * 3,
-                                                        latency=p.latency * 3 + 1) for k, p in value.items()}
-        layout = {n for n in varied if n in ("rows", "cols", "buffers", "buffer_bytes", "mask_bytes", "reg_entries",
-                                              "acc_entries")}
-        other = dataclasses.replace(arch, **{n: v for n, v in varied.items() if n not in layout},
-                                    skip_cycles=not arch.skip_cycles, gate_energy=not arch.gate_energy)
-        assert other.layout == arch.layout and other.identity != arch.identity
-        want = space(g, arch)
-        got = space(g, other)
-        assert got.keys() == want.keys() and all(np.array_equal(got[f], want[f]) for f in want)
-        smaller = dataclasses.replace(arch, rows=arch.rows // 2, cols=arch.cols // 2)
-        changed = space(g, smaller)
-        assert smaller.layout != arch.layout
-        assert not all(np.array_equal(changed[f], want[f]) for f in want)
-
-
 # --- the cost model against the simulated block program ---------------------------------------------------
 @pytest.mark.parametrize("name, extra, free", [
     ("tpu_like", "", {}),

@@ -109,22 +109,10 @@ class Arch:
             out.append(tuple(sorted(v.items())) if isinstance(v, dict) else v)
         return tuple(out)
 
-    @functools.cached_property
-    def layout(self) -> tuple:
-        """What decides which mappings the hardware can run (`mapping.space`), but the bytes free: the array and
-        its dataflows, the buffers, registers and accumulators, and the levels data passes through. No energy,
-        bandwidth or latency: a study's variations of those share one space per product."""
-        return (self.rows, self.cols, self.dataflows, self.buffers, self.buffer_bytes, self.mask_bytes,
-                self.reg_entries, self.acc_entries, tuple(sorted(self.via.items())))
-
-    def free_for(self, g: Gemm) -> tuple:
-        """The bytes free in the levels `g`'s operands pass through."""
-        levels = sorted({v for v in (self.via.get(g.a_home), self.via.get(g.w_home), self.via.get(g.o_home)) if v})
-        return tuple((lv, self.free.get(lv, 0)) for lv in levels)
-
     def key_for(self, g: Gemm) -> tuple:
         """What a product's mappings depend on: the architecture, and the bytes free where its operands pass."""
-        return self.identity + self.free_for(g)
+        levels = sorted({v for v in (self.via.get(g.a_home), self.via.get(g.w_home), self.via.get(g.o_home)) if v})
+        return self.identity + tuple((lv, self.free.get(lv, 0)) for lv in levels)
 
 
 def arch_of(target: Target, free: dict[str, int] | None = None) -> Arch:

@@ -20,9 +20,7 @@ homes, density, format), architecture (every number a cost depends on,
 `Arch.identity`, and the bytes free where its operands pass) and objective:
 ALBERT's twelve reads of one layer, many tasks with equal layers, and every
 configuration of a study on one chip cost one search; so does the cost of a
-chosen mapping that the lowering asks for (`cost_of`). The pruned space is
-cached apart, by what decides it (`Arch.layout`, the bytes free, the product):
-a study's variations of energies and bandwidths search one space per product.
+chosen mapping that the lowering asks for (`cost_of`).
 `exhaustive` searches the whole space without pruning (the tests' oracle).
 """
 
@@ -201,19 +199,6 @@ def _rows(costs: Costs, idx: np.ndarray) -> Costs:
 
 
 _CACHE: dict[tuple, GemmCost | None] = {}
-_SPACES: dict[tuple, dict[str, np.ndarray]] = {}
-
-
-def _space(g: Gemm, arch: Arch, fine: bool) -> dict[str, np.ndarray]:
-    """The pruned space, cached by what it depends on (`Arch.layout`, the bytes free, the product): the
-    architectures of a study's variations differ in their numbers, most of them not in their spaces."""
-    key = (g.key, arch.layout, arch.free_for(g), fine)
-    c = _SPACES.get(key)
-    if c is None:
-        c = _SPACES[key] = space(g, arch, prune=True, fine=fine)
-        for column in c.values():
-            column.setflags(write=False)  # shared by every search that hits the key
-    return c
 
 
 def search(g: Gemm, arch: Arch, objective: str = "balanced", leak_pj_per_cycle: float = 0.0) -> GemmCost | None:
@@ -222,9 +207,9 @@ def search(g: Gemm, arch: Arch, objective: str = "balanced", leak_pj_per_cycle: 
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     key = (g.key, arch.key_for(g), objective, leak_pj_per_cycle)
     if key not in _CACHE:
-        found = _bounded(g, arch, _space(g, arch, False), objective, leak_pj_per_cycle)
+        found = _bounded(g, arch, space(g, arch, prune=True), objective, leak_pj_per_cycle)
         if found is None:  # no whole array tile fits: narrower blocks
-            found = _bounded(g, arch, _space(g, arch, True), objective, leak_pj_per_cycle)
+            found = _bounded(g, arch, space(g, arch, prune=True, fine=True), objective, leak_pj_per_cycle)
         if found is None:
             _CACHE[key] = None
         else:
@@ -253,4 +238,3 @@ def objective_value(cost: GemmCost, objective: str, leak_pj_per_cycle: float = 0
 def clear_cache() -> None:
     _CACHE.clear()
     _COSTS.clear()
-    _SPACES.clear()
