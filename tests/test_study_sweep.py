@@ -174,6 +174,8 @@ def test_study_rejects_bad_options(tmp_path, capsys):
     assert_clean_error(study_cli.main, ["--targets", "nowhere"], capsys, "nowhere")
     assert_clean_error(study_cli.main, ["--families", "gpt"], capsys, "unknown family 'gpt'")
     assert_clean_error(study_cli.main, ["--tasks", "0-3"], capsys, "task counts must be >= 1")
+    assert_clean_error(study_cli.main, ["--exit-requests", "10"], capsys, "--exit-requests sets the length")
+    assert_clean_error(study_cli.main, ["--early-exit", "--exit-requests", "0"], capsys, "--exit-requests")
     (tmp_path / "file").write_text("x")
     assert_clean_error(study_cli.main, ["--out", tmp_path / "file"], capsys, "not a directory")
     assert (tmp_path / "file").read_text() == "x"
@@ -326,7 +328,7 @@ def test_study_with_early_exit_compares_every_policy_on_every_chip(tmp_path):
                      "predicted = [[5, 0, 0], [0, 2, 1], [0, 1, 1]]\nsource = \"a test\"\n")
     out = tmp_path / "out"
     assert study_cli.main(["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--requests", "4", "--no-accounting",
-                           "--early-exit", "--exits", str(exits), "--out", str(out)]) == 0
+                           "--early-exit", "--exits", str(exits), "--exit-requests", "300", "--out", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO((out / "study.csv").read_text())))
     on = [r for r in rows if r["early_exit"] == "on"]
     assert len(on) == 14 and len(rows) == 28  # 2 families x 7 chips, with and without off-ramps
@@ -335,20 +337,20 @@ def test_study_with_early_exit_compares_every_policy_on_every_chip(tmp_path):
         # scaling down may cost more than it saves where little of the energy is on the scaled rail
         assert ee < none and ps < none and float(r["energy_mj"]) == pytest.approx(ps, rel=1e-5)
         assert float(r["early_exit_layers"]) < 3 == int(r["layers"])
-        # 1,000 requests, half of them predicted (those past the first off-ramp), a sixth of those too early
-        assert int(r["exit_requests"]) == 1000 and int(r["exit_predictions"]) == 500
-        assert int(r["predict_scale_forced_exits"]) == int(r["predict_run_on_run_ons"]) == 100
+        # 300 requests, half of them predicted (those past the first off-ramp), a sixth of those too early
+        assert int(r["exit_requests"]) == 300 and int(r["exit_predictions"]) == 150
+        assert int(r["predict_scale_forced_exits"]) == int(r["predict_run_on_run_ons"]) == 30
     for r in on:  # the target sweep runs on the template chip
         targets = r["exit_sweep_ms"].split(";")
         assert (targets[0], targets[-1]) == (("0.008", "0.024") if r["architecture"] == "edge_accel" else ("", ""))
     for r in (r for r in on if r["architecture"] == "edge_accel"):
-        assert int(r["target_0.008ms_none_deadline_misses"]) == 1000  # below every layer's latency
+        assert int(r["target_0.008ms_none_deadline_misses"]) == 300  # below every layer's latency
         assert int(r["target_0.024ms_none_deadline_misses"]) == 0
     md = (out / "study.md").read_text()
     assert "## Early exit and DVFS, 2 tasks, `edgebert` compression" in md
     assert "| EdgeBERT (Tambe et al., MICRO 2021), abstract | up to 7 | up to 2.5 | - |" in md
     assert "Why the ratios differ:" in md and "](study_early_exit.png)" in md
-    assert "### The latency target swept" in md and "| adapter-ALBERT | 0.008 ms | 1000 / " in md
+    assert "### The latency target swept" in md and "| adapter-ALBERT | 0.008 ms | 300 / " in md
     for figure in ("study_early_exit", "study_exit_targets"):
         assert (out / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -66,7 +66,7 @@ configuration's counts.
 """
 
 ENCODER_ONLY = ("--tasks", "--families", "--policies", "--size", "--seq-len", "--fixed-tasks", "--resolve",
-                "--no-accounting", "--early-exit", "--exits")
+                "--no-accounting", "--early-exit", "--exits", "--exit-requests")
 DECODER_ONLY = ("--adapters", "--lora", "--decoder-size", "--sensitivity-base")
 
 
@@ -138,6 +138,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--exits", metavar="FILE",
                    help="with --early-exit: a workload file ([exits] and latency_target_ms) stating where sentences "
                         "leave (default: EdgeBERT's SST-2 exits, examples/workloads/edgebert_sst2.toml)")
+    p.add_argument("--exit-requests", type=positive_int, default=d.exit_requests, metavar="N",
+                   help=f"with --early-exit: requests in each early-exit stream (default: {d.exit_requests:,}; "
+                        "fewer make its percentiles coarser)")
     p.add_argument("--out", type=Path, default=Path("study"), help="output directory (default: study)")
     p.add_argument("--jobs", type=positive_int, default=default_jobs(),
                    help="worker processes for the configurations (default: the cores available; fewer when the "
@@ -180,14 +183,8 @@ def command(argv: list[str]) -> str:
     return " ".join(["aalbert-study"] + args)
 
 
-def _main(argv) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    wrong = _given(argv, ENCODER_ONLY if args.family == "lora-decoder" else DECODER_ONLY)
-    if wrong is not None:
-        raise OptionError(f"{wrong} does not apply to --family {args.family}")
-    if args.family == "lora-decoder":
-        return _decoder(args, argv)
+def _check(args) -> None:
+    """The encoder study's options, each alone and together (OptionError names the first that is wrong)."""
     from aalbert.examples.config import FAMILIES
     from aalbert.passes.compress import load_policy
     from aalbert.targets.hardware.spec import load_target
@@ -203,8 +200,21 @@ def _main(argv) -> int:
         raise OptionError(f"--out {args.out}: exists and is not a directory")
     if args.exits and not args.early_exit:
         raise OptionError("--exits states where sentences leave for the early-exit configurations: add --early-exit")
+    if args.exit_requests != StudyConfig.exit_requests and not args.early_exit:
+        raise OptionError("--exit-requests sets the length of the early-exit streams: add --early-exit")
     if args.resolve is not None and not args.sensitivity:
         raise OptionError("--resolve compiles samples of the joint sensitivity again: add --sensitivity")
+
+
+def _main(argv) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    wrong = _given(argv, ENCODER_ONLY if args.family == "lora-decoder" else DECODER_ONLY)
+    if wrong is not None:
+        raise OptionError(f"{wrong} does not apply to --family {args.family}")
+    if args.family == "lora-decoder":
+        return _decoder(args, argv)
+    _check(args)
     resolve = (args.resolve or 0) if args.sensitivity else 0
     outputs = ("study.csv", "study.md") + (SENSITIVITY_FILES if args.sensitivity else ()) + (
         (RESOLVED_FILE,) if resolve else ())
@@ -215,7 +225,7 @@ def _main(argv) -> int:
         raise OptionError("--sensitivity compares both families on every chip: drop --no-sized and --families")
     cfg = StudyConfig(args.tasks, args.families, args.targets, args.policies, args.size, args.seq_len,
                       args.requests, args.fixed_tasks, not args.no_accounting, sized, sensitivity=args.sensitivity,
-                      resolve=resolve, early_exit=args.early_exit, exits=args.exits)
+                      resolve=resolve, early_exit=args.early_exit, exits=args.exits, exit_requests=args.exit_requests)
     if cfg.early_exit:
         stated_exits(cfg)
     start = time.perf_counter()
