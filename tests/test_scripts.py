@@ -96,7 +96,7 @@ def run_with_terminal_stderr(argv: list[str], cwd: Path) -> tuple[str, str]:
     ("aalbert-compile", ["--size", "tiny", "--tasks", "2", "--seq-len", "8", "--compress", "edgebert", "--fidelity",
                          "--samples", "1", "--target", "edge_accel"]),
     ("aalbert-study", ["--size", "tiny", "--tasks", "1", "--families", "adapter-albert", "--targets", "edge_accel",
-                       "--no-sized", "--seq-len", "8", "--requests", "2", "--out", "st"]),
+                       "--no-sized", "--seq-len", "8", "--requests", "2", "--jobs", "1", "--out", "st"]),
 ])
 def test_progress_on_a_terminal_only_and_never_on_stdout(tmp_path, tool, args):
     exe = str(Path(sys.executable).parent / tool)

@@ -130,7 +130,7 @@ def test_study_outputs_are_byte_identical_across_runs(study_run):
 def test_sensitivity_varies_every_input_and_says_what_holds(tmp_path):
     out = tmp_path / "out"
     assert study_cli.main(["--size", "tiny", "--tasks", "1", "--seq-len", "16", "--requests", "2", "--sensitivity",
-                           "--resolve", "2", "--no-accounting", "--out", str(out)]) == 0
+                           "--resolve", "2", "--no-accounting", "--jobs", "1", "--out", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO((out / "sensitivity.csv").read_text())))
     from aalbert.mapper.study.sensitivity import VARIATIONS
     assert {(r["input"], r["value"]) for r in rows} == {("(built-in values)", "as the targets say")} | {
@@ -328,7 +328,8 @@ def test_study_with_early_exit_compares_every_policy_on_every_chip(tmp_path):
                      "predicted = [[5, 0, 0], [0, 2, 1], [0, 1, 1]]\nsource = \"a test\"\n")
     out = tmp_path / "out"
     assert study_cli.main(["--size", "tiny", "--tasks", "2", "--seq-len", "16", "--requests", "4", "--no-accounting",
-                           "--early-exit", "--exits", str(exits), "--exit-requests", "300", "--out", str(out)]) == 0
+                           "--early-exit", "--exits", str(exits), "--exit-requests", "300", "--jobs", "1",
+                           "--out", str(out)]) == 0
     rows = list(csv.DictReader(io.StringIO((out / "study.csv").read_text())))
     on = [r for r in rows if r["early_exit"] == "on"]
     assert len(on) == 14 and len(rows) == 28  # 2 families x 7 chips, with and without off-ramps
