@@ -11,7 +11,9 @@ writes seeded inputs for them (batch 1, sequence `--seq-len`) for
 exporter (opset 17 by default), `--exporter dynamo` its dynamo exporter
 (opset 18 by default; weights go to an external `.onnx.data` file when
 large, as that exporter does by default). `--format pt2` writes the
-`ExportedProgram` of `torch.export` with `torch.export.save`.
+`ExportedProgram` of `torch.export` with `torch.export.save`; the tasks of
+one architecture are traced once, and each later task saves that program
+with its own weights once it computes what the task's model computes.
 """
 
 from __future__ import annotations
