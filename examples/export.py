@@ -132,8 +132,8 @@ def rebound(ep: torch.export.ExportedProgram, root: torch.nn.Module,
                 return None  # a constant the forward code made, say: traced again
             swapped[kind][name] = new
     out = torch.export.ExportedProgram(ep.graph_module, ep.graph, ep.graph_signature, swapped["state"],
-                                           ep.range_constraints, ep.module_call_graph, ep.example_inputs,
-                                           swapped["constants"], verifiers=ep.verifiers)
+                                       ep.range_constraints, ep.module_call_graph, ep.example_inputs,
+                                       swapped["constants"], verifiers=ep.verifiers)
     with torch.no_grad():
         got, want = out.module()(*args), root(*args)
     if got.keys() != want.keys() or not all(torch.equal(got[k], want[k]) for k in want):

@@ -183,7 +183,7 @@ def command(argv: list[str]) -> str:
     return " ".join(["aalbert-study"] + args)
 
 
-def _check(args) -> None:
+def _check(args, argv: list[str]) -> None:
     """The encoder study's options, each alone and together (OptionError names the first that is wrong)."""
     from aalbert.examples.config import FAMILIES
     from aalbert.passes.compress import load_policy
@@ -200,7 +200,7 @@ def _check(args) -> None:
         raise OptionError(f"--out {args.out}: exists and is not a directory")
     if args.exits and not args.early_exit:
         raise OptionError("--exits states where sentences leave for the early-exit configurations: add --early-exit")
-    if args.exit_requests != StudyConfig.exit_requests and not args.early_exit:
+    if _given(argv, ("--exit-requests",)) and not args.early_exit:
         raise OptionError("--exit-requests sets the length of the early-exit streams: add --early-exit")
     if args.resolve is not None and not args.sensitivity:
         raise OptionError("--resolve compiles samples of the joint sensitivity again: add --sensitivity")
@@ -214,7 +214,7 @@ def _main(argv) -> int:
         raise OptionError(f"{wrong} does not apply to --family {args.family}")
     if args.family == "lora-decoder":
         return _decoder(args, argv)
-    _check(args)
+    _check(args, argv)
     resolve = (args.resolve or 0) if args.sensitivity else 0
     outputs = ("study.csv", "study.md") + (SENSITIVITY_FILES if args.sensitivity else ()) + (
         (RESOLVED_FILE,) if resolve else ())
