@@ -33,7 +33,7 @@ def _install_blocker() -> None:
 if os.environ.get("AALBERT_TEST_BLOCK"):
     _install_blocker()
 
-from .helpers import SEQ, TINY_TASKS  # noqa: E402
+from .helpers import SEQ, TINY_TASKS, made_once  # noqa: E402
 
 # aalbert's source folders (the package's `package-dir`s in pyproject.toml)
 SOURCES = ("support", "ir", "passes", "targets", "mapper", "examples")
@@ -150,19 +150,17 @@ class Exports(Mapping):
 
     def __getitem__(self, key):
         if key not in self.done:
-            from filelock import FileLock
-
             from aalbert.examples.export import export_model
 
             family, exporter = key
             folder = self.root / f"exports-{family}-{exporter}"
             paths = {task: folder / f"{task}.onnx" for task in self.models[family]}
-            with FileLock(f"{folder}.lock"):
-                if not (folder / "complete").exists():
-                    folder.mkdir(exist_ok=True)
-                    for task, model in self.models[family].items():
-                        export_model(model, paths[task], exporter, seq_len=SEQ)
-                    (folder / "complete").touch()
+
+            def make():
+                for task, model in self.models[family].items():
+                    export_model(model, paths[task], exporter, seq_len=SEQ)
+
+            made_once(folder, make)
             self.done[key] = paths
         return self.done[key]
 

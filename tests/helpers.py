@@ -90,3 +90,15 @@ def sigint_as_from_a_shell() -> None:
     background inherits SIGINT ignored, and a command that inherits it ignored rightly never sees Ctrl-C.
     For `subprocess.Popen(preexec_fn=...)`."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def made_once(folder, make) -> None:
+    """Run `make()` to fill `folder` unless a process of this run already did: under a file lock, the first
+    to ask makes it and marks it complete, the workers of `pytest -n` then read the same files."""
+    from filelock import FileLock
+
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "complete").exists():
+            folder.mkdir(exist_ok=True)
+            make()
+            (folder / "complete").touch()

@@ -131,15 +131,12 @@ class SharedExports:
         self.root = root
 
     def __call__(self, family: str, attention: str, exporter: str, outputs: tuple[str, ...]):
-        from filelock import FileLock
+        from .helpers import made_once
 
         folder = self.root / f"hf-{family}-{attention}-{exporter}-{'-'.join(outputs)}"
         path = folder / f"{family}.onnx"
-        with FileLock(f"{folder}.lock"):
-            if not (folder / "complete").exists():
-                folder.mkdir(exist_ok=True)
-                export_onnx(hf_encoder(family, attention), path, input_names(family), outputs, exporter)
-                (folder / "complete").touch()
+        made_once(folder, lambda: export_onnx(hf_encoder(family, attention), path, input_names(family), outputs,
+                                              exporter))
         return path
 
 
